@@ -1,0 +1,52 @@
+import { CommanderError } from 'commander';
+import { DatarootError } from '../formats/errors.js';
+import type { Ctx, Out } from '../commands/context.js';
+import { emitError } from '../commands/render.js';
+import { buildProgram } from './program.js';
+
+function usageCode(e: CommanderError): string {
+  const c = e.code.replace(/^commander\./, '').replace(/[A-Z]/g, (m) => `_${m}`).replace(/-/g, '_').toUpperCase();
+  return `USAGE_${c}`;
+}
+
+/**
+ * The only place that reads argv, decides the exit code and catches at top level.
+ * Returns the exit code: 0 clean, 1 differences/problems found, 2 usage error or unreadable input.
+ */
+export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<number> {
+  const env = io?.env ?? process.env;
+  const args = argv.slice(2);
+  const json = args.includes('--json');
+  const noColor = args.includes('--no-color') || (env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== '');
+  const stdout = io?.stdout ?? process.stdout;
+  const ctx: Ctx = {
+    stdout,
+    stderr: io?.stderr ?? process.stderr,
+    color: !noColor && io === undefined && process.stdout.isTTY === true,
+    stderrTTY: io === undefined && process.stderr.isTTY === true,
+    env,
+    cwd: io?.cwd ?? process.cwd(),
+    exitCode: 0,
+  };
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv);
+    return ctx.exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (e.code === 'commander.executeSubCommandAsync') return 2;
+      const msg = e.message.replace(/^error: /, '').split('\n')[0] ?? e.message;
+      emitError(ctx, new DatarootError(usageCode(e), msg), json);
+      return 2;
+    }
+    if (e instanceof DatarootError) {
+      emitError(ctx, e, json);
+      return e.exitCode;
+    }
+    const err = e as Error;
+    emitError(ctx, new DatarootError('INTERNAL', `unexpected failure: ${err.message ?? String(e)}`), json);
+    if (env['DATAROOT_DEBUG']) ctx.stderr.write(`${err.stack ?? ''}\n`);
+    return 2;
+  }
+}

@@ -1,0 +1,41 @@
+import { resolve, isAbsolute, join } from 'node:path';
+
+export interface Out {
+  write(chunk: string | Uint8Array): unknown;
+}
+
+/** What every command receives: where to write, how to render, and the global options. */
+export interface Ctx {
+  stdout: Out;
+  stderr: Out;
+  /** Colour allowed (stdout is a TTY, no NO_COLOR, no --no-color). */
+  color: boolean;
+  /** stderr is a TTY (progress bars allowed). */
+  stderrTTY: boolean;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Set by a command: 0 clean, 1 found differences/problems, 2 could not run. */
+  exitCode: number;
+}
+
+export interface GlobalOpts {
+  root?: string;
+  json?: boolean;
+  color?: boolean;
+}
+
+export const DEFAULT_ROOT = '/var/lib/docker';
+
+/** The data-root the user asked for: --root, else DATAROOT_ROOT, else /var/lib/docker. */
+export function rootOf(g: GlobalOpts, ctx: Ctx): { root: string; explicit: boolean } {
+  if (g.root !== undefined) return { root: resolve(ctx.cwd, g.root), explicit: true };
+  const env = ctx.env['DATAROOT_ROOT'];
+  if (env !== undefined && env !== '') return { root: resolve(ctx.cwd, env), explicit: true };
+  return { root: DEFAULT_ROOT, explicit: false };
+}
+
+/** A file argument: absolute as given, relative to the root when one was named, else to cwd. */
+export function fileArg(p: string, base: string | undefined, ctx: Ctx): string {
+  if (isAbsolute(p)) return p;
+  return base !== undefined ? join(base, p) : resolve(ctx.cwd, p);
+}

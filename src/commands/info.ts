@@ -1,0 +1,35 @@
+import type { Command } from 'commander';
+import { info, type InfoResult } from '../ops/info.js';
+import { withRoot } from '../store/root.js';
+import { rootOf, type Ctx, type GlobalOpts } from './context.js';
+import { bytesHuman, emitJson, paint, table } from './render.js';
+
+export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
+  return withRoot(rootOf(g, ctx).root, (r) => info(r));
+}
+
+export function renderInfo(ctx: Ctx, r: InfoResult): void {
+  const lines = [
+    `${paint(ctx, 'bold', 'Data-root:')}   ${r.root}${r.archive ? ' (archive, unpacked read-only)' : ''}`,
+    `${paint(ctx, 'bold', 'Driver:')}      ${r.driver ?? 'none found under image/'}${r.driverSupported ? '' : ' (not supported yet)'}`,
+    `${paint(ctx, 'bold', 'Images:')}      ${r.images}   tags: ${r.tags}   layers: ${r.layers}`,
+    `${paint(ctx, 'bold', 'Containers:')}  ${r.containers}   volumes: ${r.volumes}   networks: ${r.networks}`,
+    `${paint(ctx, 'bold', 'Daemon:')}      ${r.inUse ? paint(ctx, 'yellow', 'in use by a running daemon (volumes/metadata.db is locked)') : r.lock === 'absent' ? 'no volumes/metadata.db (never started, or not a full root)' : 'not running (volumes/metadata.db is not locked)'}`,
+    '',
+  ];
+  ctx.stdout.write(lines.join('\n'));
+  ctx.stdout.write(table(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)])));
+  for (const w of r.warnings) ctx.stderr.write(`dataroot: warning: ${w}\n`);
+}
+
+export function registerInfo(program: Command, ctx: Ctx): void {
+  program
+    .command('info')
+    .description('driver, counts of images/layers/containers/volumes/networks, folder sizes, whether a daemon holds the root')
+    .action(async (_o: object, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const r = await runInfo(g, ctx);
+      if (g.json) emitJson(ctx, r);
+      else renderInfo(ctx, r);
+    });
+}

@@ -1,0 +1,123 @@
+import { closeSync, fstatSync, openSync, readSync, constants } from 'node:fs';
+import { DatarootError } from '../formats/errors.js';
+import type { ByteSource } from '../formats/bolt/source.js';
+
+export interface FileSourceOptions {
+  /** Bytes per cached chunk (default 1 MiB). */
+  chunkSize?: number;
+  /** Most chunks kept (default 64, so 64 MiB). */
+  maxChunks?: number;
+}
+
+/**
+ * Positional reads of a file with a bounded LRU of aligned chunks. The file is opened
+ * read-only and never locked, so a file held by a running daemon can still be read.
+ * Memory stays bounded whatever the file size: reads larger than a chunk bypass the cache.
+ */
+export class FileSource implements ByteSource {
+  readonly size: number;
+  private readonly fd: number;
+  private readonly chunkSize: number;
+  private readonly maxChunks: number;
+  private readonly chunks = new Map<number, Buffer>();
+  private closed = false;
+
+  private constructor(readonly path: string, fd: number, size: number, opts: FileSourceOptions) {
+    this.fd = fd;
+    this.size = size;
+    this.chunkSize = opts.chunkSize ?? 1 << 20;
+    this.maxChunks = opts.maxChunks ?? 64;
+  }
+
+  static open(path: string, opts: FileSourceOptions = {}): FileSource {
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOATIME);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EPERM') fd = openSync(path, constants.O_RDONLY);
+      else throw ioError(err, path);
+    }
+    const st = fstatSync(fd);
+    if (st.isDirectory()) {
+      closeSync(fd);
+      throw new DatarootError('IO_IS_DIRECTORY', `${path} is a directory, not a file`, { file: path });
+    }
+    if (!st.isFile()) {
+      closeSync(fd);
+      throw new DatarootError('IO_NOT_A_FILE', `${path} is not a regular file`, { file: path });
+    }
+    return new FileSource(path, fd, st.size, opts);
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new DatarootError('IO_READ_PAST_END', `read of ${length} bytes at ${offset} is outside the file (${this.size} bytes)`, {
+        file: this.path,
+        offset,
+      });
+    }
+    const cs = this.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((offset + length - 1) / cs);
+    if (length > 0 && first === last) {
+      const chunk = this.chunk(first);
+      const start = offset - first * cs;
+      return chunk.subarray(start, start + length);
+    }
+    const out = Buffer.allocUnsafe(length);
+    this.readInto(out, offset);
+    return out;
+  }
+
+  private chunk(index: number): Buffer {
+    const hit = this.chunks.get(index);
+    if (hit !== undefined) {
+      this.chunks.delete(index);
+      this.chunks.set(index, hit);
+      return hit;
+    }
+    const start = index * this.chunkSize;
+    const len = Math.min(this.chunkSize, this.size - start);
+    const buf = Buffer.allocUnsafe(len);
+    this.readInto(buf, start);
+    this.chunks.set(index, buf);
+    if (this.chunks.size > this.maxChunks) {
+      const oldest = this.chunks.keys().next().value;
+      if (oldest !== undefined) this.chunks.delete(oldest);
+    }
+    return buf;
+  }
+
+  private readInto(buf: Buffer, position: number): void {
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(this.fd, buf, done, buf.length - done, position + done);
+      if (n === 0) {
+        throw new DatarootError('IO_SHORT_READ', `the file ended at ${position + done} while reading (it shrank?)`, { file: this.path, offset: position + done });
+      }
+      done += n;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.chunks.clear();
+    closeSync(this.fd);
+  }
+}
+
+export function ioError(err: NodeJS.ErrnoException, path: string): DatarootError {
+  switch (err.code) {
+    case 'ENOENT':
+      return new DatarootError('IO_NOT_FOUND', `${path} does not exist`, { file: path });
+    case 'EACCES':
+    case 'EPERM':
+      return new DatarootError('IO_PERMISSION', `${path}: permission denied`, { file: path });
+    case 'EISDIR':
+      return new DatarootError('IO_IS_DIRECTORY', `${path} is a directory, not a file`, { file: path });
+    default:
+      return new DatarootError('IO_ERROR', `${path}: ${err.message}`, { file: path });
+  }
+}
