@@ -108,6 +108,8 @@ const SNAPSHOT_KINDS = ['unknown', 'view', 'active', 'committed'];
  * Falls back to `showValue(v, 'auto')` where the format is not known.
  */
 export function decodeDockerValue(kind: BoltKind, path: readonly string[], key: string, v: Uint8Array): Shown {
+  // libnetwork values: an 8-byte little-endian dbIndex, then JSON (just the index for counters).
+  if (kind === 'libnetwork' && v.length === 8) return { index: Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true)) };
   if (kind === 'libnetwork' && v.length > 8 && (v[8] === 0x7b || v[8] === 0x5b)) {
     const j = tryJson(v.subarray(8));
     if (j.ok) {

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Captures the sample data-roots shipped in snapshots/ from a real dockerd.
+# Needs root, docker.io (dockerd + client), gcc. Run from the repository: bash scripts/capture-samples.sh
+# What each step does is written, step by step, in snapshots/README.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+out="$here/snapshots"
+work=$(mktemp -d /tmp/dataroot-capture-XXXXXX)
+pid_of() { cat "$1/pid" 2>/dev/null || true; }
+
+start() { # start DIR DRIVER
+  mkdir -p "$1/root" "$1/exec"
+  dockerd --data-root "$1/root" --exec-root "$1/exec" --pidfile "$1/pid" -H "unix://$1/sock" \
+    --storage-driver "$2" --iptables=false --ip6tables=false --bridge=none >>"$1/dockerd.log" 2>&1 &
+  for _ in $(seq 1 150); do
+    DOCKER_HOST="unix://$1/sock" docker version >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "dockerd did not start:"; tail -20 "$1/dockerd.log"; exit 1
+}
+stop() { # stop DIR
+  local p; p=$(pid_of "$1")
+  [ -n "$p" ] || return 0
+  kill "$p"
+  while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+  grep -o " $1[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+}
+archive() { # archive DIR NAME
+  tar --numeric-owner --xattrs --xattrs-include='*' -C "$1/root" -cf - . | gzip -9n > "$out/$2.tar.gz"
+  echo "wrote snapshots/$2.tar.gz ($(stat -c %s "$out/$2.tar.gz") bytes)"
+}
+cleanup() {
+  for d in "$work"/*/; do stop "${d%/}" || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The tiny static binary the image carries.
+ctx="$work/context"
+mkdir -p "$ctx"
+gcc -nostdlib -static -s -Wl,--build-id=none -Wl,-n -o "$ctx/hello" "$here/test/fixtures/hello/hello.S"
+cat > "$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+LABEL org.example.sample="after-build"
+ENV GREETING=hello
+COPY hello /hello
+ENTRYPOINT ["/hello"]
+DOCKERFILE
+
+capture() { # capture DRIVER NAME-SUFFIX
+  local d="$work/$1"
+  start "$d" "$1"
+  stop "$d"
+  [ "$1" = overlay2 ] && archive "$d" fresh
+  start "$d" "$1"
+  export DOCKER_HOST="unix://$d/sock"
+  DOCKER_BUILDKIT=0 docker build -q -t localhost/buildtest:v1 "$ctx"
+  docker volume create samplevol >/dev/null
+  docker network create --driver bridge --subnet 172.30.0.0/24 samplenet >/dev/null
+  docker run --name sample -v samplevol:/data --network samplenet localhost/buildtest:v1
+  unset DOCKER_HOST
+  stop "$d"
+  archive "$d" "after-build$2"
+}
+
+capture overlay2 ""
+capture vfs "-vfs"

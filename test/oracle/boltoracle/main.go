@@ -1,0 +1,416 @@
+// boltoracle is the test oracle for dataroot's TypeScript bbolt reader. It is built from
+// Debian's golang-github-coreos-bbolt-dev (bbolt 1.3.6) in GOPATH mode and is never part of
+// the product.
+//
+//	boltoracle gen   OUT SEED SCENARIO PAGESIZE  write a database for a scenario from a seed
+//	boltoracle dump  FILE                        NDJSON of every entry, depth-first in key order
+//	boltoracle check FILE                        tx.Check(): each error, then "N errors found" or "OK"
+//	boltoracle walk  FILE                        count every key with a cursor (benchmark reference)
+//	boltoracle bench OUT KEYS                    a large file for the benchmarks
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math/rand"
+	"os"
+	"strconv"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func die(err error) {
+	fmt.Fprintln(os.Stderr, "boltoracle:", err)
+	os.Exit(2)
+}
+
+func main() {
+	if len(os.Args) < 3 {
+		die(fmt.Errorf("usage: boltoracle gen|dump|check|walk|bench ..."))
+	}
+	switch os.Args[1] {
+	case "gen":
+		seed, _ := strconv.ParseInt(os.Args[3], 10, 64)
+		ps, _ := strconv.Atoi(os.Args[5])
+		gen(os.Args[2], seed, os.Args[4], ps)
+	case "dump":
+		dump(os.Args[2])
+	case "check":
+		check(os.Args[2])
+	case "walk":
+		walk(os.Args[2])
+	case "bench":
+		n, _ := strconv.Atoi(os.Args[3])
+		bench(os.Args[2], n)
+	default:
+		die(fmt.Errorf("unknown command %s", os.Args[1]))
+	}
+}
+
+func openRO(path string) *bolt.DB {
+	db, err := bolt.Open(path, 0600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		die(err)
+	}
+	return db
+}
+
+func seqJSON(s uint64) string {
+	if s <= 1<<53-1 {
+		return strconv.FormatUint(s, 10)
+	}
+	return `"` + strconv.FormatUint(s, 10) + `"`
+}
+
+func dump(path string) {
+	db := openRO(path)
+	defer db.Close()
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	defer w.Flush()
+	var walkBucket func(c *bolt.Cursor, open func(k []byte) *bolt.Bucket, path string)
+	walkBucket = func(c *bolt.Cursor, open func(k []byte) *bolt.Bucket, path string) {
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			kh := hex.EncodeToString(k)
+			w.WriteString(`{"path":[` + path + `],"key":"` + kh)
+			if v == nil {
+				if sub := open(k); sub != nil {
+					w.WriteString(`","bucket":true,"sequence":` + seqJSON(sub.Sequence()) + "}\n")
+					p := `"` + kh + `"`
+					if path != "" {
+						p = path + "," + p
+					}
+					walkBucket(sub.Cursor(), sub.Bucket, p)
+					continue
+				}
+			}
+			w.WriteString(`","value":"` + hex.EncodeToString(v) + "\"}\n")
+		}
+	}
+	err := db.View(func(tx *bolt.Tx) error {
+		walkBucket(tx.Cursor(), tx.Bucket, "")
+		return nil
+	})
+	if err != nil {
+		die(err)
+	}
+}
+
+func check(path string) {
+	db := openRO(path)
+	defer db.Close()
+	n := 0
+	err := db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			fmt.Println(err)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		die(err)
+	}
+	if n > 0 {
+		fmt.Printf("%d errors found\n", n)
+		os.Exit(1)
+	}
+	fmt.Println("OK")
+}
+
+func walk(path string) {
+	db := openRO(path)
+	defer db.Close()
+	keys, bytes := 0, 0
+	var visit func(b *bolt.Bucket)
+	visit = func(b *bolt.Bucket) {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			keys++
+			bytes += len(k) + len(v)
+			if v == nil {
+				if sub := b.Bucket(k); sub != nil {
+					visit(sub)
+				}
+			}
+		}
+	}
+	_ = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			keys++
+			visit(b)
+			return nil
+		})
+	})
+	fmt.Printf("%d keys %d bytes\n", keys, bytes)
+}
+
+// --- generation ---------------------------------------------------------------------------
+
+type gener struct {
+	r *rand.Rand
+}
+
+func (g *gener) bytes(min, max int) []byte {
+	n := min
+	if max > min {
+		n += g.r.Intn(max - min + 1)
+	}
+	b := make([]byte, n)
+	g.r.Read(b)
+	return b
+}
+
+func (g *gener) text(min, max int) []byte {
+	const al = "abcdefghijklmnopqrstuvwxyz0123456789-_./:"
+	n := min
+	if max > min {
+		n += g.r.Intn(max - min + 1)
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = al[g.r.Intn(len(al))]
+	}
+	return b
+}
+
+func (g *gener) key(binaryKeys bool) []byte {
+	if binaryKeys {
+		return g.bytes(1, 64)
+	}
+	return g.text(1, 40)
+}
+
+func must(err error) {
+	if err != nil {
+		die(err)
+	}
+}
+
+func gen(out string, seed int64, scenario string, pageSize int) {
+	os.Remove(out)
+	opts := &bolt.Options{PageSize: pageSize}
+	if scenario == "nofreelist" {
+		opts.NoFreelistSync = true
+	}
+	db, err := bolt.Open(out, 0600, opts)
+	must(err)
+	defer db.Close()
+	g := &gener{r: rand.New(rand.NewSource(seed))}
+	update := func(fn func(tx *bolt.Tx) error) { must(db.Update(fn)) }
+
+	// fill puts n random entries (values of vmin..vmax bytes) into b.
+	fill := func(b *bolt.Bucket, n, vmin, vmax int, binaryKeys bool) {
+		for i := 0; i < n; i++ {
+			v := g.text(vmin, vmax)
+			if binaryKeys {
+				v = g.bytes(vmin, vmax)
+			}
+			must(b.Put(g.key(binaryKeys), v))
+		}
+	}
+
+	switch scenario {
+	case "basic":
+		update(func(tx *bolt.Tx) error {
+			for i := 0; i < 5; i++ {
+				b, err := tx.CreateBucketIfNotExists(g.text(3, 12))
+				must(err)
+				fill(b, 50+g.r.Intn(500), 0, 200, false)
+			}
+			return nil
+		})
+	case "deep":
+		update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket([]byte("root"))
+			must(err)
+			depth := 30 + g.r.Intn(40)
+			for d := 0; d < depth; d++ {
+				fill(b, g.r.Intn(20), 0, 50, false)
+				if d%7 == 3 {
+					fill(b, 200, 10, 100, false) // some levels are not inline
+				}
+				nb, err := b.CreateBucketIfNotExists([]byte(fmt.Sprintf("level-%03d", d)))
+				must(err)
+				b = nb
+			}
+			fill(b, 5, 0, 10, false)
+			return nil
+		})
+	case "many":
+		for t := 0; t < 3; t++ {
+			update(func(tx *bolt.Tx) error {
+				for i := 0; i < 1200; i++ {
+					b, err := tx.CreateBucketIfNotExists([]byte(fmt.Sprintf("bucket-%d-%06d", t, g.r.Intn(1000000))))
+					must(err)
+					fill(b, g.r.Intn(4), 0, 30, false)
+				}
+				return nil
+			})
+		}
+	case "inline":
+		update(func(tx *bolt.Tx) error {
+			top, err := tx.CreateBucket([]byte("top"))
+			must(err)
+			for i := 0; i < 400; i++ {
+				if g.r.Intn(2) == 0 {
+					must(top.Put(append([]byte("v-"), g.text(1, 20)...), g.text(0, 40)))
+					continue
+				}
+				b, err := top.CreateBucketIfNotExists(append([]byte("b-"), g.text(1, 20)...))
+				must(err)
+				fill(b, g.r.Intn(6), 0, 20, g.r.Intn(3) == 0)
+				if g.r.Intn(10) == 0 {
+					s, err := b.CreateBucketIfNotExists([]byte{0xfe, 0x73})
+					must(err)
+					fill(s, 3, 0, 10, false)
+				}
+			}
+			return nil
+		})
+	case "bigvalues":
+		update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket([]byte("blobs"))
+			must(err)
+			for i := 0; i < 60; i++ {
+				sizes := []int{0, 1, 100, pageSize - 50, pageSize, 3 * pageSize, 100000}
+				n := sizes[g.r.Intn(len(sizes))]
+				must(b.Put([]byte(fmt.Sprintf("blob-%04d", i)), g.bytes(n, n)))
+			}
+			must(b.Put([]byte("empty"), []byte{}))
+			return nil
+		})
+	case "binary":
+		update(func(tx *bolt.Tx) error {
+			for i := 0; i < 4; i++ {
+				b, err := tx.CreateBucketIfNotExists(g.bytes(1, 16))
+				must(err)
+				fill(b, 300+g.r.Intn(700), 0, 300, true)
+				must(b.Put([]byte{0}, []byte{0xff}))
+				must(b.Put([]byte{0xff, 0xff}, []byte{}))
+			}
+			return nil
+		})
+	case "deletes", "growshrink", "nofreelist":
+		n := 4000
+		if scenario == "growshrink" {
+			n = 8000
+		}
+		var keys [][]byte
+		update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("data"))
+			must(err)
+			for i := 0; i < n; i++ {
+				k := g.text(8, 24)
+				keys = append(keys, k)
+				must(b.Put(k, g.text(50, 400)))
+			}
+			return nil
+		})
+		keep := 0.3
+		if scenario == "growshrink" {
+			keep = 0.02
+		}
+		for round := 0; round < 4; round++ {
+			update(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("data"))
+				for _, k := range keys {
+					if g.r.Float64() > keep {
+						must(b.Delete(k))
+					}
+				}
+				nb, err := tx.CreateBucketIfNotExists([]byte(fmt.Sprintf("round-%d", round)))
+				must(err)
+				fill(nb, 20+g.r.Intn(200), 0, 100, false)
+				if round == 2 {
+					must(tx.DeleteBucket([]byte("round-0")))
+				}
+				return nil
+			})
+		}
+	case "sequences":
+		update(func(tx *bolt.Tx) error {
+			for i := 0; i < 20; i++ {
+				b, err := tx.CreateBucketIfNotExists(g.text(2, 10))
+				must(err)
+				switch i % 4 {
+				case 0:
+					for j := 0; j < 5; j++ {
+						_, _ = b.NextSequence()
+					}
+				case 1:
+					must(b.SetSequence(1<<53 + uint64(g.r.Intn(1000))))
+				case 2:
+					must(b.SetSequence(^uint64(0)))
+				}
+				fill(b, g.r.Intn(300), 0, 80, false)
+			}
+			return nil
+		})
+	case "mixed":
+		for t := 0; t < 10; t++ {
+			update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("mixed"))
+				must(err)
+				fill(b, 100, 0, 2000, g.r.Intn(2) == 0)
+				c := b.Cursor()
+				for k, v := c.First(); k != nil; k, v = c.Next() {
+					if v != nil && g.r.Intn(5) == 0 {
+						must(c.Delete())
+					}
+				}
+				s, err := b.CreateBucketIfNotExists(append([]byte{0xfe, 0xfe}, g.text(1, 6)...))
+				must(err)
+				fill(s, g.r.Intn(40), 0, 100, false)
+				return nil
+			})
+		}
+	case "bigfreelist":
+		// Enough freed pages that the freelist count overflows u16 (the 0xFFFF escape).
+		for t := 0; t < 8; t++ {
+			update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte(fmt.Sprintf("chunk-%d", t)))
+				must(err)
+				for i := 0; i < 10; i++ {
+					must(b.Put([]byte(fmt.Sprintf("k%04d", i)), g.bytes(1000*pageSize, 1000*pageSize)))
+				}
+				return nil
+			})
+		}
+		update(func(tx *bolt.Tx) error {
+			for t := 0; t < 7; t++ {
+				must(tx.DeleteBucket([]byte(fmt.Sprintf("chunk-%d", t))))
+			}
+			return nil
+		})
+	default:
+		die(fmt.Errorf("unknown scenario %s", scenario))
+	}
+	_ = strings.TrimSpace
+	_ = binary.LittleEndian
+}
+
+// bench writes n keys in 20 buckets, about 250 bytes a key, in key order, for the benchmarks.
+func bench(out string, n int) {
+	os.Remove(out)
+	db, err := bolt.Open(out, 0600, &bolt.Options{NoSync: true})
+	must(err)
+	defer db.Close()
+	g := &gener{r: rand.New(rand.NewSource(1))}
+	const buckets = 20
+	per := n / buckets
+	for b := 0; b < buckets; b++ {
+		for start := 0; start < per; start += 50000 {
+			must(db.Update(func(tx *bolt.Tx) error {
+				bk, err := tx.CreateBucketIfNotExists([]byte(fmt.Sprintf("bucket-%02d", b)))
+				must(err)
+				bk.FillPercent = 0.9
+				for i := start; i < start+50000 && i < per; i++ {
+					must(bk.Put([]byte(fmt.Sprintf("key-%010d", i)), g.bytes(180, 280)))
+				}
+				return nil
+			}))
+		}
+	}
+}

@@ -1,0 +1,44 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ORACLE_SRC = fileURLToPath(new URL('../oracle/boltoracle/main.go', import.meta.url));
+
+/**
+ * Builds (once, cached by source hash in a temp dir) the Go bbolt oracle against Debian's
+ * golang-github-coreos-bbolt-dev, in GOPATH mode. Returns the binary's path.
+ */
+export function buildOracle(): string {
+  const hash = createHash('sha256').update(readFileSync(ORACLE_SRC)).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), `dataroot-gobolt-${hash}`);
+  const bin = join(dir, 'boltoracle');
+  if (existsSync(bin)) return bin;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${bin}.${process.pid}`;
+  const r = spawnSync('go', ['build', '-o', tmp, ORACLE_SRC], {
+    env: { ...process.env, GOPATH: `${dir}/gopath:/usr/share/gocode`, GO111MODULE: 'off', GOCACHE: join(dir, 'cache'), GOFLAGS: '' },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`building the Go bbolt oracle failed:\n${r.stderr}`);
+  renameSync(tmp, bin);
+  return bin;
+}
+
+export interface OracleRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function oracle(args: string[]): OracleRun {
+  const r = spawnSync(buildOracle(), args, { encoding: 'utf8', maxBuffer: 1 << 30 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function gen(out: string, seed: number, scenario: string, pageSize: number): void {
+  const r = oracle(['gen', out, String(seed), scenario, String(pageSize)]);
+  if (r.status !== 0) throw new Error(`oracle gen ${scenario} failed: ${r.stderr}`);
+}
