@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { printableText, toHex, utf8, utf8OrUndefined } from '../formats/bytes.js';
+import { printableText, utf8, utf8OrUndefined } from '../formats/bytes.js';
+
+const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 /** How `bolt dump --format json` shows values. */
 export type ValueMode = 'auto' | 'hex' | 'base64' | 'utf8' | 'json' | 'redacted';

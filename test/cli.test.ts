@@ -1,0 +1,168 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unpackTar } from '../src/io/archive.js';
+import { run, runBin, SAMPLES } from './support/cli.js';
+
+const AFTER = join(SAMPLES, 'after-build.tar.gz');
+const FRESH = join(SAMPLES, 'fresh.tar.gz');
+const VFS = join(SAMPLES, 'after-build-vfs.tar.gz');
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'dataroot-cli-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Reads repositories.json straight from the archive with the system tar: the independent answer. */
+function repositoriesOf(archive: string, driver: string): Record<string, Record<string, string>> {
+  const u = unpackTar(archive);
+  try {
+    return (JSON.parse(readFileSync(join(u.dir, 'image', driver, 'repositories.json'), 'utf8')) as { Repositories: Record<string, Record<string, string>> }).Repositories;
+  } finally {
+    u.cleanup();
+  }
+}
+
+describe('cat', () => {
+  it('shows the tag of the built image in repositories.json of the after-build sample', async () => {
+    const r = await run(['cat', 'image/overlay2/repositories.json', '--root', AFTER]);
+    expect(r.code).toBe(0);
+    const shown = JSON.parse(r.stdout) as { Repositories: Record<string, Record<string, string>> };
+    expect(shown.Repositories).toEqual(repositoriesOf(AFTER, 'overlay2'));
+    expect(Object.keys(shown.Repositories['localhost/buildtest'] ?? {})).toEqual(['localhost/buildtest:v1']);
+    expect(r.stdout).toContain('  "Repositories": {');
+  });
+
+  it('--raw prints the bytes exactly; -l adds the missing final newline', async () => {
+    const raw = await run(['cat', '--raw', 'image/overlay2/repositories.json', '--root', AFTER]);
+    const u = unpackTar(AFTER);
+    try {
+      expect(raw.stdoutBytes.equals(readFileSync(join(u.dir, 'image/overlay2/repositories.json')))).toBe(true);
+    } finally {
+      u.cleanup();
+    }
+    expect(raw.stdout.endsWith('\n')).toBe(false);
+    const l = await run(['cat', '--raw', '-l', 'image/overlay2/repositories.json', '--root', AFTER]);
+    expect(l.stdout).toBe(`${raw.stdout}\n`);
+  });
+
+  it('decompresses a tar-split.json.gz into its records', async () => {
+    const files = JSON.parse((await run(['--json', 'files', '--type', 'gz', '--root', AFTER])).stdout) as { path: string }[];
+    const ts = files.find((f) => f.path.endsWith('tar-split.json.gz'));
+    expect(ts).toBeDefined();
+    const r = await run(['--json', 'cat', ts!.path, '--root', AFTER]);
+    const doc = JSON.parse(r.stdout) as { kind: string; content: { type: number; name?: string }[] };
+    expect(doc.kind).toBe('gzip');
+    expect(doc.content.some((e) => e.type === 1 && e.name === 'hello')).toBe(true);
+  });
+
+  it('a path outside the root is refused', async () => {
+    const r = await run(['cat', '../../etc/passwd', '--root', AFTER]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^dataroot: USAGE_PATH_OUTSIDE_ROOT/);
+  });
+});
+
+describe('info and files on the samples', () => {
+  it.each([
+    [FRESH, 'overlay2', 0, 0, 0],
+    [AFTER, 'overlay2', 1, 1, 1],
+    [VFS, 'vfs', 1, 1, 1],
+  ])('%s', async (archive, driver, tags, layers, containers) => {
+    const r = await run(['--json', 'info', '--root', archive]);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(info['driver']).toBe(driver);
+    expect(info['tags']).toBe(tags);
+    expect(info['layers']).toBe(layers);
+    expect(info['containers']).toBe(containers);
+    expect(info['volumes']).toBe(containers); // the sample's one named volume
+    expect(info['inUse']).toBe(false);
+  });
+
+  it('files --type bolt finds BoltDB files by magic, also under a misleading name', async () => {
+    const u = unpackTar(AFTER);
+    try {
+      // A copy of a bolt file with a .json name, and a text file named .db
+      writeFileSync(join(u.dir, 'image', 'looks.json'), readFileSync(join(u.dir, 'volumes/metadata.db')));
+      writeFileSync(join(u.dir, 'network', 'fake.db'), 'not a database');
+      const r = await run(['--json', 'files', '--type', 'bolt', '--root', u.dir]);
+      const paths = (JSON.parse(r.stdout) as { path: string }[]).map((f) => f.path);
+      expect(paths).toContain('image/looks.json');
+      expect(paths).toContain('network/files/local-kv.db');
+      expect(paths).toContain('volumes/metadata.db');
+      expect(paths).not.toContain('network/fake.db');
+    } finally {
+      u.cleanup();
+    }
+  });
+
+  it('files --sort lists the largest first', async () => {
+    const r = await run(['--json', 'files', '--sort', '--root', AFTER]);
+    const sizes = (JSON.parse(r.stdout) as { size: number }[]).map((f) => f.size);
+    expect(sizes.length).toBeGreaterThan(10);
+    expect([...sizes].sort((a, b) => b - a)).toEqual(sizes);
+  });
+});
+
+describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
+  const cases: [string, () => string[], RegExp][] = [
+    ['a missing root', () => ['info', '--root', join(tmp, 'nope')], /^dataroot: STORE_NOT_FOUND: /],
+    ['a root that is not a data-root', () => ['info', '--root', tmp], /^dataroot: STORE_NOT_A_DATAROOT: /],
+    [
+      'a corrupt tar archive',
+      () => {
+        const f = join(tmp, 'corrupt.tar.gz');
+        writeFileSync(f, readFileSync(AFTER).subarray(0, 3000));
+        return ['info', '--root', f];
+      },
+      /^dataroot: STORE_BAD_ARCHIVE: /,
+    ],
+    ['an unknown flag', () => ['info', '--bogus'], /^dataroot: USAGE_UNKNOWN_OPTION: /],
+    ['an unknown command', () => ['frobnicate'], /^dataroot: USAGE_UNKNOWN_COMMAND: /],
+    ['a bad --type', () => ['files', '--type', 'xml', '--root', AFTER], /^dataroot: USAGE_INVALID_ARGUMENT: /],
+    ['cat of a missing file', () => ['cat', 'nope.json', '--root', AFTER], /^dataroot: IO_NOT_FOUND: /],
+  ];
+  it.each(cases)('%s (built binary)', (_n, args, re) => {
+    const r = runBin(args());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(re);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stdout).toBe('');
+  });
+
+  it('--json puts the error on stderr as {"error":{code,message}}', async () => {
+    const r = await run(['--json', 'info', '--root', join(tmp, 'nope')]);
+    expect(r.code).toBe(2);
+    const e = JSON.parse(r.stderr) as { error: { code: string; message: string } };
+    expect(e.error.code).toBe('STORE_NOT_FOUND');
+    expect(e.error.message).toContain('does not exist');
+    expect(r.stdout).toBe('');
+  });
+
+  it('the archive temp dir is removed after a command', async () => {
+    const before = new Set(readdirTmp());
+    await run(['info', '--root', AFTER]);
+    const left = readdirTmp().filter((n) => !before.has(n) && n.startsWith('dataroot-root-'));
+    expect(left).toEqual([]);
+  });
+});
+
+function readdirTmp(): string[] {
+  return readdirSync(tmpdir());
+}
+
+describe('demo', () => {
+  it('prints info, files and the decoded repositories.json of every sample', async () => {
+    const r = await run(['demo']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('dataroot info --root snapshots/fresh.tar.gz');
+    expect(r.stdout).toContain('localhost/buildtest:v1');
+    expect(r.stdout).toContain('buildkit/cache.db');
+    // samplenet was created with --subnet 172.30.0.0/24: its bridge state, decoded from local-kv.db
+    expect(r.stdout).toContain('"AddressIPv4": "172.30.0.1/24"');
+  });
+});

@@ -1,0 +1,29 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli/main.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+/** Runs the CLI in-process with captured output (argv as the user types it, after `dataroot`). */
+export async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const sink = (into: Buffer[]) => ({ write: (c: string | Uint8Array) => into.push(Buffer.from(c)) });
+  const code = await main(['node', 'dataroot', ...args], { stdout: sink(out), stderr: sink(err), env: { ...env } });
+  const stdoutBytes = Buffer.concat(out);
+  return { code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes };
+}
+
+export const BIN = fileURLToPath(new URL('../../bin/dataroot.js', import.meta.url));
+export const SAMPLES = fileURLToPath(new URL('../../snapshots/', import.meta.url));
+
+/** Runs the built binary as a user would (npm test builds first). */
+export function runBin(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 30 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
