@@ -26,7 +26,7 @@ describe.runIf(needs('go'))('bolt reader vs Go bbolt', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(40);
   });
 
-  it.each(CASES)('$scenario, page size $pageSize, seed $seed: dump --format ndjson and check equal the oracle', async ({ scenario, pageSize, seed }) => {
+  it.each(CASES)('$scenario, page size $pageSize, seed $seed: dump --format ndjson, check and stats equal the oracle', async ({ scenario, pageSize, seed }) => {
     const file = join(dir, `${scenario}-${pageSize}-${seed}.db`);
     gen(file, seed, scenario, pageSize);
     const want = oracle(['dump', file]);
@@ -40,6 +40,9 @@ describe.runIf(needs('go'))('bolt reader vs Go bbolt', () => {
     const gotCheck = await run(['bolt', 'check', file]);
     expect(gotCheck.stdout).toBe(wantCheck.stdout);
     expect(gotCheck.code).toBe(wantCheck.status);
+    const wantStats = oracle(['stats', file]);
+    expect(wantStats.status).toBe(0);
+    expect((await run(['bolt', 'stats', file])).stdout).toBe(wantStats.stdout);
   });
 
   it('the 0xFFFF freelist escape is exercised and read in full', async () => {

@@ -3,6 +3,7 @@ import { DatarootError } from '../formats/errors.js';
 import type { Ctx, Out } from '../commands/context.js';
 import { emitError } from '../commands/render.js';
 import { buildProgram } from './program.js';
+import { writeAllSync } from '../io/stdio.js';
 
 function usageCode(e: CommanderError): string {
   const c = e.code.replace(/^commander\./, '').replace(/[A-Z]/g, (m) => `_${m}`).replace(/-/g, '_').toUpperCase();
@@ -18,10 +19,10 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
   const args = argv.slice(2);
   const json = args.includes('--json');
   const noColor = args.includes('--no-color') || (env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== '');
-  const stdout = io?.stdout ?? process.stdout;
+  const stdout: Out = io?.stdout ?? { write: (c) => writeAllSync(1, c) };
   const ctx: Ctx = {
     stdout,
-    stderr: io?.stderr ?? process.stderr,
+    stderr: io?.stderr ?? { write: (c) => writeAllSync(2, c) },
     color: !noColor && io === undefined && process.stdout.isTTY === true,
     stderrTTY: io === undefined && process.stderr.isTTY === true,
     env,

@@ -32,7 +32,7 @@ function toKeyBytes(parts: string[], hex: boolean | undefined): Uint8Array[] {
  * archive), else relative to the working directory. A live file (locked by a daemon) is read anyway,
  * with a warning.
  */
-async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: boolean) => T | Promise<T>): Promise<T> {
+async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: boolean) => T | Promise<T>, recycle?: boolean): Promise<T> {
   const { root, explicit } = rootOf(g, ctx);
   let close = (): void => {};
   let base: string | undefined;
@@ -43,7 +43,7 @@ async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBo
   }
   try {
     const path = fileArg(file, base, ctx);
-    const b = openBolt(path);
+    const b = openBolt(path, { recycle: recycle === true });
     try {
       let live = false;
       try {
@@ -304,7 +304,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         }
         const tree = dumpTree(b.db, { values: o.values, docker: !o.raw, kind: b.kind }, start, path);
         emitJson(ctx, { file, kind: b.kind, pageSize: b.db.pageSize, txid: b.db.meta.txid, ...tree });
-      });
+      }, o.format === 'ndjson');
     });
 
   bolt
@@ -359,7 +359,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         const free = b.db.freePages().length;
         if (g.json) emitJson(ctx, { buckets: r.buckets, ...r.stats, pageSize: b.db.pageSize, freePages: free, freeBytes: free * b.db.pageSize, highWaterMark: b.db.hwm });
         else ctx.stdout.write(renderStats(r.buckets, r.stats));
-      });
+      }, true);
     });
 
   bolt

@@ -79,3 +79,8 @@ export function printableText(b: Uint8Array): string | undefined {
   if (s === undefined) return undefined;
   return PRINTABLE.test(s) ? s : undefined;
 }
+
+/** A copy that owns its memory. (Buffer#slice is a view, not a copy: never use it to copy.) */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}

@@ -7,6 +7,12 @@ export interface FileSourceOptions {
   chunkSize?: number;
   /** Most chunks kept (default 64, so 64 MiB). */
   maxChunks?: number;
+  /**
+   * Reuse the memory of evicted chunks (no fresh allocation and page faults per chunk). Bytes
+   * returned by read() are then only valid until later reads evict their chunk: for walkers that
+   * copy whatever they keep across reads.
+   */
+  recycle?: boolean;
 }
 
 /**
@@ -20,6 +26,8 @@ export class FileSource implements ByteSource {
   private readonly chunkSize: number;
   private readonly maxChunks: number;
   private readonly chunks = new Map<number, Buffer>();
+  private readonly recycle: boolean;
+  private spare: Buffer | undefined;
   private closed = false;
 
   private constructor(readonly path: string, fd: number, size: number, opts: FileSourceOptions) {
@@ -27,6 +35,7 @@ export class FileSource implements ByteSource {
     this.size = size;
     this.chunkSize = opts.chunkSize ?? 1 << 20;
     this.maxChunks = opts.maxChunks ?? 64;
+    this.recycle = opts.recycle ?? false;
   }
 
   static open(path: string, opts: FileSourceOptions = {}): FileSource {
@@ -79,12 +88,22 @@ export class FileSource implements ByteSource {
     }
     const start = index * this.chunkSize;
     const len = Math.min(this.chunkSize, this.size - start);
-    const buf = Buffer.allocUnsafe(len);
+    let buf: Buffer;
+    if (this.spare !== undefined && this.spare.length >= len) {
+      buf = this.spare.subarray(0, len);
+      this.spare = undefined;
+    } else buf = Buffer.allocUnsafe(len);
     this.readInto(buf, start);
     this.chunks.set(index, buf);
     if (this.chunks.size > this.maxChunks) {
       const oldest = this.chunks.keys().next().value;
-      if (oldest !== undefined) this.chunks.delete(oldest);
+      if (oldest !== undefined) {
+        const old = this.chunks.get(oldest);
+        this.chunks.delete(oldest);
+        if (this.recycle && old !== undefined && old.byteOffset === 0 && old.buffer.byteLength === this.chunkSize) {
+          this.spare = Buffer.from(old.buffer, 0, this.chunkSize);
+        }
+      }
     }
     return buf;
   }

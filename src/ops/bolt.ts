@@ -4,45 +4,81 @@ import { DatarootError } from '../formats/errors.js';
 import { compareBytes, bytesEqual, toHex } from '../formats/bytes.js';
 import { decodeDockerValue, showKey, showValue, type BoltKind, type Shown, type ValueMode } from '../store/boltdecode.js';
 
-const HEX_CHARS = Buffer.from('0123456789abcdef', 'latin1');
+const HEX = '0123456789abcdef';
+/** Four hex digits (as bytes, little-endian in a u32) for every pair of input bytes read as a u16 LE. */
+const HEX_PAIRS = (() => {
+  const t = new Uint32Array(65536);
+  for (let x = 0; x < 65536; x++) {
+    const a = x & 255;
+    const b = x >> 8;
+    t[x] = HEX.charCodeAt(a >> 4) | (HEX.charCodeAt(a & 15) << 8) | (HEX.charCodeAt(b >> 4) << 16) | (HEX.charCodeAt(b & 15) << 24);
+  }
+  return t;
+})();
 
-/** An output buffer that flushes to a sink in large chunks; ASCII and hex only. */
+/**
+ * An output buffer for ASCII and hex, flushed to a sink in chunks. The sink must consume the
+ * chunk before it returns (the CLI writes synchronously): the buffer is reused.
+ */
 export class ChunkWriter {
   private buf: Buffer;
+  private dv: DataView;
   private pos = 0;
-  constructor(private readonly sink: (chunk: Buffer) => void, size = 1 << 20) {
+  constructor(private readonly sink: (chunk: Uint8Array) => void, size = 1 << 20) {
     this.buf = Buffer.allocUnsafe(size);
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    this.flush();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+  private room(n: number): void {
+    if (this.pos + n > this.buf.length) this.flush();
   }
   ascii(s: string): void {
-    this.ensure(s.length);
+    if (s.length > this.buf.length) {
+      this.flush();
+      this.sink(Buffer.from(s, 'latin1'));
+      return;
+    }
+    this.room(s.length);
     this.pos += this.buf.write(s, this.pos, 'latin1');
   }
-  hex(src: Uint8Array, start: number, len: number): void {
-    this.ensure(len * 2);
-    const out = this.buf;
-    let o = this.pos;
-    if (len > 48 && Buffer.isBuffer(src)) {
-      o += out.write(src.toString('hex', start, start + len), o, 'latin1');
-    } else {
-      for (let i = start, end = start + len; i < end; i++) {
-        const c = src[i]!;
-        out[o++] = HEX_CHARS[c >> 4]!;
-        out[o++] = HEX_CHARS[c & 15]!;
-      }
+  bytes(b: Uint8Array): void {
+    if (b.length > this.buf.length) {
+      this.flush();
+      this.sink(b);
+      return;
     }
-    this.pos = o;
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  /** Lowercase hex of src[start, start+len), two input bytes per table lookup. */
+  hex(src: Uint8Array, sv: DataView, start: number, len: number): void {
+    const max = this.buf.length >> 1;
+    while (len > 0) {
+      const n = Math.min(len, max);
+      this.room(2 * n);
+      const dv = this.dv;
+      let o = this.pos;
+      const end = start + n;
+      const pairsEnd = start + (n & ~1);
+      let i = start;
+      for (; i < pairsEnd; i += 2) {
+        dv.setUint32(o, HEX_PAIRS[sv.getUint16(i, true)]!, true);
+        o += 4;
+      }
+      if (i < end) {
+        const c = src[i]!;
+        this.buf[o++] = HEX.charCodeAt(c >> 4);
+        this.buf[o++] = HEX.charCodeAt(c & 15);
+      }
+      this.pos = o;
+      start += n;
+      len -= n;
+    }
   }
   flush(): void {
-    if (this.pos > 0) {
-      this.sink(this.buf.subarray(0, this.pos));
-      this.buf = Buffer.allocUnsafe(this.buf.length);
-      this.pos = 0;
-    }
+    if (this.pos === 0) return;
+    this.sink(this.buf.subarray(0, this.pos));
+    this.pos = 0;
   }
 }
 
@@ -50,37 +86,53 @@ function seqJson(seq: bigint): string {
   return seq <= BigInt(Number.MAX_SAFE_INTEGER) ? seq.toString() : `"${seq.toString()}"`;
 }
 
+const VALUE_MID = Buffer.from('","value":"', 'latin1');
+const VALUE_END = Buffer.from('"}\n', 'latin1');
+
 /**
  * `bolt dump --format ndjson`: one object per entry, depth-first in key order, a bucket's record
  * right before its contents. Path and key are hex. Bucket entries carry their sequence.
+ * Keys and values are hex-encoded straight from the page into the output buffer. A page with
+ * sub-buckets is copied before the walk goes into them, since the page source may reuse memory.
  */
 export function dumpNdjson(db: BoltFile, out: ChunkWriter, start: BucketRef = db.rootBucket(), startPath: readonly Uint8Array[] = []): void {
   const seen = db.newSeen();
   const walk = (b: BucketRef, pathJson: string): void => {
-    const prefix = `{"path":[${pathJson}],"key":"`;
+    const prefix = Buffer.from(`{"path":[${pathJson}],"key":"`, 'latin1');
     db.forEachLeaf(b, seen, (p) => {
-      const bytes = p.bytes;
-      const v = p.view;
+      let bytes = p.bytes;
+      let v = p.view;
       const len = bytes.length;
-      for (let i = 0; i < p.count; i++) {
+      const count = p.count;
+      let hasBucket = false;
+      for (let i = 0; i < count; i++) {
         const e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
         if (e + ELEMENT_SIZE > len) db.leafEntry(p, i); // throws the coded error
+        const kstart = e + v.getUint32(e + 4, true);
+        if (kstart + v.getUint32(e + 8, true) + v.getUint32(e + 12, true) > len) db.leafEntry(p, i);
+        if ((v.getUint32(e, true) & LEAF_FLAG_BUCKET) !== 0) hasBucket = true;
+      }
+      if (hasBucket) {
+        bytes = new Uint8Array(bytes);
+        v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      }
+      for (let i = 0; i < count; i++) {
+        const e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
         const flags = v.getUint32(e, true);
         const kstart = e + v.getUint32(e + 4, true);
         const ksize = v.getUint32(e + 8, true);
         const vsize = v.getUint32(e + 12, true);
-        if (kstart + ksize + vsize > len) db.leafEntry(p, i);
-        out.ascii(prefix);
-        out.hex(bytes, kstart, ksize);
+        out.bytes(prefix);
+        out.hex(bytes, v, kstart, ksize);
         if ((flags & LEAF_FLAG_BUCKET) !== 0) {
           const child = db.openBucket(bytes.subarray(kstart + ksize, kstart + ksize + vsize));
           out.ascii(`","bucket":true,"sequence":${seqJson(child.sequence)}}\n`);
           const keyHex = toHex(bytes.subarray(kstart, kstart + ksize));
           walk(child, pathJson === '' ? `"${keyHex}"` : `${pathJson},"${keyHex}"`);
         } else {
-          out.ascii('","value":"');
-          out.hex(bytes, kstart + ksize, vsize);
-          out.ascii('"}\n');
+          out.bytes(VALUE_MID);
+          out.hex(bytes, v, kstart + ksize, vsize);
+          out.bytes(VALUE_END);
         }
       }
     });

@@ -11,8 +11,8 @@ export interface OpenBolt {
 }
 
 /** Opens a bbolt file read-only and unlocked (a file held by a running daemon is read as it is). */
-export function openBolt(path: string): OpenBolt {
-  const source = FileSource.open(path);
+export function openBolt(path: string, opts: { recycle?: boolean } = {}): OpenBolt {
+  const source = FileSource.open(path, opts.recycle === true ? { recycle: true } : {});
   try {
     const db = BoltFile.open(source, { file: path });
     const top: string[] = [];

@@ -307,7 +307,10 @@ export class BoltFile {
     if (p.flags === FLAG_LEAF) {
       leaf(p);
     } else if (p.flags === FLAG_BRANCH) {
-      for (let i = 0; i < p.count; i++) this.descend(this.branchEntry(p, i).pgid, seen, leaf, depth + 1);
+      // Child ids are read before descending: a page source may reuse page memory.
+      const kids = new Array<number>(p.count);
+      for (let i = 0; i < p.count; i++) kids[i] = this.branchEntry(p, i).pgid;
+      for (const k of kids) this.descend(k, seen, leaf, depth + 1);
     } else {
       throw corrupt(`page ${pgid}: invalid page type ${pageTypeName(p.flags)} inside a bucket tree`, this.details({ page: pgid }));
     }

@@ -1,7 +1,7 @@
 import { FLAG_BRANCH, FLAG_LEAF, PAGE_HEADER_SIZE, ELEMENT_SIZE } from './constants.js';
 import { BoltFile, isBucketEntry, type BucketRef, type Page } from './db.js';
 import { DatarootError } from '../errors.js';
-import { compareBytes } from '../bytes.js';
+import { compareBytes, copyBytes } from '../bytes.js';
 
 /** bbolt's BucketStats, field for field. */
 export interface BucketStats {
@@ -86,18 +86,24 @@ export function bucketStats(db: BoltFile, b: BucketRef, seen: Uint8Array): Bucke
         s.LeafPageN++;
         s.LeafInuse += leafUsed(p);
         s.LeafOverflowN += p.overflow;
+        // Sub-bucket values are copied before recursing: a page source may reuse page memory.
+        const children: Uint8Array[] = [];
+        const v = p.view;
         for (let i = 0; i < p.count; i++) {
-          const v = p.view;
           const e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
+          if (e + ELEMENT_SIZE > p.bytes.length) db.leafEntry(p, i);
           if ((v.getUint32(e, true) & 1) === 0) continue;
           const entry = db.leafEntry(p, i);
-          if (isBucketEntry(entry)) addStats(sub, bucketStats(db, db.openBucket(entry.value), seen));
+          if (isBucketEntry(entry)) children.push(copyBytes(entry.value));
         }
+        for (const c of children) addStats(sub, bucketStats(db, db.openBucket(c), seen));
       } else if (p.flags === FLAG_BRANCH) {
         s.BranchPageN++;
         s.BranchInuse += branchUsed(p);
         s.BranchOverflowN += p.overflow;
-        for (let i = 0; i < p.count; i++) visit(db.branchEntry(p, i).pgid, depth + 1);
+        const kids: number[] = [];
+        for (let i = 0; i < p.count; i++) kids.push(db.branchEntry(p, i).pgid);
+        for (const k of kids) visit(k, depth + 1);
       } else {
         throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: invalid page type ${p.flags} inside a bucket tree`, { page: pgid });
       }
@@ -117,12 +123,16 @@ export function dbStats(db: BoltFile, prefix: Uint8Array = new Uint8Array()): { 
   const total = emptyStats();
   let buckets = 0;
   const seen = db.newSeen();
+  const tops: Uint8Array[] = [];
   db.forEachEntry(db.rootBucket(), db.newSeen(), (e) => {
     if (!isBucketEntry(e)) return;
     if (e.key.length < prefix.length || compareBytes(e.key.subarray(0, prefix.length), prefix) !== 0) return;
-    buckets++;
-    addStats(total, bucketStats(db, db.openBucket(e.value), seen));
+    tops.push(copyBytes(e.value));
   });
+  for (const t of tops) {
+    buckets++;
+    addStats(total, bucketStats(db, db.openBucket(t), seen));
+  }
   return { buckets, stats: total };
 }
 

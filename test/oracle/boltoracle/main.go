@@ -5,6 +5,7 @@
 //	boltoracle gen   OUT SEED SCENARIO PAGESIZE  write a database for a scenario from a seed
 //	boltoracle dump  FILE                        NDJSON of every entry, depth-first in key order
 //	boltoracle check FILE                        tx.Check(): each error, then "N errors found" or "OK"
+//	boltoracle stats FILE                        the bbolt CLI's stats report (tx.ForEach + Bucket.Stats)
 //	boltoracle walk  FILE                        count every key with a cursor (benchmark reference)
 //	boltoracle bench OUT KEYS                    a large file for the benchmarks
 package main
@@ -42,6 +43,8 @@ func main() {
 		check(os.Args[2])
 	case "walk":
 		walk(os.Args[2])
+	case "stats":
+		stats(os.Args[2])
 	case "bench":
 		n, _ := strconv.Atoi(os.Args[3])
 		bench(os.Args[2], n)
@@ -117,6 +120,45 @@ func check(path string) {
 		os.Exit(1)
 	}
 	fmt.Println("OK")
+}
+
+func pct(a, b int) int {
+	if b == 0 {
+		return 0
+	}
+	return int(float32(a) * 100.0 / float32(b))
+}
+
+func stats(path string) {
+	db := openRO(path)
+	defer db.Close()
+	var s bolt.BucketStats
+	count := 0
+	_ = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			s.Add(b.Stats())
+			count++
+			return nil
+		})
+	})
+	fmt.Printf("Aggregate statistics for %d buckets\n\n", count)
+	fmt.Println("Page count statistics")
+	fmt.Printf("\tNumber of logical branch pages: %d\n", s.BranchPageN)
+	fmt.Printf("\tNumber of physical branch overflow pages: %d\n", s.BranchOverflowN)
+	fmt.Printf("\tNumber of logical leaf pages: %d\n", s.LeafPageN)
+	fmt.Printf("\tNumber of physical leaf overflow pages: %d\n", s.LeafOverflowN)
+	fmt.Println("Tree statistics")
+	fmt.Printf("\tNumber of keys/value pairs: %d\n", s.KeyN)
+	fmt.Printf("\tNumber of levels in B+tree: %d\n", s.Depth)
+	fmt.Println("Page size utilization")
+	fmt.Printf("\tBytes allocated for physical branch pages: %d\n", s.BranchAlloc)
+	fmt.Printf("\tBytes actually used for branch data: %d (%d%%)\n", s.BranchInuse, pct(s.BranchInuse, s.BranchAlloc))
+	fmt.Printf("\tBytes allocated for physical leaf pages: %d\n", s.LeafAlloc)
+	fmt.Printf("\tBytes actually used for leaf data: %d (%d%%)\n", s.LeafInuse, pct(s.LeafInuse, s.LeafAlloc))
+	fmt.Println("Bucket statistics")
+	fmt.Printf("\tTotal number of buckets: %d\n", s.BucketN)
+	fmt.Printf("\tTotal number on inlined buckets: %d (%d%%)\n", s.InlineBucketN, pct(s.InlineBucketN, s.BucketN))
+	fmt.Printf("\tBytes used for inlined buckets: %d (%d%%)\n", s.InlineBucketInuse, pct(s.InlineBucketInuse, s.LeafInuse))
 }
 
 func walk(path string) {
@@ -407,7 +449,7 @@ func bench(out string, n int) {
 				must(err)
 				bk.FillPercent = 0.9
 				for i := start; i < start+50000 && i < per; i++ {
-					must(bk.Put([]byte(fmt.Sprintf("key-%010d", i)), g.bytes(180, 280)))
+					must(bk.Put([]byte(fmt.Sprintf("key-%010d", i)), g.bytes(150, 250)))
 				}
 				return nil
 			}))
