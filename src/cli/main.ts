@@ -41,6 +41,8 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
       emitError(ctx, new DatarootError(usageCode(e), msg), json);
       return 2;
     }
+    // The reader went away (`dataroot … | head`): stop quietly, as other tools do.
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return 0;
     if (e instanceof DatarootError) {
       emitError(ctx, e, json);
       return e.exitCode;

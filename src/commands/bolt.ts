@@ -1,13 +1,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BoltFile, isBucketEntry, type Page } from '../formats/bolt/db.js';
 import { checkBolt, type CheckProblem } from '../formats/bolt/check.js';
-import { dbStats, goPercent, type BucketStats } from '../formats/bolt/stats.js';
+import { dbStats, goPercent, STATS_WINDOW, type BucketStats } from '../formats/bolt/stats.js';
 import { FLAG_BRANCH, FLAG_FREELIST, FLAG_LEAF, FLAG_META, pageTypeName } from '../formats/bolt/constants.js';
 import { decodeMeta, hasFreelist } from '../formats/bolt/meta.js';
 import { DatarootError } from '../formats/errors.js';
 import { encodeUtf8, fromHex, printableText, toHex } from '../formats/bytes.js';
 import { probeLock } from '../io/lock.js';
 import { openBolt, type OpenBolt } from '../store/bolt.js';
+import type { FileSourceOptions } from '../io/pagesource.js';
 import { decodeDockerValue, showKey, showValue, VALUE_MODES, type ValueMode } from '../store/boltdecode.js';
 import { openRoot } from '../store/root.js';
 import { ChunkWriter, diffBolt, dumpNdjson, dumpTree, requireBucket, type BoltChange } from '../ops/bolt.js';
@@ -32,7 +33,7 @@ function toKeyBytes(parts: string[], hex: boolean | undefined): Uint8Array[] {
  * archive), else relative to the working directory. A live file (locked by a daemon) is read anyway,
  * with a warning.
  */
-async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: boolean) => T | Promise<T>, recycle?: boolean): Promise<T> {
+async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: boolean) => T | Promise<T>, source: FileSourceOptions = {}): Promise<T> {
   const { root, explicit } = rootOf(g, ctx);
   let close = (): void => {};
   let base: string | undefined;
@@ -43,7 +44,7 @@ async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBo
   }
   try {
     const path = fileArg(file, base, ctx);
-    const b = openBolt(path, { recycle: recycle === true });
+    const b = openBolt(path, source);
     try {
       let live = false;
       try {
@@ -304,7 +305,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         }
         const tree = dumpTree(b.db, { values: o.values, docker: !o.raw, kind: b.kind }, start, path);
         emitJson(ctx, { file, kind: b.kind, pageSize: b.db.pageSize, txid: b.db.meta.txid, ...tree });
-      }, o.format === 'ndjson');
+      }, o.format === 'ndjson' ? { recycle: true, chunkSize: 512 << 10, maxChunks: 4 } : {});
     });
 
   bolt
@@ -359,7 +360,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         const free = b.db.freePages().length;
         if (g.json) emitJson(ctx, { buckets: r.buckets, ...r.stats, pageSize: b.db.pageSize, freePages: free, freeBytes: free * b.db.pageSize, highWaterMark: b.db.hwm });
         else ctx.stdout.write(renderStats(r.buckets, r.stats));
-      }, true);
+      }, { recycle: true, chunkSize: STATS_WINDOW, maxChunks: 3 });
     });
 
   bolt

@@ -1,4 +1,5 @@
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import { DatarootError } from '../formats/errors.js';
 import type { Ctx } from './context.js';
 
@@ -24,8 +25,12 @@ export function paint(ctx: Ctx, style: keyof typeof CODES, s: string): string {
   return `\u001b[${a}m${s}\u001b[${b}m`;
 }
 
+/** cli-table3, loaded on first use: commands that print no table do not pay for it. */
+let TableCtor: typeof TableType | undefined;
+
 export function table(ctx: Ctx, head: string[], rows: (string | number)[][]): string {
-  const t = new Table({
+  TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
+  const t = new TableCtor({
     head: head.map((h) => paint(ctx, 'bold', h)),
     style: { head: [], border: [], compact: true },
     chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },

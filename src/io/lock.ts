@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 
 /**
@@ -12,9 +12,40 @@ const BUSY = 75;
 
 export type LockState = 'held' | 'free' | 'absent';
 
-/** Probes the lock without keeping it. Never creates the file. */
+/**
+ * Whether /proc/locks lists a flock(2) lock on the file (any process, shared or exclusive: either
+ * blocks an exclusive lock). Undefined when /proc/locks cannot be read. Reading /proc/locks opens
+ * nothing of the data-root and starts no process.
+ */
+function flockListed(file: string): boolean | undefined {
+  let text: string;
+  let dev: bigint;
+  let ino: bigint;
+  try {
+    text = readFileSync('/proc/locks', 'utf8');
+    const st = statSync(file, { bigint: true });
+    dev = st.dev;
+    ino = st.ino;
+  } catch {
+    return undefined;
+  }
+  // glibc's dev_t encoding; /proc/locks prints MAJOR:MINOR in hex, then the inode in decimal.
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  const key = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${ino}`;
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === '->') continue; // a waiter, not a holder
+    if (f[1] === 'FLOCK' && f[5] === key) return true;
+  }
+  return false;
+}
+
+/** Probes the lock without keeping it. Never creates or opens the file. */
 export function probeLock(file: string): LockState {
   if (!existsSync(file)) return 'absent';
+  const listed = flockListed(file);
+  if (listed !== undefined) return listed ? 'held' : 'free';
   const r = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), file, 'true'], { stdio: 'ignore' });
   if (r.error !== undefined) {
     throw new DatarootError('IO_FLOCK_UNAVAILABLE', `cannot run flock(1) from util-linux: ${r.error.message}`, { file });

@@ -24,7 +24,7 @@ export class ChunkWriter {
   private buf: Buffer;
   private dv: DataView;
   private pos = 0;
-  constructor(private readonly sink: (chunk: Uint8Array) => void, size = 1 << 20) {
+  constructor(private readonly sink: (chunk: Uint8Array) => void, size = 128 << 10) {
     this.buf = Buffer.allocUnsafe(size);
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }

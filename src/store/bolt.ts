@@ -1,5 +1,5 @@
 import { BoltFile } from '../formats/bolt/db.js';
-import { FileSource } from '../io/pagesource.js';
+import { FileSource, type FileSourceOptions } from '../io/pagesource.js';
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { showKey, kindOf, type BoltKind } from './boltdecode.js';
 
@@ -11,8 +11,8 @@ export interface OpenBolt {
 }
 
 /** Opens a bbolt file read-only and unlocked (a file held by a running daemon is read as it is). */
-export function openBolt(path: string, opts: { recycle?: boolean } = {}): OpenBolt {
-  const source = FileSource.open(path, opts.recycle === true ? { recycle: true } : {});
+export function openBolt(path: string, opts: FileSourceOptions = {}): OpenBolt {
+  const source = FileSource.open(path, opts);
   try {
     const db = BoltFile.open(source, { file: path });
     const top: string[] = [];

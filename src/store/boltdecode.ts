@@ -1,4 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+/** node:crypto on first use (only --values redacted needs it): short commands start faster. */
+const sha256Hex = (b: Uint8Array): string =>
+  (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).createHash('sha256').update(b).digest('hex');
 import { printableText, utf8, utf8OrUndefined } from '../formats/bytes.js';
 
 const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -46,7 +50,7 @@ export function showValue(v: Uint8Array, mode: ValueMode): Shown {
     case 'utf8':
       return utf8(v);
     case 'redacted':
-      return `<redacted len:${v.length} sha256:${createHash('sha256').update(v).digest('hex')}>`;
+      return `<redacted len:${v.length} sha256:${sha256Hex(v)}>`;
     case 'json': {
       const j = tryJson(v);
       if (j.ok) return { json: j.value } as Shown;

@@ -160,4 +160,22 @@ describe('BoltFile.open on hand-built bytes', () => {
     const problems = checkBolt(db).map((x) => x.message);
     expect(problems).toContain('page 3: multiple references');
   });
+
+  it('check of a sub-bucket whose root is its own parent page terminates (fuzz case 13190)', () => {
+    // Root leaf (page 3) holding a bucket entry whose root is page 3 again.
+    const f = emptyDb();
+    const v = new DataView(f.buffer);
+    const p = 3 * 4096;
+    v.setUint16(p + 10, 1, true);
+    v.setUint32(p + 16, 1, true); // bucket flag
+    v.setUint32(p + 20, 16, true); // pos
+    v.setUint32(p + 24, 1, true); // ksize
+    v.setUint32(p + 28, 16, true); // vsize
+    f[p + 32] = 0x62; // "b"
+    v.setBigUint64(p + 33, 3n, true); // root: page 3
+    const db = BoltFile.open(new BufferSource(f));
+    const problems = checkBolt(db).map((x) => x.message);
+    expect(problems).toContain('page 3: multiple references');
+    expect(code(() => dbStats(db))).toBe('BOLT_CORRUPT');
+  });
 });

@@ -54,8 +54,13 @@ export function checkBolt(db: BoltFile): CheckProblem[] {
     for (let i = 0; i <= h.overflow && fl + i <= hwm; i++) reachable[fl + i] = 1;
   }
 
+  // A bucket root reached twice (a sub-bucket pointing back into its own tree) is walked once:
+  // its pages already report "multiple references", and walking it again would never end.
+  const bucketRoots = new Set<number>();
   const checkBucket = (b: BucketRef, label: string): void => {
     if (b.inline !== undefined) return;
+    if (bucketRoots.has(b.root)) return;
+    bucketRoots.add(b.root);
     const stack: number[] = [];
     const visit = (pgid: number): void => {
       if (pgid < 0 || pgid >= db.pagesInFile) {

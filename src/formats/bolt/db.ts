@@ -205,6 +205,14 @@ export class BoltFile {
     return { pgid, ...h, bytes, view: view(bytes) };
   }
 
+  /** The raw bytes of `n` consecutive pages from `pgid`, for sequential scans. */
+  readPages(pgid: number, n: number): Uint8Array {
+    if (pgid < 0 || n < 0 || pgid + n > this.pagesInFile) {
+      throw corrupt(`pages ${pgid}..${pgid + n} are outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
+    }
+    return this.src.read(pgid * this.pageSize, n * this.pageSize);
+  }
+
   /** Builds a page over bytes that are not at a page position (an inline bucket's leaf). */
   static pageOf(bytes: Uint8Array): Page {
     const v = view(bytes);

@@ -1,4 +1,4 @@
-import { FLAG_BRANCH, FLAG_LEAF, PAGE_HEADER_SIZE, ELEMENT_SIZE } from './constants.js';
+import { FLAG_BRANCH, FLAG_LEAF, PAGE_HEADER_SIZE, ELEMENT_SIZE, pageTypeName } from './constants.js';
 import { BoltFile, isBucketEntry, type BucketRef, type Page } from './db.js';
 import { DatarootError } from '../errors.js';
 import { compareBytes, copyBytes } from '../bytes.js';
@@ -62,54 +62,196 @@ function branchUsed(p: Page): number {
   return e + v.getUint32(e, true) + v.getUint32(e + 4, true);
 }
 
+/** Growable float array (page ids and sizes fit a double exactly below 2^53). */
+class F64List {
+  data = new Float64Array(1024);
+  length = 0;
+  push(x: number): void {
+    if (this.length === this.data.length) {
+      const d = new Float64Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
+    this.data[this.length++] = x;
+  }
+}
+
+/**
+ * What stats needs of every page, gathered in one sequential pass over the file in large
+ * windows (so the file is read once, in order, at the speed of the disk), instead of a walk that
+ * reads pages in tree order. Pages that are free or overflow continuations are indexed too; their
+ * entries are simply never reached. A page whose bytes do not make sense keeps its error, thrown
+ * only if a bucket tree reaches it.
+ */
+interface PageIndex {
+  flags: Uint8Array;
+  count: Uint16Array;
+  overflow: Uint32Array;
+  used: Float64Array;
+  /** Branch: index of the first child in kids. Leaf: index of the first sub-bucket in subs. */
+  first: Int32Array;
+  /** Leaf: number of sub-bucket entries. */
+  subN: Uint16Array;
+  kids: F64List;
+  /** Sub-bucket root page id (0 inline, -1 beyond 2^53). */
+  subRoot: F64List;
+  /** Inline sub-buckets: their key count and used bytes. */
+  subInlineKeys: F64List;
+  subInlineUsed: F64List;
+  errors: Map<number, DatarootError>;
+}
+
+/** Scan window; the stats command reads the file through chunks of the same size. */
+export const STATS_WINDOW = 256 << 10;
+
+function indexPages(db: BoltFile): PageIndex {
+  const hwm = db.hwm;
+  const ps = db.pageSize;
+  const idx: PageIndex = {
+    flags: new Uint8Array(hwm),
+    count: new Uint16Array(hwm),
+    overflow: new Uint32Array(hwm),
+    used: new Float64Array(hwm),
+    first: new Int32Array(hwm),
+    subN: new Uint16Array(hwm),
+    kids: new F64List(),
+    subRoot: new F64List(),
+    subInlineKeys: new F64List(),
+    subInlineUsed: new F64List(),
+    errors: new Map(),
+  };
+  const pagesPerWindow = Math.max(1, Math.floor(STATS_WINDOW / ps));
+  for (let w = 0; w < hwm; w += pagesPerWindow) {
+    const n = Math.min(pagesPerWindow, hwm - w);
+    const win = db.readPages(w, n);
+    const wv = new DataView(win.buffer, win.byteOffset, win.byteLength);
+    for (let i = w === 0 ? 2 : 0; i < n; i++) {
+      const pgid = w + i;
+      const off = i * ps;
+      const flags = wv.getUint16(off + 8, true);
+      if (flags !== FLAG_LEAF && flags !== FLAG_BRANCH) {
+        idx.flags[pgid] = flags & 0xff || 0xff;
+        continue;
+      }
+      const overflow = wv.getUint32(off + 12, true);
+      try {
+        if (overflow !== 0 || !indexPlainPage(idx, wv, off, ps, pgid, flags)) {
+          let p: Page;
+          if (overflow === 0) {
+            const bytes = win.subarray(off, off + ps);
+            p = { pgid, headerId: 0n, flags, count: wv.getUint16(off + 10, true), overflow, bytes, view: new DataView(bytes.buffer, bytes.byteOffset, ps) };
+          } else p = db.page(pgid);
+          indexPage(db, idx, p);
+        }
+      } catch (e) {
+        if (!(e instanceof DatarootError)) throw e;
+        idx.errors.set(pgid, e);
+      }
+      idx.flags[pgid] = flags;
+    }
+  }
+  return idx;
+}
+
+/**
+ * The fast path for the common page: one page, elements inside it, no sub-buckets. Reads the
+ * window's DataView directly; returns false to send anything else to indexPage.
+ */
+function indexPlainPage(idx: PageIndex, wv: DataView, off: number, ps: number, pgid: number, flags: number): boolean {
+  const count = wv.getUint16(off + 10, true);
+  if (PAGE_HEADER_SIZE + ELEMENT_SIZE * count > ps) return false;
+  if (flags === FLAG_LEAF) {
+    let end = PAGE_HEADER_SIZE;
+    for (let i = 0; i < count; i++) {
+      const e = off + PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
+      if ((wv.getUint32(e, true) & 1) !== 0) return false;
+      end = e - off + wv.getUint32(e + 4, true) + wv.getUint32(e + 8, true) + wv.getUint32(e + 12, true);
+      if (end > ps) return false;
+    }
+    idx.count[pgid] = count;
+    idx.used[pgid] = end;
+    idx.subN[pgid] = 0;
+    return true;
+  }
+  return false;
+}
+
+function indexPage(db: BoltFile, idx: PageIndex, p: Page): void {
+  const { pgid, count } = p;
+  idx.count[pgid] = count;
+  idx.overflow[pgid] = p.overflow;
+  if (p.flags === FLAG_BRANCH) {
+    idx.used[pgid] = branchUsed(p);
+    idx.first[pgid] = idx.kids.length;
+    for (let i = 0; i < count; i++) idx.kids.push(db.branchEntry(p, i).pgid);
+    return;
+  }
+  idx.used[pgid] = leafUsed(p);
+  idx.first[pgid] = idx.subRoot.length;
+  const v = p.view;
+  let subs = 0;
+  for (let i = 0; i < count; i++) {
+    const e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
+    if (e + ELEMENT_SIZE > p.bytes.length) db.leafEntry(p, i); // throws
+    if ((v.getUint32(e, true) & 1) === 0) continue;
+    const entry = db.leafEntry(p, i);
+    const b = db.openBucket(entry.value);
+    idx.subRoot.push(b.inline !== undefined ? 0 : b.root);
+    idx.subInlineKeys.push(b.inline?.count ?? 0);
+    idx.subInlineUsed.push(b.inline !== undefined ? leafUsed(b.inline) : 0);
+    subs++;
+  }
+  idx.subN[pgid] = subs;
+}
+
 /**
  * Bucket.Stats() of bbolt for one bucket: every page of its tree visited once, sub-buckets
  * recursed through the leaves of non-inline buckets only.
  */
-export function bucketStats(db: BoltFile, b: BucketRef, seen: Uint8Array): BucketStats {
+function bucketStats(db: BoltFile, idx: PageIndex, root: number, inline: { keys: number; used: number } | undefined, seen: Uint8Array): BucketStats {
   const s = emptyStats();
   const sub = emptyStats();
   s.BucketN = 1;
-  if (b.inline !== undefined) {
+  if (inline !== undefined) {
     s.InlineBucketN = 1;
-    s.KeyN += b.inline.count;
-    s.InlineBucketInuse += leafUsed(b.inline);
+    s.KeyN += inline.keys;
+    s.InlineBucketInuse += inline.used;
     s.Depth = 1;
   } else {
     const visit = (pgid: number, depth: number): void => {
       if (pgid < 2 || pgid >= db.hwm) throw new DatarootError('BOLT_CORRUPT', `page ${pgid} is outside the data pages`, { page: pgid });
       if (seen[pgid] === 1) throw new DatarootError('BOLT_CORRUPT', `page ${pgid} is referenced more than once`, { page: pgid });
+      if (depth > 64) throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: tree deeper than 64 levels`, { page: pgid });
       seen[pgid] = 1;
-      const p = db.page(pgid);
-      if (p.flags === FLAG_LEAF) {
-        s.KeyN += p.count;
+      if (idx.errors.size > 0) {
+        const err = idx.errors.get(pgid);
+        if (err !== undefined) throw err;
+      }
+      const flags = idx.flags[pgid];
+      const count = idx.count[pgid]!;
+      if (flags === FLAG_LEAF) {
+        s.KeyN += count;
         s.LeafPageN++;
-        s.LeafInuse += leafUsed(p);
-        s.LeafOverflowN += p.overflow;
-        // Sub-bucket values are copied before recursing: a page source may reuse page memory.
-        const children: Uint8Array[] = [];
-        const v = p.view;
-        for (let i = 0; i < p.count; i++) {
-          const e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
-          if (e + ELEMENT_SIZE > p.bytes.length) db.leafEntry(p, i);
-          if ((v.getUint32(e, true) & 1) === 0) continue;
-          const entry = db.leafEntry(p, i);
-          if (isBucketEntry(entry)) children.push(copyBytes(entry.value));
+        s.LeafInuse += idx.used[pgid]!;
+        s.LeafOverflowN += idx.overflow[pgid]!;
+        const first = idx.first[pgid]!;
+        for (let i = first, end = first + idx.subN[pgid]!; i < end; i++) {
+          const r = idx.subRoot.data[i]!;
+          const inl = r === 0 ? { keys: idx.subInlineKeys.data[i]!, used: idx.subInlineUsed.data[i]! } : undefined;
+          addStats(sub, bucketStats(db, idx, r, inl, seen));
         }
-        for (const c of children) addStats(sub, bucketStats(db, db.openBucket(c), seen));
-      } else if (p.flags === FLAG_BRANCH) {
+      } else if (flags === FLAG_BRANCH) {
         s.BranchPageN++;
-        s.BranchInuse += branchUsed(p);
-        s.BranchOverflowN += p.overflow;
-        const kids: number[] = [];
-        for (let i = 0; i < p.count; i++) kids.push(db.branchEntry(p, i).pgid);
-        for (const k of kids) visit(k, depth + 1);
+        s.BranchInuse += idx.used[pgid]!;
+        s.BranchOverflowN += idx.overflow[pgid]!;
+        const first = idx.first[pgid]!;
+        for (let i = first; i < first + count; i++) visit(idx.kids.data[i]!, depth + 1);
       } else {
-        throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: invalid page type ${p.flags} inside a bucket tree`, { page: pgid });
+        throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: invalid page type ${pageTypeName(flags === 0xff ? 0 : flags ?? 0)} inside a bucket tree`, { page: pgid });
       }
       s.Depth = Math.max(s.Depth, depth + 1);
     };
-    visit(b.root, 0);
+    visit(root, 0);
   }
   s.BranchAlloc = (s.BranchPageN + s.BranchOverflowN) * db.pageSize;
   s.LeafAlloc = (s.LeafPageN + s.LeafOverflowN) * db.pageSize;
@@ -121,19 +263,19 @@ export function bucketStats(db: BoltFile, b: BucketRef, seen: Uint8Array): Bucke
 /** `bbolt stats [prefix]`: the aggregate over top-level buckets whose name starts with prefix. */
 export function dbStats(db: BoltFile, prefix: Uint8Array = new Uint8Array()): { buckets: number; stats: BucketStats } {
   const total = emptyStats();
-  let buckets = 0;
-  const seen = db.newSeen();
-  const tops: Uint8Array[] = [];
+  const tops: BucketRef[] = [];
   db.forEachEntry(db.rootBucket(), db.newSeen(), (e) => {
     if (!isBucketEntry(e)) return;
     if (e.key.length < prefix.length || compareBytes(e.key.subarray(0, prefix.length), prefix) !== 0) return;
-    tops.push(copyBytes(e.value));
+    tops.push(db.openBucket(copyBytes(e.value)));
   });
+  const idx = indexPages(db);
+  const seen = db.newSeen();
   for (const t of tops) {
-    buckets++;
-    addStats(total, bucketStats(db, db.openBucket(t), seen));
+    const inline = t.inline !== undefined ? { keys: t.inline.count, used: leafUsed(t.inline) } : undefined;
+    addStats(total, bucketStats(db, idx, t.root, inline, seen));
   }
-  return { buckets, stats: total };
+  return { buckets: tops.length, stats: total };
 }
 
 /** Go's int(float32(a) * 100.0 / float32(b)), 0 when b is 0. */
