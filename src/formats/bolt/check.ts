@@ -59,7 +59,10 @@ export function checkBolt(db: BoltFile): CheckProblem[] {
   const bucketRoots = new Set<number>();
   const checkBucket = (b: BucketRef, label: string): void => {
     if (b.inline !== undefined) return;
-    if (bucketRoots.has(b.root)) return;
+    if (bucketRoots.has(b.root)) {
+      add(b.root, `page ${b.root}: multiple references`);
+      return;
+    }
     bucketRoots.add(b.root);
     const stack: number[] = [];
     const visit = (pgid: number): void => {
