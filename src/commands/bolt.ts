@@ -6,7 +6,7 @@ import { FLAG_BRANCH, FLAG_FREELIST, FLAG_LEAF, FLAG_META, pageTypeName } from '
 import { decodeMeta, hasFreelist } from '../formats/bolt/meta.js';
 import { DatarootError } from '../formats/errors.js';
 import { encodeUtf8, fromHex, printableText, toHex } from '../formats/bytes.js';
-import { probeLock } from '../io/lock.js';
+import { isFlockedAsync } from '../io/lock.js';
 import { openBolt, type OpenBolt } from '../store/bolt.js';
 import type { FileSourceOptions } from '../io/pagesource.js';
 import { decodeDockerValue, showKey, showValue, VALUE_MODES, type ValueMode } from '../store/boltdecode.js';
@@ -33,7 +33,7 @@ function toKeyBytes(parts: string[], hex: boolean | undefined): Uint8Array[] {
  * archive), else relative to the working directory. A live file (locked by a daemon) is read anyway,
  * with a warning.
  */
-async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: boolean) => T | Promise<T>, source: FileSourceOptions = {}): Promise<T> {
+async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: Promise<boolean>) => T | Promise<T>, source: FileSourceOptions = {}): Promise<T> {
   const { root, explicit } = rootOf(g, ctx);
   let close = (): void => {};
   let base: string | undefined;
@@ -46,14 +46,11 @@ async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBo
     const path = fileArg(file, base, ctx);
     const b = openBolt(path, source);
     try {
-      let live = false;
-      try {
-        live = probeLock(path) === 'held';
-      } catch {
-        live = false;
-      }
-      if (live) warn(ctx, `${file} is locked by a running process (a daemon): reads of a live file may be inconsistent`);
-      return await fn(b, live);
+      // Asked in the background while the command reads; the warning follows the output.
+      const live = isFlockedAsync(path);
+      const result = await fn(b, live);
+      if (await live) warn(ctx, `${file} is locked by a running process (a daemon): reads of a live file may be inconsistent`);
+      return result;
     } finally {
       b.close();
     }
@@ -200,7 +197,8 @@ export function registerBolt(program: Command, ctx: Ctx): void {
     .description('page size, selected meta, high-water mark, freelist')
     .action(async (file: string, _o: object, cmd: Command) => {
       const g = globals(cmd);
-      await withBolt(file, g, ctx, (b, live) => {
+      await withBolt(file, g, ctx, async (b, liveP) => {
+        const live = await liveP;
         const db = b.db;
         const m = db.meta;
         const r = {

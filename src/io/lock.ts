@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { DatarootError } from '../formats/errors.js';
 
 /**
@@ -12,33 +13,51 @@ const BUSY = 75;
 
 export type LockState = 'held' | 'free' | 'absent';
 
+/** The key /proc/locks uses for a file: MAJOR:MINOR in hex (glibc's dev_t encoding), then the inode. */
+function lockKey(dev: bigint, ino: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${ino}`;
+}
+
+/** Whether /proc/locks text lists a flock(2) lock held on the key (a waiter line, `->`, is not a holder). */
+function listsFlock(text: string, key: string): boolean {
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === 'FLOCK' && f[5] === key) return true;
+  }
+  return false;
+}
+
 /**
  * Whether /proc/locks lists a flock(2) lock on the file (any process, shared or exclusive: either
  * blocks an exclusive lock). Undefined when /proc/locks cannot be read. Reading /proc/locks opens
  * nothing of the data-root and starts no process.
  */
 function flockListed(file: string): boolean | undefined {
-  let text: string;
-  let dev: bigint;
-  let ino: bigint;
   try {
-    text = readFileSync('/proc/locks', 'utf8');
     const st = statSync(file, { bigint: true });
-    dev = st.dev;
-    ino = st.ino;
+    return listsFlock(readFileSync('/proc/locks', 'utf8'), lockKey(st.dev, st.ino));
   } catch {
     return undefined;
   }
-  // glibc's dev_t encoding; /proc/locks prints MAJOR:MINOR in hex, then the inode in decimal.
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  const key = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${ino}`;
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === '->') continue; // a waiter, not a holder
-    if (f[1] === 'FLOCK' && f[5] === key) return true;
+}
+
+/**
+ * The same question asked in the background (the read of /proc/locks runs on libuv's thread
+ * pool while the caller works): true when some process holds a flock on the file.
+ */
+export async function isFlockedAsync(file: string): Promise<boolean> {
+  try {
+    const [st, text] = await Promise.all([stat(file, { bigint: true }), readFile('/proc/locks', 'utf8')]);
+    return listsFlock(text, lockKey(st.dev, st.ino));
+  } catch {
+    try {
+      return probeLock(file) === 'held';
+    } catch {
+      return false;
+    }
   }
-  return false;
 }
 
 /** Probes the lock without keeping it. Never creates or opens the file. */
