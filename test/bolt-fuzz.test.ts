@@ -46,11 +46,11 @@ describe('bolt reader fuzz', () => {
   const files = bases();
   afterAll(() => {});
 
-  it('every base file reads cleanly before mutation', () => {
-    for (const f of files) expect(exercise(f.bytes), f.name).toBe('ok,ok,ok,ok,ok,ok');
+  it('every base file reads cleanly before mutation', async () => {
+    for (const f of files) expect(await exercise(f.bytes), f.name).toBe('ok,ok,ok,ok,ok,ok');
   });
 
-  it(`${CASES} mutated files end in a result or a coded error, each within ${CASE_LIMIT_MS} ms`, () => {
+  it(`${CASES} mutated files end in a result or a coded error, each within ${CASE_LIMIT_MS} ms`, async () => {
     const rnd = mulberry32(Number(process.env['DATAROOT_FUZZ_SEED'] ?? 0xda7a));
     const codes = new Map<string, number>();
     let slowest = 0;
@@ -61,7 +61,7 @@ describe('bolt reader fuzz', () => {
       const t0 = performance.now();
       let outcome: string;
       try {
-        outcome = exercise(bytes);
+        outcome = await exercise(bytes);
       } catch (e) {
         throw new Error(`case ${i} (base ${base.name}, seed ${seed}) threw ${(e as Error).name}: ${(e as Error).message}`);
       }

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BoltFile, isBucketEntry, type Page } from '../formats/bolt/db.js';
 import { checkBolt, type CheckProblem } from '../formats/bolt/check.js';
-import { dbStats, goPercent, STATS_WINDOW, type BucketStats } from '../formats/bolt/stats.js';
+import { dbStats, goPercent, type BucketStats } from '../formats/bolt/stats.js';
 import { FLAG_BRANCH, FLAG_FREELIST, FLAG_LEAF, FLAG_META, pageTypeName } from '../formats/bolt/constants.js';
 import { decodeMeta, hasFreelist } from '../formats/bolt/meta.js';
 import { DatarootError } from '../formats/errors.js';
@@ -9,6 +9,7 @@ import { encodeUtf8, fromHex, printableText, toHex } from '../formats/bytes.js';
 import { isFlockedAsync } from '../io/lock.js';
 import { openBolt, type OpenBolt } from '../store/bolt.js';
 import type { FileSourceOptions } from '../io/pagesource.js';
+import { readWindows } from '../io/windows.js';
 import { decodeDockerValue, showKey, showValue, VALUE_MODES, type ValueMode } from '../store/boltdecode.js';
 import { openRoot } from '../store/root.js';
 import { ChunkWriter, diffBolt, dumpNdjson, dumpTree, requireBucket, type BoltChange } from '../ops/bolt.js';
@@ -58,6 +59,9 @@ async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBo
     close();
   }
 }
+
+/** Read-ahead window of `bolt stats`, two reads in flight (measured best on the bench file between 256 KiB and 16 MiB). */
+const SCAN_WINDOW = 8 << 20;
 
 function fmtAuto(b: Uint8Array): string {
   return printableText(b) ?? toHex(b);
@@ -353,12 +357,14 @@ export function registerBolt(program: Command, ctx: Ctx): void {
     .description('page counts by kind, bytes used and allocated, depth, inline buckets, keys (every page visited)')
     .action(async (file: string, prefix: string | undefined, _o: object, cmd: Command) => {
       const g = globals(cmd);
-      await withBolt(file, g, ctx, (b) => {
-        const r = dbStats(b.db, encodeUtf8(prefix ?? ''));
+      await withBolt(file, g, ctx, async (b) => {
+        // Pages are read ahead on the thread pool while the index is built: one sequential pass.
+        const windowBytes = Math.max(b.db.pageSize, Math.floor(SCAN_WINDOW / b.db.pageSize) * b.db.pageSize);
+        const r = await dbStats(b.db, encodeUtf8(prefix ?? ''), readWindows(b.source.path, b.db.hwm * b.db.pageSize, windowBytes));
+        if (!g.json) return void ctx.stdout.write(renderStats(r.buckets, r.stats));
         const free = b.db.freePages().length;
-        if (g.json) emitJson(ctx, { buckets: r.buckets, ...r.stats, pageSize: b.db.pageSize, freePages: free, freeBytes: free * b.db.pageSize, highWaterMark: b.db.hwm });
-        else ctx.stdout.write(renderStats(r.buckets, r.stats));
-      }, { recycle: true, chunkSize: STATS_WINDOW, maxChunks: 3 });
+        emitJson(ctx, { buckets: r.buckets, ...r.stats, pageSize: b.db.pageSize, freePages: free, freeBytes: free * b.db.pageSize, highWaterMark: b.db.hwm });
+      });
     });
 
   bolt

@@ -72,7 +72,7 @@ export function mutate(base: Uint8Array, rnd: () => number): Uint8Array {
 }
 
 /** Everything a user can ask of a file; returns the error code or 'ok'. */
-export function exercise(bytes: Uint8Array): string {
+export async function exercise(bytes: Uint8Array): Promise<string> {
   try {
     const db = BoltFile.open(new BufferSource(bytes));
     const results: string[] = [];
@@ -85,7 +85,7 @@ export function exercise(bytes: Uint8Array): string {
       () => renderPage(db, Math.min(3, db.hwm - 1), 'auto'),
     ]) {
       try {
-        step();
+        await step();
         results.push('ok');
       } catch (e) {
         if (!(e instanceof DatarootError)) throw e;

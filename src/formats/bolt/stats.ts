@@ -101,10 +101,18 @@ interface PageIndex {
   errors: Map<number, DatarootError>;
 }
 
-/** Scan window; the stats command reads the file through chunks of the same size. */
+/** Window of the synchronous scan (the page source reads through chunks of the same size). */
 export const STATS_WINDOW = 256 << 10;
 
-function indexPages(db: BoltFile): PageIndex {
+/** Consecutive windows of whole pages from page 0; the io layer reads them ahead in the background. */
+export type PageWindows = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+function* syncWindows(db: BoltFile): Iterable<Uint8Array> {
+  const per = Math.max(1, Math.floor(STATS_WINDOW / db.pageSize));
+  for (let w = 0; w < db.hwm; w += per) yield db.readPages(w, Math.min(per, db.hwm - w));
+}
+
+async function indexPages(db: BoltFile, windows: PageWindows): Promise<PageIndex> {
   const hwm = db.hwm;
   const ps = db.pageSize;
   const idx: PageIndex = {
@@ -120,10 +128,13 @@ function indexPages(db: BoltFile): PageIndex {
     subInlineUsed: new F64List(),
     errors: new Map(),
   };
-  const pagesPerWindow = Math.max(1, Math.floor(STATS_WINDOW / ps));
-  for (let w = 0; w < hwm; w += pagesPerWindow) {
-    const n = Math.min(pagesPerWindow, hwm - w);
-    const win = db.readPages(w, n);
+  let w = 0;
+  for await (const win of windows) {
+    if (w >= hwm) break;
+    if (win.length % ps !== 0 || win.length === 0) {
+      throw new DatarootError('BOLT_CORRUPT', `scan window of ${win.length} bytes is not whole pages of ${ps}`, { page: w });
+    }
+    const n = Math.min(win.length / ps, hwm - w);
     const wv = new DataView(win.buffer, win.byteOffset, win.byteLength);
     for (let i = w === 0 ? 2 : 0; i < n; i++) {
       const pgid = w + i;
@@ -149,7 +160,9 @@ function indexPages(db: BoltFile): PageIndex {
       }
       idx.flags[pgid] = flags;
     }
+    w += n;
   }
+  if (w < hwm) throw new DatarootError('BOLT_TRUNCATED', `the scan ended at page ${w}, below the high-water mark ${hwm}`, { page: w });
   return idx;
 }
 
@@ -260,8 +273,11 @@ function bucketStats(db: BoltFile, idx: PageIndex, root: number, inline: { keys:
   return s;
 }
 
-/** `bbolt stats [prefix]`: the aggregate over top-level buckets whose name starts with prefix. */
-export function dbStats(db: BoltFile, prefix: Uint8Array = new Uint8Array()): { buckets: number; stats: BucketStats } {
+/**
+ * `bbolt stats [prefix]`: the aggregate over top-level buckets whose name starts with prefix.
+ * `windows` supplies the file's pages in order (default: read through the BoltFile's source).
+ */
+export async function dbStats(db: BoltFile, prefix: Uint8Array = new Uint8Array(), windows?: PageWindows): Promise<{ buckets: number; stats: BucketStats }> {
   const total = emptyStats();
   const tops: BucketRef[] = [];
   db.forEachEntry(db.rootBucket(), db.newSeen(), (e) => {
@@ -269,7 +285,7 @@ export function dbStats(db: BoltFile, prefix: Uint8Array = new Uint8Array()): { 
     if (e.key.length < prefix.length || compareBytes(e.key.subarray(0, prefix.length), prefix) !== 0) return;
     tops.push(db.openBucket(copyBytes(e.value)));
   });
-  const idx = indexPages(db);
+  const idx = await indexPages(db, windows ?? syncWindows(db));
   const seen = db.newSeen();
   for (const t of tops) {
     const inline = t.inline !== undefined ? { keys: t.inline.count, used: leafUsed(t.inline) } : undefined;

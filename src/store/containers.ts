@@ -1,0 +1,102 @@
+import { join } from 'node:path';
+import { HEX64, type Layout } from './layout.js';
+import { problem, type Problem } from './problems.js';
+import { listDir, readJson } from './fsread.js';
+
+/** container.State as dockerd stores it in config.v2.json. */
+export interface StoredState {
+  Running?: boolean;
+  Paused?: boolean;
+  Restarting?: boolean;
+  OOMKilled?: boolean;
+  RemovalInProgress?: boolean;
+  Dead?: boolean;
+  Pid?: number;
+  ExitCode?: number;
+  Error?: string;
+  StartedAt?: string;
+  FinishedAt?: string;
+  Health?: unknown;
+}
+
+export interface StoredMountPoint {
+  Source?: string;
+  Destination?: string;
+  RW?: boolean;
+  Name?: string;
+  Driver?: string;
+  Type?: string;
+  Relabel?: string;
+  Propagation?: string;
+  Spec?: Record<string, unknown>;
+}
+
+/** The parts of config.v2.json dataroot uses; everything is kept in `raw`. */
+export interface StoredContainer {
+  ID?: string;
+  Created?: string;
+  Path?: string;
+  Args?: string[];
+  Config?: Record<string, unknown> & { Image?: string; Labels?: Record<string, string> | null; Cmd?: string[] | null; Entrypoint?: string[] | null };
+  Image?: string;
+  State?: StoredState;
+  NetworkSettings?: Record<string, unknown> & { Networks?: Record<string, Record<string, unknown>> | null; Ports?: unknown };
+  LogPath?: string;
+  Name?: string;
+  Driver?: string;
+  OS?: string;
+  Platform?: string;
+  MountLabel?: string;
+  ProcessLabel?: string;
+  RestartCount?: number;
+  HasBeenStartedBefore?: boolean;
+  MountPoints?: Record<string, StoredMountPoint> | null;
+  AppArmorProfile?: string;
+  HostnamePath?: string;
+  HostsPath?: string;
+  ResolvConfPath?: string;
+}
+
+export interface ContainerRecord {
+  id: string;
+  dir: string;
+  config: StoredContainer | undefined;
+  hostConfig: Record<string, unknown> | undefined;
+  problems: Problem[];
+}
+
+export function readContainer(L: Layout, id: string): ContainerRecord {
+  const dir = join(L.containersDir, id);
+  const problems: Problem[] = [];
+  const c = readJson(join(dir, 'config.v2.json'));
+  let config: StoredContainer | undefined;
+  if (c === undefined) problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.v2.json is missing: dockerd skips this container', join(dir, 'config.v2.json')));
+  else if (!c.ok) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json is not valid JSON (${c.error}): dockerd skips this container`, join(dir, 'config.v2.json')));
+  else config = c.value as StoredContainer;
+  const h = readJson(join(dir, 'hostconfig.json'));
+  let hostConfig: Record<string, unknown> | undefined;
+  if (h === undefined) problems.push(problem('CONTAINER_HOSTCONFIG_MISSING', 'hostconfig.json is missing', join(dir, 'hostconfig.json')));
+  else if (!h.ok) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json is not valid JSON (${h.error})`, join(dir, 'hostconfig.json')));
+  else hostConfig = h.value as Record<string, unknown>;
+  return { id, dir, config, hostConfig, problems };
+}
+
+export function readContainers(L: Layout): ContainerRecord[] {
+  return listDir(L.containersDir)
+    .filter((n) => HEX64.test(n))
+    .map((id) => readContainer(L, id));
+}
+
+/** container.State.StateString() of dockerd. */
+export function stateString(s: StoredState | undefined): string {
+  if (s === undefined) return 'unknown';
+  if (s.Running) {
+    if (s.Paused) return 'paused';
+    if (s.Restarting) return 'restarting';
+    return 'running';
+  }
+  if (s.RemovalInProgress) return 'removing';
+  if (s.Dead) return 'dead';
+  if (s.StartedAt === undefined || s.StartedAt.startsWith('0001-01-01')) return 'created';
+  return 'exited';
+}

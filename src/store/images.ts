@@ -1,0 +1,139 @@
+import { join } from 'node:path';
+import { sha256Digest, chainId, DIGEST_RE } from '../formats/digest/digest.js';
+import { parseReference, type Reference } from '../formats/docker/reference.js';
+import { HEX64, type Layout } from './layout.js';
+import { problem, type Problem } from './problems.js';
+import { listDir, readBytes, readText } from './fsread.js';
+
+/** The parts of an image config dataroot reads (the rest is passed through). */
+export interface ImageConfig {
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  'os.version'?: string;
+  created?: string;
+  author?: string;
+  comment?: string;
+  docker_version?: string;
+  container?: string;
+  container_config?: Record<string, unknown>;
+  config?: Record<string, unknown> | null;
+  rootfs?: { type?: string; diff_ids?: unknown };
+  history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean; author?: string }[];
+  parent?: string;
+}
+
+export interface ImageRecord {
+  /** `sha256:<hex>` */
+  id: string;
+  hex: string;
+  contentPath: string;
+  /** Exact config bytes. */
+  bytes: Buffer | undefined;
+  config: ImageConfig | undefined;
+  diffIds: string[];
+  chainId: string | undefined;
+  /** metadata/…/parent as stored (not trimmed, as dockerd reads it). */
+  parent: string | undefined;
+  /** metadata/…/lastUpdated as stored. */
+  lastUpdated: string | undefined;
+  builtLocally: boolean;
+  problems: Problem[];
+}
+
+export interface RefEntry extends Reference {
+  /** The image ID the reference points to. */
+  id: string;
+  /** The outer key it is stored under. */
+  repo: string;
+}
+
+export interface Repositories {
+  refs: RefEntry[];
+  problems: Problem[];
+  /** The file is missing (dockerd creates an empty one at start). */
+  missing: boolean;
+}
+
+export function readRepositories(L: Layout, driver: string): Repositories {
+  const path = L.repositories(driver);
+  const text = readText(path);
+  if (text === undefined) return { refs: [], problems: [], missing: true };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return { refs: [], missing: false, problems: [problem('REPOSITORIES_INVALID', `repositories.json is not valid JSON (${(e as Error).message}); dockerd refuses to start with it`, path)] };
+  }
+  const repos = (doc as { Repositories?: unknown })?.Repositories;
+  if (repos === null || typeof repos !== 'object') {
+    return { refs: [], missing: false, problems: [problem('REPOSITORIES_INVALID', 'repositories.json has no "Repositories" object', path)] };
+  }
+  const refs: RefEntry[] = [];
+  const problems: Problem[] = [];
+  for (const [repo, inner] of Object.entries(repos as Record<string, unknown>)) {
+    if (inner === null || typeof inner !== 'object') {
+      problems.push(problem('REPOSITORIES_INVALID', `repository "${repo}" is not an object`, path));
+      continue;
+    }
+    for (const [key, id] of Object.entries(inner as Record<string, unknown>)) {
+      const ref = parseReference(key);
+      if (ref === undefined || typeof id !== 'string' || !DIGEST_RE.test(id)) {
+        problems.push(problem('REPOSITORIES_INVALID', `reference "${key}" → ${JSON.stringify(id)} is not a reference to an image ID`, path));
+        continue;
+      }
+      refs.push({ ...ref, id, repo });
+    }
+  }
+  return { refs, problems, missing: false };
+}
+
+function validDiffIds(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((d) => typeof d === 'string' && DIGEST_RE.test(d));
+}
+
+export function readImage(L: Layout, driver: string, hex: string): ImageRecord {
+  const contentPath = join(L.imageContentDir(driver), hex);
+  const id = `sha256:${hex}`;
+  const problems: Problem[] = [];
+  const bytes = readBytes(contentPath);
+  let config: ImageConfig | undefined;
+  let diffIds: string[] = [];
+  if (bytes === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', 'image config cannot be read', contentPath));
+  else {
+    const actual = sha256Digest(bytes);
+    if (actual !== id) problems.push(problem('IMAGE_ID_MISMATCH', `sha256 of the config is ${actual}, not ${id}: dockerd skips it ("failed to verify")`, contentPath));
+    try {
+      config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+      if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('not an object');
+      const d = config.rootfs?.diff_ids;
+      if (config.rootfs === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', 'config has no rootfs: dockerd rejects it', contentPath));
+      else if (d !== undefined && d !== null && !validDiffIds(d)) problems.push(problem('IMAGE_CONFIG_INVALID', 'rootfs.diff_ids is not a list of sha256 digests', contentPath));
+      else diffIds = (d as string[] | null | undefined) ?? [];
+    } catch (e) {
+      config = undefined;
+      problems.push(problem('IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath));
+    }
+  }
+  const meta = join(L.imageMetadataDir(driver), hex);
+  return {
+    id,
+    hex,
+    contentPath,
+    bytes,
+    config,
+    diffIds,
+    chainId: chainId(diffIds),
+    parent: readText(join(meta, 'parent')),
+    lastUpdated: readText(join(meta, 'lastUpdated')),
+    builtLocally: readBytes(join(meta, 'builtLocally'))?.[0] === 1,
+    problems,
+  };
+}
+
+/** Every image config dockerd would try to load (names that are 64-hex digests). */
+export function readImages(L: Layout, driver: string): ImageRecord[] {
+  return listDir(L.imageContentDir(driver))
+    .filter((n) => HEX64.test(n))
+    .map((hex) => readImage(L, driver, hex));
+}
