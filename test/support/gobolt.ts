@@ -42,3 +42,10 @@ export function gen(out: string, seed: number, scenario: string, pageSize: numbe
   const r = oracle(['gen', out, String(seed), scenario, String(pageSize)]);
   if (r.status !== 0) throw new Error(`oracle gen ${scenario} failed: ${r.stderr}`);
 }
+
+/** gen, returning what the generator printed (the expected decoded values of some scenarios). */
+export function genWithOutput(out: string, seed: number, scenario: string, pageSize: number): string {
+  const r = oracle(['gen', out, String(seed), scenario, String(pageSize)]);
+  if (r.status !== 0) throw new Error(`oracle gen ${scenario} failed: ${r.stderr}`);
+  return r.stdout;
+}

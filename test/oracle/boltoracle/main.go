@@ -12,6 +12,8 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
+	"time"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -408,7 +410,43 @@ func gen(out string, seed int64, scenario string, pageSize int) {
 				return nil
 			})
 		}
-	case "bigfreelist":
+	case "containerd":
+		// containerd's metadata schema: varints, Go binary times, nested label buckets. The
+		// expected decoded values are printed as JSON on stdout for the test to compare.
+		expect := map[string]interface{}{}
+		update(func(tx *bolt.Tx) error {
+			v1, err := tx.CreateBucket([]byte("v1"))
+			must(err)
+			must(v1.Put([]byte("version"), varint(4)))
+			expect["version"] = 4
+			ns, err := v1.CreateBucket([]byte("moby"))
+			must(err)
+			images, err := ns.CreateBucket([]byte("images"))
+			must(err)
+			for i := 0; i < 3; i++ {
+				name := fmt.Sprintf("docker.io/library/img%d:latest", i)
+				img, err := images.CreateBucket([]byte(name))
+				must(err)
+				t := time.Unix(1700000000+int64(g.r.Intn(100000000)), int64(g.r.Intn(1000000000))).UTC()
+				tb, err := t.MarshalBinary()
+				must(err)
+				must(img.Put([]byte("createdat"), tb))
+				must(img.Put([]byte("updatedat"), tb))
+				target, err := img.CreateBucket([]byte("target"))
+				must(err)
+				size := int64(g.r.Intn(1 << 30))
+				must(target.Put([]byte("size"), varint(size)))
+				must(target.Put([]byte("digest"), []byte("sha256:"+strings.Repeat("ab", 32))))
+				must(target.Put([]byte("mediatype"), []byte("application/vnd.oci.image.index.v1+json")))
+				labels, err := img.CreateBucket([]byte("labels"))
+				must(err)
+				must(labels.Put([]byte("org.example/k"), []byte(fmt.Sprintf("v%d", i))))
+				expect[name] = map[string]interface{}{"createdat": t.Format(time.RFC3339Nano), "size": size}
+			}
+			return nil
+		})
+		out, _ := json.Marshal(expect)
+		fmt.Println(string(out))
 		// Enough freed pages that the freelist count overflows u16 (the 0xFFFF escape).
 		for t := 0; t < 8; t++ {
 			update(func(tx *bolt.Tx) error {
@@ -429,8 +467,11 @@ func gen(out string, seed int64, scenario string, pageSize int) {
 	default:
 		die(fmt.Errorf("unknown scenario %s", scenario))
 	}
-	_ = strings.TrimSpace
-	_ = binary.LittleEndian
+}
+
+func varint(n int64) []byte {
+	b := make([]byte, binary.MaxVarintLen64)
+	return b[:binary.PutVarint(b, n)]
 }
 
 // bench writes n keys in 20 buckets, about 250 bytes a key, in key order, for the benchmarks.
