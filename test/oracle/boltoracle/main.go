@@ -373,6 +373,19 @@ func gen(out string, seed int64, scenario string, pageSize int) {
 				return nil
 			})
 		}
+	case "bigfreelist":
+		// More than 0xFFFF free pages: the freelist page's count field holds the 0xFFFF escape and
+		// the real count is the first element. One value spanning ~70,000 overflow pages, then
+		// deleted, frees them all at once; a small bucket keeps the file non-empty.
+		n := 70000 * pageSize
+		update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket([]byte("big"))
+			must(err)
+			must(b.Put([]byte("huge"), g.bytes(n, n)))
+			fill(b, 50, 0, 100, false)
+			return nil
+		})
+		update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("big")).Delete([]byte("huge")) })
 	case "sequences":
 		update(func(tx *bolt.Tx) error {
 			for i := 0; i < 20; i++ {
