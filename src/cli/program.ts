@@ -5,6 +5,9 @@ import { registerFiles } from '../commands/files.js';
 import { registerCat } from '../commands/cat.js';
 import { registerBolt } from '../commands/bolt.js';
 import { registerDemo } from '../commands/demo.js';
+import { registerImages } from '../commands/images.js';
+import { registerContainers } from '../commands/containers.js';
+import { registerObjects } from '../commands/objects.js';
 
 /** Builds the commander tree. It never parses: main.ts does. */
 export function buildProgram(ctx: Ctx): Command {
@@ -26,6 +29,9 @@ export function buildProgram(ctx: Ctx): Command {
   registerFiles(program, ctx);
   registerCat(program, ctx);
   registerBolt(program, ctx);
+  registerImages(program, ctx);
+  registerContainers(program, ctx);
+  registerObjects(program, ctx);
   registerDemo(program, ctx);
   return program;
 }

@@ -15,7 +15,7 @@ export interface VolumeRecord {
   options: Record<string, string> | null;
   /** <root>/volumes/<name>/_data */
   dataDir: string;
-  /** mtime of _data: what the local driver reports as CreatedAt. */
+  /** ctime of _data: what the local driver reports as CreatedAt (an archive cannot keep it). */
   createdAt: Date | undefined;
   inMetadataDb: boolean;
   problems: Problem[];
@@ -30,8 +30,8 @@ interface VolumeMeta {
 
 /**
  * Volumes as the local driver and the volume store see them: the entries of the `volumes` bucket
- * of volumes/metadata.db, plus directories under volumes/ that have a _data (the local driver
- * lists those even without metadata).
+ * of volumes/metadata.db, plus every directory under volumes/ (the local driver lists those even
+ * without metadata).
  */
 export function readVolumes(L: Layout): { volumes: VolumeRecord[]; problems: Problem[] } {
   const problems: Problem[] = [];
@@ -60,14 +60,15 @@ export function readVolumes(L: Layout): { volumes: VolumeRecord[]; problems: Pro
     }
   }
   const names = new Set<string>(meta.keys());
-  for (const n of listDir(L.volumesDir)) if (isDir(join(L.volumesDir, n, '_data'))) names.add(n);
+  // The local driver takes every directory under volumes/ as a volume at start.
+  for (const n of listDir(L.volumesDir)) if (isDir(join(L.volumesDir, n))) names.add(n);
   const volumes = [...names].sort().map((name): VolumeRecord => {
     const m = meta.get(name);
     const dataDir = join(L.volumesDir, name, '_data');
     let createdAt: Date | undefined;
     const vp: Problem[] = [];
     try {
-      createdAt = statSync(dataDir).mtime;
+      createdAt = statSync(dataDir).ctime;
     } catch {
       vp.push(problem('VOLUME_DATA_MISSING', `${name}/_data does not exist`, dataDir));
     }

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -161,7 +161,10 @@ export class Dockerd {
   importBusybox(tag = 'base:busybox'): string {
     const rootfs = mkdtempSync(join(tmpdir(), 'dataroot-busybox-'));
     try {
+      // mkdtemp makes the dir 0700; as the image's / it would lock out non-root users (USER nobody) on vfs.
+      chmodSync(rootfs, 0o755);
       for (const d of ['bin', 'tmp', 'etc', 'root', 'var']) mkdirSync(join(rootfs, d), { recursive: true });
+      chmodSync(join(rootfs, 'tmp'), 0o1777);
       spawnSync('cp', ['/bin/busybox', join(rootfs, 'bin', 'busybox')]);
       const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
       for (const a of applets) if (a !== 'busybox') spawnSync('ln', ['-sf', 'busybox', join(rootfs, 'bin', a)]);

@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { CHANGE_LETTER, containerChanges, inspectContainer, listContainers, requireContainer } from '../ops/containers.js';
+import type { Ctx, GlobalOpts } from './context.js';
+import { emitJson, table } from './render.js';
+import { ago, reportMissing, reportProblems, withStore } from './storectx.js';
+
+function trunc(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+export function registerContainers(program: Command, ctx: Ctx): void {
+  program
+    .command('containers')
+    .alias('ps')
+    .description('every container (like docker ps -a); --json gives the API objects')
+    .option('--no-trunc', 'do not truncate IDs and commands')
+    .action(async (o: { trunc: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withStore(g, ctx, (s) => {
+        const r = listContainers(s);
+        if (g.json) emitJson(ctx, r.containers);
+        else {
+          const rows = r.containers.map((c) => {
+            const ports = (c['Ports'] as { PrivatePort: number; Type: string; PublicPort?: number; IP?: string }[]).map((p) => (p.PublicPort !== undefined ? `${p.IP ?? ''}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`));
+            return [
+              o.trunc ? c.Id.slice(0, 12) : c.Id,
+              c.Image.startsWith('sha256:') && o.trunc ? c.Image.slice(7, 19) : c.Image,
+              o.trunc ? trunc(JSON.stringify(c.Command), 22) : JSON.stringify(c.Command),
+              ago(c.Created),
+              c.Status,
+              ports.join(', '),
+              c.Names.map((n) => n.replace(/^\//, '')).join(','),
+            ];
+          });
+          ctx.stdout.write(table(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows));
+          for (const c of r.containers) {
+            const note = (c['Dataroot'] as { note?: string } | undefined)?.note;
+            if (note !== undefined) ctx.stderr.write(`dataroot: ${c.Names[0]}: ${note}\n`);
+          }
+        }
+        reportProblems(ctx, r.problems);
+      });
+    });
+
+  const container = program.command('container').description('one container: inspect, diff');
+  container
+    .command('inspect')
+    .argument('<container...>', 'ID, name or unique ID prefix')
+    .description('the object docker container inspect prints, plus a Dataroot section')
+    .action(async (qs: string[], _o: object, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withStore(g, ctx, (s) => {
+        const out: unknown[] = [];
+        for (const q of qs) {
+          try {
+            const c = inspectContainer(s, requireContainer(s, q));
+            out.push(c);
+            reportProblems(ctx, (c['Dataroot'] as { problems: [] }).problems);
+          } catch (e) {
+            reportMissing(ctx, e, g.json === true);
+          }
+        }
+        emitJson(ctx, out);
+      });
+    });
+
+  container
+    .command('diff')
+    .argument('<container>', 'ID, name or unique ID prefix')
+    .description("offline docker container diff: A/C/D from the container's read-write layer (--json adds size, mode, owner, mtime, sha256)")
+    .action(async (q: string, _o: object, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withStore(g, ctx, (s) => {
+        const changes = containerChanges(s, requireContainer(s, q), g.json === true);
+        if (g.json) emitJson(ctx, changes);
+        else ctx.stdout.write(changes.map((c) => `${CHANGE_LETTER[c.Kind]} ${c.Path}\n`).join(''));
+      });
+    });
+}

@@ -1,0 +1,125 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DatarootError } from '../formats/errors.js';
+
+/**
+ * The system calls Node lacks (extended attributes, mknod, nanosecond utimes of symlinks), from
+ * the tiny addon in native/ built into dist/dataroot_native.node by `npm run build`. Everything
+ * that needs them goes through this module, so the choice can change in one place.
+ */
+interface Addon {
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+}
+
+let addon: Addon | undefined;
+let loadError: string | undefined;
+
+/** The package root: the nearest directory above this module with dataroot's package.json. */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'dataroot') return dir;
+      } catch {
+        /* keep looking */
+      }
+    }
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+function load(): Addon {
+  if (addon !== undefined) return addon;
+  if (loadError === undefined) {
+    const root = packageRoot();
+    const file = root === undefined ? undefined : join(root, 'dist', 'dataroot_native.node');
+    if (file === undefined || !existsSync(file)) loadError = 'dist/dataroot_native.node is not built (npm run build needs a C compiler and Node headers)';
+    else {
+      try {
+        addon = createRequire(import.meta.url)(file) as Addon;
+        return addon;
+      } catch (e) {
+        loadError = `cannot load ${file}: ${(e as Error).message}`;
+      }
+    }
+  }
+  throw new DatarootError('IO_NATIVE_UNAVAILABLE', `this needs dataroot's native addon: ${loadError}`);
+}
+
+/** Whether the addon can be loaded (tests and feature probes). */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function wrap<T>(op: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DatarootError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `${op} ${path}: ${err.message}`, { file: path });
+  }
+}
+
+/** One extended attribute of a path (not following symlinks), or undefined when it has none by that name. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  const a = load();
+  return wrap('lgetxattr', path, () => a.lgetxattr(path, name) ?? undefined);
+}
+
+/** Every extended attribute of a path, by name in the order the kernel lists them. */
+export function listXattrs(path: string): Map<string, Buffer> {
+  const a = load();
+  const out = new Map<string, Buffer>();
+  for (const name of wrap('llistxattr', path, () => a.llistxattr(path))) {
+    const v = wrap('lgetxattr', path, () => a.lgetxattr(path, name));
+    if (v !== null) out.set(name, v);
+  }
+  return out;
+}
+
+export function setXattr(path: string, name: string, value: Uint8Array): void {
+  const a = load();
+  wrap('lsetxattr', path, () => a.lsetxattr(path, name, Buffer.from(value.buffer, value.byteOffset, value.byteLength)));
+}
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+/** mknod(2): character or block devices and FIFOs; `mode` is the permission bits with the type. */
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  const a = load();
+  wrap('mknod', path, () => a.mknod(path, mode, major, minor));
+}
+
+/** utimensat(2) without following symlinks, with whole nanoseconds (Node's utimes rounds through a double). */
+export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  const a = load();
+  const split = (ns: bigint): [number, number] => {
+    let s = ns / 1_000_000_000n;
+    let n = ns % 1_000_000_000n;
+    if (n < 0n) {
+      n += 1_000_000_000n;
+      s -= 1n;
+    }
+    return [Number(s), Number(n)];
+  };
+  const [as, an] = split(atimeNs);
+  const [ms, mn] = split(mtimeNs);
+  wrap('utimensat', path, () => a.lutimens(path, as, an, ms, mn));
+}
