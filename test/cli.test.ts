@@ -156,9 +156,17 @@ function readdirTmp(): string[] {
 }
 
 describe('demo', () => {
-  it('prints info, files and the decoded repositories.json of every sample', async () => {
+  it('walks every sample through info, files, cat, the store commands and the BoltDB reader', async () => {
     const r = await run(['demo']);
     expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    for (const c of ['images -a', 'image inspect localhost/buildtest:v1', 'history', 'layers', 'containers', 'container diff sample', 'volumes', 'networks', 'network inspect samplenet']) {
+      expect(r.stdout).toContain(`dataroot ${c}`);
+    }
+    // The container ran with -v samplevol:/data: its RW layer adds the mount point.
+    expect(r.stdout).toContain('A /data\n');
+    // The sample root was captured under /tmp/dataroot-capture-*: paths are shown as dockerd printed them.
+    expect(r.stdout).toMatch(/"UpperDir": "\/tmp\/dataroot-capture-[^/]+\/overlay2\/root\/overlay2\/[a-f0-9]{64}\/diff"/);
     expect(r.stdout).toContain('dataroot info --root snapshots/fresh.tar.gz');
     expect(r.stdout).toContain('localhost/buildtest:v1');
     expect(r.stdout).toContain('buildkit/cache.db');

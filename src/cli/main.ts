@@ -29,6 +29,9 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
     cwd: io?.cwd ?? process.cwd(),
     exitCode: 0,
   };
+  ctx.invoke = async (args: string[]) => {
+    await buildProgram(ctx).parseAsync(['node', 'dataroot', ...args]);
+  };
   const program = buildProgram(ctx);
   try {
     await program.parseAsync(argv);

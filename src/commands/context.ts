@@ -16,6 +16,8 @@ export interface Ctx {
   cwd: string;
   /** Set by a command: 0 clean, 1 found differences/problems, 2 could not run. */
   exitCode: number;
+  /** Runs another dataroot command line with this context (set by cli/main.ts; the demo uses it). */
+  invoke?: (args: string[]) => Promise<void>;
 }
 
 export interface GlobalOpts {

@@ -1,61 +1,49 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
-import { info } from '../ops/info.js';
-import { listFiles } from '../ops/files.js';
-import { dumpTree } from '../ops/bolt.js';
-import { openBolt } from '../store/bolt.js';
-import { withRoot } from '../store/root.js';
-import { readFileSync } from 'node:fs';
+import { packageRoot } from '../io/pkg.js';
 import type { Ctx } from './context.js';
-import { renderInfo } from './info.js';
-import { paint, table } from './render.js';
+import { paint } from './render.js';
 
 /** The shipped sample data-roots, next to the package. */
 export function samplesDir(): string {
-  return fileURLToPath(new URL('../../snapshots/', import.meta.url));
+  return join(packageRoot(), 'snapshots');
 }
 
-const SAMPLES = ['fresh', 'after-build', 'after-build-vfs'];
+/** What the tour runs on each sample (the archive is appended as --root). */
+const TOUR: { sample: string; why: string; args: string[] }[] = [
+  { sample: 'fresh', why: 'a root right after the first start: no images, two networks, empty stores', args: ['info'] },
+  { sample: 'after-build', why: 'after a legacy build, a volume, a network and one run', args: ['info'] },
+  { sample: 'after-build', why: 'BoltDB files found by their magic, not their name', args: ['files', '--type', 'bolt'] },
+  { sample: 'after-build', why: 'the tag store', args: ['cat', 'image/overlay2/repositories.json'] },
+  { sample: 'after-build', why: 'images as dockerd lists them (-a: the legacy builder keeps one image per step)', args: ['images', '-a'] },
+  { sample: 'after-build', why: 'the object docker image inspect prints, plus the layer chain on disk', args: ['image', 'inspect', 'localhost/buildtest:v1'] },
+  { sample: 'after-build', why: 'one row per Dockerfile step, per-layer sizes', args: ['history', 'localhost/buildtest:v1'] },
+  { sample: 'after-build', why: 'layerdb: chainID, diffID, cache-id, who uses each layer', args: ['layers'] },
+  { sample: 'after-build', why: 'containers as docker ps -a shows them', args: ['containers'] },
+  { sample: 'after-build', why: "the container's read-write layer against its image (offline docker diff)", args: ['container', 'diff', 'sample'] },
+  { sample: 'after-build', why: 'volumes/metadata.db and volumes/, with users and size on disk', args: ['volumes'] },
+  { sample: 'after-build', why: 'network/files/local-kv.db, decoded by our own B+tree reader', args: ['networks'] },
+  { sample: 'after-build', why: 'one network as docker network inspect prints it', args: ['network', 'inspect', 'samplenet'] },
+  { sample: 'after-build', why: "libnetwork's records: an 8-byte index, then JSON", args: ['bolt', 'dump', 'network/files/local-kv.db'] },
+  { sample: 'after-build', why: "bbolt's own consistency check, in TypeScript", args: ['bolt', 'check', 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db'] },
+  { sample: 'after-build-vfs', why: 'the same build on the vfs driver: every layer is a full copy', args: ['layers'] },
+  { sample: 'after-build-vfs', why: '', args: ['container', 'inspect', 'sample'] },
+];
 
-function heading(ctx: Ctx, s: string): void {
-  ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ ${s}`)}\n`);
-}
-
-/** A guided tour over the shipped samples; it grows as features land. */
+/** A guided tour over the shipped samples: each step is a real dataroot command line. */
 export async function runDemo(ctx: Ctx): Promise<void> {
   const dir = samplesDir();
-  for (const name of SAMPLES) {
-    const archive = join(dir, `${name}.tar.gz`);
+  if (ctx.invoke === undefined) throw new DatarootError('INTERNAL', 'the demo needs the CLI to run commands');
+  for (const step of TOUR) {
+    const archive = join(dir, `${step.sample}.tar.gz`);
     if (!existsSync(archive)) throw new DatarootError('DEMO_SAMPLES_MISSING', `sample ${archive} is missing`, { file: archive });
-    await withRoot(archive, (r) => {
-      heading(ctx, `dataroot info --root snapshots/${name}.tar.gz`);
-      renderInfo(ctx, info(r));
-      if (name === 'fresh') return;
-      heading(ctx, `dataroot files --type bolt --root snapshots/${name}.tar.gz   (BoltDB found by magic, not by name)`);
-      const bolts = listFiles(r.dir, { type: 'bolt', sort: false });
-      ctx.stdout.write(table(ctx, ['TYPE', 'SIZE', 'PATH'], bolts.map((f) => [f.kind, f.size, f.path])));
-      heading(ctx, `dataroot files --type json --sort --root snapshots/${name}.tar.gz   (first 8)`);
-      const jsons = listFiles(r.dir, { type: 'json', sort: true }).slice(0, 8);
-      ctx.stdout.write(table(ctx, ['TYPE', 'SIZE', 'PATH'], jsons.map((f) => [f.kind, f.size, f.path])));
-      const driver = r.drivers[0] ?? 'overlay2';
-      const repos = `image/${driver}/repositories.json`;
-      heading(ctx, `dataroot cat ${repos} --root snapshots/${name}.tar.gz`);
-      ctx.stdout.write(`${JSON.stringify(JSON.parse(readFileSync(join(r.dir, repos), 'utf8')), null, 2)}\n`);
-      for (const db of ['network/files/local-kv.db', 'volumes/metadata.db']) {
-        heading(ctx, `dataroot bolt dump ${db} --root snapshots/${name}.tar.gz   (decoded by our own B+tree reader)`);
-        const b = openBolt(join(r.dir, db));
-        try {
-          const tree = dumpTree(b.db, { values: 'auto', docker: true, kind: b.kind });
-          ctx.stdout.write(`${JSON.stringify(tree, null, 2)}\n`);
-        } finally {
-          b.close();
-        }
-      }
-    });
+    ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${step.args.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
+    if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
+    await ctx.invoke([...step.args, '--root', archive]);
   }
+  ctx.exitCode = 0;
 }
 
 export function registerDemo(program: Command, ctx: Ctx): void {

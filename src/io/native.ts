@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
+import { packageRoot } from './pkg.js';
 
 /**
  * The system calls Node lacks (extended attributes, mknod, nanosecond utimes of symlinks), from
@@ -20,29 +20,11 @@ interface Addon {
 let addon: Addon | undefined;
 let loadError: string | undefined;
 
-/** The package root: the nearest directory above this module with dataroot's package.json. */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'dataroot') return dir;
-      } catch {
-        /* keep looking */
-      }
-    }
-    dir = dirname(dir);
-  }
-  return undefined;
-}
-
 function load(): Addon {
   if (addon !== undefined) return addon;
   if (loadError === undefined) {
-    const root = packageRoot();
-    const file = root === undefined ? undefined : join(root, 'dist', 'dataroot_native.node');
-    if (file === undefined || !existsSync(file)) loadError = 'dist/dataroot_native.node is not built (npm run build needs a C compiler and Node headers)';
+    const file = join(packageRoot(), 'dist', 'dataroot_native.node');
+    if (!existsSync(file)) loadError = 'dist/dataroot_native.node is not built (npm run build needs a C compiler and Node headers)';
     else {
       try {
         addon = createRequire(import.meta.url)(file) as Addon;
