@@ -30,9 +30,9 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
     exitCode: 0,
   };
   ctx.invoke = async (args: string[]) => {
-    await buildProgram(ctx).parseAsync(['node', 'dataroot', ...args]);
+    await (await buildProgram(ctx, args)).parseAsync(['node', 'dataroot', ...args]);
   };
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, args);
   try {
     await program.parseAsync(argv);
     return ctx.exitCode;

@@ -1,16 +1,66 @@
 import { Command, Option } from 'commander';
 import type { Ctx } from '../commands/context.js';
-import { registerInfo } from '../commands/info.js';
-import { registerFiles } from '../commands/files.js';
-import { registerCat } from '../commands/cat.js';
-import { registerBolt } from '../commands/bolt.js';
-import { registerDemo } from '../commands/demo.js';
-import { registerImages } from '../commands/images.js';
-import { registerContainers } from '../commands/containers.js';
-import { registerObjects } from '../commands/objects.js';
 
-/** Builds the commander tree. It never parses: main.ts does. */
-export function buildProgram(ctx: Ctx): Command {
+type Register = (program: Command, ctx: Ctx) => void;
+
+/**
+ * Command groups, each loaded only when its command is run (the bundle splits them into chunks),
+ * so a short command does not pay for parsing the code of every other one.
+ */
+const GROUPS: Record<string, () => Promise<Register>> = {
+  info: async () => (await import('../commands/info.js')).registerInfo,
+  files: async () => (await import('../commands/files.js')).registerFiles,
+  cat: async () => (await import('../commands/cat.js')).registerCat,
+  bolt: async () => (await import('../commands/bolt.js')).registerBolt,
+  images: async () => (await import('../commands/images.js')).registerImages,
+  containers: async () => (await import('../commands/containers.js')).registerContainers,
+  objects: async () => (await import('../commands/objects.js')).registerObjects,
+  demo: async () => (await import('../commands/demo.js')).registerDemo,
+};
+
+/** The group that defines each top-level command word. */
+const WORDS: Record<string, string> = {
+  info: 'info',
+  files: 'files',
+  cat: 'cat',
+  bolt: 'bolt',
+  images: 'images',
+  image: 'images',
+  history: 'images',
+  containers: 'containers',
+  ps: 'containers',
+  container: 'containers',
+  layers: 'objects',
+  volumes: 'objects',
+  volume: 'objects',
+  networks: 'objects',
+  network: 'objects',
+  demo: 'demo',
+};
+
+/** Global options that take a value (their value is not the command word). */
+const GLOBAL_WITH_VALUE = new Set(['--root']);
+
+/** The first word of a command line that is not a global option or its value. */
+export function commandWord(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    return a;
+  }
+  return undefined;
+}
+
+/**
+ * Builds the commander tree for a command line (after `dataroot`): only the group of its command,
+ * or every group when the command is unknown or absent (help, suggestions). It never parses:
+ * main.ts does.
+ */
+export async function buildProgram(ctx: Ctx, args: readonly string[] = []): Promise<Command> {
   const program = new Command('dataroot');
   program
     .description("Read, verify, snapshot, diff and write a stopped Docker daemon's data directory")
@@ -25,13 +75,10 @@ export function buildProgram(ctx: Ctx): Command {
     .addOption(new Option('--root <dir>', 'data-root directory or .tar/.tar.gz archive (default /var/lib/docker, or DATAROOT_ROOT)'))
     .option('--json', 'print exactly one JSON document (NDJSON for streams)', false)
     .option('--no-color', 'no colour (also NO_COLOR)');
-  registerInfo(program, ctx);
-  registerFiles(program, ctx);
-  registerCat(program, ctx);
-  registerBolt(program, ctx);
-  registerImages(program, ctx);
-  registerContainers(program, ctx);
-  registerObjects(program, ctx);
-  registerDemo(program, ctx);
+  const word = commandWord(args);
+  const group = word === undefined ? undefined : WORDS[word];
+  const wanted = group === undefined ? Object.keys(GROUPS) : [group];
+  const registers = await Promise.all(wanted.map((g) => GROUPS[g]!()));
+  for (const r of registers) r(program, ctx);
   return program;
 }

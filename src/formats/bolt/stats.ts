@@ -101,6 +101,8 @@ interface PageIndex {
   errors: Map<number, DatarootError>;
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** Window of the synchronous scan (the page source reads through chunks of the same size). */
 export const STATS_WINDOW = 256 << 10;
 
@@ -136,6 +138,8 @@ async function indexPages(db: BoltFile, windows: PageWindows): Promise<PageIndex
     }
     const n = Math.min(win.length / ps, hwm - w);
     const wv = new DataView(win.buffer, win.byteOffset, win.byteLength);
+    // Element flags read as 32-bit words where the window allows it (aligned, little-endian host).
+    const w32 = LITTLE_ENDIAN_HOST && win.byteOffset % 4 === 0 ? new Uint32Array(win.buffer, win.byteOffset, win.byteLength >>> 2) : undefined;
     for (let i = w === 0 ? 2 : 0; i < n; i++) {
       const pgid = w + i;
       const off = i * ps;
@@ -146,7 +150,7 @@ async function indexPages(db: BoltFile, windows: PageWindows): Promise<PageIndex
       }
       const overflow = wv.getUint32(off + 12, true);
       try {
-        if (overflow !== 0 || !indexPlainPage(idx, wv, off, ps, pgid, flags)) {
+        if (overflow !== 0 || !indexPlainPage(idx, wv, w32, off, ps, pgid, flags)) {
           let p: Page;
           if (overflow === 0) {
             const bytes = win.subarray(off, off + ps);
@@ -170,20 +174,44 @@ async function indexPages(db: BoltFile, windows: PageWindows): Promise<PageIndex
  * The fast path for the common page: one page, elements inside it, no sub-buckets. Reads the
  * window's DataView directly; returns false to send anything else to indexPage.
  */
-function indexPlainPage(idx: PageIndex, wv: DataView, off: number, ps: number, pgid: number, flags: number): boolean {
+function indexPlainPage(idx: PageIndex, wv: DataView, w32: Uint32Array | undefined, off: number, ps: number, pgid: number, flags: number): boolean {
   const count = wv.getUint16(off + 10, true);
   if (PAGE_HEADER_SIZE + ELEMENT_SIZE * count > ps) return false;
   if (flags === FLAG_LEAF) {
+    // A sub-bucket sends the page to indexPage; only the last element's end matters for the bytes used.
+    if (w32 !== undefined) {
+      for (let q = (off + PAGE_HEADER_SIZE) >>> 2, end = q + 4 * count; q < end; q += 4) if ((w32[q]! & 1) !== 0) return false;
+    } else {
+      for (let i = 0; i < count; i++) if ((wv.getUint32(off + PAGE_HEADER_SIZE + ELEMENT_SIZE * i, true) & 1) !== 0) return false;
+    }
     let end = PAGE_HEADER_SIZE;
-    for (let i = 0; i < count; i++) {
-      const e = off + PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
-      if ((wv.getUint32(e, true) & 1) !== 0) return false;
+    if (count > 0) {
+      const e = off + PAGE_HEADER_SIZE + ELEMENT_SIZE * (count - 1);
       end = e - off + wv.getUint32(e + 4, true) + wv.getUint32(e + 8, true) + wv.getUint32(e + 12, true);
       if (end > ps) return false;
     }
     idx.count[pgid] = count;
     idx.used[pgid] = end;
     idx.subN[pgid] = 0;
+    return true;
+  }
+  if (flags === FLAG_BRANCH) {
+    // Child page ids straight from the elements (pos u32, ksize u32, pgid u64): no entry objects.
+    const first = idx.kids.length;
+    let end = PAGE_HEADER_SIZE;
+    for (let i = 0; i < count; i++) {
+      const e = off + PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
+      end = e - off + wv.getUint32(e, true) + wv.getUint32(e + 4, true);
+      const hi = wv.getUint32(e + 12, true);
+      if (end > ps || hi >= 0x200000) {
+        idx.kids.length = first;
+        return false;
+      }
+      idx.kids.push(hi * 0x100000000 + wv.getUint32(e + 8, true));
+    }
+    idx.count[pgid] = count;
+    idx.used[pgid] = end;
+    idx.first[pgid] = first;
     return true;
   }
   return false;
