@@ -15,6 +15,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   images: async () => (await import('../commands/images.js')).registerImages,
   containers: async () => (await import('../commands/containers.js')).registerContainers,
   objects: async () => (await import('../commands/objects.js')).registerObjects,
+  verify: async () => (await import('../commands/verify.js')).registerVerify,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
 };
 
@@ -31,10 +32,12 @@ const WORDS: Record<string, string> = {
   ps: 'containers',
   container: 'containers',
   layers: 'objects',
+  layer: 'objects',
   volumes: 'objects',
   volume: 'objects',
   networks: 'objects',
   network: 'objects',
+  verify: 'verify',
   demo: 'demo',
 };
 

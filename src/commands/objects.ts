@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { listLayers } from '../ops/layers.js';
+import { resolve } from 'node:path';
+import { findLayer, layerTar, listLayers } from '../ops/layers.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { inspectNetwork, listNetworks } from '../ops/networks.js';
 import { inspectVolume, listVolumes } from '../ops/volumes.js';
 import type { Ctx, GlobalOpts } from './context.js';
@@ -29,6 +31,24 @@ export function registerObjects(program: Command, ctx: Ctx): void {
           ctx.stdout.write(table(ctx, ['CHAIN ID', 'DIFF ID', 'CACHE ID', 'SIZE', 'IMAGES', 'CONTAINERS', 'NOTES'], rows));
         }
         reportProblems(ctx, r.problems);
+      });
+    });
+
+  const layer = program.command('layer').description('one layer: tar');
+  layer
+    .command('tar')
+    .argument('<layer>', 'chainID or diffID (or a unique prefix)')
+    .option('-o, --output <file>', 'write to this file (renamed into place only when the diffID checks out)')
+    .description('the layer tar rebuilt from tar-split and the driver directory, byte for byte as docker save exports it')
+    .action(async (q: string, o: { output?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withStore(g, ctx, async (s) => {
+        const l = findLayer(s, q);
+        if (o.output === undefined) {
+          for await (const c of layerTar(s, l)) ctx.stdout.write(c);
+          return;
+        }
+        await writeFileAtomic(resolve(ctx.cwd, o.output), layerTar(s, l));
       });
     });
 

@@ -1,3 +1,12 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { DatarootError } from '../formats/errors.js';
+import { decodeEntries } from '../formats/tarsplit/entries.js';
+import { assemble, cleanPath, type FileSource } from '../formats/tarsplit/stream.js';
+import { fileChunks } from '../io/streams.js';
+import { driverDirOf, type LayerRecord } from '../store/layers.js';
 import type { Store } from '../store/model.js';
 import type { Problem } from '../store/problems.js';
 
@@ -79,4 +88,72 @@ export function listLayers(store: Store): LayersResult {
   };
   layers.sort((a, b) => depth(a.chainId) - depth(b.chainId) || (a.chainId < b.chainId ? -1 : 1));
   return { layers, problems: layers.flatMap((l) => l.problems) };
+}
+
+/** Where a layer's files are read from: overlay2 its diff dir, vfs its full directory. */
+export function layerContentDir(store: Store, cacheId: string): string {
+  return store.driver === 'vfs' ? driverDirOf(store.L, 'vfs', cacheId) : join(driverDirOf(store.L, store.driver, cacheId), 'diff');
+}
+
+/** A tar-split name as a path inside the layer, or undefined when it escapes it. */
+export function layerPath(name: Uint8Array): string | undefined {
+  const c = cleanPath(new TextDecoder().decode(name)).replace(/^\/+/, '');
+  if (c === '..' || c.startsWith('../')) return undefined;
+  return c === '.' ? '' : c;
+}
+
+/** The files of a layer as tar-split's assembler asks for them (a name that escapes is an error). */
+export function layerFileSource(base: string): FileSource {
+  return {
+    async open(name) {
+      const rel = layerPath(name);
+      if (rel === undefined) throw new DatarootError('TARSPLIT_PATH_ESCAPE', `${new TextDecoder().decode(name)} escapes the layer`);
+      const p = join(base, rel);
+      try {
+        if (!lstatSync(p).isFile()) return undefined;
+      } catch {
+        return undefined;
+      }
+      return fileChunks(p);
+    },
+  };
+}
+
+/** A layer by chainID or diffID (full, with or without `sha256:`, or a unique prefix of either). */
+export function findLayer(store: Store, q: string): LayerRecord {
+  const hex = q.replace(/^sha256:/, '');
+  if (!/^[a-f0-9]{1,64}$/.test(hex)) throw new DatarootError('USAGE_BAD_LAYER_ID', `${q} is not a layer chainID or diffID`);
+  const byChain = [...store.layers.values()].filter((l) => l.chainId.slice(7).startsWith(hex));
+  if (byChain.length === 1) return byChain[0]!;
+  const byDiff = [...store.layers.values()].filter((l) => l.diffId?.slice(7).startsWith(hex));
+  // The same diffID can sit on several chains; any of them rebuilds the same tar.
+  if (byChain.length === 0 && byDiff.length > 0 && new Set(byDiff.map((l) => l.diffId)).size === 1) return byDiff[0]!;
+  if (byChain.length + byDiff.length === 0) throw new DatarootError('LAYER_NOT_FOUND', `No such layer: ${q}`);
+  throw new DatarootError('LAYER_AMBIGUOUS', `${q} matches several layers`);
+}
+
+/**
+ * The layer's tar rebuilt from its tar-split stream and driver directory, exactly as `docker save`
+ * exports it: CRC-64 of every file checked, and the sha256 of the whole compared with the diffID
+ * at the end (a coded error then, as dockerd fails "could not verify layer data").
+ */
+export async function* layerTar(store: Store, l: LayerRecord): AsyncGenerator<Uint8Array> {
+  if (l.cacheId === undefined || l.diffId === undefined) throw new DatarootError('LAYER_METADATA_INVALID', `layer ${l.chainId} has invalid metadata`, { file: l.dir });
+  if (!l.tarSplit) throw new DatarootError('TARSPLIT_MISSING', `layer ${l.chainId} has no tar-split.json.gz: it cannot be rebuilt`, { file: l.dir });
+  if (!l.driverDirExists) throw new DatarootError('LAYER_DIR_MISSING', `the driver directory of layer ${l.chainId} does not exist`, { file: l.driverDir ?? l.dir });
+  const base = layerContentDir(store, l.cacheId);
+  const gz = createReadStream(join(l.dir, 'tar-split.json.gz')).pipe(createGunzip());
+  const files = layerFileSource(base);
+  const h = createHash('sha256');
+  try {
+    for await (const c of assemble(decodeEntries(gz as AsyncIterable<Uint8Array>), files)) {
+      h.update(c);
+      yield c;
+    }
+  } catch (e) {
+    if (e instanceof DatarootError) throw e;
+    throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz of ${l.chainId} cannot be read: ${(e as Error).message}`, { file: l.dir });
+  }
+  const got = `sha256:${h.digest('hex')}`;
+  if (got !== l.diffId) throw new DatarootError('LAYER_DIFFID_MISMATCH', `the rebuilt layer has sha256 ${got}, not its diffID ${l.diffId}`, { file: base });
 }

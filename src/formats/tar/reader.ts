@@ -75,8 +75,58 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Positional reads of a file-like source (the io layer supplies one over a file descriptor). */
+export interface RandomAccess {
+  readonly size: number;
+  read(position: number, length: number): Promise<Uint8Array>;
+}
+
+interface Queue {
+  offset: number;
+  take(n: number): Promise<Uint8Array>;
+  stream(n: number, what: string): AsyncGenerator<Uint8Array>;
+  exact(n: number, what: string): Promise<Uint8Array>;
+  rest(limit: number): Promise<Uint8Array>;
+  /** Moves past n bytes; over a random-access source without reading them. */
+  skip(n: number, what: string): Promise<void>;
+}
+
+/** A queue over a random-access source: data that is skipped is never read. */
+class RandomQueue implements Queue {
+  offset = 0;
+  constructor(private readonly src: RandomAccess) {}
+  async take(n: number): Promise<Uint8Array> {
+    const k = Math.max(0, Math.min(n, this.src.size - this.offset));
+    const b = k === 0 ? new Uint8Array() : await this.src.read(this.offset, k);
+    this.offset += b.length;
+    return b;
+  }
+  async *stream(n: number, what: string): AsyncGenerator<Uint8Array> {
+    let need = n;
+    while (need > 0) {
+      const b = await this.take(Math.min(need, 1 << 20));
+      if (b.length === 0) throw new DatarootError('TAR_TRUNCATED', `the archive ends inside ${what} (${need} of ${n} bytes missing)`, { offset: this.offset });
+      need -= b.length;
+      yield b;
+    }
+  }
+  async exact(n: number, what: string): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for await (const p of this.stream(n, what)) parts.push(p);
+    return parts.length === 0 ? new Uint8Array() : concat(parts);
+  }
+  async rest(limit: number): Promise<Uint8Array> {
+    if (this.src.size - this.offset > limit) throw new DatarootError('TAR_TRAILING_DATA', `more than ${limit} bytes follow the end of the archive`, { offset: this.offset });
+    return this.take(this.src.size - this.offset);
+  }
+  async skip(n: number, what: string): Promise<void> {
+    if (this.offset + n > this.src.size) throw new DatarootError('TAR_TRUNCATED', `the archive ends inside ${what}`, { offset: this.src.size });
+    this.offset += n;
+  }
+}
+
 /** A pull queue over an async byte stream with exact reads. */
-class ByteQueue {
+class ByteQueue implements Queue {
   private chunk: Uint8Array = new Uint8Array();
   private pos = 0;
   private done = false;
@@ -136,6 +186,10 @@ class ByteQueue {
     return parts.length === 0 ? new Uint8Array() : concat(parts);
   }
 
+  async skip(n: number, what: string): Promise<void> {
+    for await (const _ of this.stream(n, what)) void _;
+  }
+
   async rest(limit: number): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     let n = 0;
@@ -178,7 +232,9 @@ function paxNumber(v: Uint8Array | undefined, key: string, offset: number): numb
  * skipped by the next call to `next()`). When `next()` returns undefined, `end` holds the tail.
  */
 export class TarReader {
-  private readonly q: ByteQueue;
+  private readonly q: Queue;
+  /** Over a random-access source, unread data is skipped without being read or kept in `raw`. */
+  private readonly keepSkipped: boolean;
   private pendingData = 0;
   private pendingPad = 0;
   private readonly globals = new Map<string, Uint8Array>();
@@ -186,8 +242,14 @@ export class TarReader {
   private readonly maxMeta: number;
   private readonly maxRemainder: number;
 
-  constructor(src: AsyncIterable<Uint8Array>, opts: TarReaderOptions = {}) {
-    this.q = new ByteQueue(src[Symbol.asyncIterator]());
+  constructor(src: AsyncIterable<Uint8Array> | RandomAccess, opts: TarReaderOptions = {}) {
+    if (Symbol.asyncIterator in src) {
+      this.q = new ByteQueue(src[Symbol.asyncIterator]());
+      this.keepSkipped = true;
+    } else {
+      this.q = new RandomQueue(src);
+      this.keepSkipped = false;
+    }
     this.maxMeta = opts.maxMetaSize ?? 1 << 20;
     this.maxRemainder = opts.maxRemainder ?? 1 << 20;
   }
@@ -208,7 +270,10 @@ export class TarReader {
   async next(): Promise<TarEntry | undefined> {
     if (this.end !== undefined) return undefined;
     const raw: Uint8Array[] = [];
-    if (this.pendingData > 0) raw.push(await this.q.exact(this.pendingData, 'the data of an entry'));
+    if (this.pendingData > 0) {
+      if (this.keepSkipped) raw.push(await this.q.exact(this.pendingData, 'the data of an entry'));
+      else await this.q.skip(this.pendingData, 'the data of an entry');
+    }
     this.pendingData = 0;
     if (this.pendingPad > 0) raw.push(await this.q.exact(this.pendingPad, 'the padding of an entry'));
     this.pendingPad = 0;

@@ -1,0 +1,499 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, readlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { checkBolt } from '../formats/bolt/check.js';
+import { parseGoTime } from '../formats/docker/gotime.js';
+import { DatarootError } from '../formats/errors.js';
+import { decodeEntries, type Entry, type FileEntry } from '../formats/tarsplit/entries.js';
+import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
+import { walkTree } from '../io/walk.js';
+import { openBolt } from '../store/bolt.js';
+import { exists, listDir, readText } from '../store/fsread.js';
+import { HEX64 } from '../store/layout.js';
+import type { LayerRecord } from '../store/layers.js';
+import { expectedChainId, driverDirOf } from '../store/layers.js';
+import type { Store } from '../store/model.js';
+import { listFiles } from './files.js';
+import { layerContentDir, layerFileSource, layerPath, layerUsage } from './layers.js';
+
+export type Severity = 'error' | 'warning';
+
+/** One finding: a stable code, what dockerd does about it, and what to do. */
+export interface Finding {
+  code: string;
+  severity: Severity;
+  /** The image, layer, container or file the finding is about. */
+  subject: string;
+  message: string;
+  paths: string[];
+  fix: string;
+}
+
+export interface VerifyOptions {
+  deep: boolean;
+  /** Only these images (and their layers). */
+  images?: string[];
+  onProgress?: (p: { layer: number; layers: number; bytes: number; totalBytes: number }) => void;
+}
+
+export interface VerifyResult {
+  root: string;
+  driver: string;
+  deep: boolean;
+  checked: { images: number; layers: number; containers: number; boltFiles: number; layerBytes: number };
+  findings: Finding[];
+  errors: number;
+  warnings: number;
+}
+
+const SEVERITY: Record<string, Severity> = {
+  IMAGE_PARENT_MISSING: 'warning',
+  IMAGE_OS_UNSUPPORTED: 'warning',
+  ORPHAN_LAYER: 'warning',
+  ORPHAN_DRIVER_DIR: 'warning',
+  ORPHAN_IMAGE_METADATA: 'warning',
+  ORPHAN_CONTAINER_LAYER: 'warning',
+  STAGING_LEFTOVER: 'warning',
+  LAYER_SIZE_MISMATCH: 'warning',
+  CONTAINER_IMAGE_MISSING: 'warning',
+};
+
+const FIX: Record<string, string> = {
+  IMAGE_ID_MISMATCH: 'restore the original config bytes (the ID is their sha256), or remove the image with its tags and metadata',
+  IMAGE_CONFIG_INVALID: 'restore the config from a backup or re-load the image (docker load / dataroot inject)',
+  IMAGE_PARENT_MISSING: 'remove imagedb/metadata/sha256/<id>/parent, or restore the parent image',
+  IMAGE_LASTUPDATED_INVALID: 'rewrite lastUpdated as an RFC 3339 time without a trailing newline, or remove it',
+  IMAGE_OS_UNSUPPORTED: 'nothing on this host: the image is for another operating system',
+  LAYER_CHAIN_MISSING: 're-load the image (docker load / dataroot inject) so its layers are registered again',
+  TAG_DANGLING: 'remove the reference from repositories.json (the CLI cannot: docker rmi says "No such image"), or restore the image',
+  TAG_NOT_FAMILIAR: 'rewrite the key in familiar form (library images without docker.io/library/)',
+  REPOSITORIES_INVALID: 'restore repositories.json from a backup, or rebuild it from the images (dataroot can list them)',
+  LAYER_METADATA_INVALID: 'restore the file (diff and size hold no trailing newline), or re-load the images that use the layer',
+  LAYER_CHAINID_MISMATCH: 're-load the images that use the layer; the directory name must be the chainID of parent and diff',
+  LAYER_DIR_MISSING: 're-load the images that use the layer (the driver directory holds its files)',
+  TARSPLIT_MISSING: 're-load the images that use the layer; without tar-split docker save and push cannot rebuild it',
+  TARSPLIT_INVALID: 're-load the images that use the layer',
+  TARSPLIT_PATH_ESCAPE: 'remove the layer: its tar-split names a file outside the layer (a hostile layer)',
+  LAYER_DIFFID_MISMATCH: 're-load the images that use the layer from a trusted source',
+  LAYER_FILE_MODIFIED: 'restore the file, or re-load the images that use the layer from a trusted source',
+  LAYER_FILE_MISSING: 'restore the file, or re-load the images that use the layer',
+  LAYER_FILE_ADDED: 'remove the file from the layer directory, or re-load the images that use the layer',
+  LAYER_SIZE_MISMATCH: 'informational: dockerd shows the recorded size; re-load the image to record the real one',
+  OVERLAY_LINK_BROKEN: 'recreate l/<link> -> ../<cache-id>/diff from the layer\'s link file',
+  OVERLAY_LOWER_INVALID: 'rewrite the lower file from the parent layers\' link files (nearest first)',
+  CONTAINER_IMAGE_MISSING: 'restore or re-load the image the container was created from',
+  CONTAINER_LAYER_MISSING: 'remove the container (docker rm) or restore its layer directories',
+  CONTAINER_CONFIG_INVALID: 'restore config.v2.json from a backup, or remove the container directory',
+  ORPHAN_LAYER: 'harmless; dataroot gc removes it',
+  ORPHAN_DRIVER_DIR: 'harmless; dataroot gc removes it',
+  ORPHAN_IMAGE_METADATA: 'harmless; dataroot gc removes it',
+  ORPHAN_CONTAINER_LAYER: 'harmless; dataroot gc removes it',
+  STAGING_LEFTOVER: 'left by an interrupted write; dataroot gc removes it',
+  BOLT_CORRUPT: 'restore the file from a backup; dockerd may fail to start or lose the records on those pages',
+};
+
+class Findings {
+  readonly list: Finding[] = [];
+  add(code: string, subject: string, message: string, ...paths: string[]): void {
+    this.list.push({ code, severity: SEVERITY[code] ?? 'error', subject, message, paths, fix: FIX[code] ?? '' });
+  }
+}
+
+/** Every layer a set of images uses (each prefix of each chain). */
+function chainsOf(store: Store, ids: string[]): Set<string> {
+  const s = new Set<string>();
+  for (const id of ids) {
+    const img = store.images.get(id);
+    if (img !== undefined) for (const c of store.chainOf(img)) s.add(c);
+  }
+  return s;
+}
+
+/** Checks that need no layer content: metadata, references, links, orphans, containers, BoltDB. */
+function shallow(store: Store, f: Findings, only: Set<string> | undefined): void {
+  const L = store.L;
+  const d = store.driver;
+  const shown = (p: string): string => store.shown(p);
+  // Image configs.
+  const contentDir = L.imageContentDir(d);
+  for (const n of listDir(contentDir)) if (!HEX64.test(n) && only === undefined) f.add('STAGING_LEFTOVER', n, `${n} in imagedb/content is not an image ID (an interrupted write?): dockerd ignores it`, shown(join(contentDir, n)));
+  for (const img of store.images.values()) {
+    if (only !== undefined && !only.has(img.id)) continue;
+    for (const p of img.problems) {
+      if (p.code === 'IMAGE_ID_MISMATCH') f.add('IMAGE_ID_MISMATCH', img.id, `${p.message}`, shown(img.contentPath));
+      else f.add('IMAGE_CONFIG_INVALID', img.id, `${p.message}: dockerd skips the image at start ("invalid image")`, shown(img.contentPath));
+    }
+    if (img.config === undefined || img.problems.length > 0) continue;
+    const os = img.config.os;
+    if (os !== undefined && os !== '' && os !== 'linux') f.add('IMAGE_OS_UNSUPPORTED', img.id, `the image is for ${os}: dockerd on Linux skips it`, shown(img.contentPath));
+    if (img.parent !== undefined && !store.images.has(img.parent)) {
+      f.add('IMAGE_PARENT_MISSING', img.id, `metadata parent ${JSON.stringify(img.parent)} is not an image here: docker history shows <missing> rows and the image is not hidden as an intermediate`, shown(join(L.imageMetadataDir(d), img.hex, 'parent')));
+    }
+    if (img.lastUpdated !== undefined && parseGoTime(img.lastUpdated) === undefined) {
+      f.add('IMAGE_LASTUPDATED_INVALID', img.id, `lastUpdated ${JSON.stringify(img.lastUpdated)} is not an RFC 3339 time: docker image inspect fails on this image ("extra text")`, shown(join(L.imageMetadataDir(d), img.hex, 'lastUpdated')));
+    }
+    if (img.chainId !== undefined && !store.isLoadable(img.chainId)) {
+      const why = store.loadable.get(img.chainId) ?? `layer ${img.chainId} does not exist`;
+      f.add('LAYER_CHAIN_MISSING', img.id, `the image's layer chain does not load (${why}): dockerd skips the image at start ("layer does not exist, not restoring image"), yet its tags still resolve to it`, shown(img.contentPath));
+    }
+  }
+  if (only === undefined) {
+    for (const n of listDir(L.imageMetadataDir(d))) {
+      if (HEX64.test(n) && !store.images.has(`sha256:${n}`)) f.add('ORPHAN_IMAGE_METADATA', `sha256:${n}`, 'metadata for an image whose config is gone: nothing reads it', shown(join(L.imageMetadataDir(d), n)));
+    }
+  }
+  // References.
+  const repos = store.repositories;
+  for (const p of repos.problems) f.add('REPOSITORIES_INVALID', 'repositories.json', p.message.includes('dockerd') ? p.message : `${p.message}: dockerd drops or cannot resolve it`, shown(L.repositories(d)));
+  for (const r of repos.refs) {
+    if (only !== undefined && !only.has(r.id)) continue;
+    if (!store.images.has(r.id)) f.add('TAG_DANGLING', r.familiar, `${r.familiar} points to ${r.id}, which is not in the image store: docker images hides it, docker run tries to pull, docker rmi says "No such image"`, shown(L.repositories(d)));
+    // Both keys must be familiar: the outer one is looked up by FamiliarName, the inner one by FamiliarString.
+    const rawName = r.familiar.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
+    if (r.repo !== r.name || rawName !== r.name) {
+      f.add('TAG_NOT_FAMILIAR', r.familiar, `"${r.repo}" → "${r.familiar}" is not in familiar form (${r.name}): docker images lists it, but docker image inspect and docker run cannot resolve it`, shown(L.repositories(d)));
+    }
+  }
+  // Layers.
+  const layerDir = L.layerDbDir(d);
+  if (only === undefined) {
+    for (const n of store.layerDb.other) f.add('STAGING_LEFTOVER', n, `layerdb/sha256/${n} is not a layer (a removal or write that did not finish): dockerd ignores it`, shown(join(layerDir, n)));
+    const tmp = join(L.imageRoot(d), 'layerdb', 'tmp');
+    for (const n of listDir(tmp)) f.add('STAGING_LEFTOVER', n, `layerdb/tmp/${n} is a write-set that was never committed`, shown(join(tmp, n)));
+    for (const n of listDir(L.imageRoot(d))) if (n.includes('.dataroot-') || n.startsWith('.tmp')) f.add('STAGING_LEFTOVER', n, `${n} is left by an interrupted write`, shown(join(L.imageRoot(d), n)));
+  }
+  const scope = only === undefined ? undefined : chainsOf(store, [...only]);
+  for (const l of store.layers.values()) {
+    if (scope !== undefined && !scope.has(l.chainId)) continue;
+    for (const p of l.problems) f.add('LAYER_METADATA_INVALID', l.chainId, `${p.message}`, shown(p.path ?? l.dir));
+    const want = expectedChainId(l);
+    if (want !== undefined && want !== l.chainId && l.problems.length === 0) {
+      f.add('LAYER_CHAINID_MISMATCH', l.chainId, `the directory is named ${l.chainId} but sha256(parent + " " + diff) is ${want}: images that name this chain get other content`, shown(l.dir));
+    }
+    if (l.cacheId !== undefined && !l.driverDirExists) {
+      f.add('LAYER_DIR_MISSING', l.chainId, `cache-id ${l.cacheId} has no driver directory: the image is listed but creating a container fails ("no such file or directory")`, shown(l.driverDir ?? l.dir));
+    }
+    if (!l.tarSplit && l.problems.length === 0) {
+      f.add('TARSPLIT_MISSING', l.chainId, 'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")', shown(join(l.dir, 'tar-split.json.gz')));
+    }
+    if (d === 'overlay2' && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
+  }
+  const use = layerUsage(store);
+  if (only === undefined) {
+    const used = new Set<string>([...use.images.keys(), ...use.containers.keys()]);
+    for (const id of [...used]) for (let p = store.layers.get(id)?.parent, i = 0; p !== undefined && i < 200; p = store.layers.get(p)?.parent, i++) used.add(p);
+    for (const l of store.layers.values()) if (!used.has(l.chainId)) f.add('ORPHAN_LAYER', l.chainId, 'no image or container uses this layer: dockerd keeps it (graphdriver stores are never garbage-collected) and it only takes space', shown(l.dir));
+  }
+  // Containers and their layers.
+  const containerIds = new Set(store.containers.map((c) => c.id));
+  const mountDirs = new Set<string>();
+  for (const m of store.mounts) {
+    if (m.mountId !== undefined) {
+      mountDirs.add(m.mountId);
+      mountDirs.add(`${m.mountId}-init`);
+      if (m.initId !== undefined) mountDirs.add(m.initId);
+    }
+    if (!containerIds.has(m.containerId) && only === undefined) {
+      f.add('ORPHAN_CONTAINER_LAYER', m.containerId, 'a read-write layer whose container is gone: it only takes space', shown(join(L.mountsDir(d), m.containerId)));
+    }
+  }
+  if (only === undefined) {
+    for (const c of store.containers) {
+      for (const p of c.problems) {
+        if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID') f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
+      }
+      const cfg = c.config;
+      if (cfg === undefined) continue;
+      if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
+        f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(join(c.dir, 'config.v2.json')));
+      }
+      const m = store.mountOf(c.id);
+      if (m === undefined || m.mountId === undefined) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`, shown(join(L.mountsDir(d), c.id)));
+      else {
+        for (const dir of [m.mountId, ...(m.initId !== undefined ? [m.initId] : [])]) {
+          const p = driverDirOf(L, d, dir);
+          if (!exists(p)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
+        }
+        if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(join(L.mountsDir(d), c.id, 'parent')));
+      }
+    }
+    // Driver directories nothing refers to.
+    const cacheIds = new Set([...store.layers.values()].map((l) => l.cacheId).filter((x): x is string => x !== undefined));
+    const home = d === 'vfs' ? join(L.driverHome('vfs'), 'dir') : L.driverHome(d);
+    for (const n of listDir(home)) {
+      if (d === 'overlay2' && n === 'l') continue;
+      if (n.includes('.dataroot-')) {
+        f.add('STAGING_LEFTOVER', n, `${n} is a layer directory an interrupted inject left`, shown(join(home, n)));
+        continue;
+      }
+      if (!cacheIds.has(n) && !mountDirs.has(n)) f.add('ORPHAN_DRIVER_DIR', n, 'no layer or container refers to this driver directory: it only takes space', shown(join(home, n)));
+    }
+  }
+  // BoltDB files, found by their magic.
+  if (only === undefined) {
+    for (const file of listFiles(store.root.dir, { type: 'bolt', sort: false })) {
+      const abs = join(store.root.dir, file.path);
+      try {
+        const b = openBolt(abs);
+        try {
+          const problems = checkBolt(b.db);
+          if (problems.length > 0) {
+            const pages = [...new Set(problems.map((p) => p.page).filter((p) => p !== undefined))].slice(0, 20);
+            f.add('BOLT_CORRUPT', file.path, `${problems.length} errors found by bbolt's check (pages ${pages.join(', ')}): ${problems[0]!.message}`, shown(abs));
+          }
+        } finally {
+          b.close();
+        }
+      } catch (e) {
+        f.add('BOLT_CORRUPT', file.path, e instanceof DatarootError ? e.oneLine() : String(e), shown(abs));
+      }
+    }
+  }
+}
+
+/** overlay2: the layer's link file and l/ symlink, and its lower file against the parents' links. */
+function overlayLinks(store: Store, l: LayerRecord, f: Findings): void {
+  const home = store.L.driverHome('overlay2');
+  const dir = join(home, l.cacheId!);
+  const link = readText(join(dir, 'link'));
+  if (link === undefined || !/^[A-Z2-7]{26}$/.test(link)) {
+    f.add('OVERLAY_LINK_BROKEN', l.chainId, `${l.cacheId}/link is ${link === undefined ? 'missing' : `not a 26-character link id (${JSON.stringify(link)})`}: layers above cannot name it in their lower`, store.shown(join(dir, 'link')));
+  } else {
+    let target: string | undefined;
+    try {
+      target = readlinkSync(join(home, 'l', link));
+    } catch {
+      target = undefined;
+    }
+    if (target === undefined) f.add('OVERLAY_LINK_BROKEN', l.chainId, `l/${link} is missing: mounting any layer or container above it fails, so docker run fails`, store.shown(join(home, 'l', link)));
+    else if (resolve(join(home, 'l'), target) !== join(dir, 'diff')) f.add('OVERLAY_LINK_BROKEN', l.chainId, `l/${link} points to ${target}, not ../${l.cacheId}/diff: containers would see another layer's files`, store.shown(join(home, 'l', link)));
+  }
+  // lower = "l/<parent link>:<parent's lower>", nearest first; a base layer has none.
+  const lower = readText(join(dir, 'lower'));
+  let expected: string | undefined = '';
+  const parts: string[] = [];
+  for (let p = l.parent, i = 0; p !== undefined && i < 200; p = store.layers.get(p)?.parent, i++) {
+    const pl = store.layers.get(p);
+    const plink = pl?.cacheId === undefined ? undefined : readText(join(home, pl.cacheId, 'link'));
+    if (plink === undefined) {
+      expected = undefined;
+      break;
+    }
+    parts.push(`l/${plink}`);
+  }
+  if (expected !== undefined) expected = parts.join(':');
+  if (expected === undefined) return;
+  if ((lower ?? '') !== expected) {
+    f.add('OVERLAY_LOWER_INVALID', l.chainId, `${l.cacheId}/lower is ${lower === undefined ? 'missing' : JSON.stringify(lower)} but the parent layers' links give ${JSON.stringify(expected)}: the mount shows the wrong lower layers or fails`, store.shown(join(dir, 'lower')));
+  }
+}
+
+/** Reads a layer's tar-split entries (gunzipped, decoded), or throws TARSPLIT_INVALID. */
+async function tarSplitEntries(l: LayerRecord): Promise<Entry[]> {
+  const out: Entry[] = [];
+  const gz = createReadStream(join(l.dir, 'tar-split.json.gz')).pipe(createGunzip());
+  try {
+    for await (const e of decodeEntries(gz as AsyncIterable<Uint8Array>)) out.push(e);
+  } catch (e) {
+    if (e instanceof DatarootError) throw e;
+    throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz is not a complete gzip stream (${(e as Error).message})`);
+  }
+  return out;
+}
+
+async function* listEntries(entries: Entry[]): AsyncGenerator<Entry> {
+  yield* entries;
+}
+
+const td = new TextDecoder();
+
+/** The tree a layer's tar describes (overlay2: this layer only; vfs: the whole chain, whiteouts applied). */
+function expectedTree(layers: Entry[][], overlay: boolean): Map<string, 'dir' | 'any'> {
+  const tree = new Map<string, 'dir' | 'any'>();
+  const addWithParents = (rel: string, kind: 'dir' | 'any'): void => {
+    if (rel === '') return;
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) tree.set(parts.slice(0, i).join('/'), 'dir');
+    if (!tree.has(rel) || kind === 'dir') tree.set(rel, kind);
+  };
+  const removeTree = (rel: string, keepSelf: boolean): void => {
+    for (const k of [...tree.keys()]) if (k.startsWith(`${rel}/`) || (!keepSelf && k === rel)) tree.delete(k);
+  };
+  for (const entries of layers) {
+    const mine: { rel: string; dir: boolean }[] = [];
+    for (const e of entries) {
+      if (e.type !== 1) continue;
+      const rel = layerPath(e.name);
+      if (rel === undefined || rel === '') continue;
+      const base = rel.split('/').pop()!;
+      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      if (base === '.wh..wh..opq') {
+        if (!overlay) removeTree(parent, true);
+        addWithParents(parent, 'dir');
+        continue;
+      }
+      if (base.startsWith('.wh.')) {
+        const target = parent === '' ? base.slice(4) : `${parent}/${base.slice(4)}`;
+        if (overlay) addWithParents(target, 'any');
+        else removeTree(target, false);
+        if (parent !== '') addWithParents(parent, 'dir');
+        continue;
+      }
+      mine.push({ rel, dir: td.decode(e.name).endsWith('/') });
+    }
+    for (const m of mine) {
+      if (!overlay && !m.dir) removeTree(m.rel, true);
+      addWithParents(m.rel, m.dir ? 'dir' : 'any');
+    }
+  }
+  return tree;
+}
+
+function actualTree(base: string): Set<string> {
+  const out = new Set<string>();
+  for (const e of walkTree(base)) out.add(e.rel);
+  return out;
+}
+
+/** directory.Size of dockerd: Lstat sizes of non-directories with size > 0, each inode once. */
+function duSize(base: string): number {
+  let total = 0;
+  const seen = new Set<string>();
+  for (const e of walkTree(base)) {
+    if (e.stat.isDirectory() || e.stat.size === 0) continue;
+    const k = `${e.stat.ino}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    total += e.stat.size;
+  }
+  return total;
+}
+
+/** --deep: rebuild each layer's tar from tar-split and the driver directory, as docker save does. */
+async function deep(store: Store, f: Findings, scope: Set<string> | undefined, opts: VerifyOptions): Promise<number> {
+  const d = store.driver;
+  const layers = [...store.layers.values()].filter((l) => (scope === undefined || scope.has(l.chainId)) && l.problems.length === 0 && l.tarSplit && l.driverDirExists && l.diffId !== undefined);
+  const entriesOf = new Map<string, Entry[] | undefined>();
+  const load = async (l: LayerRecord): Promise<Entry[] | undefined> => {
+    if (entriesOf.has(l.chainId)) return entriesOf.get(l.chainId);
+    let es: Entry[] | undefined;
+    try {
+      es = await tarSplitEntries(l);
+    } catch (e) {
+      f.add('TARSPLIT_INVALID', l.chainId, `${e instanceof DatarootError ? e.message : String(e)}: docker save and docker push of images using this layer fail`, store.shown(join(l.dir, 'tar-split.json.gz')));
+      es = undefined;
+    }
+    entriesOf.set(l.chainId, es);
+    return es;
+  };
+  let totalBytes = 0;
+  for (const l of layers) {
+    const es = await load(l);
+    if (es !== undefined) for (const e of es) totalBytes += e.type === 1 ? e.size : e.payload?.length ?? 0;
+  }
+  let done = 0;
+  let bytes = 0;
+  for (const l of layers) {
+    const es = await load(l);
+    done++;
+    if (es === undefined) continue;
+    const base = layerContentDir(store, l.cacheId!);
+    // A name that escapes the layer is a hostile tar-split whatever the content.
+    const escaping = es.filter((e): e is FileEntry => e.type === 1 && layerPath(e.name) === undefined);
+    for (const e of escaping) f.add('TARSPLIT_PATH_ESCAPE', l.chainId, `tar-split names ${JSON.stringify(td.decode(e.name))}, outside the layer: docker save would read a file of the host`, store.shown(join(l.dir, 'tar-split.json.gz')));
+    // Pass 1: the sha256 of the rebuilt tar (what docker save checks against the diffID).
+    const hash = createHash('sha256');
+    // A file longer or shorter than recorded also breaks the rebuild (dockerd copies whole files).
+    let sizeIssues = 0;
+    try {
+      for await (const c of assemble(listEntries(es), layerFileSource(base), { crc: false, onIssue: () => void sizeIssues++ })) {
+        hash.update(c);
+        bytes += c.length;
+        opts.onProgress?.({ layer: done, layers: layers.length, bytes, totalBytes });
+      }
+    } catch (e) {
+      f.add('TARSPLIT_INVALID', l.chainId, e instanceof DatarootError ? e.message : String(e), store.shown(l.dir));
+      continue;
+    }
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== l.diffId || sizeIssues > 0) {
+      const what = got !== l.diffId ? `has sha256 ${got}, not its diffID ${l.diffId}` : `cannot be rebuilt to its diffID ${l.diffId} (${sizeIssues} files changed size or are missing)`;
+      f.add('LAYER_DIFFID_MISMATCH', l.chainId, `the rebuilt layer tar ${what}: docker save and docker push fail ("could not verify layer data")`, store.shown(base));
+      // Pass 2: which files (CRC-64 per file, as tar-split checks).
+      const named: AssembleIssue[] = [];
+      for await (const _ of assemble(listEntries(es), layerFileSource(base), { crc: true, onIssue: (i) => named.push(i) })) void _;
+      for (const i of named) {
+        if (i.kind === 'escape') continue;
+        const rel = layerPath(i.name) ?? td.decode(i.name);
+        if (i.kind === 'missing') f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(rel)} is missing from the layer: docker save fails and containers do not see it`, store.shown(join(base, rel)));
+        else f.add('LAYER_FILE_MODIFIED', l.chainId, `${JSON.stringify(rel)} was modified: ${i.message.replace(/^"[^"]*"(: )?/, '')}; containers see the new content, docker save fails ("file integrity checksum failed")`, store.shown(join(base, rel)));
+      }
+    }
+    // The tree on disk against the tree the tar describes.
+    const chain: Entry[][] = [];
+    if (d === 'vfs') {
+      const ids: LayerRecord[] = [];
+      for (let p: LayerRecord | undefined = l, i = 0; p !== undefined && i < 200; p = p.parent === undefined ? undefined : store.layers.get(p.parent), i++) ids.unshift(p);
+      for (const x of ids) {
+        const xs = x.tarSplit ? await load(x) : undefined;
+        if (xs === undefined) {
+          chain.length = 0;
+          break;
+        }
+        chain.push(xs);
+      }
+    } else chain.push(es);
+    if (chain.length > 0) {
+      const want = expectedTree(chain, d !== 'vfs');
+      const have = actualTree(base);
+      const reported = new Set(f.list.filter((x) => x.subject === l.chainId).flatMap((x) => x.paths));
+      for (const p of have) {
+        if (!want.has(p)) f.add('LAYER_FILE_ADDED', l.chainId, `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`, store.shown(join(base, p)));
+      }
+      for (const [p] of want) {
+        if (!have.has(p) && !reported.has(store.shown(join(base, p)))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(join(base, p)));
+      }
+    }
+    // The recorded size: overlay2 records directory.Size of diff/, vfs the sum of the tar's file sizes.
+    const real = d === 'vfs' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(base);
+    if (l.size !== undefined && real !== l.size) {
+      f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(join(l.dir, 'size')));
+    }
+  }
+  return bytes;
+}
+
+/** `dataroot verify`: every check on the root, then the deep ones on the layers when asked. */
+export async function verifyRoot(store: Store, opts: VerifyOptions): Promise<VerifyResult> {
+  const f = new Findings();
+  let only: Set<string> | undefined;
+  if (opts.images !== undefined && opts.images.length > 0) {
+    only = new Set();
+    for (const q of opts.images) {
+      const r = store.lookupImage(q);
+      if (r.image === undefined) throw new DatarootError(r.error?.code ?? 'IMAGE_NOT_FOUND', r.error?.message ?? `No such image: ${q}`);
+      only.add(r.image.id);
+    }
+  }
+  shallow(store, f, only);
+  const scope = only === undefined ? undefined : chainsOf(store, [...only]);
+  const layerBytes = opts.deep ? await deep(store, f, scope, opts) : 0;
+  const order = (x: Finding): string => `${x.severity === 'error' ? 0 : 1}${x.code}${x.subject}${x.paths.join()}`;
+  const findings = f.list.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  return {
+    root: store.root.source,
+    driver: store.driver,
+    deep: opts.deep,
+    checked: {
+      images: only?.size ?? store.images.size,
+      layers: scope?.size ?? store.layers.size,
+      containers: only === undefined ? store.containers.length : 0,
+      boltFiles: only === undefined ? listFiles(store.root.dir, { type: 'bolt', sort: false }).length : 0,
+      layerBytes,
+    },
+    findings,
+    errors: findings.filter((x) => x.severity === 'error').length,
+    warnings: findings.filter((x) => x.severity === 'warning').length,
+  };
+}
