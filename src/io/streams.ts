@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
+import { createReadStream, fstatSync, openSync, readSync, closeSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { createHash, type Hash } from 'node:crypto';
 import { DatarootError } from '../formats/errors.js';
@@ -34,6 +34,31 @@ export function fileChunks(path: string, start = 0, length?: number, highWaterMa
     opts.end = start + length - 1;
   }
   return createReadStream(path, opts) as AsyncIterable<Uint8Array>;
+}
+
+/**
+ * A local file read synchronously into one reused buffer: for consumers that use each chunk before
+ * asking for the next (hashing, writing out). Thread-pool round trips per open and per read made
+ * asynchronous streams latency-bound on layers of many small files; page-cache reads are faster
+ * done here. The chunk is only valid until the next one is requested.
+ */
+export function fileChunksReused(path: string, bufferSize = 1 << 20): AsyncIterable<Uint8Array> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      const fd = openSync(path, 'r');
+      try {
+        // Sized to the file (small files are the many): big buffers per file only feed the GC.
+        const buf = Buffer.allocUnsafe(Math.max(1, Math.min(bufferSize, fstatSync(fd).size)));
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, null);
+          if (n === 0) break;
+          yield buf.subarray(0, n);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
 }
 
 export interface DecompressOptions {

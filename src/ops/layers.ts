@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { DatarootError } from '../formats/errors.js';
 import { decodeEntries } from '../formats/tarsplit/entries.js';
 import { assemble, cleanPath, type FileSource } from '../formats/tarsplit/stream.js';
-import { fileChunks } from '../io/streams.js';
+import { fileChunksReused } from '../io/streams.js';
 import { driverDirOf, type LayerRecord } from '../store/layers.js';
 import type { Store } from '../store/model.js';
 import type { Problem } from '../store/problems.js';
@@ -102,7 +102,10 @@ export function layerPath(name: Uint8Array): string | undefined {
   return c === '.' ? '' : c;
 }
 
-/** The files of a layer as tar-split's assembler asks for them (a name that escapes is an error). */
+/**
+ * The files of a layer as tar-split's assembler asks for them (a name that escapes is an error).
+ * Chunks are reused buffers: the assembler's consumers hash or write each one before the next.
+ */
 export function layerFileSource(base: string): FileSource {
   return {
     async open(name) {
@@ -114,7 +117,7 @@ export function layerFileSource(base: string): FileSource {
       } catch {
         return undefined;
       }
-      return fileChunks(p);
+      return fileChunksReused(p);
     },
   };
 }

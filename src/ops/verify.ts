@@ -343,7 +343,8 @@ function expectedTree(layers: Entry[][], overlay: boolean): Map<string, 'dir' | 
       mine.push({ rel, dir: td.decode(e.name).endsWith('/') });
     }
     for (const m of mine) {
-      if (!overlay && !m.dir) removeTree(m.rel, true);
+      // A file that replaces a directory of a lower layer hides what was below it.
+      if (!overlay && !m.dir && tree.get(m.rel) === 'dir') removeTree(m.rel, true);
       addWithParents(m.rel, m.dir ? 'dir' : 'any');
     }
   }
