@@ -16,6 +16,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   containers: async () => (await import('../commands/containers.js')).registerContainers,
   objects: async () => (await import('../commands/objects.js')).registerObjects,
   verify: async () => (await import('../commands/verify.js')).registerVerify,
+  inject: async () => (await import('../commands/inject.js')).registerInject,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
 };
 
@@ -38,6 +39,8 @@ const WORDS: Record<string, string> = {
   networks: 'objects',
   network: 'objects',
   verify: 'verify',
+  inject: 'inject',
+  gc: 'inject',
   demo: 'demo',
 };
 

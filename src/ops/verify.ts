@@ -9,13 +9,13 @@ import { decodeEntries, type Entry, type FileEntry } from '../formats/tarsplit/e
 import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
 import { walkTree } from '../io/walk.js';
 import { openBolt } from '../store/bolt.js';
-import { exists, listDir, readText } from '../store/fsread.js';
-import { HEX64 } from '../store/layout.js';
+import { exists, readText } from '../store/fsread.js';
 import type { LayerRecord } from '../store/layers.js';
 import { expectedChainId, driverDirOf } from '../store/layers.js';
 import type { Store } from '../store/model.js';
 import { listFiles } from './files.js';
-import { layerContentDir, layerFileSource, layerPath, layerUsage } from './layers.js';
+import { layerContentDir, layerFileSource, layerPath } from './layers.js';
+import { findLeftovers } from './leftovers.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -116,8 +116,6 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
   const d = store.driver;
   const shown = (p: string): string => store.shown(p);
   // Image configs.
-  const contentDir = L.imageContentDir(d);
-  for (const n of listDir(contentDir)) if (!HEX64.test(n) && only === undefined) f.add('STAGING_LEFTOVER', n, `${n} in imagedb/content is not an image ID (an interrupted write?): dockerd ignores it`, shown(join(contentDir, n)));
   for (const img of store.images.values()) {
     if (only !== undefined && !only.has(img.id)) continue;
     for (const p of img.problems) {
@@ -138,11 +136,6 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       f.add('LAYER_CHAIN_MISSING', img.id, `the image's layer chain does not load (${why}): dockerd skips the image at start ("layer does not exist, not restoring image"), yet its tags still resolve to it`, shown(img.contentPath));
     }
   }
-  if (only === undefined) {
-    for (const n of listDir(L.imageMetadataDir(d))) {
-      if (HEX64.test(n) && !store.images.has(`sha256:${n}`)) f.add('ORPHAN_IMAGE_METADATA', `sha256:${n}`, 'metadata for an image whose config is gone: nothing reads it', shown(join(L.imageMetadataDir(d), n)));
-    }
-  }
   // References.
   const repos = store.repositories;
   for (const p of repos.problems) f.add('REPOSITORIES_INVALID', 'repositories.json', p.message.includes('dockerd') ? p.message : `${p.message}: dockerd drops or cannot resolve it`, shown(L.repositories(d)));
@@ -156,13 +149,6 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     }
   }
   // Layers.
-  const layerDir = L.layerDbDir(d);
-  if (only === undefined) {
-    for (const n of store.layerDb.other) f.add('STAGING_LEFTOVER', n, `layerdb/sha256/${n} is not a layer (a removal or write that did not finish): dockerd ignores it`, shown(join(layerDir, n)));
-    const tmp = join(L.imageRoot(d), 'layerdb', 'tmp');
-    for (const n of listDir(tmp)) f.add('STAGING_LEFTOVER', n, `layerdb/tmp/${n} is a write-set that was never committed`, shown(join(tmp, n)));
-    for (const n of listDir(L.imageRoot(d))) if (n.includes('.dataroot-') || n.startsWith('.tmp')) f.add('STAGING_LEFTOVER', n, `${n} is left by an interrupted write`, shown(join(L.imageRoot(d), n)));
-  }
   const scope = only === undefined ? undefined : chainsOf(store, [...only]);
   for (const l of store.layers.values()) {
     if (scope !== undefined && !scope.has(l.chainId)) continue;
@@ -179,25 +165,9 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     }
     if (d === 'overlay2' && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
   }
-  const use = layerUsage(store);
-  if (only === undefined) {
-    const used = new Set<string>([...use.images.keys(), ...use.containers.keys()]);
-    for (const id of [...used]) for (let p = store.layers.get(id)?.parent, i = 0; p !== undefined && i < 200; p = store.layers.get(p)?.parent, i++) used.add(p);
-    for (const l of store.layers.values()) if (!used.has(l.chainId)) f.add('ORPHAN_LAYER', l.chainId, 'no image or container uses this layer: dockerd keeps it (graphdriver stores are never garbage-collected) and it only takes space', shown(l.dir));
-  }
+  // Leftovers and orphans (what gc removes).
+  if (only === undefined) for (const x of findLeftovers(store)) f.add(x.code, x.subject, x.message, shown(x.path));
   // Containers and their layers.
-  const containerIds = new Set(store.containers.map((c) => c.id));
-  const mountDirs = new Set<string>();
-  for (const m of store.mounts) {
-    if (m.mountId !== undefined) {
-      mountDirs.add(m.mountId);
-      mountDirs.add(`${m.mountId}-init`);
-      if (m.initId !== undefined) mountDirs.add(m.initId);
-    }
-    if (!containerIds.has(m.containerId) && only === undefined) {
-      f.add('ORPHAN_CONTAINER_LAYER', m.containerId, 'a read-write layer whose container is gone: it only takes space', shown(join(L.mountsDir(d), m.containerId)));
-    }
-  }
   if (only === undefined) {
     for (const c of store.containers) {
       for (const p of c.problems) {
@@ -217,17 +187,6 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
         }
         if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(join(L.mountsDir(d), c.id, 'parent')));
       }
-    }
-    // Driver directories nothing refers to.
-    const cacheIds = new Set([...store.layers.values()].map((l) => l.cacheId).filter((x): x is string => x !== undefined));
-    const home = d === 'vfs' ? join(L.driverHome('vfs'), 'dir') : L.driverHome(d);
-    for (const n of listDir(home)) {
-      if (d === 'overlay2' && n === 'l') continue;
-      if (n.includes('.dataroot-')) {
-        f.add('STAGING_LEFTOVER', n, `${n} is a layer directory an interrupted inject left`, shown(join(home, n)));
-        continue;
-      }
-      if (!cacheIds.has(n) && !mountDirs.has(n)) f.add('ORPHAN_DRIVER_DIR', n, 'no layer or container refers to this driver directory: it only takes space', shown(join(home, n)));
     }
   }
   // BoltDB files, found by their magic.

@@ -351,3 +351,37 @@ export async function openLayer(
   if (o.maxRatio !== undefined) bounds.maxRatio = o.maxRatio;
   return { compression: kind, stream: decompress(kind, raw, { what: layer.member, inputBytes, ...bounds }) };
 }
+
+/** Named files on disk as an archive source (the layers of `inject --config … --layer …`). */
+export function filesSource(files: Map<string, string>): ArchiveSource {
+  const get = (name: string): string => {
+    const p = files.get(name);
+    if (p === undefined) throw new DatarootError('ARCHIVE_MEMBER_MISSING', `no file ${name}`);
+    return p;
+  };
+  return {
+    path: [...files.values()].join(', '),
+    duplicates: [],
+    has: (name) => {
+      const p = files.get(name);
+      try {
+        return p !== undefined && statSync(p).isFile();
+      } catch {
+        return false;
+      }
+    },
+    size: (name) => {
+      try {
+        return statSync(get(name)).size;
+      } catch {
+        return undefined;
+      }
+    },
+    open: (name) => fileChunks(get(name)),
+    readAll: async (name, max = 64 << 20) => {
+      const p = get(name);
+      if (statSync(p).size > max) throw new DatarootError('ARCHIVE_MEMBER_TOO_LARGE', `${p} is larger than ${max} bytes`, { file: p });
+      return readFileSync(p);
+    },
+  };
+}

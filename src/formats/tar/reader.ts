@@ -23,6 +23,9 @@ export interface TarEntry {
   /** Bytes of data that follow the header (0 for header-only types). */
   dataSize: number;
   mtime: number;
+  /** Nanosecond times from PAX records (mtime, atime), when the archive has them. */
+  mtimeNs?: bigint;
+  atimeNs?: bigint;
   uname: string;
   gname: string;
   devmajor: number;
@@ -219,6 +222,16 @@ function trimNul(b: Uint8Array): Uint8Array {
   return i < 0 ? b : b.subarray(0, i);
 }
 
+/** A PAX time ("1234.5678") as nanoseconds. */
+function paxTimeNs(v: Uint8Array | undefined, offset: number): bigint | undefined {
+  if (v === undefined) return undefined;
+  const s = utf8.decode(v);
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(s);
+  if (m === null) throw new DatarootError('TAR_BAD_PAX', `PAX time ${JSON.stringify(s)} is not a number`, { offset });
+  const ns = BigInt(m[2]!) * 1_000_000_000n + BigInt((m[3] ?? '').slice(0, 9).padEnd(9, '0'));
+  return m[1] === '-' ? -ns : ns;
+}
+
 function paxNumber(v: Uint8Array | undefined, key: string, offset: number): number | undefined {
   if (v === undefined) return undefined;
   const s = utf8.decode(v);
@@ -364,6 +377,8 @@ export class TarReader {
       size,
       dataSize,
       mtime: paxNumber(pax.get('mtime'), 'mtime', at) ?? h.mtime,
+      ...(pax.has('mtime') ? { mtimeNs: paxTimeNs(pax.get('mtime'), at)! } : {}),
+      ...(pax.has('atime') ? { atimeNs: paxTimeNs(pax.get('atime'), at)! } : {}),
       uname: pax.has('uname') ? utf8.decode(pax.get('uname')) : utf8.decode(h.uname),
       gname: pax.has('gname') ? utf8.decode(pax.get('gname')) : utf8.decode(h.gname),
       devmajor: h.devmajor,

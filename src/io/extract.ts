@@ -1,0 +1,232 @@
+import { chmodSync, closeSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { DatarootError } from '../formats/errors.js';
+import { TYPE } from '../formats/tar/header.js';
+import type { TarEntry } from '../formats/tar/reader.js';
+import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+
+/** How whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied. */
+export type WhiteoutMode =
+  /** overlay2: `.wh.NAME` becomes a 0/0 character device, `.wh..wh..opq` the trusted.overlay.opaque xattr. */
+  | 'overlay'
+  /** vfs (naive drivers): the whiteout is executed, deleting what lower layers put there. */
+  | 'delete';
+
+const WH = '.wh.';
+const WH_OPQ = '.wh..wh..opq';
+const td = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A tar name as a path relative to the layer root: cleaned, with `./` and the trailing slash
+ * dropped. An absolute name or a `..` component is refused (ARCHIVE_LAYER_UNSAFE): dataroot
+ * never writes outside the layer, whatever the archive says.
+ */
+export function safeRel(name: Uint8Array): string {
+  let s: string;
+  try {
+    s = td.decode(name);
+  } catch {
+    s = Buffer.from(name).toString('latin1');
+  }
+  if (s.startsWith('/')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `the layer has an absolute path ${JSON.stringify(s)}`);
+  const parts = s.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `the layer has a path with "..": ${JSON.stringify(s)}`);
+  if (s.includes('\0')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', 'the layer has a path with a NUL byte');
+  return parts.join('/');
+}
+
+/** Where a relative symlink target resolves, lexically, from the link's directory; undefined when it leaves the root. */
+function symlinkStaysInside(rel: string, target: string): boolean {
+  if (target.startsWith('/')) return true; // resolved inside the container's root
+  const stack = rel.split('/').slice(0, -1);
+  for (const p of target.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') {
+      if (stack.length === 0) return false;
+      stack.pop();
+    } else stack.push(p);
+  }
+  return true;
+}
+
+function nsOf(seconds: number): bigint {
+  return BigInt(Math.trunc(seconds)) * 1_000_000_000n;
+}
+
+/**
+ * Applies the entries of a layer tar to a directory the way dockerd's ApplyDiff does: names
+ * cleaned and kept inside the root, parents created 0755, an existing path replaced unless both
+ * are directories, owners, modes, xattrs and times from the headers (directory times last),
+ * hard links inside the layer, device nodes and FIFOs by mknod, whiteouts per driver. No path is
+ * ever written through a symlink. Tracks the size dockerd records for an overlay2 layer
+ * (directory.Size: non-directories with size > 0, hard links once).
+ */
+export class LayerExtractor {
+  /** Sum of the sizes of regular files and symlinks written (each inode once). */
+  duSize = 0;
+  /** Sum of the tar headers' sizes (what vfs records). */
+  tarSize = 0;
+  entries = 0;
+  private readonly realDirs = new Set<string>(['']);
+  private readonly unpacked = new Set<string>();
+  private readonly dirTimes: { rel: string; atime: bigint; mtime: bigint }[] = [];
+
+  constructor(readonly root: string, readonly whiteouts: WhiteoutMode) {}
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : join(this.root, rel);
+  }
+
+  /** Makes sure every ancestor of rel is a real directory (not a symlink), creating missing ones. */
+  private parents(rel: string): void {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur === '' ? parts[i]! : `${cur}/${parts[i]!}`;
+      if (this.realDirs.has(cur)) continue;
+      let st;
+      try {
+        st = lstatSync(this.abs(cur));
+      } catch {
+        st = undefined;
+      }
+      if (st === undefined) mkdirSync(this.abs(cur), { mode: 0o755 });
+      else if (!st.isDirectory()) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`);
+      this.realDirs.add(cur);
+    }
+  }
+
+  private forget(rel: string): void {
+    for (const d of [...this.realDirs]) if (d === rel || d.startsWith(`${rel}/`)) this.realDirs.delete(d);
+  }
+
+  private removeAll(rel: string): void {
+    if (rel === '') return;
+    this.forget(rel);
+    rmSync(this.abs(rel), { recursive: true, force: true });
+  }
+
+  /** One entry; `data` must be read for regular files (it is the entry's content). */
+  async apply(e: TarEntry, data: AsyncIterable<Uint8Array>): Promise<void> {
+    this.entries++;
+    this.tarSize += e.size;
+    if (e.type === TYPE.PAX_GLOBAL) return;
+    const rel = safeRel(e.name);
+    const base = rel.split('/').pop() ?? '';
+    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    if (base.startsWith(WH)) {
+      this.parents(rel);
+      if (base === WH_OPQ) {
+        if (this.whiteouts === 'overlay') setXattr(this.abs(parentRel), 'trusted.overlay.opaque', new Uint8Array([0x79]));
+        else this.opaque(parentRel);
+        return;
+      }
+      const target = parentRel === '' ? base.slice(WH.length) : `${parentRel}/${base.slice(WH.length)}`;
+      if (target === '' || base.slice(WH.length).includes('/')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `invalid whiteout ${JSON.stringify(rel)}`);
+      this.removeAll(target);
+      if (this.whiteouts === 'overlay') {
+        mknod(this.abs(target), S_IFCHR, 0, 0);
+        if (e.uid !== 0 || e.gid !== 0) lchownSync(this.abs(target), e.uid, e.gid);
+      }
+      return;
+    }
+    if (rel !== '') this.parents(rel);
+    const path = this.abs(rel);
+    let existing;
+    try {
+      existing = lstatSync(path);
+    } catch {
+      existing = undefined;
+    }
+    if (existing !== undefined && !(existing.isDirectory() && e.type === TYPE.DIR)) {
+      if (rel === '') throw new DatarootError('ARCHIVE_LAYER_UNSAFE', 'the layer replaces its own root directory with a non-directory');
+      this.removeAll(rel);
+    }
+    const mode = e.mode & 0o7777;
+    switch (e.type) {
+      case TYPE.DIR:
+        if (existing === undefined || !existing.isDirectory()) mkdirSync(path, { mode: 0o755 });
+        this.realDirs.add(rel);
+        break;
+      case TYPE.REG:
+      case TYPE.CONT: {
+        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        try {
+          for await (const c of data) {
+            let off = 0;
+            while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+          }
+        } finally {
+          closeSync(fd);
+        }
+        this.duSize += e.size;
+        break;
+      }
+      case TYPE.SYMLINK: {
+        const target = Buffer.from(e.linkname).toString('utf8');
+        if (!symlinkStaysInside(rel, target)) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
+        symlinkSync(Buffer.from(e.linkname), path);
+        this.duSize += e.linkname.length;
+        break;
+      }
+      case TYPE.LINK: {
+        const targetRel = safeRel(e.linkname);
+        if (targetRel === '') throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points at the layer root`);
+        const target = this.abs(targetRel);
+        let tst;
+        try {
+          tst = lstatSync(target);
+        } catch {
+          throw new DatarootError('ARCHIVE_LAYER_INVALID', `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(targetRel)}, which is not in the layer`);
+        }
+        if (tst.isDirectory()) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points to a directory`);
+        this.parents(targetRel);
+        linkSync(target, path);
+        return; // a hard link shares the target's inode, owner, mode and times
+      }
+      case TYPE.CHAR:
+      case TYPE.BLOCK:
+      case TYPE.FIFO: {
+        const kind = e.type === TYPE.CHAR ? S_IFCHR : e.type === TYPE.BLOCK ? S_IFBLK : S_IFIFO;
+        mknod(path, kind | mode, e.devmajor, e.devminor);
+        break;
+      }
+      default:
+        throw new DatarootError('ARCHIVE_LAYER_INVALID', `entry ${JSON.stringify(rel)} has tar type ${JSON.stringify(String.fromCharCode(e.type))}, which dockerd does not extract`);
+    }
+    lchownSync(path, e.uid, e.gid);
+    for (const [k, v] of e.xattrs) {
+      try {
+        setXattr(path, k, v);
+      } catch (err) {
+        if (!(err instanceof DatarootError && (err.code === 'IO_ENOTSUP' || err.code === 'IO_EOPNOTSUPP'))) throw err;
+      }
+    }
+    if (e.type !== TYPE.SYMLINK) chmodSync(path, mode);
+    const mtime = e.mtimeNs ?? nsOf(e.mtime);
+    const atime = e.atimeNs !== undefined && e.atimeNs > mtime ? e.atimeNs : mtime;
+    if (e.type === TYPE.DIR) this.dirTimes.push({ rel, atime, mtime });
+    else lutimesNs(path, atime, mtime);
+    if (this.whiteouts === 'delete') this.unpacked.add(rel);
+  }
+
+  /** `.wh..wh..opq` on a naive driver: remove what lower layers left in the directory (recursively). */
+  private opaque(dirRel: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.abs(dirRel));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const rel = dirRel === '' ? n : `${dirRel}/${n}`;
+      if (!this.unpacked.has(rel)) this.removeAll(rel);
+      else if (lstatSync(this.abs(rel)).isDirectory()) this.opaque(rel);
+    }
+  }
+
+  /** Directory times, set last (creating entries inside a directory changes its mtime). */
+  finish(): void {
+    for (const d of this.dirTimes.reverse()) lutimesNs(this.abs(d.rel), d.atime, d.mtime);
+  }
+}

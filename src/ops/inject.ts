@@ -1,0 +1,333 @@
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { chainIds, sha256Digest, DIGEST_RE } from '../formats/digest/digest.js';
+import { DatarootError } from '../formats/errors.js';
+import { TarReader } from '../formats/tar/reader.js';
+import { disassemble } from '../formats/tarsplit/stream.js';
+import { copyTree } from '../io/copytree.js';
+import { LayerExtractor } from '../io/extract.js';
+import { HashingStream } from '../io/streams.js';
+import { fsyncDir } from '../io/atomic.js';
+import { filesSource, openImageArchive, openLayer, type ArchiveImage, type ArchiveLayer, type ArchiveSource } from '../store/archive.js';
+import type { ImageConfig } from '../store/images.js';
+import { driverDirOf } from '../store/layers.js';
+import type { Store } from '../store/model.js';
+import { readText } from '../store/fsread.js';
+import { commitLayer, DirTimes, familiarTag, linkOverlayLayer, mergeTags, newCacheId, newLinkId, removeStaging, STAGING, writeImageConfig, writeLastUpdated } from '../store/write.js';
+
+/** The steps of the recipe, in order; a test hook can stop the process at any of them. */
+export const INJECT_STEPS = ['layer-extracted', 'layer-dir', 'layer-linked', 'layerdb-staged', 'layerdb-committed', 'config-written', 'metadata-written', 'repositories-written'] as const;
+export type InjectStep = (typeof INJECT_STEPS)[number];
+
+export interface InjectOptions {
+  sources: string[];
+  /** Hand-made image: a config file (its exact bytes) and layer tars in order. */
+  config?: string;
+  layers?: string[];
+  tags: string[];
+  platform?: string;
+  dryRun: boolean;
+  /** Decompression bounds per layer (decompression bombs). */
+  maxRatio: number;
+  maxBytes: number;
+  onProgress?: (p: { layer: number; layers: number; bytes: number; totalBytes: number }) => void;
+  /** Called at each step of the recipe (tests stop the process there). */
+  onStep?: (step: InjectStep) => void;
+}
+
+export interface InjectedLayer {
+  diffId: string;
+  chainId: string;
+  action: 'write' | 'reuse';
+  cacheId?: string;
+  size?: number;
+}
+
+export interface InjectedImage {
+  id: string;
+  source: string;
+  tags: string[];
+  layers: InjectedLayer[];
+  configWritten: boolean;
+  warnings: string[];
+}
+
+export interface InjectResult {
+  root: string;
+  driver: string;
+  dryRun: boolean;
+  images: InjectedImage[];
+  layersWritten: number;
+  layersReused: number;
+  bytesRead: number;
+  tagsChanged: string[];
+}
+
+interface Planned {
+  img: ArchiveImage;
+  source: ArchiveSource;
+  sourceName: string;
+  tags: string[];
+  warnings: string[];
+}
+
+interface LayerJob {
+  chainId: string;
+  diffId: string;
+  parent: string | undefined;
+  layer: ArchiveLayer;
+  source: ArchiveSource;
+  cacheId: string;
+  link: string;
+  staging: string;
+  size: number;
+  tarSplit: Uint8Array;
+}
+
+/** Reads the images of every source: archives, OCI layouts, or a hand-made config with layer tars. */
+async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
+  const planned: Planned[] = [];
+  for (const [i, src] of o.sources.entries()) {
+    const dir = join(work, `src-${i}`);
+    mkdirSync(dir);
+    const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}) });
+    const refusals = a.problems.filter((p) => p.code !== 'ARCHIVE_PLATFORM_MISSING');
+    if (refusals.length > 0) throw new DatarootError(refusals[0]!.code, `${src}: ${refusals[0]!.message}`, { file: src });
+    if (a.images.length === 0) throw new DatarootError('ARCHIVE_NO_IMAGES', `${src} holds no image${a.problems[0] !== undefined ? ` (${a.problems[0].message})` : ''}`, { file: src });
+    for (const img of a.images) planned.push({ img, source: a.source, sourceName: src, tags: [], warnings: [] });
+  }
+  if (o.config !== undefined) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(o.config);
+    } catch (e) {
+      throw new DatarootError('USAGE_CONFIG_UNREADABLE', `cannot read ${o.config}: ${(e as Error).message}`, { file: o.config });
+    }
+    let config: ImageConfig;
+    try {
+      config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+      if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('not an object');
+    } catch (e) {
+      throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config} is not a JSON object (${(e as Error).message})`, { file: o.config });
+    }
+    if (config.rootfs === undefined || config.rootfs === null) throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config} has no rootfs: dockerd would reject it`, { file: o.config });
+    const diffIds = (config.rootfs.diff_ids ?? []) as unknown;
+    if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === 'string' && DIGEST_RE.test(d))) throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config}: rootfs.diff_ids is not a list of sha256 digests`, { file: o.config });
+    const files = new Map<string, string>();
+    const layers = (o.layers ?? []).map((p, i) => {
+      files.set(`layer-${i}`, p);
+      return { member: `layer-${i}` };
+    });
+    for (const p of o.layers ?? []) if (!existsSync(p)) throw new DatarootError('USAGE_LAYER_MISSING', `layer ${p} does not exist`, { file: p });
+    if (diffIds.length !== layers.length) {
+      throw new DatarootError('ARCHIVE_LAYER_COUNT_MISMATCH', `${o.config} lists ${diffIds.length} diff_ids but ${layers.length} --layer files were given`, { file: o.config });
+    }
+    const id = sha256Digest(bytes);
+    planned.push({
+      img: { label: id, configMember: o.config, configBytes: bytes, id, config, diffIds: diffIds as string[], repoTags: [], layers, problems: [] },
+      source: filesSource(files),
+      sourceName: o.config,
+      tags: [],
+      warnings: [],
+    });
+  }
+  return planned;
+}
+
+/** Tags of each image: its own (familiar form) plus --tag (which needs exactly one image). */
+function assignTags(planned: Planned[], extra: string[]): void {
+  if (extra.length > 0 && planned.length !== 1) throw new DatarootError('USAGE_TAG_AMBIGUOUS', `--tag needs exactly one image, the sources hold ${planned.length}`);
+  for (const p of planned) {
+    for (const t of p.img.repoTags) {
+      if (t.startsWith(':')) {
+        if (extra.length === 0) p.warnings.push(`the layout names it only by the tag "${t.slice(1)}": injected untagged (give --tag name:tag)`);
+        continue;
+      }
+      p.tags.push(familiarTag(t).key);
+    }
+    for (const t of extra) p.tags.push(familiarTag(t).key);
+    p.tags = [...new Set(p.tags)];
+  }
+}
+
+/**
+ * `dataroot inject`: writes images, layers included, into a stopped daemon's store as dockerd
+ * itself would (reference: "Injection recipe"). Every layer is extracted into a staging directory
+ * while its tar-split stream is generated and its sha256 checked against the config's diffID; only
+ * when every layer of every image checked out is anything renamed into place: driver directories,
+ * links, layerdb entries, configs, metadata, and last repositories.json.
+ */
+export async function inject(store: Store, o: InjectOptions): Promise<InjectResult> {
+  const L = store.L;
+  const d = store.driver;
+  if (d !== 'overlay2' && d !== 'vfs') throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes overlay2 and vfs stores, not ${d}`);
+  const work = mkdtempSync(join(tmpdir(), 'dataroot-inject-'));
+  try {
+    const planned = await loadSources(o, work);
+    assignTags(planned, o.tags);
+    for (const p of planned) {
+      const i = p.img;
+      if (i.problems.length > 0) throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
+      const os = i.config?.os;
+      if (os !== undefined && os !== '' && os !== 'linux') throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: dockerd on Linux would skip it`);
+    }
+    // Plan: which layers exist (reused) and which must be written, each chain once.
+    const jobs = new Map<string, LayerJob>();
+    const images: InjectedImage[] = [];
+    for (const p of planned) {
+      const chains = chainIds(p.img.diffIds);
+      const layers: InjectedLayer[] = chains.map((chainId, k) => {
+        const diffId = p.img.diffIds[k]!;
+        const existing = store.layers.get(chainId);
+        if (existing !== undefined) {
+          if (!store.isLoadable(chainId) || !existing.driverDirExists) {
+            throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId} is in the store but broken (${store.loadable.get(chainId) ?? 'its driver directory is missing'}): run dataroot verify, then dataroot gc`);
+          }
+          return { diffId, chainId, action: 'reuse' as const, ...(existing.cacheId !== undefined ? { cacheId: existing.cacheId } : {}) };
+        }
+        if (!jobs.has(chainId)) {
+          const cacheId = newCacheId();
+          const home = d === 'vfs' ? join(L.driverHome('vfs'), 'dir') : L.driverHome('overlay2');
+          jobs.set(chainId, { chainId, diffId, parent: k === 0 ? undefined : chains[k - 1], layer: p.img.layers[k]!, source: p.source, cacheId, link: newLinkId(), staging: join(home, `${cacheId}${STAGING}`), size: 0, tarSplit: new Uint8Array() });
+        }
+        return { diffId, chainId, action: 'write' as const, cacheId: jobs.get(chainId)!.cacheId };
+      });
+      images.push({ id: p.img.id, source: p.sourceName, tags: p.tags, layers, configWritten: false, warnings: p.warnings });
+    }
+    const result: InjectResult = { root: store.root.source, driver: d, dryRun: o.dryRun, images, layersWritten: jobs.size, layersReused: new Set(images.flatMap((i) => i.layers.filter((l) => l.action === 'reuse').map((l) => l.chainId))).size, bytesRead: 0, tagsChanged: [] };
+    if (o.dryRun) {
+      result.tagsChanged = planned.flatMap((p) => p.tags);
+      for (const img of images) img.configWritten = !existsSync(join(L.imageContentDir(d), img.id.slice(7)));
+      return result;
+    }
+    // Phase 1: extract every new layer into staging; nothing outside staging is written.
+    const times = new DirTimes();
+    const home = d === 'vfs' ? join(L.driverHome('vfs'), 'dir') : L.driverHome('overlay2');
+    times.remember(home, join(L.imageRoot(d), 'layerdb', 'tmp'), L.layerDbDir(d), join(home, 'l'), L.imageContentDir(d), L.imageMetadataDir(d), L.imageRoot(d));
+    const staged: string[] = [];
+    const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
+    let n = 0;
+    try {
+      for (const job of jobs.values()) {
+        n++;
+        staged.push(job.staging);
+        await extractLayer(store, job, jobs, o, (bytes) => {
+          result.bytesRead += bytes;
+          o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
+        });
+        o.onStep?.('layer-extracted');
+      }
+    } catch (e) {
+      removeStaging(staged);
+      times.restore();
+      throw e;
+    }
+    // Phase 2: rename into place, in the order of the recipe.
+    const committed: string[] = [];
+    try {
+      for (const job of jobs.values()) {
+        const final = d === 'vfs' ? driverDirOf(L, 'vfs', job.cacheId) : driverDirOf(L, 'overlay2', job.cacheId);
+        renameSync(job.staging, final);
+        committed.push(final);
+        fsyncDir(home);
+        o.onStep?.('layer-dir');
+        if (d === 'overlay2') {
+          linkOverlayLayer(L, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
+          o.onStep?.('layer-linked');
+        }
+        commitLayer(L, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => o.onStep?.('layerdb-staged') });
+        committed.push(join(L.layerDbDir(d), job.chainId.slice(7)));
+        o.onStep?.('layerdb-committed');
+      }
+    } catch (e) {
+      removeStaging([...staged, ...committed]);
+      times.restore();
+      throw e;
+    }
+    for (const [k, img] of images.entries()) {
+      img.configWritten = writeImageConfig(L, d, img.id, planned[k]!.img.configBytes);
+      o.onStep?.('config-written');
+    }
+    const tags = images.flatMap((img) => img.tags.map((ref) => ({ ref, id: img.id })));
+    const current = new Map(store.repositories.refs.map((r) => [r.familiar, r.id]));
+    for (const img of images) {
+      if (img.tags.some((t) => current.get(t) !== img.id)) writeLastUpdated(L, d, img.id);
+    }
+    o.onStep?.('metadata-written');
+    result.tagsChanged = mergeTags(L, d, tags);
+    o.onStep?.('repositories-written');
+    return result;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The cache-id of a chain: a layer of this run, or one already in the store. */
+function cacheIdOf(store: Store, jobs: Map<string, LayerJob>, chainId: string): string {
+  const j = jobs.get(chainId);
+  if (j !== undefined) return j.cacheId;
+  const c = store.layers.get(chainId)?.cacheId;
+  if (c === undefined) throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId} has no cache-id`);
+  return c;
+}
+
+/** Where a parent layer's files are now: its staging dir (this run) or its directory in the store. */
+function parentDir(store: Store, jobs: Map<string, LayerJob>, chainId: string): { dir: string; link: string; lower: string } {
+  const j = jobs.get(chainId);
+  if (j !== undefined) return { dir: j.staging, link: j.link, lower: readText(join(j.staging, 'lower')) ?? '' };
+  const cacheId = cacheIdOf(store, jobs, chainId);
+  const dir = driverDirOf(store.L, store.driver, cacheId);
+  return { dir, link: readText(join(dir, 'link')) ?? '', lower: readText(join(dir, 'lower')) ?? '' };
+}
+
+/**
+ * One layer into its staging directory: decompressed (bounded), hashed, its tar-split stream
+ * generated and every entry applied (overlay2: into diff/ with whiteouts converted; vfs: over a
+ * copy of the parent with whiteouts executed). The sha256 must be the config's diffID.
+ */
+async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, LayerJob>, o: InjectOptions, read: (bytes: number) => void): Promise<void> {
+  const d = store.driver;
+  let target: string;
+  if (d === 'overlay2') {
+    mkdirSync(job.staging, { mode: 0o710 });
+    chmodSync(job.staging, 0o710);
+    target = join(job.staging, 'diff');
+    mkdirSync(target, { mode: 0o755 });
+    chmodSync(target, 0o755);
+  } else {
+    target = job.staging;
+    if (job.parent !== undefined) copyTree(parentDir(store, jobs, job.parent).dir, target);
+    else {
+      mkdirSync(target, { mode: 0o755 });
+      chmodSync(target, 0o755);
+    }
+  }
+  const { stream } = await openLayer(job.source, job.layer, { maxRatio: o.maxRatio, maxBytes: o.maxBytes, tap: (c) => read(c.length) });
+  const hashing = new HashingStream(stream);
+  const extractor = new LayerExtractor(target, d === 'overlay2' ? 'overlay' : 'delete');
+  const lines: string[] = [];
+  try {
+    await disassemble(new TarReader(hashing), (l) => lines.push(l), (e, data) => extractor.apply(e, data));
+  } catch (e) {
+    if (e instanceof DatarootError) {
+      const code = e.code.startsWith('TAR_') ? (e.code === 'TAR_DUPLICATE_PATH' ? 'ARCHIVE_DUPLICATE_ENTRY' : 'ARCHIVE_LAYER_INVALID') : e.code;
+      throw new DatarootError(code, `layer ${job.layer.member} (${job.diffId}): ${e.message}`, e.details);
+    }
+    throw e;
+  }
+  extractor.finish();
+  const got = hashing.digest();
+  if (got !== job.diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${job.layer.member} has sha256 ${got}, but the config says ${job.diffId}: refused (docker load refuses it too)`);
+  job.tarSplit = gzipSync(Buffer.from(lines.join('')));
+  job.size = d === 'overlay2' ? extractor.duSize : extractor.tarSize;
+  if (d === 'overlay2') {
+    writeFileSync(join(job.staging, 'link'), job.link, { mode: 0o644 });
+    if (job.parent !== undefined) {
+      const p = parentDir(store, jobs, job.parent);
+      writeFileSync(join(job.staging, 'lower'), p.lower === '' ? `l/${p.link}` : `l/${p.link}:${p.lower}`, { mode: 0o644 });
+      mkdirSync(join(job.staging, 'work'), { mode: 0o700 });
+    }
+  }
+}
