@@ -76,9 +76,12 @@ export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, driver: stri
  * recipe, as a power cut would; DATAROOT_INJECT_PAUSE_AT=<step> with DATAROOT_INJECT_PAUSE_FILE
  * creates that file at the step and waits, lock held, until it is removed.
  */
+let paused = false;
+
 function testHook(step: InjectStep, crashAt: string | undefined, pauseAt: string | undefined, pauseFile: string | undefined): void {
   if (step === crashAt) process.kill(process.pid, 'SIGKILL');
-  if (step === pauseAt && pauseFile !== undefined) {
+  if (step === pauseAt && pauseFile !== undefined && !paused) {
+    paused = true; // the first time the step is reached
     writeFileSync(pauseFile, step);
     const cell = new Int32Array(new SharedArrayBuffer(4));
     for (let i = 0; i < 6000 && existsSync(pauseFile); i++) Atomics.wait(cell, 0, 0, 50);

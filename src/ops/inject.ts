@@ -89,10 +89,15 @@ interface LayerJob {
 /** Reads the images of every source: archives, OCI layouts, or a hand-made config with layer tars. */
 async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
   const planned: Planned[] = [];
-  for (const [i, src] of o.sources.entries()) {
+  for (const [i, source] of o.sources.entries()) {
     const dir = join(work, `src-${i}`);
     mkdirSync(dir);
+    const { path: src, ref } = splitSource(source);
     const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}) });
+    if (ref !== undefined) {
+      a.images = a.images.filter((img) => img.repoTags.some((t) => t === ref || t === `:${ref}` || sameTag(t, ref)));
+      if (a.images.length === 0) throw new DatarootError('ARCHIVE_IMAGE_NOT_FOUND', `${src} has no image named ${ref}`, { file: src });
+    }
     const refusals = a.problems.filter((p) => p.code !== 'ARCHIVE_PLATFORM_MISSING');
     if (refusals.length > 0) throw new DatarootError(refusals[0]!.code, `${src}: ${refusals[0]!.message}`, { file: src });
     if (a.images.length === 0) throw new DatarootError('ARCHIVE_NO_IMAGES', `${src} holds no image${a.problems[0] !== undefined ? ` (${a.problems[0].message})` : ''}`, { file: src });
@@ -134,6 +139,26 @@ async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
     });
   }
   return planned;
+}
+
+/**
+ * `PATH[:REF]`, as skopeo names an image inside a layout or archive: the longest prefix that
+ * exists on disk is the path, the rest names the image (a tag or an OCI ref.name).
+ */
+export function splitSource(source: string): { path: string; ref?: string } {
+  if (existsSync(source)) return { path: source };
+  for (let i = source.indexOf(':'); i > 0; i = source.indexOf(':', i + 1)) {
+    if (existsSync(source.slice(0, i))) return { path: source.slice(0, i), ref: source.slice(i + 1) };
+  }
+  return { path: source };
+}
+
+function sameTag(a: string, b: string): boolean {
+  try {
+    return familiarTag(a).key === familiarTag(b).key;
+  } catch {
+    return false;
+  }
 }
 
 /** Tags of each image: its own (familiar form) plus --tag (which needs exactly one image). */
@@ -233,10 +258,8 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         committed.push(final);
         fsyncDir(home);
         o.onStep?.('layer-dir');
-        if (d === 'overlay2') {
-          linkOverlayLayer(L, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
-          o.onStep?.('layer-linked');
-        }
+        if (d === 'overlay2') linkOverlayLayer(L, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
+        o.onStep?.('layer-linked');
         commitLayer(L, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => o.onStep?.('layerdb-staged') });
         committed.push(join(L.layerDbDir(d), job.chainId.slice(7)));
         o.onStep?.('layerdb-committed');
