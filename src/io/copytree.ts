@@ -7,12 +7,16 @@ import { getXattr, lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from 
  * Copies a directory tree the way the vfs driver does when it creates a layer from its parent
  * (copy.DirCopy with content): every entry with its owner, mode and nanosecond times, hard links
  * kept as hard links, device nodes and FIFOs re-created, symlinks copied as links, and the
- * security.capability xattr. The destination must not exist.
+ * security.capability xattr. The destination must not exist. Returns what it copied (relative
+ * paths, true for directories).
  */
-export function copyTree(src: string, dst: string): void {
+export function copyTree(src: string, dst: string): Map<string, boolean> {
   const links = new Map<bigint, string>();
+  /** What was copied, by path relative to dst (true for directories). */
+  const copied = new Map<string, boolean>();
   const dirs: { path: string; st: BigIntStats }[] = [];
   const visit = (s: string, d: string, st: BigIntStats): void => {
+    if (d !== dst) copied.set(d.slice(dst.length + 1), st.isDirectory());
     if (st.isDirectory()) {
       mkdirSync(d, { mode: 0o700 });
       for (const n of readdirSync(s)) visit(join(s, n), join(d, n), lstatSync(join(s, n), { bigint: true }));
@@ -49,4 +53,5 @@ export function copyTree(src: string, dst: string): void {
   visit(src, dst, lstatSync(src, { bigint: true }));
   // Directory metadata last: copying into a directory changes its times.
   for (const { path, st } of dirs) meta(src + path.slice(dst.length), path, st);
+  return copied;
 }

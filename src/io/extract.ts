@@ -1,4 +1,5 @@
-import { chmodSync, closeSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync, constants } from 'node:fs';
+import { chmodSync, closeSync, lchownSync, linkSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync, constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { TYPE } from '../formats/tar/header.js';
@@ -11,6 +12,11 @@ export type WhiteoutMode =
   | 'overlay'
   /** vfs (naive drivers): the whiteout is executed, deleting what lower layers put there. */
   | 'delete';
+
+/** Files up to this size are written asynchronously, several at once. */
+const SMALL_FILE = 1 << 20;
+/** Most bytes of such files held in memory at once. */
+const SMALL_BUDGET = 32 << 20;
 
 const WH = '.wh.';
 const WH_OPQ = '.wh..wh..opq';
@@ -68,13 +74,43 @@ export class LayerExtractor {
   tarSize = 0;
   entries = 0;
   private readonly realDirs = new Set<string>(['']);
+  /**
+   * What exists under the root, by relative path (true for a directory): what was there at the
+   * start (empty for an overlay2 diff, the parent's copy for vfs) plus what was written since. It
+   * answers "does this path exist" without an lstat, which blocks on the directory lock while the
+   * thread pool creates files in it.
+   */
+  private readonly present: Map<string, boolean>;
   private readonly unpacked = new Set<string>();
   private readonly dirTimes: { rel: string; atime: bigint; mtime: bigint }[] = [];
+  /** Small files being written on the thread pool, by path (file creation is the slow part). */
+  private readonly inflight = new Map<string, Promise<void>>();
+  private inflightBytes = 0;
+  private failure: unknown;
 
-  constructor(readonly root: string, readonly whiteouts: WhiteoutMode) {}
+  constructor(readonly root: string, readonly whiteouts: WhiteoutMode, existing: Map<string, boolean> = new Map(), private readonly concurrency = 8) {
+    this.present = existing;
+  }
 
   private abs(rel: string): string {
     return rel === '' ? this.root : join(this.root, rel);
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Waits for the write of one path, if it is in flight. */
+  private async settle(rel: string): Promise<void> {
+    const p = this.inflight.get(rel);
+    if (p !== undefined) await p;
+    this.check();
+  }
+
+  /** Waits for every write in flight. */
+  private async drain(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all([...this.inflight.values()]);
+    this.check();
   }
 
   /** Makes sure every ancestor of rel is a real directory (not a symlink), creating missing ones. */
@@ -84,30 +120,79 @@ export class LayerExtractor {
     for (let i = 0; i < parts.length - 1; i++) {
       cur = cur === '' ? parts[i]! : `${cur}/${parts[i]!}`;
       if (this.realDirs.has(cur)) continue;
-      let st;
-      try {
-        st = lstatSync(this.abs(cur));
-      } catch {
-        st = undefined;
-      }
-      if (st === undefined) mkdirSync(this.abs(cur), { mode: 0o755 });
-      else if (!st.isDirectory()) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`);
+      const isDir = this.present.get(cur);
+      if (isDir === undefined) {
+        mkdirSync(this.abs(cur), { mode: 0o755 });
+        this.present.set(cur, true);
+      } else if (!isDir) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`);
       this.realDirs.add(cur);
     }
   }
 
   private forget(rel: string): void {
-    for (const d of [...this.realDirs]) if (d === rel || d.startsWith(`${rel}/`)) this.realDirs.delete(d);
+    const under = `${rel}/`;
+    for (const d of [...this.realDirs]) if (d === rel || d.startsWith(under)) this.realDirs.delete(d);
+    if (this.present.get(rel) === true) for (const k of [...this.present.keys()]) if (k.startsWith(under)) this.present.delete(k);
+    this.present.delete(rel);
   }
 
-  private removeAll(rel: string): void {
+  private async removeAll(rel: string): Promise<void> {
     if (rel === '') return;
+    if (this.inflight.size > 0) await this.drain();
     this.forget(rel);
     rmSync(this.abs(rel), { recursive: true, force: true });
   }
 
+  /** Owner, xattrs, mode and times as the header says (a directory's times are set at the end). */
+  private meta(rel: string, e: TarEntry): void {
+    const path = this.abs(rel);
+    lchownSync(path, e.uid, e.gid);
+    for (const [k, v] of e.xattrs) {
+      try {
+        setXattr(path, k, v);
+      } catch (err) {
+        if (!(err instanceof DatarootError && (err.code === 'IO_ENOTSUP' || err.code === 'IO_EOPNOTSUPP'))) throw err;
+      }
+    }
+    if (e.type !== TYPE.SYMLINK) chmodSync(path, e.mode & 0o7777);
+    const mtime = e.mtimeNs ?? nsOf(e.mtime);
+    const atime = e.atimeNs !== undefined && e.atimeNs > mtime ? e.atimeNs : mtime;
+    if (e.type === TYPE.DIR) this.dirTimes.push({ rel, atime, mtime });
+    else lutimesNs(path, atime, mtime);
+  }
+
+  /**
+   * A small regular file written asynchronously (open, write and close on the thread pool, several
+   * at once: creating files dominates a layer's extraction), then its metadata set. Bounded in
+   * count and bytes.
+   */
+  private async writeLater(rel: string, data: Buffer, e: TarEntry): Promise<void> {
+    while (this.inflight.size >= this.concurrency || this.inflightBytes > SMALL_BUDGET) await Promise.race(this.inflight.values());
+    this.check();
+    this.inflightBytes += data.length;
+    const job = (async () => {
+      const fh = await open(this.abs(rel), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      try {
+        let off = 0;
+        while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+      } finally {
+        await fh.close();
+      }
+      this.meta(rel, e);
+    })()
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        this.inflight.delete(rel);
+        this.inflightBytes -= data.length;
+      });
+    this.inflight.set(rel, job);
+  }
+
   /** One entry; `data` must be read for regular files (it is the entry's content). */
   async apply(e: TarEntry, data: AsyncIterable<Uint8Array>): Promise<void> {
+    this.check();
     this.entries++;
     this.tarSize += e.size;
     if (e.type === TYPE.PAX_GLOBAL) return;
@@ -118,12 +203,12 @@ export class LayerExtractor {
       this.parents(rel);
       if (base === WH_OPQ) {
         if (this.whiteouts === 'overlay') setXattr(this.abs(parentRel), 'trusted.overlay.opaque', new Uint8Array([0x79]));
-        else this.opaque(parentRel);
+        else await this.opaque(parentRel);
         return;
       }
       const target = parentRel === '' ? base.slice(WH.length) : `${parentRel}/${base.slice(WH.length)}`;
       if (target === '' || base.slice(WH.length).includes('/')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `invalid whiteout ${JSON.stringify(rel)}`);
-      this.removeAll(target);
+      await this.removeAll(target);
       if (this.whiteouts === 'overlay') {
         mknod(this.abs(target), S_IFCHR, 0, 0);
         if (e.uid !== 0 || e.gid !== 0) lchownSync(this.abs(target), e.uid, e.gid);
@@ -132,24 +217,28 @@ export class LayerExtractor {
     }
     if (rel !== '') this.parents(rel);
     const path = this.abs(rel);
-    let existing;
-    try {
-      existing = lstatSync(path);
-    } catch {
-      existing = undefined;
-    }
-    if (existing !== undefined && !(existing.isDirectory() && e.type === TYPE.DIR)) {
+    await this.settle(rel);
+    const existingDir = rel === '' ? true : this.present.get(rel);
+    if (existingDir !== undefined && !(existingDir && e.type === TYPE.DIR)) {
       if (rel === '') throw new DatarootError('ARCHIVE_LAYER_UNSAFE', 'the layer replaces its own root directory with a non-directory');
-      this.removeAll(rel);
+      await this.removeAll(rel);
     }
-    const mode = e.mode & 0o7777;
+    if (this.whiteouts === 'delete') this.unpacked.add(rel);
+    if (rel !== '') this.present.set(rel, e.type === TYPE.DIR);
     switch (e.type) {
       case TYPE.DIR:
-        if (existing === undefined || !existing.isDirectory()) mkdirSync(path, { mode: 0o755 });
+        if (existingDir !== true) mkdirSync(path, { mode: 0o755 });
         this.realDirs.add(rel);
         break;
       case TYPE.REG:
       case TYPE.CONT: {
+        this.duSize += e.size;
+        if (e.size <= SMALL_FILE) {
+          const parts: Uint8Array[] = [];
+          for await (const c of data) parts.push(c);
+          await this.writeLater(rel, Buffer.concat(parts), e);
+          return;
+        }
         const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
         try {
           for await (const c of data) {
@@ -159,7 +248,6 @@ export class LayerExtractor {
         } finally {
           closeSync(fd);
         }
-        this.duSize += e.size;
         break;
       }
       case TYPE.SYMLINK: {
@@ -173,13 +261,10 @@ export class LayerExtractor {
         const targetRel = safeRel(e.linkname);
         if (targetRel === '') throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points at the layer root`);
         const target = this.abs(targetRel);
-        let tst;
-        try {
-          tst = lstatSync(target);
-        } catch {
-          throw new DatarootError('ARCHIVE_LAYER_INVALID', `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(targetRel)}, which is not in the layer`);
-        }
-        if (tst.isDirectory()) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points to a directory`);
+        await this.settle(targetRel);
+        const targetIsDir = this.present.get(targetRel);
+        if (targetIsDir === undefined) throw new DatarootError('ARCHIVE_LAYER_INVALID', `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(targetRel)}, which is not in the layer`);
+        if (targetIsDir) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points to a directory`);
         this.parents(targetRel);
         linkSync(target, path);
         return; // a hard link shares the target's inode, owner, mode and times
@@ -188,30 +273,18 @@ export class LayerExtractor {
       case TYPE.BLOCK:
       case TYPE.FIFO: {
         const kind = e.type === TYPE.CHAR ? S_IFCHR : e.type === TYPE.BLOCK ? S_IFBLK : S_IFIFO;
-        mknod(path, kind | mode, e.devmajor, e.devminor);
+        mknod(path, kind | (e.mode & 0o7777), e.devmajor, e.devminor);
         break;
       }
       default:
         throw new DatarootError('ARCHIVE_LAYER_INVALID', `entry ${JSON.stringify(rel)} has tar type ${JSON.stringify(String.fromCharCode(e.type))}, which dockerd does not extract`);
     }
-    lchownSync(path, e.uid, e.gid);
-    for (const [k, v] of e.xattrs) {
-      try {
-        setXattr(path, k, v);
-      } catch (err) {
-        if (!(err instanceof DatarootError && (err.code === 'IO_ENOTSUP' || err.code === 'IO_EOPNOTSUPP'))) throw err;
-      }
-    }
-    if (e.type !== TYPE.SYMLINK) chmodSync(path, mode);
-    const mtime = e.mtimeNs ?? nsOf(e.mtime);
-    const atime = e.atimeNs !== undefined && e.atimeNs > mtime ? e.atimeNs : mtime;
-    if (e.type === TYPE.DIR) this.dirTimes.push({ rel, atime, mtime });
-    else lutimesNs(path, atime, mtime);
-    if (this.whiteouts === 'delete') this.unpacked.add(rel);
+    this.meta(rel, e);
   }
 
   /** `.wh..wh..opq` on a naive driver: remove what lower layers left in the directory (recursively). */
-  private opaque(dirRel: string): void {
+  private async opaque(dirRel: string): Promise<void> {
+    await this.drain();
     let names: string[];
     try {
       names = readdirSync(this.abs(dirRel));
@@ -220,13 +293,19 @@ export class LayerExtractor {
     }
     for (const n of names) {
       const rel = dirRel === '' ? n : `${dirRel}/${n}`;
-      if (!this.unpacked.has(rel)) this.removeAll(rel);
-      else if (lstatSync(this.abs(rel)).isDirectory()) this.opaque(rel);
+      if (!this.unpacked.has(rel)) await this.removeAll(rel);
+      else if (this.present.get(rel) === true) await this.opaque(rel);
     }
   }
 
-  /** Directory times, set last (creating entries inside a directory changes its mtime). */
-  finish(): void {
+  /** Waits for the writes in flight, then sets directory times (entries created inside change them). */
+  async finish(): Promise<void> {
+    await this.drain();
     for (const d of this.dirTimes.reverse()) lutimesNs(this.abs(d.rel), d.atime, d.mtime);
+  }
+
+  /** Waits for the writes in flight, ignoring their errors (before removing a refused layer). */
+  async abort(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
   }
 }

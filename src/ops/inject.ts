@@ -18,6 +18,9 @@ import { readText } from '../store/fsread.js';
 import { commitLayer, DirTimes, familiarTag, linkOverlayLayer, mergeTags, newCacheId, newLinkId, removeStaging, STAGING, writeImageConfig, writeLastUpdated } from '../store/write.js';
 
 /** The steps of the recipe, in order; a test hook can stop the process at any of them. */
+/** overlay2 layers extracted at once. */
+const PARALLEL_LAYERS = 3;
+
 export const INJECT_STEPS = ['layer-extracted', 'layer-dir', 'layer-linked', 'layerdb-staged', 'layerdb-committed', 'config-written', 'metadata-written', 'repositories-written'] as const;
 export type InjectStep = (typeof INJECT_STEPS)[number];
 
@@ -234,20 +237,38 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     const staged: string[] = [];
     const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
     let n = 0;
-    try {
-      for (const job of jobs.values()) {
-        n++;
+    // overlay2 layers are independent directories: several are extracted at once, so file
+    // creation (the slow part, serialised per directory by the kernel) proceeds in several
+    // directory trees together. vfs layers start from their parent's copy: one at a time.
+    const queue = [...jobs.values()];
+    const worker = async (): Promise<void> => {
+      for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
         staged.push(job.staging);
         await extractLayer(store, job, jobs, o, (bytes) => {
           result.bytesRead += bytes;
           o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
         });
+        n++;
         o.onStep?.('layer-extracted');
       }
-    } catch (e) {
+    };
+    const settled = await Promise.allSettled(Array.from({ length: d === 'overlay2' ? PARALLEL_LAYERS : 1 }, () => worker()));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      queue.length = 0;
       removeStaging(staged);
       times.restore();
-      throw e;
+      throw failed.reason;
+    }
+    // overlay2: each layer's link, lower (its parents' links, nearest first) and work dir.
+    if (d === 'overlay2') {
+      for (const job of jobs.values()) {
+        writeFileSync(join(job.staging, 'link'), job.link, { mode: 0o644 });
+        if (job.parent === undefined) continue;
+        const p = parentDir(store, jobs, job.parent);
+        writeFileSync(join(job.staging, 'lower'), p.lower === '' ? `l/${p.link}` : `l/${p.link}:${p.lower}`, { mode: 0o644 });
+        mkdirSync(join(job.staging, 'work'), { mode: 0o700 });
+      }
     }
     // Phase 2: rename into place, in the order of the recipe.
     const committed: string[] = [];
@@ -313,6 +334,7 @@ function parentDir(store: Store, jobs: Map<string, LayerJob>, chainId: string): 
 async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, LayerJob>, o: InjectOptions, read: (bytes: number) => void): Promise<void> {
   const d = store.driver;
   let target: string;
+  let existing = new Map<string, boolean>();
   if (d === 'overlay2') {
     mkdirSync(job.staging, { mode: 0o710 });
     chmodSync(job.staging, 0o710);
@@ -321,7 +343,7 @@ async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, Layer
     chmodSync(target, 0o755);
   } else {
     target = job.staging;
-    if (job.parent !== undefined) copyTree(parentDir(store, jobs, job.parent).dir, target);
+    if (job.parent !== undefined) existing = copyTree(parentDir(store, jobs, job.parent).dir, target);
     else {
       mkdirSync(target, { mode: 0o755 });
       chmodSync(target, 0o755);
@@ -329,28 +351,21 @@ async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, Layer
   }
   const { stream } = await openLayer(job.source, job.layer, { maxRatio: o.maxRatio, maxBytes: o.maxBytes, tap: (c) => read(c.length) });
   const hashing = new HashingStream(stream);
-  const extractor = new LayerExtractor(target, d === 'overlay2' ? 'overlay' : 'delete');
+  const extractor = new LayerExtractor(target, d === 'overlay2' ? 'overlay' : 'delete', existing);
   const lines: string[] = [];
   try {
     await disassemble(new TarReader(hashing), (l) => lines.push(l), (e, data) => extractor.apply(e, data));
+    await extractor.finish();
   } catch (e) {
+    await extractor.abort();
     if (e instanceof DatarootError) {
       const code = e.code.startsWith('TAR_') ? (e.code === 'TAR_DUPLICATE_PATH' ? 'ARCHIVE_DUPLICATE_ENTRY' : 'ARCHIVE_LAYER_INVALID') : e.code;
       throw new DatarootError(code, `layer ${job.layer.member} (${job.diffId}): ${e.message}`, e.details);
     }
     throw e;
   }
-  extractor.finish();
   const got = hashing.digest();
   if (got !== job.diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${job.layer.member} has sha256 ${got}, but the config says ${job.diffId}: refused (docker load refuses it too)`);
   job.tarSplit = gzipSync(Buffer.from(lines.join('')));
   job.size = d === 'overlay2' ? extractor.duSize : extractor.tarSize;
-  if (d === 'overlay2') {
-    writeFileSync(join(job.staging, 'link'), job.link, { mode: 0o644 });
-    if (job.parent !== undefined) {
-      const p = parentDir(store, jobs, job.parent);
-      writeFileSync(join(job.staging, 'lower'), p.lower === '' ? `l/${p.link}` : `l/${p.link}:${p.lower}`, { mode: 0o644 });
-      mkdirSync(join(job.staging, 'work'), { mode: 0o700 });
-    }
-  }
 }
