@@ -1,5 +1,6 @@
 // Compiles native/dataroot_native.c (xattrs, mknod, nanosecond utimes: what Node lacks) into
-// dist/dataroot_native.node with the system C compiler and the headers of the running Node.
+// dist/dataroot_native.node with the system C compiler and the headers of the running Node
+// (plus libzstd when its headers are installed).
 // No node-gyp, no download. Without a compiler the build goes on: commands that need the addon
 // (container diff of overlay2, inject, snapshot, restore) then stop with IO_NATIVE_UNAVAILABLE.
 import { spawnSync } from 'node:child_process';
@@ -19,7 +20,10 @@ if (inc === undefined) {
 }
 mkdirSync(dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}`;
-const r = spawnSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=dataroot_native', `-I${inc}`, '-o', tmp, src], { encoding: 'utf8' });
+// libzstd (Debian libzstd-dev) gives the snapshot store fast compression; without it the store
+// falls back to Node's brotli.
+const zstd = ['/usr/include/zstd.h', '/usr/local/include/zstd.h'].some((h) => existsSync(h)) ? ['-DHAVE_ZSTD'] : [];
+const r = spawnSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=dataroot_native', ...zstd, `-I${inc}`, '-o', tmp, src, ...(zstd.length > 0 ? ['-lzstd'] : [])], { encoding: 'utf8' });
 if (r.error !== undefined || r.status !== 0) {
   console.warn(`build-native: ${cc} failed; native features disabled\n${r.stderr ?? r.error?.message ?? ''}`);
   process.exit(0);

@@ -17,6 +17,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   objects: async () => (await import('../commands/objects.js')).registerObjects,
   verify: async () => (await import('../commands/verify.js')).registerVerify,
   inject: async () => (await import('../commands/inject.js')).registerInject,
+  snapshot: async () => (await import('../commands/snapshot.js')).registerSnapshot,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
 };
 
@@ -41,6 +42,11 @@ const WORDS: Record<string, string> = {
   verify: 'verify',
   inject: 'inject',
   gc: 'inject',
+  snapshot: 'snapshot',
+  snapshots: 'snapshot',
+  restore: 'snapshot',
+  reset: 'snapshot',
+  diff: 'snapshot',
   demo: 'demo',
 };
 

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { pauseAt as pauseHere } from './testhooks.js';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { acquireLock, probeLock } from '../io/lock.js';
@@ -78,13 +79,11 @@ export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, driver: stri
  */
 let paused = false;
 
-function testHook(step: InjectStep, crashAt: string | undefined, pauseAt: string | undefined, pauseFile: string | undefined): void {
+function testHook(step: InjectStep, crashAt: string | undefined, pauseAtStep: string | undefined, pauseFile: string | undefined): void {
   if (step === crashAt) process.kill(process.pid, 'SIGKILL');
-  if (step === pauseAt && pauseFile !== undefined && !paused) {
+  if (step === pauseAtStep && pauseFile !== undefined && !paused) {
     paused = true; // the first time the step is reached
-    writeFileSync(pauseFile, step);
-    const cell = new Int32Array(new SharedArrayBuffer(4));
-    for (let i = 0; i < 6000 && existsSync(pauseFile); i++) Atomics.wait(cell, 0, 0, 50);
+    pauseHere(pauseFile, step);
   }
 }
 

@@ -15,6 +15,9 @@ interface Addon {
   lsetxattr(path: string, name: string, value: Buffer): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  zstdCompress?(data: Buffer, level: number): Buffer;
+  zstdDecompress?(data: Buffer, size: number): Buffer;
+  zstdCompressAsync?(data: Buffer, level: number): Promise<Buffer>;
 }
 
 let addon: Addon | undefined;
@@ -104,4 +107,35 @@ export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void 
   const [as, an] = split(atimeNs);
   const [ms, mn] = split(mtimeNs);
   wrap('utimensat', path, () => a.lutimens(path, as, an, ms, mn));
+}
+
+/** Whether the addon was built with libzstd. */
+export function zstdAvailable(): boolean {
+  return nativeAvailable() && load().zstdCompress !== undefined;
+}
+
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+/** zstd compression of a whole buffer (the addon must have libzstd: check zstdAvailable()). */
+export function zstdCompress(data: Uint8Array, level: number): Buffer {
+  const f = load().zstdCompress;
+  if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
+  return f(asBuffer(data), level);
+}
+
+export function zstdDecompress(data: Uint8Array, size: number): Buffer {
+  const f = load().zstdDecompress;
+  if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
+  try {
+    return f(asBuffer(data), size);
+  } catch (e) {
+    throw new DatarootError('IO_ZSTD_CORRUPT', `zstd data is corrupt: ${(e as Error).message}`);
+  }
+}
+
+/** zstd compression on the libuv thread pool (several run at once; the input must not change meanwhile). */
+export function zstdCompressAsync(data: Uint8Array, level: number): Promise<Buffer> {
+  const f = load().zstdCompressAsync;
+  if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
+  return f(asBuffer(data), level);
 }

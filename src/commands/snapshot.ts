@@ -1,0 +1,291 @@
+import { Command } from 'commander';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DatarootError } from '../formats/errors.js';
+import { acquireLock, probeLock } from '../io/lock.js';
+import { restoreSnapshot } from '../ops/restore.js';
+import { directorySide, diffSides, snapshotSide, type DiffResult, type DiffSideData, type Detail } from '../ops/snapdiff.js';
+import { takeSnapshot, type Manifest } from '../ops/snapshot.js';
+import { Layout } from '../store/layout.js';
+import { openRoot } from '../store/root.js';
+import { SnapshotStore } from '../store/snapstore.js';
+import { rootOf, type Ctx, type GlobalOpts } from './context.js';
+import { Progress } from './progress.js';
+import { pauseAt } from './testhooks.js';
+import { bytesHuman, emitJson, paint, table, warn } from './render.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+interface StoreOpt {
+  store?: string;
+}
+
+function storeDir(o: StoreOpt, ctx: Ctx, required = true): string | undefined {
+  const s = o.store ?? ctx.env['DATAROOT_STORE'];
+  if (s === undefined || s === '') {
+    if (required) throw new DatarootError('USAGE_STORE_REQUIRED', 'name the snapshot store with --store DIR (or DATAROOT_STORE)');
+    return undefined;
+  }
+  return resolve(ctx.cwd, s);
+}
+
+async function withSnapStore<T>(dir: string, create: boolean, fn: (s: SnapshotStore) => Promise<T> | T): Promise<T> {
+  const s = SnapshotStore.open(dir, { create });
+  try {
+    return await fn(s);
+  } finally {
+    s.close();
+  }
+}
+
+/** The root of a write or snapshot: a directory, never an archive. */
+function rootDir(g: GlobalOpts, ctx: Ctx): string {
+  const { root } = rootOf(g, ctx);
+  if (!existsSync(root)) throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
+  if (!statSync(root).isDirectory()) throw new DatarootError('SNAPSHOT_SOURCE_INVALID', `${root} is not a directory (snapshots are taken of a data-root directory)`, { file: root });
+  return root;
+}
+
+function ratio(s: { logicalBytes: number; storedBytes: number }): string {
+  return s.storedBytes === 0 ? '∞' : `${(s.logicalBytes / s.storedBytes).toFixed(1)}x`;
+}
+
+const SIGN: Record<string, string> = { added: '+', removed: '-', changed: '~' };
+
+function renderDetail(ctx: Ctx, d: Detail | undefined, out: string[]): void {
+  if (d === undefined) return;
+  const show = (v: unknown): string => {
+    const s = JSON.stringify(v);
+    return s === undefined ? '' : s.length > 160 ? `${s.slice(0, 157)}...` : s;
+  };
+  switch (d.kind) {
+    case 'json':
+      for (const c of d.changes.slice(0, 200)) out.push(`     ${SIGN[c.change]} ${c.path}${c.change === 'changed' ? `: ${show(c.left)} → ${show(c.right)}` : ` = ${show(c.change === 'added' ? c.right : c.left)}`}`);
+      if (d.changes.length > 200) out.push(`     … ${d.changes.length - 200} more`);
+      break;
+    case 'bolt':
+      for (const c of d.changes.slice(0, 200)) {
+        const where = [...c.path, c.key].join(' / ');
+        out.push(`     ${SIGN[c.change]} ${where}${c.bucket ? ' (bucket)' : ''}${c.change === 'changed' ? `: ${show(c.left)} → ${show(c.right)}` : c.right !== undefined || c.left !== undefined ? ` = ${show(c.right ?? c.left)}` : ''}`);
+      }
+      if (d.changes.length > 200) out.push(`     … ${d.changes.length - 200} more`);
+      break;
+    case 'tar-split':
+      out.push(`     tar-split: ${d.added.length} entries added, ${d.removed.length} removed, ${d.changed.length} changed size`);
+      for (const n of d.added.slice(0, 20)) out.push(`     + ${n}`);
+      for (const n of d.removed.slice(0, 20)) out.push(`     - ${n}`);
+      break;
+    case 'text':
+      for (const l of d.patch.split('\n').slice(2, 80)) if (l !== '') out.push(`     ${l.startsWith('+') ? paint(ctx, 'green', l) : l.startsWith('-') ? paint(ctx, 'red', l) : l}`);
+      break;
+    case 'binary':
+      out.push(`     binary: ${d.left !== undefined ? `${d.left.size} B ${d.left.sha256.slice(0, 19)}` : '∅'} → ${d.right !== undefined ? `${d.right.size} B ${d.right.sha256.slice(0, 19)}` : '∅'}`);
+      break;
+  }
+}
+
+const LETTER: Record<string, string> = { added: 'A', removed: 'D', modified: 'M', 'type-changed': 'T', 'metadata-changed': 'm' };
+
+function renderDiff(ctx: Ctx, r: DiffResult): void {
+  const out: string[] = [];
+  const s = r.summary;
+  const part = (name: string, l: { added: string[]; removed: string[]; changed?: string[] }): string | undefined => {
+    const bits: string[] = [];
+    if (l.added.length > 0) bits.push(`+${l.added.length} (${l.added.join(', ')})`);
+    if (l.removed.length > 0) bits.push(`-${l.removed.length} (${l.removed.join(', ')})`);
+    if ((l.changed?.length ?? 0) > 0) bits.push(`~${l.changed!.length} (${l.changed!.join(', ')})`);
+    return bits.length > 0 ? `  ${paint(ctx, 'bold', name.padEnd(11))} ${bits.join('  ')}` : undefined;
+  };
+  const lines = [part('images', s.images), part('tags', s.tags), part('layers', s.layers), part('containers', s.containers), part('volumes', s.volumes), part('networks', s.networks)].filter((x): x is string => x !== undefined);
+  out.push(`${paint(ctx, 'cyan', `${r.left} → ${r.right}`)}`);
+  if (lines.length > 0) out.push('In Docker terms:', ...lines);
+  for (const e of r.entries) {
+    const f = e.fields === undefined ? '' : `  ${Object.entries(e.fields).map(([k, v]) => `${k} ${JSON.stringify(v.left)} → ${JSON.stringify(v.right)}`).join(', ')}`;
+    out.push(`${LETTER[e.change]}  ${e.path}${e.type !== undefined && e.type !== 'file' ? ` (${e.type})` : ''}${f}`);
+    renderDetail(ctx, e.detail, out);
+  }
+  const c = r.counts;
+  out.push(r.equal ? 'no differences' : `${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c['type-changed']} type-changed, ${c['metadata-changed']} metadata-changed`);
+  ctx.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** One side of `diff`: `@name` (a snapshot), a directory, or a data-root archive. */
+async function side(arg: string, store: SnapshotStore | undefined, ctx: Ctx, cleanups: (() => void)[]): Promise<DiffSideData> {
+  if (arg.startsWith('@')) {
+    if (store === undefined) throw new DatarootError('USAGE_STORE_REQUIRED', `${arg} names a snapshot: give --store`);
+    return snapshotSide(store, arg.slice(1));
+  }
+  const p = resolve(ctx.cwd, arg);
+  if (!existsSync(p)) throw new DatarootError('DIFF_SIDE_NOT_FOUND', `${arg} is neither a snapshot (@name) nor a directory or archive`, { file: arg });
+  if (statSync(p).isDirectory()) return directorySide(p, arg);
+  const r = openRoot(p);
+  cleanups.push(() => r.close());
+  return directorySide(r.dir, arg);
+}
+
+export function registerSnapshot(program: Command, ctx: Ctx): void {
+  const snap = program
+    .command('snapshot')
+    .description('a content-addressed, deduplicated snapshot of the root (and: snapshot show|rm)')
+    .option('--store <dir>', 'the snapshot store (created when absent; also DATAROOT_STORE)')
+    .option('--name <name>', 'name of the snapshot (default: the time)')
+    .option('--exclude <glob>', 'leave out paths matching (repeatable; * within a name, ** across)', collect, [])
+    .option('--metadata-only <glob>', 'record content by hash without storing it (repeatable)', collect, [])
+    .option('--live', 'snapshot a root a running daemon holds (BoltDB files may be torn)', false)
+    .action(async (o: StoreOpt & { name?: string; exclude: string[]; metadataOnly: string[]; live: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const root = rootDir(g, ctx);
+      const pauseFile = ctx.env['DATAROOT_SNAPSHOT_PAUSE_FILE'];
+      if (probeLock(new Layout(root).volumesDb) === 'held') {
+        if (!o.live) throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: stop it, or pass --live (its BoltDB files may then be torn)`, { file: root });
+        warn(ctx, `${root} is held by a running daemon: BoltDB files in the snapshot may be torn`);
+      }
+      await withSnapStore(storeDir(o, ctx)!, true, async (store) => {
+        const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'snapshot') : undefined;
+        const r = await takeSnapshot(store, root, {
+          ...(o.name !== undefined ? { name: o.name } : {}),
+          exclude: o.exclude,
+          metadataOnly: o.metadataOnly,
+          live: o.live,
+          ...(progress !== undefined ? { onProgress: (p) => progress.update(p.bytes, p.totalBytes, `${p.files} files`) } : {}),
+          // Test hook: pause between the walk and the reading of contents.
+          ...(pauseFile !== undefined ? { onWalked: () => pauseAt(pauseFile, 'walked') } : {}),
+        });
+        progress?.done();
+        for (const w of r.stats.warnings) warn(ctx, w);
+        if (g.json) return emitJson(ctx, r);
+        const s = r.snapshot;
+        ctx.stdout.write(
+          `snapshot ${paint(ctx, 'bold', s.name)} of ${s.source}: ${s.entries} entries, ${bytesHuman(s.logicalBytes)} of content; ${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)}${r.previous !== undefined ? `; ${r.stats.reused} files unchanged since ${r.previous}` : ''}\n`,
+        );
+      });
+    });
+
+  snap
+    .command('show')
+    .argument('<name>')
+    .option('--store <dir>', 'the snapshot store (also DATAROOT_STORE)')
+    .option('--entries', 'list every entry', false)
+    .description('one snapshot: source, options, sizes (--entries: every path with its type, mode, owner and hash)')
+    .action(async (name: string, _o: object, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const o = cmd.optsWithGlobals<StoreOpt & { entries: boolean }>();
+      await withSnapStore(storeDir(o, ctx)!, false, (store) => {
+        const s = store.find(name);
+        const m = store.readManifest(s) as Manifest;
+        if (g.json) return emitJson(ctx, o.entries ? { ...s, entries: m.entries } : s);
+        ctx.stdout.write(`${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`);
+        if (o.entries) {
+          ctx.stdout.write(table(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], m.entries.map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path])));
+        }
+      });
+    });
+
+  snap
+    .command('rm')
+    .argument('<name...>')
+    .option('--store <dir>', 'the snapshot store (also DATAROOT_STORE)')
+    .description('remove snapshots, and the packs no remaining snapshot uses')
+    .action(async (names: string[], _o: object, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const o = cmd.optsWithGlobals<StoreOpt>();
+      await withSnapStore(storeDir(o, ctx)!, false, (store) => {
+        for (const n of names) store.find(n);
+        for (const n of names) store.removeManifest(store.unregister(n));
+        const used = new Set<string>();
+        for (const s of store.snapshots()) for (const e of (store.readManifest(s) as Manifest).entries) if (e.sha256 !== undefined) used.add(e.sha256);
+        const packs = store.unusedPacks(used);
+        let freed = 0;
+        for (const p of packs) {
+          freed += store.packBytes(p);
+          store.removePack(p);
+        }
+        if (g.json) emitJson(ctx, { removed: names, packsRemoved: packs, bytesFreed: freed });
+        else ctx.stdout.write(`removed ${names.join(', ')}; ${packs.length} packs (${bytesHuman(freed)}) freed\n`);
+      });
+    });
+
+  program
+    .command('snapshots')
+    .option('--store <dir>', 'the snapshot store (also DATAROOT_STORE)')
+    .description('the snapshots of a store, with sizes and dedup ratio')
+    .action(async (o: StoreOpt, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withSnapStore(storeDir(o, ctx)!, false, (store) => {
+        const list = store.snapshots();
+        if (g.json) return emitJson(ctx, list.map((s) => ({ ...s, dedupRatio: s.storedBytes === 0 ? null : s.logicalBytes / s.storedBytes })));
+        ctx.stdout.write(table(ctx, ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'], list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source])));
+        const packs = new Set(list.flatMap((s) => s.packs));
+        const total = [...packs].reduce((a, p) => a + store.packBytes(p), 0);
+        const logical = list.reduce((a, s) => a + s.logicalBytes, 0);
+        ctx.stdout.write(`${list.length} snapshots, ${bytesHuman(logical)} of content in ${bytesHuman(total)} of packs (dedup ratio ${total === 0 ? '∞' : (logical / total).toFixed(1)}x)\n`);
+      });
+    });
+
+  program
+    .command('restore')
+    .argument('<name>')
+    .requiredOption('--to <dir>', 'where to write the tree')
+    .option('--store <dir>', 'the snapshot store (also DATAROOT_STORE)')
+    .option('--force', 'replace the content of a non-empty target', false)
+    .description('write a snapshot back exactly (owners, modes, devices, links, xattrs, times)')
+    .action(async (name: string, o: StoreOpt & { to: string; force: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withSnapStore(storeDir(o, ctx)!, false, async (store) => {
+        const r = await restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force });
+        if (r.skipped.length > 0) warn(ctx, `not restored (sockets): ${r.skipped.join(', ')}`);
+        if (g.json) emitJson(ctx, r);
+        else ctx.stdout.write(`restored ${r.snapshot} to ${r.to}: ${r.entries} entries, ${r.files} files, ${bytesHuman(r.bytes)}\n`);
+      });
+    });
+
+  program
+    .command('reset')
+    .requiredOption('--backup-to <dir>', 'snapshot store that keeps the root before it is emptied')
+    .option('--name <name>', 'name of the backup snapshot')
+    .description('snapshot the root into a store, then empty it (a safe "start from scratch")')
+    .action(async (o: { backupTo: string; name?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const root = rootDir(g, ctx);
+      const L = new Layout(root);
+      const lock = existsSync(L.volumesDb) ? await acquireLock(L.volumesDb) : undefined;
+      try {
+        await withSnapStore(resolve(ctx.cwd, o.backupTo), true, async (store) => {
+          const r = await takeSnapshot(store, root, { ...(o.name !== undefined ? { name: o.name } : {}), exclude: [], metadataOnly: [], live: false });
+          for (const n of readdirSync(root)) rmSync(join(root, n), { recursive: true, force: true });
+          if (g.json) emitJson(ctx, { backup: r.snapshot, emptied: root });
+          else ctx.stdout.write(`saved ${root} as ${r.snapshot.name} in ${store.dir} (${r.snapshot.entries} entries), then emptied it; dataroot restore ${r.snapshot.name} --store ${store.dir} --to ${root} brings it back\n`);
+        });
+      } finally {
+        await lock?.release();
+      }
+    });
+
+  program
+    .command('diff')
+    .argument('<left>', 'a directory, a data-root archive, or @name of a snapshot')
+    .argument('<right>')
+    .option('--store <dir>', 'the snapshot store for @names (also DATAROOT_STORE)')
+    .option('--exclude <glob>', 'leave out paths matching (directories and archives; repeatable)', collect, [])
+    .option('--times', 'also report entries whose only change is their mtime', false)
+    .description('what changed between two data-roots: entries, their meaning (JSON paths, BoltDB keys, tar-split), in Docker terms; exit 1 when they differ')
+    .action(async (l: string, r: string, o: StoreOpt & { exclude: string[]; times: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const dir = storeDir(o, ctx, false);
+      const store = dir === undefined ? undefined : SnapshotStore.open(dir, { create: false });
+      const cleanups: (() => void)[] = [];
+      try {
+        const left = await side(l, store, ctx, cleanups);
+        const right = await side(r, store, ctx, cleanups);
+        const res = diffSides(left, right, { times: o.times });
+        if (g.json) emitJson(ctx, res);
+        else renderDiff(ctx, res);
+        if (!res.equal) ctx.exitCode = 1;
+      } finally {
+        for (const c of cleanups) c();
+        store?.close();
+      }
+    });
+}

@@ -1,0 +1,12 @@
+import { existsSync, writeFileSync } from 'node:fs';
+
+/**
+ * Test-only hooks, driven by environment variables so they cannot be passed by accident on the
+ * command line. `pauseAt` creates the file and waits (the process keeps its locks) until a test
+ * removes it; at most 5 minutes.
+ */
+export function pauseAt(file: string, what: string): void {
+  writeFileSync(file, what);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 6000 && existsSync(file); i++) Atomics.wait(cell, 0, 0, 50);
+}

@@ -1,0 +1,317 @@
+import { readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { createTwoFilesPatch } from 'diff';
+import { BoltFile } from '../formats/bolt/db.js';
+import { BufferSource } from '../formats/bolt/source.js';
+import { DatarootError } from '../formats/errors.js';
+import { isBucketEntry } from '../formats/bolt/db.js';
+import { isBoltMagic } from '../store/bolt.js';
+import { kindOf, showKey, type BoltKind } from '../store/boltdecode.js';
+import type { SnapshotStore } from '../store/snapstore.js';
+import { diffBolt, flatten, type BoltChange } from './bolt.js';
+import { scanTree, type Manifest, type ManifestEntry } from './snapshot.js';
+
+/** One side of a diff: its entries and a way to read a file's content. */
+export interface DiffSideData {
+  label: string;
+  entries: Map<string, ManifestEntry>;
+  content(e: ManifestEntry): Buffer | undefined;
+}
+
+/** A snapshot as a diff side (contents from the store, checked by hash). */
+export function snapshotSide(store: SnapshotStore, name: string): DiffSideData {
+  const snap = store.find(name);
+  const m = store.readManifest(snap) as Manifest;
+  return {
+    label: `@${name}`,
+    entries: new Map(m.entries.map((e) => [e.path, e])),
+    content: (e) => (e.sha256 !== undefined && e.stored === true ? store.readAll(e.sha256, `@${name}:${e.path}`) : undefined),
+  };
+}
+
+/** A directory as a diff side (scanned and hashed now, nothing stored). */
+export async function directorySide(dir: string, label: string, exclude: string[] = []): Promise<DiffSideData> {
+  const real = realpathSync(dir);
+  const { entries } = await scanTree(real, { exclude, metadataOnly: [] });
+  return {
+    label,
+    entries: new Map(entries.map((e) => [e.path, e])),
+    content: (e) => {
+      if (e.type !== 'file') return undefined;
+      try {
+        return readFileSync(e.pathBase64 !== undefined ? Buffer.concat([Buffer.from(`${real}/`), Buffer.from(e.pathBase64, 'base64')]) : join(real, e.path));
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+export type EntryChange = 'added' | 'removed' | 'modified' | 'type-changed' | 'metadata-changed';
+
+export interface JsonChange {
+  change: 'added' | 'removed' | 'changed';
+  path: string;
+  left?: unknown;
+  right?: unknown;
+}
+
+/** What changed inside a file, by what the file is. */
+export type Detail =
+  | { kind: 'json'; changes: JsonChange[] }
+  | { kind: 'bolt'; changes: BoltChange[] }
+  | { kind: 'tar-split'; added: string[]; removed: string[]; changed: string[] }
+  | { kind: 'text'; patch: string }
+  | { kind: 'binary'; left?: { size: number; sha256: string }; right?: { size: number; sha256: string } };
+
+export interface EntryDiff {
+  path: string;
+  change: EntryChange;
+  type?: string;
+  /** For type-changed: both types; for metadata-changed: the fields that differ, with both values. */
+  fields?: Record<string, { left: unknown; right: unknown }>;
+  detail?: Detail;
+}
+
+export interface DockerSummary {
+  images: { added: string[]; removed: string[]; changed: string[] };
+  tags: { added: string[]; removed: string[]; changed: string[] };
+  layers: { added: string[]; removed: string[] };
+  containers: { added: string[]; removed: string[]; changed: string[] };
+  volumes: { added: string[]; removed: string[]; changed: string[] };
+  networks: { added: string[]; removed: string[]; changed: string[] };
+}
+
+export interface DiffResult {
+  left: string;
+  right: string;
+  equal: boolean;
+  summary: DockerSummary;
+  counts: Record<EntryChange, number>;
+  entries: EntryDiff[];
+}
+
+const MAX_DETAIL = 16 << 20;
+
+function jsonKey(k: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? k : JSON.stringify(k);
+}
+
+/** Structural differences of two JSON values, by path (`a.b."c/d"[2]`). */
+export function jsonDiff(a: unknown, b: unknown, path = ''): JsonChange[] {
+  const out: JsonChange[] = [];
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    for (const k of keys) {
+      const p = path === '' ? jsonKey(k) : `${path}.${jsonKey(k)}`;
+      if (!(k in a)) out.push({ change: 'added', path: p, right: b[k] });
+      else if (!(k in b)) out.push({ change: 'removed', path: p, left: a[k] });
+      else out.push(...jsonDiff(a[k], b[k], p));
+    }
+    return out;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    const n = Math.max(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+      const p = `${path}[${i}]`;
+      if (i >= a.length) out.push({ change: 'added', path: p, right: b[i] });
+      else if (i >= b.length) out.push({ change: 'removed', path: p, left: a[i] });
+      else out.push(...jsonDiff(a[i], b[i], p));
+    }
+    return out;
+  }
+  if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ change: 'changed', path: path === '' ? '.' : path, left: a, right: b });
+  return out;
+}
+
+function parseJson(b: Buffer): { ok: true; value: unknown } | { ok: false } {
+  const first = b.find((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
+  if (first !== 0x7b && first !== 0x5b) return { ok: false };
+  try {
+    return { ok: true, value: JSON.parse(b.toString('utf8')) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function boltOf(b: Buffer, file: string): { db: BoltFile; kind: BoltKind } {
+  const db = BoltFile.open(new BufferSource(b), { file });
+  const top: string[] = [];
+  db.forEachEntry(db.rootBucket(), db.newSeen(), (e) => {
+    if (isBucketEntry(e)) top.push(showKey(e.key));
+  });
+  return { db, kind: kindOf(top) };
+}
+
+/** The names (and sizes) of the files a tar-split stream lists. */
+function tarSplitFiles(b: Buffer): Map<string, number> | undefined {
+  const out = new Map<string, number>();
+  for (const line of b.toString('utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let e: { type?: number; name?: string; name_raw?: string; size?: number };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      return undefined;
+    }
+    if (e.type === 1) out.set(e.name ?? Buffer.from(e.name_raw ?? '', 'base64').toString('latin1'), e.size ?? 0);
+    else if (e.type !== 2) return undefined;
+  }
+  return out;
+}
+
+const isText = (b: Buffer): boolean => !b.subarray(0, 8192).includes(0) && Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+
+/** The meaning of a file's change: JSON paths, BoltDB keys, tar-split entries, a text patch, or sizes and hashes. */
+export function detailOf(path: string, left: Buffer | undefined, right: Buffer | undefined, le?: ManifestEntry, re?: ManifestEntry): Detail | undefined {
+  const any = right ?? left;
+  const binary = (): Detail => {
+    const d: Detail = { kind: 'binary' };
+    if (le?.sha256 !== undefined) d.left = { size: le.size, sha256: `sha256:${le.sha256}` };
+    if (re?.sha256 !== undefined) d.right = { size: re.size, sha256: `sha256:${re.sha256}` };
+    return d;
+  };
+  if (any === undefined || (left?.length ?? 0) > MAX_DETAIL || (right?.length ?? 0) > MAX_DETAIL) return binary();
+  try {
+    if (isBoltMagic(any.subarray(0, 64))) {
+      const l = left !== undefined && left.length > 0 ? boltOf(left, `${path} (left)`) : undefined;
+      const r = right !== undefined && right.length > 0 ? boltOf(right, `${path} (right)`) : undefined;
+      if (l !== undefined && r !== undefined) return { kind: 'bolt', changes: diffBolt(l, r) };
+      const only = (l ?? r)!;
+      const change = l !== undefined ? 'removed' : 'added';
+      const all = flatten(only.db).map((e): BoltChange => ({ change, path: e.path.map(showKey), key: showKey(e.key), ...(e.bucket ? { bucket: true } : {}) }));
+      return { kind: 'bolt', changes: all };
+    }
+  } catch (e) {
+    if (!(e instanceof DatarootError)) throw e;
+    return binary();
+  }
+  const gz = (b: Buffer | undefined): Buffer | undefined => {
+    if (b === undefined) return undefined;
+    if (b[0] !== 0x1f || b[1] !== 0x8b) return b;
+    try {
+      return gunzipSync(b, { maxOutputLength: MAX_DETAIL });
+    } catch {
+      return undefined;
+    }
+  };
+  const wasGz = any[0] === 0x1f && any[1] === 0x8b;
+  const lt = gz(left);
+  const rt = gz(right);
+  if (wasGz) {
+    const la = lt === undefined ? new Map<string, number>() : tarSplitFiles(lt);
+    const ra = rt === undefined ? new Map<string, number>() : tarSplitFiles(rt);
+    if (la !== undefined && ra !== undefined) {
+      return {
+        kind: 'tar-split',
+        added: [...ra.keys()].filter((k) => !la.has(k)),
+        removed: [...la.keys()].filter((k) => !ra.has(k)),
+        changed: [...ra.keys()].filter((k) => la.has(k) && la.get(k) !== ra.get(k)),
+      };
+    }
+  }
+  const lj = lt === undefined ? undefined : parseJson(lt);
+  const rj = rt === undefined ? undefined : parseJson(rt);
+  if ((lj === undefined || lj.ok) && (rj === undefined || rj.ok) && (lj !== undefined || rj !== undefined)) {
+    return { kind: 'json', changes: jsonDiff(lj?.ok ? lj.value : undefined, rj?.ok ? rj.value : undefined) };
+  }
+  if ((lt === undefined || isText(lt)) && (rt === undefined || isText(rt))) {
+    return { kind: 'text', patch: createTwoFilesPatch(`a/${path}`, `b/${path}`, lt?.toString('utf8') ?? '', rt?.toString('utf8') ?? '', undefined, undefined, { context: 3 }) };
+  }
+  return binary();
+}
+
+function metaFields(a: ManifestEntry, b: ManifestEntry, times: boolean): Record<string, { left: unknown; right: unknown }> {
+  const f: Record<string, { left: unknown; right: unknown }> = {};
+  const cmp = (k: string, l: unknown, r: unknown): void => {
+    if (JSON.stringify(l) !== JSON.stringify(r)) f[k] = { left: l, right: r };
+  };
+  cmp('mode', a.mode.toString(8).padStart(4, '0'), b.mode.toString(8).padStart(4, '0'));
+  cmp('owner', `${a.uid}:${a.gid}`, `${b.uid}:${b.gid}`);
+  cmp('rdev', a.rdev, b.rdev);
+  cmp('xattrs', a.xattrs ?? {}, b.xattrs ?? {});
+  if ((a.link === undefined) !== (b.link === undefined) || (a.link !== undefined && a.link !== b.link)) cmp('link', a.link, b.link);
+  if (times) cmp('mtime', a.mtime, b.mtime);
+  return f;
+}
+
+const empty = (): { added: string[]; removed: string[]; changed: string[] } => ({ added: [], removed: [], changed: [] });
+
+/** The change in Docker's terms, from the paths and the semantic details. */
+function dockerSummary(entries: EntryDiff[]): DockerSummary {
+  const s: DockerSummary = { images: empty(), tags: empty(), layers: { added: [], removed: [] }, containers: empty(), volumes: empty(), networks: empty() };
+  const put = (l: { added: string[]; removed: string[]; changed?: string[] }, change: EntryChange, id: string): void => {
+    const list = change === 'added' ? l.added : change === 'removed' ? l.removed : l.changed;
+    if (list !== undefined && !list.includes(id)) list.push(id);
+  };
+  for (const e of entries) {
+    let m: RegExpExecArray | null;
+    if ((m = /^image\/[^/]+\/imagedb\/content\/sha256\/([a-f0-9]{64})$/.exec(e.path)) !== null) put(s.images, e.change, `sha256:${m[1]}`);
+    else if ((m = /^image\/[^/]+\/layerdb\/sha256\/([a-f0-9]{64})$/.exec(e.path)) !== null && (e.change === 'added' || e.change === 'removed')) put(s.layers, e.change, `sha256:${m[1]}`);
+    else if ((m = /^containers\/([a-f0-9]{64})$/.exec(e.path)) !== null && (e.change === 'added' || e.change === 'removed')) put(s.containers, e.change, m[1]!);
+    else if ((m = /^containers\/([a-f0-9]{64})\//.exec(e.path)) !== null && !entries.some((x) => x.path === `containers/${m![1]}` && x.change === 'added')) put(s.containers, 'modified', m[1]!);
+    else if ((m = /^volumes\/([^/]+)$/.exec(e.path)) !== null && e.type === 'dir' && (e.change === 'added' || e.change === 'removed')) put(s.volumes, e.change, m[1]!);
+    if (/^image\/[^/]+\/repositories\.json$/.test(e.path) && e.detail?.kind === 'json') {
+      for (const c of e.detail.changes) {
+        const t = /^Repositories\.(?:"[^"]*"|[A-Za-z_][A-Za-z0-9_]*)\.(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z0-9_]*))$/.exec(c.path);
+        if (t !== null) put(s.tags, c.change === 'changed' ? 'modified' : c.change, JSON.parse(`"${t[1] ?? t[2]}"`) as string);
+        else if (/^Repositories\.[^.]+$/.test(c.path) && c.change !== 'changed') {
+          for (const tag of Object.keys((c.change === 'added' ? c.right : c.left) as Record<string, string>)) put(s.tags, c.change, tag);
+        }
+      }
+    }
+    if (e.detail?.kind === 'bolt') {
+      for (const c of e.detail.changes) {
+        if (e.path === 'volumes/metadata.db' && c.path[0] === 'volumes' && c.path.length === 1) put(s.volumes, c.change === 'changed' ? 'modified' : c.change, c.key);
+        const n = /^docker\/network\/v1\.0\/network\/([a-f0-9]+)\/$/.exec(c.key);
+        if (e.path === 'network/files/local-kv.db' && n !== null) {
+          const v = (c.right ?? c.left) as { json?: { name?: string } } | undefined;
+          put(s.networks, c.change === 'changed' ? 'modified' : c.change, v?.json?.name !== undefined ? `${v.json.name} (${n[1]!.slice(0, 12)})` : n[1]!);
+        }
+      }
+    }
+  }
+  return s;
+}
+
+/**
+ * `dataroot diff`: every path added, removed, modified, type-changed or metadata-changed (each
+ * once), with what changed inside files (JSON by path, BoltDB by key, tar-split by entry, text
+ * as a patch, binary by size and hash), and a summary in Docker's terms.
+ */
+export function diffSides(left: DiffSideData, right: DiffSideData, o: { times: boolean } = { times: false }): DiffResult {
+  const paths = [...new Set([...left.entries.keys(), ...right.entries.keys()])].sort();
+  const entries: EntryDiff[] = [];
+  for (const p of paths) {
+    if (p === '') continue; // the roots themselves are named differently on purpose
+    const a = left.entries.get(p);
+    const b = right.entries.get(p);
+    if (a === undefined || b === undefined) {
+      const e = (a ?? b)!;
+      const d: EntryDiff = { path: p, change: a === undefined ? 'added' : 'removed', type: e.type };
+      if (e.type === 'file' && e.link === undefined) d.detail = detailOf(p, a !== undefined ? left.content(a) : undefined, b !== undefined ? right.content(b) : undefined, a, b)!;
+      if (e.type === 'char' || e.type === 'block') d.fields = { rdev: { left: a?.rdev, right: b?.rdev } };
+      if (e.type === 'symlink') d.fields = { target: { left: a?.target, right: b?.target } };
+      entries.push(d);
+      continue;
+    }
+    if (a.type !== b.type) {
+      entries.push({ path: p, change: 'type-changed', type: b.type, fields: { type: { left: a.type, right: b.type } } });
+      continue;
+    }
+    const contentChanged = (a.type === 'file' && a.link === undefined && b.link === undefined && a.sha256 !== b.sha256) || (a.type === 'symlink' && (a.target !== b.target || a.targetBase64 !== b.targetBase64));
+    const fields = metaFields(a, b, o.times);
+    if (contentChanged) {
+      const d: EntryDiff = { path: p, change: 'modified', type: a.type };
+      if (a.type === 'symlink') fields['target'] = { left: a.target, right: b.target };
+      else d.detail = detailOf(p, left.content(a), right.content(b), a, b)!;
+      if (Object.keys(fields).length > 0) d.fields = fields;
+      entries.push(d);
+    } else if (Object.keys(fields).length > 0) entries.push({ path: p, change: 'metadata-changed', type: a.type, fields });
+  }
+  const counts: Record<EntryChange, number> = { added: 0, removed: 0, modified: 0, 'type-changed': 0, 'metadata-changed': 0 };
+  for (const e of entries) counts[e.change]++;
+  return { left: left.label, right: right.label, equal: entries.length === 0, summary: dockerSummary(entries), counts, entries };
+}
