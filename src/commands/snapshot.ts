@@ -3,9 +3,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { acquireLock, probeLock } from '../io/lock.js';
-import { restoreSnapshot } from '../ops/restore.js';
-import { directorySide, diffSides, snapshotSide, type DiffResult, type DiffSideData, type Detail } from '../ops/snapdiff.js';
-import { takeSnapshot, type Manifest } from '../ops/snapshot.js';
+import type { DiffResult, DiffSideData, Detail } from '../ops/snapdiff.js';
 import { Layout } from '../store/layout.js';
 import { openRoot } from '../store/root.js';
 import { SnapshotStore } from '../store/snapstore.js';
@@ -113,6 +111,7 @@ function renderDiff(ctx: Ctx, r: DiffResult): void {
 
 /** One side of `diff`: `@name` (a snapshot), a directory, or a data-root archive. */
 async function side(arg: string, store: SnapshotStore | undefined, ctx: Ctx, cleanups: (() => void)[]): Promise<DiffSideData> {
+  const { directorySide, snapshotSide } = await import('../ops/snapdiff.js');
   if (arg.startsWith('@')) {
     if (store === undefined) throw new DatarootError('USAGE_STORE_REQUIRED', `${arg} names a snapshot: give --store`);
     return snapshotSide(store, arg.slice(1));
@@ -144,6 +143,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       }
       await withSnapStore(storeDir(o, ctx)!, true, async (store) => {
         const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'snapshot') : undefined;
+        const { takeSnapshot } = await import('../ops/snapshot.js');
         const r = await takeSnapshot(store, root, {
           ...(o.name !== undefined ? { name: o.name } : {}),
           exclude: o.exclude,
@@ -174,11 +174,11 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       const o = cmd.optsWithGlobals<StoreOpt & { entries: boolean }>();
       await withSnapStore(storeDir(o, ctx)!, false, (store) => {
         const s = store.find(name);
-        const m = store.readManifest(s) as Manifest;
-        if (g.json) return emitJson(ctx, o.entries ? { ...s, entries: m.entries } : s);
+        const m = store.readManifest(s);
+        if (g.json) return emitJson(ctx, o.entries ? { ...s, entries: m.entries() } : s);
         ctx.stdout.write(`${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`);
         if (o.entries) {
-          ctx.stdout.write(table(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], m.entries.map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path])));
+          ctx.stdout.write(table(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], m.entries().map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path])));
         }
       });
     });
@@ -195,7 +195,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
         for (const n of names) store.find(n);
         for (const n of names) store.removeManifest(store.unregister(n));
         const used = new Set<string>();
-        for (const s of store.snapshots()) for (const e of (store.readManifest(s) as Manifest).entries) if (e.sha256 !== undefined) used.add(e.sha256);
+        for (const s of store.snapshots()) for (const e of store.readManifest(s).entries()) if (e.sha256 !== undefined) used.add(e.sha256);
         const packs = store.unusedPacks(used);
         let freed = 0;
         for (const p of packs) {
@@ -234,6 +234,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .action(async (name: string, o: StoreOpt & { to: string; force: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withSnapStore(storeDir(o, ctx)!, false, async (store) => {
+        const { restoreSnapshot } = await import('../ops/restore.js');
         const r = await restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force });
         if (r.skipped.length > 0) warn(ctx, `not restored (sockets): ${r.skipped.join(', ')}`);
         if (g.json) emitJson(ctx, r);
@@ -253,6 +254,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       const lock = existsSync(L.volumesDb) ? await acquireLock(L.volumesDb) : undefined;
       try {
         await withSnapStore(resolve(ctx.cwd, o.backupTo), true, async (store) => {
+          const { takeSnapshot } = await import('../ops/snapshot.js');
           const r = await takeSnapshot(store, root, { ...(o.name !== undefined ? { name: o.name } : {}), exclude: [], metadataOnly: [], live: false });
           for (const n of readdirSync(root)) rmSync(join(root, n), { recursive: true, force: true });
           if (g.json) emitJson(ctx, { backup: r.snapshot, emptied: root });
@@ -279,7 +281,8 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       try {
         const left = await side(l, store, ctx, cleanups);
         const right = await side(r, store, ctx, cleanups);
-        const res = diffSides(left, right, { times: o.times });
+        const { diffSides } = await import('../ops/snapdiff.js');
+        const res = await diffSides(left, right, { times: o.times });
         if (g.json) emitJson(ctx, res);
         else renderDiff(ctx, res);
         if (!res.equal) ctx.exitCode = 1;

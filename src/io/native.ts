@@ -109,6 +109,11 @@ export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void 
   wrap('utimensat', path, () => a.lutimens(path, as, an, ms, mn));
 }
 
+/** The path of the built addon, for worker threads that load it themselves (undefined when absent). */
+export function nativePath(): string | undefined {
+  return nativeAvailable() ? join(packageRoot(), 'dist', 'dataroot_native.node') : undefined;
+}
+
 /** Whether the addon was built with libzstd. */
 export function zstdAvailable(): boolean {
   return nativeAvailable() && load().zstdCompress !== undefined;

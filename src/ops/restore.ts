@@ -5,7 +5,7 @@ import { probeLock } from '../io/lock.js';
 import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../io/native.js';
 import { Layout } from '../store/layout.js';
 import type { RegisteredSnapshot, SnapshotStore } from '../store/snapstore.js';
-import type { Manifest, ManifestEntry } from './snapshot.js';
+import type { ManifestEntry } from '../store/manifest.js';
 
 export interface RestoreResult {
   snapshot: string;
@@ -26,8 +26,8 @@ function absOf(to: string, e: ManifestEntry): string | Buffer {
  * Checks every object a snapshot needs before anything is written: a restore that would fail
  * half-way on a damaged store refuses at the start instead (naming the file whose copy is bad).
  */
-function checkObjects(store: SnapshotStore, m: Manifest): void {
-  for (const e of m.entries) {
+function checkObjects(store: SnapshotStore, entries: ManifestEntry[]): void {
+  for (const e of entries) {
     if (e.type !== 'file' || e.link !== undefined || e.sha256 === undefined) continue;
     if (e.stored !== true) throw new DatarootError('SNAPSHOT_CONTENT_NOT_STORED', `${e.path} was recorded with --metadata-only: the snapshot cannot be restored`, { file: e.path });
     for (const _ of store.read(e.sha256, e.path)) void _;
@@ -49,14 +49,14 @@ export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnap
       if (!o.force) throw new DatarootError('RESTORE_TARGET_NOT_EMPTY', `${to} is not empty (--force replaces its content)`, { file: to });
     }
   }
-  const m = store.readManifest(snap) as Manifest;
-  checkObjects(store, m);
+  const entries = store.readManifest(snap).entries();
+  checkObjects(store, entries);
   if (existsSync(to)) for (const n of readdirSync(to)) rmSync(join(to, n), { recursive: true, force: true });
   else mkdirSync(to, { recursive: true });
   const result: RestoreResult = { snapshot: snap.name, to, entries: 0, files: 0, bytes: 0, skipped: [] };
-  const byPath = new Map(m.entries.map((e) => [e.path, e]));
+  const byPath = new Map(entries.map((e) => [e.path, e]));
   const dirs: ManifestEntry[] = [];
-  for (const e of m.entries) {
+  for (const e of entries) {
     const abs = absOf(to, e);
     result.entries++;
     if (e.type !== 'dir' && e.link !== undefined) {

@@ -1,7 +1,6 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { createTwoFilesPatch } from 'diff';
 import { BoltFile } from '../formats/bolt/db.js';
 import { BufferSource } from '../formats/bolt/source.js';
 import { DatarootError } from '../formats/errors.js';
@@ -10,22 +9,21 @@ import { isBoltMagic } from '../store/bolt.js';
 import { kindOf, showKey, type BoltKind } from '../store/boltdecode.js';
 import type { SnapshotStore } from '../store/snapstore.js';
 import { diffBolt, flatten, type BoltChange } from './bolt.js';
-import { scanTree, type Manifest, type ManifestEntry } from './snapshot.js';
+import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 
-/** One side of a diff: its entries and a way to read a file's content. */
+/** One side of a diff: its manifest lines (walk order) and a way to read a file's content. */
 export interface DiffSideData {
   label: string;
-  entries: Map<string, ManifestEntry>;
+  lines: ManifestLines;
   content(e: ManifestEntry): Buffer | undefined;
 }
 
 /** A snapshot as a diff side (contents from the store, checked by hash). */
 export function snapshotSide(store: SnapshotStore, name: string): DiffSideData {
   const snap = store.find(name);
-  const m = store.readManifest(snap) as Manifest;
   return {
     label: `@${name}`,
-    entries: new Map(m.entries.map((e) => [e.path, e])),
+    lines: store.readManifest(snap),
     content: (e) => (e.sha256 !== undefined && e.stored === true ? store.readAll(e.sha256, `@${name}:${e.path}`) : undefined),
   };
 }
@@ -33,10 +31,11 @@ export function snapshotSide(store: SnapshotStore, name: string): DiffSideData {
 /** A directory as a diff side (scanned and hashed now, nothing stored). */
 export async function directorySide(dir: string, label: string, exclude: string[] = []): Promise<DiffSideData> {
   const real = realpathSync(dir);
+  const { scanTree } = await import('./snapshot.js');
   const { entries } = await scanTree(real, { exclude, metadataOnly: [] });
   return {
     label,
-    entries: new Map(entries.map((e) => [e.path, e])),
+    lines: manifestOf({ name: label, created: new Date().toISOString(), source: real, options: { exclude, metadataOnly: [], live: false } }, entries),
     content: (e) => {
       if (e.type !== 'file') return undefined;
       try {
@@ -46,6 +45,23 @@ export async function directorySide(dir: string, label: string, exclude: string[
       }
     },
   };
+}
+
+/**
+ * The walk order of snapshot entries: depth-first, names in byte order. As strings: component by
+ * component, a shorter path (a directory) before what it contains.
+ */
+export function comparePaths(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x === 0x2f) return -1;
+    if (y === 0x2f) return 1;
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
 }
 
 export type EntryChange = 'added' | 'removed' | 'modified' | 'type-changed' | 'metadata-changed';
@@ -62,7 +78,7 @@ export type Detail =
   | { kind: 'json'; changes: JsonChange[] }
   | { kind: 'bolt'; changes: BoltChange[] }
   | { kind: 'tar-split'; added: string[]; removed: string[]; changed: string[] }
-  | { kind: 'text'; patch: string }
+  | { kind: 'text'; patch: string; /** the two texts until the patch is made (not serialised) */ texts?: [string, string] }
   | { kind: 'binary'; left?: { size: number; sha256: string }; right?: { size: number; sha256: string } };
 
 export interface EntryDiff {
@@ -165,6 +181,17 @@ function tarSplitFiles(b: Buffer): Map<string, number> | undefined {
 const isText = (b: Buffer): boolean => !b.subarray(0, 8192).includes(0) && Buffer.from(b.toString('utf8'), 'utf8').equals(b);
 
 /** The meaning of a file's change: JSON paths, BoltDB keys, tar-split entries, a text patch, or sizes and hashes. */
+/** Whether a file's content can say more than its size and hash (what the snapshot sniffed). */
+function worthReading(e: ManifestEntry | undefined): boolean {
+  return e === undefined || (e.kind !== 'binary' && e.kind !== 'empty');
+}
+
+/** detailOf with the contents read only when one of the two files may be JSON, BoltDB, gzip or text. */
+function detailFor(path: string, left: DiffSideData | undefined, right: DiffSideData | undefined, le: ManifestEntry | undefined, re: ManifestEntry | undefined): Detail | undefined {
+  if (!worthReading(le) && !worthReading(re)) return detailOf(path, undefined, undefined, le, re);
+  return detailOf(path, le !== undefined ? left?.content(le) : undefined, re !== undefined ? right?.content(re) : undefined, le, re);
+}
+
 export function detailOf(path: string, left: Buffer | undefined, right: Buffer | undefined, le?: ManifestEntry, re?: ManifestEntry): Detail | undefined {
   const any = right ?? left;
   const binary = (): Detail => {
@@ -218,7 +245,7 @@ export function detailOf(path: string, left: Buffer | undefined, right: Buffer |
     return { kind: 'json', changes: jsonDiff(lj?.ok ? lj.value : undefined, rj?.ok ? rj.value : undefined) };
   }
   if ((lt === undefined || isText(lt)) && (rt === undefined || isText(rt))) {
-    return { kind: 'text', patch: createTwoFilesPatch(`a/${path}`, `b/${path}`, lt?.toString('utf8') ?? '', rt?.toString('utf8') ?? '', undefined, undefined, { context: 3 }) };
+    return { kind: 'text', patch: '', texts: [lt?.toString('utf8') ?? '', rt?.toString('utf8') ?? ''] };
   }
   return binary();
 }
@@ -281,35 +308,104 @@ function dockerSummary(entries: EntryDiff[]): DockerSummary {
  * once), with what changed inside files (JSON by path, BoltDB by key, tar-split by entry, text
  * as a patch, binary by size and hash), and a summary in Docker's terms.
  */
-export function diffSides(left: DiffSideData, right: DiffSideData, o: { times: boolean } = { times: false }): DiffResult {
-  const paths = [...new Set([...left.entries.keys(), ...right.entries.keys()])].sort();
+export async function diffSides(left: DiffSideData, right: DiffSideData, o: { times: boolean } = { times: false }): Promise<DiffResult> {
+  const A = left.lines;
+  const B = right.lines;
   const entries: EntryDiff[] = [];
-  for (const p of paths) {
-    if (p === '') continue; // the roots themselves are named differently on purpose
-    const a = left.entries.get(p);
-    const b = right.entries.get(p);
-    if (a === undefined || b === undefined) {
-      const e = (a ?? b)!;
-      const d: EntryDiff = { path: p, change: a === undefined ? 'added' : 'removed', type: e.type };
-      if (e.type === 'file' && e.link === undefined) d.detail = detailOf(p, a !== undefined ? left.content(a) : undefined, b !== undefined ? right.content(b) : undefined, a, b)!;
-      if (e.type === 'char' || e.type === 'block') d.fields = { rdev: { left: a?.rdev, right: b?.rdev } };
-      if (e.type === 'symlink') d.fields = { target: { left: a?.target, right: b?.target } };
-      entries.push(d);
-      continue;
+  const one = (side: 'added' | 'removed', e: ManifestEntry): void => {
+    const d: EntryDiff = { path: e.path, change: side, type: e.type };
+    if (e.type === 'file' && e.link === undefined) {
+      d.detail = detailFor(e.path, left, right, side === 'removed' ? e : undefined, side === 'added' ? e : undefined)!;
     }
+    if (e.type === 'char' || e.type === 'block') d.fields = { rdev: side === 'added' ? { left: undefined, right: e.rdev } : { left: e.rdev, right: undefined } };
+    if (e.type === 'symlink') d.fields = { target: side === 'added' ? { left: undefined, right: e.target } : { left: e.target, right: undefined } };
+    entries.push(d);
+  };
+  const pair = (a: ManifestEntry, b: ManifestEntry): void => {
+    if (a.path === '') return; // the roots themselves are named differently on purpose
     if (a.type !== b.type) {
-      entries.push({ path: p, change: 'type-changed', type: b.type, fields: { type: { left: a.type, right: b.type } } });
-      continue;
+      entries.push({ path: a.path, change: 'type-changed', type: b.type, fields: { type: { left: a.type, right: b.type } } });
+      return;
     }
     const contentChanged = (a.type === 'file' && a.link === undefined && b.link === undefined && a.sha256 !== b.sha256) || (a.type === 'symlink' && (a.target !== b.target || a.targetBase64 !== b.targetBase64));
     const fields = metaFields(a, b, o.times);
     if (contentChanged) {
-      const d: EntryDiff = { path: p, change: 'modified', type: a.type };
+      const d: EntryDiff = { path: a.path, change: 'modified', type: a.type };
       if (a.type === 'symlink') fields['target'] = { left: a.target, right: b.target };
-      else d.detail = detailOf(p, left.content(a), right.content(b), a, b)!;
+      else d.detail = detailFor(a.path, left, right, a, b)!;
       if (Object.keys(fields).length > 0) d.fields = fields;
       entries.push(d);
-    } else if (Object.keys(fields).length > 0) entries.push({ path: p, change: 'metadata-changed', type: a.type, fields });
+    } else if (Object.keys(fields).length > 0) entries.push({ path: a.path, change: 'metadata-changed', type: a.type, fields });
+  };
+  if (o.times) {
+    // Entry by entry (times live apart from the identity lines).
+    const ea = A.entries();
+    const eb = B.entries();
+    let i = 0;
+    let j = 0;
+    while (i < ea.length || j < eb.length) {
+      const c = i >= ea.length ? 1 : j >= eb.length ? -1 : comparePaths(ea[i]!.path, eb[j]!.path);
+      if (c < 0) {
+        if (ea[i]!.path !== '') one('removed', ea[i]!);
+        i++;
+      } else if (c > 0) {
+        if (eb[j]!.path !== '') one('added', eb[j]!);
+        j++;
+      } else pair(ea[i++]!, eb[j++]!);
+    }
+  } else {
+    // Byte cursors over the identity lines: equal stretches are skipped a block at a time (the
+    // block halved down to the first differing byte), and only the lines around a difference
+    // are decoded.
+    let pa = A.idStart;
+    let pb = B.idStart;
+    while (pa < A.idEnd || pb < B.idEnd) {
+      if (pa < A.idEnd && pb < B.idEnd) {
+        let k = Math.min(1 << 16, A.idEnd - pa, B.idEnd - pb);
+        if (A.sameBytes(pa, B, pb, k)) {
+          pa += k;
+          pb += k;
+          continue;
+        }
+        while (k > 1) {
+          const h = k >> 1;
+          if (A.sameBytes(pa, B, pb, h)) {
+            pa += h;
+            pb += h;
+            k -= h;
+          } else k = h;
+        }
+        // pa/pb are at the first differing byte: back to the start of its line (the same on both sides).
+        const back = pa - A.lineStart(pa);
+        pa -= back;
+        pb -= back;
+      }
+      const c = pa >= A.idEnd ? 1 : pb >= B.idEnd ? -1 : comparePaths(A.pathAt(pa), B.pathAt(pb));
+      if (c < 0) {
+        const e = A.entryAt(pa);
+        if (e.path !== '') one('removed', e);
+        pa = A.lineEnd(pa) + 1;
+      } else if (c > 0) {
+        const e = B.entryAt(pb);
+        if (e.path !== '') one('added', e);
+        pb = B.lineEnd(pb) + 1;
+      } else {
+        pair(A.entryAt(pa), B.entryAt(pb));
+        pa = A.lineEnd(pa) + 1;
+        pb = B.lineEnd(pb) + 1;
+      }
+    }
+  }
+  // Unified patches for text files, with the diff package loaded only when there are some.
+  const texts = entries.filter((e) => e.detail?.kind === 'text');
+  if (texts.length > 0) {
+    const { createTwoFilesPatch } = await import('diff');
+    for (const e of texts) {
+      const d = e.detail as Extract<Detail, { kind: 'text' }>;
+      const [a, b] = d.texts ?? ['', ''];
+      d.patch = createTwoFilesPatch(`a/${e.path}`, `b/${e.path}`, a, b, undefined, undefined, { context: 3 });
+      delete d.texts;
+    }
   }
   const counts: Record<EntryChange, number> = { added: 0, removed: 0, modified: 0, 'type-changed': 0, 'metadata-changed': 0 };
   for (const e of entries) counts[e.change]++;

@@ -1,53 +1,12 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { listXattrs, nativeAvailable } from '../io/native.js';
+import { contentKind, manifestOf, type ContentKind, type EntryType, type ManifestEntry } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
 
-export type EntryType = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
-
-/** One entry of a snapshot manifest: everything `restore` needs to write it back exactly. */
-export interface ManifestEntry {
-  /** Relative path with `/` ('' is the root itself). */
-  path: string;
-  /** The name's bytes, base64, when they are not UTF-8 (path then holds a lossy form). */
-  pathBase64?: string;
-  type: EntryType;
-  /** Permission bits with setuid/setgid/sticky. */
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Nanoseconds since the epoch, as decimal strings. */
-  mtime: string;
-  atime: string;
-  ctime: string;
-  ino: string;
-  dev: string;
-  nlink: number;
-  /** Regular files: sha256 of the content, and whether the store holds it (not with --metadata-only). */
-  sha256?: string;
-  stored?: boolean;
-  target?: string;
-  targetBase64?: string;
-  /** Devices: major, minor. */
-  rdev?: [number, number];
-  /** Hard links: the path of the first entry with this inode. */
-  link?: string;
-  /** Extended attributes, values base64. */
-  xattrs?: Record<string, string>;
-}
-
-export interface Manifest {
-  format: 'dataroot-snapshot';
-  version: 1;
-  name: string;
-  created: string;
-  source: string;
-  options: { exclude: string[]; metadataOnly: string[]; live: boolean };
-  entries: ManifestEntry[];
-}
+export type { ManifestEntry } from '../store/manifest.js';
 
 /** A shell-style glob over relative paths: `*` and `?` within a name, `**` across directories. */
 export function globRegex(glob: string): RegExp {
@@ -113,23 +72,19 @@ function openNoAtime(abs: string | Buffer): number {
   }
 }
 
-/** A file's content in chunks of at most CHUNK bytes (fresh buffers: they may be kept). */
-function* fileChunks(abs: string | Buffer): Generator<Buffer> {
-  const fd = openNoAtime(abs);
-  try {
-    const size = fstatSync(fd).size;
-    let left = size;
-    for (;;) {
-      const want = Math.max(1, Math.min(CHUNK, left > 0 ? left : CHUNK));
-      const b = Buffer.allocUnsafe(want);
-      const n = readSync(fd, b, 0, want, null);
-      if (n === 0) break;
-      yield n === want ? b : b.subarray(0, n);
-      left -= n;
-    }
-  } finally {
-    closeSync(fd);
+/** sha256 of an open file, read through one reused buffer. */
+function hashFd(fd: number, buf: Buffer): { hex: string; size: number; kind: ContentKind } {
+  const h = createHash('sha256');
+  let size = 0;
+  let kind: ContentKind = 'empty';
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, size);
+    if (n === 0) break;
+    if (size === 0) kind = contentKind(buf.subarray(0, Math.min(n, 8192)));
+    h.update(buf.subarray(0, n));
+    size += n;
   }
+  return { hex: h.digest('hex'), size, kind };
 }
 
 export interface ScanOptions {
@@ -227,6 +182,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
       const storedOk = prev.stored !== true || o.store?.has(prev.sha256) === true || o.store === undefined;
       if (storedOk) {
         entry.sha256 = prev.sha256;
+        if (prev.kind !== undefined) entry.kind = prev.kind;
         if (prev.stored !== undefined) entry.stored = prev.stored && !matchesAny(rel, metaOnly);
         stats.reused++;
       }
@@ -257,6 +213,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   let totalBytes = 0;
   for (const w of walked) if (w.entry.type === 'file' && w.entry.link === undefined && w.entry.sha256 === undefined) totalBytes += w.entry.size;
   let bytes = 0;
+  const scratch = Buffer.allocUnsafe(CHUNK);
   for (const w of walked) {
     const e = w.entry;
     stats.entries++;
@@ -266,34 +223,23 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     stats.logicalBytes += e.size;
     if (e.sha256 !== undefined) continue;
     const store = o.pack !== undefined && !matchesAny(e.path, metaOnly);
+    let fd: number;
     try {
-      if (e.size <= 64 << 20) {
-        const h = createHash('sha256');
-        const chunks: Buffer[] = [];
-        for (const c of fileChunks(w.abs)) {
-          h.update(c);
-          chunks.push(c);
-        }
-        e.sha256 = h.digest('hex');
-        const read = chunks.reduce((a, c) => a + c.length, 0);
-        if (read !== e.size) stats.warnings.push(`${e.path} changed size while it was read (${e.size} → ${read})`);
-        e.size = read;
-        if (store && o.store?.has(e.sha256) !== true) await o.pack!.add(e.sha256, chunks);
-      } else {
-        // Large files: hash first (one chunk in memory), store in a second pass only when new.
-        const h = createHash('sha256');
-        let read = 0;
-        for (const c of fileChunks(w.abs)) {
-          h.update(c);
-          read += c.length;
-        }
-        e.sha256 = h.digest('hex');
-        e.size = read;
-        if (store && o.store?.has(e.sha256) !== true && !o.pack!.has(e.sha256)) await o.pack!.addStream(e.sha256, fileChunks(w.abs));
-      }
+      fd = openNoAtime(w.abs);
+    } catch (err) {
+      throw vanished(w.abs, err);
+    }
+    try {
+      const r = o.pack !== undefined ? await o.pack.file(fd, e.size, store) : hashFd(fd, scratch);
+      if (r.size !== e.size) stats.warnings.push(`${e.path} changed size while it was read (${e.size} → ${r.size})`);
+      e.sha256 = r.hex;
+      e.size = r.size;
+      e.kind = r.kind;
     } catch (err) {
       if (err instanceof DatarootError) throw err;
       throw vanished(w.abs, err);
+    } finally {
+      closeSync(fd);
     }
     if (o.pack !== undefined) e.stored = store;
     stats.hashedBytes += e.size;
@@ -324,8 +270,8 @@ function previousOf(store: SnapshotStore, source: string): { snap: RegisteredSna
   const last = same[same.length - 1];
   if (last === undefined) return undefined;
   try {
-    const m = store.readManifest(last) as Manifest;
-    return { snap: last, entries: new Map(m.entries.map((e) => [e.path, e])) };
+    const m = store.readManifest(last);
+    return { snap: last, entries: new Map(m.entries().map((e) => [e.path, e])) };
   } catch {
     return undefined; // a damaged previous manifest: hash everything again
   }
@@ -355,12 +301,13 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
       ...(o.onWalked !== undefined ? { onWalked: o.onWalked } : {}),
     });
     await pack.finish();
-    const manifest: Manifest = { format: 'dataroot-snapshot', version: 1, name, created: new Date().toISOString(), source, options: { exclude: o.exclude, metadataOnly: o.metadataOnly, live: o.live }, entries };
+    const options = { exclude: o.exclude, metadataOnly: o.metadataOnly, live: o.live };
+    const manifest = manifestOf({ name, created: new Date().toISOString(), source, options }, entries);
     const m = store.writeManifest(name, manifest);
     manifestPath = m.path;
     const snapshot: RegisteredSnapshot = {
       name,
-      created: manifest.created,
+      created: manifest.header.created,
       source,
       manifest: m.path,
       manifestSha256: m.sha256,
@@ -369,7 +316,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
       newBytes: pack.newBytes,
       storedBytes: pack.count === 0 ? 0 : store.packBytes(pack.id),
       packs: pack.count === 0 ? [] : [pack.id],
-      options: manifest.options,
+      options,
     };
     store.register(snapshot);
     return { snapshot, stats, previous: prev?.snap.name };

@@ -1,17 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync, gzipSync } from 'node:zlib';
+import { brotliDecompressSync } from 'node:zlib';
+import { contentKind, decodeManifest, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
-import { zstdAvailable, zstdCompressAsync, zstdDecompress } from '../io/native.js';
+import { zstdDecompress } from '../io/native.js';
+import { PackPool, type Piece } from '../io/packpool.js';
 
 /**
  * The snapshot store: a content-addressed, deduplicated store of data-root snapshots.
  *
  *   S/dataroot-store.json                     {"format":"dataroot-snapshot-store","version":1}
  *   S/registry.json                           the registered snapshots (rewritten atomically, last)
- *   S/snapshots/<name>.json.gz                a snapshot's manifest (sha256 kept in the registry)
+ *   S/snapshots/<name>.manifest               a snapshot's manifest (store/manifest.ts; its sha256
+ *                                             is kept in the registry)
  *   S/packs/<id>.pack, S/packs/<id>.idx       objects (file contents by sha256), appended to one
  *                                             pack per snapshot run; the .idx, written after the
  *                                             pack is complete, makes them visible
@@ -24,6 +27,8 @@ import { zstdAvailable, zstdCompressAsync, zstdDecompress } from '../io/native.j
 
 export const STORE_FORMAT = 'dataroot-snapshot-store';
 const PACK_MAGIC = Buffer.from('DRPACK1\n');
+const IDX_MAGIC = Buffer.from('DRIDX1\n\0');
+const IDX_ENTRY = 48;
 export const CHUNK = 4 << 20;
 
 export const METHOD_RAW = 0;
@@ -65,7 +70,7 @@ function sha256Hex(b: Uint8Array): string {
 }
 
 export class SnapshotStore {
-  private index: Map<string, ObjectLoc> | undefined;
+  private index: { pack: string; table: Buffer; count: number }[] | undefined;
   private readonly fds = new Map<string, number>();
 
   private constructor(readonly dir: string) {}
@@ -140,8 +145,8 @@ export class SnapshotStore {
     return s;
   }
 
-  /** The manifest file of a snapshot, checked against the sha256 the registry recorded. */
-  readManifest(s: RegisteredSnapshot): unknown {
+  /** The manifest of a snapshot, checked against the sha256 the registry recorded. */
+  readManifest(s: RegisteredSnapshot): ManifestLines {
     const p = join(this.dir, s.manifest);
     let bytes: Buffer;
     try {
@@ -151,16 +156,17 @@ export class SnapshotStore {
     }
     if (sha256Hex(bytes) !== s.manifestSha256) throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', `the manifest of ${s.name} does not match its recorded sha256 (the file was changed or damaged)`, { file: p });
     try {
-      return JSON.parse(gunzipSync(bytes).toString('utf8'));
+      return decodeManifest(bytes, s.name);
     } catch (e) {
-      throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', `the manifest of ${s.name} cannot be read (${(e as Error).message})`, { file: p });
+      if (e instanceof DatarootError) throw new DatarootError(e.code, e.message, { file: p });
+      throw e;
     }
   }
 
   /** Writes a manifest (not yet registered); returns its store-relative path and sha256. */
-  writeManifest(name: string, manifest: unknown): { path: string; sha256: string } {
-    const rel = `snapshots/${name}.json.gz`;
-    const bytes = gzipSync(Buffer.from(JSON.stringify(manifest)));
+  writeManifest(name: string, manifest: ManifestLines): { path: string; sha256: string } {
+    const rel = `snapshots/${name}.manifest`;
+    const bytes = encodeManifest(manifest);
     writeFileAtomicSync(join(this.dir, rel), bytes);
     return { path: rel, sha256: sha256Hex(bytes) };
   }
@@ -169,28 +175,55 @@ export class SnapshotStore {
     rmSync(join(this.dir, s.manifest), { force: true });
   }
 
-  /** Every object of every complete pack (packs without an .idx are leftovers of interrupted runs). */
-  objects(): Map<string, ObjectLoc> {
+  /**
+   * The indexes of every complete pack (packs without an .idx are leftovers of interrupted runs):
+   * sorted binary tables, searched in place (a store of a million objects loads in milliseconds).
+   */
+  private indexes(): { pack: string; table: Buffer; count: number }[] {
     if (this.index !== undefined) return this.index;
-    const idx = new Map<string, ObjectLoc>();
+    const out: { pack: string; table: Buffer; count: number }[] = [];
     const dir = join(this.dir, 'packs');
-    for (const n of readdirSync(dir)) {
+    for (const n of readdirSync(dir).sort()) {
       if (!n.endsWith('.idx')) continue;
-      const pack = n.slice(0, -4);
-      let doc: { objects?: Record<string, [number, number]> };
-      try {
-        doc = JSON.parse(readFileSync(join(dir, n), 'utf8')) as typeof doc;
-      } catch {
-        throw new DatarootError('SNAPSHOT_STORE_CORRUPT', `pack index ${n} is not JSON`, { file: join(dir, n) });
+      const b = readFileSync(join(dir, n));
+      if (b.length < 16 || !b.subarray(0, 8).equals(IDX_MAGIC) || b.length !== 16 + Number(b.readBigUInt64LE(8)) * IDX_ENTRY) {
+        throw new DatarootError('SNAPSHOT_STORE_CORRUPT', `pack index ${n} is damaged`, { file: join(dir, n) });
       }
-      for (const [hex, [offset, size]] of Object.entries(doc.objects ?? {})) if (!idx.has(hex)) idx.set(hex, { pack, offset, size });
+      out.push({ pack: n.slice(0, -4), table: b.subarray(16), count: Number(b.readBigUInt64LE(8)) });
     }
-    this.index = idx;
-    return idx;
+    this.index = out;
+    return out;
+  }
+
+  /** Where an object is, or undefined. */
+  locate(hex: string): ObjectLoc | undefined {
+    const key = Buffer.from(hex, 'hex');
+    for (const ix of this.indexes()) {
+      let lo = 0;
+      let hi = ix.count - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >>> 1;
+        const c = Buffer.compare(ix.table.subarray(mid * IDX_ENTRY, mid * IDX_ENTRY + 32), key);
+        if (c === 0) return { pack: ix.pack, offset: Number(ix.table.readBigUInt64LE(mid * IDX_ENTRY + 32)), size: Number(ix.table.readBigUInt64LE(mid * IDX_ENTRY + 40)) };
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+      }
+    }
+    return undefined;
+  }
+
+  /** Every object of every pack. */
+  *allObjects(): Generator<[string, ObjectLoc]> {
+    for (const ix of this.indexes()) {
+      for (let i = 0; i < ix.count; i++) {
+        const at = i * IDX_ENTRY;
+        yield [ix.table.subarray(at, at + 32).toString('hex'), { pack: ix.pack, offset: Number(ix.table.readBigUInt64LE(at + 32)), size: Number(ix.table.readBigUInt64LE(at + 40)) }];
+      }
+    }
   }
 
   has(hex: string): boolean {
-    return this.objects().has(hex);
+    return this.locate(hex) !== undefined;
   }
 
   private fd(pack: string): number {
@@ -223,7 +256,7 @@ export class SnapshotStore {
    * object, and `what`: the file it was read for, when it does not match).
    */
   *read(hex: string, what: string): Generator<Buffer> {
-    const loc = this.objects().get(hex);
+    const loc = this.locate(hex);
     if (loc === undefined) throw new DatarootError('SNAPSHOT_OBJECT_MISSING', `object ${hex} (for ${what}) is not in the store`, { file: what });
     const head = this.pread(loc.pack, loc.offset, RECORD_HEAD);
     if (head.subarray(0, 32).toString('hex') !== hex) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `the record of object ${hex} (for ${what}) is damaged`, { file: what });
@@ -263,7 +296,7 @@ export class SnapshotStore {
   /** Packs whose objects no registered snapshot uses any more. */
   unusedPacks(used: Set<string>): string[] {
     const packs = new Map<string, boolean>();
-    for (const [hex, loc] of this.objects()) packs.set(loc.pack, (packs.get(loc.pack) ?? false) || used.has(hex));
+    for (const [hex, loc] of this.allObjects()) packs.set(loc.pack, (packs.get(loc.pack) ?? false) || used.has(hex));
     const dir = join(this.dir, 'packs');
     const all = new Set(readdirSync(dir).filter((n) => n.endsWith('.pack')).map((n) => n.slice(0, -5)));
     return [...all].filter((p) => packs.get(p) !== true);
@@ -294,143 +327,170 @@ const RECORD_HEAD = 48;
 /** Chunk table entry: offset u64, stored size u64, raw size u64, method u8, reserved (7). */
 const CHUNK_ENTRY = 32;
 
-interface WrittenChunk {
-  offset: number;
-  stored: number;
-  raw: number;
-  method: number;
-}
-
 /**
- * Appends objects to one pack. Chunks are compressed on the thread pool (zstd) while the caller
- * goes on hashing and reading, and written as they complete (each chunk's place is in its
- * object's table, so objects need not be contiguous). An object's head and table follow its
- * chunks; `finish()` writes the index that makes the pack's objects visible.
+ * Appends objects to one pack. File contents are read straight into the slots of a PackPool and
+ * hashed on this thread while worker threads compress and write the slots; small files share a
+ * slot, large ones take one slot per chunk. An object's head and chunk table are written at the
+ * end; `finish()` then writes the index that makes the pack's objects visible.
  */
 export class PackWriter {
   readonly id = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  readonly path: string;
   private readonly fd: number;
-  private pos = PACK_MAGIC.length;
+  private readonly pool: PackPool;
+  private cur: Buffer | undefined;
+  private pos = 0;
+  private pieces: Piece[] = [];
+  private nextPiece = 0;
+  /** Objects written by this run: content size and the piece of each chunk. */
+  private readonly pending = new Map<string, { size: number; pieces: number[] }>();
   private readonly objects: Record<string, [number, number]> = {};
-  private readonly pending = new Map<string, Promise<void>>();
-  private pendingBytes = 0;
-  private failure: unknown;
+  private readonly scratch = Buffer.allocUnsafe(CHUNK);
   storedBytes = 0;
   newBytes = 0;
   count = 0;
-  readonly path: string;
-  private readonly useZstd = zstdAvailable();
 
   constructor(private readonly store: SnapshotStore) {
     this.path = join(store.dir, 'packs', `${this.id}.pack`);
-    this.fd = openSync(this.path, 'wx', 0o644);
+    this.fd = openSync(this.path, 'wx+', 0o644);
     writeSync(this.fd, PACK_MAGIC);
+    this.pool = new PackPool(this.path, PACK_MAGIC.length, CHUNK);
   }
 
-  /** Whether this run already has (or is writing) the object. */
+  /** Whether this run already has the object. */
   has(hex: string): boolean {
-    return this.objects[hex] !== undefined || this.pending.has(hex);
+    return this.pending.has(hex);
   }
 
-  private async compress(chunk: Buffer): Promise<{ method: number; data: Buffer }> {
-    if (chunk.length < 64) return { method: METHOD_RAW, data: chunk };
-    let data: Buffer;
-    let method: number;
-    if (this.useZstd) {
-      data = await zstdCompressAsync(chunk, -1);
-      method = METHOD_ZSTD;
-    } else {
-      data = brotliCompressSync(chunk, { params: { [zc.BROTLI_PARAM_QUALITY]: 0 } });
-      method = METHOD_BROTLI;
+  private flush(): void {
+    if (this.cur !== undefined) this.pool.submit(this.cur, this.pieces);
+    this.cur = undefined;
+    this.pieces = [];
+    this.pos = 0;
+  }
+
+  private readInto(fd: number, buf: Buffer, at: number, max: number): number {
+    let n = 0;
+    while (n < max) {
+      const k = readSync(fd, buf, at + n, max - n, null);
+      if (k === 0) break;
+      n += k;
     }
-    return data.length <= chunk.length * 0.9 ? { method, data } : { method: METHOD_RAW, data: chunk };
-  }
-
-  private async chunk(raw: Buffer): Promise<WrittenChunk> {
-    const c = await this.compress(raw);
-    const offset = this.write(c.data);
-    this.storedBytes += c.data.length;
-    return { offset, stored: c.data.length, raw: raw.length, method: c.method };
-  }
-
-  private record(hex: string, size: number, chunks: WrittenChunk[]): void {
-    const head = Buffer.alloc(RECORD_HEAD + chunks.length * CHUNK_ENTRY);
-    Buffer.from(hex, 'hex').copy(head, 0);
-    head.writeBigUInt64LE(BigInt(size), 32);
-    head.writeUInt32LE(chunks.length, 40);
-    chunks.forEach((c, i) => {
-      const at = RECORD_HEAD + i * CHUNK_ENTRY;
-      head.writeBigUInt64LE(BigInt(c.offset), at);
-      head.writeBigUInt64LE(BigInt(c.stored), at + 8);
-      head.writeBigUInt64LE(BigInt(c.raw), at + 16);
-      head[at + 24] = c.method;
-    });
-    const offset = this.write(head);
-    this.storedBytes += head.length;
-    this.objects[hex] = [offset, size];
-    this.newBytes += size;
-    this.count++;
+    return n;
   }
 
   /**
-   * Adds an object whose content the caller has in memory (chunks of at most CHUNK bytes, not
-   * changed afterwards). Waits only when too much is in flight.
+   * Reads a file, hashes it, and (when `keep` and the store lacks it) adds it to the pack.
+   * `fd` is open for reading at offset 0; the caller closes it. Returns the sha256 and the size read.
    */
-  async add(hex: string, chunks: Buffer[]): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
-    if (this.has(hex)) return;
-    const size = chunks.reduce((a, c) => a + c.length, 0);
-    while (this.pendingBytes > 128 << 20 || this.pending.size >= 16) await Promise.race(this.pending.values());
-    this.pendingBytes += size;
-    const job = (async () => this.record(hex, size, await Promise.all(chunks.map((c) => this.chunk(c)))))()
-      .catch((e: unknown) => {
-        this.failure ??= e;
-      })
-      .finally(() => {
-        this.pending.delete(hex);
-        this.pendingBytes -= size;
-      });
-    this.pending.set(hex, job);
-  }
-
-  /** Adds a large object read chunk by chunk (one chunk in memory at a time). */
-  async addStream(hex: string, chunks: Iterable<Buffer>): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
-    if (this.has(hex)) return;
-    const written: WrittenChunk[] = [];
-    let size = 0;
-    for (const c of chunks) {
-      written.push(await this.chunk(Buffer.from(c)));
-      size += c.length;
+  async file(fd: number, size: number, keep: boolean): Promise<{ hex: string; size: number; kind: ContentKind }> {
+    if (size < CHUNK) {
+      if (this.cur === undefined || this.pos + size + 1 > CHUNK) {
+        this.flush();
+        this.cur = await this.pool.slot();
+      }
+      // Read one byte more than expected: a file that grew is read again as a large one.
+      const n = this.readInto(fd, this.cur, this.pos, Math.min(size + 1, CHUNK - this.pos));
+      if (n <= size) {
+        const content = this.cur.subarray(this.pos, this.pos + n);
+        const hex = createHash('sha256').update(content).digest('hex');
+        const kind = contentKind(content.subarray(0, 8192));
+        if (keep && !this.store.has(hex) && !this.pending.has(hex)) {
+          const id = this.nextPiece++;
+          if (n > 0) this.pieces.push({ id, off: this.pos, len: n });
+          this.pending.set(hex, { size: n, pieces: n > 0 ? [id] : [] });
+          this.pos += n;
+        }
+        return { hex, size: n, kind };
+      }
     }
-    this.record(hex, size, written);
+    // Large (or growing) files: hash first, then store chunk by chunk only when new.
+    const h = createHash('sha256');
+    let total = 0;
+    let kind: ContentKind = 'empty';
+    for (;;) {
+      const k = readSync(fd, this.scratch, 0, CHUNK, total);
+      if (k === 0) break;
+      if (total === 0) kind = contentKind(this.scratch.subarray(0, Math.min(k, 8192)));
+      h.update(this.scratch.subarray(0, k));
+      total += k;
+    }
+    const hex = h.digest('hex');
+    if (keep && !this.store.has(hex) && !this.pending.has(hex)) {
+      const ids: number[] = [];
+      for (let pos = 0; pos < total; ) {
+        this.flush();
+        const slot = await this.pool.slot();
+        const k = readSyncAtInto(fd, slot, pos, Math.min(CHUNK, total - pos));
+        if (k === 0) break;
+        const id = this.nextPiece++;
+        ids.push(id);
+        this.pool.submit(slot, [{ id, off: 0, len: k }]);
+        pos += k;
+      }
+      this.pending.set(hex, { size: total, pieces: ids });
+    }
+    return { hex, size: total, kind };
   }
 
-  private write(b: Buffer): number {
-    const at = this.pos;
-    this.pos += b.length;
-    let off = 0;
-    while (off < b.length) off += writeSync(this.fd, b, off, b.length - off, at + off);
-    return at;
-  }
-
-  /** Waits for every object, syncs the pack and writes its index (the objects become visible). */
+  /** Waits for the workers, writes every object's head and chunk table, syncs, and writes the index. */
   async finish(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending.values()]);
-    if (this.failure !== undefined) throw this.failure;
+    this.flush();
+    await this.pool.drain();
+    await this.pool.close();
+    const byId = new Map(this.pool.results.map((r) => [r.id, r]));
+    for (const [hex, o] of this.pending) {
+      const head = Buffer.alloc(RECORD_HEAD + o.pieces.length * CHUNK_ENTRY);
+      Buffer.from(hex, 'hex').copy(head, 0);
+      head.writeBigUInt64LE(BigInt(o.size), 32);
+      head.writeUInt32LE(o.pieces.length, 40);
+      o.pieces.forEach((id, i) => {
+        const r = byId.get(id);
+        if (r === undefined) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `a chunk of ${hex} was not written`);
+        const at = RECORD_HEAD + i * CHUNK_ENTRY;
+        head.writeBigUInt64LE(BigInt(r.offset), at);
+        head.writeBigUInt64LE(BigInt(r.stored), at + 8);
+        head.writeBigUInt64LE(BigInt(r.raw), at + 16);
+        head[at + 24] = r.method;
+        this.storedBytes += r.stored;
+      });
+      const at = this.pool.reserve(head.length);
+      let off = 0;
+      while (off < head.length) off += writeSync(this.fd, head, off, head.length - off, at + off);
+      this.storedBytes += head.length;
+      this.objects[hex] = [at, o.size];
+      this.newBytes += o.size;
+      this.count++;
+    }
     fsyncSync(this.fd);
     closeSync(this.fd);
     if (this.count === 0) {
       rmSync(this.path, { force: true });
       return;
     }
-    writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), JSON.stringify({ pack: this.id, objects: this.objects }));
+    // The index: magic, count, then (sha256, offset, size) sorted by sha256.
+    const keys = Object.keys(this.objects).sort();
+    const idx = Buffer.alloc(16 + keys.length * IDX_ENTRY);
+    IDX_MAGIC.copy(idx, 0);
+    idx.writeBigUInt64LE(BigInt(keys.length), 8);
+    keys.forEach((hex, i) => {
+      const at = 16 + i * IDX_ENTRY;
+      Buffer.from(hex, 'hex').copy(idx, at);
+      idx.writeBigUInt64LE(BigInt(this.objects[hex]![0]), at + 32);
+      idx.writeBigUInt64LE(BigInt(this.objects[hex]![1]), at + 40);
+    });
+    writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), idx);
     fsyncDir(join(this.store.dir, 'packs'));
   }
 
   /** Drops the pack (a snapshot that failed). */
   async abort(): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending.values()]);
+    try {
+      await this.pool.drain();
+    } catch {
+      /* failing anyway */
+    }
+    await this.pool.close();
     try {
       closeSync(this.fd);
     } catch {
@@ -439,4 +499,14 @@ export class PackWriter {
     rmSync(this.path, { force: true });
     rmSync(join(this.store.dir, 'packs', `${this.id}.idx`), { force: true });
   }
+}
+
+function readSyncAtInto(fd: number, buf: Buffer, pos: number, len: number): number {
+  let n = 0;
+  while (n < len) {
+    const k = readSync(fd, buf, n, len - n, pos + n);
+    if (k === 0) break;
+    n += k;
+  }
+  return n;
 }

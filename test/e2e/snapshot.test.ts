@@ -209,7 +209,7 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
     it('a corrupted manifest is detected by its hash', async () => {
       const s2 = join(work, 'store-manifest');
       sh(`cp -a ${store} ${s2}`);
-      const f = join(s2, 'snapshots', 'fresh.json.gz');
+      const f = join(s2, 'snapshots', 'fresh.manifest');
       const b = readFileSync(f);
       b[b.length - 10] = b[b.length - 10]! ^ 0xff;
       writeFileSync(f, b);
@@ -224,15 +224,15 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
       sh(`cp -a ${store} ${s3}`);
       const show = JSON.parse((await run(['--json', 'snapshot', 'show', 'fresh', '--store', s3, '--entries'])).stdout) as Obj;
       const target = (show['entries'] as Obj[]).find((e) => e['path'] === 'network/files/local-kv.db')!;
-      const idx = readdirSync(join(s3, 'packs')).filter((n) => n.endsWith('.idx'));
+      const packs = readdirSync(join(s3, 'packs')).filter((n) => n.endsWith('.pack'));
       let flipped = false;
-      for (const n of idx) {
-        const loc = JSON.parse(readFileSync(join(s3, 'packs', n), 'utf8')).objects[target['sha256']];
-        if (loc === undefined) continue;
-        // The record's head holds the chunk table: the first chunk's offset is at head + 48.
-        const pack = join(s3, 'packs', n.replace(/\.idx$/, '.pack'));
+      for (const n of packs) {
+        // An object's record starts with its sha256; the first chunk's offset follows at +48.
+        const pack = join(s3, 'packs', n);
         const p = readFileSync(pack);
-        const chunkAt = Number(p.readBigUInt64LE(loc[0] + 48));
+        const head = p.indexOf(Buffer.from(target['sha256'], 'hex'));
+        if (head < 0) continue;
+        const chunkAt = Number(p.readBigUInt64LE(head + 48));
         p[chunkAt + 5] = p[chunkAt + 5]! ^ 0x55;
         writeFileSync(pack, p);
         flipped = true;
@@ -261,7 +261,7 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
       const list = JSON.parse((await run(['--json', 'snapshots', '--store', store])).stdout) as Obj[];
       expect(list.map((s) => s['name'])).not.toContain('vanished');
       expect(readdirSync(join(store, 'packs')).sort()).toEqual(before);
-      expect(existsSync(join(store, 'snapshots', 'vanished.json.gz'))).toBe(false);
+      expect(existsSync(join(store, 'snapshots', 'vanished.manifest'))).toBe(false);
     });
   });
 });

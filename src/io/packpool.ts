@@ -1,0 +1,166 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { DatarootError } from '../formats/errors.js';
+import { nativePath, zstdAvailable } from './native.js';
+
+/**
+ * Compresses and writes chunks of content into a pack file on worker threads, so that reading
+ * and hashing (the main thread) and compressing and writing (the workers) proceed together.
+ * Content travels in slots: fixed-size buffers the main thread fills with one or more pieces and
+ * hands over (transferred, not copied); a worker compresses each piece (zstd, or brotli without
+ * libzstd; kept raw when that saves less than a tenth), reserves room in the pack with an atomic
+ * counter shared by every thread, writes it there, and hands the slot back. Slots are reused:
+ * reading a gigabyte allocates a few megabytes.
+ */
+
+export interface Piece {
+  id: number;
+  off: number;
+  len: number;
+}
+
+export interface PieceResult {
+  id: number;
+  offset: number;
+  stored: number;
+  raw: number;
+  method: number;
+}
+
+const WORKER = String.raw`
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const zlib = require('node:zlib');
+const addon = workerData.addon ? require(workerData.addon) : undefined;
+const zstd = addon && addon.zstdCompressInto ? addon : undefined;
+const fd = fs.openSync(workerData.pack, 'r+');
+const counter = new BigInt64Array(workerData.counter);
+// Everything one slot becomes, written with one pwrite: many small writes to one file contend.
+const out = Buffer.allocUnsafe(2 * workerData.slotSize + 65536);
+const tmp = Buffer.allocUnsafe(workerData.slotSize + (workerData.slotSize >> 7) + 65536);
+function writeAt(b, at) {
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off, at + off);
+}
+parentPort.on('message', (m) => {
+  const buf = Buffer.from(m.buf);
+  const placed = [];
+  let used = 0;
+  try {
+    for (const p of m.pieces) {
+      const raw = buf.subarray(p.off, p.off + p.len);
+      let data = raw;
+      let method = 0;
+      if (raw.length >= 64) {
+        if (zstd) {
+          const n = zstd.zstdCompressInto(raw, tmp, -2);
+          if (n > 0 && n <= raw.length * 0.9) { data = tmp.subarray(0, n); method = 1; }
+        } else {
+          const c = zlib.brotliCompressSync(raw, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0 } });
+          if (c.length <= raw.length * 0.9) { data = c; method = 2; }
+        }
+      }
+      data.copy(out, used);
+      placed.push({ id: p.id, at: used, stored: data.length, raw: raw.length, method });
+      used += data.length;
+    }
+    const base = Number(Atomics.add(counter, 0, BigInt(used)));
+    writeAt(out.subarray(0, used), base);
+    const results = placed.map((x) => ({ id: x.id, offset: base + x.at, stored: x.stored, raw: x.raw, method: x.method }));
+    parentPort.postMessage({ buf: m.buf, results }, [m.buf]);
+  } catch (e) {
+    parentPort.postMessage({ buf: m.buf, results: [], error: String((e && e.message) || e) }, [m.buf]);
+  }
+});
+`;
+
+export class PackPool {
+  private readonly workers: Worker[] = [];
+  private readonly free: ArrayBuffer[] = [];
+  private waiting: (() => void)[] = [];
+  private outstanding = 0;
+  private next = 0;
+  private failure: DatarootError | undefined;
+  readonly results: PieceResult[] = [];
+  private readonly counter: BigInt64Array;
+
+  constructor(pack: string, start: number, readonly slotSize: number, slots = 8, workers = Math.max(2, Math.min(3, availableParallelism() - 1))) {
+    const shared = new SharedArrayBuffer(8);
+    this.counter = new BigInt64Array(shared);
+    this.counter[0] = BigInt(start);
+    for (let i = 0; i < slots; i++) this.free.push(new ArrayBuffer(slotSize));
+    const addon = nativePath();
+    for (let i = 0; i < workers; i++) {
+      const w = new Worker(WORKER, { eval: true, workerData: { pack, counter: shared, slotSize, addon: zstdAvailable() ? addon : undefined } });
+      w.on('message', (m: { buf?: ArrayBuffer; results?: PieceResult[]; error?: string; closed?: boolean }) => {
+        if (m.closed === true || m.buf === undefined) return;
+        this.results.push(...(m.results ?? []));
+        if (m.error !== undefined) this.failure ??= new DatarootError('SNAPSHOT_WRITE_FAILED', `writing the pack failed: ${m.error}`, { file: pack });
+        this.free.push(m.buf);
+        this.outstanding--;
+        const wake = this.waiting;
+        this.waiting = [];
+        for (const f of wake) f();
+      });
+      w.on('error', (e) => {
+        this.failure ??= new DatarootError('SNAPSHOT_WRITE_FAILED', `a pack worker failed: ${e.message}`, { file: pack });
+        const wake = this.waiting;
+        this.waiting = [];
+        for (const f of wake) f();
+      });
+      this.workers.push(w);
+    }
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** A free slot (waits for one to come back). */
+  async slot(): Promise<Buffer> {
+    for (;;) {
+      this.check();
+      const b = this.free.pop();
+      if (b !== undefined) return Buffer.from(b);
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+  }
+
+  /** Gives a slot back without writing anything from it. */
+  release(slot: Buffer): void {
+    this.free.push(slot.buffer as ArrayBuffer);
+  }
+
+  /** Hands a filled slot to a worker (the buffer is transferred: do not touch it afterwards). */
+  submit(slot: Buffer, pieces: Piece[]): void {
+    this.check();
+    if (pieces.length === 0) return this.release(slot);
+    const w = this.workers[this.next++ % this.workers.length]!;
+    this.outstanding++;
+    const ab = slot.buffer as ArrayBuffer;
+    w.postMessage({ buf: ab, pieces }, [ab]);
+  }
+
+  /** Room in the pack for the main thread's own writes (object records). */
+  reserve(len: number): number {
+    return Number(Atomics.add(this.counter, 0, BigInt(len)));
+  }
+
+  /** The pack's size so far (reserved bytes). */
+  get end(): number {
+    return Number(Atomics.load(this.counter, 0));
+  }
+
+  /** Waits until every submitted slot has been written. */
+  async drain(): Promise<void> {
+    while (this.outstanding > 0) {
+      this.check();
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+    this.check();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
