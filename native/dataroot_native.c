@@ -331,12 +331,17 @@ static napi_value js_zstd_compress_async(napi_env env, napi_callback_info info) 
 #endif
 
 /*
- * scandir(path) -> Buffer: every entry of a directory (not . and ..) with its lstat, packed:
- *   u16 name length, name bytes, then 13 little-endian u64: mode, uid, gid, size, mtime sec,
- *   mtime nsec, atime sec, atime nsec, ctime sec, ctime nsec, ino, dev, nlink, and rdev (14th).
- * One call per directory instead of a readdir and an lstat per entry from JavaScript.
+ * scandir(path) -> Buffer: every entry of a directory (not . and ..) with its lstat, in byte
+ * order of the names, packed: u16 name length, name bytes, then 14 little-endian u64: mode, uid,
+ * gid, size, mtime sec, mtime nsec, atime sec, atime nsec, ctime sec, ctime nsec, ino, dev,
+ * nlink, rdev. One call per directory instead of a readdir and an lstat per entry from
+ * JavaScript. An entry removed between the readdir and its lstat is left out.
  */
 #define SCAN_FIELDS 14
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b); /* compares as unsigned char: byte order */
+}
+
 static napi_value js_scandir(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char path[MAX_PATH];
@@ -352,37 +357,61 @@ static napi_value js_scandir(napi_env env, napi_callback_info info) {
     close(dfd);
     return throw_errno(env, "fdopendir", path, e);
   }
-  size_t cap = 1 << 16, len = 0;
-  unsigned char *out = malloc(cap);
-  if (out == NULL) {
-    closedir(d);
-    return throw_errno(env, "scandir", path, ENOMEM);
+  /* Names first (one arena), sorted; then the lstat of each. */
+  size_t ncap = 64, count = 0, acap = 1 << 14, alen = 0;
+  size_t *offs = malloc(ncap * sizeof *offs);
+  char *arena = malloc(acap);
+  unsigned char *out = NULL;
+  char **names = NULL;
+  int e = 0;
+  const char *failed = "scandir";
+  if (offs == NULL || arena == NULL) {
+    e = ENOMEM;
+    goto fail;
   }
   struct dirent *de;
   errno = 0;
   while ((de = readdir(d)) != NULL) {
     const char *n = de->d_name;
     if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
+    size_t nl = strlen(n) + 1;
+    if (count == ncap) {
+      size_t *g = realloc(offs, (ncap *= 2) * sizeof *offs);
+      if (g == NULL) { e = ENOMEM; goto fail; }
+      offs = g;
+    }
+    if (alen + nl > acap) {
+      while (alen + nl > acap) acap *= 2;
+      char *g = realloc(arena, acap);
+      if (g == NULL) { e = ENOMEM; goto fail; }
+      arena = g;
+    }
+    memcpy(arena + alen, n, nl);
+    offs[count++] = alen;
+    alen += nl;
+    errno = 0;
+  }
+  if (errno != 0) {
+    e = errno;
+    failed = "readdir";
+    goto fail;
+  }
+  names = malloc((count + 1) * sizeof *names);
+  out = malloc(alen + count * (2 + 8 * SCAN_FIELDS) + 1);
+  if (names == NULL || out == NULL) { e = ENOMEM; goto fail; }
+  for (size_t i = 0; i < count; i++) names[i] = arena + offs[i];
+  qsort(names, count, sizeof *names, cmp_names);
+  size_t len = 0;
+  for (size_t i = 0; i < count; i++) {
+    const char *n = names[i];
     struct stat st;
     if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue; /* vanished meanwhile */
-      int e = errno;
-      free(out);
-      closedir(d);
-      return throw_errno(env, "fstatat", n, e);
+      e = errno;
+      failed = "fstatat";
+      goto fail;
     }
     size_t nl = strlen(n);
-    size_t need = 2 + nl + 8 * SCAN_FIELDS;
-    if (len + need > cap) {
-      while (len + need > cap) cap *= 2;
-      unsigned char *grown = realloc(out, cap);
-      if (grown == NULL) {
-        free(out);
-        closedir(d);
-        return throw_errno(env, "scandir", path, ENOMEM);
-      }
-      out = grown;
-    }
     out[len] = (unsigned char)(nl & 0xff);
     out[len + 1] = (unsigned char)(nl >> 8);
     memcpy(out + len + 2, n, nl);
@@ -391,19 +420,23 @@ static napi_value js_scandir(napi_env env, napi_callback_info info) {
                                (uint64_t)st.st_atim.tv_nsec, (uint64_t)st.st_ctim.tv_sec, (uint64_t)st.st_ctim.tv_nsec, st.st_ino, st.st_dev, st.st_nlink, st.st_rdev};
     memcpy(out + len, f, sizeof f); /* x86-64 and arm64 are little-endian */
     len += sizeof f;
-    errno = 0;
   }
-  int e = errno;
   closedir(d);
-  if (e != 0) {
-    free(out);
-    return throw_errno(env, "readdir", path, e);
-  }
   napi_value result;
   void *data = NULL;
   if (napi_create_buffer_copy(env, len, out, &data, &result) != napi_ok) result = NULL;
   free(out);
+  free(names);
+  free(offs);
+  free(arena);
   return result;
+fail:
+  closedir(d);
+  free(out);
+  free(names);
+  free(offs);
+  free(arena);
+  return throw_errno(env, failed, path, e);
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, type BigIntStats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
@@ -15,6 +15,7 @@ interface Addon {
   lsetxattr(path: string, name: string, value: Buffer): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  scandir?(path: string): Buffer;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
   zstdCompressAsync?(data: Buffer, level: number): Promise<Buffer>;
@@ -143,4 +144,104 @@ export function zstdCompressAsync(data: Uint8Array, level: number): Promise<Buff
   const f = load().zstdCompressAsync;
   if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
   return f(asBuffer(data), level);
+}
+
+/**
+ * A directory's entries with their lstat, packed as the addon's scandir returns them (u16 name
+ * length, the name, 14 u64: mode, uid, gid, size, mtime s/ns, atime s/ns, ctime s/ns, ino, dev,
+ * nlink, rdev), sorted by name bytes. Read in place: a walk of a large tree allocates little.
+ */
+export class DirListing {
+  private readonly at: number[] = [];
+
+  constructor(readonly buf: Buffer) {
+    let p = 0;
+    while (p + 2 <= buf.length) {
+      this.at.push(p);
+      p += 2 + buf.readUInt16LE(p) + SCAN_RECORD;
+    }
+  }
+
+  get length(): number {
+    return this.at.length;
+  }
+
+  nameStart(i: number): number {
+    return this.at[i]! + 2;
+  }
+
+  nameEnd(i: number): number {
+    return this.at[i]! + 2 + this.buf.readUInt16LE(this.at[i]!);
+  }
+
+  name(i: number): Buffer {
+    return this.buf.subarray(this.nameStart(i), this.nameEnd(i));
+  }
+
+  /** Field f (0 mode, 1 uid, 2 gid, 3 size, 12 nlink) as a number. */
+  num(i: number, f: number): number {
+    return u64(this.buf, this.nameEnd(i) + f * 8);
+  }
+
+  /** Nanosecond time as decimal text: t 0 mtime, 1 atime, 2 ctime. */
+  timeNs(i: number, t: number): string {
+    return nsText(this.buf, this.nameEnd(i) + 32 + t * 16);
+  }
+
+  ino(i: number): string {
+    return u64Text(this.buf, this.nameEnd(i) + 80);
+  }
+
+  dev(i: number): string {
+    return u64Text(this.buf, this.nameEnd(i) + 88);
+  }
+
+  rdev(i: number): bigint {
+    return this.buf.readBigUInt64LE(this.nameEnd(i) + 104);
+  }
+
+  /** A one-entry listing from Node's lstat (the root, and walks without the addon). */
+  static of(name: Buffer, st: BigIntStats): DirListing {
+    const b = Buffer.alloc(2 + name.length + SCAN_RECORD);
+    b.writeUInt16LE(name.length, 0);
+    name.copy(b, 2);
+    const r = 2 + name.length;
+    const sec = (ns: bigint): bigint => (ns >= 0n ? ns / 1000000000n : (ns - 999999999n) / 1000000000n);
+    const f: bigint[] = [st.mode, st.uid, st.gid, st.size];
+    for (const ns of [st.mtimeNs, st.atimeNs, st.ctimeNs]) f.push(BigInt.asUintN(64, sec(ns)), ns - sec(ns) * 1000000000n);
+    f.push(st.ino, st.dev, st.nlink, st.rdev);
+    f.forEach((v, k) => b.writeBigUInt64LE(BigInt.asUintN(64, v), r + k * 8));
+    return new DirListing(b);
+  }
+}
+
+const SCAN_RECORD = 14 * 8;
+
+function u64(b: Buffer, at: number): number {
+  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 0x100000000;
+}
+
+function u64Text(b: Buffer, at: number): string {
+  const hi = b.readUInt32LE(at + 4);
+  return hi < 0x200000 ? String(b.readUInt32LE(at) + hi * 0x100000000) : b.readBigUInt64LE(at).toString();
+}
+
+function nsText(b: Buffer, at: number): string {
+  const hi = b.readUInt32LE(at + 4);
+  const nsec = u64(b, at + 8);
+  if (hi >= 0x200000) return (b.readBigInt64LE(at) * 1000000000n + BigInt(nsec)).toString();
+  const sec = b.readUInt32LE(at) + hi * 0x100000000;
+  return sec === 0 ? String(nsec) : `${sec}${String(nsec).padStart(9, '0')}`;
+}
+
+/**
+ * Every entry of a directory with its lstat, in one call (the addon reads the directory and
+ * stats each name in C), sorted by name bytes. Undefined when the addon lacks it; the caller then
+ * uses readdir and lstat.
+ */
+export function scanDir(path: string): DirListing | undefined {
+  if (!nativeAvailable()) return undefined;
+  const f = load().scandir;
+  if (f === undefined) return undefined;
+  return new DirListing(wrap('scandir', path, () => f(path)));
 }

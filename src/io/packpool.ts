@@ -84,13 +84,29 @@ export class PackPool {
   readonly results: PieceResult[] = [];
   private readonly counter: BigInt64Array;
 
-  constructor(pack: string, start: number, readonly slotSize: number, slots = 8, workers = Math.max(2, Math.min(3, availableParallelism() - 1))) {
-    const shared = new SharedArrayBuffer(8);
-    this.counter = new BigInt64Array(shared);
+  private readonly shared: SharedArrayBuffer;
+  private slotsLeft: number;
+
+  /** Workers start with the first slot submitted: a run with nothing new to store starts none. */
+  constructor(
+    private readonly pack: string,
+    start: number,
+    readonly slotSize: number,
+    slots = 8,
+    private readonly workerCount = Math.max(2, Math.min(4, availableParallelism() + 1)),
+  ) {
+    this.shared = new SharedArrayBuffer(8);
+    this.counter = new BigInt64Array(this.shared);
     this.counter[0] = BigInt(start);
-    for (let i = 0; i < slots; i++) this.free.push(new ArrayBuffer(slotSize));
+    this.slotsLeft = slots;
+  }
+
+  private start(): void {
+    const pack = this.pack;
+    const shared = this.shared;
+    const slotSize = this.slotSize;
     const addon = nativePath();
-    for (let i = 0; i < workers; i++) {
+    for (let i = 0; i < this.workerCount; i++) {
       const w = new Worker(WORKER, { eval: true, workerData: { pack, counter: shared, slotSize, addon: zstdAvailable() ? addon : undefined } });
       w.on('message', (m: { buf?: ArrayBuffer; results?: PieceResult[]; error?: string; closed?: boolean }) => {
         if (m.closed === true || m.buf === undefined) return;
@@ -122,6 +138,10 @@ export class PackPool {
       this.check();
       const b = this.free.pop();
       if (b !== undefined) return Buffer.from(b);
+      if (this.slotsLeft > 0) {
+        this.slotsLeft--;
+        return Buffer.from(new ArrayBuffer(this.slotSize));
+      }
       await new Promise<void>((r) => this.waiting.push(r));
     }
   }
@@ -135,6 +155,7 @@ export class PackPool {
   submit(slot: Buffer, pieces: Piece[]): void {
     this.check();
     if (pieces.length === 0) return this.release(slot);
+    if (this.workers.length === 0) this.start();
     const w = this.workers[this.next++ % this.workers.length]!;
     this.outstanding++;
     const ab = slot.buffer as ArrayBuffer;

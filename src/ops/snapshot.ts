@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { listXattrs, nativeAvailable } from '../io/native.js';
-import { contentKind, manifestOf, type ContentKind, type EntryType, type ManifestEntry } from '../store/manifest.js';
+import { DirListing, listXattrs, nativeAvailable, scanDir } from '../io/native.js';
+import { contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
 
 export type { ManifestEntry } from '../store/manifest.js';
@@ -35,14 +34,31 @@ export function matchesAny(path: string, globs: RegExp[]): boolean {
   return false;
 }
 
-function typeOf(st: BigIntStats): EntryType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isFIFO()) return 'fifo';
-  return 'socket';
+function typeOf(mode: number): EntryType {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    case 0o020000:
+      return 'char';
+    case 0o060000:
+      return 'block';
+    case 0o010000:
+      return 'fifo';
+    default:
+      return 'socket';
+  }
+}
+
+function lstatOf(abs: string | Buffer, name: Buffer): DirListing {
+  try {
+    return DirListing.of(name, lstatSync(abs, { bigint: true }));
+  } catch (e) {
+    throw vanished(abs, e);
+  }
 }
 
 /** dev_t as glibc encodes it: major and minor. */
@@ -53,12 +69,22 @@ export function devParts(rdev: bigint): [number, number] {
 }
 
 interface Walked {
-  entry: ManifestEntry;
+  entry: ManifestEntry | CarriedEntry;
   /** Path for fs calls (a Buffer when the name is not UTF-8). */
   abs: string | Buffer;
+  type: EntryType;
+  size: number;
 }
 
 function isUtf8(b: Buffer): boolean {
+  let ascii = true;
+  for (let i = 0; i < b.length; i++) {
+    if (b[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return true;
   return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
 }
 
@@ -91,7 +117,7 @@ export interface ScanOptions {
   exclude: string[];
   metadataOnly: string[];
   /** The previous snapshot of the same root: entries whose size, times and inode match are not re-read. */
-  previous?: Map<string, ManifestEntry>;
+  previous?: Previous;
   store?: SnapshotStore;
   pack?: PackWriter;
   onProgress?: (p: { files: number; bytes: number; totalBytes: number }) => void;
@@ -110,8 +136,44 @@ export interface ScanStats {
 }
 
 function vanished(abs: string | Buffer, e: unknown): DatarootError {
-  const code = (e as NodeJS.ErrnoException).code;
+  const code = (e as NodeJS.ErrnoException).code?.replace(/^IO_/, '');
   return new DatarootError('SNAPSHOT_SOURCE_CHANGED', `${abs.toString()} ${code === 'ENOENT' ? 'disappeared' : `cannot be read (${code ?? (e as Error).message})`} while the snapshot was taken`, { file: abs.toString() });
+}
+
+/**
+ * The previous snapshot of a root, looked up by path. An entry whose mtime, ctime, inode, device
+ * and link count are what the previous snapshot recorded has not changed since (any change of
+ * content, mode, owner, xattrs or type moves the ctime; a new file is a new inode or a new ctime):
+ * its identity line is carried over verbatim without being decoded. Only when the scan options
+ * are the same, and never for hard links (the first path of an inode may have changed).
+ */
+export class Previous {
+  private readonly byPath = new Map<string, number>();
+
+  constructor(
+    readonly lines: ManifestLines,
+    /** Whether identity lines may be carried (same exclude and metadata-only options). */
+    readonly carry: boolean,
+  ) {
+    for (let i = 0; i < lines.count; i++) this.byPath.set(lines.pathOf(i), i);
+  }
+
+  index(path: string): number | undefined {
+    return this.byPath.get(path);
+  }
+
+  /** The decoded entry (for the slower comparison of an entry that moved in time only). */
+  entry(path: string): ManifestEntry | undefined {
+    const i = this.byPath.get(path);
+    return i === undefined ? undefined : this.lines.entry(i);
+  }
+}
+
+/** A volatile line without its access time (reading a file changes that and nothing else). */
+function withoutAtime(line: string): string {
+  const a = line.indexOf('","');
+  const b = line.indexOf('","', a + 3);
+  return a < 0 || b < 0 ? line : line.slice(0, a) + line.slice(b);
 }
 
 /**
@@ -120,7 +182,7 @@ function vanished(abs: string | Buffer, e: unknown): DatarootError {
  * describe, handing new content to the pack. Hard links are recorded once, with `link` on the
  * others.
  */
-export async function scanTree(root: string, o: ScanOptions): Promise<{ entries: ManifestEntry[]; stats: ScanStats }> {
+export async function scanTree(root: string, o: ScanOptions): Promise<{ entries: (ManifestEntry | CarriedEntry)[]; stats: ScanStats }> {
   const exclude = o.exclude.map(globRegex);
   const metaOnly = o.metadataOnly.map(globRegex);
   const xattrs = nativeAvailable();
@@ -128,97 +190,125 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   const stats: ScanStats = { entries: 0, files: 0, logicalBytes: 0, hashedBytes: 0, reused: 0, warnings: [] };
   if (!xattrs) stats.warnings.push('the native addon is not built: extended attributes are not recorded');
   const inodes = new Map<string, string>();
-  const visit = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined): void => {
-    let st: BigIntStats;
+  const prevs = o.previous;
+  const visit = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number): void => {
+    const rawMode = L.num(i, 0);
+    const type = typeOf(rawMode);
+    const size = type === 'file' || type === 'symlink' ? L.num(i, 3) : 0;
+    const nlink = L.num(i, 12);
+    const mtime = L.timeNs(i, 0);
+    const atime = L.timeNs(i, 1);
+    const ctime = L.timeNs(i, 2);
+    const ino = L.ino(i);
+    const dev = L.dev(i);
+    const volatile = volatileOf(mtime, atime, ctime, ino, dev, nlink);
+    // The fast path: nothing about the entry changed since the previous snapshot.
+    const pi = prevs?.carry === true && (type === 'dir' || nlink === 1) ? prevs.index(rel) : undefined;
+    if (pi !== undefined && withoutAtime(prevs!.lines.volatileLine(pi)) === withoutAtime(volatile)) {
+      walked.push({ entry: { carried: prevs!.lines.identityBytes(pi), volatile }, abs, type, size });
+      if (type === 'file') stats.reused++;
+    } else {
+      const entry: ManifestEntry = { path: rel, type, mode: rawMode & 0o7777, uid: L.num(i, 1), gid: L.num(i, 2), size, mtime, atime, ctime, ino, dev, nlink };
+      if (relRaw !== undefined) entry.pathBase64 = relRaw.toString('base64');
+      if (type === 'char' || type === 'block') entry.rdev = devParts(L.rdev(i));
+      if (type === 'symlink') {
+        let t: Buffer;
+        try {
+          t = readlinkSync(abs, { encoding: 'buffer' });
+        } catch (e) {
+          throw vanished(abs, e);
+        }
+        if (isUtf8(t)) entry.target = t.toString('utf8');
+        else {
+          entry.target = t.toString('latin1');
+          entry.targetBase64 = t.toString('base64');
+        }
+      }
+      if (type !== 'dir' && nlink > 1) {
+        const key = `${dev}:${ino}`;
+        const first = inodes.get(key);
+        if (first !== undefined) entry.link = first;
+        else inodes.set(key, rel);
+      }
+      const prev = prevs?.entry(rel);
+      const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
+      if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
+      else if (xattrs && typeof abs === 'string' && !unchanged) {
+        try {
+          const x = listXattrs(abs);
+          if (x.size > 0) entry.xattrs = Object.fromEntries([...x].map(([k, v]) => [k, v.toString('base64')]));
+        } catch (e) {
+          if (e instanceof DatarootError && e.code === 'IO_ENOENT') throw vanished(abs, e);
+          stats.warnings.push(`${rel}: extended attributes cannot be read (${(e as Error).message})`);
+        }
+      }
+      if (type === 'file' && entry.link === undefined && unchanged && prev.sha256 !== undefined) {
+        const storedOk = prev.stored !== true || o.store?.has(prev.sha256) === true || o.store === undefined;
+        if (storedOk) {
+          entry.sha256 = prev.sha256;
+          if (prev.kind !== undefined) entry.kind = prev.kind;
+          if (prev.stored !== undefined) entry.stored = prev.stored && !matchesAny(rel, metaOnly);
+          stats.reused++;
+        }
+      }
+      walked.push({ entry, abs, type, size });
+    }
+    if (type !== 'dir') return;
+    // One native call per directory (names and their lstat, sorted); readdir and lstat without
+    // the addon or for paths that are not UTF-8.
+    let children: DirListing | undefined;
+    let names: Buffer[] | undefined;
     try {
-      st = lstatSync(abs, { bigint: true });
+      children = typeof abs === 'string' ? scanDir(abs) : undefined;
+      if (children === undefined) names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
     } catch (e) {
       throw vanished(abs, e);
     }
-    const type = typeOf(st);
-    const entry: ManifestEntry = {
-      path: rel,
-      type,
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: type === 'file' || type === 'symlink' ? Number(st.size) : 0,
-      mtime: st.mtimeNs.toString(),
-      atime: st.atimeNs.toString(),
-      ctime: st.ctimeNs.toString(),
-      ino: st.ino.toString(),
-      dev: st.dev.toString(),
-      nlink: Number(st.nlink),
-    };
-    if (relRaw !== undefined) entry.pathBase64 = relRaw.toString('base64');
-    if (type === 'char' || type === 'block') entry.rdev = devParts(st.rdev);
-    if (type === 'symlink') {
-      const t = readlinkSync(abs, { encoding: 'buffer' });
-      if (isUtf8(t)) entry.target = t.toString('utf8');
-      else {
-        entry.target = t.toString('latin1');
-        entry.targetBase64 = t.toString('base64');
+    const count = children !== undefined ? children.length : names!.length;
+    const sep = typeof abs === 'string' && !abs.endsWith('/') ? '/' : '';
+    for (let k = 0; k < count; k++) {
+      let utf8 = true;
+      let nameText: string;
+      if (children !== undefined) {
+        const b = children.buf;
+        const s0 = children.nameStart(k);
+        const s1 = children.nameEnd(k);
+        for (let j = s0; j < s1; j++) {
+          if (b[j]! >= 0x80) {
+            utf8 = isUtf8(b.subarray(s0, s1));
+            break;
+          }
+        }
+        nameText = b.toString(utf8 ? 'utf8' : 'latin1', s0, s1);
+      } else {
+        utf8 = isUtf8(names![k]!);
+        nameText = names![k]!.toString(utf8 ? 'utf8' : 'latin1');
       }
-    }
-    if (type !== 'dir' && st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = inodes.get(key);
-      if (first !== undefined) entry.link = first;
-      else inodes.set(key, rel);
-    }
-    const prev = o.previous?.get(rel);
-    const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
-    if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
-    else if (xattrs && typeof abs === 'string' && !unchanged) {
-      try {
-        const x = listXattrs(abs);
-        if (x.size > 0) entry.xattrs = Object.fromEntries([...x].map(([k, v]) => [k, v.toString('base64')]));
-      } catch (e) {
-        if (e instanceof DatarootError && e.code === 'IO_ENOENT') throw vanished(abs, e);
-        stats.warnings.push(`${rel}: extended attributes cannot be read (${(e as Error).message})`);
-      }
-    }
-    if (type === 'file' && entry.link === undefined && unchanged && prev.sha256 !== undefined) {
-      const storedOk = prev.stored !== true || o.store?.has(prev.sha256) === true || o.store === undefined;
-      if (storedOk) {
-        entry.sha256 = prev.sha256;
-        if (prev.kind !== undefined) entry.kind = prev.kind;
-        if (prev.stored !== undefined) entry.stored = prev.stored && !matchesAny(rel, metaOnly);
-        stats.reused++;
-      }
-    }
-    walked.push({ entry, abs });
-    if (type === 'dir') {
-      let names: Buffer[];
-      try {
-        names = readdirSync(abs, { encoding: 'buffer' });
-      } catch (e) {
-        throw vanished(abs, e);
-      }
-      names.sort(Buffer.compare);
-      for (const n of names) {
-        const utf8 = isUtf8(n);
-        const nameText = utf8 ? n.toString('utf8') : n.toString('latin1');
-        const childRel = rel === '' ? nameText : `${rel}/${nameText}`;
-        if (matchesAny(childRel, exclude)) continue;
-        const childRaw = relRaw !== undefined || !utf8 ? Buffer.concat([relRaw ?? Buffer.from(rel, 'utf8'), ...(rel === '' ? [] : [Buffer.from('/')]), n]) : undefined;
-        const childAbs = typeof abs === 'string' && utf8 ? join(abs, nameText) : Buffer.concat([Buffer.isBuffer(abs) ? abs : Buffer.from(abs), Buffer.from('/'), n]);
-        visit(childAbs, childRel, childRaw);
-      }
+      const childRel = rel === '' ? nameText : `${rel}/${nameText}`;
+      if (exclude.length > 0 && matchesAny(childRel, exclude)) continue;
+      const n = (): Buffer => (children !== undefined ? children.name(k) : names![k]!);
+      const childRaw = relRaw !== undefined || !utf8 ? Buffer.concat([relRaw ?? Buffer.from(rel, 'utf8'), ...(rel === '' ? [] : [Buffer.from('/')]), n()]) : undefined;
+      const childAbs = typeof abs === 'string' && utf8 ? `${abs}${sep}${nameText}` : Buffer.concat([Buffer.isBuffer(abs) ? abs : Buffer.from(abs), Buffer.from('/'), n()]);
+      if (children !== undefined) visit(childAbs, childRel, childRaw, children, k);
+      else visit(childAbs, childRel, childRaw, lstatOf(childAbs, n()), 0);
     }
   };
-  visit(root, '', undefined);
+  visit(root, '', undefined, lstatOf(root, Buffer.alloc(0)), 0);
   o.onWalked?.();
   // Content: read and hash what is new, store what is not metadata-only.
   let totalBytes = 0;
-  for (const w of walked) if (w.entry.type === 'file' && w.entry.link === undefined && w.entry.sha256 === undefined) totalBytes += w.entry.size;
+  for (const w of walked) if (!isCarried(w.entry) && w.type === 'file' && w.entry.link === undefined && w.entry.sha256 === undefined) totalBytes += w.size;
   let bytes = 0;
   const scratch = Buffer.allocUnsafe(CHUNK);
   for (const w of walked) {
-    const e = w.entry;
     stats.entries++;
-    if (e.type !== 'file') continue;
+    if (w.type !== 'file') continue;
     stats.files++;
+    const e = w.entry;
+    if (isCarried(e)) {
+      stats.logicalBytes += w.size;
+      continue;
+    }
     if (e.link !== undefined) continue;
     stats.logicalBytes += e.size;
     if (e.sha256 !== undefined) continue;
@@ -265,13 +355,14 @@ export interface SnapshotResult {
 }
 
 /** The latest snapshot of the same source, to reuse what did not change. */
-function previousOf(store: SnapshotStore, source: string): { snap: RegisteredSnapshot; entries: Map<string, ManifestEntry> } | undefined {
+function previousOf(store: SnapshotStore, source: string, o: SnapshotOptions): { snap: RegisteredSnapshot; entries: Previous } | undefined {
   const same = store.snapshots().filter((s) => s.source === source);
   const last = same[same.length - 1];
   if (last === undefined) return undefined;
   try {
     const m = store.readManifest(last);
-    return { snap: last, entries: new Map(m.entries().map((e) => [e.path, e])) };
+    const sameOptions = JSON.stringify([last.options.exclude, last.options.metadataOnly]) === JSON.stringify([o.exclude, o.metadataOnly]);
+    return { snap: last, entries: new Previous(m, sameOptions) };
   } catch {
     return undefined; // a damaged previous manifest: hash everything again
   }
@@ -287,7 +378,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
   const name = o.name ?? new Date().toISOString().replace(/[:.]/g, '-');
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new DatarootError('USAGE_BAD_SNAPSHOT_NAME', `snapshot name ${JSON.stringify(name)}: use letters, digits, ".", "_" and "-"`);
   if (store.snapshots().some((s) => s.name === name)) throw new DatarootError('SNAPSHOT_EXISTS', `a snapshot named ${name} exists in ${store.dir}`);
-  const prev = previousOf(store, source);
+  const prev = previousOf(store, source, o);
   const pack = store.newPack();
   let manifestPath: string | undefined;
   try {

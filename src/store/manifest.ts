@@ -133,6 +133,23 @@ export class ManifestLines {
     return decodeEntry(this.text.toString('utf8', id[i]!, id[i + 1]! - 1), this.volatileBytes().toString('utf8', vol[i]!, vol[i + 1]! - 1));
   }
 
+  /** Entry i's identity line, newline included, as bytes (to carry it into a new manifest). */
+  identityBytes(i: number): Buffer {
+    const { id } = this.index();
+    return this.text.subarray(id[i]!, id[i + 1]!);
+  }
+
+  /** Entry i's volatile line (no newline). */
+  volatileLine(i: number): string {
+    const { vol } = this.index();
+    return this.volatileBytes().toString('latin1', vol[i]!, vol[i + 1]! - 1);
+  }
+
+  /** Entry i's path. */
+  pathOf(i: number): string {
+    return this.pathAt(this.index().id[i]!);
+  }
+
   entries(): ManifestEntry[] {
     const out: ManifestEntry[] = [];
     for (let i = 0; i < this.count; i++) out.push(this.entry(i));
@@ -194,8 +211,7 @@ export function identityLine(e: ManifestEntry): string {
 }
 
 export function volatileLine(e: ManifestEntry): string {
-  const v: Volatile = [e.mtime, e.atime, e.ctime, e.ino, e.dev, e.nlink];
-  return JSON.stringify(v);
+  return volatileOf(e.mtime, e.atime, e.ctime, e.ino, e.dev, e.nlink);
 }
 
 function decodeEntry(idLine: string, volLine: string): ManifestEntry {
@@ -220,11 +236,43 @@ function decodeEntry(idLine: string, volLine: string): ManifestEntry {
   return e;
 }
 
+/**
+ * An entry carried over unchanged from the previous snapshot: its identity line verbatim (with
+ * its newline) and a volatile line of now (the access time may differ).
+ */
+export interface CarriedEntry {
+  carried: Buffer;
+  volatile: string;
+}
+
+export function isCarried(e: ManifestEntry | CarriedEntry): e is CarriedEntry {
+  return (e as CarriedEntry).carried !== undefined;
+}
+
+/** The volatile line of an entry's times and inode. */
+export function volatileOf(mtime: string, atime: string, ctime: string, ino: string, dev: string, nlink: number): string {
+  return `["${mtime}","${atime}","${ctime}","${ino}","${dev}",${nlink}]`;
+}
+
 /** Entries into a manifest. */
-export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 'version' | 'identityBytes'>, entries: ManifestEntry[]): ManifestLines {
-  const identity = Buffer.from(entries.map((e) => `${identityLine(e)}\n`).join(''));
+export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 'version' | 'identityBytes'>, entries: (ManifestEntry | CarriedEntry)[]): ManifestLines {
+  const parts: Buffer[] = [];
+  let pending: string[] = [];
+  const flush = (): void => {
+    if (pending.length > 0) parts.push(Buffer.from(pending.join('')));
+    pending = [];
+  };
+  for (const e of entries) {
+    if (isCarried(e)) {
+      flush();
+      parts.push(e.carried);
+    } else pending.push(`${identityLine(e)}\n`);
+  }
+  flush();
+  const identity = Buffer.concat(parts);
   const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count: entries.length, identityBytes: identity.length };
-  return new ManifestLines(h, Buffer.concat([Buffer.from(`${JSON.stringify(h)}\n`), identity]), Buffer.from(entries.map((e) => `${volatileLine(e)}\n`).join('')));
+  const vol = Buffer.from(entries.map((e) => `${isCarried(e) ? e.volatile : volatileLine(e)}\n`).join(''));
+  return new ManifestLines(h, Buffer.concat([Buffer.from(`${JSON.stringify(h)}\n`), identity]), vol);
 }
 
 const ZSTD_MAGIC = Buffer.from('DRM2');
@@ -237,8 +285,8 @@ const ZSTD_MAGIC = Buffer.from('DRM2');
 export function encodeManifest(m: ManifestLines): Buffer {
   const [first, second] = m.parts();
   if (!zstdAvailable()) return gzipSync(Buffer.concat([first, second]));
-  const f1 = zstdCompress(first, 3);
-  const f2 = zstdCompress(second, 3);
+  const f1 = zstdCompress(first, 1);
+  const f2 = zstdCompress(second, 1);
   const head = Buffer.alloc(28);
   ZSTD_MAGIC.copy(head, 0);
   head.writeBigUInt64LE(BigInt(first.length), 4);

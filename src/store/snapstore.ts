@@ -346,6 +346,8 @@ export class PackWriter {
   private readonly pending = new Map<string, { size: number; pieces: number[] }>();
   private readonly objects: Record<string, [number, number]> = {};
   private readonly scratch = Buffer.allocUnsafe(CHUNK);
+  /** Chunks written for content the store turned out to have. */
+  private readonly wastedPieces: number[] = [];
   storedBytes = 0;
   newBytes = 0;
   count = 0;
@@ -404,32 +406,38 @@ export class PackWriter {
         return { hex, size: n, kind };
       }
     }
-    // Large (or growing) files: hash first, then store chunk by chunk only when new.
+    // Large (or growing) files, when kept: read once, chunk by chunk into slots, hashed on the way.
+    // Content that turns out to be in the store already has then been written for nothing; its
+    // chunks stay in the pack unreferenced (rare: an unchanged file is not read at all).
     const h = createHash('sha256');
     let total = 0;
     let kind: ContentKind = 'empty';
+    const ids: number[] = [];
     for (;;) {
-      const k = readSync(fd, this.scratch, 0, CHUNK, total);
-      if (k === 0) break;
-      if (total === 0) kind = contentKind(this.scratch.subarray(0, Math.min(k, 8192)));
-      h.update(this.scratch.subarray(0, k));
-      total += k;
-    }
-    const hex = h.digest('hex');
-    if (keep && !this.store.has(hex) && !this.pending.has(hex)) {
-      const ids: number[] = [];
-      for (let pos = 0; pos < total; ) {
+      let buf: Buffer = this.scratch;
+      if (keep) {
         this.flush();
-        const slot = await this.pool.slot();
-        const k = readSyncAtInto(fd, slot, pos, Math.min(CHUNK, total - pos));
-        if (k === 0) break;
+        buf = await this.pool.slot();
+      }
+      const k = readSyncAtInto(fd, buf, total, CHUNK);
+      if (k === 0) {
+        if (keep) this.pool.release(buf);
+        break;
+      }
+      const data = buf.subarray(0, k);
+      if (total === 0) kind = contentKind(data.subarray(0, Math.min(k, 8192)));
+      h.update(data);
+      total += k;
+      if (keep) {
         const id = this.nextPiece++;
         ids.push(id);
-        this.pool.submit(slot, [{ id, off: 0, len: k }]);
-        pos += k;
+        this.pool.submit(buf, [{ id, off: 0, len: k }]);
       }
-      this.pending.set(hex, { size: total, pieces: ids });
+      if (k < CHUNK) break;
     }
+    const hex = h.digest('hex');
+    if (keep && !this.store.has(hex) && !this.pending.has(hex)) this.pending.set(hex, { size: total, pieces: ids });
+    else if (keep) this.wastedPieces.push(...ids);
     return { hex, size: total, kind };
   }
 
