@@ -18,6 +18,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   verify: async () => (await import('../commands/verify.js')).registerVerify,
   inject: async () => (await import('../commands/inject.js')).registerInject,
   snapshot: async () => (await import('../commands/snapshot.js')).registerSnapshot,
+  pack: async () => (await import('../commands/pack.js')).registerPack,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
 };
 
@@ -47,6 +48,10 @@ const WORDS: Record<string, string> = {
   restore: 'snapshot',
   reset: 'snapshot',
   diff: 'snapshot',
+  pack: 'pack',
+  edit: 'pack',
+  'inspect-archive': 'pack',
+  archive: 'pack',
   demo: 'demo',
 };
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { DirListing, listXattrs, nativeAvailable, scanDir } from '../io/native.js';
+import { devParts } from '../io/walk.js';
 import { contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
 
@@ -59,13 +60,6 @@ function lstatOf(abs: string | Buffer, name: Buffer): DirListing {
   } catch (e) {
     throw vanished(abs, e);
   }
-}
-
-/** dev_t as glibc encodes it: major and minor. */
-export function devParts(rdev: bigint): [number, number] {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return [Number(major), Number(minor)];
 }
 
 interface Walked {

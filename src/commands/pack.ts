@@ -1,0 +1,563 @@
+import type { Command } from 'commander';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { commandWords, keyValue, portKey } from '../formats/docker/imageconfig.js';
+import { parseReference } from '../formats/docker/reference.js';
+import { DatarootError } from '../formats/errors.js';
+import { parseLayerArg } from '../io/layertar.js';
+import { inspectArchive, type ArchiveInfo } from '../ops/archivels.js';
+import type { WrittenArchive } from '../ops/archivewrite.js';
+import { edit, type EditOp } from '../ops/edit.js';
+import { inject, type InjectResult } from '../ops/inject.js';
+import { pack, type ConfigFlags, type PackImage } from '../ops/pack.js';
+import type { Ctx, GlobalOpts } from './context.js';
+import { withWritableStore } from './inject.js';
+import { bytesHuman, emitJson, paint, warn } from './render.js';
+import { shortId } from './storectx.js';
+
+/**
+ * pack, edit, inspect-archive (archive ls). `pack` and `edit` read their options in order (image
+ * groups, edits applied as given), so they parse their own argument lists; commander still
+ * supplies --help and the global options.
+ */
+
+interface OptSpec {
+  /** Takes a value. */
+  value: boolean;
+}
+
+type Parsed = { name: string; value: string | undefined }[];
+
+/** Options in command-line order; `--x=v` and `--x v`; unknown options are a usage error. */
+function parseOrdered(args: readonly string[], specs: Record<string, OptSpec>, aliases: Record<string, string>, command: string): { opts: Parsed; positionals: string[] } {
+  const opts: Parsed = [];
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const raw = eq > 0 && a.startsWith('--') ? a.slice(0, eq) : a;
+    const name = aliases[raw] ?? raw;
+    const spec = specs[name];
+    if (spec === undefined) throw new DatarootError('USAGE_UNKNOWN_OPTION', `${command}: unknown option ${raw} (see dataroot ${command} --help)`);
+    if (!spec.value) {
+      if (eq > 0 && a.startsWith('--')) throw new DatarootError('USAGE_BAD_OPTION', `${command}: ${raw} takes no value`);
+      opts.push({ name, value: undefined });
+      continue;
+    }
+    let v: string | undefined;
+    if (eq > 0 && a.startsWith('--')) v = a.slice(eq + 1);
+    else {
+      v = args[i + 1];
+      i++;
+    }
+    if (v === undefined) throw new DatarootError('USAGE_MISSING_VALUE', `${command}: ${raw} needs a value`);
+    opts.push({ name, value: v });
+  }
+  return { opts, positionals };
+}
+
+const V = { value: true };
+const F = { value: false };
+
+const PACK_OPTS: Record<string, OptSpec> = {
+  '--output': V,
+  '--format': V,
+  '--gzip': F,
+  '--mtime': V,
+  '--keep-owner': F,
+  '--into-root': V,
+  '--driver': V,
+  '--image': F,
+  '--layer': V,
+  '--layer-tar': V,
+  '--config-file': V,
+  '--tag': V,
+  '--entrypoint': V,
+  '--cmd': V,
+  '--env': V,
+  '--label': V,
+  '--expose': V,
+  '--workdir': V,
+  '--user': V,
+  '--volume': V,
+  '--stop-signal': V,
+  '--arch': V,
+  '--os': V,
+  '--variant': V,
+  '--author': V,
+  '--history': V,
+  '--max-ratio': V,
+  '--max-bytes': V,
+};
+
+const EDIT_OPTS: Record<string, OptSpec> = {
+  '--output': V,
+  '--format': V,
+  '--mtime': V,
+  '--image': V,
+  '--into-root': V,
+  '--driver': V,
+  '--set-label': V,
+  '--rm-label': V,
+  '--set-env': V,
+  '--entrypoint': V,
+  '--cmd': V,
+  '--add-layer': V,
+  '--tag': V,
+  '--untag': V,
+  '--squash': F,
+  '--max-ratio': V,
+  '--max-bytes': V,
+};
+
+const ALIASES = { '-o': '--output', '-t': '--tag' };
+
+const CONFIG_FLAGS = new Set(['--entrypoint', '--cmd', '--env', '--label', '--expose', '--workdir', '--user', '--volume', '--stop-signal', '--arch', '--os', '--variant', '--author', '--history']);
+
+/** Seconds since the epoch: --mtime (seconds, or an ISO date), else SOURCE_DATE_EPOCH, else 0. */
+function mtimeOf(v: string | undefined, env: NodeJS.ProcessEnv): number {
+  const s = v ?? env['SOURCE_DATE_EPOCH'];
+  if (s === undefined || s === '') return 0;
+  const what = v !== undefined ? '--mtime' : 'SOURCE_DATE_EPOCH';
+  if (/^\d+$/.test(s)) return Number(s);
+  if (v !== undefined) {
+    const t = Date.parse(s);
+    if (Number.isFinite(t) && t >= 0) return Math.floor(t / 1000);
+  }
+  throw new DatarootError('USAGE_BAD_MTIME', `${what} ${JSON.stringify(s)}: use seconds since the epoch${v !== undefined ? ' or an ISO 8601 date' : ''}`);
+}
+
+function formatOf(v: string | undefined): 'docker' | 'oci' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'docker' && v !== 'oci') throw new DatarootError('USAGE_BAD_FORMAT', `--format ${JSON.stringify(v)}: use docker or oci`);
+  return v;
+}
+
+function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new DatarootError('USAGE_BAD_NUMBER', `${name} ${JSON.stringify(v)}: expected a positive number`);
+  return n;
+}
+
+function checkTag(t: string): string {
+  const r = parseReference(t);
+  if (r === undefined || r.digest !== undefined) throw new DatarootError('USAGE_BAD_TAG', `--tag ${JSON.stringify(t)} is not a name:tag reference`);
+  return t;
+}
+
+function emptyConfig(): ConfigFlags {
+  return { architecture: 'amd64', os: 'linux', env: [], labels: [], exposed: [], volumes: [] };
+}
+
+/** pack's command line → images and options. */
+export function parsePackArgs(args: readonly string[], ctx: Ctx): {
+  out: string | undefined;
+  format: 'docker' | 'oci';
+  gzip: boolean;
+  mtime: number;
+  keepOwner: boolean;
+  intoRoot: string | undefined;
+  driver: string | undefined;
+  maxBytes: number;
+  maxRatio: number;
+  images: (PackImage & { configFlagsUsed: string[] })[];
+} {
+  const { opts, positionals } = parseOrdered(args, PACK_OPTS, ALIASES, 'pack');
+  if (positionals.length > 0) throw new DatarootError('USAGE_UNEXPECTED_ARGUMENT', `pack: unexpected argument ${positionals[0]} (sources go in --layer or --layer-tar)`);
+  const images: (PackImage & { configFlagsUsed: string[] })[] = [];
+  const fresh = (): PackImage & { configFlagsUsed: string[] } => ({ layers: [], tags: [], config: emptyConfig(), history: [], configFlagsUsed: [] });
+  let cur = fresh();
+  let started = false;
+  let out: string | undefined;
+  let format: string | undefined;
+  let gzip = false;
+  let mtime: string | undefined;
+  let keepOwner = false;
+  let intoRoot: string | undefined;
+  let driver: string | undefined;
+  let maxBytes = 100 * 2 ** 30;
+  let maxRatio = 500;
+  for (const { name, value } of opts) {
+    const v = value ?? '';
+    if (CONFIG_FLAGS.has(name)) cur.configFlagsUsed.push(name);
+    switch (name) {
+      case '--output':
+        out = resolve(ctx.cwd, v);
+        break;
+      case '--format':
+        format = v;
+        break;
+      case '--gzip':
+        gzip = true;
+        break;
+      case '--mtime':
+        mtime = v;
+        break;
+      case '--keep-owner':
+        keepOwner = true;
+        break;
+      case '--into-root':
+        intoRoot = resolve(ctx.cwd, v);
+        break;
+      case '--driver':
+        driver = v;
+        break;
+      case '--max-bytes':
+        maxBytes = positive(name, v);
+        break;
+      case '--max-ratio':
+        maxRatio = positive(name, v);
+        break;
+      case '--image':
+        if (started) images.push(cur);
+        cur = fresh();
+        started = true;
+        break;
+      case '--layer': {
+        const l = parseLayerArg('--layer', v.startsWith('/') ? v : resolve(ctx.cwd, v));
+        cur.layers.push({ kind: 'files', sources: [l] });
+        break;
+      }
+      case '--layer-tar':
+        cur.layers.push({ kind: 'tar', path: resolve(ctx.cwd, v) });
+        break;
+      case '--config-file':
+        cur.configFile = resolve(ctx.cwd, v);
+        break;
+      case '--tag':
+        cur.tags.push(checkTag(v));
+        break;
+      case '--entrypoint':
+        cur.config.entrypoint = commandWords(name, v);
+        break;
+      case '--cmd':
+        cur.config.cmd = commandWords(name, v);
+        break;
+      case '--env':
+        if (!v.includes('=')) throw new DatarootError('USAGE_BAD_KEY_VALUE', `--env ${JSON.stringify(v)}: use KEY=VALUE`);
+        cur.config.env.push(v);
+        break;
+      case '--label':
+        cur.config.labels.push(keyValue(name, v));
+        break;
+      case '--expose':
+        portKey(v);
+        cur.config.exposed.push(v);
+        break;
+      case '--workdir':
+        cur.config.workdir = v;
+        break;
+      case '--user':
+        cur.config.user = v;
+        break;
+      case '--volume':
+        if (!v.startsWith('/')) throw new DatarootError('USAGE_BAD_VOLUME', `--volume ${JSON.stringify(v)}: an absolute path in the image`);
+        cur.config.volumes.push(v);
+        break;
+      case '--stop-signal':
+        cur.config.stopSignal = v;
+        break;
+      case '--arch':
+        cur.config.architecture = v;
+        break;
+      case '--os':
+        cur.config.os = v;
+        break;
+      case '--variant':
+        cur.config.variant = v;
+        break;
+      case '--author':
+        cur.config.author = v;
+        break;
+      case '--history':
+        cur.history.push(v);
+        break;
+    }
+  }
+  images.push(cur);
+  for (const [i, img] of images.entries()) {
+    const what = images.length > 1 ? `image ${i + 1}: ` : '';
+    if (img.configFile !== undefined && img.configFlagsUsed.length > 0) {
+      throw new DatarootError('USAGE_CONFIG_CONFLICT', `${what}--config-file is used verbatim; ${img.configFlagsUsed[0]} cannot change it (edit the file, or drop --config-file)`);
+    }
+    if (img.layers.length === 0 && img.configFile === undefined) throw new DatarootError('USAGE_NO_LAYERS', `${what}no --layer, --layer-tar or --config-file`);
+  }
+  const fmt = formatOf(format) ?? 'docker';
+  if (gzip && fmt !== 'oci') throw new DatarootError('USAGE_GZIP_NEEDS_OCI', '--gzip compresses the layers of the OCI format: add --format oci');
+  if (out === undefined && intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'pack: name the archive with -o OUT.tar (or write into a data-root with --into-root R)');
+  return { out, format: fmt, gzip, mtime: mtimeOf(mtime, ctx.env), keepOwner, intoRoot, driver, maxBytes, maxRatio, images };
+}
+
+/** edit's command line → input, output and the operations in order. */
+export function parseEditArgs(args: readonly string[], ctx: Ctx): {
+  input: string;
+  out: string | undefined;
+  format: 'docker' | 'oci' | undefined;
+  mtime: number;
+  image: string | undefined;
+  intoRoot: string | undefined;
+  driver: string | undefined;
+  maxBytes: number;
+  maxRatio: number;
+  ops: EditOp[];
+} {
+  const { opts, positionals } = parseOrdered(args, EDIT_OPTS, ALIASES, 'edit');
+  if (positionals.length !== 1) throw new DatarootError('USAGE_BAD_ARGUMENTS', `edit: name exactly one input archive (got ${positionals.length})`);
+  const ops: EditOp[] = [];
+  let out: string | undefined;
+  let format: string | undefined;
+  let mtime: string | undefined;
+  let image: string | undefined;
+  let intoRoot: string | undefined;
+  let driver: string | undefined;
+  let maxBytes = 100 * 2 ** 30;
+  let maxRatio = 500;
+  for (const { name, value } of opts) {
+    const v = value ?? '';
+    switch (name) {
+      case '--output':
+        out = resolve(ctx.cwd, v);
+        break;
+      case '--format':
+        format = v;
+        break;
+      case '--mtime':
+        mtime = v;
+        break;
+      case '--image':
+        image = v;
+        break;
+      case '--into-root':
+        intoRoot = resolve(ctx.cwd, v);
+        break;
+      case '--driver':
+        driver = v;
+        break;
+      case '--max-bytes':
+        maxBytes = positive(name, v);
+        break;
+      case '--max-ratio':
+        maxRatio = positive(name, v);
+        break;
+      case '--set-label': {
+        const [key, val] = keyValue(name, v);
+        ops.push({ op: 'set-label', key, value: val });
+        break;
+      }
+      case '--rm-label':
+        ops.push({ op: 'rm-label', key: v });
+        break;
+      case '--set-env':
+        if (!v.includes('=')) throw new DatarootError('USAGE_BAD_KEY_VALUE', `--set-env ${JSON.stringify(v)}: use KEY=VALUE`);
+        ops.push({ op: 'set-env', entry: v });
+        break;
+      case '--entrypoint':
+        ops.push({ op: 'entrypoint', words: commandWords(name, v) });
+        break;
+      case '--cmd':
+        ops.push({ op: 'cmd', words: commandWords(name, v) });
+        break;
+      case '--add-layer':
+        ops.push({ op: 'add-layer', arg: v.startsWith('/') ? v : resolve(ctx.cwd, v) });
+        break;
+      case '--tag':
+        ops.push({ op: 'tag', ref: checkTag(v) });
+        break;
+      case '--untag':
+        ops.push({ op: 'untag', ref: checkTag(v) });
+        break;
+      case '--squash':
+        ops.push({ op: 'squash' });
+        break;
+    }
+  }
+  const input = resolve(ctx.cwd, positionals[0]!);
+  if (!existsSync(input)) throw new DatarootError('ARCHIVE_NOT_FOUND', `${input} does not exist`, { file: input });
+  if (out === undefined && intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'edit: name the new archive with -o OUT.tar (or write into a data-root with --into-root R)');
+  if (out !== undefined && out === input) throw new DatarootError('USAGE_OUTPUT_IS_INPUT', 'edit: -o must name a new file, not the input archive');
+  return { input, out, format: formatOf(format), mtime: mtimeOf(mtime, ctx.env), image, intoRoot, driver, maxBytes, maxRatio, ops };
+}
+
+function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<string>): void {
+  ctx.stdout.write(`${verb} ${r.path} (${r.format}, ${bytesHuman(r.size)})\n`);
+  for (const img of r.images) {
+    if (onlyIds !== undefined && !onlyIds.has(img.id)) continue;
+    ctx.stdout.write(`  ${paint(ctx, 'bold', shortId(img.id))} ${img.tags.length > 0 ? img.tags.join(', ') : '<untagged>'}  ${img.id}\n`);
+    for (const l of img.layers) ctx.stdout.write(`    ${l.diffId} ${bytesHuman(l.size)}${l.digest !== l.diffId ? ` (blob ${l.digest})` : ''}\n`);
+  }
+}
+
+/** Writes an archive into a data-root with inject (the daemon lock held, as inject holds it). */
+async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, driver: string | undefined, archive: string): Promise<InjectResult> {
+  return withWritableStore({ ...g, root }, ctx, driver, (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }), { create: true, lock: true });
+}
+
+/** Runs a write of an archive, to -o or (through a temporary archive) into a data-root. */
+async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: string | undefined, root: string | undefined, driver: string | undefined, write: (out: string) => Promise<T>): Promise<{ written: T; injected?: InjectResult }> {
+  if (driver !== undefined && driver !== 'overlay2' && driver !== 'vfs') throw new DatarootError('USAGE_BAD_DRIVER', `--driver ${JSON.stringify(driver)}: use overlay2 or vfs`);
+  if (root !== undefined && existsSync(root) && statSync(root).isFile()) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is a file: --into-root names a data-root directory`, { file: root });
+  let tmp: string | undefined;
+  const target = out ?? join((tmp = mkdtempSync(join(tmpdir(), 'dataroot-pack-'))), 'image.tar');
+  try {
+    const written = await write(target);
+    if (root === undefined) return { written };
+    try {
+      return { written, injected: await intoRoot(ctx, g, root, driver, target) };
+    } catch (e) {
+      if (out !== undefined && e instanceof DatarootError) {
+        throw new DatarootError(e.code, `${e.message} (the archive ${out} was written; inject it again with dataroot inject)`, e.details);
+      }
+      throw e;
+    }
+  } finally {
+    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function renderInjected(ctx: Ctx, root: string, r: InjectResult): void {
+  for (const img of r.images) ctx.stdout.write(`injected ${paint(ctx, 'bold', shortId(img.id))} ${img.tags.join(', ') || '<untagged>'} into ${root} (${img.layers.filter((l) => l.action === 'write').length} layers written)\n`);
+}
+
+function renderArchive(ctx: Ctx, a: ArchiveInfo): void {
+  ctx.stdout.write(`${a.path}: ${a.layouts.join(' + ')}, ${a.images.length} image${a.images.length === 1 ? '' : 's'}\n`);
+  for (const p of a.problems) warn(ctx, `${p.code}: ${p.message}`);
+  for (const img of a.images) {
+    ctx.stdout.write(`\n${paint(ctx, 'bold', shortId(img.id))} ${img.tags.length > 0 ? img.tags.join(', ') : '<untagged>'}\n  id       ${img.id}\n`);
+    if (img.manifestDigest !== undefined) ctx.stdout.write(`  manifest ${img.manifestDigest}${img.platform !== undefined ? ` (${img.platform})` : ''}\n`);
+    ctx.stdout.write(`  created  ${img.created ?? '-'}  ${img.os ?? '?'}/${img.architecture ?? '?'}  ${img.history} history entries\n`);
+    for (const [k, v] of Object.entries(img.config)) ctx.stdout.write(`  ${k.padEnd(12)} ${JSON.stringify(v)}\n`);
+    ctx.stdout.write(`  layers (${img.layers.length}):\n`);
+    for (const l of img.layers) {
+      const facts = [l.compression !== 'none' ? l.compression : undefined, l.blobSize !== undefined ? `blob ${bytesHuman(l.blobSize)}` : undefined, l.size !== undefined ? `tar ${bytesHuman(l.size)}` : undefined, l.entries !== undefined ? `${l.entries} entries` : undefined]
+        .filter((x) => x !== undefined)
+        .join(', ');
+      const mark = l.error !== undefined ? paint(ctx, 'red', '✗') : l.verified ? paint(ctx, 'green', '✓') : ' ';
+      ctx.stdout.write(`   ${mark} ${l.diffId ?? '(no diffID)'}  ${l.member}  ${facts}\n`);
+      if (l.error !== undefined) ctx.stdout.write(`     ${l.error}\n`);
+    }
+    for (const p of img.problems) warn(ctx, `${shortId(img.id)}: ${p.code}: ${p.message}`);
+  }
+}
+
+const PACK_HELP = `
+Each image is a group of options; --image starts the next one (shared layers are stored once).
+Options are read in order.
+
+Output:
+  -o, --output OUT.tar       the archive to write (replaced if it exists)
+  --format docker|oci        docker: the docker save layout (manifest.json); oci: an OCI layout
+                             (index.json) with manifest.json too (default docker)
+  --gzip                     gzip the layers (oci only)
+  --mtime SECONDS|DATE       time of every file and of the config (default SOURCE_DATE_EPOCH, else 0)
+  --keep-owner               keep files' uid/gid (default 0:0)
+  --into-root R              also (or, without -o, only) write the images into the data-root R
+  --driver overlay2|vfs      the storage driver, when R was never started
+
+Per image:
+  --layer SRC[:DEST]         a file or directory as one layer, at DEST in the image (default: a
+                             directory's contents at /, a file at /NAME)
+  --layer-tar FILE           a layer tar (plain, gzip, zstd, bzip2 or xz)
+  --config-file FILE         the config, byte for byte (its sha256 is the image ID; its diff_ids
+                             must be the layers'); excludes the flags below
+  -t, --tag NAME:TAG         repeatable
+  --entrypoint CMD, --cmd CMD     a JSON array, or words split like a shell ("" clears)
+  --env K=V, --label K=V, --expose PORT[/PROTO], --volume /PATH   repeatable
+  --workdir DIR, --user USER, --stop-signal SIG, --arch ARCH, --os OS, --variant V, --author A
+  --history TEXT             created_by of the next layer's history entry
+
+Example: dataroot pack -o hello.tar --layer ./hello:/hello --layer ./site:/www \\
+           --entrypoint /hello --expose 8080 -t hello:1
+`;
+
+const EDIT_HELP = `
+Operations, applied in the order given:
+  --set-label K=V, --rm-label K, --set-env K=V, --entrypoint CMD, --cmd CMD
+  --add-layer TAR|DIR[:DEST] a layer tar, or files as a new top layer (history entry added)
+  -t, --tag NAME:TAG, --untag NAME:TAG
+  --squash                   all layers into one, whiteouts applied (like docker export | import)
+
+Output:
+  -o, --output OUT.tar       the new archive (must not be the input)
+  --format docker|oci        default: the input's (oci when it has index.json)
+  --image REF|ID             which image of a multi-image archive to edit
+  --mtime SECONDS|DATE       time of new history entries and new layers' files (default 0)
+  --into-root R [--driver D] also (or, without -o, only) write the result into the data-root R
+`;
+
+export function registerPack(program: Command, ctx: Ctx): void {
+  program
+    .command('pack')
+    .description('build an image archive (docker or OCI) from files, directories and layer tars, without a daemon, reproducibly')
+    .argument('[options...]', 'see below')
+    .allowUnknownOption()
+    .helpOption('-h, --help', 'show the options')
+    .addHelpText('after', PACK_HELP)
+    .action(async (args: string[], _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const p = parsePackArgs(args, ctx);
+      const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, p.driver, (out) =>
+        pack({ out, format: p.format, gzip: p.gzip, mtime: p.mtime, keepOwner: p.keepOwner, images: p.images, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
+      );
+      if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format }), ...(injected !== undefined ? { injected } : {}) });
+      else {
+        if (p.out !== undefined) renderWritten(ctx, 'packed', written);
+        if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
+        for (const w of written.warnings) warn(ctx, w);
+      }
+    });
+
+  program
+    .command('edit')
+    .description('change an image in an archive (labels, env, entrypoint, cmd, layers, tags, squash) and write a new archive')
+    .argument('<input>', 'a docker save archive or OCI layout (tar or directory)')
+    .argument('[options...]', 'see below')
+    .allowUnknownOption()
+    .helpOption('-h, --help', 'show the options')
+    .addHelpText('after', EDIT_HELP)
+    .action(async (input: string, args: string[], _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const p = parseEditArgs([input, ...args], ctx);
+      const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, p.driver, (out) =>
+        edit({ input: p.input, out, ops: p.ops, ...(p.image !== undefined ? { image: p.image } : {}), ...(p.format !== undefined ? { format: p.format } : {}), mtime: p.mtime, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
+      );
+      if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format, before: written.before, after: written.after }), ...(injected !== undefined ? { injected } : {}) });
+      else {
+        ctx.stdout.write(`${written.before === written.after ? 'image ID unchanged' : 'new image ID'}: ${written.after}${written.before !== written.after ? ` (was ${written.before})` : ''}\n`);
+        if (p.out !== undefined) renderWritten(ctx, 'wrote', written, new Set([written.after]));
+        if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
+        for (const w of written.warnings) warn(ctx, w);
+      }
+    });
+
+  const inspect = async (path: string, o: { layers: boolean }, cmd: Command): Promise<void> => {
+    const g = cmd.optsWithGlobals<GlobalOpts>();
+    const a = await inspectArchive(resolve(ctx.cwd, path), { layers: o.layers, maxBytes: 100 * 2 ** 30, maxRatio: 500 });
+    const bad = a.problems.length > 0 || a.images.some((i) => i.problems.length > 0 || i.layers.some((l) => l.error !== undefined));
+    if (bad) ctx.exitCode = 1;
+    if (g.json) emitJson(ctx, a);
+    else renderArchive(ctx, a);
+  };
+  program
+    .command('inspect-archive')
+    .description('list the images of an archive: tags, config summary, layers (diffID, sizes, entries, checked against the config)')
+    .argument('<archive>', 'docker save archive or OCI layout (tar, tar.gz or directory)')
+    .option('--no-layers', 'do not read the layers (no entry counts, no diffID check)')
+    .action(inspect);
+  program
+    .command('archive')
+    .description('image archives')
+    .command('ls')
+    .description('the same as inspect-archive')
+    .argument('<archive>', 'docker save archive or OCI layout')
+    .option('--no-layers', 'do not read the layers')
+    .action(inspect);
+}
