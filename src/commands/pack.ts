@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { commandWords, keyValue, portKey } from '../formats/docker/imageconfig.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
@@ -405,6 +405,11 @@ async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, driver: string | 
 async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: string | undefined, root: string | undefined, driver: string | undefined, write: (out: string) => Promise<T>): Promise<{ written: T; injected?: InjectResult }> {
   if (driver !== undefined && driver !== 'overlay2' && driver !== 'vfs') throw new DatarootError('USAGE_BAD_DRIVER', `--driver ${JSON.stringify(driver)}: use overlay2 or vfs`);
   if (root !== undefined && existsSync(root) && statSync(root).isFile()) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is a file: --into-root names a data-root directory`, { file: root });
+  if (out !== undefined) {
+    const dir = dirname(out);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DatarootError('USAGE_OUTPUT_DIR_MISSING', `-o ${out}: the directory ${dir} does not exist`, { file: out });
+    if (existsSync(out) && statSync(out).isDirectory()) throw new DatarootError('USAGE_OUTPUT_IS_DIR', `-o ${out} is a directory: name the archive file to write`, { file: out });
+  }
   let tmp: string | undefined;
   const target = out ?? join((tmp = mkdtempSync(join(tmpdir(), 'dataroot-pack-'))), 'image.tar');
   try {

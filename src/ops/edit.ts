@@ -120,6 +120,7 @@ async function squash(layerFiles: string[], out: string): Promise<{ diffId: stri
         if (text === undefined) throw new DatarootError('EDIT_LAYER_INVALID', `${file}: an entry name is not UTF-8`);
         const name = memberName(text);
         if (name === '' || name === '.') continue;
+        if (name.split('/').includes('..')) throw new DatarootError('EDIT_LAYER_INVALID', `${file}: the entry ${JSON.stringify(name)} climbs out of the root; refusing to squash it`);
         const base = name.split('/').pop()!;
         const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
         if (base === '.wh..wh..opq') {
