@@ -12,7 +12,7 @@ export function samplesDir(): string {
 }
 
 /** What the tour runs on each sample (the archive is appended as --root). */
-const TOUR: { sample: string; why: string; args: string[] }[] = [
+const TOUR: { sample: string; why: string; args: string[]; /** args name two samples: no --root */ pair?: boolean }[] = [
   { sample: 'fresh', why: 'a root right after the first start: no images, two networks, empty stores', args: ['info'] },
   { sample: 'after-build', why: 'after a legacy build, a volume, a network and one run', args: ['info'] },
   { sample: 'after-build', why: 'BoltDB files found by their magic, not their name', args: ['files', '--type', 'bolt'] },
@@ -30,6 +30,8 @@ const TOUR: { sample: string; why: string; args: string[] }[] = [
   { sample: 'after-build', why: "bbolt's own consistency check, in TypeScript", args: ['bolt', 'check', 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db'] },
   { sample: 'after-build-vfs', why: 'the same build on the vfs driver: every layer is a full copy', args: ['layers'] },
   { sample: 'after-build-vfs', why: '', args: ['container', 'inspect', 'sample'] },
+  { sample: 'after-build', why: 'image IDs, chain IDs, references, BoltDB files, and every layer rebuilt from tar-split against its diffID', args: ['verify', '--deep'] },
+  { sample: 'after-build', why: 'what the build, the run, the volume and the network wrote: JSON paths, BoltDB keys, in Docker terms', args: ['diff', '@fresh', '@after-build'], pair: true },
 ];
 
 /** A guided tour over the shipped samples: each step is a real dataroot command line. */
@@ -39,6 +41,13 @@ export async function runDemo(ctx: Ctx): Promise<void> {
   for (const step of TOUR) {
     const archive = join(dir, `${step.sample}.tar.gz`);
     if (!existsSync(archive)) throw new DatarootError('DEMO_SAMPLES_MISSING', `sample ${archive} is missing`, { file: archive });
+    if (step.pair === true) {
+      const args = step.args.map((a) => (a.startsWith('@') ? join(dir, `${a.slice(1)}.tar.gz`) : a));
+      ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${step.args.map((a) => (a.startsWith('@') ? `snapshots/${a.slice(1)}.tar.gz` : a)).join(' ')}`)}\n`);
+      if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
+      await ctx.invoke(args);
+      continue;
+    }
     ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${step.args.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
     if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
     await ctx.invoke([...step.args, '--root', archive]);

@@ -100,7 +100,12 @@ function renderDiff(ctx: Ctx, r: DiffResult): void {
   out.push(`${paint(ctx, 'cyan', `${r.left} → ${r.right}`)}`);
   if (lines.length > 0) out.push('In Docker terms:', ...lines);
   for (const e of r.entries) {
-    const f = e.fields === undefined ? '' : `  ${Object.entries(e.fields).map(([k, v]) => `${k} ${JSON.stringify(v.left)} → ${JSON.stringify(v.right)}`).join(', ')}`;
+    const f =
+      e.fields === undefined
+        ? ''
+        : `  ${Object.entries(e.fields)
+            .map(([k, v]) => (v.left === undefined ? `${k} ${JSON.stringify(v.right)}` : v.right === undefined ? `${k} was ${JSON.stringify(v.left)}` : `${k} ${JSON.stringify(v.left)} → ${JSON.stringify(v.right)}`))
+            .join(', ')}`;
     out.push(`${LETTER[e.change]}  ${e.path}${e.type !== undefined && e.type !== 'file' ? ` (${e.type})` : ''}${f}`);
     renderDetail(ctx, e.detail, out);
   }
