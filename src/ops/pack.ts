@@ -116,7 +116,7 @@ export async function pack(o: PackOptions): Promise<PackResult> {
         }
       } else {
         const history = img.layers.map((spec, k) => img.history[k] ?? createdBy(spec));
-        config = configBytes(buildConfig({ ...img.config, created: rfc3339(o.mtime), history, diffIds }));
+        config = Buffer.from(configBytes(buildConfig({ ...img.config, created: rfc3339(o.mtime), history, diffIds })));
       }
       images.push({ config, layers, tags: img.tags });
     }

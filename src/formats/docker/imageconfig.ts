@@ -135,15 +135,15 @@ export function buildConfig(s: ConfigSpec): JsonObject {
 }
 
 /** The bytes of a config: compact JSON, as dockerd stores it. */
-export function configBytes(doc: JsonObject): Buffer {
-  return Buffer.from(JSON.stringify(doc));
+export function configBytes(doc: JsonObject): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(doc));
 }
 
 /** A config file given verbatim: it must be a JSON object with rootfs.diff_ids. */
-export function parseConfigFile(bytes: Buffer, file: string): JsonObject {
+export function parseConfigFile(bytes: Uint8Array, file: string): JsonObject {
   let v: unknown;
   try {
-    v = JSON.parse(bytes.toString('utf8'));
+    v = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
     throw new DatarootError('PACK_CONFIG_INVALID', `${file} is not JSON (${(e as Error).message})`, { file });
   }
