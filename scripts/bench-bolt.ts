@@ -10,11 +10,11 @@
  *       writing the same NDJSON (test/oracle/boltoracle `dump`).
  * Targets: (a) ratio <= 1.5, (b) ratio <= 0.8, peak RSS of both dataroot runs <= 256 MiB.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildOracle, oracle } from '../test/support/gobolt.js';
+import { measure, median, type Sample } from './benchlib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const KEYS = Number(process.env['BENCH_KEYS'] ?? 2_000_000);
@@ -47,30 +47,6 @@ if (!existsSync(db)) {
   if (r.status !== 0) throw new Error(r.stderr);
 }
 
-interface Sample {
-  wall: number;
-  rssKiB: number;
-}
-
-/** Runs a command with stdout to /dev/null; wall time by hrtime, peak RSS by GNU time. */
-function measure(cmd: string[]): Sample {
-  const devnull = openSync('/dev/null', 'w');
-  try {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', ...cmd], { stdio: ['ignore', devnull, 'pipe'], encoding: 'utf8' });
-    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed: ${r.stderr}`);
-    const lines = r.stderr.trim().split('\n');
-    return { wall, rssKiB: Number(lines[lines.length - 1]) };
-  } finally {
-    closeSync(devnull);
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 const subjects: Record<string, string[]> = {
   'dataroot bolt stats': [process.execPath, BIN, 'bolt', 'stats', db],

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Dockerd } from '../test/support/dockerd.js';
 import { writeImageDir } from '../test/support/images.js';
+import { median } from './benchlib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const dir = join(process.env['DATAROOT_BENCH_DIR'] ?? '/tmp/dataroot-bench', 'inject');
@@ -65,7 +66,6 @@ if (!existsSync(join(dir, 'ready'))) {
   await prepare();
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const copyFresh = (to: string): void => {
   rmSync(to, { recursive: true, force: true });
   sh(`cp -a ${fresh} ${to}`);

@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { measure, median, type Sample } from './benchlib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const dir = join(process.env['DATAROOT_BENCH_DIR'] ?? '/tmp/dataroot-bench', 'snapshot');
@@ -48,20 +49,6 @@ if (!existsSync(join(dir, 'ready'))) {
   writeFileSync(join(dir, 'ready'), 'ok');
 }
 
-interface Sample {
-  wall: number;
-  rss: number;
-}
-
-function measure(cmd: string[], allowStatus1 = false): Sample {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', ...cmd], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0 && !(allowStatus1 && r.status === 1)) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return { wall, rss: Number(r.stderr.trim().split('\n').pop()) };
-}
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const bytes = Number(sh(`du -sb --apparent-size ${treeA} | cut -f1`).trim());
 sh(`find ${treeA} ${treeB} -type f -print0 | xargs -0 cat > /dev/null`); // warm the page cache
 
@@ -92,7 +79,7 @@ for (let i = 0; i < RUNS; i++) {
   diffrq.push(measure(['diff', '-rq', treeA, treeB], true));
 }
 const m = (xs: Sample[]): number => median(xs.map((x) => x.wall));
-const rss = (xs: Sample[]): string => (Math.max(...xs.map((x) => x.rss)) / 1024).toFixed(0);
+const rss = (xs: Sample[]): string => (Math.max(...xs.map((x) => x.rssKiB)) / 1024).toFixed(0);
 const r1 = m(first) / m(tar);
 const r2 = m(second) / m(first);
 const r3 = m(ddiff) / m(diffrq);

@@ -10,11 +10,12 @@
  * both with a warm page cache. Target: ratio <= 1.5. Peak RSS reported.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Dockerd } from '../test/support/dockerd.js';
+import { measure, median, type Sample } from './benchlib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const dir = process.env['DATAROOT_BENCH_DIR'] ?? '/tmp/dataroot-bench';
@@ -59,29 +60,10 @@ if (!existsSync(join(home, 'ready'))) {
   await makeRoot();
 }
 
-const layerDirs = readFileSync(join(home, 'ready'), 'utf8') && spawnSync('sh', ['-c', `ls -d ${root}/vfs/dir/*`], { encoding: 'utf8' }).stdout.trim().split('\n');
+readFileSync(join(home, 'ready'), 'utf8'); // made above, or the run stops here
+const layerDirs = spawnSync('sh', ['-c', `ls -d ${root}/vfs/dir/*`], { encoding: 'utf8' }).stdout.trim().split('\n');
 const shaCmd = ['sh', '-c', `find ${layerDirs.join(' ')} -type f -print0 | xargs -0 sha256sum > /dev/null`];
 
-interface Sample {
-  wall: number;
-  rssKiB: number;
-}
-
-function measure(cmd: string[]): Sample {
-  const devnull = openSync('/dev/null', 'w');
-  try {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', ...cmd], { stdio: ['ignore', devnull, 'pipe'], encoding: 'utf8' });
-    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr}`);
-    const lines = r.stderr.trim().split('\n');
-    return { wall, rssKiB: Number(lines[lines.length - 1]) };
-  } finally {
-    closeSync(devnull);
-  }
-}
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const bytes = Number(spawnSync('sh', ['-c', `du -sb --apparent-size ${layerDirs.join(' ')} | awk '{s+=$1} END {print s}'`], { encoding: 'utf8' }).stdout.trim());
 const subjects: Record<string, string[]> = {
   'dataroot verify --deep': [process.execPath, BIN, 'verify', '--deep', '--root', root],

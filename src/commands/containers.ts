@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { CHANGE_LETTER, containerChanges, inspectContainer, listContainers, requireContainer } from '../ops/containers.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
-import { ago, reportMissing, reportProblems, withStore } from './storectx.js';
+import type { Problem } from '../store/problems.js';
+import { ago, inspectEach, reportProblems, withStore } from './storectx.js';
 
 function trunc(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
@@ -48,20 +49,7 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .argument('<container...>', 'ID, name or unique ID prefix')
     .description('the object docker container inspect prints, plus a Dataroot section')
     .action(async (qs: string[], _o: object, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const out: unknown[] = [];
-        for (const q of qs) {
-          try {
-            const c = inspectContainer(s, requireContainer(s, q));
-            out.push(c);
-            reportProblems(ctx, (c['Dataroot'] as { problems: [] }).problems);
-          } catch (e) {
-            reportMissing(ctx, e, g.json === true);
-          }
-        }
-        emitJson(ctx, out);
-      });
+      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, qs, (s, q) => inspectContainer(s, requireContainer(s, q)), (c) => (c['Dataroot'] as { problems: Problem[] }).problems);
     });
 
   container

@@ -3,7 +3,7 @@ import { humanSize } from '../formats/docker/apitypes.js';
 import { imageHistory, inspectImage, listImages, requireImage, type ImageFilters, type ImageListResult } from '../ops/images.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
-import { ago, reportMissing, reportProblems, shortId, withStore } from './storectx.js';
+import { ago, inspectEach, reportProblems, shortId, withStore } from './storectx.js';
 
 /** `--filter k=v` values, collected (repeatable). */
 function collect(v: string, prev: string[]): string[] {
@@ -93,20 +93,7 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .argument('<image...>', 'reference, ID or unique ID prefix')
     .description('the object docker image inspect prints, plus a Dataroot section with the layer chain')
     .action(async (refs: string[], _o: object, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const out: unknown[] = [];
-        for (const q of refs) {
-          try {
-            const insp = inspectImage(s, requireImage(s, q));
-            out.push(insp);
-            reportProblems(ctx, insp.Dataroot.problems);
-          } catch (e) {
-            reportMissing(ctx, e, g.json === true);
-          }
-        }
-        emitJson(ctx, out);
-      });
+      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, refs, (s, q) => inspectImage(s, requireImage(s, q)), (insp) => insp.Dataroot.problems);
     });
 
   const history = (c: Command): Command =>

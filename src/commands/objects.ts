@@ -6,7 +6,7 @@ import { inspectNetwork, listNetworks } from '../ops/networks.js';
 import { inspectVolume, listVolumes } from '../ops/volumes.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, emitJson, paint, table } from './render.js';
-import { reportMissing, reportProblems, shortId, withStore } from './storectx.js';
+import { inspectEach, reportProblems, shortId, withStore } from './storectx.js';
 
 /** `layers`, `volumes`/`volume inspect`, `networks`/`network inspect`. */
 export function registerObjects(program: Command, ctx: Ctx): void {
@@ -77,18 +77,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
     .argument('<name...>')
     .description('the object docker volume inspect prints, plus users and size on disk')
     .action(async (names: string[], _o: object, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const out: unknown[] = [];
-        for (const n of names) {
-          try {
-            out.push(inspectVolume(s, n));
-          } catch (e) {
-            reportMissing(ctx, e, g.json === true);
-          }
-        }
-        emitJson(ctx, out);
-      });
+      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, names, inspectVolume);
     });
 
   program
@@ -116,17 +105,6 @@ export function registerObjects(program: Command, ctx: Ctx): void {
     .argument('<network...>', 'name, ID or unique ID prefix')
     .description('the object docker network inspect prints')
     .action(async (qs: string[], _o: object, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const out: unknown[] = [];
-        for (const q of qs) {
-          try {
-            out.push(inspectNetwork(s, q));
-          } catch (e) {
-            reportMissing(ctx, e, g.json === true);
-          }
-        }
-        emitJson(ctx, out);
-      });
+      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, qs, inspectNetwork);
     });
 }

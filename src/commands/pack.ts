@@ -158,6 +158,50 @@ function emptyConfig(): ConfigFlags {
   return { architecture: 'amd64', os: 'linux', env: [], labels: [], exposed: [], volumes: [] };
 }
 
+/** The options pack and edit share. */
+interface Common {
+  out: string | undefined;
+  format: string | undefined;
+  mtime: string | undefined;
+  intoRoot: string | undefined;
+  driver: string | undefined;
+  maxBytes: number;
+  maxRatio: number;
+}
+
+function common(): Common {
+  return { out: undefined, format: undefined, mtime: undefined, intoRoot: undefined, driver: undefined, maxBytes: 100 * 2 ** 30, maxRatio: 500 };
+}
+
+/** Takes a shared option into `c`; false when `name` is not one. */
+function takeCommon(c: Common, name: string, v: string, ctx: Ctx): boolean {
+  switch (name) {
+    case '--output':
+      c.out = resolve(ctx.cwd, v);
+      return true;
+    case '--format':
+      c.format = v;
+      return true;
+    case '--mtime':
+      c.mtime = v;
+      return true;
+    case '--into-root':
+      c.intoRoot = resolve(ctx.cwd, v);
+      return true;
+    case '--driver':
+      c.driver = v;
+      return true;
+    case '--max-bytes':
+      c.maxBytes = positive(name, v);
+      return true;
+    case '--max-ratio':
+      c.maxRatio = positive(name, v);
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** pack's command line → images and options. */
 export function parsePackArgs(args: readonly string[], ctx: Ctx): {
   out: string | undefined;
@@ -177,48 +221,23 @@ export function parsePackArgs(args: readonly string[], ctx: Ctx): {
   const fresh = (): PackImage & { configFlagsUsed: string[] } => ({ layers: [], tags: [], config: emptyConfig(), history: [], configFlagsUsed: [] });
   let cur = fresh();
   let started = false;
-  let out: string | undefined;
-  let format: string | undefined;
+  const c = common();
   let gzip = false;
-  let mtime: string | undefined;
   let keepOwner = false;
-  let intoRoot: string | undefined;
-  let driver: string | undefined;
-  let maxBytes = 100 * 2 ** 30;
-  let maxRatio = 500;
   for (const { name, value } of opts) {
     const v = value ?? '';
     if (CONFIG_FLAGS.has(name)) cur.configFlagsUsed.push(name);
+    if (takeCommon(c, name, v, ctx)) continue;
     switch (name) {
-      case '--output':
-        out = resolve(ctx.cwd, v);
-        break;
-      case '--format':
-        format = v;
-        break;
       case '--gzip':
         gzip = true;
-        break;
-      case '--mtime':
-        mtime = v;
         break;
       case '--keep-owner':
         keepOwner = true;
         break;
-      case '--into-root':
-        intoRoot = resolve(ctx.cwd, v);
-        break;
-      case '--driver':
-        driver = v;
-        break;
-      case '--max-bytes':
-        maxBytes = positive(name, v);
-        break;
-      case '--max-ratio':
-        maxRatio = positive(name, v);
-        break;
       case '--image':
-        if (started) images.push(cur);
+        // Options before the first --image make an image of their own.
+        if (started || cur.layers.length > 0 || cur.tags.length > 0 || cur.configFile !== undefined || cur.configFlagsUsed.length > 0) images.push(cur);
         cur = fresh();
         started = true;
         break;
@@ -291,10 +310,10 @@ export function parsePackArgs(args: readonly string[], ctx: Ctx): {
     }
     if (img.layers.length === 0 && img.configFile === undefined) throw new DatarootError('USAGE_NO_LAYERS', `${what}no --layer, --layer-tar or --config-file`);
   }
-  const fmt = formatOf(format) ?? 'docker';
+  const fmt = formatOf(c.format) ?? 'docker';
   if (gzip && fmt !== 'oci') throw new DatarootError('USAGE_GZIP_NEEDS_OCI', '--gzip compresses the layers of the OCI format: add --format oci');
-  if (out === undefined && intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'pack: name the archive with -o OUT.tar (or write into a data-root with --into-root R)');
-  return { out, format: fmt, gzip, mtime: mtimeOf(mtime, ctx.env), keepOwner, intoRoot, driver, maxBytes, maxRatio, images };
+  if (c.out === undefined && c.intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'pack: name the archive with -o OUT.tar (or write into a data-root with --into-root R)');
+  return { out: c.out, format: fmt, gzip, mtime: mtimeOf(c.mtime, ctx.env), keepOwner, intoRoot: c.intoRoot, driver: c.driver, maxBytes: c.maxBytes, maxRatio: c.maxRatio, images };
 }
 
 /** edit's command line → input, output and the operations in order. */
@@ -313,40 +332,14 @@ export function parseEditArgs(args: readonly string[], ctx: Ctx): {
   const { opts, positionals } = parseOrdered(args, EDIT_OPTS, ALIASES, 'edit');
   if (positionals.length !== 1) throw new DatarootError('USAGE_BAD_ARGUMENTS', `edit: name exactly one input archive (got ${positionals.length})`);
   const ops: EditOp[] = [];
-  let out: string | undefined;
-  let format: string | undefined;
-  let mtime: string | undefined;
+  const c = common();
   let image: string | undefined;
-  let intoRoot: string | undefined;
-  let driver: string | undefined;
-  let maxBytes = 100 * 2 ** 30;
-  let maxRatio = 500;
   for (const { name, value } of opts) {
     const v = value ?? '';
+    if (takeCommon(c, name, v, ctx)) continue;
     switch (name) {
-      case '--output':
-        out = resolve(ctx.cwd, v);
-        break;
-      case '--format':
-        format = v;
-        break;
-      case '--mtime':
-        mtime = v;
-        break;
       case '--image':
         image = v;
-        break;
-      case '--into-root':
-        intoRoot = resolve(ctx.cwd, v);
-        break;
-      case '--driver':
-        driver = v;
-        break;
-      case '--max-bytes':
-        maxBytes = positive(name, v);
-        break;
-      case '--max-ratio':
-        maxRatio = positive(name, v);
         break;
       case '--set-label': {
         const [key, val] = keyValue(name, v);
@@ -382,9 +375,9 @@ export function parseEditArgs(args: readonly string[], ctx: Ctx): {
   }
   const input = resolve(ctx.cwd, positionals[0]!);
   if (!existsSync(input)) throw new DatarootError('ARCHIVE_NOT_FOUND', `${input} does not exist`, { file: input });
-  if (out === undefined && intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'edit: name the new archive with -o OUT.tar (or write into a data-root with --into-root R)');
-  if (out !== undefined && out === input) throw new DatarootError('USAGE_OUTPUT_IS_INPUT', 'edit: -o must name a new file, not the input archive');
-  return { input, out, format: formatOf(format), mtime: mtimeOf(mtime, ctx.env), image, intoRoot, driver, maxBytes, maxRatio, ops };
+  if (c.out === undefined && c.intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'edit: name the new archive with -o OUT.tar (or write into a data-root with --into-root R)');
+  if (c.out !== undefined && c.out === input) throw new DatarootError('USAGE_OUTPUT_IS_INPUT', 'edit: -o must name a new file, not the input archive');
+  return { input, out: c.out, format: formatOf(c.format), mtime: mtimeOf(c.mtime, ctx.env), image, intoRoot: c.intoRoot, driver: c.driver, maxBytes: c.maxBytes, maxRatio: c.maxRatio, ops };
 }
 
 function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<string>): void {

@@ -5,7 +5,7 @@ import { withRoot } from '../store/root.js';
 import { KNOWN_DRIVERS } from '../store/layout.js';
 import type { Problem } from '../store/problems.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { paint } from './render.js';
+import { emitJson, paint } from './render.js';
 
 /**
  * Runs fn on the store of the root named by the global options (a directory or an archive). The
@@ -43,6 +43,27 @@ export function reportMissing(ctx: Ctx, e: unknown, json: boolean): void {
   if (json) ctx.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
   else ctx.stderr.write(`dataroot: ${e.oneLine()}\n`);
   if (ctx.exitCode === 0) ctx.exitCode = 1;
+}
+
+/**
+ * `X inspect Q…` as docker does it: one JSON array with an object per query found; each query
+ * that finds nothing is reported on stderr (exit 1) and the rest still printed. `problems` names
+ * the problems of an object to report as well.
+ */
+export async function inspectEach<T>(g: GlobalOpts, ctx: Ctx, queries: string[], find: (s: Store, q: string) => T, problems?: (x: T) => readonly Problem[]): Promise<void> {
+  await withStore(g, ctx, (s) => {
+    const out: T[] = [];
+    for (const q of queries) {
+      try {
+        const x = find(s, q);
+        out.push(x);
+        if (problems !== undefined) reportProblems(ctx, problems(x));
+      } catch (e) {
+        reportMissing(ctx, e, g.json === true);
+      }
+    }
+    emitJson(ctx, out);
+  });
 }
 
 /** `12 minutes ago`, as the docker CLI prints CREATED. */
