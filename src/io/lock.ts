@@ -2,10 +2,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { DatarootError } from '../formats/errors.js';
+import { flockHeld } from './native.js';
 
 /**
  * The daemon lock. dockerd holds an exclusive flock on `<root>/volumes/metadata.db` for its whole
- * life; a writer takes the same lock, non-blocking, and keeps it while it writes. The lock is
+ * life; a writer takes the same lock, non-blocking, and keeps it while it writes. (bbolt retries
+ * its lock for a second when dockerd opens the file, so a probe's instant hold never fails it.) The lock is
  * taken by util-linux flock(1) held by a child process: a real flock(2) on the file, released
  * when the child exits (including when this process dies).
  */
@@ -48,6 +50,8 @@ function flockListed(file: string): boolean | undefined {
  * pool while the caller works): true when some process holds a flock on the file.
  */
 export async function isFlockedAsync(file: string): Promise<boolean> {
+  const quick = nativeProbe(file);
+  if (quick !== undefined) return quick === 'held';
   try {
     const [st, text] = await Promise.all([stat(file, { bigint: true }), readFile('/proc/locks', 'utf8')]);
     return listsFlock(text, lockKey(st.dev, st.ino));
@@ -60,9 +64,24 @@ export async function isFlockedAsync(file: string): Promise<boolean> {
   }
 }
 
-/** Probes the lock without keeping it. Never creates or opens the file. */
+/** The addon's probe (microseconds; /proc/locks can take tens of milliseconds to read). */
+function nativeProbe(file: string): LockState | undefined {
+  try {
+    const held = flockHeld(file);
+    return held === undefined ? undefined : held ? 'held' : 'free';
+  } catch {
+    return undefined; // unreadable file: the other ways answer or say why
+  }
+}
+
+/**
+ * Probes the lock without keeping it: with the addon, a lock tried on a read-only descriptor and
+ * released at once; else /proc/locks; else flock(1). Never creates or writes the file.
+ */
 export function probeLock(file: string): LockState {
   if (!existsSync(file)) return 'absent';
+  const quick = nativeProbe(file);
+  if (quick !== undefined) return quick;
   const listed = flockListed(file);
   if (listed !== undefined) return listed ? 'held' : 'free';
   const r = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), file, 'true'], { stdio: 'ignore' });

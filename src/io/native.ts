@@ -16,6 +16,7 @@ interface Addon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   scandir?(path: string): Buffer;
+  flockProbe?(path: string): boolean;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
   zstdCompressAsync?(data: Buffer, level: number): Promise<Buffer>;
@@ -244,4 +245,15 @@ export function scanDir(path: string): DirListing | undefined {
   const f = load().scandir;
   if (f === undefined) return undefined;
   return new DirListing(wrap('scandir', path, () => f(path)));
+}
+
+/**
+ * Whether some process holds a flock(2) lock on the file: a non-blocking exclusive lock tried on
+ * a read-only descriptor and released at once. Undefined without the addon.
+ */
+export function flockHeld(path: string): boolean | undefined {
+  if (!nativeAvailable()) return undefined;
+  const f = load().flockProbe;
+  if (f === undefined) return undefined;
+  return wrap('flock', path, () => f(path));
 }
