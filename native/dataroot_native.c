@@ -83,6 +83,16 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 0;
 }
 
+/* The one argument of a function that takes a path; on failure a TypeError naming the call. */
+static int path_arg(napi_env env, napi_callback_info info, char *path, const char *usage) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv) || get_string(env, argv[0], path, MAX_PATH)) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  return 0;
+}
+
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[MAX_PATH], name[MAX_NAME];
@@ -111,12 +121,8 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
   char path[MAX_PATH];
-  if (get_args(env, info, 1, argv) || get_string(env, argv[0], path, sizeof path)) {
-    napi_throw_type_error(env, "EINVAL", "llistxattr(path)");
-    return NULL;
-  }
+  if (path_arg(env, info, path, "llistxattr(path)")) return NULL;
   napi_value arr;
   napi_create_array(env, &arr);
   ssize_t n = llistxattr(path, NULL, 0);
@@ -345,12 +351,8 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 static napi_value js_scandir(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
   char path[MAX_PATH];
-  if (get_args(env, info, 1, argv) || get_string(env, argv[0], path, sizeof path)) {
-    napi_throw_type_error(env, "EINVAL", "scandir(path)");
-    return NULL;
-  }
+  if (path_arg(env, info, path, "scandir(path)")) return NULL;
   int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return throw_errno(env, "open", path, errno);
   DIR *d = fdopendir(dfd);
@@ -447,12 +449,8 @@ fail:
  * and releasing it at once. Nothing is written; the file is not read.
  */
 static napi_value js_flock_probe(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
   char path[MAX_PATH];
-  if (get_args(env, info, 1, argv) || get_string(env, argv[0], path, sizeof path)) {
-    napi_throw_type_error(env, "EINVAL", "flockProbe(path)");
-    return NULL;
-  }
+  if (path_arg(env, info, path, "flockProbe(path)")) return NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return throw_errno(env, "open", path, errno);
   int held = 0;
