@@ -1,43 +1,40 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-
-async function readFull(fh: FileHandle, buf: Buffer, len: number, pos: number, path: string): Promise<Buffer> {
-  let done = 0;
-  while (done < len) {
-    const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
-    if (bytesRead === 0) throw new DatarootError('IO_SHORT_READ', `the file ended at ${pos + done} (it shrank?)`, { file: path, offset: pos + done });
-    done += bytesRead;
-  }
-  return buf.subarray(0, len);
-}
+import { ioError } from './pagesource.js';
 
 /**
- * The first `length` bytes of a file as consecutive windows, read ahead on libuv's thread pool
- * (`ahead` reads in flight), so the consumer works on one window while the next ones are read.
- * `ahead + 1` buffers rotate: a window stays valid until the consumer asks for the next one.
+ * The first `length` bytes of a file as consecutive windows, read synchronously into one reused
+ * buffer (a window is valid until the next one is asked for). On a file in the page cache this
+ * measured faster than reading ahead on libuv's thread pool: the copy lands in this core's cache
+ * just before the consumer reads it, and no window waits for a hand-off between threads.
  */
-export async function* readWindows(path: string, length: number, windowSize: number, ahead = 2): AsyncGenerator<Uint8Array> {
-  const fh = await open(path, 'r');
-  const inFlight: Promise<Buffer>[] = [];
+export function* readWindowsSync(path: string, length: number, windowSize: number): Generator<Uint8Array> {
+  let fd: number;
   try {
-    const ring = Array.from({ length: ahead + 1 }, () => Buffer.allocUnsafe(windowSize));
-    let pos = 0;
-    let k = 0;
-    const start = (): void => {
-      if (pos >= length) return;
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw ioError(e as NodeJS.ErrnoException, path);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(windowSize);
+    const whole = new Uint8Array(buf.buffer, buf.byteOffset, windowSize);
+    for (let pos = 0; pos < length; ) {
       const len = Math.min(windowSize, length - pos);
-      inFlight.push(readFull(fh, ring[k % ring.length]!, len, pos, path));
+      let done = 0;
+      while (done < len) {
+        let n: number;
+        try {
+          n = readSync(fd, buf, done, len - done, pos + done);
+        } catch (e) {
+          throw ioError(e as NodeJS.ErrnoException, path);
+        }
+        if (n === 0) throw new DatarootError('IO_SHORT_READ', `the file ended at ${pos + done} (it shrank?)`, { file: path, offset: pos + done });
+        done += n;
+      }
+      yield len === windowSize ? whole : whole.subarray(0, len);
       pos += len;
-      k++;
-    };
-    for (let i = 0; i < ahead; i++) start();
-    while (inFlight.length > 0) {
-      const cur = await inFlight.shift()!;
-      start();
-      yield cur;
     }
   } finally {
-    await Promise.allSettled(inFlight);
-    await fh.close();
+    closeSync(fd);
   }
 }

@@ -74,6 +74,15 @@ class F64List {
     }
     this.data[this.length++] = x;
   }
+  /** Room for n more values; the caller then writes data[length…] and moves length. */
+  reserve(n: number): Float64Array {
+    if (this.length + n > this.data.length) {
+      const d = new Float64Array(Math.max(this.data.length * 2, this.length + n));
+      d.set(this.data.subarray(0, this.length));
+      this.data = d;
+    }
+    return this.data;
+  }
 }
 
 /**
@@ -198,17 +207,16 @@ function indexPlainPage(idx: PageIndex, wv: DataView, w32: Uint32Array | undefin
   if (flags === FLAG_BRANCH) {
     // Child page ids straight from the elements (pos u32, ksize u32, pgid u64): no entry objects.
     const first = idx.kids.length;
+    const kids = idx.kids.reserve(count);
     let end = PAGE_HEADER_SIZE;
     for (let i = 0; i < count; i++) {
       const e = off + PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
       end = e - off + wv.getUint32(e, true) + wv.getUint32(e + 4, true);
       const hi = wv.getUint32(e + 12, true);
-      if (end > ps || hi >= 0x200000) {
-        idx.kids.length = first;
-        return false;
-      }
-      idx.kids.push(hi * 0x100000000 + wv.getUint32(e + 8, true));
+      if (end > ps || hi >= 0x200000) return false;
+      kids[first + i] = hi * 0x100000000 + wv.getUint32(e + 8, true);
     }
+    idx.kids.length = first + count;
     idx.count[pgid] = count;
     idx.used[pgid] = end;
     idx.first[pgid] = first;
