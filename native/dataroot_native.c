@@ -6,6 +6,7 @@
  *   mknod(path, mode, major, minor)                (mode includes S_IFCHR / S_IFBLK / S_IFIFO)
  *   lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)   (utimensat, AT_SYMLINK_NOFOLLOW)
  *   flockProbe(path) -> boolean (true: another open file description holds a flock on it)
+ *   startWriteback(fd, offset, length)   (sync_file_range WRITE: the disk starts on it now, fsync later waits less)
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
  *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer   (with libzstd only:
  *     the snapshot store's objects; Node's zlib has no zstd and its brotli/deflate are 5-20x slower)
@@ -468,6 +469,27 @@ static napi_value js_flock_probe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * startWriteback(fd, offset, length): asks the kernel to start writing a range of a file to disk
+ * now (sync_file_range with SYNC_FILE_RANGE_WRITE, which does not wait for it), so that the
+ * fsync at the end of a long write waits for the last ranges only. Errors are ignored: this is
+ * a hint, and the fsync that follows reports any failure.
+ */
+static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd = -1;
+  double off = 0, len = 0;
+  if (get_args(env, info, 3, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &off) != napi_ok ||
+      napi_get_value_double(env, argv[2], &len) != napi_ok || off < 0 || len < 0) {
+    napi_throw_type_error(env, "EINVAL", "startWriteback(fd, offset, length)");
+    return NULL;
+  }
+#ifdef __linux__
+  sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+#endif
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
@@ -477,6 +499,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL},
       {"scandir", NULL, js_scandir, NULL, NULL, NULL, napi_default, NULL},
       {"flockProbe", NULL, js_flock_probe, NULL, NULL, NULL, napi_default, NULL},
+      {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
 #ifdef HAVE_ZSTD
       {"zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL},

@@ -33,11 +33,12 @@ const fs = require('node:fs');
 const zlib = require('node:zlib');
 const addon = workerData.addon ? require(workerData.addon) : undefined;
 const zstd = addon && addon.zstdCompressInto ? addon : undefined;
+const writeback = addon && addon.startWriteback ? addon.startWriteback : undefined;
 const fd = fs.openSync(workerData.pack, 'r+');
 const counter = new BigInt64Array(workerData.counter);
 // Everything one slot becomes, written with one pwrite: many small writes to one file contend.
-const out = Buffer.allocUnsafe(2 * workerData.slotSize + 65536);
-const tmp = Buffer.allocUnsafe(workerData.slotSize + (workerData.slotSize >> 7) + 65536);
+// A piece is compressed straight into it (room for zstd's bound of a whole slot).
+const out = Buffer.allocUnsafe(workerData.slotSize + (workerData.slotSize >> 7) + 65536);
 function writeAt(b, at) {
   let off = 0;
   while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off, at + off);
@@ -49,23 +50,25 @@ parentPort.on('message', (m) => {
   try {
     for (const p of m.pieces) {
       const raw = buf.subarray(p.off, p.off + p.len);
-      let data = raw;
+      let stored = raw.length;
       let method = 0;
       if (raw.length >= 64) {
         if (zstd) {
-          const n = zstd.zstdCompressInto(raw, tmp, -2);
-          if (n > 0 && n <= raw.length * 0.9) { data = tmp.subarray(0, n); method = 1; }
+          const n = zstd.zstdCompressInto(raw, out.subarray(used), -2);
+          if (n > 0 && n <= raw.length * 0.9) { stored = n; method = 1; }
         } else {
           const c = zlib.brotliCompressSync(raw, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0 } });
-          if (c.length <= raw.length * 0.9) { data = c; method = 2; }
+          if (c.length <= raw.length * 0.9) { c.copy(out, used); stored = c.length; method = 2; }
         }
       }
-      data.copy(out, used);
-      placed.push({ id: p.id, at: used, stored: data.length, raw: raw.length, method });
-      used += data.length;
+      if (method === 0) raw.copy(out, used);
+      placed.push({ id: p.id, at: used, stored, raw: raw.length, method });
+      used += stored;
     }
     const base = Number(Atomics.add(counter, 0, BigInt(used)));
     writeAt(out.subarray(0, used), base);
+    // The disk starts on this range now; the fsync at the end then waits for the last ones only.
+    if (writeback) writeback(fd, base, used);
     const results = placed.map((x) => ({ id: x.id, offset: base + x.at, stored: x.stored, raw: x.raw, method: x.method }));
     parentPort.postMessage({ buf: m.buf, results }, [m.buf]);
   } catch (e) {

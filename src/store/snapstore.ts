@@ -371,12 +371,16 @@ export class PackWriter {
     this.pos = 0;
   }
 
-  private readInto(fd: number, buf: Buffer, at: number, max: number): number {
+  /**
+   * Reads up to max bytes. A short read that brings exactly the size lstat gave is taken as the
+   * end of the file (it saves a read per file); any other short read reads on to a 0.
+   */
+  private readInto(fd: number, buf: Buffer, at: number, max: number, expected: number): number {
     let n = 0;
     while (n < max) {
       const k = readSync(fd, buf, at + n, max - n, null);
-      if (k === 0) break;
       n += k;
+      if (k === 0 || (n < max && n === expected)) break;
     }
     return n;
   }
@@ -392,7 +396,7 @@ export class PackWriter {
         this.cur = await this.pool.slot();
       }
       // Read one byte more than expected: a file that grew is read again as a large one.
-      const n = this.readInto(fd, this.cur, this.pos, Math.min(size + 1, CHUNK - this.pos));
+      const n = this.readInto(fd, this.cur, this.pos, Math.min(size + 1, CHUNK - this.pos), size);
       if (n <= size) {
         const content = this.cur.subarray(this.pos, this.pos + n);
         const hex = createHash('sha256').update(content).digest('hex');
@@ -447,29 +451,35 @@ export class PackWriter {
     await this.pool.drain();
     await this.pool.close();
     const byId = new Map(this.pool.results.map((r) => [r.id, r]));
+    // Every object's head and chunk table, laid out in one buffer and written with one write.
+    let headBytes = 0;
+    for (const o of this.pending.values()) headBytes += RECORD_HEAD + o.pieces.length * CHUNK_ENTRY;
+    const heads = Buffer.alloc(headBytes);
+    const base = this.pool.reserve(headBytes);
+    let at = 0;
     for (const [hex, o] of this.pending) {
-      const head = Buffer.alloc(RECORD_HEAD + o.pieces.length * CHUNK_ENTRY);
-      Buffer.from(hex, 'hex').copy(head, 0);
-      head.writeBigUInt64LE(BigInt(o.size), 32);
-      head.writeUInt32LE(o.pieces.length, 40);
-      o.pieces.forEach((id, i) => {
+      const start = at;
+      heads.write(hex, at, 'hex');
+      heads.writeBigUInt64LE(BigInt(o.size), at + 32);
+      heads.writeUInt32LE(o.pieces.length, at + 40);
+      at += RECORD_HEAD;
+      for (const id of o.pieces) {
         const r = byId.get(id);
         if (r === undefined) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `a chunk of ${hex} was not written`);
-        const at = RECORD_HEAD + i * CHUNK_ENTRY;
-        head.writeBigUInt64LE(BigInt(r.offset), at);
-        head.writeBigUInt64LE(BigInt(r.stored), at + 8);
-        head.writeBigUInt64LE(BigInt(r.raw), at + 16);
-        head[at + 24] = r.method;
+        heads.writeBigUInt64LE(BigInt(r.offset), at);
+        heads.writeBigUInt64LE(BigInt(r.stored), at + 8);
+        heads.writeBigUInt64LE(BigInt(r.raw), at + 16);
+        heads[at + 24] = r.method;
         this.storedBytes += r.stored;
-      });
-      const at = this.pool.reserve(head.length);
-      let off = 0;
-      while (off < head.length) off += writeSync(this.fd, head, off, head.length - off, at + off);
-      this.storedBytes += head.length;
-      this.objects[hex] = [at, o.size];
+        at += CHUNK_ENTRY;
+      }
+      this.storedBytes += at - start;
+      this.objects[hex] = [base + start, o.size];
       this.newBytes += o.size;
       this.count++;
     }
+    let off = 0;
+    while (off < heads.length) off += writeSync(this.fd, heads, off, heads.length - off, base + off);
     fsyncSync(this.fd);
     closeSync(this.fd);
     if (this.count === 0) {
