@@ -8,6 +8,8 @@
  *   flockProbe(path) -> boolean (true: another open file description holds a flock on it)
  *   startWriteback(fd, offset, length)   (sync_file_range WRITE: the disk starts on it now, fsync later waits less)
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
+ *   scanTree(root, prevIdentity, prevVolatile, carry) -> Buffer   (a whole tree, matched against the
+ *     previous snapshot's manifest: see js_scan_tree)
  *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer   (with libzstd only:
  *     the snapshot store's objects; Node's zlib has no zstd and its brotli/deflate are 5-20x slower)
  * Errors are thrown as Error objects with `code` set to the errno name (ENOENT, EPERM, ...).
@@ -64,6 +66,8 @@ static napi_value throw_errno(napi_env env, const char *syscall, const char *pat
   napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, code, message, &err);
+  napi_value where;
+  if (napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &where) == napi_ok) napi_set_named_property(env, err, "path", where);
   napi_throw(env, err);
   return NULL;
 }
@@ -444,6 +448,473 @@ fail:
   return throw_errno(env, failed, path, e);
 }
 
+/* ---- scanTree: a whole tree in one call, matched against the previous manifest ---- */
+
+/* A growable byte buffer; on allocation failure `failed` is set and appends are dropped. */
+typedef struct {
+  unsigned char *p;
+  size_t len, cap;
+  int failed;
+} bytes_t;
+
+static void b_put(bytes_t *b, const void *src, size_t n) {
+  if (b->failed) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (b->len + n > cap) cap *= 2;
+    unsigned char *g = realloc(b->p, cap);
+    if (g == NULL) {
+      b->failed = 1;
+      return;
+    }
+    b->p = g;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, src, n);
+  b->len += n;
+}
+
+static void b_u8(bytes_t *b, unsigned v) {
+  unsigned char c = (unsigned char)v;
+  b_put(b, &c, 1);
+}
+
+static void b_u32(bytes_t *b, uint32_t v) { b_put(b, &v, 4); }
+static void b_u64(bytes_t *b, uint64_t v) { b_put(b, &v, 8); }
+
+/* Decimal text of a signed 128-bit value. */
+static size_t dec128(char *out, __int128 v) {
+  char tmp[48];
+  size_t n = 0;
+  int neg = v < 0;
+  unsigned __int128 u = neg ? (unsigned __int128)(-(v + 1)) + 1 : (unsigned __int128)v;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u != 0);
+  size_t k = 0;
+  if (neg) out[k++] = '-';
+  while (n > 0) out[k++] = tmp[--n];
+  return k;
+}
+
+static size_t ns_text(char *out, struct timespec t) { return dec128(out, (__int128)(int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec); }
+
+/* The manifest's volatile line of an lstat, exactly as manifest.ts's volatileOf writes it:
+ * ["mtime","atime","ctime","ino","dev",nlink] with nanosecond times. Returns its length. */
+static size_t volatile_line(char *out, const struct stat *st) {
+  size_t k = 0;
+  out[k++] = '[';
+  out[k++] = '"';
+  k += ns_text(out + k, st->st_mtim);
+  memcpy(out + k, "\",\"", 3), k += 3;
+  k += ns_text(out + k, st->st_atim);
+  memcpy(out + k, "\",\"", 3), k += 3;
+  k += ns_text(out + k, st->st_ctim);
+  k += (size_t)sprintf(out + k, "\",\"%llu\",\"%llu\",%llu]", (unsigned long long)st->st_ino, (unsigned long long)st->st_dev, (unsigned long long)st->st_nlink);
+  return k;
+}
+
+/* A line with its access time cut out (the second field): [start, a) + [b, end). */
+static int cut_atime(const char *l, size_t n, size_t *a, size_t *b) {
+  const char *x = memmem(l, n, "\",\"", 3);
+  if (x == NULL) return -1;
+  const char *y = memmem(x + 3, n - (size_t)(x + 3 - l), "\",\"", 3);
+  if (y == NULL) return -1;
+  *a = (size_t)(x - l);
+  *b = (size_t)(y - l);
+  return 0;
+}
+
+/* Same mtime, ctime, inode, device and link count (the access time may differ). */
+static int same_but_atime(const char *p, size_t pn, const char *c, size_t cn) {
+  size_t pa, pb, ca, cb;
+  if (cut_atime(p, pn, &pa, &pb) || cut_atime(c, cn, &ca, &cb)) return 0;
+  return pa == ca && memcmp(p, c, pa) == 0 && pn - pb == cn - cb && memcmp(p + pb, c + cb, pn - pb) == 0;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static size_t utf8_put(char *o, uint32_t cp) {
+  if (cp < 0x80) return o[0] = (char)cp, 1;
+  if (cp < 0x800) return o[0] = (char)(0xc0 | (cp >> 6)), o[1] = (char)(0x80 | (cp & 0x3f)), 2;
+  if (cp < 0x10000) return o[0] = (char)(0xe0 | (cp >> 12)), o[1] = (char)(0x80 | ((cp >> 6) & 0x3f)), o[2] = (char)(0x80 | (cp & 0x3f)), 3;
+  o[0] = (char)(0xf0 | (cp >> 18)), o[1] = (char)(0x80 | ((cp >> 12) & 0x3f)), o[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), o[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* The path of an identity line (`["path",...`), JSON escapes decoded into out (cap MAX_PATH).
+ * Returns its length, or -1 when the line does not start that way or the path does not fit. */
+static long line_path(const char *l, size_t n, char *out) {
+  if (n < 3 || l[0] != '[' || l[1] != '"') return -1;
+  size_t k = 0;
+  for (size_t i = 2; i < n; i++) {
+    unsigned char c = (unsigned char)l[i];
+    if (k + 4 >= MAX_PATH) return -1;
+    if (c == '"') return (long)k;
+    if (c != '\\') {
+      out[k++] = (char)c;
+      continue;
+    }
+    if (++i >= n) return -1;
+    switch (l[i]) {
+    case '"': out[k++] = '"'; break;
+    case '\\': out[k++] = '\\'; break;
+    case '/': out[k++] = '/'; break;
+    case 'b': out[k++] = '\b'; break;
+    case 'f': out[k++] = '\f'; break;
+    case 'n': out[k++] = '\n'; break;
+    case 'r': out[k++] = '\r'; break;
+    case 't': out[k++] = '\t'; break;
+    case 'u': {
+      if (i + 4 >= n) return -1;
+      uint32_t cp = 0;
+      for (int j = 1; j <= 4; j++) {
+        int h = hexval(l[i + j]);
+        if (h < 0) return -1;
+        cp = cp * 16 + (uint32_t)h;
+      }
+      i += 4;
+      if (cp >= 0xd800 && cp < 0xdc00 && i + 6 < n && l[i + 1] == '\\' && l[i + 2] == 'u') {
+        uint32_t lo = 0;
+        int ok = 1;
+        for (int j = 3; j <= 6; j++) {
+          int h = hexval(l[i + j]);
+          if (h < 0) ok = 0;
+          else lo = lo * 16 + (uint32_t)h;
+        }
+        if (ok && lo >= 0xdc00 && lo < 0xe000) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          i += 6;
+        }
+      }
+      k += utf8_put(out + k, cp);
+      break;
+    }
+    default: return -1;
+    }
+  }
+  return -1;
+}
+
+/* Walk order of two relative paths: name by name (bytes), a directory before what it holds. */
+static int cmp_walk(const char *a, size_t an, const char *b, size_t bn) {
+  size_t i = 0, j = 0;
+  for (;;) {
+    int aout = i >= an, bout = j >= bn;
+    if (aout || bout) return aout && bout ? 0 : aout ? -1 : 1;
+    size_t ie = i, je = j;
+    while (ie < an && a[ie] != '/') ie++;
+    while (je < bn && b[je] != '/') je++;
+    size_t la = ie - i, lb = je - j;
+    int c = memcmp(a + i, b + j, la < lb ? la : lb);
+    if (c != 0) return c < 0 ? -1 : 1;
+    if (la != lb) return la < lb ? -1 : 1;
+    i = ie + 1;
+    j = je + 1;
+  }
+}
+
+typedef struct {
+  bytes_t ops, full, vol;
+  /* The previous manifest: identity and volatile lines, a cursor on each. */
+  const char *pid, *pvol;
+  size_t pid_len, pvol_len, pid_at, pvol_at;
+  uint32_t prev_index, entries;
+  int carry;
+  /* The open run of carried entries: consecutive previous identity lines. */
+  int in_run;
+  uint32_t run_id_start, run_id_end, run_vol_start, run_count, run_files;
+  uint64_t run_bytes;
+  /* The previous entry under the cursor: its path (decoded), or no previous entry left. */
+  char ppath[MAX_PATH];
+  long ppath_len;
+  int pvalid;
+  /* An error: errno and the path it happened on. */
+  int err;
+  const char *err_call;
+  char err_path[MAX_PATH];
+} tree_t;
+
+/* Moves the previous-manifest cursor to the next entry (or past the end). */
+static void prev_next(tree_t *t) {
+  if (t->pvalid) {
+    const char *nl = memchr(t->pid + t->pid_at, '\n', t->pid_len - t->pid_at);
+    const char *vnl = memchr(t->pvol + t->pvol_at, '\n', t->pvol_len - t->pvol_at);
+    if (nl == NULL || vnl == NULL) {
+      t->pvalid = 0;
+      return;
+    }
+    t->pid_at = (size_t)(nl - t->pid) + 1;
+    t->pvol_at = (size_t)(vnl - t->pvol) + 1;
+    t->prev_index++;
+  }
+  t->pvalid = 0;
+  while (t->pid_at < t->pid_len && t->pvol_at < t->pvol_len) {
+    const char *l = t->pid + t->pid_at;
+    const char *nl = memchr(l, '\n', t->pid_len - t->pid_at);
+    size_t n = nl ? (size_t)(nl - l) : t->pid_len - t->pid_at;
+    t->ppath_len = line_path(l, n, t->ppath);
+    t->pvalid = 1;
+    return;
+  }
+}
+
+/* Ends the open run of carried entries: op 0 with its identity and volatile ranges and counts. */
+static void run_close(tree_t *t) {
+  if (!t->in_run) return;
+  t->in_run = 0;
+  b_u8(&t->ops, 0);
+  b_u32(&t->ops, t->run_id_start);
+  b_u32(&t->ops, t->run_id_end);
+  b_u32(&t->ops, t->run_vol_start);
+  b_u32(&t->ops, (uint32_t)t->vol.len);
+  b_u32(&t->ops, t->run_count);
+  b_u32(&t->ops, t->run_files);
+  b_u64(&t->ops, t->run_bytes);
+}
+
+/* One walked entry: carried (the previous entry with the same path, unchanged) or in full. */
+static void emit(tree_t *t, const char *rel, size_t rel_len, const struct stat *st) {
+  char line[256];
+  size_t ln = volatile_line(line, st);
+  int carried = 0;
+  t->entries++;
+  if (t->pid != NULL) {
+    /* Skip previous entries that come before this one in walk order (they were removed). */
+    while (t->pvalid && t->ppath_len >= 0 && cmp_walk(t->ppath, (size_t)t->ppath_len, rel, rel_len) < 0) prev_next(t);
+    if (t->pvalid && t->ppath_len == (long)rel_len && memcmp(t->ppath, rel, rel_len) == 0) {
+      const char *pl = t->pvol + t->pvol_at;
+      const char *pnl = memchr(pl, '\n', t->pvol_len - t->pvol_at);
+      size_t pn = pnl ? (size_t)(pnl - pl) : t->pvol_len - t->pvol_at;
+      if (t->carry && (S_ISDIR(st->st_mode) || st->st_nlink == 1) && same_but_atime(pl, pn, line, ln)) carried = 1;
+      if (carried) {
+        const char *il = t->pid + t->pid_at;
+        const char *inl = memchr(il, '\n', t->pid_len - t->pid_at);
+        uint32_t id_start = (uint32_t)t->pid_at, id_end = inl ? (uint32_t)(inl - t->pid) + 1 : (uint32_t)t->pid_len;
+        if (!t->in_run || t->run_id_end != id_start) {
+          run_close(t);
+          t->in_run = 1;
+          t->run_id_start = id_start;
+          t->run_vol_start = (uint32_t)t->vol.len;
+          t->run_count = t->run_files = 0;
+          t->run_bytes = 0;
+        }
+        t->run_id_end = id_end;
+        t->run_count++;
+        if (S_ISREG(st->st_mode)) {
+          t->run_files++;
+          t->run_bytes += (uint64_t)st->st_size;
+        }
+        b_put(&t->vol, line, ln);
+        b_u8(&t->vol, '\n');
+      }
+      prev_next(t);
+    } else if (t->pvalid && t->ppath_len < 0) {
+      /* A previous path that cannot be decoded stops the matching: the rest is new. */
+      t->pvalid = 0;
+    }
+  }
+  if (!carried) {
+    run_close(t);
+    b_u8(&t->ops, 1);
+  }
+  if (!carried) {
+    uint16_t n16 = (uint16_t)rel_len;
+    b_put(&t->full, &n16, 2);
+    b_put(&t->full, rel, rel_len);
+    uint64_t f[SCAN_FIELDS] = {st->st_mode, st->st_uid, st->st_gid, (uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_atim.tv_sec,
+                               (uint64_t)st->st_atim.tv_nsec, (uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec, st->st_ino, st->st_dev, st->st_nlink, st->st_rdev};
+    b_put(&t->full, f, sizeof f);
+  }
+}
+
+static void tree_fail(tree_t *t, const char *call, const char *path, int e) {
+  if (t->err) return;
+  t->err = e;
+  t->err_call = call;
+  snprintf(t->err_path, sizeof t->err_path, "%s", path);
+}
+
+/* The children of directory `abs` (relative path rel), each emitted and, when a directory, walked. */
+static void walk_dir(tree_t *t, char *abs, size_t abs_len, char *rel, size_t rel_len) {
+  int dfd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return tree_fail(t, "open", abs, errno);
+  DIR *d = fdopendir(dfd);
+  if (d == NULL) {
+    int e = errno;
+    close(dfd);
+    return tree_fail(t, "fdopendir", abs, e);
+  }
+  size_t ncap = 64, count = 0, acap = 1 << 12, alen = 0;
+  size_t *offs = malloc(ncap * sizeof *offs);
+  char *arena = malloc(acap);
+  char **names = NULL;
+  struct stat *sts = NULL;
+  if (offs == NULL || arena == NULL) {
+    tree_fail(t, "scandir", abs, ENOMEM);
+    goto done;
+  }
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
+    size_t nl = strlen(n) + 1;
+    if (count == ncap) {
+      size_t *g = realloc(offs, (ncap *= 2) * sizeof *offs);
+      if (g == NULL) {
+        tree_fail(t, "scandir", abs, ENOMEM);
+        goto done;
+      }
+      offs = g;
+    }
+    if (alen + nl > acap) {
+      while (alen + nl > acap) acap *= 2;
+      char *g = realloc(arena, acap);
+      if (g == NULL) {
+        tree_fail(t, "scandir", abs, ENOMEM);
+        goto done;
+      }
+      arena = g;
+    }
+    memcpy(arena + alen, n, nl);
+    offs[count++] = alen;
+    alen += nl;
+    errno = 0;
+  }
+  if (errno != 0) {
+    tree_fail(t, "readdir", abs, errno);
+    goto done;
+  }
+  names = malloc((count + 1) * sizeof *names);
+  sts = malloc((count + 1) * sizeof *sts);
+  if (names == NULL || sts == NULL) {
+    tree_fail(t, "scandir", abs, ENOMEM);
+    goto done;
+  }
+  for (size_t i = 0; i < count; i++) names[i] = arena + offs[i];
+  qsort(names, count, sizeof *names, cmp_names);
+  /* Every child's lstat first (as the JavaScript walk does), then each child in turn. */
+  for (size_t i = 0; i < count; i++) {
+    if (fstatat(dfd, names[i], &sts[i], AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) {
+        names[i] = NULL; /* vanished meanwhile */
+        continue;
+      }
+      tree_fail(t, "fstatat", abs, errno);
+      goto done;
+    }
+  }
+  closedir(d);
+  d = NULL;
+  for (size_t i = 0; i < count && !t->err; i++) {
+    if (names[i] == NULL) continue;
+    size_t nl = strlen(names[i]);
+    if (abs_len + 1 + nl >= MAX_PATH || rel_len + 1 + nl >= MAX_PATH || nl > 0xffff) {
+      tree_fail(t, "scandir", abs, ENAMETOOLONG);
+      break;
+    }
+    size_t al = abs_len, rl = rel_len;
+    if (al == 0 || abs[al - 1] != '/') abs[al++] = '/';
+    memcpy(abs + al, names[i], nl + 1);
+    if (rl > 0) rel[rl++] = '/';
+    memcpy(rel + rl, names[i], nl + 1);
+    emit(t, rel, rl + nl, &sts[i]);
+    if (S_ISDIR(sts[i].st_mode)) walk_dir(t, abs, al + nl, rel, rl + nl);
+    abs[abs_len] = 0;
+    rel[rel_len] = 0;
+  }
+done:
+  if (d != NULL) closedir(d);
+  free(sts);
+  free(names);
+  free(offs);
+  free(arena);
+}
+
+/*
+ * scanTree(root, prevIdentity, prevVolatile, carry) -> Buffer
+ * The whole tree under root in walk order (depth first, names in byte order, symlinks not
+ * followed; the root itself first, with the path ""). When the previous snapshot's identity and
+ * volatile lines are given (Buffers, one line per entry, same walk order), each entry is matched
+ * to the previous entry with its path by a merge of the two orders; an entry that is a directory
+ * or has one link, and whose mtime, ctime, inode, device and link count are what the previous
+ * line says, is "carried" (with `carry` true).
+ * Result: u32 entry count, u32 ops bytes, u32 full bytes, u32 volatile bytes, then
+ *   ops: in walk order, u8 1 for an entry in full, or u8 0 for a run of carried entries whose
+ *     previous identity lines follow each other: u32 identity start and end (byte offsets in
+ *     prevIdentity), u32 volatile start and end (in the volatile section below), u32 entries,
+ *     u32 regular files, u64 bytes of those files;
+ *   full: per entry in full, as scandir's records with the relative path as the name;
+ *   volatile: per carried entry, its new volatile line and a newline.
+ */
+static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char *abs = malloc(MAX_PATH), *rel = malloc(MAX_PATH);
+  tree_t *t = calloc(1, sizeof *t);
+  napi_value result = NULL;
+  if (abs == NULL || rel == NULL || t == NULL) {
+    free(abs), free(rel), free(t);
+    return throw_errno(env, "scanTree", "", ENOMEM);
+  }
+  bool carry = false;
+  napi_valuetype vt1, vt2;
+  if (get_args(env, info, 4, argv) || get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &carry) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry)");
+    goto out;
+  }
+  if (vt1 == napi_object && vt2 == napi_object) {
+    void *a = NULL, *b = NULL;
+    size_t an = 0, bn = 0;
+    if (napi_get_buffer_info(env, argv[1], &a, &an) != napi_ok || napi_get_buffer_info(env, argv[2], &b, &bn) != napi_ok) {
+      napi_throw_type_error(env, "EINVAL", "scanTree: the previous lines must be Buffers");
+      goto out;
+    }
+    t->pid = a, t->pid_len = an, t->pvol = b, t->pvol_len = bn;
+    t->carry = carry;
+    prev_next(t);
+  }
+  struct stat st;
+  if (lstat(abs, &st) != 0) {
+    throw_errno(env, "lstat", abs, errno);
+    goto out;
+  }
+  rel[0] = 0;
+  emit(t, rel, 0, &st);
+  if (S_ISDIR(st.st_mode)) walk_dir(t, abs, strlen(abs), rel, 0);
+  run_close(t);
+  if (t->err) {
+    throw_errno(env, t->err_call, t->err_path, t->err);
+    goto out;
+  }
+  if (t->ops.failed || t->full.failed || t->vol.failed) {
+    throw_errno(env, "scanTree", abs, ENOMEM);
+    goto out;
+  }
+  uint32_t head[4] = {t->entries, (uint32_t)t->ops.len, (uint32_t)t->full.len, (uint32_t)t->vol.len};
+  size_t total = sizeof head + t->ops.len + t->full.len + t->vol.len;
+  void *data = NULL;
+  if (napi_create_buffer(env, total, &data, &result) != napi_ok) {
+    result = NULL;
+    goto out;
+  }
+  memcpy(data, head, sizeof head);
+  if (t->ops.len) memcpy((char *)data + sizeof head, t->ops.p, t->ops.len);
+  if (t->full.len) memcpy((char *)data + sizeof head + t->ops.len, t->full.p, t->full.len);
+  if (t->vol.len) memcpy((char *)data + sizeof head + t->ops.len + t->full.len, t->vol.p, t->vol.len);
+out:
+  free(t->ops.p), free(t->full.p), free(t->vol.p);
+  free(t), free(abs), free(rel);
+  return result;
+}
+
 /*
  * flockProbe(path) -> boolean: whether a flock(2) lock is held on the file (dockerd's lock on
  * volumes/metadata.db), found by trying a non-blocking exclusive lock on a read-only descriptor
@@ -498,6 +969,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
       {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL},
       {"scandir", NULL, js_scandir, NULL, NULL, NULL, napi_default, NULL},
+      {"scanTree", NULL, js_scan_tree, NULL, NULL, NULL, napi_default, NULL},
       {"flockProbe", NULL, js_flock_probe, NULL, NULL, NULL, napi_default, NULL},
       {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
 #ifdef HAVE_ZSTD

@@ -16,6 +16,7 @@ interface Addon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   scandir?(path: string): Buffer;
+  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean): Buffer;
   flockProbe?(path: string): boolean;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
@@ -245,6 +246,39 @@ export function scanDir(path: string): DirListing | undefined {
   const f = load().scandir;
   if (f === undefined) return undefined;
   return new DirListing(wrap('scandir', path, () => f(path)));
+}
+
+/**
+ * A whole tree in walk order from one native call, matched against the previous snapshot's
+ * manifest lines: `ops` holds per entry 0 (carried: u32 previous index, u32 mode, u64 size) or
+ * 1 (in full: the next record of `full`, a listing whose names are relative paths); `volatile`
+ * holds the new volatile line of each carried entry. Undefined when the addon lacks it.
+ */
+export interface TreeScan {
+  count: number;
+  ops: Buffer;
+  full: DirListing;
+  volatile: Buffer;
+}
+
+export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean): TreeScan | undefined {
+  if (!nativeAvailable()) return undefined;
+  const f = load().scanTree;
+  if (f === undefined) return undefined;
+  let b: Buffer;
+  try {
+    b = f(root, prevIdentity ?? null, prevVolatile ?? null, carry);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const at = err.path ?? root;
+    throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
+  }
+  const opsLen = b.readUInt32LE(4);
+  const fullLen = b.readUInt32LE(8);
+  const volLen = b.readUInt32LE(12);
+  const ops = b.subarray(16, 16 + opsLen);
+  const full = b.subarray(16 + opsLen, 16 + opsLen + fullLen);
+  return { count: b.readUInt32LE(0), ops, full: new DirListing(full), volatile: b.subarray(16 + opsLen + fullLen, 16 + opsLen + fullLen + volLen) };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { DirListing, listXattrs, nativeAvailable, scanDir } from '../io/native.js';
+import { DirListing, listXattrs, nativeAvailable, scanDir, scanTree as scanTreeNative, type TreeScan } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
@@ -64,6 +64,8 @@ function lstatOf(abs: string | Buffer, name: Buffer): DirListing {
 
 interface Walked {
   entry: ManifestEntry | CarriedEntry;
+  /** A run of carried entries: how many, how many regular files, their bytes. */
+  run?: { count: number; files: number; bytes: number };
   /** Path for fs calls (a Buffer when the name is not UTF-8). */
   abs: string | Buffer;
   type: EntryType;
@@ -107,6 +109,19 @@ function hashFd(fd: number, buf: Buffer): { hex: string; size: number; kind: Con
   return { hex: h.digest('hex'), size, kind };
 }
 
+/** The native tree scan, with the previous snapshot's lines to match against (`identity`: those lines). */
+function walkTree(root: string, prevs: Previous | undefined): (TreeScan & { identity?: Buffer }) | undefined {
+  try {
+    if (prevs === undefined) return scanTreeNative(root, undefined, undefined, false);
+    const [text, vol] = prevs.lines.parts();
+    const identity = text.subarray(prevs.lines.idStart, prevs.lines.idEnd);
+    const tree = scanTreeNative(root, identity, vol, prevs.carry);
+    return tree === undefined ? undefined : { ...tree, identity };
+  } catch (e) {
+    throw vanished((e as DatarootError).details?.['file']?.toString() ?? root, e);
+  }
+}
+
 export interface ScanOptions {
   exclude: string[];
   metadataOnly: string[];
@@ -142,14 +157,21 @@ function vanished(abs: string | Buffer, e: unknown): DatarootError {
  * are the same, and never for hard links (the first path of an inode may have changed).
  */
 export class Previous {
-  private readonly byPath = new Map<string, number>();
+  private byPathMap: Map<string, number> | undefined;
 
   constructor(
     readonly lines: ManifestLines,
     /** Whether identity lines may be carried (same exclude and metadata-only options). */
     readonly carry: boolean,
-  ) {
-    for (let i = 0; i < lines.count; i++) this.byPath.set(lines.pathOf(i), i);
+  ) {}
+
+  /** Entry indexes by path, built on first use (a scan that finds nothing changed never needs it). */
+  private get byPath(): Map<string, number> {
+    if (this.byPathMap === undefined) {
+      this.byPathMap = new Map();
+      for (let i = 0; i < this.lines.count; i++) this.byPathMap.set(this.lines.pathOf(i), i);
+    }
+    return this.byPathMap;
   }
 
   index(path: string): number | undefined {
@@ -185,6 +207,62 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   if (!xattrs) stats.warnings.push('the native addon is not built: extended attributes are not recorded');
   const inodes = new Map<string, string>();
   const prevs = o.previous;
+  /** An entry described in full (new or changed since the previous snapshot). */
+  const fullEntry = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number): Walked => {
+    const rawMode = L.num(i, 0);
+    const type = typeOf(rawMode);
+    const size = type === 'file' || type === 'symlink' ? L.num(i, 3) : 0;
+    const nlink = L.num(i, 12);
+    const mtime = L.timeNs(i, 0);
+    const atime = L.timeNs(i, 1);
+    const ctime = L.timeNs(i, 2);
+    const ino = L.ino(i);
+    const dev = L.dev(i);
+    const entry: ManifestEntry = { path: rel, type, mode: rawMode & 0o7777, uid: L.num(i, 1), gid: L.num(i, 2), size, mtime, atime, ctime, ino, dev, nlink };
+    if (relRaw !== undefined) entry.pathBase64 = relRaw.toString('base64');
+    if (type === 'char' || type === 'block') entry.rdev = devParts(L.rdev(i));
+    if (type === 'symlink') {
+      let t: Buffer;
+      try {
+        t = readlinkSync(abs, { encoding: 'buffer' });
+      } catch (e) {
+        throw vanished(abs, e);
+      }
+      if (isUtf8(t)) entry.target = t.toString('utf8');
+      else {
+        entry.target = t.toString('latin1');
+        entry.targetBase64 = t.toString('base64');
+      }
+    }
+    if (type !== 'dir' && nlink > 1) {
+      const key = `${dev}:${ino}`;
+      const first = inodes.get(key);
+      if (first !== undefined) entry.link = first;
+      else inodes.set(key, rel);
+    }
+    const prev = prevs?.entry(rel);
+    const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
+    if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
+    else if (xattrs && typeof abs === 'string' && !unchanged) {
+      try {
+        const x = listXattrs(abs);
+        if (x.size > 0) entry.xattrs = Object.fromEntries([...x].map(([k, v]) => [k, v.toString('base64')]));
+      } catch (e) {
+        if (e instanceof DatarootError && e.code === 'IO_ENOENT') throw vanished(abs, e);
+        stats.warnings.push(`${rel}: extended attributes cannot be read (${(e as Error).message})`);
+      }
+    }
+    if (type === 'file' && entry.link === undefined && unchanged && prev.sha256 !== undefined) {
+      const storedOk = prev.stored !== true || o.store?.has(prev.sha256) === true || o.store === undefined;
+      if (storedOk) {
+        entry.sha256 = prev.sha256;
+        if (prev.kind !== undefined) entry.kind = prev.kind;
+        if (prev.stored !== undefined) entry.stored = prev.stored && !matchesAny(rel, metaOnly);
+        stats.reused++;
+      }
+    }
+    return { entry, abs, type, size };
+  };
   const visit = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number): void => {
     const rawMode = L.num(i, 0);
     const type = typeOf(rawMode);
@@ -201,52 +279,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     if (pi !== undefined && withoutAtime(prevs!.lines.volatileLine(pi)) === withoutAtime(volatile)) {
       walked.push({ entry: { carried: prevs!.lines.identityBytes(pi), volatile }, abs, type, size });
       if (type === 'file') stats.reused++;
-    } else {
-      const entry: ManifestEntry = { path: rel, type, mode: rawMode & 0o7777, uid: L.num(i, 1), gid: L.num(i, 2), size, mtime, atime, ctime, ino, dev, nlink };
-      if (relRaw !== undefined) entry.pathBase64 = relRaw.toString('base64');
-      if (type === 'char' || type === 'block') entry.rdev = devParts(L.rdev(i));
-      if (type === 'symlink') {
-        let t: Buffer;
-        try {
-          t = readlinkSync(abs, { encoding: 'buffer' });
-        } catch (e) {
-          throw vanished(abs, e);
-        }
-        if (isUtf8(t)) entry.target = t.toString('utf8');
-        else {
-          entry.target = t.toString('latin1');
-          entry.targetBase64 = t.toString('base64');
-        }
-      }
-      if (type !== 'dir' && nlink > 1) {
-        const key = `${dev}:${ino}`;
-        const first = inodes.get(key);
-        if (first !== undefined) entry.link = first;
-        else inodes.set(key, rel);
-      }
-      const prev = prevs?.entry(rel);
-      const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
-      if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
-      else if (xattrs && typeof abs === 'string' && !unchanged) {
-        try {
-          const x = listXattrs(abs);
-          if (x.size > 0) entry.xattrs = Object.fromEntries([...x].map(([k, v]) => [k, v.toString('base64')]));
-        } catch (e) {
-          if (e instanceof DatarootError && e.code === 'IO_ENOENT') throw vanished(abs, e);
-          stats.warnings.push(`${rel}: extended attributes cannot be read (${(e as Error).message})`);
-        }
-      }
-      if (type === 'file' && entry.link === undefined && unchanged && prev.sha256 !== undefined) {
-        const storedOk = prev.stored !== true || o.store?.has(prev.sha256) === true || o.store === undefined;
-        if (storedOk) {
-          entry.sha256 = prev.sha256;
-          if (prev.kind !== undefined) entry.kind = prev.kind;
-          if (prev.stored !== undefined) entry.stored = prev.stored && !matchesAny(rel, metaOnly);
-          stats.reused++;
-        }
-      }
-      walked.push({ entry, abs, type, size });
-    }
+    } else walked.push(fullEntry(abs, rel, relRaw, L, i));
     if (type !== 'dir') return;
     // One native call per directory (names and their lstat, sorted); readdir and lstat without
     // the addon or for paths that are not UTF-8.
@@ -287,7 +320,52 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
       else visit(childAbs, childRel, childRaw, lstatOf(childAbs, n()), 0);
     }
   };
-  visit(root, '', undefined, lstatOf(root, Buffer.alloc(0)), 0);
+  // The whole tree in one native call, matched there against the previous manifest (entries that
+  // did not change cost no JavaScript beyond a line carried over); without the addon, or with
+  // --exclude, a walk here with one native call per directory.
+  const tree = exclude.length === 0 ? walkTree(root, prevs) : undefined;
+  if (tree !== undefined) {
+    const { ops, full, volatile: vol, identity } = tree;
+    const sep = root.endsWith('/') ? '' : '/';
+    let at = 0;
+    let fi = 0;
+    for (let n = 0; n < tree.count; n++) {
+      if (ops[at] === 0) {
+        const count = ops.readUInt32LE(at + 17);
+        const run = { count, files: ops.readUInt32LE(at + 21), bytes: ops.readUInt32LE(at + 25) + ops.readUInt32LE(at + 29) * 0x100000000 };
+        const carried = identity!.subarray(ops.readUInt32LE(at + 1), ops.readUInt32LE(at + 5));
+        walked.push({ entry: { carried, volatile: vol.subarray(ops.readUInt32LE(at + 9), ops.readUInt32LE(at + 13)), count }, abs: '', type: 'dir', size: 0, run });
+        stats.reused += run.files;
+        at += 33;
+        n += count - 1;
+        continue;
+      }
+      at += 1;
+      const relBytes = full.name(fi);
+      let rel: string;
+      let relRaw: Buffer | undefined;
+      let abs: string | Buffer;
+      if (isUtf8(relBytes)) {
+        rel = relBytes.toString('utf8');
+        abs = rel === '' ? root : `${root}${sep}${rel}`;
+      } else {
+        // As the walk below names it: each name as UTF-8 when it is, else as latin1.
+        const names: string[] = [];
+        for (let p = 0; p <= relBytes.length; ) {
+          let q = relBytes.indexOf(0x2f, p);
+          if (q < 0) q = relBytes.length;
+          const c = relBytes.subarray(p, q);
+          names.push(c.toString(isUtf8(c) ? 'utf8' : 'latin1'));
+          p = q + 1;
+        }
+        rel = names.join('/');
+        relRaw = Buffer.from(relBytes);
+        abs = Buffer.concat([Buffer.from(`${root}${sep}`), relBytes]);
+      }
+      walked.push(fullEntry(abs, rel, relRaw, full, fi));
+      fi++;
+    }
+  } else visit(root, '', undefined, lstatOf(root, Buffer.alloc(0)), 0);
   o.onWalked?.();
   // Content: read and hash what is new, store what is not metadata-only.
   let totalBytes = 0;
@@ -295,6 +373,12 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   let bytes = 0;
   const scratch = Buffer.allocUnsafe(CHUNK);
   for (const w of walked) {
+    if (w.run !== undefined) {
+      stats.entries += w.run.count;
+      stats.files += w.run.files;
+      stats.logicalBytes += w.run.bytes;
+      continue;
+    }
     stats.entries++;
     if (w.type !== 'file') continue;
     stats.files++;

@@ -238,12 +238,15 @@ function decodeEntry(idLine: string, volLine: string): ManifestEntry {
 }
 
 /**
- * An entry carried over unchanged from the previous snapshot: its identity line verbatim (with
- * its newline) and a volatile line of now (the access time may differ).
+ * Entries carried over unchanged from the previous snapshot: their identity lines verbatim (with
+ * their newlines) and volatile lines of now (the access time may differ). One entry with a
+ * volatile line as text, or a run of `count` entries whose volatile lines (newlines included)
+ * are a Buffer.
  */
 export interface CarriedEntry {
   carried: Buffer;
-  volatile: string;
+  volatile: string | Buffer;
+  count?: number;
 }
 
 export function isCarried(e: ManifestEntry | CarriedEntry): e is CarriedEntry {
@@ -271,8 +274,23 @@ export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 've
   }
   flush();
   const identity = Buffer.concat(parts);
-  const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count: entries.length, identityBytes: identity.length };
-  const vol = Buffer.from(entries.map((e) => `${isCarried(e) ? e.volatile : volatileLine(e)}\n`).join(''));
+  let count = 0;
+  const volParts: Buffer[] = [];
+  let volText: string[] = [];
+  for (const e of entries) {
+    if (isCarried(e) && typeof e.volatile !== 'string') {
+      if (volText.length > 0) volParts.push(Buffer.from(volText.join('')));
+      volText = [];
+      volParts.push(e.volatile);
+      count += e.count ?? 1;
+    } else {
+      volText.push(`${isCarried(e) ? e.volatile : volatileLine(e)}\n`);
+      count++;
+    }
+  }
+  if (volText.length > 0) volParts.push(Buffer.from(volText.join('')));
+  const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count, identityBytes: identity.length };
+  const vol = Buffer.concat(volParts);
   return new ManifestLines(h, Buffer.concat([Buffer.from(`${JSON.stringify(h)}\n`), identity]), vol);
 }
 
