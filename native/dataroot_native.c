@@ -242,7 +242,11 @@ static napi_value js_zstd_compress_into(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "zstdCompressInto(src, dst, level)");
     return NULL;
   }
-  size_t n = ZSTD_compress(dst, cap, src, len, level);
+  /* One context per thread, reused: a new one per call cost about 10 µs, a fifth of the time
+   * to compress a 25 KB file. (Each worker thread loads this addon and calls it in turn.) */
+  static __thread ZSTD_CCtx *cctx = NULL;
+  if (cctx == NULL) cctx = ZSTD_createCCtx();
+  size_t n = cctx != NULL ? ZSTD_compressCCtx(cctx, dst, cap, src, len, level) : ZSTD_compress(dst, cap, src, len, level);
   napi_value out;
   napi_create_double(env, ZSTD_isError(n) ? 0 : (double)n, &out);
   return out;
