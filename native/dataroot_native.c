@@ -486,6 +486,11 @@ static void b_u8(bytes_t *b, unsigned v) {
 static void b_u32(bytes_t *b, uint32_t v) { b_put(b, &v, 4); }
 static void b_u64(bytes_t *b, uint64_t v) { b_put(b, &v, 8); }
 
+static void free_bytes(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  free(data);
+}
+
 /* Decimal text of a signed 128-bit value. */
 static size_t dec128(char *out, __int128 v) {
   char tmp[48];
@@ -850,7 +855,7 @@ done:
  * to the previous entry with its path by a merge of the two orders; an entry that is a directory
  * or has one link, and whose mtime, ctime, inode, device and link count are what the previous
  * line says, is "carried" (with `carry` true).
- * Result: u32 entry count, u32 ops bytes, u32 full bytes, u32 volatile bytes, then
+ * Result: [entry count, ops, full, volatile] (three Buffers):
  *   ops: in walk order, u8 1 for an entry in full, or u8 0 for a run of carried entries whose
  *     previous identity lines follow each other: u32 identity start and end (byte offsets in
  *     prevIdentity), u32 volatile start and end (in the volatile section below), u32 entries,
@@ -902,17 +907,24 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
     throw_errno(env, "scanTree", abs, ENOMEM);
     goto out;
   }
-  uint32_t head[4] = {t->entries, (uint32_t)t->ops.len, (uint32_t)t->full.len, (uint32_t)t->vol.len};
-  size_t total = sizeof head + t->ops.len + t->full.len + t->vol.len;
-  void *data = NULL;
-  if (napi_create_buffer(env, total, &data, &result) != napi_ok) {
+  /* The three parts handed over without a copy (a large tree's records are hundreds of MB). */
+  napi_value parts[3], count;
+  bytes_t *bs[3] = {&t->ops, &t->full, &t->vol};
+  for (int k = 0; k < 3; k++) {
+    void *data = NULL;
+    if (bs[k]->len == 0) {
+      if (napi_create_buffer(env, 0, &data, &parts[k]) != napi_ok) goto out;
+      continue;
+    }
+    if (napi_create_external_buffer(env, bs[k]->len, bs[k]->p, free_bytes, NULL, &parts[k]) != napi_ok) goto out;
+    bs[k]->p = NULL; /* owned by the Buffer now */
+  }
+  if (napi_create_array_with_length(env, 4, &result) != napi_ok || napi_create_uint32(env, t->entries, &count) != napi_ok) {
     result = NULL;
     goto out;
   }
-  memcpy(data, head, sizeof head);
-  if (t->ops.len) memcpy((char *)data + sizeof head, t->ops.p, t->ops.len);
-  if (t->full.len) memcpy((char *)data + sizeof head + t->ops.len, t->full.p, t->full.len);
-  if (t->vol.len) memcpy((char *)data + sizeof head + t->ops.len + t->full.len, t->vol.p, t->vol.len);
+  napi_set_element(env, result, 0, count);
+  for (int k = 0; k < 3; k++) napi_set_element(env, result, (uint32_t)k + 1, parts[k]);
 out:
   free(t->ops.p), free(t->full.p), free(t->vol.p);
   free(t), free(abs), free(rel);

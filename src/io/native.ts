@@ -16,7 +16,7 @@ interface Addon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   scandir?(path: string): Buffer;
-  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean): Buffer;
+  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean): [number, Buffer, Buffer, Buffer];
   flockProbe?(path: string): boolean;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
@@ -265,20 +265,15 @@ export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVol
   if (!nativeAvailable()) return undefined;
   const f = load().scanTree;
   if (f === undefined) return undefined;
-  let b: Buffer;
+  let r: [number, Buffer, Buffer, Buffer];
   try {
-    b = f(root, prevIdentity ?? null, prevVolatile ?? null, carry);
+    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;
     throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
   }
-  const opsLen = b.readUInt32LE(4);
-  const fullLen = b.readUInt32LE(8);
-  const volLen = b.readUInt32LE(12);
-  const ops = b.subarray(16, 16 + opsLen);
-  const full = b.subarray(16 + opsLen, 16 + opsLen + fullLen);
-  return { count: b.readUInt32LE(0), ops, full: new DirListing(full), volatile: b.subarray(16 + opsLen + fullLen, 16 + opsLen + fullLen + volLen) };
+  return { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3] };
 }
 
 /**
