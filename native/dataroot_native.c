@@ -664,14 +664,13 @@ static void prev_next(tree_t *t) {
     t->prev_index++;
   }
   t->pvalid = 0;
-  while (t->pid_at < t->pid_len && t->pvol_at < t->pvol_len) {
-    const char *l = t->pid + t->pid_at;
-    const char *nl = memchr(l, '\n', t->pid_len - t->pid_at);
-    size_t n = nl ? (size_t)(nl - l) : t->pid_len - t->pid_at;
-    t->ppath_len = line_path(l, n, t->ppath);
-    t->pvalid = 1;
-    return;
-  }
+  /* Only whole lines (each part ending in a newline) are matched and carried. */
+  if (t->pid_at >= t->pid_len || t->pvol_at >= t->pvol_len) return;
+  const char *l = t->pid + t->pid_at;
+  const char *nl = memchr(l, '\n', t->pid_len - t->pid_at);
+  if (nl == NULL || memchr(t->pvol + t->pvol_at, '\n', t->pvol_len - t->pvol_at) == NULL) return;
+  t->ppath_len = line_path(l, (size_t)(nl - l), t->ppath);
+  t->pvalid = 1;
 }
 
 /* Ends the open run of carried entries: op 0 with its identity and volatile ranges and counts. */
@@ -705,7 +704,7 @@ static void emit(tree_t *t, const char *rel, size_t rel_len, const struct stat *
       if (carried) {
         const char *il = t->pid + t->pid_at;
         const char *inl = memchr(il, '\n', t->pid_len - t->pid_at);
-        uint32_t id_start = (uint32_t)t->pid_at, id_end = inl ? (uint32_t)(inl - t->pid) + 1 : (uint32_t)t->pid_len;
+        uint32_t id_start = (uint32_t)t->pid_at, id_end = (uint32_t)(inl - t->pid) + 1; /* prev_next saw the newline */
         if (!t->in_run || t->run_id_end != id_start) {
           run_close(t);
           t->in_run = 1;

@@ -3,7 +3,7 @@ import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeAvailable } from '../src/io/native.js';
+import { nativeAvailable, scanTree as scanTreeNative } from '../src/io/native.js';
 import { Previous, scanTree } from '../src/ops/snapshot.js';
 import { manifestOf, type ManifestLines } from '../src/store/manifest.js';
 
@@ -95,6 +95,67 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     const b = sections(lines(fresh.entries));
     expect(a.identity).toBe(b.identity);
     expect(a.volatile).toBe(b.volatile);
+  });
+
+  it('damaged previous lines never crash the native matching, and carry only what matched', async () => {
+    const base = await scanTree(tree, { exclude: [], metadataOnly: [] });
+    const m = lines(base.entries);
+    const [text, vol] = m.parts();
+    const identity = text.subarray(m.idStart, m.idEnd);
+    const total = base.stats.entries;
+    // A seeded mutator: bit flips, bytes set to the characters the parser looks for, cuts.
+    let seed = 0x2545f491;
+    const rnd = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const special = [0x0a, 0x22, 0x5c, 0x2c, 0x5b, 0x75, 0x2f, 0x00, 0x30];
+    const mutate = (b: Buffer): Buffer => {
+      const c = Buffer.from(b);
+      for (let k = 1 + rnd(4); k > 0; k--) {
+        const at = rnd(c.length);
+        if (rnd(2) === 0) c[at] = c[at]! ^ (1 << rnd(8));
+        else c[at] = special[rnd(special.length)]!;
+      }
+      return rnd(4) === 0 ? c.subarray(0, rnd(c.length + 1)) : c;
+    };
+    let carriedSome = 0;
+    for (let i = 0; i < 600; i++) {
+      const pi = i % 3 === 1 ? identity : mutate(identity);
+      const pv = i % 3 === 2 ? vol : mutate(vol);
+      const r = scanTreeNative(tree, pi, pv, true)!;
+      expect(r.count).toBe(total);
+      // Every op well formed: runs point inside the lines given, in order; the rest are in full.
+      let n = 0;
+      let full = 0;
+      let lastEnd = 0;
+      for (let at = 0; at < r.ops.length; ) {
+        if (r.ops[at] === 1) {
+          n++;
+          full++;
+          at++;
+          continue;
+        }
+        const [s0, s1, v0, v1, count] = [1, 5, 9, 13, 17].map((o) => r.ops.readUInt32LE(at + o));
+        expect(s0).toBeGreaterThanOrEqual(lastEnd);
+        expect(s1).toBeLessThanOrEqual(pi.length);
+        expect(v1).toBeLessThanOrEqual(r.volatile.length);
+        expect(v1 - v0).toBeGreaterThan(0);
+        // Each carried line is a whole previous line whose path is that of the walked entry.
+        const carried = pi.subarray(s0, s1).toString('latin1');
+        expect(carried.endsWith('\n')).toBe(true);
+        expect(carried.split('\n').length - 1).toBe(count);
+        lastEnd = s1;
+        n += count;
+        carriedSome += count;
+        at += 33;
+      }
+      expect(n).toBe(total);
+      expect(full).toBe(r.full.length);
+    }
+    expect(carriedSome).toBeGreaterThan(0);
   });
 
   it('a root that vanished is a coded error', async () => {
