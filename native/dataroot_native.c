@@ -8,7 +8,7 @@
  *   flockProbe(path) -> boolean (true: another open file description holds a flock on it)
  *   startWriteback(fd, offset, length)   (sync_file_range WRITE: the disk starts on it now, fsync later waits less)
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
- *   scanTree(root, prevIdentity, prevVolatile, carry) -> Buffer   (a whole tree, matched against the
+ *   scanTree(root, prevIdentity, prevVolatile, carry, xattrs)   (a whole tree, matched against the
  *     previous snapshot's manifest: see js_scan_tree)
  *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer   (with libzstd only:
  *     the snapshot store's objects; Node's zlib has no zstd and its brotli/deflate are 5-20x slower)
@@ -630,12 +630,12 @@ static int cmp_walk(const char *a, size_t an, const char *b, size_t bn) {
 }
 
 typedef struct {
-  bytes_t ops, full, vol;
+  bytes_t ops, full, vol, xattrs;
   /* The previous manifest: identity and volatile lines, a cursor on each. */
   const char *pid, *pvol;
   size_t pid_len, pvol_len, pid_at, pvol_at;
   uint32_t prev_index, entries;
-  int carry;
+  int carry, want_xattrs;
   /* The open run of carried entries: consecutive previous identity lines. */
   int in_run;
   uint32_t run_id_start, run_id_end, run_vol_start, run_count, run_files;
@@ -673,6 +673,69 @@ static void prev_next(tree_t *t) {
   t->pvalid = 1;
 }
 
+/*
+ * The extended attributes of an entry described in full, appended to t->xattrs: u32 length of
+ * the block, then per attribute u16 name length, the name, u32 value length, the value. A
+ * failure is u32 0xffffffff and the errno (the caller warns, or reports a vanished entry).
+ */
+static void put_xattrs(tree_t *t, const char *abs) {
+  char small[1024];
+  char *names = small;
+  ssize_t n = llistxattr(abs, small, sizeof small);
+  if (n < 0 && errno == ERANGE) {
+    ssize_t want = llistxattr(abs, NULL, 0);
+    names = want > 0 ? malloc((size_t)want) : NULL;
+    n = names != NULL ? llistxattr(abs, names, (size_t)want) : -1;
+  }
+  if (n < 0) {
+    int e = errno;
+    if (names != small) free(names);
+    if (e == ENOTSUP) {
+      b_u32(&t->xattrs, 0);
+      return;
+    }
+    b_u32(&t->xattrs, 0xffffffffu);
+    b_u32(&t->xattrs, (uint32_t)e);
+    return;
+  }
+  size_t len_at = t->xattrs.len;
+  b_u32(&t->xattrs, 0);
+  for (ssize_t off = 0; off < n;) {
+    const char *name = names + off;
+    size_t nl = strnlen(name, (size_t)(n - off));
+    off += (ssize_t)nl + 1;
+    char vsmall[1024];
+    char *v = vsmall;
+    ssize_t vn = lgetxattr(abs, name, vsmall, sizeof vsmall);
+    if (vn < 0 && errno == ERANGE) {
+      ssize_t want = lgetxattr(abs, name, NULL, 0);
+      v = want > 0 ? malloc((size_t)want) : NULL;
+      vn = v != NULL ? lgetxattr(abs, name, v, (size_t)want) : -1;
+    }
+    if (vn < 0) {
+      int e = errno;
+      if (v != vsmall) free(v);
+      if (e == ENODATA) continue; /* removed meanwhile */
+      t->xattrs.len = len_at;
+      b_u32(&t->xattrs, 0xffffffffu);
+      b_u32(&t->xattrs, (uint32_t)e);
+      if (names != small) free(names);
+      return;
+    }
+    uint16_t n16 = (uint16_t)nl;
+    b_put(&t->xattrs, &n16, 2);
+    b_put(&t->xattrs, name, nl);
+    b_u32(&t->xattrs, (uint32_t)vn);
+    b_put(&t->xattrs, v, (size_t)vn);
+    if (v != vsmall) free(v);
+  }
+  if (names != small) free(names);
+  if (!t->xattrs.failed) {
+    uint32_t block = (uint32_t)(t->xattrs.len - len_at - 4);
+    memcpy(t->xattrs.p + len_at, &block, 4);
+  }
+}
+
 /* Ends the open run of carried entries: op 0 with its identity and volatile ranges and counts. */
 static void run_close(tree_t *t) {
   if (!t->in_run) return;
@@ -688,7 +751,7 @@ static void run_close(tree_t *t) {
 }
 
 /* One walked entry: carried (the previous entry with the same path, unchanged) or in full. */
-static void emit(tree_t *t, const char *rel, size_t rel_len, const struct stat *st) {
+static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, const struct stat *st) {
   char line[256];
   size_t ln = volatile_line(line, st);
   int carried = 0;
@@ -739,6 +802,7 @@ static void emit(tree_t *t, const char *rel, size_t rel_len, const struct stat *
     uint64_t f[SCAN_FIELDS] = {st->st_mode, st->st_uid, st->st_gid, (uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_atim.tv_sec,
                                (uint64_t)st->st_atim.tv_nsec, (uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec, st->st_ino, st->st_dev, st->st_nlink, st->st_rdev};
     b_put(&t->full, f, sizeof f);
+    if (t->want_xattrs) put_xattrs(t, abs);
   }
 }
 
@@ -833,7 +897,7 @@ static void walk_dir(tree_t *t, char *abs, size_t abs_len, char *rel, size_t rel
     memcpy(abs + al, names[i], nl + 1);
     if (rl > 0) rel[rl++] = '/';
     memcpy(rel + rl, names[i], nl + 1);
-    emit(t, rel, rl + nl, &sts[i]);
+    emit(t, abs, rel, rl + nl, &sts[i]);
     if (S_ISDIR(sts[i].st_mode)) walk_dir(t, abs, al + nl, rel, rl + nl);
     abs[abs_len] = 0;
     rel[rel_len] = 0;
@@ -847,23 +911,24 @@ done:
 }
 
 /*
- * scanTree(root, prevIdentity, prevVolatile, carry) -> Buffer
+ * scanTree(root, prevIdentity, prevVolatile, carry, xattrs) -> [count, ops, full, volatile, xattrs]
  * The whole tree under root in walk order (depth first, names in byte order, symlinks not
  * followed; the root itself first, with the path ""). When the previous snapshot's identity and
  * volatile lines are given (Buffers, one line per entry, same walk order), each entry is matched
  * to the previous entry with its path by a merge of the two orders; an entry that is a directory
  * or has one link, and whose mtime, ctime, inode, device and link count are what the previous
  * line says, is "carried" (with `carry` true).
- * Result: [entry count, ops, full, volatile] (three Buffers):
+ * Result: [entry count, ops, full, volatile, xattrs] (four Buffers):
  *   ops: in walk order, u8 1 for an entry in full, or u8 0 for a run of carried entries whose
  *     previous identity lines follow each other: u32 identity start and end (byte offsets in
  *     prevIdentity), u32 volatile start and end (in the volatile section below), u32 entries,
  *     u32 regular files, u64 bytes of those files;
  *   full: per entry in full, as scandir's records with the relative path as the name;
- *   volatile: per carried entry, its new volatile line and a newline.
+ *   volatile: per carried entry, its new volatile line and a newline;
+ *   xattrs: with `xattrs` true, per entry in full, its extended attributes (see put_xattrs).
  */
 static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
   char *abs = malloc(MAX_PATH), *rel = malloc(MAX_PATH);
   tree_t *t = calloc(1, sizeof *t);
   napi_value result = NULL;
@@ -871,13 +936,14 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
     free(abs), free(rel), free(t);
     return throw_errno(env, "scanTree", "", ENOMEM);
   }
-  bool carry = false;
+  bool carry = false, want_xattrs = false;
   napi_valuetype vt1, vt2;
-  if (get_args(env, info, 4, argv) || get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
-      napi_get_value_bool(env, argv[3], &carry) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry)");
+  if (get_args(env, info, 5, argv) || get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &carry) != napi_ok || napi_get_value_bool(env, argv[4], &want_xattrs) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs)");
     goto out;
   }
+  t->want_xattrs = want_xattrs;
   if (vt1 == napi_object && vt2 == napi_object) {
     void *a = NULL, *b = NULL;
     size_t an = 0, bn = 0;
@@ -895,21 +961,21 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
     goto out;
   }
   rel[0] = 0;
-  emit(t, rel, 0, &st);
+  emit(t, abs, rel, 0, &st);
   if (S_ISDIR(st.st_mode)) walk_dir(t, abs, strlen(abs), rel, 0);
   run_close(t);
   if (t->err) {
     throw_errno(env, t->err_call, t->err_path, t->err);
     goto out;
   }
-  if (t->ops.failed || t->full.failed || t->vol.failed) {
+  if (t->ops.failed || t->full.failed || t->vol.failed || t->xattrs.failed) {
     throw_errno(env, "scanTree", abs, ENOMEM);
     goto out;
   }
   /* The three parts handed over without a copy (a large tree's records are hundreds of MB). */
-  napi_value parts[3], count;
-  bytes_t *bs[3] = {&t->ops, &t->full, &t->vol};
-  for (int k = 0; k < 3; k++) {
+  napi_value parts[4], count;
+  bytes_t *bs[4] = {&t->ops, &t->full, &t->vol, &t->xattrs};
+  for (int k = 0; k < 4; k++) {
     void *data = NULL;
     if (bs[k]->len == 0) {
       if (napi_create_buffer(env, 0, &data, &parts[k]) != napi_ok) goto out;
@@ -918,14 +984,14 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
     if (napi_create_external_buffer(env, bs[k]->len, bs[k]->p, free_bytes, NULL, &parts[k]) != napi_ok) goto out;
     bs[k]->p = NULL; /* owned by the Buffer now */
   }
-  if (napi_create_array_with_length(env, 4, &result) != napi_ok || napi_create_uint32(env, t->entries, &count) != napi_ok) {
+  if (napi_create_array_with_length(env, 5, &result) != napi_ok || napi_create_uint32(env, t->entries, &count) != napi_ok) {
     result = NULL;
     goto out;
   }
   napi_set_element(env, result, 0, count);
-  for (int k = 0; k < 3; k++) napi_set_element(env, result, (uint32_t)k + 1, parts[k]);
+  for (int k = 0; k < 4; k++) napi_set_element(env, result, (uint32_t)k + 1, parts[k]);
 out:
-  free(t->ops.p), free(t->full.p), free(t->vol.p);
+  free(t->ops.p), free(t->full.p), free(t->vol.p), free(t->xattrs.p);
   free(t), free(abs), free(rel);
   return result;
 }

@@ -3,7 +3,7 @@ import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeAvailable, scanTree as scanTreeNative } from '../src/io/native.js';
+import { nativeAvailable, scanTree as scanTreeNative, setXattr } from '../src/io/native.js';
 import { Previous, scanTree } from '../src/ops/snapshot.js';
 import { manifestOf, type ManifestLines } from '../src/store/manifest.js';
 
@@ -54,6 +54,11 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     writeFileSync(raw(tree, '/', [0x66, 0xff, 0x80]), 'latin');
     mkdirSync(raw(tree, '/', [0x64, 0xe9]));
     writeFileSync(raw(tree, '/', [0x64, 0xe9], '/child'), 'in a non-UTF-8 directory');
+    // Extended attributes, read by the native scan: small, a value larger than its first buffer,
+    // and more names than fit its first list buffer.
+    setXattr(join(tree, 'a.txt'), 'user.note', Buffer.from('hello'));
+    setXattr(join(tree, 'a', 'b'), 'user.big', Buffer.alloc(2500, 0x41));
+    for (let i = 0; i < 30; i++) setXattr(join(tree, 'Z'), `user.attribute-with-a-long-name-${i}`, Buffer.from([i, 0, 255]));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -66,6 +71,9 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     const b = sections(lines(js.entries));
     expect(a.identity).toBe(b.identity);
     expect(a.volatile).toBe(b.volatile);
+    const z = native.entries.find((e) => 'path' in e && e.path === 'Z') as { xattrs?: Record<string, string> };
+    expect(Object.keys(z.xattrs ?? {})).toHaveLength(30);
+    expect(a.identity).toContain('"user.big":"QUFB');
   });
 
   it('a scan against the previous manifest carries what did not change and sees everything else', async () => {

@@ -1,4 +1,5 @@
 import { existsSync, type BigIntStats } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
@@ -16,7 +17,7 @@ interface Addon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   scandir?(path: string): Buffer;
-  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean): [number, Buffer, Buffer, Buffer];
+  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean): [number, Buffer, Buffer, Buffer, Buffer];
   flockProbe?(path: string): boolean;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
@@ -259,21 +260,59 @@ export interface TreeScan {
   ops: Buffer;
   full: DirListing;
   volatile: Buffer;
+  /** With `xattrs`: the extended attributes of each entry in full, in order (read with TreeXattrs). */
+  xattrs: TreeXattrs;
 }
 
-export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean): TreeScan | undefined {
+let errnoNames: Map<number, string> | undefined;
+
+/**
+ * The extended attributes scanTree read for the entries it returned in full, taken in order:
+ * each `next()` gives one entry's attributes, or throws the error listing them met (coded
+ * IO_<errno> as listXattrs does).
+ */
+export class TreeXattrs {
+  private at = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  next(path: string): Map<string, Buffer> {
+    const b = this.buf;
+    const len = b.readUInt32LE(this.at);
+    if (len === 0xffffffff) {
+      const errno = b.readUInt32LE(this.at + 4);
+      this.at += 8;
+      errnoNames ??= new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+      const code = errnoNames.get(errno) ?? 'FAILED';
+      throw new DatarootError(`IO_${code}`, `llistxattr ${path}: ${code}`, { file: path });
+    }
+    const out = new Map<string, Buffer>();
+    let p = this.at + 4;
+    const end = p + len;
+    while (p < end) {
+      const nl = b.readUInt16LE(p);
+      const name = b.toString('utf8', p + 2, p + 2 + nl);
+      const vl = b.readUInt32LE(p + 2 + nl);
+      out.set(name, b.subarray(p + 6 + nl, p + 6 + nl + vl));
+      p += 6 + nl + vl;
+    }
+    this.at = end;
+    return out;
+  }
+}
+
+export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false): TreeScan | undefined {
   if (!nativeAvailable()) return undefined;
   const f = load().scanTree;
   if (f === undefined) return undefined;
-  let r: [number, Buffer, Buffer, Buffer];
+  let r: [number, Buffer, Buffer, Buffer, Buffer];
   try {
-    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry);
+    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;
     throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
   }
-  return { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3] };
+  return { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3], xattrs: new TreeXattrs(r[4]) };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { DirListing, listXattrs, nativeAvailable, scanDir, scanTree as scanTreeNative, type TreeScan } from '../io/native.js';
+import { DirListing, listXattrs, nativeAvailable, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
@@ -110,12 +110,12 @@ function hashFd(fd: number, buf: Buffer): { hex: string; size: number; kind: Con
 }
 
 /** The native tree scan, with the previous snapshot's lines to match against (`identity`: those lines). */
-function walkTree(root: string, prevs: Previous | undefined): (TreeScan & { identity?: Buffer }) | undefined {
+function walkTree(root: string, prevs: Previous | undefined, xattrs: boolean): (TreeScan & { identity?: Buffer }) | undefined {
   try {
-    if (prevs === undefined) return scanTreeNative(root, undefined, undefined, false);
+    if (prevs === undefined) return scanTreeNative(root, undefined, undefined, false, xattrs);
     const [text, vol] = prevs.lines.parts();
     const identity = text.subarray(prevs.lines.idStart, prevs.lines.idEnd);
-    const tree = scanTreeNative(root, identity, vol, prevs.carry);
+    const tree = scanTreeNative(root, identity, vol, prevs.carry, xattrs);
     return tree === undefined ? undefined : { ...tree, identity };
   } catch (e) {
     throw vanished((e as DatarootError).details?.['file']?.toString() ?? root, e);
@@ -208,7 +208,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   const inodes = new Map<string, string>();
   const prevs = o.previous;
   /** An entry described in full (new or changed since the previous snapshot). */
-  const fullEntry = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number): Walked => {
+  const fullEntry = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number, listed?: TreeXattrs): Walked => {
     const rawMode = L.num(i, 0);
     const type = typeOf(rawMode);
     const size = type === 'file' || type === 'symlink' ? L.num(i, 3) : 0;
@@ -242,10 +242,25 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     }
     const prev = prevs?.entry(rel);
     const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
+    // The native scan listed every entry's attributes already: take them in order, used or not.
+    let pre: (() => Map<string, Buffer>) | undefined;
+    if (listed !== undefined) {
+      let got: Map<string, Buffer> | undefined;
+      let failed: unknown;
+      try {
+        got = listed.next(abs.toString());
+      } catch (e) {
+        failed = e;
+      }
+      pre = () => {
+        if (got === undefined) throw failed;
+        return got;
+      };
+    }
     if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
     else if (xattrs && typeof abs === 'string' && !unchanged) {
       try {
-        const x = listXattrs(abs);
+        const x = pre !== undefined ? pre() : listXattrs(abs);
         if (x.size > 0) entry.xattrs = Object.fromEntries([...x].map(([k, v]) => [k, v.toString('base64')]));
       } catch (e) {
         if (e instanceof DatarootError && e.code === 'IO_ENOENT') throw vanished(abs, e);
@@ -323,7 +338,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   // The whole tree in one native call, matched there against the previous manifest (entries that
   // did not change cost no JavaScript beyond a line carried over); without the addon, or with
   // --exclude, a walk here with one native call per directory.
-  const tree = exclude.length === 0 ? walkTree(root, prevs) : undefined;
+  const tree = exclude.length === 0 ? walkTree(root, prevs, xattrs) : undefined;
   if (tree !== undefined) {
     const { ops, full, volatile: vol, identity } = tree;
     const sep = root.endsWith('/') ? '' : '/';
@@ -362,7 +377,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
         relRaw = Buffer.from(relBytes);
         abs = Buffer.concat([Buffer.from(`${root}${sep}`), relBytes]);
       }
-      walked.push(fullEntry(abs, rel, relRaw, full, fi));
+      walked.push(fullEntry(abs, rel, relRaw, full, fi, xattrs ? tree.xattrs : undefined));
       fi++;
     }
   } else visit(root, '', undefined, lstatOf(root, Buffer.alloc(0)), 0);
