@@ -359,70 +359,116 @@ static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b); /* compares as unsigned char: byte order */
 }
 
-static napi_value js_scandir(napi_env env, napi_callback_info info) {
-  char path[MAX_PATH];
-  if (path_arg(env, info, path, "scandir(path)")) return NULL;
-  int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return throw_errno(env, "open", path, errno);
-  DIR *d = fdopendir(dfd);
-  if (d == NULL) {
+/* A directory's names (not . and ..) sorted by bytes, pointers into one arena; the directory
+ * stays open (dfd) for the fstatat of each name until listing_close. */
+typedef struct {
+  DIR *dir;
+  int dfd;
+  char *arena;
+  char **names;
+  size_t count, bytes; /* bytes: the arena's used length, names with their NULs */
+} listing_t;
+
+static void listing_close(listing_t *l) {
+  if (l->dir != NULL) closedir(l->dir);
+  l->dir = NULL;
+  free(l->names);
+  free(l->arena);
+  l->names = NULL;
+  l->arena = NULL;
+}
+
+/* Opens and lists a directory: 0, or an errno with *failed naming the call (nothing left open). */
+static int list_dir(const char *path, listing_t *l, const char **failed) {
+  memset(l, 0, sizeof *l);
+  *failed = "open";
+  l->dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (l->dfd < 0) return errno;
+  l->dir = fdopendir(l->dfd);
+  if (l->dir == NULL) {
     int e = errno;
-    close(dfd);
-    return throw_errno(env, "fdopendir", path, e);
+    close(l->dfd);
+    *failed = "fdopendir";
+    return e;
   }
-  /* Names first (one arena), sorted; then the lstat of each. */
-  size_t ncap = 64, count = 0, acap = 1 << 14, alen = 0;
+  *failed = "scandir";
+  size_t ncap = 64, acap = 1 << 12;
   size_t *offs = malloc(ncap * sizeof *offs);
-  char *arena = malloc(acap);
-  unsigned char *out = NULL;
-  char **names = NULL;
+  l->arena = malloc(acap);
   int e = 0;
-  const char *failed = "scandir";
-  if (offs == NULL || arena == NULL) {
+  if (offs == NULL || l->arena == NULL) {
     e = ENOMEM;
-    goto fail;
+    goto done;
   }
   struct dirent *de;
   errno = 0;
-  while ((de = readdir(d)) != NULL) {
+  while ((de = readdir(l->dir)) != NULL) {
     const char *n = de->d_name;
     if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
     size_t nl = strlen(n) + 1;
-    if (count == ncap) {
+    if (l->count == ncap) {
       size_t *g = realloc(offs, (ncap *= 2) * sizeof *offs);
-      if (g == NULL) { e = ENOMEM; goto fail; }
+      if (g == NULL) {
+        e = ENOMEM;
+        goto done;
+      }
       offs = g;
     }
-    if (alen + nl > acap) {
-      while (alen + nl > acap) acap *= 2;
-      char *g = realloc(arena, acap);
-      if (g == NULL) { e = ENOMEM; goto fail; }
-      arena = g;
+    if (l->bytes + nl > acap) {
+      while (l->bytes + nl > acap) acap *= 2;
+      char *g = realloc(l->arena, acap);
+      if (g == NULL) {
+        e = ENOMEM;
+        goto done;
+      }
+      l->arena = g;
     }
-    memcpy(arena + alen, n, nl);
-    offs[count++] = alen;
-    alen += nl;
+    memcpy(l->arena + l->bytes, n, nl);
+    offs[l->count++] = l->bytes;
+    l->bytes += nl;
     errno = 0;
   }
   if (errno != 0) {
     e = errno;
-    failed = "readdir";
-    goto fail;
+    *failed = "readdir";
+    goto done;
   }
-  names = malloc((count + 1) * sizeof *names);
-  out = malloc(alen + count * (2 + 8 * SCAN_FIELDS) + 1);
-  if (names == NULL || out == NULL) { e = ENOMEM; goto fail; }
-  for (size_t i = 0; i < count; i++) names[i] = arena + offs[i];
-  qsort(names, count, sizeof *names, cmp_names);
+  l->names = malloc((l->count + 1) * sizeof *l->names);
+  if (l->names == NULL) {
+    e = ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < l->count; i++) l->names[i] = l->arena + offs[i];
+  qsort(l->names, l->count, sizeof *l->names, cmp_names);
+done:
+  free(offs);
+  if (e != 0) listing_close(l);
+  return e;
+}
+
+static napi_value js_scandir(napi_env env, napi_callback_info info) {
+  char path[MAX_PATH];
+  if (path_arg(env, info, path, "scandir(path)")) return NULL;
+  listing_t l;
+  const char *failed;
+  int e = list_dir(path, &l, &failed);
+  if (e != 0) return throw_errno(env, failed, path, e);
+  /* Per name: u16 length, the name, its lstat. */
+  unsigned char *out = malloc(l.bytes + l.count * (2 + 8 * SCAN_FIELDS) + 1);
+  if (out == NULL) {
+    listing_close(&l);
+    return throw_errno(env, "scandir", path, ENOMEM);
+  }
   size_t len = 0;
-  for (size_t i = 0; i < count; i++) {
-    const char *n = names[i];
+  for (size_t i = 0; i < l.count; i++) {
+    const char *n = l.names[i];
     struct stat st;
-    if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat(l.dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue; /* vanished meanwhile */
       e = errno;
-      failed = "fstatat";
-      goto fail;
+      free(out);
+      listing_close(&l);
+      return throw_errno(env, "fstatat", path, e);
     }
     size_t nl = strlen(n);
     out[len] = (unsigned char)(nl & 0xff);
@@ -434,22 +480,12 @@ static napi_value js_scandir(napi_env env, napi_callback_info info) {
     memcpy(out + len, f, sizeof f); /* x86-64 and arm64 are little-endian */
     len += sizeof f;
   }
-  closedir(d);
+  listing_close(&l);
   napi_value result;
   void *data = NULL;
   if (napi_create_buffer_copy(env, len, out, &data, &result) != napi_ok) result = NULL;
   free(out);
-  free(names);
-  free(offs);
-  free(arena);
   return result;
-fail:
-  closedir(d);
-  free(out);
-  free(names);
-  free(offs);
-  free(arena);
-  return throw_errno(env, failed, path, e);
 }
 
 /* ---- scanTree: a whole tree in one call, matched against the previous manifest ---- */
@@ -815,99 +851,49 @@ static void tree_fail(tree_t *t, const char *call, const char *path, int e) {
 
 /* The children of directory `abs` (relative path rel), each emitted and, when a directory, walked. */
 static void walk_dir(tree_t *t, char *abs, size_t abs_len, char *rel, size_t rel_len) {
-  int dfd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return tree_fail(t, "open", abs, errno);
-  DIR *d = fdopendir(dfd);
-  if (d == NULL) {
-    int e = errno;
-    close(dfd);
-    return tree_fail(t, "fdopendir", abs, e);
+  listing_t l;
+  const char *failed;
+  int e = list_dir(abs, &l, &failed);
+  if (e != 0) return tree_fail(t, failed, abs, e);
+  /* Every child's lstat first (as the JavaScript walk does), then each child in turn; the
+   * directory is closed before descending, so a deep tree does not hold a descriptor a level. */
+  struct stat *sts = malloc((l.count + 1) * sizeof *sts);
+  if (sts == NULL) {
+    listing_close(&l);
+    return tree_fail(t, "scandir", abs, ENOMEM);
   }
-  size_t ncap = 64, count = 0, acap = 1 << 12, alen = 0;
-  size_t *offs = malloc(ncap * sizeof *offs);
-  char *arena = malloc(acap);
-  char **names = NULL;
-  struct stat *sts = NULL;
-  if (offs == NULL || arena == NULL) {
-    tree_fail(t, "scandir", abs, ENOMEM);
-    goto done;
-  }
-  struct dirent *de;
-  errno = 0;
-  while ((de = readdir(d)) != NULL) {
-    const char *n = de->d_name;
-    if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
-    size_t nl = strlen(n) + 1;
-    if (count == ncap) {
-      size_t *g = realloc(offs, (ncap *= 2) * sizeof *offs);
-      if (g == NULL) {
-        tree_fail(t, "scandir", abs, ENOMEM);
-        goto done;
-      }
-      offs = g;
-    }
-    if (alen + nl > acap) {
-      while (alen + nl > acap) acap *= 2;
-      char *g = realloc(arena, acap);
-      if (g == NULL) {
-        tree_fail(t, "scandir", abs, ENOMEM);
-        goto done;
-      }
-      arena = g;
-    }
-    memcpy(arena + alen, n, nl);
-    offs[count++] = alen;
-    alen += nl;
-    errno = 0;
-  }
-  if (errno != 0) {
-    tree_fail(t, "readdir", abs, errno);
-    goto done;
-  }
-  names = malloc((count + 1) * sizeof *names);
-  sts = malloc((count + 1) * sizeof *sts);
-  if (names == NULL || sts == NULL) {
-    tree_fail(t, "scandir", abs, ENOMEM);
-    goto done;
-  }
-  for (size_t i = 0; i < count; i++) names[i] = arena + offs[i];
-  qsort(names, count, sizeof *names, cmp_names);
-  /* Every child's lstat first (as the JavaScript walk does), then each child in turn. */
-  for (size_t i = 0; i < count; i++) {
-    if (fstatat(dfd, names[i], &sts[i], AT_SYMLINK_NOFOLLOW) != 0) {
+  for (size_t i = 0; i < l.count; i++) {
+    if (fstatat(l.dfd, l.names[i], &sts[i], AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) {
-        names[i] = NULL; /* vanished meanwhile */
+        l.names[i] = NULL; /* vanished meanwhile */
         continue;
       }
       tree_fail(t, "fstatat", abs, errno);
-      goto done;
+      l.count = 0;
+      break;
     }
   }
-  closedir(d);
-  d = NULL;
-  for (size_t i = 0; i < count && !t->err; i++) {
-    if (names[i] == NULL) continue;
-    size_t nl = strlen(names[i]);
+  closedir(l.dir);
+  l.dir = NULL;
+  for (size_t i = 0; i < l.count && !t->err; i++) {
+    if (l.names[i] == NULL) continue;
+    size_t nl = strlen(l.names[i]);
     if (abs_len + 1 + nl >= MAX_PATH || rel_len + 1 + nl >= MAX_PATH || nl > 0xffff) {
       tree_fail(t, "scandir", abs, ENAMETOOLONG);
       break;
     }
     size_t al = abs_len, rl = rel_len;
     if (al == 0 || abs[al - 1] != '/') abs[al++] = '/';
-    memcpy(abs + al, names[i], nl + 1);
+    memcpy(abs + al, l.names[i], nl + 1);
     if (rl > 0) rel[rl++] = '/';
-    memcpy(rel + rl, names[i], nl + 1);
+    memcpy(rel + rl, l.names[i], nl + 1);
     emit(t, abs, rel, rl + nl, &sts[i]);
     if (S_ISDIR(sts[i].st_mode)) walk_dir(t, abs, al + nl, rel, rl + nl);
     abs[abs_len] = 0;
     rel[rel_len] = 0;
   }
-done:
-  if (d != NULL) closedir(d);
   free(sts);
-  free(names);
-  free(offs);
-  free(arena);
+  listing_close(&l);
 }
 
 /*

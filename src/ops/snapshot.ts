@@ -54,6 +54,23 @@ function typeOf(mode: number): EntryType {
   }
 }
 
+/** Entry i of a listing: its lstat as the manifest records it. */
+function statOf(L: DirListing, i: number): { rawMode: number; type: EntryType; size: number; nlink: number; mtime: string; atime: string; ctime: string; ino: string; dev: string } {
+  const rawMode = L.num(i, 0);
+  const type = typeOf(rawMode);
+  return {
+    rawMode,
+    type,
+    size: type === 'file' || type === 'symlink' ? L.num(i, 3) : 0,
+    nlink: L.num(i, 12),
+    mtime: L.timeNs(i, 0),
+    atime: L.timeNs(i, 1),
+    ctime: L.timeNs(i, 2),
+    ino: L.ino(i),
+    dev: L.dev(i),
+  };
+}
+
 function lstatOf(abs: string | Buffer, name: Buffer): DirListing {
   try {
     return DirListing.of(name, lstatSync(abs, { bigint: true }));
@@ -209,15 +226,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   const prevs = o.previous;
   /** An entry described in full (new or changed since the previous snapshot). */
   const fullEntry = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number, listed?: TreeXattrs): Walked => {
-    const rawMode = L.num(i, 0);
-    const type = typeOf(rawMode);
-    const size = type === 'file' || type === 'symlink' ? L.num(i, 3) : 0;
-    const nlink = L.num(i, 12);
-    const mtime = L.timeNs(i, 0);
-    const atime = L.timeNs(i, 1);
-    const ctime = L.timeNs(i, 2);
-    const ino = L.ino(i);
-    const dev = L.dev(i);
+    const { rawMode, type, size, nlink, mtime, atime, ctime, ino, dev } = statOf(L, i);
     const entry: ManifestEntry = { path: rel, type, mode: rawMode & 0o7777, uid: L.num(i, 1), gid: L.num(i, 2), size, mtime, atime, ctime, ino, dev, nlink };
     if (relRaw !== undefined) entry.pathBase64 = relRaw.toString('base64');
     if (type === 'char' || type === 'block') entry.rdev = devParts(L.rdev(i));
@@ -279,15 +288,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     return { entry, abs, type, size };
   };
   const visit = (abs: string | Buffer, rel: string, relRaw: Buffer | undefined, L: DirListing, i: number): void => {
-    const rawMode = L.num(i, 0);
-    const type = typeOf(rawMode);
-    const size = type === 'file' || type === 'symlink' ? L.num(i, 3) : 0;
-    const nlink = L.num(i, 12);
-    const mtime = L.timeNs(i, 0);
-    const atime = L.timeNs(i, 1);
-    const ctime = L.timeNs(i, 2);
-    const ino = L.ino(i);
-    const dev = L.dev(i);
+    const { type, size, nlink, mtime, atime, ctime, ino, dev } = statOf(L, i);
     const volatile = volatileOf(mtime, atime, ctime, ino, dev, nlink);
     // The fast path: nothing about the entry changed since the previous snapshot.
     const pi = prevs?.carry === true && (type === 'dir' || nlink === 1) ? prevs.index(rel) : undefined;
