@@ -268,14 +268,14 @@ let errnoNames: Map<number, string> | undefined;
 
 /**
  * The extended attributes scanTree read for the entries it returned in full, taken in order:
- * each `next()` gives one entry's attributes, or throws the error listing them met (coded
- * IO_<errno> as listXattrs does).
+ * each `next()` gives one entry's attributes, or the error listing them met (coded IO_<errno>,
+ * as listXattrs throws it).
  */
 export class TreeXattrs {
   private at = 0;
   constructor(private readonly buf: Buffer) {}
 
-  next(path: string): Map<string, Buffer> {
+  next(path: string): Map<string, Buffer> | DatarootError {
     const b = this.buf;
     const len = b.readUInt32LE(this.at);
     if (len === 0xffffffff) {
@@ -283,7 +283,7 @@ export class TreeXattrs {
       this.at += 8;
       errnoNames ??= new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
       const code = errnoNames.get(errno) ?? 'FAILED';
-      throw new DatarootError(`IO_${code}`, `llistxattr ${path}: ${code}`, { file: path });
+      return new DatarootError(`IO_${code}`, `llistxattr ${path}: ${code}`, { file: path });
     }
     const out = new Map<string, Buffer>();
     let p = this.at + 4;

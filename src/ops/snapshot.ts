@@ -251,25 +251,13 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     }
     const prev = prevs?.entry(rel);
     const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
-    // The native scan listed every entry's attributes already: take them in order, used or not.
-    let pre: (() => Map<string, Buffer>) | undefined;
-    if (listed !== undefined) {
-      let got: Map<string, Buffer> | undefined;
-      let failed: unknown;
-      try {
-        got = listed.next(abs.toString());
-      } catch (e) {
-        failed = e;
-      }
-      pre = () => {
-        if (got === undefined) throw failed;
-        return got;
-      };
-    }
+    // The native scan listed every entry's attributes already: taken in order, used or not.
+    const scanned = listed?.next(abs.toString());
     if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
     else if (xattrs && typeof abs === 'string' && !unchanged) {
       try {
-        const x = pre !== undefined ? pre() : listXattrs(abs);
+        const x = scanned ?? listXattrs(abs);
+        if (x instanceof DatarootError) throw x;
         if (x.size > 0) entry.xattrs = Object.fromEntries([...x].map(([k, v]) => [k, v.toString('base64')]));
       } catch (e) {
         if (e instanceof DatarootError && e.code === 'IO_ENOENT') throw vanished(abs, e);
