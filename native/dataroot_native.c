@@ -670,7 +670,7 @@ typedef struct {
   /* The previous manifest: identity and volatile lines, a cursor on each. */
   const char *pid, *pvol;
   size_t pid_len, pvol_len, pid_at, pvol_at;
-  uint32_t prev_index, entries;
+  uint32_t entries;
   int carry, want_xattrs;
   /* The open run of carried entries: consecutive previous identity lines. */
   int in_run;
@@ -697,7 +697,6 @@ static void prev_next(tree_t *t) {
     }
     t->pid_at = (size_t)(nl - t->pid) + 1;
     t->pvol_at = (size_t)(vnl - t->pvol) + 1;
-    t->prev_index++;
   }
   t->pvalid = 0;
   /* Only whole lines (each part ending in a newline) are matched and carried. */
