@@ -80,18 +80,19 @@ for (let i = 0; i < RUNS; i++) {
 }
 const m = (xs: Sample[]): number => median(xs.map((x) => x.wall));
 const rss = (xs: Sample[]): string => (Math.max(...xs.map((x) => x.rssKiB)) / 1024).toFixed(0);
+const cpu = (xs: Sample[]): string => median(xs.map((x) => x.cpu)).toFixed(2);
 const r1 = m(first) / m(tar);
 const r2 = m(second) / m(first);
 const r3 = m(ddiff) / m(diffrq);
 console.log(`bench:snapshot — ${treeA}: ${(bytes / 1e9).toFixed(2)} GB in 20,000 files; median of ${RUNS} runs
 
-| run | wall s (median) | peak RSS MiB |
-|---|---|---|
-| tar -cf (same disk) | ${m(tar).toFixed(3)} | ${rss(tar)} |
-| dataroot snapshot (first, empty store) | ${m(first).toFixed(3)} | ${rss(first)} |
-| dataroot snapshot (second, nothing changed) | ${m(second).toFixed(3)} | ${rss(second)} |
-| diff -rq of the two copies | ${m(diffrq).toFixed(3)} | ${rss(diffrq)} |
-| dataroot diff @a @b (100 files differ) | ${m(ddiff).toFixed(3)} | ${rss(ddiff)} |
+| run | wall s (median) | CPU s, user+sys (median) | peak RSS MiB |
+|---|---|---|---|
+| tar -cf (same disk) | ${m(tar).toFixed(3)} | ${cpu(tar)} | ${rss(tar)} |
+| dataroot snapshot (first, empty store) | ${m(first).toFixed(3)} | ${cpu(first)} | ${rss(first)} |
+| dataroot snapshot (second, nothing changed) | ${m(second).toFixed(3)} | ${cpu(second)} | ${rss(second)} |
+| diff -rq of the two copies | ${m(diffrq).toFixed(3)} | ${cpu(diffrq)} | ${rss(diffrq)} |
+| dataroot diff @a @b (100 files differ) | ${m(ddiff).toFixed(3)} | ${cpu(ddiff)} | ${rss(ddiff)} |
 
 | ratio | value | target | met |
 |---|---|---|---|
