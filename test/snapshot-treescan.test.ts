@@ -3,7 +3,7 @@ import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeAvailable, scanTree as scanTreeNative, setXattr } from '../src/io/native.js';
+import { mknod, nativeAvailable, S_IFCHR, scanTree as scanTreeNative, setXattr } from '../src/io/native.js';
 import { Previous, scanTree } from '../src/ops/snapshot.js';
 import { manifestOf, type ManifestLines } from '../src/store/manifest.js';
 
@@ -50,6 +50,11 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     symlinkSync('a/b/f1', join(tree, 'sym'));
     linkSync(join(tree, 'a', 'b', 'f2'), join(tree, 'hard'));
     execFileSync('mkfifo', [join(tree, 'fifo')]);
+    // Devices (root only, as the e2e suites run): an overlay whiteout (0/0) and /dev/null's numbers.
+    if (process.getuid?.() === 0) {
+      mknod(join(tree, 'a', 'whiteout'), S_IFCHR | 0o000, 0, 0);
+      mknod(join(tree, 'null-dev'), S_IFCHR | 0o666, 1, 3);
+    }
     // Names that are not UTF-8: a file, and a directory with a child.
     writeFileSync(raw(tree, '/', [0x66, 0xff, 0x80]), 'latin');
     mkdirSync(raw(tree, '/', [0x64, 0xe9]));
