@@ -115,7 +115,7 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Window of the synchronous scan (the page source reads through chunks of the same size). */
 export const STATS_WINDOW = 256 << 10;
 
-/** Consecutive windows of whole pages from page 0; the io layer reads them ahead in the background. */
+/** Consecutive windows of whole pages from page 0, supplied by the io layer (`bolt stats` reads them synchronously, see io/windows.ts). */
 export type PageWindows = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 function* syncWindows(db: BoltFile): Iterable<Uint8Array> {
