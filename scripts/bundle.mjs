@@ -20,6 +20,6 @@ await build({
   logLevel: 'warning',
   minify: true,
   keepNames: false,
-  // CommonJS dependencies (commander, cli-table3) call require(); give the bundle one.
+  // CommonJS dependencies (commander) call require(); give the bundle one.
   banner: { js: "import { createRequire as __dataroot_cr } from 'node:module'; const require = __dataroot_cr(import.meta.url);" },
 });

@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import type TableType from 'cli-table3';
 import { DatarootError } from '../formats/errors.js';
 import type { Ctx } from './context.js';
 
@@ -25,18 +23,50 @@ export function paint(ctx: Ctx, style: keyof typeof CODES, s: string): string {
   return `\u001b[${a}m${s}\u001b[${b}m`;
 }
 
-/** cli-table3, loaded on first use: commands that print no table do not pay for it. */
-let TableCtor: typeof TableType | undefined;
+/** East Asian wide and fullwidth characters, and emoji: two columns in a terminal. */
+function isWide(c: number): boolean {
+  return (
+    (c >= 0x1100 && c <= 0x115f) ||
+    (c >= 0x2e80 && c <= 0x303e) ||
+    (c >= 0x3041 && c <= 0x33ff) ||
+    (c >= 0x3400 && c <= 0x4dbf) ||
+    (c >= 0x4e00 && c <= 0x9fff) ||
+    (c >= 0xa000 && c <= 0xa4cf) ||
+    (c >= 0xac00 && c <= 0xd7a3) ||
+    (c >= 0xf900 && c <= 0xfaff) ||
+    (c >= 0xfe30 && c <= 0xfe4f) ||
+    (c >= 0xff00 && c <= 0xff60) ||
+    (c >= 0xffe0 && c <= 0xffe6) ||
+    (c >= 0x1f300 && c <= 0x1f64f) ||
+    (c >= 0x1f900 && c <= 0x1f9ff) ||
+    (c >= 0x20000 && c <= 0x3fffd)
+  );
+}
 
+/** Columns a cell takes: colour codes, control characters and combining marks none, wide characters two. */
+export function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s.replace(/\u001b\[[0-9;]*m/g, '')) {
+    const c = ch.codePointAt(0)!;
+    if (c < 0x20 || (c >= 0x7f && c < 0xa0) || (c >= 0x300 && c <= 0x36f) || c === 0x200b || (c >= 0xfe00 && c <= 0xfe0f)) continue;
+    w += isWide(c) ? 2 : 1;
+  }
+  return w;
+}
+
+/**
+ * Columns as `docker` prints them: a bold header, cells left-aligned, four spaces between
+ * columns, no trailing blanks; a cell with newlines takes as many lines.
+ */
 export function table(ctx: Ctx, head: string[], rows: (string | number)[][]): string {
-  TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
-  const t = new TableCtor({
-    head: head.map((h) => paint(ctx, 'bold', h)),
-    style: { head: [], border: [], compact: true },
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
-  });
-  for (const r of rows) t.push(r.map(String));
-  return `${t.toString().split('\n').map((l) => l.replace(/^ /, '').trimEnd()).join('\n')}\n`;
+  const lines = [head.map((h) => [paint(ctx, 'bold', h)]), ...rows.map((r) => head.map((_, i) => String(r[i] ?? '').split('\n')))];
+  const widths = head.map((_, i) => Math.max(...lines.map((r) => Math.max(...r[i]!.map(displayWidth)))));
+  let out = '';
+  for (const r of lines) {
+    const height = Math.max(...r.map((c) => c.length));
+    for (let k = 0; k < height; k++) out += `${r.map((c, i) => { const t = c[k] ?? ''; return t + ' '.repeat(widths[i]! - displayWidth(t)); }).join('    ').trimEnd()}\n`;
+  }
+  return out;
 }
 
 export function bytesHuman(n: number): string {
