@@ -10,7 +10,8 @@
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
  *   scanTree(root, prevIdentity, prevVolatile, carry, xattrs)   (a whole tree, matched against the
  *     previous snapshot's manifest: see js_scan_tree)
- *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer   (with libzstd only:
+ *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer, zstdDecompressAsync
+ *     (the same on the thread pool), zstdCompressInto(src, dst, level)   (with libzstd only:
  *     the snapshot store's objects; Node's zlib has no zstd and its brotli/deflate are 5-20x slower)
  * Errors are thrown as Error objects with `code` set to the errno name (ENOENT, EPERM, ...).
  * Built by scripts/build-native.mjs with the C compiler and Node's own headers (no node-gyp).
@@ -272,30 +273,30 @@ static napi_value js_zstd_decompress(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* zstdCompressAsync(buffer, level) -> Promise<Buffer>: the same, on the libuv thread pool. */
+/* zstdDecompressAsync(buffer, size) -> Promise<Buffer>: zstdDecompress on the libuv thread pool
+ * (two manifests of a diff are decompressed at once). */
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   napi_ref input;
   void *src;
   size_t len;
-  int level;
+  size_t size;
   void *dst;
-  size_t n;
   const char *err;
 } zjob;
 
 static void zjob_execute(napi_env env, void *data) {
   (void)env;
   zjob *j = data;
-  size_t cap = ZSTD_compressBound(j->len);
-  j->dst = malloc(cap > 0 ? cap : 1);
+  j->dst = malloc(j->size > 0 ? j->size : 1);
   if (j->dst == NULL) {
     j->err = "out of memory";
     return;
   }
-  j->n = ZSTD_compress(j->dst, cap, j->src, j->len, j->level);
-  if (ZSTD_isError(j->n)) j->err = ZSTD_getErrorName(j->n);
+  size_t n = ZSTD_decompress(j->dst, j->size, j->src, j->len);
+  if (ZSTD_isError(n)) j->err = ZSTD_getErrorName(n);
+  else if (n != j->size) j->err = "zstd: wrong decompressed size";
 }
 
 static void free_buffer(napi_env env, void *data, void *hint) {
@@ -314,7 +315,12 @@ static void zjob_complete(napi_env env, napi_status status, void *data) {
     napi_create_error(env, code, msg, &result);
     napi_reject_deferred(env, j->deferred, result);
     free(j->dst);
-  } else if (napi_create_external_buffer(env, j->n, j->dst, free_buffer, NULL, &result) == napi_ok) {
+  } else if (j->size == 0) {
+    void *none = NULL;
+    free(j->dst);
+    if (napi_create_buffer(env, 0, &none, &result) != napi_ok) napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  } else if (napi_create_external_buffer(env, j->size, j->dst, free_buffer, NULL, &result) == napi_ok) {
     napi_resolve_deferred(env, j->deferred, result);
   } else {
     free(j->dst);
@@ -326,21 +332,21 @@ static void zjob_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-static napi_value js_zstd_compress_async(napi_env env, napi_callback_info info) {
+static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   zjob *j = calloc(1, sizeof *j);
-  if (j == NULL) return throw_errno(env, "zstdCompressAsync", "", ENOMEM);
-  int32_t level = 1;
-  if (get_args(env, info, 2, argv) || napi_get_buffer_info(env, argv[0], &j->src, &j->len) != napi_ok || napi_get_value_int32(env, argv[1], &level) != napi_ok) {
+  if (j == NULL) return throw_errno(env, "zstdDecompressAsync", "", ENOMEM);
+  int64_t size = 0;
+  if (get_args(env, info, 2, argv) || napi_get_buffer_info(env, argv[0], &j->src, &j->len) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok || size < 0) {
     free(j);
-    napi_throw_type_error(env, "EINVAL", "zstdCompressAsync(buffer, level)");
+    napi_throw_type_error(env, "EINVAL", "zstdDecompressAsync(buffer, size)");
     return NULL;
   }
-  j->level = level;
+  j->size = (size_t)size;
   napi_value promise, name;
   napi_create_promise(env, &j->deferred, &promise);
   napi_create_reference(env, argv[0], 1, &j->input); /* keep the input alive while the pool reads it */
-  napi_create_string_utf8(env, "zstdCompress", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, "zstdDecompress", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return promise;
@@ -1041,7 +1047,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #ifdef HAVE_ZSTD
       {"zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL},
-      {"zstdCompressAsync", NULL, js_zstd_compress_async, NULL, NULL, NULL, napi_default, NULL},
+      {"zstdDecompressAsync", NULL, js_zstd_decompress_async, NULL, NULL, NULL, napi_default, NULL},
       {"zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL},
 #endif
   };

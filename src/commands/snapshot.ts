@@ -284,8 +284,11 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       const store = dir === undefined ? undefined : SnapshotStore.open(dir, { create: false });
       const cleanups: (() => void)[] = [];
       try {
-        const left = await side(l, store, ctx, cleanups);
-        const right = await side(r, store, ctx, cleanups);
+        // Both sides at once (two manifests decompress on the thread pool together); an error is
+        // raised only once both have settled, so every temporary directory is in cleanups.
+        const sides = await Promise.allSettled([side(l, store, ctx, cleanups), side(r, store, ctx, cleanups)]);
+        for (const x of sides) if (x.status === 'rejected') throw x.reason;
+        const [left, right] = sides.map((x) => (x as PromiseFulfilledResult<DiffSideData>).value) as [DiffSideData, DiffSideData];
         const { diffSides } = await import('../ops/snapdiff.js');
         const res = await diffSides(left, right, { times: o.times });
         if (g.json) emitJson(ctx, res);

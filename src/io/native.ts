@@ -21,7 +21,7 @@ interface Addon {
   flockProbe?(path: string): boolean;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
-  zstdCompressAsync?(data: Buffer, level: number): Promise<Buffer>;
+  zstdDecompressAsync?(data: Buffer, size: number): Promise<Buffer>;
 }
 
 let addon: Addon | undefined;
@@ -142,11 +142,15 @@ export function zstdDecompress(data: Uint8Array, size: number): Buffer {
   }
 }
 
-/** zstd compression on the libuv thread pool (several run at once; the input must not change meanwhile). */
-export function zstdCompressAsync(data: Uint8Array, level: number): Promise<Buffer> {
-  const f = load().zstdCompressAsync;
-  if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
-  return f(asBuffer(data), level);
+/** zstdDecompress on the libuv thread pool (the input must not change meanwhile). */
+export async function zstdDecompressAsync(data: Uint8Array, size: number): Promise<Buffer> {
+  const f = load().zstdDecompressAsync;
+  if (f === undefined) return zstdDecompress(data, size);
+  try {
+    return await f(asBuffer(data), size);
+  } catch (e) {
+    throw new DatarootError('IO_ZSTD_CORRUPT', `zstd data is corrupt: ${(e as Error).message}`);
+  }
 }
 
 /**

@@ -19,11 +19,11 @@ export interface DiffSideData {
 }
 
 /** A snapshot as a diff side (contents from the store, checked by hash). */
-export function snapshotSide(store: SnapshotStore, name: string): DiffSideData {
+export async function snapshotSide(store: SnapshotStore, name: string): Promise<DiffSideData> {
   const snap = store.find(name);
   return {
     label: `@${name}`,
-    lines: store.readManifest(snap),
+    lines: await store.readManifestAsync(snap),
     content: (e) => (e.sha256 !== undefined && e.stored === true ? store.readAll(e.sha256, `@${name}:${e.path}`) : undefined),
   };
 }

@@ -1,6 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatarootError } from '../formats/errors.js';
-import { zstdAvailable, zstdCompress, zstdDecompress } from '../io/native.js';
+import { zstdAvailable, zstdCompress, zstdDecompress, zstdDecompressAsync } from '../io/native.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
 
@@ -318,7 +318,30 @@ function corrupt(what: string, why: string): DatarootError {
   return new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', `the manifest of ${what} cannot be read (${why})`);
 }
 
-export function decodeManifest(b: Buffer, what: string): ManifestLines {
+/** The sizes in a zstd manifest's head: identity part, volatile part, first frame; undefined for gzip or garbage. */
+function zstdSizes(b: Buffer): { n1: number; n2: number; f1: number } | undefined {
+  if (b.length < 28 || !b.subarray(0, 4).equals(ZSTD_MAGIC)) return undefined;
+  const n1 = Number(b.readBigUInt64LE(4));
+  const n2 = Number(b.readBigUInt64LE(12));
+  const f1 = Number(b.readBigUInt64LE(20));
+  return n1 > 2 ** 31 || n2 > 2 ** 31 || 28 + f1 > b.length ? undefined : { n1, n2, f1 };
+}
+
+/** decodeManifest with the identity part decompressed on the thread pool (several manifests at once). */
+export async function decodeManifestAsync(b: Buffer, what: string): Promise<ManifestLines> {
+  const z = zstdSizes(b);
+  if (z === undefined) return decodeManifest(b, what);
+  let first: Buffer;
+  try {
+    first = await zstdDecompressAsync(b.subarray(28, 28 + z.f1), z.n1);
+  } catch (e) {
+    throw corrupt(what, (e as Error).message);
+  }
+  return decodeManifest(b, what, first);
+}
+
+/** A manifest from its bytes; `identity`: its first part, already decompressed. */
+export function decodeManifest(b: Buffer, what: string, identity?: Buffer): ManifestLines {
   let first: Buffer;
   let second: Buffer | (() => Buffer);
   try {
@@ -329,11 +352,10 @@ export function decodeManifest(b: Buffer, what: string): ManifestLines {
       first = all.subarray(0, cut);
       second = all.subarray(cut);
     } else if (b.length >= 28 && b.subarray(0, 4).equals(ZSTD_MAGIC)) {
-      const n1 = Number(b.readBigUInt64LE(4));
-      const n2 = Number(b.readBigUInt64LE(12));
-      const f1 = Number(b.readBigUInt64LE(20));
-      if (n1 > 2 ** 31 || n2 > 2 ** 31 || 28 + f1 > b.length) throw new Error('impossible sizes');
-      first = zstdDecompress(b.subarray(28, 28 + f1), n1);
+      const z = zstdSizes(b);
+      if (z === undefined) throw new Error('impossible sizes');
+      const { n1, n2, f1 } = z;
+      first = identity ?? zstdDecompress(b.subarray(28, 28 + f1), n1);
       second = () => {
         try {
           return zstdDecompress(b.subarray(28 + f1), n2);

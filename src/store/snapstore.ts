@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
-import { contentKind, decodeManifest, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
+import { contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
 import { zstdDecompress } from '../io/native.js';
@@ -147,6 +147,17 @@ export class SnapshotStore {
 
   /** The manifest of a snapshot, checked against the sha256 the registry recorded. */
   readManifest(s: RegisteredSnapshot): ManifestLines {
+    const { bytes, p } = this.manifestBytes(s);
+    return this.decoded(p, () => decodeManifest(bytes, s.name));
+  }
+
+  /** The same, decompressed on the thread pool: a diff reads its two sides at once. */
+  async readManifestAsync(s: RegisteredSnapshot): Promise<ManifestLines> {
+    const { bytes, p } = this.manifestBytes(s);
+    return this.decoded(p, () => decodeManifestAsync(bytes, s.name));
+  }
+
+  private manifestBytes(s: RegisteredSnapshot): { bytes: Buffer; p: string } {
     const p = join(this.dir, s.manifest);
     let bytes: Buffer;
     try {
@@ -155,11 +166,20 @@ export class SnapshotStore {
       throw new DatarootError('SNAPSHOT_MANIFEST_MISSING', `the manifest of ${s.name} (${p}) is missing`, { file: p });
     }
     if (sha256Hex(bytes) !== s.manifestSha256) throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', `the manifest of ${s.name} does not match its recorded sha256 (the file was changed or damaged)`, { file: p });
-    try {
-      return decodeManifest(bytes, s.name);
-    } catch (e) {
+    return { bytes, p };
+  }
+
+  /** Runs a decode, naming the manifest file in its error. */
+  private decoded<T>(p: string, decode: () => T): T {
+    const named = (e: unknown): never => {
       if (e instanceof DatarootError) throw new DatarootError(e.code, e.message, { file: p });
       throw e;
+    };
+    try {
+      const r = decode();
+      return r instanceof Promise ? (r.catch(named) as T) : r;
+    } catch (e) {
+      return named(e);
     }
   }
 
