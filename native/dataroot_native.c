@@ -7,6 +7,7 @@
  *   lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)   (utimensat, AT_SYMLINK_NOFOLLOW)
  *   flockProbe(path) -> boolean (true: another open file description holds a flock on it)
  *   startWriteback(fd, offset, length)   (sync_file_range WRITE: the disk starts on it now, fsync later waits less)
+ *   alignedBuffer(size) -> Buffer   (page-aligned memory, for O_DIRECT writes)
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
  *   scanTree(root, prevIdentity, prevVolatile, carry, xattrs)   (a whole tree, matched against the
  *     previous snapshot's manifest: see js_scan_tree)
@@ -56,6 +57,13 @@ static const char *errno_name(int e) {
   case ENAMETOOLONG: return "ENAMETOOLONG";
   case ELOOP: return "ELOOP";
   case EIO: return "EIO";
+  case ENOMEM: return "ENOMEM";
+  case EMFILE: return "EMFILE";
+  case ENFILE: return "ENFILE";
+  case EFBIG: return "EFBIG";
+  case EDQUOT: return "EDQUOT";
+  case EBADF: return "EBADF";
+  case ENXIO: return "ENXIO";
   default: return "EUNKNOWN";
   }
 }
@@ -348,6 +356,560 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
   napi_create_reference(env, argv[0], 1, &j->input); /* keep the input alive while the pool reads it */
   napi_create_string_utf8(env, "zstdDecompress", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+/*
+ * packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads) -> Promise of
+ *   [results, chunks, end, failedIndex, errnoName, syscall]
+ * The content half of a snapshot, on native threads: every file of a list is read, hashed
+ * (sha256, by the OpenSSL that Node carries), classified, and, when it is to be kept and is
+ * neither in the store (`indexes`: the sorted tables of the store's pack indexes, 48-byte
+ * entries) nor already taken by this run, compressed (zstd at `level`; kept raw when that saves
+ * less than a tenth) and appended to the pack. `paths` holds `count` NUL-terminated paths; `keep`
+ * one byte a file (1: store the content, 0: hash only). Pack writes use O_DIRECT where the file
+ * system takes it (buffered otherwise): each starts on a 4096-byte boundary at an offset taken
+ * from a counter that starts at `start`, and is padded to a multiple of 4096. `progress` (two
+ * doubles: files, bytes) is updated as files finish.
+ * results: 64 bytes a file: sha256 (32), size read u64 (32), kind u8 (40: 0 empty, 1 bolt, 2 gzip,
+ *   3 binary, 4 json, 5 text), new u8 (41: 1 when this file's content became a new object), chunk
+ *   count u32 (44), first chunk u32 (48).
+ * chunks: the chunk tables of the new objects, 32 bytes a chunk: pack offset u64, stored size u64,
+ *   raw size u64, method u8 (0 raw, 1 zstd), reserved (the pack record's chunk-table layout).
+ * end: the pack offset after the last write. failedIndex: -1, or the file that could not be read
+ * (-2: the pack could not be written), with the errno name and the failing call.
+ * Large files (4 MiB or more) are compressed chunk by chunk as they are read, before their hash
+ * is known; when the content turns out to be in the store already, those chunks stay in the pack
+ * unreferenced (rare: an unchanged file is not read at all).
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+
+#define PF_CHUNK (4u << 20)
+#define PF_OUT_CAP (PF_CHUNK + (PF_CHUNK >> 7) + 65536)
+#define PF_RESULT 64
+#define PF_ENTRY 32
+#define PF_IDX_ENTRY 48
+
+typedef int (*sha_init_fn)(void *);
+typedef int (*sha_update_fn)(void *, const void *, size_t);
+typedef int (*sha_final_fn)(unsigned char *, void *);
+static sha_init_fn pf_sha_init;
+static sha_update_fn pf_sha_update;
+static sha_final_fn pf_sha_final;
+
+/* OpenSSL's SHA256 functions, from the running Node (which exports them to addons). */
+static int pf_sha_available(void) {
+  if (pf_sha_init == NULL) {
+    pf_sha_init = (sha_init_fn)dlsym(RTLD_DEFAULT, "SHA256_Init");
+    pf_sha_update = (sha_update_fn)dlsym(RTLD_DEFAULT, "SHA256_Update");
+    pf_sha_final = (sha_final_fn)dlsym(RTLD_DEFAULT, "SHA256_Final");
+  }
+  return pf_sha_init != NULL && pf_sha_update != NULL && pf_sha_final != NULL;
+}
+
+typedef struct {
+  uint64_t offset, stored, raw;
+  uint8_t method;
+} pf_chunk;
+
+typedef struct {
+  unsigned char sha[32];
+  uint64_t size;
+  uint8_t kind, fresh;
+  int thread;       /* whose chunk list holds this file's chunks */
+  uint32_t first, count;
+} pf_file;
+
+typedef struct pf_job pf_job;
+
+typedef struct {
+  pf_job *job;
+  int id;
+  unsigned char *in;
+  unsigned char *out;
+  size_t used;
+  pf_chunk *chunks;
+  size_t nchunks, capchunks;
+  size_t pending_from; /* chunks from here on wait for the next flush to know their offset */
+  ZSTD_CCtx *cctx;
+  pthread_t tid;
+} pf_thread;
+
+struct pf_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref refs[4];
+  int nrefs;
+  const char **paths;
+  const uint8_t *keep;
+  uint32_t count;
+  char *pack_path;
+  int fd;           /* the pack, opened with O_DIRECT when the file system takes it */
+  int buffered_fd;  /* the pack without O_DIRECT, once a direct write was refused */
+  int direct;
+  pthread_mutex_t lock;
+  uint64_t end;
+  const unsigned char **tables;
+  uint64_t *table_counts;
+  uint32_t ntables;
+  double *progress;
+  int level;
+  int nthreads;
+  uint32_t next;
+  int stop;
+  /* this run's objects: open addressing on the digest, under `lock` */
+  unsigned char *seen;
+  uint8_t *seen_used;
+  size_t seen_cap;
+  pf_file *files;
+  pf_thread *threads;
+  int64_t failed;
+  int err;
+  const char *syscall;
+};
+
+static int pf_in_store(pf_job *j, const unsigned char *sha) {
+  for (uint32_t t = 0; t < j->ntables; t++) {
+    uint64_t lo = 0, hi = j->table_counts[t];
+    while (lo < hi) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      int c = memcmp(j->tables[t] + mid * PF_IDX_ENTRY, sha, 32);
+      if (c == 0) return 1;
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+  }
+  return 0;
+}
+
+/* 1 when the digest is new to this run (and now taken by the caller), 0 when taken before. */
+static int pf_take(pf_job *j, const unsigned char *sha) {
+  pthread_mutex_lock(&j->lock);
+  size_t mask = j->seen_cap - 1;
+  size_t i;
+  memcpy(&i, sha, sizeof i);
+  for (i &= mask;; i = (i + 1) & mask) {
+    if (!j->seen_used[i]) {
+      memcpy(j->seen + i * 32, sha, 32);
+      j->seen_used[i] = 1;
+      pthread_mutex_unlock(&j->lock);
+      return 1;
+    }
+    if (memcmp(j->seen + i * 32, sha, 32) == 0) {
+      pthread_mutex_unlock(&j->lock);
+      return 0;
+    }
+  }
+}
+
+static void pf_fail(pf_job *j, int64_t index, int e, const char *syscall) {
+  pthread_mutex_lock(&j->lock);
+  if (j->failed == -1) {
+    j->failed = index;
+    j->err = e;
+    j->syscall = syscall;
+  }
+  __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&j->lock);
+}
+
+static uint8_t pf_kind(const unsigned char *h, size_t n) {
+  if (n == 0) return 0;
+  if (n >= 20) {
+    uint32_t m;
+    memcpy(&m, h + 16, 4);
+    if (m == 0xed0cdaedu || m == 0xedda0cedu) return 1;
+  }
+  if (h[0] == 0x1f && n > 1 && h[1] == 0x8b) return 2;
+  if (n > 8192) n = 8192;
+  for (size_t i = 0; i < n; i++)
+    if (h[i] < 0x09) return 3;
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = h[i];
+    if (c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09) continue;
+    return c == 0x7b || c == 0x5b ? 4 : 5;
+  }
+  return 5;
+}
+
+static int pf_write(pf_job *j, const unsigned char *buf, size_t len, uint64_t at) {
+  size_t off = 0;
+  while (off < len) {
+    int direct = __atomic_load_n(&j->direct, __ATOMIC_ACQUIRE);
+    ssize_t k = pwrite(direct ? j->fd : j->buffered_fd, buf + off, len - off, (off_t)(at + off));
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && direct) {
+        /* The file system refuses direct writes: buffered ones from now on (the padding stays).
+         * The direct descriptor stays open until the end: other threads may be using it. */
+        int e = 0;
+        pthread_mutex_lock(&j->lock);
+        if (j->buffered_fd < 0) {
+          j->buffered_fd = open(j->pack_path, O_WRONLY | O_CLOEXEC);
+          if (j->buffered_fd < 0) e = errno;
+        }
+        if (e == 0) __atomic_store_n(&j->direct, 0, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&j->lock);
+        if (e != 0) return e;
+        continue;
+      }
+      return errno;
+    }
+    off += (size_t)k;
+  }
+  return 0;
+}
+
+static int pf_flush(pf_thread *t) {
+  pf_job *j = t->job;
+  if (t->used == 0) return 0;
+  size_t len = (t->used + 4095) & ~(size_t)4095;
+  memset(t->out + t->used, 0, len - t->used);
+  uint64_t base = __atomic_fetch_add(&j->end, len, __ATOMIC_RELAXED);
+  int e = pf_write(j, t->out, len, base);
+  if (e != 0) return e;
+  for (size_t i = t->pending_from; i < t->nchunks; i++) t->chunks[i].offset += base;
+  t->pending_from = t->nchunks;
+  t->used = 0;
+  return 0;
+}
+
+/* Compresses (or copies) one piece into the out buffer as a chunk of the current file. */
+static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {
+  pf_job *j = t->job;
+  size_t bound = ZSTD_compressBound(n);
+  if (t->used + bound > PF_OUT_CAP) {
+    int e = pf_flush(t);
+    if (e != 0) return e;
+  }
+  if (t->nchunks == t->capchunks) {
+    size_t cap = t->capchunks ? t->capchunks * 2 : 1024;
+    pf_chunk *c = realloc(t->chunks, cap * sizeof *c);
+    if (c == NULL) return ENOMEM;
+    t->chunks = c;
+    t->capchunks = cap;
+  }
+  size_t stored = n;
+  uint8_t method = 0;
+  if (n >= 64) {
+    size_t k = ZSTD_compressCCtx(t->cctx, t->out + t->used, PF_OUT_CAP - t->used, src, n, j->level);
+    if (!ZSTD_isError(k) && k <= n - n / 10) {
+      stored = k;
+      method = 1;
+    }
+  }
+  if (method == 0) memcpy(t->out + t->used, src, n);
+  pf_chunk *c = &t->chunks[t->nchunks++];
+  c->offset = t->used; /* made absolute by the flush */
+  c->stored = stored;
+  c->raw = n;
+  c->method = method;
+  t->used += stored;
+  return 0;
+}
+
+static void pf_progress(pf_job *j, uint64_t bytes) {
+  if (j->progress == NULL) return;
+  /* Read by the main thread for a progress bar only: a stale value is harmless. */
+  pthread_mutex_lock(&j->lock);
+  j->progress[0] += 1;
+  j->progress[1] += (double)bytes;
+  pthread_mutex_unlock(&j->lock);
+}
+
+static void pf_one(pf_thread *t, uint32_t index) {
+  pf_job *j = t->job;
+  pf_file *f = &j->files[index];
+  const char *path = j->paths[index];
+  int keep = j->keep[index] && j->pack_path != NULL;
+  /* O_NONBLOCK: a path that became a FIFO since the walk must not block the open */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return pf_fail(j, index, errno, "open");
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return pf_fail(j, index, EINVAL, "open (no longer a regular file)");
+  }
+  unsigned char ctx[512] __attribute__((aligned(64)));
+  pf_sha_init(ctx);
+  uint64_t total = 0;
+  size_t first_chunk = t->nchunks;
+  int large = 0;
+  for (;;) {
+    size_t n = 0;
+    while (n < PF_CHUNK) {
+      ssize_t k = read(fd, t->in + n, PF_CHUNK - n);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(fd);
+        return pf_fail(j, index, e, "read");
+      }
+      if (k == 0) break;
+      n += (size_t)k;
+    }
+    if (total == 0) f->kind = pf_kind(t->in, n);
+    if (n == PF_CHUNK) large = 1;
+    if (n > 0) pf_sha_update(ctx, t->in, n);
+    total += n;
+    if (large && keep && n > 0) {
+      /* a large file: its chunks go out before its hash is known */
+      int e = pf_put(t, t->in, n);
+      if (e != 0) {
+        close(fd);
+        return pf_fail(j, -2, e, "write");
+      }
+    }
+    if (n < PF_CHUNK || __atomic_load_n(&j->stop, __ATOMIC_RELAXED)) break;
+  }
+  close(fd);
+  pf_sha_final(f->sha, ctx);
+  f->size = total;
+  f->thread = t->id;
+  int fresh = keep && !pf_in_store(j, f->sha) && pf_take(j, f->sha);
+  if (large) {
+    if (fresh) {
+      f->first = (uint32_t)first_chunk;
+      f->count = (uint32_t)(t->nchunks - first_chunk);
+    }
+    /* else: chunks written for nothing; they stay unreferenced in t->chunks */
+  } else if (fresh) {
+    f->first = (uint32_t)t->nchunks;
+    if (total > 0) {
+      int e = pf_put(t, t->in, (size_t)total);
+      if (e != 0) return pf_fail(j, -2, e, "write");
+    }
+    f->count = (uint32_t)(t->nchunks - f->first);
+  }
+  f->fresh = (uint8_t)fresh;
+  pf_progress(j, total);
+}
+
+static void *pf_run(void *arg) {
+  pf_thread *t = arg;
+  pf_job *j = t->job;
+  for (;;) {
+    if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) break;
+    uint32_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+    if (i >= j->count) break;
+    pf_one(t, i);
+  }
+  if (!__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+    int e = pf_flush(t);
+    if (e != 0) pf_fail(j, -2, e, "write");
+  }
+  return NULL;
+}
+
+static void pf_execute(napi_env env, void *data) {
+  (void)env;
+  pf_job *j = data;
+  if (j->pack_path != NULL) {
+    j->fd = open(j->pack_path, O_WRONLY | O_CLOEXEC | O_DIRECT);
+    j->direct = j->fd >= 0;
+    if (j->fd < 0 && (j->buffered_fd = open(j->pack_path, O_WRONLY | O_CLOEXEC)) < 0) return pf_fail(j, -2, errno, "open");
+  }
+  int ready = 1;
+  for (int i = 0; i < j->nthreads && ready; i++) {
+    pf_thread *t = &j->threads[i];
+    t->job = j;
+    t->id = i;
+    if (posix_memalign((void **)&t->in, 4096, PF_CHUNK) != 0 || posix_memalign((void **)&t->out, 4096, PF_OUT_CAP + 4096) != 0 ||
+        (t->cctx = ZSTD_createCCtx()) == NULL) {
+      pf_fail(j, -2, ENOMEM, "malloc");
+      ready = 0;
+    }
+  }
+  if (ready) {
+    int started = 0;
+    for (int i = 1; i < j->nthreads; i++, started++)
+      if (pthread_create(&j->threads[i].tid, NULL, pf_run, &j->threads[i]) != 0) break;
+    pf_run(&j->threads[0]);
+    for (int i = 1; i <= started; i++) pthread_join(j->threads[i].tid, NULL);
+  }
+  if (j->fd >= 0) close(j->fd);
+  if (j->buffered_fd >= 0) close(j->buffered_fd);
+  j->fd = j->buffered_fd = -1;
+}
+
+static void pf_free(napi_env env, pf_job *j) {
+  for (int i = 0; i < j->nrefs; i++) napi_delete_reference(env, j->refs[i]);
+  if (j->threads != NULL)
+    for (int i = 0; i < j->nthreads; i++) {
+      free(j->threads[i].in);
+      free(j->threads[i].out);
+      free(j->threads[i].chunks);
+      if (j->threads[i].cctx != NULL) ZSTD_freeCCtx(j->threads[i].cctx);
+    }
+  free(j->threads);
+  free(j->paths);
+  free(j->files);
+  free(j->seen);
+  free(j->seen_used);
+  free(j->tables);
+  free(j->table_counts);
+  free(j->pack_path);
+  pthread_mutex_destroy(&j->lock);
+  free(j);
+}
+
+static void pf_complete(napi_env env, napi_status status, void *data) {
+  pf_job *j = data;
+  napi_value out[6], arr;
+  size_t nchunks = 0;
+  for (uint32_t i = 0; i < j->count; i++)
+    if (j->files[i].fresh) nchunks += j->files[i].count;
+  void *rp = NULL, *cp = NULL;
+  if (status != napi_ok && j->failed == -1) {
+    j->failed = -2;
+    j->err = EIO;
+    j->syscall = "cancelled";
+  }
+  if (napi_create_buffer(env, (size_t)j->count * PF_RESULT + 1, &rp, &out[0]) != napi_ok || napi_create_buffer(env, nchunks * PF_ENTRY + 1, &cp, &out[1]) != napi_ok) {
+    rp = cp = NULL;
+    napi_get_undefined(env, &out[0]);
+    napi_get_undefined(env, &out[1]);
+    if (j->failed == -1) {
+      j->failed = -2;
+      j->err = ENOMEM;
+      j->syscall = "result buffers";
+    }
+  }
+  if (rp != NULL && cp != NULL) {
+    memset(rp, 0, (size_t)j->count * PF_RESULT + 1);
+    memset(cp, 0, nchunks * PF_ENTRY + 1);
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < j->count; i++) {
+      pf_file *f = &j->files[i];
+      unsigned char *r = (unsigned char *)rp + (size_t)i * PF_RESULT;
+      memcpy(r, f->sha, 32);
+      memcpy(r + 32, &f->size, 8);
+      r[40] = f->kind;
+      r[41] = f->fresh;
+      if (!f->fresh) continue;
+      memcpy(r + 44, &f->count, 4);
+      memcpy(r + 48, &at, 4);
+      for (uint32_t k = 0; k < f->count; k++, at++) {
+        pf_chunk *c = &j->threads[f->thread].chunks[f->first + k];
+        unsigned char *e = (unsigned char *)cp + (size_t)at * PF_ENTRY;
+        memcpy(e, &c->offset, 8);
+        memcpy(e + 8, &c->stored, 8);
+        memcpy(e + 16, &c->raw, 8);
+        e[24] = c->method;
+      }
+    }
+  }
+  napi_create_double(env, (double)j->end, &out[2]);
+  napi_create_double(env, (double)j->failed, &out[3]);
+  napi_create_string_utf8(env, j->failed == -1 ? "" : errno_name(j->err), NAPI_AUTO_LENGTH, &out[4]);
+  napi_create_string_utf8(env, j->syscall != NULL ? j->syscall : "", NAPI_AUTO_LENGTH, &out[5]);
+  napi_create_array_with_length(env, 6, &arr);
+  for (uint32_t i = 0; i < 6; i++) napi_set_element(env, arr, i, out[i]);
+  napi_resolve_deferred(env, j->deferred, arr);
+  napi_delete_async_work(env, j->work);
+  pf_free(env, j);
+}
+
+static napi_value js_pack_files(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  size_t argc = 9;
+  const char *usage = "packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads)";
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9 || !pf_sha_available()) {
+    napi_throw_type_error(env, "EINVAL", pf_sha_available() ? usage : "packFiles: Node's OpenSSL SHA256 functions are not visible to addons");
+    return NULL;
+  }
+  pf_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, "packFiles", "", ENOMEM);
+  pthread_mutex_init(&j->lock, NULL);
+  j->fd = -1;
+  j->buffered_fd = -1;
+  j->failed = -1;
+  char *pathbuf = NULL;
+  size_t pathlen = 0, keeplen = 0;
+  uint32_t count = 0, ntables = 0;
+  double start = 0;
+  int32_t level = 0, threads = 0;
+  napi_valuetype ptype;
+  bool is_array = false;
+  void *keep = NULL;
+  if (napi_get_buffer_info(env, argv[0], (void **)&pathbuf, &pathlen) != napi_ok || napi_get_value_uint32(env, argv[1], &count) != napi_ok ||
+      napi_get_buffer_info(env, argv[2], &keep, &keeplen) != napi_ok || keeplen < count || napi_typeof(env, argv[3], &ptype) != napi_ok ||
+      napi_get_value_double(env, argv[4], &start) != napi_ok || start < 0 || napi_is_array(env, argv[5], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[5], &ntables) != napi_ok || napi_get_value_int32(env, argv[7], &level) != napi_ok ||
+      napi_get_value_int32(env, argv[8], &threads) != napi_ok || threads < 1 || threads > 64) {
+    pf_free(env, j);
+    napi_throw_type_error(env, "EINVAL", usage);
+    return NULL;
+  }
+  j->count = count;
+  j->keep = keep;
+  j->end = (uint64_t)start;
+  j->level = level;
+  j->nthreads = threads;
+  j->paths = calloc(count ? count : 1, sizeof *j->paths);
+  j->files = calloc(count ? count : 1, sizeof *j->files);
+  j->threads = calloc((size_t)threads, sizeof *j->threads);
+  j->seen_cap = 1024;
+  while (j->seen_cap < (size_t)count * 2) j->seen_cap <<= 1;
+  j->seen = malloc(j->seen_cap * 32);
+  j->seen_used = calloc(j->seen_cap, 1);
+  j->tables = calloc(ntables ? ntables : 1, sizeof *j->tables);
+  j->table_counts = calloc(ntables ? ntables : 1, sizeof *j->table_counts);
+  if (j->paths == NULL || j->files == NULL || j->threads == NULL || j->seen == NULL || j->seen_used == NULL || j->tables == NULL || j->table_counts == NULL) {
+    pf_free(env, j);
+    return throw_errno(env, "packFiles", "", ENOMEM);
+  }
+  /* the paths: count NUL-terminated strings, back to back */
+  size_t at = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const char *nul = at < pathlen ? memchr(pathbuf + at, 0, pathlen - at) : NULL;
+    if (nul == NULL) {
+      pf_free(env, j);
+      napi_throw_type_error(env, "EINVAL", "packFiles: paths must hold count NUL-terminated paths");
+      return NULL;
+    }
+    j->paths[i] = pathbuf + at;
+    at = (size_t)(nul - pathbuf) + 1;
+  }
+  if (ptype == napi_string) {
+    size_t n = 0;
+    napi_get_value_string_utf8(env, argv[3], NULL, 0, &n);
+    j->pack_path = malloc(n + 1);
+    if (j->pack_path == NULL || n >= MAX_PATH) {
+      pf_free(env, j);
+      napi_throw_type_error(env, "EINVAL", usage);
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, argv[3], j->pack_path, n + 1, &n);
+  }
+  j->ntables = ntables;
+  for (uint32_t i = 0; i < ntables; i++) {
+    napi_value el;
+    void *data = NULL;
+    size_t len = 0;
+    if (napi_get_element(env, argv[5], i, &el) != napi_ok || napi_get_buffer_info(env, el, &data, &len) != napi_ok || len % PF_IDX_ENTRY != 0) {
+      pf_free(env, j);
+      napi_throw_type_error(env, "EINVAL", "packFiles: indexes must be Buffers of 48-byte entries");
+      return NULL;
+    }
+    j->tables[i] = data;
+    j->table_counts[i] = len / PF_IDX_ENTRY;
+  }
+  napi_typedarray_type ttype;
+  size_t tlen = 0;
+  void *tdata = NULL;
+  if (napi_get_typedarray_info(env, argv[6], &ttype, &tlen, &tdata, NULL, NULL) == napi_ok && ttype == napi_float64_array && tlen >= 2) j->progress = tdata;
+  /* what the threads read stays alive until they are done */
+  napi_value keepalive[4] = {argv[0], argv[2], argv[5], argv[6]};
+  for (int i = 0; i < 4; i++)
+    if (napi_create_reference(env, keepalive[i], 1, &j->refs[j->nrefs]) == napi_ok) j->nrefs++;
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "packFiles", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, pf_execute, pf_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return promise;
 }
@@ -1033,6 +1595,34 @@ static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * alignedBuffer(size) -> Buffer whose memory starts on a 4096-byte boundary (posix_memalign), as
+ * O_DIRECT writes need; freed when the Buffer is collected.
+ */
+static void free_aligned(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  double size = 0;
+  if (get_args(env, info, 1, argv) || napi_get_value_double(env, argv[0], &size) != napi_ok || size < 1 || size > (double)(1u << 30)) {
+    napi_throw_type_error(env, "EINVAL", "alignedBuffer(size)");
+    return NULL;
+  }
+  void *mem = NULL;
+  if (posix_memalign(&mem, 4096, (size_t)size) != 0) return throw_errno(env, "posix_memalign", "", ENOMEM);
+  napi_value out;
+  if (napi_create_external_buffer(env, (size_t)size, mem, free_aligned, NULL, &out) != napi_ok) {
+    free(mem);
+    napi_throw_error(env, "ENOMEM", "alignedBuffer: no external buffer");
+    return NULL;
+  }
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
@@ -1044,11 +1634,13 @@ static napi_value init(napi_env env, napi_value exports) {
       {"scanTree", NULL, js_scan_tree, NULL, NULL, NULL, napi_default, NULL},
       {"flockProbe", NULL, js_flock_probe, NULL, NULL, NULL, napi_default, NULL},
       {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
+      {"alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL},
 #ifdef HAVE_ZSTD
       {"zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompressAsync", NULL, js_zstd_decompress_async, NULL, NULL, NULL, napi_default, NULL},
       {"zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL},
+      {"packFiles", NULL, js_pack_files, NULL, NULL, NULL, napi_default, NULL},
 #endif
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -23,7 +23,7 @@ const tmp = `${out}.${process.pid}`;
 // libzstd (Debian libzstd-dev) gives the snapshot store fast compression; without it the store
 // falls back to Node's brotli.
 const zstd = ['/usr/include/zstd.h', '/usr/local/include/zstd.h'].some((h) => existsSync(h)) ? ['-DHAVE_ZSTD'] : [];
-const r = spawnSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=dataroot_native', ...zstd, `-I${inc}`, '-o', tmp, src, ...(zstd.length > 0 ? ['-lzstd'] : [])], { encoding: 'utf8' });
+const r = spawnSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-pthread', '-DNODE_GYP_MODULE_NAME=dataroot_native', ...zstd, `-I${inc}`, '-o', tmp, src, ...(zstd.length > 0 ? ['-lzstd'] : [])], { encoding: 'utf8' });
 if (r.error !== undefined || r.status !== 0) {
   console.warn(`build-native: ${cc} failed; native features disabled\n${r.stderr ?? r.error?.message ?? ''}`);
   process.exit(0);

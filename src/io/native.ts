@@ -1,4 +1,4 @@
-import { existsSync, type BigIntStats } from 'node:fs';
+import { constants, existsSync, type BigIntStats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -19,6 +19,18 @@ interface Addon {
   scandir?(path: string): Buffer;
   scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean): [number, Buffer, Buffer, Buffer, Buffer];
   flockProbe?(path: string): boolean;
+  alignedBuffer?(size: number): Buffer;
+  packFiles?(
+    paths: Buffer,
+    count: number,
+    keep: Buffer,
+    packPath: string | null,
+    start: number,
+    indexes: Buffer[],
+    progress: Float64Array,
+    level: number,
+    threads: number,
+  ): Promise<[Buffer, Buffer, number, number, string, string]>;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
   zstdDecompressAsync?(data: Buffer, size: number): Promise<Buffer>;
@@ -121,6 +133,87 @@ export function nativePath(): string | undefined {
 /** Whether the addon was built with libzstd. */
 export function zstdAvailable(): boolean {
   return nativeAvailable() && load().zstdCompress !== undefined;
+}
+
+/** Whether the addon can give page-aligned buffers (for O_DIRECT writes) and O_DIRECT exists here. */
+export function alignedWrites(): boolean {
+  return nativeAvailable() && load().alignedBuffer !== undefined && constants.O_DIRECT !== undefined;
+}
+
+/** Whether the native content pipeline (packFiles) runs here: the addon with libzstd, and Node's OpenSSL visible to it. */
+export function packFilesAvailable(): boolean {
+  if (!nativeAvailable() || load().packFiles === undefined) return false;
+  if (packFilesProbe === undefined) {
+    try {
+      // An empty run settles whether the SHA-256 functions resolve (it throws at once when not).
+      void load().packFiles!(Buffer.alloc(0), 0, Buffer.alloc(0), null, 0, [], new Float64Array(2), 1, 1);
+      packFilesProbe = true;
+    } catch {
+      packFilesProbe = false;
+    }
+  }
+  return packFilesProbe;
+}
+let packFilesProbe: boolean | undefined;
+
+export interface PackedFile {
+  /** sha256 of the content read. */
+  sha256: Buffer;
+  size: number;
+  /** What the content looks like: 0 empty, 1 bolt, 2 gzip, 3 binary, 4 json, 5 text (store/manifest's contentKind, the same rules). */
+  kind: number;
+  /** The chunk table of a new object (32-byte entries), or undefined (known, or not kept). */
+  chunks: Buffer | undefined;
+}
+
+/**
+ * Reads, hashes and (where `keep`) compresses into a pack every file of a list, on native threads
+ * (see js_pack_files). Resolves with one result a file and the pack's end, or rejects: a file that
+ * could not be read with an ErrnoException-like error carrying `index` (its position in the
+ * list), the pack with SNAPSHOT_WRITE_FAILED.
+ */
+export async function packFiles(
+  files: { abs: string | Buffer; keep: boolean }[],
+  pack: { path: string; start: number } | undefined,
+  indexes: Buffer[],
+  o: { level: number; threads: number; progress?: Float64Array },
+): Promise<{ results: PackedFile[]; end: number }> {
+  const parts: Buffer[] = [];
+  const zero = Buffer.alloc(1);
+  for (const f of files) parts.push(typeof f.abs === 'string' ? Buffer.from(f.abs) : f.abs, zero);
+  const keep = Buffer.alloc(files.length);
+  files.forEach((f, i) => (keep[i] = f.keep ? 1 : 0));
+  const progress = o.progress ?? new Float64Array(2);
+  const [res, chunks, end, failed, code, syscall] = await load().packFiles!(
+    Buffer.concat(parts),
+    files.length,
+    keep,
+    pack?.path ?? null,
+    pack?.start ?? 0,
+    indexes,
+    progress,
+    o.level,
+    o.threads,
+  );
+  if (failed === -2) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `writing the pack failed: ${code} (${syscall})`, pack !== undefined ? { file: pack.path } : {});
+  if (failed >= 0) {
+    const f = files[failed]!;
+    throw Object.assign(new Error(`${code}: ${syscall} '${f.abs.toString()}'`), { code, syscall, path: f.abs.toString(), index: failed });
+  }
+  const results: PackedFile[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const r = res.subarray(i * 64, i * 64 + 64);
+    const fresh = r[41] === 1;
+    const count = r.readUInt32LE(44);
+    const first = r.readUInt32LE(48);
+    results.push({
+      sha256: r.subarray(0, 32),
+      size: Number(r.readBigUInt64LE(32)),
+      kind: r[40]!,
+      chunks: fresh ? chunks.subarray(first * 32, (first + count) * 32) : undefined,
+    });
+  }
+  return { results, end };
 }
 
 const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));

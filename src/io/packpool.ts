@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { DatarootError } from '../formats/errors.js';
-import { nativePath, zstdAvailable } from './native.js';
+import { alignedWrites, nativePath } from './native.js';
 
 /**
  * Compresses and writes chunks of content into a pack file on worker threads, so that reading
@@ -12,6 +12,12 @@ import { nativePath, zstdAvailable } from './native.js';
  * counter shared by every thread, writes it there, and hands the slot back. Slots are reused:
  * reading a gigabyte allocates a few megabytes.
  */
+
+/**
+ * The snapshot store's zstd level: a fast negative level. Content is read once and stored once;
+ * a level that compresses harder costs more than reading the tree.
+ */
+export const ZSTD_LEVEL = -2;
 
 export interface Piece {
   id: number;
@@ -34,14 +40,39 @@ const zlib = require('node:zlib');
 const addon = workerData.addon ? require(workerData.addon) : undefined;
 const zstd = addon && addon.zstdCompressInto ? addon : undefined;
 const writeback = addon && addon.startWriteback ? addon.startWriteback : undefined;
-const fd = fs.openSync(workerData.pack, 'r+');
+// An aligned pool writes with O_DIRECT: the pack goes from this thread's buffer to the disk without
+// a copy into the page cache (and without evicting the page cache of the tree being read). Every
+// write then starts on a 4096-byte boundary and is padded to one; a file system that refuses a
+// direct write gets buffered ones from then on, still padded.
+let aligned = workerData.aligned && addon && addon.alignedBuffer;
+let direct = false;
+let fd;
+if (aligned) {
+  try {
+    fd = fs.openSync(workerData.pack, fs.constants.O_RDWR | fs.constants.O_DIRECT);
+    direct = true;
+  } catch {
+    direct = false;
+  }
+}
+if (!direct) fd = fs.openSync(workerData.pack, 'r+');
 const counter = new BigInt64Array(workerData.counter);
 // Everything one slot becomes, written with one pwrite: many small writes to one file contend.
 // A piece is compressed straight into it (room for zstd's bound of a whole slot).
-const out = Buffer.allocUnsafe(workerData.slotSize + (workerData.slotSize >> 7) + 65536);
+const outSize = workerData.slotSize + (workerData.slotSize >> 7) + 65536 + 4096;
+const out = aligned ? addon.alignedBuffer(outSize) : Buffer.allocUnsafe(outSize);
 function writeAt(b, at) {
   let off = 0;
-  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off, at + off);
+  while (off < b.length) {
+    try {
+      off += fs.writeSync(fd, b, off, b.length - off, at + off);
+    } catch (e) {
+      if (!direct || e.code !== 'EINVAL') throw e;
+      fs.closeSync(fd);
+      fd = fs.openSync(workerData.pack, 'r+');
+      direct = false;
+    }
+  }
 }
 parentPort.on('message', (m) => {
   const buf = Buffer.from(m.buf);
@@ -54,7 +85,7 @@ parentPort.on('message', (m) => {
       let method = 0;
       if (raw.length >= 64) {
         if (zstd) {
-          const n = zstd.zstdCompressInto(raw, out.subarray(used), -2);
+          const n = zstd.zstdCompressInto(raw, out.subarray(used), workerData.level);
           if (n > 0 && n <= raw.length * 0.9) { stored = n; method = 1; }
         } else {
           const c = zlib.brotliCompressSync(raw, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0 } });
@@ -65,10 +96,15 @@ parentPort.on('message', (m) => {
       placed.push({ id: p.id, at: used, stored, raw: raw.length, method });
       used += stored;
     }
-    const base = Number(Atomics.add(counter, 0, BigInt(used)));
-    writeAt(out.subarray(0, used), base);
+    let len = used;
+    if (workerData.aligned) {
+      len = (used + 4095) & ~4095;
+      out.fill(0, used, len);
+    }
+    const base = Number(Atomics.add(counter, 0, BigInt(len)));
+    writeAt(out.subarray(0, len), base);
     // The disk starts on this range now; the fsync at the end then waits for the last ones only.
-    if (writeback) writeback(fd, base, used);
+    if (writeback && !direct) writeback(fd, base, len);
     const results = placed.map((x) => ({ id: x.id, offset: base + x.at, stored: x.stored, raw: x.raw, method: x.method }));
     parentPort.postMessage({ buf: m.buf, results }, [m.buf]);
   } catch (e) {
@@ -89,6 +125,8 @@ export class PackPool {
 
   private readonly shared: SharedArrayBuffer;
   private slotsLeft: number;
+  /** Whether every write of the workers starts on a 4096-byte boundary (they then write with O_DIRECT). */
+  readonly aligned: boolean;
 
   /** Workers start with the first slot submitted: a run with nothing new to store starts none. */
   constructor(
@@ -100,7 +138,8 @@ export class PackPool {
   ) {
     this.shared = new SharedArrayBuffer(8);
     this.counter = new BigInt64Array(this.shared);
-    this.counter[0] = BigInt(start);
+    this.aligned = alignedWrites();
+    this.counter[0] = BigInt(this.aligned ? Math.ceil(start / 4096) * 4096 : start);
     this.slotsLeft = slots;
   }
 
@@ -110,7 +149,7 @@ export class PackPool {
     const slotSize = this.slotSize;
     const addon = nativePath();
     for (let i = 0; i < this.workerCount; i++) {
-      const w = new Worker(WORKER, { eval: true, workerData: { pack, counter: shared, slotSize, addon: zstdAvailable() ? addon : undefined } });
+      const w = new Worker(WORKER, { eval: true, workerData: { pack, counter: shared, slotSize, addon, aligned: this.aligned, level: ZSTD_LEVEL } });
       w.on('message', (m: { buf?: ArrayBuffer; results?: PieceResult[]; error?: string; closed?: boolean }) => {
         if (m.closed === true || m.buf === undefined) return;
         this.results.push(...(m.results ?? []));
@@ -168,6 +207,11 @@ export class PackPool {
   /** Room in the pack for the main thread's own writes (object records). */
   reserve(len: number): number {
     return Number(Atomics.add(this.counter, 0, BigInt(len)));
+  }
+
+  /** Moves the pack's end (after the native pipeline wrote up to `end` itself). */
+  advanceTo(end: number): void {
+    if (end > this.end) Atomics.store(this.counter, 0, BigInt(end));
   }
 
   /** The pack's size so far (reserved bytes). */

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { DatarootError } from '../formats/errors.js';
-import { DirListing, listXattrs, nativeAvailable, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
+import { DirListing, listXattrs, nativeAvailable, packFiles, packFilesAvailable, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
-import { contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
+import { CONTENT_KINDS, contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
 
 export type { ManifestEntry } from '../store/manifest.js';
@@ -103,12 +104,19 @@ function isUtf8(b: Buffer): boolean {
 
 /** Opens a file to read without touching its access time where the kernel allows it. */
 function openNoAtime(abs: string | Buffer): number {
+  // O_NONBLOCK: a path that became a FIFO since the walk must not block the open.
+  let fd: number;
   try {
-    return openSync(abs, constants.O_RDONLY | constants.O_NOATIME);
+    fd = openSync(abs, constants.O_RDONLY | constants.O_NOATIME | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EPERM') return openSync(abs, constants.O_RDONLY);
-    throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK);
   }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw Object.assign(new Error(`${abs.toString()} is no longer a regular file`), { code: 'EINVAL' });
+  }
+  return fd;
 }
 
 /** sha256 of an open file, read through one reused buffer. */
@@ -149,6 +157,11 @@ export interface ScanOptions {
   onProgress?: (p: { files: number; bytes: number; totalBytes: number }) => void;
   /** Called between the walk and the reading of contents (tests pause there). */
   onWalked?: () => void;
+  /**
+   * Who reads the contents: the addon's native threads (the default when packFilesAvailable()) or
+   * this thread with worker threads compressing (the fallback; tests compare the two).
+   */
+  pipeline?: 'native' | 'js';
 }
 
 export interface ScanStats {
@@ -376,6 +389,10 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   for (const w of walked) if (!isCarried(w.entry) && w.type === 'file' && w.entry.link === undefined && w.entry.sha256 === undefined) totalBytes += w.size;
   let bytes = 0;
   const scratch = Buffer.allocUnsafe(CHUNK);
+  // With the addon, contents are read, hashed and stored on native threads, all at once after
+  // this loop; without it, one file at a time here.
+  const native = (o.pipeline ?? (packFilesAvailable() ? 'native' : 'js')) === 'native';
+  const todo: Walked[] = [];
   for (const w of walked) {
     if (w.run !== undefined) {
       stats.entries += w.run.count;
@@ -395,6 +412,10 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     stats.logicalBytes += e.size;
     if (e.sha256 !== undefined) continue;
     const store = o.pack !== undefined && !matchesAny(e.path, metaOnly);
+    if (native) {
+      todo.push(w);
+      continue;
+    }
     let fd: number;
     try {
       fd = openNoAtime(w.abs);
@@ -418,7 +439,45 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     bytes += e.size;
     o.onProgress?.({ files: stats.files, bytes, totalBytes });
   }
+  if (todo.length > 0) await readNative(todo, o, metaOnly, totalBytes, stats);
   return { entries: walked.map((w) => w.entry), stats };
+}
+
+/**
+ * The contents of `todo` (files to read), on the addon's native threads: hashed, and stored in
+ * the pack when there is one and the path is not metadata-only. Progress is polled from the
+ * counters the threads update.
+ */
+async function readNative(todo: Walked[], o: ScanOptions, metaOnly: RegExp[], totalBytes: number, stats: ScanStats): Promise<void> {
+  const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
+  const progress = new Float64Array(2);
+  const done = stats.files - todo.length;
+  const timer = o.onProgress !== undefined ? setInterval(() => o.onProgress!({ files: done + progress[0]!, bytes: progress[1]!, totalBytes }), 100) : undefined;
+  let results: { hex: string; size: number; kind: ContentKind }[];
+  try {
+    if (o.pack !== undefined) results = await o.pack.files(items, progress);
+    else {
+      const r = await packFiles(items, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress });
+      results = r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
+    }
+  } catch (err) {
+    if (err instanceof DatarootError) throw err;
+    const at = (err as { index?: number }).index;
+    throw vanished(at !== undefined ? todo[at]!.abs : '(a file of the tree)', err);
+  } finally {
+    if (timer !== undefined) clearInterval(timer);
+  }
+  todo.forEach((w, i) => {
+    const e = w.entry as ManifestEntry;
+    const r = results[i]!;
+    if (r.size !== e.size) stats.warnings.push(`${e.path} changed size while it was read (${e.size} → ${r.size})`);
+    e.sha256 = r.hex;
+    e.size = r.size;
+    e.kind = r.kind;
+    if (o.pack !== undefined) e.stored = items[i]!.keep;
+    stats.hashedBytes += r.size;
+  });
+  o.onProgress?.({ files: stats.files, bytes: stats.hashedBytes, totalBytes });
 }
 
 export interface SnapshotOptions {
@@ -428,6 +487,7 @@ export interface SnapshotOptions {
   live: boolean;
   onProgress?: ScanOptions['onProgress'];
   onWalked?: () => void;
+  pipeline?: ScanOptions['pipeline'];
 }
 
 export interface SnapshotResult {
@@ -472,6 +532,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
       pack,
       ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
       ...(o.onWalked !== undefined ? { onWalked: o.onWalked } : {}),
+      ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
     });
     await pack.finish();
     const options = { exclude: o.exclude, metadataOnly: o.metadataOnly, live: o.live };

@@ -40,6 +40,9 @@ export interface ManifestEntry {
 
 export type ContentKind = 'bolt' | 'gzip' | 'json' | 'text' | 'binary' | 'empty';
 
+/** Content kinds by number, as the native content pipeline reports them (io/native packFiles). */
+export const CONTENT_KINDS: readonly ContentKind[] = ['empty', 'bolt', 'gzip', 'binary', 'json', 'text'];
+
 /** A file's kind from its first bytes (up to 8 KiB): BoltDB magic at 16, gzip magic, JSON, text. */
 export function contentKind(head: Uint8Array): ContentKind {
   if (head.length === 0) return 'empty';

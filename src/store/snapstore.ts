@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
-import { contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
+import { CONTENT_KINDS, contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
-import { zstdDecompress } from '../io/native.js';
-import { PackPool, type Piece } from '../io/packpool.js';
+import { packFiles, zstdDecompress } from '../io/native.js';
+import { PackPool, ZSTD_LEVEL, type Piece } from '../io/packpool.js';
+import { availableParallelism } from 'node:os';
 
 /**
  * The snapshot store: a content-addressed, deduplicated store of data-root snapshots.
@@ -215,6 +216,16 @@ export class SnapshotStore {
     return out;
   }
 
+  /** Forgets the pack indexes read so far (a pack was added): the next lookup reads them again. */
+  reloadIndexes(): void {
+    this.index = undefined;
+  }
+
+  /** The sorted index tables of the complete packs (48-byte entries: sha256, offset, size). */
+  indexTables(): Buffer[] {
+    return this.indexes().map((ix) => ix.table.subarray(0, ix.count * IDX_ENTRY));
+  }
+
   /** Where an object is, or undefined. */
   locate(hex: string): ObjectLoc | undefined {
     const key = Buffer.from(hex, 'hex');
@@ -363,7 +374,7 @@ export class PackWriter {
   private pieces: Piece[] = [];
   private nextPiece = 0;
   /** Objects written by this run: content size and the piece of each chunk. */
-  private readonly pending = new Map<string, { size: number; pieces: number[] }>();
+  private readonly pending = new Map<string, { size: number; pieces: number[]; table?: Buffer }>();
   private readonly objects: Record<string, [number, number]> = {};
   private readonly scratch = Buffer.allocUnsafe(CHUNK);
   /** Chunks written for content the store turned out to have. */
@@ -465,6 +476,27 @@ export class PackWriter {
     return { hex, size: total, kind };
   }
 
+  /**
+   * The native pipeline (io/native packFiles, when packFilesAvailable()): reads, hashes and adds
+   * to the pack a whole list of files at once, `keep` saying which are stored (the others are
+   * only hashed). Not mixed with file() in one pack. A file that cannot be read rejects with an
+   * error carrying its `index` in the list.
+   */
+  async files(items: { abs: string | Buffer; keep: boolean }[], progress?: Float64Array): Promise<{ hex: string; size: number; kind: ContentKind }[]> {
+    const start = Math.ceil(this.pool.end / 4096) * 4096;
+    const r = await packFiles(items, { path: this.path, start }, this.store.indexTables(), {
+      level: ZSTD_LEVEL,
+      threads: Math.max(2, Math.min(4, availableParallelism() + 1)),
+      ...(progress !== undefined ? { progress } : {}),
+    });
+    this.pool.advanceTo(r.end);
+    return r.results.map((f) => {
+      const hex = f.sha256.toString('hex');
+      if (f.chunks !== undefined) this.pending.set(hex, { size: f.size, pieces: [], table: Buffer.from(f.chunks) });
+      return { hex, size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' };
+    });
+  }
+
   /** Waits for the workers, writes every object's head and chunk table, syncs, and writes the index. */
   async finish(): Promise<void> {
     this.flush();
@@ -473,7 +505,7 @@ export class PackWriter {
     const byId = new Map(this.pool.results.map((r) => [r.id, r]));
     // Every object's head and chunk table, laid out in one buffer and written with one write.
     let headBytes = 0;
-    for (const o of this.pending.values()) headBytes += RECORD_HEAD + o.pieces.length * CHUNK_ENTRY;
+    for (const o of this.pending.values()) headBytes += RECORD_HEAD + (o.table !== undefined ? o.table.length : o.pieces.length * CHUNK_ENTRY);
     const heads = Buffer.alloc(headBytes);
     const base = this.pool.reserve(headBytes);
     let at = 0;
@@ -481,8 +513,13 @@ export class PackWriter {
       const start = at;
       heads.write(hex, at, 'hex');
       heads.writeBigUInt64LE(BigInt(o.size), at + 32);
-      heads.writeUInt32LE(o.pieces.length, at + 40);
+      heads.writeUInt32LE(o.table !== undefined ? o.table.length / CHUNK_ENTRY : o.pieces.length, at + 40);
       at += RECORD_HEAD;
+      if (o.table !== undefined) {
+        o.table.copy(heads, at);
+        for (let k = 0; k < o.table.length; k += CHUNK_ENTRY) this.storedBytes += Number(o.table.readBigUInt64LE(k + 8));
+        at += o.table.length;
+      }
       for (const id of o.pieces) {
         const r = byId.get(id);
         if (r === undefined) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `a chunk of ${hex} was not written`);
@@ -519,6 +556,7 @@ export class PackWriter {
     });
     writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), idx);
     fsyncDir(join(this.store.dir, 'packs'));
+    this.store.reloadIndexes();
   }
 
   /** Drops the pack (a snapshot that failed). */

@@ -1,0 +1,197 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packFiles, packFilesAvailable } from '../src/io/native.js';
+import { scanTree, takeSnapshot } from '../src/ops/snapshot.js';
+import { CONTENT_KINDS, contentKind, isCarried, type ManifestEntry } from '../src/store/manifest.js';
+import { CHUNK, SnapshotStore } from '../src/store/snapstore.js';
+
+/**
+ * The native content pipeline (io/native packFiles: read, hash, compress and write on native
+ * threads) must give exactly what the JavaScript pipeline gives: the same sha256, size and kind
+ * for every file, the same objects stored (and each stored once), nothing stored for
+ * metadata-only paths, nothing for content the store already has; and every object it writes
+ * must read back byte for byte. Sizes straddle the 4 MiB chunk, contents straddle every kind
+ * rule, and duplicates fall both inside one run and across runs.
+ */
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+function files(entries: Awaited<ReturnType<typeof scanTree>>['entries']): Map<string, ManifestEntry> {
+  const out = new Map<string, ManifestEntry>();
+  for (const e of entries) if (!isCarried(e) && e.type === 'file') out.set(e.path, e);
+  return out;
+}
+
+function fill(n: number, seed: number): Buffer {
+  // compressible, not trivially: a text of numbers
+  let s = '';
+  for (let i = 0; s.length < n; i++) s += `${(i * 2654435761 + seed) % 100000} `;
+  return Buffer.from(s.slice(0, n));
+}
+
+describe.runIf(packFilesAvailable())('native content pipeline', () => {
+  let work: string;
+  let tree: string;
+  const contents = new Map<string, Buffer>();
+
+  const put = (rel: string, data: Buffer): void => {
+    const abs = join(tree, rel);
+    mkdirSync(join(abs, '..'), { recursive: true });
+    writeFileSync(abs, data);
+    contents.set(rel, data);
+  };
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'dataroot-packfiles-'));
+    tree = join(work, 'tree');
+    mkdirSync(tree);
+    put('empty', Buffer.alloc(0));
+    put('small.txt', Buffer.from('hello\n'));
+    put('tiny-bin', Buffer.from([1, 2, 3]));
+    put('doc.json', Buffer.from('  \n {"a": [1, 2, 3]}\n'));
+    put('list.json', Buffer.from('[1,2]'));
+    put('gz', Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0]), randomBytes(500)]));
+    const bolt = Buffer.alloc(4096 * 4);
+    bolt.writeUInt32LE(0xed0cdaed, 16);
+    put('meta.db', bolt);
+    // a control byte only after the first 8 KiB: text by the rules, which look at 8 KiB
+    put('late-ctl', Buffer.concat([fill(9000, 1), Buffer.from([0, 1, 2])]));
+    put('ctl-at-8191', Buffer.concat([fill(8191, 2), Buffer.from([5]), fill(100, 3)]));
+    put('d/random', randomBytes(300_000));
+    put('d/text', fill(200_000, 4));
+    put('d/dup-a', fill(50_000, 5));
+    put('d/e/dup-b', fill(50_000, 5));
+    put('big/exact-chunk', fill(CHUNK, 6));
+    put('big/chunk-plus-one', fill(CHUNK + 1, 7));
+    put('big/chunk-minus-one', fill(CHUNK - 1, 8));
+    put('big/nine-mib', Buffer.concat([fill(5 << 20, 9), randomBytes(4 << 20)]));
+    put('big/nine-mib-copy', readFileSync(join(tree, 'big/nine-mib')));
+    put('meta-only/secret', fill(70_000, 10));
+    put('meta-only/also', Buffer.from('{"x":1}'));
+    linkSync(join(tree, 'd/text'), join(tree, 'd/text-link'));
+    for (let i = 0; i < 300; i++) put(`many/f${i}`, i % 3 === 0 ? randomBytes(i * 37) : fill(i * 53, 100 + i));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const snapshot = async (pipeline: 'native' | 'js', storeDir: string, root = tree, name = pipeline) => {
+    const store = SnapshotStore.open(storeDir, { create: true });
+    const r = await takeSnapshot(store, root, { name, exclude: [], metadataOnly: ['meta-only/*'], live: false, pipeline });
+    return { store, r, entries: files(store.readManifest(r.snapshot).entries()) };
+  };
+
+  it('hashes, classifies and stores exactly what the JavaScript pipeline does', async () => {
+    const js = await snapshot('js', join(work, 'store-js'));
+    const nat = await snapshot('native', join(work, 'store-native'));
+    expect(nat.entries.size).toBe(js.entries.size);
+    for (const [path, e] of js.entries) {
+      const n = nat.entries.get(path)!;
+      expect({ path, sha256: n.sha256, size: n.size, kind: n.kind, stored: n.stored, link: n.link }).toEqual({ path, sha256: e.sha256, size: e.size, kind: e.kind, stored: e.stored, link: e.link });
+    }
+    for (const [rel, data] of contents) {
+      const e = nat.entries.get(rel)!;
+      expect(e.sha256, rel).toBe(sha(data));
+      expect(e.kind, rel).toBe(contentKind(data.subarray(0, 8192)));
+      const stored = !rel.startsWith('meta-only/');
+      expect(e.stored, rel).toBe(stored);
+      expect(nat.store.has(e.sha256!), rel).toBe(stored || [...contents].some(([p, d]) => !p.startsWith('meta-only/') && sha(d) === e.sha256));
+      if (stored) expect(nat.store.readAll(e.sha256!, rel).equals(data), rel).toBe(true);
+    }
+    // every distinct kept content once: the same count and the same logical bytes both ways
+    expect(nat.r.snapshot.newBytes).toBe(js.r.snapshot.newBytes);
+    const distinct = new Map([...contents].filter(([p]) => !p.startsWith('meta-only/')).map(([, d]) => [sha(d), d.length]));
+    expect(nat.r.snapshot.newBytes).toBe([...distinct.values()].reduce((a, b) => a + b, 0));
+    expect(nat.r.stats.hashedBytes).toBe(js.r.stats.hashedBytes);
+  });
+
+  it('stores nothing that the store already has (a copy of the tree elsewhere adds no pack)', async () => {
+    const storeDir = join(work, 'store-twice');
+    const first = await snapshot('native', storeDir);
+    const packs = readdirSync(join(storeDir, 'packs')).sort();
+    const copy = join(work, 'copy');
+    cpSync(tree, copy, { recursive: true });
+    const second = await snapshot('native', storeDir, copy, 'copy');
+    expect(second.r.previous).toBeUndefined(); // another source: everything was read again
+    // cpSync copies the hard link as a second file: read twice, stored once
+    expect(second.r.stats.hashedBytes).toBe(first.r.stats.hashedBytes + contents.get('d/text')!.length);
+    expect(second.r.snapshot.newBytes).toBe(0);
+    expect(second.r.snapshot.packs).toEqual([]);
+    expect(readdirSync(join(storeDir, 'packs')).sort()).toEqual(packs);
+    rmSync(copy, { recursive: true, force: true });
+  });
+
+  it('the kind rules in C are the JavaScript ones, on 3,000 generated heads', async () => {
+    const dir = join(work, 'kinds');
+    mkdirSync(dir);
+    const heads: Buffer[] = [];
+    const alphabet = [0x00, 0x08, 0x09, 0x0a, 0x0d, 0x20, 0x7b, 0x5b, 0x41, 0x1f, 0x8b, 0xed, 0x0c, 0xda, 0xff];
+    for (let i = 0; i < 3000; i++) {
+      const n = [0, 1, 2, 19, 20, 21, 100, 8191, 8192, 8193][i % 10]!;
+      const b = Buffer.alloc(n);
+      for (let k = 0; k < n; k++) b[k] = i % 4 === 0 ? alphabet[(k * 7 + i) % alphabet.length]! : 0x20 + ((k + i) % 90);
+      if (i % 5 === 1 && n >= 20) b.writeUInt32LE(i % 2 ? 0xed0cdaed : 0xedda0ced, 16);
+      if (i % 7 === 2 && n >= 2) b.set([0x1f, 0x8b]);
+      if (i % 11 === 3 && n >= 3) b.set([0x20, 0x0a, i % 2 ? 0x7b : 0x5b]);
+      heads.push(b);
+      writeFileSync(join(dir, `h${i}`), b);
+    }
+    const r = await packFiles(heads.map((_, i) => ({ abs: join(dir, `h${i}`), keep: false })), undefined, [], { level: 1, threads: 3 });
+    r.results.forEach((f, i) => {
+      expect({ i, kind: CONTENT_KINDS[f.kind], sha: f.sha256.toString('hex'), size: f.size }).toEqual({ i, kind: contentKind(heads[i]!.subarray(0, 8192)), sha: sha(heads[i]!), size: heads[i]!.length });
+    });
+  });
+
+  it('a file that disappears before it is read: SNAPSHOT_SOURCE_CHANGED naming it, no pack left', async () => {
+    const root = join(work, 'vanishing');
+    cpSync(tree, root, { recursive: true });
+    const storeDir = join(work, 'store-vanish');
+    const store = SnapshotStore.open(storeDir, { create: true });
+    const victim = join(root, 'many', 'f150');
+    await expect(
+      takeSnapshot(store, root, { name: 'v', exclude: [], metadataOnly: [], live: false, pipeline: 'native', onWalked: () => rmSync(victim) }),
+    ).rejects.toMatchObject({ code: 'SNAPSHOT_SOURCE_CHANGED', message: expect.stringContaining(`${victim} disappeared`) });
+    expect(readdirSync(join(storeDir, 'packs'))).toEqual([]);
+    expect(store.snapshots()).toEqual([]);
+  });
+
+  it.each(['native', 'js'] as const)('a file replaced by a FIFO before it is read (%s): a coded error at once, not a read that waits for a writer', async (pipeline) => {
+    const root = join(work, `fifo-swap-${pipeline}`);
+    cpSync(tree, root, { recursive: true });
+    const store = SnapshotStore.open(join(work, `store-fifo-${pipeline}`), { create: true });
+    const victim = join(root, 'small.txt');
+    await expect(
+      takeSnapshot(store, root, {
+        name: 'f',
+        exclude: [],
+        metadataOnly: [],
+        live: false,
+        pipeline,
+        onWalked: () => {
+          rmSync(victim);
+          execFileSync('mkfifo', [victim]);
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'SNAPSHOT_SOURCE_CHANGED', message: expect.stringContaining(`${victim} cannot be read (EINVAL)`) });
+    expect(store.snapshots()).toEqual([]);
+  });
+
+  it('a pack on tmpfs (direct writes or their buffered fallback) reads back byte for byte', async () => {
+    if (!existsSync('/dev/shm') || !statSync('/dev/shm').isDirectory()) return;
+    const storeDir = mkdtempSync(join('/dev/shm', 'dataroot-packfiles-'));
+    try {
+      const nat = await snapshot('native', join(storeDir, 'store'));
+      for (const [rel, data] of contents) if (!rel.startsWith('meta-only/')) expect(nat.store.readAll(nat.entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
+    } finally {
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  });
+
+  it('hashing alone (no pack) gives the sha256 and size of every file', async () => {
+    const { entries } = await scanTree(tree, { exclude: [], metadataOnly: [], pipeline: 'native' });
+    const got = files(entries);
+    for (const [rel, data] of contents) expect([rel, got.get(rel)!.sha256, got.get(rel)!.size]).toEqual([rel, sha(data), data.length]);
+  });
+});
