@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <node_api.h>
 #ifdef HAVE_ZSTD
 #include <zstd.h>
@@ -384,7 +385,6 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
  * unreferenced (rare: an unchanged file is not read at all).
  */
 #include <dlfcn.h>
-#include <pthread.h>
 
 #define PF_CHUNK (4u << 20)
 #define PF_OUT_CAP (PF_CHUNK + (PF_CHUNK >> 7) + 65536)
@@ -1240,6 +1240,9 @@ typedef struct {
   size_t pid_len, pvol_len, pid_at, pvol_at;
   uint32_t entries;
   int carry, want_xattrs;
+  /* The entry's extended attributes as read ahead by a prefetch thread (put_xattrs_to's block), or NULL. */
+  const unsigned char *xpre;
+  size_t xpre_len;
   /* The open run of carried entries: consecutive previous identity lines. */
   int in_run;
   uint32_t run_id_start, run_id_end, run_vol_start, run_count, run_files;
@@ -1281,7 +1284,7 @@ static void prev_next(tree_t *t) {
  * the block, then per attribute u16 name length, the name, u32 value length, the value. A
  * failure is u32 0xffffffff and the errno (the caller warns, or reports a vanished entry).
  */
-static void put_xattrs(tree_t *t, const char *abs) {
+static void put_xattrs_to(bytes_t *x, const char *abs) {
   char small[1024];
   char *names = small;
   ssize_t n = llistxattr(abs, small, sizeof small);
@@ -1294,15 +1297,15 @@ static void put_xattrs(tree_t *t, const char *abs) {
     int e = errno;
     if (names != small) free(names);
     if (e == ENOTSUP) {
-      b_u32(&t->xattrs, 0);
+      b_u32(x, 0);
       return;
     }
-    b_u32(&t->xattrs, 0xffffffffu);
-    b_u32(&t->xattrs, (uint32_t)e);
+    b_u32(x, 0xffffffffu);
+    b_u32(x, (uint32_t)e);
     return;
   }
-  size_t len_at = t->xattrs.len;
-  b_u32(&t->xattrs, 0);
+  size_t len_at = x->len;
+  b_u32(x, 0);
   for (ssize_t off = 0; off < n;) {
     const char *name = names + off;
     size_t nl = strnlen(name, (size_t)(n - off));
@@ -1319,23 +1322,23 @@ static void put_xattrs(tree_t *t, const char *abs) {
       int e = errno;
       if (v != vsmall) free(v);
       if (e == ENODATA) continue; /* removed meanwhile */
-      t->xattrs.len = len_at;
-      b_u32(&t->xattrs, 0xffffffffu);
-      b_u32(&t->xattrs, (uint32_t)e);
+      x->len = len_at;
+      b_u32(x, 0xffffffffu);
+      b_u32(x, (uint32_t)e);
       if (names != small) free(names);
       return;
     }
     uint16_t n16 = (uint16_t)nl;
-    b_put(&t->xattrs, &n16, 2);
-    b_put(&t->xattrs, name, nl);
-    b_u32(&t->xattrs, (uint32_t)vn);
-    b_put(&t->xattrs, v, (size_t)vn);
+    b_put(x, &n16, 2);
+    b_put(x, name, nl);
+    b_u32(x, (uint32_t)vn);
+    b_put(x, v, (size_t)vn);
     if (v != vsmall) free(v);
   }
   if (names != small) free(names);
-  if (!t->xattrs.failed) {
-    uint32_t block = (uint32_t)(t->xattrs.len - len_at - 4);
-    memcpy(t->xattrs.p + len_at, &block, 4);
+  if (!x->failed) {
+    uint32_t block = (uint32_t)(x->len - len_at - 4);
+    memcpy(x->p + len_at, &block, 4);
   }
 }
 
@@ -1405,7 +1408,10 @@ static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, co
     uint64_t f[SCAN_FIELDS] = {st->st_mode, st->st_uid, st->st_gid, (uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_atim.tv_sec,
                                (uint64_t)st->st_atim.tv_nsec, (uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec, st->st_ino, st->st_dev, st->st_nlink, st->st_rdev};
     b_put(&t->full, f, sizeof f);
-    if (t->want_xattrs) put_xattrs(t, abs);
+    if (t->want_xattrs) {
+      if (t->xpre != NULL) b_put(&t->xattrs, t->xpre, t->xpre_len);
+      else put_xattrs_to(&t->xattrs, abs);
+    }
   }
 }
 
@@ -1464,6 +1470,216 @@ static void walk_dir(tree_t *t, char *abs, size_t abs_len, char *rel, size_t rel
 }
 
 /*
+ * Read-ahead for scanTree: threads list directories (names and each entry's lstat, and with no
+ * previous snapshot to match, each entry's extended attributes) ahead of the walk, which then
+ * takes every directory's listing from memory in walk order. The system calls of a large tree
+ * spread over the cores; what the walk emits is unchanged. Directories are handed out newest
+ * first, so the listings the depth-first walk needs next tend to be ready.
+ */
+typedef struct pnode {
+  listing_t l;            /* names (the directory itself is closed once listed) */
+  struct stat *sts;       /* per name */
+  struct pnode **kids;    /* per name: the node of a subdirectory, or NULL */
+  bytes_t x;              /* read-ahead extended attributes: one put_xattrs_to block per name */
+  size_t *xoff;           /* per name: its block's offset in x (count + 1 offsets) */
+  char *path;             /* absolute path, until listed */
+  int err;
+  const char *err_call;
+  int ready;
+  struct pnode *next_job; /* in the stack of directories to list */
+  struct pnode *next_all; /* every node, to free them all at the end */
+} pnode;
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t job_cv, ready_cv;
+  pnode *stack, *all;
+  int active, stop, want_xattrs;
+} prefetch_t;
+
+static void pnode_release(pnode *n) {
+  listing_close(&n->l);
+  free(n->sts), free(n->kids), free(n->x.p), free(n->xoff), free(n->path);
+  n->sts = NULL, n->kids = NULL, n->x.p = NULL, n->xoff = NULL, n->path = NULL;
+}
+
+static void prefetch_list(prefetch_t *pf, pnode *n) {
+  const char *failed;
+  int e = list_dir(n->path, &n->l, &failed);
+  pnode *kids = NULL;
+  if (e != 0) {
+    n->err = e;
+    n->err_call = failed;
+  } else {
+    n->sts = malloc((n->l.count + 1) * sizeof *n->sts);
+    n->kids = calloc(n->l.count + 1, sizeof *n->kids);
+    n->xoff = pf->want_xattrs ? malloc((n->l.count + 1) * sizeof *n->xoff) : NULL;
+    if (n->sts == NULL || n->kids == NULL || (pf->want_xattrs && n->xoff == NULL)) {
+      n->err = ENOMEM;
+      n->err_call = "scandir";
+    }
+    size_t plen = strlen(n->path);
+    for (size_t i = 0; i < n->l.count && !n->err; i++) {
+      if (fstatat(n->l.dfd, n->l.names[i], &n->sts[i], AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) {
+          n->l.names[i] = NULL; /* vanished meanwhile */
+          if (n->xoff != NULL) n->xoff[i] = n->x.len;
+          continue;
+        }
+        n->err = errno;
+        n->err_call = "fstatat";
+        break;
+      }
+      size_t nl = strlen(n->l.names[i]);
+      int is_dir = S_ISDIR(n->sts[i].st_mode);
+      char *child = NULL;
+      if ((is_dir || n->xoff != NULL) && plen + 1 + nl < MAX_PATH) {
+        child = malloc(plen + nl + 2);
+        if (child != NULL) {
+          memcpy(child, n->path, plen);
+          size_t at = plen;
+          if (at == 0 || child[at - 1] != '/') child[at++] = '/';
+          memcpy(child + at, n->l.names[i], nl + 1);
+        }
+      }
+      if (n->xoff != NULL) {
+        n->xoff[i] = n->x.len;
+        if (child != NULL) put_xattrs_to(&n->x, child);
+      }
+      if (is_dir && child != NULL) {
+        pnode *k = calloc(1, sizeof *k);
+        if (k != NULL) {
+          k->path = child;
+          child = NULL;
+          k->next_job = kids;
+          kids = k;
+          n->kids[i] = k;
+        }
+      }
+      free(child);
+    }
+    if (n->xoff != NULL) n->xoff[n->l.count] = n->x.len;
+    if (n->l.dir != NULL) closedir(n->l.dir);
+    n->l.dir = NULL;
+    if (n->x.failed) {
+      n->err = ENOMEM;
+      n->err_call = "llistxattr";
+    }
+  }
+  free(n->path);
+  n->path = NULL;
+  pthread_mutex_lock(&pf->mu);
+  /* kids is in reverse name order: pushing it in that order leaves the first name on top */
+  while (kids != NULL) {
+    pnode *k = kids;
+    kids = k->next_job;
+    k->next_all = pf->all;
+    pf->all = k;
+    k->next_job = pf->stack;
+    pf->stack = k;
+  }
+  n->ready = 1;
+  pthread_cond_broadcast(&pf->ready_cv);
+  pthread_cond_broadcast(&pf->job_cv);
+  pthread_mutex_unlock(&pf->mu);
+}
+
+static void *prefetch_run(void *arg) {
+  prefetch_t *pf = arg;
+  pthread_mutex_lock(&pf->mu);
+  for (;;) {
+    while (!pf->stop && pf->stack == NULL && pf->active > 0) pthread_cond_wait(&pf->job_cv, &pf->mu);
+    if (pf->stop || pf->stack == NULL) break; /* stopped, or nothing left to list by anyone */
+    pnode *n = pf->stack;
+    pf->stack = n->next_job;
+    pf->active++;
+    pthread_mutex_unlock(&pf->mu);
+    prefetch_list(pf, n);
+    pthread_mutex_lock(&pf->mu);
+    pf->active--;
+    if (pf->active == 0 && pf->stack == NULL) pthread_cond_broadcast(&pf->job_cv);
+  }
+  pthread_mutex_unlock(&pf->mu);
+  return NULL;
+}
+
+/* walk_dir over read-ahead listings. */
+static void walk_node(tree_t *t, prefetch_t *pf, pnode *n, char *abs, size_t abs_len, char *rel, size_t rel_len) {
+  pthread_mutex_lock(&pf->mu);
+  while (!n->ready) pthread_cond_wait(&pf->ready_cv, &pf->mu);
+  pthread_mutex_unlock(&pf->mu);
+  if (n->err) {
+    pnode_release(n);
+    return tree_fail(t, n->err_call, abs, n->err);
+  }
+  for (size_t i = 0; i < n->l.count && !t->err; i++) {
+    if (n->l.names[i] == NULL) continue;
+    size_t nl = strlen(n->l.names[i]);
+    if (abs_len + 1 + nl >= MAX_PATH || rel_len + 1 + nl >= MAX_PATH || nl > 0xffff) {
+      tree_fail(t, "scandir", abs, ENAMETOOLONG);
+      break;
+    }
+    size_t al = abs_len, rl = rel_len;
+    if (al == 0 || abs[al - 1] != '/') abs[al++] = '/';
+    memcpy(abs + al, n->l.names[i], nl + 1);
+    if (rl > 0) rel[rl++] = '/';
+    memcpy(rel + rl, n->l.names[i], nl + 1);
+    if (n->xoff != NULL) {
+      t->xpre = n->x.p + n->xoff[i];
+      t->xpre_len = n->xoff[i + 1] - n->xoff[i];
+    }
+    emit(t, abs, rel, rl + nl, &n->sts[i]);
+    t->xpre = NULL;
+    if (S_ISDIR(n->sts[i].st_mode)) {
+      if (n->kids[i] != NULL) walk_node(t, pf, n->kids[i], abs, al + nl, rel, rl + nl);
+      else tree_fail(t, "scandir", abs, ENOMEM);
+    }
+    abs[abs_len] = 0;
+    rel[rel_len] = 0;
+  }
+  pnode_release(n);
+}
+
+/* The walk of a directory with `threads` read-ahead threads (the walk itself runs here). */
+static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, size_t rel_len, int threads) {
+  prefetch_t pf;
+  memset(&pf, 0, sizeof pf);
+  pthread_mutex_init(&pf.mu, NULL);
+  pthread_cond_init(&pf.job_cv, NULL);
+  pthread_cond_init(&pf.ready_cv, NULL);
+  pf.want_xattrs = t->want_xattrs && t->pid == NULL; /* with a previous snapshot, most entries are carried: no read-ahead */
+  pnode *root = calloc(1, sizeof *root);
+  pthread_t tids[8];
+  int started = 0;
+  if (root == NULL || (root->path = strdup(abs)) == NULL) {
+    free(root);
+    return tree_fail(t, "scandir", abs, ENOMEM);
+  }
+  pf.all = root;
+  pf.stack = root;
+  for (int i = 0; i < threads && i < 8; i++, started++)
+    if (pthread_create(&tids[i], NULL, prefetch_run, &pf) != 0) break;
+  if (started == 0) {
+    /* no thread: list everything here first */
+    prefetch_run(&pf);
+  }
+  walk_node(t, &pf, root, abs, abs_len, rel, rel_len);
+  pthread_mutex_lock(&pf.mu);
+  pf.stop = 1;
+  pthread_cond_broadcast(&pf.job_cv);
+  pthread_mutex_unlock(&pf.mu);
+  for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+  for (pnode *n = pf.all, *next; n != NULL; n = next) {
+    next = n->next_all;
+    pnode_release(n);
+    free(n);
+  }
+  pthread_cond_destroy(&pf.ready_cv);
+  pthread_cond_destroy(&pf.job_cv);
+  pthread_mutex_destroy(&pf.mu);
+}
+
+/*
  * scanTree(root, prevIdentity, prevVolatile, carry, xattrs) -> [count, ops, full, volatile, xattrs]
  * The whole tree under root in walk order (depth first, names in byte order, symlinks not
  * followed; the root itself first, with the path ""). When the previous snapshot's identity and
@@ -1478,7 +1694,7 @@ static void walk_dir(tree_t *t, char *abs, size_t abs_len, char *rel, size_t rel
  *     u32 regular files, u64 bytes of those files;
  *   full: per entry in full, as scandir's records with the relative path as the name;
  *   volatile: per carried entry, its new volatile line and a newline;
- *   xattrs: with `xattrs` true, per entry in full, its extended attributes (see put_xattrs).
+ *   xattrs: with `xattrs` true, per entry in full, its extended attributes (see put_xattrs_to).
  */
 static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -1515,7 +1731,11 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
   }
   rel[0] = 0;
   emit(t, abs, rel, 0, &st);
-  if (S_ISDIR(st.st_mode)) walk_dir(t, abs, strlen(abs), rel, 0);
+  if (S_ISDIR(st.st_mode)) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 1) walk_prefetched(t, abs, strlen(abs), rel, 0, cores > 4 ? 4 : (int)cores);
+    else walk_dir(t, abs, strlen(abs), rel, 0);
+  }
   run_close(t);
   if (t->err) {
     throw_errno(env, t->err_call, t->err_path, t->err);
