@@ -363,7 +363,7 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
 
 /*
  * packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads) -> Promise of
- *   [results, chunks, end, failedIndex, errnoName, syscall]
+ *   [results, index, end, failedIndex, errnoName, syscall, objects, newBytes, storedBytes]
  * The content half of a snapshot, on native threads: every file of a list is read, hashed
  * (sha256, by the OpenSSL that Node carries), classified, and, when it is to be kept and is
  * neither in the store (`indexes`: the sorted tables of the store's pack indexes, 48-byte
@@ -375,11 +375,14 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
  * doubles: files, bytes) is updated as files finish.
  * results: 64 bytes a file: sha256 (32), size read u64 (32), kind u8 (40: 0 empty, 1 bolt, 2 gzip,
  *   3 binary, 4 json, 5 text), new u8 (41: 1 when this file's content became a new object), chunk
- *   count u32 (44), first chunk u32 (48).
- * chunks: the chunk tables of the new objects, 32 bytes a chunk: pack offset u64, stored size u64,
- *   raw size u64, method u8 (0 raw, 1 zstd), reserved (the pack record's chunk-table layout).
+ *   count u32 (44).
+ * After the last chunk, the record of every new object (sha256, size u64, chunk count u32,
+ * reserved u32, then its chunk table: pack offset u64, stored size u64, raw size u64, method u8
+ * (0 raw, 1 zstd), 7 reserved) is written and the pack is synced.
+ * index: the new objects' .idx entries, sorted by sha256: sha256, record offset u64, size u64.
  * end: the pack offset after the last write. failedIndex: -1, or the file that could not be read
- * (-2: the pack could not be written), with the errno name and the failing call.
+ * (-2: the pack could not be written), with the errno name and the failing call. objects,
+ * newBytes, storedBytes: the new objects' count, content bytes, and bytes in the pack.
  * Large files (4 MiB or more) are compressed chunk by chunk as they are read, before their hash
  * is known; when the content turns out to be in the store already, those chunks stay in the pack
  * unreferenced (rare: an unchanged file is not read at all).
@@ -468,6 +471,9 @@ struct pf_job {
   int64_t failed;
   int err;
   const char *syscall;
+  /* after the run: the index entries of the new objects (sorted by sha256), and their totals */
+  unsigned char *idx;
+  uint64_t objects, new_bytes, stored_bytes;
 };
 
 static int pf_in_store(pf_job *j, const unsigned char *sha) {
@@ -704,6 +710,59 @@ static void *pf_run(void *arg) {
   return NULL;
 }
 
+static int pf_cmp_digest(const void *a, const void *b) { return memcmp(a, b, 32); }
+
+/*
+ * After the contents: every new object's record (sha256, size u64, chunk count u32, reserved u32,
+ * then its chunk table) written after the last chunk, the pack synced, and the index entries
+ * (sha256, record offset u64, size u64) sorted for the .idx file.
+ */
+static void pf_seal(pf_job *j) {
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < j->count; i++)
+    if (j->files[i].fresh) {
+      j->objects++;
+      bytes += 48 + (size_t)j->files[i].count * PF_ENTRY;
+    }
+  if (j->objects == 0) return;
+  size_t len = (bytes + 4095) & ~(size_t)4095;
+  unsigned char *h = NULL;
+  j->idx = malloc(j->objects * PF_IDX_ENTRY);
+  if (j->idx == NULL || posix_memalign((void **)&h, 4096, len) != 0) return pf_fail(j, -2, ENOMEM, "malloc");
+  memset(h, 0, len);
+  uint64_t base = j->end, at = 0, k = 0;
+  for (uint32_t i = 0; i < j->count; i++) {
+    pf_file *f = &j->files[i];
+    if (!f->fresh) continue;
+    unsigned char *r = h + at, *x = j->idx + k++ * PF_IDX_ENTRY;
+    uint64_t off = base + at;
+    memcpy(r, f->sha, 32);
+    memcpy(r + 32, &f->size, 8);
+    memcpy(r + 40, &f->count, 4);
+    memcpy(x, f->sha, 32);
+    memcpy(x + 32, &off, 8);
+    memcpy(x + 40, &f->size, 8);
+    at += 48;
+    j->stored_bytes += 48 + (uint64_t)f->count * PF_ENTRY;
+    j->new_bytes += f->size;
+    for (uint32_t c = 0; c < f->count; c++, at += PF_ENTRY) {
+      pf_chunk *ch = &j->threads[f->thread].chunks[f->first + c];
+      memcpy(h + at, &ch->offset, 8);
+      memcpy(h + at + 8, &ch->stored, 8);
+      memcpy(h + at + 16, &ch->raw, 8);
+      h[at + 24] = ch->method;
+      j->stored_bytes += ch->stored;
+    }
+  }
+  qsort(j->idx, j->objects, PF_IDX_ENTRY, pf_cmp_digest);
+  int e = pf_write(j, h, len, base);
+  free(h);
+  if (e != 0) return pf_fail(j, -2, e, "write");
+  j->end = base + len;
+  int fd = __atomic_load_n(&j->direct, __ATOMIC_ACQUIRE) ? j->fd : j->buffered_fd;
+  if (fsync(fd) != 0) return pf_fail(j, -2, errno, "fsync");
+}
+
 static void pf_execute(napi_env env, void *data) {
   (void)env;
   pf_job *j = data;
@@ -729,6 +788,7 @@ static void pf_execute(napi_env env, void *data) {
       if (pthread_create(&j->threads[i].tid, NULL, pf_run, &j->threads[i]) != 0) break;
     pf_run(&j->threads[0]);
     for (int i = 1; i <= started; i++) pthread_join(j->threads[i].tid, NULL);
+    if (j->failed == -1 && j->pack_path != NULL) pf_seal(j);
   }
   if (j->fd >= 0) close(j->fd);
   if (j->buffered_fd >= 0) close(j->buffered_fd);
@@ -752,24 +812,23 @@ static void pf_free(napi_env env, pf_job *j) {
   free(j->tables);
   free(j->table_counts);
   free(j->pack_path);
+  free(j->idx);
   pthread_mutex_destroy(&j->lock);
   free(j);
 }
 
 static void pf_complete(napi_env env, napi_status status, void *data) {
   pf_job *j = data;
-  napi_value out[6], arr;
-  size_t nchunks = 0;
-  for (uint32_t i = 0; i < j->count; i++)
-    if (j->files[i].fresh) nchunks += j->files[i].count;
-  void *rp = NULL, *cp = NULL;
+  napi_value out[9], arr;
+  void *rp = NULL, *ip = NULL;
   if (status != napi_ok && j->failed == -1) {
     j->failed = -2;
     j->err = EIO;
     j->syscall = "cancelled";
   }
-  if (napi_create_buffer(env, (size_t)j->count * PF_RESULT + 1, &rp, &out[0]) != napi_ok || napi_create_buffer(env, nchunks * PF_ENTRY + 1, &cp, &out[1]) != napi_ok) {
-    rp = cp = NULL;
+  size_t ilen = j->failed == -1 ? (size_t)j->objects * PF_IDX_ENTRY : 0;
+  if (napi_create_buffer(env, (size_t)j->count * PF_RESULT + 1, &rp, &out[0]) != napi_ok || napi_create_buffer(env, ilen + 1, &ip, &out[1]) != napi_ok) {
+    rp = ip = NULL;
     napi_get_undefined(env, &out[0]);
     napi_get_undefined(env, &out[1]);
     if (j->failed == -1) {
@@ -778,10 +837,9 @@ static void pf_complete(napi_env env, napi_status status, void *data) {
       j->syscall = "result buffers";
     }
   }
-  if (rp != NULL && cp != NULL) {
+  if (rp != NULL && ip != NULL) {
     memset(rp, 0, (size_t)j->count * PF_RESULT + 1);
-    memset(cp, 0, nchunks * PF_ENTRY + 1);
-    uint32_t at = 0;
+    if (ilen > 0) memcpy(ip, j->idx, ilen);
     for (uint32_t i = 0; i < j->count; i++) {
       pf_file *f = &j->files[i];
       unsigned char *r = (unsigned char *)rp + (size_t)i * PF_RESULT;
@@ -789,25 +847,18 @@ static void pf_complete(napi_env env, napi_status status, void *data) {
       memcpy(r + 32, &f->size, 8);
       r[40] = f->kind;
       r[41] = f->fresh;
-      if (!f->fresh) continue;
       memcpy(r + 44, &f->count, 4);
-      memcpy(r + 48, &at, 4);
-      for (uint32_t k = 0; k < f->count; k++, at++) {
-        pf_chunk *c = &j->threads[f->thread].chunks[f->first + k];
-        unsigned char *e = (unsigned char *)cp + (size_t)at * PF_ENTRY;
-        memcpy(e, &c->offset, 8);
-        memcpy(e + 8, &c->stored, 8);
-        memcpy(e + 16, &c->raw, 8);
-        e[24] = c->method;
-      }
     }
   }
   napi_create_double(env, (double)j->end, &out[2]);
   napi_create_double(env, (double)j->failed, &out[3]);
   napi_create_string_utf8(env, j->failed == -1 ? "" : errno_name(j->err), NAPI_AUTO_LENGTH, &out[4]);
   napi_create_string_utf8(env, j->syscall != NULL ? j->syscall : "", NAPI_AUTO_LENGTH, &out[5]);
-  napi_create_array_with_length(env, 6, &arr);
-  for (uint32_t i = 0; i < 6; i++) napi_set_element(env, arr, i, out[i]);
+  napi_create_double(env, (double)j->objects, &out[6]);
+  napi_create_double(env, (double)j->new_bytes, &out[7]);
+  napi_create_double(env, (double)j->stored_bytes, &out[8]);
+  napi_create_array_with_length(env, 9, &arr);
+  for (uint32_t i = 0; i < 9; i++) napi_set_element(env, arr, i, out[i]);
   napi_resolve_deferred(env, j->deferred, arr);
   napi_delete_async_work(env, j->work);
   pf_free(env, j);

@@ -30,7 +30,7 @@ interface Addon {
     progress: Float64Array,
     level: number,
     threads: number,
-  ): Promise<[Buffer, Buffer, number, number, string, string]>;
+  ): Promise<[Buffer, Buffer, number, number, string, string, number, number, number]>;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
   zstdDecompressAsync?(data: Buffer, size: number): Promise<Buffer>;
@@ -162,13 +162,25 @@ export interface PackedFile {
   size: number;
   /** What the content looks like: 0 empty, 1 bolt, 2 gzip, 3 binary, 4 json, 5 text (store/manifest's contentKind, the same rules). */
   kind: number;
-  /** The chunk table of a new object (32-byte entries), or undefined (known, or not kept). */
-  chunks: Buffer | undefined;
+  /** Whether this file's content became a new object of the pack. */
+  fresh: boolean;
+}
+
+export interface PackedRun {
+  results: PackedFile[];
+  /** The pack's end: after the new objects' records, which follow their chunks. */
+  end: number;
+  /** The new objects' index entries (sha256, record offset u64, size u64), sorted by sha256. */
+  index: Buffer;
+  objects: number;
+  newBytes: number;
+  storedBytes: number;
 }
 
 /**
  * Reads, hashes and (where `keep`) compresses into a pack every file of a list, on native threads
- * (see js_pack_files). Resolves with one result a file and the pack's end, or rejects: a file that
+ * (see js_pack_files), then writes the new objects' records and syncs the pack. Resolves with one
+ * result a file, the pack's end and the new objects' index entries, or rejects: a file that
  * could not be read with an ErrnoException-like error carrying `index` (its position in the
  * list), the pack with SNAPSHOT_WRITE_FAILED.
  */
@@ -177,14 +189,14 @@ export async function packFiles(
   pack: { path: string; start: number } | undefined,
   indexes: Buffer[],
   o: { level: number; threads: number; progress?: Float64Array },
-): Promise<{ results: PackedFile[]; end: number }> {
+): Promise<PackedRun> {
   const parts: Buffer[] = [];
   const zero = Buffer.alloc(1);
   for (const f of files) parts.push(typeof f.abs === 'string' ? Buffer.from(f.abs) : f.abs, zero);
   const keep = Buffer.alloc(files.length);
   files.forEach((f, i) => (keep[i] = f.keep ? 1 : 0));
   const progress = o.progress ?? new Float64Array(2);
-  const [res, chunks, end, failed, code, syscall] = await load().packFiles!(
+  const [res, index, end, failed, code, syscall, objects, newBytes, storedBytes] = await load().packFiles!(
     Buffer.concat(parts),
     files.length,
     keep,
@@ -203,17 +215,14 @@ export async function packFiles(
   const results: PackedFile[] = [];
   for (let i = 0; i < files.length; i++) {
     const r = res.subarray(i * 64, i * 64 + 64);
-    const fresh = r[41] === 1;
-    const count = r.readUInt32LE(44);
-    const first = r.readUInt32LE(48);
     results.push({
       sha256: r.subarray(0, 32),
       size: Number(r.readBigUInt64LE(32)),
       kind: r[40]!,
-      chunks: fresh ? chunks.subarray(first * 32, (first + count) * 32) : undefined,
+      fresh: r[41] === 1,
     });
   }
-  return { results, end };
+  return { results, end, index: index.subarray(0, objects * 48), objects, newBytes, storedBytes };
 }
 
 const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));

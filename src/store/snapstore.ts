@@ -5,7 +5,7 @@ import { brotliDecompressSync } from 'node:zlib';
 import { CONTENT_KINDS, contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
-import { packFiles, zstdDecompress } from '../io/native.js';
+import { packFiles, zstdDecompress, type PackedRun } from '../io/native.js';
 import { PackPool, ZSTD_LEVEL, type Piece } from '../io/packpool.js';
 import { availableParallelism } from 'node:os';
 
@@ -374,7 +374,9 @@ export class PackWriter {
   private pieces: Piece[] = [];
   private nextPiece = 0;
   /** Objects written by this run: content size and the piece of each chunk. */
-  private readonly pending = new Map<string, { size: number; pieces: number[]; table?: Buffer }>();
+  private readonly pending = new Map<string, { size: number; pieces: number[] }>();
+  /** The native run's outcome (files()): its pack is written and synced but for the index. */
+  private sealed: PackedRun | undefined;
   private readonly objects: Record<string, [number, number]> = {};
   private readonly scratch = Buffer.allocUnsafe(CHUNK);
   /** Chunks written for content the store turned out to have. */
@@ -483,6 +485,7 @@ export class PackWriter {
    * error carrying its `index` in the list.
    */
   async files(items: { abs: string | Buffer; keep: boolean }[], progress?: Float64Array): Promise<{ hex: string; size: number; kind: ContentKind }[]> {
+    if (this.sealed !== undefined || this.nextPiece > 0) throw new Error('PackWriter.files: one native run a pack, not mixed with file()');
     const start = Math.ceil(this.pool.end / 4096) * 4096;
     const r = await packFiles(items, { path: this.path, start }, this.store.indexTables(), {
       level: ZSTD_LEVEL,
@@ -490,22 +493,38 @@ export class PackWriter {
       ...(progress !== undefined ? { progress } : {}),
     });
     this.pool.advanceTo(r.end);
-    return r.results.map((f) => {
-      const hex = f.sha256.toString('hex');
-      if (f.chunks !== undefined) this.pending.set(hex, { size: f.size, pieces: [], table: Buffer.from(f.chunks) });
-      return { hex, size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' };
-    });
+    this.sealed = r;
+    return r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
+  }
+
+  /** Writes the index of a pack the native run filled and sealed. */
+  private finishSealed(r: PackedRun): void {
+    closeSync(this.fd);
+    this.count = r.objects;
+    this.newBytes = r.newBytes;
+    this.storedBytes = r.storedBytes;
+    if (r.objects === 0) {
+      rmSync(this.path, { force: true });
+      return;
+    }
+    const head = Buffer.alloc(16);
+    IDX_MAGIC.copy(head, 0);
+    head.writeBigUInt64LE(BigInt(r.objects), 8);
+    writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), Buffer.concat([head, r.index]));
+    fsyncDir(join(this.store.dir, 'packs'));
+    this.store.reloadIndexes();
   }
 
   /** Waits for the workers, writes every object's head and chunk table, syncs, and writes the index. */
   async finish(): Promise<void> {
+    if (this.sealed !== undefined) return this.finishSealed(this.sealed);
     this.flush();
     await this.pool.drain();
     await this.pool.close();
     const byId = new Map(this.pool.results.map((r) => [r.id, r]));
     // Every object's head and chunk table, laid out in one buffer and written with one write.
     let headBytes = 0;
-    for (const o of this.pending.values()) headBytes += RECORD_HEAD + (o.table !== undefined ? o.table.length : o.pieces.length * CHUNK_ENTRY);
+    for (const o of this.pending.values()) headBytes += RECORD_HEAD + o.pieces.length * CHUNK_ENTRY;
     const heads = Buffer.alloc(headBytes);
     const base = this.pool.reserve(headBytes);
     let at = 0;
@@ -513,13 +532,8 @@ export class PackWriter {
       const start = at;
       heads.write(hex, at, 'hex');
       heads.writeBigUInt64LE(BigInt(o.size), at + 32);
-      heads.writeUInt32LE(o.table !== undefined ? o.table.length / CHUNK_ENTRY : o.pieces.length, at + 40);
+      heads.writeUInt32LE(o.pieces.length, at + 40);
       at += RECORD_HEAD;
-      if (o.table !== undefined) {
-        o.table.copy(heads, at);
-        for (let k = 0; k < o.table.length; k += CHUNK_ENTRY) this.storedBytes += Number(o.table.readBigUInt64LE(k + 8));
-        at += o.table.length;
-      }
       for (const id of o.pieces) {
         const r = byId.get(id);
         if (r === undefined) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `a chunk of ${hex} was not written`);
