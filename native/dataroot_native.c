@@ -9,7 +9,7 @@
  *   startWriteback(fd, offset, length)   (sync_file_range WRITE: the disk starts on it now, fsync later waits less)
  *   alignedBuffer(size) -> Buffer   (page-aligned memory, for O_DIRECT writes)
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
- *   scanTree(root, prevIdentity, prevVolatile, carry, xattrs)   (a whole tree, matched against the
+ *   scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads])   (a whole tree, matched against the
  *     previous snapshot's manifest: see js_scan_tree)
  *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer, zstdDecompressAsync
  *     (the same on the thread pool), zstdCompressInto(src, dst, level)   (with libzstd only:
@@ -1162,7 +1162,31 @@ static size_t dec128(char *out, __int128 v) {
   return k;
 }
 
-static size_t ns_text(char *out, struct timespec t) { return dec128(out, (__int128)(int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec); }
+static size_t dec64(char *out, uint64_t u) {
+  char tmp[24];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u != 0);
+  for (size_t k = 0; k < n; k++) out[k] = tmp[n - 1 - k];
+  return n;
+}
+
+/* Nanoseconds since the epoch as decimal text. The usual case (a time after 1970, seconds that
+ * fit 64 bits with room) is printed as seconds and nine digits, without 128-bit division. */
+static size_t ns_text(char *out, struct timespec t) {
+  if (t.tv_sec > 0 && t.tv_nsec >= 0 && t.tv_nsec < 1000000000 && (uint64_t)t.tv_sec < 1000000000000ull) {
+    size_t k = dec64(out, (uint64_t)t.tv_sec);
+    uint32_t ns = (uint32_t)t.tv_nsec;
+    for (int d = 8; d >= 0; d--) {
+      out[k + (size_t)d] = (char)('0' + ns % 10);
+      ns /= 10;
+    }
+    return k + 9;
+  }
+  return dec128(out, (__int128)(int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec);
+}
 
 /* The manifest's volatile line of an lstat, exactly as manifest.ts's volatileOf writes it:
  * ["mtime","atime","ctime","ino","dev",nlink] with nanosecond times. Returns its length. */
@@ -1731,7 +1755,9 @@ static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, siz
 }
 
 /*
- * scanTree(root, prevIdentity, prevVolatile, carry, xattrs) -> [count, ops, full, volatile, xattrs]
+ * scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads]) -> [count, ops, full, volatile, xattrs]
+ * `threads`: how many threads list directories ahead of the walk (see walk_prefetched); 0 or
+ * absent: one a core, at most 4; 1: none, the walk lists each directory itself.
  * The whole tree under root in walk order (depth first, names in byte order, symlinks not
  * followed; the root itself first, with the path ""). When the previous snapshot's identity and
  * volatile lines are given (Buffers, one line per entry, same walk order), each entry is matched
@@ -1748,7 +1774,9 @@ static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, siz
  *   xattrs: with `xattrs` true, per entry in full, its extended attributes (see put_xattrs_to).
  */
 static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
+  napi_value argv[6];
+  size_t argc = 6;
+  int32_t threads = 0;
   char *abs = malloc(MAX_PATH), *rel = malloc(MAX_PATH);
   tree_t *t = calloc(1, sizeof *t);
   napi_value result = NULL;
@@ -1758,9 +1786,10 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
   }
   bool carry = false, want_xattrs = false;
   napi_valuetype vt1, vt2;
-  if (get_args(env, info, 5, argv) || get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || (argc > 5 && napi_get_value_int32(env, argv[5], &threads) != napi_ok) || threads < 0 ||
+      get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
       napi_get_value_bool(env, argv[3], &carry) != napi_ok || napi_get_value_bool(env, argv[4], &want_xattrs) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs)");
+    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads])");
     goto out;
   }
   t->want_xattrs = want_xattrs;
@@ -1783,7 +1812,7 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
   rel[0] = 0;
   emit(t, abs, rel, 0, &st);
   if (S_ISDIR(st.st_mode)) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (cores > 1) walk_prefetched(t, abs, strlen(abs), rel, 0, cores > 4 ? 4 : (int)cores);
     else walk_dir(t, abs, strlen(abs), rel, 0);
   }

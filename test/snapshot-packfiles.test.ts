@@ -4,7 +4,7 @@ import { cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, read
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packFiles, packFilesAvailable } from '../src/io/native.js';
+import { fileBatch, packFiles, packFilesAvailable } from '../src/io/native.js';
 import { scanTree, takeSnapshot } from '../src/ops/snapshot.js';
 import { CONTENT_KINDS, contentKind, isCarried, type ManifestEntry } from '../src/store/manifest.js';
 import { CHUNK, SnapshotStore } from '../src/store/snapstore.js';
@@ -138,7 +138,7 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
       heads.push(b);
       writeFileSync(join(dir, `h${i}`), b);
     }
-    const r = await packFiles(heads.map((_, i) => ({ abs: join(dir, `h${i}`), keep: false })), undefined, [], { level: 1, threads: 3 });
+    const r = await packFiles(fileBatch(heads.map((_, i) => ({ abs: join(dir, `h${i}`), keep: false }))), undefined, [], { level: 1, threads: 3 });
     r.results.forEach((f, i) => {
       expect({ i, kind: CONTENT_KINDS[f.kind], sha: f.sha256.toString('hex'), size: f.size }).toEqual({ i, kind: contentKind(heads[i]!.subarray(0, 8192)), sha: sha(heads[i]!), size: heads[i]!.length });
     });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,16 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     setXattr(join(tree, 'a.txt'), 'user.note', Buffer.from('hello'));
     setXattr(join(tree, 'a', 'b'), 'user.big', Buffer.alloc(2500, 0x41));
     for (let i = 0; i < 30; i++) setXattr(join(tree, 'Z'), `user.attribute-with-a-long-name-${i}`, Buffer.from([i, 0, 255]));
+    // Times the native text of nanoseconds prints two ways: before 1970 (negative), and far ahead.
+    writeFileSync(join(tree, 'old'), 'before 1970');
+    utimesSync(join(tree, 'old'), new Date(-1_234_567), new Date(-86_400_000 * 365 + 123));
+    writeFileSync(join(tree, 'future'), 'far ahead');
+    utimesSync(join(tree, 'future'), new Date(Date.UTC(2400, 1, 29, 12, 0, 0, 999)), new Date(Date.UTC(2286, 10, 20, 17, 46, 40)));
+    // Enough directories for the read-ahead threads to run ahead of the walk.
+    for (let d = 0; d < 40; d++) {
+      mkdirSync(join(tree, 'wide', `d${d}`, 'deeper'), { recursive: true });
+      for (let f = 0; f < 5; f++) writeFileSync(join(tree, 'wide', `d${d}`, f % 2 ? 'deeper' : '.', `f${f}`), `${d}/${f}`);
+    }
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -79,6 +89,34 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     const z = native.entries.find((e) => 'path' in e && e.path === 'Z') as { xattrs?: Record<string, string> };
     expect(Object.keys(z.xattrs ?? {})).toHaveLength(30);
     expect(a.identity).toContain('"user.big":"QUFB');
+  });
+
+  it('the read-ahead threads change nothing: 1, 2 and 4 threads give the same bytes, with and without a previous manifest', async () => {
+    const runs = [1, 2, 4].map((n) => scanTreeNative(tree, undefined, undefined, false, true, n)!);
+    for (const r of runs.slice(1)) {
+      expect(r.count).toBe(runs[0]!.count);
+      expect(r.ops.equals(runs[0]!.ops)).toBe(true);
+      expect(r.full.buf.equals(runs[0]!.full.buf)).toBe(true);
+      expect(r.volatile.equals(runs[0]!.volatile)).toBe(true);
+      // extended attributes read ahead by the threads (no previous manifest) or by the walk
+      const xb = (x: unknown): Buffer => (x as { buf: Buffer }).buf;
+      expect(xb(r.xattrs).length).toBeGreaterThan(100);
+      expect(xb(r.xattrs).equals(xb(runs[0]!.xattrs))).toBe(true);
+    }
+    const m = lines((await scanTree(tree, { exclude: [], metadataOnly: [] })).entries);
+    const [text, vol] = m.parts();
+    const identity = text.subarray(m.idStart, m.idEnd);
+    const again = [1, 3].map((n) => scanTreeNative(tree, identity, vol, true, true, n)!);
+    expect(again[0]!.ops.length).toBeGreaterThan(0);
+    expect(again[1]!.ops.equals(again[0]!.ops)).toBe(true);
+    expect(again[1]!.full.buf.equals(again[0]!.full.buf)).toBe(true);
+    expect(again[1]!.volatile.equals(again[0]!.volatile)).toBe(true);
+    // and the times printed natively are the JavaScript ones, both before 1970 and far ahead
+    const old = m.entries().find((e) => e.path === 'old')!;
+    const future = m.entries().find((e) => e.path === 'future')!;
+    expect(old.mtime.startsWith('-')).toBe(true);
+    expect(BigInt(old.mtime)).toBe(BigInt(statSync(join(tree, 'old'), { bigint: true }).mtimeNs));
+    expect(BigInt(future.mtime)).toBe(BigInt(statSync(join(tree, 'future'), { bigint: true }).mtimeNs));
   });
 
   it('a scan against the previous manifest carries what did not change and sees everything else', async () => {

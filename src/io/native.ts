@@ -17,7 +17,7 @@ interface Addon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   scandir?(path: string): Buffer;
-  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean): [number, Buffer, Buffer, Buffer, Buffer];
+  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number): [number, Buffer, Buffer, Buffer, Buffer];
   flockProbe?(path: string): boolean;
   alignedBuffer?(size: number): Buffer;
   packFiles?(
@@ -184,22 +184,47 @@ export interface PackedRun {
  * could not be read with an ErrnoException-like error carrying `index` (its position in the
  * list), the pack with SNAPSHOT_WRITE_FAILED.
  */
+/** Files for packFiles: their paths NUL-terminated back to back, where each starts, and a keep byte each. */
+export interface FileBatch {
+  paths: Buffer;
+  starts: number[];
+  keep: Buffer;
+}
+
+export function fileBatch(files: { abs: string | Buffer; keep: boolean }[]): FileBatch {
+  const parts: Buffer[] = [];
+  const starts: number[] = [];
+  const zero = Buffer.alloc(1);
+  const keep = Buffer.alloc(files.length);
+  let at = 0;
+  files.forEach((f, i) => {
+    const b = typeof f.abs === 'string' ? Buffer.from(f.abs) : f.abs;
+    starts.push(at);
+    parts.push(b, zero);
+    at += b.length + 1;
+    keep[i] = f.keep ? 1 : 0;
+  });
+  return { paths: Buffer.concat(parts, at), starts, keep };
+}
+
+/** The path of file i of a batch. */
+export function batchPath(b: FileBatch, i: number): Buffer {
+  const start = b.starts[i]!;
+  return b.paths.subarray(start, b.paths.indexOf(0, start));
+}
+
 export async function packFiles(
-  files: { abs: string | Buffer; keep: boolean }[],
+  batch: FileBatch,
   pack: { path: string; start: number } | undefined,
   indexes: Buffer[],
   o: { level: number; threads: number; progress?: Float64Array },
 ): Promise<PackedRun> {
-  const parts: Buffer[] = [];
-  const zero = Buffer.alloc(1);
-  for (const f of files) parts.push(typeof f.abs === 'string' ? Buffer.from(f.abs) : f.abs, zero);
-  const keep = Buffer.alloc(files.length);
-  files.forEach((f, i) => (keep[i] = f.keep ? 1 : 0));
+  const count = batch.starts.length;
   const progress = o.progress ?? new Float64Array(2);
   const [res, index, end, failed, code, syscall, objects, newBytes, storedBytes] = await load().packFiles!(
-    Buffer.concat(parts),
-    files.length,
-    keep,
+    batch.paths,
+    count,
+    batch.keep,
     pack?.path ?? null,
     pack?.start ?? 0,
     indexes,
@@ -209,11 +234,11 @@ export async function packFiles(
   );
   if (failed === -2) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `writing the pack failed: ${code} (${syscall})`, pack !== undefined ? { file: pack.path } : {});
   if (failed >= 0) {
-    const f = files[failed]!;
-    throw Object.assign(new Error(`${code}: ${syscall} '${f.abs.toString()}'`), { code, syscall, path: f.abs.toString(), index: failed });
+    const path = batchPath(batch, failed).toString();
+    throw Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path, index: failed });
   }
   const results: PackedFile[] = [];
-  for (let i = 0; i < files.length; i++) {
+  for (let i = 0; i < count; i++) {
     const r = res.subarray(i * 64, i * 64 + 64);
     results.push({
       sha256: r.subarray(0, 32),
@@ -406,13 +431,13 @@ export class TreeXattrs {
   }
 }
 
-export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false): TreeScan | undefined {
+export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false, threads = 0): TreeScan | undefined {
   if (!nativeAvailable()) return undefined;
   const f = load().scanTree;
   if (f === undefined) return undefined;
   let r: [number, Buffer, Buffer, Buffer, Buffer];
   try {
-    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs);
+    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs, threads);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DatarootError } from '../formats/errors.js';
-import { DirListing, listXattrs, nativeAvailable, packFiles, packFilesAvailable, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
+import { batchPath, DirListing, fileBatch, listXattrs, nativeAvailable, packFiles, packFilesAvailable, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { CONTENT_KINDS, contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
@@ -341,8 +341,18 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   // did not change cost no JavaScript beyond a line carried over); without the addon, or with
   // --exclude, a walk here with one native call per directory.
   const tree = exclude.length === 0 ? walkTree(root, prevs, xattrs) : undefined;
+  const native = (o.pipeline ?? (packFilesAvailable() ? 'native' : 'js')) === 'native';
+  let early: { results: Promise<ContentResult[]>; sizes: number[] } | undefined;
   if (tree !== undefined) {
     const { ops, full, volatile: vol, identity } = tree;
+    // A first snapshot starts reading contents now, while the entries are built (not when a
+    // test pauses between the walk and the reading, nor with metadata-only paths to sort out).
+    if (native && prevs === undefined && metaOnly.length === 0 && o.onWalked === undefined && full.length > 0) {
+      const f = filesOfScan(root, full);
+      const results = startNative(f.batch, o, f.total, 0);
+      results.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      early = { results, sizes: f.sizes };
+    }
     const sep = root.endsWith('/') ? '' : '/';
     let at = 0;
     let fi = 0;
@@ -391,7 +401,6 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   const scratch = Buffer.allocUnsafe(CHUNK);
   // With the addon, contents are read, hashed and stored on native threads, all at once after
   // this loop; without it, one file at a time here.
-  const native = (o.pipeline ?? (packFilesAvailable() ? 'native' : 'js')) === 'native';
   const todo: Walked[] = [];
   for (const w of walked) {
     if (w.run !== undefined) {
@@ -439,45 +448,88 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     bytes += e.size;
     o.onProgress?.({ files: stats.files, bytes, totalBytes });
   }
-  if (todo.length > 0) await readNative(todo, o, metaOnly, totalBytes, stats);
+  if (todo.length > 0) {
+    const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
+    // The run started early is used when it read exactly these files (it always should).
+    const same = early !== undefined && early.sizes.length === todo.length && todo.every((w, i) => w.size === early!.sizes[i] && items[i]!.keep);
+    if (early !== undefined && !same) await early.results.catch(() => undefined);
+    const results = same ? await early!.results : await startNative(fileBatch(items), o, totalBytes, stats.files - todo.length);
+    todo.forEach((w, i) => {
+      const e = w.entry as ManifestEntry;
+      const r = results[i]!;
+      if (r.size !== e.size) stats.warnings.push(`${e.path} changed size while it was read (${e.size} → ${r.size})`);
+      e.sha256 = r.hex;
+      e.size = r.size;
+      e.kind = r.kind;
+      if (o.pack !== undefined) e.stored = items[i]!.keep;
+      stats.hashedBytes += r.size;
+    });
+    o.onProgress?.({ files: stats.files, bytes: stats.hashedBytes, totalBytes });
+  } else if (early !== undefined) await early.results;
   return { entries: walked.map((w) => w.entry), stats };
 }
 
+type ContentResult = { hex: string; size: number; kind: ContentKind };
+
 /**
- * The contents of `todo` (files to read), on the addon's native threads: hashed, and stored in
- * the pack when there is one and the path is not metadata-only. Progress is polled from the
- * counters the threads update.
+ * Starts reading a batch of files on the addon's native threads: hashed, and stored in the pack
+ * (when there is one) where the batch's keep byte says so. Progress is polled from the counters
+ * the threads update. A file that cannot be read rejects with SNAPSHOT_SOURCE_CHANGED naming it.
  */
-async function readNative(todo: Walked[], o: ScanOptions, metaOnly: RegExp[], totalBytes: number, stats: ScanStats): Promise<void> {
-  const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
+function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, filesBefore: number): Promise<ContentResult[]> {
   const progress = new Float64Array(2);
-  const done = stats.files - todo.length;
-  const timer = o.onProgress !== undefined ? setInterval(() => o.onProgress!({ files: done + progress[0]!, bytes: progress[1]!, totalBytes }), 100) : undefined;
-  let results: { hex: string; size: number; kind: ContentKind }[];
-  try {
-    if (o.pack !== undefined) results = await o.pack.files(items, progress);
-    else {
-      const r = await packFiles(items, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress });
-      results = r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
+  const timer = o.onProgress !== undefined ? setInterval(() => o.onProgress!({ files: filesBefore + progress[0]!, bytes: progress[1]!, totalBytes }), 100) : undefined;
+  const run = async (): Promise<ContentResult[]> => {
+    try {
+      if (o.pack !== undefined) return await o.pack.files(batch, progress);
+      const r = await packFiles(batch, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress });
+      return r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
+    } catch (err) {
+      if (err instanceof DatarootError) throw err;
+      const at = (err as { index?: number }).index;
+      throw vanished(at !== undefined ? batchPath(batch, at) : '(a file of the tree)', err);
+    } finally {
+      if (timer !== undefined) clearInterval(timer);
     }
-  } catch (err) {
-    if (err instanceof DatarootError) throw err;
-    const at = (err as { index?: number }).index;
-    throw vanished(at !== undefined ? todo[at]!.abs : '(a file of the tree)', err);
-  } finally {
-    if (timer !== undefined) clearInterval(timer);
+  };
+  return run();
+}
+
+/**
+ * A first snapshot's files, straight from the native scan's records (walk order; of the paths of
+ * a hard-linked inode only the first, as the walk keeps), so that reading them can start while
+ * the entries are built. Every one is stored (no --metadata-only here).
+ */
+function filesOfScan(root: string, full: DirListing): { batch: FileBatch; sizes: number[]; total: number } {
+  const prefix = Buffer.from(root.endsWith('/') ? root : `${root}/`);
+  const picked: number[] = [];
+  const sizes: number[] = [];
+  const inodes = new Set<string>();
+  let bytes = 0;
+  let total = 0;
+  for (let i = 1; i < full.length; i++) {
+    if ((full.num(i, 0) & 0o170000) !== 0o100000) continue;
+    if (full.num(i, 12) > 1) {
+      const key = `${full.dev(i)}:${full.ino(i)}`;
+      if (inodes.has(key)) continue;
+      inodes.add(key);
+    }
+    picked.push(i);
+    const size = full.num(i, 3);
+    sizes.push(size);
+    total += size;
+    bytes += prefix.length + full.nameEnd(i) - full.nameStart(i) + 1;
   }
-  todo.forEach((w, i) => {
-    const e = w.entry as ManifestEntry;
-    const r = results[i]!;
-    if (r.size !== e.size) stats.warnings.push(`${e.path} changed size while it was read (${e.size} → ${r.size})`);
-    e.sha256 = r.hex;
-    e.size = r.size;
-    e.kind = r.kind;
-    if (o.pack !== undefined) e.stored = items[i]!.keep;
-    stats.hashedBytes += r.size;
-  });
-  o.onProgress?.({ files: stats.files, bytes: stats.hashedBytes, totalBytes });
+  const paths = Buffer.allocUnsafe(bytes);
+  const starts: number[] = [];
+  let at = 0;
+  for (const i of picked) {
+    starts.push(at);
+    at += prefix.copy(paths, at);
+    at += full.buf.copy(paths, at, full.nameStart(i), full.nameEnd(i));
+    paths[at++] = 0;
+  }
+  return { batch: { paths, starts, keep: Buffer.alloc(picked.length, 1) }, sizes, total };
 }
 
 export interface SnapshotOptions {
