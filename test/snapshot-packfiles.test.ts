@@ -77,9 +77,9 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  const snapshot = async (pipeline: 'native' | 'js', storeDir: string, root = tree, name = pipeline) => {
+  const snapshot = async (pipeline: 'native' | 'js', storeDir: string, root = tree, name = pipeline, metadataOnly = ['meta-only/*']) => {
     const store = SnapshotStore.open(storeDir, { create: true });
-    const r = await takeSnapshot(store, root, { name, exclude: [], metadataOnly: ['meta-only/*'], live: false, pipeline });
+    const r = await takeSnapshot(store, root, { name, exclude: [], metadataOnly, live: false, pipeline });
     return { store, r, entries: files(store.readManifest(r.snapshot).entries()) };
   };
 
@@ -104,6 +104,17 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     expect(nat.r.snapshot.newBytes).toBe(js.r.snapshot.newBytes);
     const distinct = new Map([...contents].filter(([p]) => !p.startsWith('meta-only/')).map(([, d]) => [sha(d), d.length]));
     expect(nat.r.snapshot.newBytes).toBe([...distinct.values()].reduce((a, b) => a + b, 0));
+    expect(nat.r.stats.hashedBytes).toBe(js.r.stats.hashedBytes);
+  });
+
+  it('without --metadata-only (contents read while the entries are built): the same as the JavaScript pipeline', async () => {
+    const js = await snapshot('js', join(work, 'store-js-all'), tree, 'js', []);
+    const nat = await snapshot('native', join(work, 'store-native-all'), tree, 'native', []);
+    expect([...nat.entries.values()].map((e) => [e.path, e.sha256, e.size, e.kind, e.stored, e.link])).toEqual([...js.entries.values()].map((e) => [e.path, e.sha256, e.size, e.kind, e.stored, e.link]));
+    expect(nat.r.snapshot.newBytes).toBe(js.r.snapshot.newBytes);
+    for (const [rel, data] of contents) expect(nat.store.readAll(nat.entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
+    // the hard link's second path was not read again
+    expect(nat.entries.get('d/text-link')!.link ?? nat.entries.get('d/text')!.link).toBeDefined();
     expect(nat.r.stats.hashedBytes).toBe(js.r.stats.hashedBytes);
   });
 

@@ -348,7 +348,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     // A first snapshot starts reading contents now, while the entries are built (not when a
     // test pauses between the walk and the reading, nor with metadata-only paths to sort out).
     if (native && prevs === undefined && metaOnly.length === 0 && o.onWalked === undefined && full.length > 0) {
-      const f = filesOfScan(root, full);
+      const f = filesOfScan(root, full, o.pack !== undefined);
       const results = startNative(f.batch, o, f.total, 0);
       results.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
       early = { results, sizes: f.sizes };
@@ -451,7 +451,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   if (todo.length > 0) {
     const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
     // The run started early is used when it read exactly these files (it always should).
-    const same = early !== undefined && early.sizes.length === todo.length && todo.every((w, i) => w.size === early!.sizes[i] && items[i]!.keep);
+    const same = early !== undefined && early.sizes.length === todo.length && todo.every((w, i) => w.size === early!.sizes[i] && items[i]!.keep === (o.pack !== undefined));
     if (early !== undefined && !same) await early.results.catch(() => undefined);
     const results = same ? await early!.results : await startNative(fileBatch(items), o, totalBytes, stats.files - todo.length);
     todo.forEach((w, i) => {
@@ -498,9 +498,9 @@ function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, files
 /**
  * A first snapshot's files, straight from the native scan's records (walk order; of the paths of
  * a hard-linked inode only the first, as the walk keeps), so that reading them can start while
- * the entries are built. Every one is stored (no --metadata-only here).
+ * the entries are built. Every one is stored when there is a pack (no --metadata-only here).
  */
-function filesOfScan(root: string, full: DirListing): { batch: FileBatch; sizes: number[]; total: number } {
+function filesOfScan(root: string, full: DirListing, keep: boolean): { batch: FileBatch; sizes: number[]; total: number } {
   const prefix = Buffer.from(root.endsWith('/') ? root : `${root}/`);
   const picked: number[] = [];
   const sizes: number[] = [];
@@ -529,7 +529,7 @@ function filesOfScan(root: string, full: DirListing): { batch: FileBatch; sizes:
     at += full.buf.copy(paths, at, full.nameStart(i), full.nameEnd(i));
     paths[at++] = 0;
   }
-  return { batch: { paths, starts, keep: Buffer.alloc(picked.length, 1) }, sizes, total };
+  return { batch: { paths, starts, keep: Buffer.alloc(picked.length, keep ? 1 : 0) }, sizes, total };
 }
 
 export interface SnapshotOptions {
