@@ -643,7 +643,7 @@ static void pf_one(pf_thread *t, uint32_t index) {
   pf_sha_init(ctx);
   uint64_t total = 0;
   size_t first_chunk = t->nchunks;
-  int large = 0;
+  int large = 0, eof = 0;
   for (;;) {
     size_t n = 0;
     while (n < PF_CHUNK) {
@@ -654,8 +654,16 @@ static void pf_one(pf_thread *t, uint32_t index) {
         close(fd);
         return pf_fail(j, index, e, "read");
       }
-      if (k == 0) break;
+      if (k == 0) {
+        eof = 1;
+        break;
+      }
       n += (size_t)k;
+      /* A short read that ends exactly at the size fstat gave is the end (no read for the 0). */
+      if (n < PF_CHUNK && total + n == (uint64_t)st.st_size) {
+        eof = 1;
+        break;
+      }
     }
     if (total == 0) f->kind = pf_kind(t->in, n);
     if (n == PF_CHUNK) large = 1;
@@ -669,7 +677,7 @@ static void pf_one(pf_thread *t, uint32_t index) {
         return pf_fail(j, -2, e, "write");
       }
     }
-    if (n < PF_CHUNK || __atomic_load_n(&j->stop, __ATOMIC_RELAXED)) break;
+    if (eof || n < PF_CHUNK || __atomic_load_n(&j->stop, __ATOMIC_RELAXED)) break;
   }
   close(fd);
   pf_sha_final(f->sha, ctx);
