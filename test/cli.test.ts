@@ -123,6 +123,8 @@ describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
     ['an unknown flag', () => ['info', '--bogus'], /^dataroot: USAGE_UNKNOWN_OPTION: /],
     ['an unknown command', () => ['frobnicate'], /^dataroot: USAGE_UNKNOWN_COMMAND: /],
     ['a bad --type', () => ['files', '--type', 'xml', '--root', AFTER], /^dataroot: USAGE_INVALID_ARGUMENT: /],
+    ['a --compress-level out of range', () => ['snapshot', '--root', tmp, '--store', join(tmp, 'never-made'), '--compress-level', '20'], /^dataroot: USAGE_INVALID_ARGUMENT: .*-100 \(fastest\) to 19/],
+    ['a --compress-level that is not an integer', () => ['snapshot', '--root', tmp, '--store', join(tmp, 'never-made'), '--compress-level=-2.5'], /^dataroot: USAGE_INVALID_ARGUMENT: /],
     ['cat of a missing file', () => ['cat', 'nope.json', '--root', AFTER], /^dataroot: IO_NOT_FOUND: /],
   ];
   it.each(cases)('%s (built binary)', (_n, args, re) => {

@@ -200,6 +200,22 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     }
   });
 
+  it.each(['native', 'js'] as const)('--compress-level (%s): 19 stores less than -100, both read back byte for byte; a level out of range is a usage error', async (pipeline) => {
+    const stored: number[] = [];
+    for (const level of [19, -100]) {
+      const store = SnapshotStore.open(join(work, `store-level-${pipeline}${level}`), { create: true });
+      const r = await takeSnapshot(store, tree, { name: 'l', exclude: [], metadataOnly: [], live: false, pipeline, level });
+      stored.push(r.snapshot.storedBytes);
+      const entries = files(store.readManifest(r.snapshot).entries());
+      for (const [rel, data] of contents) expect(store.readAll(entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
+    }
+    expect(stored[0]!).toBeLessThan(stored[1]! * 0.8);
+    const store = SnapshotStore.open(join(work, `store-level-bad-${pipeline}`), { create: true });
+    await expect(takeSnapshot(store, tree, { name: 'l', exclude: [], metadataOnly: [], live: false, pipeline, level: 20 })).rejects.toMatchObject({ code: 'USAGE_BAD_LEVEL' });
+    expect(store.snapshots()).toEqual([]);
+    expect(readdirSync(join(work, `store-level-bad-${pipeline}`, 'packs'))).toEqual([]);
+  });
+
   it('hashing alone (no pack) gives the sha256 and size of every file', async () => {
     const { entries } = await scanTree(tree, { exclude: [], metadataOnly: [], pipeline: 'native' });
     const got = files(entries);

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
@@ -129,6 +129,12 @@ async function side(arg: string, store: SnapshotStore | undefined, ctx: Ctx, cle
   return directorySide(r.dir, arg);
 }
 
+function parseLevel(v: string): number {
+  const n = Number(v);
+  if (!/^-?[0-9]+$/.test(v) || n < -100 || n > 19) throw new InvalidArgumentError('expected an integer from -100 (fastest) to 19 (smallest)');
+  return n;
+}
+
 export function registerSnapshot(program: Command, ctx: Ctx): void {
   const snap = program
     .command('snapshot')
@@ -138,7 +144,8 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .option('--exclude <glob>', 'leave out paths matching (repeatable; * within a name, ** across)', collect, [])
     .option('--metadata-only <glob>', 'record content by hash without storing it (repeatable)', collect, [])
     .option('--live', 'snapshot a root a running daemon holds (BoltDB files may be torn)', false)
-    .action(async (o: StoreOpt & { name?: string; exclude: string[]; metadataOnly: string[]; live: boolean }, cmd: Command) => {
+    .addOption(new Option('--compress-level <n>', 'zstd level of the stored contents, -100 (fastest) to 19 (smallest); default -2').argParser(parseLevel))
+    .action(async (o: StoreOpt & { name?: string; exclude: string[]; metadataOnly: string[]; live: boolean; compressLevel?: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const root = rootDir(g, ctx);
       const pauseFile = ctx.env['DATAROOT_SNAPSHOT_PAUSE_FILE'];
@@ -154,6 +161,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
           exclude: o.exclude,
           metadataOnly: o.metadataOnly,
           live: o.live,
+          ...(o.compressLevel !== undefined ? { level: o.compressLevel } : {}),
           ...(progress !== undefined ? { onProgress: (p) => progress.update(p.bytes, p.totalBytes, `${p.files} files`) } : {}),
           // Test hook: pause between the walk and the reading of contents.
           ...(pauseFile !== undefined ? { onWalked: () => pauseAt(pauseFile, 'walked') } : {}),

@@ -14,10 +14,14 @@ import { alignedWrites, nativePath } from './native.js';
  */
 
 /**
- * The snapshot store's zstd level: a fast negative level. Content is read once and stored once;
- * a level that compresses harder costs more than reading the tree.
+ * The snapshot store's default zstd level: a fast negative level (`snapshot --compress-level`
+ * chooses another). Content is read once and stored once; a level that compresses harder costs
+ * more than reading the tree.
  */
 export const ZSTD_LEVEL = -2;
+
+/** The levels a snapshot may ask for: zstd's fast levels down to -100, up to 19. */
+export const ZSTD_LEVELS = { min: -100, max: 19 } as const;
 
 export interface Piece {
   id: number;
@@ -133,6 +137,7 @@ export class PackPool {
     private readonly pack: string,
     start: number,
     readonly slotSize: number,
+    private readonly level = ZSTD_LEVEL,
     slots = 8,
     private readonly workerCount = Math.max(2, Math.min(4, availableParallelism() + 1)),
   ) {
@@ -149,7 +154,7 @@ export class PackPool {
     const slotSize = this.slotSize;
     const addon = nativePath();
     for (let i = 0; i < this.workerCount; i++) {
-      const w = new Worker(WORKER, { eval: true, workerData: { pack, counter: shared, slotSize, addon, aligned: this.aligned, level: ZSTD_LEVEL } });
+      const w = new Worker(WORKER, { eval: true, workerData: { pack, counter: shared, slotSize, addon, aligned: this.aligned, level: this.level } });
       w.on('message', (m: { buf?: ArrayBuffer; results?: PieceResult[]; error?: string; closed?: boolean }) => {
         if (m.closed === true || m.buf === undefined) return;
         this.results.push(...(m.results ?? []));

@@ -5,6 +5,7 @@ import { DatarootError } from '../formats/errors.js';
 import { batchPath, DirListing, fileBatch, listXattrs, nativeAvailable, packFiles, packFilesAvailable, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { CONTENT_KINDS, contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
+import { ZSTD_LEVELS } from '../io/packpool.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
 
 export type { ManifestEntry } from '../store/manifest.js';
@@ -540,6 +541,8 @@ export interface SnapshotOptions {
   onProgress?: ScanOptions['onProgress'];
   onWalked?: () => void;
   pipeline?: ScanOptions['pipeline'];
+  /** zstd level of the stored contents (default ZSTD_LEVEL). */
+  level?: number;
 }
 
 export interface SnapshotResult {
@@ -573,7 +576,10 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new DatarootError('USAGE_BAD_SNAPSHOT_NAME', `snapshot name ${JSON.stringify(name)}: use letters, digits, ".", "_" and "-"`);
   if (store.snapshots().some((s) => s.name === name)) throw new DatarootError('SNAPSHOT_EXISTS', `a snapshot named ${name} exists in ${store.dir}`);
   const prev = previousOf(store, source, o);
-  const pack = store.newPack();
+  if (o.level !== undefined && (!Number.isInteger(o.level) || o.level < ZSTD_LEVELS.min || o.level > ZSTD_LEVELS.max)) {
+    throw new DatarootError('USAGE_BAD_LEVEL', `compression level ${o.level}: an integer from ${ZSTD_LEVELS.min} (fastest) to ${ZSTD_LEVELS.max} (smallest)`);
+  }
+  const pack = store.newPack(o.level);
   let manifestPath: string | undefined;
   try {
     const { entries, stats } = await scanTree(source, {

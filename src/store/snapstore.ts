@@ -320,8 +320,8 @@ export class SnapshotStore {
   }
 
   /** A new pack for this run's objects. */
-  newPack(): PackWriter {
-    return new PackWriter(this);
+  newPack(level = ZSTD_LEVEL): PackWriter {
+    return new PackWriter(this, level);
   }
 
   /** Packs whose objects no registered snapshot uses any more. */
@@ -385,11 +385,15 @@ export class PackWriter {
   newBytes = 0;
   count = 0;
 
-  constructor(private readonly store: SnapshotStore) {
+  constructor(
+    private readonly store: SnapshotStore,
+    /** zstd level of the contents (ZSTD_LEVEL unless the user chose). */
+    private readonly level = ZSTD_LEVEL,
+  ) {
     this.path = join(store.dir, 'packs', `${this.id}.pack`);
     this.fd = openSync(this.path, 'wx+', 0o644);
     writeSync(this.fd, PACK_MAGIC);
-    this.pool = new PackPool(this.path, PACK_MAGIC.length, CHUNK);
+    this.pool = new PackPool(this.path, PACK_MAGIC.length, CHUNK, level);
   }
 
   /** Whether this run already has the object. */
@@ -488,7 +492,7 @@ export class PackWriter {
     if (this.sealed !== undefined || this.nextPiece > 0) throw new Error('PackWriter.files: one native run a pack, not mixed with file()');
     const start = Math.ceil(this.pool.end / 4096) * 4096;
     const r = await packFiles(batch, { path: this.path, start }, this.store.indexTables(), {
-      level: ZSTD_LEVEL,
+      level: this.level,
       threads: Math.max(2, Math.min(4, availableParallelism() + 1)),
       ...(progress !== undefined ? { progress } : {}),
     });
