@@ -390,6 +390,11 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
 #include <dlfcn.h>
 
 #define PF_CHUNK (4u << 20)
+/* Files up to PF_SMALL bytes are gathered into groups of about PF_GROUP bytes, each compressed as
+ * one zstd frame: small files alone compress worse and slower (no history, a table a file). */
+#define PF_SMALL (128u << 10)
+#define PF_GROUP (1u << 20)
+#define PF_GROUP_CAP (PF_GROUP + PF_SMALL + 1)
 #define PF_OUT_CAP (PF_CHUNK + (PF_CHUNK >> 7) + 65536)
 #define PF_RESULT 64
 #define PF_ENTRY 32
@@ -415,7 +420,13 @@ static int pf_sha_available(void) {
 typedef struct {
   uint64_t offset, stored, raw;
   uint8_t method;
+  uint32_t start, len; /* method 3: this object's slice of the shared frame */
 } pf_chunk;
+
+/* A small file waiting in a group: its content is grp[start, start + len). */
+typedef struct {
+  uint32_t index, start, len;
+} pf_member;
 
 typedef struct {
   unsigned char sha[32];
@@ -436,6 +447,11 @@ typedef struct {
   pf_chunk *chunks;
   size_t nchunks, capchunks;
   size_t pending_from; /* chunks from here on wait for the next flush to know their offset */
+  /* the group of small files being gathered (compressed together as one frame) */
+  unsigned char *grp;
+  size_t gused;
+  pf_member *members;
+  size_t nmembers, capmembers;
   ZSTD_CCtx *cctx;
   pthread_t tid;
 } pf_thread;
@@ -582,6 +598,70 @@ static int pf_flush(pf_thread *t) {
   return 0;
 }
 
+static pf_chunk *pf_new_chunk(pf_thread *t) {
+  if (t->nchunks == t->capchunks) {
+    size_t cap = t->capchunks ? t->capchunks * 2 : 1024;
+    pf_chunk *c = realloc(t->chunks, cap * sizeof *c);
+    if (c == NULL) return NULL;
+    t->chunks = c;
+    t->capchunks = cap;
+  }
+  pf_chunk *c = &t->chunks[t->nchunks++];
+  memset(c, 0, sizeof *c);
+  return c;
+}
+
+/*
+ * The group of small files out: compressed as one frame when that saves anything worth a frame
+ * (a 64th: zstd keeps incompressible blocks raw inside the frame, so a group of mostly random files
+ * still saves what its other files save); each file then has one chunk, method 3, its slice of
+ * the frame. Else copied raw: each file a raw chunk.
+ */
+static int pf_group_flush(pf_thread *t) {
+  pf_job *j = t->job;
+  size_t n = t->gused;
+  if (t->nmembers == 0) {
+    t->gused = 0;
+    return 0;
+  }
+  if (t->used + ZSTD_compressBound(n) > PF_OUT_CAP) {
+    int e = pf_flush(t);
+    if (e != 0) return e;
+  }
+  size_t at = t->used;
+  size_t k = ZSTD_compressCCtx(t->cctx, t->out + at, PF_OUT_CAP - at, t->grp, n, j->level);
+  int framed = !ZSTD_isError(k) && k + n / 64 < n;
+  if (!framed) {
+    memcpy(t->out + at, t->grp, n);
+    k = n;
+  }
+  t->used += k;
+  for (size_t i = 0; i < t->nmembers; i++) {
+    pf_member *m = &t->members[i];
+    pf_chunk *c = pf_new_chunk(t);
+    if (c == NULL) return ENOMEM;
+    if (framed) {
+      c->offset = at; /* made absolute by the flush */
+      c->stored = k;
+      c->raw = n;
+      c->method = 3;
+      c->start = m->start;
+      c->len = m->len;
+    } else {
+      c->offset = at + m->start;
+      c->stored = c->raw = m->len;
+      c->method = 0;
+    }
+    pf_file *f = &j->files[m->index];
+    f->thread = t->id;
+    f->first = (uint32_t)(t->nchunks - 1);
+    f->count = 1;
+  }
+  t->nmembers = 0;
+  t->gused = 0;
+  return 0;
+}
+
 /* Compresses (or copies) one piece into the out buffer as a chunk of the current file. */
 static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {
   pf_job *j = t->job;
@@ -589,13 +669,6 @@ static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {
   if (t->used + bound > PF_OUT_CAP) {
     int e = pf_flush(t);
     if (e != 0) return e;
-  }
-  if (t->nchunks == t->capchunks) {
-    size_t cap = t->capchunks ? t->capchunks * 2 : 1024;
-    pf_chunk *c = realloc(t->chunks, cap * sizeof *c);
-    if (c == NULL) return ENOMEM;
-    t->chunks = c;
-    t->capchunks = cap;
   }
   size_t stored = n;
   uint8_t method = 0;
@@ -607,7 +680,8 @@ static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {
     }
   }
   if (method == 0) memcpy(t->out + t->used, src, n);
-  pf_chunk *c = &t->chunks[t->nchunks++];
+  pf_chunk *c = pf_new_chunk(t);
+  if (c == NULL) return ENOMEM;
   c->offset = t->used; /* made absolute by the flush */
   c->stored = stored;
   c->raw = n;
@@ -623,6 +697,34 @@ static void pf_progress(pf_job *j, uint64_t bytes) {
   j->progress[0] += 1;
   j->progress[1] += (double)bytes;
   pthread_mutex_unlock(&j->lock);
+}
+
+/*
+ * Reads into buf until cap bytes, the end of the file, or a short read that ends exactly at the
+ * size fstat gave (`done` bytes came before this buffer): 0, or an errno. *eof tells the end.
+ */
+static int pf_read(int fd, unsigned char *buf, size_t cap, uint64_t done, uint64_t size, size_t *got, int *eof) {
+  size_t n = 0;
+  *eof = 0;
+  while (n < cap) {
+    ssize_t k = read(fd, buf + n, cap - n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      *got = n;
+      return errno;
+    }
+    if (k == 0) {
+      *eof = 1;
+      break;
+    }
+    n += (size_t)k;
+    if (n < cap && done + n == size) {
+      *eof = 1;
+      break;
+    }
+  }
+  *got = n;
+  return 0;
 }
 
 static void pf_one(pf_thread *t, uint32_t index) {
@@ -642,28 +744,60 @@ static void pf_one(pf_thread *t, uint32_t index) {
   unsigned char ctx[512] __attribute__((aligned(64)));
   pf_sha_init(ctx);
   uint64_t total = 0;
-  size_t first_chunk = t->nchunks;
-  int large = 0, eof = 0;
-  for (;;) {
+  size_t prefill = 0;
+  int eof = 0, e;
+  f->thread = t->id;
+  if (keep && (uint64_t)st.st_size <= PF_SMALL) {
+    /* A small file is read straight into the group (nothing is copied when it is new). */
+    if (t->gused + PF_SMALL + 1 > PF_GROUP_CAP && (e = pf_group_flush(t)) != 0) {
+      close(fd);
+      return pf_fail(j, -2, e, "write");
+    }
+    unsigned char *buf = t->grp + t->gused;
     size_t n = 0;
-    while (n < PF_CHUNK) {
-      ssize_t k = read(fd, t->in + n, PF_CHUNK - n);
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
+    if ((e = pf_read(fd, buf, PF_SMALL + 1, 0, (uint64_t)st.st_size, &n, &eof)) != 0) {
+      close(fd);
+      return pf_fail(j, index, e, "read");
+    }
+    if (n <= PF_SMALL) {
+      close(fd);
+      f->kind = pf_kind(buf, n);
+      pf_sha_update(ctx, buf, n);
+      pf_sha_final(f->sha, ctx);
+      f->size = n;
+      int fresh = !pf_in_store(j, f->sha) && pf_take(j, f->sha);
+      f->fresh = (uint8_t)fresh;
+      if (fresh && n > 0) {
+        if (t->nmembers == t->capmembers) {
+          size_t cap = t->capmembers ? t->capmembers * 2 : 256;
+          pf_member *m = realloc(t->members, cap * sizeof *m);
+          if (m == NULL) return pf_fail(j, -2, ENOMEM, "malloc");
+          t->members = m;
+          t->capmembers = cap;
+        }
+        t->members[t->nmembers++] = (pf_member){index, (uint32_t)t->gused, (uint32_t)n};
+        t->gused += n;
+        if (t->gused >= PF_GROUP && (e = pf_group_flush(t)) != 0) return pf_fail(j, -2, e, "write");
+      }
+      pf_progress(j, n);
+      return;
+    }
+    /* it grew past a small file since: on as a large one, from what was read */
+    memcpy(t->in, buf, n);
+    prefill = n;
+  }
+  size_t first_chunk = t->nchunks;
+  int large = 0;
+  for (;;) {
+    size_t n = prefill;
+    prefill = 0;
+    if (!eof && n < PF_CHUNK) {
+      size_t more = 0;
+      if ((e = pf_read(fd, t->in + n, PF_CHUNK - n, total + n, (uint64_t)st.st_size, &more, &eof)) != 0) {
         close(fd);
         return pf_fail(j, index, e, "read");
       }
-      if (k == 0) {
-        eof = 1;
-        break;
-      }
-      n += (size_t)k;
-      /* A short read that ends exactly at the size fstat gave is the end (no read for the 0). */
-      if (n < PF_CHUNK && total + n == (uint64_t)st.st_size) {
-        eof = 1;
-        break;
-      }
+      n += more;
     }
     if (total == 0) f->kind = pf_kind(t->in, n);
     if (n == PF_CHUNK) large = 1;
@@ -671,8 +805,7 @@ static void pf_one(pf_thread *t, uint32_t index) {
     total += n;
     if (large && keep && n > 0) {
       /* a large file: its chunks go out before its hash is known */
-      int e = pf_put(t, t->in, n);
-      if (e != 0) {
+      if ((e = pf_put(t, t->in, n)) != 0) {
         close(fd);
         return pf_fail(j, -2, e, "write");
       }
@@ -682,7 +815,6 @@ static void pf_one(pf_thread *t, uint32_t index) {
   close(fd);
   pf_sha_final(f->sha, ctx);
   f->size = total;
-  f->thread = t->id;
   int fresh = keep && !pf_in_store(j, f->sha) && pf_take(j, f->sha);
   if (large) {
     if (fresh) {
@@ -692,10 +824,7 @@ static void pf_one(pf_thread *t, uint32_t index) {
     /* else: chunks written for nothing; they stay unreferenced in t->chunks */
   } else if (fresh) {
     f->first = (uint32_t)t->nchunks;
-    if (total > 0) {
-      int e = pf_put(t, t->in, (size_t)total);
-      if (e != 0) return pf_fail(j, -2, e, "write");
-    }
+    if (total > 0 && (e = pf_put(t, t->in, (size_t)total)) != 0) return pf_fail(j, -2, e, "write");
     f->count = (uint32_t)(t->nchunks - f->first);
   }
   f->fresh = (uint8_t)fresh;
@@ -712,7 +841,8 @@ static void *pf_run(void *arg) {
     pf_one(t, i);
   }
   if (!__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
-    int e = pf_flush(t);
+    int e = pf_group_flush(t);
+    if (e == 0) e = pf_flush(t);
     if (e != 0) pf_fail(j, -2, e, "write");
   }
   return NULL;
@@ -759,7 +889,14 @@ static void pf_seal(pf_job *j) {
       memcpy(h + at + 8, &ch->stored, 8);
       memcpy(h + at + 16, &ch->raw, 8);
       h[at + 24] = ch->method;
-      j->stored_bytes += ch->stored;
+      if (ch->method == 3) {
+        /* a slice of a shared frame: start u24, length u32; the frame counts once */
+        h[at + 25] = (unsigned char)(ch->start & 0xff);
+        h[at + 26] = (unsigned char)((ch->start >> 8) & 0xff);
+        h[at + 27] = (unsigned char)((ch->start >> 16) & 0xff);
+        memcpy(h + at + 28, &ch->len, 4);
+        if (ch->start == 0) j->stored_bytes += ch->stored;
+      } else j->stored_bytes += ch->stored;
     }
   }
   qsort(j->idx, j->objects, PF_IDX_ENTRY, pf_cmp_digest);
@@ -785,7 +922,7 @@ static void pf_execute(napi_env env, void *data) {
     t->job = j;
     t->id = i;
     if (posix_memalign((void **)&t->in, 4096, PF_CHUNK) != 0 || posix_memalign((void **)&t->out, 4096, PF_OUT_CAP + 4096) != 0 ||
-        (t->cctx = ZSTD_createCCtx()) == NULL) {
+        (t->grp = malloc(PF_GROUP_CAP)) == NULL || (t->cctx = ZSTD_createCCtx()) == NULL) {
       pf_fail(j, -2, ENOMEM, "malloc");
       ready = 0;
     }
@@ -810,6 +947,8 @@ static void pf_free(napi_env env, pf_job *j) {
       free(j->threads[i].in);
       free(j->threads[i].out);
       free(j->threads[i].chunks);
+      free(j->threads[i].grp);
+      free(j->threads[i].members);
       if (j->threads[i].cctx != NULL) ZSTD_freeCCtx(j->threads[i].cctx);
     }
   free(j->threads);

@@ -35,6 +35,12 @@ export const CHUNK = 4 << 20;
 export const METHOD_RAW = 0;
 export const METHOD_ZSTD = 1;
 export const METHOD_BROTLI = 2;
+/**
+ * A slice of a zstd frame that several small objects share: the chunk entry's offset and stored
+ * size are the frame's, raw its decompressed size; bytes 25-27 hold the slice's start (u24) and
+ * 28-31 its length (u32).
+ */
+export const METHOD_ZSTD_SLICE = 3;
 
 /** Where an object lives: its pack, the offset of its record, and its content size. */
 export interface ObjectLoc {
@@ -72,6 +78,7 @@ function sha256Hex(b: Uint8Array): string {
 
 export class SnapshotStore {
   private index: { pack: string; table: Buffer; count: number }[] | undefined;
+  private readonly frames = new Map<string, Buffer>();
   private readonly fds = new Map<string, number>();
 
   private constructor(readonly dir: string) {}
@@ -296,23 +303,56 @@ export class SnapshotStore {
     const table = this.pread(loc.pack, loc.offset + RECORD_HEAD, chunks * CHUNK_ENTRY);
     const h = createHash('sha256');
     for (let i = 0; i < chunks; i++) {
-      const at = Number(table.readBigUInt64LE(i * CHUNK_ENTRY));
-      const stored = Number(table.readBigUInt64LE(i * CHUNK_ENTRY + 8));
-      const raw = Number(table.readBigUInt64LE(i * CHUNK_ENTRY + 16));
-      const method = table[i * CHUNK_ENTRY + 24];
+      const e = i * CHUNK_ENTRY;
+      const at = Number(table.readBigUInt64LE(e));
+      const stored = Number(table.readBigUInt64LE(e + 8));
+      const raw = Number(table.readBigUInt64LE(e + 16));
+      const method = table[e + 24];
       if (stored > 2 * CHUNK + 1024 || raw > CHUNK) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) has an impossible chunk`, { file: what });
-      const data = this.pread(loc.pack, at, stored);
       let out: Buffer;
-      try {
-        out = method === METHOD_RAW ? data : method === METHOD_ZSTD ? zstdDecompress(data, raw) : brotliDecompressSync(data);
-      } catch {
-        throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) does not decompress`, { file: what });
+      if (method === METHOD_ZSTD_SLICE) {
+        const start = table.readUIntLE(e + 25, 3);
+        const len = table.readUInt32LE(e + 28);
+        if (start + len > raw) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) has an impossible chunk`, { file: what });
+        out = this.frame(loc.pack, at, stored, raw, hex, what).subarray(start, start + len);
+      } else {
+        const data = this.pread(loc.pack, at, stored);
+        try {
+          if (method !== METHOD_RAW && method !== METHOD_ZSTD && method !== METHOD_BROTLI) throw new Error('unknown method');
+          out = method === METHOD_RAW ? data : method === METHOD_ZSTD ? zstdDecompress(data, raw) : brotliDecompressSync(data);
+        } catch {
+          throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) does not decompress`, { file: what });
+        }
+        if (out.length !== raw) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) has the wrong size`, { file: what });
       }
-      if (out.length !== raw) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) has the wrong size`, { file: what });
       h.update(out);
       yield out;
     }
     if (h.digest('hex') !== hex) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} does not match its sha256: the stored copy of ${what} is damaged`, { file: what });
+  }
+
+  /**
+   * A shared frame of small objects, decompressed; the last few are kept, since a restore reads
+   * the objects of one frame one after another.
+   */
+  private frame(pack: string, at: number, stored: number, raw: number, hex: string, what: string): Buffer {
+    const key = `${pack}:${at}`;
+    const hit = this.frames.get(key);
+    if (hit !== undefined) {
+      this.frames.delete(key);
+      this.frames.set(key, hit);
+      return hit;
+    }
+    let out: Buffer;
+    try {
+      out = zstdDecompress(this.pread(pack, at, stored), raw);
+    } catch (e) {
+      if (e instanceof DatarootError && e.code === 'SNAPSHOT_OBJECT_CORRUPT') throw e;
+      throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `object ${hex} (for ${what}) does not decompress`, { file: what });
+    }
+    this.frames.set(key, out);
+    if (this.frames.size > FRAME_CACHE) this.frames.delete(this.frames.keys().next().value!);
+    return out;
   }
 
   readAll(hex: string, what: string): Buffer {
@@ -352,6 +392,9 @@ export class SnapshotStore {
     }
   }
 }
+
+/** Shared frames kept decompressed (about 1 MiB each). */
+const FRAME_CACHE = 8;
 
 /** Record head: sha256 (32), content size u64 (8), chunk count u32 (4), reserved (4); then the chunk table. */
 const RECORD_HEAD = 48;
