@@ -223,24 +223,33 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
       const s3 = join(work, 'store-object');
       sh(`cp -a ${store} ${s3}`);
       const show = JSON.parse((await run(['--json', 'snapshot', 'show', 'fresh', '--store', s3, '--entries'])).stdout) as Obj;
-      const target = (show['entries'] as Obj[]).find((e) => e['path'] === 'network/files/local-kv.db')!;
+      const entries = show['entries'] as Obj[];
+      const target = entries.find((e) => e['path'] === 'network/files/local-kv.db')!;
       const packs = readdirSync(join(s3, 'packs')).filter((n) => n.endsWith('.pack'));
-      let flipped = false;
+      // An object's record starts with its sha256; its first chunk's offset follows at +48. A small
+      // file's chunk may be a slice of a zstd frame it shares with other small files.
+      const firstChunk = (p: Buffer, sha: string): number => {
+        const head = p.indexOf(Buffer.from(sha, 'hex'));
+        return head < 0 ? -1 : Number(p.readBigUInt64LE(head + 48));
+      };
+      let damaged: { pack: string; at: number } | undefined;
       for (const n of packs) {
-        // An object's record starts with its sha256; the first chunk's offset follows at +48.
         const pack = join(s3, 'packs', n);
         const p = readFileSync(pack);
-        const head = p.indexOf(Buffer.from(target['sha256'], 'hex'));
-        if (head < 0) continue;
-        const chunkAt = Number(p.readBigUInt64LE(head + 48));
+        const chunkAt = firstChunk(p, target['sha256']);
+        if (chunkAt < 0) continue;
         p[chunkAt + 5] = p[chunkAt + 5]! ^ 0x55;
         writeFileSync(pack, p);
-        flipped = true;
+        damaged = { pack, at: chunkAt };
       }
-      expect(flipped).toBe(true);
+      expect(damaged).toBeDefined();
       const r = await run(['restore', 'fresh', '--store', s3, '--to', join(work, 'r-object')]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/^dataroot: SNAPSHOT_OBJECT_CORRUPT: .*network\/files\/local-kv\.db/);
+      expect(r.stderr).toMatch(/^dataroot: SNAPSHOT_OBJECT_CORRUPT: object [0-9a-f]{64} \(for [^)]+\)/);
+      // the file named is local-kv.db, or one whose bytes share the damaged frame with it
+      const named = /\(for ([^)]+)\)/.exec(r.stderr)![1]!;
+      const namedEntry = entries.find((e) => e['path'] === named)!;
+      expect(firstChunk(readFileSync(damaged!.pack), namedEntry['sha256'])).toBe(damaged!.at);
       expect(existsSync(join(work, 'r-object'))).toBe(false);
     });
 
