@@ -18,7 +18,8 @@ import { measure, median, type Sample } from './benchlib.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const dir = join(process.env['DATAROOT_BENCH_DIR'] ?? '/tmp/dataroot-bench', 'snapshot');
-const BIN = fileURLToPath(new URL('../bin/dataroot.js', import.meta.url));
+// The command as npm installs it (bin/dataroot, which runs node without NODE_EXTRA_CA_CERTS).
+const BIN = fileURLToPath(new URL('../bin/dataroot', import.meta.url));
 const treeA = join(dir, 'a');
 const treeB = join(dir, 'b');
 mkdirSync(dir, { recursive: true });
@@ -64,18 +65,18 @@ for (let i = 0; i < RUNS; i++) {
   tar.push(measure(['tar', '-cf', tarOut, '-C', dir, 'a']));
   rmSync(tarOut, { force: true });
   sh('sync');
-  first.push(measure([process.execPath, BIN, 'snapshot', '--root', treeA, '--store', store, '--name', 'one']));
-  second.push(measure([process.execPath, BIN, 'snapshot', '--root', treeA, '--store', store, '--name', 'two']));
+  first.push(measure([BIN, 'snapshot', '--root', treeA, '--store', store, '--name', 'one']));
+  second.push(measure([BIN, 'snapshot', '--root', treeA, '--store', store, '--name', 'two']));
 }
 const storeAB = join(dir, 'store-ab');
 if (!existsSync(join(storeAB, 'registry.json')) || !readFileSync(join(storeAB, 'registry.json'), 'utf8').includes('"b"')) {
   rmSync(storeAB, { recursive: true, force: true });
-  sh(`${process.execPath} ${BIN} snapshot --root ${treeA} --store ${storeAB} --name a && ${process.execPath} ${BIN} snapshot --root ${treeB} --store ${storeAB} --name b`);
+  sh(`${BIN} snapshot --root ${treeA} --store ${storeAB} --name a && ${BIN} snapshot --root ${treeB} --store ${storeAB} --name b`);
 }
 const ddiff: Sample[] = [];
 const diffrq: Sample[] = [];
 for (let i = 0; i < RUNS; i++) {
-  ddiff.push(measure([process.execPath, BIN, 'diff', '@a', '@b', '--store', storeAB], true));
+  ddiff.push(measure([BIN, 'diff', '@a', '@b', '--store', storeAB], true));
   diffrq.push(measure(['diff', '-rq', treeA, treeB], true));
 }
 const m = (xs: Sample[]): number => median(xs.map((x) => x.wall));

@@ -1,9 +1,11 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unpackTar } from '../src/io/archive.js';
-import { run, runBin, SAMPLES } from './support/cli.js';
+import { BIN, run, runBin, SAMPLES } from './support/cli.js';
 
 const AFTER = join(SAMPLES, 'after-build.tar.gz');
 const FRESH = join(SAMPLES, 'fresh.tar.gz');
@@ -134,6 +136,21 @@ describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.stdout).toBe('');
+  });
+
+  it('the installed command (bin/dataroot, reached through a symlink as npm links it) runs node without NODE_EXTRA_CA_CERTS, and keeps exit codes', () => {
+    const link = join(tmp, 'dataroot-link');
+    rmSync(link, { force: true });
+    symlinkSync(fileURLToPath(new URL('../bin/dataroot', import.meta.url)), link);
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: join(tmp, 'no-such-bundle.pem') };
+    // node itself warns about a CA bundle it cannot load; through the command it never tries
+    const direct = spawnSync(process.execPath, [BIN, '--version'], { env, encoding: 'utf8' });
+    expect(direct.stderr).toMatch(/extra certs/);
+    const ok = spawnSync(link, ['--version'], { env, encoding: 'utf8' });
+    expect([ok.status, ok.stdout.trim(), ok.stderr]).toEqual([0, direct.stdout.trim(), '']);
+    const bad = spawnSync(link, ['frobnicate'], { env, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^dataroot: USAGE_UNKNOWN_COMMAND: /);
   });
 
   it('--json puts the error on stderr as {"error":{code,message}}', async () => {
