@@ -362,7 +362,7 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
 }
 
 /*
- * packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads) -> Promise of
+ * packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads[, results]) -> Promise of
  *   [results, index, end, failedIndex, errnoName, syscall, objects, newBytes, storedBytes]
  * The content half of a snapshot, on native threads: every file of a list is read, hashed
  * (sha256, by the OpenSSL that Node carries), classified, and, when it is to be kept and is
@@ -375,7 +375,9 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
  * doubles: files, bytes) is updated as files finish.
  * results: 64 bytes a file: sha256 (32), size read u64 (32), kind u8 (40: 0 empty, 1 bolt, 2 gzip,
  *   3 binary, 4 json, 5 text), new u8 (41: 1 when this file's content became a new object), chunk
- *   count u32 (44).
+ *   count u32 (44), done u8 (63: 1). Given `results` (a zeroed Buffer of count * 64 bytes), each
+ *   file's record is written there as soon as the file is done, its done byte last, so that the
+ *   caller can use the results while the run goes on; the promise then resolves with that Buffer.
  * After the last chunk, the record of every new object (sha256, size u64, chunk count u32,
  * reserved u32, then its chunk table: pack offset u64, stored size u64, raw size u64, method u8
  * (0 raw, 1 zstd), 7 reserved) is written and the pack is synced.
@@ -459,7 +461,8 @@ typedef struct {
 struct pf_job {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref refs[4];
+  napi_ref refs[5];
+  unsigned char *live; /* the caller's results buffer, filled as files finish (or NULL) */
   int nrefs;
   const char **paths;
   const uint8_t *keep;
@@ -699,6 +702,21 @@ static void pf_progress(pf_job *j, uint64_t bytes) {
   pthread_mutex_unlock(&j->lock);
 }
 
+/* A finished file's result record (see js_pack_files), published when the caller gave a buffer. */
+static void pf_result(unsigned char *r, const pf_file *f) {
+  memcpy(r, f->sha, 32);
+  memcpy(r + 32, &f->size, 8);
+  r[40] = f->kind;
+  r[41] = f->fresh;
+}
+
+static void pf_publish(pf_job *j, uint32_t index) {
+  if (j->live == NULL) return;
+  unsigned char *r = j->live + (size_t)index * PF_RESULT;
+  pf_result(r, &j->files[index]);
+  __atomic_store_n(r + 63, 1, __ATOMIC_RELEASE); /* the record is complete */
+}
+
 /*
  * Reads into buf until cap bytes, the end of the file, or a short read that ends exactly at the
  * size fstat gave (`done` bytes came before this buffer): 0, or an errno. *eof tells the end.
@@ -767,6 +785,7 @@ static void pf_one(pf_thread *t, uint32_t index) {
       f->size = n;
       int fresh = !pf_in_store(j, f->sha) && pf_take(j, f->sha);
       f->fresh = (uint8_t)fresh;
+      pf_publish(j, index);
       if (fresh && n > 0) {
         if (t->nmembers == t->capmembers) {
           size_t cap = t->capmembers ? t->capmembers * 2 : 256;
@@ -828,6 +847,7 @@ static void pf_one(pf_thread *t, uint32_t index) {
     f->count = (uint32_t)(t->nchunks - f->first);
   }
   f->fresh = (uint8_t)fresh;
+  pf_publish(j, index);
   pf_progress(j, total);
 }
 
@@ -974,7 +994,12 @@ static void pf_complete(napi_env env, napi_status status, void *data) {
     j->syscall = "cancelled";
   }
   size_t ilen = j->failed == -1 ? (size_t)j->objects * PF_IDX_ENTRY : 0;
-  if (napi_create_buffer(env, (size_t)j->count * PF_RESULT + 1, &rp, &out[0]) != napi_ok || napi_create_buffer(env, ilen + 1, &ip, &out[1]) != napi_ok) {
+  napi_status rs = napi_ok;
+  if (j->live != NULL) {
+    rp = j->live;
+    rs = napi_get_reference_value(env, j->refs[4], &out[0]);
+  } else rs = napi_create_buffer(env, (size_t)j->count * PF_RESULT + 1, &rp, &out[0]);
+  if (rs != napi_ok || napi_create_buffer(env, ilen + 1, &ip, &out[1]) != napi_ok) {
     rp = ip = NULL;
     napi_get_undefined(env, &out[0]);
     napi_get_undefined(env, &out[1]);
@@ -985,16 +1010,13 @@ static void pf_complete(napi_env env, napi_status status, void *data) {
     }
   }
   if (rp != NULL && ip != NULL) {
-    memset(rp, 0, (size_t)j->count * PF_RESULT + 1);
     if (ilen > 0) memcpy(ip, j->idx, ilen);
     for (uint32_t i = 0; i < j->count; i++) {
-      pf_file *f = &j->files[i];
       unsigned char *r = (unsigned char *)rp + (size_t)i * PF_RESULT;
-      memcpy(r, f->sha, 32);
-      memcpy(r + 32, &f->size, 8);
-      r[40] = f->kind;
-      r[41] = f->fresh;
-      memcpy(r + 44, &f->count, 4);
+      memset(r, 0, PF_RESULT);
+      pf_result(r, &j->files[i]);
+      memcpy(r + 44, &j->files[i].count, 4);
+      r[63] = 1;
     }
   }
   napi_create_double(env, (double)j->end, &out[2]);
@@ -1012,10 +1034,10 @@ static void pf_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value js_pack_files(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  size_t argc = 9;
-  const char *usage = "packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads)";
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9 || !pf_sha_available()) {
+  napi_value argv[10];
+  size_t argc = 10;
+  const char *usage = "packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads[, results])";
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 9 || !pf_sha_available()) {
     napi_throw_type_error(env, "EINVAL", pf_sha_available() ? usage : "packFiles: Node's OpenSSL SHA256 functions are not visible to addons");
     return NULL;
   }
@@ -1104,6 +1126,22 @@ static napi_value js_pack_files(napi_env env, napi_callback_info info) {
   napi_value keepalive[4] = {argv[0], argv[2], argv[5], argv[6]};
   for (int i = 0; i < 4; i++)
     if (napi_create_reference(env, keepalive[i], 1, &j->refs[j->nrefs]) == napi_ok) j->nrefs++;
+  /* results published as files finish: a zeroed Buffer of count * 64 bytes from the caller */
+  if (argc > 9) {
+    void *live = NULL;
+    size_t llen = 0;
+    napi_valuetype lt;
+    if (napi_typeof(env, argv[9], &lt) == napi_ok && lt != napi_undefined && lt != napi_null) {
+      if (napi_get_buffer_info(env, argv[9], &live, &llen) != napi_ok || llen < (size_t)count * PF_RESULT || j->nrefs != 4 ||
+          napi_create_reference(env, argv[9], 1, &j->refs[4]) != napi_ok) {
+        pf_free(env, j);
+        napi_throw_type_error(env, "EINVAL", "packFiles: results must be a Buffer of count * 64 bytes");
+        return NULL;
+      }
+      j->nrefs = 5;
+      j->live = live;
+    }
+  }
   napi_value promise, name;
   napi_create_promise(env, &j->deferred, &promise);
   napi_create_string_utf8(env, "packFiles", NAPI_AUTO_LENGTH, &name);

@@ -30,6 +30,7 @@ interface Addon {
     progress: Float64Array,
     level: number,
     threads: number,
+    results?: Buffer,
   ): Promise<[Buffer, Buffer, number, number, string, string, number, number, number]>;
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
@@ -217,7 +218,7 @@ export async function packFiles(
   batch: FileBatch,
   pack: { path: string; start: number } | undefined,
   indexes: Buffer[],
-  o: { level: number; threads: number; progress?: Float64Array },
+  o: { level: number; threads: number; progress?: Float64Array; live?: LiveResults },
 ): Promise<PackedRun> {
   const count = batch.starts.length;
   const progress = o.progress ?? new Float64Array(2);
@@ -231,6 +232,7 @@ export async function packFiles(
     progress,
     o.level,
     o.threads,
+    o.live?.buf,
   );
   if (failed === -2) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `writing the pack failed: ${code} (${syscall})`, pack !== undefined ? { file: pack.path } : {});
   if (failed >= 0) {
@@ -238,16 +240,35 @@ export async function packFiles(
     throw Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path, index: failed });
   }
   const results: PackedFile[] = [];
-  for (let i = 0; i < count; i++) {
-    const r = res.subarray(i * 64, i * 64 + 64);
-    results.push({
-      sha256: r.subarray(0, 32),
-      size: Number(r.readBigUInt64LE(32)),
-      kind: r[40]!,
-      fresh: r[41] === 1,
-    });
-  }
+  for (let i = 0; i < count; i++) results.push(resultAt(res, i));
   return { results, end, index: index.subarray(0, objects * 48), objects, newBytes, storedBytes };
+}
+
+function resultAt(res: Buffer, i: number): PackedFile {
+  const r = res.subarray(i * 64, i * 64 + 64);
+  return {
+    sha256: r.subarray(0, 32),
+    size: Number(r.readBigUInt64LE(32)),
+    kind: r[40]!,
+    fresh: r[41] === 1,
+  };
+}
+
+/**
+ * The results of a packFiles run as files finish, before the run ends: file i's result once
+ * done(i). (The native threads write each record, then its done byte.)
+ */
+export class LiveResults {
+  readonly buf: Buffer;
+  constructor(readonly count: number) {
+    this.buf = Buffer.alloc(count * 64);
+  }
+  done(i: number): boolean {
+    return this.buf[i * 64 + 63] === 1;
+  }
+  result(i: number): PackedFile {
+    return resultAt(this.buf, i);
+  }
 }
 
 const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DatarootError } from '../formats/errors.js';
-import { batchPath, DirListing, fileBatch, listXattrs, nativeAvailable, packFiles, packFilesAvailable, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
+import { batchPath, DirListing, fileBatch, LiveResults, listXattrs, nativeAvailable, packFiles, packFilesAvailable, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
-import { CONTENT_KINDS, contentKind, isCarried, manifestOf, volatileOf, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
+import { CONTENT_KINDS, contentKind, identityLine, isCarried, manifestOf, volatileLine, volatileOf, type ManifestLinesAhead, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { ZSTD_LEVELS } from '../io/packpool.js';
 import { CHUNK, type PackWriter, type RegisteredSnapshot, type SnapshotStore } from '../store/snapstore.js';
 
@@ -229,7 +229,7 @@ function withoutAtime(line: string): string {
  * describe, handing new content to the pack. Hard links are recorded once, with `link` on the
  * others.
  */
-export async function scanTree(root: string, o: ScanOptions): Promise<{ entries: (ManifestEntry | CarriedEntry)[]; stats: ScanStats }> {
+export async function scanTree(root: string, o: ScanOptions): Promise<{ entries: (ManifestEntry | CarriedEntry)[]; stats: ScanStats; lines?: ManifestLinesAhead }> {
   const exclude = o.exclude.map(globRegex);
   const metaOnly = o.metadataOnly.map(globRegex);
   const xattrs = nativeAvailable();
@@ -343,16 +343,17 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   // --exclude, a walk here with one native call per directory.
   const tree = exclude.length === 0 ? walkTree(root, prevs, xattrs) : undefined;
   const native = (o.pipeline ?? (packFilesAvailable() ? 'native' : 'js')) === 'native';
-  let early: { results: Promise<ContentResult[]>; sizes: number[] } | undefined;
+  let early: { results: Promise<ContentResult[]>; sizes: number[]; live: LiveResults } | undefined;
   if (tree !== undefined) {
     const { ops, full, volatile: vol, identity } = tree;
     // A first snapshot starts reading contents now, while the entries are built (not when a
     // test pauses between the walk and the reading, nor with metadata-only paths to sort out).
     if (native && prevs === undefined && metaOnly.length === 0 && o.onWalked === undefined && full.length > 0) {
       const f = filesOfScan(root, full, o.pack !== undefined);
-      const results = startNative(f.batch, o, f.total, 0);
+      const live = new LiveResults(f.sizes.length);
+      const results = startNative(f.batch, o, f.total, 0, live);
       results.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-      early = { results, sizes: f.sizes };
+      early = { results, sizes: f.sizes, live };
     }
     const sep = root.endsWith('/') ? '' : '/';
     let at = 0;
@@ -403,7 +404,9 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   // With the addon, contents are read, hashed and stored on native threads, all at once after
   // this loop; without it, one file at a time here.
   const todo: Walked[] = [];
-  for (const w of walked) {
+  const todoAt: number[] = [];
+  for (let wi = 0; wi < walked.length; wi++) {
+    const w = walked[wi]!;
     if (w.run !== undefined) {
       stats.entries += w.run.count;
       stats.files += w.run.files;
@@ -424,6 +427,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     const store = o.pack !== undefined && !matchesAny(e.path, metaOnly);
     if (native) {
       todo.push(w);
+      todoAt.push(wi);
       continue;
     }
     let fd: number;
@@ -449,11 +453,13 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     bytes += e.size;
     o.onProgress?.({ files: stats.files, bytes, totalBytes });
   }
+  let lines: ManifestLinesAhead | undefined;
   if (todo.length > 0) {
     const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
     // The run started early is used when it read exactly these files (it always should).
     const same = early !== undefined && early.sizes.length === todo.length && todo.every((w, i) => w.size === early!.sizes[i] && items[i]!.keep === (o.pack !== undefined));
     if (early !== undefined && !same) await early.results.catch(() => undefined);
+    if (same) lines = await linesAhead(walked, todo, todoAt, early!, o.pack !== undefined);
     const results = same ? await early!.results : await startNative(fileBatch(items), o, totalBytes, stats.files - todo.length);
     todo.forEach((w, i) => {
       const e = w.entry as ManifestEntry;
@@ -467,7 +473,50 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     });
     o.onProgress?.({ files: stats.files, bytes: stats.hashedBytes, totalBytes });
   } else if (early !== undefined) await early.results;
-  return { entries: walked.map((w) => w.entry), stats };
+  return { entries: walked.map((w) => w.entry), stats, ...(lines !== undefined ? { lines } : {}) };
+}
+
+/**
+ * While the native threads read a first snapshot's contents, this thread writes the manifest's
+ * lines: at once every volatile line and the identity line of every entry that is not a file
+ * read, then the identity line of each file as its result comes in (in walk order). What is left
+ * when the run ends is little, so the manifest is ready soon after the last file. Rejects as the
+ * run does.
+ */
+async function linesAhead(walked: Walked[], todo: Walked[], todoAt: number[], early: { results: Promise<ContentResult[]>; live: LiveResults }, stored: boolean): Promise<ManifestLinesAhead> {
+  const identity: (string | undefined)[] = new Array(walked.length);
+  const volatile: (string | undefined)[] = new Array(walked.length);
+  const reading = new Set(todoAt);
+  for (let i = 0; i < walked.length; i++) {
+    const e = walked[i]!.entry;
+    if (isCarried(e)) continue;
+    volatile[i] = volatileLine(e);
+    if (!reading.has(i)) identity[i] = identityLine(e);
+  }
+  let settled = false;
+  early.results.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  let next = 0;
+  const take = (): void => {
+    for (; next < todo.length && early.live.done(next); next++) {
+      const r = early.live.result(next);
+      const e = todo[next]!.entry as ManifestEntry;
+      e.sha256 = r.sha256.toString('hex');
+      e.size = r.size;
+      e.kind = CONTENT_KINDS[r.kind] ?? 'binary';
+      if (stored) e.stored = true;
+      identity[todoAt[next]!] = identityLine(e);
+    }
+  };
+  while (!settled) {
+    take();
+    await new Promise<void>((res) => setTimeout(res, 4));
+  }
+  await early.results;
+  take();
+  return { identity, volatile };
 }
 
 type ContentResult = { hex: string; size: number; kind: ContentKind };
@@ -477,13 +526,13 @@ type ContentResult = { hex: string; size: number; kind: ContentKind };
  * (when there is one) where the batch's keep byte says so. Progress is polled from the counters
  * the threads update. A file that cannot be read rejects with SNAPSHOT_SOURCE_CHANGED naming it.
  */
-function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, filesBefore: number): Promise<ContentResult[]> {
+function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, filesBefore: number, live?: LiveResults): Promise<ContentResult[]> {
   const progress = new Float64Array(2);
   const timer = o.onProgress !== undefined ? setInterval(() => o.onProgress!({ files: filesBefore + progress[0]!, bytes: progress[1]!, totalBytes }), 100) : undefined;
   const run = async (): Promise<ContentResult[]> => {
     try {
-      if (o.pack !== undefined) return await o.pack.files(batch, progress);
-      const r = await packFiles(batch, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress });
+      if (o.pack !== undefined) return await o.pack.files(batch, progress, live);
+      const r = await packFiles(batch, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress, ...(live !== undefined ? { live } : {}) });
       return r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
     } catch (err) {
       if (err instanceof DatarootError) throw err;
@@ -582,7 +631,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
   const pack = store.newPack(o.level);
   let manifestPath: string | undefined;
   try {
-    const { entries, stats } = await scanTree(source, {
+    const { entries, stats, lines } = await scanTree(source, {
       exclude: o.exclude,
       metadataOnly: o.metadataOnly,
       ...(prev !== undefined ? { previous: prev.entries } : {}),
@@ -594,7 +643,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
     });
     await pack.finish();
     const options = { exclude: o.exclude, metadataOnly: o.metadataOnly, live: o.live };
-    const manifest = manifestOf({ name, created: new Date().toISOString(), source, options }, entries);
+    const manifest = manifestOf({ name, created: new Date().toISOString(), source, options }, entries, lines);
     const m = store.writeManifest(name, manifest);
     manifestPath = m.path;
     const snapshot: RegisteredSnapshot = {

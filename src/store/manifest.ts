@@ -261,36 +261,42 @@ export function volatileOf(mtime: string, atime: string, ctime: string, ino: str
   return `["${mtime}","${atime}","${ctime}","${ino}","${dev}",${nlink}]`;
 }
 
-/** Entries into a manifest. */
-export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 'version' | 'identityBytes'>, entries: (ManifestEntry | CarriedEntry)[]): ManifestLines {
+/** Lines of a manifest written ahead, by entry index (identityLine and volatileLine of each, without the newline). */
+export interface ManifestLinesAhead {
+  identity: (string | undefined)[];
+  volatile: (string | undefined)[];
+}
+
+/** Entries into a manifest (with lines already written for some of them, `ahead`). */
+export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 'version' | 'identityBytes'>, entries: (ManifestEntry | CarriedEntry)[], ahead?: ManifestLinesAhead): ManifestLines {
   const parts: Buffer[] = [];
   let pending: string[] = [];
   const flush = (): void => {
     if (pending.length > 0) parts.push(Buffer.from(pending.join('')));
     pending = [];
   };
-  for (const e of entries) {
+  entries.forEach((e, i) => {
     if (isCarried(e)) {
       flush();
       parts.push(e.carried);
-    } else pending.push(`${identityLine(e)}\n`);
-  }
+    } else pending.push(`${ahead?.identity[i] ?? identityLine(e)}\n`);
+  });
   flush();
   const identity = Buffer.concat(parts);
   let count = 0;
   const volParts: Buffer[] = [];
   let volText: string[] = [];
-  for (const e of entries) {
+  entries.forEach((e, i) => {
     if (isCarried(e) && typeof e.volatile !== 'string') {
       if (volText.length > 0) volParts.push(Buffer.from(volText.join('')));
       volText = [];
       volParts.push(e.volatile);
       count += e.count ?? 1;
     } else {
-      volText.push(`${isCarried(e) ? e.volatile : volatileLine(e)}\n`);
+      volText.push(`${isCarried(e) ? e.volatile : (ahead?.volatile[i] ?? volatileLine(e))}\n`);
       count++;
     }
-  }
+  });
   if (volText.length > 0) volParts.push(Buffer.from(volText.join('')));
   const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count, identityBytes: identity.length };
   const vol = Buffer.concat(volParts);

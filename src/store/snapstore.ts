@@ -5,7 +5,7 @@ import { brotliDecompressSync } from 'node:zlib';
 import { CONTENT_KINDS, contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
-import { packFiles, zstdDecompress, type FileBatch, type PackedRun } from '../io/native.js';
+import { packFiles, zstdDecompress, type FileBatch, type LiveResults, type PackedRun } from '../io/native.js';
 import { PackPool, ZSTD_LEVEL, type Piece } from '../io/packpool.js';
 import { availableParallelism } from 'node:os';
 
@@ -531,13 +531,14 @@ export class PackWriter {
    * are only hashed). Not mixed with file() in one pack. A file that cannot be read rejects with an
    * error carrying its `index` in the list.
    */
-  async files(batch: FileBatch, progress?: Float64Array): Promise<{ hex: string; size: number; kind: ContentKind }[]> {
+  async files(batch: FileBatch, progress?: Float64Array, live?: LiveResults): Promise<{ hex: string; size: number; kind: ContentKind }[]> {
     if (this.sealed !== undefined || this.nextPiece > 0) throw new Error('PackWriter.files: one native run a pack, not mixed with file()');
     const start = Math.ceil(this.pool.end / 4096) * 4096;
     const r = await packFiles(batch, { path: this.path, start }, this.store.indexTables(), {
       level: this.level,
       threads: Math.max(2, Math.min(4, availableParallelism() + 1)),
       ...(progress !== undefined ? { progress } : {}),
+      ...(live !== undefined ? { live } : {}),
     });
     this.pool.advanceTo(r.end);
     this.sealed = r;
