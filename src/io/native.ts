@@ -158,8 +158,8 @@ export function packFilesAvailable(): boolean {
 let packFilesProbe: boolean | undefined;
 
 export interface PackedFile {
-  /** sha256 of the content read. */
-  sha256: Buffer;
+  /** sha256 of the content read, in hex. */
+  sha256: string;
   size: number;
   /** What the content looks like: 0 empty, 1 bolt, 2 gzip, 3 binary, 4 json, 5 text (store/manifest's contentKind, the same rules). */
   kind: number;
@@ -245,12 +245,13 @@ export async function packFiles(
 }
 
 function resultAt(res: Buffer, i: number): PackedFile {
-  const r = res.subarray(i * 64, i * 64 + 64);
+  const at = i * 64;
   return {
-    sha256: r.subarray(0, 32),
-    size: Number(r.readBigUInt64LE(32)),
-    kind: r[40]!,
-    fresh: r[41] === 1,
+    // read in place: a Buffer view a file costs more than the rest of its result
+    sha256: res.toString('hex', at, at + 32),
+    size: res.readUInt32LE(at + 32) + res.readUInt32LE(at + 36) * 0x100000000,
+    kind: res[at + 40]!,
+    fresh: res[at + 41] === 1,
   };
 }
 
@@ -423,11 +424,14 @@ let errnoNames: Map<number, string> | undefined;
  * each `next()` gives one entry's attributes, or the error listing them met (coded IO_<errno>,
  * as listXattrs throws it).
  */
+/** What TreeXattrs.next gives an entry without extended attributes (shared: read it, never change it). */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
+
 export class TreeXattrs {
   private at = 0;
   constructor(private readonly buf: Buffer) {}
 
-  next(path: string): Map<string, Buffer> | DatarootError {
+  next(path: string): ReadonlyMap<string, Buffer> | DatarootError {
     const b = this.buf;
     const len = b.readUInt32LE(this.at);
     if (len === 0xffffffff) {
@@ -436,6 +440,10 @@ export class TreeXattrs {
       errnoNames ??= new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
       const code = errnoNames.get(errno) ?? 'FAILED';
       return new DatarootError(`IO_${code}`, `llistxattr ${path}: ${code}`, { file: path });
+    }
+    if (len === 0) {
+      this.at += 4;
+      return NO_XATTRS;
     }
     const out = new Map<string, Buffer>();
     let p = this.at + 4;

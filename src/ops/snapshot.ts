@@ -370,12 +370,22 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
         continue;
       }
       at += 1;
-      const relBytes = full.name(fi);
+      const s0 = full.nameStart(fi);
+      const s1 = full.nameEnd(fi);
       let rel: string;
       let relRaw: Buffer | undefined;
       let abs: string | Buffer;
-      if (isUtf8(relBytes)) {
-        rel = relBytes.toString('utf8');
+      // Most paths are ASCII: decoded from the record without a Buffer view of the name.
+      let ascii = true;
+      for (let k = s0; k < s1; k++) {
+        if (full.buf[k]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      const relBytes = ascii ? undefined : full.name(fi);
+      if (relBytes === undefined || isUtf8(relBytes)) {
+        rel = full.buf.toString('utf8', s0, s1);
         abs = rel === '' ? root : `${root}${sep}${rel}`;
       } else {
         // As the walk below names it: each name as UTF-8 when it is, else as latin1.
@@ -503,7 +513,7 @@ async function linesAhead(walked: Walked[], todo: Walked[], todoAt: number[], ea
     for (; next < todo.length && early.live.done(next); next++) {
       const r = early.live.result(next);
       const e = todo[next]!.entry as ManifestEntry;
-      e.sha256 = r.sha256.toString('hex');
+      e.sha256 = r.sha256;
       e.size = r.size;
       e.kind = CONTENT_KINDS[r.kind] ?? 'binary';
       if (stored) e.stored = true;
@@ -533,7 +543,7 @@ function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, files
     try {
       if (o.pack !== undefined) return await o.pack.files(batch, progress, live);
       const r = await packFiles(batch, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress, ...(live !== undefined ? { live } : {}) });
-      return r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
+      return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
     } catch (err) {
       if (err instanceof DatarootError) throw err;
       const at = (err as { index?: number }).index;

@@ -542,7 +542,7 @@ export class PackWriter {
     });
     this.pool.advanceTo(r.end);
     this.sealed = r;
-    return r.results.map((f) => ({ hex: f.sha256.toString('hex'), size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
+    return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
   }
 
   /** Writes the index of a pack the native run filled and sealed. */
