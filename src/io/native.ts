@@ -1,5 +1,5 @@
 import { constants, existsSync, type BigIntStats } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
@@ -185,6 +185,14 @@ export interface PackedRun {
  * could not be read with an ErrnoException-like error carrying `index` (its position in the
  * list), the pack with SNAPSHOT_WRITE_FAILED.
  */
+/**
+ * How many native threads read contents: two a core (up to 8). More threads than cores keep the
+ * cores busy while a thread waits for its direct write to reach the disk or for a page to be read.
+ */
+export function contentThreads(): number {
+  return Math.max(2, Math.min(8, 2 * availableParallelism()));
+}
+
 /** Files for packFiles: their paths NUL-terminated back to back, where each starts, and a keep byte each. */
 export interface FileBatch {
   paths: Buffer;

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { DatarootError } from '../formats/errors.js';
-import { batchPath, DirListing, fileBatch, LiveResults, listXattrs, nativeAvailable, packFiles, packFilesAvailable, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
+import { batchPath, contentThreads, DirListing, fileBatch, LiveResults, listXattrs, nativeAvailable, packFiles, packFilesAvailable, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { CONTENT_KINDS, contentKind, identityLine, isCarried, manifestOf, volatileLine, volatileOf, type ManifestLinesAhead, type CarriedEntry, type ContentKind, type EntryType, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
 import { ZSTD_LEVELS } from '../io/packpool.js';
@@ -542,7 +541,7 @@ function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, files
   const run = async (): Promise<ContentResult[]> => {
     try {
       if (o.pack !== undefined) return await o.pack.files(batch, progress, live);
-      const r = await packFiles(batch, undefined, [], { level: 1, threads: Math.max(2, Math.min(4, availableParallelism() + 1)), progress, ...(live !== undefined ? { live } : {}) });
+      const r = await packFiles(batch, undefined, [], { level: 1, threads: contentThreads(), progress, ...(live !== undefined ? { live } : {}) });
       return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: CONTENT_KINDS[f.kind] ?? 'binary' }));
     } catch (err) {
       if (err instanceof DatarootError) throw err;

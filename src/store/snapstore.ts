@@ -5,9 +5,8 @@ import { brotliDecompressSync } from 'node:zlib';
 import { CONTENT_KINDS, contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
-import { packFiles, zstdDecompress, type FileBatch, type LiveResults, type PackedRun } from '../io/native.js';
+import { contentThreads, packFiles, zstdDecompress, type FileBatch, type LiveResults, type PackedRun } from '../io/native.js';
 import { PackPool, ZSTD_LEVEL, type Piece } from '../io/packpool.js';
-import { availableParallelism } from 'node:os';
 
 /**
  * The snapshot store: a content-addressed, deduplicated store of data-root snapshots.
@@ -536,7 +535,7 @@ export class PackWriter {
     const start = Math.ceil(this.pool.end / 4096) * 4096;
     const r = await packFiles(batch, { path: this.path, start }, this.store.indexTables(), {
       level: this.level,
-      threads: Math.max(2, Math.min(4, availableParallelism() + 1)),
+      threads: contentThreads(),
       ...(progress !== undefined ? { progress } : {}),
       ...(live !== undefined ? { live } : {}),
     });
