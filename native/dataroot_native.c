@@ -1500,6 +1500,12 @@ typedef struct {
   size_t pid_len, pvol_len, pid_at, pvol_at;
   uint32_t entries;
   int carry, want_xattrs;
+  /* With want_files: the regular files emitted in full (a hard-linked inode's first path only),
+   * their absolute paths NUL-terminated back to back, and their sizes (u64 each). */
+  int want_files;
+  bytes_t files, sizes;
+  uint64_t *links; /* (dev, ino) pairs of hard-linked files seen, open addressing */
+  size_t links_cap, links_used;
   /* The entry's extended attributes as read ahead by a prefetch thread (put_xattrs_to's block), or NULL. */
   const unsigned char *xpre;
   size_t xpre_len;
@@ -1617,6 +1623,36 @@ static void run_close(tree_t *t) {
 }
 
 /* One walked entry: carried (the previous entry with the same path, unchanged) or in full. */
+/* 1 when this (dev, ino) was not seen before (and is now), 0 when it was; -1 out of memory. */
+static int link_first(tree_t *t, uint64_t dev, uint64_t ino) {
+  if (t->links_used * 2 >= t->links_cap) {
+    size_t cap = t->links_cap ? t->links_cap * 2 : 256;
+    uint64_t *g = calloc(cap * 2, sizeof *g);
+    if (g == NULL) return -1;
+    for (size_t i = 0; i < t->links_cap; i++) {
+      uint64_t d = t->links[2 * i], n = t->links[2 * i + 1];
+      if (d == 0 && n == 0) continue;
+      size_t h = (size_t)((n * 0x9e3779b97f4a7c15ull) ^ d) & (cap - 1);
+      while (g[2 * h] != 0 || g[2 * h + 1] != 0) h = (h + 1) & (cap - 1);
+      g[2 * h] = d, g[2 * h + 1] = n;
+    }
+    free(t->links);
+    t->links = g;
+    t->links_cap = cap;
+  }
+  /* (0, 0) marks an empty slot: store dev + 1 */
+  uint64_t d = dev + 1;
+  size_t h = (size_t)((ino * 0x9e3779b97f4a7c15ull) ^ d) & (t->links_cap - 1);
+  for (;; h = (h + 1) & (t->links_cap - 1)) {
+    if (t->links[2 * h] == 0 && t->links[2 * h + 1] == 0) {
+      t->links[2 * h] = d, t->links[2 * h + 1] = ino;
+      t->links_used++;
+      return 1;
+    }
+    if (t->links[2 * h] == d && t->links[2 * h + 1] == ino) return 0;
+  }
+}
+
 static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, const struct stat *st) {
   char line[256];
   size_t ln = volatile_line(line, st);
@@ -1671,6 +1707,14 @@ static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, co
     if (t->want_xattrs) {
       if (t->xpre != NULL) b_put(&t->xattrs, t->xpre, t->xpre_len);
       else put_xattrs_to(&t->xattrs, abs);
+    }
+    if (t->want_files && S_ISREG(st->st_mode)) {
+      int first = st->st_nlink > 1 ? link_first(t, (uint64_t)st->st_dev, (uint64_t)st->st_ino) : 1;
+      if (first < 0) t->files.failed = 1;
+      else if (first) {
+        b_put(&t->files, abs, strlen(abs) + 1);
+        b_u64(&t->sizes, (uint64_t)st->st_size);
+      }
     }
   }
 }
@@ -1940,9 +1984,12 @@ static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, siz
 }
 
 /*
- * scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads]) -> [count, ops, full, volatile, xattrs]
+ * scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads[, files]]) -> [count, ops, full, volatile, xattrs[, files, sizes]]
  * `threads`: how many threads list directories ahead of the walk (see walk_prefetched); 0 or
- * absent: one a core, at most 4; 1: none, the walk lists each directory itself.
+ * absent: one a core, at most 4; 1: none, the walk lists each directory itself. With `files`
+ * true, two more Buffers: the absolute paths of the regular files described in full (of the paths
+ * of a hard-linked inode, the first in walk order), NUL-terminated back to back, and their sizes
+ * (u64 each): what a first snapshot reads, ready before any JavaScript looks at the records.
  * The whole tree under root in walk order (depth first, names in byte order, symlinks not
  * followed; the root itself first, with the path ""). When the previous snapshot's identity and
  * volatile lines are given (Buffers, one line per entry, same walk order), each entry is matched
@@ -1959,9 +2006,10 @@ static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, siz
  *   xattrs: with `xattrs` true, per entry in full, its extended attributes (see put_xattrs_to).
  */
 static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  size_t argc = 6;
+  napi_value argv[7];
+  size_t argc = 7;
   int32_t threads = 0;
+  bool want_files = false;
   char *abs = malloc(MAX_PATH), *rel = malloc(MAX_PATH);
   tree_t *t = calloc(1, sizeof *t);
   napi_value result = NULL;
@@ -1972,12 +2020,14 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
   bool carry = false, want_xattrs = false;
   napi_valuetype vt1, vt2;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || (argc > 5 && napi_get_value_int32(env, argv[5], &threads) != napi_ok) || threads < 0 ||
+      (argc > 6 && napi_get_value_bool(env, argv[6], &want_files) != napi_ok) ||
       get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
       napi_get_value_bool(env, argv[3], &carry) != napi_ok || napi_get_value_bool(env, argv[4], &want_xattrs) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads])");
+    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads[, files]])");
     goto out;
   }
   t->want_xattrs = want_xattrs;
+  t->want_files = want_files;
   if (vt1 == napi_object && vt2 == napi_object) {
     void *a = NULL, *b = NULL;
     size_t an = 0, bn = 0;
@@ -2006,14 +2056,14 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
     throw_errno(env, t->err_call, t->err_path, t->err);
     goto out;
   }
-  if (t->ops.failed || t->full.failed || t->vol.failed || t->xattrs.failed) {
+  if (t->ops.failed || t->full.failed || t->vol.failed || t->xattrs.failed || t->files.failed || t->sizes.failed) {
     throw_errno(env, "scanTree", abs, ENOMEM);
     goto out;
   }
   /* The three parts handed over without a copy (a large tree's records are hundreds of MB). */
-  napi_value parts[4], count;
-  bytes_t *bs[4] = {&t->ops, &t->full, &t->vol, &t->xattrs};
-  for (int k = 0; k < 4; k++) {
+  napi_value parts[6], count;
+  bytes_t *bs[6] = {&t->ops, &t->full, &t->vol, &t->xattrs, &t->files, &t->sizes};
+  for (int k = 0; k < 6; k++) {
     void *data = NULL;
     if (bs[k]->len == 0) {
       if (napi_create_buffer(env, 0, &data, &parts[k]) != napi_ok) goto out;
@@ -2022,14 +2072,14 @@ static napi_value js_scan_tree(napi_env env, napi_callback_info info) {
     if (napi_create_external_buffer(env, bs[k]->len, bs[k]->p, free_bytes, NULL, &parts[k]) != napi_ok) goto out;
     bs[k]->p = NULL; /* owned by the Buffer now */
   }
-  if (napi_create_array_with_length(env, 5, &result) != napi_ok || napi_create_uint32(env, t->entries, &count) != napi_ok) {
+  if (napi_create_array_with_length(env, 7, &result) != napi_ok || napi_create_uint32(env, t->entries, &count) != napi_ok) {
     result = NULL;
     goto out;
   }
   napi_set_element(env, result, 0, count);
-  for (int k = 0; k < 4; k++) napi_set_element(env, result, (uint32_t)k + 1, parts[k]);
+  for (int k = 0; k < 6; k++) napi_set_element(env, result, (uint32_t)k + 1, parts[k]);
 out:
-  free(t->ops.p), free(t->full.p), free(t->vol.p), free(t->xattrs.p);
+  free(t->ops.p), free(t->full.p), free(t->vol.p), free(t->xattrs.p), free(t->files.p), free(t->sizes.p), free(t->links);
   free(t), free(abs), free(rel);
   return result;
 }

@@ -17,7 +17,7 @@ interface Addon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   scandir?(path: string): Buffer;
-  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number): [number, Buffer, Buffer, Buffer, Buffer];
+  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number, files: boolean): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
   flockProbe?(path: string): boolean;
   alignedBuffer?(size: number): Buffer;
   packFiles?(
@@ -193,32 +193,31 @@ export function contentThreads(): number {
   return Math.max(2, Math.min(8, 2 * availableParallelism()));
 }
 
-/** Files for packFiles: their paths NUL-terminated back to back, where each starts, and a keep byte each. */
+/** Files for packFiles: their paths NUL-terminated back to back, how many, and a keep byte each. */
 export interface FileBatch {
   paths: Buffer;
-  starts: number[];
+  count: number;
   keep: Buffer;
 }
 
 export function fileBatch(files: { abs: string | Buffer; keep: boolean }[]): FileBatch {
   const parts: Buffer[] = [];
-  const starts: number[] = [];
   const zero = Buffer.alloc(1);
   const keep = Buffer.alloc(files.length);
   let at = 0;
   files.forEach((f, i) => {
     const b = typeof f.abs === 'string' ? Buffer.from(f.abs) : f.abs;
-    starts.push(at);
     parts.push(b, zero);
     at += b.length + 1;
     keep[i] = f.keep ? 1 : 0;
   });
-  return { paths: Buffer.concat(parts, at), starts, keep };
+  return { paths: Buffer.concat(parts, at), count: files.length, keep };
 }
 
-/** The path of file i of a batch. */
+/** The path of file i of a batch (for error messages: found by counting NULs). */
 export function batchPath(b: FileBatch, i: number): Buffer {
-  const start = b.starts[i]!;
+  let start = 0;
+  for (let k = 0; k < i; k++) start = b.paths.indexOf(0, start) + 1;
   return b.paths.subarray(start, b.paths.indexOf(0, start));
 }
 
@@ -228,7 +227,7 @@ export async function packFiles(
   indexes: Buffer[],
   o: { level: number; threads: number; progress?: Float64Array; live?: LiveResults },
 ): Promise<PackedRun> {
-  const count = batch.starts.length;
+  const count = batch.count;
   const progress = o.progress ?? new Float64Array(2);
   const [res, index, end, failed, code, syscall, objects, newBytes, storedBytes] = await load().packFiles!(
     batch.paths,
@@ -423,6 +422,11 @@ export interface TreeScan {
   volatile: Buffer;
   /** With `xattrs`: the extended attributes of each entry in full, in order (read with TreeXattrs). */
   xattrs: TreeXattrs;
+  /**
+   * With `files`: the regular files described in full (of a hard-linked inode, its first path),
+   * absolute paths NUL-terminated back to back, and their sizes (u64 little-endian each).
+   */
+  files?: { paths: Buffer; sizes: Buffer };
 }
 
 let errnoNames: Map<number, string> | undefined;
@@ -468,19 +472,21 @@ export class TreeXattrs {
   }
 }
 
-export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false, threads = 0): TreeScan | undefined {
+export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false, threads = 0, files = false): TreeScan | undefined {
   if (!nativeAvailable()) return undefined;
   const f = load().scanTree;
   if (f === undefined) return undefined;
-  let r: [number, Buffer, Buffer, Buffer, Buffer];
+  let r: [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
   try {
-    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs, threads);
+    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs, threads, files);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;
     throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
   }
-  return { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3], xattrs: new TreeXattrs(r[4]) };
+  const scan: TreeScan = { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3], xattrs: new TreeXattrs(r[4]) };
+  if (files) scan.files = { paths: r[5], sizes: r[6] };
+  return scan;
 }
 
 /**

@@ -135,9 +135,9 @@ function hashFd(fd: number, buf: Buffer): { hex: string; size: number; kind: Con
 }
 
 /** The native tree scan, with the previous snapshot's lines to match against (`identity`: those lines). */
-function walkTree(root: string, prevs: Previous | undefined, xattrs: boolean): (TreeScan & { identity?: Buffer }) | undefined {
+function walkTree(root: string, prevs: Previous | undefined, xattrs: boolean, files: boolean): (TreeScan & { identity?: Buffer }) | undefined {
   try {
-    if (prevs === undefined) return scanTreeNative(root, undefined, undefined, false, xattrs);
+    if (prevs === undefined) return scanTreeNative(root, undefined, undefined, false, xattrs, 0, files);
     const [text, vol] = prevs.lines.parts();
     const identity = text.subarray(prevs.lines.idStart, prevs.lines.idEnd);
     const tree = scanTreeNative(root, identity, vol, prevs.carry, xattrs);
@@ -340,19 +340,25 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   // The whole tree in one native call, matched there against the previous manifest (entries that
   // did not change cost no JavaScript beyond a line carried over); without the addon, or with
   // --exclude, a walk here with one native call per directory.
-  const tree = exclude.length === 0 ? walkTree(root, prevs, xattrs) : undefined;
   const native = (o.pipeline ?? (packFilesAvailable() ? 'native' : 'js')) === 'native';
-  let early: { results: Promise<ContentResult[]>; sizes: number[]; live: LiveResults } | undefined;
+  // A first snapshot starts reading contents as soon as the tree is listed, while the entries are
+  // built (not when a test pauses between the walk and the reading, nor with metadata-only paths
+  // to sort out): the scan then lists the files to read too.
+  const readEarly = native && prevs === undefined && metaOnly.length === 0 && o.onWalked === undefined;
+  const tree = exclude.length === 0 ? walkTree(root, prevs, xattrs, readEarly) : undefined;
+  let early: { results: Promise<ContentResult[]>; sizes: Buffer; live: LiveResults } | undefined;
   if (tree !== undefined) {
     const { ops, full, volatile: vol, identity } = tree;
-    // A first snapshot starts reading contents now, while the entries are built (not when a
-    // test pauses between the walk and the reading, nor with metadata-only paths to sort out).
-    if (native && prevs === undefined && metaOnly.length === 0 && o.onWalked === undefined && full.length > 0) {
-      const f = filesOfScan(root, full, o.pack !== undefined);
-      const live = new LiveResults(f.sizes.length);
-      const results = startNative(f.batch, o, f.total, 0, live);
+    // The scan listed the files to read (of a hard-linked inode the first path, as the walk keeps).
+    if (tree.files !== undefined && tree.files.sizes.length > 0) {
+      const { paths, sizes } = tree.files;
+      const count = sizes.length / 8;
+      let total = 0;
+      for (let i = 0; i < count; i++) total += sizes.readUInt32LE(i * 8) + sizes.readUInt32LE(i * 8 + 4) * 0x100000000;
+      const live = new LiveResults(count);
+      const results = startNative({ paths, count, keep: Buffer.alloc(count, o.pack !== undefined ? 1 : 0) }, o, total, 0, live);
       results.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-      early = { results, sizes: f.sizes, live };
+      early = { results, sizes, live };
     }
     const sep = root.endsWith('/') ? '' : '/';
     let at = 0;
@@ -466,7 +472,8 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   if (todo.length > 0) {
     const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
     // The run started early is used when it read exactly these files (it always should).
-    const same = early !== undefined && early.sizes.length === todo.length && todo.every((w, i) => w.size === early!.sizes[i] && items[i]!.keep === (o.pack !== undefined));
+    const sizeAt = (b: Buffer, i: number): number => b.readUInt32LE(i * 8) + b.readUInt32LE(i * 8 + 4) * 0x100000000;
+    const same = early !== undefined && early.sizes.length / 8 === todo.length && todo.every((w, i) => w.size === sizeAt(early!.sizes, i) && items[i]!.keep === (o.pack !== undefined));
     if (early !== undefined && !same) await early.results.catch(() => undefined);
     if (same) lines = await linesAhead(walked, todo, todoAt, early!, o.pack !== undefined);
     const results = same ? await early!.results : await startNative(fileBatch(items), o, totalBytes, stats.files - todo.length);
@@ -554,42 +561,6 @@ function startNative(batch: FileBatch, o: ScanOptions, totalBytes: number, files
   return run();
 }
 
-/**
- * A first snapshot's files, straight from the native scan's records (walk order; of the paths of
- * a hard-linked inode only the first, as the walk keeps), so that reading them can start while
- * the entries are built. Every one is stored when there is a pack (no --metadata-only here).
- */
-function filesOfScan(root: string, full: DirListing, keep: boolean): { batch: FileBatch; sizes: number[]; total: number } {
-  const prefix = Buffer.from(root.endsWith('/') ? root : `${root}/`);
-  const picked: number[] = [];
-  const sizes: number[] = [];
-  const inodes = new Set<string>();
-  let bytes = 0;
-  let total = 0;
-  for (let i = 1; i < full.length; i++) {
-    if ((full.num(i, 0) & 0o170000) !== 0o100000) continue;
-    if (full.num(i, 12) > 1) {
-      const key = `${full.dev(i)}:${full.ino(i)}`;
-      if (inodes.has(key)) continue;
-      inodes.add(key);
-    }
-    picked.push(i);
-    const size = full.num(i, 3);
-    sizes.push(size);
-    total += size;
-    bytes += prefix.length + full.nameEnd(i) - full.nameStart(i) + 1;
-  }
-  const paths = Buffer.allocUnsafe(bytes);
-  const starts: number[] = [];
-  let at = 0;
-  for (const i of picked) {
-    starts.push(at);
-    at += prefix.copy(paths, at);
-    at += full.buf.copy(paths, at, full.nameStart(i), full.nameEnd(i));
-    paths[at++] = 0;
-  }
-  return { batch: { paths, starts, keep: Buffer.alloc(picked.length, keep ? 1 : 0) }, sizes, total };
-}
 
 export interface SnapshotOptions {
   name?: string;
