@@ -142,6 +142,17 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     // the hard link's second path was not read again
     expect(nat.entries.get('d/text-link')!.link ?? nat.entries.get('d/text')!.link).toBeDefined();
     expect(nat.r.stats.hashedBytes).toBe(js.r.stats.hashedBytes);
+    // the manifest written while reading (native) is the one written after (JavaScript), byte for byte
+    const sections = (store: SnapshotStore, snap: typeof nat.r.snapshot): [string, string] => {
+      const m = store.readManifest(snap);
+      const [text, vol] = m.parts();
+      return [text.subarray(m.idStart, m.idEnd).toString('latin1'), vol.toString('latin1').replace(/^(\["[^"]*"),"[^"]*"/gm, '$1')];
+    };
+    const [idN, volN] = sections(nat.store, nat.r.snapshot);
+    const [idJ, volJ] = sections(js.store, js.r.snapshot);
+    expect(idN.split('\n').length).toBeGreaterThan(300);
+    expect(idN).toBe(idJ);
+    expect(volN).toBe(volJ);
   });
 
   it('small files share zstd frames (method 3) or raw groups, larger ones have frames of their own, large ones a frame a 4 MiB', async () => {

@@ -494,21 +494,38 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
 
 /**
  * While the native threads read a first snapshot's contents, this thread writes the manifest's
- * lines: at once every volatile line and the identity line of every entry that is not a file
- * read, then the identity line of each file as its result comes in (in walk order). What is left
- * when the run ends is little, so the manifest is ready soon after the last file. Rejects as the
- * run does.
+ * two sections: the volatile lines at once, the identity lines of the entries that are not files
+ * read at once too, and those of the files as their results come in, put together in walk order
+ * as they complete. What is left when the run ends is little, so the manifest is ready soon after
+ * the last file. Rejects as the run does. (Empty when some entry is carried from a previous
+ * snapshot: then manifestOf writes the lines.)
  */
 async function linesAhead(walked: Walked[], todo: Walked[], todoAt: number[], early: { results: Promise<ContentResult[]>; live: LiveResults }, stored: boolean): Promise<ManifestLinesAhead> {
   const identity: (string | undefined)[] = new Array(walked.length);
-  const volatile: (string | undefined)[] = new Array(walked.length);
+  const volatile: string[] = [];
   const reading = new Set(todoAt);
+  let allFull = true;
   for (let i = 0; i < walked.length; i++) {
     const e = walked[i]!.entry;
-    if (isCarried(e)) continue;
-    volatile[i] = volatileLine(e);
+    if (isCarried(e)) {
+      allFull = false;
+      continue;
+    }
+    volatile.push(`${volatileLine(e)}\n`);
     if (!reading.has(i)) identity[i] = identityLine(e);
   }
+  // The identity section is put together in walk order as lines come in, a few thousand at a time.
+  const parts: Buffer[] = [];
+  let emitted = 0;
+  const emit = (all: boolean): void => {
+    const from = emitted;
+    while (emitted < walked.length && identity[emitted] !== undefined) emitted++;
+    if (emitted - from >= 2000 || (all && emitted > from)) {
+      parts.push(Buffer.from(`${identity.slice(from, emitted).join('\n')}\n`));
+      identity.fill(undefined, from, emitted);
+    } else emitted = from;
+  };
+  const volatileText = allFull ? Buffer.from(volatile.join('')) : undefined;
   let settled = false;
   early.results.then(
     () => (settled = true),
@@ -528,11 +545,15 @@ async function linesAhead(walked: Walked[], todo: Walked[], todoAt: number[], ea
   };
   while (!settled) {
     take();
+    if (volatileText !== undefined) emit(false);
     await new Promise<void>((res) => setTimeout(res, 4));
   }
   await early.results;
   take();
-  return { identity, volatile };
+  if (volatileText === undefined) return {};
+  emit(true);
+  if (emitted !== walked.length) return {};
+  return { identityText: Buffer.concat(parts), volatileText, count: walked.length };
 }
 
 type ContentResult = { hex: string; size: number; kind: ContentKind };

@@ -261,39 +261,45 @@ export function volatileOf(mtime: string, atime: string, ctime: string, ino: str
   return `["${mtime}","${atime}","${ctime}","${ino}","${dev}",${nlink}]`;
 }
 
-/** Lines of a manifest written ahead, by entry index (identityLine and volatileLine of each, without the newline). */
+/** The two sections of a manifest whose entries are all described in full, written ahead (or nothing). */
 export interface ManifestLinesAhead {
-  identity: (string | undefined)[];
-  volatile: (string | undefined)[];
+  identityText?: Buffer;
+  volatileText?: Buffer;
+  /** How many entries the sections hold. */
+  count?: number;
 }
 
 /** Entries into a manifest (with lines already written for some of them, `ahead`). */
 export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 'version' | 'identityBytes'>, entries: (ManifestEntry | CarriedEntry)[], ahead?: ManifestLinesAhead): ManifestLines {
+  if (ahead?.identityText !== undefined && ahead.volatileText !== undefined && ahead.count === entries.length) {
+    const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count: entries.length, identityBytes: ahead.identityText.length };
+    return new ManifestLines(h, Buffer.concat([Buffer.from(`${JSON.stringify(h)}\n`), ahead.identityText]), ahead.volatileText);
+  }
   const parts: Buffer[] = [];
   let pending: string[] = [];
   const flush = (): void => {
     if (pending.length > 0) parts.push(Buffer.from(pending.join('')));
     pending = [];
   };
-  entries.forEach((e, i) => {
+  entries.forEach((e) => {
     if (isCarried(e)) {
       flush();
       parts.push(e.carried);
-    } else pending.push(`${ahead?.identity[i] ?? identityLine(e)}\n`);
+    } else pending.push(`${identityLine(e)}\n`);
   });
   flush();
   const identity = Buffer.concat(parts);
   let count = 0;
   const volParts: Buffer[] = [];
   let volText: string[] = [];
-  entries.forEach((e, i) => {
+  entries.forEach((e) => {
     if (isCarried(e) && typeof e.volatile !== 'string') {
       if (volText.length > 0) volParts.push(Buffer.from(volText.join('')));
       volText = [];
       volParts.push(e.volatile);
       count += e.count ?? 1;
     } else {
-      volText.push(`${isCarried(e) ? e.volatile : (ahead?.volatile[i] ?? volatileLine(e))}\n`);
+      volText.push(`${isCarried(e) ? e.volatile : volatileLine(e)}\n`);
       count++;
     }
   });
