@@ -162,6 +162,8 @@ export interface ScanOptions {
    * this thread with worker threads compressing (the fallback; tests compare the two).
    */
   pipeline?: 'native' | 'js';
+  /** Write the manifest's sections while the contents are read (a first snapshot: see linesAhead). */
+  linesAhead?: boolean;
 }
 
 export interface ScanStats {
@@ -475,7 +477,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
     const sizeAt = (b: Buffer, i: number): number => b.readUInt32LE(i * 8) + b.readUInt32LE(i * 8 + 4) * 0x100000000;
     const same = early !== undefined && early.sizes.length / 8 === todo.length && todo.every((w, i) => w.size === sizeAt(early!.sizes, i) && items[i]!.keep === (o.pack !== undefined));
     if (early !== undefined && !same) await early.results.catch(() => undefined);
-    if (same) lines = await linesAhead(walked, todo, todoAt, early!, o.pack !== undefined);
+    if (same && o.linesAhead === true) lines = await linesAhead(walked, todo, todoAt, early!, o.pack !== undefined);
     const results = same ? await early!.results : await startNative(fileBatch(items), o, totalBytes, stats.files - todo.length);
     todo.forEach((w, i) => {
       const e = w.entry as ManifestEntry;
@@ -641,6 +643,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
       ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
       ...(o.onWalked !== undefined ? { onWalked: o.onWalked } : {}),
       ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+      linesAhead: true,
     });
     await pack.finish();
     const options = { exclude: o.exclude, metadataOnly: o.metadataOnly, live: o.live };
