@@ -932,7 +932,9 @@ static void pf_execute(napi_env env, void *data) {
   (void)env;
   pf_job *j = data;
   if (j->pack_path != NULL) {
-    j->fd = open(j->pack_path, O_WRONLY | O_CLOEXEC | O_DIRECT);
+    /* DATAROOT_NO_DIRECT_IO: buffered writes (for a file system that misbehaves with O_DIRECT) */
+    const char *no_direct = getenv("DATAROOT_NO_DIRECT_IO");
+    j->fd = no_direct != NULL && no_direct[0] != 0 ? -1 : open(j->pack_path, O_WRONLY | O_CLOEXEC | O_DIRECT);
     j->direct = j->fd >= 0;
     if (j->fd < 0 && (j->buffered_fd = open(j->pack_path, O_WRONLY | O_CLOEXEC)) < 0) return pf_fail(j, -2, errno, "open");
   }

@@ -310,6 +310,16 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     expect(readdirSync(join(work, `store-level-bad-${pipeline}`, 'packs'))).toEqual([]);
   });
 
+  it.each(['native', 'js'] as const)('DATAROOT_NO_DIRECT_IO (%s): packs written through the page cache read back byte for byte', async (pipeline) => {
+    process.env['DATAROOT_NO_DIRECT_IO'] = '1';
+    try {
+      const r = await snapshot(pipeline, join(work, `store-buffered-${pipeline}`), tree, pipeline, []);
+      for (const [rel, data] of contents) expect(r.store.readAll(r.entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
+    } finally {
+      delete process.env['DATAROOT_NO_DIRECT_IO'];
+    }
+  });
+
   it('hashing alone (no pack) gives the sha256 and size of every file', async () => {
     const { entries } = await scanTree(tree, { exclude: [], metadataOnly: [], pipeline: 'native' });
     const got = files(entries);

@@ -136,8 +136,12 @@ export function zstdAvailable(): boolean {
   return nativeAvailable() && load().zstdCompress !== undefined;
 }
 
-/** Whether the addon can give page-aligned buffers (for O_DIRECT writes) and O_DIRECT exists here. */
+/**
+ * Whether the addon can give page-aligned buffers (for O_DIRECT writes) and O_DIRECT exists here;
+ * DATAROOT_NO_DIRECT_IO set (non-empty) turns direct writes off, for both pipelines.
+ */
 export function alignedWrites(): boolean {
+  if ((process.env['DATAROOT_NO_DIRECT_IO'] ?? '') !== '') return false;
   return nativeAvailable() && load().alignedBuffer !== undefined && constants.O_DIRECT !== undefined;
 }
 
