@@ -422,6 +422,7 @@ static int pf_sha_available(void) {
 typedef struct {
   uint64_t offset, stored, raw;
   uint8_t method;
+  uint8_t placed;      /* written on its own: offset is already the pack offset */
   uint32_t start, len; /* method 3: this object's slice of the shared frame */
 } pf_chunk;
 
@@ -595,7 +596,8 @@ static int pf_flush(pf_thread *t) {
   uint64_t base = __atomic_fetch_add(&j->end, len, __ATOMIC_RELAXED);
   int e = pf_write(j, t->out, len, base);
   if (e != 0) return e;
-  for (size_t i = t->pending_from; i < t->nchunks; i++) t->chunks[i].offset += base;
+  for (size_t i = t->pending_from; i < t->nchunks; i++)
+    if (!t->chunks[i].placed) t->chunks[i].offset += base;
   t->pending_from = t->nchunks;
   t->used = 0;
   return 0;
@@ -665,6 +667,25 @@ static int pf_group_flush(pf_thread *t) {
   return 0;
 }
 
+/*
+ * Whether a whole chunk looks incompressible: three 16 KiB samples (start, middle, end) that zstd
+ * cannot shrink by 3%. Such a chunk (already compressed or encrypted data) is stored raw without
+ * compressing all of it first.
+ */
+static int pf_incompressible(pf_thread *t, const unsigned char *src, size_t n) {
+  const size_t S = 16384;
+  if (n < 16 * S) return 0;
+  size_t at[3] = {0, (n / 2) & ~(size_t)4095, n - S}, in = 0, out = 0;
+  unsigned char *scratch = t->out + t->used; /* room: the caller made it */
+  for (int i = 0; i < 3; i++) {
+    size_t k = ZSTD_compressCCtx(t->cctx, scratch, ZSTD_compressBound(S), src + at[i], S, t->job->level);
+    if (ZSTD_isError(k)) return 0;
+    in += S;
+    out += k;
+  }
+  return out * 100 >= in * 97;
+}
+
 /* Compresses (or copies) one piece into the out buffer as a chunk of the current file. */
 static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {
   pf_job *j = t->job;
@@ -672,6 +693,19 @@ static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {
   if (t->used + bound > PF_OUT_CAP) {
     int e = pf_flush(t);
     if (e != 0) return e;
+  }
+  if (n % 4096 == 0 && ((uintptr_t)src & 4095) == 0 && pf_incompressible(t, src, n)) {
+    /* raw, and aligned: written from where it is, without a copy into the out buffer */
+    uint64_t base = __atomic_fetch_add(&j->end, n, __ATOMIC_RELAXED);
+    int e = pf_write(j, src, n, base);
+    if (e != 0) return e;
+    pf_chunk *c = pf_new_chunk(t);
+    if (c == NULL) return ENOMEM;
+    c->offset = base;
+    c->stored = c->raw = n;
+    c->method = 0;
+    c->placed = 1;
+    return 0;
   }
   size_t stored = n;
   uint8_t method = 0;

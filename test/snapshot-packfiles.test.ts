@@ -91,6 +91,8 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     put('big/chunk-minus-one', fill(CHUNK - 1, 8));
     put('big/nine-mib', Buffer.concat([fill(5 << 20, 9), randomBytes(4 << 20)]));
     put('big/nine-mib-copy', readFileSync(join(tree, 'big/nine-mib')));
+    // incompressible whole chunks are written raw from where they were read
+    put('big/random-8m', randomBytes((8 << 20) + 12288));
     put('meta-only/secret', fill(70_000, 10));
     put('meta-only/also', Buffer.from('{"x":1}'));
     linkSync(join(tree, 'd/text'), join(tree, 'd/text-link'));
@@ -168,6 +170,7 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     expect(of('edge/small-max-plus-one')).toEqual([1]);
     expect(of('d/random')).toEqual([0]);
     expect(of('big/nine-mib')).toEqual([1, 1, 0]); // 4 MiB text, 4 MiB text and random, 1 MiB random
+    expect(of('big/random-8m')).toEqual([0, 0, 0]);
     expect(of('empty')).toEqual([]);
     for (const [rel, data] of contents) expect(nat.store.readAll(nat.entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
   });
