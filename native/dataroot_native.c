@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -962,6 +963,21 @@ static void pf_seal(pf_job *j) {
   if (fsync(fd) != 0) return pf_fail(j, -2, errno, "fsync");
 }
 
+/*
+ * A thread's buffer: 2 MiB aligned and, where the kernel does it on request, backed by huge pages
+ * (a few faults instead of a thousand, and fewer TLB misses as sha256 and zstd run over it).
+ */
+static unsigned char *pf_buffer(size_t size) {
+  void *p = NULL;
+  size_t huge = 2u << 20;
+  size = (size + huge - 1) & ~(huge - 1);
+  if (posix_memalign(&p, huge, size) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
 static void pf_execute(napi_env env, void *data) {
   (void)env;
   pf_job *j = data;
@@ -977,8 +993,8 @@ static void pf_execute(napi_env env, void *data) {
     pf_thread *t = &j->threads[i];
     t->job = j;
     t->id = i;
-    if (posix_memalign((void **)&t->in, 4096, PF_CHUNK) != 0 || posix_memalign((void **)&t->out, 4096, PF_OUT_CAP + 4096) != 0 ||
-        (t->grp = malloc(PF_GROUP_CAP)) == NULL || (t->cctx = ZSTD_createCCtx()) == NULL) {
+    if ((t->in = pf_buffer(PF_CHUNK)) == NULL || (t->out = pf_buffer(PF_OUT_CAP + 4096)) == NULL || (t->grp = pf_buffer(PF_GROUP_CAP)) == NULL ||
+        (t->cctx = ZSTD_createCCtx()) == NULL) {
       pf_fail(j, -2, ENOMEM, "malloc");
       ready = 0;
     }
