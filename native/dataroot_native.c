@@ -11,8 +11,8 @@
  *   scandir(path) -> Buffer   (a directory's entries with their lstat, packed: see js_scandir)
  *   scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads])   (a whole tree, matched against the
  *     previous snapshot's manifest: see js_scan_tree)
- *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer, zstdDecompressAsync
- *     (the same on the thread pool), zstdCompressInto(src, dst, level)   (with libzstd only:
+ *   zstdCompress(buffer, level) -> Buffer, zstdDecompress(buffer, size) -> Buffer, zstdCompressAsync,
+ *     zstdDecompressAsync (the same on the thread pool), zstdCompressInto(src, dst, level)   (with libzstd only:
  *     the snapshot store's objects; Node's zlib has no zstd and its brotli/deflate are 5-20x slower)
  * Errors are thrown as Error objects with `code` set to the errno name (ENOENT, EPERM, ...).
  * Built by scripts/build-native.mjs with the C compiler and Node's own headers (no node-gyp).
@@ -294,11 +294,24 @@ typedef struct {
   size_t size;
   void *dst;
   const char *err;
+  int compress, level; /* zstdCompressAsync: compress src at level (size becomes the output's) */
 } zjob;
 
 static void zjob_execute(napi_env env, void *data) {
   (void)env;
   zjob *j = data;
+  if (j->compress) {
+    size_t cap = ZSTD_compressBound(j->len);
+    j->dst = malloc(cap);
+    if (j->dst == NULL) {
+      j->err = "out of memory";
+      return;
+    }
+    size_t n = ZSTD_compress(j->dst, cap, j->src, j->len, j->level);
+    if (ZSTD_isError(n)) j->err = ZSTD_getErrorName(n);
+    else j->size = n;
+    return;
+  }
   j->dst = malloc(j->size > 0 ? j->size : 1);
   if (j->dst == NULL) {
     j->err = "out of memory";
@@ -357,6 +370,28 @@ static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info
   napi_create_promise(env, &j->deferred, &promise);
   napi_create_reference(env, argv[0], 1, &j->input); /* keep the input alive while the pool reads it */
   napi_create_string_utf8(env, "zstdDecompress", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+/* zstdCompressAsync(buffer, level) -> Promise<Buffer>: zstdCompress on the thread pool. */
+static napi_value js_zstd_compress_async(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  zjob *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, "zstdCompressAsync", "", ENOMEM);
+  int32_t level = 1;
+  if (get_args(env, info, 2, argv) || napi_get_buffer_info(env, argv[0], &j->src, &j->len) != napi_ok || napi_get_value_int32(env, argv[1], &level) != napi_ok) {
+    free(j);
+    napi_throw_type_error(env, "EINVAL", "zstdCompressAsync(buffer, level)");
+    return NULL;
+  }
+  j->compress = 1;
+  j->level = level;
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_reference(env, argv[0], 1, &j->input); /* keep the input alive while the pool reads it */
+  napi_create_string_utf8(env, "zstdCompress", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return promise;
@@ -2226,6 +2261,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompressAsync", NULL, js_zstd_decompress_async, NULL, NULL, NULL, napi_default, NULL},
+      {"zstdCompressAsync", NULL, js_zstd_compress_async, NULL, NULL, NULL, napi_default, NULL},
       {"zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL},
       {"packFiles", NULL, js_pack_files, NULL, NULL, NULL, napi_default, NULL},
 #endif

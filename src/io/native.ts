@@ -35,6 +35,7 @@ interface Addon {
   zstdCompress?(data: Buffer, level: number): Buffer;
   zstdDecompress?(data: Buffer, size: number): Buffer;
   zstdDecompressAsync?(data: Buffer, size: number): Promise<Buffer>;
+  zstdCompressAsync?(data: Buffer, level: number): Promise<Buffer>;
 }
 
 let addon: Addon | undefined;
@@ -300,6 +301,13 @@ export function zstdDecompress(data: Uint8Array, size: number): Buffer {
   } catch (e) {
     throw new DatarootError('IO_ZSTD_CORRUPT', `zstd data is corrupt: ${(e as Error).message}`);
   }
+}
+
+/** zstdCompress on the libuv thread pool (the input must not change meanwhile). */
+export async function zstdCompressAsync(data: Uint8Array, level: number): Promise<Buffer> {
+  const f = load().zstdCompressAsync;
+  if (f === undefined) return zstdCompress(data, level);
+  return f(asBuffer(data), level);
 }
 
 /** zstdDecompress on the libuv thread pool (the input must not change meanwhile). */

@@ -604,12 +604,12 @@ export interface SnapshotResult {
 }
 
 /** The latest snapshot of the same source, to reuse what did not change. */
-function previousOf(store: SnapshotStore, source: string, o: SnapshotOptions): { snap: RegisteredSnapshot; entries: Previous } | undefined {
+async function previousOf(store: SnapshotStore, source: string, o: SnapshotOptions): Promise<{ snap: RegisteredSnapshot; entries: Previous } | undefined> {
   const same = store.snapshots().filter((s) => s.source === source);
   const last = same[same.length - 1];
   if (last === undefined) return undefined;
   try {
-    const m = store.readManifest(last);
+    const m = await store.readManifestAsync(last, true);
     const sameOptions = JSON.stringify([last.options.exclude, last.options.metadataOnly]) === JSON.stringify([o.exclude, o.metadataOnly]);
     return { snap: last, entries: new Previous(m, sameOptions) };
   } catch {
@@ -627,7 +627,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
   const name = o.name ?? new Date().toISOString().replace(/[:.]/g, '-');
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new DatarootError('USAGE_BAD_SNAPSHOT_NAME', `snapshot name ${JSON.stringify(name)}: use letters, digits, ".", "_" and "-"`);
   if (store.snapshots().some((s) => s.name === name)) throw new DatarootError('SNAPSHOT_EXISTS', `a snapshot named ${name} exists in ${store.dir}`);
-  const prev = previousOf(store, source, o);
+  const prev = await previousOf(store, source, o);
   if (o.level !== undefined && (!Number.isInteger(o.level) || o.level < ZSTD_LEVELS.min || o.level > ZSTD_LEVELS.max)) {
     throw new DatarootError('USAGE_BAD_LEVEL', `compression level ${o.level}: an integer from ${ZSTD_LEVELS.min} (fastest) to ${ZSTD_LEVELS.max} (smallest)`);
   }
@@ -648,7 +648,7 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
     await pack.finish();
     const options = { exclude: o.exclude, metadataOnly: o.metadataOnly, live: o.live };
     const manifest = manifestOf({ name, created: new Date().toISOString(), source, options }, entries, lines);
-    const m = store.writeManifest(name, manifest);
+    const m = await store.writeManifest(name, manifest);
     manifestPath = m.path;
     const snapshot: RegisteredSnapshot = {
       name,

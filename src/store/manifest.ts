@@ -1,6 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatarootError } from '../formats/errors.js';
-import { zstdAvailable, zstdCompress, zstdDecompress, zstdDecompressAsync } from '../io/native.js';
+import { zstdAvailable, zstdCompress, zstdCompressAsync, zstdDecompress, zstdDecompressAsync } from '../io/native.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
 
@@ -319,8 +319,18 @@ const ZSTD_MAGIC = Buffer.from('DRM2');
 export function encodeManifest(m: ManifestLines): Buffer {
   const [first, second] = m.parts();
   if (!zstdAvailable()) return gzipSync(Buffer.concat([first, second]));
-  const f1 = zstdCompress(first, 1);
-  const f2 = zstdCompress(second, 1);
+  return framed(first, second, zstdCompress(first, 1), zstdCompress(second, 1));
+}
+
+/** The same, the two parts compressed at once on the thread pool. */
+export async function encodeManifestAsync(m: ManifestLines): Promise<Buffer> {
+  const [first, second] = m.parts();
+  if (!zstdAvailable()) return gzipSync(Buffer.concat([first, second]));
+  const [f1, f2] = await Promise.all([zstdCompressAsync(first, 1), zstdCompressAsync(second, 1)]);
+  return framed(first, second, f1, f2);
+}
+
+function framed(first: Buffer, second: Buffer, f1: Buffer, f2: Buffer): Buffer {
   const head = Buffer.alloc(28);
   ZSTD_MAGIC.copy(head, 0);
   head.writeBigUInt64LE(BigInt(first.length), 4);
@@ -343,20 +353,22 @@ function zstdSizes(b: Buffer): { n1: number; n2: number; f1: number } | undefine
 }
 
 /** decodeManifest with the identity part decompressed on the thread pool (several manifests at once). */
-export async function decodeManifestAsync(b: Buffer, what: string): Promise<ManifestLines> {
+export async function decodeManifestAsync(b: Buffer, what: string, withVolatile = false): Promise<ManifestLines> {
   const z = zstdSizes(b);
   if (z === undefined) return decodeManifest(b, what);
   let first: Buffer;
+  let second: Buffer | undefined;
   try {
-    first = await zstdDecompressAsync(b.subarray(28, 28 + z.f1), z.n1);
+    // with the volatile lines too: both parts at once
+    [first, second] = await Promise.all([zstdDecompressAsync(b.subarray(28, 28 + z.f1), z.n1), withVolatile ? zstdDecompressAsync(b.subarray(28 + z.f1), z.n2) : undefined]);
   } catch (e) {
     throw corrupt(what, (e as Error).message);
   }
-  return decodeManifest(b, what, first);
+  return decodeManifest(b, what, first, second);
 }
 
 /** A manifest from its bytes; `identity`: its first part, already decompressed. */
-export function decodeManifest(b: Buffer, what: string, identity?: Buffer): ManifestLines {
+export function decodeManifest(b: Buffer, what: string, identity?: Buffer, volatile?: Buffer): ManifestLines {
   let first: Buffer;
   let second: Buffer | (() => Buffer);
   try {
@@ -371,13 +383,13 @@ export function decodeManifest(b: Buffer, what: string, identity?: Buffer): Mani
       if (z === undefined) throw new Error('impossible sizes');
       const { n1, n2, f1 } = z;
       first = identity ?? zstdDecompress(b.subarray(28, 28 + f1), n1);
-      second = () => {
+      second = volatile ?? (() => {
         try {
           return zstdDecompress(b.subarray(28 + f1), n2);
         } catch (e) {
           throw corrupt(what, (e as Error).message);
         }
-      };
+      });
     } else throw new Error('neither gzip nor zstd');
   } catch (e) {
     if (e instanceof DatarootError && e.code === 'SNAPSHOT_MANIFEST_CORRUPT') throw e;

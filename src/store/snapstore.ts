@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
-import { CONTENT_KINDS, contentKind, decodeManifest, decodeManifestAsync, encodeManifest, type ContentKind, type ManifestLines } from './manifest.js';
+import { CONTENT_KINDS, contentKind, decodeManifest, decodeManifestAsync, encodeManifestAsync, type ContentKind, type ManifestLines } from './manifest.js';
 import { DatarootError } from '../formats/errors.js';
 import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
 import { contentThreads, packFiles, zstdDecompress, type FileBatch, type LiveResults, type PackedRun } from '../io/native.js';
@@ -158,10 +158,13 @@ export class SnapshotStore {
     return this.decoded(p, () => decodeManifest(bytes, s.name));
   }
 
-  /** The same, decompressed on the thread pool: a diff reads its two sides at once. */
-  async readManifestAsync(s: RegisteredSnapshot): Promise<ManifestLines> {
+  /**
+   * The same, decompressed on the thread pool: a diff reads its two sides at once; with
+   * `withVolatile` the volatile lines are decompressed too, at the same time as the rest.
+   */
+  async readManifestAsync(s: RegisteredSnapshot, withVolatile = false): Promise<ManifestLines> {
     const { bytes, p } = this.manifestBytes(s);
-    return this.decoded(p, () => decodeManifestAsync(bytes, s.name));
+    return this.decoded(p, () => decodeManifestAsync(bytes, s.name, withVolatile));
   }
 
   private manifestBytes(s: RegisteredSnapshot): { bytes: Buffer; p: string } {
@@ -191,9 +194,9 @@ export class SnapshotStore {
   }
 
   /** Writes a manifest (not yet registered); returns its store-relative path and sha256. */
-  writeManifest(name: string, manifest: ManifestLines): { path: string; sha256: string } {
+  async writeManifest(name: string, manifest: ManifestLines): Promise<{ path: string; sha256: string }> {
     const rel = `snapshots/${name}.manifest`;
-    const bytes = encodeManifest(manifest);
+    const bytes = await encodeManifestAsync(manifest);
     writeFileAtomicSync(join(this.dir, rel), bytes);
     return { path: rel, sha256: sha256Hex(bytes) };
   }
