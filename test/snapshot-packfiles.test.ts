@@ -323,6 +323,25 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     }
   });
 
+  // A full disk, made with a small tmpfs (root only; CI runs as root).
+  it.runIf(process.getuid?.() === 0).each(['native', 'js'] as const)('a disk that fills up mid-snapshot (%s): SNAPSHOT_WRITE_FAILED, nothing registered, no pack left', async (pipeline) => {
+    const mnt = mkdtempSync(join(tmpdir(), 'dataroot-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+    try {
+      const store = SnapshotStore.open(join(mnt, 'store'), { create: true });
+      await expect(takeSnapshot(store, tree, { name: 'full', exclude: [], metadataOnly: [], live: false, pipeline })).rejects.toMatchObject({
+        code: 'SNAPSHOT_WRITE_FAILED',
+        message: expect.stringContaining('ENOSPC'),
+      });
+      expect(store.snapshots()).toEqual([]);
+      expect(readdirSync(join(mnt, 'store', 'packs'))).toEqual([]);
+      expect(existsSync(join(mnt, 'store', 'snapshots', 'full.manifest'))).toBe(false);
+    } finally {
+      execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
   it('hashing alone (no pack) gives the sha256 and size of every file', async () => {
     const { entries } = await scanTree(tree, { exclude: [], metadataOnly: [], pipeline: 'native' });
     const got = files(entries);
