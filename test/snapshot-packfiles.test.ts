@@ -342,6 +342,27 @@ describe.runIf(packFilesAvailable())('native content pipeline', () => {
     }
   });
 
+  it('store versions: a new store is version 2; a version 1 store is read and becomes 2 with its first new pack; a later version is refused plainly', async () => {
+    const dir = join(work, 'store-versions');
+    const first = await snapshot('native', dir, join(tree, 'd'), 'one', []);
+    const marker = join(dir, 'dataroot-store.json');
+    expect(JSON.parse(readFileSync(marker, 'utf8'))).toMatchObject({ format: 'dataroot-snapshot-store', version: 2 });
+    // as an older dataroot left it
+    writeFileSync(marker, JSON.stringify({ format: 'dataroot-snapshot-store', version: 1, created: '2026-01-01T00:00:00.000Z' }));
+    const v1 = SnapshotStore.open(dir, { create: false });
+    const e = first.entries.get('text')!;
+    expect(v1.readAll(e.sha256!, 'text').equals(contents.get('d/text')!)).toBe(true);
+    // nothing new: no pack, still version 1
+    const again = await takeSnapshot(v1, join(tree, 'd'), { name: 'two', exclude: [], metadataOnly: [], live: false });
+    expect(again.snapshot.packs).toEqual([]);
+    expect(JSON.parse(readFileSync(marker, 'utf8')).version).toBe(1);
+    // a new pack: version 2, its creation time kept
+    await takeSnapshot(SnapshotStore.open(dir, { create: false }), join(tree, 'many'), { name: 'three', exclude: [], metadataOnly: [], live: false });
+    expect(JSON.parse(readFileSync(marker, 'utf8'))).toEqual({ format: 'dataroot-snapshot-store', version: 2, created: '2026-01-01T00:00:00.000Z' });
+    writeFileSync(marker, JSON.stringify({ format: 'dataroot-snapshot-store', version: 3 }));
+    expect(() => SnapshotStore.open(dir, { create: false })).toThrow(expect.objectContaining({ code: 'SNAPSHOT_NOT_A_STORE', message: expect.stringContaining('version 3') }));
+  });
+
   it('hashing alone (no pack) gives the sha256 and size of every file', async () => {
     const { entries } = await scanTree(tree, { exclude: [], metadataOnly: [], pipeline: 'native' });
     const got = files(entries);

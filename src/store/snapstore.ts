@@ -11,7 +11,7 @@ import { PackPool, ZSTD_LEVEL, type Piece } from '../io/packpool.js';
 /**
  * The snapshot store: a content-addressed, deduplicated store of data-root snapshots.
  *
- *   S/dataroot-store.json                     {"format":"dataroot-snapshot-store","version":1}
+ *   S/dataroot-store.json                     {"format":"dataroot-snapshot-store","version":2}
  *   S/registry.json                           the registered snapshots (rewritten atomically, last)
  *   S/snapshots/<name>.manifest               a snapshot's manifest (store/manifest.ts; its sha256
  *                                             is kept in the registry)
@@ -22,10 +22,15 @@ import { PackPool, ZSTD_LEVEL, type Piece } from '../io/packpool.js';
  * One pack per run rather than one file per object: creating files dominates on many
  * filesystems, and a run writes every new object once, sequentially. Each object is stored in
  * chunks (4 MiB of content each), compressed with zstd (brotli without libzstd) when that saves
- * at least a tenth, raw otherwise; its sha256 is checked whenever it is read back.
+ * at least a tenth, raw otherwise; small objects may instead be slices of a zstd frame they share
+ * (chunk method 3, since store version 2). An object's sha256 is checked whenever it is read back.
+ * A version 1 store is read as it is and becomes version 2 when a pack is added to it, so that an
+ * older dataroot refuses it plainly instead of failing on a chunk method it does not know.
  */
 
 export const STORE_FORMAT = 'dataroot-snapshot-store';
+/** The store version written; versions 1 (no shared frames) and 2 are read. */
+export const STORE_VERSION = 2;
 const PACK_MAGIC = Buffer.from('DRPACK1\n');
 const IDX_MAGIC = Buffer.from('DRIDX1\n\0');
 const IDX_ENTRY = 48;
@@ -80,7 +85,11 @@ export class SnapshotStore {
   private readonly frames = new Map<string, Buffer>();
   private readonly fds = new Map<string, number>();
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    private version: number,
+    private readonly created: string | undefined,
+  ) {}
 
   /** Opens a store; with create, makes it when the directory is absent or empty. */
   static open(dir: string, opts: { create: boolean }): SnapshotStore {
@@ -97,16 +106,26 @@ export class SnapshotStore {
       mkdirSync(join(dir, 'packs'), { recursive: true });
       mkdirSync(join(dir, 'snapshots'), { recursive: true });
       writeFileAtomicSync(join(dir, 'registry.json'), JSON.stringify({ format: STORE_FORMAT, version: 1, snapshots: [] }));
-      writeFileAtomicSync(marker, `${JSON.stringify({ format: STORE_FORMAT, version: 1, created: new Date().toISOString() })}\n`);
+      writeFileAtomicSync(marker, `${JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, created: new Date().toISOString() })}\n`);
     }
-    let m: { format?: string; version?: number };
+    let m: { format?: string; version?: number; created?: string };
     try {
       m = JSON.parse(readFileSync(marker, 'utf8')) as typeof m;
     } catch {
       throw new DatarootError('SNAPSHOT_NOT_A_STORE', `${marker} is not JSON`, { file: marker });
     }
-    if (m.format !== STORE_FORMAT || m.version !== 1) throw new DatarootError('SNAPSHOT_NOT_A_STORE', `${dir} is not a version 1 dataroot snapshot store`, { file: marker });
-    return new SnapshotStore(dir);
+    if (m.format !== STORE_FORMAT) throw new DatarootError('SNAPSHOT_NOT_A_STORE', `${dir} is not a dataroot snapshot store`, { file: marker });
+    if (m.version !== 1 && m.version !== STORE_VERSION) {
+      throw new DatarootError('SNAPSHOT_NOT_A_STORE', `${dir} is a version ${String(m.version)} dataroot snapshot store; this dataroot reads versions 1 and ${STORE_VERSION}`, { file: marker });
+    }
+    return new SnapshotStore(dir, m.version, m.created);
+  }
+
+  /** Marks a version 1 store as version 2 (before a pack that may hold shared frames becomes visible). */
+  upgrade(): void {
+    if (this.version >= STORE_VERSION) return;
+    writeFileAtomicSync(join(this.dir, 'dataroot-store.json'), `${JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, created: this.created ?? new Date().toISOString() })}\n`);
+    this.version = STORE_VERSION;
   }
 
   close(): void {
@@ -557,6 +576,7 @@ export class PackWriter {
       rmSync(this.path, { force: true });
       return;
     }
+    this.store.upgrade();
     const head = Buffer.alloc(16);
     IDX_MAGIC.copy(head, 0);
     head.writeBigUInt64LE(BigInt(r.objects), 8);
@@ -607,6 +627,7 @@ export class PackWriter {
       rmSync(this.path, { force: true });
       return;
     }
+    this.store.upgrade();
     // The index: magic, count, then (sha256, offset, size) sorted by sha256.
     const keys = Object.keys(this.objects).sort();
     const idx = Buffer.alloc(16 + keys.length * IDX_ENTRY);
