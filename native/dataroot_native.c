@@ -355,47 +355,38 @@ static void zjob_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info) {
+/*
+ * zstdDecompressAsync(buffer, size) and zstdCompressAsync(buffer, level) -> Promise<Buffer>: the
+ * same as their synchronous forms, on the libuv thread pool. `compress` picks which; the second
+ * argument is the decompressed size or the level.
+ */
+static napi_value zjob_start(napi_env env, napi_callback_info info, int compress) {
+  const char *usage = compress ? "zstdCompressAsync(buffer, level)" : "zstdDecompressAsync(buffer, size)";
   napi_value argv[2];
   zjob *j = calloc(1, sizeof *j);
-  if (j == NULL) return throw_errno(env, "zstdDecompressAsync", "", ENOMEM);
-  int64_t size = 0;
-  if (get_args(env, info, 2, argv) || napi_get_buffer_info(env, argv[0], &j->src, &j->len) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok || size < 0) {
+  if (j == NULL) return throw_errno(env, compress ? "zstdCompressAsync" : "zstdDecompressAsync", "", ENOMEM);
+  int64_t n = 0;
+  if (get_args(env, info, 2, argv) || napi_get_buffer_info(env, argv[0], &j->src, &j->len) != napi_ok || napi_get_value_int64(env, argv[1], &n) != napi_ok ||
+      (compress ? (n < -131072 || n > 22) : n < 0)) {
     free(j);
-    napi_throw_type_error(env, "EINVAL", "zstdDecompressAsync(buffer, size)");
+    napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
-  j->size = (size_t)size;
+  j->compress = compress;
+  if (compress) j->level = (int)n;
+  else j->size = (size_t)n;
   napi_value promise, name;
   napi_create_promise(env, &j->deferred, &promise);
   napi_create_reference(env, argv[0], 1, &j->input); /* keep the input alive while the pool reads it */
-  napi_create_string_utf8(env, "zstdDecompress", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, compress ? "zstdCompress" : "zstdDecompress", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return promise;
 }
 
-/* zstdCompressAsync(buffer, level) -> Promise<Buffer>: zstdCompress on the thread pool. */
-static napi_value js_zstd_compress_async(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  zjob *j = calloc(1, sizeof *j);
-  if (j == NULL) return throw_errno(env, "zstdCompressAsync", "", ENOMEM);
-  int32_t level = 1;
-  if (get_args(env, info, 2, argv) || napi_get_buffer_info(env, argv[0], &j->src, &j->len) != napi_ok || napi_get_value_int32(env, argv[1], &level) != napi_ok) {
-    free(j);
-    napi_throw_type_error(env, "EINVAL", "zstdCompressAsync(buffer, level)");
-    return NULL;
-  }
-  j->compress = 1;
-  j->level = level;
-  napi_value promise, name;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_reference(env, argv[0], 1, &j->input); /* keep the input alive while the pool reads it */
-  napi_create_string_utf8(env, "zstdCompress", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
-}
+static napi_value js_zstd_decompress_async(napi_env env, napi_callback_info info) { return zjob_start(env, info, 0); }
+
+static napi_value js_zstd_compress_async(napi_env env, napi_callback_info info) { return zjob_start(env, info, 1); }
 
 /*
  * packFiles(paths, count, keep, packPath, start, indexes, progress, level, threads[, results]) -> Promise of
