@@ -154,6 +154,17 @@ function checkTag(t: string): string {
   return t;
 }
 
+/** Options that set one string of the image config, as given. */
+const CONFIG_STRINGS: Partial<Record<string, 'workdir' | 'user' | 'stopSignal' | 'architecture' | 'os' | 'variant' | 'author'>> = {
+  '--workdir': 'workdir',
+  '--user': 'user',
+  '--stop-signal': 'stopSignal',
+  '--arch': 'architecture',
+  '--os': 'os',
+  '--variant': 'variant',
+  '--author': 'author',
+};
+
 function emptyConfig(): ConfigFlags {
   return { architecture: 'amd64', os: 'linux', env: [], labels: [], exposed: [], volumes: [] };
 }
@@ -228,6 +239,11 @@ export function parsePackArgs(args: readonly string[], ctx: Ctx): {
     const v = value ?? '';
     if (CONFIG_FLAGS.has(name)) cur.configFlagsUsed.push(name);
     if (takeCommon(c, name, v, ctx)) continue;
+    const field = CONFIG_STRINGS[name];
+    if (field !== undefined) {
+      cur.config[field] = v;
+      continue;
+    }
     switch (name) {
       case '--gzip':
         gzip = true;
@@ -272,30 +288,9 @@ export function parsePackArgs(args: readonly string[], ctx: Ctx): {
         portKey(v);
         cur.config.exposed.push(v);
         break;
-      case '--workdir':
-        cur.config.workdir = v;
-        break;
-      case '--user':
-        cur.config.user = v;
-        break;
       case '--volume':
         if (!v.startsWith('/')) throw new DatarootError('USAGE_BAD_VOLUME', `--volume ${JSON.stringify(v)}: an absolute path in the image`);
         cur.config.volumes.push(v);
-        break;
-      case '--stop-signal':
-        cur.config.stopSignal = v;
-        break;
-      case '--arch':
-        cur.config.architecture = v;
-        break;
-      case '--os':
-        cur.config.os = v;
-        break;
-      case '--variant':
-        cur.config.variant = v;
-        break;
-      case '--author':
-        cur.config.author = v;
         break;
       case '--history':
         cur.history.push(v);

@@ -356,7 +356,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
       const { paths, sizes } = tree.files;
       const count = sizes.length / 8;
       let total = 0;
-      for (let i = 0; i < count; i++) total += sizes.readUInt32LE(i * 8) + sizes.readUInt32LE(i * 8 + 4) * 0x100000000;
+      for (let i = 0; i < count; i++) total += u64At(sizes, i);
       const live = new LiveResults(count);
       const results = startNative({ paths, count, keep: Buffer.alloc(count, o.pack !== undefined ? 1 : 0) }, o, total, 0, live);
       results.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
@@ -474,8 +474,7 @@ export async function scanTree(root: string, o: ScanOptions): Promise<{ entries:
   if (todo.length > 0) {
     const items = todo.map((w) => ({ abs: w.abs, keep: o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, metaOnly) }));
     // The run started early is used when it read exactly these files (it always should).
-    const sizeAt = (b: Buffer, i: number): number => b.readUInt32LE(i * 8) + b.readUInt32LE(i * 8 + 4) * 0x100000000;
-    const same = early !== undefined && early.sizes.length / 8 === todo.length && todo.every((w, i) => w.size === sizeAt(early!.sizes, i) && items[i]!.keep === (o.pack !== undefined));
+    const same = early !== undefined && early.sizes.length / 8 === todo.length && todo.every((w, i) => w.size === u64At(early!.sizes, i) && items[i]!.keep === (o.pack !== undefined));
     if (early !== undefined && !same) await early.results.catch(() => undefined);
     if (same && o.linesAhead === true) lines = await linesAhead(walked, todo, todoAt, early!, o.pack !== undefined);
     const results = same ? await early!.results : await startNative(fileBatch(items), o, totalBytes, stats.files - todo.length);
@@ -556,6 +555,11 @@ async function linesAhead(walked: Walked[], todo: Walked[], todoAt: number[], ea
   emit(true);
   if (emitted !== walked.length) return {};
   return { identityText: Buffer.concat(parts), volatileText, count: walked.length };
+}
+
+/** Entry i of a buffer of little-endian u64s, as a number. */
+function u64At(b: Buffer, i: number): number {
+  return b.readUInt32LE(i * 8) + b.readUInt32LE(i * 8 + 4) * 0x100000000;
 }
 
 type ContentResult = { hex: string; size: number; kind: ContentKind };
