@@ -68,6 +68,21 @@ describe('pack is reproducible', () => {
     expect(outs[1]!.equals(outs[0]!)).toBe(true);
   });
 
+  it('the options that set one string of the config land where docker reads them', async () => {
+    const src = sourceTree(1_234_567_890, 1234);
+    const dir = join(src, 'unpacked-strings');
+    mkdirSync(dir);
+    const out = join(src, 'strings.tar');
+    const r = await run(['--json', 'pack', '-o', out, '--layer', `${join(src, 'notes.txt')}:/`, '--workdir', '/srv', '--user', '1000:1000', '--stop-signal', 'SIGINT', '--arch', 'arm64', '--os', 'linux', '--variant', 'v8', '--author', 'someone <a@b.c>']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const o = JSON.parse(r.stdout) as Obj;
+    sh(`tar -xf ${out} -C ${dir}`);
+    const config = JSON.parse(readFileSync(join(dir, `${o.images[0].id.slice(7)}.json`), 'utf8')) as Obj;
+    expect([config['architecture'], config['os'], config['variant'], config['author']]).toEqual(['arm64', 'linux', 'v8', 'someone <a@b.c>']);
+    expect([config['config']['WorkingDir'], config['config']['User'], config['config']['StopSignal']]).toEqual(['/srv', '1000:1000', 'SIGINT']);
+  });
+
   it('what a layer holds: sorted, owner 0:0, the given mtime, modes, symlink, hard link, parents of DEST', async () => {
     const src = sourceTree(1_234_567_890, 1234);
     const dir = join(src, 'unpacked');
