@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { unpackTar } from '../src/io/archive.js';
+import { untar as unpackTar } from './support/untar.js';
 import { needs } from './support/env.js';
 import { genWithOutput } from './support/gobolt.js';
 import { run, runBin, SAMPLES } from './support/cli.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exercise, mulberry32, mutate, toHighWaterMark } from './support/fuzz.js';
-import { unpackTar } from '../src/io/archive.js';
+import { untar as unpackTar } from './support/untar.js';
 import { haveCommand, REQUIRE_E2E } from './support/env.js';
 import { gen } from './support/gobolt.js';
 import { SAMPLES } from './support/cli.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { unpackTar } from '../src/io/archive.js';
+import { untar as unpackTar } from './support/untar.js';
 import { BIN, run, runBin, SAMPLES } from './support/cli.js';
 
 const AFTER = join(SAMPLES, 'after-build.tar.gz');

@@ -50,8 +50,18 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
       emitError(ctx, e, json);
       return e.exitCode;
     }
-    const err = e as Error;
-    emitError(ctx, new DatarootError('INTERNAL', `unexpected failure: ${err.message ?? String(e)}`), json);
+    const err = e as NodeJS.ErrnoException;
+    // A system call that failed on a path (an output directory that does not exist, a full disk):
+    // a coded error naming the path, not an internal one.
+    if (typeof err?.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) && typeof err.syscall === 'string') {
+      emitError(ctx, new DatarootError(`IO_${err.code}`, `${err.syscall}${err.path !== undefined ? ` ${err.path}` : ''}: ${err.message.replace(/^E[A-Z0-9]+: /, '')}`, err.path !== undefined ? { file: err.path } : {}), json);
+      return 2;
+    }
+    if (err instanceof RangeError && /call stack/.test(err.message)) {
+      emitError(ctx, new DatarootError('INPUT_TOO_DEEP', 'the input is nested too deeply to process'), json);
+      return 2;
+    }
+    emitError(ctx, new DatarootError('INTERNAL', `unexpected failure: ${err?.message ?? String(e)}`), json);
     if (env['DATAROOT_DEBUG']) ctx.stderr.write(`${err.stack ?? ''}\n`);
     return 2;
   }

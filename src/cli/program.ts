@@ -56,7 +56,7 @@ const WORDS: Record<string, string> = {
 };
 
 /** Global options that take a value (their value is not the command word). */
-const GLOBAL_WITH_VALUE = new Set(['--root']);
+const GLOBAL_WITH_VALUE = new Set(['--root', '--driver', '--unpack-limit']);
 
 /** The first word of a command line that is not a global option or its value. */
 export function commandWord(args: readonly string[]): string | undefined {
@@ -90,6 +90,8 @@ export async function buildProgram(ctx: Ctx, args: readonly string[] = []): Prom
     })
     .showSuggestionAfterError(true)
     .addOption(new Option('--root <dir>', 'data-root directory or .tar/.tar.gz archive (default /var/lib/docker, or DATAROOT_ROOT)'))
+    .addOption(new Option('--driver <name>', 'the graphdriver whose store is read (default: chosen as dockerd chooses)'))
+    .addOption(new Option('--unpack-limit <size>', 'most bytes an archive root may unpack to (default 100× the archive, 256M to 16G)'))
     .option('--json', 'print exactly one JSON document (NDJSON for streams)', false)
     .option('--no-color', 'no colour (also NO_COLOR)');
   const word = commandWord(args);

@@ -7,13 +7,14 @@ import { decodeMeta, hasFreelist } from '../formats/bolt/meta.js';
 import { DatarootError } from '../formats/errors.js';
 import { encodeUtf8, fromHex, printableText, toHex } from '../formats/bytes.js';
 import { isFlockedAsync } from '../io/lock.js';
-import { openBolt, type OpenBolt } from '../store/bolt.js';
+import { openBolt, openBoltIn, type OpenBolt } from '../store/bolt.js';
+import { pathParts } from '../io/confined.js';
 import type { FileSourceOptions } from '../io/pagesource.js';
 import { readWindowsSync } from '../io/windows.js';
 import { decodeDockerValue, showKey, showValue, VALUE_MODES, type ValueMode } from '../store/boltdecode.js';
 import { openRoot } from '../store/root.js';
 import { ChunkWriter, diffBolt, dumpNdjson, dumpTree, requireBucket, type BoltChange } from '../ops/bolt.js';
-import { fileArg, rootOf, type Ctx, type GlobalOpts } from './context.js';
+import { fileArg, rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
 import { emitJson, paint, warn } from './render.js';
 
 interface PathOpts {
@@ -37,25 +38,33 @@ function toKeyBytes(parts: string[], hex: boolean | undefined): Uint8Array[] {
 async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: Promise<boolean>) => T | Promise<T>, source: FileSourceOptions = {}): Promise<T> {
   const { root, explicit } = rootOf(g, ctx);
   let close = (): void => {};
-  let base: string | undefined;
-  if (explicit && !file.startsWith('/')) {
-    const r = openRoot(root);
-    base = r.dir;
-    close = r.close;
-  }
+  let b: OpenBolt | undefined;
+  let path: string;
   try {
-    const path = fileArg(file, base, ctx);
-    const b = openBolt(path, source);
-    try {
-      // Asked in the background while the command reads; the warning follows the output.
-      const live = isFlockedAsync(path);
-      const result = await fn(b, live);
-      if (await live) warn(ctx, `${file} is locked by a running process (a daemon): reads of a live file may be inconsistent`);
-      return result;
-    } finally {
-      b.close();
+    if (explicit && !file.startsWith('/')) {
+      // A file of the root: read through its confined layer (no symlink followed out, no FIFO opened).
+      const r = await openRoot(root, rootOptions(g));
+      close = r.close;
+      let rel: string;
+      try {
+        rel = pathParts(file).join('/');
+      } catch {
+        throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${file} is outside the data-root`, { file });
+      }
+      path = r.fs.abs(rel);
+      b = openBoltIn(r.fs, rel, source);
+      if (b === undefined) throw new DatarootError('IO_NOT_FOUND', `${file} does not exist`, { file });
+    } else {
+      path = fileArg(file, undefined, ctx);
+      b = openBolt(path, source);
     }
+    // Asked in the background while the command reads; the warning follows the output.
+    const live = isFlockedAsync(path);
+    const result = await fn(b, live);
+    if (await live) warn(ctx, `${file} is locked by a running process (a daemon): reads of a live file may be inconsistent`);
+    return result;
   } finally {
+    b?.close();
     close();
   }
 }

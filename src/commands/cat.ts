@@ -1,19 +1,18 @@
 import type { Command } from 'commander';
-import { readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { relative, resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
-import { ioError } from '../io/pagesource.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
+import { LIMITS, pathParts } from '../io/confined.js';
 import { withRoot } from '../store/root.js';
-import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { emitJson } from './render.js';
+import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
+import { emitJson, safeText } from './render.js';
 
 interface CatOptions {
   raw: boolean;
   l: boolean;
 }
 
-const MAX_CAT = 256 << 20;
+const MAX_CAT = LIMITS.cat;
 
 export interface CatResult {
   path: string;
@@ -36,14 +35,14 @@ function decode(bytes: Buffer, rel: string): CatResult {
   const text = data.toString('utf8');
   // tar-split streams are newline-delimited JSON: show each record.
   try {
-    return { path: rel, kind: gz ? 'gzip' : 'json', content: JSON.parse(text) };
+    return { path: rel, kind: gz ? 'gzip' : 'json', content: parseJsonBounded(text) };
   } catch {
     /* not one JSON document */
   }
   if (gz) {
     const lines = text.split('\n').filter((l) => l.length > 0);
     try {
-      return { path: rel, kind: 'gzip', content: lines.map((l) => JSON.parse(l) as unknown) };
+      return { path: rel, kind: 'gzip', content: lines.map((l) => parseJsonBounded(l)) };
     } catch {
       return { path: rel, kind: 'gzip', content: text };
     }
@@ -61,19 +60,18 @@ export function registerCat(program: Command, ctx: Ctx): void {
     .option('-l', 'add a final newline when the file lacks one (lastUpdated, size, diff files)', false)
     .action(async (relpath: string, o: CatOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withRoot(rootOf(g, ctx).root, (r) => {
-        const abs = resolve(r.dir, relpath.replace(/^\/+/, ''));
-        const rel = relative(r.dir, abs);
-        if (rel.startsWith('..')) throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${relpath} is outside the data-root`, { file: relpath });
-        let st;
+      await withRoot(
+        rootOf(g, ctx).root,
+        (r) => {
+        let parts: string[];
         try {
-          st = statSync(abs);
-        } catch (e) {
-          throw ioError(e as NodeJS.ErrnoException, rel);
+          parts = pathParts(relpath.replace(/^\/+/, ''));
+        } catch {
+          throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${relpath} is outside the data-root`, { file: relpath });
         }
-        if (st.isDirectory()) throw new DatarootError('IO_IS_DIRECTORY', `${rel} is a directory`, { file: rel });
-        if (st.size > MAX_CAT) throw new DatarootError('CAT_TOO_LARGE', `${rel} is ${st.size} bytes; cat shows at most ${MAX_CAT}`, { file: rel });
-        const bytes = readFileSync(abs);
+        const rel = parts.join('/');
+        const bytes = r.fs.readFile(rel, { max: MAX_CAT });
+        if (bytes === undefined) throw new DatarootError('IO_NOT_FOUND', `${rel} does not exist`, { file: rel });
         if (o.raw) {
           ctx.stdout.write(bytes);
           if (o.l && bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) ctx.stdout.write('\n');
@@ -85,9 +83,12 @@ export function registerCat(program: Command, ctx: Ctx): void {
           ctx.stdout.write(`${JSON.stringify(res.content, null, 2)}\n`);
           return;
         }
-        const s = String(res.content);
+        // Text from evidence: control characters are escaped (except newlines and tabs); --raw gives the bytes.
+        const s = res.kind === 'binary' ? String(res.content) : safeText(String(res.content), '\n\t');
         ctx.stdout.write(s);
         if (o.l && s.length > 0 && !s.endsWith('\n')) ctx.stdout.write('\n');
-      });
+        },
+        rootOptions(g),
+      );
     });
 }

@@ -1,4 +1,6 @@
 import { resolve, isAbsolute, join } from 'node:path';
+import { parseSize } from '../io/archive.js';
+import type { OpenRootOptions } from '../store/root.js';
 
 export interface Out {
   write(chunk: string | Uint8Array): unknown;
@@ -24,6 +26,8 @@ export interface GlobalOpts {
   root?: string;
   json?: boolean;
   color?: boolean;
+  driver?: string;
+  unpackLimit?: string;
 }
 
 export const DEFAULT_ROOT = '/var/lib/docker';
@@ -40,4 +44,9 @@ export function rootOf(g: GlobalOpts, ctx: Ctx): { root: string; explicit: boole
 export function fileArg(p: string, base: string | undefined, ctx: Ctx): string {
   if (isAbsolute(p)) return p;
   return base !== undefined ? join(base, p) : resolve(ctx.cwd, p);
+}
+
+/** How to open the root named by the global options. */
+export function rootOptions(g: GlobalOpts): OpenRootOptions {
+  return g.unpackLimit !== undefined ? { unpackLimit: parseSize(g.unpackLimit) } : {};
 }

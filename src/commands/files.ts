@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { listFiles, type FileInfo, type FilesOptions } from '../ops/files.js';
 import { withRoot } from '../store/root.js';
-import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { emitJson, table } from './render.js';
+import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
+import { emitJson, writeTable } from './render.js';
 
 const TYPES = ['json', 'bolt', 'gz', 'all'] as const;
 
@@ -12,7 +12,7 @@ function parseType(v: string): FilesOptions['type'] {
 }
 
 export async function runFiles(g: GlobalOpts, opts: FilesOptions, ctx: Ctx): Promise<FileInfo[]> {
-  return withRoot(rootOf(g, ctx).root, (r) => listFiles(r.dir, opts));
+  return withRoot(rootOf(g, ctx).root, (r) => listFiles(r.fs, opts), rootOptions(g));
 }
 
 export function registerFiles(program: Command, ctx: Ctx): void {
@@ -25,6 +25,6 @@ export function registerFiles(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const files = await runFiles(g, o, ctx);
       if (g.json) emitJson(ctx, files);
-      else ctx.stdout.write(table(ctx, ['TYPE', 'SIZE', 'MODE', 'OWNER', 'PATH'], files.map((f) => [f.kind, f.size, f.mode, `${f.uid}:${f.gid}`, f.path])));
+      else writeTable(ctx, ['TYPE', 'SIZE', 'MODE', 'OWNER', 'PATH'], files.map((f) => [f.kind, f.size, f.mode, `${f.uid}:${f.gid}`, f.path]));
     });
 }

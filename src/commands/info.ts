@@ -1,17 +1,29 @@
 import type { Command } from 'commander';
 import { info, type InfoResult } from '../ops/info.js';
 import { withRoot } from '../store/root.js';
-import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { bytesHuman, emitJson, paint, table } from './render.js';
+import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
+import { bytesHuman, emitJson, paint, safeText, table } from './render.js';
 
 export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
-  return withRoot(rootOf(g, ctx).root, (r) => info(r));
+  return withRoot(rootOf(g, ctx).root, (r) => info(r, g.driver), rootOptions(g));
 }
+
+const REASONS: Record<string, string> = {
+  flag: '--driver',
+  'prior-driver': 'its directory holding content, as dockerd chooses',
+  containers: "the containers' Driver fields",
+  'store-content': 'the image store that holds images',
+  priority: "dockerd's priority list",
+  default: 'default',
+};
 
 export function renderInfo(ctx: Ctx, r: InfoResult): void {
   const lines = [
     `${paint(ctx, 'bold', 'Data-root:')}   ${r.root}${r.archive ? ' (archive, unpacked read-only)' : ''}`,
-    `${paint(ctx, 'bold', 'Driver:')}      ${r.driver ?? 'none found under image/'}${r.driverSupported ? '' : ' (not supported yet)'}`,
+    `${paint(ctx, 'bold', 'Driver:')}      ${r.driver ?? 'none found under image/'}${r.driverReason !== null && r.driverReason !== 'only-store' ? ` (chosen by ${REASONS[r.driverReason] ?? r.driverReason})` : ''}`,
+    ...(r.imageStores.length > 1 || (r.imageStores.length === 1 && r.imageStores[0]!.driver !== r.driver)
+      ? [`${paint(ctx, 'bold', 'Stores:')}      ${r.imageStores.map((s) => `image/${safeText(s.driver)}/ (${s.images} images, ${s.layers} layers${s.containers > 0 ? `, ${s.containers} containers` : ''})`).join(', ')}`]
+      : []),
     `${paint(ctx, 'bold', 'Images:')}      ${r.images}   tags: ${r.tags}   layers: ${r.layers}`,
     `${paint(ctx, 'bold', 'Containers:')}  ${r.containers}   volumes: ${r.volumes}   networks: ${r.networks}`,
     `${paint(ctx, 'bold', 'Daemon:')}      ${r.inUse ? paint(ctx, 'yellow', 'in use by a running daemon (volumes/metadata.db is locked)') : r.lock === 'absent' ? 'no volumes/metadata.db (never started, or not a full root)' : 'not running (volumes/metadata.db is not locked)'}`,
@@ -19,7 +31,7 @@ export function renderInfo(ctx: Ctx, r: InfoResult): void {
   ];
   ctx.stdout.write(lines.join('\n'));
   ctx.stdout.write(table(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)])));
-  for (const w of r.warnings) ctx.stderr.write(`dataroot: warning: ${w}\n`);
+  for (const w of r.warnings) ctx.stderr.write(`dataroot: warning: ${safeText(w)}\n`);
 }
 
 export function registerInfo(program: Command, ctx: Ctx): void {

@@ -1,19 +1,24 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { pauseAt as pauseHere } from './testhooks.js';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { acquireLock, probeLock } from '../io/lock.js';
 import { INJECT_STEPS, inject, type InjectResult, type InjectStep } from '../ops/inject.js';
 import { findLeftovers, removeLeftovers } from '../ops/leftovers.js';
-import { openStore, type Store } from '../store/model.js';
-import { Layout, SUPPORTED_DRIVERS } from '../store/layout.js';
+import { Confined } from '../io/confined.js';
+import type { Store } from '../store/model.js';
+import { LAYOUT } from '../store/layout.js';
 import { openRoot } from '../store/root.js';
-import { DirTimes, ensureLayout, removeStaging } from '../store/write.js';
+import { DirTimes, ensureLayout, removeStaging, validateTarget } from '../store/write.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { bytesHuman, emitJson, paint, warn } from './render.js';
+import { storeOf } from './storectx.js';
+import { bytesHuman, emitJson, paint, safeText, warn } from './render.js';
 import { Progress } from './progress.js';
 import { shortId } from './storectx.js';
+
+/** The drivers whose stores inject writes. */
+const WRITABLE_DRIVERS = ['overlay2', 'vfs'] as const;
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -27,44 +32,62 @@ function positiveNumber(v: string): number {
 
 /**
  * Runs a write on a root directory while holding the daemon lock: refuses archives, a root a
- * running daemon holds (STORE_DAEMON_RUNNING), and a directory that is not a data-root. A root
- * that was never started is laid out first when a driver is given.
+ * running daemon holds (STORE_DAEMON_RUNNING), a directory that is not a data-root, and a root
+ * whose store directories are symlinks or not directories (STORE_TARGET_UNSAFE), all before the
+ * first write. A root that was never started is laid out first when a driver is given.
  */
-export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, driver: string | undefined, fn: (s: Store) => Promise<T>, opts: { create: boolean; lock: boolean } = { create: false, lock: true }): Promise<T> {
+export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => Promise<T>, opts: { create: boolean; lock: boolean } = { create: false, lock: true }): Promise<T> {
   const { root } = rootOf(g, ctx);
-  if (existsSync(root) && statSync(root).isFile()) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is an archive: write into a data-root directory`, { file: root });
-  const L = new Layout(root);
-  const empty = !existsSync(root) || readdirSync(root).length === 0;
+  let st;
+  try {
+    st = lstatSync(root);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isFile() === true) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is an archive: write into a data-root directory`, { file: root });
+  if (st !== undefined && !st.isDirectory() && !st.isSymbolicLink()) throw new DatarootError('STORE_NOT_A_DATAROOT', `${root} is not a directory`, { file: root });
+  let createdRoot = false;
+  if (st === undefined) {
+    if (!opts.create) throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
+    mkdirSync(root, { recursive: true, mode: 0o710 });
+    createdRoot = true;
+  }
+  const fs = Confined.open(root, 'data-root');
+  const empty = fs.names('').length === 0;
   let lock: Awaited<ReturnType<typeof acquireLock>> | undefined;
   let made: string[] = [];
-  const times = new DirTimes();
+  const times = new DirTimes(fs);
   try {
-    if (opts.lock && existsSync(L.volumesDb)) lock = await acquireLock(L.volumesDb);
+    if (opts.lock && fs.exists(LAYOUT.volumesDb)) lock = await acquireLock(fs.abs(LAYOUT.volumesDb));
     if (opts.create) {
-      const drivers = existsSync(`${root}/image`) ? readdirSync(`${root}/image`).filter((x) => (SUPPORTED_DRIVERS as readonly string[]).includes(x)) : [];
-      const drv = driver ?? drivers[0];
+      const drivers = fs.names('image').filter((x) => (WRITABLE_DRIVERS as readonly string[]).includes(x));
+      const drv = g.driver ?? drivers[0];
       if (drv === undefined) {
         throw new DatarootError(empty ? 'USAGE_DRIVER_REQUIRED' : 'STORE_NOT_A_DATAROOT', empty ? `${root} is empty: name the storage driver to lay it out (--driver overlay2|vfs)` : `${root} has no image store: name the storage driver (--driver overlay2|vfs)`, { file: root });
       }
-      if (driver !== undefined && drivers.length > 0 && !drivers.includes(driver)) {
-        throw new DatarootError('STORE_DRIVER_MISMATCH', `${root} holds a ${drivers.join(', ')} image store, not ${driver}`, { file: root });
+      if (!(WRITABLE_DRIVERS as readonly string[]).includes(drv)) throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes overlay2 and vfs stores, not ${drv}`, { file: root });
+      if (g.driver !== undefined && drivers.length > 0 && !drivers.includes(g.driver)) {
+        throw new DatarootError('STORE_DRIVER_MISMATCH', `${root} holds a ${drivers.join(', ')} image store, not ${g.driver}`, { file: root });
       }
-      if (!empty && !existsSync(`${root}/image`) && !existsSync(L.volumesDb)) {
+      if (!empty && !fs.exists('image') && !fs.exists(LAYOUT.volumesDb)) {
         throw new DatarootError('STORE_NOT_A_DATAROOT', `${root} is not empty and not a Docker data-root`, { file: root });
       }
-      made = ensureLayout(L, drv, times);
-      if (opts.lock && lock === undefined) lock = await acquireLock(L.volumesDb);
+      made = ensureLayout(fs, drv, times);
+      if (opts.lock && lock === undefined) lock = await acquireLock(fs.abs(LAYOUT.volumesDb));
     }
-    const r = openRoot(root);
+    const r = await openRoot(root);
     try {
-      return await fn(openStore(r));
+      const store = storeOf(r, g.driver === undefined ? {} : { driver: g.driver });
+      validateTarget(store.fs, store.driver);
+      return await fn(store);
     } finally {
       r.close();
     }
   } catch (e) {
     // A refused write leaves the root as it was: what was laid out for it goes again.
-    removeStaging(made.reverse());
+    removeStaging(fs, made.reverse());
     times.restore();
+    if (createdRoot) rmSync(root, { recursive: true, force: true });
     throw e;
   } finally {
     await lock?.release();
@@ -106,13 +129,12 @@ export function registerInject(program: Command, ctx: Ctx): void {
     .option('--config <file>', 'a hand-made image config (its exact bytes: the image ID is their sha256)')
     .option('--layer <tar>', 'a layer tar for --config (repeatable, in order; plain, gzip or zstd)', collect, [])
     .option('-t, --tag <name:tag>', 'tag the image (repeatable; needs exactly one image)', collect, [])
-    .addOption(new Option('--driver <driver>', 'storage driver of a root that was never started').choices(['overlay2', 'vfs']))
     .option('--platform <os/arch>', 'the manifest to take from an OCI index', 'linux/amd64')
     .option('--dry-run', 'print what would be written, write nothing', false)
     .option('--max-ratio <n>', 'refuse a layer that decompresses to more than n times its size', positiveNumber, 500)
     .option('--max-bytes <n>', 'refuse a layer that decompresses to more than n bytes', positiveNumber, 100 * 2 ** 30)
     .description("put images into a stopped daemon's store, layers included, as dockerd would (docker load without a daemon)")
-    .action(async (sources: string[], o: { config?: string; layer: string[]; tag: string[]; driver?: string; platform: string; dryRun: boolean; maxRatio: number; maxBytes: number }, cmd: Command) => {
+    .action(async (sources: string[], o: { config?: string; layer: string[]; tag: string[]; platform: string; dryRun: boolean; maxRatio: number; maxBytes: number }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       if (o.layer.length > 0 && o.config === undefined) throw new DatarootError('USAGE_LAYER_WITHOUT_CONFIG', '--layer needs --config');
       if (sources.length === 0 && o.config === undefined) throw new DatarootError('USAGE_NO_SOURCE', 'name an archive or layout to inject, or --config (with --layer files)');
@@ -122,12 +144,11 @@ export function registerInject(program: Command, ctx: Ctx): void {
       if (crashAt !== undefined && !(INJECT_STEPS as readonly string[]).includes(crashAt)) throw new DatarootError('USAGE_BAD_CRASH_STEP', `DATAROOT_INJECT_CRASH_AT must be one of ${INJECT_STEPS.join(', ')}`);
       if (o.dryRun) {
         const { root } = rootOf(g, ctx);
-        if (probeLock(new Layout(root).volumesDb) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: inject would be refused; stop dockerd first`, { file: root });
+        if (probeLock(`${root}/${LAYOUT.volumesDb}`) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: inject would be refused; stop dockerd first`, { file: root });
       }
       await withWritableStore(
         g,
         ctx,
-        o.driver,
         async (store) => {
           const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'inject') : undefined;
           const r = await inject(store, {
@@ -155,12 +176,18 @@ export function registerInject(program: Command, ctx: Ctx): void {
     .description('remove staging leftovers and orphans (layers, driver dirs, metadata, container layers nothing uses)')
     .action(async (o: { dryRun: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withWritableStore(g, ctx, undefined, async (store) => {
+      await withWritableStore(g, ctx, async (store) => {
         const items = findLeftovers(store);
-        const removed = o.dryRun ? [...new Set(items.flatMap((i) => i.remove))] : removeLeftovers(items);
-        if (g.json) emitJson(ctx, { dryRun: o.dryRun, items: items.map((i) => ({ code: i.code, subject: i.subject, message: i.message, path: store.shown(i.path) })), removed: removed.map((p) => store.shown(p)) });
-        else {
-          for (const i of items) ctx.stdout.write(`${o.dryRun ? 'would remove' : 'removed'} ${paint(ctx, 'bold', i.code)} ${i.subject}\n  ${store.shown(i.path)}\n`);
+        const removed = o.dryRun ? [...new Set(items.flatMap((i) => i.remove))] : removeLeftovers(store.fs, items);
+        if (g.json) {
+          emitJson(ctx, {
+            dryRun: o.dryRun,
+            items: items.map((i) => ({ code: i.code, subject: i.subject, message: i.message, path: store.shown(i.path), remove: i.remove.map((p) => store.shown(p)) })),
+            removed: removed.map((p) => store.shown(p)),
+          });
+        } else {
+          // Every path that is (or would be) removed, in full.
+          for (const i of items) ctx.stdout.write(`${o.dryRun ? 'would remove' : 'removed'} ${paint(ctx, 'bold', i.code)} ${safeText(i.subject)}\n${i.remove.map((p) => `  ${safeText(store.shown(p))}\n`).join('')}`);
           ctx.stdout.write(`${items.length === 0 ? 'nothing to remove' : `${removed.length} paths ${o.dryRun ? 'to remove' : 'removed'}`}\n`);
         }
       }, { create: false, lock: !o.dryRun });

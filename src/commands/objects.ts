@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { findLayer, layerTar, listLayers } from '../ops/layers.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { requireOutputDir, writeFileAtomic } from '../io/atomic.js';
 import { inspectNetwork, listNetworks } from '../ops/networks.js';
 import { inspectVolume, listVolumes } from '../ops/volumes.js';
 import type { Ctx, GlobalOpts } from './context.js';
@@ -48,7 +48,9 @@ export function registerObjects(program: Command, ctx: Ctx): void {
           for await (const c of layerTar(s, l)) ctx.stdout.write(c);
           return;
         }
-        await writeFileAtomic(resolve(ctx.cwd, o.output), layerTar(s, l));
+        const out = resolve(ctx.cwd, o.output);
+        requireOutputDir(out);
+        await writeFileAtomic(out, layerTar(s, l));
       });
     });
 

@@ -386,7 +386,8 @@ function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<
 
 /** Writes an archive into a data-root with inject (the daemon lock held, as inject holds it). */
 async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, driver: string | undefined, archive: string): Promise<InjectResult> {
-  return withWritableStore({ ...g, root }, ctx, driver, (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }), { create: true, lock: true });
+  const drv = driver ?? g.driver;
+  return withWritableStore({ ...g, root, ...(drv !== undefined ? { driver: drv } : {}) }, ctx, (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }), { create: true, lock: true });
 }
 
 /** Runs a write of an archive, to -o or (through a temporary archive) into a data-root. */

@@ -8,11 +8,31 @@ export function emitJson(ctx: Ctx, value: unknown): void {
 
 export function emitError(ctx: Ctx, e: DatarootError, json: boolean): void {
   if (json) ctx.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
-  else ctx.stderr.write(`dataroot: ${e.oneLine()}\n`);
+  else ctx.stderr.write(`dataroot: ${safeText(e.oneLine())}\n`);
 }
 
 export function warn(ctx: Ctx, message: string): void {
-  ctx.stderr.write(`dataroot: warning: ${message}\n`);
+  ctx.stderr.write(`dataroot: warning: ${safeText(message)}\n`);
+}
+
+const C_ESCAPES: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r' };
+
+/**
+ * Text from evidence made safe for a terminal, as `ls -b` prints names: control characters (C0,
+ * DEL, C1) become C escapes (`\n`, `\033`); `keep` lists characters left as they are (newlines
+ * in multi-line text). Backslashes stay as they are, so ordinary text prints as docker prints it.
+ */
+export function safeText(s: string, keep = ''): string {
+  // eslint-disable-next-line no-control-regex
+  if (!/[\u0000-\u001f\u007f-\u009f]/.test(s)) return s;
+  let out = '';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (keep.includes(ch)) out += ch;
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += C_ESCAPES[c] ?? `\\${c.toString(8).padStart(3, '0')}`;
+    else out += ch;
+  }
+  return out;
 }
 
 const CODES = { bold: [1, 22], dim: [2, 22], red: [31, 39], green: [32, 39], yellow: [33, 39], cyan: [36, 39] } as const;
@@ -46,17 +66,41 @@ export function displayWidth(s: string): number {
 
 /**
  * Columns as `docker` prints them: a bold header, cells left-aligned, four spaces between
- * columns, no trailing blanks; a cell with newlines takes as many lines.
+ * columns, no trailing blanks; a cell with newlines takes as many lines. Cells from evidence are
+ * escaped for the terminal. Loops only (no spread of rows into arguments), so a table of any
+ * number of rows renders.
  */
 export function table(ctx: Ctx, head: string[], rows: (string | number)[][]): string {
-  const lines = [head.map((h) => [paint(ctx, 'bold', h)]), ...rows.map((r) => head.map((_, i) => String(r[i] ?? '').split('\n')))];
-  const widths = head.map((_, i) => Math.max(...lines.map((r) => Math.max(...r[i]!.map(displayWidth)))));
   let out = '';
-  for (const r of lines) {
-    const height = Math.max(...r.map((c) => c.length));
-    for (let k = 0; k < height; k++) out += `${r.map((c, i) => { const t = c[k] ?? ''; return t + ' '.repeat(widths[i]! - displayWidth(t)); }).join('    ').trimEnd()}\n`;
-  }
+  writeTable(ctx, head, rows, (s) => void (out += s));
   return out;
+}
+
+/** The same table written a line at a time (large listings are not joined into one string). */
+export function writeTable(ctx: Ctx, head: string[], rows: (string | number)[][], write: (s: string) => void = (s) => void ctx.stdout.write(s)): void {
+  const cells = (r: (string | number)[]): string[][] => head.map((_, i) => String(r[i] ?? '').split('\n').map((t) => safeText(t)));
+  const widths = head.map((h) => displayWidth(h));
+  for (const r of rows) {
+    const c = cells(r);
+    for (let i = 0; i < c.length; i++) for (const t of c[i]!) widths[i] = Math.max(widths[i]!, displayWidth(t));
+  }
+  const line = (c: string[][]): string => {
+    let height = 0;
+    for (const x of c) height = Math.max(height, x.length);
+    let s = '';
+    for (let k = 0; k < height; k++) s += `${c.map((x, i) => { const t = x[k] ?? ''; return t + ' '.repeat(widths[i]! - displayWidth(t)); }).join('    ').trimEnd()}\n`;
+    return s;
+  };
+  write(line(head.map((h) => [paint(ctx, 'bold', h)])));
+  let buf = '';
+  for (const r of rows) {
+    buf += line(cells(r));
+    if (buf.length > 1 << 16) {
+      write(buf);
+      buf = '';
+    }
+  }
+  if (buf !== '') write(buf);
 }
 
 export function bytesHuman(n: number): string {

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { acquireLock, probeLock } from '../io/lock.js';
 import type { DiffResult, DiffSideData, Detail } from '../ops/snapdiff.js';
-import { Layout } from '../store/layout.js';
+import { LAYOUT } from '../store/layout.js';
 import { openRoot } from '../store/root.js';
 import { SnapshotStore } from '../store/snapstore.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
@@ -124,7 +124,7 @@ async function side(arg: string, store: SnapshotStore | undefined, ctx: Ctx, cle
   const p = resolve(ctx.cwd, arg);
   if (!existsSync(p)) throw new DatarootError('DIFF_SIDE_NOT_FOUND', `${arg} is neither a snapshot (@name) nor a directory or archive`, { file: arg });
   if (statSync(p).isDirectory()) return directorySide(p, arg);
-  const r = openRoot(p);
+  const r = await openRoot(p);
   cleanups.push(() => r.close());
   return directorySide(r.dir, arg);
 }
@@ -149,7 +149,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const root = rootDir(g, ctx);
       const pauseFile = ctx.env['DATAROOT_SNAPSHOT_PAUSE_FILE'];
-      if (probeLock(new Layout(root).volumesDb) === 'held') {
+      if (probeLock(`${root}/${LAYOUT.volumesDb}`) === 'held') {
         if (!o.live) throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: stop it, or pass --live (its BoltDB files may then be torn)`, { file: root });
         warn(ctx, `${root} is held by a running daemon: BoltDB files in the snapshot may be torn`);
       }
@@ -263,8 +263,8 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .action(async (o: { backupTo: string; name?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const root = rootDir(g, ctx);
-      const L = new Layout(root);
-      const lock = existsSync(L.volumesDb) ? await acquireLock(L.volumesDb) : undefined;
+      const volumesDb = `${root}/${LAYOUT.volumesDb}`;
+      const lock = existsSync(volumesDb) ? await acquireLock(volumesDb) : undefined;
       try {
         await withSnapStore(resolve(ctx.cwd, o.backupTo), true, async (store) => {
           const { takeSnapshot } = await import('../ops/snapshot.js');

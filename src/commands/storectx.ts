@@ -1,35 +1,42 @@
 import { DatarootError } from '../formats/errors.js';
 import { humanDuration } from '../formats/docker/apitypes.js';
-import { openStore, type Store } from '../store/model.js';
-import { withRoot } from '../store/root.js';
-import { KNOWN_DRIVERS } from '../store/layout.js';
+import { chooseDriver } from '../store/driverchoice.js';
+import { Store } from '../store/model.js';
+import { withRoot, type OpenedRoot } from '../store/root.js';
 import type { Problem } from '../store/problems.js';
-import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { emitJson, paint } from './render.js';
+import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
+import { emitJson, paint, safeText } from './render.js';
+
+/** The store of an opened root, its driver chosen as dockerd chooses it (or by --driver). */
+export function storeOf(r: OpenedRoot, g: GlobalOpts, ctx?: Ctx): Store {
+  if (r.imageStores.length === 0 && g.driver === undefined) {
+    throw new DatarootError('STORE_NO_IMAGE_STORE', `${r.source} has no image store under image/<driver>/`, { file: r.source });
+  }
+  const choice = chooseDriver(r, g.driver);
+  if (ctx !== undefined) for (const n of choice.notes) ctx.stderr.write(`dataroot: note: ${safeText(n)}\n`);
+  return new Store(r, choice);
+}
 
 /**
  * Runs fn on the store of the root named by the global options (a directory or an archive). The
- * root is read, never written. A driver dataroot recognises but cannot read yet is a coded error.
+ * root is read, never written.
  */
 export async function withStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => T | Promise<T>): Promise<T> {
-  return withRoot(rootOf(g, ctx).root, (r) => {
-    const store = openStore(r);
-    if (r.drivers.length === 0) {
-      throw new DatarootError('STORE_NO_IMAGE_STORE', `${r.source} has no image store under image/ (expected image/overlay2 or image/vfs)`, { file: r.source });
-    }
-    if (!store.supported) {
-      const known = (KNOWN_DRIVERS as readonly string[]).includes(store.driver);
-      throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `the ${store.driver} driver is ${known ? 'recognised but not supported yet' : 'unknown'}: dataroot reads overlay2 and vfs roots`, { file: r.source });
-    }
-    return fn(store);
-  });
+  return withRoot(rootOf(g, ctx).root, (r) => fn(storeOf(r, g, ctx)), rootOptions(g));
+}
+
+/** Content operations (diffs, layer tars, deep verification) need a driver whose layers can be read here. */
+export function requireContent(store: Store): void {
+  if (store.adapter.content === 'none') {
+    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer contents that cannot be read offline: metadata commands work, content commands do not`, { driver: store.driver });
+  }
 }
 
 /** Prints per-item problems as warnings on stderr and marks the run as having found problems (exit 1). */
 export function reportProblems(ctx: Ctx, problems: readonly Problem[]): void {
   const seen = new Set<string>();
   for (const p of problems) {
-    const line = `${p.code}: ${p.message}${p.path !== undefined ? ` (${p.path})` : ''}`;
+    const line = safeText(`${p.code}: ${p.message}${p.path !== undefined ? ` (${p.path})` : ''}`);
     if (seen.has(line)) continue;
     seen.add(line);
     ctx.stderr.write(`dataroot: ${paint(ctx, 'yellow', line)}\n`);

@@ -10,13 +10,19 @@ export interface ErrorDetails {
   [key: string]: unknown;
 }
 
+/**
+ * Lookups of an object that is not there: `docker` exits 1 for them ("No such image"), and so does
+ * dataroot, whatever the command.
+ */
+export const NOT_FOUND_CODES: ReadonlySet<string> = new Set(['IMAGE_NOT_FOUND', 'CONTAINER_NOT_FOUND', 'LAYER_NOT_FOUND', 'VOLUME_NOT_FOUND', 'NETWORK_NOT_FOUND', 'IMAGE_AMBIGUOUS', 'CONTAINER_AMBIGUOUS', 'LAYER_AMBIGUOUS']);
+
 export class DatarootError extends Error {
   readonly code: string;
   readonly details: ErrorDetails;
   /** Exit code the CLI uses for this error (2 unless a caller decides otherwise). */
   readonly exitCode: number;
 
-  constructor(code: string, message: string, details: ErrorDetails = {}, exitCode = 2) {
+  constructor(code: string, message: string, details: ErrorDetails = {}, exitCode = NOT_FOUND_CODES.has(code) ? 1 : 2) {
     super(message);
     this.name = 'DatarootError';
     this.code = code;

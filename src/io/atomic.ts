@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { DatarootError } from '../formats/errors.js';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -54,4 +55,21 @@ export function writeFileAtomicSync(path: string, content: Uint8Array | string, 
   closeSync(fd);
   renameSync(tmp, path);
   fsyncDir(dirname(path));
+}
+
+/** Refuses an output path whose directory does not exist (or is not one), or that is a directory itself. */
+export function requireOutputDir(path: string): void {
+  const dir = dirname(path);
+  let ok = false;
+  try {
+    ok = statSync(dir).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new DatarootError('OUTPUT_DIR_MISSING', `the directory of ${path} does not exist`, { file: path });
+  try {
+    if (lstatSync(path).isDirectory()) throw new DatarootError('OUTPUT_IS_DIRECTORY', `${path} is a directory`, { file: path });
+  } catch (e) {
+    if (e instanceof DatarootError) throw e;
+  }
 }

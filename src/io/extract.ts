@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { TYPE } from '../formats/tar/header.js';
 import type { TarEntry } from '../formats/tar/reader.js';
+import { LayerCheck, safeRel, symlinkStaysInside } from '../formats/tar/layercheck.js';
+
+export { safeRel };
 import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
 
 /** How whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied. */
@@ -11,7 +14,22 @@ export type WhiteoutMode =
   /** overlay2: `.wh.NAME` becomes a 0/0 character device, `.wh..wh..opq` the trusted.overlay.opaque xattr. */
   | 'overlay'
   /** vfs (naive drivers): the whiteout is executed, deleting what lower layers put there. */
-  | 'delete';
+  | 'delete'
+  /** A data-root archive: names are data, nothing is interpreted (overlay whiteouts there are devices already). */
+  | 'keep';
+
+/**
+ * For trees from evidence that are unpacked to be read (a data-root archive), not to be run:
+ * setuid/setgid bits are dropped, devices and FIFOs are made with mode 0, file capabilities are
+ * not set, owners and privileged xattrs are kept only where the process may set them, symlink
+ * targets are data (kept whatever they point to), and bytes and entries are bounded.
+ */
+export interface EvidenceOptions {
+  maxBytes: number;
+  maxEntries: number;
+  /** Called for what could not be reproduced (a device without privileges, a refused xattr). */
+  onSkip?: (what: string) => void;
+}
 
 /** Files up to this size are written asynchronously, several at once. */
 const SMALL_FILE = 1 << 20;
@@ -20,41 +38,6 @@ const SMALL_BUDGET = 32 << 20;
 
 const WH = '.wh.';
 const WH_OPQ = '.wh..wh..opq';
-const td = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * A tar name as a path relative to the layer root: cleaned, with `./` and the trailing slash
- * dropped. An absolute name or a `..` component is refused (ARCHIVE_LAYER_UNSAFE): dataroot
- * never writes outside the layer, whatever the archive says.
- */
-export function safeRel(name: Uint8Array): string {
-  let s: string;
-  try {
-    s = td.decode(name);
-  } catch {
-    s = Buffer.from(name).toString('latin1');
-  }
-  if (s.startsWith('/')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `the layer has an absolute path ${JSON.stringify(s)}`);
-  const parts = s.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `the layer has a path with "..": ${JSON.stringify(s)}`);
-  if (s.includes('\0')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', 'the layer has a path with a NUL byte');
-  return parts.join('/');
-}
-
-/** Where a relative symlink target resolves, lexically, from the link's directory; undefined when it leaves the root. */
-function symlinkStaysInside(rel: string, target: string): boolean {
-  if (target.startsWith('/')) return true; // resolved inside the container's root
-  const stack = rel.split('/').slice(0, -1);
-  for (const p of target.split('/')) {
-    if (p === '' || p === '.') continue;
-    if (p === '..') {
-      if (stack.length === 0) return false;
-      stack.pop();
-    } else stack.push(p);
-  }
-  return true;
-}
-
 function nsOf(seconds: number): bigint {
   return BigInt(Math.trunc(seconds)) * 1_000_000_000n;
 }
@@ -88,9 +71,22 @@ export class LayerExtractor {
   private inflightBytes = 0;
   private failure: unknown;
 
-  constructor(readonly root: string, readonly whiteouts: WhiteoutMode, existing: Map<string, boolean> = new Map(), private readonly concurrency = 8) {
+  constructor(
+    readonly root: string,
+    readonly whiteouts: WhiteoutMode,
+    existing: Map<string, boolean> = new Map(),
+    private readonly concurrency = 8,
+    private readonly evidence?: EvidenceOptions,
+  ) {
     this.present = existing;
+    this.rules = new LayerCheck(whiteouts !== 'keep', evidence === undefined ? 'inside' : 'any', new Map(existing));
   }
+
+  /** The rules every entry is checked against first (shared with `verify ARCHIVE`). */
+  private readonly rules: LayerCheck;
+
+  /** Bytes of file data written (the evidence budget counts them). */
+  private dataBytes = 0;
 
   private abs(rel: string): string {
     return rel === '' ? this.root : join(this.root, rel);
@@ -146,15 +142,32 @@ export class LayerExtractor {
   /** Owner, xattrs, mode and times as the header says (a directory's times are set at the end). */
   private meta(rel: string, e: TarEntry): void {
     const path = this.abs(rel);
-    lchownSync(path, e.uid, e.gid);
+    const ev = this.evidence;
+    try {
+      lchownSync(path, e.uid, e.gid);
+    } catch (err) {
+      if (ev === undefined || (err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    }
     for (const [k, v] of e.xattrs) {
+      // File capabilities grant privileges as setuid does: evidence never gets them.
+      if (ev !== undefined && k === 'security.capability') {
+        ev.onSkip?.(`${rel}: security.capability not set`);
+        continue;
+      }
       try {
         setXattr(path, k, v);
       } catch (err) {
-        if (!(err instanceof DatarootError && (err.code === 'IO_ENOTSUP' || err.code === 'IO_EOPNOTSUPP'))) throw err;
+        if (err instanceof DatarootError && (err.code === 'IO_ENOTSUP' || err.code === 'IO_EOPNOTSUPP')) continue;
+        if (ev !== undefined && err instanceof DatarootError && err.code === 'IO_EPERM') {
+          ev.onSkip?.(`${rel}: xattr ${k} not set (no privilege)`);
+          continue;
+        }
+        throw err;
       }
     }
-    if (e.type !== TYPE.SYMLINK) chmodSync(path, e.mode & 0o7777);
+    const isNode = e.type === TYPE.CHAR || e.type === TYPE.BLOCK || e.type === TYPE.FIFO;
+    const mode = ev === undefined ? e.mode & 0o7777 : isNode ? 0 : e.mode & 0o1777;
+    if (e.type !== TYPE.SYMLINK) chmodSync(path, mode);
     const mtime = e.mtimeNs ?? nsOf(e.mtime);
     const atime = e.atimeNs !== undefined && e.atimeNs > mtime ? e.atimeNs : mtime;
     if (e.type === TYPE.DIR) this.dirTimes.push({ rel, atime, mtime });
@@ -195,11 +208,18 @@ export class LayerExtractor {
     this.check();
     this.entries++;
     this.tarSize += e.size;
+    const ev = this.evidence;
+    if (ev !== undefined) {
+      if (this.entries > ev.maxEntries) throw new DatarootError('ARCHIVE_TOO_LARGE', `the archive has more than ${ev.maxEntries} entries (raise the bound with --unpack-limit)`);
+      this.dataBytes += e.dataSize;
+      if (this.dataBytes > ev.maxBytes) throw new DatarootError('ARCHIVE_TOO_LARGE', `the archive unpacks to more than ${ev.maxBytes} bytes (raise the bound with --unpack-limit)`);
+    }
     if (e.type === TYPE.PAX_GLOBAL) return;
+    this.rules.entry(e);
     const rel = safeRel(e.name);
     const base = rel.split('/').pop() ?? '';
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    if (base.startsWith(WH)) {
+    if (this.whiteouts !== 'keep' && base.startsWith(WH)) {
       this.parents(rel);
       if (base === WH_OPQ) {
         if (this.whiteouts === 'overlay') setXattr(this.abs(parentRel), 'trusted.overlay.opaque', new Uint8Array([0x79]));
@@ -207,7 +227,6 @@ export class LayerExtractor {
         return;
       }
       const target = parentRel === '' ? base.slice(WH.length) : `${parentRel}/${base.slice(WH.length)}`;
-      if (target === '' || base.slice(WH.length).includes('/')) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `invalid whiteout ${JSON.stringify(rel)}`);
       await this.removeAll(target);
       if (this.whiteouts === 'overlay') {
         mknod(this.abs(target), S_IFCHR, 0, 0);
@@ -252,7 +271,7 @@ export class LayerExtractor {
       }
       case TYPE.SYMLINK: {
         const target = Buffer.from(e.linkname).toString('utf8');
-        if (!symlinkStaysInside(rel, target)) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
+        if (ev === undefined && !symlinkStaysInside(rel, target)) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
         symlinkSync(Buffer.from(e.linkname), path);
         this.duSize += e.linkname.length;
         break;
@@ -273,7 +292,14 @@ export class LayerExtractor {
       case TYPE.BLOCK:
       case TYPE.FIFO: {
         const kind = e.type === TYPE.CHAR ? S_IFCHR : e.type === TYPE.BLOCK ? S_IFBLK : S_IFIFO;
-        mknod(path, kind | (e.mode & 0o7777), e.devmajor, e.devminor);
+        try {
+          mknod(path, kind | (ev === undefined ? e.mode & 0o7777 : 0), e.devmajor, e.devminor);
+        } catch (err) {
+          if (ev === undefined || !(err instanceof DatarootError && err.code === 'IO_EPERM')) throw err;
+          ev.onSkip?.(`${rel}: device ${e.devmajor}/${e.devminor} not created (no privilege)`);
+          this.present.delete(rel);
+          return;
+        }
         break;
       }
       default:

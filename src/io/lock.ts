@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { DatarootError } from '../formats/errors.js';
 import { flockHeld } from './native.js';
@@ -14,6 +14,14 @@ import { flockHeld } from './native.js';
 const BUSY = 75;
 
 export type LockState = 'held' | 'free' | 'absent';
+
+function isRegularFile(file: string): boolean {
+  try {
+    return lstatSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
 
 /** The key /proc/locks uses for a file: MAJOR:MINOR in hex (glibc's dev_t encoding), then the inode. */
 function lockKey(dev: bigint, ino: bigint): string {
@@ -50,6 +58,7 @@ function flockListed(file: string): boolean | undefined {
  * pool while the caller works): true when some process holds a flock on the file.
  */
 export async function isFlockedAsync(file: string): Promise<boolean> {
+  if (!isRegularFile(file)) return false;
   const quick = nativeProbe(file);
   if (quick !== undefined) return quick === 'held';
   try {
@@ -79,7 +88,8 @@ function nativeProbe(file: string): LockState | undefined {
  * released at once; else /proc/locks; else flock(1). Never creates or writes the file.
  */
 export function probeLock(file: string): LockState {
-  if (!existsSync(file)) return 'absent';
+  // Only a regular file is probed: opening a FIFO planted there would block, a symlink leads elsewhere.
+  if (!isRegularFile(file)) return 'absent';
   const quick = nativeProbe(file);
   if (quick !== undefined) return quick;
   const listed = flockListed(file);
@@ -101,6 +111,7 @@ export interface HeldLock {
 /** Takes the exclusive lock and holds it until release(); refuses when a daemon holds it. */
 export async function acquireLock(file: string): Promise<HeldLock> {
   if (!existsSync(file)) throw new DatarootError('IO_NOT_FOUND', `${file} does not exist; cannot take the daemon lock`, { file });
+  if (!isRegularFile(file)) throw new DatarootError('FILE_NOT_REGULAR', `${file} is not a regular file (a symlink, FIFO or device there is refused); cannot take the daemon lock`, { file });
   const child: ChildProcess = spawn(
     'flock',
     ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), file, 'sh', '-c', 'echo locked; exec cat >/dev/null'],

@@ -38,14 +38,26 @@ export class FileSource implements ByteSource {
     this.recycle = opts.recycle ?? false;
   }
 
+  /** Over a file already opened and checked (the confined layer's OpenFile); closes it with close(). */
+  static fromFd(path: string, fd: number, size: number, opts: FileSourceOptions = {}): FileSource {
+    return new FileSource(path, fd, size, opts);
+  }
+
+  /** A file the user named (not evidence inside a root): opened without following a final symlink's FIFO trap. */
   static open(path: string, opts: FileSourceOptions = {}): FileSource {
     let fd: number;
+    const flags = constants.O_RDONLY | constants.O_NONBLOCK;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOATIME);
+      fd = openSync(path, flags | constants.O_NOATIME);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      if (err.code === 'EPERM') fd = openSync(path, constants.O_RDONLY);
-      else throw ioError(err, path);
+      if (err.code === 'EPERM') {
+        try {
+          fd = openSync(path, flags);
+        } catch (e2) {
+          throw ioError(e2 as NodeJS.ErrnoException, path);
+        }
+      } else throw ioError(err, path);
     }
     const st = fstatSync(fd);
     if (st.isDirectory()) {

@@ -45,7 +45,16 @@ export function fileChunks(path: string, start = 0, length?: number, highWaterMa
 export function fileChunksReused(path: string, bufferSize = 1 << 20): AsyncIterable<Uint8Array> {
   return {
     async *[Symbol.asyncIterator]() {
-      const fd = openSync(path, 'r');
+      yield* fdChunksReused(openSync(path, 'r'), undefined, bufferSize);
+    },
+  };
+}
+
+/** The same over a file already opened (and checked) by the confined layer; `close` runs at the end. */
+export function fdChunksReused(fd: number, close?: () => void, bufferSize = 1 << 20): AsyncIterable<Uint8Array> {
+  const done = close ?? ((): void => closeSync(fd));
+  return {
+    async *[Symbol.asyncIterator]() {
       try {
         // Sized to the file (small files are the many): big buffers per file only feed the GC.
         const buf = Buffer.allocUnsafe(Math.max(1, Math.min(bufferSize, fstatSync(fd).size)));
@@ -55,7 +64,7 @@ export function fileChunksReused(path: string, bufferSize = 1 << 20): AsyncItera
           yield buf.subarray(0, n);
         }
       } finally {
-        closeSync(fd);
+        done();
       }
     },
   };

@@ -1,16 +1,13 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
+import type { Confined } from '../io/confined.js';
 import { goEndpointSettings, goSummaryEndpoint, humanDuration } from '../formats/docker/apitypes.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { stateString, type ContainerRecord, type StoredMountPoint, type StoredState } from '../store/containers.js';
-import { graphDriverData, overlayLowerDirs } from '../store/drivers.js';
-import { driverDirOf } from '../store/layers.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import { buildView, type FsNode } from '../store/rootfs.js';
-import { exists } from '../store/fsread.js';
 import { createdUnix } from './images.js';
 
 type Obj = Record<string, unknown>;
@@ -160,7 +157,7 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
 export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   const cfg = c.config;
   if (cfg === undefined) {
-    throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`, { file: join(c.dir, 'config.v2.json') });
+    throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`, { file: `${c.dir}/config.v2.json` });
   }
   const s = cfg.State ?? {};
   const state: Obj = {
@@ -180,7 +177,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   const mount = store.mountOf(c.id);
   const problems: Problem[] = [...c.problems, ...(mount?.problems ?? [])];
   if (mount === undefined) problems.push(problem('CONTAINER_LAYER_MISSING', `layerdb/mounts/${c.id} does not exist: dockerd cannot mount this container`));
-  else if (mount.mountId !== undefined && !exists(driverDirOf(store.L, store.driver, mount.mountId))) {
+  else if (mount.mountId !== undefined && !store.fs.isDir(store.adapter.layerDir(mount.mountId))) {
     problems.push(problem('CONTAINER_LAYER_MISSING', `the driver directory of the container's layer (${mount.mountId}) does not exist`));
   }
   const imageId = cfg.Image ?? '';
@@ -213,7 +210,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     AppArmorProfile: cfg.AppArmorProfile ?? '',
     ExecIDs: null,
     HostConfig: c.hostConfig ?? null,
-    GraphDriver: { Data: mount?.mountId === undefined ? null : graphDriverData(store, mount.mountId), Name: cfg.Driver ?? '' },
+    GraphDriver: { Data: mount?.mountId === undefined ? null : store.adapter.graphDriverData(store.fs, mount.mountId, (r) => store.shown(r)), Name: cfg.Driver ?? '' },
     Mounts: mountPoints(cfg.MountPoints),
     Config: cfg.Config ?? null,
     NetworkSettings: {
@@ -292,33 +289,44 @@ function capEqual(a: Buffer | undefined, b: Buffer | undefined): boolean {
 /**
  * pkg/archive's ChangesDirs between two trees: an entry only in the new tree is A (and its subtree),
  * one only in the old is D, a stat difference is C, and a directory with changes inside is C.
+ * Iterative (a deep tree costs memory, not stack); the result is sorted by path.
  */
 export function changesBetween(newRoot: FsNode, oldRoot: FsNode | undefined): Change[] {
   const changes: Change[] = [];
-  const added = new Set<FsNode>();
-  const walk = (info: FsNode, old: FsNode | undefined, path: string): void => {
-    const at = changes.length;
-    if (old === undefined) {
+  /** Paths already reported as added or changed (their parents need no C of their own for them). */
+  const marked = new Set<string>(['/']);
+  const join = (path: string, name: string): string => (path === '/' ? `/${name}` : `${path}/${name}`);
+  const stack: { info: FsNode; old: FsNode | undefined; path: string }[] = [{ info: newRoot, old: oldRoot, path: '/' }];
+  while (stack.length > 0) {
+    const { info, old, path } = stack.pop()!;
+    if (old === undefined && path !== '/') {
       changes.push({ Path: path, Kind: 1 });
-      added.add(info);
+      marked.add(path);
     }
     const oldChildren = new Map<string, FsNode>(old !== undefined && info.stat.isDirectory() ? old.children ?? [] : []);
     for (const [name, child] of info.children ?? []) {
       const oc = oldChildren.get(name);
-      const childPath = path === '/' ? `/${name}` : `${path}/${name}`;
+      const childPath = join(path, name);
       if (oc !== undefined) {
         if (statDifferent(oc, child) || !capEqual(oc.capability, child.capability)) {
           changes.push({ Path: childPath, Kind: 0 });
-          added.add(child);
+          marked.add(childPath);
         }
         oldChildren.delete(name);
       }
-      walk(child, oc, childPath);
+      stack.push({ info: child, old: oc, path: childPath });
     }
-    for (const name of oldChildren.keys()) changes.push({ Path: path === '/' ? `/${name}` : `${path}/${name}`, Kind: 2 });
-    if (changes.length > at && info.stat.isDirectory() && !added.has(info) && path !== '/') changes.splice(at, 0, { Path: path, Kind: 0 });
-  };
-  walk(newRoot, oldRoot, '/');
+    for (const name of oldChildren.keys()) changes.push({ Path: join(path, name), Kind: 2 });
+  }
+  if (oldRoot === undefined) changes.push({ Path: '/', Kind: 1 });
+  // A directory with a change inside is changed itself, unless it was reported already.
+  for (const ch of [...changes]) {
+    for (let p = ch.Path.slice(0, ch.Path.lastIndexOf('/')); p !== ''; p = p.slice(0, p.lastIndexOf('/'))) {
+      if (marked.has(p)) break;
+      marked.add(p);
+      changes.push({ Path: p, Kind: 0 });
+    }
+  }
   return changes.sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));
 }
 
@@ -348,26 +356,32 @@ function nodeAt(root: FsNode, path: string): FsNode | undefined {
  */
 export function containerChanges(store: Store, c: ContainerRecord, details = false): ChangeDetail[] {
   const mount = store.mountOf(c.id);
-  if (mount?.mountId === undefined) throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${c.id} has no read-write layer (layerdb/mounts/${c.id}/mount-id)`);
-  const mountId = mount.mountId;
-  let newView: FsNode;
+  if (mount?.mountId === undefined) {
+    const why = mount?.problems.find((p) => p.code === 'ID_INVALID');
+    if (why !== undefined) throw new DatarootError('ID_INVALID', `container ${c.id}: ${why.message}`, { file: store.shown(why.path ?? '') });
+    throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${c.id} has no read-write layer (layerdb/mounts/${c.id}/mount-id)`);
+  }
+  const a = store.adapter;
+  const { dirs, whiteouts, problems } = a.viewDirs(store.fs, mount.mountId);
+  const bad = problems[0];
+  if (bad !== undefined) throw new DatarootError(bad.code, bad.message, { file: store.shown(bad.path ?? '') });
+  const top = dirs[0]!;
+  const k = store.fs.kind(top);
+  if (k === 'missing') throw new DatarootError('CONTAINER_LAYER_MISSING', `${store.shown(top)} does not exist`, { file: store.shown(top) });
+  if (k !== 'dir') throw new DatarootError(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${store.shown(top)} is a ${k}, not a directory: it is not followed`, { file: store.shown(top) });
+  for (const d of dirs.slice(1)) {
+    const dk = store.fs.kind(d);
+    if (dk !== 'dir') throw new DatarootError(dk === 'missing' ? 'LAYER_DIR_MISSING' : dk === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `lower layer ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`, { file: store.shown(d) });
+  }
+  const newView = buildView(store.fs, dirs, whiteouts);
   let oldView: FsNode | undefined;
-  if (store.driver === 'overlay2') {
-    const home = store.L.driverHome('overlay2');
-    const upper = join(home, mountId, 'diff');
-    if (!exists(upper)) throw new DatarootError('CONTAINER_LAYER_MISSING', `${store.shown(upper)} does not exist`, { file: upper });
-    const { dirs, broken } = overlayLowerDirs(store.L, mountId);
-    if (broken.length > 0) throw new DatarootError('OVERLAY_LINK_BROKEN', `lower links of ${mountId} do not resolve: ${broken.join(', ')}`);
-    newView = buildView([upper, ...dirs], true);
-    oldView = dirs.length > 0 ? buildView(dirs, true) : undefined;
-  } else if (store.driver === 'vfs') {
-    const dir = driverDirOf(store.L, 'vfs', mountId);
-    if (!exists(dir)) throw new DatarootError('CONTAINER_LAYER_MISSING', `${store.shown(dir)} does not exist`, { file: dir });
-    newView = buildView([dir], false);
-    const init = mount.initId !== undefined ? driverDirOf(store.L, 'vfs', mount.initId) : undefined;
-    oldView = init !== undefined && exists(init) ? buildView([init], false) : undefined;
+  if (a.content === 'full') {
+    // A full tree per layer: the container's against its init layer's (dockerd's naive differ).
+    const init = mount.initId ?? `${mount.mountId}-init`;
+    const initDirs = a.viewDirs(store.fs, init);
+    oldView = initDirs.problems.length === 0 && store.fs.isDir(initDirs.dirs[0]!) ? buildView(store.fs, initDirs.dirs, initDirs.whiteouts) : undefined;
   } else {
-    throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `container diff is not supported for the ${store.driver} driver yet (overlay2 and vfs are)`);
+    oldView = dirs.length > 1 ? buildView(store.fs, dirs.slice(1), whiteouts) : undefined;
   }
   const changes: ChangeDetail[] = changesBetween(newView, oldView);
   if (!details) return changes;
@@ -382,9 +396,29 @@ export function containerChanges(store: Store, c: ContainerRecord, details = fal
     ch.uid = Number(s.uid);
     ch.gid = Number(s.gid);
     ch.mtime = new Date(Number(s.mtimeMs)).toISOString();
-    if (s.isFile()) ch.sha256 = `sha256:${createHash('sha256').update(readFileSync(n.abs)).digest('hex')}`;
+    const sha = s.isFile() ? sha256Of(store.fs, n.rel) : undefined;
+    if (sha !== undefined) ch.sha256 = sha;
   }
   return changes;
+}
+
+/** sha256 of a regular file of the root, streamed (no whole-file read). */
+export function sha256Of(fs: Confined, rel: string): string | undefined {
+  const f = fs.openFile(rel);
+  if (f === undefined) return undefined;
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  try {
+    for (let pos = 0; ; ) {
+      const n = readSync(f.fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    f.close();
+  }
+  return `sha256:${h.digest('hex')}`;
 }
 
 export const CHANGE_LETTER: Record<0 | 1 | 2, ChangeKind> = { 0: 'C', 1: 'A', 2: 'D' };

@@ -1,7 +1,6 @@
 import { DatarootError } from '../formats/errors.js';
 import { goContainerConfig } from '../formats/docker/apitypes.js';
 import { GO_ZERO_TIME, goRFC3339Nano, parseGoTime } from '../formats/docker/gotime.js';
-import { graphDriverData } from '../store/drivers.js';
 import type { ImageRecord, RefEntry } from '../store/images.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
@@ -245,7 +244,7 @@ export function inspectImage(store: Store, img: ImageRecord): ImageInspect {
     Os: typeof c.os === 'string' && c.os !== '' ? c.os : 'linux',
     Size: store.chainSize(img.chainId),
     VirtualSize: store.chainSize(img.chainId),
-    GraphDriver: { Data: topLayer?.cacheId === undefined ? null : graphDriverData(store, topLayer.cacheId), Name: store.driver },
+    GraphDriver: { Data: topLayer?.cacheId === undefined ? null : store.adapter.graphDriverData(store.fs, topLayer.cacheId, (r) => store.shown(r)), Name: store.driver },
     RootFS: img.diffIds.length > 0 ? { Type: c.rootfs?.type ?? '', Layers: img.diffIds } : { Type: c.rootfs?.type ?? '' },
     Metadata: { LastTagTime: lastTag },
     Dataroot: { restored: state === undefined, ...(state !== undefined ? { reason: REASONS[state]! } : {}), layers, problems, configPath: store.shown(img.contentPath) },

@@ -1,12 +1,13 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { utf8 } from '../formats/bytes.js';
+import type { Confined } from '../io/confined.js';
 import { probeLock, type LockState } from '../io/lock.js';
-import { walkTree } from '../io/walk.js';
-import { openBolt } from '../store/bolt.js';
-import { HEX64 } from '../store/layout.js';
-import { isSupportedDriver, type OpenedRoot } from '../store/root.js';
+import { openBoltIn } from '../store/bolt.js';
+import { chooseDriver, imageStores, type ImageStoreInfo } from '../store/driverchoice.js';
+import { HEX64, LAYOUT as L } from '../store/layout.js';
+import { readRepositories } from '../store/images.js';
+import type { OpenedRoot } from '../store/root.js';
 
 export interface FolderSize {
   name: string;
@@ -18,8 +19,10 @@ export interface InfoResult {
   root: string;
   archive: boolean;
   driver: string | null;
-  drivers: string[];
-  driverSupported: boolean;
+  /** How the driver was chosen (see `dataroot info --json`). */
+  driverReason: string | null;
+  /** Every image/<driver>/ store, with its counts. */
+  imageStores: ImageStoreInfo[];
   images: number;
   tags: number;
   layers: number;
@@ -32,19 +35,12 @@ export interface InfoResult {
   warnings: string[];
 }
 
-function countDir(dir: string, accept: (name: string) => boolean): number {
-  try {
-    return readdirSync(dir).filter(accept).length;
-  } catch {
-    return 0;
-  }
-}
-
 /** Counts entries of a bbolt bucket (or of keys with a prefix), with a warning when the file is unreadable. */
-function countBolt(file: string, bucket: string, keyPrefix: string | undefined, warnings: string[]): number {
-  if (!existsSync(file)) return 0;
+function countBolt(fs: Confined, rel: string, bucket: string, keyPrefix: string | undefined, warnings: string[]): number {
   try {
-    const b = openBolt(file);
+    if (fs.kind(rel) === 'file' && fs.lstat(rel)?.size === 0) return 0;
+    const b = openBoltIn(fs, rel);
+    if (b === undefined) return 0;
     try {
       const ref = b.db.bucketAt([new TextEncoder().encode(bucket)]);
       if (ref === undefined) return 0;
@@ -63,55 +59,70 @@ function countBolt(file: string, bucket: string, keyPrefix: string | undefined, 
   }
 }
 
-export function info(root: OpenedRoot): InfoResult {
-  const L = root.layout;
-  const warnings: string[] = [];
-  const driver = root.drivers[0] ?? null;
-  if (root.drivers.length > 1) warnings.push(`several image stores: ${root.drivers.join(', ')}; counting ${driver}`);
-  if (driver !== null && !isSupportedDriver(driver)) warnings.push(`driver ${driver} is recognised but not supported yet (overlay2 and vfs are)`);
-  let tags = 0;
-  if (driver !== null && existsSync(L.repositories(driver))) {
-    try {
-      const repos = JSON.parse(readFileSync(L.repositories(driver), 'utf8')) as { Repositories?: Record<string, Record<string, string>> };
-      for (const r of Object.values(repos.Repositories ?? {})) tags += Object.keys(r).length;
-    } catch {
-      warnings.push(`${L.repositories(driver)} is not valid JSON`);
-    }
-  }
+/** Bytes and regular files under each top-level folder (never through a symlink). */
+function folderSizes(fs: Confined): FolderSize[] {
   const folders: FolderSize[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync(root.dir).sort();
-  } catch {
-    names = [];
-  }
-  for (const name of names) {
+  for (const name of fs.names('')) {
     let bytes = 0;
     let files = 0;
-    for (const e of walkTree(root.dir, name)) {
-      if (e.stat.isFile()) {
-        bytes += e.stat.size;
-        files++;
+    const st = fs.lstat(name);
+    if (st?.isFile() === true) {
+      bytes = st.size;
+      files = 1;
+    } else if (st?.isDirectory() === true) {
+      for (const e of fs.walk(name)) {
+        if (e.stat.isFile()) {
+          bytes += e.stat.size;
+          files++;
+        }
       }
     }
     folders.push({ name, bytes, files });
   }
-  const lock = root.fromArchive ? 'free' : probeLock(L.volumesDb);
+  return folders;
+}
+
+export function info(root: OpenedRoot, driverFlag?: string): InfoResult {
+  const fs = root.fs;
+  const warnings: string[] = [];
+  let driver: string | null = null;
+  let driverReason: string | null = null;
+  let stores: ImageStoreInfo[] = [];
+  try {
+    const choice = chooseDriver(root, driverFlag);
+    driver = choice.driver;
+    driverReason = choice.reason;
+    stores = choice.stores;
+    warnings.push(...choice.notes);
+  } catch (e) {
+    if (!(e instanceof DatarootError)) throw e;
+    warnings.push(e.oneLine());
+    stores = imageStores(root);
+  }
+  if (root.imageStores.length === 0) driver = null;
+  let tags = 0;
+  if (driver !== null) {
+    const repos = readRepositories(fs, driver);
+    tags = repos.refs.length;
+    for (const p of repos.problems) warnings.push(`${p.code}: ${p.message}`);
+  }
+  const lock = root.fromArchive ? 'free' : probeLock(fs.abs(L.volumesDb));
+  const store = stores.find((s) => s.driver === driver);
   return {
     root: root.source,
     archive: root.fromArchive,
     driver,
-    drivers: root.drivers,
-    driverSupported: driver === null || isSupportedDriver(driver),
-    images: driver === null ? 0 : countDir(L.imageContentDir(driver), (n) => HEX64.test(n)),
+    driverReason,
+    imageStores: stores,
+    images: store?.images ?? 0,
     tags,
-    layers: driver === null ? 0 : countDir(L.layerDbDir(driver), (n) => HEX64.test(n)),
-    containers: countDir(L.containersDir, (n) => HEX64.test(n)),
-    volumes: countBolt(L.volumesDb, 'volumes', undefined, warnings),
-    networks: countBolt(L.networkDb, 'libnetwork', 'docker/network/v1.0/network/', warnings),
+    layers: store?.layers ?? 0,
+    containers: fs.names(L.containersDir).filter((n) => HEX64.test(n)).length,
+    volumes: countBolt(fs, L.volumesDb, 'volumes', undefined, warnings),
+    networks: countBolt(fs, L.networkDb, 'libnetwork', 'docker/network/v1.0/network/', warnings),
     inUse: lock === 'held',
     lock,
-    folders,
+    folders: folderSizes(fs),
     warnings,
   };
 }

@@ -1,21 +1,37 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chainIds, sha256Digest, DIGEST_RE } from '../formats/digest/digest.js';
 import { DatarootError } from '../formats/errors.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 import { TarReader } from '../formats/tar/reader.js';
 import { disassemble } from '../formats/tarsplit/stream.js';
 import { copyTree } from '../io/copytree.js';
 import { LayerExtractor } from '../io/extract.js';
 import { HashingStream } from '../io/streams.js';
-import { fsyncDir } from '../io/atomic.js';
+import { removeOnExit, trackStaging } from '../io/cleanup.js';
+import { LIMITS } from '../io/confined.js';
 import { filesSource, openImageArchive, openLayer, type ArchiveImage, type ArchiveLayer, type ArchiveSource } from '../store/archive.js';
 import type { ImageConfig } from '../store/images.js';
-import { driverDirOf } from '../store/layers.js';
+import type { Problem } from '../store/problems.js';
 import type { Store } from '../store/model.js';
-import { readText } from '../store/fsread.js';
-import { commitLayer, DirTimes, familiarTag, linkOverlayLayer, mergeTags, newCacheId, newLinkId, removeStaging, STAGING, writeImageConfig, writeLastUpdated } from '../store/write.js';
+import { metaText } from '../store/fsread.js';
+import {
+  commitLayer,
+  DirTimes,
+  familiarTag,
+  linkOverlayLayer,
+  mergeTags,
+  newCacheId,
+  newLinkId,
+  readRepositoriesForWrite,
+  removeStaging,
+  STAGING,
+  validateTarget,
+  writeImageConfig,
+  writeLastUpdated,
+} from '../store/write.js';
 
 /** The steps of the recipe, in order; a test hook can stop the process at any of them. */
 /** overlay2 layers extracted at once. */
@@ -115,7 +131,7 @@ async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
     }
     let config: ImageConfig;
     try {
-      config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+      config = parseJsonBounded(bytes.toString('utf8')) as ImageConfig;
       if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('not an object');
     } catch (e) {
       throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config} is not a JSON object (${(e as Error).message})`, { file: o.config });
@@ -189,9 +205,14 @@ function assignTags(planned: Planned[], extra: string[]): void {
  */
 export async function inject(store: Store, o: InjectOptions): Promise<InjectResult> {
   const L = store.L;
+  const fs = store.fs;
   const d = store.driver;
   if (d !== 'overlay2' && d !== 'vfs') throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes overlay2 and vfs stores, not ${d}`);
+  // Every check of the target before the first write: store directories, the reference store.
+  validateTarget(fs, d);
+  readRepositoriesForWrite(fs, d);
   const work = mkdtempSync(join(tmpdir(), 'dataroot-inject-'));
+  const dropWork = removeOnExit(work);
   try {
     const planned = await loadSources(o, work);
     assignTags(planned, o.tags);
@@ -210,15 +231,15 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         const diffId = p.img.diffIds[k]!;
         const existing = store.layers.get(chainId);
         if (existing !== undefined) {
-          if (!store.isLoadable(chainId) || !existing.driverDirExists) {
+          if (!store.isLoadable(chainId) || !existing.driverDirExists || existing.cacheId === undefined) {
             throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId} is in the store but broken (${store.loadable.get(chainId) ?? 'its driver directory is missing'}): run dataroot verify, then dataroot gc`);
           }
           return { diffId, chainId, action: 'reuse' as const, ...(existing.cacheId !== undefined ? { cacheId: existing.cacheId } : {}) };
         }
         if (!jobs.has(chainId)) {
           const cacheId = newCacheId();
-          const home = d === 'vfs' ? join(L.driverHome('vfs'), 'dir') : L.driverHome('overlay2');
-          jobs.set(chainId, { chainId, diffId, parent: k === 0 ? undefined : chains[k - 1], layer: p.img.layers[k]!, source: p.source, cacheId, link: newLinkId(), staging: join(home, `${cacheId}${STAGING}`), size: 0, tarSplit: new Uint8Array() });
+          const home = d === 'vfs' ? `${L.driverHome('vfs')}/dir` : L.driverHome('overlay2');
+          jobs.set(chainId, { chainId, diffId, parent: k === 0 ? undefined : chains[k - 1], layer: p.img.layers[k]!, source: p.source, cacheId, link: newLinkId(), staging: `${home}/${cacheId}${STAGING}`, size: 0, tarSplit: new Uint8Array() });
         }
         return { diffId, chainId, action: 'write' as const, cacheId: jobs.get(chainId)!.cacheId };
       });
@@ -227,14 +248,15 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     const result: InjectResult = { root: store.root.source, driver: d, dryRun: o.dryRun, images, layersWritten: jobs.size, layersReused: new Set(images.flatMap((i) => i.layers.filter((l) => l.action === 'reuse').map((l) => l.chainId))).size, bytesRead: 0, tagsChanged: [] };
     if (o.dryRun) {
       result.tagsChanged = planned.flatMap((p) => p.tags);
-      for (const img of images) img.configWritten = !existsSync(join(L.imageContentDir(d), img.id.slice(7)));
+      for (const img of images) img.configWritten = !fs.exists(`${L.imageContentDir(d)}/${img.id.slice(7)}`);
       return result;
     }
     // Phase 1: extract every new layer into staging; nothing outside staging is written.
-    const times = new DirTimes();
-    const home = d === 'vfs' ? join(L.driverHome('vfs'), 'dir') : L.driverHome('overlay2');
-    times.remember(home, join(L.imageRoot(d), 'layerdb', 'tmp'), L.layerDbDir(d), join(home, 'l'), L.imageContentDir(d), L.imageMetadataDir(d), L.imageRoot(d));
+    const times = new DirTimes(fs);
+    const home = d === 'vfs' ? `${L.driverHome('vfs')}/dir` : L.driverHome('overlay2');
+    times.remember(home, L.layerDbTmp(d), L.layerDbDir(d), `${home}/l`, L.imageContentDir(d), L.imageMetadataDir(d), L.imageRoot(d));
     const staged: string[] = [];
+    const unregister: (() => void)[] = [];
     const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
     let n = 0;
     // overlay2 layers are independent directories: several are extracted at once, so file
@@ -244,6 +266,10 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     const worker = async (): Promise<void> => {
       for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
         staged.push(job.staging);
+        // A signal mid-extraction removes the staging dir (the exit handler), not the root's content.
+        const abs = fs.abs(job.staging);
+        const tracked = trackStaging(abs);
+        unregister.push(() => tracked.done());
         await extractLayer(store, job, jobs, o, (bytes) => {
           result.bytesRead += bytes;
           o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
@@ -256,55 +282,60 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
       queue.length = 0;
-      removeStaging(staged);
+      removeStaging(fs, staged);
       times.restore();
       throw failed.reason;
     }
     // overlay2: each layer's link, lower (its parents' links, nearest first) and work dir.
     if (d === 'overlay2') {
       for (const job of jobs.values()) {
-        writeFileSync(join(job.staging, 'link'), job.link, { mode: 0o644 });
+        fs.writeNewFile(`${job.staging}/link`, job.link, 0o644);
         if (job.parent === undefined) continue;
         const p = parentDir(store, jobs, job.parent);
-        writeFileSync(join(job.staging, 'lower'), p.lower === '' ? `l/${p.link}` : `l/${p.link}:${p.lower}`, { mode: 0o644 });
-        mkdirSync(join(job.staging, 'work'), { mode: 0o700 });
+        fs.writeNewFile(`${job.staging}/lower`, p.lower === '' ? `l/${p.link}` : `l/${p.link}:${p.lower}`, 0o644);
+        fs.mkdirs(`${job.staging}/work`, 0o700);
       }
     }
     // Phase 2: rename into place, in the order of the recipe.
     const committed: string[] = [];
     try {
       for (const job of jobs.values()) {
-        const final = d === 'vfs' ? driverDirOf(L, 'vfs', job.cacheId) : driverDirOf(L, 'overlay2', job.cacheId);
-        renameSync(job.staging, final);
+        const final = store.adapter.layerDir(job.cacheId);
+        fs.rename(job.staging, final);
         committed.push(final);
-        fsyncDir(home);
+        fs.fsyncDir(home);
         o.onStep?.('layer-dir');
-        if (d === 'overlay2') linkOverlayLayer(L, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
+        if (d === 'overlay2') {
+          linkOverlayLayer(fs, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
+          committed.push(`${home}/l/${job.link}`);
+        }
         o.onStep?.('layer-linked');
-        commitLayer(L, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => o.onStep?.('layerdb-staged') });
-        committed.push(join(L.layerDbDir(d), job.chainId.slice(7)));
+        commitLayer(fs, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => o.onStep?.('layerdb-staged') });
+        committed.push(`${L.layerDbDir(d)}/${job.chainId.slice(7)}`);
         o.onStep?.('layerdb-committed');
       }
     } catch (e) {
-      removeStaging([...staged, ...committed]);
+      removeStaging(fs, [...staged, ...committed]);
       times.restore();
       throw e;
+    } finally {
+      for (const u of unregister) u();
     }
     for (const [k, img] of images.entries()) {
-      img.configWritten = writeImageConfig(L, d, img.id, planned[k]!.img.configBytes);
+      img.configWritten = writeImageConfig(fs, d, img.id, planned[k]!.img.configBytes);
       o.onStep?.('config-written');
     }
     const tags = images.flatMap((img) => img.tags.map((ref) => ({ ref, id: img.id })));
     const current = new Map(store.repositories.refs.map((r) => [r.familiar, r.id]));
     for (const img of images) {
-      if (img.tags.some((t) => current.get(t) !== img.id)) writeLastUpdated(L, d, img.id);
+      if (img.tags.some((t) => current.get(t) !== img.id)) writeLastUpdated(fs, d, img.id);
     }
     o.onStep?.('metadata-written');
-    result.tagsChanged = mergeTags(L, d, tags);
+    result.tagsChanged = mergeTags(fs, d, tags);
     o.onStep?.('repositories-written');
     return result;
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    dropWork();
   }
 }
 
@@ -319,11 +350,26 @@ function cacheIdOf(store: Store, jobs: Map<string, LayerJob>, chainId: string): 
 
 /** Where a parent layer's files are now: its staging dir (this run) or its directory in the store. */
 function parentDir(store: Store, jobs: Map<string, LayerJob>, chainId: string): { dir: string; link: string; lower: string } {
+  const fs = store.fs;
   const j = jobs.get(chainId);
-  if (j !== undefined) return { dir: j.staging, link: j.link, lower: readText(join(j.staging, 'lower')) ?? '' };
+  const meta = (rel: string): string => {
+    const problems: Problem[] = [];
+    const v = metaText(fs, rel, LIMITS.meta, problems);
+    if (problems.length > 0) throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: ${problems[0]!.message}`, { file: fs.abs(rel) });
+    return v ?? '';
+  };
+  if (j !== undefined) return { dir: j.staging, link: j.link, lower: meta(`${j.staging}/lower`) };
   const cacheId = cacheIdOf(store, jobs, chainId);
-  const dir = driverDirOf(store.L, store.driver, cacheId);
-  return { dir, link: readText(join(dir, 'link')) ?? '', lower: readText(join(dir, 'lower')) ?? '' };
+  const dir = store.adapter.layerDir(cacheId);
+  // The parent's directory is read (vfs copies it): it must be a real directory of the root.
+  if (!fs.requireDir(dir)) throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: its directory ${dir} is missing`, { file: fs.abs(dir) });
+  if (store.driver !== 'overlay2') return { dir, link: '', lower: '' };
+  const link = meta(`${dir}/link`);
+  const lower = meta(`${dir}/lower`);
+  if (!/^[A-Z2-7]{26}$/.test(link) || (lower !== '' && !lower.split(':').every((x) => /^l\/[A-Z2-7]{26}$/.test(x)))) {
+    throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: its link or lower file is not of the driver's form: run dataroot verify`, { file: fs.abs(dir) });
+  }
+  return { dir, link, lower };
 }
 
 /**
@@ -333,19 +379,20 @@ function parentDir(store: Store, jobs: Map<string, LayerJob>, chainId: string): 
  */
 async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, LayerJob>, o: InjectOptions, read: (bytes: number) => void): Promise<void> {
   const d = store.driver;
+  const fs = store.fs;
   let target: string;
   let existing = new Map<string, boolean>();
   if (d === 'overlay2') {
-    mkdirSync(job.staging, { mode: 0o710 });
-    chmodSync(job.staging, 0o710);
-    target = join(job.staging, 'diff');
-    mkdirSync(target, { mode: 0o755 });
+    fs.mkdirs(job.staging, 0o710);
+    chmodSync(fs.abs(job.staging), 0o710);
+    fs.mkdirs(`${job.staging}/diff`, 0o755);
+    target = fs.abs(`${job.staging}/diff`);
     chmodSync(target, 0o755);
   } else {
-    target = job.staging;
-    if (job.parent !== undefined) existing = copyTree(parentDir(store, jobs, job.parent).dir, target);
+    target = fs.abs(job.staging);
+    if (job.parent !== undefined) existing = copyTree(fs.abs(parentDir(store, jobs, job.parent).dir), target);
     else {
-      mkdirSync(target, { mode: 0o755 });
+      fs.mkdirs(job.staging, 0o755);
       chmodSync(target, 0o755);
     }
   }

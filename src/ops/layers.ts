@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync } from 'node:fs';
-import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { DatarootError } from '../formats/errors.js';
 import { decodeEntries } from '../formats/tarsplit/entries.js';
 import { assemble, cleanPath, type FileSource } from '../formats/tarsplit/stream.js';
-import { fileChunksReused } from '../io/streams.js';
-import { driverDirOf, type LayerRecord } from '../store/layers.js';
+import type { Confined } from '../io/confined.js';
+import { fdChunksReused } from '../io/streams.js';
+import type { LayerRecord } from '../store/layers.js';
 import type { Store } from '../store/model.js';
 import type { Problem } from '../store/problems.js';
 
@@ -90,9 +89,16 @@ export function listLayers(store: Store): LayersResult {
   return { layers, problems: layers.flatMap((l) => l.problems) };
 }
 
-/** Where a layer's files are read from: overlay2 its diff dir, vfs its full directory. */
+/**
+ * Where a layer's files are read from (relative to the root): overlay2 its diff dir, vfs its full
+ * directory, and so on per driver. A driver whose contents cannot be read offline is a coded error.
+ */
 export function layerContentDir(store: Store, cacheId: string): string {
-  return store.driver === 'vfs' ? driverDirOf(store.L, 'vfs', cacheId) : join(driverDirOf(store.L, store.driver, cacheId), 'diff');
+  const dir = store.adapter.contentDir(store.fs, cacheId);
+  if (dir === undefined) {
+    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer ${cacheId}'s files where they cannot be read offline`, { driver: store.driver });
+  }
+  return dir;
 }
 
 /** A tar-split name as a path inside the layer, or undefined when it escapes it. */
@@ -103,23 +109,43 @@ export function layerPath(name: Uint8Array): string | undefined {
 }
 
 /**
- * The files of a layer as tar-split's assembler asks for them (a name that escapes is an error).
- * Chunks are reused buffers: the assembler's consumers hash or write each one before the next.
+ * The files of a layer as tar-split's assembler asks for them (a name that escapes is an error),
+ * read through the root's confined layer: a name that goes through a symlink, or names a FIFO or
+ * device, is not read. Chunks are reused buffers: the assembler's consumers hash or write each one
+ * before the next.
  */
-export function layerFileSource(base: string): FileSource {
+export function layerFileSource(fs: Confined, base: string): FileSource {
   return {
     async open(name) {
       const rel = layerPath(name);
       if (rel === undefined) throw new DatarootError('TARSPLIT_PATH_ESCAPE', `${new TextDecoder().decode(name)} escapes the layer`);
-      const p = join(base, rel);
+      let f;
       try {
-        if (!lstatSync(p).isFile()) return undefined;
-      } catch {
-        return undefined;
+        f = fs.openFile(rel === '' ? base : `${base}/${rel}`);
+      } catch (e) {
+        if (e instanceof DatarootError) return undefined;
+        throw e;
       }
-      return fileChunksReused(p);
+      if (f === undefined) return undefined;
+      return fdChunksReused(f.fd, f.close);
     },
   };
+}
+
+/** A layer's tar-split stream, gunzipped, through the confined layer. */
+export function tarSplitStream(fs: Confined, l: LayerRecord): AsyncIterable<Uint8Array> {
+  const f = fs.openFile(`${l.dir}/tar-split.json.gz`, 'tar-split');
+  if (f === undefined) throw new DatarootError('TARSPLIT_MISSING', `layer ${l.chainId} has no tar-split.json.gz`, { file: l.dir });
+  const gz = createGunzip();
+  (async () => {
+    try {
+      for await (const c of fdChunksReused(f.fd, f.close)) if (!gz.write(Buffer.from(c))) await new Promise((r) => gz.once('drain', r));
+      gz.end();
+    } catch (e) {
+      gz.destroy(e as Error);
+    }
+  })();
+  return gz as AsyncIterable<Uint8Array>;
 }
 
 /** A layer by chainID or diffID (full, with or without `sha256:`, or a unique prefix of either). */
@@ -145,11 +171,11 @@ export async function* layerTar(store: Store, l: LayerRecord): AsyncGenerator<Ui
   if (!l.tarSplit) throw new DatarootError('TARSPLIT_MISSING', `layer ${l.chainId} has no tar-split.json.gz: it cannot be rebuilt`, { file: l.dir });
   if (!l.driverDirExists) throw new DatarootError('LAYER_DIR_MISSING', `the driver directory of layer ${l.chainId} does not exist`, { file: l.driverDir ?? l.dir });
   const base = layerContentDir(store, l.cacheId);
-  const gz = createReadStream(join(l.dir, 'tar-split.json.gz')).pipe(createGunzip());
-  const files = layerFileSource(base);
+  const gz = tarSplitStream(store.fs, l);
+  const files = layerFileSource(store.fs, base);
   const h = createHash('sha256');
   try {
-    for await (const c of assemble(decodeEntries(gz as AsyncIterable<Uint8Array>), files)) {
+    for await (const c of assemble(decodeEntries(gz), files)) {
       h.update(c);
       yield c;
     }
@@ -158,5 +184,5 @@ export async function* layerTar(store: Store, l: LayerRecord): AsyncGenerator<Ui
     throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz of ${l.chainId} cannot be read: ${(e as Error).message}`, { file: l.dir });
   }
   const got = `sha256:${h.digest('hex')}`;
-  if (got !== l.diffId) throw new DatarootError('LAYER_DIFFID_MISMATCH', `the rebuilt layer has sha256 ${got}, not its diffID ${l.diffId}`, { file: base });
+  if (got !== l.diffId) throw new DatarootError('LAYER_DIFFID_MISMATCH', `the rebuilt layer has sha256 ${got}, not its diffID ${l.diffId}`, { file: store.shown(base) });
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { probeLock } from '../io/lock.js';
 import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../io/native.js';
-import { Layout } from '../store/layout.js';
+import { LAYOUT } from '../store/layout.js';
 import type { RegisteredSnapshot, SnapshotStore } from '../store/snapstore.js';
 import type { ManifestEntry } from '../store/manifest.js';
 
@@ -42,8 +42,7 @@ function checkObjects(store: SnapshotStore, entries: ManifestEntry[]): void {
 export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnapshot, to: string, o: { force: boolean }): Promise<RestoreResult> {
   if (existsSync(to)) {
     if (!statSync(to).isDirectory()) throw new DatarootError('RESTORE_TARGET_INVALID', `${to} exists and is not a directory`, { file: to });
-    const L = new Layout(to);
-    if (probeLock(L.volumesDb) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${to}: stop it first (restore never writes under a live daemon)`, { file: to });
+    if (probeLock(`${to}/${LAYOUT.volumesDb}`) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${to}: stop it first (restore never writes under a live daemon)`, { file: to });
     const names = readdirSync(to);
     if (names.length > 0) {
       if (!o.force) throw new DatarootError('RESTORE_TARGET_NOT_EMPTY', `${to} is not empty (--force replaces its content)`, { file: to });

@@ -1,21 +1,20 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, readlinkSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { checkBolt } from '../formats/bolt/check.js';
 import { parseGoTime } from '../formats/docker/gotime.js';
 import { DatarootError } from '../formats/errors.js';
 import { decodeEntries, type Entry, type FileEntry } from '../formats/tarsplit/entries.js';
 import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
-import { walkTree } from '../io/walk.js';
-import { openBolt } from '../store/bolt.js';
-import { exists, readText } from '../store/fsread.js';
+import { LIMITS, symlinkTargetInside, type Confined } from '../io/confined.js';
+import { openBoltIn } from '../store/bolt.js';
+import { metaText } from '../store/fsread.js';
+import { LINK_ID } from '../store/ids.js';
 import type { LayerRecord } from '../store/layers.js';
-import { expectedChainId, driverDirOf } from '../store/layers.js';
+import { expectedChainId } from '../store/layers.js';
 import type { Store } from '../store/model.js';
 import { listFiles } from './files.js';
-import { layerContentDir, layerFileSource, layerPath } from './layers.js';
+import { layerContentDir, layerFileSource, layerPath, tarSplitStream } from './layers.js';
 import { findLeftovers } from './leftovers.js';
+import { WHITEOUTS } from '../store/rootfs.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -46,6 +45,9 @@ export interface VerifyResult {
   errors: number;
   warnings: number;
 }
+
+/** Codes of the confined access layer: evidence that tries to lead a reader out of the root or to block it. */
+export const CONFINEMENT_CODES = new Set(['SYMLINK_OUT_OF_ROOT', 'SYMLINK_NOT_FOLLOWED', 'FILE_NOT_REGULAR', 'FILE_TOO_LARGE', 'PATH_NOT_A_DIRECTORY', 'ID_INVALID', 'JSON_TOO_DEEP', 'PATH_INVALID']);
 
 const SEVERITY: Record<string, Severity> = {
   IMAGE_PARENT_MISSING: 'warning',
@@ -91,6 +93,13 @@ const FIX: Record<string, string> = {
   ORPHAN_CONTAINER_LAYER: 'harmless; dataroot gc removes it',
   STAGING_LEFTOVER: 'left by an interrupted write; dataroot gc removes it',
   BOLT_CORRUPT: 'restore the file from a backup; dockerd may fail to start or lose the records on those pages',
+  SYMLINK_OUT_OF_ROOT: 'treat the root as tampered: a symlink where dockerd keeps a file or directory leads outside the root; remove it and restore the original',
+  SYMLINK_NOT_FOLLOWED: 'treat the root as tampered: dockerd keeps no symlink there; replace it with the file or directory it stands for',
+  FILE_NOT_REGULAR: 'treat the root as tampered: a FIFO, device, socket or directory stands where dockerd keeps a regular file',
+  FILE_TOO_LARGE: 'treat the root as tampered (or restore the file): it is larger than any such file dockerd writes',
+  PATH_NOT_A_DIRECTORY: 'restore the directory: something else stands where dockerd keeps one',
+  ID_INVALID: 'treat the root as tampered: an ID that is not of its format (such as ../) was never used as a path; restore the file',
+  JSON_TOO_DEEP: 'treat the root as tampered: dockerd never writes JSON nested that deep',
 };
 
 class Findings {
@@ -120,16 +129,17 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     if (only !== undefined && !only.has(img.id)) continue;
     for (const p of img.problems) {
       if (p.code === 'IMAGE_ID_MISMATCH') f.add('IMAGE_ID_MISMATCH', img.id, `${p.message}`, shown(img.contentPath));
+      else if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, img.id, p.message, shown(p.path ?? img.contentPath));
       else f.add('IMAGE_CONFIG_INVALID', img.id, `${p.message}: dockerd skips the image at start ("invalid image")`, shown(img.contentPath));
     }
     if (img.config === undefined || img.problems.length > 0) continue;
     const os = img.config.os;
     if (os !== undefined && os !== '' && os !== 'linux') f.add('IMAGE_OS_UNSUPPORTED', img.id, `the image is for ${os}: dockerd on Linux skips it`, shown(img.contentPath));
     if (img.parent !== undefined && !store.images.has(img.parent)) {
-      f.add('IMAGE_PARENT_MISSING', img.id, `metadata parent ${JSON.stringify(img.parent)} is not an image here: docker history shows <missing> rows and the image is not hidden as an intermediate`, shown(join(L.imageMetadataDir(d), img.hex, 'parent')));
+      f.add('IMAGE_PARENT_MISSING', img.id, `metadata parent ${JSON.stringify(img.parent.slice(0, 100))} is not an image here: docker history shows <missing> rows and the image is not hidden as an intermediate`, shown(`${L.imageMetadataDir(d)}/${img.hex}/parent`));
     }
     if (img.lastUpdated !== undefined && parseGoTime(img.lastUpdated) === undefined) {
-      f.add('IMAGE_LASTUPDATED_INVALID', img.id, `lastUpdated ${JSON.stringify(img.lastUpdated)} is not an RFC 3339 time: docker image inspect fails on this image ("extra text")`, shown(join(L.imageMetadataDir(d), img.hex, 'lastUpdated')));
+      f.add('IMAGE_LASTUPDATED_INVALID', img.id, `lastUpdated ${JSON.stringify(img.lastUpdated.slice(0, 100))} is not an RFC 3339 time: docker image inspect fails on this image ("extra text")`, shown(`${L.imageMetadataDir(d)}/${img.hex}/lastUpdated`));
     }
     if (img.chainId !== undefined && !store.isLoadable(img.chainId)) {
       const why = store.loadable.get(img.chainId) ?? `layer ${img.chainId} does not exist`;
@@ -138,7 +148,9 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
   }
   // References.
   const repos = store.repositories;
-  for (const p of repos.problems) f.add('REPOSITORIES_INVALID', 'repositories.json', p.message.includes('dockerd') ? p.message : `${p.message}: dockerd drops or cannot resolve it`, shown(L.repositories(d)));
+  for (const p of repos.problems) {
+    f.add(CONFINEMENT_CODES.has(p.code) ? p.code : 'REPOSITORIES_INVALID', 'repositories.json', p.message.includes('dockerd') ? p.message : `${p.message}: dockerd drops or cannot resolve it`, shown(L.repositories(d)));
+  }
   for (const r of repos.refs) {
     if (only !== undefined && !only.has(r.id)) continue;
     if (!store.images.has(r.id)) f.add('TAG_DANGLING', r.familiar, `${r.familiar} points to ${r.id}, which is not in the image store: docker images hides it, docker run tries to pull, docker rmi says "No such image"`, shown(L.repositories(d)));
@@ -152,7 +164,7 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
   const scope = only === undefined ? undefined : chainsOf(store, [...only]);
   for (const l of store.layers.values()) {
     if (scope !== undefined && !scope.has(l.chainId)) continue;
-    for (const p of l.problems) f.add('LAYER_METADATA_INVALID', l.chainId, `${p.message}`, shown(p.path ?? l.dir));
+    for (const p of l.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : 'LAYER_METADATA_INVALID', l.chainId, `${p.message}`, shown(p.path ?? l.dir));
     const want = expectedChainId(l);
     if (want !== undefined && want !== l.chainId && l.problems.length === 0) {
       f.add('LAYER_CHAINID_MISMATCH', l.chainId, `the directory is named ${l.chainId} but sha256(parent + " " + diff) is ${want}: images that name this chain get other content`, shown(l.dir));
@@ -161,9 +173,19 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       f.add('LAYER_DIR_MISSING', l.chainId, `cache-id ${l.cacheId} has no driver directory: the image is listed but creating a container fails ("no such file or directory")`, shown(l.driverDir ?? l.dir));
     }
     if (!l.tarSplit && l.problems.length === 0) {
-      f.add('TARSPLIT_MISSING', l.chainId, 'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")', shown(join(l.dir, 'tar-split.json.gz')));
+      f.add('TARSPLIT_MISSING', l.chainId, 'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")', shown(`${l.dir}/tar-split.json.gz`));
     }
-    if (d === 'overlay2' && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
+    if (l.cacheId !== undefined && l.driverDirExists) {
+      const content = store.adapter.contentDir(store.fs, l.cacheId);
+      const k = content === undefined ? 'dir' : store.fs.kind(content);
+      if (k === 'symlink') {
+        const target = store.fs.readlink(content!) ?? '';
+        const code = symlinkTargetInside(content!, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED';
+        f.add(code, l.chainId, `the layer's files ${content} are a symlink to ${JSON.stringify(target)}: never followed; containers and docker save would read another tree`, shown(content!));
+      } else if (k !== 'dir' && k !== 'missing') f.add('PATH_NOT_A_DIRECTORY', l.chainId, `the layer's files ${content} are a ${k}, not a directory`, shown(content!));
+      else if (k === 'missing' && store.adapter.content !== 'none') f.add('LAYER_DIR_MISSING', l.chainId, `${content} is missing: containers would see nothing of this layer`, shown(content!));
+    }
+    if ((d === 'overlay2' || d === 'fuse-overlayfs') && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
   }
   // Leftovers and orphans (what gc removes).
   if (only === undefined) for (const x of findLeftovers(store)) f.add(x.code, x.subject, x.message, shown(x.path));
@@ -172,29 +194,41 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     for (const c of store.containers) {
       for (const p of c.problems) {
         if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID') f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
+        else if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
       }
       const cfg = c.config;
       if (cfg === undefined) continue;
       if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
-        f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(join(c.dir, 'config.v2.json')));
+        f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(`${c.dir}/config.v2.json`));
       }
       const m = store.mountOf(c.id);
-      if (m === undefined || m.mountId === undefined) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`, shown(join(L.mountsDir(d), c.id)));
+      for (const p of m?.problems ?? []) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
+      if (m?.problems.some((p) => p.code === 'ID_INVALID') === true) continue;
+      if (m === undefined || m.mountId === undefined) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`, shown(`${L.mountsDir(d)}/${c.id}`));
       else {
         for (const dir of [m.mountId, ...(m.initId !== undefined ? [m.initId] : [])]) {
-          const p = driverDirOf(L, d, dir);
-          if (!exists(p)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
+          const p = store.adapter.layerDir(dir);
+          const k = store.fs.kind(p);
+          if (k === 'missing') f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
+          else if (k === 'symlink') f.add(symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's layer directory ${p} is a symlink: never followed`, shown(p));
         }
-        if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(join(L.mountsDir(d), c.id, 'parent')));
+        if (store.adapter.content !== 'none') {
+          const view = store.adapter.viewDirs(store.fs, m.mountId);
+          for (const p of view.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : p.code, c.id, p.message, shown(p.path ?? c.dir));
+          const top = view.dirs[0];
+          if (top !== undefined && store.fs.kind(top) === 'symlink') f.add(symlinkTargetInside(top, store.fs.readlink(top) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's files ${top} are a symlink: never followed`, shown(top));
+        }
+        if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(`${L.mountsDir(d)}/${c.id}/parent`));
       }
     }
   }
   // BoltDB files, found by their magic.
   if (only === undefined) {
-    for (const file of listFiles(store.root.dir, { type: 'bolt', sort: false })) {
-      const abs = join(store.root.dir, file.path);
+    for (const file of boltFiles(store)) {
+      const abs = file.path;
       try {
-        const b = openBolt(abs);
+        const b = openBoltIn(store.fs, file.path);
+        if (b !== undefined)
         try {
           const problems = checkBolt(b.db);
           if (problems.length > 0) {
@@ -213,28 +247,28 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
 
 /** overlay2: the layer's link file and l/ symlink, and its lower file against the parents' links. */
 function overlayLinks(store: Store, l: LayerRecord, f: Findings): void {
-  const home = store.L.driverHome('overlay2');
-  const dir = join(home, l.cacheId!);
-  const link = readText(join(dir, 'link'));
-  if (link === undefined || !/^[A-Z2-7]{26}$/.test(link)) {
-    f.add('OVERLAY_LINK_BROKEN', l.chainId, `${l.cacheId}/link is ${link === undefined ? 'missing' : `not a 26-character link id (${JSON.stringify(link)})`}: layers above cannot name it in their lower`, store.shown(join(dir, 'link')));
+  const home = store.driver;
+  const fs = store.fs;
+  const dir = `${home}/${l.cacheId!}`;
+  const meta = (rel: string): string | undefined => metaText(fs, rel, LIMITS.meta, []);
+  const link = meta(`${dir}/link`);
+  if (link === undefined || !LINK_ID.test(link)) {
+    f.add('OVERLAY_LINK_BROKEN', l.chainId, `${l.cacheId}/link is ${link === undefined ? 'missing' : `not a 26-character link id (${JSON.stringify(link.slice(0, 80))})`}: layers above cannot name it in their lower`, store.shown(`${dir}/link`));
   } else {
-    let target: string | undefined;
-    try {
-      target = readlinkSync(join(home, 'l', link));
-    } catch {
-      target = undefined;
+    const target = fs.readlink(`${home}/l/${link}`);
+    if (target === undefined) f.add('OVERLAY_LINK_BROKEN', l.chainId, `l/${link} is missing: mounting any layer or container above it fails, so docker run fails`, store.shown(`${home}/l/${link}`));
+    else if (target !== `../${l.cacheId}/diff`) {
+      const out = symlinkTargetInside(`${home}/l/${link}`, target) === undefined;
+      f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', l.chainId, `l/${link} points to ${JSON.stringify(target)}, not ../${l.cacheId}/diff: containers would see another ${out ? 'tree, outside the root' : "layer's files"}`, store.shown(`${home}/l/${link}`));
     }
-    if (target === undefined) f.add('OVERLAY_LINK_BROKEN', l.chainId, `l/${link} is missing: mounting any layer or container above it fails, so docker run fails`, store.shown(join(home, 'l', link)));
-    else if (resolve(join(home, 'l'), target) !== join(dir, 'diff')) f.add('OVERLAY_LINK_BROKEN', l.chainId, `l/${link} points to ${target}, not ../${l.cacheId}/diff: containers would see another layer's files`, store.shown(join(home, 'l', link)));
   }
   // lower = "l/<parent link>:<parent's lower>", nearest first; a base layer has none.
-  const lower = readText(join(dir, 'lower'));
+  const lower = meta(`${dir}/lower`);
   let expected: string | undefined = '';
   const parts: string[] = [];
   for (let p = l.parent, i = 0; p !== undefined && i < 200; p = store.layers.get(p)?.parent, i++) {
     const pl = store.layers.get(p);
-    const plink = pl?.cacheId === undefined ? undefined : readText(join(home, pl.cacheId, 'link'));
+    const plink = pl?.cacheId === undefined ? undefined : meta(`${home}/${pl.cacheId}/link`);
     if (plink === undefined) {
       expected = undefined;
       break;
@@ -244,16 +278,102 @@ function overlayLinks(store: Store, l: LayerRecord, f: Findings): void {
   if (expected !== undefined) expected = parts.join(':');
   if (expected === undefined) return;
   if ((lower ?? '') !== expected) {
-    f.add('OVERLAY_LOWER_INVALID', l.chainId, `${l.cacheId}/lower is ${lower === undefined ? 'missing' : JSON.stringify(lower)} but the parent layers' links give ${JSON.stringify(expected)}: the mount shows the wrong lower layers or fails`, store.shown(join(dir, 'lower')));
+    f.add('OVERLAY_LOWER_INVALID', l.chainId, `${l.cacheId}/lower is ${lower === undefined ? 'missing' : JSON.stringify(lower.slice(0, 200))} but the parent layers' links give ${JSON.stringify(expected)}: the mount shows the wrong lower layers or fails`, store.shown(`${dir}/lower`));
+  }
+}
+
+/** The BoltDB files of the root (found by their magic), never through a symlink. */
+function boltFiles(store: Store): { path: string }[] {
+  return listFiles(store.fs, { type: 'bolt', sort: false });
+}
+
+/**
+ * Where dockerd keeps only regular files and directories: a symlink, FIFO, device or socket there
+ * is tampering. Checked: the store's directories, the entries of image/<driver>/, containers/<id>/
+ * and network/files/, the top of volumes/ and of the driver home.
+ */
+function confinement(store: Store, f: Findings): void {
+  const fs = store.fs;
+  const L = store.L;
+  const d = store.driver;
+  const report = (rel: string, kind: string, what: string): void => {
+    if (kind === 'symlink') {
+      const target = fs.readlink(rel) ?? '';
+      const out = symlinkTargetInside(rel, target) === undefined;
+      f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', rel, `${rel} is a symlink to ${JSON.stringify(target)} where dockerd keeps ${what}: never followed`, store.shown(rel));
+    } else f.add(kind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR', rel, `${rel} is a ${kind} where dockerd keeps ${what}`, store.shown(rel));
+  };
+  const dirs = [L.imageRoot(d), `${L.imageRoot(d)}/imagedb`, `${L.imageRoot(d)}/imagedb/content`, L.imageContentDir(d), `${L.imageRoot(d)}/imagedb/metadata`, L.imageMetadataDir(d), `${L.imageRoot(d)}/layerdb`, L.layerDbDir(d), L.mountsDir(d), L.layerDbTmp(d), L.containersDir, L.volumesDir, 'network', 'network/files', d, `${d}/l`];
+  const seen = new Set<string>();
+  for (const rel of dirs) {
+    if (seen.has(rel)) continue;
+    seen.add(rel);
+    let k: string;
+    try {
+      const st = fs.lstat(rel);
+      if (st === undefined) continue;
+      k = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+    } catch {
+      continue; // an ancestor is reported itself
+    }
+    if (k === 'symlink') report(rel, 'symlink', 'a directory');
+    else if (k !== 'dir') f.add('PATH_NOT_A_DIRECTORY', rel, `${rel} is not a directory`, store.shown(rel));
+  }
+  // Files dockerd writes (one level inside each store directory, and the store's own files).
+  const fileDirs = [L.imageRoot(d), L.imageContentDir(d), `${L.imageRoot(d)}/distribution`, 'network/files'];
+  for (const dir of fileDirs) {
+    for (const n of fs.names(dir)) {
+      const rel = `${dir}/${n}`;
+      const k = fs.kind(rel);
+      if (k === 'symlink' || (k !== 'file' && k !== 'dir')) report(rel, k, 'a regular file');
+    }
+  }
+  for (const dir of [L.imageMetadataDir(d), L.layerDbDir(d), L.mountsDir(d), L.containersDir]) {
+    for (const n of fs.names(dir)) {
+      const rel = `${dir}/${n}`;
+      const k = fs.kind(rel);
+      if (k !== 'dir') {
+        if (k === 'symlink' || k !== 'file') report(rel, k, 'a directory');
+        continue;
+      }
+      for (const m of fs.names(rel)) {
+        const r2 = `${rel}/${m}`;
+        const k2 = fs.kind(r2);
+        if (k2 === 'symlink' || (k2 !== 'file' && k2 !== 'dir')) report(r2, k2, 'a regular file or directory');
+      }
+    }
+  }
+  for (const n of fs.names(L.volumesDir)) {
+    const rel = `${L.volumesDir}/${n}`;
+    const k = fs.kind(rel);
+    if (n === 'backingFsBlockDev' && k === 'block') continue; // dockerd's quota probe device
+    if (k === 'symlink' || (k !== 'file' && k !== 'dir')) report(rel, k, 'a volume directory or its metadata');
+    else if (k === 'dir') {
+      const data = `${rel}/_data`;
+      const k2 = fs.kind(data);
+      if (k2 === 'symlink') report(data, k2, "a volume's data directory");
+    }
+  }
+  for (const n of fs.names(`${d}/l`)) {
+    const rel = `${d}/l/${n}`;
+    const k = fs.kind(rel);
+    if (k !== 'symlink') {
+      f.add('OVERLAY_LINK_BROKEN', rel, `${rel} is a ${k}, not a symlink`, store.shown(rel));
+      continue;
+    }
+    const target = fs.readlink(rel) ?? '';
+    if (!/^\.\.\/[a-f0-9]{64}(-init)?\/diff$/.test(target)) {
+      const out = symlinkTargetInside(rel, target) === undefined;
+      f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', rel, `${rel} points to ${JSON.stringify(target)}, not ../<layer>/diff: never followed`, store.shown(rel));
+    }
   }
 }
 
 /** Reads a layer's tar-split entries (gunzipped, decoded), or throws TARSPLIT_INVALID. */
-async function tarSplitEntries(l: LayerRecord): Promise<Entry[]> {
+async function tarSplitEntries(fs: Confined, l: LayerRecord): Promise<Entry[]> {
   const out: Entry[] = [];
-  const gz = createReadStream(join(l.dir, 'tar-split.json.gz')).pipe(createGunzip());
   try {
-    for await (const e of decodeEntries(gz as AsyncIterable<Uint8Array>)) out.push(e);
+    for await (const e of decodeEntries(tarSplitStream(fs, l))) out.push(e);
   } catch (e) {
     if (e instanceof DatarootError) throw e;
     throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz is not a complete gzip stream (${(e as Error).message})`);
@@ -267,8 +387,13 @@ async function* listEntries(entries: Entry[]): AsyncGenerator<Entry> {
 
 const td = new TextDecoder();
 
-/** The tree a layer's tar describes (overlay2: this layer only; vfs: the whole chain, whiteouts applied). */
-function expectedTree(layers: Entry[][], overlay: boolean): Map<string, 'dir' | 'any'> {
+/**
+ * The tree a layer's tar describes: `overlay` this layer only, whiteouts as the devices overlayfs
+ * keeps; `keep` this layer only, whiteouts as the `.wh.` files aufs keeps; `apply` the whole chain
+ * with whiteouts executed (full-tree drivers).
+ */
+function expectedTree(layers: Entry[][], mode: 'overlay' | 'keep' | 'apply'): Map<string, 'dir' | 'any'> {
+  const overlay = mode !== 'apply';
   const tree = new Map<string, 'dir' | 'any'>();
   const addWithParents = (rel: string, kind: 'dir' | 'any'): void => {
     if (rel === '') return;
@@ -287,6 +412,10 @@ function expectedTree(layers: Entry[][], overlay: boolean): Map<string, 'dir' | 
       if (rel === undefined || rel === '') continue;
       const base = rel.split('/').pop()!;
       const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      if (mode === 'keep' && base.startsWith('.wh.')) {
+        addWithParents(rel, 'any');
+        continue;
+      }
       if (base === '.wh..wh..opq') {
         if (!overlay) removeTree(parent, true);
         addWithParents(parent, 'dir');
@@ -310,17 +439,17 @@ function expectedTree(layers: Entry[][], overlay: boolean): Map<string, 'dir' | 
   return tree;
 }
 
-function actualTree(base: string): Set<string> {
+function actualTree(fs: Confined, base: string): Set<string> {
   const out = new Set<string>();
-  for (const e of walkTree(base)) out.add(e.rel);
+  for (const e of fs.walk(base)) out.add(e.rel.slice(base.length + 1));
   return out;
 }
 
 /** directory.Size of dockerd: Lstat sizes of non-directories with size > 0, each inode once. */
-function duSize(base: string): number {
+function duSize(fs: Confined, base: string): number {
   let total = 0;
   const seen = new Set<string>();
-  for (const e of walkTree(base)) {
+  for (const e of fs.walk(base)) {
     if (e.stat.isDirectory() || e.stat.size === 0) continue;
     const k = `${e.stat.ino}`;
     if (seen.has(k)) continue;
@@ -339,9 +468,9 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
     if (entriesOf.has(l.chainId)) return entriesOf.get(l.chainId);
     let es: Entry[] | undefined;
     try {
-      es = await tarSplitEntries(l);
+      es = await tarSplitEntries(store.fs, l);
     } catch (e) {
-      f.add('TARSPLIT_INVALID', l.chainId, `${e instanceof DatarootError ? e.message : String(e)}: docker save and docker push of images using this layer fail`, store.shown(join(l.dir, 'tar-split.json.gz')));
+      f.add('TARSPLIT_INVALID', l.chainId, `${e instanceof DatarootError ? e.message : String(e)}: docker save and docker push of images using this layer fail`, store.shown(`${l.dir}/tar-split.json.gz`));
       es = undefined;
     }
     entriesOf.set(l.chainId, es);
@@ -358,16 +487,24 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
     const es = await load(l);
     done++;
     if (es === undefined) continue;
-    const base = layerContentDir(store, l.cacheId!);
+    let base: string;
+    try {
+      base = layerContentDir(store, l.cacheId!);
+    } catch (e) {
+      if (!(e instanceof DatarootError)) throw e;
+      f.add(e.code, l.chainId, e.message, store.shown(l.dir));
+      continue;
+    }
+    if (!store.fs.isDir(base)) continue; // reported by the shallow checks
     // A name that escapes the layer is a hostile tar-split whatever the content.
     const escaping = es.filter((e): e is FileEntry => e.type === 1 && layerPath(e.name) === undefined);
-    for (const e of escaping) f.add('TARSPLIT_PATH_ESCAPE', l.chainId, `tar-split names ${JSON.stringify(td.decode(e.name))}, outside the layer: docker save would read a file of the host`, store.shown(join(l.dir, 'tar-split.json.gz')));
+    for (const e of escaping) f.add('TARSPLIT_PATH_ESCAPE', l.chainId, `tar-split names ${JSON.stringify(td.decode(e.name).slice(0, 200))}, outside the layer: docker save would read a file of the host`, store.shown(`${l.dir}/tar-split.json.gz`));
     // Pass 1: the sha256 of the rebuilt tar (what docker save checks against the diffID).
     const hash = createHash('sha256');
     // A file longer or shorter than recorded also breaks the rebuild (dockerd copies whole files).
     let sizeIssues = 0;
     try {
-      for await (const c of assemble(listEntries(es), layerFileSource(base), { crc: false, onIssue: () => void sizeIssues++ })) {
+      for await (const c of assemble(listEntries(es), layerFileSource(store.fs, base), { crc: false, onIssue: () => void sizeIssues++ })) {
         hash.update(c);
         bytes += c.length;
         opts.onProgress?.({ layer: done, layers: layers.length, bytes, totalBytes });
@@ -382,17 +519,18 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
       f.add('LAYER_DIFFID_MISMATCH', l.chainId, `the rebuilt layer tar ${what}: docker save and docker push fail ("could not verify layer data")`, store.shown(base));
       // Pass 2: which files (CRC-64 per file, as tar-split checks).
       const named: AssembleIssue[] = [];
-      for await (const _ of assemble(listEntries(es), layerFileSource(base), { crc: true, onIssue: (i) => named.push(i) })) void _;
+      for await (const _ of assemble(listEntries(es), layerFileSource(store.fs, base), { crc: true, onIssue: (i) => named.push(i) })) void _;
       for (const i of named) {
         if (i.kind === 'escape') continue;
         const rel = layerPath(i.name) ?? td.decode(i.name);
-        if (i.kind === 'missing') f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(rel)} is missing from the layer: docker save fails and containers do not see it`, store.shown(join(base, rel)));
-        else f.add('LAYER_FILE_MODIFIED', l.chainId, `${JSON.stringify(rel)} was modified: ${i.message.replace(/^"[^"]*"(: )?/, '')}; containers see the new content, docker save fails ("file integrity checksum failed")`, store.shown(join(base, rel)));
+        if (i.kind === 'missing') f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(rel)} is missing from the layer (or is not a regular file): docker save fails and containers do not see it`, store.shown(`${base}/${rel}`));
+        else f.add('LAYER_FILE_MODIFIED', l.chainId, `${JSON.stringify(rel)} was modified: ${i.message.replace(/^"[^"]*"(: )?/, '')}; containers see the new content, docker save fails ("file integrity checksum failed")`, store.shown(`${base}/${rel}`));
       }
     }
     // The tree on disk against the tree the tar describes.
     const chain: Entry[][] = [];
-    if (d === 'vfs') {
+    const full = store.adapter.content === 'full';
+    if (full) {
       const ids: LayerRecord[] = [];
       for (let p: LayerRecord | undefined = l, i = 0; p !== undefined && i < 200; p = p.parent === undefined ? undefined : store.layers.get(p.parent), i++) ids.unshift(p);
       for (const x of ids) {
@@ -405,20 +543,20 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
       }
     } else chain.push(es);
     if (chain.length > 0) {
-      const want = expectedTree(chain, d !== 'vfs');
-      const have = actualTree(base);
+      const want = expectedTree(chain, full ? 'apply' : store.adapter.viewDirs(store.fs, l.cacheId!).whiteouts === WHITEOUTS.aufs ? 'keep' : 'overlay');
+      const have = actualTree(store.fs, base);
       const reported = new Set(f.list.filter((x) => x.subject === l.chainId).flatMap((x) => x.paths));
       for (const p of have) {
-        if (!want.has(p)) f.add('LAYER_FILE_ADDED', l.chainId, `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`, store.shown(join(base, p)));
+        if (!want.has(p)) f.add('LAYER_FILE_ADDED', l.chainId, `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`, store.shown(`${base}/${p}`));
       }
       for (const [p] of want) {
-        if (!have.has(p) && !reported.has(store.shown(join(base, p)))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(join(base, p)));
+        if (!have.has(p) && !reported.has(store.shown(`${base}/${p}`))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(`${base}/${p}`));
       }
     }
     // The recorded size: overlay2 records directory.Size of diff/, vfs the sum of the tar's file sizes.
-    const real = d === 'vfs' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(base);
+    const real = d === 'vfs' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
     if (l.size !== undefined && real !== l.size) {
-      f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(join(l.dir, 'size')));
+      f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(`${l.dir}/size`));
     }
   }
   return bytes;
@@ -437,6 +575,7 @@ export async function verifyRoot(store: Store, opts: VerifyOptions): Promise<Ver
     }
   }
   shallow(store, f, only);
+  if (only === undefined) confinement(store, f);
   const scope = only === undefined ? undefined : chainsOf(store, [...only]);
   const layerBytes = opts.deep ? await deep(store, f, scope, opts) : 0;
   const order = (x: Finding): string => `${x.severity === 'error' ? 0 : 1}${x.code}${x.subject}${x.paths.join()}`;
@@ -449,7 +588,7 @@ export async function verifyRoot(store: Store, opts: VerifyOptions): Promise<Ver
       images: only?.size ?? store.images.size,
       layers: scope?.size ?? store.layers.size,
       containers: only === undefined ? store.containers.length : 0,
-      boltFiles: only === undefined ? listFiles(store.root.dir, { type: 'bolt', sort: false }).length : 0,
+      boltFiles: only === undefined ? boltFiles(store).length : 0,
       layerBytes,
     },
     findings,

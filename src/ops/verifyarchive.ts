@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
 import { TarReader } from '../formats/tar/reader.js';
-import { cleanPath, disassemble } from '../formats/tarsplit/stream.js';
+import { disassemble } from '../formats/tarsplit/stream.js';
+import { LayerCheck } from '../formats/tar/layercheck.js';
 import { openImageArchive, openLayer, type ArchiveImage, type ArchiveSource } from '../store/archive.js';
 import type { Finding } from './verify.js';
 
@@ -32,7 +33,6 @@ function finding(code: string, subject: string, message: string, severity: 'erro
   return { code, severity, subject, message, paths, fix: FIX[code] ?? 're-export the image' };
 }
 
-const td = new TextDecoder();
 
 /**
  * `dataroot verify image.tar`: the checks `docker load` makes, without a daemon: the configs
@@ -83,16 +83,22 @@ async function checkLayers(source: ArchiveSource, img: ArchiveImage, findings: F
         const blob = createHash('sha256');
         const { stream } = await openLayer(source, layer, { tap: (c) => blob.update(c) });
         const h = createHash('sha256');
-        const unsafe: string[] = [];
+        // The same rules inject applies before it writes anything: what inject refuses, verify reports.
+        const rules = new LayerCheck(true);
+        const refused: DatarootError[] = [];
         await disassemble(new TarReader(hashing(stream, h)), () => {}, async (e) => {
-          const c = cleanPath(td.decode(e.name));
-          if (c === '..' || c.startsWith('../') || c.startsWith('/..')) unsafe.push(td.decode(e.name));
+          try {
+            rules.entry(e);
+          } catch (err) {
+            if (!(err instanceof DatarootError)) throw err;
+            if (refused.length < 5) refused.push(err);
+          }
         });
         diffId = `sha256:${h.digest('hex')}`;
         if (layer.digest !== undefined && `sha256:${blob.digest('hex')}` !== layer.digest) {
           findings.push(finding('ARCHIVE_BLOB_DIGEST_MISMATCH', img.label, `layer blob ${layer.member} does not match its digest ${layer.digest}`, 'error', [layer.member]));
         }
-        if (unsafe.length > 0) findings.push(finding('ARCHIVE_LAYER_UNSAFE', img.label, `layer ${layer.member} has entries outside its root: ${unsafe.slice(0, 5).join(', ')}`, 'error', [layer.member]));
+        for (const r of refused) findings.push(finding(r.code, img.label, `layer ${layer.member}: ${r.message}: dataroot inject refuses it`, 'error', [layer.member]));
       } catch (e) {
         const msg = e instanceof DatarootError ? e.message : String(e);
         findings.push(finding('ARCHIVE_LAYER_INVALID', img.label, `layer ${layer.member}: ${msg}`, 'error', [layer.member]));

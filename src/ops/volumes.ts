@@ -1,6 +1,4 @@
-import { lstatSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { walkTree } from '../io/walk.js';
 import type { Store } from '../store/model.js';
 import type { Problem } from '../store/problems.js';
 import type { VolumeRecord } from '../store/volumes.js';
@@ -28,8 +26,9 @@ export interface VolumeUse {
 function usage(store: Store): Map<string, VolumeUse[]> {
   const m = new Map<string, VolumeUse[]>();
   for (const c of store.containers) {
-    for (const mp of Object.values(c.config?.MountPoints ?? {})) {
-      if (mp.Type !== 'volume' || !mp.Name) continue;
+    const mps = c.config?.MountPoints;
+    for (const mp of Object.values(mps !== null && typeof mps === 'object' ? mps : {})) {
+      if (mp === null || typeof mp !== 'object' || mp.Type !== 'volume' || typeof mp.Name !== 'string' || mp.Name === '') continue;
       const list = m.get(mp.Name) ?? [];
       list.push({ container: c.id, name: c.config?.Name ?? '', destination: mp.Destination ?? '', rw: mp.RW === true });
       m.set(mp.Name, list);
@@ -39,15 +38,11 @@ function usage(store: Store): Map<string, VolumeUse[]> {
 }
 
 /** Bytes on disk under a volume's _data: Lstat sizes of non-directories, hard links counted once. */
-function diskSize(dir: string): number {
+function diskSize(store: Store, dir: string): number {
   let total = 0;
   const seen = new Set<string>();
-  try {
-    lstatSync(dir);
-  } catch {
-    return 0;
-  }
-  for (const e of walkTree(dir)) {
+  if (dir === '' || !store.fs.isDir(dir)) return 0;
+  for (const e of store.fs.walk(dir)) {
     if (e.stat.isDirectory()) continue;
     if (e.stat.nlink > 1) {
       const k = `${e.stat.dev}:${e.stat.ino}`;
@@ -65,13 +60,13 @@ export function volumeObject(store: Store, v: VolumeRecord, uses: VolumeUse[], w
   if (v.createdAt !== undefined) o['CreatedAt'] = goRFC3339Local(v.createdAt);
   o['Driver'] = v.driver;
   o['Labels'] = v.labels;
-  o['Mountpoint'] = store.shown(v.dataDir);
+  o['Mountpoint'] = store.shown(v.dataDir === '' ? `volumes/${v.name}/_data` : v.dataDir);
   o['Name'] = v.name;
   o['Options'] = v.options;
   o['Scope'] = 'local';
   o['Dataroot'] = {
     usedBy: uses,
-    ...(withSize ? { sizeOnDisk: diskSize(v.dataDir) } : {}),
+    ...(withSize ? { sizeOnDisk: diskSize(store, v.dataDir) } : {}),
     inMetadataDb: v.inMetadataDb,
     problems: v.problems,
   };

@@ -1,4 +1,5 @@
 import { BoltFile } from '../formats/bolt/db.js';
+import type { Confined } from '../io/confined.js';
 import { FileSource, type FileSourceOptions } from '../io/pagesource.js';
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { showKey, kindOf, type BoltKind } from './boltdecode.js';
@@ -12,7 +13,17 @@ export interface OpenBolt {
 
 /** Opens a bbolt file read-only and unlocked (a file held by a running daemon is read as it is). */
 export function openBolt(path: string, opts: FileSourceOptions = {}): OpenBolt {
-  const source = FileSource.open(path, opts);
+  return boltOver(FileSource.open(path, opts), path);
+}
+
+/** A bbolt file of evidence, through the confined layer; undefined when it does not exist. */
+export function openBoltIn(fs: Confined, rel: string, opts: FileSourceOptions = {}): OpenBolt | undefined {
+  const f = fs.openFile(rel, 'BoltDB file');
+  if (f === undefined) return undefined;
+  return boltOver(FileSource.fromFd(fs.abs(rel), f.fd, f.size, opts), rel);
+}
+
+function boltOver(source: FileSource, path: string): OpenBolt {
   try {
     const db = BoltFile.open(source, { file: path });
     const top: string[] = [];

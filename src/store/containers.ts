@@ -1,7 +1,7 @@
-import { join } from 'node:path';
-import { HEX64, type Layout } from './layout.js';
+import { LIMITS, type Confined } from '../io/confined.js';
+import { HEX64, LAYOUT as L } from './layout.js';
 import { problem, type Problem } from './problems.js';
-import { listDir, readJson } from './fsread.js';
+import { readJson } from './fsread.js';
 
 /** container.State as dockerd stores it in config.v2.json. */
 export interface StoredState {
@@ -59,32 +59,41 @@ export interface StoredContainer {
 
 export interface ContainerRecord {
   id: string;
+  /** containers/<id>, relative to the root. */
   dir: string;
   config: StoredContainer | undefined;
   hostConfig: Record<string, unknown> | undefined;
   problems: Problem[];
 }
 
-export function readContainer(L: Layout, id: string): ContainerRecord {
-  const dir = join(L.containersDir, id);
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+export function readContainer(fs: Confined, id: string): ContainerRecord {
+  const dir = `${L.containersDir}/${id}`;
   const problems: Problem[] = [];
-  const c = readJson(join(dir, 'config.v2.json'));
+  const o = { max: LIMITS.objectJson };
+  const c = readJson(fs, `${dir}/config.v2.json`, o);
   let config: StoredContainer | undefined;
-  if (c === undefined) problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.v2.json is missing: dockerd skips this container', join(dir, 'config.v2.json')));
-  else if (!c.ok) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json is not valid JSON (${c.error}): dockerd skips this container`, join(dir, 'config.v2.json')));
+  if (c === undefined) problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.v2.json is missing: dockerd skips this container', `${dir}/config.v2.json`));
+  else if (!c.ok) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json cannot be read (${c.code !== undefined ? `${c.code}: ` : ''}${c.error}): dockerd skips this container`, `${dir}/config.v2.json`));
+  else if (!isObject(c.value)) problems.push(problem('CONTAINER_CONFIG_INVALID', 'config.v2.json is not a JSON object: dockerd skips this container', `${dir}/config.v2.json`));
   else config = c.value as StoredContainer;
-  const h = readJson(join(dir, 'hostconfig.json'));
+  const h = readJson(fs, `${dir}/hostconfig.json`, o);
   let hostConfig: Record<string, unknown> | undefined;
-  if (h === undefined) problems.push(problem('CONTAINER_HOSTCONFIG_MISSING', 'hostconfig.json is missing', join(dir, 'hostconfig.json')));
-  else if (!h.ok) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json is not valid JSON (${h.error})`, join(dir, 'hostconfig.json')));
-  else hostConfig = h.value as Record<string, unknown>;
+  if (h === undefined) problems.push(problem('CONTAINER_HOSTCONFIG_MISSING', 'hostconfig.json is missing', `${dir}/hostconfig.json`));
+  else if (!h.ok) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json cannot be read (${h.code !== undefined ? `${h.code}: ` : ''}${h.error})`, `${dir}/hostconfig.json`));
+  else if (!isObject(h.value)) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', 'hostconfig.json is not a JSON object', `${dir}/hostconfig.json`));
+  else hostConfig = h.value;
   return { id, dir, config, hostConfig, problems };
 }
 
-export function readContainers(L: Layout): ContainerRecord[] {
-  return listDir(L.containersDir)
+export function readContainers(fs: Confined): ContainerRecord[] {
+  return fs
+    .names(L.containersDir)
     .filter((n) => HEX64.test(n))
-    .map((id) => readContainer(L, id));
+    .map((id) => readContainer(fs, id));
 }
 
 /** container.State.StateString() of dockerd. */

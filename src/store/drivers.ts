@@ -1,49 +1,279 @@
-import { readlinkSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import type { Layout } from './layout.js';
-import { isDir, readText } from './fsread.js';
+import type { Confined } from '../io/confined.js';
+import { LIMITS, symlinkTargetInside } from '../io/confined.js';
+import { BUILDKIT_ID, LINK_ID, LOWER_ENTRY, MOUNT_ID } from './ids.js';
+import { metaText } from './fsread.js';
+import { problem, type Problem } from './problems.js';
+import { WHITEOUTS, type WhiteoutRules } from './rootfs.js';
 
 /**
- * What a graphdriver keeps for a layer (or a container's read-write layer), by cache-id:
- * overlay2: <home>/<id>/{diff,link,lower,work,merged}; vfs: <root>/vfs/dir/<id> (a full rootfs).
+ * One adapter per graphdriver: where a layer's (or a container layer's) files are, how a mounted
+ * view stacks them, and which whiteout convention they use. Metadata (images, layers, containers)
+ * never depends on the driver; only layer contents go through these.
+ *
+ * - `diff` drivers keep each layer's own changes and let the kernel merge them (overlay2,
+ *   fuse-overlayfs, aufs, and overlay's container layers);
+ * - `full` drivers keep a complete tree per layer (vfs, btrfs, zfs, overlay's image layers);
+ * - `none`: contents not readable offline (devicemapper thin devices, windowsfilter, unmounted zfs).
  */
-export function diffDir(L: Layout, driver: string, cacheId: string): string {
-  return driver === 'vfs' ? join(L.driverHome('vfs'), 'dir', cacheId) : join(L.driverHome(driver), cacheId, 'diff');
+export interface ViewDirs {
+  /** Directories relative to the root, topmost first. */
+  dirs: string[];
+  /** How they merge: overlay or aufs conventions; `none` for a single full tree. */
+  whiteouts: WhiteoutRules;
+  problems: Problem[];
 }
 
-/** overlay2: the lower dirs of a layer, nearest first, resolved through the l/ links as the driver does. */
-export function overlayLowerDirs(L: Layout, cacheId: string): { dirs: string[]; broken: string[] } {
-  const home = L.driverHome('overlay2');
-  const lower = readText(join(home, cacheId, 'lower'));
+export interface DriverAdapter {
+  readonly name: string;
+  readonly content: 'diff' | 'full' | 'none';
+  /** The directory that exists when a layer (by cache-id or mount-id) exists. */
+  layerDir(id: string): string;
+  /** Every path that belongs to the id (what gc removes with it), beyond the overlay2 l/ link. */
+  ownedPaths(fs: Confined, id: string): string[];
+  /** The tree of the layer's own files: its diff, or its full tree for `full` drivers. */
+  contentDir(fs: Confined, id: string): string | undefined;
+  /** The directories a mount of `id` stacks, topmost first, as the driver would mount them. */
+  viewDirs(fs: Confined, id: string): ViewDirs;
+  /** The per-id directories of the driver home, for orphan detection (name, path). */
+  layerDirNames(fs: Confined): { name: string; rel: string }[];
+  /** GraphDriver.Data of `docker inspect` (absolute paths through `shown`), or null. */
+  graphDriverData(fs: Confined, id: string, shown: (rel: string) => string): Record<string, string> | null;
+}
+
+/** The lower dirs of an overlay2-style layer, nearest first, resolved through the l/ links. */
+export function overlayLowerDirs(fs: Confined, home: string, id: string): { dirs: string[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const lower = metaText(fs, `${home}/${id}/lower`, LIMITS.meta, problems);
   const dirs: string[] = [];
-  const broken: string[] = [];
-  if (lower === undefined || lower === '') return { dirs, broken };
-  for (const entry of lower.split(':')) {
-    try {
-      const target = readlinkSync(join(home, entry));
-      dirs.push(resolve(join(home, 'l'), target));
-    } catch {
-      broken.push(entry);
+  if (lower === undefined || lower === '') return { dirs, problems };
+  for (const entry of lower.trim().split(':')) {
+    if (!LOWER_ENTRY.test(entry)) {
+      problems.push(problem('OVERLAY_LOWER_INVALID', `${id}/lower names ${JSON.stringify(entry.slice(0, 80))}, not an l/<26-character link>: it is not followed`, `${home}/${id}/lower`));
+      continue;
     }
+    const rel = `${home}/${entry}`;
+    let target: string | undefined;
+    try {
+      target = fs.readlink(rel);
+    } catch {
+      target = undefined;
+    }
+    if (target === undefined) {
+      problems.push(problem('OVERLAY_LINK_BROKEN', `${entry} (in ${id}/lower) is not a symlink: the mount would fail`, rel));
+      continue;
+    }
+    // A link is "../<cache-id>/diff"; anything else is reported, never followed.
+    const m = /^\.\.\/([a-f0-9]{64}(?:-init)?)\/diff$/.exec(target);
+    if (m === null) {
+      const inside = symlinkTargetInside(rel, target);
+      problems.push(problem(inside === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', `${entry} points to ${JSON.stringify(target)}, not ../<cache-id>/diff: it is not followed`, rel));
+      continue;
+    }
+    dirs.push(`${home}/${m[1]}/diff`);
   }
-  return { dirs, broken };
+  return { dirs, problems };
+}
+
+class Overlay2 implements DriverAdapter {
+  readonly content = 'diff' as const;
+  constructor(readonly name: string) {}
+  layerDir(id: string): string {
+    return `${this.name}/${id}`;
+  }
+  ownedPaths(fs: Confined, id: string): string[] {
+    const out = [this.layerDir(id)];
+    const link = metaText(fs, `${this.name}/${id}/link`, LIMITS.meta, []);
+    if (link !== undefined && LINK_ID.test(link) && fs.kind(`${this.name}/l/${link}`) === 'symlink') out.push(`${this.name}/l/${link}`);
+    return out;
+  }
+  contentDir(_fs: Confined, id: string): string {
+    return `${this.name}/${id}/diff`;
+  }
+  viewDirs(fs: Confined, id: string): ViewDirs {
+    const { dirs, problems } = overlayLowerDirs(fs, this.name, id);
+    return { dirs: [`${this.name}/${id}/diff`, ...dirs], whiteouts: this.name === 'fuse-overlayfs' ? WHITEOUTS.fuseOverlayfs : WHITEOUTS.overlay, problems };
+  }
+  layerDirNames(fs: Confined): { name: string; rel: string }[] {
+    return fs.names(this.name).filter((n) => n !== 'l').map((name) => ({ name, rel: `${this.name}/${name}` }));
+  }
+  graphDriverData(fs: Confined, id: string, shown: (rel: string) => string): Record<string, string> | null {
+    if (!fs.isDir(`${this.name}/${id}`)) return null;
+    const data: Record<string, string> = {};
+    const { dirs } = overlayLowerDirs(fs, this.name, id);
+    if (dirs.length > 0) data['LowerDir'] = dirs.map(shown).join(':');
+    data['MergedDir'] = shown(`${this.name}/${id}/merged`);
+    data['UpperDir'] = shown(`${this.name}/${id}/diff`);
+    data['WorkDir'] = shown(`${this.name}/${id}/work`);
+    return data;
+  }
 }
 
 /**
- * GraphDriver.Data as `docker inspect` reports it for a layer or a container's RW layer (overlay2:
- * LowerDir/MergedDir/UpperDir/WorkDir; vfs: null). Paths go through `shown` so they read as the
- * daemon printed them. Null when the layer directory does not exist (dockerd fails there).
+ * overlay, the first overlay driver: an image layer is a full tree in `<id>/root` (the parent's
+ * root hard-linked, the layer applied on top); a container layer (and its init layer) is
+ * `<id>/upper` over the root of the layer named by `<id>/lower-id`.
  */
-export function graphDriverData(store: { L: Layout; driver: string; shown(p: string): string }, cacheId: string): Record<string, string> | null {
-  const { L, driver } = store;
-  if (driver !== 'overlay2') return null;
-  const home = L.driverHome('overlay2');
-  if (!isDir(join(home, cacheId))) return null;
-  const data: Record<string, string> = {};
-  const { dirs } = overlayLowerDirs(L, cacheId);
-  if (dirs.length > 0) data['LowerDir'] = dirs.map((d) => store.shown(d)).join(':');
-  data['MergedDir'] = store.shown(join(home, cacheId, 'merged'));
-  data['UpperDir'] = store.shown(join(home, cacheId, 'diff'));
-  data['WorkDir'] = store.shown(join(home, cacheId, 'work'));
-  return data;
+class Overlay1 implements DriverAdapter {
+  readonly name = 'overlay';
+  readonly content = 'full' as const;
+  layerDir(id: string): string {
+    return `overlay/${id}`;
+  }
+  ownedPaths(_fs: Confined, id: string): string[] {
+    return [this.layerDir(id)];
+  }
+  private lowerId(fs: Confined, id: string, problems: Problem[]): string | undefined {
+    const raw = metaText(fs, `overlay/${id}/lower-id`, LIMITS.meta, problems);
+    if (raw === undefined) return undefined;
+    const lid = raw.trim();
+    if (!MOUNT_ID.test(lid)) {
+      problems.push(problem('OVERLAY_LOWER_INVALID', `${id}/lower-id is ${JSON.stringify(lid.slice(0, 80))}, not a layer id: it is not followed`, `overlay/${id}/lower-id`));
+      return undefined;
+    }
+    return lid;
+  }
+  contentDir(fs: Confined, id: string): string | undefined {
+    if (fs.isDir(`overlay/${id}/root`)) return `overlay/${id}/root`;
+    if (fs.isDir(`overlay/${id}/upper`)) return `overlay/${id}/upper`;
+    return undefined;
+  }
+  viewDirs(fs: Confined, id: string): ViewDirs {
+    const problems: Problem[] = [];
+    if (fs.isDir(`overlay/${id}/root`)) return { dirs: [`overlay/${id}/root`], whiteouts: WHITEOUTS.none, problems };
+    const lid = this.lowerId(fs, id, problems);
+    const dirs = [`overlay/${id}/upper`];
+    if (lid !== undefined) dirs.push(`overlay/${lid}/root`);
+    return { dirs, whiteouts: WHITEOUTS.overlay, problems };
+  }
+  layerDirNames(fs: Confined): { name: string; rel: string }[] {
+    return fs.names('overlay').map((name) => ({ name, rel: `overlay/${name}` }));
+  }
+  graphDriverData(fs: Confined, id: string, shown: (rel: string) => string): Record<string, string> | null {
+    if (!fs.isDir(`overlay/${id}`)) return null;
+    if (fs.isDir(`overlay/${id}/root`)) return { RootDir: shown(`overlay/${id}/root`) };
+    const lid = this.lowerId(fs, id, []);
+    const data: Record<string, string> = {};
+    if (lid !== undefined) data['LowerDir'] = shown(`overlay/${lid}/root`);
+    data['MergedDir'] = shown(`overlay/${id}/merged`);
+    data['UpperDir'] = shown(`overlay/${id}/upper`);
+    data['WorkDir'] = shown(`overlay/${id}/work`);
+    return data;
+  }
+}
+
+/** aufs: `diff/<id>` holds the layer's changes (aufs whiteouts), `layers/<id>` its parents, nearest first. */
+class Aufs implements DriverAdapter {
+  readonly name = 'aufs';
+  readonly content = 'diff' as const;
+  layerDir(id: string): string {
+    return `aufs/diff/${id}`;
+  }
+  ownedPaths(fs: Confined, id: string): string[] {
+    return [`aufs/diff/${id}`, `aufs/layers/${id}`, `aufs/mnt/${id}`].filter((p) => fs.exists(p));
+  }
+  contentDir(_fs: Confined, id: string): string {
+    return `aufs/diff/${id}`;
+  }
+  parents(fs: Confined, id: string, problems: Problem[]): string[] {
+    const text = metaText(fs, `aufs/layers/${id}`, LIMITS.meta, problems);
+    if (text === undefined) return [];
+    const out: string[] = [];
+    for (const line of text.split('\n')) {
+      const p = line.trim();
+      if (p === '') continue;
+      if (!MOUNT_ID.test(p)) {
+        problems.push(problem('AUFS_LAYERS_INVALID', `layers/${id} names ${JSON.stringify(p.slice(0, 80))}, not a layer id: it is not followed`, `aufs/layers/${id}`));
+        continue;
+      }
+      out.push(p);
+    }
+    return out;
+  }
+  viewDirs(fs: Confined, id: string): ViewDirs {
+    const problems: Problem[] = [];
+    const dirs = [`aufs/diff/${id}`, ...this.parents(fs, id, problems).map((p) => `aufs/diff/${p}`)];
+    return { dirs, whiteouts: WHITEOUTS.aufs, problems };
+  }
+  layerDirNames(fs: Confined): { name: string; rel: string }[] {
+    return fs.names('aufs/diff').map((name) => ({ name, rel: `aufs/diff/${name}` }));
+  }
+  graphDriverData(): null {
+    return null;
+  }
+}
+
+/** Drivers that keep a full tree per layer at `<home>/<sub>/<id>`: vfs (dir/), btrfs (subvolumes/), zfs (graph/). */
+class FullTree implements DriverAdapter {
+  readonly content = 'full' as const;
+  constructor(readonly name: string, private readonly sub: string) {}
+  layerDir(id: string): string {
+    return `${this.name}/${this.sub}/${id}`;
+  }
+  ownedPaths(_fs: Confined, id: string): string[] {
+    return [this.layerDir(id)];
+  }
+  contentDir(_fs: Confined, id: string): string {
+    return this.layerDir(id);
+  }
+  viewDirs(_fs: Confined, id: string): ViewDirs {
+    return { dirs: [this.layerDir(id)], whiteouts: WHITEOUTS.none, problems: [] };
+  }
+  layerDirNames(fs: Confined): { name: string; rel: string }[] {
+    return fs.names(`${this.name}/${this.sub}`).map((name) => ({ name, rel: `${this.name}/${this.sub}/${name}` }));
+  }
+  graphDriverData(): null {
+    return null;
+  }
+}
+
+/** Drivers whose layer contents cannot be read offline: metadata only. */
+class NoContent implements DriverAdapter {
+  readonly content = 'none' as const;
+  constructor(readonly name: string, private readonly sub: string) {}
+  layerDir(id: string): string {
+    return this.sub === '' ? `${this.name}/${id}` : `${this.name}/${this.sub}/${id}`;
+  }
+  ownedPaths(fs: Confined, id: string): string[] {
+    return [this.layerDir(id)].filter((p) => fs.exists(p));
+  }
+  contentDir(): undefined {
+    return undefined;
+  }
+  viewDirs(): ViewDirs {
+    return { dirs: [], whiteouts: WHITEOUTS.none, problems: [] };
+  }
+  layerDirNames(fs: Confined): { name: string; rel: string }[] {
+    return fs.names(this.sub === '' ? this.name : `${this.name}/${this.sub}`).map((name) => ({ name, rel: this.layerDir(name) }));
+  }
+  graphDriverData(): null {
+    return null;
+  }
+}
+
+/** The adapter of a driver name; an unknown name reads metadata only. */
+export function adapterFor(driver: string): DriverAdapter {
+  switch (driver) {
+    case 'overlay2':
+    case 'fuse-overlayfs':
+      return new Overlay2(driver);
+    case 'overlay':
+      return new Overlay1();
+    case 'aufs':
+      return new Aufs();
+    case 'vfs':
+      return new FullTree('vfs', 'dir');
+    case 'btrfs':
+      return new FullTree('btrfs', 'subvolumes');
+    case 'zfs':
+      return new FullTree('zfs', 'graph');
+    case 'devicemapper':
+      return new NoContent('devicemapper', 'metadata');
+    default:
+      return new NoContent(driver, '');
+  }
+}
+
+/** A driver-home directory name BuildKit made (its snapshots), not a layer of layerdb. */
+export function isBuildkitDirName(name: string): boolean {
+  return BUILDKIT_ID.test(name);
 }

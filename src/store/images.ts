@@ -1,9 +1,10 @@
-import { join } from 'node:path';
 import { sha256Digest, chainId, DIGEST_RE } from '../formats/digest/digest.js';
 import { parseReference, type Reference } from '../formats/docker/reference.js';
-import { HEX64, type Layout } from './layout.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
+import { LIMITS, type Confined } from '../io/confined.js';
+import { HEX64, LAYOUT as L } from './layout.js';
 import { problem, type Problem } from './problems.js';
-import { listDir, readBytes, readText } from './fsread.js';
+import { metaText, readBytes, readText } from './fsread.js';
 
 /** The parts of an image config dataroot reads (the rest is passed through). */
 export interface ImageConfig {
@@ -55,13 +56,15 @@ export interface Repositories {
   missing: boolean;
 }
 
-export function readRepositories(L: Layout, driver: string): Repositories {
+export function readRepositories(fs: Confined, driver: string): Repositories {
   const path = L.repositories(driver);
-  const text = readText(path);
+  const r = readText(fs, path, { max: LIMITS.repositories, what: 'repositories.json' });
+  if (r.problem !== undefined) return { refs: [], missing: false, problems: [problem(r.problem.code, `repositories.json: ${r.problem.message}: dockerd refuses to start with it`, path)] };
+  const text = r.value;
   if (text === undefined) return { refs: [], problems: [], missing: true };
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseJsonBounded(text);
   } catch (e) {
     return { refs: [], missing: false, problems: [problem('REPOSITORIES_INVALID', `repositories.json is not valid JSON (${(e as Error).message}); dockerd refuses to start with it`, path)] };
   }
@@ -92,19 +95,20 @@ function validDiffIds(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((d) => typeof d === 'string' && DIGEST_RE.test(d));
 }
 
-export function readImage(L: Layout, driver: string, hex: string): ImageRecord {
-  const contentPath = join(L.imageContentDir(driver), hex);
+export function readImage(fs: Confined, driver: string, hex: string): ImageRecord {
+  const contentPath = `${L.imageContentDir(driver)}/${hex}`;
   const id = `sha256:${hex}`;
   const problems: Problem[] = [];
-  const bytes = readBytes(contentPath);
+  const read = readBytes(fs, contentPath, { max: LIMITS.config, what: 'image config' });
+  const bytes = read.value;
   let config: ImageConfig | undefined;
   let diffIds: string[] = [];
-  if (bytes === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', 'image config cannot be read', contentPath));
+  if (bytes === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', `image config cannot be read${read.problem !== undefined ? `: ${read.problem.message} (${read.problem.code})` : ''}`, contentPath));
   else {
     const actual = sha256Digest(bytes);
     if (actual !== id) problems.push(problem('IMAGE_ID_MISMATCH', `sha256 of the config is ${actual}, not ${id}: dockerd skips it ("failed to verify")`, contentPath));
     try {
-      config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+      config = parseJsonBounded(bytes.toString('utf8')) as ImageConfig;
       if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('not an object');
       const d = config.rootfs?.diff_ids;
       if (config.rootfs === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', 'config has no rootfs: dockerd rejects it', contentPath));
@@ -115,7 +119,7 @@ export function readImage(L: Layout, driver: string, hex: string): ImageRecord {
       problems.push(problem('IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath));
     }
   }
-  const meta = join(L.imageMetadataDir(driver), hex);
+  const meta = `${L.imageMetadataDir(driver)}/${hex}`;
   return {
     id,
     hex,
@@ -124,16 +128,17 @@ export function readImage(L: Layout, driver: string, hex: string): ImageRecord {
     config,
     diffIds,
     chainId: chainId(diffIds),
-    parent: readText(join(meta, 'parent')),
-    lastUpdated: readText(join(meta, 'lastUpdated')),
-    builtLocally: readBytes(join(meta, 'builtLocally'))?.[0] === 1,
+    parent: metaText(fs, `${meta}/parent`, LIMITS.meta, problems),
+    lastUpdated: metaText(fs, `${meta}/lastUpdated`, LIMITS.meta, problems),
+    builtLocally: metaText(fs, `${meta}/builtLocally`, LIMITS.meta, problems)?.charCodeAt(0) === 1,
     problems,
   };
 }
 
 /** Every image config dockerd would try to load (names that are 64-hex digests). */
-export function readImages(L: Layout, driver: string): ImageRecord[] {
-  return listDir(L.imageContentDir(driver))
+export function readImages(fs: Confined, driver: string): ImageRecord[] {
+  return fs
+    .names(L.imageContentDir(driver))
     .filter((n) => HEX64.test(n))
-    .map((hex) => readImage(L, driver, hex));
+    .map((hex) => readImage(fs, driver, hex));
 }

@@ -1,48 +1,63 @@
-import { join } from 'node:path';
+/**
+ * Every path of a data-root in one place (see shared/reference/docker-dataroot-format.md §0), each
+ * relative to the root: they are read and written through the root's confined access layer
+ * (`io/confined.ts`), never joined to a base by hand.
+ */
 
-/** Every path of a data-root in one place (see shared/reference/docker-dataroot-format.md §0). */
-export const SUPPORTED_DRIVERS = ['overlay2', 'vfs'] as const;
-export const KNOWN_DRIVERS = ['overlay2', 'vfs', 'aufs', 'btrfs', 'zfs', 'devicemapper', 'fuse-overlayfs', 'overlay', 'windowsfilter'] as const;
+/** Drivers whose layer contents dataroot reads, by the adapter that reads them. */
+export const KNOWN_DRIVERS = ['overlay2', 'fuse-overlayfs', 'overlay', 'aufs', 'btrfs', 'zfs', 'vfs', 'devicemapper', 'windowsfilter'] as const;
+export type DriverName = (typeof KNOWN_DRIVERS)[number];
+
+/** dockerd's priority list (graphdriver/driver_linux.go), used when no prior driver decides. */
+export const DRIVER_PRIORITY = ['overlay2', 'fuse-overlayfs', 'btrfs', 'zfs', 'aufs', 'devicemapper', 'overlay', 'vfs'] as const;
 
 /** Top-level names a dockerd root holds after its first start. */
-export const ROOT_ENTRIES = ['image', 'containers', 'volumes', 'network', 'buildkit', 'plugins', 'runtimes', 'swarm', 'tmp', 'trust', 'containerd', ...KNOWN_DRIVERS];
+export const ROOT_ENTRIES = ['image', 'containers', 'volumes', 'network', 'buildkit', 'plugins', 'runtimes', 'swarm', 'tmp', 'trust', 'containerd', 'graph', ...KNOWN_DRIVERS];
+
+export function isKnownDriver(d: string): d is DriverName {
+  return (KNOWN_DRIVERS as readonly string[]).includes(d);
+}
 
 export class Layout {
-  constructor(readonly root: string) {}
   imageRoot(driver: string): string {
-    return join(this.root, 'image', driver);
+    return `image/${driver}`;
   }
   repositories(driver: string): string {
-    return join(this.imageRoot(driver), 'repositories.json');
+    return `image/${driver}/repositories.json`;
   }
   imageContentDir(driver: string): string {
-    return join(this.imageRoot(driver), 'imagedb', 'content', 'sha256');
+    return `image/${driver}/imagedb/content/sha256`;
   }
   imageMetadataDir(driver: string): string {
-    return join(this.imageRoot(driver), 'imagedb', 'metadata', 'sha256');
+    return `image/${driver}/imagedb/metadata/sha256`;
   }
   layerDbDir(driver: string): string {
-    return join(this.imageRoot(driver), 'layerdb', 'sha256');
+    return `image/${driver}/layerdb/sha256`;
+  }
+  layerDbTmp(driver: string): string {
+    return `image/${driver}/layerdb/tmp`;
   }
   mountsDir(driver: string): string {
-    return join(this.imageRoot(driver), 'layerdb', 'mounts');
+    return `image/${driver}/layerdb/mounts`;
   }
   driverHome(driver: string): string {
-    return join(this.root, driver);
+    return driver;
   }
   get containersDir(): string {
-    return join(this.root, 'containers');
+    return 'containers';
   }
   get volumesDir(): string {
-    return join(this.root, 'volumes');
+    return 'volumes';
   }
   /** dockerd holds an exclusive flock on this file while it runs. */
   get volumesDb(): string {
-    return join(this.root, 'volumes', 'metadata.db');
+    return 'volumes/metadata.db';
   }
   get networkDb(): string {
-    return join(this.root, 'network', 'files', 'local-kv.db');
+    return 'network/files/local-kv.db';
   }
 }
+
+export const LAYOUT = new Layout();
 
 export const HEX64 = /^[a-f0-9]{64}$/;

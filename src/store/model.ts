@@ -1,15 +1,16 @@
-import { realpathSync } from 'node:fs';
-import { join } from 'node:path';
 import { chainIds, DIGEST_RE } from '../formats/digest/digest.js';
+import type { Confined } from '../io/confined.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { readContainers, type ContainerRecord } from './containers.js';
 import { readImages, readRepositories, type ImageRecord, type RefEntry } from './images.js';
 import { readLayers, readMounts, type LayerRecord, type MountRecord } from './layers.js';
+import { adapterFor, type DriverAdapter } from './drivers.js';
 import { HEX64, type Layout } from './layout.js';
 import { readNetworkKv, type KvRecord } from './networks.js';
 import { problem, type Problem } from './problems.js';
-import { isSupportedDriver, type OpenedRoot } from './root.js';
+import { realDir, type OpenedRoot } from './root.js';
 import { readVolumes, type VolumeRecord } from './volumes.js';
+import type { DriverChoice } from './driverchoice.js';
 
 /** Why dockerd would not restore an image at start (it logs and skips it). */
 export type NotRestored = 'invalid' | 'layer-missing' | 'os';
@@ -22,12 +23,19 @@ export type NotRestored = 'invalid' | 'layer-missing' | 'os';
  */
 export class Store {
   readonly L: Layout;
+  /** Every read of the root goes through this. */
+  readonly fs: Confined;
   /** The root path as dockerd saw it, for the absolute paths it reports (GraphDriver, Mountpoint). */
   readonly shownRoot: string;
+  readonly driver: string;
+  readonly adapter: DriverAdapter;
   private cache = new Map<string, unknown>();
 
-  constructor(readonly root: OpenedRoot, readonly driver: string) {
+  constructor(readonly root: OpenedRoot, readonly choice: DriverChoice) {
     this.L = root.layout;
+    this.fs = root.fs;
+    this.driver = choice.driver;
+    this.adapter = adapterFor(choice.driver);
     this.shownRoot = shownRootOf(root);
   }
 
@@ -36,18 +44,14 @@ export class Store {
     return this.cache.get(key) as T;
   }
 
-  /** A path inside the root as dockerd would print it. */
-  shown(abs: string): string {
-    return abs.startsWith(this.root.dir) ? `${this.shownRoot}${abs.slice(this.root.dir.length)}` : abs;
-  }
-
-  get supported(): boolean {
-    return isSupportedDriver(this.driver);
+  /** A path inside the root (relative to it) as dockerd would print it. */
+  shown(rel: string): string {
+    return rel === '' ? this.shownRoot : `${this.shownRoot}/${rel}`;
   }
 
   get repositories(): { refs: RefEntry[]; problems: Problem[]; missing: boolean } {
     return this.once('repos', () => {
-      const r = readRepositories(this.L, this.driver);
+      const r = readRepositories(this.fs, this.driver);
       // The reference store sorts references by their fully normalized string.
       r.refs.sort((a, b) => (a.normalized < b.normalized ? -1 : a.normalized > b.normalized ? 1 : 0));
       return r;
@@ -56,12 +60,12 @@ export class Store {
 
   /** Every config under imagedb/content/sha256 (restored or not). */
   get images(): Map<string, ImageRecord> {
-    return this.once('images', () => new Map(readImages(this.L, this.driver).map((i) => [i.id, i])));
+    return this.once('images', () => new Map(readImages(this.fs, this.driver).map((i) => [i.id, i])));
   }
 
   get layerDb(): { layers: Map<string, LayerRecord>; other: string[] } {
     return this.once('layers', () => {
-      const r = readLayers(this.L, this.driver);
+      const r = readLayers(this.fs, this.driver, this.adapter);
       return { layers: new Map(r.layers.map((l) => [l.chainId, l])), other: r.other };
     });
   }
@@ -185,7 +189,7 @@ export class Store {
   }
 
   get mounts(): MountRecord[] {
-    return this.once('mounts', () => readMounts(this.L, this.driver));
+    return this.once('mounts', () => readMounts(this.fs, this.driver));
   }
 
   mountOf(containerId: string): MountRecord | undefined {
@@ -193,7 +197,7 @@ export class Store {
   }
 
   get containers(): ContainerRecord[] {
-    return this.once('containers', () => readContainers(this.L));
+    return this.once('containers', () => readContainers(this.fs));
   }
 
   /** dockerd's container lookup: full ID, name (with or without `/`), or unique ID prefix. */
@@ -212,11 +216,11 @@ export class Store {
   }
 
   get volumes(): { volumes: VolumeRecord[]; problems: Problem[] } {
-    return this.once('volumes', () => readVolumes(this.L));
+    return this.once('volumes', () => readVolumes(this.fs));
   }
 
   get networkKv(): { records: KvRecord[]; problems: Problem[] } {
-    return this.once('kv', () => readNetworkKv(this.L));
+    return this.once('kv', () => readNetworkKv(this.fs));
   }
 }
 
@@ -226,28 +230,17 @@ export class Store {
  * containers' config.v2.json (LogPath, HostsPath), else /var/lib/docker.
  */
 function shownRootOf(root: OpenedRoot): string {
-  if (!root.fromArchive) {
-    try {
-      return realpathSync(root.dir);
-    } catch {
-      return root.dir;
-    }
-  }
-  for (const c of readContainers(root.layout)) {
+  if (!root.fromArchive) return realDir(root.dir);
+  for (const c of readContainers(root.fs)) {
     for (const p of [c.config?.LogPath, c.config?.HostsPath, c.config?.ResolvConfPath]) {
-      const m = p === undefined ? null : /^(.*)\/containers\/([a-f0-9]{64})\//.exec(p);
+      const m = typeof p !== 'string' ? null : /^(\/[^\0]*)\/containers\/([a-f0-9]{64})\//.exec(p);
       if (m !== null && m[2] === c.id) return m[1]!;
     }
   }
   return '/var/lib/docker';
 }
 
-/** Opens the store of the root's driver (the first found under image/), or of the one named. */
-export function openStore(root: OpenedRoot, driver?: string): Store {
-  return new Store(root, driver ?? root.drivers[0] ?? 'overlay2');
-}
-
 /** Names under layerdb/sha256 that are not layers: staging leftovers such as `<chain>-removing` or `*.tmp`. */
 export function stagingLeftovers(store: Store): string[] {
-  return store.layerDb.other.filter((n) => !HEX64.test(n)).map((n) => join(store.L.layerDbDir(store.driver), n));
+  return store.layerDb.other.filter((n) => !HEX64.test(n)).map((n) => `${store.L.layerDbDir(store.driver)}/${n}`);
 }

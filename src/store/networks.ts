@@ -1,10 +1,11 @@
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { utf8 } from '../formats/bytes.js';
 import { DatarootError } from '../formats/errors.js';
-import { openBolt } from './bolt.js';
-import type { Layout } from './layout.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
+import type { Confined } from '../io/confined.js';
+import { openBoltIn } from './bolt.js';
+import { LAYOUT as L } from './layout.js';
 import { problem, type Problem } from './problems.js';
-import { exists } from './fsread.js';
 
 /** One libnetwork record of local-kv.db: its key parts, dbIndex and JSON. */
 export interface KvRecord {
@@ -18,12 +19,13 @@ export interface KvRecord {
 const PREFIX = 'docker/network/v1.0/';
 
 /** Every `docker/network/v1.0/<kind>/<id…>/` record of the libnetwork bucket, decoded. */
-export function readNetworkKv(L: Layout): { records: KvRecord[]; problems: Problem[] } {
+export function readNetworkKv(fs: Confined): { records: KvRecord[]; problems: Problem[] } {
   const records: KvRecord[] = [];
   const problems: Problem[] = [];
-  if (!exists(L.networkDb)) return { records, problems };
   try {
-    const b = openBolt(L.networkDb);
+    if (fs.lstat(L.networkDb)?.size === 0) return { records, problems };
+    const b = openBoltIn(fs, L.networkDb);
+    if (b === undefined) return { records, problems };
     try {
       const ref = b.db.bucketAt([new TextEncoder().encode('libnetwork')]);
       if (ref === undefined) return { records, problems };
@@ -34,8 +36,9 @@ export function readNetworkKv(L: Layout): { records: KvRecord[]; problems: Probl
         const parts = key.slice(PREFIX.length).split('/').filter((p) => p !== '');
         const index = Number(new DataView(e.value.buffer, e.value.byteOffset, 8).getBigUint64(0, true));
         try {
-          const value = JSON.parse(utf8(e.value.subarray(8))) as Record<string, unknown>;
-          records.push({ key, kind: parts[0] ?? '', ids: parts.slice(1), index, value });
+          const value = parseJsonBounded(utf8(e.value.subarray(8)));
+          if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
+          records.push({ key, kind: parts[0] ?? '', ids: parts.slice(1), index, value: value as Record<string, unknown> });
         } catch {
           problems.push(problem('NETWORK_RECORD_INVALID', `${key} does not hold JSON after its 8-byte index`, L.networkDb));
         }

@@ -1,19 +1,19 @@
-import { join } from 'node:path';
-import { statSync } from 'node:fs';
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { utf8 } from '../formats/bytes.js';
 import { DatarootError } from '../formats/errors.js';
-import { openBolt } from './bolt.js';
-import type { Layout } from './layout.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
+import { LIMITS, type Confined } from '../io/confined.js';
+import { openBoltIn } from './bolt.js';
+import { LAYOUT as L } from './layout.js';
 import { problem, type Problem } from './problems.js';
-import { exists, isDir, listDir, readJson } from './fsread.js';
+import { readJson } from './fsread.js';
 
 export interface VolumeRecord {
   name: string;
   driver: string;
   labels: Record<string, string> | null;
   options: Record<string, string> | null;
-  /** <root>/volumes/<name>/_data */
+  /** volumes/<name>/_data, relative to the root. */
   dataDir: string;
   /** ctime of _data: what the local driver reports as CreatedAt (an archive cannot keep it). */
   createdAt: Date | undefined;
@@ -33,12 +33,13 @@ interface VolumeMeta {
  * of volumes/metadata.db, plus every directory under volumes/ (the local driver lists those even
  * without metadata).
  */
-export function readVolumes(L: Layout): { volumes: VolumeRecord[]; problems: Problem[] } {
+export function readVolumes(fs: Confined): { volumes: VolumeRecord[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const meta = new Map<string, VolumeMeta>();
-  if (exists(L.volumesDb)) {
+  {
     try {
-      const b = openBolt(L.volumesDb);
+      const b = fs.kind(L.volumesDb) === 'file' && fs.lstat(L.volumesDb)?.size === 0 ? undefined : openBoltIn(fs, L.volumesDb);
+      if (b !== undefined)
       try {
         const ref = b.db.bucketAt([new TextEncoder().encode('volumes')]);
         if (ref !== undefined) {
@@ -46,7 +47,9 @@ export function readVolumes(L: Layout): { volumes: VolumeRecord[]; problems: Pro
             if (isBucketEntry(e) || e.value.length === 0) return;
             const name = utf8(e.key);
             try {
-              meta.set(name, JSON.parse(utf8(e.value)) as VolumeMeta);
+              const v = parseJsonBounded(utf8(e.value));
+              if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+              meta.set(name, v as VolumeMeta);
             } catch {
               problems.push(problem('VOLUME_METADATA_INVALID', `metadata of volume ${name} is not JSON`, L.volumesDb));
             }
@@ -61,18 +64,22 @@ export function readVolumes(L: Layout): { volumes: VolumeRecord[]; problems: Pro
   }
   const names = new Set<string>(meta.keys());
   // The local driver takes every directory under volumes/ as a volume at start.
-  for (const n of listDir(L.volumesDir)) if (isDir(join(L.volumesDir, n))) names.add(n);
+  for (const n of fs.names(L.volumesDir)) if (fs.isDir(`${L.volumesDir}/${n}`)) names.add(n);
   const volumes = [...names].sort().map((name): VolumeRecord => {
     const m = meta.get(name);
-    const dataDir = join(L.volumesDir, name, '_data');
-    let createdAt: Date | undefined;
     const vp: Problem[] = [];
-    try {
-      createdAt = statSync(dataDir).ctime;
-    } catch {
-      vp.push(problem('VOLUME_DATA_MISSING', `${name}/_data does not exist`, dataDir));
+    // A name from metadata.db becomes a path only when it is one component.
+    const safe = isSafeVolumeName(name);
+    if (!safe) vp.push(problem('ID_INVALID', `volume name ${JSON.stringify(name.slice(0, 100))} is not a valid volume name: its directory is not looked up`, L.volumesDb));
+    const dataDir = safe ? `${L.volumesDir}/${name}/_data` : '';
+    let createdAt: Date | undefined;
+    if (safe) {
+      const k = fs.kind(dataDir);
+      if (k === 'dir') createdAt = fs.lstat(dataDir)?.ctime;
+      else if (k === 'missing') vp.push(problem('VOLUME_DATA_MISSING', `${name}/_data does not exist`, dataDir));
+      else vp.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${name}/_data is a ${k}, not a directory: it is not followed`, dataDir));
     }
-    const opts = readJson(join(L.volumesDir, name, 'opts.json'));
+    const opts = safe ? readJson(fs, `${L.volumesDir}/${name}/opts.json`, { max: LIMITS.objectJson }) : undefined;
     return {
       name,
       driver: m?.Driver ?? 'local',
@@ -85,4 +92,9 @@ export function readVolumes(L: Layout): { volumes: VolumeRecord[]; problems: Pro
     };
   });
   return { volumes, problems };
+}
+
+/** dockerd's volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (volume/local's validName), also the 64-hex anonymous ones. */
+export function isSafeVolumeName(name: string): boolean {
+  return /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) && name.length <= 255 && name !== '..';
 }

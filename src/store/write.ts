@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
-import { fsyncDir, writeFileAtomicSync } from '../io/atomic.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
+import { LIMITS, type Confined } from '../io/confined.js';
 import { lutimesNs } from '../io/native.js';
-import type { Layout } from './layout.js';
+import { LAYOUT as L } from './layout.js';
 
 /**
  * The writes of an offline injector, in the order of the injection recipe (shared/reference:
@@ -41,41 +42,70 @@ export function newLinkId(): string {
   return out.slice(0, 26);
 }
 
+/** The directories of a driver's store, in creation order, with dockerd's modes. */
+function storeDirs(driver: string): [string, number][] {
+  const dirs: [string, number][] = [
+    [L.imageRoot(driver), 0o700],
+    [`${L.imageRoot(driver)}/imagedb`, 0o700],
+    [`${L.imageRoot(driver)}/imagedb/content`, 0o700],
+    [L.imageContentDir(driver), 0o700],
+    [`${L.imageRoot(driver)}/imagedb/metadata`, 0o700],
+    [L.imageMetadataDir(driver), 0o700],
+    [`${L.imageRoot(driver)}/layerdb`, 0o700],
+    [L.layerDbDir(driver), 0o755],
+    [L.layerDbTmp(driver), 0o755],
+  ];
+  if (driver === 'overlay2') dirs.push([L.driverHome('overlay2'), 0o710], [`${L.driverHome('overlay2')}/l`, 0o700]);
+  else dirs.push([L.driverHome(driver), 0o700], [`${L.driverHome(driver)}/dir`, 0o710]);
+  dirs.push([L.volumesDir, 0o701]);
+  return dirs;
+}
+
+/**
+ * Refuses a target whose store directories are not plain directories (a symlink there would
+ * carry every write out of the root), or whose files dockerd rewrites are not regular files.
+ * Runs before the first write.
+ */
+export function validateTarget(fs: Confined, driver: string): void {
+  for (const [rel] of storeDirs(driver)) {
+    const k = fs.kind(rel);
+    if (k === 'missing' || k === 'dir') {
+      if (k === 'missing') continue;
+      try {
+        fs.requireDir(rel);
+        continue;
+      } catch (e) {
+        if (!(e instanceof DatarootError)) throw e;
+        throw new DatarootError('STORE_TARGET_UNSAFE', `${rel}: ${e.message}; refusing to write into this root`, { file: fs.abs(rel) });
+      }
+    }
+    throw new DatarootError('STORE_TARGET_UNSAFE', `${rel} is a ${k}, not a directory${k === 'symlink' ? ` (to ${JSON.stringify(fs.readlink(rel) ?? '')})` : ''}: refusing to write into this root`, { file: fs.abs(rel) });
+  }
+  for (const rel of [L.repositories(driver), L.volumesDb]) {
+    const k = fs.kind(rel);
+    if (k !== 'missing' && k !== 'file') throw new DatarootError('STORE_TARGET_UNSAFE', `${rel} is a ${k}, not a regular file: refusing to write into this root`, { file: fs.abs(rel) });
+  }
+}
+
 /**
  * Creates what a daemon's first start would, for a root that has never been started (or lacks
  * pieces): image/<driver>/{imagedb,layerdb}, the driver home, volumes/metadata.db (empty: bbolt
  * initialises an empty file when dockerd opens it). Existing entries are left as they are.
+ * Returns what it created (relative paths).
  */
-export function ensureLayout(L: Layout, driver: string, times?: DirTimes): string[] {
+export function ensureLayout(fs: Confined, driver: string, times?: DirTimes): string[] {
+  validateTarget(fs, driver);
   const made: string[] = [];
-  const dir = (p: string, mode: number): void => {
-    if (existsSync(p)) return;
-    times?.remember(dirname(p));
-    mkdirSync(p, { recursive: true, mode });
-    chmodSync(p, mode);
-    made.push(p);
-  };
-  dir(L.root, 0o710);
-  dir(L.imageRoot(driver), 0o700);
-  dir(join(L.imageRoot(driver), 'imagedb'), 0o700);
-  dir(join(L.imageRoot(driver), 'imagedb', 'content'), 0o700);
-  dir(L.imageContentDir(driver), 0o700);
-  dir(join(L.imageRoot(driver), 'imagedb', 'metadata'), 0o700);
-  dir(L.imageMetadataDir(driver), 0o700);
-  dir(join(L.imageRoot(driver), 'layerdb'), 0o700);
-  dir(L.layerDbDir(driver), 0o755);
-  dir(join(L.imageRoot(driver), 'layerdb', 'tmp'), 0o755);
-  if (driver === 'overlay2') {
-    dir(L.driverHome('overlay2'), 0o710);
-    dir(join(L.driverHome('overlay2'), 'l'), 0o700);
-  } else {
-    dir(L.driverHome(driver), 0o700);
-    dir(join(L.driverHome(driver), 'dir'), 0o710);
+  for (const [rel, mode] of storeDirs(driver)) {
+    if (fs.exists(rel)) continue;
+    times?.remember(fs.abs(dirname(rel) === '.' ? '' : dirname(rel)));
+    fs.mkdirs(rel, mode);
+    chmodSync(fs.abs(rel), mode);
+    made.push(rel);
   }
-  dir(L.volumesDir, 0o701);
-  if (!existsSync(L.volumesDb)) {
-    times?.remember(L.volumesDir);
-    closeSync(openSync(L.volumesDb, 'wx', 0o600));
+  if (!fs.exists(L.volumesDb)) {
+    times?.remember(fs.abs(L.volumesDir));
+    fs.writeNewFile(L.volumesDb, new Uint8Array(), 0o600);
     made.push(L.volumesDb);
   }
   return made;
@@ -96,50 +126,42 @@ export interface LayerMeta {
  * Commits a layerdb entry: the files are written into layerdb/tmp/<staging>, fsynced, and the
  * directory renamed to layerdb/sha256/<chainID> (dockerd's write-set commit).
  */
-export function commitLayer(L: Layout, driver: string, m: LayerMeta, hooks?: { staged?: () => void }): void {
-  const tmp = join(L.imageRoot(driver), 'layerdb', 'tmp', `write-set${STAGING}-${randomBytes(6).toString('hex')}`);
-  mkdirSync(tmp, { mode: 0o700 });
-  chmodSync(tmp, 0o700);
-  const put = (name: string, content: string | Uint8Array): void => {
-    const fd = openSync(join(tmp, name), 'wx', 0o644);
-    try {
-      writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  };
+export function commitLayer(fs: Confined, driver: string, m: LayerMeta, hooks?: { staged?: () => void }): void {
+  const tmp = `${L.layerDbTmp(driver)}/write-set${STAGING}-${randomBytes(6).toString('hex')}`;
+  fs.mkdirs(tmp, 0o700);
+  chmodSync(fs.abs(tmp), 0o700);
+  const put = (name: string, content: string | Uint8Array): void => fs.writeNewFile(`${tmp}/${name}`, content, 0o644, true);
   put('diff', m.diffId);
   put('size', String(m.size));
   put('cache-id', m.cacheId);
   if (m.parent !== undefined) put('parent', m.parent);
   put('tar-split.json.gz', m.tarSplit);
-  fsyncDir(tmp);
+  fs.fsyncDir(tmp);
   hooks?.staged?.();
-  renameSync(tmp, join(L.layerDbDir(driver), m.chainId.replace(/^sha256:/, '')));
-  fsyncDir(L.layerDbDir(driver));
+  fs.rename(tmp, `${L.layerDbDir(driver)}/${m.chainId.replace(/^sha256:/, '')}`);
+  fs.fsyncDir(L.layerDbDir(driver));
 }
 
 /** imagedb/content/sha256/<id>: the exact config bytes (0600), written atomically. Returns false when already there. */
-export function writeImageConfig(L: Layout, driver: string, id: string, bytes: Uint8Array): boolean {
-  const p = join(L.imageContentDir(driver), id.replace(/^sha256:/, ''));
-  if (existsSync(p)) {
-    const cur = readFileSync(p);
-    if (Buffer.compare(cur, Buffer.from(bytes)) === 0) return false;
-    throw new DatarootError('STORE_IMAGE_CONFLICT', `${p} exists with other content (it does not verify): run dataroot verify`, { file: p });
+export function writeImageConfig(fs: Confined, driver: string, id: string, bytes: Uint8Array): boolean {
+  const p = `${L.imageContentDir(driver)}/${id.replace(/^sha256:/, '')}`;
+  if (fs.exists(p)) {
+    const cur = fs.readFile(p, { max: LIMITS.config, what: 'image config' });
+    if (cur !== undefined && Buffer.compare(cur, Buffer.from(bytes)) === 0) return false;
+    throw new DatarootError('STORE_IMAGE_CONFLICT', `${p} exists with other content (it does not verify): run dataroot verify`, { file: fs.abs(p) });
   }
-  writeFileAtomicSync(p, bytes, 0o600);
+  fs.writeFileAtomic(p, bytes, 0o600);
   return true;
 }
 
 /** imagedb/metadata/sha256/<id>/lastUpdated, as TagImage writes it (RFC 3339 with fraction, no newline). */
-export function writeLastUpdated(L: Layout, driver: string, id: string, when = new Date()): void {
-  const dir = join(L.imageMetadataDir(driver), id.replace(/^sha256:/, ''));
-  if (!existsSync(dir)) {
-    mkdirSync(dir, { mode: 0o700 });
-    chmodSync(dir, 0o700);
+export function writeLastUpdated(fs: Confined, driver: string, id: string, when = new Date()): void {
+  const dir = `${L.imageMetadataDir(driver)}/${id.replace(/^sha256:/, '')}`;
+  if (!fs.exists(dir)) {
+    fs.mkdirs(dir, 0o700);
+    chmodSync(fs.abs(dir), 0o700);
   }
-  writeFileAtomicSync(join(dir, 'lastUpdated'), when.toISOString().replace(/\.?0+Z$/, 'Z'), 0o600);
+  fs.writeFileAtomic(`${dir}/lastUpdated`, when.toISOString().replace(/\.?0+Z$/, 'Z'), 0o600);
 }
 
 /** A tag as dockerd stores it: familiar repository and familiar `name:tag` (`latest` when none). */
@@ -161,22 +183,39 @@ function marshalRepositories(repos: Record<string, Record<string, string>>): str
   return JSON.stringify({ Repositories: sorted });
 }
 
+type RepoDoc = { Repositories: Record<string, Record<string, string>> };
+
+/** The reference store as a writer may rewrite it: refused (before anything is written) when it is not one. */
+export function readRepositoriesForWrite(fs: Confined, driver: string): RepoDoc {
+  const path = L.repositories(driver);
+  let text: string | undefined;
+  try {
+    text = fs.readText(path, { max: LIMITS.repositories, what: 'repositories.json' });
+  } catch (e) {
+    if (!(e instanceof DatarootError)) throw e;
+    throw new DatarootError('REPOSITORIES_INVALID', `${path}: ${e.message}; refusing to rewrite it`, { file: fs.abs(path) });
+  }
+  if (text === undefined) return { Repositories: {} };
+  try {
+    const doc = parseJsonBounded(text) as RepoDoc;
+    if (doc === null || typeof doc !== 'object' || typeof doc.Repositories !== 'object' || doc.Repositories === null || Array.isArray(doc.Repositories)) throw new Error('no Repositories object');
+    for (const [k, inner] of Object.entries(doc.Repositories)) {
+      if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) throw new Error(`repository ${JSON.stringify(k)} is not an object`);
+    }
+    return doc;
+  } catch (e) {
+    throw new DatarootError('REPOSITORIES_INVALID', `${path} is not a valid reference store (${(e as Error).message}); refusing to rewrite it`, { file: fs.abs(path) });
+  }
+}
+
 /**
  * Merges tags into repositories.json (existing entries kept, a tag moved when it pointed
  * elsewhere), rewritten atomically with mode 0600 only when something changed. Returns the tags
  * that changed.
  */
-export function mergeTags(L: Layout, driver: string, tags: { ref: string; id: string }[]): string[] {
+export function mergeTags(fs: Confined, driver: string, tags: { ref: string; id: string }[]): string[] {
   const path = L.repositories(driver);
-  let doc: { Repositories: Record<string, Record<string, string>> } = { Repositories: {} };
-  if (existsSync(path)) {
-    try {
-      doc = JSON.parse(readFileSync(path, 'utf8')) as typeof doc;
-      if (doc === null || typeof doc !== 'object' || typeof doc.Repositories !== 'object' || doc.Repositories === null) throw new Error('no Repositories object');
-    } catch (e) {
-      throw new DatarootError('REPOSITORIES_INVALID', `${path} is not a valid reference store (${(e as Error).message}); refusing to rewrite it`, { file: path });
-    }
-  }
+  const doc = readRepositoriesForWrite(fs, driver);
   const changed: string[] = [];
   for (const t of tags) {
     const { repo, key } = familiarTag(t.ref);
@@ -185,29 +224,34 @@ export function mergeTags(L: Layout, driver: string, tags: { ref: string; id: st
     inner[key] = t.id;
     changed.push(key);
   }
-  if (changed.length > 0 || !existsSync(path)) writeFileAtomicSync(path, marshalRepositories(doc.Repositories), 0o600);
+  if (changed.length > 0 || !fs.exists(path)) fs.writeFileAtomic(path, marshalRepositories(doc.Repositories), 0o600);
   return changed;
 }
 
 /** overlay2: `l/<link>` → `../<cache-id>/diff`, and the empty `committed` marker in the parent. */
-export function linkOverlayLayer(L: Layout, cacheId: string, link: string, parentCacheId: string | undefined): void {
+export function linkOverlayLayer(fs: Confined, cacheId: string, link: string, parentCacheId: string | undefined): void {
   const home = L.driverHome('overlay2');
-  const lp = join(home, 'l', link);
-  if (!existsSync(lp)) symlinkSync(`../${cacheId}/diff`, lp);
+  const lp = `${home}/l/${link}`;
+  if (!fs.exists(lp)) fs.symlink(`../${cacheId}/diff`, lp);
   if (parentCacheId !== undefined) {
-    const c = join(home, parentCacheId, 'committed');
-    if (!existsSync(c)) writeFileSync(c, '', { mode: 0o600 });
+    const c = `${home}/${parentCacheId}/committed`;
+    if (!fs.exists(c)) fs.writeNewFile(c, '', 0o600);
   }
 }
 
 /** Remembers directory times so a refused write can leave the root as it was (mtimes included). */
 export class DirTimes {
   private readonly saved = new Map<string, { atime: bigint; mtime: bigint }>();
+  constructor(private readonly fs?: Confined) {}
+  /** Absolute paths, or paths relative to the Confined given at construction. */
   remember(...dirs: string[]): void {
-    for (const d of dirs) {
+    for (const d0 of dirs) {
+      const d = this.fs !== undefined && !d0.startsWith('/') ? this.fs.abs(d0) : d0;
       if (this.saved.has(d)) continue;
       try {
-        const st = statSync(d, { bigint: true });
+        const rel = this.fs?.relOf(d);
+        const st = rel !== undefined && this.fs !== undefined ? this.fs.lstatBig(rel) : undefined;
+        if (st === undefined || !st.isDirectory()) continue;
         this.saved.set(d, { atime: st.atimeNs, mtime: st.mtimeNs });
       } catch {
         /* not there: nothing to restore */
@@ -225,6 +269,7 @@ export class DirTimes {
   }
 }
 
-export function removeStaging(paths: string[]): void {
-  for (const p of paths) rmSync(p, { recursive: true, force: true });
+/** Removes staging and what a refused write made (relative paths, beneath the root only). */
+export function removeStaging(fs: Confined, paths: string[]): void {
+  for (const p of paths) fs.remove(p);
 }

@@ -1,0 +1,617 @@
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+  type BigIntStats,
+  type Dirent,
+  type Stats,
+} from 'node:fs';
+import { basename, dirname, posix } from 'node:path';
+import { DatarootError } from '../formats/errors.js';
+
+/**
+ * The confined access layer. Every read and write of evidence (a data-root, an unpacked archive, a
+ * snapshot store, a restore or inject target) goes through a `Confined` base:
+ *
+ * - a path is relative to the base and checked before use: no absolute path, no `..`, no empty
+ *   or NUL component;
+ * - it is resolved component by component and never through a symlink: a symlink in the evidence
+ *   is data (reported as `SYMLINK_OUT_OF_ROOT` or `SYMLINK_NOT_FOLLOWED`), never a way out;
+ * - a file is opened with O_NOFOLLOW | O_NONBLOCK and read only after fstat says it is a regular
+ *   file (a FIFO, a device, a socket or a directory never blocks or floods a read), and only up to
+ *   a bound for its kind (`FILE_TOO_LARGE` past it);
+ * - writes, renames and removals happen only beneath the base, after the same checks.
+ *
+ * The base itself is what the user named (a symlink to it is followed once, as dockerd follows a
+ * symlinked data-root). The evidence is taken as static while it is read: directories verified once
+ * are remembered, and forgotten when this process removes or renames them.
+ */
+
+export type EntryKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char' | 'block' | 'unknown';
+
+export function kindOfStats(st: Stats | BigIntStats): EntryKind {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return 'unknown';
+}
+
+const KIND_WORD: Record<EntryKind, string> = {
+  file: 'a regular file',
+  dir: 'a directory',
+  symlink: 'a symlink',
+  fifo: 'a FIFO',
+  socket: 'a socket',
+  char: 'a character device',
+  block: 'a block device',
+  unknown: 'a file of unknown type',
+};
+
+/** Bounds for whole-file reads, by kind of file (bytes). */
+export const LIMITS = {
+  /** One-line metadata files: diff, size, cache-id, parent, link, lower, mount-id, lastUpdated. */
+  meta: 64 << 10,
+  /** An image config (imagedb/content). */
+  config: 32 << 20,
+  /** repositories.json. */
+  repositories: 128 << 20,
+  /** config.v2.json, hostconfig.json and other per-object JSON. */
+  objectJson: 32 << 20,
+  /** Anything shown whole by `cat`. */
+  cat: 256 << 20,
+  /** Head read to classify a file. */
+  sniff: 8 << 20,
+} as const;
+
+const O_READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Checks a relative path and returns its components. */
+export function pathParts(rel: string): string[] {
+  if (rel === '' || rel === '.') return [];
+  if (rel.includes('\0')) throw new DatarootError('PATH_INVALID', `path ${JSON.stringify(rel)} holds a NUL byte`);
+  if (rel.startsWith('/')) throw new DatarootError('PATH_INVALID', `path ${JSON.stringify(rel)} is absolute, where a path inside the base is expected`);
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  for (const p of parts) {
+    if (p === '..') throw new DatarootError('PATH_INVALID', `path ${JSON.stringify(rel)} leaves its base ("..")`);
+    if (Buffer.byteLength(p) > 255) throw new DatarootError('PATH_INVALID', `path ${JSON.stringify(rel.slice(0, 80))}… has a component longer than 255 bytes`);
+  }
+  return parts;
+}
+
+/** One name inside a directory: not empty, not `.` or `..`, no `/` or NUL. */
+export function isSafeName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0') && Buffer.byteLength(name) <= 255;
+}
+
+/** Where a symlink's target points, lexically, relative to the base; undefined when it leaves it. */
+export function symlinkTargetInside(rel: string, target: string): string | undefined {
+  if (target.startsWith('/')) return undefined;
+  const stack = pathParts(dirname(`/${rel}`).slice(1));
+  for (const p of target.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') {
+      if (stack.length === 0) return undefined;
+      stack.pop();
+    } else stack.push(p);
+  }
+  return stack.join('/');
+}
+
+export interface ReadOptions {
+  /** Most bytes read; a larger file is FILE_TOO_LARGE. */
+  max: number;
+  /** What the file is, for messages ("image config", "repositories.json"). */
+  what?: string;
+}
+
+export interface WalkEntry {
+  /** Path relative to the base, with `/` separators. */
+  rel: string;
+  stat: Stats;
+}
+
+/** An open regular file of the base, for streaming or positional reads. */
+export interface OpenFile {
+  fd: number;
+  size: number;
+  stat: Stats;
+  close(): void;
+}
+
+export class Confined {
+  /** Directories (relative paths) verified as real directories, not symlinks. */
+  private readonly dirs = new Set<string>(['']);
+
+  private constructor(readonly base: string) {}
+
+  /**
+   * A base for a directory the user named. The directory must exist; `what` names it in errors.
+   */
+  static open(base: string, what = 'directory'): Confined {
+    let st: Stats;
+    try {
+      st = lstatSync(base);
+      if (st.isSymbolicLink()) st = lstatSync(`${base}/.`);
+    } catch (e) {
+      throw fsError(e, base, `${what} ${base}`);
+    }
+    if (!st.isDirectory()) throw new DatarootError('PATH_NOT_A_DIRECTORY', `${what} ${base} is ${KIND_WORD[kindOfStats(st)]}, not a directory`, { file: base });
+    return new Confined(base);
+  }
+
+  /** A base for a directory this process creates or trusts (a temp dir it made). */
+  static trusted(base: string): Confined {
+    return new Confined(base);
+  }
+
+  /** The absolute path of a relative one (checked; for messages and for trusted helpers). */
+  abs(rel: string): string {
+    const parts = pathParts(rel);
+    return parts.length === 0 ? this.base : `${this.base}/${parts.join('/')}`;
+  }
+
+  /** The relative path of an absolute path under the base, or undefined. */
+  relOf(abs: string): string | undefined {
+    if (abs === this.base) return '';
+    return abs.startsWith(`${this.base}/`) ? abs.slice(this.base.length + 1) : undefined;
+  }
+
+  /**
+   * Verifies that every ancestor of the path is a real directory (not a symlink). Returns
+   * 'missing' when one does not exist, else undefined; throws a coded error for a symlink or a
+   * non-directory on the way.
+   */
+  private ancestors(parts: readonly string[], upto = parts.length - 1): 'missing' | undefined {
+    let rel = '';
+    for (let i = 0; i < upto; i++) {
+      rel = rel === '' ? parts[i]! : `${rel}/${parts[i]}`;
+      if (this.dirs.has(rel)) continue;
+      let st: Stats;
+      try {
+        st = lstatSync(`${this.base}/${rel}`);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
+        throw fsError(e, this.abs(rel), rel);
+      }
+      if (st.isSymbolicLink()) throw this.symlinkError(rel);
+      if (!st.isDirectory()) throw new DatarootError('PATH_NOT_A_DIRECTORY', `${rel} is ${KIND_WORD[kindOfStats(st)]}, where a directory is expected`, { file: this.abs(rel) });
+      this.dirs.add(rel);
+    }
+    return undefined;
+  }
+
+  /** The coded error for a symlink met where a file or directory is expected. */
+  symlinkError(rel: string): DatarootError {
+    let target = '';
+    try {
+      target = readlinkSync(`${this.base}/${rel}`, 'utf8');
+    } catch {
+      /* gone meanwhile */
+    }
+    const inside = symlinkTargetInside(rel, target);
+    if (inside === undefined) {
+      return new DatarootError('SYMLINK_OUT_OF_ROOT', `${rel} is a symlink to ${JSON.stringify(target)}, outside the base: it is evidence, not followed`, { file: this.abs(rel), target });
+    }
+    return new DatarootError('SYMLINK_NOT_FOLLOWED', `${rel} is a symlink (to ${JSON.stringify(target)}) where a file or directory is expected: it is not followed`, { file: this.abs(rel), target });
+  }
+
+  /** lstat of a path (never following it), or undefined when it does not exist. */
+  lstat(rel: string): Stats | undefined {
+    const parts = pathParts(rel);
+    if (this.ancestors(parts) === 'missing') return undefined;
+    try {
+      return lstatSync(this.abs(rel));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw fsError(e, this.abs(rel), rel);
+    }
+  }
+
+  lstatBig(rel: string): BigIntStats | undefined {
+    const parts = pathParts(rel);
+    if (this.ancestors(parts) === 'missing') return undefined;
+    try {
+      return lstatSync(this.abs(rel), { bigint: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw fsError(e, this.abs(rel), rel);
+    }
+  }
+
+  /** What is at the path: a kind, or 'missing'. Never throws for a symlink ancestor: that is 'missing'. */
+  kind(rel: string): EntryKind | 'missing' {
+    try {
+      const st = this.lstat(rel);
+      return st === undefined ? 'missing' : kindOfStats(st);
+    } catch (e) {
+      if (e instanceof DatarootError) return 'missing';
+      throw e;
+    }
+  }
+
+  exists(rel: string): boolean {
+    return this.kind(rel) !== 'missing';
+  }
+
+  /** Whether the path is a real directory (a symlink to one is not). */
+  isDir(rel: string): boolean {
+    return this.kind(rel) === 'dir';
+  }
+
+  /**
+   * Asserts that the path is a real directory and remembers it. Returns false when it does not
+   * exist; throws SYMLINK_* or PATH_NOT_A_DIRECTORY when something else is there.
+   */
+  requireDir(rel: string): boolean {
+    const parts = pathParts(rel);
+    const joined = parts.join('/');
+    if (this.dirs.has(joined)) return true;
+    if (this.ancestors(parts, parts.length) === 'missing') return false;
+    return true;
+  }
+
+  /** The names of a directory, in byte order; undefined when it does not exist. */
+  list(rel: string): string[] | undefined {
+    if (!this.requireDir(rel)) return undefined;
+    try {
+      return readdirSync(this.abs(rel)).sort(byteOrder);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw fsError(e, this.abs(rel), rel);
+    }
+  }
+
+  /** The entries of a directory with their types (d_type), in byte order; undefined when absent. */
+  listTyped(rel: string): Dirent[] | undefined {
+    if (!this.requireDir(rel)) return undefined;
+    try {
+      return readdirSync(this.abs(rel), { withFileTypes: true }).sort((a, b) => byteOrder(a.name, b.name));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw fsError(e, this.abs(rel), rel);
+    }
+  }
+
+  /** The names of a directory, [] when it is absent or is not a real directory (for lenient listings). */
+  names(rel: string): string[] {
+    try {
+      return this.list(rel) ?? [];
+    } catch (e) {
+      if (e instanceof DatarootError) return [];
+      throw e;
+    }
+  }
+
+  /** A symlink's target, as data; undefined when the path is absent or not a symlink. */
+  readlink(rel: string): string | undefined {
+    const st = this.lstat(rel);
+    if (st === undefined || !st.isSymbolicLink()) return undefined;
+    try {
+      return readlinkSync(this.abs(rel), 'utf8');
+    } catch (e) {
+      throw fsError(e, this.abs(rel), rel);
+    }
+  }
+
+  /**
+   * Opens a regular file for reading. Undefined when it does not exist; SYMLINK_*,
+   * FILE_NOT_REGULAR (FIFO, device, socket, directory) otherwise.
+   */
+  openFile(rel: string, what?: string): OpenFile | undefined {
+    const parts = pathParts(rel);
+    if (parts.length === 0) throw new DatarootError('FILE_NOT_REGULAR', `${what ?? 'the base'} is a directory, where a file is expected`, { file: this.base });
+    if (this.ancestors(parts) === 'missing') return undefined;
+    const abs = this.abs(rel);
+    let fd: number;
+    try {
+      fd = openSync(abs, O_READ | constants.O_NOATIME);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EPERM') {
+        try {
+          fd = openSync(abs, O_READ);
+        } catch (e2) {
+          return this.openFailed(e2, rel, what);
+        }
+      } else return this.openFailed(e, rel, what);
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(st)]}, where a regular file is expected`, { file: abs });
+    }
+    let closed = false;
+    return {
+      fd,
+      size: st.size,
+      stat: st,
+      close: () => {
+        if (!closed) closeSync(fd);
+        closed = true;
+      },
+    };
+  }
+
+  private openFailed(e: unknown, rel: string, what: string | undefined): undefined {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'ELOOP') throw this.symlinkError(rel);
+    if (code === 'ENXIO' || code === 'EISDIR') {
+      // O_NONBLOCK open of a FIFO with no writer for reading succeeds; ENXIO is a socket.
+      const st = this.lstat(rel);
+      const kind = st === undefined ? 'unknown' : kindOfStats(st);
+      throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kind]}, where a regular file is expected`, { file: this.abs(rel) });
+    }
+    throw fsError(e, this.abs(rel), rel);
+  }
+
+  /** A whole regular file, up to `o.max` bytes; undefined when absent. */
+  readFile(rel: string, o: ReadOptions): Buffer | undefined {
+    const f = this.openFile(rel, o.what);
+    if (f === undefined) return undefined;
+    try {
+      if (f.size > o.max) {
+        throw new DatarootError('FILE_TOO_LARGE', `${o.what !== undefined ? `${o.what} ` : ''}${rel} is ${f.size} bytes; at most ${o.max} are read for it`, { file: this.abs(rel), size: f.size, max: o.max });
+      }
+      return readFd(f.fd, f.size, o.max, this.abs(rel));
+    } finally {
+      f.close();
+    }
+  }
+
+  readText(rel: string, o: ReadOptions): string | undefined {
+    return this.readFile(rel, o)?.toString('utf8');
+  }
+
+  /** The first `n` bytes of a regular file (fewer when it is shorter). */
+  readHead(rel: string, n: number): Buffer | undefined {
+    const f = this.openFile(rel);
+    if (f === undefined) return undefined;
+    try {
+      const buf = Buffer.alloc(Math.min(n, f.size));
+      let got = 0;
+      while (got < buf.length) {
+        const k = readSync(f.fd, buf, got, buf.length - got, got);
+        if (k === 0) break;
+        got += k;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      f.close();
+    }
+  }
+
+  /**
+   * A sub-base at a directory of this one (a layer's diff dir, a volume's _data). Undefined when
+   * it does not exist; SYMLINK_* or PATH_NOT_A_DIRECTORY when something else is there.
+   */
+  sub(rel: string): Confined | undefined {
+    if (!this.requireDir(rel)) return undefined;
+    return new Confined(this.abs(rel));
+  }
+
+  /**
+   * Every entry under a directory, depth first with names in byte order, never through a symlink
+   * (a symlink is an entry, not a directory). Iterative: depth costs memory, not stack. Entries
+   * that vanish meanwhile are skipped; `onError` hears of a directory that cannot be listed.
+   */
+  *walk(rel = '', onError?: (rel: string, e: DatarootError) => void): Generator<WalkEntry> {
+    if (!this.requireDir(rel)) return;
+    const stack: { dir: string; names: string[]; i: number }[] = [];
+    const open = (dir: string): void => {
+      let names: string[] = [];
+      try {
+        names = readdirSync(this.abs(dir)).sort(byteOrder);
+      } catch (e) {
+        onError?.(dir, fsError(e, this.abs(dir), dir));
+      }
+      stack.push({ dir, names, i: 0 });
+    };
+    open(pathParts(rel).join('/'));
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      if (top.i >= top.names.length) {
+        stack.pop();
+        continue;
+      }
+      const name = top.names[top.i++]!;
+      const r = top.dir === '' ? name : `${top.dir}/${name}`;
+      let stat: Stats;
+      try {
+        stat = lstatSync(`${this.base}/${r}`);
+      } catch {
+        continue;
+      }
+      yield { rel: r, stat };
+      if (stat.isDirectory()) {
+        this.dirs.add(r);
+        open(r);
+      }
+    }
+  }
+
+  // Writes. Each checks the path and its ancestors first; nothing is written through a symlink.
+
+  /** Creates a directory and its missing parents (each parent a real directory). */
+  mkdirs(rel: string, mode = 0o755): void {
+    const parts = pathParts(rel);
+    let cur = '';
+    for (const p of parts) {
+      cur = cur === '' ? p : `${cur}/${p}`;
+      if (this.dirs.has(cur)) continue;
+      const st = this.lstat(cur);
+      if (st === undefined) {
+        mkdirSync(this.abs(cur), { mode });
+      } else if (st.isSymbolicLink()) throw this.symlinkError(cur);
+      else if (!st.isDirectory()) throw new DatarootError('PATH_NOT_A_DIRECTORY', `${cur} is ${KIND_WORD[kindOfStats(st)]}, where a directory is expected`, { file: this.abs(cur) });
+      this.dirs.add(cur);
+    }
+  }
+
+  /** Checks that a path can be written: its parent a real directory, and the name itself no symlink. */
+  private writable(rel: string): string {
+    const parts = pathParts(rel);
+    if (parts.length === 0) throw new DatarootError('PATH_INVALID', 'the base itself cannot be written as a file');
+    if (this.ancestors(parts) === 'missing') throw new DatarootError('PATH_MISSING_PARENT', `the directory of ${rel} does not exist`, { file: this.abs(rel) });
+    const st = this.lstat(rel);
+    if (st?.isSymbolicLink() === true) throw this.symlinkError(rel);
+    return this.abs(rel);
+  }
+
+  /**
+   * Writes a file atomically: a temp file in the same directory, fsync, rename over the target,
+   * fsync of the directory.
+   */
+  writeFileAtomic(rel: string, content: Uint8Array | string, mode = 0o644): void {
+    const abs = this.writable(rel);
+    const tmp = `${dirname(abs)}/.${basename(abs)}.dataroot-${process.pid}-${Date.now().toString(36)}`;
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    try {
+      const b = typeof content === 'string' ? Buffer.from(content) : content;
+      let off = 0;
+      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+      fsyncSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    closeSync(fd);
+    renameSync(tmp, abs);
+    this.fsyncDir(dirname(rel) === '.' ? '' : dirname(rel));
+  }
+
+  /** Creates a new file (refused when something is there) and writes it whole, fsynced when asked. */
+  writeNewFile(rel: string, content: Uint8Array | string, mode = 0o644, sync = false): void {
+    const abs = this.writable(rel);
+    const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    try {
+      const b = typeof content === 'string' ? Buffer.from(content) : content;
+      let off = 0;
+      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+      if (sync) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  fsyncDir(rel: string): void {
+    if (!this.requireDir(rel)) return;
+    const fd = openSync(this.abs(rel), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  symlink(target: string, rel: string): void {
+    symlinkSync(target, this.writable(rel));
+  }
+
+  link(existingRel: string, rel: string): void {
+    const from = this.lstat(existingRel);
+    if (from === undefined) throw new DatarootError('PATH_MISSING', `${existingRel} does not exist`, { file: this.abs(existingRel) });
+    if (from.isDirectory()) throw new DatarootError('PATH_INVALID', `${existingRel} is a directory and cannot be hard-linked`, { file: this.abs(existingRel) });
+    linkSync(this.abs(existingRel), this.writable(rel));
+  }
+
+  /** Renames within the base (both sides checked). */
+  rename(fromRel: string, toRel: string): void {
+    const from = this.writable(fromRel);
+    const to = this.writable(toRel);
+    renameSync(from, to);
+    this.forget(fromRel);
+    this.forget(toRel);
+  }
+
+  /**
+   * Removes a path and everything under it, never following a symlink (a symlink is removed as a
+   * link). Its ancestors must be real directories inside the base. Absent is not an error.
+   */
+  remove(rel: string): void {
+    const parts = pathParts(rel);
+    if (parts.length === 0) throw new DatarootError('PATH_INVALID', 'the base itself is never removed through its Confined');
+    if (this.ancestors(parts) === 'missing') return;
+    rmSync(this.abs(rel), { recursive: true, force: true });
+    this.forget(rel);
+  }
+
+  /** Forgets verified directories at and under a path (after this process changed it). */
+  private forget(rel: string): void {
+    const p = pathParts(rel).join('/');
+    for (const d of this.dirs) if (d === p || d.startsWith(`${p}/`)) this.dirs.delete(d);
+  }
+}
+
+/** Reads up to `size` bytes (at most `max`) from an fd from offset 0. */
+function readFd(fd: number, size: number, max: number, file: string): Buffer {
+  const want = Math.min(size, max);
+  const buf = Buffer.allocUnsafe(want);
+  let got = 0;
+  while (got < want) {
+    const k = readSync(fd, buf, got, want - got, got);
+    if (k === 0) break;
+    got += k;
+  }
+  // A file that grew past its bound while being read is refused too.
+  if (got === max && size >= max) {
+    const probe = Buffer.allocUnsafe(1);
+    if (readSync(fd, probe, 0, 1, got) > 0) throw new DatarootError('FILE_TOO_LARGE', `${file} is larger than the ${max} bytes read for it`, { file, max });
+  }
+  return got === want ? buf : buf.subarray(0, got);
+}
+
+export function byteOrder(a: string, b: string): number {
+  if (a === b) return 0;
+  // Node's string comparison orders by UTF-16 code units; the kernel and Go order by bytes. They
+  // differ only for astral characters against U+E000–U+FFFF, so compare bytes only then.
+  const fast = a < b ? -1 : 1;
+  if (!/[\ud800-\udfff\ue000-\uffff]/.test(a + b)) return fast;
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** A Node fs error as a coded error. */
+export function fsError(e: unknown, file: string, shown: string = file): DatarootError {
+  if (e instanceof DatarootError) return e;
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'ENOENT':
+      return new DatarootError('IO_NOT_FOUND', `${shown} does not exist`, { file });
+    case 'EACCES':
+    case 'EPERM':
+      return new DatarootError('IO_PERMISSION', `${shown}: permission denied`, { file });
+    case 'ELOOP':
+      return new DatarootError('SYMLINK_NOT_FOLLOWED', `${shown} is a symlink: it is not followed`, { file });
+    case 'ENAMETOOLONG':
+      return new DatarootError('PATH_INVALID', `${shown}: name too long`, { file });
+    default:
+      return new DatarootError(`IO_${err.code ?? 'ERROR'}`, `${shown}: ${err.message ?? String(e)}`, { file });
+  }
+}
+
+/** posix.join for relative paths (no leading slash). */
+export function joinRel(...parts: string[]): string {
+  return posix.join(...parts.filter((p) => p !== ''));
+}
