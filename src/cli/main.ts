@@ -1,7 +1,7 @@
 import { CommanderError } from 'commander';
 import { DatarootError } from '../formats/errors.js';
 import type { Ctx, Out } from '../commands/context.js';
-import { emitError } from '../commands/render.js';
+import { emitError, terminalSafe } from '../commands/render.js';
 import { buildProgram } from './program.js';
 import { writeAllSync } from '../io/stdio.js';
 
@@ -19,10 +19,12 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
   const args = argv.slice(2);
   const json = args.includes('--json');
   const noColor = args.includes('--no-color') || (env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== '');
-  const stdout: Out = io?.stdout ?? { write: (c) => writeAllSync(1, c) };
+  // Every string written goes through one filter: control characters from evidence are escaped.
+  const safe = (out: Out): Out => ({ write: (c) => out.write(typeof c === 'string' ? terminalSafe(c) : c) });
+  const stdout: Out = safe(io?.stdout ?? { write: (c) => writeAllSync(1, c) });
   const ctx: Ctx = {
     stdout,
-    stderr: io?.stderr ?? { write: (c) => writeAllSync(2, c) },
+    stderr: safe(io?.stderr ?? { write: (c) => writeAllSync(2, c) }),
     color: !noColor && io === undefined && process.stdout.isTTY === true,
     stderrTTY: io === undefined && process.stderr.isTTY === true,
     env,

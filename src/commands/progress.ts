@@ -1,5 +1,5 @@
 import type { Ctx } from './context.js';
-import { bytesHuman } from './render.js';
+import { bytesHuman, ctl } from './render.js';
 
 /**
  * A one-line progress bar on stderr, redrawn at most every 100 ms; only ever created when stderr
@@ -21,11 +21,11 @@ export class Progress {
     const filled = Math.round(frac * width);
     const secs = Math.max(0.001, (now - this.start) / 1000);
     const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-    this.ctx.stderr.write(`\r\u001b[K${this.label} ${bar} ${bytesHuman(done)}/${bytesHuman(total)} ${bytesHuman(done / secs)}/s ${note}`);
+    this.ctx.stderr.write(`${ctl('\r\u001b')}[K${this.label} ${bar} ${bytesHuman(done)}/${bytesHuman(total)} ${bytesHuman(done / secs)}/s ${note}`);
     this.drawn = true;
   }
 
   done(): void {
-    if (this.drawn) this.ctx.stderr.write('\r\u001b[K');
+    if (this.drawn) this.ctx.stderr.write(`${ctl('\r\u001b')}[K`);
   }
 }

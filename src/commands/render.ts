@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { DatarootError } from '../formats/errors.js';
 import type { Ctx } from './context.js';
 
@@ -35,12 +36,34 @@ export function safeText(s: string, keep = ''): string {
   return out;
 }
 
+/**
+ * Control characters that dataroot itself writes (colours, the progress bar's carriage return)
+ * travel as a marker no evidence can contain (a per-process nonce), so that the one filter on
+ * the way out (`terminalSafe`) escapes every other control character, from whatever file, name
+ * or message it came.
+ */
+const MARK = `\u{F8FF}${randomBytes(6).toString('hex')}:`;
+const MARK_RE = new RegExp(`${MARK}([0-9a-f]{2})`, 'g');
+
+/** Control characters to write as they are (only for dataroot's own sequences). */
+export function ctl(s: string): string {
+  let out = '';
+  for (const c of s) out += `${MARK}${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+/** What reaches the terminal: control characters of text escaped (newlines and tabs kept), dataroot's own sequences restored. */
+export function terminalSafe(chunk: string): string {
+  const escaped = safeText(chunk, '\n\t');
+  return escaped.includes(MARK) ? escaped.replace(MARK_RE, (_m, h: string) => String.fromCharCode(parseInt(h, 16))) : escaped;
+}
+
 const CODES = { bold: [1, 22], dim: [2, 22], red: [31, 39], green: [32, 39], yellow: [33, 39], cyan: [36, 39] } as const;
 
 export function paint(ctx: Ctx, style: keyof typeof CODES, s: string): string {
   if (!ctx.color) return s;
   const [a, b] = CODES[style];
-  return `\u001b[${a}m${s}\u001b[${b}m`;
+  return `${ctl('\u001b')}[${a}m${s}${ctl('\u001b')}[${b}m`;
 }
 
 /** East Asian wide and fullwidth characters, and emoji: two columns in a terminal (first, last code point). */
@@ -56,7 +79,7 @@ function isWide(c: number): boolean {
 /** Columns a cell takes: colour codes, control characters and combining marks none, wide characters two. */
 export function displayWidth(s: string): number {
   let w = 0;
-  for (const ch of s.replace(/\u001b\[[0-9;]*m/g, '')) {
+  for (const ch of s.replace(MARK_RE, (_m, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/\u001b\[[0-9;]*m/g, '')) {
     const c = ch.codePointAt(0)!;
     if (c < 0x20 || (c >= 0x7f && c < 0xa0) || (c >= 0x300 && c <= 0x36f) || c === 0x200b || (c >= 0xfe00 && c <= 0xfe0f)) continue;
     w += isWide(c) ? 2 : 1;

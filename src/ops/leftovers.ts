@@ -1,6 +1,6 @@
 import type { Confined } from '../io/confined.js';
 import { isBuildkitDirName } from '../store/drivers.js';
-import { LINK_ID, MOUNT_ID } from '../store/ids.js';
+import { LINK_ID, LINK_TARGET, MOUNT_ID } from '../store/ids.js';
 import { HEX64 } from '../store/layout.js';
 import type { Store } from '../store/model.js';
 import { layerUsage } from './layers.js';
@@ -87,7 +87,7 @@ function overlayLinkLeftovers(fs: Confined, home: string, out: Leftover[], add: 
     if (claimed.has(p)) continue;
     const target = fs.readlink(p);
     if (target === undefined) continue;
-    const m = /^\.\.\/([a-f0-9]{64}(?:-init)?)\/diff$/.exec(target);
+    const m = LINK_TARGET.exec(target);
     if (!LINK_ID.test(n) || m === null) continue; // not the driver's: reported by verify, never removed
     if (!fs.isDir(`${home}/${m[1]}/diff`)) add('ORPHAN_DRIVER_DIR', `l/${n}`, `l/${n} points to ${target}, which does not exist: nothing can use it`, p);
   }

@@ -7,7 +7,7 @@ import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
 import { LIMITS, symlinkTargetInside, type Confined } from '../io/confined.js';
 import { openBoltIn } from '../store/bolt.js';
 import { metaText } from '../store/fsread.js';
-import { LINK_ID } from '../store/ids.js';
+import { LINK_ID, LINK_TARGET } from '../store/ids.js';
 import type { LayerRecord } from '../store/layers.js';
 import { expectedChainId } from '../store/layers.js';
 import type { Store } from '../store/model.js';
@@ -362,7 +362,7 @@ function confinement(store: Store, f: Findings): void {
       continue;
     }
     const target = fs.readlink(rel) ?? '';
-    if (!/^\.\.\/[a-f0-9]{64}(-init)?\/diff$/.test(target)) {
+    if (!LINK_TARGET.test(target)) {
       const out = symlinkTargetInside(rel, target) === undefined;
       f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', rel, `${rel} points to ${JSON.stringify(target)}, not ../<layer>/diff: never followed`, store.shown(rel));
     }

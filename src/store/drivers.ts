@@ -1,6 +1,6 @@
 import type { Confined } from '../io/confined.js';
 import { LIMITS, symlinkTargetInside } from '../io/confined.js';
-import { BUILDKIT_ID, LINK_ID, LOWER_ENTRY, MOUNT_ID } from './ids.js';
+import { BUILDKIT_ID, LINK_ID, LINK_TARGET, LOWER_ENTRY, MOUNT_ID } from './ids.js';
 import { metaText } from './fsread.js';
 import { problem, type Problem } from './problems.js';
 import { WHITEOUTS, type WhiteoutRules } from './rootfs.js';
@@ -63,7 +63,7 @@ export function overlayLowerDirs(fs: Confined, home: string, id: string): { dirs
       continue;
     }
     // A link is "../<cache-id>/diff"; anything else is reported, never followed.
-    const m = /^\.\.\/([a-f0-9]{64}(?:-init)?)\/diff$/.exec(target);
+    const m = LINK_TARGET.exec(target);
     if (m === null) {
       const inside = symlinkTargetInside(rel, target);
       problems.push(problem(inside === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', `${entry} points to ${JSON.stringify(target)}, not ../<cache-id>/diff: it is not followed`, rel));

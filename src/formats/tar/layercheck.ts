@@ -117,7 +117,7 @@ export class LayerCheck {
     }
     if (rel === '' && e.type !== TYPE.DIR) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', 'the layer replaces its own root directory with a non-directory');
     if (e.type === TYPE.SYMLINK && this.symlinks === 'inside') {
-      const target = Buffer.from(e.linkname).toString('utf8');
+      const target = new TextDecoder().decode(e.linkname);
       if (!symlinkStaysInside(rel, target)) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
     }
     let linkTarget: string | undefined;
