@@ -2,13 +2,24 @@ import { randomBytes } from 'node:crypto';
 import { DatarootError } from '../formats/errors.js';
 import type { Ctx } from './context.js';
 
+/**
+ * JSON text whose strings hold no raw DEL or C1 control character: JSON.stringify escapes only
+ * C0, and the terminal filter on the way out (`terminalSafe`) would turn a raw one into an `\NNN`
+ * escape that is not JSON. Escaped as `\u00XX` here, the document stays valid and means the same.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  const s = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent) ?? 'null';
+  // eslint-disable-next-line no-control-regex
+  return /[\u007f-\u009f]/.test(s) ? s.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : s;
+}
+
 /** Exactly one JSON document on stdout. bigint values become decimal strings. */
 export function emitJson(ctx: Ctx, value: unknown): void {
-  ctx.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  ctx.stdout.write(`${jsonText(value, 2)}\n`);
 }
 
 export function emitError(ctx: Ctx, e: DatarootError, json: boolean): void {
-  if (json) ctx.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
+  if (json) ctx.stderr.write(`${jsonText({ error: e.toJSON() })}\n`);
   else ctx.stderr.write(`dataroot: ${safeText(e.oneLine())}\n`);
 }
 

@@ -2,6 +2,7 @@ import { LIMITS, type Confined } from '../io/confined.js';
 import { HEX64, LAYOUT as L } from './layout.js';
 import { problem, type Problem } from './problems.js';
 import { readJson } from './fsread.js';
+import { shapeError, type Shape } from '../formats/json/shape.js';
 
 /** container.State as dockerd stores it in config.v2.json. */
 export interface StoredState {
@@ -57,6 +58,52 @@ export interface StoredContainer {
   ResolvConfPath?: string;
 }
 
+const S = 'string' as const;
+const B = 'bool' as const;
+const N = 'number' as const;
+
+/** The fields of `StoredContainer` with their Go types, as dockerd's container.Container decodes them. */
+const CONTAINER_SHAPE: Shape = {
+  obj: {
+    ID: S,
+    Created: S,
+    Path: S,
+    Args: { arr: { nonNull: S } },
+    Config: { obj: { Image: S, Labels: { map: S }, Cmd: 'strslice', Entrypoint: 'strslice' } },
+    Image: S,
+    State: { obj: { Running: B, Paused: B, Restarting: B, OOMKilled: B, RemovalInProgress: B, Dead: B, Pid: N, ExitCode: N, Error: S, StartedAt: S, FinishedAt: S } },
+    NetworkSettings: {
+      obj: {
+        Networks: { map: { obj: {} } },
+        Ports: { map: { arr: { nonNull: { obj: { HostIp: S, HostPort: S } } } } },
+        Bridge: S,
+        SandboxID: S,
+        HairpinMode: B,
+        LinkLocalIPv6Address: S,
+        LinkLocalIPv6PrefixLen: N,
+        SandboxKey: S,
+      },
+    },
+    LogPath: S,
+    Name: S,
+    Driver: S,
+    OS: S,
+    Platform: S,
+    MountLabel: S,
+    ProcessLabel: S,
+    RestartCount: N,
+    HasBeenStartedBefore: B,
+    MountPoints: { map: { nonNull: { obj: { Source: S, Destination: S, RW: B, Name: S, Driver: S, Type: S, Relabel: S, Propagation: S, Spec: { obj: {} } } } } },
+    AppArmorProfile: S,
+    HostnamePath: S,
+    HostsPath: S,
+    ResolvConfPath: S,
+  },
+};
+
+/** The fields of hostconfig.json dataroot reads. */
+const HOSTCONFIG_SHAPE: Shape = { obj: { NetworkMode: S } };
+
 export interface ContainerRecord {
   id: string;
   /** containers/<id>, relative to the root. */
@@ -79,13 +126,21 @@ export function readContainer(fs: Confined, id: string): ContainerRecord {
   if (c === undefined) problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.v2.json is missing: dockerd skips this container', `${dir}/config.v2.json`));
   else if (!c.ok) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json cannot be read (${c.code !== undefined ? `${c.code}: ` : ''}${c.error}): dockerd skips this container`, `${dir}/config.v2.json`));
   else if (!isObject(c.value)) problems.push(problem('CONTAINER_CONFIG_INVALID', 'config.v2.json is not a JSON object: dockerd skips this container', `${dir}/config.v2.json`));
-  else config = c.value as StoredContainer;
+  else {
+    const bad = shapeError(c.value, CONTAINER_SHAPE);
+    if (bad !== undefined) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json does not decode as dockerd's container (${bad}): dockerd skips this container`, `${dir}/config.v2.json`));
+    else config = c.value as StoredContainer;
+  }
   const h = readJson(fs, `${dir}/hostconfig.json`, o);
   let hostConfig: Record<string, unknown> | undefined;
   if (h === undefined) problems.push(problem('CONTAINER_HOSTCONFIG_MISSING', 'hostconfig.json is missing', `${dir}/hostconfig.json`));
   else if (!h.ok) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json cannot be read (${h.code !== undefined ? `${h.code}: ` : ''}${h.error})`, `${dir}/hostconfig.json`));
   else if (!isObject(h.value)) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', 'hostconfig.json is not a JSON object', `${dir}/hostconfig.json`));
-  else hostConfig = h.value;
+  else {
+    const bad = shapeError(h.value, HOSTCONFIG_SHAPE);
+    if (bad !== undefined) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json does not decode as dockerd's host config (${bad})`, `${dir}/hostconfig.json`));
+    else hostConfig = h.value;
+  }
   return { id, dir, config, hostConfig, problems };
 }
 
