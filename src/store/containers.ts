@@ -71,7 +71,8 @@ const CONTAINER_SHAPE: Shape = {
     Args: { arr: { nonNull: S } },
     Config: { obj: { Image: S, Labels: { map: S }, Cmd: 'strslice', Entrypoint: 'strslice' } },
     Image: S,
-    State: { obj: { Running: B, Paused: B, Restarting: B, OOMKilled: B, RemovalInProgress: B, Dead: B, Pid: N, ExitCode: N, Error: S, StartedAt: S, FinishedAt: S } },
+    // A null State is a nil *State in dockerd: nothing can use the container.
+    State: { nonNull: { obj: { Running: B, Paused: B, Restarting: B, OOMKilled: B, RemovalInProgress: B, Dead: B, Pid: N, ExitCode: N, Error: S, StartedAt: S, FinishedAt: S } } },
     NetworkSettings: {
       obj: {
         Networks: { map: { obj: {} } },

@@ -133,14 +133,18 @@ describe('hostile data-root fuzzer', () => {
     let archiveRuns = 0;
     let slowest = { ms: 0, what: '' };
     let maxRss = 0;
+    let overhead = 0;
+    let cmdTime = 0;
     for (const r of reports) {
       maxRss = Math.max(maxRss, r.maxRssMb);
+      overhead += r.overheadMs;
       for (const m of r.mutations) {
         const n = m.slice(0, m.indexOf(':'));
         if (!m.includes('(nothing to mutate)') && !m.includes('(not applied')) muts.set(n, (muts.get(n) ?? 0) + 1);
       }
       for (const c of r.commands) {
         runs++;
+        cmdTime += c.ms;
         if (c.bin) binRuns++;
         if (c.archive) archiveRuns++;
         families.set(c.family, (families.get(c.family) ?? 0) + 1);
@@ -152,7 +156,7 @@ describe('hostile data-root fuzzer', () => {
     const top = (m: Map<string, number>, n = 100): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `${k} ${v}`).join(', ');
     console.log(
       [
-        `hostile fuzz: seed ${SEED}, ${reports.length} cases, ${runs} command runs (${binRuns} through the binary, ${archiveRuns} on archive roots) in ${seconds.toFixed(0)} s; slowest ${slowest.ms.toFixed(0)} ms (${slowest.what}); peak RSS ${maxRss} MB`,
+        `hostile fuzz: seed ${SEED}, ${reports.length} cases, ${runs} command runs (${binRuns} through the binary, ${archiveRuns} on archive roots) in ${seconds.toFixed(0)} s; slowest ${slowest.ms.toFixed(0)} ms (${slowest.what}); peak RSS ${maxRss} MB; time in commands ${(cmdTime / 1000).toFixed(0)} s, around them ${(overhead / 1000).toFixed(0)} s`,
         `exits: ${top(exits)}`,
         `families: ${top(families)}`,
         `mutations: ${top(muts)}`,

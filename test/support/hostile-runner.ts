@@ -43,6 +43,8 @@ export interface CaseReport {
   commands: { args: string[]; family: string; code: number | null; ms: number; errorCode?: string | undefined; bin: boolean; archive: boolean }[];
   failures: string[];
   maxRssMb: number;
+  /** Time of the case outside the commands (copy, mutate, fingerprints, restore). */
+  overheadMs: number;
 }
 
 const CMDS_PER_CASE = 4;
@@ -132,6 +134,8 @@ async function main(): Promise<void> {
 
   for (const i of cases) {
     send({ t: 'case', i });
+    const caseStart = performance.now();
+    let cmdMs = 0;
     const rnd = mulberry32(caseSeed(seed, i));
     const base = bases[rnd() < 0.5 ? 0 : 1]!;
     const root = base.root;
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
     const useBin = binOk && i % BIN_EVERY === 0;
     if (useBin) cmds.splice(1);
     const failures: string[] = [];
-    const report: CaseReport = { t: 'done', i, base: base.name, mutations, commands: [], failures, maxRssMb: 0 };
+    const report: CaseReport = { t: 'done', i, base: base.name, mutations, commands: [], failures, maxRssMb: 0, overheadMs: 0 };
     const setup = diffMaps(outsideBefore, fingerprintOutside(outside));
     if (setup.length > 0) throw new Error(`case ${i}: the fuzzer itself changed the outside tree while mutating: ${setup.join('; ')}`);
     const rootBefore = fingerprintRoot(root);
@@ -195,6 +199,7 @@ async function main(): Promise<void> {
         const x = await run(args);
         r = { code: x.code, stdout: x.stdoutBytes, stderr: x.stderr, ms: performance.now() - t0 };
       }
+      cmdMs += r.ms;
       const extra = c.output !== undefined && existsSync(c.output) ? readFileSync(c.output) : undefined;
       const bad = checkOutcome(c, r, outside, extra);
       if (r.ms > CMD_LIMIT_MS) bad.push(`took ${r.ms.toFixed(0)} ms (limit ${CMD_LIMIT_MS})`);
@@ -224,6 +229,7 @@ async function main(): Promise<void> {
       removeTree(root);
       copyTree(base.dir, root);
     } else restoreTouched(base.dir, root, m.touched);
+    report.overheadMs = performance.now() - caseStart - cmdMs;
     report.maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     const overMemory = report.maxRssMb > RSS_LIMIT_MB;
     if (overMemory) failures.push(`resident memory reached ${report.maxRssMb} MB (limit ${RSS_LIMIT_MB})`);

@@ -21,7 +21,7 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { dirname, posix } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO, setXattr, lutimesNs } from '../../src/io/native.js';
 import { mutate as mutateBolt } from './fuzz.js';
 
@@ -407,16 +407,19 @@ function realDir(root: string, rel: string): boolean {
  * symlink: the fuzzer itself must not read outside.
  */
 function target(m: MutationCtx, filter: (e: Entry) => boolean = () => true): Entry | undefined {
-  const live: Entry[] = [];
-  for (const e of m.entries) {
+  const isFav = (e: Entry): boolean => ID_FILES.test(e.rel) || JSON_FILES.test(e.rel) || BOLT_FILES.test(e.rel) || INTERESTING.test(e.rel);
+  const preferFav = m.rnd() < 0.7;
+  // Candidates in a random order (favourites first when preferred); the first that still is what
+  // the filter wants wins. Cheaper than a look at every entry of the root.
+  const order = m.entries.map((e) => ({ e, key: (preferFav && isFav(e) ? 0 : 1) + m.rnd() }));
+  order.sort((a, b) => a.key - b.key);
+  for (const { e } of order) {
     const kind = kindNow(`${m.root}/${e.rel}`);
     if (kind === undefined) continue;
     const now = kind === e.kind ? e : { ...e, kind };
-    if (filter(now) && throughDirs(m.root, e.rel)) live.push(now);
+    if (filter(now) && throughDirs(m.root, e.rel)) return now;
   }
-  if (live.length === 0) return undefined;
-  const fav = live.filter((e) => ID_FILES.test(e.rel) || JSON_FILES.test(e.rel) || BOLT_FILES.test(e.rel) || INTERESTING.test(e.rel));
-  return m.rnd() < 0.7 && fav.length > 0 ? pick(m.rnd, fav) : pick(m.rnd, live);
+  return undefined;
 }
 
 /** Whether every ancestor of rel is a real directory (no symlink on the way). */
@@ -788,6 +791,218 @@ export const MUTATIONS: Mutation[] = [
     },
   },
   {
+    // A hostile image config that still verifies: the config is changed (wrong types, escapes,
+    // deep nesting), then stored under its new sha256, and every reference to the old ID follows
+    // (metadata dir, parent files, repositories.json, containers' Image), as an attacker would.
+    name: 'image-rehash',
+    weight: 8,
+    apply(m) {
+      const store = m.driver === 'overlay2' ? 'image/overlay2' : 'image/vfs';
+      const content = `${store}/imagedb/content/sha256`;
+      const e = target(m, (x) => x.kind === 'file' && x.rel.startsWith(`${content}/`) && /\/[0-9a-f]{64}$/.test(x.rel));
+      if (e === undefined || !realDir(m.root, content)) return undefined;
+      const oldHex = posix.basename(e.rel);
+      let v: unknown;
+      try {
+        v = JSON.parse(readFileSync(`${m.root}/${e.rel}`, 'utf8'));
+      } catch {
+        return undefined;
+      }
+      const how = pick(m.rnd, ['type', 'type', 'type', 'escapes', 'deep', 'history', 'diffids'] as const);
+      let what: string;
+      let text: string;
+      if (how === 'type') {
+        const path = randomPath(m.rnd, v);
+        let old: unknown = v;
+        for (const k of path) old = (old as Record<string | number, unknown>)[k];
+        const nv = otherType(m.rnd, old);
+        v = setAt(v, path, nv);
+        text = JSON.stringify(v);
+        what = `${path.join('.') || '<root>'}=${JSON.stringify(nv)?.slice(0, 30)}`;
+      } else if (how === 'escapes') {
+        text = JSON.stringify(escapeStrings(m.rnd, v, pick(m.rnd, [0.2, 1])));
+        what = 'terminal escapes';
+      } else if (how === 'deep') {
+        const n = pick(m.rnd, [999, 1001, 100_000]);
+        const path = randomPath(m.rnd, v);
+        text = JSON.stringify(setAt(v, path, '\u0000DEEP\u0000')).replace(JSON.stringify('\u0000DEEP\u0000'), deepText(m.rnd, n));
+        what = `${path.join('.') || '<root>'} nested ${n} deep`;
+      } else if (how === 'history') {
+        const o = v as Record<string, unknown>;
+        o['history'] = pick(m.rnd, [
+          Array.from({ length: int(m.rnd, 1, 50) }, () => ({ created_by: escaped(m.rnd, 'x'), empty_layer: m.rnd() < 0.5, created: pick(m.rnd, ['x', '', '9999-99-99T99:99:99Z', 5, null]) })),
+          [null, 1, 'x'],
+          Array.from({ length: 20_000 }, () => ({ empty_layer: true })),
+        ]);
+        text = JSON.stringify(o);
+        what = 'hostile history';
+      } else {
+        const o = v as { rootfs?: { diff_ids?: unknown } };
+        o.rootfs = { ...(o.rootfs ?? {}), diff_ids: pick(m.rnd, [[`sha256:${'../'.repeat(3)}x`], [`sha256:${randomHex(m.rnd)}`], Array.from({ length: 200 }, () => `sha256:${randomHex(m.rnd)}`), ['sha256:' + 'f'.repeat(64), 'sha256:' + 'f'.repeat(64)], []]) };
+        text = JSON.stringify(o);
+        what = 'hostile rootfs.diff_ids';
+      }
+      const newHex = createHash('sha256').update(text).digest('hex');
+      touch(m, e.rel);
+      touch(m, `${content}/${newHex}`);
+      rmSync(`${m.root}/${e.rel}`);
+      writeFileSync(`${m.root}/${content}/${newHex}`, text);
+      // Everything else that names the old ID: text files of the store and the containers' configs.
+      const meta = `${store}/imagedb/metadata/sha256`;
+      if (realDir(m.root, `${meta}/${oldHex}`)) {
+        touch(m, `${meta}/${oldHex}`);
+        touch(m, `${meta}/${newHex}`);
+        copyTree(`${m.root}/${meta}/${oldHex}`, `${m.root}/${meta}/${newHex}`);
+        rmSync(`${m.root}/${meta}/${oldHex}`, { recursive: true });
+      }
+      for (const x of m.entries) {
+        if (!(x.rel.endsWith('/parent') && x.rel.startsWith(meta)) && !x.rel.endsWith('repositories.json') && !x.rel.endsWith('config.v2.json')) continue;
+        if (kindNow(`${m.root}/${x.rel}`) !== 'file' || !throughDirs(m.root, x.rel)) continue;
+        const old = readFileSync(`${m.root}/${x.rel}`, 'utf8');
+        if (!old.includes(oldHex)) continue;
+        touch(m, x.rel);
+        writeFileSync(`${m.root}/${x.rel}`, old.split(oldHex).join(newHex));
+      }
+      return `${oldHex.slice(0, 12)} -> ${newHex.slice(0, 12)}: ${what}`;
+    },
+  },
+  {
+    // tar-split names the files of a layer: a name that leaves the layer directory (or goes
+    // through a symlink out of it) must never be read by layer tar or verify --deep.
+    name: 'tarsplit-hostile',
+    weight: 6,
+    apply(m) {
+      const e = target(m, (x) => x.kind === 'file' && x.rel.endsWith('/tar-split.json.gz'));
+      if (e === undefined) return undefined;
+      const abs = `${m.root}/${e.rel}`;
+      let lines: string[];
+      try {
+        lines = gunzipSync(readFileSync(abs), { maxOutputLength: 64 << 20 }).toString('utf8').split('\n').filter((l) => l !== '');
+      } catch {
+        return undefined;
+      }
+      const files = lines.map((l, k) => ({ l, k })).filter((x) => x.l.includes('"type":1'));
+      const how = pick(m.rnd, ['name', 'name', 'name', 'through-link', 'size', 'deep-line', 'many', 'bad-payload'] as const);
+      let what = how as string;
+      if ((how === 'name' || how === 'size' || how === 'through-link') && files.length > 0) {
+        const f = pick(m.rnd, files);
+        const o = JSON.parse(f.l) as { name: string; size: number };
+        if (how === 'name') {
+          o.name = pick(m.rnd, [
+            `${'../'.repeat(int(m.rnd, 1, 9))}outside/canary.txt`,
+            `${m.out.dir}/canary.txt`,
+            `${o.name}/${'../'.repeat(int(m.rnd, 2, 9))}outside/canary.txt`,
+            '..',
+            '',
+            '/',
+            `./${o.name}`,
+            'a\u0000b',
+            'x'.repeat(5000),
+            '\u001b]0;pwned\u0007',
+          ]);
+          what = `name ${JSON.stringify(o.name.slice(0, 60))}`;
+        } else if (how === 'size') {
+          o.size = pick(m.rnd, [0, -1, 57, 2 ** 53, 1e300, 600 << 20]);
+          what = `size ${o.size}`;
+        } else {
+          // A symlink in the layer dir to outside, and the tar-split entry through it.
+          const diffDir = m.entries.find((x) => x.kind === 'dir' && /^(overlay2\/[0-9a-f]{64}\/diff|vfs\/dir\/[0-9a-f]{64})$/.test(x.rel) && realDir(m.root, x.rel));
+          if (diffDir === undefined) return undefined;
+          touch(m, `${diffDir.rel}/lnk`);
+          rmSync(`${m.root}/${diffDir.rel}/lnk`, { recursive: true, force: true });
+          symlinkSync(escapeTo(m, `${diffDir.rel}/lnk`, ''), `${m.root}/${diffDir.rel}/lnk`);
+          o.name = 'lnk/canary.txt';
+          what = `name lnk/canary.txt with ${diffDir.rel}/lnk a symlink out`;
+        }
+        lines[f.k] = JSON.stringify(o);
+      } else if (how === 'deep-line') {
+        lines.splice(int(m.rnd, 0, lines.length), 0, '['.repeat(100_000) + ']'.repeat(100_000));
+      } else if (how === 'many') {
+        const extra = Array.from({ length: 50_000 }, (_, k) => JSON.stringify({ type: 1, name: `f${k}`, size: 0, payload: null, position: lines.length + k }));
+        lines.push(...extra);
+      } else {
+        lines.push('{"type":2,"payload":"!!!not base64","position":99}', '{"type":3}', 'null', '"x"');
+      }
+      touch(m, e.rel);
+      writeFileSync(abs, gzipSync(Buffer.from(`${lines.join('\n')}\n`)));
+      return `${e.rel}: ${what}`;
+    },
+  },
+  {
+    // Parent chains that loop: a layer its own parent, two images each other's parent.
+    name: 'id-cycle',
+    weight: 4,
+    apply(m) {
+      const store = m.driver === 'overlay2' ? 'image/overlay2' : 'image/vfs';
+      if (m.rnd() < 0.5) {
+        const layers = m.entries.filter((x) => new RegExp(`^${store}/layerdb/sha256/[0-9a-f]{64}$`).test(x.rel) && realDir(m.root, x.rel));
+        if (layers.length === 0) return undefined;
+        const l = pick(m.rnd, layers);
+        touch(m, `${l.rel}/parent`);
+        rmSync(`${m.root}/${l.rel}/parent`, { force: true, recursive: true });
+        writeFileSync(`${m.root}/${l.rel}/parent`, `sha256:${posix.basename(l.rel)}`);
+        return `${l.rel}/parent is the layer itself`;
+      }
+      const imgs = m.entries.filter((x) => new RegExp(`^${store}/imagedb/metadata/sha256/[0-9a-f]{64}$`).test(x.rel) && realDir(m.root, x.rel));
+      if (imgs.length === 0) return undefined;
+      const a = pick(m.rnd, imgs);
+      const b = pick(m.rnd, imgs);
+      for (const [x, y] of [[a, b], [b, a]] as const) {
+        touch(m, `${x.rel}/parent`);
+        rmSync(`${m.root}/${x.rel}/parent`, { force: true, recursive: true });
+        writeFileSync(`${m.root}/${x.rel}/parent`, `sha256:${posix.basename(y.rel)}`);
+      }
+      return `image parents ${posix.basename(a.rel).slice(0, 12)} <-> ${posix.basename(b.rel).slice(0, 12)}`;
+    },
+  },
+  {
+    // Names inside BoltDB values and keys, rewritten in place at the same length (the file stays
+    // a valid B+tree): a volume name of `../../../` becomes a path only if it is trusted.
+    name: 'bolt-names',
+    weight: 5,
+    apply(m) {
+      const e = target(m, (x) => x.kind === 'file' && /(volumes\/metadata\.db|local-kv\.db)$/.test(x.rel));
+      if (e === undefined) return undefined;
+      const abs = `${m.root}/${e.rel}`;
+      const b = readFileSync(abs);
+      const names = ['samplevol', 'samplenet', 'bridge', 'host', 'none'].filter((n) => b.includes(n));
+      if (names.length === 0) return undefined;
+      const name = pick(m.rnd, names);
+      const fit = (x: string): string => (x.length >= name.length ? x.slice(0, name.length) : x + '.'.repeat(name.length - x.length));
+      const repl = fit(pick(m.rnd, ['../../../', '../../..', '/tmp/x/y', '\u001b]0;x\u0007', '\u009b2J', '..', '.', '/', 'a/b', '\n\r\t', '"},{"x":', '\\u0000']));
+      const from = Buffer.from(name);
+      const to = Buffer.from(repl);
+      if (to.length !== from.length) return undefined;
+      touch(m, e.rel);
+      for (let at = b.indexOf(from); at >= 0; at = b.indexOf(from, at + 1)) if (m.rnd() < 0.8) to.copy(b, at);
+      writeFileSync(abs, b);
+      return `${e.rel}: ${name} -> ${JSON.stringify(repl)}`;
+    },
+  },
+  {
+    // What gc removes (staging leftovers), made symlinks out of the root and directories holding them.
+    name: 'plant-staging',
+    weight: 4,
+    apply(m) {
+      const store = m.driver === 'overlay2' ? 'image/overlay2' : 'image/vfs';
+      const places = [`${store}/layerdb/tmp`, `${store}/imagedb/content/sha256`, `${store}/layerdb/sha256`, `${store}/imagedb/metadata/sha256`, store, m.driver === 'overlay2' ? 'overlay2' : 'vfs/dir'];
+      const dir = pick(m.rnd, places);
+      if (!realDir(m.root, dir)) return undefined;
+      const name = pick(m.rnd, ['.dataroot-staging-1', '.tmp-x', 'write-set-123', `${randomHex(m.rnd)}-removing`, randomHex(m.rnd), '.dataroot-inject-x']);
+      const rel = `${dir}/${name}`;
+      touch(m, rel);
+      rmSync(`${m.root}/${rel}`, { recursive: true, force: true });
+      const t = escapeTo(m, rel, pick(m.rnd, ['sentinel', 'sentinel/victim', 'sentinel/x']));
+      if (m.rnd() < 0.5) symlinkSync(t, `${m.root}/${rel}`);
+      else {
+        mkdirSync(`${m.root}/${rel}`);
+        symlinkSync(escapeTo(m, `${rel}/x`, 'sentinel/victim'), `${m.root}/${rel}/victim`);
+        writeFileSync(`${m.root}/${rel}/data`, 'x');
+      }
+      return `${rel} planted (-> ${t})`;
+    },
+  },
+  {
     name: 'json-escapes',
     weight: 8,
     apply(m) {
@@ -1077,6 +1292,8 @@ export interface Cmd {
   writes?: boolean;
   /** Where `layer tar -o` writes (checked for canary content too). */
   output?: string;
+  /** stdout is bytes by design (cat --raw, layer tar to stdout): no JSON or terminal checks on it. */
+  binary?: boolean;
   json: boolean;
 }
 
@@ -1100,7 +1317,7 @@ export function planCommands(rnd: Rnd, t: Targets, entries: string[], outFile: s
     [3, 'bolt', () => ['bolt', one(['dump', 'dump', 'check', 'stats', 'info', 'buckets', 'pages']), one(t.bolts), ...(rnd() < 0.2 ? ['--format', 'ndjson'] : [])]],
     [4, 'verify', () => ['verify', ...(rnd() < 0.2 ? ['--image', one(t.images)] : [])]],
     [3, 'verify --deep', () => ['verify', '--deep']],
-    [2, 'layer tar', () => ['layer', 'tar', one(t.layers), '-o', outFile]],
+    [2, 'layer tar', () => ['layer', 'tar', one(t.layers), ...(rnd() < 0.7 ? ['-o', outFile] : [])]],
     [4, 'gc --dry-run', () => ['gc', '--dry-run']],
     [1, 'gc', () => ['gc']],
   ];
@@ -1114,7 +1331,8 @@ export function planCommands(rnd: Rnd, t: Targets, entries: string[], outFile: s
     const json = rnd() < 0.5 && !args.includes('ndjson');
     if (g[1] === 'bolt' && args[1] !== 'dump') args = args.filter((a, k) => a !== '--format' && args[k - 1] !== '--format');
     const family = g[1];
-    out.push({ args: json ? [...args, '--json'] : args, family, json, ...(family === 'gc' ? { writes: true } : {}), ...(family === 'layer tar' ? { output: outFile } : {}) });
+    const binary = args.includes('--raw') || (family === 'layer tar' && !args.includes('-o'));
+    out.push({ args: json ? [...args, '--json'] : args, family, json, binary, ...(family === 'gc' ? { writes: true } : {}), ...(args.includes('-o') ? { output: outFile } : {}) });
   }
   return out;
 }
@@ -1148,7 +1366,7 @@ export function checkOutcome(c: Cmd, r: Outcome, o: Outside, extraOutput?: Buffe
   if (/\bINTERNAL\b/.test(r.stderr)) bad.push(`INTERNAL error: ${firstLines(r.stderr)}`);
   if (/^\s+at .+[:(].*\d+:\d+\)?$/m.test(r.stderr) || /^(Range|Type|Reference|Syntax)?Error: /m.test(r.stderr)) bad.push(`stack trace on stderr: ${firstLines(r.stderr)}`);
   // Terminal safety: no raw control characters from evidence (cat --raw writes bytes by design).
-  const raw = c.args.includes('--raw');
+  const raw = c.binary === true;
   if (RAW_CONTROL.test(r.stderr)) bad.push(`raw control character on stderr: ${JSON.stringify(r.stderr.match(new RegExp(`.{0,40}${RAW_CONTROL.source}.{0,20}`))?.[0])}`);
   if (!raw && RAW_CONTROL.test(stdout)) bad.push(`raw control character on stdout: ${JSON.stringify(stdout.match(new RegExp(`.{0,40}${RAW_CONTROL.source}.{0,20}`))?.[0])}`);
   // stderr: coded lines only (problems, notes, warnings), one JSON error object per line with --json.
@@ -1182,7 +1400,7 @@ export function checkOutcome(c: Cmd, r: Outcome, o: Outside, extraOutput?: Buffe
       code = CODED.exec(last)?.[1];
       if (code === undefined || /^(warning|note)$/.test(code)) bad.push(`exit 2 without a final coded line: ${firstLines(r.stderr)}`);
     }
-    if (stdout !== '' && c.json) {
+    if (stdout !== '' && c.json && !raw) {
       try {
         JSON.parse(stdout);
       } catch {
