@@ -38,7 +38,7 @@ const ONLY = env['DATAROOT_FUZZ_ONLY'];
 const CASES = Number(env['DATAROOT_FUZZ_CASES'] ?? 5000);
 const JOBS = Math.max(1, Number(env['DATAROOT_FUZZ_JOBS'] ?? 2));
 /** No message from a child for this long: its case hangs. */
-const WATCHDOG_MS = Number(env['DATAROOT_FUZZ_WATCHDOG_MS'] ?? 120_000);
+const WATCHDOG_MS = Number(env['DATAROOT_FUZZ_WATCHDOG_MS'] ?? 180_000);
 
 const VITE_NODE = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
 const RUNNER = fileURLToPath(new URL('../support/hostile-runner.ts', import.meta.url));
@@ -125,6 +125,7 @@ describe('hostile data-root fuzzer', () => {
 
     // Statistics: what was exercised, and how it ended.
     const families = new Map<string, number>();
+    const familyMs = new Map<string, number>();
     const exits = new Map<string, number>();
     const codes = new Map<string, number>();
     const muts = new Map<string, number>();
@@ -148,6 +149,7 @@ describe('hostile data-root fuzzer', () => {
         if (c.bin) binRuns++;
         if (c.archive) archiveRuns++;
         families.set(c.family, (families.get(c.family) ?? 0) + 1);
+        familyMs.set(c.family, (familyMs.get(c.family) ?? 0) + c.ms);
         exits.set(String(c.code), (exits.get(String(c.code)) ?? 0) + 1);
         if (c.errorCode !== undefined) codes.set(c.errorCode, (codes.get(c.errorCode) ?? 0) + 1);
         if (c.ms > slowest.ms) slowest = { ms: c.ms, what: `case ${r.i}: ${c.args.join(' ')}` };
@@ -159,6 +161,7 @@ describe('hostile data-root fuzzer', () => {
         `hostile fuzz: seed ${SEED}, ${reports.length} cases, ${runs} command runs (${binRuns} through the binary, ${archiveRuns} on archive roots) in ${seconds.toFixed(0)} s; slowest ${slowest.ms.toFixed(0)} ms (${slowest.what}); peak RSS ${maxRss} MB; time in commands ${(cmdTime / 1000).toFixed(0)} s, around them ${(overhead / 1000).toFixed(0)} s`,
         `exits: ${top(exits)}`,
         `families: ${top(families)}`,
+        `seconds per family: ${top(new Map([...familyMs].map(([k, v]) => [k, Math.round(v / 1000)])))}`,
         `mutations: ${top(muts)}`,
         `error codes: ${top(codes, 40)}`,
       ].join('\n'),

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BIN, run, SAMPLES } from './cli.js';
@@ -15,6 +16,7 @@ import {
   listTree,
   makeOutside,
   planCommands,
+  prependHostile,
   removeTree,
   resetAtimes,
   restoreTouched,
@@ -51,8 +53,8 @@ const CMDS_PER_CASE = 4;
 /** One in this many cases runs its commands through the real binary. */
 const BIN_EVERY = 25;
 /** One in this many cases reads its root from a tar archive. */
-const ARCHIVE_EVERY = 40;
-const CMD_LIMIT_MS = Number(process.env['DATAROOT_FUZZ_CMD_MS'] ?? 30_000);
+const ARCHIVE_EVERY = Number(process.env['DATAROOT_FUZZ_ARCHIVE_EVERY'] ?? 40);
+const CMD_LIMIT_MS = Number(process.env['DATAROOT_FUZZ_CMD_MS'] ?? 60_000);
 const RSS_LIMIT_MB = 2048;
 
 function send(m: unknown): void {
@@ -151,6 +153,15 @@ async function main(): Promise<void> {
     // Writers last: the root is compared before them.
     cmds.sort((a, b) => Number(a.writes === true) - Number(b.writes === true));
     const useArchive = rnd() < 1 / ARCHIVE_EVERY && !mutations.some((x) => x.includes('sparse')) && tarRoot(root, archive);
+    let archiveFile = archive;
+    if (useArchive) {
+      if (rnd() < 0.6) mutations.push(`archive-hostile: ${prependHostile(archive, rnd, outside).join(', ')}`);
+      if (rnd() < 0.3) {
+        archiveFile = `${archive}.gz`;
+        writeFileSync(archiveFile, gzipSync(readFileSync(archive), { level: 1 }));
+        rmSync(archive);
+      }
+    }
     // Through the real binary: one command of one case in BIN_EVERY (a process start costs much more than a run).
     const useBin = binOk && i % BIN_EVERY === 0;
     if (useBin) cmds.splice(1);
@@ -181,7 +192,7 @@ async function main(): Promise<void> {
       const c = cmds[k]!;
       if (c.writes === true && !rootChecked) checkRoot();
       if (c.writes === true) rootChanged = true;
-      const args = [...c.args, '--root', useArchive ? archive : root];
+      const args = [...c.args, '--root', useArchive ? archiveFile : root];
       send({ t: 'cmd', i, k, args });
       rmSync(outFile, { force: true });
       const t0 = performance.now();
@@ -217,14 +228,15 @@ async function main(): Promise<void> {
       failures.push(`left in TMPDIR: ${left.join(', ')}`);
       for (const n of left) removeTree(join(tmp, n));
     }
-    const strays = readdirSync(caseDir).filter((n) => n !== 'root' && n !== 'root.tar').concat(readdirSync(outDir).filter((n) => n !== 'layer.tar'));
+    const strays = readdirSync(caseDir).filter((n) => !['root', 'root.tar', 'root.tar.gz'].includes(n)).concat(readdirSync(outDir).filter((n) => n !== 'layer.tar'));
     if (strays.length > 0) {
       failures.push(`written next to the root: ${strays.map((x) => JSON.stringify(x)).join(', ')}`);
-      for (const n of readdirSync(caseDir)) if (n !== 'root' && n !== 'root.tar') removeTree(join(caseDir, n));
+      for (const n of readdirSync(caseDir)) if (!['root', 'root.tar', 'root.tar.gz'].includes(n)) removeTree(join(caseDir, n));
       for (const n of readdirSync(outDir)) removeTree(join(outDir, n));
     }
     // Back to the base: undo the mutations, or copy afresh when a command wrote to the root.
     rmSync(archive, { force: true });
+    rmSync(`${archive}.gz`, { force: true });
     if (rootChanged) {
       removeTree(root);
       copyTree(base.dir, root);

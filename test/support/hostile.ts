@@ -24,6 +24,7 @@ import { dirname, posix } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { mknod, S_IFBLK, S_IFCHR, S_IFIFO, setXattr, lutimesNs } from '../../src/io/native.js';
 import { mutate as mutateBolt } from './fuzz.js';
+import { layerTar, type Spec } from './images.js';
 
 /**
  * The hostile data-root fuzzer's library: the outside world a mutated root must never reach (a
@@ -918,7 +919,7 @@ export const MUTATIONS: Mutation[] = [
       } else if (how === 'deep-line') {
         lines.splice(int(m.rnd, 0, lines.length), 0, '['.repeat(100_000) + ']'.repeat(100_000));
       } else if (how === 'many') {
-        const extra = Array.from({ length: 50_000 }, (_, k) => JSON.stringify({ type: 1, name: `f${k}`, size: 0, payload: null, position: lines.length + k }));
+        const extra = Array.from({ length: 5_000 }, (_, k) => JSON.stringify({ type: 1, name: `f${k}`, size: 0, payload: null, position: lines.length + k }));
         lines.push(...extra);
       } else {
         lines.push('{"type":2,"payload":"!!!not base64","position":99}', '{"type":3}', 'null', '"x"');
@@ -1425,4 +1426,49 @@ function firstLines(s: string): string {
 export function tarRoot(root: string, file: string): boolean {
   const r = spawnSync('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-cf', file, '-C', root, '.'], { stdio: 'ignore', timeout: 60_000 });
   return r.status === 0;
+}
+
+/**
+ * Hostile members put in front of an archive root's own: names that leave the unpack dir, a
+ * symlink out followed by a file written through it, hard links to outside files, setuid files,
+ * devices and FIFOs where the root later has a file, an endless device. Returns what was added.
+ */
+export function prependHostile(file: string, rnd: Rnd, o: Outside): string[] {
+  const specs: Spec[] = [];
+  const sentinel = `${o.dir}/sentinel`;
+  const choices: (() => Spec[])[] = [
+    () => [{ name: `${'../'.repeat(int(rnd, 1, 2))}escape`, data: 'x' }],
+    () => [{ name: `${sentinel}/abs-write`, data: 'x' }],
+    () => [{ name: 'lnk', type: 'symlink', linkname: sentinel }, { name: 'lnk/through', data: 'x' }],
+    () => [{ name: 'lnk2', type: 'symlink', linkname: '../../outside/sentinel' }, { name: 'lnk2/victim/data', data: 'overwritten' }],
+    () => [{ name: 'hl', type: 'link', linkname: `${o.dir}/canary.txt` }],
+    () => [{ name: 'hl2', type: 'link', linkname: '../../outside/canary.txt' }],
+    () => [{ name: 'suid', data: '#!/bin/sh\n', mode: 0o4755 }, { name: 'sgid', data: 'x', mode: 0o2755 }],
+    () => [{ name: 'image/overlay2/repositories.json', type: 'fifo' }],
+    () => [{ name: 'volumes/metadata.db', type: 'char' }],
+    () => [{ name: 'network/files/local-kv.db', type: 'symlink', linkname: `${o.dir}/canary.db` }],
+    () => [{ name: 'image', type: 'symlink', linkname: `${o.dir}/canarydir` }],
+    () => [{ name: 'containers', type: 'symlink', linkname: '../../outside/sentinel' }],
+    () => [{ name: './', type: 'dir', mode: 0o777 }],
+    () => [{ name: 'x'.repeat(300), data: 'long' }],
+    () => [{ name: 'a\u001b]0;x\u0007', data: 'x' }],
+  ];
+  const n = int(rnd, 1, 3);
+  const what: string[] = [];
+  for (let k = 0; k < n; k++) {
+    const c = pick(rnd, choices)();
+    specs.push(...c);
+    what.push(c.map((x) => `${x.type ?? 'file'} ${JSON.stringify(x.name.slice(0, 60))}${x.linkname !== undefined ? ` -> ${x.linkname}` : ''}${x.mode !== undefined ? ` mode ${x.mode.toString(8)}` : ''}`).join(' + '));
+  }
+  let head: Buffer;
+  try {
+    head = layerTar(specs);
+  } catch (e) {
+    return [`(hostile members not written: ${(e as Error).message})`];
+  }
+  // Without its end-of-archive blocks, the hostile tar is followed by the root's members.
+  let end = head.length;
+  while (end >= 512 && head.subarray(end - 512, end).every((b) => b === 0)) end -= 512;
+  writeFileSync(file, Buffer.concat([head.subarray(0, end), readFileSync(file)]));
+  return what;
 }

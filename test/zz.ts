@@ -1,0 +1,17 @@
+import { mkdtempSync, readFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mulberry32 } from './support/fuzz.js';
+import { applyMutations, caseSeed, copyTree, listTree, makeOutside, planCommands } from './support/hostile.js';
+import { run } from './support/cli.js';
+const [seed, i] = process.argv.slice(2).map(Number);
+const w = mkdtempSync('/tmp/fz/replay-');
+const rnd = mulberry32(caseSeed(seed!, i!));
+const which = rnd() < 0.5 ? 'overlay2' : 'vfs';
+const base = `${w}/base`; mkdirSync(base);
+spawnSync('tar', ['-xzf', `snapshots/${which === 'overlay2' ? 'after-build' : 'after-build-vfs'}.tar.gz`, '-C', base]);
+const root = `${w}/${which}/root`;
+copyTree(base, root);
+const o = makeOutside(w, readFileSync(`${base}/volumes/metadata.db`));
+const m = { root, rnd, out: o, entries: listTree(base), driver: which as 'overlay2' | 'vfs', touched: [] as Buffer[] };
+console.log(applyMutations(m));
+console.log('root', root);
