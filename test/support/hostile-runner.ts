@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -57,8 +57,10 @@ const ARCHIVE_EVERY = Number(process.env['DATAROOT_FUZZ_ARCHIVE_EVERY'] ?? 40);
 const CMD_LIMIT_MS = Number(process.env['DATAROOT_FUZZ_CMD_MS'] ?? 60_000);
 const RSS_LIMIT_MB = 2048;
 
+/** To the parent over IPC; run by hand (no IPC), the failures are printed. */
 function send(m: unknown): void {
-  process.send!(m);
+  if (process.send !== undefined) process.send(m);
+  else if ((m as CaseReport).t === 'done' && (m as CaseReport).failures.length > 0) console.log(JSON.stringify(m, null, 1));
 }
 
 interface Base {
@@ -110,7 +112,9 @@ async function main(): Promise<void> {
   const cases = (process.argv[3] ?? '').split(',').filter((s) => s !== '').map(Number);
   /** Replaying chosen cases: the outside tree is checked after every command, the restore after every case. */
   const careful = process.env['DATAROOT_FUZZ_ONLY'] !== undefined;
-  const work = mkdtempSync(join(tmpdir(), 'dataroot-fuzz-'));
+  // On tmpfs when there is one: a case is mostly small file-system operations.
+  const parent = process.env['DATAROOT_FUZZ_DIR'] ?? (existsSync('/dev/shm') && statfsSync('/dev/shm').bavail * statfsSync('/dev/shm').bsize > 2 ** 30 ? '/dev/shm' : tmpdir());
+  const work = mkdtempSync(join(parent, 'dataroot-fuzz-'));
   // Everything of the case lives under work: outside/ (canary, sentinel), <base>/root, out/, tmp/.
   const tmp = join(work, 'tmp');
   mkdirSync(tmp);

@@ -353,6 +353,12 @@ export function fingerprintRoot(root: string): Map<string, string> {
 
 /** Removes a tree whatever its names (not UTF-8, control characters) and types. */
 export function removeTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+    return;
+  } catch {
+    // Names that are not UTF-8 defeat rmSync's own walk: rm takes them as bytes.
+  }
   const r = spawnSync('rm', ['-rf', '--', path], { stdio: 'ignore' });
   if (r.status !== 0) throw new Error(`rm -rf ${path} failed`);
 }
