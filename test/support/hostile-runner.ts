@@ -11,6 +11,7 @@ import {
   checkOutcome,
   copyTree,
   diffMaps,
+  expectedFindings,
   fingerprintOutside,
   fingerprintRoot,
   listTree,
@@ -68,6 +69,8 @@ interface Base {
   dir: string;
   root: string;
   shape: Map<string, string>;
+  /** Driver directories of container layers (mount-id, init-id). */
+  containerLayers: Set<string>;
   entries: Entry[];
   targets: Targets;
 }
@@ -129,7 +132,9 @@ async function main(): Promise<void> {
     // Each base has its own root at the same depth under work (W/<name>/root), restored after each case.
     const root = join(work, name, 'root');
     copyTree(dir, root);
-    bases.push({ name, dir, root, shape: shapeOf(dir), entries: listTree(dir), targets: await discover(dir, name) });
+    const entries = listTree(dir);
+    const containerLayers = new Set(entries.filter((e) => /\/layerdb\/mounts\/[0-9a-f]{64}\/(mount-id|init-id)$/.test(e.rel)).map((e) => readFileSync(join(dir, e.rel), 'utf8').trim()));
+    bases.push({ name, dir, root, shape: shapeOf(dir), entries, containerLayers, targets: await discover(dir, name) });
   }
   const outside = makeOutside(work, readFileSync(join(bases[0]!.dir, 'volumes/metadata.db')));
   const outDir = join(work, 'out');
@@ -202,7 +207,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       let r: Outcome;
       if (useBin) {
-        const p = spawnSync(process.execPath, [BIN, ...args], {
+        const p = spawnSync(process.execPath, ['--max-old-space-size=1024', BIN, ...args], {
           env: { PATH: process.env['PATH'], TMPDIR: tmp, HOME: process.env['HOME'] },
           timeout: CMD_LIMIT_MS,
           killSignal: 'SIGKILL',
@@ -216,9 +221,14 @@ async function main(): Promise<void> {
       }
       cmdMs += r.ms;
       const extra = c.output !== undefined && existsSync(c.output) ? readFileSync(c.output) : undefined;
-      const bad = checkOutcome(c, r, outside, extra);
+      const bad = checkOutcome(c, r, outside, extra, useArchive ? undefined : root);
       if (r.ms > CMD_LIMIT_MS) bad.push(`took ${r.ms.toFixed(0)} ms (limit ${CMD_LIMIT_MS})`);
       const label = `\`${c.args.join(' ')}\`${useBin ? ' (binary)' : ''}${useArchive ? ' (archive root)' : ''} exit ${r.code}`;
+      // verify reports every confinement finding: a mutated piece of evidence is never "OK".
+      if ((c.family === 'verify' || c.family === 'verify --deep') && !c.args.includes('--image') && r.code === 0 && !useArchive) {
+        const missed = expectedFindings(root, mutations, base.containerLayers);
+        if (missed.length > 0) bad.push(`verify found nothing wrong after ${missed.join(' | ')}`);
+      }
       for (const b of bad) failures.push(`${label}: ${b}`);
       // Replays blame a read or write outside on its command; the full run checks once per case.
       if (careful) checkOutside(label);

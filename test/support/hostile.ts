@@ -1260,6 +1260,53 @@ export const MUTATIONS: Mutation[] = [
   },
 ];
 
+/** Files and directories `verify` reads as evidence (relative to the root). */
+const EVIDENCE = new RegExp(
+  [
+    '^image$',
+    '^image/(overlay2|vfs)$',
+    '^image/(overlay2|vfs)/repositories\\.json$',
+    '^image/(overlay2|vfs)/(imagedb|layerdb)$',
+    '^image/(overlay2|vfs)/imagedb/content(/sha256)?$',
+    '^image/(overlay2|vfs)/imagedb/content/sha256/[0-9a-f]{64}$',
+    '^image/(overlay2|vfs)/layerdb/(sha256|mounts)$',
+    '^image/(overlay2|vfs)/layerdb/sha256/[0-9a-f]{64}(/(diff|size|cache-id|parent|tar-split\\.json\\.gz))?$',
+    '^image/(overlay2|vfs)/layerdb/mounts/[0-9a-f]{64}(/(mount-id|init-id|parent))?$',
+    '^containers$',
+    '^containers/[0-9a-f]{64}(/(config\\.v2\\.json|hostconfig\\.json))?$',
+    '^volumes/metadata\\.db$',
+    '^network/files/local-kv\\.db$',
+    '^(overlay2|vfs|vfs/dir)$',
+    '^overlay2/[0-9a-f]{64}(-init)?(/(link|lower|diff))?$',
+    '^overlay2/l(/[A-Z2-7]{26})?$',
+    '^vfs/dir/[0-9a-f]{64}(-init)?$',
+  ].join('|'),
+);
+/** ID files whose every hostile value is invalid or names nothing (a finding either way). */
+const ID_EVIDENCE = /^(image\/(overlay2|vfs)\/layerdb\/(sha256|mounts)\/[0-9a-f]{64}\/(cache-id|mount-id|init-id|diff)|overlay2\/[0-9a-f]{64}(-init)?\/(link|lower))$/;
+
+/**
+ * The paths whose mutation `verify` must report (a symlink, a FIFO, a device or a socket where
+ * evidence belongs, a 600 MB file, an invalid ID), as they are now: a later mutation of the case
+ * may have removed them again.
+ */
+export function expectedFindings(root: string, mutations: string[], containerLayers: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const m of mutations) {
+    const name = m.slice(0, m.indexOf(':'));
+    const rest = m.slice(name.length + 2);
+    const rel = rest.split(/ (->|is a|=|: sparse) /)[0]!;
+    if (!throughDirs(root, rel)) continue;
+    const kind = kindNow(`${root}/${rel}`);
+    if ((name === 'symlink-out-file' || name === 'symlink-out-dir') && EVIDENCE.test(rel) && kind === 'symlink') out.push(m);
+    else if (name === 'special-file' && EVIDENCE.test(rel) && kind === 'other') out.push(m);
+    else if (name === 'json-huge' && EVIDENCE.test(rel) && kind === 'file' && lstatSync(`${root}/${rel}`).size >= 600 * MB) out.push(m);
+    // A container's own layer is nobody's lower: its link file names nothing dockerd reads.
+    else if (name === 'id-rewrite' && ID_EVIDENCE.test(rel) && kind === 'file' && !(rel.endsWith('/link') && containerLayers.has(rel.split('/')[1]!))) out.push(m);
+  }
+  return out;
+}
+
 /** Applies 1–3 mutations; each description is prefixed with its mutation's name. */
 export function applyMutations(m: MutationCtx): string[] {
   const total = MUTATIONS.reduce((s, x) => s + x.weight, 0);
@@ -1360,9 +1407,20 @@ const CODED = /^dataroot: ([A-Z][A-Z0-9_]*): /;
 // eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u0080-\u009f]/;
 
-/** Every way the outcome breaks the fuzzer's rules (empty when it keeps them). */
-export function checkOutcome(c: Cmd, r: Outcome, o: Outside, extraOutput?: Buffer): string[] {
+/** Every way the outcome breaks the fuzzer's rules (empty when it keeps them). `root`: the directory root, when not an archive. */
+export function checkOutcome(c: Cmd, r: Outcome, o: Outside, extraOutput?: Buffer, root?: string): string[] {
   const bad: string[] = [];
+  // What gc removes (or would remove) lies inside the root, by a path without `..`.
+  if ((c.family === 'gc' || c.family === 'gc --dry-run') && c.json && root !== undefined && r.code !== 2) {
+    try {
+      const doc = JSON.parse(r.stdout.toString('utf8')) as { items?: { remove?: string[] }[]; removed?: string[] };
+      for (const p of [...(doc.items ?? []).flatMap((i) => i.remove ?? []), ...(doc.removed ?? [])]) {
+        if (!p.startsWith(`${root}/`) || p.split('/').some((x) => x === '..' || x === '.')) bad.push(`gc names a path outside the root: ${JSON.stringify(p)}`);
+      }
+    } catch {
+      /* not JSON: reported below */
+    }
+  }
   const stdout = r.stdout.toString('utf8');
   const stdoutLatin = r.stdout.toString('latin1');
   if (r.code !== 0 && r.code !== 1 && r.code !== 2) bad.push(`exit ${r.code}${r.signal ? ` (signal ${r.signal})` : ''}`);
