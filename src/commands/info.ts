@@ -5,7 +5,7 @@ import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
 import { bytesHuman, emitJson, paint, safeText, table } from './render.js';
 
 export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
-  return withRoot(rootOf(g, ctx).root, (r) => info(r, g.driver), rootOptions(g));
+  return withRoot(rootOf(g, ctx).root, (r) => info(r, g.driver), rootOptions(g, ctx));
 }
 
 const REASONS: Record<string, string> = {

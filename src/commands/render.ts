@@ -2,13 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { DatarootError } from '../formats/errors.js';
 import type { Ctx } from './context.js';
 
+/**
+ * JSON text safe for a terminal: JSON.stringify leaves DEL and the C1 controls (U+007F–U+009F)
+ * raw; they are written as \u escapes here, which is the same JSON value.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  // eslint-disable-next-line no-control-regex
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Exactly one JSON document on stdout. bigint values become decimal strings. */
 export function emitJson(ctx: Ctx, value: unknown): void {
-  ctx.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  ctx.stdout.write(`${jsonText(value, 2)}\n`);
 }
 
 export function emitError(ctx: Ctx, e: DatarootError, json: boolean): void {
-  if (json) ctx.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
+  if (json) ctx.stderr.write(`${jsonText({ error: e.toJSON() })}\n`);
   else ctx.stderr.write(`dataroot: ${safeText(e.oneLine())}\n`);
 }
 

@@ -5,7 +5,7 @@ import { Store } from '../store/model.js';
 import { withRoot, type OpenedRoot } from '../store/root.js';
 import type { Problem } from '../store/problems.js';
 import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
-import { emitJson, paint, safeText } from './render.js';
+import { emitJson, jsonText, paint, safeText } from './render.js';
 
 /** The store of an opened root, its driver chosen as dockerd chooses it (or by --driver). */
 export function storeOf(r: OpenedRoot, g: GlobalOpts, ctx?: Ctx): Store {
@@ -22,7 +22,7 @@ export function storeOf(r: OpenedRoot, g: GlobalOpts, ctx?: Ctx): Store {
  * root is read, never written.
  */
 export async function withStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => T | Promise<T>): Promise<T> {
-  return withRoot(rootOf(g, ctx).root, (r) => fn(storeOf(r, g, ctx)), rootOptions(g));
+  return withRoot(rootOf(g, ctx).root, (r) => fn(storeOf(r, g, ctx)), rootOptions(g, ctx));
 }
 
 /** Content operations (diffs, layer tars, deep verification) need a driver whose layers can be read here. */
@@ -47,7 +47,7 @@ export function reportProblems(ctx: Ctx, problems: readonly Problem[]): void {
 /** A lookup miss in an inspect-style command: one coded line, exit 1 (as docker does), the rest still printed. */
 export function reportMissing(ctx: Ctx, e: unknown, json: boolean): void {
   if (!(e instanceof DatarootError)) throw e;
-  if (json) ctx.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
+  if (json) ctx.stderr.write(`${jsonText({ error: e.toJSON() })}\n`);
   else ctx.stderr.write(`dataroot: ${e.oneLine()}\n`);
   if (ctx.exitCode === 0) ctx.exitCode = 1;
 }

@@ -366,12 +366,10 @@ export function containerChanges(store: Store, c: ContainerRecord, details = fal
   const bad = problems[0];
   if (bad !== undefined) throw new DatarootError(bad.code, bad.message, { file: store.shown(bad.path ?? '') });
   const top = dirs[0]!;
-  const k = store.fs.kind(top);
-  if (k === 'missing') throw new DatarootError('CONTAINER_LAYER_MISSING', `${store.shown(top)} does not exist`, { file: store.shown(top) });
-  if (k !== 'dir') throw new DatarootError(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${store.shown(top)} is a ${k}, not a directory: it is not followed`, { file: store.shown(top) });
-  for (const d of dirs.slice(1)) {
+  for (const d of dirs) {
     const dk = store.fs.kind(d);
-    if (dk !== 'dir') throw new DatarootError(dk === 'missing' ? 'LAYER_DIR_MISSING' : dk === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `lower layer ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`, { file: store.shown(d) });
+    if (dk === 'symlink') throw store.fs.symlinkError(d);
+    if (dk !== 'dir') throw new DatarootError(dk === 'missing' ? (d === top ? 'CONTAINER_LAYER_MISSING' : 'LAYER_DIR_MISSING') : 'PATH_NOT_A_DIRECTORY', `${d === top ? 'the container layer' : 'lower layer'} ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`, { file: store.shown(d) });
   }
   const newView = buildView(store.fs, dirs, whiteouts);
   let oldView: FsNode | undefined;
