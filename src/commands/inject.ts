@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { lstatSync, mkdirSync, rmSync } from 'node:fs';
-import { pauseAt as pauseHere } from './testhooks.js';
+import { pauseAsync, pauseAt as pauseHere } from './testhooks.js';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { acquireLock, probeLock } from '../io/lock.js';
@@ -102,11 +102,13 @@ export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Stor
  */
 let paused = false;
 
-function testHook(step: InjectStep, crashAt: string | undefined, pauseAtStep: string | undefined, pauseFile: string | undefined): void {
+function testHook(step: InjectStep, crashAt: string | undefined, pauseAtStep: string | undefined, pauseFile: string | undefined): void | Promise<void> {
   if (step === crashAt) process.kill(process.pid, 'SIGKILL');
   if (step === pauseAtStep && pauseFile !== undefined && !paused) {
     paused = true; // the first time the step is reached
-    pauseHere(pauseFile, step);
+    // Inside commitLayer the wait is synchronous; elsewhere signals are handled while it waits.
+    if (step === 'layerdb-staged') pauseHere(pauseFile, step);
+    else return pauseAsync(pauseFile, step);
   }
 }
 

@@ -53,7 +53,7 @@ export interface InjectOptions {
   maxBytes: number;
   onProgress?: (p: { layer: number; layers: number; bytes: number; totalBytes: number }) => void;
   /** Called at each step of the recipe (tests stop the process there). */
-  onStep?: (step: InjectStep) => void;
+  onStep?: (step: InjectStep) => void | Promise<void>;
 }
 
 export interface InjectedLayer {
@@ -275,7 +275,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
           o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
         });
         n++;
-        o.onStep?.('layer-extracted');
+        await o.onStep?.('layer-extracted');
       }
     };
     const settled = await Promise.allSettled(Array.from({ length: d === 'overlay2' ? PARALLEL_LAYERS : 1 }, () => worker()));
@@ -304,15 +304,15 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         fs.rename(job.staging, final);
         committed.push(final);
         fs.fsyncDir(home);
-        o.onStep?.('layer-dir');
+        await o.onStep?.('layer-dir');
         if (d === 'overlay2') {
           linkOverlayLayer(fs, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
           committed.push(`${home}/l/${job.link}`);
         }
-        o.onStep?.('layer-linked');
-        commitLayer(fs, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => o.onStep?.('layerdb-staged') });
+        await o.onStep?.('layer-linked');
+        commitLayer(fs, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => void o.onStep?.('layerdb-staged') });
         committed.push(`${L.layerDbDir(d)}/${job.chainId.slice(7)}`);
-        o.onStep?.('layerdb-committed');
+        await o.onStep?.('layerdb-committed');
       }
     } catch (e) {
       removeStaging(fs, [...staged, ...committed]);
@@ -323,16 +323,16 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     }
     for (const [k, img] of images.entries()) {
       img.configWritten = writeImageConfig(fs, d, img.id, planned[k]!.img.configBytes);
-      o.onStep?.('config-written');
+      await o.onStep?.('config-written');
     }
     const tags = images.flatMap((img) => img.tags.map((ref) => ({ ref, id: img.id })));
     const current = new Map(store.repositories.refs.map((r) => [r.familiar, r.id]));
     for (const img of images) {
       if (img.tags.some((t) => current.get(t) !== img.id)) writeLastUpdated(fs, d, img.id);
     }
-    o.onStep?.('metadata-written');
+    await o.onStep?.('metadata-written');
     result.tagsChanged = mergeTags(fs, d, tags);
-    o.onStep?.('repositories-written');
+    await o.onStep?.('repositories-written');
     return result;
   } finally {
     dropWork();

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createGzip } from 'node:zlib';
 import { createWriteStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { tarBytes } from '../../src/formats/tar/writer.js';
 import { TYPE } from '../../src/formats/tar/header.js';
 import { layerTar, tarOf, writeImageDir } from '../support/images.js';
 import { fingerprint } from '../support/tree.js';
-import { run } from '../support/cli.js';
+import { BIN, run } from '../support/cli.js';
 import { bounded, codedFailure, Hostile, spawnBin } from './harness.js';
 
 /**
@@ -163,6 +163,48 @@ describe('1. archive roots are unpacked as evidence, never as a system', () => {
     expect(codedFailure(r)).toBe('ARCHIVE_TOO_LARGE');
     expect(r.stderr).toMatch(/--unpack-limit/);
     expect(readdirSync('/tmp').filter((n) => n.startsWith('dataroot-root-')).length).toBe(before);
+  });
+});
+
+describe('cleanup on every exit', () => {
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('%s mid-inject (a layer extracted into staging): staging and the temp dir are removed, the root keeps nothing of it', async (sig) => {
+    const root = H.root();
+    const before = fingerprint(root);
+    const dir = join(H.work, `img-signal-${sig}`);
+    writeImageDir(dir, { layers: [layerTar([{ name: 'a/', type: 'dir' }, { name: 'a/b', data: 'b'.repeat(100_000) }])], tags: [`signal/${sig.toLowerCase()}:1`] });
+    const pause = join(H.work, `pause-inject-${sig}`);
+    const tmpBefore = new Set(readdirSync('/tmp').filter((n) => n.startsWith('dataroot-inject-')));
+    const p = spawnBin(['inject', dir, '--root', root], { DATAROOT_INJECT_PAUSE_AT: 'layer-extracted', DATAROOT_INJECT_PAUSE_FILE: pause });
+    for (let i = 0; i < 400 && !existsSync(pause); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(pause)).toBe(true);
+    // The layer is in staging now.
+    expect(readdirSync(join(root, 'overlay2')).some((n) => n.includes('.dataroot-staging'))).toBe(true);
+    p.kill(sig);
+    const r = await p.done;
+    expect(r.code).toBe(128 + { SIGTERM: 15, SIGINT: 2, SIGHUP: 1 }[sig]);
+    rmSync(pause, { force: true });
+    expect(readdirSync(join(root, 'overlay2')).filter((n) => n.includes('.dataroot-staging'))).toEqual([]);
+    expect(readdirSync('/tmp').filter((n) => n.startsWith('dataroot-inject-') && !tmpBefore.has(n))).toEqual([]);
+    expect(H.sentinelChanged()).toBeUndefined();
+    // Only directory times may differ from before (the staging dir came and went).
+    const after = fingerprint(root);
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+  });
+
+  it('a reader that goes away (EPIPE) still removes an archive root\'s temp dir', async () => {
+    const root = H.root('fresh');
+    const archive = join(H.work, 'epipe.tar.gz');
+    expect(spawnSync('tar', ['--numeric-owner', '-czf', archive, '-C', root, '.']).status).toBe(0);
+    const pause = join(H.work, 'pause-epipe');
+    const child = spawn(process.execPath, [BIN, 'files', '--root', archive], { env: { ...process.env, DATAROOT_UNPACK_PAUSE_AT: 'done', DATAROOT_UNPACK_PAUSE_FILE: pause }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    for (let i = 0; i < 400 && !existsSync(pause); i++) await new Promise((r) => setTimeout(r, 50));
+    const dir = readFileSync(pause, 'utf8');
+    child.stdout.destroy(); // the reader is gone before the first byte
+    unlinkSync(pause);
+    const code = await closed;
+    expect([0, 1, 141]).toContain(code);
+    expect(existsSync(dir)).toBe(false);
   });
 });
 
