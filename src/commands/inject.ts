@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { pauseAsync, pauseAt as pauseHere } from './testhooks.js';
 import { resolve } from 'node:path';
@@ -12,13 +12,11 @@ import { LAYOUT } from '../store/layout.js';
 import { openRoot } from '../store/root.js';
 import { DirTimes, ensureLayout, removeStaging, validateTarget } from '../store/write.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { storeOf } from './storectx.js';
+import { shortId, storeOf } from './storectx.js';
 import { bytesHuman, emitJson, paint, safeText, warn } from './render.js';
 import { Progress } from './progress.js';
-import { shortId } from './storectx.js';
 
-/** The drivers whose stores inject writes. */
-const WRITABLE_DRIVERS = ['overlay2', 'vfs'] as const;
+import { WRITABLE_DRIVERS } from '../store/layerwrite.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -63,9 +61,9 @@ export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Stor
       const drivers = fs.names('image').filter((x) => (WRITABLE_DRIVERS as readonly string[]).includes(x));
       const drv = g.driver ?? drivers[0];
       if (drv === undefined) {
-        throw new DatarootError(empty ? 'USAGE_DRIVER_REQUIRED' : 'STORE_NOT_A_DATAROOT', empty ? `${root} is empty: name the storage driver to lay it out (--driver overlay2|vfs)` : `${root} has no image store: name the storage driver (--driver overlay2|vfs)`, { file: root });
+        throw new DatarootError(empty ? 'USAGE_DRIVER_REQUIRED' : 'STORE_NOT_A_DATAROOT', empty ? `${root} is empty: name the storage driver to lay it out (--driver ${WRITABLE_DRIVERS.join('|')})` : `${root} has no image store: name the storage driver (--driver ${WRITABLE_DRIVERS.join('|')})`, { file: root });
       }
-      if (!(WRITABLE_DRIVERS as readonly string[]).includes(drv)) throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes overlay2 and vfs stores, not ${drv}`, { file: root });
+      if (!(WRITABLE_DRIVERS as readonly string[]).includes(drv)) throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes ${WRITABLE_DRIVERS.join(', ')} stores, not ${drv}`, { file: root });
       if (g.driver !== undefined && drivers.length > 0 && !drivers.includes(g.driver)) {
         throw new DatarootError('STORE_DRIVER_MISMATCH', `${root} holds a ${drivers.join(', ')} image store, not ${g.driver}`, { file: root });
       }

@@ -14,7 +14,6 @@ import type { Store } from '../store/model.js';
 import { listFiles } from './files.js';
 import { layerContentDir, layerFileSource, layerPath, tarSplitStream } from './layers.js';
 import { findLeftovers } from './leftovers.js';
-import { WHITEOUTS } from '../store/rootfs.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -175,15 +174,16 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     if (!l.tarSplit && l.problems.length === 0) {
       f.add('TARSPLIT_MISSING', l.chainId, 'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")', shown(`${l.dir}/tar-split.json.gz`));
     }
-    if (l.cacheId !== undefined && l.driverDirExists) {
+    if (l.cacheId !== undefined && l.driverDirExists && store.adapter.content !== 'none') {
       const content = store.adapter.contentDir(store.fs, l.cacheId);
+      // undefined: the driver keeps the files where they cannot be read offline (an unmounted zfs dataset)
       const k = content === undefined ? 'dir' : store.fs.kind(content);
       if (k === 'symlink') {
         const target = store.fs.readlink(content!) ?? '';
         const code = symlinkTargetInside(content!, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED';
         f.add(code, l.chainId, `the layer's files ${content} are a symlink to ${JSON.stringify(target)}: never followed; containers and docker save would read another tree`, shown(content!));
       } else if (k !== 'dir' && k !== 'missing') f.add('PATH_NOT_A_DIRECTORY', l.chainId, `the layer's files ${content} are a ${k}, not a directory`, shown(content!));
-      else if (k === 'missing' && store.adapter.content !== 'none') f.add('LAYER_DIR_MISSING', l.chainId, `${content} is missing: containers would see nothing of this layer`, shown(content!));
+      else if (k === 'missing') f.add('LAYER_DIR_MISSING', l.chainId, `${content} is missing: containers would see nothing of this layer`, shown(content!));
     }
     if ((d === 'overlay2' || d === 'fuse-overlayfs') && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
   }
@@ -439,9 +439,14 @@ function expectedTree(layers: Entry[][], mode: 'overlay' | 'keep' | 'apply'): Ma
   return tree;
 }
 
-function actualTree(fs: Confined, base: string): Set<string> {
+/** The tree on disk (aufs: without the branch's own `.wh..wh.*` entries at its top, which no tar carries). */
+function actualTree(fs: Confined, base: string, aufs: boolean): Set<string> {
   const out = new Set<string>();
-  for (const e of fs.walk(base)) out.add(e.rel.slice(base.length + 1));
+  for (const e of fs.walk(base)) {
+    const rel = e.rel.slice(base.length + 1);
+    if (aufs && /^\.wh\.\.wh\.(?!\.opq$)[^/]*(\/|$)/.test(rel)) continue;
+    out.add(rel);
+  }
   return out;
 }
 
@@ -543,8 +548,8 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
       }
     } else chain.push(es);
     if (chain.length > 0) {
-      const want = expectedTree(chain, full ? 'apply' : store.adapter.viewDirs(store.fs, l.cacheId!).whiteouts === WHITEOUTS.aufs ? 'keep' : 'overlay');
-      const have = actualTree(store.fs, base);
+      const want = expectedTree(chain, store.adapter.layerTree);
+      const have = actualTree(store.fs, base, store.adapter.name === 'aufs');
       const reported = new Set(f.list.filter((x) => x.subject === l.chainId).flatMap((x) => x.paths));
       for (const p of have) {
         if (!want.has(p)) f.add('LAYER_FILE_ADDED', l.chainId, `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`, store.shown(`${base}/${p}`));

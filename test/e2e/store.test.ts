@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dockerd, type Driver } from '../support/dockerd.js';
+import { Dockerd, DRIVERS, driverTools, type Driver } from '../support/dockerd.js';
 import { needs } from '../support/env.js';
 import { run } from '../support/cli.js';
 import { buildRichScenario, record, type Recorded, type Scenario } from '../support/scenario.js';
@@ -35,11 +35,12 @@ async function json(args: string[]): Promise<any> {
 }
 
 describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads what dockerd reports', () => {
-  describe.each(['overlay2', 'vfs'] as Driver[])('%s', (driver) => {
+  describe.each(DRIVERS.filter((d) => needs(...driverTools(d))))('%s', (driver: Driver) => {
     const d = new Dockerd(driver);
     let rec: Recorded;
     let scn: Scenario;
     let diffs: Record<string, string[]>;
+    let saved: string;
 
     beforeAll(async () => {
       await d.start();
@@ -47,6 +48,8 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
       rec = await record(d);
       diffs = {};
       for (const c of scn.containers) diffs[c] = d.docker(['container', 'diff', c]).stdout.split('\n').filter(Boolean).sort();
+      saved = join(d.dir, 'saved.tar');
+      d.docker(['save', '-o', saved, 'rich/app:1', 'rich/other:1']);
       await d.stop();
     });
     afterAll(async () => {
@@ -158,6 +161,58 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
       }
       const withContainers = layers.filter((l) => l['containers'].length > 0).flatMap((l) => l['containers']);
       expect(withContainers.sort()).toEqual(rec.containersAll.map((c: Obj) => c['Id']).sort());
+    });
+
+    it('verify --deep finds nothing wrong in a root dockerd made', async () => {
+      const r = await run(['--json', 'verify', '--deep', '--root', d.root]);
+      const v = JSON.parse(r.stdout) as Obj;
+      expect(v['findings'], JSON.stringify(v['findings'], null, 1)).toEqual([]);
+      expect(r.code).toBe(0);
+      expect(v['checked'].layerBytes).toBeGreaterThan(0);
+    });
+
+    it('layer tar of every layer equals the layer.tar docker save wrote, byte for byte', async () => {
+      const out = mkdtempSync(join(tmpdir(), 'dataroot-save-'));
+      try {
+        spawnSync('tar', ['-xf', saved, '-C', out]);
+        const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { Config: string; Layers: string[] }[];
+        let n = 0;
+        for (const m of manifest) {
+          const config = JSON.parse(readFileSync(join(out, m.Config), 'utf8')) as { rootfs: { diff_ids: string[] } };
+          for (const [i, member] of m.Layers.entries()) {
+            const mine = join(out, `mine-${n++}.tar`);
+            const r = await run(['layer', 'tar', config.rootfs.diff_ids[i]!, '-o', mine, '--root', d.root]);
+            expect(r.code, r.stderr).toBe(0);
+            expect(readFileSync(mine).equals(readFileSync(join(out, member))), member).toBe(true);
+          }
+        }
+        expect(n).toBeGreaterThanOrEqual(4);
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    });
+
+    it('inject into a never-started root of this driver: dockerd lists the images with their IDs and runs them, whiteouts and opaque dirs applied', async () => {
+      const t = new Dockerd(driver);
+      try {
+        t.prepare();
+        const r = await run(['inject', saved, '--root', t.root, '--driver', driver]);
+        expect(r.code, r.stderr).toBe(0);
+        const v = await run(['verify', '--deep', '--root', t.root]);
+        expect(v.code, v.stdout).toBe(0);
+        await t.start();
+        const ids = t.docker(['images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']).stdout.split('\n').filter(Boolean).sort();
+        const want = Object.values(rec.imageInspect)
+          .filter((i) => (i['RepoTags'] as string[]).some((x) => x === 'rich/app:1' || x === 'rich/other:1'))
+          .flatMap((i) => (i['RepoTags'] as string[]).filter((x) => x !== 'rich/app:latest').map((x) => `${x} ${i['Id']}`))
+          .sort();
+        expect(ids).toEqual(want);
+        expect(t.docker(['run', '--rm', 'rich/other:1']).stdout).toBe('hi\n');
+        const ls = t.docker(['run', '--rm', '--user', 'root', 'rich/app:1', 'sh', '-c', 'ls /opt/dir; test -e /etc/gone || echo gone-is-gone; cat /etc/keep']).stdout;
+        expect(ls).toBe('b\ngone-is-gone\nkeep\n');
+      } finally {
+        await t.cleanup();
+      }
     });
 
     it('every read command leaves every byte and mtime of the root unchanged', async () => {
