@@ -558,8 +558,9 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
         if (!have.has(p) && !reported.has(store.shown(`${base}/${p}`))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(`${base}/${p}`));
       }
     }
-    // The recorded size: overlay2 records directory.Size of diff/, vfs the sum of the tar's file sizes.
-    const real = d === 'vfs' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
+    // The recorded size: directory.Size of the layer's own dir (overlay2, fuse-overlayfs, aufs), or the
+    // sum of the tar's file sizes for the drivers that apply layers naively (vfs, overlay, btrfs, zfs).
+    const real = store.adapter.layerTree === 'apply' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
     if (l.size !== undefined && real !== l.size) {
       f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(`${l.dir}/size`));
     }
