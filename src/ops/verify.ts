@@ -373,7 +373,8 @@ function confinement(store: Store, f: Findings): void {
 async function tarSplitEntries(fs: Confined, l: LayerRecord): Promise<Entry[]> {
   const out: Entry[] = [];
   try {
-    for await (const e of decodeEntries(tarSplitStream(fs, l))) out.push(e);
+    // verify holds a layer's entries in memory: a stream past 1 GiB is not a tar-split dockerd wrote.
+    for await (const e of decodeEntries(tarSplitStream(fs, l, 1 << 30))) out.push(e);
   } catch (e) {
     if (e instanceof DatarootError) throw e;
     throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz is not a complete gzip stream (${(e as Error).message})`);
