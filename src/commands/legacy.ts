@@ -79,6 +79,7 @@ export function renderLegacyContainers(ctx: Ctx, r: LegacyContainerList, trunc: 
     return [trunc ? truncateId19(c.Id) : c.Id, image, goQuote(trunc ? c.Command.slice(0, 20) : c.Command), ago19(c.Created), c.Status, ports.join(', '), names.join(',')];
   });
   ctx.stdout.write(table(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows));
+  for (const s of r.skipped) ctx.stderr.write(`dataroot: not listed: ${s.id}: ${safeText(s.reason)}\n`);
   for (const c of r.containers) {
     const notes = (c['Dataroot'] as { notes?: string[] } | undefined)?.notes ?? [];
     for (const n of notes) ctx.stderr.write(`dataroot: ${safeText(c.Names[0] ?? c.Id.slice(0, 12))}: ${safeText(n)}\n`);

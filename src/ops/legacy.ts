@@ -407,7 +407,13 @@ function commandOf(cfg: Obj): string {
 
 export interface LegacyContainerList {
   containers: V19Container[];
+  /** Containers on disk dockerd 1.9 does not load, and why. */
+  skipped: { id: string; reason: string }[];
   problems: Problem[];
+}
+
+function otherDriver(ls: LegacyStore, c: LegacyContainer): string {
+  return `its Driver is ${JSON.stringify(str(goField(c.config!, 'Driver')))}: dockerd 1.9 loads only the containers of the driver it runs (${ls.driver}; "" counts as aufs)`;
 }
 
 /**
@@ -419,6 +425,7 @@ export function listLegacyContainers(ls: LegacyStore, now = Date.now()): LegacyC
   const problems: Problem[] = [...ls.links.problems];
   for (const c of ls.containers) for (const p of c.problems) problems.push({ ...p, message: `container ${c.id}: ${p.message}` });
   const containers: V19Container[] = [];
+  const skipped = ls.containers.filter((c) => c.loaded && !c.driverMatch).map((c) => ({ id: c.id, reason: otherDriver(ls, c) }));
   for (const c of ls.registered) {
     const cfg = c.config!;
     const imageId = str(goField(cfg, 'Image'));
@@ -453,7 +460,7 @@ export function listLegacyContainers(ls: LegacyStore, now = Date.now()): LegacyC
       ...(notes.length > 0 ? { Dataroot: { notes } } : {}),
     });
   }
-  return { containers, problems };
+  return { containers, skipped, problems };
 }
 
 /** The read-write layer directory of a container for the root's driver (the container ID in 1.9). */
@@ -715,6 +722,7 @@ export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): Le
     const loaded = new Set(ls.containers.filter((c) => c.loaded).map((c) => c.id));
     for (const c of ls.containers) {
       for (const p of c.problems) add(p, c.id);
+      if (c.loaded && !c.driverMatch) add(problem('CONTAINER_OTHER_DRIVER', otherDriver(ls, c), `${c.dir}/config.json`), c.id);
       if (!c.loaded || !c.driverMatch) continue;
       const imageId = str(goField(c.config!, 'Image'));
       if (ls.get(imageId).image === undefined) add(problem('CONTAINER_IMAGE_MISSING', `its image ${imageId.slice(0, 80)} does not load from graph/`, `${c.dir}/config.json`), c.id);

@@ -536,7 +536,6 @@ export class LegacyStore {
     const drv = config === undefined ? undefined : goField(config, 'Driver');
     const d = typeof drv === 'string' ? drv : '';
     const driverMatch = (d === '' && this.driver === 'aufs') || d === this.driver;
-    if (loaded && !driverMatch) problems.push(problem('CONTAINER_OTHER_DRIVER', `Driver is ${JSON.stringify(d)}, not ${this.driver}: dockerd 1.9 does not load it with this driver`, where));
     return { id, dir, config, hostConfig, hostConfigFile: h !== undefined, loaded, driverMatch, migrated: this.fs.exists(`${dir}/config.v2.json`), problems };
   }
 
