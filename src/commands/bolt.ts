@@ -43,7 +43,7 @@ async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBo
   try {
     if (explicit && !file.startsWith('/')) {
       // A file of the root: read through its confined layer (no symlink followed out, no FIFO opened).
-      const r = await openRoot(root, rootOptions(g));
+      const r = await openRoot(root, rootOptions(g, ctx));
       close = r.close;
       let rel: string;
       try {

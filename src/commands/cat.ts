@@ -88,7 +88,7 @@ export function registerCat(program: Command, ctx: Ctx): void {
         ctx.stdout.write(s);
         if (o.l && s.length > 0 && !s.endsWith('\n')) ctx.stdout.write('\n');
         },
-        rootOptions(g),
+        rootOptions(g, ctx),
       );
     });
 }

@@ -1,6 +1,7 @@
 import { resolve, isAbsolute, join } from 'node:path';
 import { parseSize } from '../io/archive.js';
 import type { OpenRootOptions } from '../store/root.js';
+import { pauseAsync } from './testhooks.js';
 
 export interface Out {
   write(chunk: string | Uint8Array): unknown;
@@ -46,7 +47,21 @@ export function fileArg(p: string, base: string | undefined, ctx: Ctx): string {
   return base !== undefined ? join(base, p) : resolve(ctx.cwd, p);
 }
 
-/** How to open the root named by the global options. */
-export function rootOptions(g: GlobalOpts): OpenRootOptions {
-  return g.unpackLimit !== undefined ? { unpackLimit: parseSize(g.unpackLimit) } : {};
+/**
+ * How to open the root named by the global options. Test-only hook (environment, never a flag):
+ * DATAROOT_UNPACK_PAUSE_AT=entry|done with DATAROOT_UNPACK_PAUSE_FILE pauses an archive's
+ * unpacking after its first entry or at its end (writing the temp dir's path into the file) until
+ * the file is removed; signals are handled meanwhile.
+ */
+export function rootOptions(g: GlobalOpts, ctx?: Ctx): OpenRootOptions {
+  const o: OpenRootOptions = g.unpackLimit !== undefined ? { unpackLimit: parseSize(g.unpackLimit) } : {};
+  const at = ctx?.env['DATAROOT_UNPACK_PAUSE_AT'];
+  const file = ctx?.env['DATAROOT_UNPACK_PAUSE_FILE'];
+  if (file !== undefined && (at === 'entry' || at === 'done')) {
+    o.unpackHooks =
+      at === 'entry'
+        ? { entry: async (n, dir) => (n === 1 ? pauseAsync(file, dir) : undefined) }
+        : { done: async (dir) => pauseAsync(file, dir) };
+  }
+  return o;
 }

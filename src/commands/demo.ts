@@ -30,6 +30,8 @@ const TOUR: { sample: string; why: string; args: string[]; /** args name two sam
   { sample: 'after-build', why: "bbolt's own consistency check, in TypeScript", args: ['bolt', 'check', 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db'] },
   { sample: 'after-build-vfs', why: 'the same build on the vfs driver: every layer is a full copy', args: ['layers'] },
   { sample: 'after-build-vfs', why: '', args: ['container', 'inspect', 'sample'] },
+  { sample: 'after-build-btrfs', why: 'the same build on btrfs (a subvolume per layer): the driver chosen as dockerd chooses it', args: ['info'] },
+  { sample: 'after-build-overlay', why: 'the first overlay driver: image layers are full trees (root/), the container an upper/ over them', args: ['container', 'diff', 'sample', '--json'] },
   { sample: 'after-build', why: 'image IDs, chain IDs, references, BoltDB files, and every layer rebuilt from tar-split against its diffID', args: ['verify', '--deep'] },
   { sample: 'after-build', why: 'what the build, the run, the volume and the network wrote: JSON paths, BoltDB keys, in Docker terms', args: ['diff', '@fresh', '@after-build'], pair: true },
 ];

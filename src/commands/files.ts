@@ -12,7 +12,7 @@ function parseType(v: string): FilesOptions['type'] {
 }
 
 export async function runFiles(g: GlobalOpts, opts: FilesOptions, ctx: Ctx): Promise<FileInfo[]> {
-  return withRoot(rootOf(g, ctx).root, (r) => listFiles(r.fs, opts), rootOptions(g));
+  return withRoot(rootOf(g, ctx).root, (r) => listFiles(r.fs, opts), rootOptions(g, ctx));
 }
 
 export function registerFiles(program: Command, ctx: Ctx): void {

@@ -3,14 +3,12 @@ import { DatarootError } from '../formats/errors.js';
 import type { Ctx } from './context.js';
 
 /**
- * JSON text whose strings hold no raw DEL or C1 control character: JSON.stringify escapes only
- * C0, and the terminal filter on the way out (`terminalSafe`) would turn a raw one into an `\NNN`
- * escape that is not JSON. Escaped as `\u00XX` here, the document stays valid and means the same.
+ * JSON text safe for a terminal: JSON.stringify leaves DEL and the C1 controls (U+007F–U+009F)
+ * raw; they are written as \u escapes here, which is the same JSON value.
  */
 export function jsonText(value: unknown, indent?: number): string {
-  const s = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent) ?? 'null';
   // eslint-disable-next-line no-control-regex
-  return /[\u007f-\u009f]/.test(s) ? s.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : s;
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Exactly one JSON document on stdout. bigint values become decimal strings. */

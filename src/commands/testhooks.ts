@@ -10,3 +10,9 @@ export function pauseAt(file: string, what: string): void {
   const cell = new Int32Array(new SharedArrayBuffer(4));
   for (let i = 0; i < 6000 && existsSync(file); i++) Atomics.wait(cell, 0, 0, 50);
 }
+
+/** The same without blocking the event loop: signals (SIGTERM, SIGINT) are handled while it waits. */
+export async function pauseAsync(file: string, what: string): Promise<void> {
+  writeFileSync(file, what);
+  for (let i = 0; i < 6000 && existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
+}

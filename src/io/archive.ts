@@ -48,7 +48,14 @@ export function parseSize(s: string): number {
  * `cleanup()`, and on SIGINT, SIGTERM, SIGHUP or exit. A corrupt or hostile archive is a coded
  * error and nothing is left behind.
  */
-export async function unpackRoot(file: string, limits: UnpackLimits = DEFAULT_UNPACK_LIMITS): Promise<Unpacked> {
+export interface UnpackHooks {
+  /** After each entry (tests stop the process mid-unpack here). */
+  entry?: (n: number, dir: string) => Promise<void> | void;
+  /** After the last entry. */
+  done?: (dir: string) => Promise<void> | void;
+}
+
+export async function unpackRoot(file: string, limits: UnpackLimits = DEFAULT_UNPACK_LIMITS, hooks: UnpackHooks = {}): Promise<Unpacked> {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -68,8 +75,13 @@ export async function unpackRoot(file: string, limits: UnpackLimits = DEFAULT_UN
     const reader = new TarReader(src);
     const x = new LayerExtractor(dir, 'keep', new Map(), 8, { ...limits, onSkip: (w) => skipped.length < 1000 && skipped.push(w) });
     try {
-      for (let e = await reader.next(); e !== undefined; e = await reader.next()) await x.apply(e, reader.data());
+      let n = 0;
+      for (let e = await reader.next(); e !== undefined; e = await reader.next()) {
+        await x.apply(e, reader.data());
+        await hooks.entry?.(++n, dir);
+      }
       await x.finish();
+      await hooks.done?.(dir);
     } catch (e) {
       await x.abort();
       throw e;

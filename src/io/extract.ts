@@ -15,6 +15,8 @@ export type WhiteoutMode =
   | 'overlay'
   /** vfs (naive drivers): the whiteout is executed, deleting what lower layers put there. */
   | 'delete'
+  /** aufs and fuse-overlayfs: whiteouts are kept as they are in the tar (`.wh.NAME` and `.wh..wh..opq` files), names checked. */
+  | 'aufs'
   /** A data-root archive: names are data, nothing is interpreted (overlay whiteouts there are devices already). */
   | 'keep';
 
@@ -143,6 +145,8 @@ export class LayerExtractor {
   private meta(rel: string, e: TarEntry): void {
     const path = this.abs(rel);
     const ev = this.evidence;
+    // Evidence never sets the mode, owner or times of the private directory it is unpacked into.
+    if (ev !== undefined && rel === '') return;
     try {
       lchownSync(path, e.uid, e.gid);
     } catch (err) {
@@ -219,7 +223,7 @@ export class LayerExtractor {
     const rel = safeRel(e.name);
     const base = rel.split('/').pop() ?? '';
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    if (this.whiteouts !== 'keep' && base.startsWith(WH)) {
+    if ((this.whiteouts === 'overlay' || this.whiteouts === 'delete') && base.startsWith(WH)) {
       this.parents(rel);
       if (base === WH_OPQ) {
         if (this.whiteouts === 'overlay') setXattr(this.abs(parentRel), 'trusted.overlay.opaque', new Uint8Array([0x79]));

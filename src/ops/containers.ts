@@ -123,6 +123,12 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
     for (const p of c.problems) problems.push({ ...p, message: `container ${c.id}: ${p.message}` });
     const cfg = c.config;
     if (cfg === undefined) continue;
+    // dockerd loads only the containers of its own driver ("" was aufs, the first default).
+    const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
+    if (driver !== store.driver && !(driver === '' && store.driver === 'aufs')) {
+      problems.push({ code: 'CONTAINER_OTHER_DRIVER', message: `container ${c.id} (${cfg.Name ?? ''}) was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${store.driver} skips it (--driver ${driver === '' ? 'aufs' : driver} lists it)`, path: `${c.dir}/config.v2.json` });
+      continue;
+    }
     const imageId = cfg.Image ?? '';
     let image = cfg.Config?.Image ?? '';
     if (image !== imageId) {
@@ -204,7 +210,8 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     Name: cfg.Name ?? '',
     RestartCount: cfg.RestartCount ?? 0,
     Driver: cfg.Driver ?? '',
-    Platform: cfg.OS ?? '',
+    // container.FromDisk: an empty OS is the host's (linux).
+    Platform: typeof cfg.OS === 'string' && cfg.OS !== '' ? cfg.OS : 'linux',
     MountLabel: cfg.MountLabel ?? '',
     ProcessLabel: cfg.ProcessLabel ?? '',
     AppArmorProfile: cfg.AppArmorProfile ?? '',
@@ -362,16 +369,17 @@ export function containerChanges(store: Store, c: ContainerRecord, details = fal
     throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${c.id} has no read-write layer (layerdb/mounts/${c.id}/mount-id)`);
   }
   const a = store.adapter;
+  if (a.content === 'none' || a.contentDir(store.fs, mount.mountId) === undefined) {
+    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps the container's files where they cannot be read offline (${store.driver === 'zfs' ? 'its datasets are mounted only while dockerd runs' : store.driver === 'devicemapper' ? 'thin devices of a device-mapper pool' : 'not as plain directories'})`, { driver: store.driver });
+  }
   const { dirs, whiteouts, problems } = a.viewDirs(store.fs, mount.mountId);
   const bad = problems[0];
   if (bad !== undefined) throw new DatarootError(bad.code, bad.message, { file: store.shown(bad.path ?? '') });
   const top = dirs[0]!;
-  const k = store.fs.kind(top);
-  if (k === 'missing') throw new DatarootError('CONTAINER_LAYER_MISSING', `${store.shown(top)} does not exist`, { file: store.shown(top) });
-  if (k !== 'dir') throw new DatarootError(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${store.shown(top)} is a ${k}, not a directory: it is not followed`, { file: store.shown(top) });
-  for (const d of dirs.slice(1)) {
+  for (const d of dirs) {
     const dk = store.fs.kind(d);
-    if (dk !== 'dir') throw new DatarootError(dk === 'missing' ? 'LAYER_DIR_MISSING' : dk === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `lower layer ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`, { file: store.shown(d) });
+    if (dk === 'symlink') throw store.fs.symlinkError(d);
+    if (dk !== 'dir') throw new DatarootError(dk === 'missing' ? (d === top ? 'CONTAINER_LAYER_MISSING' : 'LAYER_DIR_MISSING') : 'PATH_NOT_A_DIRECTORY', `${d === top ? 'the container layer' : 'lower layer'} ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`, { file: store.shown(d) });
   }
   const newView = buildView(store.fs, dirs, whiteouts);
   let oldView: FsNode | undefined;

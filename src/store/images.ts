@@ -1,6 +1,7 @@
 import { sha256Digest, chainId, DIGEST_RE } from '../formats/digest/digest.js';
 import { parseReference, type Reference } from '../formats/docker/reference.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
+import { DatarootError } from '../formats/errors.js';
 import { LIMITS, type Confined } from '../io/confined.js';
 import { HEX64, LAYOUT as L } from './layout.js';
 import { problem, type Problem } from './problems.js';
@@ -66,6 +67,7 @@ export function readRepositories(fs: Confined, driver: string): Repositories {
   try {
     doc = parseJsonBounded(text);
   } catch (e) {
+    if (e instanceof DatarootError) return { refs: [], missing: false, problems: [problem(e.code, `repositories.json: ${e.message}; dockerd refuses to start with it`, path)] };
     return { refs: [], missing: false, problems: [problem('REPOSITORIES_INVALID', `repositories.json is not valid JSON (${(e as Error).message}); dockerd refuses to start with it`, path)] };
   }
   const repos = (doc as { Repositories?: unknown })?.Repositories;
@@ -116,7 +118,7 @@ export function readImage(fs: Confined, driver: string, hex: string): ImageRecor
       else diffIds = (d as string[] | null | undefined) ?? [];
     } catch (e) {
       config = undefined;
-      problems.push(problem('IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath));
+      problems.push(problem(e instanceof DatarootError ? e.code : 'IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath));
     }
   }
   const meta = `${L.imageMetadataDir(driver)}/${hex}`;

@@ -5,7 +5,7 @@ import { parseJsonBounded } from '../formats/json/bounded.js';
 import type { Confined } from '../io/confined.js';
 import { openBoltIn } from './bolt.js';
 import { LAYOUT as L } from './layout.js';
-import { problem, type Problem } from './problems.js';
+import { problem, problemFrom, type Problem } from './problems.js';
 
 /** One libnetwork record of local-kv.db: its key parts, dbIndex and JSON. */
 export interface KvRecord {
@@ -47,7 +47,7 @@ export function readNetworkKv(fs: Confined): { records: KvRecord[]; problems: Pr
       b.close();
     }
   } catch (e) {
-    problems.push(problem('NETWORK_DB_UNREADABLE', e instanceof DatarootError ? e.message : String(e), L.networkDb));
+    problems.push(problemFrom(e, 'NETWORK_DB_UNREADABLE', L.networkDb));
   }
   return { records, problems };
 }

@@ -8,3 +8,10 @@ export interface Problem {
 export function problem(code: string, message: string, path?: string): Problem {
   return path === undefined ? { code, message } : { code, message, path };
 }
+
+/** A problem from an error met while reading an item: a coded error keeps its code, anything else takes `code`. */
+export function problemFrom(e: unknown, code: string, path?: string): Problem {
+  const err = e as { code?: unknown; message?: unknown; name?: unknown };
+  if (err !== null && typeof err === 'object' && err.name === 'DatarootError' && typeof err.code === 'string') return problem(err.code, String(err.message), path);
+  return problem(code, e instanceof Error ? e.message : String(e), path);
+}

@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
-import { DEFAULT_UNPACK_LIMITS, looksLikeTarArchive, unpackRoot, type UnpackLimits } from '../io/archive.js';
+import { DEFAULT_UNPACK_LIMITS, looksLikeTarArchive, unpackRoot, type UnpackHooks, type UnpackLimits } from '../io/archive.js';
 import { Confined } from '../io/confined.js';
 import { isBoltMagic } from './bolt.js';
 import { HEX64, isKnownDriver, LAYOUT, ROOT_ENTRIES, type Layout } from './layout.js';
@@ -25,6 +25,8 @@ export interface OpenedRoot {
 export interface OpenRootOptions {
   /** Budget of an archive root (default: 100 × the archive's size, at least 256 MiB, at most 16 GiB). */
   unpackLimit?: number;
+  /** Test hooks of the unpacking. */
+  unpackHooks?: UnpackHooks;
 }
 
 /**
@@ -82,7 +84,7 @@ export async function openRoot(source: string, o: OpenRootOptions = {}): Promise
     if (!looksLikeTarArchive(abs)) {
       throw new DatarootError('STORE_NOT_A_DATAROOT', `${source} is a file, not a data-root directory or a .tar/.tar.gz archive`, { file: source });
     }
-    const u = await unpackRoot(abs, limitsFor(st.size, o));
+    const u = await unpackRoot(abs, limitsFor(st.size, o), o.unpackHooks);
     dir = u.dir;
     close = u.cleanup;
     fromArchive = true;

@@ -5,7 +5,7 @@ import { parseJsonBounded } from '../formats/json/bounded.js';
 import { LIMITS, type Confined } from '../io/confined.js';
 import { openBoltIn } from './bolt.js';
 import { LAYOUT as L } from './layout.js';
-import { problem, type Problem } from './problems.js';
+import { problem, problemFrom, type Problem } from './problems.js';
 import { readJson } from './fsread.js';
 
 export interface VolumeRecord {
@@ -59,7 +59,7 @@ export function readVolumes(fs: Confined): { volumes: VolumeRecord[]; problems: 
         b.close();
       }
     } catch (e) {
-      problems.push(problem('VOLUME_DB_UNREADABLE', e instanceof DatarootError ? e.message : String(e), L.volumesDb));
+      problems.push(problemFrom(e, 'VOLUME_DB_UNREADABLE', L.volumesDb));
     }
   }
   const names = new Set<string>(meta.keys());
