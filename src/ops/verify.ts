@@ -7,10 +7,11 @@ import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
 import { LIMITS, symlinkTargetInside, type Confined } from '../io/confined.js';
 import { openBoltIn } from '../store/bolt.js';
 import { metaText } from '../store/fsread.js';
-import { LINK_ID, LINK_TARGET } from '../store/ids.js';
+import { LINK_ID, LINK_TARGET, LOWER_ENTRY } from '../store/ids.js';
 import type { LayerRecord } from '../store/layers.js';
 import { expectedChainId } from '../store/layers.js';
 import type { Store } from '../store/model.js';
+import type { Problem } from '../store/problems.js';
 import { listFiles } from './files.js';
 import { layerContentDir, layerFileSource, layerPath, tarSplitStream } from './layers.js';
 import { findLeftovers } from './leftovers.js';
@@ -218,12 +219,16 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
           const k = store.fs.kind(p);
           if (k === 'missing') f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
           else if (k === 'symlink') f.add(symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's layer directory ${p} is a symlink: never followed`, shown(p));
+          else if (k !== 'dir') f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's layer directory ${p} is a ${k}, not a directory: starting it fails`, shown(p));
+          else if (d === 'overlay2' || d === 'fuse-overlayfs') overlayOwnFiles(store, dir, c.id, f, dir !== m.mountId);
         }
         if (store.adapter.content !== 'none') {
           const view = store.adapter.viewDirs(store.fs, m.mountId);
           for (const p of view.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : p.code, c.id, p.message, shown(p.path ?? c.dir));
           const top = view.dirs[0];
-          if (top !== undefined && store.fs.kind(top) === 'symlink') f.add(symlinkTargetInside(top, store.fs.readlink(top) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's files ${top} are a symlink: never followed`, shown(top));
+          const tk = top === undefined ? 'dir' : store.fs.kind(top);
+          if (tk === 'symlink') f.add(symlinkTargetInside(top!, store.fs.readlink(top!) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's files ${top} are a symlink: never followed`, shown(top!));
+          else if (tk !== 'dir' && tk !== 'missing') f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's files ${top} are a ${tk}, not a directory: starting it fails`, shown(top!));
         }
         if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(`${L.mountsDir(d)}/${c.id}/parent`));
       }
@@ -286,6 +291,25 @@ function overlayLinks(store: Store, l: LayerRecord, f: Findings): void {
   if (expected === undefined) return;
   if ((lower ?? '') !== expected) {
     f.add('OVERLAY_LOWER_INVALID', l.chainId, `${l.cacheId}/lower is ${lower === undefined ? 'missing' : JSON.stringify(lower.slice(0, 200))} but the parent layers' links give ${JSON.stringify(expected)}: the mount shows the wrong lower layers or fails`, store.shown(`${dir}/lower`));
+  }
+}
+
+/**
+ * overlay2: the link and lower files of a container's layer or its init layer. dockerd reads them
+ * to mount the layer, and `docker rm` removes l/<link> by whatever the link file says: a symlink,
+ * a device or a name that is not a link id there is a finding.
+ */
+function overlayOwnFiles(store: Store, id: string, subject: string, f: Findings, checkLower: boolean): void {
+  const dir = `${store.driver}/${id}`;
+  const problems: Problem[] = [];
+  const link = metaText(store.fs, `${dir}/link`, LIMITS.meta, problems);
+  const lower = metaText(store.fs, `${dir}/lower`, LIMITS.meta, problems);
+  for (const p of problems) f.add(p.code, subject, p.message, store.shown(p.path ?? dir));
+  // (The container layer's own lower is checked where its view is resolved.)
+  const bad = checkLower && lower !== undefined ? lower.split(':').find((e) => !LOWER_ENTRY.test(e)) : undefined;
+  if (bad !== undefined) f.add('OVERLAY_LOWER_INVALID', subject, `${id}/lower names ${JSON.stringify(bad.slice(0, 80))}, not an l/<26-character link>: mounting the layer fails`, store.shown(`${dir}/lower`));
+  if (link !== undefined && !LINK_ID.test(link)) {
+    f.add('ID_INVALID', subject, `${id}/link is ${JSON.stringify(link.slice(0, 80))}, not a 26-character link id: docker rm would remove l/ by that name`, store.shown(`${dir}/link`));
   }
 }
 

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mknod, S_IFCHR, S_IFIFO } from '../../src/io/native.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, SAMPLES } from '../support/cli.js';
@@ -129,4 +130,36 @@ describe('hostile fuzz regressions', () => {
     console.log(`container diff: 300 deep ${shallow.toFixed(0)} ms, 1200 deep ${deep.toFixed(0)} ms`);
     expect(deep / shallow).toBeLessThan(24);
   }, 300_000);
+
+  it("verify reports a container's layer, init layer, diff, link and lower that are not what dockerd wrote (special-file, symlink-out-file, id-rewrite)", async () => {
+    // verify said OK for each of these: only a symlink was looked for, and a container layer's
+    // link and lower were never read (docker rm removes l/<link>, whatever the link file says).
+    const layer = 'overlay2/a84d8821ca20a96678e10220948dcbbcb9273a19bd16b00d68f2de8535d69a5c';
+    const cases: [string, string, (abs: string) => void, string, RegExp][] = [
+      ['the diff a character device', `${layer}/diff`, (abs) => mknod(abs, S_IFCHR | 0o644, 1, 3), 'PATH_NOT_A_DIRECTORY', /diff are a char/],
+      ['the init layer a file', `${layer}-init`, (abs) => writeFileSync(abs, 'x'), 'PATH_NOT_A_DIRECTORY', /-init is a file/],
+      ['the link a symlink out', `${layer}/link`, (abs) => symlinkSync('/etc/hostname', abs), 'SYMLINK_OUT_OF_ROOT', /link is a symlink to "\/etc\/hostname"/],
+      ['the link a path', `${layer}/link`, (abs) => writeFileSync(abs, '../../../victim'), 'ID_INVALID', /link is "\.\.\/\.\.\/\.\.\/victim"/],
+      ["the init layer's link a FIFO", `${layer}-init/link`, (abs) => mknod(abs, S_IFIFO | 0o644, 0, 0), 'FILE_NOT_REGULAR', /-init\/link is a FIFO/],
+      ["the init layer's lower not l/ links", `${layer}-init/lower`, (abs) => writeFileSync(abs, '\u001b]0;x\u0007'), 'OVERLAY_LOWER_INVALID', /-init\/lower names/],
+    ];
+    for (const [what, rel, make, code, message] of cases) {
+      const abs = join(overlay.dir, rel);
+      const saved = join(overlay.dir, '..', `saved-${Date.now()}`);
+      renameSync(abs, saved);
+      try {
+        make(abs);
+        const before = fingerprint(overlay.dir);
+        const r = await run(['verify', '--root', overlay.dir]);
+        expect(r.stdout, what).toMatch(new RegExp(`^ERROR +${code} ${OVERLAY_CONTAINER}$`, 'm'));
+        expect(r.stdout, what).toMatch(message);
+        expect(r.code, what).toBe(1);
+        expect(fingerprint(overlay.dir), what).toEqual(before);
+      } finally {
+        rmSync(abs, { recursive: true, force: true });
+        renameSync(saved, abs);
+      }
+    }
+    expect((await run(['verify', '--root', overlay.dir])).code).toBe(0);
+  });
 });
