@@ -305,12 +305,19 @@ function overlayOwnFiles(store: Store, id: string, subject: string, f: Findings,
   const link = metaText(store.fs, `${dir}/link`, LIMITS.meta, problems);
   const lower = metaText(store.fs, `${dir}/lower`, LIMITS.meta, problems);
   for (const p of problems) f.add(p.code, subject, p.message, store.shown(p.path ?? dir));
-  // (The container layer's own lower is checked where its view is resolved.)
-  const bad = checkLower && lower !== undefined ? lower.split(':').find((e) => !LOWER_ENTRY.test(e)) : undefined;
-  if (bad !== undefined) f.add('OVERLAY_LOWER_INVALID', subject, `${id}/lower names ${JSON.stringify(bad.slice(0, 80))}, not an l/<26-character link>: mounting the layer fails`, store.shown(`${dir}/lower`));
   if (link !== undefined && !LINK_ID.test(link)) {
     f.add('ID_INVALID', subject, `${id}/link is ${JSON.stringify(link.slice(0, 80))}, not a 26-character link id: docker rm would remove l/ by that name`, store.shown(`${dir}/link`));
   }
+  // The container layer's own lower and diff are checked where its view is resolved; the init
+  // layer's diff is a lower of that view, reached through an l/ link.
+  if (!checkLower) return;
+  const bad = lower !== undefined ? lower.split(':').find((e) => !LOWER_ENTRY.test(e)) : undefined;
+  if (bad !== undefined) f.add('OVERLAY_LOWER_INVALID', subject, `${id}/lower names ${JSON.stringify(bad.slice(0, 80))}, not an l/<26-character link>: mounting the layer fails`, store.shown(`${dir}/lower`));
+  const k = store.fs.kind(`${dir}/diff`);
+  if (k === 'symlink') {
+    const target = store.fs.readlink(`${dir}/diff`) ?? '';
+    f.add(symlinkTargetInside(`${dir}/diff`, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', subject, `the init layer's files ${dir}/diff are a symlink to ${JSON.stringify(target)}: never followed`, store.shown(`${dir}/diff`));
+  } else if (k !== 'dir') f.add(k === 'missing' ? 'CONTAINER_LAYER_MISSING' : 'PATH_NOT_A_DIRECTORY', subject, `the init layer's files ${dir}/diff are ${k === 'missing' ? 'missing' : `a ${k}, not a directory`}: starting the container fails`, store.shown(`${dir}/diff`));
 }
 
 /** The BoltDB files of the root (found by their magic), never through a symlink. */

@@ -142,6 +142,7 @@ describe('hostile fuzz regressions', () => {
       ['the link a path', `${layer}/link`, (abs) => writeFileSync(abs, '../../../victim'), 'ID_INVALID', /link is "\.\.\/\.\.\/\.\.\/victim"/],
       ["the init layer's link a FIFO", `${layer}-init/link`, (abs) => mknod(abs, S_IFIFO | 0o644, 0, 0), 'FILE_NOT_REGULAR', /-init\/link is a FIFO/],
       ["the init layer's lower not l/ links", `${layer}-init/lower`, (abs) => writeFileSync(abs, '\u001b]0;x\u0007'), 'OVERLAY_LOWER_INVALID', /-init\/lower names/],
+      ["the init layer's diff a symlink out", `${layer}-init/diff`, (abs) => symlinkSync('/etc', abs), 'SYMLINK_OUT_OF_ROOT', /init layer's files .*-init\/diff are a symlink to "\/etc"/],
     ];
     for (const [what, rel, make, code, message] of cases) {
       const abs = join(overlay.dir, rel);
