@@ -194,6 +194,7 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
   if (only === undefined) for (const x of findLeftovers(store)) f.add(x.code, x.subject, x.message, shown(x.path));
   // Containers and their layers.
   if (only === undefined) {
+    const mountsSeen = new Set<string>();
     for (const c of store.containers) {
       for (const p of c.problems) {
         if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID') f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
@@ -210,6 +211,7 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
         f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(`${c.dir}/config.v2.json`));
       }
       const m = store.mountOf(c.id);
+      mountsSeen.add(c.id);
       for (const p of m?.problems ?? []) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
       if (m?.problems.some((p) => p.code === 'ID_INVALID') === true) continue;
       if (m === undefined || m.mountId === undefined) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`, shown(`${L.mountsDir(d)}/${c.id}`));
@@ -232,6 +234,12 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
         }
         if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(`${L.mountsDir(d)}/${c.id}/parent`));
       }
+    }
+    // The layer store loads every mount at start, whatever its container: an invalid ID there is a
+    // finding even when no container of this driver uses it (docker rm and prune remove by it).
+    for (const m of store.mounts) {
+      if (mountsSeen.has(m.containerId)) continue;
+      for (const p of m.problems) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, m.containerId, p.message, shown(p.path ?? `${L.mountsDir(d)}/${m.containerId}`));
     }
   }
   // BoltDB files, found by their magic.

@@ -163,4 +163,25 @@ describe('hostile fuzz regressions', () => {
     }
     expect((await run(['verify', '--root', overlay.dir])).code).toBe(0);
   });
+
+  it('verify reports an invalid init-id or mount-id of a mount whose container does not load (id-rewrite + json-escapes)', async () => {
+    // Only the mounts of loaded containers were looked at; dockerd's layer store loads every mount,
+    // and docker rm and prune remove a mount's layers by these ids.
+    const cfg = `containers/${OVERLAY_CONTAINER}/config.v2.json`;
+    const mount = `image/overlay2/layerdb/mounts/${OVERLAY_CONTAINER}`;
+    for (const [what, edit] of [
+      ['config.v2.json invalid', (v: Record<string, unknown>) => (v['Name'] = 7)],
+      ['container of another driver', (v: Record<string, unknown>) => (v['Driver'] = 'vfs')],
+    ] as const) {
+      for (const file of ['init-id', 'mount-id']) {
+        await withFile(cfg, jsonEdit(edit), () =>
+          withFile(`${mount}/${file}`, '../../../outside/victim', async () => {
+            const r = await run(['verify', '--root', overlay.dir]);
+            expect(r.stdout, `${what}, ${file}`).toMatch(new RegExp(`^ERROR +ID_INVALID ${OVERLAY_CONTAINER}\n +${file} "\\.\\./\\.\\./\\.\\./outside/victim" is not a layer id`, 'm'));
+            expect(r.code).toBe(1);
+          }),
+        );
+      }
+    }
+  });
 });

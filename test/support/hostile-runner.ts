@@ -35,7 +35,9 @@ import {
  * parent is the watchdog: a case that hangs (a FIFO read, an endless loop) is killed there, since
  * a synchronous hang cannot be interrupted from inside.
  *
- * argv: seed, comma-separated case numbers.
+ * argv: seed, comma-separated case numbers. Run by hand to debug a case (its failures are
+ * printed, and DATAROOT_FUZZ_KEEP=1 keeps its mutated root):
+ * `DATAROOT_FUZZ_KEEP=1 npx vite-node test/support/hostile-runner.ts <seed> <case>`
  */
 
 export interface CaseReport {
@@ -247,6 +249,12 @@ async function main(): Promise<void> {
       failures.push(`written next to the root: ${strays.map((x) => JSON.stringify(x)).join(', ')}`);
       for (const n of readdirSync(caseDir)) if (!['root', 'root.tar', 'root.tar.gz'].includes(n)) removeTree(join(caseDir, n));
       for (const n of readdirSync(outDir)) removeTree(join(outDir, n));
+    }
+    if (process.env['DATAROOT_FUZZ_KEEP'] === '1') {
+      // Debugging one case by hand: its mutated root stays, with the outside tree it points to.
+      console.log(`case ${i}: mutated root kept at ${root}${useArchive ? ` (archive ${archiveFile})` : ''}; mutations:\n  ${mutations.join('\n  ')}`);
+      send(report);
+      return;
     }
     // Back to the base: undo the mutations, or copy afresh when a command wrote to the root.
     rmSync(archive, { force: true });
