@@ -55,7 +55,7 @@ async function shard(cases: number[], onReport: (r: CaseReport) => void, onFailu
   let todo = cases;
   while (todo.length > 0) {
     const done = new Set<number>();
-    let current: { i: number; args?: string[] } | undefined;
+    let current: { i: number; args?: string[]; base?: string; mutations?: string[] } | undefined;
     let work: string | undefined;
     const child = spawn(process.execPath, ['--max-old-space-size=3072', VITE_NODE, RUNNER, String(SEED), todo.join(',')], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -79,11 +79,12 @@ async function shard(cases: number[], onReport: (r: CaseReport) => void, onFailu
     };
     arm();
     let crash: string | undefined;
-    child.on('message', (m: { t: string; i?: number; args?: string[]; work?: string; message?: string }) => {
+    child.on('message', (m: { t: string; i?: number; args?: string[]; work?: string; message?: string; base?: string; mutations?: string[] }) => {
       arm();
       if (m.t === 'ready') work = m.work;
       else if (m.t === 'case') current = { i: m.i! };
-      else if (m.t === 'cmd') current = { i: m.i!, args: m.args! };
+      else if (m.t === 'mutated') current = { i: m.i!, base: m.base!, mutations: m.mutations! };
+      else if (m.t === 'cmd') current = { ...current, i: m.i!, args: m.args! };
       else if (m.t === 'done') {
         done.add(m.i!);
         current = undefined;
@@ -97,7 +98,7 @@ async function shard(cases: number[], onReport: (r: CaseReport) => void, onFailu
       const what = hung
         ? `no progress for ${WATCHDOG_MS} ms (a hang) in \`${current.args?.join(' ') ?? 'setting up the case'}\``
         : `the child process died (exit ${code}) in \`${current.args?.join(' ') ?? 'setting up the case'}\`: ${crash ?? out.slice(-1500)}`;
-      onFailure({ i: current.i, base: '?', mutations: [], what });
+      onFailure({ i: current.i, base: current.base ?? '?', mutations: current.mutations ?? [], what });
       done.add(current.i);
     } else if (crash !== undefined) {
       throw new Error(`fuzz runner failed: ${crash}`);

@@ -351,6 +351,41 @@ export function fingerprintRoot(root: string): Map<string, string> {
   return out;
 }
 
+/**
+ * A ctime that every later change of the file system will reach or pass, and that every earlier
+ * change stays below: the kernel stamps ctimes from a coarse clock, so a marker file is touched
+ * until its ctime moves on (a millisecond or a few, asleep).
+ */
+export function ctimeTick(marker: string): bigint {
+  writeFileSync(marker, '');
+  const c0 = lstatSync(marker, { bigint: true }).ctimeNs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    Atomics.wait(nap, 0, 0, 1);
+    writeFileSync(marker, '');
+    const c = lstatSync(marker, { bigint: true }).ctimeNs;
+    if (c > c0) return c;
+  }
+}
+
+/**
+ * The entries of the root whose ctime reached `tick` (written, created, renamed, chmodded, their
+ * times set, or a directory whose entries changed): one walk proves that nothing changed since.
+ */
+export function changedSince(root: string, tick: bigint, limit = 6): string[] {
+  const out: string[] = [];
+  const stack: Buffer[] = [Buffer.from('')];
+  const rootB = Buffer.from(root);
+  while (stack.length > 0 && out.length < limit) {
+    const rel = stack.pop()!;
+    const abs = rel.length === 0 ? rootB : Buffer.concat([rootB, Buffer.from('/'), rel]);
+    const st = lstatSync(abs, { bigint: true });
+    if (st.ctimeNs >= tick) out.push(`${JSON.stringify(rel.toString('latin1') || '.')} (mode ${st.mode.toString(8)}, size ${st.size}, mtime ${st.mtimeNs}, ctime ${st.ctimeNs} after the commands began)`);
+    if (st.isDirectory()) for (const n of readdirSync(abs, 'buffer')) stack.push(rel.length === 0 ? n : Buffer.concat([rel, Buffer.from('/'), n]));
+  }
+  return out;
+}
+
 /** Removes a tree whatever its names (not UTF-8, control characters) and types. */
 export function removeTree(path: string): void {
   try {
