@@ -336,6 +336,17 @@ export class Confined {
     if (parts.length === 0) throw new DatarootError('FILE_NOT_REGULAR', `${what ?? 'the base'} is a directory, where a file is expected`, { file: this.base });
     if (this.ancestors(parts) === 'missing') return undefined;
     const abs = this.abs(rel);
+    // Looked at before it is opened: opening a device can act (a tape rewinds, a watchdog arms,
+    // a serial line raises DTR), and opening a FIFO wakes a writer waiting on it. The fstat after
+    // the open still checks what was opened.
+    let pre: Stats;
+    try {
+      pre = lstatSync(abs);
+    } catch (e) {
+      return this.openFailed(e, rel, what);
+    }
+    if (pre.isSymbolicLink()) throw this.symlinkError(rel);
+    if (!pre.isFile()) throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(pre)]}, where a regular file is expected`, { file: abs });
     let fd: number;
     try {
       fd = openSync(abs, O_READ | constants.O_NOATIME);

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mknod, S_IFCHR, S_IFIFO } from '../../src/io/native.js';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, SAMPLES } from '../support/cli.js';
@@ -182,6 +183,42 @@ describe('hostile fuzz regressions', () => {
           }),
         );
       }
+    }
+  });
+
+  it('a FIFO or device where a file is expected is refused without being opened (special-file)', async () => {
+    // Confined opened it (O_NONBLOCK) and refused it after fstat: opening a FIFO wakes a writer
+    // blocked on it, and opening a device can act (the sample's own volumes/backingFsBlockDev, a
+    // block device of the host's disk, gave IO_PERMISSION here: the open was tried).
+    const rel = 'image/overlay2/repositories.json';
+    const abs = join(overlay.dir, rel);
+    const saved = `${abs}.saved`;
+    renameSync(abs, saved);
+    mknod(abs, S_IFIFO | 0o644, 0, 0);
+    // A writer that blocks in open(2) until some reader opens the FIFO.
+    const writer = spawn('sh', ['-c', `echo opened > '${abs}'`], { stdio: 'ignore' });
+    let woke = false;
+    writer.on('exit', () => (woke = true));
+    try {
+      // Until the writer waits in open(2) (its shell started).
+      for (let k = 0; k < 100 && !readFileSync(`/proc/${writer.pid}/cmdline`, 'latin1').startsWith('sh'); k++) await new Promise((res) => setTimeout(res, 20));
+      await new Promise((res) => setTimeout(res, 300));
+      expect(woke).toBe(false);
+      for (const args of [['images'], ['cat', rel], ['verify'], ['files'], ['info'], ['image', 'inspect', 'localhost/buildtest:v1']]) {
+        const r = await run([...args, '--root', overlay.dir]);
+        expect(r.stderr, args.join(' ')).not.toMatch(/INTERNAL/);
+      }
+      const cat = await run(['cat', rel, '--root', overlay.dir]);
+      expect(cat.stderr).toMatch(/^dataroot: FILE_NOT_REGULAR: .*is a FIFO/);
+      await new Promise((res) => setTimeout(res, 300));
+      expect(woke, 'the FIFO was opened by a reader').toBe(false);
+      const dev = await run(['cat', 'volumes/backingFsBlockDev', '--root', overlay.dir]);
+      expect(dev.stderr).toMatch(/^dataroot: FILE_NOT_REGULAR: volumes\/backingFsBlockDev is a block device/);
+      expect(dev.code).toBe(2);
+    } finally {
+      writer.kill('SIGKILL');
+      rmSync(abs);
+      renameSync(saved, abs);
     }
   });
 });

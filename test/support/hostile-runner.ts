@@ -64,7 +64,7 @@ const RSS_LIMIT_MB = 2048;
 /** To the parent over IPC; run by hand (no IPC), the failures are printed. */
 function send(m: unknown): void {
   if (process.send !== undefined) process.send(m);
-  else if ((m as CaseReport).t === 'done' && (m as CaseReport).failures.length > 0) console.log(JSON.stringify(m, null, 1));
+  else if ((m as CaseReport).t === 'done' && ((m as CaseReport).failures.length > 0 || process.env['DATAROOT_FUZZ_VERBOSE'] === '1')) console.log(JSON.stringify(m));
 }
 
 interface Base {
