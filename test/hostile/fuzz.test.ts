@@ -4,32 +4,42 @@ import { describe, expect, it } from 'vitest';
 import type { CaseReport } from '../support/hostile-runner.js';
 
 /**
- * The seeded fuzzer over data-root trees (issue #13). Each case copies a shipped sample root
- * (overlay2 or vfs), applies 1–3 random hostile mutations (symlinks out of the root to a canary
- * tree, symlink loops, FIFOs, devices and sockets, truncation, flipped bytes, IDs rewritten with
- * `../`, absolute paths, control characters and huge strings, JSON with wrong types, nested
- * 100,000 deep or 600 MB sparse, terminal escapes in names, hostile BoltDB files, whiteout and
- * odd names, overlay2 l/ links out), then runs 4 random commands of every read family, `verify`,
- * `gc --dry-run` (and now and then a real `gc`), with and without --json; one case in 25 through
- * the real binary, one in 40 on a tar archive of the mutated root. For every command:
+ * The seeded fuzzer over data-root trees (issue #13). Each case takes a shipped sample root
+ * (overlay2 or vfs) and applies 1–3 random hostile mutations (test/support/hostile.ts, MUTATIONS):
+ * files and directories swapped for symlinks to a canary tree outside the root (absolute, `../`,
+ * too many `../`), symlink loops, FIFOs, devices and sockets, truncation, flipped bytes, ID files
+ * rewritten (`../../victim`, absolute paths, control characters, 70 KB strings), JSON with wrong
+ * types, nested 100,000 deep, 600 MB sparse, terminal escapes in names and values, image configs
+ * rewritten and stored under their new sha256 (so they verify), hostile tar-split names, parent
+ * cycles, hostile BoltDB files and names inside them, whiteout and odd names, overlay2 l/ links
+ * out, planted containers, volumes opts and staging leftovers. Then 4 random commands of every
+ * read family, `verify`, `verify --deep`, `gc --dry-run` (and now and then a real `gc`), with and
+ * without --json; one case in 25 runs a command through the real binary, one in 40 reads its root
+ * from a tar (or tar.gz) archive of the mutated root, most with hostile members in front. For
+ * every command:
  *
  * - nothing outside the root is read: the canary's content (also as hex and base64, and its
- *   sha256), and the names in the canary directory never appear on stdout, stderr or in a written
- *   layer tar; no outside entry's atime moves;
- * - nothing outside is written or removed: the sentinel tree's sha256, mtime and ctime are equal;
- *   nothing is left in TMPDIR or next to the root;
+ *   files' sha256) and the names in the canary directory never appear on stdout, stderr or in a
+ *   written layer tar; no outside entry's atime moves (they are set in the past, so a read shows);
+ * - nothing outside is written or removed: the outside tree's sha256, mtime and ctime are equal;
+ *   nothing is left in TMPDIR or next to the root; gc names no path outside the root;
  * - no hang (a per-command bound, and a watchdog that kills the child on no progress) and
  *   bounded memory (peak RSS);
  * - exit 0, 1 or 2, never INTERNAL or a stack trace; exit 2 ends with one coded line
  *   (`dataroot: CODE: …`, `{"error":{"code":…}}` with --json); --json prints one JSON document;
- *   no raw control character reaches the terminal; read commands leave the root unchanged
- *   (mtimes and ctimes of every entry).
+ *   no raw control character reaches the terminal; read commands leave the root unchanged (no
+ *   entry's ctime, which any write, rename, chmod or utimes moves, passes a tick taken before);
+ * - verify does not say OK when evidence it reads was swapped for a symlink, FIFO, device or a
+ *   600 MB file, or an ID file was rewritten.
  *
- * The cases run in child processes (vite-node), since a synchronous hang cannot be interrupted
- * in-process. Replay a failure with the seed and case number it prints:
- * `DATAROOT_FUZZ_SEED=<seed> DATAROOT_FUZZ_ONLY=<case>[,<case>…] npx vitest run test/hostile/fuzz.test.ts`.
+ * The cases run in child processes (test/support/hostile-runner.ts through vite-node), since a
+ * synchronous hang cannot be interrupted in-process. Replay a failure with the seed and case
+ * number it prints:
+ * `DATAROOT_FUZZ_SEED=<seed> DATAROOT_FUZZ_ONLY=<case>[,<case>…] npx vitest run test/hostile/fuzz.test.ts`,
+ * or by hand, keeping the mutated root:
+ * `DATAROOT_FUZZ_KEEP=1 npx vite-node test/support/hostile-runner.ts <seed> <case>`.
  * DATAROOT_FUZZ_CASES sets the number of cases (default 5000), DATAROOT_FUZZ_JOBS the number of
- * child processes (default 2).
+ * child processes (default 2), DATAROOT_FUZZ_DIR where they work (default /dev/shm when there).
  */
 
 const env = process.env;

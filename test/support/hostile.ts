@@ -185,10 +185,12 @@ export function findLeak(o: Outside, text: string): string | undefined {
 }
 
 /**
- * The outside tree, entry by entry: type, mode, owner, size, inode, atime, mtime, ctime, content
- * hash (read with O_NOATIME, and no readdir: our own look must not count as a read).
+ * The outside tree, entry by entry: type, mode, owner, size, inode, atime, mtime, ctime and the
+ * sha256 of each file (read with O_NOATIME, and no readdir: our own look must not count as a
+ * read). A file's content cannot change without its ctime, so its hash is computed again only
+ * when its other fields changed (`known`: the hashes of an earlier listing, by stat line).
  */
-export function fingerprintOutside(o: Outside): Map<string, string> {
+export function fingerprintOutside(o: Outside, known: Map<string, string> = hashCache): Map<string, string> {
   const out = new Map<string, string>();
   for (const rel of o.entries) {
     const p = rel === '' ? o.dir : `${o.dir}/${rel}`;
@@ -199,15 +201,23 @@ export function fingerprintOutside(o: Outside): Map<string, string> {
       out.set(rel, 'MISSING');
       continue;
     }
+    const line = `mode=${st.mode.toString(8)} ${st.uid}:${st.gid} size=${st.size} ino=${st.ino} atime=${st.atimeNs} mtime=${st.mtimeNs} ctime=${st.ctimeNs}`;
     let h = '';
-    if (st.isFile()) h = sha256NoAtime(p);
-    out.set(rel, `mode=${st.mode.toString(8)} ${st.uid}:${st.gid} size=${st.size} ino=${st.ino} atime=${st.atimeNs} mtime=${st.mtimeNs} ctime=${st.ctimeNs} ${h}`);
+    if (st.isFile()) {
+      const key = `${p} ${line.replace(/ atime=\d+/, '')}`;
+      h = known.get(key) ?? sha256NoAtime(p);
+      known.set(key, h);
+    }
+    out.set(rel, `${line} sha256=${h}`);
   }
   // The work dir itself: an entry created or removed next to outside/ and case/ changes it.
   const w = lstatSync(o.work, { bigint: true });
   out.set('<work dir>', `mtime=${w.mtimeNs} ctime=${w.ctimeNs}`);
+  if (known.size > 10_000) known.clear();
   return out;
 }
+
+const hashCache = new Map<string, string>();
 
 function sha256NoAtime(p: string): string {
   const fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
