@@ -41,10 +41,11 @@ export class FileSource implements ByteSource {
   static open(path: string, opts: FileSourceOptions = {}): FileSource {
     let fd: number;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOATIME);
+      // O_NONBLOCK: a FIFO put where a file is expected must not hang the open (fstat refuses it below).
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOATIME | constants.O_NONBLOCK);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      if (err.code === 'EPERM') fd = openSync(path, constants.O_RDONLY);
+      if (err.code === 'EPERM') fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
       else throw ioError(err, path);
     }
     const st = fstatSync(fd);

@@ -10,11 +10,14 @@ export interface CliResult {
 }
 
 /** Runs the CLI in-process with captured output (argv as the user types it, after `dataroot`). */
-export async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+export async function run(args: string[], env: NodeJS.ProcessEnv = {}, stdin?: Uint8Array | string): Promise<CliResult> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const sink = (into: Buffer[]) => ({ write: (c: string | Uint8Array) => into.push(Buffer.from(c)) });
-  const code = await main(['node', 'dataroot', ...args], { stdout: sink(out), stderr: sink(err), env: { ...env } });
+  const input = stdin === undefined ? undefined : (async function* () {
+    yield typeof stdin === 'string' ? Buffer.from(stdin) : stdin;
+  })();
+  const code = await main(['node', 'dataroot', ...args], { stdout: sink(out), stderr: sink(err), env: { ...env }, ...(input !== undefined ? { stdin: input } : {}) });
   const stdoutBytes = Buffer.concat(out);
   return { code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes };
 }
