@@ -89,11 +89,12 @@ export class EditVisitor implements BoltVisitor {
     return this.edits[this.i];
   }
 
-  /** Whether the tuple starts with the open buckets of the old tree. */
+  /** Whether the tuple lies inside the current bucket of the old tree (created buckets aside). */
   private inside(t: readonly Uint8Array[]): boolean {
     const s = this.stack;
-    if (t.length <= s.length) return false;
-    for (let j = 0; j < s.length; j++) if (!bytesEqual(s[j]!, t[j]!)) return false;
+    const n = s.length - this.virtual;
+    if (t.length <= n) return false;
+    for (let j = 0; j < n; j++) if (!bytesEqual(s[j]!, t[j]!)) return false;
     return true;
   }
 
@@ -111,7 +112,7 @@ export class EditVisitor implements BoltVisitor {
    * undefined): new keys and buckets; an edit of an existing key is left for the caller.
    */
   private flush(key: Uint8Array | undefined): void {
-    const base = this.stack.length;
+    const base = this.stack.length; // no created bucket is open between flushes
     for (let p = this.next; p !== undefined; p = this.next) {
       const t = p.tuple;
       if (!this.inside(t)) break;
