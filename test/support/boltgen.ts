@@ -11,16 +11,26 @@ import { buildOracle } from './gobolt.js';
 export type Rnd = () => number;
 
 /** Page sizes bbolt is run with here: the x86-64 default most often, every power of two from 512 to 64 KiB. */
-export const FUZZ_PAGE_SIZES = [512, 1024, 2048, 4096, 4096, 4096, 8192, 16384, 32768, 65536];
+export const FUZZ_PAGE_SIZES = [512, 1024, 1024, 2048, 2048, 4096, 4096, 4096, 4096, 4096, 4096, 8192, 8192, 16384, 32768, 65536];
 
 const int = (rnd: Rnd, lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
 const pick = <T>(rnd: Rnd, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 
 function bytes(rnd: Rnd, n: number): Uint8Array {
   const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x = (rnd() * 2 ** 32) >>> 0;
+    b[i] = x;
+    b[i + 1] = x >>> 8;
+    b[i + 2] = x >>> 16;
+    b[i + 3] = x >>> 24;
+  }
+  for (; i < n; i++) b[i] = Math.floor(rnd() * 256);
   return b;
 }
+
+const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 function text(rnd: Rnd, n: number): Uint8Array {
   const al = 'abcdefghijklmnopqrstuvwxyz0123456789-_./:';
@@ -35,13 +45,14 @@ function key(rnd: Rnd): Uint8Array {
   return rnd() < 0.5 ? text(rnd, n) : bytes(rnd, n);
 }
 
-function value(rnd: Rnd, ps: number): Uint8Array {
+function value(rnd: Rnd, ps: number, budget: Budget): Uint8Array {
   const r = rnd();
   if (r < 0.15) return new Uint8Array(0);
   if (r < 0.6) return bytes(rnd, int(rnd, 1, 40));
   if (r < 0.85) return text(rnd, int(rnd, 41, 400));
   if (r < 0.93) return bytes(rnd, int(rnd, Math.floor(ps / 4) - 40, Math.floor(ps / 4) + 40));
-  if (r < 0.995) return bytes(rnd, int(rnd, ps - 64, 3 * ps));
+  // values of 100 KB to 1.1 MB only in the trees given a large budget (1 in 100)
+  if (r < 0.999 || budget.bytes < 1_100_000) return bytes(rnd, int(rnd, ps - 64, ps <= 4096 ? 3 * ps : ps + 8192));
   return bytes(rnd, int(rnd, 100_000, 1_100_000));
 }
 
@@ -81,7 +92,7 @@ interface Budget {
 
 function bucket(rnd: Rnd, ps: number, depth: number, maxDepth: number, budget: Budget): BoltTreeBucket {
   const r = rnd();
-  const n = r < 0.15 ? 0 : r < 0.55 ? int(rnd, 1, 8) : r < 0.9 ? int(rnd, 9, 120) : int(rnd, 121, 1500);
+  const n = r < 0.15 ? 0 : r < 0.6 ? int(rnd, 1, 8) : r < 0.93 ? int(rnd, 9, 60) : int(rnd, 61, 600);
   const subP = depth >= maxDepth ? 0 : depth < 2 ? 0.15 : 0.06;
   const seen = new Set<string>();
   const entries: BoltTreeEntry[] = [];
@@ -94,7 +105,7 @@ function bucket(rnd: Rnd, ps: number, depth: number, maxDepth: number, budget: B
     if (s < subP) entries.push({ key: k, bucket: bucket(rnd, ps, depth + 1, maxDepth, budget) });
     else if (s < subP + 0.01) entries.push({ key: k, bucket: sizedBucket(rnd, Math.floor(ps / 4) + int(rnd, -1, 1)) });
     else {
-      const v = value(rnd, ps);
+      const v = value(rnd, ps, budget);
       budget.bytes -= 16 + k.length + v.length;
       entries.push({ key: k, value: v });
     }
@@ -104,7 +115,8 @@ function bucket(rnd: Rnd, ps: number, depth: number, maxDepth: number, budget: B
 
 /** A random tree: top-level buckets only, nested buckets, binary and text keys, empty to overflowing values. */
 export function randomTree(rnd: Rnd, ps: number): BoltTreeBucket {
-  const budget = { bytes: rnd() < 0.05 ? 4 << 20 : rnd() < 0.3 ? 400_000 : 60_000 };
+  const b = rnd();
+  const budget = { bytes: b < 0.01 ? 4 << 20 : b < 0.08 ? 150_000 : 20_000 };
   const maxDepth = rnd() < 0.05 ? int(rnd, 8, 40) : int(rnd, 1, 4);
   const top = int(rnd, 0, 6);
   const seen = new Set<string>();
@@ -144,11 +156,11 @@ export function dumpOf(root: BoltTreeBucket): string {
       continue;
     }
     const e = top.entries[top.i++]!;
-    const kh = toHex(e.key);
+    const kh = hexOf(e.key);
     if ('bucket' in e) {
       out += `{"path":[${top.path}],"key":"${kh}","bucket":true,"sequence":${seqJson(e.bucket.sequence ?? 0n)}}\n`;
       stack.push({ entries: sortedEntries(e.bucket), i: 0, path: top.path === '' ? `"${kh}"` : `${top.path},"${kh}"` });
-    } else out += `{"path":[${top.path}],"key":"${kh}","value":"${toHex(e.value)}"}\n`;
+    } else out += `{"path":[${top.path}],"key":"${kh}","value":"${hexOf(e.value)}"}\n`;
   }
   return out;
 }
@@ -161,17 +173,23 @@ export interface Verified {
   file: string;
   check: string;
   dump: string;
+  /** With `hash`: sha256 (hex) and length of the dump instead of the dump. */
+  dumpHash: string | undefined;
   /** 'equal', 'differs' (with both shapes in `shapes`), or undefined without -shape. */
   shape: string | undefined;
   shapes: string;
   error: string | undefined;
 }
 
-/** Runs the oracle's `verify` on files (asynchronously: the event loop keeps turning). */
-export function verifyBatch(files: string[], withShape: boolean): Promise<Verified[]> {
+/**
+ * Runs the oracle's `verify` on files (asynchronously: the event loop keeps turning). `shape`
+ * compares each file's pages with bolt.Compact's; `hash` returns the dump's sha256 and length
+ * (`${hex} ${bytes}`) instead of the dump.
+ */
+export function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolean } = {}): Promise<Verified[]> {
   const bin = buildOracle();
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['verify', ...(withShape ? ['-shape'] : []), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['verify', ...(o.shape ? ['-shape'] : []), ...(o.hash ? ['-hash'] : []), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -190,7 +208,7 @@ function parseVerify(text: string): Verified[] {
   let mode: 'check' | 'dump' | 'shapes' = 'check';
   for (const line of text.split('\n')) {
     if (line.startsWith('#file ')) {
-      cur = { file: line.slice(6), check: '', dump: '', shape: undefined, shapes: '', error: undefined };
+      cur = { file: line.slice(6), check: '', dump: '', dumpHash: undefined, shape: undefined, shapes: '', error: undefined };
       mode = 'check';
       continue;
     }
@@ -201,6 +219,7 @@ function parseVerify(text: string): Verified[] {
       continue;
     }
     if (line.startsWith('#error ')) cur.error = line.slice(7);
+    else if (line.startsWith('#dump ')) cur.dumpHash = line.slice(6);
     else if (line === '#shape equal') cur.shape = 'equal';
     else if (line === '#shape differs') {
       cur.shape = 'differs';

@@ -11,13 +11,15 @@
 //	boltoracle compact DST SRC TXMAX PAGESIZE     bbolt compact: bolt.Compact(dst, src, TXMAX) into a new
 //	                                             file (PAGESIZE 0: bbolt's default, the OS page size)
 //	boltoracle shape FILE                        every bucket's page tree, page ids left out
-//	boltoracle verify [-shape] FILE...           for each file: check, dump and (-shape) whether its
-//	                                             shape equals that of Compact(file, 0) at its page size
+//	boltoracle verify [-shape] [-hash] FILE...   for each file: check, dump (-hash: its sha256 and length)
+//	                                             and (-shape) whether its shape equals that of
+//	                                             Compact(file, 0) at its page size
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -102,6 +104,10 @@ func dumpTo(w *bufio.Writer, path string) error {
 		return err
 	}
 	defer db.Close()
+	return dumpDB(w, db)
+}
+
+func dumpDB(w *bufio.Writer, db *bolt.DB) error {
 	var walkBucket func(c *bolt.Cursor, open func(k []byte) *bolt.Bucket, path string)
 	walkBucket = func(c *bolt.Cursor, open func(k []byte) *bolt.Bucket, path string) {
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -541,17 +547,25 @@ func bench(out string, n int) {
 // destination with the source's mode, bolt.Compact with -tx-max-size, default 65536), with the
 // destination's page size given (0: bbolt's default, the OS page size).
 func compact(dst, src string, txMax int64, pageSize int) error {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
+	return compactWith(dst, src, txMax, &bolt.Options{PageSize: pageSize})
+}
+
+func compactWith(dst, src string, txMax int64, opts *bolt.Options) error {
 	s, err := bolt.Open(src, 0400, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	return compactDB(dst, s, txMax, opts)
+}
+
+func compactDB(dst string, s *bolt.DB, txMax int64, opts *bolt.Options) error {
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		return err
+	}
 	os.Remove(dst)
-	d, err := bolt.Open(dst, fi.Mode(), &bolt.Options{PageSize: pageSize})
+	d, err := bolt.Open(dst, fi.Mode(), opts)
 	if err != nil {
 		return err
 	}
@@ -568,10 +582,13 @@ func shape(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(f) < 4096 {
+	if len(f) < 80 {
 		return nil, fmt.Errorf("%s: short file", path)
 	}
 	ps := int(binary.LittleEndian.Uint32(f[24:]))
+	if ps < 512 || len(f) < 2*ps {
+		return nil, fmt.Errorf("%s: short file", path)
+	}
 	meta := 0
 	if binary.LittleEndian.Uint64(f[ps+64:]) > binary.LittleEndian.Uint64(f[64:]) {
 		meta = ps
@@ -673,25 +690,38 @@ func shape(path string) ([]byte, error) {
 //	#shape equal | #shape differs, then ours, "#compact", Go's
 //	#end
 func verify(args []string) {
-	withShape := false
-	if len(args) > 0 && args[0] == "-shape" {
-		withShape, args = true, args[1:]
+	withShape, withHash := false, false
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-shape":
+			withShape = true
+		case "-hash":
+			withHash = true
+		default:
+			die(fmt.Errorf("verify: unknown flag %s", args[0]))
+		}
+		args = args[1:]
 	}
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
 	defer w.Flush()
-	tmp, err := ioutil.TempDir("", "boltoracle-verify-")
+	// bbolt's init() fsyncs a new file whatever the options: on tmpfs that costs nothing.
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	tmp, err := ioutil.TempDir(base, "boltoracle-verify-")
 	must(err)
 	defer os.RemoveAll(tmp)
 	for _, path := range args {
 		fmt.Fprintf(w, "#file %s\n", path)
-		if err := verifyOne(w, path, withShape, filepath.Join(tmp, "compact.db")); err != nil {
+		if err := verifyOne(w, path, withShape, withHash, filepath.Join(tmp, "compact.db")); err != nil {
 			fmt.Fprintf(w, "#error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		}
 		fmt.Fprintln(w, "#end")
 	}
 }
 
-func verifyOne(w *bufio.Writer, path string, withShape bool, tmp string) (err error) {
+func verifyOne(w *bufio.Writer, path string, withShape, withHash bool, tmp string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
@@ -701,6 +731,7 @@ func verifyOne(w *bufio.Writer, path string, withShape bool, tmp string) (err er
 	if err != nil {
 		return err
 	}
+	defer db.Close()
 	n := 0
 	err = db.View(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
@@ -709,8 +740,6 @@ func verifyOne(w *bufio.Writer, path string, withShape bool, tmp string) (err er
 		}
 		return nil
 	})
-	ps := db.Info().PageSize
-	db.Close()
 	if err != nil {
 		return err
 	}
@@ -719,17 +748,27 @@ func verifyOne(w *bufio.Writer, path string, withShape bool, tmp string) (err er
 	} else {
 		fmt.Fprintln(w, "OK")
 	}
-	if err := dumpTo(w, path); err != nil {
+	if withHash {
+		h := sha256.New()
+		cw := &countWriter{w: h}
+		bw := bufio.NewWriterSize(cw, 1<<16)
+		if err := dumpDB(bw, db); err != nil {
+			return err
+		}
+		bw.Flush()
+		fmt.Fprintf(w, "#dump %x %d\n", h.Sum(nil), cw.n)
+	} else if err := dumpDB(w, db); err != nil {
 		return err
 	}
 	if !withShape {
 		return nil
 	}
-	ours, err := shape(path)
-	if err != nil {
+	// No fsyncs: the copy is read back at once and removed (the layout does not depend on them).
+	if err := compactDB(tmp, db, 0, &bolt.Options{PageSize: db.Info().PageSize, NoSync: true, NoGrowSync: true}); err != nil {
 		return err
 	}
-	if err := compact(tmp, path, 0, ps); err != nil {
+	ours, err := shape(path)
+	if err != nil {
 		return err
 	}
 	theirs, err := shape(tmp)
@@ -746,4 +785,15 @@ func verifyOne(w *bufio.Writer, path string, withShape bool, tmp string) (err er
 	fmt.Fprintln(w, "#compact")
 	w.Write(theirs)
 	return nil
+}
+
+type countWriter struct {
+	w interface{ Write([]byte) (int, error) }
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
