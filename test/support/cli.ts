@@ -26,7 +26,7 @@ export const BIN = fileURLToPath(new URL('../../bin/dataroot.js', import.meta.ur
 export const SAMPLES = fileURLToPath(new URL('../../snapshots/', import.meta.url));
 
 /** Runs the built binary as a user would (npm test builds first). */
-export function runBin(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 30 });
+export function runBin(args: string[], env: NodeJS.ProcessEnv = {}, input?: string | Uint8Array): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 30, ...(input !== undefined ? { input } : {}) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
