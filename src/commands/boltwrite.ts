@@ -136,7 +136,7 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
       let inline: string | undefined;
       let names = args;
       if (!o.bucket && o.valueFile === undefined) {
-        if (args.length < 2) throw new DatarootError('USAGE_MISSING_VALUE', 'give a bucket path, a key and a value (or --value-file F)');
+        if (args.length < 3) throw new DatarootError('USAGE_MISSING_VALUE', 'give a bucket path, a key and a value (or --value-file F; values live in buckets)');
         inline = args[args.length - 1];
         names = args.slice(0, -1);
       }
