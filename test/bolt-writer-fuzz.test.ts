@@ -17,7 +17,8 @@ import { dumpOf, FUZZ_PAGE_SIZES, randomTree, verifyBatch, type Rnd, type Verifi
 /**
  * The writer against Go's bbolt on random trees: each tree is written by our writer and handed to
  * the Go oracle in batches (one process per batch), which runs tx.Check(), dumps the file and
- * compares its page shape with what bolt.Compact (one transaction) makes of it. Every tenth tree
+ * compares its page shape with what bolt.Compact (one transaction) makes of it; in one batch of
+ * five, bbolt also writes to a copy of each file (a bucket added, keys deleted) and checks it. Every tenth tree
  * is also rebuilt from a shuffled NDJSON dump and, with random edits, through the edit stream:
  * both must give the same bytes as writing the expected tree directly.
  * DATAROOT_WRITER_FUZZ_CASES and DATAROOT_WRITER_FUZZ_SEED replay or widen a run.
@@ -154,6 +155,7 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
     const seen = { pageSizes: new Set<number>(), overflow: 0, branch: 0, bytes: 0, edited: 0, loaded: 0 };
     const t0 = performance.now();
     let goMs = 0;
+    let touched = 0;
     let pending: Promise<void> = Promise.resolve();
     const check = (batch: Case[], results: Verified[]): void => {
       expect(results.length).toBe(batch.length);
@@ -164,6 +166,8 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
         else if (v.check !== 'OK\n') failures.push(`${id}: tx.Check(): ${v.check}`);
         else if (v.dumpHash !== c.want) failures.push(`${id}: Go's dump differs (sha256 and length ${v.dumpHash}, expected ${c.want}); the file is kept: ${c.file}`);
         else if (v.shape !== 'equal') failures.push(`${id}: pages differ from bolt.Compact's:\n${v.shapes.slice(0, 2000)}`);
+        else if (v.touch !== undefined && v.touch !== 'OK') failures.push(`${id}: after bbolt wrote to it: ${v.touch}`);
+        if (v.touch === 'OK') touched++;
         if (failures.length === 0) rmSync(c.file, { force: true });
       });
     };
@@ -209,7 +213,8 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
       const g0 = performance.now();
       pending = verifyBatch(
         batch.map((c) => c.file),
-        { shape: true, hash: true },
+        // one batch in five also has bbolt write to a copy of each file and check it again
+        { shape: true, hash: true, touch: (start / BATCH) % 5 === 0 },
       ).then((res) => {
         goMs += performance.now() - g0;
         check(batch, res);
@@ -220,10 +225,11 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
     const ms = performance.now() - t0;
     console.log(
       `writer fuzz: ${CASES} trees (${(seen.bytes / 2 ** 20).toFixed(0)} MiB written), page sizes ${[...seen.pageSizes].sort((a, b) => a - b).join(',')}; ` +
-        `${seen.overflow} with overflow pages, ${seen.branch} with branch pages; ${seen.edited} edited, ${seen.loaded} loaded from NDJSON; ` +
+        `${seen.overflow} with overflow pages, ${seen.branch} with branch pages; ${seen.edited} edited, ${seen.loaded} loaded from NDJSON, ${touched} written to by bbolt; ` +
         `${(ms / 1000).toFixed(1)} s in all, Go batches busy ${(goMs / 1000).toFixed(1)} s`,
     );
     expect(failures).toEqual([]);
+    expect(touched).toBeGreaterThanOrEqual(Math.floor(CASES / BATCH / 5) * BATCH);
     // the generator reaches what it is meant to
     expect(seen.pageSizes.size).toBeGreaterThanOrEqual(CASES >= 1000 ? 8 : 1);
     if (CASES >= 1000) {

@@ -175,6 +175,8 @@ export interface Verified {
   dump: string;
   /** With `hash`: sha256 (hex) and length of the dump instead of the dump. */
   dumpHash: string | undefined;
+  /** With `touch`: tx.Check() after Go wrote to a copy of the file ("OK" when sound). */
+  touch: string | undefined;
   /** 'equal', 'differs' (with both shapes in `shapes`), or undefined without -shape. */
   shape: string | undefined;
   shapes: string;
@@ -186,10 +188,10 @@ export interface Verified {
  * compares each file's pages with bolt.Compact's; `hash` returns the dump's sha256 and length
  * (`${hex} ${bytes}`) instead of the dump.
  */
-export function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolean } = {}): Promise<Verified[]> {
+export function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolean; touch?: boolean } = {}): Promise<Verified[]> {
   const bin = buildOracle();
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['verify', ...(o.shape ? ['-shape'] : []), ...(o.hash ? ['-hash'] : []), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['verify', ...(o.shape ? ['-shape'] : []), ...(o.hash ? ['-hash'] : []), ...(o.touch ? ['-touch'] : []), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -205,10 +207,10 @@ export function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolea
 function parseVerify(text: string): Verified[] {
   const res: Verified[] = [];
   let cur: Verified | undefined;
-  let mode: 'check' | 'dump' | 'shapes' = 'check';
+  let mode: 'check' | 'dump' | 'shapes' | 'touch' = 'check';
   for (const line of text.split('\n')) {
     if (line.startsWith('#file ')) {
-      cur = { file: line.slice(6), check: '', dump: '', dumpHash: undefined, shape: undefined, shapes: '', error: undefined };
+      cur = { file: line.slice(6), check: '', dump: '', dumpHash: undefined, touch: undefined, shape: undefined, shapes: '', error: undefined };
       mode = 'check';
       continue;
     }
@@ -220,6 +222,10 @@ function parseVerify(text: string): Verified[] {
     }
     if (line.startsWith('#error ')) cur.error = line.slice(7);
     else if (line.startsWith('#dump ')) cur.dumpHash = line.slice(6);
+    else if (line.startsWith('#touch ')) {
+      cur.touch = line.slice(7);
+      mode = 'touch';
+    } else if (mode === 'touch') cur.touch += `\n${line}`;
     else if (line === '#shape equal') cur.shape = 'equal';
     else if (line === '#shape differs') {
       cur.shape = 'differs';

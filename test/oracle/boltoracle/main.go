@@ -11,9 +11,13 @@
 //	boltoracle compact DST SRC TXMAX PAGESIZE     bbolt compact: bolt.Compact(dst, src, TXMAX) into a new
 //	                                             file (PAGESIZE 0: bbolt's default, the OS page size)
 //	boltoracle shape FILE                        every bucket's page tree, page ids left out
-//	boltoracle verify [-shape] [-hash] FILE...   for each file: check, dump (-hash: its sha256 and length)
-//	                                             and (-shape) whether its shape equals that of
-//	                                             Compact(file, 0) at its page size
+//	boltoracle touch FILE...                     for each file: open it read-write, add a bucket of 2000
+//	                                             keys, delete half of them, delete a top-level bucket's
+//	                                             first key if any, tx.Check() ("#file", result, "#end")
+//	boltoracle verify [-shape] [-hash] [-touch] FILE...
+//	                                             for each file: check, dump (-hash: its sha256 and length),
+//	                                             (-shape) whether its shape equals that of Compact(file, 0)
+//	                                             at its page size, (-touch) touch on a copy ("#touch OK")
 package main
 
 import (
@@ -70,6 +74,14 @@ func main() {
 		os.Stdout.Write(s)
 	case "verify":
 		verify(os.Args[2:])
+	case "touch":
+		for _, f := range os.Args[2:] {
+			fmt.Printf("#file %s\n", f)
+			if err := touch(f); err != nil {
+				fmt.Printf("#error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+			fmt.Println("#end")
+		}
 	default:
 		die(fmt.Errorf("unknown command %s", os.Args[1]))
 	}
@@ -690,13 +702,15 @@ func shape(path string) ([]byte, error) {
 //	#shape equal | #shape differs, then ours, "#compact", Go's
 //	#end
 func verify(args []string) {
-	withShape, withHash := false, false
+	withShape, withHash, withTouch := false, false, false
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-shape":
 			withShape = true
 		case "-hash":
 			withHash = true
+		case "-touch":
+			withTouch = true
 		default:
 			die(fmt.Errorf("verify: unknown flag %s", args[0]))
 		}
@@ -716,6 +730,10 @@ func verify(args []string) {
 		fmt.Fprintf(w, "#file %s\n", path)
 		if err := verifyOne(w, path, withShape, withHash, filepath.Join(tmp, "compact.db")); err != nil {
 			fmt.Fprintf(w, "#error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		} else if withTouch {
+			if err := touchCopy(w, path, filepath.Join(tmp, "touch.db")); err != nil {
+				fmt.Fprintf(w, "#error touch: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
 		}
 		fmt.Fprintln(w, "#end")
 	}
@@ -796,4 +814,84 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+func touchCopy(w *bufio.Writer, path, tmp string) error {
+	b, err := ioutil.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := ioutil.WriteFile(tmp, b, 0600); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	w.Flush()
+	// touch prints its check result on stdout: flushed in order with ours
+	fmt.Print("#touch ")
+	return touch(tmp)
+}
+
+// touch writes to a file the way a daemon does after opening it: new keys in a new bucket, then
+// deletes (pages freed, the freelist used), in separate transactions, then checks it.
+func touch(path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	db, err := bolt.Open(path, 0600, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("\xff-touch"))
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 2000; i++ {
+			if err := b.Put([]byte(fmt.Sprintf("k%06d", i)), bytes.Repeat([]byte{byte(i)}, i%300)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("\xff-touch"))
+		for i := 0; i < 2000; i += 2 {
+			if err := b.Delete([]byte(fmt.Sprintf("k%06d", i))); err != nil {
+				return err
+			}
+		}
+		c := tx.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if b := tx.Bucket(k); b != nil && string(k) != "\xff-touch" {
+				if fk, v := b.Cursor().First(); fk != nil && v != nil {
+					return b.Delete(fk)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	n := 0
+	err = db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			fmt.Println(e)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Printf("%d errors found\n", n)
+	} else {
+		fmt.Println("OK")
+	}
+	return nil
 }
