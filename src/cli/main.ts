@@ -32,9 +32,9 @@ export async function main(
     cwd: io?.cwd ?? process.cwd(),
     exitCode: 0,
   };
-  // process.stdin is created on first access (it sets the descriptor up): only when no io is given.
-  const stdin = io === undefined ? process.stdin : io.stdin;
-  if (stdin !== undefined) ctx.stdin = stdin;
+  // process.stdin sets the descriptor up when first touched: only for a command that reads it.
+  if (io === undefined) Object.defineProperty(ctx, 'stdin', { get: () => process.stdin, enumerable: true });
+  else if (io.stdin !== undefined) ctx.stdin = io.stdin;
   ctx.invoke = async (args: string[]) => {
     await (await buildProgram(ctx, args)).parseAsync(['node', 'dataroot', ...args]);
   };

@@ -193,11 +193,6 @@ export class BoltWriter implements BoltVisitor {
     this.scratch = new Uint8Array(Math.min(ASSEMBLE_LIMIT, Math.max(this.ps, 64 << 10)));
   }
 
-  /** The open bucket path (names from the root), for error messages. */
-  get depth(): number {
-    return this.stack.length - 1;
-  }
-
   private top(): Frame {
     if (this.done) throw fail('BOLT_WRITE_STATE', 'the file is already finished');
     return this.stack[this.stack.length - 1]!;
