@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { readDumpRecords } from '../src/formats/bolt/ndjson.js';
 import { bytesEqual, compareBytes, toHex } from '../src/formats/bytes.js';
 import { needs } from './support/env.js';
 import { mulberry32 } from './support/fuzz.js';
-import { dumpOf, FUZZ_PAGE_SIZES, randomTree, verifyBatch, type Rnd, type Verified } from './support/boltgen.js';
+import { dumpHash, dumpOf, FUZZ_PAGE_SIZES, randomTree, verifyBatch, type Rnd, type Verified } from './support/boltgen.js';
 
 /**
  * The writer against Go's bbolt on random trees: each tree is written by our writer and handed to
@@ -139,10 +138,7 @@ interface Case {
   want: string;
 }
 
-function hashOf(text: string): string {
-  const b = Buffer.from(text, 'utf8');
-  return `${createHash('sha256').update(b).digest('hex')} ${b.length}`;
-}
+
 
 describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
   // Files live for one batch: in memory (tmpfs) when the machine has it, so no disk writeback competes.
@@ -181,8 +177,7 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
         const bytes = buildBolt(tree, { pageSize: ps });
         const file = join(dir, `t${n}.db`);
         writeFileSync(file, bytes);
-        const dump = dumpOf(tree);
-        batch.push({ n, seed, ps, file, want: hashOf(dump) });
+        batch.push({ n, seed, ps, file, want: dumpHash(tree) });
         seen.pageSizes.add(ps);
         seen.bytes += bytes.length;
         const db = BoltFile.open(new BufferSource(bytes));

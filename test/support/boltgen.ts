@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { BoltTreeBucket, BoltTreeEntry } from '../../src/formats/bolt/write.js';
 import { compareBytes, toHex } from '../../src/formats/bytes.js';
 import { buildOracle } from './gobolt.js';
@@ -163,6 +164,35 @@ export function dumpOf(root: BoltTreeBucket): string {
     } else out += `{"path":[${top.path}],"key":"${kh}","value":"${hexOf(e.value)}"}\n`;
   }
   return out;
+}
+
+/** sha256 (hex) and length of dumpOf(root), computed record by record (no large string). */
+export function dumpHash(root: BoltTreeBucket): string {
+  const h = createHash('sha256');
+  let len = 0;
+  const put = (s: string): void => {
+    h.update(s, 'latin1');
+    len += s.length;
+  };
+  const stack: { entries: BoltTreeEntry[]; i: number; path: string }[] = [{ entries: sortedEntries(root), i: 0, path: '' }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.i >= top.entries.length) {
+      stack.pop();
+      continue;
+    }
+    const e = top.entries[top.i++]!;
+    const kh = hexOf(e.key);
+    if ('bucket' in e) {
+      put(`{"path":[${top.path}],"key":"${kh}","bucket":true,"sequence":${seqJson(e.bucket.sequence ?? 0n)}}\n`);
+      stack.push({ entries: sortedEntries(e.bucket), i: 0, path: top.path === '' ? `"${kh}"` : `${top.path},"${kh}"` });
+    } else {
+      put(`{"path":[${top.path}],"key":"${kh}","value":"`);
+      put(hexOf(e.value));
+      put('"}\n');
+    }
+  }
+  return `${h.digest('hex')} ${len}`;
 }
 
 export function sortedEntries(b: BoltTreeBucket): BoltTreeEntry[] {

@@ -11,7 +11,7 @@
 //	boltoracle compact DST SRC TXMAX PAGESIZE     bbolt compact: bolt.Compact(dst, src, TXMAX) into a new
 //	                                             file (PAGESIZE 0: bbolt's default, the OS page size)
 //	boltoracle shape FILE                        every bucket's page tree, page ids left out
-//	boltoracle touch FILE...                     for each file: open it read-write, add a bucket of 2000
+//	boltoracle touch FILE...                     for each file: open it read-write, add a bucket of 300
 //	                                             keys, delete half of them, delete a top-level bucket's
 //	                                             first key if any, tx.Check() ("#file", result, "#end")
 //	boltoracle verify [-shape] [-hash] [-touch] FILE...
@@ -849,7 +849,7 @@ func touch(path string) (err error) {
 		if err != nil {
 			return err
 		}
-		for i := 0; i < 2000; i++ {
+		for i := 0; i < 300; i++ {
 			if err := b.Put([]byte(fmt.Sprintf("k%06d", i)), bytes.Repeat([]byte{byte(i)}, i%300)); err != nil {
 				return err
 			}
@@ -860,7 +860,7 @@ func touch(path string) (err error) {
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("\xff-touch"))
-		for i := 0; i < 2000; i += 2 {
+		for i := 0; i < 300; i += 2 {
 			if err := b.Delete([]byte(fmt.Sprintf("k%06d", i))); err != nil {
 				return err
 			}
