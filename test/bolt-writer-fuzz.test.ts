@@ -10,6 +10,7 @@ import { EditVisitor, type BoltEdit } from '../src/formats/bolt/edit.js';
 import { readDumpRecords } from '../src/formats/bolt/ndjson.js';
 import { bytesEqual, compareBytes, toHex } from '../src/formats/bytes.js';
 import { needs } from './support/env.js';
+import { buildOracleAsync } from './support/gobolt.js';
 import { mulberry32 } from './support/fuzz.js';
 import { dumpHash, dumpOf, FUZZ_PAGE_SIZES, randomTree, verifyBatch, type Rnd, type Verified } from './support/boltgen.js';
 
@@ -146,6 +147,7 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it(`${CASES} random trees: Go's tx.Check() passes, Go dumps the tree, the pages are those bolt.Compact makes; NDJSON and edit paths give the same bytes`, async () => {
+    const building = buildOracleAsync(); // compiles (once) while the first batch is generated
     const rnd = mulberry32(SEED);
     const failures: string[] = [];
     const seen = { pageSizes: new Set<number>(), overflow: 0, branch: 0, bytes: 0, edited: 0, loaded: 0 };
@@ -217,6 +219,7 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
       if (failures.length > 5) break;
     }
     await pending;
+    await building;
     const ms = performance.now() - t0;
     console.log(
       `writer fuzz: ${CASES} trees (${(seen.bytes / 2 ** 20).toFixed(0)} MiB written), page sizes ${[...seen.pageSizes].sort((a, b) => a - b).join(',')}; ` +

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { BoltTreeBucket, BoltTreeEntry } from '../../src/formats/bolt/write.js';
 import { compareBytes, toHex } from '../../src/formats/bytes.js';
-import { buildOracle } from './gobolt.js';
+import { buildOracleAsync } from './gobolt.js';
 
 /**
  * Random key trees for the writer's fuzzer and its differential tests, the NDJSON dump they must
@@ -218,8 +218,8 @@ export interface Verified {
  * compares each file's pages with bolt.Compact's; `hash` returns the dump's sha256 and length
  * (`${hex} ${bytes}`) instead of the dump.
  */
-export function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolean; touch?: boolean } = {}): Promise<Verified[]> {
-  const bin = buildOracle();
+export async function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolean; touch?: boolean } = {}): Promise<Verified[]> {
+  const bin = await buildOracleAsync();
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['verify', ...(o.shape ? ['-shape'] : []), ...(o.hash ? ['-hash'] : []), ...(o.touch ? ['-touch'] : []), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
