@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { lstatSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { BoltEdit } from '../formats/bolt/edit.js';
 import type { BoltFile } from '../formats/bolt/db.js';
@@ -8,6 +8,7 @@ import { DatarootError } from '../formats/errors.js';
 import { encodeUtf8, fromHex, toHex } from '../formats/bytes.js';
 import { isFlockedAsync } from '../io/lock.js';
 import { readRegularFile, readStreamBounded } from '../io/input.js';
+import { beneathRoot } from '../io/rooted.js';
 import { compactBolt, editBolt, loadBolt, probePath, type BoltWriteReport } from '../ops/boltwrite.js';
 import { showKey } from '../store/boltdecode.js';
 import { openRoot } from '../store/root.js';
@@ -46,7 +47,7 @@ function writeTarget(file: string, g: GlobalOpts, ctx: Ctx): string {
     throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
   }
   if (!dir) throw new DatarootError('BOLT_ROOT_NOT_WRITABLE', `--root ${root} is not a directory: bolt writes go to a data-root directory (or give an absolute path)`, { file: root });
-  return join(root, file);
+  return beneathRoot(root, file);
 }
 
 function showPath(path: readonly Uint8Array[]): string {
@@ -109,7 +110,11 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
         close = r.close;
       }
       try {
-        const path = fileArg(src, base, ctx);
+        // a file of the root: no symlink followed out of it, the file itself included
+        const path = base !== undefined ? beneathRoot(base, src) : fileArg(src, undefined, ctx);
+        if (base !== undefined && lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) {
+          throw new DatarootError('SYMLINK_NOT_FOLLOWED', `${src} is a symbolic link inside the data-root: not followed`, { file: src });
+        }
         const live = isFlockedAsync(path);
         const r = await compactBolt(path, dst, { ...(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}), force: o.force });
         if (await live) warn(ctx, `${src} is locked by a running process (a daemon): the copy of a live file may be inconsistent`);
