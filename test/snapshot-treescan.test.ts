@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mknod, nativeAvailable, S_IFCHR, scanTree as scanTreeNative, setXattr } from '../src/io/native.js';
 import { Previous, scanTree } from '../src/ops/snapshot.js';
-import { manifestOf, type ManifestLines } from '../src/store/manifest.js';
+import { manifestOf, type ManifestLines } from '../src/store/snapshots/manifest.js';
 
 /**
  * The native tree scan (one call for the whole tree, matched in C against the previous manifest)
