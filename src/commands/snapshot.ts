@@ -239,7 +239,9 @@ function renderList(ctx: Ctx, r: ListResult): void {
 export async function runRestore(name: string, o: StoreOpt & { to: string; force: boolean }, ctx: Ctx): Promise<RestoreResult> {
   return withSnapStore(storeDir(o, ctx)!, false, async (store) => {
     const { restoreSnapshot } = await import('../ops/restore.js');
-    return restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force });
+    // Test hook: pause half-way through the writing.
+    const pauseFile = ctx.env['DATAROOT_RESTORE_PAUSE_FILE'];
+    return restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force, ...(pauseFile !== undefined ? { onHalfway: () => pauseAt(pauseFile, 'restoring') } : {}) });
   });
 }
 

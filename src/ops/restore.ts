@@ -33,7 +33,13 @@ interface Planned {
  * content too. The target is 0700 while it is written; a failure or a signal (SIGINT, SIGTERM,
  * SIGHUP) removes what was written (and the target, when this made it).
  */
-export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnapshot, to: string, o: { force: boolean }): Promise<RestoreResult> {
+export interface RestoreOptions {
+  force: boolean;
+  /** Called once half the entries are written (tests pause there). */
+  onHalfway?: () => void;
+}
+
+export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnapshot, to: string, o: RestoreOptions): Promise<RestoreResult> {
   if (!nativeAvailable()) throw new DatarootError('IO_NATIVE_UNAVAILABLE', "restore needs dataroot's native addon (owners, devices, xattrs and times; see dataroot info)");
   const existed = checkTarget(to, o.force);
   const plan = planRestore(store.readManifest(snap).entries(), to);
@@ -41,7 +47,7 @@ export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnap
   const undo = prepareTarget(to, existed);
   const stopCleanup = cleanupOnSignal(undo);
   try {
-    return writeTree(store, snap, to, plan);
+    return await writeTree(store, snap, to, plan, o.onHalfway);
   } catch (e) {
     undo();
     throw e;
@@ -141,12 +147,26 @@ function prepareTarget(to: string, existed: boolean): () => void {
   };
 }
 
-function writeTree(store: SnapshotStore, snap: RegisteredSnapshot, to: string, plan: Planned[]): RestoreResult {
+/** Lets the event loop run (a signal's cleanup among it) every 20 ms of writing. */
+function yielder(): (now?: boolean) => Promise<void> | undefined {
+  let last = Date.now();
+  return (now = false) => {
+    if (!now && Date.now() - last < 20) return undefined;
+    last = Date.now();
+    return new Promise((res) => setTimeout(res, 0)); // a timer turn: a pending signal's handler runs by then
+  };
+}
+
+async function writeTree(store: SnapshotStore, snap: RegisteredSnapshot, to: string, plan: Planned[], onHalfway?: () => void): Promise<RestoreResult> {
+  const breathe = yielder();
   const result: RestoreResult = { snapshot: snap.name, to, entries: 0, files: 0, bytes: 0, skipped: [] };
   const dirs: Planned[] = [];
   for (const p of plan) {
     const { e, abs } = p;
-    result.entries++;
+    if (result.entries++ === Math.floor(plan.length / 2) && onHalfway !== undefined) {
+      onHalfway();
+      await breathe(true);
+    } else await breathe();
     if (p.first !== undefined) {
       // A hard link (files, and the whiteouts overlayfs links to one shared inode): it shares the
       // inode, and so the metadata, of the first.
