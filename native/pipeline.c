@@ -401,6 +401,8 @@ static pf_chunk *pf_new_chunk(pf_thread *t) {
  * still saves what its other files save); each file then has one chunk, method 3, its slice of
  * the frame. Else copied raw: each file a raw chunk.
  */
+static int pf_incompressible_samples(pf_thread *t, const unsigned char *src, size_t n, int samples, size_t S);
+
 static int pf_group_flush(pf_thread *t) {
   pf_job *j = t->job;
   size_t n = t->gused;
@@ -413,8 +415,15 @@ static int pf_group_flush(pf_thread *t) {
     if (e != 0) return e;
   }
   size_t at = t->used;
-  size_t k = ZSTD_compressCCtx(t->cctx, t->out + at, PF_OUT_CAP - at, t->grp, n, j->level);
-  int framed = !ZSTD_isError(k) && k + n / 64 < n;
+  /* Eight 8 KiB samples across the group first: a group of random files (already compressed
+   * data) is copied raw without compressing all of it; a group the samples can shrink by 3% is
+   * compressed whole. */
+  size_t k = 0;
+  int framed = 0;
+  if (!pf_incompressible_samples(t, t->grp, n, 8, 8192)) {
+    k = ZSTD_compressCCtx(t->cctx, t->out + at, PF_OUT_CAP - at, t->grp, n, j->level);
+    framed = !ZSTD_isError(k) && k + n / 64 < n;
+  }
   if (!framed) {
     memcpy(t->out + at, t->grp, n);
     k = n;
@@ -451,19 +460,21 @@ static int pf_group_flush(pf_thread *t) {
  * cannot shrink by 3%. Such a chunk (already compressed or encrypted data) is stored raw without
  * compressing all of it first.
  */
-static int pf_incompressible(pf_thread *t, const unsigned char *src, size_t n) {
-  const size_t S = 16384;
+static int pf_incompressible_samples(pf_thread *t, const unsigned char *src, size_t n, int samples, size_t S) {
   if (n < 16 * S) return 0;
-  size_t at[3] = {0, (n / 2) & ~(size_t)4095, n - S}, in = 0, out = 0;
+  size_t in = 0, out = 0;
   unsigned char *scratch = t->out + t->used; /* room: the caller made it */
-  for (int i = 0; i < 3; i++) {
-    size_t k = ZSTD_compressCCtx(t->cctx, scratch, ZSTD_compressBound(S), src + at[i], S, t->job->level);
+  for (int i = 0; i < samples; i++) {
+    size_t at = i == samples - 1 ? n - S : ((n - S) / (size_t)(samples - 1) * (size_t)i) & ~(size_t)4095;
+    size_t k = ZSTD_compressCCtx(t->cctx, scratch, ZSTD_compressBound(S), src + at, S, t->job->level);
     if (ZSTD_isError(k)) return 0;
     in += S;
     out += k;
   }
   return out * 100 >= in * 97;
 }
+
+static int pf_incompressible(pf_thread *t, const unsigned char *src, size_t n) { return pf_incompressible_samples(t, src, n, 3, 16384); }
 
 /* Compresses (or copies) one piece into the out buffer as a chunk of the current file. */
 static int pf_put(pf_thread *t, const unsigned char *src, size_t n) {

@@ -191,7 +191,8 @@ export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 've
     } else pending.push(`${identityLine(e)}\n`);
   });
   flush();
-  const identity = Buffer.concat(parts);
+  let identityBytes = 0;
+  for (const p of parts) identityBytes += p.length;
   let count = 0;
   const volParts: Buffer[] = [];
   let volText: string[] = [];
@@ -207,9 +208,10 @@ export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 've
     }
   });
   if (volText.length > 0) volParts.push(Buffer.from(volText.join('')));
-  const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count, identityBytes: identity.length };
-  const vol = Buffer.concat(volParts);
-  return new ManifestLines(h, Buffer.concat([Buffer.from(encodeHeader(h)), identity]), vol);
+  const h: ManifestHeader = { format: 'dataroot-snapshot', version: 2, ...header, count, identityBytes };
+  // one copy of the identity lines (after the header), none of volatile lines carried as one run
+  const vol = volParts.length === 1 ? volParts[0]! : Buffer.concat(volParts);
+  return new ManifestLines(h, Buffer.concat([Buffer.from(encodeHeader(h)), ...parts]), vol);
 }
 
 /** A manifest's bytes on disk: two zstd frames (header and identity lines; volatile lines) in their container. */
