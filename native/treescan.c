@@ -234,37 +234,55 @@ static size_t ns_text(char *out, struct timespec t) {
   return dec128(out, (__int128)(int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec);
 }
 
-/* The manifest's volatile line of an lstat, exactly as manifest.ts's volatileOf writes it:
- * ["mtime","atime","ctime","ino","dev",nlink] with nanosecond times. Returns its length. */
-static size_t volatile_line(char *out, const struct stat *st) {
+/*
+ * The manifest's volatile lines are defined in src/formats/snapstore/manifest.ts (volatileOf):
+ * the caller passes their template, literal bytes with a marker byte where each field goes
+ * (1 mtime, 2 atime, 3 ctime, 4 ino, 5 dev, 6 nlink; times in nanoseconds). Fields are decimal.
+ */
+#define VT_MAX 128
+#define F_ATIME 2
+
+/* Decimal text of field f of an lstat. */
+static size_t field_text(char *out, int f, const struct stat *st) {
+  switch (f) {
+  case 1: return ns_text(out, st->st_mtim);
+  case 2: return ns_text(out, st->st_atim);
+  case 3: return ns_text(out, st->st_ctim);
+  case 4: return dec64(out, (uint64_t)st->st_ino);
+  case 5: return dec64(out, (uint64_t)st->st_dev);
+  default: return dec64(out, (uint64_t)st->st_nlink);
+  }
+}
+
+/* An lstat's volatile line, by the template. Returns its length (at most 256). */
+static size_t volatile_line(const unsigned char *tpl, size_t tn, char *out, const struct stat *st) {
   size_t k = 0;
-  out[k++] = '[';
-  out[k++] = '"';
-  k += ns_text(out + k, st->st_mtim);
-  memcpy(out + k, "\",\"", 3), k += 3;
-  k += ns_text(out + k, st->st_atim);
-  memcpy(out + k, "\",\"", 3), k += 3;
-  k += ns_text(out + k, st->st_ctim);
-  k += (size_t)sprintf(out + k, "\",\"%llu\",\"%llu\",%llu]", (unsigned long long)st->st_ino, (unsigned long long)st->st_dev, (unsigned long long)st->st_nlink);
+  for (size_t i = 0; i < tn; i++) {
+    if (tpl[i] >= 1 && tpl[i] <= 6) k += field_text(out + k, tpl[i], st);
+    else out[k++] = (char)tpl[i];
+  }
   return k;
 }
 
-/* A line with its access time cut out (the second field): [start, a) + [b, end). */
-static int cut_atime(const char *l, size_t n, size_t *a, size_t *b) {
-  const char *x = memmem(l, n, "\",\"", 3);
-  if (x == NULL) return -1;
-  const char *y = memmem(x + 3, n - (size_t)(x + 3 - l), "\",\"", 3);
-  if (y == NULL) return -1;
-  *a = (size_t)(x - l);
-  *b = (size_t)(y - l);
-  return 0;
-}
-
-/* Same mtime, ctime, inode, device and link count (the access time may differ). */
-static int same_but_atime(const char *p, size_t pn, const char *c, size_t cn) {
-  size_t pa, pb, ca, cb;
-  if (cut_atime(p, pn, &pa, &pb) || cut_atime(c, cn, &ca, &cb)) return 0;
-  return pa == ca && memcmp(p, c, pa) == 0 && pn - pb == cn - cb && memcmp(p + pb, c + cb, pn - pb) == 0;
+/* Whether a previous volatile line holds the fields of this lstat, the access time aside (it is
+ * the one field that reading a file changes): the line is matched against the template, each
+ * field's text ending at the first byte that is not a digit or '-'. */
+static int same_but_atime(const unsigned char *tpl, size_t tn, const char *l, size_t n, const struct stat *st) {
+  size_t at = 0;
+  char cur[48];
+  for (size_t i = 0; i < tn; i++) {
+    if (tpl[i] < 1 || tpl[i] > 6) {
+      if (at >= n || l[at] != (char)tpl[i]) return 0;
+      at++;
+      continue;
+    }
+    size_t from = at;
+    while (at < n && ((l[at] >= '0' && l[at] <= '9') || l[at] == '-')) at++;
+    if (tpl[i] == F_ATIME) continue;
+    size_t cn = field_text(cur, tpl[i], st);
+    if (cn != at - from || memcmp(cur, l + from, cn) != 0) return 0;
+  }
+  return at == n;
 }
 
 static int hexval(int c) {
@@ -382,6 +400,8 @@ typedef struct {
   int err;
   const char *err_call;
   char err_path[MAX_PATH];
+  unsigned char vtpl[VT_MAX]; /* the volatile line's template (see volatile_line) */
+  size_t vtpl_len;
 } tree_t;
 
 /* Moves the previous-manifest cursor to the next entry (or past the end). */
@@ -515,8 +535,6 @@ static int link_first(tree_t *t, uint64_t dev, uint64_t ino) {
 }
 
 static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, const struct stat *st) {
-  char line[256];
-  size_t ln = volatile_line(line, st);
   int carried = 0;
   t->entries++;
   if (t->pid != NULL) {
@@ -526,7 +544,7 @@ static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, co
       const char *pl = t->pvol + t->pvol_at;
       const char *pnl = memchr(pl, '\n', t->pvol_len - t->pvol_at);
       size_t pn = pnl ? (size_t)(pnl - pl) : t->pvol_len - t->pvol_at;
-      if (t->carry && (S_ISDIR(st->st_mode) || st->st_nlink == 1) && same_but_atime(pl, pn, line, ln)) carried = 1;
+      if (t->carry && (S_ISDIR(st->st_mode) || st->st_nlink == 1) && same_but_atime(t->vtpl, t->vtpl_len, pl, pn, st)) carried = 1;
       if (carried) {
         const char *il = t->pid + t->pid_at;
         const char *inl = memchr(il, '\n', t->pid_len - t->pid_at);
@@ -545,7 +563,8 @@ static void emit(tree_t *t, const char *abs, const char *rel, size_t rel_len, co
           t->run_files++;
           t->run_bytes += (uint64_t)st->st_size;
         }
-        b_put(&t->vol, line, ln);
+        char line[256];
+        b_put(&t->vol, line, volatile_line(t->vtpl, t->vtpl_len, line, st));
         b_u8(&t->vol, '\n');
       }
       prev_next(t);
@@ -845,16 +864,18 @@ static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, siz
 }
 
 /*
- * scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads[, files]]) -> [count, ops, full, volatile, xattrs[, files, sizes]]
- * `threads`: how many threads list directories ahead of the walk (see walk_prefetched); 0 or
- * absent: one a core, at most 4; 1: none, the walk lists each directory itself. With `files`
+ * scanTree(root, prevIdentity, prevVolatile, carry, xattrs, threads, files, volatileTemplate) -> [count, ops, full, volatile, xattrs[, files, sizes]]
+ * `threads`: how many threads list directories ahead of the walk (see walk_prefetched); 0: one a
+ * core, at most 4; 1: none, the walk lists each directory itself. `volatileTemplate`: the volatile
+ * line's template (see volatile_line), from the TypeScript codec. With `files`
  * true, two more Buffers: the absolute paths of the regular files described in full (of the paths
  * of a hard-linked inode, the first in walk order), NUL-terminated back to back, and their sizes
  * (u64 each): what a first snapshot reads, ready before any JavaScript looks at the records.
  * The whole tree under root in walk order (depth first, names in byte order, symlinks not
  * followed; the root itself first, with the path ""). When the previous snapshot's identity and
  * volatile lines are given (Buffers, one line per entry, same walk order), each entry is matched
- * to the previous entry with its path by a merge of the two orders; an entry that is a directory
+ * to the previous entry with its path (an identity line is a JSON array whose first element is
+ * the path) by a merge of the two orders; an entry that is a directory
  * or has one link, and whose mtime, ctime, inode, device and link count are what the previous
  * line says, is "carried" (with `carry` true).
  * Result: [entry count, ops, full, volatile, xattrs] (four Buffers):
@@ -867,8 +888,8 @@ static void walk_prefetched(tree_t *t, char *abs, size_t abs_len, char *rel, siz
  *   xattrs: with `xattrs` true, per entry in full, its extended attributes (see put_xattrs_to).
  */
 napi_value js_scan_tree(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  size_t argc = 7;
+  napi_value argv[8];
+  size_t argc = 8;
   int32_t threads = 0;
   bool want_files = false;
   char *abs = malloc(MAX_PATH), *rel = malloc(MAX_PATH);
@@ -880,13 +901,17 @@ napi_value js_scan_tree(napi_env env, napi_callback_info info) {
   }
   bool carry = false, want_xattrs = false;
   napi_valuetype vt1, vt2;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || (argc > 5 && napi_get_value_int32(env, argv[5], &threads) != napi_ok) || threads < 0 ||
-      (argc > 6 && napi_get_value_bool(env, argv[6], &want_files) != napi_ok) ||
+  void *tpl = NULL;
+  size_t tpl_len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8 || napi_get_value_int32(env, argv[5], &threads) != napi_ok || threads < 0 ||
+      napi_get_value_bool(env, argv[6], &want_files) != napi_ok || napi_get_buffer_info(env, argv[7], &tpl, &tpl_len) != napi_ok || tpl_len == 0 || tpl_len > VT_MAX ||
       get_string(env, argv[0], abs, MAX_PATH) || napi_typeof(env, argv[1], &vt1) != napi_ok || napi_typeof(env, argv[2], &vt2) != napi_ok ||
       napi_get_value_bool(env, argv[3], &carry) != napi_ok || napi_get_value_bool(env, argv[4], &want_xattrs) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs[, threads[, files]])");
+    napi_throw_type_error(env, "EINVAL", "scanTree(root, prevIdentity, prevVolatile, carry, xattrs, threads, files, volatileTemplate)");
     goto out;
   }
+  memcpy(t->vtpl, tpl, tpl_len);
+  t->vtpl_len = tpl_len;
   t->want_xattrs = want_xattrs;
   t->want_files = want_files;
   if (vt1 == napi_object && vt2 == napi_object) {

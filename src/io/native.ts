@@ -21,7 +21,7 @@ interface Addon {
   flockProbe(path: string): boolean;
   openBeneath(base: string, rel: string, flags: number, mode: number): number;
   scandir(path: string): Buffer;
-  scanTree(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number, files: boolean): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
+  scanTree(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number, files: boolean, volatileTemplate: Uint8Array): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
   packFiles(
     paths: Buffer,
     count: number,
@@ -436,9 +436,8 @@ function nsText(b: Buffer, at: number): string {
  */
 export function scanDir(path: string): DirListing | undefined {
   if (!nativeAvailable()) return undefined;
-  const f = load().scandir;
-  if (f === undefined) return undefined;
-  return new DirListing(wrap('scandir', path, () => f(path)));
+  const a = load();
+  return new DirListing(wrap('scandir', path, () => a.scandir(path)));
 }
 
 /**
@@ -504,20 +503,22 @@ export class TreeXattrs {
   }
 }
 
-export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false, threads = 0, files = false): TreeScan | undefined {
+export function scanTree(
+  root: string,
+  o: { previous?: { identity: Buffer; volatile: Buffer; carry: boolean }; xattrs: boolean; threads?: number; files?: boolean; volatileTemplate: Uint8Array },
+): TreeScan | undefined {
   if (!nativeAvailable()) return undefined;
-  const f = load().scanTree;
-  if (f === undefined) return undefined;
   let r: [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
   try {
-    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs, threads, files);
+    const p = o.previous;
+    r = load().scanTree(root, p?.identity ?? null, p?.volatile ?? null, p?.carry ?? false, o.xattrs, o.threads ?? 0, o.files ?? false, o.volatileTemplate);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;
     throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
   }
   const scan: TreeScan = { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3], xattrs: new TreeXattrs(r[4]) };
-  if (files) scan.files = { paths: r[5], sizes: r[6] };
+  if (o.files === true) scan.files = { paths: r[5], sizes: r[6] };
   return scan;
 }
 
@@ -527,7 +528,6 @@ export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVol
  */
 export function flockHeld(path: string): boolean | undefined {
   if (!nativeAvailable()) return undefined;
-  const f = load().flockProbe;
-  if (f === undefined) return undefined;
-  return wrap('flock', path, () => f(path));
+  const a = load();
+  return wrap('flock', path, () => a.flockProbe(path));
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { contentKind, identityLine, volatileLine, volatileOf, type ContentKind, type EntryType, type ManifestEntry } from '../formats/snapstore/manifest.js';
+import { contentKind, identityLine, volatileLine, volatileOf, volatileTemplate, type ContentKind, type EntryType, type ManifestEntry } from '../formats/snapstore/manifest.js';
 import { batchPath, contentThreads, DirListing, fileBatch, LiveResults, listXattrs, nativeAvailable, packFiles, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { isCarried, type CarriedEntry, type ManifestLines, type ManifestLinesAhead } from '../store/snapshots/manifest.js';
@@ -45,6 +45,8 @@ export function matchesAny(path: string, globs: RegExp[]): boolean {
   }
   return false;
 }
+
+const VOLATILE_TEMPLATE = volatileTemplate();
 
 export interface ScanOptions {
   exclude: string[];
@@ -187,10 +189,10 @@ class Scan {
   private nativeTree(files: boolean): (TreeScan & { identity?: Buffer }) | undefined {
     const prevs = this.o.previous;
     try {
-      if (prevs === undefined) return scanTreeNative(this.root, undefined, undefined, false, this.xattrs, 0, files);
+      if (prevs === undefined) return scanTreeNative(this.root, { xattrs: this.xattrs, files, volatileTemplate: VOLATILE_TEMPLATE });
       const [text, vol] = prevs.lines.parts();
       const identity = text.subarray(prevs.lines.idStart, prevs.lines.idEnd);
-      const tree = scanTreeNative(this.root, identity, vol, prevs.carry, this.xattrs);
+      const tree = scanTreeNative(this.root, { previous: { identity, volatile: vol, carry: prevs.carry }, xattrs: this.xattrs, volatileTemplate: VOLATILE_TEMPLATE });
       return tree === undefined ? undefined : { ...tree, identity };
     } catch (e) {
       throw vanished((e as DatarootError).details?.['file']?.toString() ?? this.root, e);

@@ -123,9 +123,18 @@ export function identityLine(e: ManifestEntry): string {
   return JSON.stringify(id);
 }
 
-/** The volatile line of an entry's times and inode. */
-export function volatileOf(mtime: string, atime: string, ctime: string, ino: string, dev: string, nlink: number): string {
+/** The volatile line of an entry's times and inode (every field decimal). */
+export function volatileOf(mtime: string, atime: string, ctime: string, ino: string, dev: string, nlink: number | string): string {
   return `["${mtime}","${atime}","${ctime}","${ino}","${dev}",${nlink}]`;
+}
+
+/**
+ * The volatile line as a template for the addon's tree scan, which renders and matches the
+ * lines of what it walks without a definition of its own: the line of volatileOf with a marker
+ * byte for each field (1 mtime, 2 atime, 3 ctime, 4 ino, 5 dev, 6 nlink).
+ */
+export function volatileTemplate(): Uint8Array {
+  return new TextEncoder().encode(volatileOf('\x01', '\x02', '\x03', '\x04', '\x05', '\x06'));
 }
 
 export function volatileLine(e: ManifestEntry): string {
