@@ -36,3 +36,16 @@ export function cleanupOnSignal(task: () => void): () => void {
     }
   };
 }
+
+/** Runs a write; on its failure, and on a signal while it runs, `undo` removes what it wrote. */
+export async function undoneUnlessDone<T>(undo: () => void, write: () => Promise<T>): Promise<T> {
+  const stop = cleanupOnSignal(undo);
+  try {
+    return await write();
+  } catch (e) {
+    undo();
+    throw e;
+  } finally {
+    stop();
+  }
+}

@@ -4,7 +4,7 @@ import { DatarootError } from '../formats/errors.js';
 import { entryPathBytes, entryPathProblem, type ManifestEntry } from '../formats/snapstore/manifest.js';
 import { probeLock } from '../io/lock.js';
 import { lutimesNs, mknod, nativeAvailable, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from '../io/native.js';
-import { cleanupOnSignal } from '../io/signalcleanup.js';
+import { undoneUnlessDone } from '../io/signalcleanup.js';
 import { Layout } from '../store/layout.js';
 import type { RegisteredSnapshot, SnapshotStore } from '../store/snapshots/store.js';
 
@@ -45,15 +45,7 @@ export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnap
   const plan = planRestore(store.readManifest(snap).entries(), to);
   checkObjects(store, plan);
   const undo = prepareTarget(to, existed);
-  const stopCleanup = cleanupOnSignal(undo);
-  try {
-    return await writeTree(store, snap, to, plan, o.onHalfway);
-  } catch (e) {
-    undo();
-    throw e;
-  } finally {
-    stopCleanup();
-  }
+  return undoneUnlessDone(undo, () => writeTree(store, snap, to, plan, o.onHalfway));
 }
 
 /** The target: a directory no daemon holds, empty unless --force. Whether it exists. */

@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { isSnapshotName, type RegisteredSnapshot } from '../formats/snapstore/registry.js';
-import { cleanupOnSignal } from '../io/signalcleanup.js';
+import { undoneUnlessDone } from '../io/signalcleanup.js';
 import { manifestOf, type CarriedEntry, type ManifestEntry, type ManifestLinesAhead } from '../store/snapshots/manifest.js';
 import { PackWriter, ZSTD_LEVELS } from '../store/snapshots/packwriter.js';
 import type { SnapshotStore } from '../store/snapshots/store.js';
@@ -43,19 +43,13 @@ export async function takeSnapshot(store: SnapshotStore, rootDir: string, o: Sna
     pack.abort();
     if (manifestName !== undefined) store.removeManifest({ name: manifestName });
   };
-  const stopCleanup = cleanupOnSignal(undo);
-  try {
+  return undoneUnlessDone(undo, async () => {
     const { entries, stats, lines } = await scanTree(source, scanOptions(store, pack, prev?.entries, o));
     await pack.finish();
     manifestName = name;
     const snapshot = await writeAndRegister(store, pack, { name, source, o, entries, stats, ...(lines !== undefined ? { lines } : {}) });
     return { snapshot, stats, previous: prev?.snap.name };
-  } catch (e) {
-    undo();
-    throw e;
-  } finally {
-    stopCleanup();
-  }
+  });
 }
 
 /** The snapshot's name (default: the time), checked against the name format and the registry. */
