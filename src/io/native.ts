@@ -3,6 +3,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
+import { HEAD_BYTES, kindOfSample, type ContentKind } from '../formats/snapstore/manifest.js';
 import { packageRoot } from './pkg.js';
 
 /**
@@ -226,16 +227,15 @@ export function batchPath(b: FileBatch, i: number): Buffer {
 
 /**
  * One file's result. The addon knows no store format: it gives the digest, the size, the facts
- * of the file's head its kind follows from (formats/snapstore kindOfSample), and, for content new
- * to the pack, where its chunks went.
+ * of the file's head its kind follows from (classified here by formats/snapstore kindOfSample),
+ * and, for content new to the pack, where its chunks went.
  */
 export interface PackedFile {
   /** sha256 of the content read, in hex. */
   sha256: string;
   size: number;
-  /** The first bytes (up to 20), the smallest byte and the first non-space byte of the first 8 KiB. */
-  head: { first: Buffer; minByte: number; firstNonSpace: number };
-  /** Whether this file's content became new content of the pack (its chunks are in `chunks`). */
+  kind: ContentKind;
+  /** Whether this file's content became new content of the pack (its chunks are in the run's chunks). */
   fresh: boolean;
   chunks: number;
 }
@@ -252,8 +252,12 @@ export interface PackedChunk {
 
 export interface PackedRun {
   results: PackedFile[];
-  /** The chunks of the fresh files, in file order (file i's `chunks` of them). */
-  chunks: PackedChunk[];
+  /** How many chunks the fresh files have, in file order (file i's `chunks` of them). */
+  chunkCount: number;
+  /** Chunk k of that list. */
+  chunk(k: number): PackedChunk;
+  /** Copies file i's sha256 (32 bytes) into `out` at `at`, without a view of the results. */
+  copySha(i: number, out: Buffer, at: number): void;
   /** The pack's end after the last chunk (4096-aligned). */
   end: number;
 }
@@ -265,14 +269,10 @@ const CHUNK_DESC = 40;
 function resultAt(res: Buffer, i: number): PackedFile {
   const at = i * RESULT;
   const size = res.readUInt32LE(at + 32) + res.readUInt32LE(at + 36) * 0x100000000;
-  return {
-    // read in place: a Buffer view a file costs more than the rest of its result
-    sha256: res.toString('hex', at, at + 32),
-    size,
-    head: { first: res.subarray(at + 40, at + 40 + Math.min(size, 20)), minByte: res[at + 65]!, firstNonSpace: res[at + 66]! },
-    chunks: res.readUInt32LE(at + 60),
-    fresh: res[at + 64] === 1,
-  };
+  const length = Math.min(size, HEAD_BYTES);
+  // read in place: a Buffer view a file costs more than the rest of its result
+  const sample = { length, byte0: length > 0 ? res[at + 40]! : -1, byte1: length > 1 ? res[at + 41]! : -1, word16: length >= 20 ? res.readUInt32LE(at + 56) : -1, minByte: res[at + 65]!, firstNonSpace: res[at + 66]! };
+  return { sha256: res.toString('hex', at, at + 32), size, kind: kindOfSample(sample), chunks: res.readUInt32LE(at + 60), fresh: res[at + 64] === 1 };
 }
 
 function chunkAt(b: Buffer, i: number): PackedChunk {
@@ -336,9 +336,13 @@ export async function packFiles(
   }
   const results: PackedFile[] = [];
   for (let i = 0; i < count; i++) results.push(resultAt(res, i));
-  const chunks: PackedChunk[] = [];
-  for (let i = 0; i * CHUNK_DESC < chunkBuf.length - 1; i++) chunks.push(chunkAt(chunkBuf, i));
-  return { results, chunks, end };
+  return {
+    results,
+    chunkCount: Math.floor(chunkBuf.length / CHUNK_DESC),
+    chunk: (k) => chunkAt(chunkBuf, k),
+    copySha: (i, out, at) => void res.copy(out, at, i * RESULT, i * RESULT + 32),
+    end,
+  };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, lchownSync, linkSync, mkdirSync, statSync, openSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { entryPathBytes, entryPathProblem, type ManifestEntry } from '../formats/snapstore/manifest.js';
@@ -51,7 +51,7 @@ export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnap
 /** The target: a directory no daemon holds, empty unless --force. Whether it exists. */
 function checkTarget(to: string, force: boolean): boolean {
   if (!existsSync(to)) return false;
-  const st = lstatSync(to);
+  const st = statSync(to); // the target the user named (a symlink to a directory is followed, as before)
   if (!st.isDirectory()) throw new DatarootError('RESTORE_TARGET_INVALID', `${to} exists and is not a directory`, { file: to });
   if (probeLock(new Layout(to).volumesDb) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${to}: stop it first (restore never writes under a live daemon)`, { file: to });
   if (readdirSync(to).length > 0 && !force) throw new DatarootError('RESTORE_TARGET_NOT_EMPTY', `${to} is not empty (--force replaces its content)`, { file: to });

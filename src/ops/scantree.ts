@@ -5,7 +5,7 @@ import { contentKind, identityLine, volatileLine, volatileOf, volatileTemplate, 
 import { batchPath, contentThreads, DirListing, fileBatch, LiveResults, listXattrs, nativeAvailable, packFiles, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { isCarried, type CarriedEntry, type ManifestLines, type ManifestLinesAhead } from '../store/snapshots/manifest.js';
-import { kindOf, type FileContent, type PackWriter } from '../store/snapshots/packwriter.js';
+import type { FileContent, PackWriter } from '../store/snapshots/packwriter.js';
 import type { SnapshotStore } from '../store/snapshots/store.js';
 
 /**
@@ -466,7 +466,7 @@ class Scan {
     try {
       if (o.pack !== undefined) return await o.pack.files(batch, progress, live);
       const r = await packFiles(batch, undefined, { tables: [], stride: 32 }, { level: 1, threads: contentThreads(), progress, ...(live !== undefined ? { live } : {}) });
-      return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: kindOf(f) }));
+      return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: f.kind }));
     } catch (err) {
       if (err instanceof DatarootError) throw err;
       const at = (err as { index?: number }).index;
@@ -523,7 +523,7 @@ async function linesAhead(walked: Walked[], todo: Todo, early: EarlyRead, stored
       const e = todo.files[next]!.entry as ManifestEntry;
       e.sha256 = r.sha256;
       e.size = r.size;
-      e.kind = kindOf(r);
+      e.kind = r.kind;
       if (stored) e.stored = true;
       identity[todo.at[next]!] = identityLine(e);
     }

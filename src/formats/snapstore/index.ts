@@ -71,16 +71,26 @@ export function searchIndex(ix: PackIndex, sha256: Uint8Array): number {
 export function encodeIndex(entries: readonly IndexEntry[]): Uint8Array {
   const sorted = [...entries].sort((a, b) => compareBytes(a.sha256, b.sha256));
   const out = new Uint8Array(IDX_HEAD + sorted.length * IDX_ENTRY);
-  const v = view(out);
-  out.set(IDX_MAGIC, 0);
-  v.setBigUint64(8, BigInt(sorted.length), true);
+  encodeIndexHeadInto(out, sorted.length);
   sorted.forEach((e, i) => {
     if (e.sha256.length !== 32) throw new RangeError('a sha256 is 32 bytes');
     if (i > 0 && compareBytes(sorted[i - 1]!.sha256, e.sha256) === 0) throw new RangeError(`object ${toHex(e.sha256)} is listed twice`);
     const at = IDX_HEAD + i * IDX_ENTRY;
     out.set(e.sha256, at);
-    v.setBigUint64(at + 32, BigInt(e.offset), true);
-    v.setBigUint64(at + 40, BigInt(e.size), true);
+    encodeIndexEntryInto(out, at, e.offset, e.size);
   });
   return out;
+}
+
+/** An index's head: magic and entry count. */
+export function encodeIndexHeadInto(out: Uint8Array, count: number): void {
+  out.set(IDX_MAGIC, 0);
+  view(out).setBigUint64(8, BigInt(count), true);
+}
+
+/** Entry fields but the sha256 (bytes 0-31, which the caller copies in, in sorted order). */
+export function encodeIndexEntryInto(out: Uint8Array, at: number, offset: number, size: number): void {
+  const v = view(out);
+  v.setBigUint64(at + 32, BigInt(offset), true);
+  v.setBigUint64(at + 40, BigInt(size), true);
 }

@@ -70,12 +70,15 @@ export interface ManifestHeader {
   identityBytes: number;
 }
 
-/** The facts of a file's first bytes that its kind follows from (the native pipeline gives them too). */
+/** The facts of a file's head its kind follows from (the native pipeline gives them too). */
 export interface HeadSample {
   /** Bytes of the head looked at (up to 8 KiB). */
   length: number;
-  /** The first 20 bytes (fewer when the file is shorter). */
-  first: Uint8Array;
+  /** Its first two bytes (-1 past the end). */
+  byte0: number;
+  byte1: number;
+  /** The u32 little-endian at offset 16 (-1 when the head is shorter than 20 bytes). */
+  word16: number;
   /** The smallest byte value of the head (255 when empty). */
   minByte: number;
   /** The first byte of the head that is not a space, tab, CR or LF (0 when none). */
@@ -94,17 +97,14 @@ export function headSample(head: Uint8Array): HeadSample {
     if (c < minByte) minByte = c;
     if (firstNonSpace === 0 && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) firstNonSpace = c;
   }
-  return { length: n, first: head.subarray(0, Math.min(n, 20)), minByte, firstNonSpace };
+  return { length: n, byte0: n > 0 ? head[0]! : -1, byte1: n > 1 ? head[1]! : -1, word16: n >= 20 ? view(head).getUint32(16, true) : -1, minByte, firstNonSpace };
 }
 
 /** A file's kind from the sample of its head: BoltDB magic at 16, gzip magic, binary, JSON, text. */
 export function kindOfSample(s: HeadSample): ContentKind {
   if (s.length === 0) return 'empty';
-  if (s.first.length >= 20) {
-    const m = view(s.first).getUint32(16, true);
-    if (m === 0xed0cdaed || m === 0xedda0ced) return 'bolt';
-  }
-  if (s.first[0] === 0x1f && s.first[1] === 0x8b) return 'gzip';
+  if (s.word16 === 0xed0cdaed || s.word16 === 0xedda0ced) return 'bolt';
+  if (s.byte0 === 0x1f && s.byte1 === 0x8b) return 'gzip';
   if (s.minByte < 0x09) return 'binary';
   return s.firstNonSpace === 0x7b || s.firstNonSpace === 0x5b ? 'json' : 'text';
 }

@@ -94,28 +94,40 @@ export function encodeRecord(sha256: Uint8Array, size: number, chunks: readonly 
   return out;
 }
 
-/** The same, written into `out` at `at` (a writer lays many records out in one buffer). */
+/** The same, written into `out` at `at` (a writer lays many records out in one buffer); returns the end. */
 export function encodeRecordInto(out: Uint8Array, at: number, sha256: Uint8Array, size: number, chunks: readonly Chunk[]): number {
-  const v = view(out);
   out.set(sha256, at);
-  v.setBigUint64(at + 32, BigInt(size), true);
-  v.setUint32(at + 40, chunks.length, true);
+  encodeRecordHeadInto(out, at, size, chunks.length);
   let p = at + RECORD_HEAD;
   for (const c of chunks) {
-    v.setBigUint64(p, BigInt(c.offset), true);
-    v.setBigUint64(p + 8, BigInt(c.stored), true);
-    v.setBigUint64(p + 16, BigInt(c.raw), true);
-    out[p + 24] = c.method;
-    if (c.method === METHOD_ZSTD_SLICE) {
-      if (c.start >= 1 << 24) throw new RangeError('a slice starts within 16 MiB of its frame');
-      out[p + 25] = c.start & 0xff;
-      out[p + 26] = (c.start >> 8) & 0xff;
-      out[p + 27] = (c.start >> 16) & 0xff;
-      v.setUint32(p + 28, c.len, true);
-    }
+    encodeChunkInto(out, p, c.method, c.offset, c.stored, c.raw, c.method === METHOD_ZSTD_SLICE ? c.start : 0, c.method === METHOD_ZSTD_SLICE ? c.len : 0);
     p += CHUNK_ENTRY;
   }
   return p;
+}
+
+/** A record's head but its sha256 (bytes 0-31, which the caller copies in): size and chunk count. */
+export function encodeRecordHeadInto(out: Uint8Array, at: number, size: number, chunks: number): void {
+  const v = view(out);
+  v.setBigUint64(at + 32, BigInt(size), true);
+  v.setUint32(at + 40, chunks, true);
+  v.setUint32(at + 44, 0, true);
+}
+
+/** One chunk table entry (start and len: a slice's, for METHOD_ZSTD_SLICE). */
+export function encodeChunkInto(out: Uint8Array, at: number, method: number, offset: number, stored: number, raw: number, start: number, len: number): void {
+  const v = view(out);
+  v.setBigUint64(at, BigInt(offset), true);
+  v.setBigUint64(at + 8, BigInt(stored), true);
+  v.setBigUint64(at + 16, BigInt(raw), true);
+  out[at + 24] = method;
+  if (method === METHOD_ZSTD_SLICE) {
+    if (start >= 1 << 24) throw new RangeError('a slice starts within 16 MiB of its frame');
+    out[at + 25] = start & 0xff;
+    out[at + 26] = (start >> 8) & 0xff;
+    out[at + 27] = (start >> 16) & 0xff;
+    v.setUint32(at + 28, len, true);
+  } else out.fill(0, at + 25, at + 32);
 }
 
 /** Bytes of a record with n chunks. */

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatarootError } from '../../formats/errors.js';
-import { encodeIndex, type IndexEntry } from '../../formats/snapstore/index.js';
-import { kindOfSample, type ContentKind } from '../../formats/snapstore/manifest.js';
-import { encodeRecordInto, METHOD_RAW, METHOD_ZSTD, METHOD_ZSTD_SLICE, PACK_MAGIC, recordBytes, type Chunk } from '../../formats/snapstore/pack.js';
+import { encodeIndexEntryInto, encodeIndexHeadInto, IDX_ENTRY, IDX_HEAD } from '../../formats/snapstore/index.js';
+import type { ContentKind } from '../../formats/snapstore/manifest.js';
+import { CHUNK_ENTRY, encodeChunkInto, encodeRecordHeadInto, METHOD_RAW, METHOD_ZSTD, METHOD_ZSTD_SLICE, PACK_MAGIC, RECORD_HEAD, recordBytes } from '../../formats/snapstore/pack.js';
 import { fsyncDir, writeFileAtomicSync } from '../../io/atomic.js';
-import { contentThreads, packFiles, type FileBatch, type LiveResults, type PackedChunk, type PackedFile } from '../../io/native.js';
+import { contentThreads, packFiles, type FileBatch, type LiveResults, type PackedRun } from '../../io/native.js';
 import type { SnapshotStore } from './store.js';
 
 /** zstd level of stored contents unless the user chooses (--compress-level). */
@@ -19,15 +19,6 @@ export interface FileContent {
   kind: ContentKind;
 }
 
-/** A native result's kind: the sample of its head, classified by the format's one rule. */
-export function kindOf(f: PackedFile): ContentKind {
-  return kindOfSample({ length: Math.min(f.size, 8192), first: f.head.first, minByte: f.head.minByte, firstNonSpace: f.head.firstNonSpace });
-}
-
-function chunkOf(c: PackedChunk): Chunk {
-  if (c.shared !== undefined) return { method: METHOD_ZSTD_SLICE, offset: c.offset, stored: c.stored, raw: c.raw, start: c.shared.start, len: c.shared.len };
-  return { method: c.compressed ? METHOD_ZSTD : METHOD_RAW, offset: c.offset, stored: c.stored, raw: c.raw };
-}
 
 /**
  * One snapshot run's pack. The contents go in through the addon's content pipeline (packFiles:
@@ -43,7 +34,7 @@ export class PackWriter {
   readonly id = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   readonly path: string;
   private fd: number | undefined;
-  private run: { results: PackedFile[]; chunks: PackedChunk[]; end: number } | undefined;
+  private run: PackedRun | undefined;
   storedBytes = 0;
   newBytes = 0;
   count = 0;
@@ -72,34 +63,46 @@ export class PackWriter {
       ...(live !== undefined ? { live } : {}),
     });
     this.run = r;
-    return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: kindOf(f) }));
+    return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: f.kind }));
   }
 
   /** Writes the new objects' records after the last chunk, syncs the pack, and writes its index. */
   async finish(): Promise<void> {
     const fd = this.fd!;
-    const r = this.run ?? { results: [], chunks: [], end: 4096 };
-    const fresh = r.results.filter((f) => f.fresh);
+    const r = this.run;
+    const fresh: number[] = [];
     let bytes = 0;
-    for (const f of fresh) bytes += recordBytes(f.chunks);
-    const records = new Uint8Array(bytes);
-    const entries: IndexEntry[] = [];
+    if (r !== undefined) {
+      r.results.forEach((f, i) => {
+        if (f.fresh) {
+          fresh.push(i);
+          bytes += recordBytes(f.chunks);
+        }
+      });
+    }
+    // The records, laid out in one buffer and written with one write after the last chunk.
+    const records = Buffer.alloc(bytes);
+    const recordAt: number[] = [];
     let at = 0;
-    let c = 0;
-    for (const f of fresh) {
-      const chunks = r.chunks.slice(c, c + f.chunks).map(chunkOf);
-      c += f.chunks;
-      const sha = Buffer.from(f.sha256, 'hex');
-      entries.push({ sha256: sha, offset: r.end + at, size: f.size });
-      const end = encodeRecordInto(records, at, sha, f.size, chunks);
-      this.storedBytes += end - at;
-      for (const ch of chunks) if (ch.method !== METHOD_ZSTD_SLICE || ch.start === 0) this.storedBytes += ch.stored; // a shared frame counts once
-      at = end;
+    let k = 0;
+    for (const i of fresh) {
+      const f = r!.results[i]!;
+      r!.copySha(i, records, at);
+      encodeRecordHeadInto(records, at, f.size, f.chunks);
+      recordAt.push(r!.end + at);
+      this.storedBytes += recordBytes(f.chunks);
+      for (let c = 0; c < f.chunks; c++, k++) {
+        const ch = r!.chunk(k);
+        const method = ch.shared !== undefined ? METHOD_ZSTD_SLICE : ch.compressed ? METHOD_ZSTD : METHOD_RAW;
+        encodeChunkInto(records, at + RECORD_HEAD + c * CHUNK_ENTRY, method, ch.offset, ch.stored, ch.raw, ch.shared?.start ?? 0, ch.shared?.len ?? 0);
+        if (ch.shared === undefined || ch.shared.start === 0) this.storedBytes += ch.stored; // a shared frame counts once
+      }
+      at += recordBytes(f.chunks);
       this.newBytes += f.size;
     }
-    if (c !== r.chunks.length) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `the content pipeline returned ${r.chunks.length} chunks for ${c}`);
+    if (r !== undefined && k !== r.chunkCount) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `the content pipeline returned ${r.chunkCount} chunks for ${k}`);
     let off = 0;
-    while (off < records.length) off += writeSync(fd, records, off, records.length - off, r.end + off);
+    while (off < records.length) off += writeSync(fd, records, off, records.length - off, (r?.end ?? 4096) + off);
     fsyncSync(fd);
     closeSync(fd);
     this.fd = undefined;
@@ -109,9 +112,23 @@ export class PackWriter {
       return;
     }
     this.store.upgrade();
-    writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), encodeIndex(entries));
+    writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), this.index(r!, fresh, recordAt));
     fsyncDir(join(this.store.dir, 'packs'));
     this.store.reloadIndexes();
+  }
+
+  /** The index of the new objects: sorted by sha256 (their hex sorts as their bytes do). */
+  private index(r: PackedRun, fresh: number[], recordAt: number[]): Buffer {
+    const order = fresh.map((i, n) => n).sort((a, b) => (r.results[fresh[a]!]!.sha256 < r.results[fresh[b]!]!.sha256 ? -1 : 1));
+    const idx = Buffer.alloc(IDX_HEAD + order.length * IDX_ENTRY);
+    encodeIndexHeadInto(idx, order.length);
+    order.forEach((n, pos) => {
+      const i = fresh[n]!;
+      const at = IDX_HEAD + pos * IDX_ENTRY;
+      r.copySha(i, idx, at);
+      encodeIndexEntryInto(idx, at, recordAt[n]!, r.results[i]!.size);
+    });
+    return idx;
   }
 
   /** Drops the pack (a snapshot that failed or was interrupted). Synchronous: it runs in signal handlers. */

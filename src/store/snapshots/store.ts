@@ -272,7 +272,8 @@ export class SnapshotStore {
     let chunks: Chunk[];
     try {
       const head = decodeRecordHead(this.pread(loc.pack, loc.offset, RECORD_HEAD));
-      if (head.sha256 !== hex) throw bad('has a damaged record');
+      // a record names its own object, the size the index gives, and no more chunks than bytes
+      if (head.sha256 !== hex || head.size !== loc.size || head.chunks > Math.max(1, head.size)) throw bad('has a damaged record');
       const table = this.pread(loc.pack, loc.offset + RECORD_HEAD, head.chunks * CHUNK_ENTRY);
       chunks = Array.from({ length: head.chunks }, (_, i) => decodeChunk(table, i));
     } catch (e) {
