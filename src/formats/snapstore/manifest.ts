@@ -115,7 +115,6 @@ export function contentKind(head: Uint8Array): ContentKind {
 }
 
 type Identity = [string, EntryType, number, number, number, number, string | null, 0 | 1 | null, string | null, [number, number] | null, string | null, Record<string, string> | null, string | null, string | null, ContentKind | null];
-type Volatile = [string, string, string, string, string, number];
 
 export function identityLine(e: ManifestEntry): string {
   const x = e.xattrs === undefined ? null : Object.fromEntries(Object.entries(e.xattrs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -119,7 +119,7 @@ export class PackWriter {
 
   /** The index of the new objects: sorted by sha256 (their hex sorts as their bytes do). */
   private index(r: PackedRun, fresh: number[], recordAt: number[]): Buffer {
-    const order = fresh.map((i, n) => n).sort((a, b) => (r.results[fresh[a]!]!.sha256 < r.results[fresh[b]!]!.sha256 ? -1 : 1));
+    const order = fresh.map((_, n) => n).sort((a, b) => (r.results[fresh[a]!]!.sha256 < r.results[fresh[b]!]!.sha256 ? -1 : 1));
     const idx = Buffer.alloc(IDX_HEAD + order.length * IDX_ENTRY);
     encodeIndexHeadInto(idx, order.length);
     order.forEach((n, pos) => {
