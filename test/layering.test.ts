@@ -55,6 +55,8 @@ export function snapshotStoreViolations(): string[] {
   const out: string[] = [];
   const folder = join(SRC, 'store', 'snapshots');
   const users = new Set(['ops/snapshot.ts', 'ops/scantree.ts', 'ops/snapdiff.ts', 'ops/restore.ts', 'ops/reset.ts', 'commands/snapshot.ts']);
+  // the addon's facade classifies the content pipeline's head samples by the format's rule
+  const codecUsers = new Set([...users, 'io/native.ts']);
   for (const f of files(SRC)) {
     const inside = f.startsWith(`${folder}/`);
     for (const spec of imports(f)) {
@@ -63,7 +65,7 @@ export function snapshotStoreViolations(): string[] {
       const rel = relative(SRC, target);
       if (inside && rel.startsWith('store/') && !rel.startsWith('store/snapshots/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot store stands apart from the data-root model`);
       if (!inside && rel.startsWith('store/snapshots/') && !users.has(relative(SRC, f))) out.push(`${relative(SRC, f)} imports ${rel}: only the snapshot operations use the snapshot store`);
-      if (rel.startsWith('formats/snapstore/') && !inside && !users.has(relative(SRC, f)) && !relative(SRC, f).startsWith('formats/snapstore/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot formats are the snapshot store's`);
+      if (rel.startsWith('formats/snapstore/') && !inside && !codecUsers.has(relative(SRC, f)) && !relative(SRC, f).startsWith('formats/snapstore/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot formats are the snapshot store's`);
     }
   }
   return out;
