@@ -5,7 +5,7 @@ import { DatarootError } from '../../formats/errors.js';
 import { encodeIndexEntryInto, encodeIndexHeadInto, IDX_ENTRY, IDX_HEAD } from '../../formats/snapstore/index.js';
 import type { ContentKind } from '../../formats/snapstore/manifest.js';
 import { CHUNK_ENTRY, encodeChunkInto, encodeRecordHeadInto, METHOD_RAW, METHOD_ZSTD, METHOD_ZSTD_SLICE, PACK_MAGIC, RECORD_HEAD, recordBytes } from '../../formats/snapstore/pack.js';
-import { fsyncDir, writeFileAtomicSync } from '../../io/atomic.js';
+import { writeFileAtomicSync } from '../../io/atomic.js';
 import { contentThreads, packFiles, type FileBatch, type LiveResults, type PackedRun } from '../../io/native.js';
 import type { SnapshotStore } from './store.js';
 
@@ -101,19 +101,22 @@ export class PackWriter {
       this.newBytes += f.size;
     }
     if (r !== undefined && k !== r.chunkCount) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `the content pipeline returned ${r.chunkCount} chunks for ${k}`);
-    let off = 0;
-    while (off < records.length) off += writeSync(fd, records, off, records.length - off, (r?.end ?? 4096) + off);
-    fsyncSync(fd);
-    closeSync(fd);
-    this.fd = undefined;
     this.count = fresh.length;
     if (this.count === 0) {
+      // nothing new: the pack goes, unsynced (nothing will ever name it)
+      closeSync(fd);
+      this.fd = undefined;
       rmSync(this.path, { force: true });
       return;
     }
+    let off = 0;
+    while (off < records.length) off += writeSync(fd, records, off, records.length - off, r!.end + off);
+    fsyncSync(fd);
+    closeSync(fd);
+    this.fd = undefined;
     this.store.upgrade();
+    // the index last: written, synced and renamed into place (its directory synced too)
     writeFileAtomicSync(join(this.store.dir, 'packs', `${this.id}.idx`), this.index(r!, fresh, recordAt));
-    fsyncDir(join(this.store.dir, 'packs'));
     this.store.reloadIndexes();
   }
 
