@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import { DatarootError } from '../../formats/errors.js';
@@ -61,6 +61,7 @@ export class SnapshotStore {
   /** Opens a store; with create, makes it when the directory is absent or empty. */
   static open(dir: string, opts: { create: boolean }): SnapshotStore {
     const marker = join(dir, 'dataroot-store.json');
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new DatarootError('SNAPSHOT_NOT_A_STORE', `${dir} is not a directory`, { file: dir });
     if (!existsSync(marker) && lstatOrUndefined(marker) === undefined) {
       const empty = !existsSync(dir) || readdirSync(dir).length === 0;
       if (!opts.create || !empty) {
