@@ -4,7 +4,7 @@ import { toHex } from '../bytes.js';
 import { decodeIndex, encodeIndex, indexEntry, searchIndex } from './index.js';
 import { contentKind, decodeEntry, decodeHeader, decodeManifestFile, encodeManifestFile, entryPathBytes, entryPathProblem, headSample, identityLine, kindOfSample, volatileLine, type ManifestEntry } from './manifest.js';
 import { decodeChunk, decodeRecordHead, encodeRecord, METHOD_RAW, METHOD_ZSTD, METHOD_ZSTD_SLICE, RECORD_HEAD } from './pack.js';
-import { decodeRegistry, decodeStoreMarker, encodeRegistry, type Registry } from './registry.js';
+import { decodeRegistry, decodeStoreMarker, encodeRegistry, encodeStoreMarker, type Registry } from './registry.js';
 
 const fill = (b: number, n = 32): Uint8Array => new Uint8Array(n).fill(b);
 const code = (f: () => unknown): string => {
@@ -173,9 +173,15 @@ describe('registry and marker (every path-shaped name checked)', () => {
   const snap = { name: 'one', created: 't', source: '/r', manifest: 'snapshots/one.manifest', manifestSha256: 'a'.repeat(64), entries: 1, logicalBytes: 0, newBytes: 0, storedBytes: 0, packs: ['mib3x-0a1b2c3d'], options: { exclude: [], metadataOnly: [], live: false } };
   const reg = (s: object): string => JSON.stringify({ format: 'dataroot-snapshot-store', version: 1, snapshots: [s] });
 
-  it('round-trips', () => {
+  it('round-trips, as hand-checked text', () => {
     const r: Registry = { format: 'dataroot-snapshot-store', version: 1, snapshots: [snap] };
+    expect(encodeRegistry(r)).toBe(
+      '{\n "format": "dataroot-snapshot-store",\n "version": 1,\n "snapshots": [\n  {\n   "name": "one",\n   "created": "t",\n   "source": "/r",\n   "manifest": "snapshots/one.manifest",\n' +
+        `   "manifestSha256": "${'a'.repeat(64)}",\n   "entries": 1,\n   "logicalBytes": 0,\n   "newBytes": 0,\n   "storedBytes": 0,\n   "packs": [\n    "mib3x-0a1b2c3d"\n   ],\n` +
+        '   "options": {\n    "exclude": [],\n    "metadataOnly": [],\n    "live": false\n   }\n  }\n ]\n}\n',
+    );
     expect(decodeRegistry(encodeRegistry(r))).toEqual(r);
+    expect(encodeStoreMarker({ format: 'dataroot-snapshot-store', version: 2, created: 'c' })).toBe('{"format":"dataroot-snapshot-store","version":2,"created":"c"}\n');
   });
 
   it.each([
