@@ -139,13 +139,17 @@ function prepareTarget(to: string, existed: boolean): () => void {
   };
 }
 
-/** Lets the event loop run (a signal's cleanup among it) every 20 ms of writing. */
-function yielder(): (now?: boolean) => Promise<void> | undefined {
+/**
+ * Lets the event loop run (a signal's cleanup among it) every 20 ms of writing. `wait`: a turn
+ * that polls for I/O before it ends (after the test hook's pause, so that a signal sent during the
+ * pause is handled before the writing goes on).
+ */
+function yielder(): (wait?: number) => Promise<void> | undefined {
   let last = Date.now();
-  return (now = false) => {
-    if (!now && Date.now() - last < 20) return undefined;
+  return (wait) => {
+    if (wait === undefined && Date.now() - last < 20) return undefined;
     last = Date.now();
-    return new Promise((res) => setTimeout(res, 0)); // a timer turn: a pending signal's handler runs by then
+    return new Promise((res) => setTimeout(res, wait ?? 0));
   };
 }
 
@@ -157,7 +161,7 @@ async function writeTree(store: SnapshotStore, snap: RegisteredSnapshot, to: str
     const { e, abs } = p;
     if (result.entries++ === Math.floor(plan.length / 2) && onHalfway !== undefined) {
       onHalfway();
-      await breathe(true);
+      await breathe(20);
     } else await breathe();
     if (p.first !== undefined) {
       // A hard link (files, and the whiteouts overlayfs links to one shared inode): it shares the
