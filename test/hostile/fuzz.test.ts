@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../../src/io/native.js';
+import { needs, REQUIRE_E2E } from '../support/env.js';
 import type { CaseReport } from '../support/hostile-runner.js';
 
 /**
@@ -119,7 +121,14 @@ async function shard(cases: number[], onReport: (r: CaseReport) => void, onFailu
   }
 }
 
-describe('hostile data-root fuzzer', () => {
+/** Devices and FIFOs are made with mknod (the addon), which needs root. */
+function canRun(): boolean {
+  const ok = process.getuid?.() === 0 && nativeAvailable();
+  if (!ok && REQUIRE_E2E) throw new Error('DATAROOT_REQUIRE_E2E=1 but the hostile fuzzer needs root and the built addon (mknod)');
+  return ok && needs('tar', 'rm');
+}
+
+describe.runIf(canRun())('hostile data-root fuzzer', () => {
   const cases = ONLY !== undefined ? ONLY.split(',').map(Number) : Array.from({ length: CASES }, (_, i) => i);
 
   it(`${cases.length} mutated roots (seed ${SEED}): nothing outside read or written, no hang, coded errors only`, async () => {

@@ -1055,6 +1055,44 @@ export const MUTATIONS: Mutation[] = [
     },
   },
   {
+    // References dockerd would never write: odd names, digests, IDs that are paths, many tags.
+    name: 'repo-refs',
+    weight: 4,
+    apply(m) {
+      const e = target(m, (x) => x.kind === 'file' && x.rel.endsWith('/repositories.json'));
+      if (e === undefined) return undefined;
+      const abs = `${m.root}/${e.rel}`;
+      let doc: { Repositories?: Record<string, Record<string, string>> };
+      try {
+        doc = JSON.parse(readFileSync(abs, 'utf8')) as typeof doc;
+      } catch {
+        return undefined;
+      }
+      const ids = Object.values(doc.Repositories ?? {}).flatMap((r) => (r !== null && typeof r === 'object' ? Object.values(r) : []));
+      const id = ids.length > 0 ? pick(m.rnd, ids) : `sha256:${randomHex(m.rnd)}`;
+      const how = pick(m.rnd, ['keys', 'ids', 'many', 'long'] as const);
+      const repos: Record<string, Record<string, unknown>> = { ...(doc.Repositories ?? {}) };
+      if (how === 'keys') {
+        for (const k of ['localhost/../x:1', 'x:y:z', 'UPPER/case:1', 'a//b:1', ':', '@', 'x@sha256:zz', `x@sha256:${randomHex(m.rnd)}`, 'docker.io/library/x:1', '-x:1', 'x:-1', '\u001b]0;x\u0007:1', 'ü:1', 'x:' + 'a'.repeat(200)].filter(() => m.rnd() < 0.4)) {
+          const name = k.replace(/[:@].*$/, '') || k;
+          repos[name] = { ...(repos[name] ?? {}), [k]: id };
+        }
+      } else if (how === 'ids') {
+        repos['localhost/x'] = { 'localhost/x:1': pick(m.rnd, ['sha256:../../../outside/canarydir', `sha256:${'../'.repeat(3)}x`, '../../x', 'sha256:', `sha512:${randomHex(m.rnd, 128)}`, `sha256:${randomHex(m.rnd).toUpperCase()}`, id.slice(0, 20)]) };
+      } else if (how === 'many') {
+        const inner: Record<string, string> = {};
+        for (let k = 0; k < 20_000; k++) inner[`localhost/many:t${k}`] = id;
+        repos['localhost/many'] = inner;
+      } else {
+        const name = `localhost/${'n'.repeat(int(m.rnd, 200, 100_000))}`;
+        repos[name] = { [`${name}:1`]: id };
+      }
+      touch(m, e.rel);
+      writeFileSync(abs, JSON.stringify({ ...doc, Repositories: repos }));
+      return `${e.rel}: ${how}`;
+    },
+  },
+  {
     name: 'json-escapes',
     weight: 8,
     apply(m) {
