@@ -1,0 +1,85 @@
+import { isBucketEntry, type BoltFile, type BucketRef } from '../../formats/bolt/db.js';
+import { encodeUtf8, utf8 } from '../../formats/bytes.js';
+import { decodeBinaryTime, formatBinaryTime, varintExact, ZERO_TIME, type BinaryTime } from '../../formats/containerd/values.js';
+
+/**
+ * Small readers over a BoltDB bucket, the way containerd's boltutil reads its records: keys as
+ * strings, values copied out of the page cache, labels as string maps, timestamps as Go times.
+ */
+export interface Entry {
+  key: string;
+  /** The value (a copy), for a key/value entry. */
+  value?: Uint8Array;
+  /** The nested bucket, for a bucket entry. */
+  bucket?: BucketRef;
+}
+
+export function entries(db: BoltFile, b: BucketRef): Entry[] {
+  const out: Entry[] = [];
+  db.forEachEntry(b, undefined, (e) => {
+    const key = utf8(e.key);
+    if (isBucketEntry(e)) out.push({ key, bucket: db.openBucket(e.value, key) });
+    else out.push({ key, value: new Uint8Array(e.value) });
+  });
+  return out;
+}
+
+/** The entries as a map (bucket entries and values), for records with known keys. */
+export function record(db: BoltFile, b: BucketRef): Map<string, Entry> {
+  return new Map(entries(db, b).map((e) => [e.key, e]));
+}
+
+export function sub(db: BoltFile, b: BucketRef | undefined, ...names: string[]): BucketRef | undefined {
+  let cur = b;
+  for (const n of names) {
+    if (cur === undefined) return undefined;
+    const e = db.lookup(cur, encodeUtf8(n));
+    if (e === undefined || !isBucketEntry(e)) return undefined;
+    cur = db.openBucket(e.value, n);
+  }
+  return cur;
+}
+
+export function str(r: Map<string, Entry>, k: string): string | undefined {
+  const v = r.get(k)?.value;
+  return v === undefined ? undefined : utf8(v);
+}
+
+/** A string map sub-bucket (labels, annotations); undefined when absent (containerd: nil map). */
+export function stringMap(db: BoltFile, r: Map<string, Entry>, k: string): Record<string, string> | undefined {
+  const b = r.get(k)?.bucket;
+  if (b === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const e of entries(db, b)) if (e.value !== undefined) out[e.key] = utf8(e.value);
+  return out;
+}
+
+/** The keys of a sub-bucket (lease resources, snapshot children). */
+export function keysOf(db: BoltFile, b: BucketRef | undefined): string[] {
+  return b === undefined ? [] : entries(db, b).map((e) => e.key);
+}
+
+export interface TimeField {
+  /** RFC 3339 with nanoseconds, as containerd's JSON prints it. */
+  text: string;
+  /** Milliseconds since the Unix epoch (NaN when absent or undecodable). */
+  ms: number;
+  raw?: BinaryTime;
+}
+
+/** A timestamp key: Go's zero time when absent; `bad` when present but not a Go binary time. */
+export function time(r: Map<string, Entry>, k: string): TimeField & { bad?: boolean } {
+  const v = r.get(k)?.value;
+  if (v === undefined) return { text: ZERO_TIME, ms: Number.NaN };
+  const t = decodeBinaryTime(v);
+  if (t === undefined) return { text: ZERO_TIME, ms: Number.NaN, bad: true };
+  return { text: formatBinaryTime(t), ms: Number(t.unix) * 1000 + t.nanos / 1e6, raw: t };
+}
+
+/** A signed varint key (sizes, versions); undefined when absent, NaN when malformed. */
+export function varint(r: Map<string, Entry>, k: string): number | undefined {
+  const v = r.get(k)?.value;
+  if (v === undefined) return undefined;
+  const n = varintExact(v);
+  return n === undefined || !Number.isSafeInteger(Number(n)) ? Number.NaN : Number(n);
+}
