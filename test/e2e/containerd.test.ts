@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goHumanSize, progressBytes } from '../../src/formats/containerd/units.js';
-import { buildCdScenario, ctrRows, recordCtr, type CdScenario, type CtrRecord } from '../support/cdscenario.js';
+import { buildCdScenario, ctrRows, leaveGarbage, recordCtr, type CdScenario, type CtrRecord } from '../support/cdscenario.js';
+import { closeSync, openSync, readFileSync, readdirSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { run } from '../support/cli.js';
 import { Containerd } from '../support/containerd.js';
 import { needs } from '../support/env.js';
@@ -24,6 +25,7 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
   let scn: CdScenario;
   let rec: CtrRecord;
   const diffTars: Record<string, string[]> = {};
+  let looseBlob: string | undefined;
   const cd = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => run(['--containerd-root', d.root, 'containerd', ...args]);
   const json = async (args: string[]): Promise<any> => {
     const r = await cd([...args, '--json']);
@@ -42,6 +44,9 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
       const tar = spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
       if (tar.status === 0) diffTars[`${ns}/${id}`] = tar.stdout.split('\n').filter(Boolean);
     }
+    const blobsBefore = d.ctr(['content', 'ls', '-q'], { ns: 'default' }).stdout;
+    leaveGarbage(d, scn);
+    looseBlob = d.ctr(['content', 'ls', '-q'], { ns: 'default' }).stdout.split('\n').filter(Boolean).find((x) => !blobsBefore.includes(x));
     rec = recordCtr(d, NS);
     await d.stop();
   });
@@ -205,5 +210,142 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     const after = spawnSync('sh', ['-c', `cd '${d.root}' && find . -printf '%p %s %T@ %m\\n' | sort | sha256sum`], { encoding: 'utf8' }).stdout;
     expect(after).toBe(before);
     expect(scn.dockerLayers.length).toBe(1);
+  });
+
+  /** A copy of the root to damage (cp -a keeps the whiteout devices and xattrs). */
+  const copyRoot = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'dataroot-cdcopy-'));
+    const r = spawnSync('cp', ['-a', `${d.root}/.`, dir]);
+    expect(r.status).toBe(0);
+    return dir;
+  };
+  const verify = async (root: string, extra: string[] = []): Promise<{ code: number; out: any }> => {
+    const r = await run(['--containerd-root', root, 'verify', '--json', ...extra]);
+    return { code: r.code, out: JSON.parse(r.stdout || '{}') };
+  };
+  const codes = (out: any): string[] => out.findings.filter((f: Obj) => f.severity === 'error').map((f: Obj) => f.code);
+
+  it('verify --deep of the root ctr made: no errors; the ingest is a leftover; every unpacked layer matches its snapshot', async () => {
+    const { code, out } = await verify(d.root, ['--deep']);
+    expect(codes(out), JSON.stringify(out.findings.slice(0, 5))).toEqual([]);
+    expect(code).toBe(0);
+    expect(out.checked.layers).toBeGreaterThanOrEqual(4);
+    expect(out.findings.some((f: Obj) => f.code === 'CONTAINERD_INGEST_LEFTOVER')).toBe(true);
+  });
+
+  it('verify names a blob with one flipped byte, a truncated blob, a deleted snapshot directory (exit 1)', async () => {
+    const root = copyRoot();
+    try {
+      const blobs = readdirSync(join(root, 'io.containerd.content.v1.content/blobs/sha256')).sort();
+      const flip = join(root, 'io.containerd.content.v1.content/blobs/sha256', blobs[0]!);
+      const b = readFileSync(flip);
+      const fd = openSync(flip, 'r+');
+      writeSync(fd, Buffer.from([b[Math.floor(b.length / 2)]! ^ 0x01]), 0, 1, Math.floor(b.length / 2));
+      closeSync(fd);
+      const trunc = join(root, 'io.containerd.content.v1.content/blobs/sha256', blobs[1]!);
+      truncateSync(trunc, Math.floor(readFileSync(trunc).length / 2));
+      const snaps = readdirSync(join(root, 'io.containerd.snapshotter.v1.overlayfs/snapshots')).sort((x, y) => Number(x) - Number(y));
+      spawnSync('rm', ['-rf', join(root, 'io.containerd.snapshotter.v1.overlayfs/snapshots', snaps[0]!)]);
+      const { code, out } = await verify(root);
+      expect(code).toBe(1);
+      const errs = out.findings.filter((f: Obj) => f.severity === 'error');
+      expect(errs.filter((f: Obj) => f.code === 'CONTAINERD_BLOB_DIGEST_MISMATCH').map((f: Obj) => f.subject).sort()).toEqual([`blob sha256:${blobs[0]}`, `blob sha256:${blobs[1]}`]);
+      expect(errs.some((f: Obj) => f.code === 'CONTAINERD_BLOB_SIZE_MISMATCH' && f.subject === `blob sha256:${blobs[1]}`)).toBe(true);
+      expect(errs.some((f: Obj) => f.code === 'CONTAINERD_SNAPSHOT_DIR_MISSING' && f.paths[0].endsWith(`/snapshots/${snaps[0]}/fs`))).toBe(true);
+      // The human output names the tampered blob too.
+      const h = await run(['--containerd-root', root, 'verify']);
+      expect(h.code).toBe(1);
+      expect(h.stdout).toContain(`CONTAINERD_BLOB_DIGEST_MISMATCH blob sha256:${blobs[0]}`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('verify finds a dangling gc.ref label (set by ctr on a copy)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dataroot-cdgc-'));
+    const root = copyRoot();
+    const c2 = new Containerd(dir, root);
+    try {
+      await c2.start();
+      const blob = ctrRows(c2.ctr(['content', 'ls'], { ns: 'k8s.io' }).stdout, /\t+/)[0]![0]!;
+      const ghost = `sha256:${'ab'.repeat(32)}`;
+      c2.ctr(['content', 'label', blob, `containerd.io/gc.ref.content.ghost=${ghost}`], { ns: 'k8s.io' });
+      await c2.stop();
+      const { code, out } = await verify(root);
+      expect(code).toBe(1);
+      const f = out.findings.find((x: Obj) => x.code === 'CONTAINERD_GC_REF_DANGLING');
+      expect(f.subject).toBe(`blob ${blob}`);
+      expect(f.message).toContain(ghost);
+    } finally {
+      await c2.cleanup();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('bad input: a meta.db of an unknown schema version is a coded error; a missing snapshotter metadata.db is a finding', async () => {
+    const root = copyRoot();
+    try {
+      const metaPath = join(root, 'io.containerd.metadata.v1.bolt/meta.db');
+      const meta = readFileSync(metaPath);
+      // Every copy of the key (bbolt leaves older pages in the file): the live one among them.
+      const marker = Buffer.concat([Buffer.from('version'), Buffer.from([0x06])]);
+      const at: number[] = [];
+      for (let i = meta.indexOf(marker); i >= 0; i = meta.indexOf(marker, i + 1)) at.push(i);
+      expect(at.length).toBeGreaterThan(0);
+      for (const i of at) meta[i + 7] = 0x14; // schema version 10 (zig-zag)
+      writeFileSync(metaPath, meta);
+      for (const args of [['containerd', 'images'], ['verify']]) {
+        const r = await run(['--containerd-root', root, ...args]);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toMatch(/^dataroot: CONTAINERD_SCHEMA_UNKNOWN: .*version 10/);
+        expect(r.stderr).not.toMatch(/at .*\.ts:/);
+      }
+      for (const i of at) meta[i + 7] = 0x06;
+      writeFileSync(metaPath, meta);
+      rmSync(join(root, 'io.containerd.snapshotter.v1.overlayfs/metadata.db'));
+      const { code, out } = await verify(root);
+      expect(code).toBe(1);
+      expect(codes(out)).toContain('CONTAINERD_SNAPSHOTTER_DB_MISSING');
+      const s = await run(['--containerd-root', root, 'containerd', 'snapshots', '-n', 'moby']);
+      expect(s.code).toBe(1);
+      expect(s.stderr).toContain('CONTAINERD_SNAPSHOTTER_DB_MISSING');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("what verify says containerd's collector deletes at its next start is what it deletes (containerd restarted on the root)", async () => {
+    const { out } = await verify(d.root);
+    const gc = out.gc;
+    expect(gc.records.some((r: Obj) => r.type === 'snapshot' && r.key === 'overlayfs/loose-view')).toBe(true);
+    expect(gc.records.some((r: Obj) => r.type === 'content' && r.key === looseBlob)).toBe(true);
+    const snapDirs = (): string[] => readdirSync(join(d.root, 'io.containerd.snapshotter.v1.overlayfs/snapshots')).sort();
+    const blobFiles = (): string[] => readdirSync(join(d.root, 'io.containerd.content.v1.content/blobs/sha256')).map((x) => `sha256:${x}`).sort();
+    const keys = (): string[] => NS.flatMap((ns) => ctrRows(d.ctr(['snapshots', 'ls'], { ns }).stdout).map((r) => `${ns}/overlayfs/${r[0]}`)).sort();
+    const contentKeys = (): string[] => NS.flatMap((ns) => d.ctr(['content', 'ls', '-q'], { ns }).stdout.split('\n').filter(Boolean).map((x) => `${ns}/${x}`)).sort();
+    const dirsBefore = snapDirs();
+    const blobsBefore = blobFiles();
+    await d.start();
+    const keysBefore = NS.flatMap((ns) => [...(rec.snapshots[ns] ?? '').split('\n').slice(1).filter(Boolean).map((l) => `${ns}/overlayfs/${l.split(/\s+/)[0]}`)]);
+    // The collector runs 100 ms after start; wait until it has.
+    let keysAfter: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      keysAfter = keys();
+      if (!keysAfter.includes('default/overlayfs/loose-view')) break;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    keysAfter = keys();
+    const contentAfter = contentKeys();
+    await d.stop();
+    const predictedSnapshots = gc.records.filter((r: Obj) => r.type === 'snapshot').map((r: Obj) => `${r.namespace}/${r.key}`).sort();
+    const goneSnapshots = keysBefore.filter((k) => !keysAfter.includes(k)).sort();
+    expect(goneSnapshots).toEqual(predictedSnapshots);
+    const predictedContent = gc.records.filter((r: Obj) => r.type === 'content').map((r: Obj) => `${r.namespace}/${r.key}`).sort();
+    const contentBefore = NS.flatMap((ns) => ctrRows(rec.content[ns]!, /\t+/).map((r) => `${ns}/${r[0]}`));
+    expect(contentBefore.filter((k) => !contentAfter.includes(k)).sort()).toEqual(predictedContent);
+    expect(blobsBefore.filter((b) => !blobFiles().includes(b)).sort()).toEqual([...gc.blobFiles].sort());
+    expect(dirsBefore.filter((x) => !snapDirs().includes(x)).map((x) => `io.containerd.snapshotter.v1.overlayfs/snapshots/${x}`).sort()).toEqual([...gc.snapshotDirs].sort());
+    expect(gc.blobFiles).toContain(looseBlob);
   });
 });
