@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { chainIds } from '../../src/formats/digest/digest.js';
 import { run } from './cli.js';
 import { busyboxRootfs, type Containerd } from './containerd.js';
 import { sleep } from './dockerd.js';
@@ -29,21 +30,22 @@ async function pack(args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`dataroot pack ${args.join(' ')}: ${r.stderr}`);
 }
 
-/** Top snapshot key (chainID) of an image, from ctr's own view. */
+/** Top snapshot key (chainID) of an image: its config's diffIDs, read through ctr. */
 export function chainIdOf(d: Containerd, ns: string, image: string): string {
-  // `ctr snapshots ls` after unpack lists the chain; the image's top is the committed snapshot no other committed one has as parent.
-  const info = d.ctr(['images', 'ls'], { ns }).stdout;
-  if (!info.includes(image)) throw new Error(`no image ${image} in ${ns}`);
-  const snaps = d
-    .ctr(['snapshots', 'ls'], { ns })
+  const row = d
+    .ctr(['images', 'ls'], { ns })
     .stdout.split('\n')
-    .slice(1)
-    .filter(Boolean)
-    .map((l) => l.trim().split(/\s+/));
-  const committed = snaps.filter((s) => s[s.length - 1] === 'Committed').map((s) => ({ key: s[0]!, parent: s.length === 3 ? s[1]! : '' }));
-  const parents = new Set(committed.map((c) => c.parent));
-  const tops = committed.filter((c) => !parents.has(c.key) && c.key.startsWith('sha256:'));
-  return tops.map((t) => t.key).sort()[0]!;
+    .map((l) => l.trim().split(/\s+/))
+    .find((r) => r[0] === image);
+  if (row === undefined) throw new Error(`no image ${image} in ${ns}`);
+  let desc = { mediaType: row[1]!, digest: row[2]! };
+  let j = JSON.parse(d.ctr(['content', 'get', desc.digest], { ns }).stdout) as { manifests?: { mediaType: string; digest: string }[]; config?: { digest: string } };
+  if (j.manifests !== undefined) {
+    desc = j.manifests[0]!;
+    j = JSON.parse(d.ctr(['content', 'get', desc.digest], { ns }).stdout);
+  }
+  const cfg = JSON.parse(d.ctr(['content', 'get', j.config!.digest], { ns }).stdout) as { rootfs: { diff_ids: string[] } };
+  return chainIds(cfg.rootfs.diff_ids).pop()!;
 }
 
 export async function buildCdScenario(d: Containerd, work: string, o: { interrupted?: boolean } = {}): Promise<CdScenario> {
