@@ -140,7 +140,8 @@ export class CdRoot {
   }
 
   snapshotByKey(ns: string, snapshotter: string, key: string): CdSnapshot | undefined {
-    return this.snapshots(ns, snapshotter).find((s) => s.Name === key);
+    const index = this.once(`snapindex/${ns}/${snapshotter}`, () => new Map(this.snapshots(ns, snapshotter).map((s) => [s.Name, s])));
+    return index.get(key);
   }
 
   /** The tree of a snapshot's files: `snapshots/<id>/fs` (overlayfs) or `snapshots/<id>` (native). */
@@ -347,7 +348,7 @@ function resolveManifest(root: CdRoot, ns: string, desc: Descriptor, snapshotter
   const top = m.chainIds[m.chainIds.length - 1];
   if (top !== undefined) {
     // Unpacked when the top chainID is a snapshot of the namespace in that snapshotter.
-    m.unpacked = root.meta.snapshots(ns).get(snapshotter)?.some((s) => s.key === top) === true;
+    m.unpacked = root.snapshotByKey(ns, snapshotter, top) !== undefined;
   }
   m.matchesHost = m.platform !== undefined && matchesHost(m.platform, root.host);
   return m;
