@@ -325,6 +325,7 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     const contentKeys = (): string[] => NS.flatMap((ns) => d.ctr(['content', 'ls', '-q'], { ns }).stdout.split('\n').filter(Boolean).map((x) => `${ns}/${x}`)).sort();
     const dirsBefore = snapDirs();
     const blobsBefore = blobFiles();
+    const before = copyRoot();
     await d.start();
     const keysBefore = NS.flatMap((ns) => [...(rec.snapshots[ns] ?? '').split('\n').slice(1).filter(Boolean).map((l) => `${ns}/overlayfs/${l.split(/\s+/)[0]}`)]);
     // The collector runs 100 ms after start; wait until it has.
@@ -347,5 +348,14 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(blobsBefore.filter((b) => !blobFiles().includes(b)).sort()).toEqual([...gc.blobFiles].sort());
     expect(dirsBefore.filter((x) => !snapDirs().includes(x)).map((x) => `io.containerd.snapshotter.v1.overlayfs/snapshots/${x}`).sort()).toEqual([...gc.snapshotDirs].sort());
     expect(gc.blobFiles).toContain(looseBlob);
+    // diff of the root before and after, in Docker terms: the collected containerd objects.
+    const r = await run(['--json', 'diff', before, d.root]);
+    const h = await run(['diff', before, d.root]);
+    rmSync(before, { recursive: true, force: true });
+    expect(r.code).toBe(1);
+    const sum = JSON.parse(r.stdout).summary.containerd;
+    expect(sum.snapshots.removed.sort()).toEqual(predictedSnapshots);
+    expect(sum.blobs.removed).toContain(`default/${looseBlob}`);
+    expect(h.stdout).toMatch(/snapshots\s+-\d+ \(.*default\/overlayfs\/loose-view/);
   });
 });
