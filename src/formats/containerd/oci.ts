@@ -161,7 +161,7 @@ export function formatPlatform(p: Platform): string {
   return [p.os === '' ? 'unknown' : p.os, p.architecture === '' ? 'unknown' : p.architecture, ...(p.variant !== undefined ? [p.variant] : [])].join('/');
 }
 
-/** The platform containerd's platforms.DefaultSpec() reports on a host of Node's `process.arch`. */
+/** The platform containerd's platforms.DefaultSpec() reports for a host architecture named as Node names it (x64, arm64). */
 export function hostPlatform(arch: string): Platform {
   const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
   return { os: 'linux', architecture: map[arch] ?? arch };
