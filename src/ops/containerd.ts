@@ -95,7 +95,7 @@ export function checkImage(cd: CdRoot, r: ResolvedImage): { present: number; req
   cands.sort((a, b) => hostRank(a.platform!, cd.host) - hostRank(b.platform!, cd.host));
   const m = cands[0]!;
   const need = [...(m.config !== undefined ? [m.config.desc.digest] : []), ...m.layers.map((l) => l.desc.digest)];
-  const present = need.filter((d) => cd.blobStat(d) !== undefined).length;
+  const present = need.filter((d) => cd.blobPresent(d)).length;
   return { present, required: need.length, status: `${present === need.length ? 'complete' : 'incomplete'} (${present}/${need.length})`, unpacked: m.config?.state === 'present' && m.unpacked };
 }
 
@@ -253,7 +253,7 @@ export function snapshotItem(cd: CdRoot, s: CdSnapshot): SnapshotItem {
   if (s.Parent !== '') out.Parent = s.Parent;
   if (s.Labels !== null && Object.keys(s.Labels).length > 0) out.Labels = s.Labels;
   const problems = [...s.problems];
-  if (s.dir !== undefined && cd.snapshotFs(s) !== undefined && !cd.fs.isDir(cd.snapshotFs(s)!)) problems.push(problem('CONTAINERD_SNAPSHOT_DIR_MISSING', `snapshot ${s.Name}: ${cd.snapshotFs(s)} does not exist`));
+  if (s.backend?.id !== undefined && !cd.snapshotDirIds(s.snapshotter).has(s.backend.id)) problems.push(problem('CONTAINERD_SNAPSHOT_DIR_MISSING', `snapshot ${s.Name}: ${s.dir} does not exist`));
   const reordered: SnapshotItem = { Kind: out.Kind, Name: out.Name, ...(out.Parent !== undefined ? { Parent: out.Parent } : {}), ...(out.Labels !== undefined ? { Labels: out.Labels } : {}), Created: out.Created, Updated: out.Updated } as SnapshotItem;
   reordered.Dataroot = { namespace: s.namespace, snapshotter: s.snapshotter, backendName: s.record.name, id: s.backend?.id ?? null, dir: cd.snapshotFs(s) === undefined ? null : cd.shown(cd.snapshotFs(s)!), usage: cd.usage(s), problems };
   return reordered;

@@ -65,28 +65,45 @@ export function decodeBinaryTime(b: Uint8Array): BinaryTime | undefined {
   return { unix: sec - GO_UNIX_TO_INTERNAL, nanos, offsetMin: off === -1 ? undefined : off };
 }
 
-const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/** Days since 1970-01-01 → [year, month, day] (Howard Hinnant's civil_from_days). */
+function civil(days: number): [number, number, number] {
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
+}
 
 /**
  * time.RFC3339Nano as Go prints the time (in its stored zone: `Z` for UTC, else `+hh:mm`),
- * trailing zeros of the fraction dropped. Years outside 0000–9999 are printed as Go does only in
- * the common range; outside it the ISO form is used.
+ * trailing zeros of the fraction dropped.
  */
 export function formatBinaryTime(t: BinaryTime): string {
-  const offSec = BigInt((t.offsetMin ?? 0) * 60);
-  const local = t.unix + offSec;
-  const ms = Number(local) * 1000;
-  const d = new Date(ms);
-  if (!Number.isFinite(ms) || Number.isNaN(d.getTime())) return `${t.unix}s`;
-  const y = d.getUTCFullYear();
-  const date = `${y < 0 ? '-' : ''}${pad(Math.abs(y), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-  const frac = t.nanos === 0 ? '' : `.${String(t.nanos).padStart(9, '0').replace(/0+$/, '')}`;
+  const local = Number(t.unix) + (t.offsetMin ?? 0) * 60;
+  if (!Number.isSafeInteger(local)) return `${t.unix}s`;
+  const days = Math.floor(local / 86400);
+  const secs = local - days * 86400;
+  const [y, mo, d] = civil(days);
+  const year = y >= 0 && y < 10000 ? String(y).padStart(4, '0') : String(y);
+  let frac = '';
+  if (t.nanos !== 0) {
+    frac = String(t.nanos).padStart(9, '0');
+    let end = frac.length;
+    while (frac.charCodeAt(end - 1) === 48) end--;
+    frac = `.${frac.slice(0, end)}`;
+  }
   let zone = 'Z';
   if (t.offsetMin !== undefined && t.offsetMin !== 0) {
     const a = Math.abs(t.offsetMin);
-    zone = `${t.offsetMin < 0 ? '-' : '+'}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+    zone = `${t.offsetMin < 0 ? '-' : '+'}${two(Math.floor(a / 60))}:${two(a % 60)}`;
   }
-  return `${date}${frac}${zone}`;
+  return `${year}-${two(mo)}-${two(d)}T${two(Math.floor(secs / 3600))}:${two(Math.floor(secs / 60) % 60)}:${two(secs % 60)}${frac}${zone}`;
 }
 
 /** The time as milliseconds since the Unix epoch (for ages and comparisons). */

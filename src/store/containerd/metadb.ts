@@ -6,6 +6,7 @@ import { varintExact } from '../../formats/containerd/values.js';
 import { DatarootError } from '../../formats/errors.js';
 import type { Confined } from '../../io/confined.js';
 import { openBoltIn, type OpenBolt } from '../bolt.js';
+import { boltReadOptions } from './boltread.js';
 import { problem, type Problem } from '../problems.js';
 import { entries, keysOf, record, str, stringMap, sub, time, varint, type Entry, type TimeField } from './boltread.js';
 import { CD, KNOWN_DB_VERSIONS } from './layout.js';
@@ -175,7 +176,7 @@ export class MetaDb {
 
   /** Opens the meta.db of a containerd root; CONTAINERD_NO_METADB when it is absent. */
   static open(fs: Confined, rel = CD.metaDb): MetaDb {
-    const bolt = openBoltIn(fs, rel);
+    const bolt = openBoltIn(fs, rel, boltReadOptions(fs.lstat(rel)?.size ?? 0));
     if (bolt === undefined) throw new DatarootError('CONTAINERD_NO_METADB', `${fs.abs(rel)} does not exist: not a containerd root`, { file: fs.abs(rel) });
     try {
       return new MetaDb(bolt, fs.abs(rel));

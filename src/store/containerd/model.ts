@@ -144,6 +144,11 @@ export class CdRoot {
     return index.get(key);
   }
 
+  /** The names under a snapshotter's `snapshots/` directory (one listing). */
+  snapshotDirIds(snapshotter: string): Set<string> {
+    return this.once(`snapdirs/${snapshotter}`, () => new Set(this.fs.names(`${CD.snapshotterDir(snapshotter)}/snapshots`)));
+  }
+
   /** The tree of a snapshot's files: `snapshots/<id>/fs` (overlayfs) or `snapshots/<id>` (native). */
   snapshotFs(s: CdSnapshot): string | undefined {
     if (s.backend?.id === undefined || !isSnapshotId(s.backend.id)) return undefined;
@@ -166,8 +171,21 @@ export class CdRoot {
   /** The blob file of a digest (checked first): its stat, or undefined when absent. */
   blobStat(digest: string): Stats | undefined {
     if (!isBlobDigest(digest)) return undefined;
+    if (this.statCache.has(digest)) return this.statCache.get(digest);
+    // One listing of the blob directory answers "absent" without a system call per digest.
+    if (!this.blobFiles().digests.has(digest)) return undefined;
     const st = this.fs.lstat(CD.blob(digest));
-    return st?.isFile() === true ? st : undefined;
+    const out = st?.isFile() === true ? st : undefined;
+    this.statCache.set(digest, out);
+    return out;
+  }
+
+  private readonly statCache = new Map<string, Stats | undefined>();
+  private readonly jsonCache = new Map<string, ReturnType<CdRoot['readJsonUncached']>>();
+
+  /** Whether a blob file is there (one listing of the blob directory, no system call per digest). */
+  blobPresent(digest: string): boolean {
+    return this.blobFiles().digests.has(digest);
   }
 
   /** Digests of every blob file (names that are not 64 hex digits are listed apart). */
@@ -191,6 +209,15 @@ export class CdRoot {
 
   /** A manifest, index or config blob as JSON: `missing`, `invalid` (with why) or the value. */
   readJson(digest: string, max = MAX_MANIFEST): { state: 'present'; json: unknown } | { state: 'missing' } | { state: 'invalid'; why: string } {
+    const hit = this.jsonCache.get(digest);
+    if (hit !== undefined) return hit;
+    const r = this.readJsonUncached(digest, max);
+    this.jsonCache.set(digest, r);
+    return r;
+  }
+
+  private readJsonUncached(digest: string, max: number): { state: 'present'; json: unknown } | { state: 'missing' } | { state: 'invalid'; why: string } {
+    if (isBlobDigest(digest) && !this.blobFiles().digests.has(digest)) return { state: 'missing' };
     let b: Buffer | undefined;
     try {
       b = this.readBlob(digest, max);
@@ -326,7 +353,7 @@ function resolveManifest(root: CdRoot, ns: string, desc: Descriptor, snapshotter
     return m;
   }
   const man = parseManifest(r.json);
-  for (const l of man?.layers ?? []) m.layers.push({ desc: l, present: root.blobStat(l.digest) !== undefined, size: l.size });
+  for (const l of man?.layers ?? []) m.layers.push({ desc: l, present: root.blobPresent(l.digest), size: l.size });
   if (man !== undefined && man.layers.length > 0 && !man.layers.some((l) => l.mediaType.startsWith('application/vnd.oci.image.layer.') || l.mediaType.startsWith('application/vnd.docker.image.rootfs.'))) m.pseudo = true;
   if (man?.config !== undefined) {
     const c = root.readJson(man.config.digest, MAX_CONFIG);

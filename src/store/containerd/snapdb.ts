@@ -5,8 +5,9 @@ import { DatarootError } from '../../formats/errors.js';
 import { toHex } from '../../formats/bytes.js';
 import type { Confined } from '../../io/confined.js';
 import { openBoltIn, type OpenBolt } from '../bolt.js';
+import { boltReadOptions } from './boltread.js';
 import { problem, type Problem } from '../problems.js';
-import { entries, record, str, stringMap, time, varint, type TimeField } from './boltread.js';
+import { entries, record, str, stringMap, varint } from './boltread.js';
 import { CD } from './layout.js';
 
 /**
@@ -26,8 +27,6 @@ export interface BackendSnapshot {
   kind: SnapshotKind;
   parent: string;
   labels: Record<string, string> | null;
-  created: TimeField;
-  updated: TimeField;
   inodes: number;
   size: number;
   problems: Problem[];
@@ -82,9 +81,7 @@ export class SnapshotterDb {
           id,
           kind,
           parent: str(r, 'parent') ?? '',
-          labels: stringMap(db, r, 'labels') ?? null,
-          created: time(r, 'createdat'),
-          updated: time(r, 'updatedat'),
+          labels: r.has('labels') ? (stringMap(db, r, 'labels') ?? null) : null,
           inodes: inodes === undefined || Number.isNaN(inodes) ? 0 : inodes,
           size: size === undefined || Number.isNaN(size) ? 0 : size,
           problems,
@@ -108,7 +105,7 @@ export class SnapshotterDb {
   /** Opens `io.containerd.snapshotter.v1.<name>/metadata.db`; undefined when absent. */
   static open(fs: Confined, name: string): SnapshotterDb | undefined {
     const rel = CD.snapshotterDb(name);
-    const bolt = openBoltIn(fs, rel);
+    const bolt = openBoltIn(fs, rel, boltReadOptions(fs.lstat(rel)?.size ?? 0));
     if (bolt === undefined) return undefined;
     try {
       return new SnapshotterDb(name, bolt, fs.abs(rel));
