@@ -25,6 +25,36 @@ export function uvarintAt(b: Uint8Array, off: number): { value: bigint; next: nu
   return undefined;
 }
 
+/**
+ * The same as a number, without BigInt for values that fit in 49 bits (sizes, ids, counts);
+ * undefined when not one exact varint or too large for a safe integer.
+ */
+export function uvarintNumber(b: Uint8Array): number | undefined {
+  if (b.length === 0 || b.length > 7) {
+    const v = uvarintExact(b);
+    return v === undefined || v > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(v);
+  }
+  let x = 0;
+  let mul = 1;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    x += (c & 0x7f) * mul;
+    if (c < 0x80) return i === b.length - 1 ? x : undefined;
+    mul *= 128;
+  }
+  return undefined;
+}
+
+/** Go's binary.Varint as a number (zig-zag), for values that fit a safe integer. */
+export function varintNumber(b: Uint8Array): number | undefined {
+  const u = uvarintNumber(b);
+  if (u === undefined) {
+    const v = varintExact(b);
+    return v === undefined || v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(v);
+  }
+  return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+}
+
 /** Go's binary.Varint (zig-zag) over the whole value. */
 export function varintExact(b: Uint8Array): bigint | undefined {
   const u = uvarintExact(b);
@@ -58,11 +88,14 @@ export interface BinaryTime {
 export function decodeBinaryTime(b: Uint8Array): BinaryTime | undefined {
   if (!((b.length === 15 && b[0] === 1) || (b.length === 16 && b[0] === 2))) return undefined;
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const sec = v.getBigInt64(1, false);
+  const hi = v.getInt32(1, false);
+  const lo = v.getUint32(5, false);
   const nanos = v.getInt32(9, false);
   const off = v.getInt16(13, false);
   if (nanos < 0 || nanos >= 1e9) return undefined;
-  return { unix: sec - GO_UNIX_TO_INTERNAL, nanos, offsetMin: off === -1 ? undefined : off };
+  // Seconds since year 1 within ±2^52 (every real time): plain numbers, no BigInt.
+  const unix = Math.abs(hi) < 0x100000 ? BigInt(hi * 0x100000000 + lo - 62135596800) : v.getBigInt64(1, false) - GO_UNIX_TO_INTERNAL;
+  return { unix, nanos, offsetMin: off === -1 ? undefined : off };
 }
 
 const two = (n: number): string => (n < 10 ? `0${n}` : String(n));

@@ -1,6 +1,6 @@
 import { isBucketEntry, type BoltFile, type BucketRef } from '../../formats/bolt/db.js';
 import { encodeUtf8, utf8 } from '../../formats/bytes.js';
-import { decodeBinaryTime, formatBinaryTime, varintExact, ZERO_TIME, type BinaryTime } from '../../formats/containerd/values.js';
+import { decodeBinaryTime, formatBinaryTime, varintNumber, ZERO_TIME, type BinaryTime } from '../../formats/containerd/values.js';
 
 /**
  * Small readers over a BoltDB bucket, the way containerd's boltutil reads its records: keys as
@@ -117,6 +117,5 @@ export function time(r: Map<string, Entry>, k: string): TimeField {
 export function varint(r: Map<string, Entry>, k: string): number | undefined {
   const v = r.get(k)?.value;
   if (v === undefined) return undefined;
-  const n = varintExact(v);
-  return n === undefined || !Number.isSafeInteger(Number(n)) ? Number.NaN : Number(n);
+  return varintNumber(v) ?? Number.NaN;
 }

@@ -1,6 +1,6 @@
 import type { BucketRef } from '../../formats/bolt/db.js';
 import { isSnapshotId } from '../../formats/containerd/identifiers.js';
-import { uvarintAt, uvarintExact } from '../../formats/containerd/values.js';
+import { uvarintAt, uvarintNumber } from '../../formats/containerd/values.js';
 import { DatarootError } from '../../formats/errors.js';
 import { toHex } from '../../formats/bytes.js';
 import type { Confined } from '../../io/confined.js';
@@ -66,8 +66,8 @@ export class SnapshotterDb {
         const problems: Problem[] = [];
         const r = record(db, e.bucket);
         const idv = r.get('id')?.value;
-        const idn = idv === undefined ? undefined : uvarintExact(idv);
-        let id: string | undefined = idn === undefined ? undefined : idn.toString();
+        const idn = idv === undefined ? undefined : uvarintNumber(idv);
+        let id: string | undefined = idn === undefined ? undefined : String(idn);
         if (id === undefined || !isSnapshotId(id)) {
           problems.push(problem('CONTAINERD_SNAPSHOT_ID_INVALID', `snapshot ${e.key}: id ${idv === undefined ? 'missing' : toHex(idv)} is not a snapshot number: its directory is not looked at`));
           id = undefined;
