@@ -179,7 +179,7 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
   for (const n of cd.meta.namespaces()) for (const p of n.problems) f.add(p.code, `namespace ${n.name}`, p.message);
 
   // BoltDB files.
-  const bolts = [CD.metaDb, ...cd.snapshotterNames().map((s) => CD.snapshotterDb(s)).filter((r) => cd.fs.kind(r) === 'file')];
+  const bolts = [CD.metaDb, ...cd.snapshotterNames().filter((s) => FILE_SNAPSHOTTERS.includes(s)).map((s) => CD.snapshotterDb(s)).filter((r) => cd.fs.kind(r) === 'file')];
   for (const rel of bolts) {
     const b = openBoltIn(cd.fs, rel);
     if (b === undefined) continue;

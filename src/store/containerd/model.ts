@@ -146,7 +146,8 @@ export class CdRoot {
 
   /** The names under a snapshotter's `snapshots/` directory (one listing). */
   snapshotDirIds(snapshotter: string): Set<string> {
-    return this.once(`snapdirs/${snapshotter}`, () => new Set(this.fs.names(`${CD.snapshotterDir(snapshotter)}/snapshots`)));
+    // Snapshotter names come from the evidence: only the ones whose layout is known become paths.
+    return this.once(`snapdirs/${snapshotter}`, () => new Set(FILE_SNAPSHOTTERS.includes(snapshotter) ? this.fs.names(`${CD.snapshotterDir(snapshotter)}/snapshots`) : []));
   }
 
   /** The tree of a snapshot's files: `snapshots/<id>/fs` (overlayfs) or `snapshots/<id>` (native). */
