@@ -3,7 +3,7 @@ import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdtempSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { unpackTar } from '../src/io/archive.js';
+import { untar as unpackTar } from './support/untar.js';
 import { probeLock } from '../src/io/lock.js';
 import { buildBolt } from '../src/formats/bolt/write.js';
 import { needs } from './support/env.js';
