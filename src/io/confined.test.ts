@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DatarootError } from '../formats/errors.js';
 import { Confined, pathParts, removeTree, symlinkTargetInside } from './confined.js';
-import { mknod, S_IFIFO } from './native.js';
 
 const work = mkdtempSync(join(tmpdir(), 'dataroot-confined-'));
 afterAll(() => removeTree(work));
@@ -16,7 +16,11 @@ writeFileSync(join(work, 'outside'), 'outside\n');
 symlinkSync('/etc', join(base, 'etc-link'));
 symlinkSync('../../outside', join(base, 'a/up-link'));
 symlinkSync('b', join(base, 'a/in-link'));
-mknod(join(base, 'fifo'), S_IFIFO | 0o600, 0, 0);
+/** A FIFO made by coreutils, not the addon: this file also runs with DATAROOT_NO_NATIVE=1. */
+function mkfifo(path: string): void {
+  execFileSync('mkfifo', ['-m', '600', path]);
+}
+mkfifo(join(base, 'fifo'));
 writeFileSync(join(base, 'big'), Buffer.alloc(100));
 
 function code(f: () => unknown): string | undefined {
@@ -64,6 +68,29 @@ describe.each([
     expect(withEnv(() => code(() => fs.readFile('big', { max: 99 })))).toBe('FILE_TOO_LARGE');
     expect(withEnv(() => fs.readFile('big', { max: 100 })?.length)).toBe(100);
   });
+
+  it('refuses a FIFO without opening it: a writer blocked in open(2) on it stays blocked', async () => {
+    const fifo = join(base, `fifo-writer${noNative}`);
+    mkfifo(fifo);
+    // open(2) for writing blocks until some reader opens the FIFO; then the shell exits.
+    const writer = spawn('sh', ['-c', `exec 3>'${fifo}'`], { stdio: 'ignore' });
+    const exited = new Promise<void>((res) => writer.on('exit', () => res()));
+    let woke = false;
+    void exited.then(() => (woke = true));
+    try {
+      await new Promise((res) => setTimeout(res, 200));
+      expect(withEnv(() => code(() => fs.readFile(basename(fifo), { max: 100 })))).toBe('FILE_NOT_REGULAR');
+      expect(withEnv(() => code(() => fs.readHead(basename(fifo), 10)))).toBe('FILE_NOT_REGULAR');
+      await new Promise((res) => setTimeout(res, 300));
+      expect(woke, 'the FIFO was opened').toBe(false);
+      // The control: a reader's open does wake it.
+      closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+      await exited;
+      expect(woke).toBe(true);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('refuses paths that leave the base before touching anything', () => {
     for (const p of ['../outside', 'a/../../outside', '/etc/passwd', 'a/\0b']) expect(code(() => fs.readFile(p, { max: 100 })), p).toBe('PATH_INVALID');

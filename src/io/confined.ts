@@ -83,6 +83,10 @@ export const LIMITS = {
 } as const;
 
 const O_READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** Reopening an O_PATH descriptor through its /proc/self/fd magic link (which O_NOFOLLOW would refuse). */
+const O_REOPEN = constants.O_RDONLY | constants.O_NONBLOCK;
+/** O_PATH: Linux's generic value (x86, arm, riscv, powerpc); a descriptor that names a file without opening it. */
+const O_PATH = 0o10000000;
 
 /** Whether openat2 through the addon is usable here (undefined: not tried yet). */
 let nativeBeneath: boolean | undefined;
@@ -340,7 +344,7 @@ export class Confined {
   openFile(rel: string, what?: string): OpenFile | undefined {
     const parts = pathParts(rel);
     if (parts.length === 0) throw new DatarootError('FILE_NOT_REGULAR', `${what ?? 'the base'} is a directory, where a file is expected`, { file: this.base });
-    const beneath = this.openBeneath(parts.join('/'));
+    const beneath = this.openBeneath(parts.join('/'), rel, what);
     if (beneath !== undefined) return this.checkedOpen(beneath, rel, what);
     if (this.ancestors(parts) === 'missing') return undefined;
     const abs = this.abs(rel);
@@ -372,28 +376,46 @@ export class Confined {
   }
 
   /**
-   * The kernel's own confinement where it has it: one openat2 with RESOLVE_BENEATH |
-   * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS (through the addon). Undefined when that is not
-   * available or did not open the file: the component-by-component walk then decides, and says
+   * The kernel's own confinement where it has it: openat2 with RESOLVE_BENEATH |
+   * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS (through the addon), as O_PATH first: that names
+   * the file without opening it, so a FIFO, device or socket is refused by its fstat before any
+   * open (opening a device can act, opening a FIFO wakes a writer blocked on it). A regular file
+   * is then opened through that same descriptor (/proc/self/fd), not by its path again, so what
+   * was checked is what is read. Undefined when that is not available or did not open the file
+   * (absent, a symlink on the way): the component-by-component walk then decides, and says
    * precisely why (which symlink, which component is missing).
    */
-  private openBeneath(rel: string): number | undefined {
+  private openBeneath(parts: string, rel: string, what: string | undefined): number | undefined {
     if (nativeBeneath === false) return undefined;
+    let pathFd: number | undefined;
     try {
-      const fd = openBeneathNative(this.base, rel, O_READ | constants.O_NOATIME);
-      if (fd === undefined) nativeBeneath = false;
-      return fd;
+      pathFd = openBeneathNative(this.base, parts, O_PATH | constants.O_NOFOLLOW);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOSYS' || code === 'EINVAL' || code === 'E2BIG') nativeBeneath = false;
-      if (code === 'EPERM') {
+      return undefined;
+    }
+    if (pathFd === undefined) {
+      nativeBeneath = false;
+      return undefined;
+    }
+    try {
+      const st = fstatSync(pathFd);
+      if (st.isSymbolicLink()) return undefined;
+      if (!st.isFile()) throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(st)]}, where a regular file is expected`, { file: this.abs(rel) });
+      const proc = `/proc/self/fd/${pathFd}`;
+      try {
+        return openSync(proc, O_REOPEN | constants.O_NOATIME);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
         try {
-          return openBeneathNative(this.base, rel, O_READ);
+          return openSync(proc, O_REOPEN);
         } catch {
           return undefined;
         }
       }
-      return undefined;
+    } finally {
+      closeSync(pathFd);
     }
   }
 
