@@ -52,12 +52,15 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
       found = containerdIn(c, 'flag');
       if (found === undefined) throw new DatarootError('CONTAINERD_ROOT_NOT_FOUND', `--containerd-root ${g.containerdRoot} holds no io.containerd.metadata.v1.bolt/meta.db`, { file: g.containerdRoot });
     } else if (r !== undefined) found = containerdIn(r, 'auto');
-    if (found === undefined && !explicit && (r === undefined || r.imageStores.length === 0)) found = systemContainerd(SYSTEM_CONTAINERD_ROOT);
+    // A graphdriver store that is there, or was tampered with (image/ or image/<driver> a symlink,
+    // a file): read, so that what was done to it is reported, not taken for a root without one.
+    const hasGraph = r !== undefined && (r.imageStores.length > 0 || r.imageTampered.length > 0);
+    if (found === undefined && !explicit && !hasGraph) found = systemContainerd(SYSTEM_CONTAINERD_ROOT);
     if (found === undefined && r === undefined) throw openErr ?? new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
     if (found !== undefined) cdRoot = new CdRoot(found.fs, found.location);
     // dockerd before 24 runs its own containerd too (containers only while they run): a
     // containerd store counts for Docker when its moby namespace holds images or content.
-    if (cdRoot !== undefined && r !== undefined && r.imageStores.length > 0 && g.containerdRoot === undefined) {
+    if (cdRoot !== undefined && hasGraph && g.containerdRoot === undefined) {
       const moby = cdRoot.namespaceNames().includes('moby');
       if (!moby || (cdRoot.meta.images('moby').length === 0 && cdRoot.meta.blobs('moby').length === 0)) {
         cdRoot.close();
@@ -65,7 +68,7 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
       }
     }
     const choice: StoreChoice = r !== undefined ? chooseImageStore(r, cdRoot !== undefined) : { uses: 'containerd', reason: 'a containerd root only', graphdriver: false, containerd: true };
-    const graph = r !== undefined && (r.imageStores.length > 0 || g.driver !== undefined) ? (() => storeOf(r!, g, ctx)) : undefined;
+    const graph = r !== undefined && (hasGraph || g.driver !== undefined) ? (() => storeOf(r!, g, ctx)) : undefined;
     const docker = r?.fs;
     const containerd: DockerCdContext | undefined = cdRoot === undefined ? undefined : { cd: cdRoot, docker, snapshotter: 'overlayfs' };
     if (graph === undefined && containerd === undefined) {

@@ -11,7 +11,7 @@ import { emitJson, jsonText, paint, safeText } from './render.js';
 
 /** The store of an opened root, its driver chosen as dockerd chooses it (or by --driver). */
 export function storeOf(r: OpenedRoot, g: GlobalOpts, ctx?: Ctx): Store {
-  if (r.imageStores.length === 0 && g.driver === undefined) {
+  if (r.imageStores.length === 0 && g.driver === undefined && r.imageTampered.length === 0) {
     throw new DatarootError('STORE_NO_IMAGE_STORE', `${r.source} has no image store under image/<driver>/`, { file: r.source });
   }
   const choice = chooseDriver(r, g.driver);

@@ -101,7 +101,7 @@ export function chooseDriver(r: OpenedRoot, flag?: string): DriverChoice {
     const all = stores.map((s) => s.driver);
     const c = byContainers(all);
     const p = byContent(all);
-    const first = DRIVER_PRIORITY.find((d) => r.imageStores.includes(d));
+    const first = DRIVER_PRIORITY.find((d) => r.imageStores.includes(d)) ?? DRIVER_PRIORITY.find((d) => r.imageTampered.includes(`image/${d}`));
     choice = c !== undefined ? pick(c, 'containers') : p !== undefined ? pick(p, 'store-content') : first !== undefined ? pick(first, 'priority') : pick(stores[0]?.driver ?? 'overlay2', 'default');
   }
   const chosen = stores.find((s) => s.driver === choice.driver);

@@ -17,6 +17,12 @@ export interface OpenedRoot {
   fromArchive: boolean;
   /** Names under image/ (graphdriver image stores), known drivers or not. */
   imageStores: string[];
+  /**
+   * Where a graphdriver image store was tampered with rather than absent: `image` when it is not
+   * a real directory (a symlink, a file), `image/<driver>` for a known driver's name there that is
+   * not one. The graphdriver store is then read (and reports it), not skipped as if there were none.
+   */
+  imageTampered: string[];
   /** What could not be reproduced when an archive was unpacked. */
   unpackSkipped: string[];
   close(): void;
@@ -107,7 +113,10 @@ export async function openRoot(source: string, o: OpenRootOptions = {}): Promise
       );
     }
     const imageStores = fs.names('image').filter((d) => fs.isDir(`image/${d}`));
-    return { source, dir, fs, layout: LAYOUT, fromArchive, imageStores, unpackSkipped, close };
+    const image = fs.lstat('image');
+    const imageTampered =
+      image === undefined ? [] : !image.isDirectory() ? ['image'] : fs.names('image').filter((d) => isKnownDriver(d) && !imageStores.includes(d)).map((d) => `image/${d}`);
+    return { source, dir, fs, layout: LAYOUT, fromArchive, imageStores, imageTampered, unpackSkipped, close };
   } catch (e) {
     close();
     throw e;

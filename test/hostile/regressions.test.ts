@@ -186,6 +186,29 @@ describe('hostile fuzz regressions', () => {
     }
   });
 
+  it('an image store swapped for a symlink out of the root is reported, not taken for a root on the containerd store (symlink-out-dir)', async () => {
+    // With image/overlay2 a symlink, image/ held no store directory: the root was read as one on
+    // Docker's containerd image store (its containerd/ holds a meta.db), verify said OK and
+    // images listed nothing, without a word about the symlink.
+    const store = join(overlay.dir, 'image/overlay2');
+    const moved = join(overlay.dir, '..', `moved-store-${Date.now()}`);
+    renameSync(store, moved);
+    symlinkSync(moved, store);
+    try {
+      const v = await run(['verify', '--root', overlay.dir]);
+      expect(v.stdout).toMatch(/^ERROR +SYMLINK_(NOT_FOLLOWED|OUT_OF_ROOT) image\/overlay2$/m);
+      expect(v.code).toBe(1);
+      const img = await run(['images', '--root', overlay.dir]);
+      expect(img.stderr).toMatch(/SYMLINK_(NOT_FOLLOWED|OUT_OF_ROOT): .*image\/overlay2 is a symlink/);
+      expect(img.stdout).not.toMatch(/buildtest/);
+      expect(img.code).not.toBe(0);
+    } finally {
+      rmSync(store);
+      renameSync(moved, store);
+    }
+    expect((await run(['verify', '--root', overlay.dir])).code).toBe(0);
+  });
+
   it('a FIFO or device where a file is expected is refused without being opened (special-file)', async () => {
     // Confined opened it (O_NONBLOCK) and refused it after fstat: opening a FIFO wakes a writer
     // blocked on it, and opening a device can act (the sample's own volumes/backingFsBlockDev, a
