@@ -221,7 +221,7 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
           const k = store.fs.kind(p);
           if (k === 'missing') f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
           else if (k === 'symlink') f.add(symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's layer directory ${p} is a symlink: never followed`, shown(p));
-          else if (k !== 'dir') f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's layer directory ${p} is a ${k}, not a directory: starting it fails`, shown(p));
+          else if (k !== store.adapter.layerDirKind) f.add(store.adapter.layerDirKind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR', c.id, `the container's layer ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'metadata'} ${p} is a ${k}, not a ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: starting it fails`, shown(p));
           else if (d === 'overlay2' || d === 'fuse-overlayfs') overlayOwnFiles(store, dir, c.id, f, dir !== m.mountId);
         }
         if (store.adapter.content !== 'none') {
