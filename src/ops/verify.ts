@@ -7,7 +7,7 @@ import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
 import { LIMITS, symlinkTargetInside, type Confined } from '../io/confined.js';
 import { openBoltIn } from '../store/bolt.js';
 import { metaText } from '../store/fsread.js';
-import { LINK_ID, LINK_TARGET } from '../store/ids.js';
+import { LINK_ID, LINK_TARGET, BUILDKIT_ID } from '../store/ids.js';
 import type { LayerRecord } from '../store/layers.js';
 import { expectedChainId } from '../store/layers.js';
 import type { Store } from '../store/model.js';
@@ -553,8 +553,10 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
         if (!have.has(p) && !reported.has(store.shown(`${base}/${p}`))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(`${base}/${p}`));
       }
     }
-    // The recorded size: overlay2 records directory.Size of diff/, vfs the sum of the tar's file sizes.
-    const real = d === 'vfs' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
+    // The recorded size: overlay2 records directory.Size of diff/, vfs the sum of the tar's file
+    // sizes, and so does BuildKit for every driver when it registers a result as a layer
+    // (RegisterByGraphID, under its 25-character directory name).
+    const real = d === 'vfs' || BUILDKIT_ID.test(l.cacheId ?? '') ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
     if (l.size !== undefined && real !== l.size) {
       f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(`${l.dir}/size`));
     }
