@@ -254,11 +254,10 @@ export function loadRecords(items: readonly MetaItem[], hasBlob: (digest: string
       }
     }
     if (deletedOf(it)) return fail(it.id, 'it is marked deleted (a removal that did not finish)');
-    // checkLazyProviders: a blob-only record whose blob is not in the content store (nor an ancestor's).
-    for (let r: MetaItem | undefined = it, p = parent, i = 0; r !== undefined && i < MAX_CHAIN; r = p?.item, p = p?.parent, i++) {
-      const blob = blobOf(r);
-      if (blobOnlyOf(r) && blob !== '' && !hasBlob(blob)) return fail(it.id, `its layer blob ${blob}${r === it ? '' : ` (of ancestor ${r.id})`} is not in the content store (a lazy record)`);
-    }
+    // checkLazyProviders: a blob-only record whose blob is not in the content store. Its
+    // ancestors are loaded records, which passed the same check.
+    const blob = blobOf(it);
+    if (blobOnlyOf(it) && blob !== '' && !hasBlob(blob)) return fail(it.id, `its layer blob ${blob} is not in the content store (a lazy record)`);
     if (parent !== undefined) parent.refs++;
     if (createdAtOf(it) === undefined) notes.push(problem('BUILDKIT_CREATED_AT_START', `record ${it.id} has no creation time: dockerd sets it to the time of its start`));
     const rec: CacheRecord = { id: it.id, item: it, mutable: !committedOf(it), refs: 0 };
@@ -347,8 +346,8 @@ export function usageEntries(records: Map<string, CacheRecord>): UsageEntry[] {
   // The rescan loop: a record nobody refers to releases its parent (twice for a doubled record).
   const queue = [...m.keys()];
   const queued = new Set(queue);
-  while (queue.length > 0) {
-    const id = queue.shift()!;
+  for (let head = 0; head < queue.length; head++) {
+    const id = queue[head]!;
     queued.delete(id);
     const v = m.get(id)!;
     if (v.refs !== 0 || v.e.parent === '') continue;
@@ -602,8 +601,9 @@ export function readBuildCache(store: Store): BuildCache {
   const dirs = new Map<string, string>();
   const layers = new Set<string>();
   const badIds = new Set<string>();
+  /** Snapshot keys walked already (per pass): a chain shared by many records is walked once. */
+  let seen = new Set<string>();
   const collect = (key: string, owner: string, into: Map<string, string>, layerInto: Set<string> | undefined): void => {
-    const seen = new Set<string>();
     for (let k: string | undefined = key, i = 0; k !== undefined && k !== '' && !seen.has(k) && i < MAX_CHAIN; i++) {
       seen.add(k);
       const d = dirOf(k);
@@ -620,6 +620,7 @@ export function readBuildCache(store: Store): BuildCache {
   };
   for (const rec of load.records.values()) collect(snapshotIdOf(rec.item), rec.id, dirs, layers);
   const unloadableDirs = new Map<string, string>();
+  seen = new Set<string>();
   const byId = new Map(items.map((it) => [it.id, it]));
   for (const u of load.unloadable) {
     const it = byId.get(u.id);
@@ -640,7 +641,8 @@ export function readBuildCache(store: Store): BuildCache {
     const l = layerOf(e.id);
     const chain = l.chainId === undefined ? undefined : diffChain(store, l.chainId);
     if (chain === undefined || !prefixes.has(chain.join(','))) continue;
-    for (let x: UsageEntry | undefined = e, i = 0; x !== undefined && i < MAX_CHAIN; x = byEntry.get(x.parent), i++) x.shared = true;
+    // (An ancestor already marked has its own ancestors marked.)
+    for (let x: UsageEntry | undefined = e, i = 0; x !== undefined && i < MAX_CHAIN && (x === e || !x.shared); x = byEntry.get(x.parent), i++) x.shared = true;
   }
 
   /** Snapshotter.Usage(key). */
