@@ -7,7 +7,7 @@ import { Dockerd, type Driver } from '../support/dockerd.js';
 import { needs } from '../support/env.js';
 import { run } from '../support/cli.js';
 import { api } from '../support/scenario.js';
-import { boltEdit } from '../support/gobolt.js';
+import { boltEdit, oracle, type BoltEditOp } from '../support/gobolt.js';
 
 /**
  * Issue 14, BuildKit's build cache: builds made by a real dockerd 20.10 with BuildKit (the Debian
@@ -65,6 +65,48 @@ function expectSameSection(ours: string[], docker: string[]): void {
     expect(ours[i]!.slice(0, createdCol), docker[i]).toBe(docker[i]!.slice(0, createdCol));
     expect(cells(ours[i]!).slice(-2), docker[i]).toEqual(cells(docker[i]!).slice(-2));
   }
+}
+
+/**
+ * Rewrites a root's metadata_v2.db into the v1 metadata.db of 18.09/19.03, the form dockerd
+ * 20.10 migrates at start: a record's ID is its snapshot key (an image layer's record is named
+ * by its chainID), and committed state and parents live in snapshots.db only. The records are
+ * read with Go's bbolt (the oracle's dump), not with dataroot.
+ */
+function toV1(root: string): void {
+  const hex = (h: string): string => Buffer.from(h, 'hex').toString('utf8');
+  const dump = oracle(['dump', join(root, 'buildkit/metadata_v2.db')]);
+  if (dump.status !== 0) throw new Error(dump.stderr);
+  const recs = new Map<string, Map<string, string>>();
+  for (const line of dump.stdout.trim().split('\n')) {
+    const l = JSON.parse(line) as { path: string[]; key: string; value?: string; bucket?: boolean };
+    if (l.path.length !== 2 || hex(l.path[0]!) !== '_main' || l.bucket === true) continue;
+    const id = hex(l.path[1]!);
+    if (!recs.has(id)) recs.set(id, new Map());
+    recs.get(id)!.set(hex(l.key), hex(l.value ?? ''));
+  }
+  const rename = new Map<string, string>();
+  for (const [id, v] of recs) {
+    const snap = v.get('cache.snapshot');
+    const key = snap ? (JSON.parse(snap) as { value: string }).value : '';
+    if (key.startsWith('sha256:')) rename.set(id, key);
+  }
+  const keep = ['cache.createdAt', 'cache.lastUsedAt', 'cache.usageCount', 'cache.description', 'cache.recordType', 'cache.cachePolicy', 'cache.equalMutable', 'snapshot.size'];
+  const ops: BoltEditOp[] = [];
+  for (const [id, v] of recs) {
+    for (const k of keep) {
+      let x = v.get(k);
+      if (x === undefined || x === '') continue;
+      if (k === 'cache.equalMutable') {
+        const t = (JSON.parse(x) as { value: string }).value;
+        x = JSON.stringify({ value: rename.get(t) ?? t });
+      }
+      ops.push({ op: 'put', path: ['_main', rename.get(id) ?? id], key: k, value: x });
+    }
+  }
+  expect(rename.size).toBeGreaterThan(0);
+  boltEdit(join(root, 'buildkit/metadata.db'), ops);
+  rmSync(join(root, 'buildkit/metadata_v2.db'));
 }
 
 const byId = (a: Obj, b: Obj): number => (a['ID'] < b['ID'] ? -1 : a['ID'] > b['ID'] ? 1 : 0);
@@ -237,6 +279,30 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
         expect(existsSync(join(d2.root, gone.dir))).toBe(false);
       } finally {
         await d2.cleanup();
+      }
+    }, 120_000);
+
+    it('an 18.09/19.03 build cache (metadata.db, v1) reads as dockerd 20.10 lists it after migrating it', async () => {
+      const v1 = new Dockerd(driver);
+      try {
+        rmSync(v1.root, { recursive: true, force: true });
+        cpA(d.root, v1.root);
+        toV1(v1.root);
+        const r = await run(['--json', 'builder', 'du', '--root', v1.root]);
+        expect(r.stderr).toBe('');
+        const predicted = JSON.parse(r.stdout) as Obj;
+        expect(predicted['Dataroot'].metadataFile).toBe('buildkit/metadata.db');
+        expect((predicted['BuildCache'] as Obj[]).some((b) => String(b['ID']).startsWith('sha256:'))).toBe(true);
+        const v = await run(['--json', 'verify', '--root', v1.root]);
+        expect((JSON.parse(v.stdout) as Obj)['findings']).toEqual([]);
+        await v1.start();
+        const du = (await api(v1, '/system/df')) as Obj;
+        await v1.stop();
+        expect(existsSync(join(v1.root, 'buildkit/metadata_v2.db'))).toBe(true);
+        expect([...du['BuildCache']].sort(byId)).toEqual([...predicted['BuildCache']].sort(byId));
+        expect(du['BuilderSize']).toBe(predicted['BuilderSize']);
+      } finally {
+        await v1.cleanup();
       }
     }, 120_000);
 
