@@ -426,6 +426,12 @@ export interface BuildCacheItem extends UsageEntry {
 export interface BuildCache {
   /** `buildkit/` exists. */
   present: boolean;
+  /**
+   * Everything needed to know what the build cache references was read. When not (a database
+   * that cannot be read, a record that does not decode, a `buildkit` that is not a directory),
+   * nothing that may be BuildKit's is an orphan.
+   */
+  complete: boolean;
   /** The metadata file read (metadata_v2.db, or metadata.db as 20.10 migrates it), if any. */
   metadataFile: string | undefined;
   /** Every record of the metadata file. */
@@ -520,8 +526,11 @@ export function readBuildCache(store: Store): BuildCache {
   const fs = store.fs;
   const problems: Problem[] = [];
   const present = fs.isDir(BUILDKIT_DIR);
+  const kind = fs.kind(BUILDKIT_DIR);
+  if (kind !== 'dir' && kind !== 'missing') problems.push(problem(kind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `buildkit is a ${kind}, not a directory: the build cache is not read, and no directory that may be BuildKit's is taken for an orphan`, BUILDKIT_DIR));
   const empty: BuildCache = {
     present,
+    complete: kind === 'missing',
     metadataFile: undefined,
     itemCount: 0,
     load: { records: new Map(), unloadable: [], notes: [] },
@@ -554,7 +563,7 @@ export function readBuildCache(store: Store): BuildCache {
       items = migrateV1(store, r.items, snaps, content, problems);
     }
   }
-  if (metadataFile === undefined) return { ...empty, problems };
+  if (metadataFile === undefined) return { ...empty, complete: problems.length === 0, problems };
 
   // Record IDs are bolt keys, never paths; an ID of another form is reported (dockerd loads it all the same).
   for (const it of items) if (!isRecordId(it.id)) problems.push(problem('ID_INVALID', `build-cache record ID ${JSON.stringify(it.id.slice(0, 80))} is not a BuildKit ID`, metadataFile));
@@ -697,7 +706,8 @@ export function readBuildCache(store: Store): BuildCache {
     const d = dirOf(snapshotIdOf((rec.equalMutable ?? rec).item));
     return { ...e, plan, blobSize, dir: d.dir };
   });
-  return { present, metadataFile, itemCount: items.length, load, items: out, dirs, layers, unloadableDirs, problems: [...problems, ...load.notes] };
+  const complete = !problems.some((p) => p.code !== 'ID_INVALID') && items.every((it) => it.invalid === undefined);
+  return { present, complete, metadataFile, itemCount: items.length, load, items: out, dirs, layers, unloadableDirs, problems: [...problems, ...load.notes] };
 }
 
 /**
