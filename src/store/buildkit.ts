@@ -89,7 +89,7 @@ function decInt(raw: string | undefined): Dec<bigint> {
 export interface MetaItem {
   id: string;
   values: Map<string, string>;
-  /** Why Go's decoder rejects one of its values (metadata.Store.All then fails: dockerd's builder does not start). */
+  /** Why Go's decoder rejects one of its values (metadata.Store.All then fails, and so does dockerd's start). */
   invalid?: string;
 }
 
@@ -130,7 +130,7 @@ export function readMetaItems(db: BoltFile, file: string): { items: MetaItem[]; 
       else item.values.set(key, v.raw);
     });
     if (item.invalid !== undefined) {
-      problems.push(problem('BUILDKIT_METADATA_INVALID', `record ${JSON.stringify(id.slice(0, 80))} holds ${item.invalid}: Go's decoder rejects it, so dockerd's builder fails to start`, file));
+      problems.push(problem('BUILDKIT_METADATA_INVALID', `record ${JSON.stringify(id.slice(0, 80))} holds ${item.invalid}: Go's decoder rejects it, so dockerd's builder cannot load the build cache and dockerd does not start`, file));
     }
     items.push(item);
   }
@@ -572,7 +572,6 @@ export function readBuildCache(store: Store): BuildCache {
     items.filter((it) => it.invalid === undefined),
     (d) => content.has(d),
   );
-  for (const it of items) if (it.invalid !== undefined) load.unloadable.push({ id: it.id, reason: `its metadata does not decode (${it.invalid})` });
 
   /** Loaded layers by chainID (LayerStore.Get succeeds). */
   const layerOk = (chainId: string): boolean => DIGEST_RE.test(chainId) && store.isLoadable(chainId);

@@ -306,6 +306,25 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
       }
     }, 120_000);
 
+    it('a record Go cannot decode: builder du names it, and dockerd indeed does not start', async () => {
+      const bad = new Dockerd(driver);
+      try {
+        rmSync(bad.root, { recursive: true, force: true });
+        cpA(d.root, bad.root);
+        const j = JSON.parse((await run(['--json', 'builder', 'du', '--root', bad.root])).stdout) as Obj;
+        const victim = String((j['BuildCache'] as Obj[])[0]!['ID']);
+        boltEdit(join(bad.root, 'buildkit/metadata_v2.db'), [{ op: 'put', path: ['_main', victim], key: 'cache.description', value: 'not json' }]);
+        const r = await run(['builder', 'du', '--root', bad.root]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain('BUILDKIT_METADATA_INVALID');
+        expect(r.stderr).toContain(victim);
+        const log = await bad.startExpectingFailure();
+        expect(log).toContain('invalid character');
+      } finally {
+        await bad.cleanup();
+      }
+    }, 120_000);
+
     it('after gc the daemon starts and the rebuild hits the cache', async () => {
       const g = await run(['gc', '--root', d.root]);
       expect(g.code).toBe(0);
