@@ -76,7 +76,7 @@ export function findLeftovers(store: Store): Leftover[] {
     else if (bk.dirs.has(name) || (!bk.complete && BUILDKIT_ID.test(name))) continue; // BuildKit's build cache: see `builder du`
     else if (!cacheIds.has(name) && !mountDirs.has(name)) {
       const why = bk.unloadableDirs.get(name);
-      add('ORPHAN_DRIVER_DIR', name, why !== undefined ? `only ${why}: it only takes space` : 'no layer, container or build-cache record refers to this driver directory: it only takes space', rel, a.ownedPaths(fs, name));
+      add('ORPHAN_DRIVER_DIR', name, why !== undefined ? `used only by ${why}: it only takes space` : 'no layer, container or build-cache record refers to this driver directory: it only takes space', rel, a.ownedPaths(fs, name));
     }
   }
   if (d === 'overlay2' || d === 'fuse-overlayfs') overlayLinkLeftovers(fs, d, out, add);

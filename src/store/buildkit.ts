@@ -635,7 +635,7 @@ export function readBuildCache(store: Store): BuildCache {
     if (it === undefined || it.invalid !== undefined) continue;
     const tmp = new Map<string, string>();
     collect(snapshotIdOf(it), u.id, tmp, undefined);
-    for (const d of tmp.keys()) if (!dirs.has(d) && !unloadableDirs.has(d)) unloadableDirs.set(d, `build-cache record ${u.id}, which dockerd deletes at start: ${u.reason}`);
+    for (const d of tmp.keys()) if (!dirs.has(d) && !unloadableDirs.has(d)) unloadableDirs.set(d, `build-cache record ${u.id}, which dockerd deletes at start (${u.reason})`);
   }
 
   // The listing, with how each size is found.
@@ -660,8 +660,9 @@ export function readBuildCache(store: Store): BuildCache {
     if (l.chainId !== undefined) return { kind: 'layer', size: BigInt(store.layers.get(l.chainId)?.size ?? 0), chainId: l.chainId };
     const b = snaps.get(key);
     if (b?.size !== undefined) {
-      if (!/^[+-]?[0-9]{1,18}$/.test(b.size)) return { kind: 'error', message: `snapshots.db: size ${JSON.stringify(b.size.slice(0, 40))} of ${key} is not a number` };
-      const n = BigInt(b.size);
+      // strconv.Atoi: an optional sign and decimal digits, within int64.
+      const n = /^[+-]?[0-9]{1,40}$/.test(b.size) ? BigInt(b.size) : undefined;
+      if (n === undefined || n < INT64_MIN || n > INT64_MAX) return { kind: 'error', message: `snapshots.db: size ${JSON.stringify(b.size.slice(0, 40))} of ${key} is not a number` };
       if (n !== -1n) return { kind: 'snapshots-db', size: n };
     }
     const g = graphId(key);

@@ -261,7 +261,7 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
       const orphanDirs = (v['findings'] as Obj[]).filter((f) => f['code'] === 'ORPHAN_DRIVER_DIR');
       const base = (p: string): string => p.split('/').pop()!;
       expect(orphanDirs.map((f) => f['subject']).sort()).toEqual([base(stage.dir), 'zzzzzzzzzzzzzzzzzzzzzzzzz'].sort());
-      expect(orphanDirs.find((f) => f['subject'] === base(stage.dir))!['message']).toContain(`which dockerd deletes at start: it is marked deleted`);
+      expect(orphanDirs.find((f) => f['subject'] === base(stage.dir))!['message']).toContain(`used only by build-cache record ${stage.id}, which dockerd deletes at start (it is marked deleted`);
       const g = JSON.parse((await run(['--json', 'gc', '--dry-run', '--root', copy])).stdout) as Obj;
       const removed = g['removed'] as string[];
       for (const p of [stray, stage.dir, gone.dir]) expect(removed, p).toContain(join(copy, p));
