@@ -14,7 +14,9 @@ import {
   expectedFindings,
   fingerprintOutside,
   changedSince,
-  ctimeTick,
+  changedSinceMark,
+  ctimeAfter,
+  ctimeMark,
   listTree,
   makeOutside,
   planCommands,
@@ -26,6 +28,7 @@ import {
   tarRoot,
   type Cmd,
   type Entry,
+  type MutationCtx,
   type Outcome,
   type Targets,
 } from './hostile.js';
@@ -53,9 +56,14 @@ export interface CaseReport {
   overheadMs: number;
 }
 
-const CMDS_PER_CASE = 4;
+/**
+ * Commands run on each mutated root. One: a command costs more than the rest of a case (copying,
+ * mutating, the checks, the undo), so more cases with one command each reach more mutations for
+ * the same time than fewer cases with several (4 made a 5,000-case run 4 times as long).
+ */
+const CMDS_PER_CASE = Math.max(1, Number(process.env['DATAROOT_FUZZ_CMDS'] ?? 1));
 /** One in this many cases runs its commands through the real binary. */
-const BIN_EVERY = 25;
+const BIN_EVERY = Number(process.env['DATAROOT_FUZZ_BIN_EVERY'] ?? 100);
 /** One in this many cases reads its root from a tar archive. */
 const ARCHIVE_EVERY = Number(process.env['DATAROOT_FUZZ_ARCHIVE_EVERY'] ?? 40);
 const CMD_LIMIT_MS = Number(process.env['DATAROOT_FUZZ_CMD_MS'] ?? 60_000);
@@ -159,8 +167,12 @@ async function main(): Promise<void> {
       const d = diffMaps(base.shape, shapeOf(root));
       if (d.length > 0) throw new Error(`case ${i}: the root was not restored to the base: ${d.join('; ')}`);
     }
-    const m = { root, rnd, out: outside, entries: base.entries, driver: base.name, touched: [] as Buffer[] };
+    const m: MutationCtx = { root, rnd, out: outside, entries: base.entries, driver: base.name, touched: [] };
     const mutations = applyMutations(m);
+    // Read commands leave the root as it is: nothing in it changes after this mark. The tick that
+    // proves it is taken just before the commands: what is done meanwhile overlaps its wait.
+    const mark = join(outDir, 'mark');
+    const c0 = ctimeMark(mark);
     const cmds = planCommands(rnd, base.targets, base.entries.map((e) => e.rel), outFile, CMDS_PER_CASE);
     // Writers last: the root is compared before them.
     cmds.sort((a, b) => Number(a.writes === true) - Number(b.writes === true));
@@ -182,13 +194,13 @@ async function main(): Promise<void> {
     const report: CaseReport = { t: 'done', i, base: base.name, mutations, commands: [], failures, maxRssMb: 0, overheadMs: 0 };
     const setup = diffMaps(outsideBefore, fingerprintOutside(outside));
     if (setup.length > 0) throw new Error(`case ${i}: the fuzzer itself changed the outside tree while mutating: ${setup.join('; ')}`);
-    // Read commands leave the root as it is: no entry's ctime reaches a tick taken now.
-    const tick = ctimeTick(join(outDir, 'tick'));
+    // No entry's ctime reaches this tick (the coarse clock's first step past the mark).
+    const tick = ctimeAfter(join(outDir, 'tick'), c0);
     let rootChanged = false;
     let rootChecked = false;
     const checkRoot = (): void => {
       rootChecked = true;
-      const d = changedSince(root, tick);
+      const d = m.deep === true ? changedSinceMark(root, mark) : changedSince(root, tick);
       if (d.length > 0) {
         rootChanged = true;
         failures.push(`read commands changed the root: ${d.join('; ')}`);
@@ -247,11 +259,11 @@ async function main(): Promise<void> {
       failures.push(`left in TMPDIR: ${left.join(', ')}`);
       for (const n of left) removeTree(join(tmp, n));
     }
-    const strays = readdirSync(caseDir).filter((n) => !['root', 'root.tar', 'root.tar.gz'].includes(n)).concat(readdirSync(outDir).filter((n) => n !== 'layer.tar' && n !== 'tick'));
+    const strays = readdirSync(caseDir).filter((n) => !['root', 'root.tar', 'root.tar.gz'].includes(n)).concat(readdirSync(outDir).filter((n) => n !== 'layer.tar' && n !== 'tick' && n !== 'mark'));
     if (strays.length > 0) {
       failures.push(`written next to the root: ${strays.map((x) => JSON.stringify(x)).join(', ')}`);
       for (const n of readdirSync(caseDir)) if (!['root', 'root.tar', 'root.tar.gz'].includes(n)) removeTree(join(caseDir, n));
-      for (const n of readdirSync(outDir)) if (n !== 'tick') removeTree(join(outDir, n));
+      for (const n of readdirSync(outDir)) if (n !== 'tick' && n !== 'mark') removeTree(join(outDir, n));
     }
     if (process.env['DATAROOT_FUZZ_KEEP'] === '1') {
       // Debugging one case by hand: its mutated root stays, with the outside tree it points to.
@@ -263,9 +275,9 @@ async function main(): Promise<void> {
     rmSync(archive, { force: true });
     rmSync(`${archive}.gz`, { force: true });
     if (rootChanged) {
-      removeTree(root);
+      removeTree(root, m.deep === true);
       copyTree(base.dir, root);
-    } else restoreTouched(base.dir, root, m.touched);
+    } else restoreTouched(base.dir, root, m.touched, m.deep === true);
     report.overheadMs = performance.now() - caseStart - cmdMs;
     report.maxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     const overMemory = report.maxRssMb > RSS_LIMIT_MB;

@@ -300,14 +300,18 @@ export function copyTree(src: string, dst: string): void {
  * Puts back what a case's mutations touched, from the base: each touched path is removed and,
  * when the base has it, copied again (a cheap undo instead of a fresh copy of the whole tree).
  */
-export function restoreTouched(base: string, root: string, touched: Buffer[]): void {
+export function restoreTouched(base: string, root: string, touched: Buffer[], deep = false): void {
   const uniq = [...new Map(touched.map((t) => [t.toString('hex'), t])).values()].sort((a, b) => a.length - b.length);
   const done: Buffer[] = [];
   for (const rel of uniq) {
     if (done.some((d) => rel.length > d.length && rel[d.length] === 0x2f && rel.subarray(0, d.length).equals(d))) continue;
     done.push(rel);
     // Names the fuzzer made may not be UTF-8: removed by their bytes.
-    rmSync(Buffer.concat([Buffer.from(`${root}/`), rel]), { recursive: true, force: true });
+    const abs = Buffer.concat([Buffer.from(`${root}/`), rel]);
+    if (deep && Buffer.from(abs.toString('utf8')).equals(abs)) {
+      const r = spawnSync('rm', ['-rf', '--', abs.toString('utf8')], { stdio: 'ignore' });
+      if (r.status !== 0) rmSync(abs, { recursive: true, force: true });
+    } else rmSync(abs, { recursive: true, force: true });
     const relS = rel.toString();
     let st;
     try {
@@ -367,15 +371,43 @@ export function fingerprintRoot(root: string): Map<string, string> {
  * until its ctime moves on (a millisecond or a few, asleep).
  */
 export function ctimeTick(marker: string): bigint {
+  return ctimeAfter(marker, ctimeMark(marker));
+}
+
+/**
+ * The first half of a tick: writes `marker` and returns its ctime (= its mtime). Every change made
+ * before stays at or below it. Work done before `ctimeAfter` overlaps the wait for the clock.
+ */
+export function ctimeMark(marker: string): bigint {
   writeFileSync(marker, '');
-  const c0 = lstatSync(marker, { bigint: true }).ctimeNs;
+  return lstatSync(marker, { bigint: true }).ctimeNs;
+}
+
+/** The second half: the first ctime past `c0` (touching `marker`, which may be another file). */
+export function ctimeAfter(marker: string, c0: bigint): bigint {
   const nap = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    Atomics.wait(nap, 0, 0, 1);
+  for (let first = true; ; first = false) {
+    if (!first) Atomics.wait(nap, 0, 0, 1);
     writeFileSync(marker, '');
     const c = lstatSync(marker, { bigint: true }).ctimeNs;
     if (c > c0) return c;
   }
+}
+
+/**
+ * changedSince for a tree hundreds of directories deep, walked by find (from directory to
+ * directory, linear in the depth): the entries whose ctime passed the mtime of `mark`, a file
+ * written by ctimeMark before the tick (nothing changes between the mark and the tick but the
+ * tick's own marker, outside the root).
+ */
+export function changedSinceMark(root: string, mark: string, limit = 6): string[] {
+  const r = spawnSync('find', [root, '-cnewer', mark, '-print0'], { maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`find ${root}: ${r.stderr.toString()}`);
+  const names = r.stdout.toString('latin1').split('\0').filter((n) => n !== '');
+  return names.slice(0, limit).map((n) => {
+    const st = lstatSync(Buffer.from(n, 'latin1'), { bigint: true });
+    return `${JSON.stringify(n.slice(root.length + 1) || '.')} (mode ${st.mode.toString(8)}, size ${st.size}, mtime ${st.mtimeNs}, ctime ${st.ctimeNs} after the commands began)`;
+  }).concat(names.length > limit ? [`… ${names.length - limit} more`] : []);
 }
 
 /**
@@ -396,8 +428,9 @@ export function changedSince(root: string, tick: bigint, limit = 6): string[] {
   return out;
 }
 
-/** Removes a tree whatever its names (not UTF-8, control characters) and types. */
-export function removeTree(path: string): void {
+/** Removes a tree whatever its names (not UTF-8, control characters) and types; `deep`: by rm at once. */
+export function removeTree(path: string, deep = false): void {
+  if (deep && spawnSync('rm', ['-rf', '--', path], { stdio: 'ignore' }).status === 0) return;
   try {
     rmSync(path, { recursive: true, force: true });
     return;
@@ -420,6 +453,12 @@ export interface MutationCtx {
   driver: 'overlay2' | 'vfs';
   /** Paths (relative to the root) the mutations replaced, changed or created: restored from the base afterwards. */
   touched: Buffer[];
+  /**
+   * Set by a mutation that made a tree hundreds of directories deep: the checks walk it and the
+   * restore removes it with find and rm, whose walks go from directory to directory (Node's take
+   * every path from the root: quadratic in the depth, seconds a case).
+   */
+  deep?: boolean;
 }
 
 function touch(m: MutationCtx, rel: string | Buffer): void {
@@ -1321,7 +1360,9 @@ export const MUTATIONS: Mutation[] = [
       if (e === undefined) return undefined;
       const depth = int(m.rnd, 200, 1500);
       touch(m, `${e.rel}/d`);
-      mkdirSync(`${m.root}/${e.rel}/${Array(depth).fill('d').join('/')}`, { recursive: true });
+      m.deep = true;
+      const r = spawnSync('mkdir', ['-p', '--', `${m.root}/${e.rel}/${Array(depth).fill('d').join('/')}`]);
+      if (r.status !== 0) throw new Error(`mkdir -p: ${r.stderr}`);
       return `${e.rel}: ${depth} nested directories`;
     },
   },
