@@ -153,11 +153,14 @@ describe.runIf(canRun())('hostile data-root fuzzer', () => {
     let runs = 0;
     let binRuns = 0;
     let archiveRuns = 0;
-    let slowest = { ms: 0, what: '' };
+    const slow: { ms: number; what: string }[] = [];
     let maxRss = 0;
     let overhead = 0;
     let cmdTime = 0;
+    let slowestCase = { ms: 0, i: -1 };
     for (const r of reports) {
+      const caseMs = r.overheadMs + r.commands.reduce((s, c) => s + c.ms, 0);
+      if (caseMs > slowestCase.ms) slowestCase = { ms: caseMs, i: r.i };
       maxRss = Math.max(maxRss, r.maxRssMb);
       overhead += r.overheadMs;
       for (const m of r.mutations) {
@@ -173,13 +176,17 @@ describe.runIf(canRun())('hostile data-root fuzzer', () => {
         familyMs.set(c.family, (familyMs.get(c.family) ?? 0) + c.ms);
         exits.set(String(c.code), (exits.get(String(c.code)) ?? 0) + 1);
         if (c.errorCode !== undefined) codes.set(c.errorCode, (codes.get(c.errorCode) ?? 0) + 1);
-        if (c.ms > slowest.ms) slowest = { ms: c.ms, what: `case ${r.i}: ${c.args.join(' ')}` };
+        if (slow.length < 5 || c.ms > slow[4]!.ms) {
+          slow.push({ ms: c.ms, what: `case ${r.i}: ${c.args.join(' ')}${c.bin ? ' (binary)' : ''}${c.archive ? ' (archive root)' : ''} after ${r.mutations.map((x) => x.slice(0, 60)).join(' | ')}` });
+          slow.sort((a, b) => b.ms - a.ms).splice(5);
+        }
       }
     }
     const top = (m: Map<string, number>, n = 100): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `${k} ${v}`).join(', ');
     console.log(
       [
-        `hostile fuzz: seed ${SEED}, ${reports.length} cases, ${runs} command runs (${binRuns} through the binary, ${archiveRuns} on archive roots) in ${seconds.toFixed(0)} s; slowest ${slowest.ms.toFixed(0)} ms (${slowest.what}); peak RSS ${maxRss} MB; time in commands ${(cmdTime / 1000).toFixed(0)} s, around them ${(overhead / 1000).toFixed(0)} s`,
+        `hostile fuzz: seed ${SEED}, ${reports.length} cases, ${runs} command runs (${binRuns} through the binary, ${archiveRuns} on archive roots) in ${seconds.toFixed(0)} s; slowest case ${slowestCase.ms.toFixed(0)} ms (case ${slowestCase.i}), slowest command ${slow[0]?.ms.toFixed(0)} ms; peak RSS ${maxRss} MB; time in commands ${(cmdTime / 1000).toFixed(0)} s, around them ${(overhead / 1000).toFixed(0)} s`,
+        `slowest: ${slow.map((s) => `${s.ms.toFixed(0)} ms ${s.what}`).join('\n         ')}`,
         `exits: ${top(exits)}`,
         `families: ${top(families)}`,
         `seconds per family: ${top(new Map([...familyMs].map(([k, v]) => [k, Math.round(v / 1000)])))}`,
