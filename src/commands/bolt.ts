@@ -304,7 +304,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
     .addOption(new Option('--format <format>', 'json | ndjson').choices(['json', 'ndjson']).default('json'))
     .addOption(new Option('--values <mode>', 'auto | hex | base64 | utf8 | json | redacted').argParser(parseValueMode).default('auto'))
     .option('--raw', 'no Docker-aware decoding', false)
-    .description(`every bucket and key; ndjson is one hex record per entry, depth-first in key order, at any depth; json is a tree of at most ${MAX_TREE_DEPTH.toLocaleString('en-US')} nested levels`)
+    .description(`every bucket and key; ndjson is one hex record per entry, depth-first in key order, at any depth; json is a tree of at most ${MAX_TREE_DEPTH} nested levels`)
     .action(async (file: string, path: string[], o: PathOpts & { format: string; values: ValueMode; raw: boolean }, cmd: Command) => {
       const g = globals(cmd);
       await withBolt(file, g, ctx, (b) => {
