@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { BoltFile } from '../src/formats/bolt/db.js';
+import { fnv1a64 } from '../src/formats/bolt/meta.js';
 import { FileSource } from '../src/io/pagesource.js';
 import { MAX_TREE_DEPTH } from '../src/ops/bolt.js';
 import { needs } from './support/env.js';
@@ -67,6 +68,72 @@ function goDumpHashed(file: string): Promise<{ sha256: string; bytes: number }> 
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve({ sha256: h.digest('hex'), bytes }) : reject(new Error(`boltoracle dump exited ${code}`))));
   });
+}
+
+/**
+ * A file bbolt itself never writes but reads: a chain of `depth` inline buckets, each inside the
+ * one before, all in the one (overflowing) leaf page of a top-level inline bucket "deep". Each
+ * level holds the next level as bucket "i" and a value "j" = "x" after it (so a walk must come
+ * back into each inline page); the innermost holds "k" = `last`. Pages: 0 and 1 meta, 2 an empty
+ * freelist, 3 the root leaf and its overflow.
+ */
+function inlineChain(depth: number, last: string, ps = 4096): Uint8Array {
+  const size = (level: number) => (depth - level) * 67 + 34; // bytes of the inline page of a level
+  const pages = 4 + Math.ceil((52 + size(0)) / ps) - 1;
+  const f = new Uint8Array(pages * ps);
+  const v = new DataView(f.buffer);
+  for (const m of [0, 1]) {
+    const o = m * ps;
+    v.setBigUint64(o, BigInt(m), true);
+    v.setUint16(o + 8, 0x04, true);
+    const x = o + 16;
+    v.setUint32(x, 0xed0cdaed, true); // magic
+    v.setUint32(x + 4, 2, true); // version
+    v.setUint32(x + 8, ps, true);
+    v.setBigUint64(x + 16, 3n, true); // root bucket's page
+    v.setBigUint64(x + 32, 2n, true); // freelist page
+    v.setBigUint64(x + 40, BigInt(pages), true); // high-water mark
+    v.setBigUint64(x + 48, BigInt(m + 1), true); // txid
+    v.setBigUint64(x + 56, fnv1a64(f.subarray(x, x + 56)), true);
+  }
+  v.setBigUint64(2 * ps, 2n, true);
+  v.setUint16(2 * ps + 8, 0x10, true);
+  const r = 3 * ps;
+  v.setBigUint64(r, 3n, true);
+  v.setUint16(r + 8, 0x02, true);
+  v.setUint16(r + 10, 1, true);
+  v.setUint32(r + 12, pages - 4, true); // overflow
+  // element: flags (bucket), pos, ksize, vsize; then "deep", a zero bucket header (inline), level 0
+  v.setUint32(r + 16, 1, true);
+  v.setUint32(r + 20, 16, true);
+  v.setUint32(r + 24, 4, true);
+  v.setUint32(r + 28, 16 + size(0), true);
+  f.set(Buffer.from('deep'), r + 32);
+  for (let level = 0; level < depth; level++) {
+    const p = r + 52 + 65 * level;
+    const child = size(level + 1);
+    v.setUint16(p + 8, 0x02, true);
+    v.setUint16(p + 10, 2, true);
+    v.setUint32(p + 16, 1, true); // "i": a bucket, key at +48, then its header and the next level
+    v.setUint32(p + 20, 32, true);
+    v.setUint32(p + 24, 1, true);
+    v.setUint32(p + 28, 16 + child, true);
+    v.setUint32(p + 36, 33 + child, true); // "j": key right after the next level
+    v.setUint32(p + 40, 1, true);
+    v.setUint32(p + 44, 1, true);
+    f[p + 48] = 0x69;
+    f[p + 65 + child] = 0x6a;
+    f[p + 66 + child] = 0x78;
+  }
+  const p = r + 52 + 65 * depth;
+  v.setUint16(p + 8, 0x02, true);
+  v.setUint16(p + 10, 1, true);
+  v.setUint32(p + 20, 16, true);
+  v.setUint32(p + 24, 1, true);
+  v.setUint32(p + 28, 1, true);
+  f[p + 32] = 0x6b;
+  f[p + 33] = last.charCodeAt(0);
+  return f;
 }
 
 describe.runIf(needs('go'))('buckets nested 1,500 and 50,000 deep', () => {
@@ -306,4 +373,46 @@ describe.runIf(needs('go'))('buckets nested 1,500 and 50,000 deep', () => {
       u.cleanup();
     }
   }, SLOW);
+  describe('inline buckets nested inside one page (a hostile shape bbolt reads but never writes)', () => {
+    const chain = (depth: number, last: string): string => {
+      const file = join(dir, `chain-${depth}-${last}.db`);
+      writeFileSync(file, inlineChain(depth, last));
+      return file;
+    };
+
+    it('2,000 levels: dump --format ndjson, check and stats equal Go', async () => {
+      const file = chain(2000, 'v');
+      const want = oracle(['dump', file]);
+      expect(want.status).toBe(0);
+      const got = await run(['bolt', 'dump', '--format', 'ndjson', file]);
+      expect(got.stderr).toBe('');
+      // "deep" and 2,000 "i" buckets, 2,000 "j" values and "k": one record each.
+      expect(got.stdout.split('\n').length).toBe(1 + 2000 + 2000 + 1 + 1);
+      expect(got.stdout).toBe(want.stdout);
+      for (const cmd of ['check', 'stats']) {
+        const w = oracle([cmd, file]);
+        expect(w.status).toBe(0);
+        expect((await run(['bolt', cmd, file])).stdout).toBe(w.stdout);
+      }
+    });
+
+    it('100,000 levels: diff finds the innermost change, check and stats equal Go, json stops with BOLT_TOO_DEEP', async () => {
+      const a = chain(100000, 'v');
+      const b = chain(100000, 'w');
+      const diff = await run(['--json', 'bolt', 'diff', a, b]);
+      expect(diff.stderr).toBe('');
+      expect(diff.code).toBe(1);
+      expect(JSON.parse(diff.stdout).changes).toEqual([{ change: 'changed', path: ['deep', ...new Array<string>(100000).fill('i')], key: 'k', left: 'v', right: 'w' }]);
+      for (const cmd of ['check', 'stats']) {
+        const w = oracle([cmd, a]);
+        expect(w.status).toBe(0);
+        expect((await run(['bolt', cmd, a])).stdout).toBe(w.stdout);
+      }
+      const keys = await run(['bolt', 'keys', a, 'deep', ...new Array<string>(100000).fill('i')]);
+      expect(keys.stdout).toBe('k\n');
+      const tree = await run(['bolt', 'dump', a]);
+      expect(tree.code).toBe(2);
+      expect(tree.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: /);
+    }, SLOW);
+  });
 });

@@ -114,6 +114,11 @@ export class BoltFile {
   /** Whole pages the file holds. */
   readonly pagesInFile: number;
   readonly file: string | undefined;
+  /**
+   * Reads made so far. The bytes of a read stay valid while no other read is made (a page source
+   * may reuse its memory), so a walker may keep a page while this count has not moved.
+   */
+  reads = 0;
 
   private constructor(
     private readonly src: ByteSource,
@@ -189,6 +194,7 @@ export class BoltFile {
     if (!Number.isSafeInteger(pgid) || pgid < 0 || pgid >= this.pagesInFile) {
       throw corrupt(`page ${pgid} is outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
     }
+    this.reads++;
     const v = view(this.src.read(pgid * this.pageSize, PAGE_HEADER_SIZE));
     return { headerId: v.getBigUint64(0, true), flags: v.getUint16(8, true), count: v.getUint16(10, true), overflow: v.getUint32(12, true) };
   }
@@ -199,6 +205,7 @@ export class BoltFile {
       throw corrupt(`page ${pgid} is outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
     }
     // The first page holds the header: one read when there is no overflow (most pages).
+    this.reads++;
     let bytes = this.src.read(pgid * this.pageSize, this.pageSize);
     let v = view(bytes);
     const headerId = v.getBigUint64(0, true);
@@ -223,6 +230,7 @@ export class BoltFile {
     if (pgid < 0 || n < 0 || pgid + n > this.pagesInFile) {
       throw corrupt(`pages ${pgid}..${pgid + n} are outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
     }
+    this.reads++;
     return this.src.read(pgid * this.pageSize, n * this.pageSize);
   }
 
@@ -601,6 +609,9 @@ interface WalkFrame {
  */
 export class BucketWalk {
   private readonly frames: WalkFrame[] = [];
+  /** The page read last, while no read has been made since (then it is still valid). */
+  private last: Page | undefined;
+  private lastReads = -1;
   /** Whether the page leaf() returned was just reached in its tree (false: read again, or returned again). */
   fresh = false;
 
@@ -642,8 +653,11 @@ export class BucketWalk {
       this.fresh = true;
       if (f.leaves !== undefined) {
         f.page = f.leaves.next();
-        if (f.page !== undefined) f.pgid = f.page.pgid;
-        else f.advance = true;
+        if (f.page !== undefined) {
+          f.pgid = f.page.pgid;
+          this.last = f.page;
+          this.lastReads = this.db.reads;
+        } else f.advance = true;
       } else if (!f.reached) {
         f.reached = true;
         f.page = this.inlinePage(f);
@@ -654,7 +668,7 @@ export class BucketWalk {
       return f.page;
     }
     this.fresh = false;
-    if (f.page === undefined) f.page = f.leaves !== undefined ? this.db.page(f.pgid) : this.inlinePage(f);
+    if (f.page === undefined) f.page = f.leaves !== undefined ? this.pageAt(f.pgid) : this.inlinePage(f);
     return f.page;
   }
 
@@ -695,8 +709,21 @@ export class BucketWalk {
     this.frames.pop();
   }
 
+  /**
+   * A page read again: the one read last when nothing was read since (an inline bucket's walk
+   * reads nothing, so a chain of inline buckets inside one large page costs one read, not one per
+   * level), else from the file.
+   */
+  private pageAt(pgid: number): Page {
+    if (this.last !== undefined && this.last.pgid === pgid && this.lastReads === this.db.reads) return this.last;
+    const p = this.db.page(pgid);
+    this.last = p;
+    this.lastReads = this.db.reads;
+    return p;
+  }
+
   private inlinePage(f: WalkFrame): Page {
-    const holder = f.own ?? this.db.page(f.pgid).bytes;
+    const holder = f.own ?? this.pageAt(f.pgid).bytes;
     return BoltFile.pageOf(holder.subarray(f.off, f.off + f.len));
   }
 }
