@@ -82,22 +82,7 @@ function inlineChain(depth: number, last: string, ps = 4096): Uint8Array {
   const pages = 4 + Math.ceil((52 + size(0)) / ps) - 1;
   const f = new Uint8Array(pages * ps);
   const v = new DataView(f.buffer);
-  for (const m of [0, 1]) {
-    const o = m * ps;
-    v.setBigUint64(o, BigInt(m), true);
-    v.setUint16(o + 8, 0x04, true);
-    const x = o + 16;
-    v.setUint32(x, 0xed0cdaed, true); // magic
-    v.setUint32(x + 4, 2, true); // version
-    v.setUint32(x + 8, ps, true);
-    v.setBigUint64(x + 16, 3n, true); // root bucket's page
-    v.setBigUint64(x + 32, 2n, true); // freelist page
-    v.setBigUint64(x + 40, BigInt(pages), true); // high-water mark
-    v.setBigUint64(x + 48, BigInt(m + 1), true); // txid
-    v.setBigUint64(x + 56, fnv1a64(f.subarray(x, x + 56)), true);
-  }
-  v.setBigUint64(2 * ps, 2n, true);
-  v.setUint16(2 * ps + 8, 0x10, true);
+  metasAndFreelist(f, ps, pages);
   const r = 3 * ps;
   v.setBigUint64(r, 3n, true);
   v.setUint16(r + 8, 0x02, true);
@@ -133,6 +118,69 @@ function inlineChain(depth: number, last: string, ps = 4096): Uint8Array {
   v.setUint32(p + 28, 1, true);
   f[p + 32] = 0x6b;
   f[p + 33] = last.charCodeAt(0);
+  return f;
+}
+
+/** Meta pages 0 and 1 (root bucket at page 3, freelist at page 2, `pages` in use) and an empty freelist. */
+function metasAndFreelist(f: Uint8Array, ps: number, pages: number): void {
+  const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
+  for (const m of [0, 1]) {
+    const o = m * ps;
+    v.setBigUint64(o, BigInt(m), true);
+    v.setUint16(o + 8, 0x04, true);
+    const x = o + 16;
+    v.setUint32(x, 0xed0cdaed, true); // magic
+    v.setUint32(x + 4, 2, true); // version
+    v.setUint32(x + 8, ps, true);
+    v.setBigUint64(x + 16, 3n, true); // root bucket's page
+    v.setBigUint64(x + 32, 2n, true); // freelist page
+    v.setBigUint64(x + 40, BigInt(pages), true); // high-water mark
+    v.setBigUint64(x + 48, BigInt(m + 1), true); // txid
+    v.setBigUint64(x + 56, fnv1a64(f.subarray(x, x + 56)), true);
+  }
+  v.setBigUint64(2 * ps, 2n, true);
+  v.setUint16(2 * ps + 8, 0x10, true);
+}
+
+/**
+ * A bucket "x" whose page tree is a chain of `levels` branch pages (one child each) above one
+ * leaf: far deeper than any tree bbolt writes (its B+trees are a few levels deep).
+ */
+function branchChain(levels: number, ps = 512): Uint8Array {
+  const pages = 4 + levels + 1;
+  const f = new Uint8Array(pages * ps);
+  const v = new DataView(f.buffer);
+  metasAndFreelist(f, ps, pages);
+  const r = 3 * ps; // the root bucket's leaf: bucket "x", its tree at page 4
+  v.setBigUint64(r, 3n, true);
+  v.setUint16(r + 8, 0x02, true);
+  v.setUint16(r + 10, 1, true);
+  v.setUint32(r + 16, 1, true);
+  v.setUint32(r + 20, 16, true);
+  v.setUint32(r + 24, 1, true);
+  v.setUint32(r + 28, 16, true);
+  f[r + 32] = 0x78;
+  v.setBigUint64(r + 33, 4n, true);
+  for (let id = 4; id < 4 + levels; id++) {
+    const p = id * ps; // element: pos, ksize, child id; key "a"
+    v.setBigUint64(p, BigInt(id), true);
+    v.setUint16(p + 8, 0x01, true);
+    v.setUint16(p + 10, 1, true);
+    v.setUint32(p + 16, 16, true);
+    v.setUint32(p + 20, 1, true);
+    v.setBigUint64(p + 24, BigInt(id + 1), true);
+    f[p + 32] = 0x61;
+  }
+  const id = 4 + levels;
+  const p = id * ps; // the leaf: "a" = "b"
+  v.setBigUint64(p, BigInt(id), true);
+  v.setUint16(p + 8, 0x02, true);
+  v.setUint16(p + 10, 1, true);
+  v.setUint32(p + 20, 16, true);
+  v.setUint32(p + 24, 1, true);
+  v.setUint32(p + 28, 1, true);
+  f[p + 32] = 0x61;
+  f[p + 33] = 0x62;
   return f;
 }
 
@@ -373,6 +421,22 @@ describe.runIf(needs('go'))('buckets nested 1,500 and 50,000 deep', () => {
       u.cleanup();
     }
   }, SLOW);
+  it('a page tree 50,000 branch pages deep: check walks it (no recursion) and reports the depth; dump and stats refuse it', async () => {
+    const file = join(dir, 'branch-chain.db');
+    writeFileSync(file, branchChain(50000));
+    // Go's tx.Check() walks any depth and says OK; dataroot reads at most 64 levels of a page
+    // tree, so it lists the bucket's entries as far as that and names the first page below.
+    const check = await run(['bolt', 'check', file]);
+    expect(check.stderr).toBe('');
+    expect(check.stdout).toBe('bucket /x: page 69: tree deeper than 64 levels\n1 errors found\n');
+    expect(check.code).toBe(1);
+    for (const args of [['bolt', 'dump', '--format', 'ndjson', file], ['bolt', 'stats', file], ['bolt', 'keys', file, 'x']]) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/^dataroot: BOLT_CORRUPT: page 69: tree deeper than 64 levels/);
+    }
+  }, SLOW);
+
   describe('inline buckets nested inside one page (a hostile shape bbolt reads but never writes)', () => {
     const chain = (depth: number, last: string): string => {
       const file = join(dir, `chain-${depth}-${last}.db`);

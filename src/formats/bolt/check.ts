@@ -220,17 +220,18 @@ function checkKeyOrder(db: BoltFile, root: number, add: (page: number | undefine
   /** The pages from the tree's root to the page being checked, for the messages. */
   const st: number[] = [];
   const verify = (pgid: number, max: Uint8Array | undefined, kind: string, i: number, key: Uint8Array, prev: Uint8Array | undefined): void => {
-    const s = `[${st.join(' ')}]`;
+    // The stack is written out only into a message: joining it for every key costs depth × keys.
+    const s = (): string => `[${st.join(' ')}]`;
     if (i === 0 && prev !== undefined && compareBytes(prev, key) > 0) {
-      add(pgid, `the first key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be >= the key in the ancestor (${keyText(prev)}). Stack: ${s}`);
+      add(pgid, `the first key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be >= the key in the ancestor (${keyText(prev)}). Stack: ${s()}`);
     }
     if (i > 0 && prev !== undefined) {
       const c = compareBytes(prev, key);
-      if (c > 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found <) than previous element (hex)${keyText(prev)}. Stack: ${s}`);
-      else if (c === 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found =) than previous element (hex)${keyText(prev)}. Stack: ${s}`);
+      if (c > 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found <) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
+      else if (c === 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found =) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
     }
     if (max !== undefined && compareBytes(key, max) >= 0) {
-      add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be < than key of the next element in ancestor (hex)${keyText(prev ?? new Uint8Array())}. Pages stack: ${s}`);
+      add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be < than key of the next element in ancestor (hex)${keyText(prev ?? new Uint8Array())}. Pages stack: ${s()}`);
     }
   };
   /** A branch page whose children are being walked; `running` is the last key seen below it. */
