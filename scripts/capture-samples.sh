@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Captures the sample data-roots shipped in snapshots/ from a real dockerd.
-# Needs root, docker.io (dockerd + client), gcc. Run from the repository: bash scripts/capture-samples.sh
+# Needs root, docker.io (dockerd + client), gcc; fuse-overlayfs and btrfs-progs for those samples.
+# Run from the repository: bash scripts/capture-samples.sh [SAMPLE...]
+# (SAMPLE: after-build, after-build-vfs, after-build-overlay, after-build-fuse-overlayfs,
+# after-build-btrfs; default: all of them, and fresh with after-build).
 # What each step does is written, step by step, in snapshots/README.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +13,11 @@ pid_of() { cat "$1/pid" 2>/dev/null || true; }
 
 start() { # start DIR DRIVER
   mkdir -p "$1/root" "$1/exec"
+  if [ "$2" = btrfs ] && ! grep -q " $1/root btrfs " /proc/self/mounts; then
+    # btrfs: the data-root is a btrfs file system in a loop-mounted image file.
+    [ -f "$1/btrfs.img" ] || { truncate -s 1G "$1/btrfs.img"; mkfs.btrfs -q "$1/btrfs.img"; }
+    mount -o loop "$1/btrfs.img" "$1/root"
+  fi
   dockerd --data-root "$1/root" --exec-root "$1/exec" --pidfile "$1/pid" -H "unix://$1/sock" \
     --storage-driver "$2" --iptables=false --ip6tables=false --bridge=none >>"$1/dockerd.log" 2>&1 &
   for _ in $(seq 1 150); do
@@ -23,14 +31,17 @@ stop() { # stop DIR
   [ -n "$p" ] || return 0
   kill "$p"
   while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
-  grep -o " $1[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  grep -o " $1/[^ ]*" /proc/self/mounts | grep -v " $1/root$" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 }
 archive() { # archive DIR NAME
   tar --numeric-owner --xattrs --xattrs-include='*' -C "$1/root" -cf - . | gzip -9n > "$out/$2.tar.gz"
   echo "wrote snapshots/$2.tar.gz ($(stat -c %s "$out/$2.tar.gz") bytes)"
 }
 cleanup() {
-  for d in "$work"/*/; do stop "${d%/}" || true; done
+  for d in "$work"/*/; do
+    stop "${d%/}" || true
+    grep -q " ${d%/}/root " /proc/self/mounts && umount "${d%/}/root" || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,7 +62,7 @@ capture() { # capture DRIVER NAME-SUFFIX
   local d="$work/$1"
   start "$d" "$1"
   stop "$d"
-  [ "$1" = overlay2 ] && archive "$d" fresh
+  if [ "$1" = overlay2 ]; then archive "$d" fresh; fi
   start "$d" "$1"
   export DOCKER_HOST="unix://$d/sock"
   DOCKER_BUILDKIT=0 docker build -q -t localhost/buildtest:v1 "$ctx"
@@ -63,5 +74,9 @@ capture() { # capture DRIVER NAME-SUFFIX
   archive "$d" "after-build$2"
 }
 
-capture overlay2 ""
-capture vfs "-vfs"
+all=("$@")
+for spec in "overlay2:" "vfs:-vfs" "overlay:-overlay" "fuse-overlayfs:-fuse-overlayfs" "btrfs:-btrfs"; do
+  driver=${spec%%:*}
+  suffix=${spec#*:}
+  if [ ${#all[@]} -eq 0 ] || [[ " ${all[*]} " == *" after-build$suffix "* ]]; then capture "$driver" "$suffix"; fi
+done

@@ -17,6 +17,8 @@ export interface Ctx {
   stderrTTY: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Standard input, for commands that read it (bolt load); isTTY when it is a terminal. */
+  stdin?: AsyncIterable<Uint8Array> & { isTTY?: boolean };
   /** Set by a command: 0 clean, 1 found differences/problems, 2 could not run. */
   exitCode: number;
   /** Runs another dataroot command line with this context (set by cli/main.ts; the demo uses it). */
@@ -29,6 +31,8 @@ export interface GlobalOpts {
   color?: boolean;
   driver?: string;
   unpackLimit?: string;
+  /** --containerd-root: containerd's root (default <root>/containerd/daemon or /var/lib/containerd). */
+  containerdRoot?: string;
 }
 
 export const DEFAULT_ROOT = '/var/lib/docker';

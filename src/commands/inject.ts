@@ -1,24 +1,17 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
 import { pauseAsync, pauseAt as pauseHere } from './testhooks.js';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
-import { acquireLock, probeLock } from '../io/lock.js';
+import { probeLock } from '../io/lock.js';
 import { INJECT_STEPS, inject, type InjectResult, type InjectStep } from '../ops/inject.js';
 import { findLeftovers, removeLeftovers } from '../ops/leftovers.js';
-import { Confined } from '../io/confined.js';
-import type { Store } from '../store/model.js';
 import { LAYOUT } from '../store/layout.js';
-import { openRoot } from '../store/root.js';
-import { DirTimes, ensureLayout, removeStaging, validateTarget } from '../store/write.js';
+import { withWritableStore } from '../ops/writable.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
-import { storeOf } from './storectx.js';
+import { shortId } from './storectx.js';
 import { bytesHuman, emitJson, paint, safeText, warn } from './render.js';
 import { Progress } from './progress.js';
-import { shortId } from './storectx.js';
 
-/** The drivers whose stores inject writes. */
-const WRITABLE_DRIVERS = ['overlay2', 'vfs'] as const;
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -28,70 +21,6 @@ function positiveNumber(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
   return n;
-}
-
-/**
- * Runs a write on a root directory while holding the daemon lock: refuses archives, a root a
- * running daemon holds (STORE_DAEMON_RUNNING), a directory that is not a data-root, and a root
- * whose store directories are symlinks or not directories (STORE_TARGET_UNSAFE), all before the
- * first write. A root that was never started is laid out first when a driver is given.
- */
-export async function withWritableStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => Promise<T>, opts: { create: boolean; lock: boolean } = { create: false, lock: true }): Promise<T> {
-  const { root } = rootOf(g, ctx);
-  let st;
-  try {
-    st = lstatSync(root);
-  } catch {
-    st = undefined;
-  }
-  if (st?.isFile() === true) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is an archive: write into a data-root directory`, { file: root });
-  if (st !== undefined && !st.isDirectory() && !st.isSymbolicLink()) throw new DatarootError('STORE_NOT_A_DATAROOT', `${root} is not a directory`, { file: root });
-  let createdRoot = false;
-  if (st === undefined) {
-    if (!opts.create) throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
-    mkdirSync(root, { recursive: true, mode: 0o710 });
-    createdRoot = true;
-  }
-  const fs = Confined.open(root, 'data-root');
-  const empty = fs.names('').length === 0;
-  let lock: Awaited<ReturnType<typeof acquireLock>> | undefined;
-  let made: string[] = [];
-  const times = new DirTimes(fs);
-  try {
-    if (opts.lock && fs.exists(LAYOUT.volumesDb)) lock = await acquireLock(fs.abs(LAYOUT.volumesDb));
-    if (opts.create) {
-      const drivers = fs.names('image').filter((x) => (WRITABLE_DRIVERS as readonly string[]).includes(x));
-      const drv = g.driver ?? drivers[0];
-      if (drv === undefined) {
-        throw new DatarootError(empty ? 'USAGE_DRIVER_REQUIRED' : 'STORE_NOT_A_DATAROOT', empty ? `${root} is empty: name the storage driver to lay it out (--driver overlay2|vfs)` : `${root} has no image store: name the storage driver (--driver overlay2|vfs)`, { file: root });
-      }
-      if (!(WRITABLE_DRIVERS as readonly string[]).includes(drv)) throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes overlay2 and vfs stores, not ${drv}`, { file: root });
-      if (g.driver !== undefined && drivers.length > 0 && !drivers.includes(g.driver)) {
-        throw new DatarootError('STORE_DRIVER_MISMATCH', `${root} holds a ${drivers.join(', ')} image store, not ${g.driver}`, { file: root });
-      }
-      if (!empty && !fs.exists('image') && !fs.exists(LAYOUT.volumesDb)) {
-        throw new DatarootError('STORE_NOT_A_DATAROOT', `${root} is not empty and not a Docker data-root`, { file: root });
-      }
-      made = ensureLayout(fs, drv, times);
-      if (opts.lock && lock === undefined) lock = await acquireLock(fs.abs(LAYOUT.volumesDb));
-    }
-    const r = await openRoot(root);
-    try {
-      const store = storeOf(r, g.driver === undefined ? {} : { driver: g.driver });
-      validateTarget(store.fs, store.driver);
-      return await fn(store);
-    } finally {
-      r.close();
-    }
-  } catch (e) {
-    // A refused write leaves the root as it was: what was laid out for it goes again.
-    removeStaging(fs, made.reverse());
-    times.restore();
-    if (createdRoot) rmSync(root, { recursive: true, force: true });
-    throw e;
-  } finally {
-    await lock?.release();
-  }
 }
 
 /**
@@ -149,8 +78,7 @@ export function registerInject(program: Command, ctx: Ctx): void {
         if (probeLock(`${root}/${LAYOUT.volumesDb}`) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: inject would be refused; stop dockerd first`, { file: root });
       }
       await withWritableStore(
-        g,
-        ctx,
+        { root: rootOf(g, ctx).root, driver: g.driver },
         async (store) => {
           const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'inject') : undefined;
           const r = await inject(store, {
@@ -178,7 +106,7 @@ export function registerInject(program: Command, ctx: Ctx): void {
     .description('remove staging leftovers and orphans (layers, driver dirs, metadata, container layers nothing uses)')
     .action(async (o: { dryRun: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withWritableStore(g, ctx, async (store) => {
+      await withWritableStore({ root: rootOf(g, ctx).root, driver: g.driver }, async (store) => {
         const items = findLeftovers(store);
         const removed = o.dryRun ? [...new Set(items.flatMap((i) => i.remove))] : removeLeftovers(store.fs, items);
         if (g.json) {

@@ -1,7 +1,7 @@
-import type { Command } from 'commander';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { commandWords, keyValue, portKey } from '../formats/docker/imageconfig.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
@@ -12,114 +12,97 @@ import { edit, type EditOp } from '../ops/edit.js';
 import { inject, type InjectResult } from '../ops/inject.js';
 import { pack, type ConfigFlags, type PackImage } from '../ops/pack.js';
 import type { Ctx, GlobalOpts } from './context.js';
-import { withWritableStore } from './inject.js';
+import { withWritableStore } from '../ops/writable.js';
+import { requireOutputDir } from '../io/atomic.js';
 import { bytesHuman, emitJson, paint, warn } from './render.js';
 import { shortId } from './storectx.js';
+import { removeTree } from '../io/confined.js';
 
 /**
- * pack, edit, inspect-archive (archive ls). `pack` and `edit` read their options in order (image
- * groups, edits applied as given), so they parse their own argument lists; commander still
- * supplies --help and the global options.
+ * pack, edit, inspect-archive (archive ls). `pack` and `edit` read their options in command-line
+ * order (image groups, edits applied as given): each option is declared once in a table below,
+ * commander parses it and reports every occurrence through its `option:<name>` event, and the
+ * help is generated from the same table.
  */
 
 interface OptSpec {
-  /** Takes a value. */
-  value: boolean;
+  /** Commander flags: `-o, --output <file>` or `--gzip`. */
+  flags: string;
+  help: string;
+  /** The section of the help it belongs to. */
+  group: string;
 }
 
 type Parsed = { name: string; value: string | undefined }[];
 
-/** Options in command-line order; `--x=v` and `--x v`; unknown options are a usage error. */
-function parseOrdered(args: readonly string[], specs: Record<string, OptSpec>, aliases: Record<string, string>, command: string): { opts: Parsed; positionals: string[] } {
-  const opts: Parsed = [];
-  const positionals: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') {
-      positionals.push(...args.slice(i + 1));
-      break;
-    }
-    if (!a.startsWith('-') || a === '-') {
-      positionals.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const raw = eq > 0 && a.startsWith('--') ? a.slice(0, eq) : a;
-    const name = aliases[raw] ?? raw;
-    const spec = specs[name];
-    if (spec === undefined) throw new DatarootError('USAGE_UNKNOWN_OPTION', `${command}: unknown option ${raw} (see dataroot ${command} --help)`);
-    if (!spec.value) {
-      if (eq > 0 && a.startsWith('--')) throw new DatarootError('USAGE_BAD_OPTION', `${command}: ${raw} takes no value`);
-      opts.push({ name, value: undefined });
-      continue;
-    }
-    let v: string | undefined;
-    if (eq > 0 && a.startsWith('--')) v = a.slice(eq + 1);
-    else {
-      v = args[i + 1];
-      i++;
-    }
-    if (v === undefined) throw new DatarootError('USAGE_MISSING_VALUE', `${command}: ${raw} needs a value`);
-    opts.push({ name, value: v });
-  }
-  return { opts, positionals };
+const PACK_OPTS: OptSpec[] = [
+  { flags: '-o, --output <OUT.tar>', group: 'Output', help: 'the archive to write (replaced if it exists)' },
+  { flags: '--format <docker|oci>', group: 'Output', help: 'docker: the docker save layout (manifest.json); oci: an OCI layout (index.json) with manifest.json too (default docker)' },
+  { flags: '--gzip', group: 'Output', help: 'gzip the layers (oci only)' },
+  { flags: '--mtime <SECONDS|DATE>', group: 'Output', help: 'time of every file and of the config (default SOURCE_DATE_EPOCH, else 0)' },
+  { flags: '--keep-owner', group: 'Output', help: "keep files' uid/gid (default 0:0)" },
+  { flags: '--into-root <R>', group: 'Output', help: 'also (or, without -o, only) write the images into the data-root R (global --driver names the driver of a root never started)' },
+  { flags: '--max-ratio <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n times its size (default 500)' },
+  { flags: '--max-bytes <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n bytes (default 100 GiB)' },
+  { flags: '--image', group: 'Per image', help: 'start the next image (options before the first --image make an image too; shared layers are stored once)' },
+  { flags: '--layer <SRC[:DEST]>', group: 'Per image', help: "a file or directory as one layer, at DEST in the image (default: a directory's contents at /, a file at /NAME)" },
+  { flags: '--layer-tar <FILE>', group: 'Per image', help: 'a layer tar (plain, gzip, zstd, bzip2 or xz)' },
+  { flags: '--config-file <FILE>', group: 'Per image', help: "the config, byte for byte (its sha256 is the image ID; its diff_ids must be the layers'); excludes the flags below" },
+  { flags: '-t, --tag <NAME:TAG>', group: 'Per image', help: 'repeatable' },
+  { flags: '--entrypoint <CMD>', group: 'Per image', help: 'a JSON array, or words split like a shell ("" clears)' },
+  { flags: '--cmd <CMD>', group: 'Per image', help: 'a JSON array, or words split like a shell ("" clears)' },
+  { flags: '--env <K=V>', group: 'Per image', help: 'repeatable' },
+  { flags: '--label <K=V>', group: 'Per image', help: 'repeatable' },
+  { flags: '--expose <PORT[/PROTO]>', group: 'Per image', help: 'repeatable' },
+  { flags: '--volume </PATH>', group: 'Per image', help: 'repeatable' },
+  { flags: '--workdir <DIR>', group: 'Per image', help: 'the working directory' },
+  { flags: '--user <USER>', group: 'Per image', help: 'the user' },
+  { flags: '--stop-signal <SIG>', group: 'Per image', help: 'the stop signal' },
+  { flags: '--arch <ARCH>', group: 'Per image', help: 'architecture (default amd64)' },
+  { flags: '--os <OS>', group: 'Per image', help: 'operating system (default linux)' },
+  { flags: '--variant <V>', group: 'Per image', help: 'architecture variant' },
+  { flags: '--author <A>', group: 'Per image', help: 'author' },
+  { flags: '--history <TEXT>', group: 'Per image', help: "created_by of the next layer's history entry" },
+];
+
+const EDIT_OPTS: OptSpec[] = [
+  { flags: '--set-label <K=V>', group: 'Operations, applied in the order given', help: 'set a label' },
+  { flags: '--rm-label <K>', group: 'Operations, applied in the order given', help: 'remove a label' },
+  { flags: '--set-env <K=V>', group: 'Operations, applied in the order given', help: 'set an environment variable' },
+  { flags: '--entrypoint <CMD>', group: 'Operations, applied in the order given', help: 'a JSON array, or words split like a shell ("" clears)' },
+  { flags: '--cmd <CMD>', group: 'Operations, applied in the order given', help: 'a JSON array, or words split like a shell ("" clears)' },
+  { flags: '--add-layer <TAR|DIR[:DEST]>', group: 'Operations, applied in the order given', help: 'a layer tar, or files as a new top layer (history entry added)' },
+  { flags: '-t, --tag <NAME:TAG>', group: 'Operations, applied in the order given', help: 'add a tag' },
+  { flags: '--untag <NAME:TAG>', group: 'Operations, applied in the order given', help: 'remove a tag' },
+  { flags: '--squash', group: 'Operations, applied in the order given', help: 'all layers into one, whiteouts applied (like docker export | import)' },
+  { flags: '-o, --output <OUT.tar>', group: 'Output', help: 'the new archive (must not be the input)' },
+  { flags: '--format <docker|oci>', group: 'Output', help: "default: the input's (oci when it has index.json)" },
+  { flags: '--image <REF|ID>', group: 'Output', help: 'which image of a multi-image archive to edit' },
+  { flags: '--mtime <SECONDS|DATE>', group: 'Output', help: "time of new history entries and new layers' files (default 0)" },
+  { flags: '--into-root <R>', group: 'Output', help: 'also (or, without -o, only) write the result into the data-root R' },
+  { flags: '--max-ratio <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n times its size (default 500)' },
+  { flags: '--max-bytes <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n bytes (default 100 GiB)' },
+];
+
+/** The long name of a table entry: `--layer-tar`. */
+function longOf(spec: OptSpec): string {
+  return /--[a-z-]+/.exec(spec.flags)![0];
 }
 
-const V = { value: true };
-const F = { value: false };
-
-const PACK_OPTS: Record<string, OptSpec> = {
-  '--output': V,
-  '--format': V,
-  '--gzip': F,
-  '--mtime': V,
-  '--keep-owner': F,
-  '--into-root': V,
-  '--driver': V,
-  '--image': F,
-  '--layer': V,
-  '--layer-tar': V,
-  '--config-file': V,
-  '--tag': V,
-  '--entrypoint': V,
-  '--cmd': V,
-  '--env': V,
-  '--label': V,
-  '--expose': V,
-  '--workdir': V,
-  '--user': V,
-  '--volume': V,
-  '--stop-signal': V,
-  '--arch': V,
-  '--os': V,
-  '--variant': V,
-  '--author': V,
-  '--history': V,
-  '--max-ratio': V,
-  '--max-bytes': V,
-};
-
-const EDIT_OPTS: Record<string, OptSpec> = {
-  '--output': V,
-  '--format': V,
-  '--mtime': V,
-  '--image': V,
-  '--into-root': V,
-  '--driver': V,
-  '--set-label': V,
-  '--rm-label': V,
-  '--set-env': V,
-  '--entrypoint': V,
-  '--cmd': V,
-  '--add-layer': V,
-  '--tag': V,
-  '--untag': V,
-  '--squash': F,
-  '--max-ratio': V,
-  '--max-bytes': V,
-};
-
-const ALIASES = { '-o': '--output', '-t': '--tag' };
+/**
+ * Declares the table's options on a command and collects every occurrence in command-line order
+ * (commander's `option:<name>` events); the help text lists them by group.
+ */
+function orderedOptions(cmd: Command, specs: OptSpec[]): Parsed {
+  const seen: Parsed = [];
+  for (const spec of specs) {
+    const o = new Option(spec.flags, spec.help);
+    o.helpGroup?.(spec.group);
+    cmd.addOption(o);
+    cmd.on(`option:${o.name()}`, (v: string | undefined) => seen.push({ name: longOf(spec), value: v }));
+  }
+  return seen;
+}
 
 const CONFIG_FLAGS = new Set(['--entrypoint', '--cmd', '--env', '--label', '--expose', '--workdir', '--user', '--volume', '--stop-signal', '--arch', '--os', '--variant', '--author', '--history']);
 
@@ -175,13 +158,12 @@ interface Common {
   format: string | undefined;
   mtime: string | undefined;
   intoRoot: string | undefined;
-  driver: string | undefined;
   maxBytes: number;
   maxRatio: number;
 }
 
 function common(): Common {
-  return { out: undefined, format: undefined, mtime: undefined, intoRoot: undefined, driver: undefined, maxBytes: 100 * 2 ** 30, maxRatio: 500 };
+  return { out: undefined, format: undefined, mtime: undefined, intoRoot: undefined, maxBytes: 100 * 2 ** 30, maxRatio: 500 };
 }
 
 /** Takes a shared option into `c`; false when `name` is not one. */
@@ -199,9 +181,6 @@ function takeCommon(c: Common, name: string, v: string, ctx: Ctx): boolean {
     case '--into-root':
       c.intoRoot = resolve(ctx.cwd, v);
       return true;
-    case '--driver':
-      c.driver = v;
-      return true;
     case '--max-bytes':
       c.maxBytes = positive(name, v);
       return true;
@@ -213,21 +192,18 @@ function takeCommon(c: Common, name: string, v: string, ctx: Ctx): boolean {
   }
 }
 
-/** pack's command line → images and options. */
-export function parsePackArgs(args: readonly string[], ctx: Ctx): {
+/** pack's options, in command-line order → images and options. */
+export function parsePackArgs(opts: Parsed, ctx: Ctx): {
   out: string | undefined;
   format: 'docker' | 'oci';
   gzip: boolean;
   mtime: number;
   keepOwner: boolean;
   intoRoot: string | undefined;
-  driver: string | undefined;
   maxBytes: number;
   maxRatio: number;
   images: (PackImage & { configFlagsUsed: string[] })[];
 } {
-  const { opts, positionals } = parseOrdered(args, PACK_OPTS, ALIASES, 'pack');
-  if (positionals.length > 0) throw new DatarootError('USAGE_UNEXPECTED_ARGUMENT', `pack: unexpected argument ${positionals[0]} (sources go in --layer or --layer-tar)`);
   const images: (PackImage & { configFlagsUsed: string[] })[] = [];
   const fresh = (): PackImage & { configFlagsUsed: string[] } => ({ layers: [], tags: [], config: emptyConfig(), history: [], configFlagsUsed: [] });
   let cur = fresh();
@@ -308,24 +284,21 @@ export function parsePackArgs(args: readonly string[], ctx: Ctx): {
   const fmt = formatOf(c.format) ?? 'docker';
   if (gzip && fmt !== 'oci') throw new DatarootError('USAGE_GZIP_NEEDS_OCI', '--gzip compresses the layers of the OCI format: add --format oci');
   if (c.out === undefined && c.intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'pack: name the archive with -o OUT.tar (or write into a data-root with --into-root R)');
-  return { out: c.out, format: fmt, gzip, mtime: mtimeOf(c.mtime, ctx.env), keepOwner, intoRoot: c.intoRoot, driver: c.driver, maxBytes: c.maxBytes, maxRatio: c.maxRatio, images };
+  return { out: c.out, format: fmt, gzip, mtime: mtimeOf(c.mtime, ctx.env), keepOwner, intoRoot: c.intoRoot, maxBytes: c.maxBytes, maxRatio: c.maxRatio, images };
 }
 
-/** edit's command line → input, output and the operations in order. */
-export function parseEditArgs(args: readonly string[], ctx: Ctx): {
+/** edit's input and options, in command-line order → input, output and the operations in order. */
+export function parseEditArgs(inputArg: string, opts: Parsed, ctx: Ctx): {
   input: string;
   out: string | undefined;
   format: 'docker' | 'oci' | undefined;
   mtime: number;
   image: string | undefined;
   intoRoot: string | undefined;
-  driver: string | undefined;
   maxBytes: number;
   maxRatio: number;
   ops: EditOp[];
 } {
-  const { opts, positionals } = parseOrdered(args, EDIT_OPTS, ALIASES, 'edit');
-  if (positionals.length !== 1) throw new DatarootError('USAGE_BAD_ARGUMENTS', `edit: name exactly one input archive (got ${positionals.length})`);
   const ops: EditOp[] = [];
   const c = common();
   let image: string | undefined;
@@ -368,11 +341,11 @@ export function parseEditArgs(args: readonly string[], ctx: Ctx): {
         break;
     }
   }
-  const input = resolve(ctx.cwd, positionals[0]!);
+  const input = resolve(ctx.cwd, inputArg);
   if (!existsSync(input)) throw new DatarootError('ARCHIVE_NOT_FOUND', `${input} does not exist`, { file: input });
   if (c.out === undefined && c.intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'edit: name the new archive with -o OUT.tar (or write into a data-root with --into-root R)');
   if (c.out !== undefined && c.out === input) throw new DatarootError('USAGE_OUTPUT_IS_INPUT', 'edit: -o must name a new file, not the input archive');
-  return { input, out: c.out, format: formatOf(c.format), mtime: mtimeOf(c.mtime, ctx.env), image, intoRoot: c.intoRoot, driver: c.driver, maxBytes: c.maxBytes, maxRatio: c.maxRatio, ops };
+  return { input, out: c.out, format: formatOf(c.format), mtime: mtimeOf(c.mtime, ctx.env), image, intoRoot: c.intoRoot, maxBytes: c.maxBytes, maxRatio: c.maxRatio, ops };
 }
 
 function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<string>): void {
@@ -385,27 +358,21 @@ function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<
 }
 
 /** Writes an archive into a data-root with inject (the daemon lock held, as inject holds it). */
-async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, driver: string | undefined, archive: string): Promise<InjectResult> {
-  const drv = driver ?? g.driver;
-  return withWritableStore({ ...g, root, ...(drv !== undefined ? { driver: drv } : {}) }, ctx, (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }), { create: true, lock: true });
+async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, archive: string): Promise<InjectResult> {
+  return withWritableStore({ root, driver: g.driver }, (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }), { create: true, lock: true });
 }
 
 /** Runs a write of an archive, to -o or (through a temporary archive) into a data-root. */
-async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: string | undefined, root: string | undefined, driver: string | undefined, write: (out: string) => Promise<T>): Promise<{ written: T; injected?: InjectResult }> {
-  if (driver !== undefined && driver !== 'overlay2' && driver !== 'vfs') throw new DatarootError('USAGE_BAD_DRIVER', `--driver ${JSON.stringify(driver)}: use overlay2 or vfs`);
+async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: string | undefined, root: string | undefined, write: (out: string) => Promise<T>): Promise<{ written: T; injected?: InjectResult }> {
   if (root !== undefined && existsSync(root) && statSync(root).isFile()) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is a file: --into-root names a data-root directory`, { file: root });
-  if (out !== undefined) {
-    const dir = dirname(out);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DatarootError('USAGE_OUTPUT_DIR_MISSING', `-o ${out}: the directory ${dir} does not exist`, { file: out });
-    if (existsSync(out) && statSync(out).isDirectory()) throw new DatarootError('USAGE_OUTPUT_IS_DIR', `-o ${out} is a directory: name the archive file to write`, { file: out });
-  }
+  if (out !== undefined) requireOutputDir(out);
   let tmp: string | undefined;
   const target = out ?? join((tmp = mkdtempSync(join(tmpdir(), 'dataroot-pack-'))), 'image.tar');
   try {
     const written = await write(target);
     if (root === undefined) return { written };
     try {
-      return { written, injected: await intoRoot(ctx, g, root, driver, target) };
+      return { written, injected: await intoRoot(ctx, g, root, target) };
     } catch (e) {
       if (out !== undefined && e instanceof DatarootError) {
         throw new DatarootError(e.code, `${e.message} (the archive ${out} was written; inject it again with dataroot inject)`, e.details);
@@ -413,7 +380,7 @@ async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: s
       throw e;
     }
   } finally {
-    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+    if (tmp !== undefined) removeTree(tmp);
   }
 }
 
@@ -442,95 +409,52 @@ function renderArchive(ctx: Ctx, a: ArchiveInfo): void {
   }
 }
 
-const PACK_HELP = `
-Each image is a group of options; --image starts the next one (shared layers are stored once).
-Options are read in order.
-
-Output:
-  -o, --output OUT.tar       the archive to write (replaced if it exists)
-  --format docker|oci        docker: the docker save layout (manifest.json); oci: an OCI layout
-                             (index.json) with manifest.json too (default docker)
-  --gzip                     gzip the layers (oci only)
-  --mtime SECONDS|DATE       time of every file and of the config (default SOURCE_DATE_EPOCH, else 0)
-  --keep-owner               keep files' uid/gid (default 0:0)
-  --into-root R              also (or, without -o, only) write the images into the data-root R
-  --driver overlay2|vfs      the storage driver, when R was never started
-
-Per image:
-  --layer SRC[:DEST]         a file or directory as one layer, at DEST in the image (default: a
-                             directory's contents at /, a file at /NAME)
-  --layer-tar FILE           a layer tar (plain, gzip, zstd, bzip2 or xz)
-  --config-file FILE         the config, byte for byte (its sha256 is the image ID; its diff_ids
-                             must be the layers'); excludes the flags below
-  -t, --tag NAME:TAG         repeatable
-  --entrypoint CMD, --cmd CMD     a JSON array, or words split like a shell ("" clears)
-  --env K=V, --label K=V, --expose PORT[/PROTO], --volume /PATH   repeatable
-  --workdir DIR, --user USER, --stop-signal SIG, --arch ARCH, --os OS, --variant V, --author A
-  --history TEXT             created_by of the next layer's history entry
+const PACK_EXAMPLE = `
+Each image is a group of options; --image starts the next one. Options are read in order.
 
 Example: dataroot pack -o hello.tar --layer ./hello:/hello --layer ./site:/www \\
            --entrypoint /hello --expose 8080 -t hello:1
 `;
 
-const EDIT_HELP = `
-Operations, applied in the order given:
-  --set-label K=V, --rm-label K, --set-env K=V, --entrypoint CMD, --cmd CMD
-  --add-layer TAR|DIR[:DEST] a layer tar, or files as a new top layer (history entry added)
-  -t, --tag NAME:TAG, --untag NAME:TAG
-  --squash                   all layers into one, whiteouts applied (like docker export | import)
-
-Output:
-  -o, --output OUT.tar       the new archive (must not be the input)
-  --format docker|oci        default: the input's (oci when it has index.json)
-  --image REF|ID             which image of a multi-image archive to edit
-  --mtime SECONDS|DATE       time of new history entries and new layers' files (default 0)
-  --into-root R [--driver D] also (or, without -o, only) write the result into the data-root R
-`;
-
 export function registerPack(program: Command, ctx: Ctx): void {
-  program
+  const packCmd = program
     .command('pack')
     .description('build an image archive (docker or OCI) from files, directories and layer tars, without a daemon, reproducibly')
-    .argument('[options...]', 'see below')
-    .allowUnknownOption()
-    .helpOption('-h, --help', 'show the options')
-    .addHelpText('after', PACK_HELP)
-    .action(async (args: string[], _o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      const p = parsePackArgs(args, ctx);
-      const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, p.driver, (out) =>
-        pack({ out, format: p.format, gzip: p.gzip, mtime: p.mtime, keepOwner: p.keepOwner, images: p.images, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
-      );
-      if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format }), ...(injected !== undefined ? { injected } : {}) });
-      else {
-        if (p.out !== undefined) renderWritten(ctx, 'packed', written);
-        if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
-        for (const w of written.warnings) warn(ctx, w);
-      }
-    });
+    .addHelpText('after', PACK_EXAMPLE);
+  const packOpts = orderedOptions(packCmd, PACK_OPTS);
+  packCmd.action(async (_o: unknown, cmd: Command) => {
+    const g = cmd.optsWithGlobals<GlobalOpts>();
+    const p = parsePackArgs(packOpts, ctx);
+    const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, (out) =>
+      pack({ out, format: p.format, gzip: p.gzip, mtime: p.mtime, keepOwner: p.keepOwner, images: p.images, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
+    );
+    if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format }), ...(injected !== undefined ? { injected } : {}) });
+    else {
+      if (p.out !== undefined) renderWritten(ctx, 'packed', written);
+      if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
+      for (const w of written.warnings) warn(ctx, w);
+    }
+  });
 
-  program
+  const editCmd = program
     .command('edit')
     .description('change an image in an archive (labels, env, entrypoint, cmd, layers, tags, squash) and write a new archive')
-    .argument('<input>', 'a docker save archive or OCI layout (tar or directory)')
-    .argument('[options...]', 'see below')
-    .allowUnknownOption()
-    .helpOption('-h, --help', 'show the options')
-    .addHelpText('after', EDIT_HELP)
-    .action(async (input: string, args: string[], _o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      const p = parseEditArgs([input, ...args], ctx);
-      const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, p.driver, (out) =>
-        edit({ input: p.input, out, ops: p.ops, ...(p.image !== undefined ? { image: p.image } : {}), ...(p.format !== undefined ? { format: p.format } : {}), mtime: p.mtime, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
-      );
-      if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format, before: written.before, after: written.after }), ...(injected !== undefined ? { injected } : {}) });
-      else {
-        ctx.stdout.write(`${written.before === written.after ? 'image ID unchanged' : 'new image ID'}: ${written.after}${written.before !== written.after ? ` (was ${written.before})` : ''}\n`);
-        if (p.out !== undefined) renderWritten(ctx, 'wrote', written, new Set([written.after]));
-        if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
-        for (const w of written.warnings) warn(ctx, w);
-      }
-    });
+    .argument('<input>', 'a docker save archive or OCI layout (tar or directory)');
+  const editOpts = orderedOptions(editCmd, EDIT_OPTS);
+  editCmd.action(async (input: string, _o: unknown, cmd: Command) => {
+    const g = cmd.optsWithGlobals<GlobalOpts>();
+    const p = parseEditArgs(input, editOpts, ctx);
+    const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, (out) =>
+      edit({ input: p.input, out, ops: p.ops, ...(p.image !== undefined ? { image: p.image } : {}), ...(p.format !== undefined ? { format: p.format } : {}), mtime: p.mtime, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
+    );
+    if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format, before: written.before, after: written.after }), ...(injected !== undefined ? { injected } : {}) });
+    else {
+      ctx.stdout.write(`${written.before === written.after ? 'image ID unchanged' : 'new image ID'}: ${written.after}${written.before !== written.after ? ` (was ${written.before})` : ''}\n`);
+      if (p.out !== undefined) renderWritten(ctx, 'wrote', written, new Set([written.after]));
+      if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
+      for (const w of written.warnings) warn(ctx, w);
+    }
+  });
 
   const inspect = async (path: string, o: { layers: boolean }, cmd: Command): Promise<void> => {
     const g = cmd.optsWithGlobals<GlobalOpts>();

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, lchownSync, linkSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync, constants } from 'node:fs';
+import { chmodSync, closeSync, lchownSync, linkSync, mkdirSync, openSync, readdirSync, symlinkSync, writeSync, constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
@@ -8,6 +8,7 @@ import { LayerCheck, safeRel, symlinkStaysInside } from '../formats/tar/layerche
 
 export { safeRel };
 import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+import { removeTree } from './confined.js';
 
 /** How whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied. */
 export type WhiteoutMode =
@@ -15,6 +16,8 @@ export type WhiteoutMode =
   | 'overlay'
   /** vfs (naive drivers): the whiteout is executed, deleting what lower layers put there. */
   | 'delete'
+  /** aufs and fuse-overlayfs: whiteouts are kept as they are in the tar (`.wh.NAME` and `.wh..wh..opq` files), names checked. */
+  | 'aufs'
   /** A data-root archive: names are data, nothing is interpreted (overlay whiteouts there are devices already). */
   | 'keep';
 
@@ -136,7 +139,7 @@ export class LayerExtractor {
     if (rel === '') return;
     if (this.inflight.size > 0) await this.drain();
     this.forget(rel);
-    rmSync(this.abs(rel), { recursive: true, force: true });
+    removeTree(this.abs(rel));
   }
 
   /** Owner, xattrs, mode and times as the header says (a directory's times are set at the end). */
@@ -221,7 +224,7 @@ export class LayerExtractor {
     const rel = safeRel(e.name);
     const base = rel.split('/').pop() ?? '';
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    if (this.whiteouts !== 'keep' && base.startsWith(WH)) {
+    if ((this.whiteouts === 'overlay' || this.whiteouts === 'delete') && base.startsWith(WH)) {
       this.parents(rel);
       if (base === WH_OPQ) {
         if (this.whiteouts === 'overlay') setXattr(this.abs(parentRel), 'trusted.overlay.opaque', new Uint8Array([0x79]));

@@ -64,14 +64,14 @@ export function statusString(s: StoredState | undefined, now: number): string {
 }
 
 /** The Command column: Path and Args, args with a space quoted in single quotes. */
-function commandOf(c: ContainerRecord): string {
+export function commandOf(c: ContainerRecord): string {
   const path = c.config?.Path ?? '';
   const args = c.config?.Args ?? [];
   if (args.length === 0) return path;
   return `${path} ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
 }
 
-function portsOf(ports: unknown): Obj[] {
+export function portsOf(ports: unknown): Obj[] {
   const out: Obj[] = [];
   if (ports === null || typeof ports !== 'object') return out;
   for (const [key, bindings] of Object.entries(ports as Record<string, unknown>)) {
@@ -94,7 +94,7 @@ function portsOf(ports: unknown): Obj[] {
 }
 
 /** A note for a container the daemon did not stop (the root was captured from a killed or running daemon). */
-function runningNote(c: ContainerRecord): string | undefined {
+export function runningNote(c: ContainerRecord): string | undefined {
   if (c.config?.State?.Running !== true) return undefined;
   return 'recorded as running: the daemon did not stop it (killed daemon or live copy); dockerd will find its process gone at next start and mark it exited';
 }
@@ -123,6 +123,12 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
     for (const p of c.problems) problems.push({ ...p, message: `container ${c.id}: ${p.message}` });
     const cfg = c.config;
     if (cfg === undefined) continue;
+    // dockerd loads only the containers of its own driver ("" was aufs, the first default).
+    const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
+    if (driver !== store.driver && !(driver === '' && store.driver === 'aufs')) {
+      problems.push({ code: 'CONTAINER_OTHER_DRIVER', message: `container ${c.id} (${cfg.Name ?? ''}) was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${store.driver} skips it (--driver ${driver === '' ? 'aufs' : driver} lists it)`, path: `${c.dir}/config.v2.json` });
+      continue;
+    }
     const imageId = cfg.Image ?? '';
     let image = cfg.Config?.Image ?? '';
     if (image !== imageId) {
@@ -204,7 +210,8 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     Name: cfg.Name ?? '',
     RestartCount: cfg.RestartCount ?? 0,
     Driver: cfg.Driver ?? '',
-    Platform: cfg.OS ?? '',
+    // container.FromDisk: an empty OS is the host's (linux).
+    Platform: typeof cfg.OS === 'string' && cfg.OS !== '' ? cfg.OS : 'linux',
     MountLabel: cfg.MountLabel ?? '',
     ProcessLabel: cfg.ProcessLabel ?? '',
     AppArmorProfile: cfg.AppArmorProfile ?? '',
@@ -362,6 +369,9 @@ export function containerChanges(store: Store, c: ContainerRecord, details = fal
     throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${c.id} has no read-write layer (layerdb/mounts/${c.id}/mount-id)`);
   }
   const a = store.adapter;
+  if (a.content === 'none' || a.contentDir(store.fs, mount.mountId) === undefined) {
+    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps the container's files where they cannot be read offline (${store.driver === 'zfs' ? 'its datasets are mounted only while dockerd runs' : store.driver === 'devicemapper' ? 'thin devices of a device-mapper pool' : 'not as plain directories'})`, { driver: store.driver });
+  }
   const { dirs, whiteouts, problems } = a.viewDirs(store.fs, mount.mountId);
   const bad = problems[0];
   if (bad !== undefined) throw new DatarootError(bad.code, bad.message, { file: store.shown(bad.path ?? '') });

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -7,27 +7,22 @@ import { DatarootError } from '../formats/errors.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
 import { TarReader } from '../formats/tar/reader.js';
 import { disassemble } from '../formats/tarsplit/stream.js';
-import { copyTree } from '../io/copytree.js';
 import { LayerExtractor } from '../io/extract.js';
 import { HashingStream } from '../io/streams.js';
 import { removeOnExit, trackStaging } from '../io/cleanup.js';
-import { LIMITS } from '../io/confined.js';
 import { filesSource, openImageArchive, openLayer, type ArchiveImage, type ArchiveLayer, type ArchiveSource } from '../store/archive.js';
 import type { ImageConfig } from '../store/images.js';
-import type { Problem } from '../store/problems.js';
 import type { Store } from '../store/model.js';
-import { metaText } from '../store/fsread.js';
+import { layerWriter, type LayerWriter, type ParentLayer } from '../store/layerwrite.js';
 import {
   commitLayer,
   DirTimes,
   familiarTag,
-  linkOverlayLayer,
   mergeTags,
   newCacheId,
   newLinkId,
   readRepositoriesForWrite,
   removeStaging,
-  STAGING,
   validateTarget,
   writeImageConfig,
   writeLastUpdated,
@@ -207,7 +202,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
   const L = store.L;
   const fs = store.fs;
   const d = store.driver;
-  if (d !== 'overlay2' && d !== 'vfs') throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes overlay2 and vfs stores, not ${d}`);
+  const writer = layerWriter(d);
   // Every check of the target before the first write: store directories, the reference store.
   validateTarget(fs, d);
   readRepositoriesForWrite(fs, d);
@@ -238,8 +233,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         }
         if (!jobs.has(chainId)) {
           const cacheId = newCacheId();
-          const home = d === 'vfs' ? `${L.driverHome('vfs')}/dir` : L.driverHome('overlay2');
-          jobs.set(chainId, { chainId, diffId, parent: k === 0 ? undefined : chains[k - 1], layer: p.img.layers[k]!, source: p.source, cacheId, link: newLinkId(), staging: `${home}/${cacheId}${STAGING}`, size: 0, tarSplit: new Uint8Array() });
+          jobs.set(chainId, { chainId, diffId, parent: k === 0 ? undefined : chains[k - 1], layer: p.img.layers[k]!, source: p.source, cacheId, link: newLinkId(), staging: writer.staging(cacheId), size: 0, tarSplit: new Uint8Array() });
         }
         return { diffId, chainId, action: 'write' as const, cacheId: jobs.get(chainId)!.cacheId };
       });
@@ -253,8 +247,8 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     }
     // Phase 1: extract every new layer into staging; nothing outside staging is written.
     const times = new DirTimes(fs);
-    const home = d === 'vfs' ? `${L.driverHome('vfs')}/dir` : L.driverHome('overlay2');
-    times.remember(home, L.layerDbTmp(d), L.layerDbDir(d), `${home}/l`, L.imageContentDir(d), L.imageMetadataDir(d), L.imageRoot(d));
+    const home = dirOf(writer.final('x'));
+    times.remember(home, L.layerDbTmp(d), L.layerDbDir(d), `${L.driverHome(d)}/l`, `${L.driverHome(d)}/layers`, `${L.driverHome(d)}/mnt`, L.imageContentDir(d), L.imageMetadataDir(d), L.imageRoot(d));
     const staged: string[] = [];
     const unregister: (() => void)[] = [];
     const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
@@ -270,7 +264,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         const abs = fs.abs(job.staging);
         const tracked = trackStaging(abs);
         unregister.push(() => tracked.done());
-        await extractLayer(store, job, jobs, o, (bytes) => {
+        await extractLayer(store, writer, job, jobs, o, (bytes) => {
           result.bytesRead += bytes;
           o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
         });
@@ -278,7 +272,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         await o.onStep?.('layer-extracted');
       }
     };
-    const settled = await Promise.allSettled(Array.from({ length: d === 'overlay2' ? PARALLEL_LAYERS : 1 }, () => worker()));
+    const settled = await Promise.allSettled(Array.from({ length: writer.parallel ? PARALLEL_LAYERS : 1 }, () => worker()));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
       queue.length = 0;
@@ -286,29 +280,18 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
       times.restore();
       throw failed.reason;
     }
-    // overlay2: each layer's link, lower (its parents' links, nearest first) and work dir.
-    if (d === 'overlay2') {
-      for (const job of jobs.values()) {
-        fs.writeNewFile(`${job.staging}/link`, job.link, 0o644);
-        if (job.parent === undefined) continue;
-        const p = parentDir(store, jobs, job.parent);
-        fs.writeNewFile(`${job.staging}/lower`, p.lower === '' ? `l/${p.link}` : `l/${p.link}:${p.lower}`, 0o644);
-        fs.mkdirs(`${job.staging}/work`, 0o700);
-      }
-    }
+    // The files of each layer directory besides its tree (overlay2: link, lower of its parents' links, work).
+    for (const job of jobs.values()) writer.finish(fs, job.staging, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent));
     // Phase 2: rename into place, in the order of the recipe.
     const committed: string[] = [];
     try {
       for (const job of jobs.values()) {
-        const final = store.adapter.layerDir(job.cacheId);
+        const final = writer.final(job.cacheId);
         fs.rename(job.staging, final);
         committed.push(final);
         fs.fsyncDir(home);
         await o.onStep?.('layer-dir');
-        if (d === 'overlay2') {
-          linkOverlayLayer(fs, job.cacheId, job.link, job.parent === undefined ? undefined : cacheIdOf(store, jobs, job.parent));
-          committed.push(`${home}/l/${job.link}`);
-        }
+        committed.push(...writer.attach(fs, job.cacheId, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent)));
         await o.onStep?.('layer-linked');
         commitLayer(fs, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => void o.onStep?.('layerdb-staged') });
         committed.push(`${L.layerDbDir(d)}/${job.chainId.slice(7)}`);
@@ -348,28 +331,21 @@ function cacheIdOf(store: Store, jobs: Map<string, LayerJob>, chainId: string): 
   return c;
 }
 
-/** Where a parent layer's files are now: its staging dir (this run) or its directory in the store. */
-function parentDir(store: Store, jobs: Map<string, LayerJob>, chainId: string): { dir: string; link: string; lower: string } {
-  const fs = store.fs;
+/** A parent layer: one of this run (in staging, or renamed into place) or one already in the store. */
+function parentOf(store: Store, writer: LayerWriter, jobs: Map<string, LayerJob>, chainId: string): ParentLayer {
   const j = jobs.get(chainId);
-  const meta = (rel: string): string => {
-    const problems: Problem[] = [];
-    const v = metaText(fs, rel, LIMITS.meta, problems);
-    if (problems.length > 0) throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: ${problems[0]!.message}`, { file: fs.abs(rel) });
-    return v ?? '';
-  };
-  if (j !== undefined) return { dir: j.staging, link: j.link, lower: meta(`${j.staging}/lower`) };
-  const cacheId = cacheIdOf(store, jobs, chainId);
-  const dir = store.adapter.layerDir(cacheId);
-  // The parent's directory is read (vfs copies it): it must be a real directory of the root.
-  if (!fs.requireDir(dir)) throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: its directory ${dir} is missing`, { file: fs.abs(dir) });
-  if (store.driver !== 'overlay2') return { dir, link: '', lower: '' };
-  const link = meta(`${dir}/link`);
-  const lower = meta(`${dir}/lower`);
-  if (!/^[A-Z2-7]{26}$/.test(link) || (lower !== '' && !lower.split(':').every((x) => /^l\/[A-Z2-7]{26}$/.test(x)))) {
-    throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: its link or lower file is not of the driver's form: run dataroot verify`, { file: fs.abs(dir) });
+  if (j !== undefined) {
+    const top = store.fs.exists(j.staging) ? j.staging : writer.final(j.cacheId);
+    const grand = j.parent === undefined ? undefined : parentOf(store, writer, jobs, j.parent);
+    const lower = grand === undefined ? '' : grand.lower === '' ? `l/${grand.link}` : `l/${grand.link}:${grand.lower}`;
+    return { cacheId: j.cacheId, content: writer.contentOf(top), link: j.link, lower, ancestors: grand === undefined ? [] : [grand.cacheId, ...grand.ancestors] };
   }
-  return { dir, link, lower };
+  return writer.parentOf(store.fs, cacheIdOf(store, jobs, chainId), chainId);
+}
+
+/** The directory part of a relative path. */
+function dirOf(rel: string): string {
+  return rel.slice(0, rel.lastIndexOf('/'));
 }
 
 /**
@@ -377,28 +353,12 @@ function parentDir(store: Store, jobs: Map<string, LayerJob>, chainId: string): 
  * generated and every entry applied (overlay2: into diff/ with whiteouts converted; vfs: over a
  * copy of the parent with whiteouts executed). The sha256 must be the config's diffID.
  */
-async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, LayerJob>, o: InjectOptions, read: (bytes: number) => void): Promise<void> {
-  const d = store.driver;
-  const fs = store.fs;
-  let target: string;
-  let existing = new Map<string, boolean>();
-  if (d === 'overlay2') {
-    fs.mkdirs(job.staging, 0o710);
-    chmodSync(fs.abs(job.staging), 0o710);
-    fs.mkdirs(`${job.staging}/diff`, 0o755);
-    target = fs.abs(`${job.staging}/diff`);
-    chmodSync(target, 0o755);
-  } else {
-    target = fs.abs(job.staging);
-    if (job.parent !== undefined) existing = copyTree(fs.abs(parentDir(store, jobs, job.parent).dir), target);
-    else {
-      fs.mkdirs(job.staging, 0o755);
-      chmodSync(target, 0o755);
-    }
-  }
+async function extractLayer(store: Store, writer: LayerWriter, job: LayerJob, jobs: Map<string, LayerJob>, o: InjectOptions, read: (bytes: number) => void): Promise<void> {
+  const parent = job.parent === undefined || writer.parallel ? undefined : parentOf(store, writer, jobs, job.parent);
+  const { target, existing } = writer.prepare(store.fs, job.staging, parent);
   const { stream } = await openLayer(job.source, job.layer, { maxRatio: o.maxRatio, maxBytes: o.maxBytes, tap: (c) => read(c.length) });
   const hashing = new HashingStream(stream);
-  const extractor = new LayerExtractor(target, d === 'overlay2' ? 'overlay' : 'delete', existing);
+  const extractor = new LayerExtractor(target, writer.whiteouts, existing);
   const lines: string[] = [];
   try {
     await disassemble(new TarReader(hashing), (l) => lines.push(l), (e, data) => extractor.apply(e, data));
@@ -414,5 +374,5 @@ async function extractLayer(store: Store, job: LayerJob, jobs: Map<string, Layer
   const got = hashing.digest();
   if (got !== job.diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${job.layer.member} has sha256 ${got}, but the config says ${job.diffId}: refused (docker load refuses it too)`);
   job.tarSplit = gzipSync(Buffer.from(lines.join('')));
-  job.size = d === 'overlay2' ? extractor.duSize : extractor.tarSize;
+  job.size = writer.size(extractor);
 }

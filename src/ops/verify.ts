@@ -14,7 +14,6 @@ import type { Store } from '../store/model.js';
 import { listFiles } from './files.js';
 import { layerContentDir, layerFileSource, layerPath, tarSplitStream } from './layers.js';
 import { findLeftovers } from './leftovers.js';
-import { WHITEOUTS } from '../store/rootfs.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -59,6 +58,7 @@ const SEVERITY: Record<string, Severity> = {
   STAGING_LEFTOVER: 'warning',
   LAYER_SIZE_MISMATCH: 'warning',
   CONTAINER_IMAGE_MISSING: 'warning',
+  CONTAINER_OTHER_DRIVER: 'warning',
 };
 
 const FIX: Record<string, string> = {
@@ -87,6 +87,7 @@ const FIX: Record<string, string> = {
   CONTAINER_IMAGE_MISSING: 'restore or re-load the image the container was created from',
   CONTAINER_LAYER_MISSING: 'remove the container (docker rm) or restore its layer directories',
   CONTAINER_CONFIG_INVALID: 'restore config.v2.json from a backup, or remove the container directory',
+  CONTAINER_OTHER_DRIVER: 'informational: the container belongs to another driver\'s store (a host that changed --storage-driver)',
   ORPHAN_LAYER: 'harmless; dataroot gc removes it',
   ORPHAN_DRIVER_DIR: 'harmless; dataroot gc removes it',
   ORPHAN_IMAGE_METADATA: 'harmless; dataroot gc removes it',
@@ -175,15 +176,16 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     if (!l.tarSplit && l.problems.length === 0) {
       f.add('TARSPLIT_MISSING', l.chainId, 'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")', shown(`${l.dir}/tar-split.json.gz`));
     }
-    if (l.cacheId !== undefined && l.driverDirExists) {
+    if (l.cacheId !== undefined && l.driverDirExists && store.adapter.content !== 'none') {
       const content = store.adapter.contentDir(store.fs, l.cacheId);
+      // undefined: the driver keeps the files where they cannot be read offline (an unmounted zfs dataset)
       const k = content === undefined ? 'dir' : store.fs.kind(content);
       if (k === 'symlink') {
         const target = store.fs.readlink(content!) ?? '';
         const code = symlinkTargetInside(content!, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED';
         f.add(code, l.chainId, `the layer's files ${content} are a symlink to ${JSON.stringify(target)}: never followed; containers and docker save would read another tree`, shown(content!));
       } else if (k !== 'dir' && k !== 'missing') f.add('PATH_NOT_A_DIRECTORY', l.chainId, `the layer's files ${content} are a ${k}, not a directory`, shown(content!));
-      else if (k === 'missing' && store.adapter.content !== 'none') f.add('LAYER_DIR_MISSING', l.chainId, `${content} is missing: containers would see nothing of this layer`, shown(content!));
+      else if (k === 'missing') f.add('LAYER_DIR_MISSING', l.chainId, `${content} is missing: containers would see nothing of this layer`, shown(content!));
     }
     if ((d === 'overlay2' || d === 'fuse-overlayfs') && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
   }
@@ -198,6 +200,11 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       }
       const cfg = c.config;
       if (cfg === undefined) continue;
+      const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
+      if (driver !== d && !(driver === '' && d === 'aufs')) {
+        f.add('CONTAINER_OTHER_DRIVER', c.id, `${cfg.Name ?? c.id} was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${d} does not load it (verify --driver ${driver === '' ? 'aufs' : driver} checks it)`, shown(`${c.dir}/config.v2.json`));
+        continue;
+      }
       if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
         f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(`${c.dir}/config.v2.json`));
       }
@@ -373,7 +380,8 @@ function confinement(store: Store, f: Findings): void {
 async function tarSplitEntries(fs: Confined, l: LayerRecord): Promise<Entry[]> {
   const out: Entry[] = [];
   try {
-    for await (const e of decodeEntries(tarSplitStream(fs, l))) out.push(e);
+    // verify holds a layer's entries in memory: a stream past 1 GiB is not a tar-split dockerd wrote.
+    for await (const e of decodeEntries(tarSplitStream(fs, l, 1 << 30))) out.push(e);
   } catch (e) {
     if (e instanceof DatarootError) throw e;
     throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz is not a complete gzip stream (${(e as Error).message})`);
@@ -439,9 +447,14 @@ function expectedTree(layers: Entry[][], mode: 'overlay' | 'keep' | 'apply'): Ma
   return tree;
 }
 
-function actualTree(fs: Confined, base: string): Set<string> {
+/** The tree on disk (aufs: without the branch's own `.wh..wh.*` entries at its top, which no tar carries). */
+function actualTree(fs: Confined, base: string, aufs: boolean): Set<string> {
   const out = new Set<string>();
-  for (const e of fs.walk(base)) out.add(e.rel.slice(base.length + 1));
+  for (const e of fs.walk(base)) {
+    const rel = e.rel.slice(base.length + 1);
+    if (aufs && /^\.wh\.\.wh\.(?!\.opq$)[^/]*(\/|$)/.test(rel)) continue;
+    out.add(rel);
+  }
   return out;
 }
 
@@ -543,8 +556,8 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
       }
     } else chain.push(es);
     if (chain.length > 0) {
-      const want = expectedTree(chain, full ? 'apply' : store.adapter.viewDirs(store.fs, l.cacheId!).whiteouts === WHITEOUTS.aufs ? 'keep' : 'overlay');
-      const have = actualTree(store.fs, base);
+      const want = expectedTree(chain, store.adapter.layerTree);
+      const have = actualTree(store.fs, base, store.adapter.name === 'aufs');
       const reported = new Set(f.list.filter((x) => x.subject === l.chainId).flatMap((x) => x.paths));
       for (const p of have) {
         if (!want.has(p)) f.add('LAYER_FILE_ADDED', l.chainId, `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`, store.shown(`${base}/${p}`));
@@ -553,8 +566,9 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
         if (!have.has(p) && !reported.has(store.shown(`${base}/${p}`))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(`${base}/${p}`));
       }
     }
-    // The recorded size: overlay2 records directory.Size of diff/, vfs the sum of the tar's file sizes.
-    const real = d === 'vfs' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
+    // The recorded size: directory.Size of the layer's own dir (overlay2, fuse-overlayfs, aufs), or the
+    // sum of the tar's file sizes for the drivers that apply layers naively (vfs, overlay, btrfs, zfs).
+    const real = store.adapter.layerTree === 'apply' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
     if (l.size !== undefined && real !== l.size) {
       f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(`${l.dir}/size`));
     }

@@ -50,36 +50,64 @@ export function imageStores(r: OpenedRoot): ImageStoreInfo[] {
 }
 
 /**
- * The graphdriver whose store dataroot reads, chosen as dockerd's graphdriver.New chooses it:
- * the configured driver (`--driver`), else the one "prior" driver whose `<root>/<driver>/`
- * directory has content. Where dockerd would refuse (several prior drivers) or has nothing to go
- * by, the containers' `Driver` fields and the image stores that hold images decide, and a note
- * says so. An unknown driver name is refused only when it is the one chosen.
+ * Whether `<root>/<driver>/` counts as a "prior" driver for dockerd 20.10 (scanPriorDrivers): it
+ * exists and is not empty; an unreadable one counts too (isEmptyDir treats any error as content).
+ * vfs never counts.
+ */
+function isPrior(r: OpenedRoot, d: string): boolean {
+  if (d === 'vfs') return false;
+  const k = r.fs.kind(d);
+  if (k === 'missing') return false;
+  if (k !== 'dir') return true;
+  try {
+    return (r.fs.list(d) ?? []).length > 0;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The graphdriver whose store dataroot reads, chosen as dockerd 20.10's graphdriver.New chooses it:
+ * the configured driver (`--driver`), else the "prior" driver (its `<root>/<driver>/` has content)
+ * first in the priority list. Where dockerd would refuse to start (several prior drivers) or has
+ * nothing to go by, the containers' `Driver` fields and the image stores that hold images decide,
+ * and a note says so. An unknown driver name is refused only when it is the one chosen.
  */
 export function chooseDriver(r: OpenedRoot, flag?: string): DriverChoice {
   const stores = imageStores(r);
-  const prior = DRIVER_PRIORITY.filter((d) => r.fs.isDir(d) && hasContent(r, d));
+  const prior = DRIVER_PRIORITY.filter((d) => isPrior(r, d));
   const notes: string[] = [];
   const populated = stores.filter((s) => s.images > 0 || s.layers > 0 || s.tags);
   const pick = (driver: string, reason: DriverChoice['reason']): DriverChoice => ({ driver, reason, stores, priorDrivers: [...prior], notes });
+  const byContainers = (among: readonly string[]): string | undefined =>
+    [...stores].filter((s) => s.containers > 0 && among.includes(s.driver)).sort((a, b) => b.containers - a.containers)[0]?.driver;
+  const byContent = (among: readonly string[]): string | undefined =>
+    [...populated].filter((s) => among.includes(s.driver)).sort((a, b) => b.images + b.layers - (a.images + a.layers))[0]?.driver;
   if (flag !== undefined) {
     if (!isKnownDriver(flag)) throw new DatarootError('STORE_DRIVER_UNKNOWN', `--driver ${flag}: dataroot knows ${DRIVER_PRIORITY.join(', ')} and windowsfilter`, { driver: flag });
     if (!r.imageStores.includes(flag)) notes.push(`--driver ${flag}: there is no image/${flag}/ store in this root`);
     return pick(flag, 'flag');
   }
   if (populated.length > 1) notes.push(`several image stores hold images: ${populated.map((s) => s.driver).join(', ')} (--driver chooses)`);
-  if (prior.length > 1) notes.push(`dockerd would refuse to start without --storage-driver: ${prior.join(', ')} all hold content`);
+  if (prior.length > 1) notes.push(`dockerd 20.10 would refuse to start without --storage-driver: ${prior.join(', ')} all hold content`);
   let choice: DriverChoice;
-  if (stores.length === 1) choice = pick(stores[0]!.driver, 'only-store');
-  else if (prior.length === 1 && (populated.length === 0 || populated.some((s) => s.driver === prior[0]))) choice = pick(prior[0]!, 'prior-driver');
+  if (prior.length === 1) choice = pick(prior[0]!, 'prior-driver');
+  else if (prior.length > 1) {
+    const c = byContainers(prior);
+    const p = byContent(prior);
+    choice = c !== undefined ? pick(c, 'containers') : p !== undefined ? pick(p, 'store-content') : pick(prior[0]!, 'priority');
+  } else if (stores.length === 1) choice = pick(stores[0]!.driver, 'only-store');
   else {
-    const byContainers = [...stores].filter((s) => s.containers > 0).sort((a, b) => b.containers - a.containers);
-    if (byContainers.length > 0) choice = pick(byContainers[0]!.driver, 'containers');
-    else if (populated.length > 0) choice = pick([...populated].sort((a, b) => b.images + b.layers - (a.images + a.layers))[0]!.driver, 'store-content');
-    else {
-      const first = DRIVER_PRIORITY.find((d) => r.imageStores.includes(d));
-      choice = first !== undefined ? pick(first, 'priority') : pick(stores[0]?.driver ?? 'overlay2', 'default');
-    }
+    const all = stores.map((s) => s.driver);
+    const c = byContainers(all);
+    const p = byContent(all);
+    const first = DRIVER_PRIORITY.find((d) => r.imageStores.includes(d));
+    choice = c !== undefined ? pick(c, 'containers') : p !== undefined ? pick(p, 'store-content') : first !== undefined ? pick(first, 'priority') : pick(stores[0]?.driver ?? 'overlay2', 'default');
+  }
+  const chosen = stores.find((s) => s.driver === choice.driver);
+  const other = populated.find((s) => s.driver !== choice.driver);
+  if ((chosen === undefined || (chosen.images === 0 && chosen.layers === 0)) && other !== undefined) {
+    notes.push(`dockerd would use ${choice.driver}, whose store is empty; image/${other.driver}/ holds ${other.images} images (--driver ${other.driver} reads it)`);
   }
   if (!isKnownDriver(choice.driver)) {
     throw new DatarootError('STORE_DRIVER_UNKNOWN', `image/${choice.driver}/ is the image store of an unknown graphdriver "${choice.driver}" (known: ${DRIVER_PRIORITY.join(', ')}, windowsfilter)`, {

@@ -4,6 +4,7 @@ import { BUILDKIT_ID, LINK_ID, LINK_TARGET, LOWER_ENTRY, MOUNT_ID } from './ids.
 import { metaText } from './fsread.js';
 import { problem, type Problem } from './problems.js';
 import { WHITEOUTS, type WhiteoutRules } from './rootfs.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /**
  * One adapter per graphdriver: where a layer's (or a container layer's) files are, how a mounted
@@ -28,6 +29,14 @@ export interface DriverAdapter {
   readonly content: 'diff' | 'full' | 'none';
   /** The directory that exists when a layer (by cache-id or mount-id) exists. */
   layerDir(id: string): string;
+  /** What stands at layerDir for a layer that exists ('file' for devicemapper's metadata/<id>). */
+  readonly layerDirKind: 'dir' | 'file';
+  /**
+   * How verify rebuilds the tree a layer's tar describes in its content dir: whiteouts as the
+   * devices overlayfs keeps, kept as `.wh.` files (aufs, fuse-overlayfs image layers), or applied
+   * over the parent's full tree.
+   */
+  readonly layerTree: 'overlay' | 'keep' | 'apply';
   /** Every path that belongs to the id (what gc removes with it), beyond the overlay2 l/ link. */
   ownedPaths(fs: Confined, id: string): string[];
   /** The tree of the layer's own files: its diff, or its full tree for `full` drivers. */
@@ -76,7 +85,12 @@ export function overlayLowerDirs(fs: Confined, home: string, id: string): { dirs
 
 class Overlay2 implements DriverAdapter {
   readonly content = 'diff' as const;
-  constructor(readonly name: string) {}
+  readonly layerDirKind = 'dir' as const;
+  /** fuse-overlayfs applies image layers in aufs form: `.wh.` files, `.wh..wh..opq` files. */
+  readonly layerTree: 'overlay' | 'keep';
+  constructor(readonly name: string) {
+    this.layerTree = name === 'fuse-overlayfs' ? 'keep' : 'overlay';
+  }
   layerDir(id: string): string {
     return `${this.name}/${id}`;
   }
@@ -116,6 +130,8 @@ class Overlay2 implements DriverAdapter {
 class Overlay1 implements DriverAdapter {
   readonly name = 'overlay';
   readonly content = 'full' as const;
+  readonly layerDirKind = 'dir' as const;
+  readonly layerTree = 'apply' as const;
   layerDir(id: string): string {
     return `overlay/${id}`;
   }
@@ -165,6 +181,8 @@ class Overlay1 implements DriverAdapter {
 class Aufs implements DriverAdapter {
   readonly name = 'aufs';
   readonly content = 'diff' as const;
+  readonly layerDirKind = 'dir' as const;
+  readonly layerTree = 'keep' as const;
   layerDir(id: string): string {
     return `aufs/diff/${id}`;
   }
@@ -205,6 +223,8 @@ class Aufs implements DriverAdapter {
 /** Drivers that keep a full tree per layer at `<home>/<sub>/<id>`: vfs (dir/), btrfs (subvolumes/), zfs (graph/). */
 class FullTree implements DriverAdapter {
   readonly content = 'full' as const;
+  readonly layerDirKind = 'dir' as const;
+  readonly layerTree = 'apply' as const;
   constructor(readonly name: string, private readonly sub: string) {}
   layerDir(id: string): string {
     return `${this.name}/${this.sub}/${id}`;
@@ -212,7 +232,9 @@ class FullTree implements DriverAdapter {
   ownedPaths(_fs: Confined, id: string): string[] {
     return [this.layerDir(id)];
   }
-  contentDir(_fs: Confined, id: string): string {
+  contentDir(fs: Confined, id: string): string | undefined {
+    // zfs datasets are mounted at graph/<id> only while dockerd runs: an empty mountpoint holds nothing to read.
+    if (this.name === 'zfs' && fs.names(this.layerDir(id)).length === 0) return undefined;
     return this.layerDir(id);
   }
   viewDirs(_fs: Confined, id: string): ViewDirs {
@@ -229,7 +251,11 @@ class FullTree implements DriverAdapter {
 /** Drivers whose layer contents cannot be read offline: metadata only. */
 class NoContent implements DriverAdapter {
   readonly content = 'none' as const;
-  constructor(readonly name: string, private readonly sub: string) {}
+  readonly layerTree = 'apply' as const;
+  readonly layerDirKind: 'dir' | 'file';
+  constructor(readonly name: string, private readonly sub: string) {
+    this.layerDirKind = name === 'devicemapper' ? 'file' : 'dir';
+  }
   layerDir(id: string): string {
     return this.sub === '' ? `${this.name}/${id}` : `${this.name}/${this.sub}/${id}`;
   }
@@ -245,8 +271,18 @@ class NoContent implements DriverAdapter {
   layerDirNames(fs: Confined): { name: string; rel: string }[] {
     return fs.names(this.sub === '' ? this.name : `${this.name}/${this.sub}`).map((name) => ({ name, rel: this.layerDir(name) }));
   }
-  graphDriverData(): null {
-    return null;
+  /** devicemapper: DeviceId and DeviceSize from metadata/<id> (its DeviceName needs the pool's device numbers on the host). */
+  graphDriverData(fs: Confined, id: string): Record<string, string> | null {
+    if (this.name !== 'devicemapper') return null;
+    const text = metaText(fs, this.layerDir(id), LIMITS.meta, []);
+    if (text === undefined) return null;
+    try {
+      const m = parseJsonBounded(text) as { device_id?: unknown; size?: unknown };
+      if (typeof m.device_id !== 'number' || typeof m.size !== 'number') return null;
+      return { DeviceId: String(m.device_id), DeviceSize: String(m.size) };
+    } catch {
+      return null;
+    }
   }
 }
 

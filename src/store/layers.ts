@@ -54,8 +54,8 @@ export function readLayer(fs: Confined, driver: string, adapter: DriverAdapter, 
   let driverDirExists = false;
   if (driverDir !== undefined) {
     const k = fs.kind(driverDir);
-    driverDirExists = k === 'dir';
-    if (k !== 'dir' && k !== 'missing') problems.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `the driver directory ${driverDir} is a ${k}, not a directory: it is not followed`, driverDir));
+    driverDirExists = k === adapter.layerDirKind;
+    if (k !== adapter.layerDirKind && k !== 'missing') problems.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `the driver's entry ${driverDir} is a ${k}, not a ${adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: it is not followed`, driverDir));
   }
   return {
     chainId: `sha256:${hex}`,

@@ -8,8 +8,11 @@
 export const KNOWN_DRIVERS = ['overlay2', 'fuse-overlayfs', 'overlay', 'aufs', 'btrfs', 'zfs', 'vfs', 'devicemapper', 'windowsfilter'] as const;
 export type DriverName = (typeof KNOWN_DRIVERS)[number];
 
-/** dockerd's priority list (graphdriver/driver_linux.go), used when no prior driver decides. */
-export const DRIVER_PRIORITY = ['overlay2', 'fuse-overlayfs', 'btrfs', 'zfs', 'aufs', 'devicemapper', 'overlay', 'vfs'] as const;
+/**
+ * dockerd 20.10's priority list (daemon/graphdriver/driver_linux.go): the first "prior" driver in
+ * this order is used. 23.0 moved overlay2 first; 24 and 25 dropped aufs, overlay, devicemapper.
+ */
+export const DRIVER_PRIORITY = ['btrfs', 'zfs', 'overlay2', 'fuse-overlayfs', 'aufs', 'overlay', 'devicemapper', 'vfs'] as const;
 
 /** Top-level names a dockerd root holds after its first start. */
 export const ROOT_ENTRIES = ['image', 'containers', 'volumes', 'network', 'buildkit', 'plugins', 'runtimes', 'swarm', 'tmp', 'trust', 'containerd', 'graph', ...KNOWN_DRIVERS];

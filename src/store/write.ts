@@ -55,8 +55,24 @@ function storeDirs(driver: string): [string, number][] {
     [L.layerDbDir(driver), 0o755],
     [L.layerDbTmp(driver), 0o755],
   ];
-  if (driver === 'overlay2') dirs.push([L.driverHome('overlay2'), 0o710], [`${L.driverHome('overlay2')}/l`, 0o700]);
-  else dirs.push([L.driverHome(driver), 0o700], [`${L.driverHome(driver)}/dir`, 0o710]);
+  const home = L.driverHome(driver);
+  switch (driver) {
+    case 'overlay2':
+    case 'fuse-overlayfs':
+      dirs.push([home, 0o710], [`${home}/l`, 0o700]);
+      break;
+    case 'vfs':
+      dirs.push([home, 0o700], [`${home}/dir`, 0o710]);
+      break;
+    case 'btrfs':
+      dirs.push([home, 0o710], [`${home}/subvolumes`, 0o700]);
+      break;
+    case 'aufs':
+      dirs.push([home, 0o710], [`${home}/diff`, 0o700], [`${home}/layers`, 0o700], [`${home}/mnt`, 0o700]);
+      break;
+    default:
+      dirs.push([home, 0o710]);
+  }
   dirs.push([L.volumesDir, 0o701]);
   return dirs;
 }
@@ -226,17 +242,6 @@ export function mergeTags(fs: Confined, driver: string, tags: { ref: string; id:
   }
   if (changed.length > 0 || !fs.exists(path)) fs.writeFileAtomic(path, marshalRepositories(doc.Repositories), 0o600);
   return changed;
-}
-
-/** overlay2: `l/<link>` → `../<cache-id>/diff`, and the empty `committed` marker in the parent. */
-export function linkOverlayLayer(fs: Confined, cacheId: string, link: string, parentCacheId: string | undefined): void {
-  const home = L.driverHome('overlay2');
-  const lp = `${home}/l/${link}`;
-  if (!fs.exists(lp)) fs.symlink(`../${cacheId}/diff`, lp);
-  if (parentCacheId !== undefined) {
-    const c = `${home}/${parentCacheId}/committed`;
-    if (!fs.exists(c)) fs.writeNewFile(c, '', 0o600);
-  }
 }
 
 /** Remembers directory times so a refused write can leave the root as it was (mtimes included). */

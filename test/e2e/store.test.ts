@@ -3,11 +3,13 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dockerd, type Driver } from '../support/dockerd.js';
+import { Dockerd, DRIVERS, driverTools, type Driver } from '../support/dockerd.js';
 import { needs } from '../support/env.js';
 import { run } from '../support/cli.js';
 import { buildRichScenario, record, type Recorded, type Scenario } from '../support/scenario.js';
 import { fingerprint } from '../support/tree.js';
+import { overlay2ToAufs } from '../support/aufs.js';
+import { createHash } from 'node:crypto';
 
 /**
  * Issue 3's acceptance: a rich data-root made by a real dockerd (busybox base imported without a
@@ -35,11 +37,12 @@ async function json(args: string[]): Promise<any> {
 }
 
 describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads what dockerd reports', () => {
-  describe.each(['overlay2', 'vfs'] as Driver[])('%s', (driver) => {
+  describe.each(DRIVERS.filter((d) => needs(...driverTools(d))))('%s', (driver: Driver) => {
     const d = new Dockerd(driver);
     let rec: Recorded;
     let scn: Scenario;
     let diffs: Record<string, string[]>;
+    let saved: string;
 
     beforeAll(async () => {
       await d.start();
@@ -47,6 +50,8 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
       rec = await record(d);
       diffs = {};
       for (const c of scn.containers) diffs[c] = d.docker(['container', 'diff', c]).stdout.split('\n').filter(Boolean).sort();
+      saved = join(d.dir, 'saved.tar');
+      d.docker(['save', '-o', saved, 'rich/app:1', 'rich/other:1']);
       await d.stop();
     });
     afterAll(async () => {
@@ -158,6 +163,108 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
       }
       const withContainers = layers.filter((l) => l['containers'].length > 0).flatMap((l) => l['containers']);
       expect(withContainers.sort()).toEqual(rec.containersAll.map((c: Obj) => c['Id']).sort());
+    });
+
+    it('verify --deep finds nothing wrong in a root dockerd made', async () => {
+      const r = await run(['--json', 'verify', '--deep', '--root', d.root]);
+      const v = JSON.parse(r.stdout) as Obj;
+      expect(v['findings'], JSON.stringify(v['findings'], null, 1)).toEqual([]);
+      expect(r.code).toBe(0);
+      expect(v['checked'].layerBytes).toBeGreaterThan(0);
+    });
+
+    it('layer tar of every layer equals the layer.tar docker save wrote, byte for byte', async () => {
+      const out = mkdtempSync(join(tmpdir(), 'dataroot-save-'));
+      try {
+        spawnSync('tar', ['-xf', saved, '-C', out]);
+        const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { Config: string; Layers: string[] }[];
+        let n = 0;
+        for (const m of manifest) {
+          const config = JSON.parse(readFileSync(join(out, m.Config), 'utf8')) as { rootfs: { diff_ids: string[] } };
+          for (const [i, member] of m.Layers.entries()) {
+            const mine = join(out, `mine-${n++}.tar`);
+            const r = await run(['layer', 'tar', config.rootfs.diff_ids[i]!, '-o', mine, '--root', d.root]);
+            expect(r.code, r.stderr).toBe(0);
+            expect(readFileSync(mine).equals(readFileSync(join(out, member))), member).toBe(true);
+          }
+        }
+        expect(n).toBeGreaterThanOrEqual(4);
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    });
+
+    it('inject into a never-started root of this driver: dockerd lists the images with their IDs and runs them, whiteouts and opaque dirs applied', async () => {
+      const t = new Dockerd(driver);
+      try {
+        t.prepare();
+        const r = await run(['inject', saved, '--root', t.root, '--driver', driver]);
+        expect(r.code, r.stderr).toBe(0);
+        const v = await run(['verify', '--deep', '--root', t.root]);
+        expect(v.code, v.stdout).toBe(0);
+        await t.start();
+        const ids = t.docker(['images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']).stdout.split('\n').filter(Boolean).sort();
+        const want = Object.values(rec.imageInspect)
+          .filter((i) => (i['RepoTags'] as string[]).some((x) => x === 'rich/app:1' || x === 'rich/other:1'))
+          .flatMap((i) => (i['RepoTags'] as string[]).filter((x) => x !== 'rich/app:latest').map((x) => `${x} ${i['Id']}`))
+          .sort();
+        expect(ids).toEqual(want);
+        expect(t.docker(['run', '--rm', 'rich/other:1']).stdout).toBe('hi\n');
+        const ls = t.docker(['run', '--rm', '--user', 'root', 'rich/app:1', 'sh', '-c', 'ls /opt/dir; test -e /etc/gone || echo gone-is-gone; cat /etc/keep']).stdout;
+        expect(ls).toBe('b\ngone-is-gone\nkeep\n');
+      } finally {
+        await t.cleanup();
+      }
+    });
+
+    it.runIf(driver === 'overlay2')('aufs (no module here): the same root laid out as dockerd\'s aufs driver keeps it reads the same, rebuilds every layer to its diffID, and inject writes aufs layers', async () => {
+      const work = mkdtempSync(join(tmpdir(), 'dataroot-aufs-'));
+      try {
+        const a = join(work, 'root');
+        const rw = new Set<string>();
+        const mounts = join(d.root, 'image/overlay2/layerdb/mounts');
+        for (const c of readdirSync(mounts)) {
+          const m = readFileSync(join(mounts, c, 'mount-id'), 'utf8');
+          rw.add(m);
+          rw.add(`${m}-init`);
+        }
+        overlay2ToAufs(d.root, a, rw);
+        const info = await json(['info', '--root', a]);
+        expect(info['driver']).toBe('aufs');
+        const norm = (o: Obj): Obj => ({ ...api(o), GraphDriver: null });
+        for (const [id, want] of Object.entries(rec.imageInspect)) {
+          const [got] = (await json(['image', 'inspect', id, '--root', a])) as Obj[];
+          expect(norm(got!)).toEqual(norm(want));
+          expect(got!['GraphDriver']).toEqual({ Data: null, Name: 'aufs' });
+        }
+        for (const c of scn.containers) {
+          const r = await run(['container', 'diff', c, '--root', a]);
+          expect(r.code, `${c}: ${r.stderr}`).toBe(0);
+          expect(r.stdout.split('\n').filter(Boolean).sort(), c).toEqual(diffs[c]);
+        }
+        const v = await run(['--json', 'verify', '--deep', '--root', a]);
+        expect((JSON.parse(v.stdout) as Obj)['findings']).toEqual([]);
+        expect(v.code).toBe(0);
+        for (const l of (await json(['layers', '--root', a])) as Obj[]) {
+          const out = join(work, 'layer.tar');
+          const r = await run(['layer', 'tar', String(l['chainId']), '-o', out, '--root', a]);
+          expect(r.code, r.stderr).toBe(0);
+          expect(`sha256:${createHash('sha256').update(readFileSync(out)).digest('hex')}`).toBe(l['diffId']);
+        }
+        // inject writes aufs layers: parents listed, whiteouts kept as files, rebuilt to their diffIDs.
+        const fresh = join(work, 'fresh');
+        const inj = await run(['inject', saved, '--root', fresh, '--driver', 'aufs']);
+        expect(inj.code, inj.stderr).toBe(0);
+        const v2 = await run(['--json', 'verify', '--deep', '--root', fresh]);
+        expect((JSON.parse(v2.stdout) as Obj)['findings']).toEqual([]);
+        const layers = (await json(['layers', '--root', fresh])) as Obj[];
+        expect(layers.length).toBeGreaterThanOrEqual(4);
+        const wh = spawnSync('find', [join(fresh, 'aufs/diff'), '-name', '.wh.*'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+        expect(wh.some((p) => p.endsWith('/.wh.gone'))).toBe(true);
+        expect(wh.some((p) => p.endsWith('/.wh..wh..opq'))).toBe(true);
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
     });
 
     it('every read command leaves every byte and mtime of the root unchanged', async () => {

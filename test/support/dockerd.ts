@@ -3,7 +3,15 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type Driver = 'overlay2' | 'vfs';
+export type Driver = 'overlay2' | 'vfs' | 'overlay' | 'fuse-overlayfs' | 'btrfs';
+
+/** The drivers dockerd 20.10 runs on this machine (btrfs on a loop-mounted file system the harness makes). */
+export const DRIVERS: Driver[] = ['overlay2', 'vfs', 'overlay', 'fuse-overlayfs', 'btrfs'];
+
+/** What a driver needs besides dockerd. */
+export function driverTools(d: Driver): string[] {
+  return d === 'btrfs' ? ['mkfs.btrfs', 'mount', 'umount'] : d === 'fuse-overlayfs' ? ['fuse-overlayfs'] : [];
+}
 
 /**
  * A private dockerd on a temp root: its own data-root, exec-root, pidfile and socket, so
@@ -27,10 +35,32 @@ export class Dockerd {
     this.log = join(this.dir, 'dockerd.log');
   }
 
-  /** Starts dockerd and waits until it answers (or fails, with its log). */
-  async start(timeoutMs = 60_000): Promise<void> {
+  /** btrfs: the data-root is a btrfs file system in a loop-mounted image file, made once. */
+  private mountBtrfs(): void {
+    if (this.driver !== 'btrfs' || this.btrfsMounted) return;
+    const img = join(this.dir, 'btrfs.img');
+    if (!existsSync(img)) {
+      spawnSync('truncate', ['-s', '4G', img]);
+      const mk = spawnSync('mkfs.btrfs', ['-q', img], { encoding: 'utf8' });
+      if (mk.status !== 0) throw new Error(`mkfs.btrfs failed: ${mk.stderr}`);
+    }
+    const m = spawnSync('mount', ['-o', 'loop', img, this.root], { encoding: 'utf8' });
+    if (m.status !== 0) throw new Error(`mount -o loop ${img} failed: ${m.stderr}`);
+    this.btrfsMounted = true;
+  }
+
+  private btrfsMounted = false;
+
+  /** Makes the data-root directory (btrfs: mounts its file system) without starting the daemon. */
+  prepare(): void {
     mkdirSync(this.root, { recursive: true });
     mkdirSync(this.exec, { recursive: true });
+    this.mountBtrfs();
+  }
+
+  /** Starts dockerd and waits until it answers (or fails, with its log). */
+  async start(timeoutMs = 60_000): Promise<void> {
+    this.prepare();
     const out = openSync(this.log, 'a');
     const child = spawn(
       'dockerd',
@@ -137,13 +167,14 @@ export class Dockerd {
     this.unmountLeftovers();
   }
 
-  /** Unmounts anything the daemon left mounted below its directory (deepest first). */
+  /** Unmounts anything the daemon left mounted below its directory (deepest first); the btrfs root itself stays. */
   unmountLeftovers(): void {
     const mounts = readFileSync('/proc/self/mounts', 'utf8')
       .split('\n')
       .map((l) => l.split(' ')[1] ?? '')
       .map((p) => p.replace(/\\040/g, ' '))
       .filter((p) => p === this.dir || p.startsWith(`${this.dir}/`))
+      .filter((p) => !(this.btrfsMounted && p === this.root))
       .sort((a, b) => b.length - a.length);
     for (const m of mounts) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
   }
@@ -152,6 +183,10 @@ export class Dockerd {
   async cleanup(): Promise<void> {
     if (this.running || this.pid() !== undefined) await this.stop();
     this.unmountLeftovers();
+    if (this.btrfsMounted) {
+      spawnSync('umount', [this.root], { stdio: 'ignore' });
+      this.btrfsMounted = false;
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 
