@@ -125,7 +125,7 @@ export class EditVisitor implements BoltVisitor {
   }
 
   private pop(): void {
-    this.pop();
+    this.stack.pop();
     if (this.shared > this.stack.length) this.shared = this.stack.length;
   }
 
