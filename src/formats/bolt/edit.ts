@@ -111,7 +111,7 @@ export class EditVisitor implements BoltVisitor {
   }
 
   private advance(): void {
-    this.advance();
+    this.i++;
     this.shared = -1;
   }
 
