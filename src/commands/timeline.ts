@@ -1,0 +1,3 @@
+import type { Command } from 'commander';
+import type { Ctx } from './context.js';
+export function registerTimeline(_program: Command, _ctx: Ctx): void {}
