@@ -20,6 +20,8 @@ await build({
   logLevel: 'warning',
   minify: true,
   keepNames: false,
+  // sql.js (SQLite as WebAssembly) finds its .wasm beside itself: loaded from node_modules, on demand.
+  external: ['sql.js'],
   // CommonJS dependencies (commander) call require(); give the bundle one.
   banner: { js: "import { createRequire as __dataroot_cr } from 'node:module'; const require = __dataroot_cr(import.meta.url);" },
 });

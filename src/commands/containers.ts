@@ -4,6 +4,8 @@ import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
 import type { Problem } from '../store/problems.js';
 import { ago, inspectEach, reportProblems, withStore } from './storectx.js';
+import { inspectLegacyContainer, listLegacyContainers, requireLegacyContainer } from '../ops/legacy.js';
+import { renderLegacyContainers } from './legacy.js';
 
 function trunc(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
@@ -40,6 +42,11 @@ export function registerContainers(program: Command, ctx: Ctx): void {
           }
         }
         reportProblems(ctx, r.problems);
+      }, (ls) => {
+        const r = listLegacyContainers(ls);
+        if (g.json) emitJson(ctx, r.containers);
+        else renderLegacyContainers(ctx, r, o.trunc);
+        reportProblems(ctx, r.problems);
       });
     });
 
@@ -49,7 +56,10 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .argument('<container...>', 'ID, name or unique ID prefix')
     .description('the object docker container inspect prints, plus a Dataroot section')
     .action(async (qs: string[], _o: object, cmd: Command) => {
-      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, qs, (s, q) => inspectContainer(s, requireContainer(s, q)), (c) => (c['Dataroot'] as { problems: Problem[] }).problems);
+      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, qs, (s, q) => inspectContainer(s, requireContainer(s, q)), (c) => (c['Dataroot'] as { problems: Problem[] }).problems, {
+        find: (ls, q) => inspectLegacyContainer(ls, requireLegacyContainer(ls, q)),
+        problems: (c) => (c['Dataroot'] as { problems: Problem[] }).problems,
+      });
     });
 
   container

@@ -1,8 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { DatarootError } from '../formats/errors.js';
 import { humanSize } from '../formats/docker/apitypes.js';
 import { imageHistory, inspectImage, listImages, requireImage, type ImageFilters, type ImageListResult } from '../ops/images.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
+import { inspectLegacyImage, legacyHistory, listLegacyImages, requireLegacyImage, type LegacyImageFilters } from '../ops/legacy.js';
+import type { Problem } from '../store/problems.js';
+import { renderLegacyHistory, renderLegacyImages } from './legacy.js';
 import { ago, inspectEach, reportProblems, shortId, withStore } from './storectx.js';
 
 /** `--filter k=v` values, collected (repeatable). */
@@ -39,6 +43,13 @@ export function parseImageFilters(raw: string[]): ImageFilters {
     }
   }
   return f;
+}
+
+/** 1.9 knew the dangling and label filters only (v1.9.1 graph/list.go: "Invalid filter"). */
+function legacyImageFilters(f: ImageFilters): LegacyImageFilters {
+  const other = f.reference.length > 0 ? 'reference' : f.before !== undefined ? 'before' : f.since !== undefined ? 'since' : undefined;
+  if (other !== undefined) throw new DatarootError('USAGE_BAD_FILTER', `Invalid filter '${other}': a pre-1.10 root knows dangling and label`);
+  return { ...(f.dangling !== undefined ? { dangling: f.dangling } : {}), label: f.label };
 }
 
 function renderImages(ctx: Ctx, r: ImageListResult, digests: boolean): void {
@@ -79,12 +90,22 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .action(async (o: { all: boolean; digests: boolean; filter: string[] }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const filters = parseImageFilters(o.filter);
-      await withStore(g, ctx, (s) => {
-        const r = listImages(s, { all: o.all, filters });
-        if (g.json) emitJson(ctx, r.images);
-        else renderImages(ctx, r, o.digests);
-        reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
-      });
+      await withStore(
+        g,
+        ctx,
+        (s) => {
+          const r = listImages(s, { all: o.all, filters });
+          if (g.json) emitJson(ctx, r.images);
+          else renderImages(ctx, r, o.digests);
+          reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
+        },
+        (ls) => {
+          const r = listLegacyImages(ls, { all: o.all, filters: legacyImageFilters(filters) });
+          if (g.json) emitJson(ctx, r.images);
+          else renderLegacyImages(ctx, r, o.digests);
+          reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
+        },
+      );
     });
 
   const image = program.command('image').description('one image: inspect, history');
@@ -93,7 +114,10 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .argument('<image...>', 'reference, ID or unique ID prefix')
     .description('the object docker image inspect prints, plus a Dataroot section with the layer chain')
     .action(async (refs: string[], _o: object, cmd: Command) => {
-      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, refs, (s, q) => inspectImage(s, requireImage(s, q)), (insp) => insp.Dataroot.problems);
+      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, refs, (s, q) => inspectImage(s, requireImage(s, q)), (insp) => insp.Dataroot.problems, {
+        find: (ls, q) => inspectLegacyImage(ls, requireLegacyImage(ls, q)),
+        problems: (x) => (x['Dataroot'] as { problems: Problem[] }).problems,
+      });
     });
 
   const history = (c: Command): Command =>
@@ -103,20 +127,30 @@ export function registerImages(program: Command, ctx: Ctx): void {
       .description('the image history, newest first, with per-layer sizes (like docker history --no-trunc)')
       .action(async (ref: string, _o: object, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
-        await withStore(g, ctx, (s) => {
-          const r = imageHistory(s, requireImage(s, ref));
-          if (g.json) emitJson(ctx, r.history);
-          else {
-            ctx.stdout.write(
-              table(
-                ctx,
-                ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-                r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
-              ),
-            );
-          }
-          reportProblems(ctx, r.problems);
-        });
+        await withStore(
+          g,
+          ctx,
+          (s) => {
+            const r = imageHistory(s, requireImage(s, ref));
+            if (g.json) emitJson(ctx, r.history);
+            else {
+              ctx.stdout.write(
+                table(
+                  ctx,
+                  ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+                  r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
+                ),
+              );
+            }
+            reportProblems(ctx, r.problems);
+          },
+          (ls) => {
+            const r = legacyHistory(ls, requireLegacyImage(ls, ref));
+            if (g.json) emitJson(ctx, r.history);
+            else renderLegacyHistory(ctx, r.history);
+            reportProblems(ctx, r.problems);
+          },
+        );
       });
   history(image.command('history'));
   history(program.command('history'));

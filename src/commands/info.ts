@@ -1,11 +1,26 @@
 import type { Command } from 'commander';
 import { info, type InfoResult } from '../ops/info.js';
 import { withRoot } from '../store/root.js';
+import { isLegacyRoot } from '../store/legacy.js';
+import { legacyInfoOf } from '../ops/legacy.js';
+import { openLegacy } from './legacy.js';
 import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
 import { bytesHuman, emitJson, paint, safeText, table } from './render.js';
 
 export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
-  return withRoot(rootOf(g, ctx).root, (r) => info(r, g.driver), rootOptions(g, ctx));
+  return withRoot(
+    rootOf(g, ctx).root,
+    async (r) => {
+      const res = info(r, g.driver);
+      if (!isLegacyRoot(r)) return res;
+      // A pre-1.10 root: counts from graph/, repositories-<driver> and containers/ as 1.9 loads them.
+      const ls = await openLegacy(r, g, ctx);
+      const li = legacyInfoOf(ls);
+      const { legacyLeftovers: _, ...rest } = res;
+      return { ...rest, driver: ls.driver, driverReason: 'legacy-repositories', images: li.images, tags: ls.repositories.refs.length, layers: li.graphImages, containers: li.containers, legacy: li, warnings: [...res.warnings, ...li.notes] };
+    },
+    rootOptions(g, ctx),
+  );
 }
 
 const REASONS: Record<string, string> = {
@@ -15,6 +30,7 @@ const REASONS: Record<string, string> = {
   'store-content': 'the image store that holds images',
   priority: "dockerd's priority list",
   default: 'default',
+  'legacy-repositories': 'repositories-<driver> of a pre-1.10 root',
 };
 
 export function renderInfo(ctx: Ctx, r: InfoResult): void {
@@ -26,6 +42,22 @@ export function renderInfo(ctx: Ctx, r: InfoResult): void {
       : []),
     `${paint(ctx, 'bold', 'Images:')}      ${r.images}   tags: ${r.tags}   layers: ${r.layers}`,
     `${paint(ctx, 'bold', 'Containers:')}  ${r.containers}   volumes: ${r.volumes}   networks: ${r.networks}`,
+    ...(r.legacy !== undefined
+      ? [`${paint(ctx, 'bold', 'Legacy:')}      written before Docker 1.10 (graph/, ${safeText(r.legacy.repositories)}${r.legacy.linkgraph ? ', linkgraph.db' : ''}): ${r.legacy.graphImages} graph images, ${r.legacy.registered} of ${r.legacy.containers} containers load with this driver, ${r.legacy.names} names; read-only, as Docker 1.9 lists them`]
+      : []),
+    ...(r.legacyLeftovers !== undefined
+      ? [
+          `${paint(ctx, 'bold', 'Legacy:')}      left by Docker before 1.10${r.legacyLeftovers.migrationFiles.length > 0 ? ' and the 1.10 migration' : ''}: ${[
+            r.legacyLeftovers.graphImages > 0 ? `graph/ (${r.legacyLeftovers.graphImages} images)` : '',
+            ...r.legacyLeftovers.repositories.map((x) => safeText(x)),
+            r.legacyLeftovers.linkgraph ? 'linkgraph.db' : '',
+            ...r.legacyLeftovers.migrationFiles,
+            r.legacyLeftovers.legacyConfigs > 0 ? `${r.legacyLeftovers.legacyConfigs} containers' config.json` : '',
+          ]
+            .filter(Boolean)
+            .join(', ')} (dockerd no longer reads them)`,
+        ]
+      : []),
     `${paint(ctx, 'bold', 'Daemon:')}      ${r.inUse ? paint(ctx, 'yellow', 'in use by a running daemon (volumes/metadata.db is locked)') : r.lock === 'absent' ? 'no volumes/metadata.db (never started, or not a full root)' : 'not running (volumes/metadata.db is not locked)'}`,
     '',
   ];

@@ -3,6 +3,8 @@ import { humanDuration } from '../formats/docker/apitypes.js';
 import { chooseDriver } from '../store/driverchoice.js';
 import { Store } from '../store/model.js';
 import { withRoot, type OpenedRoot } from '../store/root.js';
+import { isLegacyRoot, type LegacyStore } from '../store/legacy.js';
+import { legacyUnsupported, openLegacy } from './legacy.js';
 import type { Problem } from '../store/problems.js';
 import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
 import { emitJson, jsonText, paint, safeText } from './render.js';
@@ -19,10 +21,21 @@ export function storeOf(r: OpenedRoot, g: GlobalOpts, ctx?: Ctx): Store {
 
 /**
  * Runs fn on the store of the root named by the global options (a directory or an archive). The
- * root is read, never written.
+ * root is read, never written. A pre-1.10 root (graph/, repositories-<driver>, no populated
+ * image/<driver>/) goes to `legacy` when the command reads such roots, else STORE_LEGACY_UNSUPPORTED.
  */
-export async function withStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => T | Promise<T>): Promise<T> {
-  return withRoot(rootOf(g, ctx).root, (r) => fn(storeOf(r, g, ctx)), rootOptions(g, ctx));
+export async function withStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => T | Promise<T>, legacy?: (ls: LegacyStore) => T | Promise<T>): Promise<T> {
+  return withRoot(
+    rootOf(g, ctx).root,
+    async (r) => {
+      if (isLegacyRoot(r)) {
+        if (legacy === undefined) throw legacyUnsupported(r);
+        return legacy(await openLegacy(r, g, ctx));
+      }
+      return fn(storeOf(r, g, ctx));
+    },
+    rootOptions(g, ctx),
+  );
 }
 
 /** Content operations (diffs, layer tars, deep verification) need a driver whose layers can be read here. */
@@ -57,20 +70,33 @@ export function reportMissing(ctx: Ctx, e: unknown, json: boolean): void {
  * that finds nothing is reported on stderr (exit 1) and the rest still printed. `problems` names
  * the problems of an object to report as well.
  */
-export async function inspectEach<T>(g: GlobalOpts, ctx: Ctx, queries: string[], find: (s: Store, q: string) => T, problems?: (x: T) => readonly Problem[]): Promise<void> {
-  await withStore(g, ctx, (s) => {
-    const out: T[] = [];
+export async function inspectEach<T, L = T>(
+  g: GlobalOpts,
+  ctx: Ctx,
+  queries: string[],
+  find: (s: Store, q: string) => T,
+  problems?: (x: T) => readonly Problem[],
+  legacy?: { find: (ls: LegacyStore, q: string) => L; problems: (x: L) => readonly Problem[] },
+): Promise<void> {
+  const each = <S, X>(s: S, f: (s: S, q: string) => X, p?: (x: X) => readonly Problem[]): void => {
+    const out: X[] = [];
     for (const q of queries) {
       try {
-        const x = find(s, q);
+        const x = f(s, q);
         out.push(x);
-        if (problems !== undefined) reportProblems(ctx, problems(x));
+        if (p !== undefined) reportProblems(ctx, p(x));
       } catch (e) {
         reportMissing(ctx, e, g.json === true);
       }
     }
     emitJson(ctx, out);
-  });
+  };
+  await withStore(
+    g,
+    ctx,
+    (s) => each(s, find, problems),
+    legacy === undefined ? undefined : (ls) => each(ls, legacy.find, legacy.problems),
+  );
 }
 
 /** `12 minutes ago`, as the docker CLI prints CREATED. */

@@ -5,6 +5,8 @@ import { verifyRoot, type Finding } from '../ops/verify.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, emitJson, paint } from './render.js';
 import { withStore } from './storectx.js';
+import { verifyLegacy } from '../ops/legacy.js';
+import { renderLegacyVerify } from './legacy.js';
 import { Progress } from './progress.js';
 
 function renderFindings(ctx: Ctx, findings: Finding[]): void {
@@ -55,6 +57,11 @@ export function registerVerify(program: Command, ctx: Ctx): void {
           );
           ctx.stdout.write(`${r.errors === 0 ? paint(ctx, 'green', 'OK') : paint(ctx, 'red', `${r.errors} errors`)}, ${r.warnings} warnings\n`);
         }
+        if (r.errors > 0) ctx.exitCode = 1;
+      }, (ls) => {
+        const r = verifyLegacy(ls, o.image !== undefined ? { images: o.image } : {});
+        if (g.json) emitJson(ctx, r);
+        else renderLegacyVerify(ctx, r);
         if (r.errors > 0) ctx.exitCode = 1;
       });
     });

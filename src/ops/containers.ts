@@ -210,7 +210,8 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     Name: cfg.Name ?? '',
     RestartCount: cfg.RestartCount ?? 0,
     Driver: cfg.Driver ?? '',
-    Platform: cfg.OS ?? '',
+    // container.FromDisk: an empty OS is the host's (linux).
+    Platform: typeof cfg.OS === 'string' && cfg.OS !== '' ? cfg.OS : 'linux',
     MountLabel: cfg.MountLabel ?? '',
     ProcessLabel: cfg.ProcessLabel ?? '',
     AppArmorProfile: cfg.AppArmorProfile ?? '',

@@ -16,6 +16,7 @@ import { FileRandomAccess, memberName } from '../io/tarfile.js';
 import { TarFileWriter } from '../io/tarout.js';
 import { openImageArchive, type ArchiveImage, type ImageArchive } from '../store/archive.js';
 import { MT, goJson, writeImageArchive, type OutImage, type OutLayer, type WrittenArchive } from './archivewrite.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /**
  * `dataroot edit`: changes an image in an archive (docker save, OCI layout, or both in one) and
@@ -219,7 +220,7 @@ export async function edit(o: EditOptions): Promise<EditResult> {
     }
     let doc: JsonObject;
     try {
-      doc = JSON.parse(img.configBytes.toString('utf8')) as JsonObject;
+      doc = parseJsonBounded(img.configBytes.toString('utf8')) as JsonObject;
     } catch {
       throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${img.label}: the config is not JSON`, { file: o.input });
     }

@@ -8,6 +8,8 @@ import { chooseDriver, imageStores, type ImageStoreInfo } from '../store/driverc
 import { HEX64, LAYOUT as L } from '../store/layout.js';
 import { readRepositories } from '../store/images.js';
 import type { OpenedRoot } from '../store/root.js';
+import { legacyLeftovers, type LegacyLeftovers } from '../store/legacy.js';
+import type { LegacyInfo } from './legacy.js';
 
 export interface FolderSize {
   name: string;
@@ -33,6 +35,10 @@ export interface InfoResult {
   lock: LockState;
   folders: FolderSize[];
   warnings: string[];
+  /** A pre-1.10 root read as such (set by the info command). */
+  legacy?: LegacyInfo;
+  /** What a pre-1.10 engine and the 1.10 migration left in a root read as ≥1.10. */
+  legacyLeftovers?: LegacyLeftovers;
 }
 
 /** Counts entries of a bbolt bucket (or of keys with a prefix), with a warning when the file is unreadable. */
@@ -108,6 +114,7 @@ export function info(root: OpenedRoot, driverFlag?: string): InfoResult {
   }
   const lock = root.fromArchive ? 'free' : probeLock(fs.abs(L.volumesDb));
   const store = stores.find((s) => s.driver === driver);
+  const leftovers = legacyLeftovers(fs);
   return {
     root: root.source,
     archive: root.fromArchive,
@@ -124,5 +131,6 @@ export function info(root: OpenedRoot, driverFlag?: string): InfoResult {
     lock,
     folders: folderSizes(fs),
     warnings,
+    ...(leftovers !== undefined ? { legacyLeftovers: leftovers } : {}),
   };
 }

@@ -132,8 +132,11 @@ export function layerFileSource(fs: Confined, base: string): FileSource {
   };
 }
 
-/** A layer's tar-split stream, gunzipped, through the confined layer. */
-export function tarSplitStream(fs: Confined, l: LayerRecord): AsyncIterable<Uint8Array> {
+/**
+ * A layer's tar-split stream, gunzipped, through the confined layer; with `maxBytes`, a stream that
+ * decompresses to more is TARSPLIT_TOO_LARGE (a gzip bomb where a tar-split belongs).
+ */
+export function tarSplitStream(fs: Confined, l: LayerRecord, maxBytes = Infinity): AsyncIterable<Uint8Array> {
   const f = fs.openFile(`${l.dir}/tar-split.json.gz`, 'tar-split');
   if (f === undefined) throw new DatarootError('TARSPLIT_MISSING', `layer ${l.chainId} has no tar-split.json.gz`, { file: l.dir });
   const gz = createGunzip();
@@ -145,7 +148,18 @@ export function tarSplitStream(fs: Confined, l: LayerRecord): AsyncIterable<Uint
       gz.destroy(e as Error);
     }
   })();
-  return gz as AsyncIterable<Uint8Array>;
+  if (maxBytes === Infinity) return gz as AsyncIterable<Uint8Array>;
+  return (async function* () {
+    let n = 0;
+    for await (const c of gz as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > maxBytes) {
+        gz.destroy();
+        throw new DatarootError('TARSPLIT_TOO_LARGE', `the tar-split stream of ${l.chainId} decompresses to more than ${maxBytes} bytes`, { file: `${l.dir}/tar-split.json.gz` });
+      }
+      yield c;
+    }
+  })();
 }
 
 /** A layer by chainID or diffID (full, with or without `sha256:`, or a unique prefix of either). */

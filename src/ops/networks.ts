@@ -3,6 +3,7 @@ import { GO_ZERO_TIME, goRFC3339Nano } from '../formats/docker/gotime.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import type { KvRecord } from '../store/networks.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 type Obj = Record<string, unknown>;
 
@@ -22,7 +23,7 @@ interface IpamInfo {
 function parseEmbedded<T>(v: unknown, what: string, problems: Problem[]): T[] {
   if (typeof v !== 'string' || v === '') return [];
   try {
-    const parsed = JSON.parse(v) as unknown;
+    const parsed = parseJsonBounded(v);
     return Array.isArray(parsed) ? (parsed as T[]) : [];
   } catch {
     problems.push(problem('NETWORK_RECORD_INVALID', `${what} is not JSON`));
@@ -45,7 +46,7 @@ function ipamConfig(n: Obj, problems: Problem[]): Obj[] {
     for (const i of infos) {
       let data: { Pool?: string; Gateway?: string } = {};
       try {
-        data = JSON.parse(i.IPAMData ?? '{}') as typeof data;
+        data = parseJsonBounded(i.IPAMData ?? '{}') as typeof data;
       } catch {
         problems.push(problem('NETWORK_RECORD_INVALID', 'IPAMData is not JSON'));
       }

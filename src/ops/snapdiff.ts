@@ -10,6 +10,7 @@ import { kindOf, showKey, type BoltKind } from '../store/boltdecode.js';
 import type { SnapshotStore } from '../store/snapstore.js';
 import { diffBolt, flatten, type BoltChange } from './bolt.js';
 import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /** One side of a diff: its manifest lines (walk order) and a way to read a file's content. */
 export interface DiffSideData {
@@ -146,7 +147,7 @@ function parseJson(b: Buffer): { ok: true; value: unknown } | { ok: false } {
   const first = b.find((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
   if (first !== 0x7b && first !== 0x5b) return { ok: false };
   try {
-    return { ok: true, value: JSON.parse(b.toString('utf8')) };
+    return { ok: true, value: parseJsonBounded(b.toString('utf8')) };
   } catch {
     return { ok: false };
   }

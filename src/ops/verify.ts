@@ -58,6 +58,7 @@ const SEVERITY: Record<string, Severity> = {
   STAGING_LEFTOVER: 'warning',
   LAYER_SIZE_MISMATCH: 'warning',
   CONTAINER_IMAGE_MISSING: 'warning',
+  CONTAINER_OTHER_DRIVER: 'warning',
 };
 
 const FIX: Record<string, string> = {
@@ -86,6 +87,7 @@ const FIX: Record<string, string> = {
   CONTAINER_IMAGE_MISSING: 'restore or re-load the image the container was created from',
   CONTAINER_LAYER_MISSING: 'remove the container (docker rm) or restore its layer directories',
   CONTAINER_CONFIG_INVALID: 'restore config.v2.json from a backup, or remove the container directory',
+  CONTAINER_OTHER_DRIVER: 'informational: the container belongs to another driver\'s store (a host that changed --storage-driver)',
   ORPHAN_LAYER: 'harmless; dataroot gc removes it',
   ORPHAN_DRIVER_DIR: 'harmless; dataroot gc removes it',
   ORPHAN_IMAGE_METADATA: 'harmless; dataroot gc removes it',
@@ -198,6 +200,11 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       }
       const cfg = c.config;
       if (cfg === undefined) continue;
+      const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
+      if (driver !== d && !(driver === '' && d === 'aufs')) {
+        f.add('CONTAINER_OTHER_DRIVER', c.id, `${cfg.Name ?? c.id} was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${d} does not load it (verify --driver ${driver === '' ? 'aufs' : driver} checks it)`, shown(`${c.dir}/config.v2.json`));
+        continue;
+      }
       if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
         f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(`${c.dir}/config.v2.json`));
       }
@@ -373,7 +380,8 @@ function confinement(store: Store, f: Findings): void {
 async function tarSplitEntries(fs: Confined, l: LayerRecord): Promise<Entry[]> {
   const out: Entry[] = [];
   try {
-    for await (const e of decodeEntries(tarSplitStream(fs, l))) out.push(e);
+    // verify holds a layer's entries in memory: a stream past 1 GiB is not a tar-split dockerd wrote.
+    for await (const e of decodeEntries(tarSplitStream(fs, l, 1 << 30))) out.push(e);
   } catch (e) {
     if (e instanceof DatarootError) throw e;
     throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz is not a complete gzip stream (${(e as Error).message})`);

@@ -8,6 +8,7 @@ import { compressionOf, decompress, fileChunks, headOf } from '../io/streams.js'
 import { TarIndex } from '../io/tarfile.js';
 import type { ImageConfig } from './images.js';
 import { problem, type Problem } from './problems.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /** Where an archive's files are read from: an indexed tar, or a directory (an unpacked layout). */
 export interface ArchiveSource {
@@ -145,7 +146,7 @@ export async function openImageArchive(path: string, o: OpenArchiveOptions): Pro
 
 function parseJson(b: Buffer, what: string): unknown {
   try {
-    return JSON.parse(b.toString('utf8'));
+    return parseJsonBounded(b.toString('utf8'));
   } catch (e) {
     throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `${what} is not JSON (${(e as Error).message})`);
   }
@@ -160,7 +161,7 @@ async function readConfig(source: ArchiveSource, member: string, problems: Probl
   let config: ImageConfig | undefined;
   let diffIds: string[] = [];
   try {
-    const c = JSON.parse(bytes.toString('utf8')) as unknown;
+    const c = parseJsonBounded(bytes.toString('utf8'));
     if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
     config = c as ImageConfig;
     const d = config.rootfs?.diff_ids;

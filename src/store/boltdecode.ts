@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 const sha256Hex = (b: Uint8Array): string =>
   (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).createHash('sha256').update(b).digest('hex');
 import { printableText, utf8, utf8OrUndefined } from '../formats/bytes.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
@@ -35,7 +36,7 @@ function tryJson(b: Uint8Array): { ok: true; value: unknown } | { ok: false } {
   const s = utf8OrUndefined(b);
   if (s === undefined) return { ok: false };
   try {
-    return { ok: true, value: JSON.parse(s) };
+    return { ok: true, value: parseJsonBounded(s) };
   } catch {
     return { ok: false };
   }

@@ -4,6 +4,7 @@ import { BUILDKIT_ID, LINK_ID, LINK_TARGET, LOWER_ENTRY, MOUNT_ID } from './ids.
 import { metaText } from './fsread.js';
 import { problem, type Problem } from './problems.js';
 import { WHITEOUTS, type WhiteoutRules } from './rootfs.js';
+import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /**
  * One adapter per graphdriver: where a layer's (or a container layer's) files are, how a mounted
@@ -276,7 +277,7 @@ class NoContent implements DriverAdapter {
     const text = metaText(fs, this.layerDir(id), LIMITS.meta, []);
     if (text === undefined) return null;
     try {
-      const m = JSON.parse(text) as { device_id?: unknown; size?: unknown };
+      const m = parseJsonBounded(text) as { device_id?: unknown; size?: unknown };
       if (typeof m.device_id !== 'number' || typeof m.size !== 'number') return null;
       return { DeviceId: String(m.device_id), DeviceSize: String(m.size) };
     } catch {

@@ -4,6 +4,7 @@
  * api/types/container/config.go), so a packed config reads like one `docker build` made.
  */
 import { DatarootError } from '../errors.js';
+import { parseJsonBounded } from '../json/bounded.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -57,7 +58,7 @@ export function commandWords(flag: string, s: string): string[] {
   if (t.startsWith('[')) {
     let v: unknown;
     try {
-      v = JSON.parse(t);
+      v = parseJsonBounded(t);
     } catch {
       throw new DatarootError('USAGE_BAD_COMMAND', `${flag} ${JSON.stringify(s)} starts with [ but is not a JSON array`);
     }
@@ -143,7 +144,7 @@ export function configBytes(doc: JsonObject): Uint8Array {
 export function parseConfigFile(bytes: Uint8Array, file: string): JsonObject {
   let v: unknown;
   try {
-    v = JSON.parse(new TextDecoder().decode(bytes));
+    v = parseJsonBounded(new TextDecoder().decode(bytes));
   } catch (e) {
     throw new DatarootError('PACK_CONFIG_INVALID', `${file} is not JSON (${(e as Error).message})`, { file });
   }
