@@ -18,6 +18,7 @@ interface TimelineCliOptions {
   since?: Instant;
   until?: Instant;
   layers: boolean;
+  files: boolean;
 }
 
 function timeArg(v: string): Instant {
@@ -128,7 +129,7 @@ export async function runTimeline(g: GlobalOpts, ctx: Ctx, o: TimelineCliOptions
   const keep = (t: Instant): boolean => (o.since === undefined || compareInstant(t, o.since) >= 0) && (o.until === undefined || compareInstant(t, o.until) <= 0);
   const format: Format = g.json ? 'jsonl' : o.format;
   await withStore(g, ctx, async (s) => {
-    const run = timeline(s, { layers: o.layers });
+    const run = timeline(s, { layers: o.layers, files: o.files });
     let out = '';
     const write = (line: string): void => {
       out += line;
@@ -171,6 +172,7 @@ export function registerTimeline(program: Command, ctx: Ctx): void {
     .addOption(new Option('--since <time>', 'events at or after a time: 24h, 2024-01-02T15:04:05Z, 2024-01-02, or Unix seconds').argParser(timeArg))
     .addOption(new Option('--until <time>', 'events at or before a time (same forms)').argParser(timeArg))
     .option('--layers', 'also the files of image layers (every driver layer directory)', false)
+    .option('--no-files', "only the daemon's events (images, containers, volumes, networks, log ends), no file times")
     .action(async (o: TimelineCliOptions, cmd: Command) => {
       await runTimeline(cmd.optsWithGlobals<GlobalOpts>(), ctx, o);
     });

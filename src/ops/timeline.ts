@@ -62,6 +62,8 @@ export type TimelineItem = { kind: 'event'; event: TimelineEvent } | { kind: 'fi
 export interface TimelineOptions {
   /** Also the files of image layers (and every other driver layer directory). */
   layers: boolean;
+  /** File times at all (false: the daemon's events only). */
+  files?: boolean;
 }
 
 function typeOf(st: BigIntStats): string {
@@ -197,6 +199,7 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
     yield* ev(t(r.value['created']), 'network.created', { type: 'network', id, ...(name !== undefined ? { name } : {}) }, L.networkDb, typeof r.value['networkType'] === 'string' ? `driver ${r.value['networkType']}` : undefined);
   }
 
+  if (o.files === false) return;
   // File times: everything of the root but the driver homes (metadata, containers, volumes, …).
   const homes = new Set<string>(fs.names('').filter((n) => isKnownDriver(n)));
   for (const top of fs.names('')) {

@@ -361,7 +361,7 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
       summary: init
         ? `${typeWord} in the init layer of container ${ref.name} (${short(ref.id)}): what dockerd prepares under the read-write layer (/etc/hosts, /etc/resolv.conf, /etc/hostname, /dev placeholders)`
         : inContent
-          ? `${typeWord} of the read-write layer of container ${ref.name} (${short(ref.id)}), at ${inner} in the container`
+          ? `${typeWord} in the read-write layer of container ${ref.name} (${short(ref.id)}), ${inner} in the container`
           : `a file of the driver's directory of the read-write layer of container ${ref.name} (${short(ref.id)}) (not in its tree)`,
       container: { ...ref, ...(inner !== undefined ? { pathInContainer: inner } : {}), role: init ? 'init layer' : 'read-write layer' },
       notes,
