@@ -204,7 +204,7 @@ export function dockerTimestamp(value: string, nowMs: number, localOffset: numbe
   };
   const build = (m: RegExpExecArray | null, fields: number, hasZone: boolean, hasFrac: boolean): Instant | undefined => {
     if (m === null) return undefined;
-    const n = (i: number): number => (m[i] === undefined ? 0 : Number(m[i]));
+    const n = (i: number): number => (i > fields || m[i] === undefined ? 0 : Number(m[i]));
     const zi = 1 + fields + (hasFrac ? 1 : 0);
     const o = hasZone ? zoneOff(m[zi]!) : off!;
     if (o === undefined) return undefined;
