@@ -62,6 +62,8 @@ class StreamWriter {
   private buf: Uint8Array[] = [];
   private size = 0;
   private to: 'out' | 'err' | undefined;
+  /** The last byte written to stderr did not end a line (dataroot's own lines then start on a new one). */
+  errOpen = false;
   constructor(private readonly ctx: Ctx) {}
   write(to: 'out' | 'err', b: Uint8Array): void {
     if (this.to !== to) this.flush();
@@ -75,6 +77,7 @@ class StreamWriter {
     const out: Out = this.to === 'out' ? this.ctx.stdout : this.ctx.stderr;
     const tty = this.to === 'out' ? this.ctx.stdoutTTY === true : this.ctx.stderrTTY;
     const all = Buffer.concat(this.buf);
+    if (this.to === 'err' && all.length > 0) this.errOpen = all[all.length - 1] !== 0x0a;
     if (tty) out.write(safeText(TD.decode(all), '\n\t'));
     else out.write(all);
     this.buf = [];
@@ -117,6 +120,8 @@ export async function runLogs(g: GlobalOpts, ctx: Ctx, q: string, o: LogsCliOpti
       w.write(isOut || r.tty ? 'out' : 'err', messageBytes(rec, o));
     }
     w.flush();
+    const own = r.notes.length > 0 || r.problems.length > 0 || r.files.some((f) => f.skipped !== undefined && f.skipped !== 'absent');
+    if (own && w.errOpen) ctx.stderr.write('\n');
     for (const n of r.notes) ctx.stderr.write(`dataroot: note: ${safeText(n)}\n`);
     for (const f of r.files) if (f.skipped !== undefined && f.skipped !== 'absent') ctx.stderr.write(`dataroot: note: ${safeText(`${f.file} is not read: ${f.skipped}`)}\n`);
     reportProblems(ctx, r.problems);
