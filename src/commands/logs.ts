@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { dockerTimestamp, formatRFC3339NanoFixed, formatRFC3339Nano, queryEscape } from '../formats/docker/timestamp.js';
+import { parseSize } from '../io/archive.js';
 import { readContainerLogs, type LogRecord, type LogsOptions } from '../ops/logs.js';
 import type { Ctx, GlobalOpts, Out } from './context.js';
 import { jsonText, safeText } from './render.js';
@@ -19,12 +20,21 @@ export interface LogsCliOptions {
   details: boolean;
   stream?: 'stdout' | 'stderr';
   allRotated: boolean;
+  maxDecompressed?: number;
 }
 
 function timeArg(v: string): { sec: number; nsec: number } {
   const r = dockerTimestamp(v, Date.now(), -new Date().getTimezoneOffset() * 60);
   if (!r.ok) throw new InvalidArgumentError(`${r.error} (a duration like 10m, an RFC 3339 time, a date, or Unix seconds)`);
   return { sec: r.sec, nsec: r.nsec };
+}
+
+function sizeArg(v: string): number {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 /** `--tail`: `all` or an integer (negative means all, as for dockerd). */
@@ -103,21 +113,24 @@ function recordJson(r: LogRecord): Record<string, unknown> {
 export async function runLogs(g: GlobalOpts, ctx: Ctx, q: string, o: LogsCliOptions): Promise<void> {
   await withStore(g, ctx, async (s) => {
     const opts: LogsOptions = { tail: o.tail, allRotated: o.allRotated };
+    if (o.maxDecompressed !== undefined) opts.maxDecompressed = o.maxDecompressed;
     if (o.since !== undefined) opts.since = o.since;
     if (o.until !== undefined) opts.until = o.until;
     const r = await readContainerLogs(s, q, opts);
     const w = new StreamWriter(ctx);
-    for await (const rec of r.records) {
-      const isOut = rec.stream === 'stdout';
-      const isErr = rec.stream === 'stderr';
-      if (o.stream !== undefined && rec.stream !== o.stream) continue;
-      if (g.json) {
-        w.write('out', enc.encode(`${jsonText(recordJson(rec))}\n`));
-        continue;
+    for await (const batch of r.records) {
+      for (const rec of batch) {
+        const isOut = rec.stream === 'stdout';
+        const isErr = rec.stream === 'stderr';
+        if (o.stream !== undefined && rec.stream !== o.stream) continue;
+        if (g.json) {
+          w.write('out', enc.encode(`${jsonText(recordJson(rec))}\n`));
+          continue;
+        }
+        // dockerd writes only these two streams; a TTY container's come out on stdout.
+        if (!isOut && !isErr) continue;
+        w.write(isOut || r.tty ? 'out' : 'err', messageBytes(rec, o));
       }
-      // dockerd writes only these two streams; a TTY container's come out on stdout.
-      if (!isOut && !isErr) continue;
-      w.write(isOut || r.tty ? 'out' : 'err', messageBytes(rec, o));
     }
     w.flush();
     const own = r.notes.length > 0 || r.problems.length > 0 || r.files.some((f) => f.skipped !== undefined && f.skipped !== 'absent');
@@ -140,6 +153,7 @@ export function registerLogs(program: Command, ctx: Ctx): void {
     .option('--details', 'prefix each message with its attributes (labels, env, tag), as docker logs --details', false)
     .addOption(new Option('--stream <name>', 'only this stream').choices(['stdout', 'stderr']))
     .option('--all-rotated', 'also read rotations dockerd 20.10 would not (beyond max-file, or before an old compressed one with --since)', false)
+    .addOption(new Option('--max-decompressed <size>', 'most bytes a compressed rotation may decompress to (default: its max-size and room for one message; 1G without max-size)').argParser(sizeArg))
     .action(async (q: string, o: LogsCliOptions, cmd: Command) => {
       await runLogs(cmd.optsWithGlobals<GlobalOpts>(), ctx, q, o);
     });

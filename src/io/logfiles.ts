@@ -36,9 +36,20 @@ export async function* gunzipChunks(f: OpenFile, maxBytes: number, what: string)
   });
   const feed = (async () => {
     try {
-      for (const c of rangeChunks(f, 0, f.size)) {
+      // Small writes: zlib inflates a whole write before it looks at the reader, and 16 KiB of
+      // gzip inflates to at most ~16 MiB, so a bomb is stopped soon after its bound.
+      for (const c of rangeChunks(f, 0, f.size, 16 << 10)) {
         if (failed !== undefined || gz.destroyed) return;
-        if (!gz.write(Buffer.from(c))) await new Promise((r) => gz.once('drain', r));
+        // Waits for room, or for the stream to end (destroyed by the reader past its bound).
+        if (!gz.write(Buffer.from(c))) await new Promise<void>((r) => {
+          const done = (): void => {
+            gz.off('drain', done);
+            gz.off('close', done);
+            r();
+          };
+          gz.once('drain', done);
+          gz.once('close', done);
+        });
       }
       gz.end();
     } catch (e) {

@@ -27,7 +27,7 @@ export interface LogsOptions {
   tail: number;
   /** Read every rotation present, also those dockerd 20.10 does not (beyond max-file, or before an old compressed one with --since). */
   allRotated?: boolean;
-  /** Most bytes one compressed rotation may decompress to (default from max-size, at least 1 GiB). */
+  /** Most bytes one compressed rotation may decompress to (default: max-size and room for one message, or 1 GiB without max-size). */
   maxDecompressed?: number;
 }
 
@@ -60,7 +60,8 @@ export interface LogsRead {
   notes: string[];
   /** Findings while reading (filled as the records are consumed). */
   problems: Problem[];
-  records: AsyncGenerator<LogRecord>;
+  /** The messages, in batches. */
+  records: AsyncGenerator<LogRecord[]>;
 }
 
 /** A line longer than this is not one dockerd wrote (16 KiB of output escaped, plus attrs). */
@@ -100,7 +101,10 @@ export async function readContainerLogs(store: Store, q: string, o: LogsOptions)
   const problems: Problem[] = [];
   const files: LogFileUse[] = [];
   const opened: OpenFile[] = [];
-  const maxDecompressed = o.maxDecompressed ?? Math.min(16 * 2 ** 30, Math.max(2 ** 30, 4 * (maxSizeOf(plan) ?? 0)));
+  // dockerd rotates a file once it reached max-size, before the next message: a rotation holds at
+  // most max-size plus one message (16 KiB escaped for json-file, 1,000,000 bytes for local).
+  const maxSize = maxSizeOf(plan);
+  const maxDecompressed = o.maxDecompressed ?? (maxSize === undefined ? 2 ** 30 : Math.min(64 * 2 ** 30, Math.ceil(maxSize) + (2 << 20)));
   const sources: Source[] = [];
   try {
     // Rotations, oldest first, as openRotatedFiles opens them.
@@ -196,10 +200,12 @@ async function applyTail(sources: Source[], plan: LogPlan, req: number, maxDecom
       }
       if (pos <= 1) count = 0;
     } else {
-      for await (const it of frames(gunzipChunks(s.f, maxDecompressed, s.file))) {
-        if (it.kind !== 'record') break;
-        count++;
-        lastEnd = it.offset + it.message.length + 8;
+      count: for await (const items of frames(gunzipChunks(s.f, maxDecompressed, s.file))) {
+        for (const it of items) {
+          if (it.kind !== 'record') break count;
+          count++;
+          lastEnd = it.offset + it.message.length + 8;
+        }
       }
     }
     const found = Math.min(count, left);
@@ -209,15 +215,22 @@ async function applyTail(sources: Source[], plan: LogPlan, req: number, maxDecom
   }
 }
 
-async function* decodeAll(sources: Source[], plan: LogPlan, o: LogsOptions, problems: Problem[], maxDecompressed: number, opened: OpenFile[]): AsyncGenerator<LogRecord> {
+async function* decodeAll(sources: Source[], plan: LogPlan, o: LogsOptions, problems: Problem[], maxDecompressed: number, opened: OpenFile[]): AsyncGenerator<LogRecord[]> {
   try {
     for (const s of sources) {
       if (s.end <= s.start) continue;
       const out = plan.format === 'json-file' ? jsonRecords(s, problems, maxDecompressed) : localRecords(s, problems, maxDecompressed);
-      for await (const r of out) {
-        if (o.since !== undefined && before(r.time, o.since)) continue;
-        if (o.until !== undefined && compareInstant(r.time, { ...o.until, off: 0 }) > 0) return;
-        yield r;
+      for await (const batch of out) {
+        let keep = batch;
+        if (o.since !== undefined) keep = keep.filter((r) => !before(r.time, o.since!));
+        if (o.until !== undefined) {
+          const stop = keep.findIndex((r) => compareInstant(r.time, { ...o.until!, off: 0 }) > 0);
+          if (stop >= 0) {
+            if (stop > 0) yield keep.slice(0, stop);
+            return;
+          }
+        }
+        if (keep.length > 0) yield keep;
       }
     }
   } finally {
@@ -225,23 +238,35 @@ async function* decodeAll(sources: Source[], plan: LogPlan, o: LogsOptions, prob
   }
 }
 
-async function* jsonRecords(s: Source, problems: Problem[], maxDecompressed: number): AsyncGenerator<LogRecord> {
+async function* jsonRecords(s: Source, problems: Problem[], maxDecompressed: number): AsyncGenerator<LogRecord[]> {
   let n = 0;
   try {
-    for await (const it of lines(chunksOf(s, maxDecompressed), MAX_LINE, s.start)) {
-      if (it.offset >= s.end) return;
-      if (s.compressed && n++ < s.skip) continue;
-      if (it.kind === 'too-long') {
-        problems.push(problem('LOG_LINE_TOO_LONG', `a line of ${it.length} bytes at offset ${it.offset} is longer than any dockerd writes: skipped`, s.file));
-        continue;
+    for await (const items of lines(chunksOf(s, maxDecompressed), MAX_LINE, s.start)) {
+      const out: LogRecord[] = [];
+      for (const it of items) {
+        if (it.offset >= s.end) {
+          if (out.length > 0) yield out;
+          return;
+        }
+        if (it.kind === 'blank') {
+          n += it.count;
+          continue;
+        }
+        if (s.compressed && n++ < s.skip) continue;
+        if (it.kind === 'too-long') {
+          problems.push(problem('LOG_LINE_TOO_LONG', `a line of ${it.length} bytes at offset ${it.offset} is longer than any dockerd writes: skipped`, s.file));
+          continue;
+        }
+        // Go's decoder skips whitespace between values.
+        if (it.bytes.every((c) => c === 0x20 || c === 0x09 || c === 0x0d)) continue;
+        const d = decodeJsonLogLine(it.bytes);
+        if (!d.ok) {
+          problems.push(problem(it.terminated ? 'LOG_LINE_INVALID' : 'LOG_LINE_TRUNCATED', `${it.terminated ? '' : 'the last line is cut short: '}offset ${it.offset}: ${d.message}`, s.file));
+          continue;
+        }
+        out.push({ stream: d.line.stream, time: d.line.time, line: d.line.log, attrs: d.line.attrs, file: s.file, offset: it.offset });
       }
-      if (it.bytes.length === 0 || (it.bytes.length === 1 && it.bytes[0] === 0x0d)) continue;
-      const d = decodeJsonLogLine(it.bytes);
-      if (!d.ok) {
-        problems.push(problem(it.terminated ? 'LOG_LINE_INVALID' : 'LOG_LINE_TRUNCATED', `${it.terminated ? '' : 'the last line is cut short: '}offset ${it.offset}: ${d.message}`, s.file));
-        continue;
-      }
-      yield { stream: d.line.stream, time: d.line.time, line: d.line.log, attrs: d.line.attrs, file: s.file, offset: it.offset };
+      if (out.length > 0) yield out;
     }
   } catch (e) {
     if (!(e instanceof DatarootError)) throw e;
@@ -249,31 +274,40 @@ async function* jsonRecords(s: Source, problems: Problem[], maxDecompressed: num
   }
 }
 
-async function* localRecords(s: Source, problems: Problem[], maxDecompressed: number): AsyncGenerator<LogRecord> {
+async function* localRecords(s: Source, problems: Problem[], maxDecompressed: number): AsyncGenerator<LogRecord[]> {
   let n = 0;
   try {
-    for await (const it of frames(chunksOf(s, maxDecompressed), s.start)) {
-      if (it.offset >= s.end) return;
-      if (it.kind === 'too-large') {
-        problems.push(problem('LOG_RECORD_TOO_LARGE', `the record at offset ${it.offset} claims ${it.size} bytes, more than dockerd's 1000000: dockerd stops reading here, and so does dataroot for this file`, s.file));
-        return;
+    for await (const items of frames(chunksOf(s, maxDecompressed), s.start)) {
+      const out: LogRecord[] = [];
+      for (const it of items) {
+        if (it.offset >= s.end) {
+          if (out.length > 0) yield out;
+          return;
+        }
+        if (it.kind === 'too-large') {
+          if (out.length > 0) yield out;
+          problems.push(problem('LOG_RECORD_TOO_LARGE', `the record at offset ${it.offset} claims ${it.size} bytes, more than dockerd's 1000000: dockerd stops reading here, and so does dataroot for this file`, s.file));
+          return;
+        }
+        if (it.kind === 'truncated') {
+          if (out.length > 0) yield out;
+          problems.push(problem('LOG_RECORD_TRUNCATED', `the file ends inside a record at offset ${it.offset} (${it.have} of ${it.need} bytes): dockerd ignores it`, s.file));
+          return;
+        }
+        if (s.compressed && n++ < s.skip) continue;
+        if (it.footerMismatch) problems.push(problem('LOG_FRAME_MISMATCH', `the record at offset ${it.offset} has a footer that differs from its size (dockerd reads it forwards anyway; --tail would fail on it)`, s.file));
+        let e;
+        try {
+          e = decodeLogEntry(it.message);
+        } catch (err) {
+          if (!(err instanceof LogEntryError)) throw err;
+          problems.push(problem('LOG_RECORD_INVALID', `the record at offset ${it.offset}: ${err.message} (dockerd stops reading at such a record)`, s.file));
+          continue;
+        }
+        const line = e.partial ? e.line : appendNewline(e.line);
+        out.push({ stream: e.source, time: instantFromNanos(e.timeNano), line, attrs: [], ...(e.partialMeta !== undefined && e.partial ? { partial: e.partialMeta } : {}), file: s.file, offset: it.offset });
       }
-      if (it.kind === 'truncated') {
-        problems.push(problem('LOG_RECORD_TRUNCATED', `the file ends inside a record at offset ${it.offset} (${it.have} of ${it.need} bytes): dockerd ignores it`, s.file));
-        return;
-      }
-      if (s.compressed && n++ < s.skip) continue;
-      if (it.footerMismatch) problems.push(problem('LOG_FRAME_MISMATCH', `the record at offset ${it.offset} has a footer that differs from its size (dockerd reads it forwards anyway; --tail would fail on it)`, s.file));
-      let e;
-      try {
-        e = decodeLogEntry(it.message);
-      } catch (err) {
-        if (!(err instanceof LogEntryError)) throw err;
-        problems.push(problem('LOG_RECORD_INVALID', `the record at offset ${it.offset}: ${err.message} (dockerd stops reading at such a record)`, s.file));
-        continue;
-      }
-      const line = e.partial ? e.line : appendNewline(e.line);
-      yield { stream: e.source, time: instantFromNanos(e.timeNano), line, attrs: [], ...(e.partialMeta !== undefined && e.partial ? { partial: e.partialMeta } : {}), file: s.file, offset: it.offset };
+      if (out.length > 0) yield out;
     }
   } catch (e) {
     if (!(e instanceof DatarootError)) throw e;

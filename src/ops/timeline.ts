@@ -246,8 +246,8 @@ async function* logEnds(store: Store, id: string, obj: TimelineObject, problems:
     let rec: LogRecord | undefined;
     try {
       const r = await readContainerLogs(store, id, { tail, allRotated: true });
-      for await (const x of r.records) {
-        rec = x;
+      for await (const batch of r.records) {
+        rec = tail < 0 ? batch[0] : batch[batch.length - 1];
         if (tail < 0) break;
       }
       await r.records.return(undefined);

@@ -51,9 +51,9 @@ describe('LogEntry (local driver records)', () => {
   });
 });
 
-async function collect<T>(g: AsyncIterable<T>): Promise<T[]> {
+async function collect<T>(g: AsyncIterable<T[]>): Promise<T[]> {
   const out: T[] = [];
-  for await (const x of g) out.push(x);
+  for await (const batch of g) out.push(...batch);
   return out;
 }
 
@@ -96,11 +96,16 @@ describe('streaming: frames and lines, whatever the chunking', () => {
     const text = enc.encode('a\n\nbc\nlast');
     const whole = await collect(lines([text], 100));
     expect(await collect(lines(byteAtATime(text), 100))).toEqual(whole);
-    expect(whole.map((l) => (l.kind === 'line' ? [Buffer.from(l.bytes).toString(), l.offset, l.terminated] : l.kind))).toEqual([
+    expect(whole.map((l) => (l.kind === 'line' ? [Buffer.from(l.bytes).toString(), l.offset, l.terminated] : l.kind === 'blank' ? ['blank', l.offset, l.count] : l.kind))).toEqual([
       ['a', 0, true],
-      ['', 2, true],
+      ['blank', 2, 1],
       ['bc', 3, true],
       ['last', 6, false],
+    ]);
+    const blanks = await collect(lines([enc.encode('\n\n\nx\n')], 100));
+    expect(blanks).toEqual([
+      { kind: 'blank', offset: 0, count: 3 },
+      { kind: 'line', offset: 3, bytes: enc.encode('x'), terminated: true },
     ]);
   });
 
