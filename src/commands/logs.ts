@@ -68,7 +68,7 @@ export function messageBytes(r: LogRecord, o: { timestamps: boolean; details: bo
 }
 
 /** Writes raw bytes, or escaped text on a terminal. Consecutive bytes of one stream are batched. */
-class StreamWriter {
+export class StreamWriter {
   private buf: Uint8Array[] = [];
   private size = 0;
   private to: 'out' | 'err' | undefined;
