@@ -471,9 +471,9 @@ describe('12. small ones', () => {
     await read(root, ['cat', 'image/../../outside/canary.txt'], { code: [2], shows: 'USAGE_PATH_OUTSIDE_ROOT' });
   });
 
-  it('layer tar -o into a directory that does not exist: OUTPUT_DIR_MISSING', async () => {
+  it('layer tar -o into a directory that does not exist: USAGE_OUTPUT_DIR_MISSING', async () => {
     const root = H.root();
-    await read(root, ['layer', 'tar', LAYER_CHAIN.slice(0, 12), '-o', '/nonexistent/x'], { code: [2], shows: 'OUTPUT_DIR_MISSING' });
+    await read(root, ['layer', 'tar', LAYER_CHAIN.slice(0, 12), '-o', '/nonexistent/x'], { code: [2], shows: 'USAGE_OUTPUT_DIR_MISSING' });
   });
 
   it.each([
