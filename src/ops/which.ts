@@ -2,7 +2,7 @@ import type { Stats } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { kindOfStats, type EntryKind } from '../io/confined.js';
 import { LINK_ID, LINK_TARGET, MOUNT_ID } from '../store/ids.js';
-import { HEX64, isKnownDriver, LAYOUT as L } from '../store/layout.js';
+import { HEX64, isKnownDriver } from '../store/layout.js';
 import type { Store } from '../store/model.js';
 import type { WhiteoutRules } from '../store/rootfs.js';
 import { isWhiteout } from '../store/rootfs.js';
@@ -232,7 +232,6 @@ function layerPathOf(store: Store, parts: string[]): LayerPath | undefined {
   const home = parts[0]!;
   let id: string | undefined;
   let via: string | undefined;
-  let restFrom = 0;
   if ((home === 'overlay2' || home === 'fuse-overlayfs') && parts[1] === 'l') {
     if (parts[2] === undefined) return undefined;
     if (!LINK_ID.test(parts[2])) return undefined;
@@ -249,18 +248,15 @@ function layerPathOf(store: Store, parts: string[]): LayerPath | undefined {
     case 'fuse-overlayfs':
     case 'overlay':
       id = parts[1];
-      restFrom = 2;
       break;
     default:
       id = parts[2];
-      restFrom = 3;
   }
   if (id === undefined) return undefined;
   if (!/^[A-Za-z0-9._-]+$/.test(id) || id === '.' || id === '..') return undefined;
   const content = a.name === home ? a.contentDir(fs, id) : undefined;
   const rel = parts.join('/');
   if (content !== undefined && (rel === content || rel.startsWith(`${content}/`))) return { id, content, inner: rel === content ? '/' : rel.slice(content.length) };
-  void restFrom;
   return { id };
 }
 
