@@ -67,6 +67,13 @@ const TOUR: Step[] = [
   { sample: 'after-logs', why: 'a file docker cp planted in a container: its read-write layer', args: ['which'], resolve: layerFile('jsonlog', 'planted.txt', 'container') },
   { sample: 'after-logs', why: "a file of an image layer: its chainID and diffID, the images that hold it, and whether each container sees it", args: ['which'], resolve: layerFile('jsonlog', 'say', 'image') },
   { sample: 'after-logs', why: 'a file of a volume, and where the containers that mount it see it', args: ['which', 'volumes/logvol/_data/evidence.txt'] },
+  { sample: 'containerd', why: "a containerd root (a Kubernetes node's /var/lib/containerd): its namespaces, from meta.db", args: ['containerd', 'namespaces'] },
+  { sample: 'containerd', why: 'images as ctr images ls lists them, with what is present and unpacked', args: ['containerd', 'images'] },
+  { sample: 'containerd', why: 'snapshots: the overlayfs parent chains, as ctr snapshots tree prints them', args: ['containerd', 'snapshots', '--tree'] },
+  { sample: 'containerd', why: 'a container as ctr containers info prints it: the spec decoded from its protobuf Any, runc options by name', args: ['containerd', 'container', 'inspect', 'sample'] },
+  { sample: 'containerd', why: 'blob hashes, gc.ref labels, snapshot chains against diffIDs, what the collector would delete, leftover ingests', args: ['verify', '--deep'] },
+  { sample: 'docker-containerd', why: "Docker 29's containerd image store: Id is the target digest, the untagged image kept as moby-dangling@", args: ['images', '-a'] },
+  { sample: 'docker-containerd', why: "the container's read-write snapshot against its -init parent", args: ['container', 'diff', 'web'] },
 ];
 
 /** A guided tour over the shipped samples: each step is a real dataroot command line. */

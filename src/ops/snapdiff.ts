@@ -1,4 +1,5 @@
 import { readFileSync, realpathSync } from 'node:fs';
+import { containerdSummary, isMetaDbPath, type ContainerdSummary } from './containerddiff.js';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BoltFile } from '../formats/bolt/db.js';
@@ -7,9 +8,9 @@ import { DatarootError } from '../formats/errors.js';
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { isBoltMagic } from '../store/bolt.js';
 import { kindOf, showKey, type BoltKind } from '../store/boltdecode.js';
-import type { SnapshotStore } from '../store/snapstore.js';
+import type { SnapshotStore } from '../store/snapshots/store.js';
 import { diffBolt, flatten, type BoltChange } from './bolt.js';
-import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
+import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/snapshots/manifest.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /** One side of a diff: its manifest lines (walk order) and a way to read a file's content. */
@@ -32,7 +33,7 @@ export async function snapshotSide(store: SnapshotStore, name: string): Promise<
 /** A directory as a diff side (scanned and hashed now, nothing stored). */
 export async function directorySide(dir: string, label: string, exclude: string[] = []): Promise<DiffSideData> {
   const real = realpathSync(dir);
-  const { scanTree } = await import('./snapshot.js');
+  const { scanTree } = await import('./scantree.js');
   const { entries } = await scanTree(real, { exclude, metadataOnly: [] });
   return {
     label,
@@ -98,6 +99,8 @@ export interface DockerSummary {
   containers: { added: string[]; removed: string[]; changed: string[] };
   volumes: { added: string[]; removed: string[]; changed: string[] };
   networks: { added: string[]; removed: string[]; changed: string[] };
+  /** containerd's objects (images, containers, snapshots, blobs by namespace), when a meta.db changed. */
+  containerd?: ContainerdSummary;
 }
 
 export interface DiffResult {
@@ -291,6 +294,7 @@ function dockerSummary(entries: EntryDiff[]): DockerSummary {
       }
     }
     if (e.detail?.kind === 'bolt') {
+      if (isMetaDbPath(e.path)) containerdSummary(e.detail.changes, s);
       for (const c of e.detail.changes) {
         if (e.path === 'volumes/metadata.db' && c.path[0] === 'volumes' && c.path.length === 1) put(s.volumes, c.change === 'changed' ? 'modified' : c.change, c.key);
         const n = /^docker\/network\/v1\.0\/network\/([a-f0-9]+)\/$/.exec(c.key);
