@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { which, type Sight, type WhichResult } from '../ops/which.js';
+import { relPathUnder, which, type Sight, type WhichResult } from '../ops/which.js';
+import { dockerMetaOf, whichContainerd, whichDockerOnly } from '../ops/whichcd.js';
+import { withDockerStores, type Stores } from './cddocker.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, paint } from './render.js';
-import { withStore } from './storectx.js';
 
 /** `dataroot which PATH`: what owns a path of the root (exit 1 when the path does not exist). */
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
@@ -28,7 +29,7 @@ export function renderWhich(ctx: Ctx, r: WhichResult): string {
   if (r.layer !== undefined) {
     out.push(`  layer     chainID ${r.layer.chainId}`);
     if (r.layer.diffId !== undefined) out.push(`            diffID  ${r.layer.diffId}`);
-    out.push(`            cache-id ${r.layer.cacheId} (${r.layer.dir})`);
+    if (r.snapshot === undefined) out.push(`            cache-id ${r.layer.cacheId} (${r.layer.dir})`);
   }
   if (r.images !== undefined) out.push(`  images    ${r.images.length === 0 ? 'none' : r.images.map((i) => (i.tags.length > 0 ? `${i.tags.join(', ')} (${short(i.id)})` : short(i.id))).join('; ')}`);
   if (r.containers !== undefined) {
@@ -51,8 +52,43 @@ export function renderWhich(ctx: Ctx, r: WhichResult): string {
     for (const m of v.mountedBy) out.push(`    mounted by ${m.name === '' ? '' : `${m.name} `}(${short(m.id)}) at ${m.destination} (${m.rw ? 'rw' : 'ro'}): ${m.pathInContainer} there`);
   }
   if (r.image !== undefined) out.push(`  image     ${r.image.id}${r.image.tags.length > 0 ? ` (${r.image.tags.join(', ')})` : ''}`);
+  if (r.snapshot !== undefined) {
+    const s = r.snapshot;
+    out.push(`  snapshot  ${s.key} (${s.kind}, ${s.snapshotter} ${s.id}, namespace ${s.namespace})`);
+    if (s.parent !== null) out.push(`            parent ${s.parent}`);
+  }
   for (const n of r.notes) out.push(`  note: ${n}`);
   return `${out.join('\n')}\n`;
+}
+
+const DAEMON = 'containerd/daemon';
+
+/**
+ * One path: under the containerd root (containerd/daemon of a Docker root, or a containerd root
+ * itself) to the containerd reader; else to the graphdriver store, or for a Docker root on the
+ * containerd image store, to its containers and volumes.
+ */
+function whichOne(s: Stores, arg: string): WhichResult {
+  const cd = s.containerd?.cd;
+  if (cd !== undefined) {
+    const inDaemon = cd.location.how === 'docker-daemon';
+    const prefix = inDaemon ? DAEMON : '';
+    const docker = s.containerd?.docker === undefined ? undefined : dockerMetaOf(s.containerd.docker);
+    if (arg.startsWith('/') && [cd.fs.base, cd.location.shown].some((b) => arg === b || arg.startsWith(`${b.replace(/\/+$/, '')}/`))) {
+      return whichContainerd(cd, relPathUnder([cd.fs.base, cd.location.shown], arg), { prefix, docker });
+    }
+    if (!arg.startsWith('/')) {
+      if (cd.location.how === 'root-itself') return whichContainerd(cd, relPathUnder([cd.fs.base], arg), { prefix, docker });
+      const rel = relPathUnder([], arg);
+      if (inDaemon && (rel === DAEMON || rel.startsWith(`${DAEMON}/`))) return whichContainerd(cd, rel.slice(DAEMON.length + 1), { prefix, docker });
+    }
+    if (s.graph === undefined) {
+      if (docker === undefined) return whichContainerd(cd, relPathUnder([cd.fs.base, cd.location.shown], arg), { prefix, docker });
+      const shown = inDaemon ? cd.location.shown.slice(0, -DAEMON.length - 1) : docker.fs.base;
+      return whichDockerOnly(docker, relPathUnder([docker.fs.base, shown], arg));
+    }
+  }
+  return which(s.graph!(), arg);
 }
 
 export function registerWhich(program: Command, ctx: Ctx): void {
@@ -62,8 +98,8 @@ export function registerWhich(program: Command, ctx: Ctx): void {
     .description('what owns a path of the root: an image layer (chainID, diffID, images, and whether each container sees the file), a container (its rw layer or its directory), a volume (and the containers that mount it)')
     .action(async (paths: string[], _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const results = paths.map((p) => which(s, p));
+      await withDockerStores(g, ctx, (s) => {
+        const results = paths.map((p) => whichOne(s, p));
         if (g.json) emitJson(ctx, results);
         else ctx.stdout.write(results.map((r) => renderWhich(ctx, r)).join('\n'));
         if (results.some((r) => !r.exists) && ctx.exitCode === 0) ctx.exitCode = 1;

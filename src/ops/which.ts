@@ -1,6 +1,8 @@
 import type { Stats } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { kindOfStats, type EntryKind } from '../io/confined.js';
+import { kindOfStats, type Confined, type EntryKind } from '../io/confined.js';
+import type { ContainerRecord } from '../store/containers.js';
+import type { VolumeRecord } from '../store/volumes.js';
 import { LINK_ID, LINK_TARGET, MOUNT_ID } from '../store/ids.js';
 import { HEX64, isKnownDriver } from '../store/layout.js';
 import type { Store } from '../store/model.js';
@@ -58,18 +60,32 @@ export interface WhichResult {
   container?: ContainerRef & { pathInContainer?: string; role?: string; effect?: string; mountedOver?: string };
   volume?: { name: string; pathInVolume: string; mountedBy: (ContainerRef & { destination: string; pathInContainer: string; rw: boolean })[] };
   image?: ImageRef;
+  /** A containerd snapshot (its meta.db record and its directory), for paths of a snapshotter. */
+  snapshot?: { namespace: string; snapshotter: string; key: string; kind: string; id: string; parent: string | null; dir: string };
   notes: string[];
 }
 
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 
+/** What the path owners of the Docker side need: the root, its containers and its volumes (a Store has them; so has a root on the containerd image store). */
+export interface DockerMeta {
+  readonly fs: Confined;
+  readonly containers: ContainerRecord[];
+  readonly volumes: { volumes: VolumeRecord[] };
+}
+
 /** The path argument as a path relative to the root: relative as given, or absolute under the root (or the path dockerd knew it by). */
 export function relPathOf(store: Store, arg: string): string {
+  return relPathUnder([store.fs.base, store.shownRoot], arg);
+}
+
+/** The path argument relative to a root known by the absolute paths `roots` (where it is, where the engine had it). */
+export function relPathUnder(roots: string[], arg: string): string {
   let p = arg;
   if (p.startsWith('/')) {
-    const bases = [store.fs.base, store.shownRoot].map((b) => b.replace(/\/+$/, ''));
+    const bases = roots.map((b) => b.replace(/\/+$/, ''));
     const base = bases.find((b) => p === b || p.startsWith(`${b}/`));
-    if (base === undefined) throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${arg} is not under the data-root (${store.shownRoot})`);
+    if (base === undefined) throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${arg} is not under the data-root (${roots[roots.length - 1]})`);
     p = p.slice(base.length);
   }
   const parts: string[] = [];
@@ -93,7 +109,7 @@ function imageRefs(store: Store, chainId: string): ImageRef[] {
   return out.sort((a, b) => b.tags.length - a.tags.length || (a.id < b.id ? -1 : 1));
 }
 
-function containerRef(store: Store, id: string): ContainerRef {
+function containerRef(store: DockerMeta, id: string): ContainerRef {
   const c = store.containers.find((x) => x.id === id);
   return { id, name: c?.config?.Name ?? '' };
 }
@@ -108,16 +124,16 @@ function chainBelow(store: Store, chainId: string | undefined): string[] {
   return out;
 }
 
-function opaque(store: Store, rel: string, rules: WhiteoutRules): boolean {
+export function opaque(fs: Confined, rel: string, rules: WhiteoutRules): boolean {
   for (const x of rules.opaqueXattrs) {
     try {
-      const v = getXattr(store.fs.abs(rel), x);
+      const v = getXattr(fs.abs(rel), x);
       if (v !== undefined && v.length === 1 && v[0] === 0x79) return true;
     } catch {
       /* unreadable: not opaque */
     }
   }
-  return rules.opaqueMarker && store.fs.kind(`${rel}/.wh..wh..opq`) !== 'missing';
+  return rules.opaqueMarker && fs.kind(`${rel}/.wh..wh..opq`) !== 'missing';
 }
 
 type Resolution = { status: 'visible' | 'whiteout' | 'not-dir' | 'absent'; idx: number; dropped: Map<number, { why: 'opaque' | 'not-dir' | 'whiteout'; by: number }> };
@@ -127,7 +143,7 @@ type Resolution = { status: 'visible' | 'whiteout' | 'not-dir' | 'absent'; idx: 
  * buildView merges them): which layer's entry is seen, or which layer deletes it; and for each
  * layer that stopped contributing on the way, which upper layer cut it off.
  */
-export function resolveInView(store: Store, dirs: string[], rules: WhiteoutRules, inner: string): Resolution {
+export function resolveInView(fs: Confined, dirs: string[], rules: WhiteoutRules, inner: string): Resolution {
   const parts = inner.split('/').filter(Boolean);
   let cands = dirs.map((_, i) => i);
   const dropped = new Map<number, { why: 'opaque' | 'not-dir' | 'whiteout'; by: number }>();
@@ -143,7 +159,7 @@ export function resolveInView(store: Store, dirs: string[], rules: WhiteoutRules
         continue;
       }
       const here = prefix === '' ? dirs[idx]! : `${dirs[idx]}/${prefix}`;
-      const st = store.fs.lstatBig(`${here}/${name}`);
+      const st = fs.lstatBig(`${here}/${name}`);
       if (st !== undefined) {
         if (rules.charDevice && isWhiteout(st)) {
           if (next.length === 0) return { status: 'whiteout', idx, dropped };
@@ -159,10 +175,10 @@ export function resolveInView(store: Store, dirs: string[], rules: WhiteoutRules
           continue;
         }
         next.push(idx);
-        if (opaque(store, `${here}/${name}`, rules)) cut = { why: 'opaque', by: idx };
+        if (opaque(fs, `${here}/${name}`, rules)) cut = { why: 'opaque', by: idx };
         continue;
       }
-      if (rules.prefixFiles && store.fs.kind(`${here}/.wh.${name}`) !== 'missing') {
+      if (rules.prefixFiles && fs.kind(`${here}/.wh.${name}`) !== 'missing') {
         if (next.length === 0) return { status: 'whiteout', idx, dropped };
         cut = { why: 'whiteout', by: idx };
       }
@@ -180,18 +196,23 @@ function sightOf(store: Store, containerId: string, dir: string, inner: string):
   const ref = containerRef(store, containerId);
   const m = store.mountOf(containerId);
   if (m?.mountId === undefined) return { ...ref, sees: 'unknown' };
-  const a = store.adapter;
-  const mounted = mountedOver(store, containerId, inner);
+  const v = store.adapter.viewDirs(store.fs, m.mountId);
+  return sightInView(store.fs, ref, v.dirs, v.whiteouts, dir, inner, mountedOver(store, containerId, inner));
+}
+
+/** How a view (its layer dirs, topmost first) shows `inner` of the layer dir `dir`. */
+export function sightInView(fs: Confined, ref: ContainerRef, dirs: string[], rules: WhiteoutRules, dir: string, inner: string, mounted: string | undefined): Sight {
   const extra = mounted !== undefined ? { mountedOver: mounted } : {};
-  const v = a.viewDirs(store.fs, m.mountId);
+  const v = { dirs, whiteouts: rules };
+  const store = { fs };
   const k = v.dirs.indexOf(dir);
   if (k < 0) {
     // Not in the container's view: a full-tree driver copied this layer into the layers above it.
-    const r = resolveInView(store, v.dirs, v.whiteouts, inner);
+    const r = resolveInView(store.fs, v.dirs, v.whiteouts, inner);
     if (r.status === 'visible') return { ...ref, sees: 'visible', copy: true, by: v.dirs[r.idx]!, ...extra };
     return { ...ref, sees: r.status === 'whiteout' ? 'deleted' : 'absent', ...extra };
   }
-  const r = resolveInView(store, v.dirs, v.whiteouts, inner);
+  const r = resolveInView(store.fs, v.dirs, v.whiteouts, inner);
   const dr = r.dropped.get(k);
   if (dr !== undefined) return { ...ref, sees: dr.why === 'whiteout' ? 'deleted' : 'hidden', by: v.dirs[dr.by]!, ...extra };
   if (r.status === 'visible') return r.idx === k ? { ...ref, sees: 'visible', ...extra } : { ...ref, sees: 'shadowed', by: v.dirs[r.idx]!, ...extra };
@@ -201,7 +222,7 @@ function sightOf(store: Store, containerId: string, dir: string, inner: string):
 }
 
 /** A mount point of the container at or above `inner` (the deepest). */
-function mountedOver(store: Store, containerId: string, inner: string): string | undefined {
+export function mountedOver(store: DockerMeta, containerId: string, inner: string): string | undefined {
   const c = store.containers.find((x) => x.id === containerId);
   let best: { dest: string; what: string } | undefined;
   for (const mp of Object.values(c?.config?.MountPoints ?? {})) {
@@ -260,9 +281,9 @@ function layerPathOf(store: Store, parts: string[]): LayerPath | undefined {
   return { id };
 }
 
-function stat(store: Store, rel: string): Stats | undefined {
+export function statOf(fs: Confined, rel: string): Stats | undefined {
   try {
-    return rel === '' ? store.fs.lstat('.') : store.fs.lstat(rel);
+    return rel === '' ? fs.lstat('.') : fs.lstat(rel);
   } catch {
     return undefined;
   }
@@ -271,7 +292,7 @@ function stat(store: Store, rel: string): Stats | undefined {
 export function which(store: Store, arg: string): WhichResult {
   const rel = relPathOf(store, arg);
   const parts = rel.split('/').filter(Boolean);
-  const st = stat(store, rel);
+  const st = statOf(store.fs, rel);
   const base: Pick<WhichResult, 'path' | 'exists' | 'type' | 'size' | 'notes'> = {
     path: rel,
     exists: st !== undefined,
@@ -304,7 +325,7 @@ export function which(store: Store, arg: string): WhichResult {
   return { ...base, owner: what[top] !== undefined ? 'store' : 'other', summary: what[top] ?? `not a path dockerd 20.10 keeps (${top}/)` };
 }
 
-type Part = Omit<WhichResult, 'path' | 'exists' | 'notes'> & { notes: string[] };
+export type Part = Omit<WhichResult, 'path' | 'exists' | 'notes'> & { notes: string[] };
 
 function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part & { through?: { st: Stats | undefined } } {
   const notes: string[] = [];
@@ -325,7 +346,7 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
   if (lp.via !== undefined) notes.push(`through the link ${lp.via} (→ ${lp.content})`);
   const inContent = lp.inner !== undefined;
   const inner = lp.inner;
-  const through = lp.via !== undefined && lp.content !== undefined ? { st: stat(store, `${lp.content}${lp.inner === '/' ? '' : lp.inner}`) } : undefined;
+  const through = lp.via !== undefined && lp.content !== undefined ? { st: statOf(store.fs, `${lp.content}${lp.inner === '/' ? '' : lp.inner}`) } : undefined;
   if (through !== undefined) st = through.st;
   const typeWord = st === undefined ? 'nothing (the path does not exist)' : st.isCharacterDevice() && st.rdev === 0 ? 'a whiteout (0/0 character device)' : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
   // An image layer (its cache-id)?
@@ -364,14 +385,14 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
     };
     const v = store.adapter.viewDirs(store.fs, lp.id);
     if (inContent && !init && v.dirs.length > 1 && inner !== '/') {
-      const below = resolveInView(store, v.dirs.slice(1), v.whiteouts, inner!);
+      const below = resolveInView(store.fs, v.dirs.slice(1), v.whiteouts, inner!);
       const lowerName = (d: string): string => {
         const l = [...store.layers.values()].find((x) => x.cacheId !== undefined && store.adapter.contentDir(store.fs, x.cacheId) === d);
         return l !== undefined ? `image layer ${short(l.chainId)}` : d.endsWith('-init/diff') ? 'the init layer' : d;
       };
       const isWh = st !== undefined && ((v.whiteouts.charDevice && st.isCharacterDevice() && st.rdev === 0) || (v.whiteouts.prefixFiles && parts[parts.length - 1]!.startsWith('.wh.')));
       if (isWh) out.container!.effect = `deletes ${inner!.replace(/\.wh\.([^/]*)$/, '$1')} of the image${below.status === 'visible' ? ` (from ${lowerName(v.dirs[below.idx + 1]!)})` : ''}`;
-      else if (st?.isDirectory() === true && opaque(store, `${lp.content}${inner}`, v.whiteouts)) out.container!.effect = `an opaque directory: hides what the image has under ${inner}`;
+      else if (st?.isDirectory() === true && opaque(store.fs, `${lp.content}${inner}`, v.whiteouts)) out.container!.effect = `an opaque directory: hides what the image has under ${inner}`;
       else if (below.status === 'visible') out.container!.effect = `replaces the image's ${inner} (from ${lowerName(v.dirs[below.idx + 1]!)})`;
       else out.container!.effect = `added by the container (the image has no ${inner})`;
       const mo = mountedOver(store, m.containerId, inner!);
@@ -397,7 +418,7 @@ const CONTAINER_FILES: [RegExp, string][] = [
   [/^checkpoints(\/.*)?$/, 'its checkpoints (docker checkpoint)'],
 ];
 
-function containerPath(store: Store, parts: string[]): Part {
+export function containerPath(store: DockerMeta, parts: string[]): Part {
   if (parts.length === 1) return { owner: 'store', summary: "dockerd's containers (one directory per container ID)", notes: [] };
   const id = parts[1]!;
   if (!HEX64.test(id)) return { owner: 'other', summary: `${id} is not a container ID: dockerd does not load it`, notes: [] };
@@ -413,7 +434,7 @@ function containerPath(store: Store, parts: string[]): Part {
   };
 }
 
-function volumePath(store: Store, parts: string[]): Part {
+export function volumePath(store: DockerMeta, parts: string[]): Part {
   if (parts.length === 1) return { owner: 'store', summary: "the local volume driver's home", notes: [] };
   if (parts[1] === 'metadata.db' && parts.length === 2) return { owner: 'store', summary: "the volume store's BoltDB (volumes/metadata.db: names, drivers, labels, options); dockerd holds its lock while it runs", notes: [] };
   const name = parts[1]!;
