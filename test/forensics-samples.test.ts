@@ -73,6 +73,72 @@ describe('which on every driver of the samples', () => {
   });
 });
 
+describe('which on the containerd samples', () => {
+  const OV = 'io.containerd.snapshotter.v1.overlayfs/snapshots';
+  const whichOf = async (sample: string, p: string): Promise<{ code: number; res: Obj }> => {
+    const r = await run(['--json', 'which', p, '--root', root(sample)]);
+    expect(r.stderr).toBe('');
+    return { code: r.code, res: (JSON.parse(r.stdout) as Obj[])[0]! };
+  };
+  /** The snapshot of a namespace by its on-disk id, as `containerd snapshots` lists it. */
+  const snapById = async (sample: string, id: string): Promise<Obj> => ((await json(['containerd', 'snapshots', '--root', root(sample)])) as Obj[]).find((x) => x['Dataroot']['id'] === id)!;
+  const layersOf = async (sample: string, image: string): Promise<Obj[]> => (await json(['containerd', 'image', 'inspect', image, '--root', root(sample)]))[0]['Dataroot']['manifests'][0]['layers'];
+
+  it("containerd root: a file of an image layer's snapshot, hidden from the container by the upper layer's whiteout", async () => {
+    const s1 = await snapById('containerd', '1');
+    const [l1] = await layersOf('containerd', 'docker.io/library/hello:1');
+    const { code, res } = await whichOf('containerd', `${OV}/1/fs/etc/old`);
+    expect(code).toBe(0);
+    expect(res).toMatchObject({ owner: 'image-layer', exists: true, type: 'file', pathInLayer: '/etc/old' });
+    expect(res['snapshot']).toMatchObject({ namespace: 'default', snapshotter: 'overlayfs', key: s1['Name'], kind: 'Committed', id: '1' });
+    expect(res['layer']).toMatchObject({ chainId: l1!['chainID'], diffId: l1!['diffID'] });
+    const tags = (res['images'] as Obj[]).flatMap((i) => i['tags'] as string[]).sort();
+    expect(tags).toEqual(['default/docker.io/library/hello:1', 'default/docker.io/library/hello:2', 'default/docker.io/library/hello:latest']);
+    // snapshots/2/fs/etc/old is a 0/0 character device (the sample's tar listing): the container on 2 has it deleted.
+    expect(res['containers']).toEqual([{ id: 'sample', name: '', sees: 'deleted', by: `${OV}/2/fs` }]);
+    expect((await whichOf('containerd', `${OV}/1/fs/etc/motd`)).res['containers']).toEqual([{ id: 'sample', name: '', sees: 'visible' }]);
+  });
+
+  it('containerd root: the second layer names its own diffID; the k8s.io copy of the first layer is its namespace\'s', async () => {
+    const [, l2] = await layersOf('containerd', 'docker.io/library/hello:2');
+    const { res } = await whichOf('containerd', `${OV}/2/fs/etc/release`);
+    expect(res['layer']).toMatchObject({ chainId: l2!['chainID'], diffId: l2!['diffID'], parent: (await snapById('containerd', '1'))['Name'] });
+    const k8s = (await whichOf('containerd', `${OV}/3/fs/hello`)).res;
+    expect(k8s['snapshot']).toMatchObject({ namespace: 'k8s.io', id: '3' });
+    expect(k8s['images']).toMatchObject([{ tags: ['k8s.io/docker.io/library/hello-oci:1'] }]);
+    expect(k8s['containers']).toEqual([]);
+  });
+
+  it("containerd root: the container's active snapshot, an orphan directory, a path that is not a snapshot id", async () => {
+    const { res } = await whichOf('containerd', `${OV}/5/fs/proc`);
+    expect(res).toMatchObject({ owner: 'container-layer', container: { id: 'sample', pathInContainer: '/proc', effect: 'added by the container (the image has no /proc)' } });
+    const orphan = await whichOf('containerd', `${OV}/99/fs/x`);
+    expect(orphan.code).toBe(1);
+    expect(orphan.res['owner']).toBe('other');
+    expect((await whichOf('containerd', `${OV}/..x/fs`)).res['summary']).toMatch(/is not a snapshot id/);
+  });
+
+  it('Docker on the containerd image store: image layer, rw snapshot (replaces, deletes, adds), -init snapshot, blobs, containers/', async () => {
+    const D = 'containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots';
+    const [c] = (await json(['containers', '--root', root('docker-containerd')])) as Obj[];
+    const id = c!['Id'] as string;
+    const lower = (await whichOf('docker-containerd', `${D}/1/fs/etc/motd`)).res;
+    expect(lower['owner']).toBe('image-layer');
+    expect(lower['snapshot']).toMatchObject({ namespace: 'moby', id: '1' });
+    // snapshots/4 (the container's) holds its own etc/motd.
+    expect(lower['containers']).toEqual([{ id, name: '/web', sees: 'shadowed', by: 'io.containerd.snapshotter.v1.overlayfs/snapshots/4/fs' }]);
+    expect((await whichOf('docker-containerd', `${D}/4/fs/etc/motd`)).res).toMatchObject({ owner: 'container-layer', container: { id, name: '/web', effect: `replaces the image's /etc/motd (from image layer 3a89dd69f1c3)` } });
+    expect((await whichOf('docker-containerd', `${D}/4/fs/etc/release`)).res['container']['effect']).toBe('deletes /etc/release of the image (from image layer c285b6dfa93d)');
+    expect((await whichOf('docker-containerd', `${D}/4/fs/added.txt`)).res['container']['effect']).toBe('added by the container (the image has no /added.txt)');
+    expect((await whichOf('docker-containerd', `${D}/3/fs/etc/hosts`)).res).toMatchObject({ owner: 'init-layer', container: { id, role: 'init snapshot' } });
+    const [, l2] = await layersOf('docker-containerd', 'docker.io/library/hello:2');
+    const blob = (await whichOf('docker-containerd', `containerd/daemon/io.containerd.content.v1.content/blobs/sha256/${(l2!['descriptor']['digest'] as string).slice(7)}`)).res;
+    expect(blob['owner']).toBe('image');
+    expect(blob['images'].flatMap((i: Obj) => i['tags']).sort()).toEqual(['docker.io/library/hello:2', 'docker.io/library/hello:latest']);
+    expect((await whichOf('docker-containerd', `containers/${id}/config.v2.json`)).res).toMatchObject({ owner: 'container', container: { id, name: '/web' } });
+  });
+});
+
 describe('logs on the after-logs sample, consistent with itself', () => {
   it.each(['jsonlog', 'locallog', 'cachedlog'])('%s: --tail N is the last N messages; --since T the messages at or after T', async (c) => {
     const r = root('after-logs');

@@ -211,4 +211,23 @@ describe('timeline and which on hostile roots', () => {
     expect(codedFailure(await read(root, ['which', '../outside/canary.txt'], { code: [2] }))).toBe('USAGE_PATH_OUTSIDE_ROOT');
     expect(codedFailure(await read(root, ['which', H.canaryFile], { code: [2] }))).toBe('USAGE_PATH_OUTSIDE_ROOT');
   });
+
+  it("which on a containerd root: a snapshot's fs and a directory of the container's view as symlinks out of the root, a FIFO in a layer", async () => {
+    const root = H.root('containerd');
+    const OV = join(root, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots');
+    rmSync(join(OV, '1', 'fs'), { recursive: true });
+    symlinkSync(H.outside, join(OV, '1', 'fs'));
+    rmSync(join(OV, '5', 'fs', 'proc'), { recursive: true });
+    symlinkSync(H.outside, join(OV, '5', 'fs', 'proc'));
+    mkdirSync(join(OV, '2', 'fs', 'run'));
+    mknod(join(OV, '2', 'fs', 'run', 'pipe'), S_IFIFO | 0o600, 0, 0);
+    const rel = 'io.containerd.snapshotter.v1.overlayfs/snapshots';
+    const a = await read(root, ['--json', 'which', `${rel}/1/fs/canary.txt`], { code: [0, 1] });
+    expect(JSON.parse(a.stdout)[0].exists).toBe(false);
+    const b = await read(root, ['--json', 'which', `${rel}/5/fs/proc/canary.txt`], { code: [0, 1] });
+    expect(JSON.parse(b.stdout)[0].exists).toBe(false);
+    const c = await read(root, ['--json', 'which', `${rel}/2/fs/run/pipe`], { code: [0] });
+    expect(JSON.parse(c.stdout)[0]).toMatchObject({ type: 'fifo', owner: 'image-layer' });
+    expect(codedFailure(await read(root, ['which', `${rel}/../../../outside`], { code: [2] }))).toBe('USAGE_PATH_OUTSIDE_ROOT');
+  });
 });
