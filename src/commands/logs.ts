@@ -4,7 +4,20 @@ import { parseSize } from '../io/archive.js';
 import { readContainerLogs, type LogRecord, type LogsOptions } from '../ops/logs.js';
 import type { Ctx, GlobalOpts, Out } from './context.js';
 import { jsonText, safeText } from './render.js';
-import { reportProblems, withStore } from './storectx.js';
+import { dockerMetaOf } from '../ops/whichcd.js';
+import type { LogSource } from '../ops/logs.js';
+import { withDockerStores } from './cddocker.js';
+import { legacyUnsupported } from './legacy.js';
+import { reportProblems } from './storectx.js';
+
+/** The containers of the root: its graphdriver store, or on Docker's containerd image store its containers/ (logs are the same files). */
+export async function withLogSource<T>(g: GlobalOpts, ctx: Ctx, fn: (s: LogSource) => Promise<T>): Promise<T> {
+  return withDockerStores(g, ctx, async (s) => {
+    if (s.legacy !== undefined) throw legacyUnsupported(s.legacy.root);
+    if (s.graph !== undefined || s.containerd?.docker === undefined) return fn(s.graph!());
+    return fn(dockerMetaOf(s.containerd.docker));
+  });
+}
 
 /**
  * `dataroot logs <container>`: what `docker logs` prints for the same flags on the live daemon,
@@ -111,7 +124,7 @@ function recordJson(r: LogRecord): Record<string, unknown> {
 }
 
 export async function runLogs(g: GlobalOpts, ctx: Ctx, q: string, o: LogsCliOptions): Promise<void> {
-  await withStore(g, ctx, async (s) => {
+  await withLogSource(g, ctx, async (s) => {
     const opts: LogsOptions = { tail: o.tail, allRotated: o.allRotated };
     if (o.maxDecompressed !== undefined) opts.maxDecompressed = o.maxDecompressed;
     if (o.since !== undefined) opts.since = o.since;

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { relPathUnder, which, type Sight, type WhichResult } from '../ops/which.js';
 import { dockerMetaOf, whichContainerd, whichDockerOnly } from '../ops/whichcd.js';
 import { withDockerStores, type Stores } from './cddocker.js';
+import { legacyUnsupported } from './legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, paint } from './render.js';
 
@@ -69,6 +70,7 @@ const DAEMON = 'containerd/daemon';
  * containerd image store, to its containers and volumes.
  */
 function whichOne(s: Stores, arg: string): WhichResult {
+  if (s.legacy !== undefined) throw legacyUnsupported(s.legacy.root);
   const cd = s.containerd?.cd;
   if (cd !== undefined) {
     const inDaemon = cd.location.how === 'docker-daemon';

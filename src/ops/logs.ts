@@ -87,7 +87,10 @@ interface Source {
 
 const before = (t: Instant, x: { sec: number; nsec: number }): boolean => compareInstant(t, { ...x, off: 0 }) < 0;
 
-export async function readContainerLogs(store: Store, q: string, o: LogsOptions): Promise<LogsRead> {
+/** Where logs are read: a Store, or the Docker side of a root on the containerd image store. */
+export type LogSource = Pick<Store, 'fs' | 'lookupContainer'>;
+
+export async function readContainerLogs(store: LogSource, q: string, o: LogsOptions): Promise<LogsRead> {
   const c = requireContainer(store, q);
   const plan = logPlanOf(store.fs, c);
   const name = c.config?.Name ?? c.id.slice(0, 12);

@@ -8,6 +8,9 @@ import { WHITEOUTS, type WhiteoutRules } from '../store/rootfs.js';
 import { readVolumes } from '../store/volumes.js';
 import { snapshotViewDirs } from './containerd.js';
 import { MOBY_NS } from './containerddocker.js';
+import type { LogSource } from './logs.js';
+import type { ContainerRecord } from '../store/containers.js';
+import { problem, type Problem } from '../store/problems.js';
 import { containerPath, mountedOver, opaque, resolveInView, sightInView, statOf, volumePath, type ContainerRef, type DockerMeta, type ImageRef, type Part, type Sight, type WhichResult } from './which.js';
 
 /**
@@ -25,10 +28,10 @@ import { containerPath, mountedOver, opaque, resolveInView, sightInView, statOf,
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 
 /** The Docker side of a root on the containerd image store (containers/, volumes/), read lazily. */
-export function dockerMetaOf(fs: DockerMeta['fs']): DockerMeta {
+export function dockerMetaOf(fs: DockerMeta['fs']): DockerMeta & LogSource {
   let containers: DockerMeta['containers'] | undefined;
   let volumes: DockerMeta['volumes'] | undefined;
-  return {
+  const meta = {
     fs,
     get containers() {
       return (containers ??= readContainers(fs));
@@ -36,7 +39,17 @@ export function dockerMetaOf(fs: DockerMeta['fs']): DockerMeta {
     get volumes() {
       return (volumes ??= readVolumes(fs));
     },
+    lookupContainer(q: string): { container?: ContainerRecord; error?: Problem } {
+      // As Store.lookupContainer (and dockerd): full ID, name, then a unique ID prefix.
+      const all = meta.containers;
+      const hit = all.find((c) => c.id === q) ?? all.find((c) => c.config?.Name === (q.startsWith('/') ? q : `/${q}`));
+      if (hit !== undefined) return { container: hit };
+      const hits = /^[a-f0-9]+$/.test(q) ? all.filter((c) => c.id.startsWith(q)) : [];
+      if (hits.length === 1) return { container: hits[0]! };
+      return { error: hits.length > 1 ? problem('CONTAINER_AMBIGUOUS', `${q} matches ${hits.length} containers`) : problem('CONTAINER_NOT_FOUND', `No such container: ${q}`) };
+    },
   };
+  return meta;
 }
 
 /** `which` on a path of a Docker root whose image store is containerd's (no graphdriver store): containers/ and volumes/; the rest is named. */
