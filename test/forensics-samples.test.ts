@@ -180,7 +180,7 @@ describe('timeline on the samples', () => {
   const work = mkdtempSync(join(tmpdir(), 'dataroot-tl-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it.runIf(needs('mactime')).each(['fresh', 'after-logs', ...Object.keys(HELLO)])('%s: mactime -b reads the body file, every line of it', async (sample) => {
+  it.runIf(needs('mactime')).each(['fresh', 'after-logs', ...Object.keys(HELLO), 'containerd', 'docker-containerd'])('%s: mactime -b reads the body file, every line of it', async (sample) => {
     const r = await run(['timeline', '--format', 'bodyfile', '--layers', '--root', root(sample)]);
     expect(r.code, r.stderr).toBe(0);
     const body = join(work, `${sample}.body`);
@@ -190,6 +190,51 @@ describe('timeline on the samples', () => {
     expect(m.status, m.stderr).toBe(0);
     expect(m.stderr).toBe('');
     expect(m.stdout.trim().split('\n').length).toBeGreaterThan(r.stdout.trim().split('\n').length);
+  });
+
+  const events = async (sample: string, extra: string[] = ['--no-files']): Promise<Obj[]> => {
+    const r = await run(['timeline', '--format', 'jsonl', ...extra, '--root', root(sample)]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
+  };
+
+  it("containerd root: meta.db's image, container and snapshot times, as the containerd commands read them", async () => {
+    const ev = await events('containerd');
+    const times = (name: string, id: string): string[] => ev.filter((e) => e['event'] === name && e['object']['id'] === id).map((e) => e['time'] as string);
+    const images = (await json(['containerd', 'images', '--root', root('containerd')])) as Obj[];
+    expect(images.length).toBeGreaterThan(0);
+    for (const i of images) {
+      const name = `${i['Dataroot']['namespace']}/${i['Name']}`;
+      expect(ev.filter((e) => e['event'] === 'image.recorded' && e['object']['name'] === name).map((e) => e['time']), name).toEqual([i['CreatedAt']]);
+    }
+    const [c] = (await json(['containerd', 'containers', '--root', root('containerd')])) as Obj[];
+    expect(times('container.created', c!['ID'])).toEqual([c!['CreatedAt']]);
+    const snaps = (await json(['containerd', 'snapshots', '--root', root('containerd')])) as Obj[];
+    for (const s of snaps) expect(ev.filter((e) => e['event'] === 'snapshot.created' && e['object']['id'] === s['Name'] && (e['object']['name'] as string).startsWith(`${s['Dataroot']['namespace']},`)).map((e) => e['time'])).toContain(s['Created']);
+    // Sorted by time.
+    const keys = ev.map((e) => BigInt((e['unix'] as string).replace('.', '')));
+    expect(keys).toEqual([...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+
+  it("containerd root: file times of active snapshots by default, committed ones with --layers, each with its path in the snapshot", async () => {
+    const plain = await events('containerd', []);
+    const layers = await events('containerd', ['--layers']);
+    const OV = 'io.containerd.snapshotter.v1.overlayfs/snapshots';
+    expect(plain.some((e) => (e['source'] as string).startsWith(`${OV}/5/fs`))).toBe(true);
+    expect(plain.some((e) => (e['source'] as string).startsWith(`${OV}/1/`))).toBe(false);
+    const old = layers.find((e) => e['source'] === `${OV}/1/fs/etc/old` && e['event'] === 'file.mtime')!;
+    expect(old).toMatchObject({ path: '/etc/old', object: { type: 'snapshot', id: 'sha256:3a89dd69f1c39d845d9ed4171302501c5c29caada27c2e9da24ffce3c947727c' }, file: { type: 'file', size: 32 } });
+  });
+
+  it('Docker on the containerd image store: the containers of config.v2.json as container inspect has them; containerd/daemon sources', async () => {
+    const ev = await events('docker-containerd');
+    const [c] = (await json(['container', 'inspect', 'web', '--root', root('docker-containerd')])) as Obj[];
+    const of = (name: string): string[] => ev.filter((e) => e['event'] === name && e['object']['id'] === c!['Id']).map((e) => e['time'] as string);
+    expect(of('container.created')).toEqual([c!['Created']]);
+    expect(of('container.started')).toEqual([c!['State']['StartedAt']]);
+    expect(of('container.finished')).toEqual([c!['State']['FinishedAt']]);
+    expect(ev.filter((e) => e['event'] === 'snapshot.created').map((e) => e['source'])).toContain('containerd/daemon/io.containerd.metadata.v1.bolt/meta.db');
+    expect(ev.find((e) => e['event'] === 'image.recorded')!['object']['name']).toMatch(/^docker\.io\/library\/hello:/);
   });
 
   it('--since and --until keep the events in the range, sorted', async () => {

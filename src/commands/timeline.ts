@@ -4,7 +4,11 @@ import { ExternalSorter } from '../io/extsort.js';
 import { fileEvents, objectLabel, timeline, type FileTimes, type TimelineEvent } from '../ops/timeline.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { jsonText, safeText } from './render.js';
-import { reportProblems, withStore } from './storectx.js';
+import { reportProblems } from './storectx.js';
+import { withDockerStores } from './cddocker.js';
+import { legacyUnsupported } from './legacy.js';
+import { timelineContainerd } from '../ops/timelinecd.js';
+import { dockerMetaOf } from '../ops/whichcd.js';
 
 /**
  * `dataroot timeline`: every time of the root as one stream sorted by time (sorted runs merged, so
@@ -128,8 +132,18 @@ function textLine(e: TimelineEvent): string {
 export async function runTimeline(g: GlobalOpts, ctx: Ctx, o: TimelineCliOptions): Promise<void> {
   const keep = (t: Instant): boolean => (o.since === undefined || compareInstant(t, o.since) >= 0) && (o.until === undefined || compareInstant(t, o.until) <= 0);
   const format: Format = g.json ? 'jsonl' : o.format;
-  await withStore(g, ctx, async (s) => {
-    const run = timeline(s, { layers: o.layers, files: o.files });
+  await withDockerStores(g, ctx, async (s) => {
+    if (s.legacy !== undefined) throw legacyUnsupported(s.legacy.root);
+    const cd = s.containerd;
+    const run =
+      s.graph !== undefined || cd === undefined
+        ? timeline(s.graph!(), { layers: o.layers, files: o.files })
+        : timelineContainerd(cd.cd, {
+            layers: o.layers,
+            files: o.files,
+            prefix: cd.cd.location.how === 'docker-daemon' ? 'containerd/daemon' : '',
+            docker: cd.docker === undefined || cd.cd.location.how === 'root-itself' ? undefined : dockerMetaOf(cd.docker),
+          });
     let out = '';
     const write = (line: string): void => {
       out += line;

@@ -4,7 +4,10 @@ import { instantFromNanos, isZeroInstant, parseRFC3339, type Instant } from '../
 import { isKnownDriver, LAYOUT as L } from '../store/layout.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
-import { readContainerLogs, type LogRecord } from './logs.js';
+import { readContainerLogs, type LogRecord, type LogSource } from './logs.js';
+import type { Confined } from '../io/confined.js';
+import type { ContainerRecord } from '../store/containers.js';
+import type { VolumeRecord } from '../store/volumes.js';
 
 /**
  * Every time a data-root holds, as items of one stream: point events of the daemon's objects
@@ -15,7 +18,7 @@ import { readContainerLogs, type LogRecord } from './logs.js';
  * with `layers` of every driver layer directory. Each item names its object and its source file.
  * Items come in walk order: the caller sorts (or, for a body file, lets mactime sort).
  */
-export type ObjectType = 'image' | 'container' | 'layer' | 'volume' | 'network' | 'root';
+export type ObjectType = 'image' | 'container' | 'layer' | 'volume' | 'network' | 'root' | 'snapshot' | 'blob' | 'lease';
 
 export interface TimelineObject {
   type: ObjectType;
@@ -120,6 +123,12 @@ export function objectLabel(o: TimelineObject): string {
       return `volume ${o.id}`;
     case 'root':
       return o.id === '' ? 'data-root' : o.id;
+    case 'snapshot':
+      return `snapshot ${o.id.startsWith('sha256:') ? short(o.id) : o.id}${o.name !== undefined ? ` (${o.name})` : ''}`;
+    case 'blob':
+      return `blob ${short(o.id)}${o.name !== undefined ? ` (${o.name})` : ''}`;
+    case 'lease':
+      return `lease ${o.id}${o.name !== undefined ? ` (${o.name})` : ''}`;
   }
 }
 
@@ -162,10 +171,33 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
 
   // Containers: created, started, finished, health checks, first and last log message.
   const containerObj = new Map<string, TimelineObject>();
-  for (const c of store.containers) {
+  for (const c of store.containers) containerObj.set(c.id, { type: 'container', id: c.id, ...(typeof c.config?.Name === 'string' ? { name: c.config.Name } : {}) });
+  yield* containerEvents(store, store.containers, problems);
+
+  // Volumes: created (the ctime of _data, as the local driver reports CreatedAt).
+  yield* volumeEvents(fs, store.volumes.volumes);
+
+  // Networks: created.
+  for (const r of store.networkKv.records) {
+    if (r.kind !== 'network') continue;
+    const id = r.ids[0] ?? '';
+    const name = typeof r.value['name'] === 'string' ? r.value['name'] : undefined;
+    yield* ev(t(r.value['created']), 'network.created', { type: 'network', id, ...(name !== undefined ? { name } : {}) }, L.networkDb, typeof r.value['networkType'] === 'string' ? `driver ${r.value['networkType']}` : undefined);
+  }
+  yield* rest(store, o, problems, imageObj, containerObj);
+}
+
+const evOf = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
+  time === undefined || isZeroInstant(time) ? [] : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
+const tOf = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
+
+/** Docker containers' events (config.v2.json) and the first and last message of their logs. */
+export async function* containerEvents(logs: LogSource, containers: ContainerRecord[], problems: Problem[]): AsyncGenerator<TimelineItem> {
+  const ev = evOf;
+  const t = tOf;
+  for (const c of containers) {
     const cfg = c.config;
     const obj: TimelineObject = { type: 'container', id: c.id, ...(typeof cfg?.Name === 'string' ? { name: cfg.Name } : {}) };
-    containerObj.set(c.id, obj);
     if (cfg === undefined) continue;
     const src = `${c.dir}/config.v2.json`;
     const st = cfg.State ?? {};
@@ -180,25 +212,22 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
         yield* ev(t(h.Start), 'container.health', obj, src, `health check started (exit code ${String(h.ExitCode)})`);
       }
     }
-    for await (const it of logEnds(store, c.id, obj, problems)) yield it;
+    for await (const it of logEnds(logs, c.id, obj, problems)) yield it;
   }
+}
 
-  // Volumes: created (the ctime of _data, as the local driver reports CreatedAt).
-  for (const v of store.volumes.volumes) {
+/** Volumes: created (the ctime of _data, as the local driver reports CreatedAt). */
+export function* volumeEvents(fs: Confined, volumes: VolumeRecord[]): Generator<TimelineItem> {
+  for (const v of volumes) {
     if (v.dataDir === '') continue;
     const st = fs.lstatBig(v.dataDir);
     if (st === undefined) continue;
-    yield* ev(instantFromNanos(st.ctimeNs), 'volume.created', { type: 'volume', id: v.name }, v.dataDir, `driver ${v.driver}`);
+    yield* evOf(instantFromNanos(st.ctimeNs), 'volume.created', { type: 'volume', id: v.name }, v.dataDir, `driver ${v.driver}`);
   }
+}
 
-  // Networks: created.
-  for (const r of store.networkKv.records) {
-    if (r.kind !== 'network') continue;
-    const id = r.ids[0] ?? '';
-    const name = typeof r.value['name'] === 'string' ? r.value['name'] : undefined;
-    yield* ev(t(r.value['created']), 'network.created', { type: 'network', id, ...(name !== undefined ? { name } : {}) }, L.networkDb, typeof r.value['networkType'] === 'string' ? `driver ${r.value['networkType']}` : undefined);
-  }
-
+function* rest(store: Store, o: TimelineOptions, problems: Problem[], imageObj: Map<string, TimelineObject>, containerObj: Map<string, TimelineObject>): Generator<TimelineItem> {
+  const fs = store.fs;
   if (o.files === false) return;
   // File times: everything of the root but the driver homes (metadata, containers, volumes, …).
   const homes = new Set<string>(fs.names('').filter((n) => isKnownDriver(n)));
@@ -237,7 +266,7 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
 }
 
 /** The first and last message of a container's logs (every rotation present). */
-async function* logEnds(store: Store, id: string, obj: TimelineObject, problems: Problem[]): AsyncGenerator<TimelineItem> {
+async function* logEnds(store: LogSource, id: string, obj: TimelineObject, problems: Problem[]): AsyncGenerator<TimelineItem> {
   const ends: [string, number][] = [
     ['log.first', -1],
     ['log.last', 1],
