@@ -230,4 +230,23 @@ describe('timeline and which on hostile roots', () => {
     expect(JSON.parse(c.stdout)[0]).toMatchObject({ type: 'fifo', owner: 'image-layer' });
     expect(codedFailure(await read(root, ['which', `${rel}/../../../outside`], { code: [2] }))).toBe('USAGE_PATH_OUTSIDE_ROOT');
   });
+
+  it('timeline on a containerd root: a snapshot as a symlink out, a snapshot directory not named by an id, a FIFO blob', async () => {
+    const root = H.root('containerd');
+    const OV = join(root, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots');
+    rmSync(join(OV, '5'), { recursive: true });
+    symlinkSync(H.canaryDir, join(OV, '5'));
+    mkdirSync(join(OV, 'x'));
+    writeFileSync(join(OV, 'x', 'y'), 'not a snapshot');
+    mknod(join(root, 'io.containerd.content.v1.content', 'blobs', 'sha256', 'ab'.repeat(32)), S_IFIFO | 0o600, 0, 0);
+    const r = await read(root, ['timeline', '--format', 'jsonl', '--layers'], { code: [0, 1] });
+    const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { source: string; file?: { type: string } });
+    expect(ev.find((e) => e.source === 'io.containerd.snapshotter.v1.overlayfs/snapshots/5')?.file?.type).toBe('symlink');
+    expect(ev.some((e) => e.source.startsWith('io.containerd.snapshotter.v1.overlayfs/snapshots/5/'))).toBe(false);
+    expect(ev.some((e) => e.source.startsWith('io.containerd.snapshotter.v1.overlayfs/snapshots/x'))).toBe(false);
+    expect(r.stderr).toContain('CONTAINERD_SNAPSHOT_ID_INVALID');
+    expect(ev.find((e) => e.source.endsWith(`blobs/sha256/${'ab'.repeat(32)}`))?.file?.type).toBe('fifo');
+    const body = await read(root, ['timeline', '--format', 'bodyfile'], { code: [0, 1] });
+    expect(body.stdout).toContain('|p/prw-------|');
+  });
 });
