@@ -190,6 +190,9 @@ describe('demo', () => {
     expect(r.stdout).toMatch(/read-write layer of container \/jsonlog \([a-f0-9]{12}\), \/planted\.txt in the container/);
     expect(r.stdout).toMatch(/\/jsonlog \([a-f0-9]{12}\): sees it/);
     expect(r.stdout).toContain('mounted by /jsonlog');
+    // which on the containerd samples: through a whiteout, and a whiteout's effect.
+    expect(r.stdout).toContain('(sample): has it deleted (whiteout in io.containerd.snapshotter.v1.overlayfs/snapshots/2/fs)');
+    expect(r.stdout).toContain('deletes /etc/release of the image (from image layer c285b6dfa93d)');
     // diff shows the added network's subnet, decoded from the JSON string libnetwork keeps it in.
     expect(r.stdout).toContain('json.ipamV4Config<json>[0].PreferredPool = "172.30.0.0/24"');
     for (const c of ['images -a', 'image inspect localhost/buildtest:v1', 'history', 'layers', 'containers', 'container diff sample', 'volumes', 'networks', 'network inspect samplenet']) {

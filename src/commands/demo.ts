@@ -72,8 +72,10 @@ const TOUR: Step[] = [
   { sample: 'containerd', why: 'snapshots: the overlayfs parent chains, as ctr snapshots tree prints them', args: ['containerd', 'snapshots', '--tree'] },
   { sample: 'containerd', why: 'a container as ctr containers info prints it: the spec decoded from its protobuf Any, runc options by name', args: ['containerd', 'container', 'inspect', 'sample'] },
   { sample: 'containerd', why: 'blob hashes, gc.ref labels, snapshot chains against diffIDs, what the collector would delete, leftover ingests', args: ['verify', '--deep'] },
+  { sample: 'containerd', why: "whose file: a snapshot's file is its image layer's (chainID, diffID, images); the container on the next layer has it deleted by a whiteout", args: ['which', 'io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs/etc/old'] },
   { sample: 'docker-containerd', why: "Docker 29's containerd image store: Id is the target digest, the untagged image kept as moby-dangling@", args: ['images', '-a'] },
   { sample: 'docker-containerd', why: "the container's read-write snapshot against its -init parent", args: ['container', 'diff', 'web'] },
+  { sample: 'docker-containerd', why: "a whiteout in the container's read-write snapshot: which image layer's file it deletes", args: ['which', 'containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots/4/fs/etc/release'] },
 ];
 
 /** A guided tour over the shipped samples: each step is a real dataroot command line. */
