@@ -98,6 +98,11 @@ function renderDiff(ctx: Ctx, r: DiffResult): void {
   const c8d = s.containerd;
   const cd = c8d === undefined ? [] : [part('c8d images', c8d.images), part('c8d ctrs', c8d.containers), part('snapshots', c8d.snapshots), part('blobs', c8d.blobs)];
   const lines = [part('images', s.images), part('tags', s.tags), part('layers', s.layers), part('containers', s.containers), part('volumes', s.volumes), part('networks', s.networks), ...cd].filter((x): x is string => x !== undefined);
+  const bc = s.buildCache;
+  if (bc.left !== bc.right || bc.added.length > 0 || bc.removed.length > 0) {
+    const ids = [bc.added.length > 0 ? `+${bc.added.length} (${bc.added.join(', ')})` : '', bc.removed.length > 0 ? `-${bc.removed.length} (${bc.removed.join(', ')})` : ''].filter(Boolean).join('  ');
+    lines.push(`  ${paint(ctx, 'bold', 'build cache')} ${bc.left ?? 0} → ${bc.right ?? 0} records${ids === '' ? '' : `  ${ids}`}`);
+  }
   out.push(`${paint(ctx, 'cyan', `${r.left} → ${r.right}`)}`);
   if (lines.length > 0) out.push('In Docker terms:', ...lines);
   for (const e of r.entries) {

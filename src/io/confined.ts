@@ -12,10 +12,8 @@ import {
   readSync,
   renameSync,
   rmdirSync,
-  rmSync,
   unlinkSync,
   symlinkSync,
-  writeSync,
   type BigIntStats,
   type Dirent,
   type Stats,
@@ -23,6 +21,7 @@ import {
 import { basename, dirname, posix } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { openBeneath as openBeneathNative } from './native.js';
+import { writeNewFileSync } from './atomic.js';
 
 /**
  * The confined access layer. Every read and write of evidence (a data-root, an unpacked archive, a
@@ -534,34 +533,14 @@ export class Confined {
   writeFileAtomic(rel: string, content: Uint8Array | string, mode = 0o644): void {
     const abs = this.writable(rel);
     const tmp = `${dirname(abs)}/.${basename(abs)}.dataroot-${process.pid}-${Date.now().toString(36)}`;
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-    try {
-      const b = typeof content === 'string' ? Buffer.from(content) : content;
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-      fsyncSync(fd);
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    closeSync(fd);
+    writeNewFileSync(tmp, content, mode, true);
     renameSync(tmp, abs);
     this.fsyncDir(dirname(rel) === '.' ? '' : dirname(rel));
   }
 
   /** Creates a new file (refused when something is there) and writes it whole, fsynced when asked. */
   writeNewFile(rel: string, content: Uint8Array | string, mode = 0o644, sync = false): void {
-    const abs = this.writable(rel);
-    const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-    try {
-      const b = typeof content === 'string' ? Buffer.from(content) : content;
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-      if (sync) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeNewFileSync(this.writable(rel), content, mode, sync);
   }
 
   fsyncDir(rel: string): void {

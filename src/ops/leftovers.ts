@@ -1,6 +1,6 @@
 import type { Confined } from '../io/confined.js';
-import { isBuildkitDirName } from '../store/drivers.js';
-import { LINK_ID, LINK_TARGET, MOUNT_ID } from '../store/ids.js';
+import { buildCacheOf } from '../store/buildkit.js';
+import { BUILDKIT_ID, LINK_ID, LINK_TARGET, MOUNT_ID } from '../store/ids.js';
 import { HEX64 } from '../store/layout.js';
 import type { Store } from '../store/model.js';
 import { layerUsage } from './layers.js';
@@ -47,10 +47,12 @@ export function findLeftovers(store: Store): Leftover[] {
   for (const n of store.layerDb.other) add('STAGING_LEFTOVER', n, `layerdb/sha256/${n} is not a layer (a removal or write that did not finish): dockerd ignores it`, `${L.layerDbDir(d)}/${n}`);
   for (const n of fs.names(L.layerDbTmp(d))) add('STAGING_LEFTOVER', n, `layerdb/tmp/${n} is a write-set that was never committed`, `${L.layerDbTmp(d)}/${n}`);
   const use = layerUsage(store);
-  const used = new Set<string>([...use.images.keys(), ...use.containers.keys()]);
+  // BuildKit's build cache holds layers of its own (an exported result whose image is gone).
+  const bk = buildCacheOf(store);
+  const used = new Set<string>([...use.images.keys(), ...use.containers.keys(), ...bk.layers]);
   for (const id of [...used]) for (let p = store.layers.get(id)?.parent, i = 0; p !== undefined && i < 200; p = store.layers.get(p)?.parent, i++) used.add(p);
   for (const l of store.layers.values()) {
-    if (used.has(l.chainId)) continue;
+    if (used.has(l.chainId) || (!bk.complete && BUILDKIT_ID.test(l.cacheId ?? ''))) continue;
     const extra = l.cacheId !== undefined && fs.exists(a.layerDir(l.cacheId)) ? a.ownedPaths(fs, l.cacheId) : [];
     add('ORPHAN_LAYER', l.chainId, 'no image or container uses this layer: dockerd keeps it (graphdriver stores are never garbage-collected) and it only takes space', l.dir, [l.dir, ...extra]);
   }
@@ -68,12 +70,14 @@ export function findLeftovers(store: Store): Leftover[] {
   }
   // Driver directories.
   const cacheIds = new Set([...store.layers.values()].map((l) => l.cacheId).filter((x): x is string => x !== undefined));
-  const buildkit = fs.isDir('buildkit');
   for (const { name, rel } of a.layerDirNames(fs)) {
     if (isStagingName(name)) add('STAGING_LEFTOVER', name, `${name} is a layer directory an interrupted write left`, rel);
-    else if (buildkit && isBuildkitDirName(name)) continue; // BuildKit's build cache: see `builder du`
     else if (!MOUNT_ID.test(name)) continue; // not a layer directory of the driver's: never removed
-    else if (!cacheIds.has(name) && !mountDirs.has(name)) add('ORPHAN_DRIVER_DIR', name, 'no layer or container refers to this driver directory: it only takes space', rel, a.ownedPaths(fs, name));
+    else if (bk.dirs.has(name) || (!bk.complete && BUILDKIT_ID.test(name))) continue; // BuildKit's build cache: see `builder du`
+    else if (!cacheIds.has(name) && !mountDirs.has(name)) {
+      const why = bk.unloadableDirs.get(name);
+      add('ORPHAN_DRIVER_DIR', name, why !== undefined ? `used only by ${why}: it only takes space` : 'no layer, container or build-cache record refers to this driver directory: it only takes space', rel, a.ownedPaths(fs, name));
+    }
   }
   if (d === 'overlay2' || d === 'fuse-overlayfs') overlayLinkLeftovers(fs, d, out, add);
   return out;

@@ -12,6 +12,7 @@ import type { SnapshotStore } from '../store/snapshots/store.js';
 import { diffBolt, flatten, type BoltChange } from './bolt.js';
 import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/snapshots/manifest.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
+import { loadRecords, METADATA_V2, readMetaItems, usageEntries } from '../store/buildkit.js';
 
 /** One side of a diff: its manifest lines (walk order) and a way to read a file's content. */
 export interface DiffSideData {
@@ -101,6 +102,8 @@ export interface DockerSummary {
   networks: { added: string[]; removed: string[]; changed: string[] };
   /** containerd's objects (images, containers, snapshots, blobs by namespace), when a meta.db changed. */
   containerd?: ContainerdSummary;
+  /** Build-cache records `docker system df` lists on each side (null: no buildkit/metadata_v2.db), and which appear or go. */
+  buildCache: { left: number | null; right: number | null; added: string[]; removed: string[] };
 }
 
 export interface DiffResult {
@@ -271,8 +274,8 @@ function metaFields(a: ManifestEntry, b: ManifestEntry, times: boolean): Record<
 const empty = (): { added: string[]; removed: string[]; changed: string[] } => ({ added: [], removed: [], changed: [] });
 
 /** The change in Docker's terms, from the paths and the semantic details. */
-function dockerSummary(entries: EntryDiff[]): DockerSummary {
-  const s: DockerSummary = { images: empty(), tags: empty(), layers: { added: [], removed: [] }, containers: empty(), volumes: empty(), networks: empty() };
+function dockerSummary(entries: EntryDiff[]): Omit<DockerSummary, 'buildCache'> {
+  const s: Omit<DockerSummary, 'buildCache'> = { images: empty(), tags: empty(), layers: { added: [], removed: [] }, containers: empty(), volumes: empty(), networks: empty() };
   const put = (l: { added: string[]; removed: string[]; changed?: string[] }, change: EntryChange, id: string): void => {
     const list = change === 'added' ? l.added : change === 'removed' ? l.removed : l.changed;
     if (list !== undefined && !list.includes(id)) list.push(id);
@@ -414,5 +417,38 @@ export async function diffSides(left: DiffSideData, right: DiffSideData, o: { ti
   }
   const counts: Record<EntryChange, number> = { added: 0, removed: 0, modified: 0, 'type-changed': 0, 'metadata-changed': 0 };
   for (const e of entries) counts[e.change]++;
-  return { left: left.label, right: right.label, equal: entries.length === 0, summary: dockerSummary(entries), counts, entries };
+  return { left: left.label, right: right.label, equal: entries.length === 0, summary: { ...dockerSummary(entries), buildCache: buildCacheSummary(left, right) }, counts, entries };
+}
+
+/** The build-cache records a side lists (from its metadata_v2.db alone), or null without one. */
+function buildCacheIds(side: DiffSideData): string[] | null {
+  const lines = side.lines;
+  let lo = 0;
+  let hi = lines.count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (comparePaths(lines.pathOf(mid), METADATA_V2) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo >= lines.count || lines.pathOf(lo) !== METADATA_V2) return null;
+  const e = lines.entry(lo);
+  if (e.type !== 'file' || e.size > 256 << 20) return null;
+  const b = side.content(e);
+  if (b === undefined || b.length === 0) return null;
+  try {
+    const { items } = readMetaItems(BoltFile.open(new BufferSource(b), { file: METADATA_V2 }), METADATA_V2);
+    // The content store is not consulted: a lazy record counts as listed.
+    return usageEntries(loadRecords(items.filter((it) => it.invalid === undefined), () => true).records).map((u) => u.id);
+  } catch (err) {
+    if (err instanceof DatarootError) return null;
+    throw err;
+  }
+}
+
+function buildCacheSummary(left: DiffSideData, right: DiffSideData): DockerSummary['buildCache'] {
+  const l = buildCacheIds(left);
+  const r = buildCacheIds(right);
+  const ls = new Set(l ?? []);
+  const rs = new Set(r ?? []);
+  return { left: l?.length ?? null, right: r?.length ?? null, added: [...rs].filter((x) => !ls.has(x)).sort(), removed: [...ls].filter((x) => !rs.has(x)).sort() };
 }

@@ -7,7 +7,7 @@ import { assemble, type AssembleIssue } from '../formats/tarsplit/stream.js';
 import { LIMITS, symlinkTargetInside, type Confined } from '../io/confined.js';
 import { openBoltIn } from '../store/bolt.js';
 import { metaText } from '../store/fsread.js';
-import { LINK_ID, LINK_TARGET } from '../store/ids.js';
+import { LINK_ID, LINK_TARGET, BUILDKIT_ID } from '../store/ids.js';
 import type { LayerRecord } from '../store/layers.js';
 import { expectedChainId } from '../store/layers.js';
 import type { Store } from '../store/model.js';
@@ -567,8 +567,10 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
       }
     }
     // The recorded size: directory.Size of the layer's own dir (overlay2, fuse-overlayfs, aufs), or the
-    // sum of the tar's file sizes for the drivers that apply layers naively (vfs, overlay, btrfs, zfs).
-    const real = store.adapter.layerTree === 'apply' ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
+    // sum of the tar's file sizes for the drivers that apply layers naively (vfs, overlay, btrfs, zfs),
+    // and so does BuildKit for every driver when it registers a result as a layer (RegisterByGraphID,
+    // under its 25-character directory name).
+    const real = store.adapter.layerTree === 'apply' || BUILDKIT_ID.test(l.cacheId ?? '') ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
     if (l.size !== undefined && real !== l.size) {
       f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(`${l.dir}/size`));
     }

@@ -1,6 +1,6 @@
 import type { Confined } from '../io/confined.js';
 import { LIMITS, symlinkTargetInside } from '../io/confined.js';
-import { BUILDKIT_ID, LINK_ID, LINK_TARGET, LOWER_ENTRY, MOUNT_ID } from './ids.js';
+import { LINK_ID, LINK_TARGET, LOWER_ENTRY, MOUNT_ID } from './ids.js';
 import { metaText } from './fsread.js';
 import { problem, type Problem } from './problems.js';
 import { WHITEOUTS, type WhiteoutRules } from './rootfs.js';
@@ -307,9 +307,4 @@ export function adapterFor(driver: string): DriverAdapter {
     default:
       return new NoContent(driver, '');
   }
-}
-
-/** A driver-home directory name BuildKit made (its snapshots), not a layer of layerdb. */
-export function isBuildkitDirName(name: string): boolean {
-  return BUILDKIT_ID.test(name);
 }

@@ -87,3 +87,17 @@ export function genWithOutput(out: string, seed: number, scenario: string, pageS
   if (r.status !== 0) throw new Error(`oracle gen ${scenario} failed: ${r.stderr}`);
   return r.stdout;
 }
+
+const BOLTEDIT_SRC = fileURLToPath(new URL('../oracle/boltedit/main.go', import.meta.url));
+
+export type BoltEditOp =
+  | { op: 'put'; path: string[]; key: string; value: string }
+  | { op: 'delete'; path: string[]; key: string }
+  | { op: 'deleteBucket'; path: string[]; key: string }
+  | { op: 'createBucket'; path: string[] };
+
+/** Applies ops to a bbolt file (created when absent) with Go's bbolt, in one transaction. */
+export function boltEdit(file: string, ops: BoltEditOp[]): void {
+  const r = spawnSync(buildGoProgram(BOLTEDIT_SRC, 'boltedit'), [file], { input: JSON.stringify(ops), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`boltedit ${file} failed: ${r.stderr}`);
+}
