@@ -21,6 +21,9 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   snapshot: async () => (await import('../commands/snapshot.js')).registerSnapshot,
   pack: async () => (await import('../commands/pack.js')).registerPack,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
+  logs: async () => (await import('../commands/logs.js')).registerLogs,
+  timeline: async () => (await import('../commands/timeline.js')).registerTimeline,
+  which: async () => (await import('../commands/which.js')).registerWhich,
   containerd: async () => (await import('../commands/containerd.js')).registerContainerd,
 };
 
@@ -56,6 +59,9 @@ const WORDS: Record<string, string> = {
   'inspect-archive': 'pack',
   archive: 'pack',
   demo: 'demo',
+  logs: 'logs',
+  timeline: 'timeline',
+  which: 'which',
   containerd: 'containerd',
 };
 

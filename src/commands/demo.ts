@@ -5,14 +5,38 @@ import { DatarootError } from '../formats/errors.js';
 import { packageRoot } from '../io/pkg.js';
 import type { Ctx } from './context.js';
 import { paint } from './render.js';
+import type { Store } from '../store/model.js';
+import { withRoot } from '../store/root.js';
+import { storeOf } from './storectx.js';
 
 /** The shipped sample data-roots, next to the package. */
 export function samplesDir(): string {
   return join(packageRoot(), 'snapshots');
 }
 
+interface Step {
+  sample: string;
+  why: string;
+  args: string[];
+  /** args name two samples: no --root */
+  pair?: boolean;
+  /** Arguments read from the sample itself (IDs differ from capture to capture). */
+  resolve?: (s: Store) => string[];
+}
+
+/** A path of the sample's store: the file `name` of the read-write layer of container `c`, or of its image's top layer. */
+function layerFile(c: string, name: string, of: 'container' | 'image'): (s: Store) => string[] {
+  return (s) => {
+    const rec = s.lookupContainer(c).container;
+    const m = rec === undefined ? undefined : s.mountOf(rec.id);
+    if (of === 'container') return m?.mountId === undefined ? [] : [`${s.adapter.contentDir(s.fs, m.mountId)}/${name}`];
+    const l = m?.parent === undefined ? undefined : s.layers.get(m.parent);
+    return l?.cacheId === undefined ? [] : [`${s.adapter.contentDir(s.fs, l.cacheId)}/${name}`];
+  };
+}
+
 /** What the tour runs on each sample (the archive is appended as --root). */
-const TOUR: { sample: string; why: string; args: string[]; /** args name two samples: no --root */ pair?: boolean }[] = [
+const TOUR: Step[] = [
   { sample: 'fresh', why: 'a root right after the first start: no images, two networks, empty stores', args: ['info'] },
   { sample: 'after-build', why: 'after a legacy build, a volume, a network and one run', args: ['info'] },
   { sample: 'after-build', why: 'BoltDB files found by their magic, not their name', args: ['files', '--type', 'bolt'] },
@@ -34,13 +58,24 @@ const TOUR: { sample: string; why: string; args: string[]; /** args name two sam
   { sample: 'after-build-overlay', why: 'the first overlay driver: image layers are full trees (root/), the container an upper/ over them', args: ['container', 'diff', 'sample', '--json'] },
   { sample: 'after-build', why: 'image IDs, chain IDs, references, BoltDB files, and every layer rebuilt from tar-split against its diffID', args: ['verify', '--deep'] },
   { sample: 'after-build', why: 'what the build, the run, the volume and the network wrote: JSON paths, BoltDB keys, in Docker terms', args: ['diff', '@fresh', '@after-build'], pair: true },
+  { sample: 'after-logs', why: 'containers logging through json-file (rotated, gzip-compressed), local, and syslog', args: ['containers'] },
+  { sample: 'after-logs', why: 'json-file: the rotated .1.gz and .2.gz files and the live one, as docker logs -t --tail 6 prints them', args: ['logs', 'jsonlog', '--timestamps', '--tail', '6'] },
+  { sample: 'after-logs', why: "--details: the attributes the log driver kept (here the container's label, from --log-opt labels=)", args: ['logs', 'jsonlog', '--details', '--tail', '3', '--stream', 'stderr'] },
+  { sample: 'after-logs', why: "the local driver's protobuf records; a line over 16 KiB comes in partial records (dockerd 20.10 prints the next line right after it)", args: ['logs', 'locallog', '--tail', '4'] },
+  { sample: 'after-logs', why: "syslog keeps nothing here, but dockerd's dual-logging cache does", args: ['logs', 'cachedlog'] },
+  { sample: 'after-logs', why: "the daemon's events in time order (--format bodyfile gives mactime's input; without --no-files every file time too)", args: ['timeline', '--no-files'] },
+  { sample: 'after-logs', why: 'a file docker cp planted in a container: its read-write layer', args: ['which'], resolve: layerFile('jsonlog', 'planted.txt', 'container') },
+  { sample: 'after-logs', why: "a file of an image layer: its chainID and diffID, the images that hold it, and whether each container sees it", args: ['which'], resolve: layerFile('jsonlog', 'say', 'image') },
+  { sample: 'after-logs', why: 'a file of a volume, and where the containers that mount it see it', args: ['which', 'volumes/logvol/_data/evidence.txt'] },
   { sample: 'containerd', why: "a containerd root (a Kubernetes node's /var/lib/containerd): its namespaces, from meta.db", args: ['containerd', 'namespaces'] },
   { sample: 'containerd', why: 'images as ctr images ls lists them, with what is present and unpacked', args: ['containerd', 'images'] },
   { sample: 'containerd', why: 'snapshots: the overlayfs parent chains, as ctr snapshots tree prints them', args: ['containerd', 'snapshots', '--tree'] },
   { sample: 'containerd', why: 'a container as ctr containers info prints it: the spec decoded from its protobuf Any, runc options by name', args: ['containerd', 'container', 'inspect', 'sample'] },
   { sample: 'containerd', why: 'blob hashes, gc.ref labels, snapshot chains against diffIDs, what the collector would delete, leftover ingests', args: ['verify', '--deep'] },
+  { sample: 'containerd', why: "whose file: a snapshot's file is its image layer's (chainID, diffID, images); the container on the next layer has it deleted by a whiteout", args: ['which', 'io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs/etc/old'] },
   { sample: 'docker-containerd', why: "Docker 29's containerd image store: Id is the target digest, the untagged image kept as moby-dangling@", args: ['images', '-a'] },
   { sample: 'docker-containerd', why: "the container's read-write snapshot against its -init parent", args: ['container', 'diff', 'web'] },
+  { sample: 'docker-containerd', why: "a whiteout in the container's read-write snapshot: which image layer's file it deletes", args: ['which', 'containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots/4/fs/etc/release'] },
 ];
 
 /** A guided tour over the shipped samples: each step is a real dataroot command line. */
@@ -57,9 +92,10 @@ export async function runDemo(ctx: Ctx): Promise<void> {
       await ctx.invoke(args);
       continue;
     }
-    ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${step.args.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
+    const args = step.resolve === undefined ? step.args : [...step.args, ...(await withRoot(archive, (r) => step.resolve!(storeOf(r, {}))))];
+    ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${args.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
     if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
-    await ctx.invoke([...step.args, '--root', archive]);
+    await ctx.invoke([...args, '--root', archive]);
   }
   ctx.exitCode = 0;
 }

@@ -131,6 +131,12 @@ export interface WalkEntry {
   stat: Stats;
 }
 
+/** A walk entry with nanosecond times (`walk(rel, onError, { bigint: true })`). */
+export interface WalkEntryBig {
+  rel: string;
+  stat: BigIntStats;
+}
+
 /** An open regular file of the base, for streaming or positional reads. */
 export interface OpenFile {
   fd: number;
@@ -455,7 +461,9 @@ export class Confined {
    * (a symlink is an entry, not a directory). Iterative: depth costs memory, not stack. Entries
    * that vanish meanwhile are skipped; `onError` hears of a directory that cannot be listed.
    */
-  *walk(rel = '', onError?: (rel: string, e: DatarootError) => void): Generator<WalkEntry> {
+  walk(rel?: string, onError?: (rel: string, e: DatarootError) => void): Generator<WalkEntry>;
+  walk(rel: string, onError: ((rel: string, e: DatarootError) => void) | undefined, o: { bigint: true }): Generator<WalkEntryBig>;
+  *walk(rel = '', onError?: (rel: string, e: DatarootError) => void, o: { bigint?: boolean } = {}): Generator<WalkEntry | WalkEntryBig> {
     if (!this.requireDir(rel)) return;
     const stack: { dir: string; names: string[]; i: number }[] = [];
     const open = (dir: string): void => {
@@ -476,13 +484,13 @@ export class Confined {
       }
       const name = top.names[top.i++]!;
       const r = top.dir === '' ? name : `${top.dir}/${name}`;
-      let stat: Stats;
+      let stat: Stats | BigIntStats;
       try {
-        stat = lstatSync(`${this.base}/${r}`);
+        stat = o.bigint === true ? lstatSync(`${this.base}/${r}`, { bigint: true }) : lstatSync(`${this.base}/${r}`);
       } catch {
         continue;
       }
-      yield { rel: r, stat };
+      yield { rel: r, stat } as WalkEntry | WalkEntryBig;
       if (stat.isDirectory()) {
         this.dirs.add(r);
         open(r);

@@ -261,7 +261,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   };
 }
 
-export function requireContainer(store: Store, q: string): ContainerRecord {
+export function requireContainer(store: Pick<Store, 'lookupContainer'>, q: string): ContainerRecord {
   const r = store.lookupContainer(q);
   if (r.container === undefined) throw new DatarootError(r.error?.code ?? 'CONTAINER_NOT_FOUND', r.error?.message ?? `No such container: ${q}`);
   return r.container;
