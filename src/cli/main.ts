@@ -27,6 +27,7 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
     stderr: safe(io?.stderr ?? { write: (c) => writeAllSync(2, c) }),
     color: !noColor && io === undefined && process.stdout.isTTY === true,
     stderrTTY: io === undefined && process.stderr.isTTY === true,
+    stdoutTTY: io === undefined && process.stdout.isTTY === true,
     env,
     cwd: io?.cwd ?? process.cwd(),
     exitCode: 0,

@@ -15,6 +15,8 @@ export interface Ctx {
   color: boolean;
   /** stderr is a TTY (progress bars allowed). */
   stderrTTY: boolean;
+  /** stdout is a TTY (binary output such as a tar is refused there). */
+  stdoutTTY?: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** Set by a command: 0 clean, 1 found differences/problems, 2 could not run. */
