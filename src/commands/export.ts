@@ -19,9 +19,8 @@ export interface ExportResult extends Partial<DirExportSummary> {
   format: 'tar' | 'dir';
 }
 
-/** Whether `-o` names a directory: one that exists, or a path ending in `/`. */
+/** Whether `-o` names a directory that exists (not through a symlink). */
 function isDirOutput(out: string): boolean {
-  if (out.endsWith('/')) return true;
   try {
     return lstatSync(out).isDirectory();
   } catch {
@@ -41,7 +40,7 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
       return undefined;
     }
     const out = resolve(ctx.cwd, o.output);
-    if (isDirOutput(out)) {
+    if (o.output.endsWith('/') || isDirOutput(out)) {
       const r = exportDir(s, t, out.replace(/\/+$/, '') || '/');
       return { ...r, output: out, format: 'dir' as const };
     }
