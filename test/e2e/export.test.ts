@@ -24,7 +24,7 @@ const DOCKERFILE = [
   'RUN mkdir -p /opt/dir/sub /opt/opq && echo one > /opt/dir/sub/a && echo old > /opt/opq/old && echo keep > /etc/keep && echo gone > /etc/gone' +
     ' && echo h > /opt/h1 && ln /opt/h1 /opt/h2 && ln /opt/h1 /opt/h3 && mkfifo /opt/fifo && ln -s /etc/keep /opt/sym && ln -s ../../../outside /opt/up' +
     ' && mkdir -p "/opt/long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" && echo long > "/opt/long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"' +
-    ' && echo ü > "/opt/grüße" && mknod /opt/cdev c 1 3 && mknod /opt/bdev b 7 0',
+    ' && echo ü > "/opt/grüße" && mknod /opt/cdev c 1 3 && mknod /opt/bdev b 7 0 && echo PLANTED-IMG > /opt/planted-img',
   'RUN rm /etc/gone && rm -rf /opt/opq && mkdir -p /opt/opq && echo new > /opt/opq/new && chmod 4755 /opt/h1',
   'VOLUME /data',
   'WORKDIR /work/dir',
@@ -34,7 +34,10 @@ const DOCKERFILE = [
 
 const RUN =
   'echo new > /new && echo more >> /etc/keep && rm /opt/h2 && echo x > /vol/x && echo y > /data/y && ln /new /new2 && mkfifo /f2' +
-  ' && rm -rf /opt/dir && mkdir -p /opt/dir && echo c > /opt/dir/c && ln -s /nowhere /dangling && chown 65534:65534 /new && rm /bin/ls';
+  ' && rm -rf /opt/dir && mkdir -p /opt/dir && echo c > /opt/dir/c && ln -s /nowhere /dangling && chown 65534:65534 /new && rm /bin/ls' +
+  ' && echo PLANTED-RW > /planted-rw && echo PLANTED-VOL > /vol/planted-vol';
+
+type Obj = Record<string, any>;
 
 function sha(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -84,7 +87,7 @@ for (const driver of DRIVERS) {
   describe.runIf(needs('dockerd', 'docker', 'busybox', ...driverTools(driver)))(`export e2e (${driver})`, () => {
     const d = new Dockerd(driver as Driver);
     let work: string;
-    let ids: { c1: string; c2: string; image: string };
+    let ids: { c1: string; c2: string; c3: string; image: string };
 
     beforeAll(async () => {
       work = mkdtempSync(join(tmpdir(), `dataroot-export-${driver}-`));
@@ -97,10 +100,12 @@ for (const driver of DRIVERS) {
       d.docker(['run', '--name', 'c1', '-v', 'vol1:/vol', 'exp/app:1', 'sh', '-c', RUN]);
       d.docker(['export', '-o', join(work, 'c1.docker.tar'), 'c1']);
       d.docker(['create', '--name', 'c2', 'exp/app:1']);
+      d.docker(['run', '--name', 'c3', 'exp/app:1', 'rm', '/etc/keep']);
       d.docker(['export', '-o', join(work, 'c2.docker.tar'), 'c2']);
       ids = {
         c1: d.docker(['inspect', '-f', '{{.Id}}', 'c1']).stdout.trim(),
         c2: d.docker(['inspect', '-f', '{{.Id}}', 'c2']).stdout.trim(),
+        c3: d.docker(['inspect', '-f', '{{.Id}}', 'c3']).stdout.trim(),
         image: d.docker(['image', 'inspect', '-f', '{{.Id}}', 'exp/app:1']).stdout.trim(),
       };
       await d.stop();
@@ -182,6 +187,57 @@ for (const driver of DRIVERS) {
       const again = await run(['export', 'c1', '-o', dir, '--root', d.root]);
       expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/^dataroot: OUTPUT_NOT_EMPTY: /);
+    });
+
+    const hex = (text: string): string => createHash('sha256').update(text).digest('hex');
+    const find = async (args: string[]): Promise<Obj[]> => {
+      const r = await run(['--json', 'find', ...args, '--root', d.root]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return r.stdout === '' ? [] : r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Obj);
+    };
+    const sights = (h: Obj, key: 'containers' | 'images'): Record<string, string> => Object.fromEntries((h[key] as Obj[]).map((s) => [s.name, s.sees]));
+
+    it('find: a file planted in an image layer is attributed to that layer and its images, and every container sees it', async () => {
+      const hits = await find(['--sha256', hex('PLANTED-IMG\n')]);
+      expect(hits.length).toBe(1);
+      const h = hits[0]!;
+      expect(h).toMatchObject({ path: '/opt/planted-img', type: 'file', size: 12, sha256: `sha256:${hex('PLANTED-IMG\n')}`, where: { kind: 'image-layer' } });
+      expect(h.where.chainId).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(h.where.images.map((i: Obj) => i.id)).toContain(ids.image);
+      expect(h.where.file).toContain(d.root);
+      expect(sights(h, 'containers')).toEqual({ c1: 'sees', c2: 'sees', c3: 'sees' });
+      expect(sights(h, 'images')['exp/app:1']).toBe('sees');
+    });
+
+    it('find: an image file one container changed and another deleted: sees / shadows / deletes per container', async () => {
+      const hits = await find(['--sha256', hex('keep\n')]);
+      expect(hits.map((h) => [h.path, h.where.kind])).toEqual([['/etc/keep', 'image-layer']]);
+      const h = hits[0]!;
+      expect(sights(h, 'containers')).toEqual({ c1: 'shadows', c2: 'sees', c3: 'deletes' });
+      const byName = Object.fromEntries((h.containers as Obj[]).map((c) => [c.name, c]));
+      expect(byName['c1'].by).toBe(`read-write layer of container ${ids.c1}`);
+      expect(byName['c3'].by).toBe(`read-write layer of container ${ids.c3}`);
+      // The changed copy lives in c1's read-write layer, and only c1 has it.
+      const changed = await find(['--sha256', hex('keep\nmore\n')]);
+      expect(changed.map((x) => [x.path, x.where.kind, x.where.container.id, sights(x, 'containers')])).toEqual([['/etc/keep', 'container-layer', ids.c1, { c1: 'sees' }]]);
+    });
+
+    it('find: files in a read-write layer and in a volume, by content and by name; a directory an opaque one replaced', async () => {
+      const rw = await find(['--sha256', `sha256:${hex('PLANTED-RW\n')}`]);
+      expect(rw.map((h) => [h.path, h.where.kind, h.where.container, sights(h, 'containers')])).toEqual([['/planted-rw', 'container-layer', { id: ids.c1, name: 'c1' }, { c1: 'sees' }]]);
+      const vol = await find(['--name', 'planted-*']);
+      const byPath = Object.fromEntries(vol.map((h) => [h.path, h]));
+      expect(Object.keys(byPath).sort()).toEqual(['/opt/planted-img', '/planted-rw', '/planted-vol']);
+      expect(byPath['/planted-vol']).toMatchObject({ where: { kind: 'volume', volume: 'vol1' }, containers: [{ id: ids.c1, name: 'c1', sees: 'sees', at: '/vol/planted-vol' }] });
+      const old = await find(['--path', '/opt/opq/*']);
+      const oldHit = old.find((h) => h.path === '/opt/opq/old')!;
+      expect(sights(oldHit, 'images')['exp/app:1']).toBe('deletes');
+      expect(sights(oldHit, 'containers')).toEqual({ c1: 'deletes', c2: 'deletes', c3: 'deletes' });
+      expect(old.find((h) => h.path === '/opt/opq/new')!.containers.map((c: Obj) => c.sees)).toEqual(['sees', 'sees', 'sees']);
+      // --newer: nothing is newer than now; everything planted is newer than the epoch.
+      expect(await find(['--name', 'planted-*', '--newer', String(Date.now() / 1000 + 60)])).toEqual([]);
+      expect((await find(['--name', 'planted-*', '--newer', '1970-01-02'])).length).toBe(3);
     });
   });
 }
