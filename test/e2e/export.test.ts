@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import { DRIVERS, Dockerd, driverTools, type Driver } from '../support/dockerd.j
 import { needs } from '../support/env.js';
 import { run } from '../support/cli.js';
 import { fingerprint } from '../support/tree.js';
-import { listingLines, listTar, type ListedEntry } from '../support/tarlist.js';
+import { listingLines, listTar, listTree, withoutNames } from '../support/tarlist.js';
 
 /**
  * Issue 17's export acceptance, per driver, against the real engine: a container with adds,
@@ -43,45 +42,6 @@ function sha(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-/** The tree under DIR as the same listing as a tar's (hard links as '1' to the first name in walk order). */
-function listDir(root: string): ListedEntry[] {
-  const out: ListedEntry[] = [];
-  const seen = new Map<string, string>();
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(rel === '' ? root : join(root, rel), { encoding: 'latin1' }).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const r = rel === '' ? name : `${rel}/${name}`;
-      const abs = Buffer.from(join(root, r), 'latin1');
-      const st = lstatSync(abs);
-      const type = st.isDirectory() ? '5' : st.isSymbolicLink() ? '2' : st.isFIFO() ? '6' : st.isCharacterDevice() ? '3' : st.isBlockDevice() ? '4' : '0';
-      const key = `${st.dev}:${st.ino}`;
-      const first = type !== '5' && st.nlink > 1 ? seen.get(key) : undefined;
-      if (type !== '5' && st.nlink > 1 && first === undefined) seen.set(key, r);
-      const data = type === '0' && first === undefined ? readFileSync(abs) : Buffer.alloc(0);
-      out.push({
-        name: Buffer.from(type === '5' ? `${r}/` : r, 'latin1').toString('latin1'),
-        type: first !== undefined ? '1' : type,
-        mode: st.mode,
-        uid: st.uid,
-        gid: st.gid,
-        uname: '',
-        gname: '',
-        size: data.length,
-        mtime: Math.floor(st.mtimeMs / 1000),
-        link: first !== undefined ? first : type === '2' ? readlinkSync(abs, { encoding: 'latin1' }) : '',
-        dev: type === '3' || type === '4' ? `${Math.floor(st.rdev / 256)},${st.rdev % 256}` : '',
-        xattrs: {},
-        sha256: createHash('sha256').update(data).digest('hex'),
-      });
-      if (type === '5') walk(r);
-    }
-  };
-  walk('');
-  return out;
-}
-
-function withoutNames(es: ListedEntry[]): ListedEntry[] {
-  return es.map((e) => ({ ...e, uname: '', gname: '', xattrs: {} }));
-}
 
 for (const driver of DRIVERS) {
   describe.runIf(needs('dockerd', 'docker', 'busybox', ...driverTools(driver)))(`export e2e (${driver})`, () => {
@@ -181,7 +141,7 @@ for (const driver of DRIVERS) {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const theirs = withoutNames(listTar(join(work, 'c1.docker.tar')));
-      expect(listingLines(listDir(dir))).toEqual(listingLines(theirs));
+      expect(listingLines(listTree(dir))).toEqual(listingLines(theirs));
       expect(lstatSync(join(dir, 'opt/h1')).mode & 0o7777).toBe(0o4755);
       // An existing non-empty directory is refused, and left as it was.
       const again = await run(['export', 'c1', '-o', dir, '--root', d.root]);
@@ -238,6 +198,29 @@ for (const driver of DRIVERS) {
       // --newer: nothing is newer than now; everything planted is newer than the epoch.
       expect(await find(['--name', 'planted-*', '--newer', String(Date.now() / 1000 + 60)])).toEqual([]);
       expect((await find(['--name', 'planted-*', '--newer', '1970-01-02'])).length).toBe(3);
+    });
+
+    it.runIf(process.getuid?.() === 0)('mount: the container and the image, read-only, show the tree export writes; umount takes them down', async () => {
+      const runDir = join(work, 'run');
+      const env = { DATAROOT_RUN_DIR: runDir };
+      for (const [what, tar, withTime] of [['c1', 'c1.mine.tar', true], ['exp/app:1', 'img.mine.tar', false]] as const) {
+        const mnt = join(work, `mnt-${what.replace(/\W/g, '_')}`);
+        mkdirSync(mnt);
+        const m = await run(['mount', what, mnt, '--root', d.root], env);
+        expect(m.stderr).toBe('');
+        expect(m.code).toBe(0);
+        try {
+          const exported = withoutNames(listTar(join(work, tar)));
+          expect(listingLines(listTree(mnt), withTime)).toEqual(listingLines(exported, withTime));
+          expect(() => writeFileSync(join(mnt, 'x'), 'x')).toThrow(/EROFS|read-only/);
+        } finally {
+          const u = await run(['umount', mnt], env);
+          expect(u.stderr).toBe('');
+          expect(u.code).toBe(0);
+        }
+        expect(readdirSync(mnt)).toEqual([]);
+      }
+      expect(readdirSync(join(runDir, 'mounts'))).toEqual([]);
     });
   });
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * An entry listing of a tar file for comparing archives: its own small ustar/PAX reader (not
@@ -89,4 +90,46 @@ export function listingLines(entries: ListedEntry[], withTime = true): string[] 
   return entries.map((e) =>
     [e.name, e.type, e.mode.toString(8), `${e.uid}:${e.gid}`, `${e.uname}:${e.gname}`, e.size, withTime ? e.mtime : '-', e.link, e.dev, JSON.stringify(e.xattrs), e.sha256.slice(0, 16)].join(' '),
   );
+}
+
+/** The tree under DIR as the same listing as a tar's (hard links as '1' to the first name in walk order). */
+export function listTree(root: string): ListedEntry[] {
+  const out: ListedEntry[] = [];
+  const seen = new Map<string, string>();
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(rel === '' ? root : join(root, rel), { encoding: 'latin1' }).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const abs = Buffer.from(join(root, r), 'latin1');
+      const st = lstatSync(abs);
+      const type = st.isDirectory() ? '5' : st.isSymbolicLink() ? '2' : st.isFIFO() ? '6' : st.isCharacterDevice() ? '3' : st.isBlockDevice() ? '4' : '0';
+      const key = `${st.dev}:${st.ino}`;
+      const first = type !== '5' && st.nlink > 1 ? seen.get(key) : undefined;
+      if (type !== '5' && st.nlink > 1 && first === undefined) seen.set(key, r);
+      const data = type === '0' && first === undefined ? readFileSync(abs) : Buffer.alloc(0);
+      out.push({
+        name: Buffer.from(type === '5' ? `${r}/` : r, 'latin1').toString('latin1'),
+        type: first !== undefined ? '1' : type,
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        uname: '',
+        gname: '',
+        size: data.length,
+        mtime: Math.floor(st.mtimeMs / 1000),
+        link: first !== undefined ? first : type === '2' ? readlinkSync(abs, { encoding: 'latin1' }) : '',
+        dev: type === '3' || type === '4' ? `${Math.floor(st.rdev / 256)},${st.rdev % 256}` : '',
+        xattrs: {},
+        sha256: createHash('sha256').update(data).digest('hex'),
+      });
+      if (type === '5') walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+
+/** A listing without what only a tar carries (user and group names, PAX xattrs). */
+export function withoutNames(es: ListedEntry[]): ListedEntry[] {
+  return es.map((e) => ({ ...e, uname: '', gname: '', xattrs: {} }));
 }
