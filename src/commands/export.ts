@@ -19,6 +19,14 @@ export interface ExportResult extends Partial<DirExportSummary> {
   format: 'tar' | 'dir';
 }
 
+function isSymlink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `-o` names a directory that exists (not through a symlink). */
 function isDirOutput(out: string): boolean {
   try {
@@ -40,6 +48,8 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
       return undefined;
     }
     const out = resolve(ctx.cwd, o.output);
+    // The output is the user's, not evidence; still, a symlink there is refused rather than followed or replaced.
+    if (isSymlink(out)) throw new DatarootError('OUTPUT_IS_SYMLINK', `${out} is a symlink: give a real directory, or a file path that does not name a symlink`, { file: out });
     if (o.output.endsWith('/') || isDirOutput(out)) {
       const r = exportDir(s, t, out.replace(/\/+$/, '') || '/');
       return { ...r, output: out, format: 'dir' as const };

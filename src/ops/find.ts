@@ -17,7 +17,7 @@ import {
   S_IFSOCK,
   walkView,
   type EntryStat,
-  type ViewLayer,
+  type ViewEntry,
 } from '../store/mergedview.js';
 import type { Store } from '../store/model.js';
 import { WHITEOUTS, type WhiteoutRules } from '../store/rootfs.js';
@@ -174,7 +174,7 @@ export class Finder {
       if (l.cacheId === undefined) continue;
       chainByCache.set(l.cacheId, l.chainId);
       const ld = layerDirOf(l.cacheId);
-      if (ld === undefined || s.fs.kind(ld.dir) !== 'dir') continue;
+      if (ld === undefined || !this.usable(ld.dir)) continue;
       const parent = l.parent !== undefined ? s.layers.get(l.parent)?.cacheId : undefined;
       const base = ld.full && parent !== undefined ? layerDirOf(parent)?.dir : undefined;
       out.push({ kind: 'image-layer', dir: ld.dir, rules: ld.full ? WHITEOUTS.none : this.rules(), ...(base !== undefined ? { base } : {}), chainId: l.chainId, ...(l.diffId !== undefined ? { diffId: l.diffId } : {}), cacheId: l.cacheId });
@@ -189,7 +189,7 @@ export class Finder {
       let initTree: string | undefined;
       if (m.initId !== undefined) {
         const ld = layerDirOf(m.initId);
-        if (ld !== undefined && s.fs.kind(ld.dir) === 'dir') {
+        if (ld !== undefined && this.usable(ld.dir)) {
           initTree = ld.dir;
           out.push({ kind: 'init-layer', dir: ld.dir, rules: ld.full ? WHITEOUTS.none : this.rules(), ...(ld.full && parentTree !== undefined ? { base: parentTree } : {}), containerId: m.containerId });
           this.labels.set(ld.dir, `init layer of container ${m.containerId}`);
@@ -197,7 +197,7 @@ export class Finder {
       }
       if (m.mountId !== undefined) {
         const ld = layerDirOf(m.mountId);
-        if (ld !== undefined && s.fs.kind(ld.dir) === 'dir') {
+        if (ld !== undefined && this.usable(ld.dir)) {
           const base = initTree ?? parentTree;
           out.push({ kind: 'container-layer', dir: ld.dir, rules: ld.full ? WHITEOUTS.none : this.rules(), ...(ld.full && base !== undefined ? { base } : {}), containerId: m.containerId });
           this.labels.set(ld.dir, `read-write layer of container ${m.containerId}`);
@@ -206,10 +206,21 @@ export class Finder {
     }
     for (const v of s.volumes.volumes) {
       const dir = v.dataDir === '' ? `volumes/${v.name}/_data` : v.dataDir;
-      if (s.fs.kind(dir) !== 'dir') continue;
+      if (!this.usable(dir)) continue;
       out.push({ kind: 'volume', dir, rules: WHITEOUTS.none, volume: v.name });
     }
     return out;
+  }
+
+  /** Whether a source directory can be searched: a real directory (a symlink there is reported, never followed). */
+  private usable(dir: string): boolean {
+    const k = this.store.fs.kind(dir);
+    if (k === 'dir') return true;
+    if (k === 'symlink') {
+      const e = this.store.fs.symlinkError(dir);
+      this.problems.push({ code: e.code, message: e.message, path: this.store.shown(dir) });
+    } else if (k !== 'missing') this.problems.push({ code: 'PATH_NOT_A_DIRECTORY', message: `${dir} is a ${k}, not a directory: it is not searched`, path: this.store.shown(dir) });
+    return false;
   }
 
   private rules(): WhiteoutRules {
@@ -251,10 +262,21 @@ export class Finder {
       this.problems.push({ code: e.code, message: e.message, path: src.dir });
       return;
     }
-    for (const e of walkView([layer])) {
-      const shown = shownPath(e.path);
+    const walk = walkView([layer]);
+    for (;;) {
+      let next: IteratorResult<ViewEntry>;
+      try {
+        next = walk.next();
+      } catch (err) {
+        // A directory that cannot be read (a path past PATH_MAX, no permission): reported, the next source searched.
+        if (!(err instanceof DatarootError)) throw err;
+        this.problems.push({ code: err.code, message: `${err.message}: the rest of ${src.dir} is not searched`, path: this.store.shown(src.dir) });
+        return;
+      }
+      if (next.done === true) return;
+      const e = next.value;
       if (this.nameRe !== undefined && !this.nameRe.test(shownPath(e.name))) continue;
-      if (this.pathRe !== undefined && !this.pathRe.test(`/${shown}`)) continue;
+      if (this.pathRe !== undefined && !this.pathRe.test(`/${shownPath(e.path)}`)) continue;
       if (this.q.newer !== undefined && !(e.stat.mtimeMs > this.q.newer)) continue;
       const t = fileType(e.stat);
       if (this.want !== undefined && t !== S_IFREG) continue;
