@@ -94,7 +94,7 @@ export function registerExport(program: Command, ctx: Ctx): void {
       if (g.json) emitJson(ctx, r);
       else {
         ctx.stdout.write(
-          `exported ${r.target!.kind} ${r.target!.name !== '' ? r.target!.name : r.target!.id.replace(/^sha256:/, '').slice(0, 12)} (${r.target!.id.replace(/^sha256:/, '').slice(0, 12)}): ${r.entries} entries, ${r.files} files, ${bytesHuman(r.bytes!)} to ${r.output}${r.format === 'dir' ? '/' : ''}\n`,
+          `exported ${r.target!.kind} ${r.target!.name !== '' ? r.target!.name : r.target!.id.replace(/^sha256:/, '').slice(0, 12)} (${r.target!.id.replace(/^sha256:/, '').slice(0, 12)}): ${r.entries} entries, ${r.files} ${r.files === 1 ? 'file' : 'files'}, ${bytesHuman(r.bytes!)} to ${r.output}${r.format === 'dir' ? '/' : ''}\n`,
         );
         for (const n of dirNotes) ctx.stderr.write(`dataroot: note: ${n}\n`);
       }

@@ -65,7 +65,7 @@ export function registerFind(program: Command, ctx: Ctx): void {
           for (const i of tagged) ctx.stdout.write(`  image ${i.name} ${sightText(ctx, i)}\n`);
           if (tagged.length < h.images.length) ctx.stdout.write(paint(ctx, 'dim', `  and ${h.images.length - tagged.length} untagged ${h.images.length - tagged.length === 1 ? 'image' : 'images'} (--json lists them)\n`));
         }
-        if (!g.json) ctx.stderr.write(`dataroot: ${n} ${n === 1 ? 'hit' : 'hits'}${q.sha256 !== undefined ? ` (${finder.hashed} files hashed)` : ''}\n`);
+        if (!g.json && ctx.stderrTTY) ctx.stderr.write(`dataroot: ${n} ${n === 1 ? 'hit' : 'hits'}${q.sha256 !== undefined ? ` (${finder.hashed} files hashed)` : ''}\n`);
         reportProblems(ctx, finder.problems);
       });
     });
