@@ -149,6 +149,9 @@ export class Finder {
       this.want = m[1]!.toLowerCase();
     }
     if (store.adapter.content === 'none') throw contentUnsupported(store);
+    if (process.getuid?.() !== 0 && ['overlay2', 'overlay', 'fuse-overlayfs'].includes(store.driver)) {
+      this.problems.push({ code: 'XATTR_TRUSTED_UNREADABLE', message: 'not root: opaque directories (trusted.overlay.opaque) cannot be read, so sees/shadows/deletes may miss what they delete; run as root for an exact answer' });
+    }
     for (const img of store.images.values()) this.tagsOf.set(img.id, store.refsOf(img.id).map((r) => r.familiar));
   }
 

@@ -304,14 +304,31 @@ export class NameLookup {
   }
 }
 
+/**
+ * Without CAP_SYS_ADMIN the kernel hides `trusted.*` xattrs: overlay's opaque directories
+ * (trusted.overlay.opaque) cannot be seen, and a view read so may show what they hide.
+ */
+export function trustedXattrProblem(layers: readonly ViewLayer[]): Problem | undefined {
+  if (process.getuid?.() === 0) return undefined;
+  const rules = layers.find((l): l is DiskLayer => l instanceof DiskLayer)?.rules;
+  if (rules === undefined || layers.filter((l) => l instanceof DiskLayer).length < 2 || !rules.opaqueXattrs.some((x) => x.startsWith('trusted.'))) return undefined;
+  return problem('XATTR_TRUSTED_UNREADABLE', 'not root: opaque directories (trusted.overlay.opaque) cannot be read, so what they hide in lower layers may show; run as root for an exact view');
+}
+
 /** The view of a target: for a container its layers; for an image, its layers under what docker create adds. */
 export function targetLayers(store: Store, t: Target, now = Date.now()): { layers: ViewLayer[]; problems: Problem[] } {
   const problems: Problem[] = [];
-  if (t.container !== undefined) return { layers: containerLayers(store, t.container), problems };
+  if (t.container !== undefined) {
+    const layers = containerLayers(store, t.container);
+    const p = trustedXattrProblem(layers);
+    return { layers, problems: p !== undefined ? [p] : [] };
+  }
   const img = t.image!;
   if (store.adapter.content === 'none') throw contentUnsupported(store);
   const below = imageLayers(store, img);
   const wd = img.config?.config?.['WorkingDir'];
   const init = dockerCreateLayer(below, typeof wd === 'string' ? wd : undefined, now, problems);
+  const p = trustedXattrProblem(below);
+  if (p !== undefined) problems.push(p);
   return { layers: [init, ...below], problems };
 }
