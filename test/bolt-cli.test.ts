@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { untar as unpackTar } from './support/untar.js';
 import { needs } from './support/env.js';
-import { genWithOutput } from './support/gobolt.js';
+import { buildOracleAsync, genWithOutput } from './support/gobolt.js';
 import { run, runBin, SAMPLES } from './support/cli.js';
 
 const AFTER = join(SAMPLES, 'after-build.tar.gz');
@@ -80,6 +80,8 @@ describe('bolt commands on the real files of the samples', () => {
 });
 
 describe.runIf(needs('go'))('containerd metadata decoding', () => {
+  // The Go oracle is built (once, cached) before the test, under the hook timeout: on a busy machine the build alone can take minutes.
+  beforeAll(async () => void (await buildOracleAsync()));
   it('Go binary times and zig-zag varints decode to the values the Go writer used', async () => {
     const db = join(tmp, 'ctd.db');
     const expected = JSON.parse(genWithOutput(db, 5, 'containerd', 4096)) as Record<string, { createdat: string; size: number } | number>;

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -46,7 +46,38 @@ export function violations(): string[] {
   return out;
 }
 
+/**
+ * The snapshot store is one folder (src/store/snapshots/) over its own codecs
+ * (src/formats/snapstore/): it imports nothing of the data-root model beside it, and only the
+ * snapshot operations and their command reach into it.
+ */
+export function snapshotStoreViolations(): string[] {
+  const out: string[] = [];
+  const folder = join(SRC, 'store', 'snapshots');
+  const users = new Set(['ops/snapshot.ts', 'ops/scantree.ts', 'ops/snapdiff.ts', 'ops/restore.ts', 'ops/reset.ts', 'commands/snapshot.ts']);
+  // the addon's facade classifies the content pipeline's head samples by the format's rule
+  const codecUsers = new Set([...users, 'io/native.ts']);
+  for (const f of files(SRC)) {
+    const inside = f.startsWith(`${folder}/`);
+    for (const spec of imports(f)) {
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(f), spec);
+      const rel = relative(SRC, target);
+      if (inside && rel.startsWith('store/') && !rel.startsWith('store/snapshots/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot store stands apart from the data-root model`);
+      if (!inside && rel.startsWith('store/snapshots/') && !users.has(relative(SRC, f))) out.push(`${relative(SRC, f)} imports ${rel}: only the snapshot operations use the snapshot store`);
+      if (rel.startsWith('formats/snapstore/') && !inside && !codecUsers.has(relative(SRC, f)) && !relative(SRC, f).startsWith('formats/snapstore/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot formats are the snapshot store's`);
+    }
+  }
+  return out;
+}
+
 describe('architecture layering formats -> io -> store -> ops -> commands -> cli', () => {
+  it('the snapshot store is one folder over its own codecs, used only by the snapshot operations', () => {
+    expect(existsSync(join(SRC, 'store', 'snapshots', 'store.ts'))).toBe(true);
+    expect(existsSync(join(SRC, 'formats', 'snapstore', 'pack.ts'))).toBe(true);
+    expect(snapshotStoreViolations()).toEqual([]);
+  });
+
   it('no module imports a layer to its right, and formats stay pure', () => {
     expect(violations()).toEqual([]);
   });

@@ -3,9 +3,10 @@ import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { volatileTemplate } from '../src/formats/snapstore/manifest.js';
 import { mknod, nativeAvailable, S_IFCHR, scanTree as scanTreeNative, setXattr } from '../src/io/native.js';
 import { Previous, scanTree } from '../src/ops/snapshot.js';
-import { manifestOf, type ManifestLines } from '../src/store/manifest.js';
+import { manifestOf, type ManifestLines } from '../src/store/snapshots/manifest.js';
 
 /**
  * The native tree scan (one call for the whole tree, matched in C against the previous manifest)
@@ -92,7 +93,7 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
   });
 
   it('the read-ahead threads change nothing: 1, 2 and 4 threads give the same bytes, with and without a previous manifest', async () => {
-    const runs = [1, 2, 4].map((n) => scanTreeNative(tree, undefined, undefined, false, true, n)!);
+    const runs = [1, 2, 4].map((n) => scanTreeNative(tree, { xattrs: true, threads: n, volatileTemplate: volatileTemplate() })!);
     for (const r of runs.slice(1)) {
       expect(r.count).toBe(runs[0]!.count);
       expect(r.ops.equals(runs[0]!.ops)).toBe(true);
@@ -106,7 +107,7 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     const m = lines((await scanTree(tree, { exclude: [], metadataOnly: [] })).entries);
     const [text, vol] = m.parts();
     const identity = text.subarray(m.idStart, m.idEnd);
-    const again = [1, 3].map((n) => scanTreeNative(tree, identity, vol, true, true, n)!);
+    const again = [1, 3].map((n) => scanTreeNative(tree, { previous: { identity, volatile: vol, carry: true }, xattrs: true, threads: n, volatileTemplate: volatileTemplate() })!);
     expect(again[0]!.ops.length).toBeGreaterThan(0);
     expect(again[1]!.ops.equals(again[0]!.ops)).toBe(true);
     expect(again[1]!.full.buf.equals(again[0]!.full.buf)).toBe(true);
@@ -176,7 +177,7 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     for (let i = 0; i < 600; i++) {
       const pi = i % 3 === 1 ? identity : mutate(identity);
       const pv = i % 3 === 2 ? vol : mutate(vol);
-      const r = scanTreeNative(tree, pi, pv, true)!;
+      const r = scanTreeNative(tree, { previous: { identity: pi, volatile: pv, carry: true }, xattrs: false, volatileTemplate: volatileTemplate() })!;
       expect(r.count).toBe(total);
       // Every op well formed: runs point inside the lines given, in order; the rest are in full.
       let n = 0;

@@ -14,7 +14,10 @@ function usageCode(e: CommanderError): string {
  * The only place that reads argv, decides the exit code and catches at top level.
  * Returns the exit code: 0 clean, 1 differences/problems found, 2 usage error or unreadable input.
  */
-export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<number> {
+export async function main(
+  argv: string[],
+  io?: { stdout: Out; stderr: Out; env?: NodeJS.ProcessEnv; cwd?: string; stdin?: AsyncIterable<Uint8Array> & { isTTY?: boolean } },
+): Promise<number> {
   const env = io?.env ?? process.env;
   const args = argv.slice(2);
   const json = args.includes('--json');
@@ -32,6 +35,9 @@ export async function main(argv: string[], io?: { stdout: Out; stderr: Out; env?
     cwd: io?.cwd ?? process.cwd(),
     exitCode: 0,
   };
+  // process.stdin sets the descriptor up when first touched: only for a command that reads it.
+  if (io === undefined) Object.defineProperty(ctx, 'stdin', { get: () => process.stdin, enumerable: true });
+  else if (io.stdin !== undefined) ctx.stdin = io.stdin;
   ctx.invoke = async (args: string[]) => {
     await (await buildProgram(ctx, args)).parseAsync(['node', 'dataroot', ...args]);
   };

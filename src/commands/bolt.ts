@@ -16,6 +16,7 @@ import { openRoot } from '../store/root.js';
 import { ChunkWriter, diffBolt, dumpNdjson, dumpTree, requireBucket, type BoltChange } from '../ops/bolt.js';
 import { fileArg, rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
 import { emitJson, paint, warn } from './render.js';
+import { registerBoltWrite } from './boltwrite.js';
 
 interface PathOpts {
   hex?: boolean;
@@ -200,7 +201,9 @@ function parsePageId(v: string): number {
 }
 
 export function registerBolt(program: Command, ctx: Ctx): void {
-  const bolt = program.command('bolt').description('read BoltDB (bbolt) files with a pure-TypeScript reader: never locks, never writes');
+  const bolt = program
+    .command('bolt')
+    .description('BoltDB (bbolt) files in pure TypeScript: reads never lock or write; compact, put, delete and load write a new file and rename it into place');
   const globals = (cmd: Command): GlobalOpts => cmd.optsWithGlobals<GlobalOpts>();
   const hexOpt = new Option('--hex', 'bucket names and keys are given in hex');
 
@@ -408,4 +411,6 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         }),
       );
     });
+
+  registerBoltWrite(bolt, ctx);
 }

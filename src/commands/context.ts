@@ -19,6 +19,8 @@ export interface Ctx {
   stdoutTTY?: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Standard input, for commands that read it (bolt load); isTTY when it is a terminal. */
+  stdin?: AsyncIterable<Uint8Array> & { isTTY?: boolean };
   /** Set by a command: 0 clean, 1 found differences/problems, 2 could not run. */
   exitCode: number;
   /** Runs another dataroot command line with this context (set by cli/main.ts; the demo uses it). */

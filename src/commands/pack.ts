@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { commandWords, keyValue, portKey } from '../formats/docker/imageconfig.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
@@ -13,6 +13,7 @@ import { inject, type InjectResult } from '../ops/inject.js';
 import { pack, type ConfigFlags, type PackImage } from '../ops/pack.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { withWritableStore } from '../ops/writable.js';
+import { requireOutputDir } from '../io/atomic.js';
 import { bytesHuman, emitJson, paint, warn } from './render.js';
 import { shortId } from './storectx.js';
 
@@ -363,11 +364,7 @@ async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, archive: string):
 /** Runs a write of an archive, to -o or (through a temporary archive) into a data-root. */
 async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: string | undefined, root: string | undefined, write: (out: string) => Promise<T>): Promise<{ written: T; injected?: InjectResult }> {
   if (root !== undefined && existsSync(root) && statSync(root).isFile()) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is a file: --into-root names a data-root directory`, { file: root });
-  if (out !== undefined) {
-    const dir = dirname(out);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DatarootError('USAGE_OUTPUT_DIR_MISSING', `-o ${out}: the directory ${dir} does not exist`, { file: out });
-    if (existsSync(out) && statSync(out).isDirectory()) throw new DatarootError('USAGE_OUTPUT_IS_DIR', `-o ${out} is a directory: name the archive file to write`, { file: out });
-  }
+  if (out !== undefined) requireOutputDir(out);
   let tmp: string | undefined;
   const target = out ?? join((tmp = mkdtempSync(join(tmpdir(), 'dataroot-pack-'))), 'image.tar');
   try {

@@ -33,17 +33,20 @@ const C_ESCAPES: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\
  * in multi-line text). Backslashes stay as they are, so ordinary text prints as docker prints it.
  */
 export function safeText(s: string, keep = ''): string {
-  // eslint-disable-next-line no-control-regex
-  if (!/[\u0000-\u001f\u007f-\u009f]/.test(s)) return s;
-  let out = '';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (keep.includes(ch)) out += ch;
-    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += C_ESCAPES[c] ?? `\\${c.toString(8).padStart(3, '0')}`;
-    else out += ch;
-  }
-  return out;
+  const re = keep === '\n\t' ? CONTROL_BUT_NL_TAB : keep === '' ? CONTROL : new RegExp(`[^\\P{Cc}${keep.replace(/[\\\]^-]/g, '\\$&')}]`, 'gu');
+  re.lastIndex = 0;
+  if (!re.test(s)) return s;
+  re.lastIndex = 0;
+  return s.replace(re, (ch) => {
+    const c = ch.charCodeAt(0);
+    return C_ESCAPES[c] ?? `\\${c.toString(8).padStart(3, '0')}`;
+  });
 }
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+// eslint-disable-next-line no-control-regex
+const CONTROL_BUT_NL_TAB = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 /**
  * Control characters that dataroot itself writes (colours, the progress bar's carriage return)

@@ -1,12 +1,17 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
-import { acquireLock, probeLock } from '../io/lock.js';
+import { probeLock } from '../io/lock.js';
 import type { DiffResult, DiffSideData, Detail } from '../ops/snapdiff.js';
 import { LAYOUT } from '../store/layout.js';
 import { openRoot } from '../store/root.js';
-import { SnapshotStore } from '../store/snapstore.js';
+import type { RegisteredSnapshot } from '../formats/snapstore/registry.js';
+import type { RemoveResult } from '../store/snapshots/gc.js';
+import type { ManifestEntry } from '../store/snapshots/manifest.js';
+import { SnapshotStore } from '../store/snapshots/store.js';
+import type { RestoreResult } from '../ops/restore.js';
+import type { SnapshotResult } from '../ops/snapshot.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
 import { Progress } from './progress.js';
 import { pauseAt } from './testhooks.js';
@@ -135,6 +140,147 @@ function parseLevel(v: string): number {
   return n;
 }
 
+// ---- snapshot ----
+
+interface SnapshotOpts extends StoreOpt {
+  name?: string;
+  exclude: string[];
+  metadataOnly: string[];
+  live: boolean;
+  compressLevel?: number;
+}
+
+export async function runSnapshot(o: SnapshotOpts, g: GlobalOpts, ctx: Ctx): Promise<SnapshotResult> {
+  const root = rootDir(g, ctx);
+  if (probeLock(`${root}/${LAYOUT.volumesDb}`) === 'held') {
+    if (!o.live) throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: stop it, or pass --live (its BoltDB files may then be torn)`, { file: root });
+    warn(ctx, `${root} is held by a running daemon: BoltDB files in the snapshot may be torn`);
+  }
+  const pauseFile = ctx.env['DATAROOT_SNAPSHOT_PAUSE_FILE'];
+  return withSnapStore(storeDir(o, ctx)!, true, async (store) => {
+    const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'snapshot') : undefined;
+    const { takeSnapshot } = await import('../ops/snapshot.js');
+    const r = await takeSnapshot(store, root, {
+      ...(o.name !== undefined ? { name: o.name } : {}),
+      exclude: o.exclude,
+      metadataOnly: o.metadataOnly,
+      live: o.live,
+      ...(o.compressLevel !== undefined ? { level: o.compressLevel } : {}),
+      ...(progress !== undefined ? { onProgress: (p) => progress.update(p.bytes, p.totalBytes, `${p.files} files`) } : {}),
+      // Test hook: pause between the walk and the reading of contents.
+      ...(pauseFile !== undefined ? { onWalked: () => pauseAt(pauseFile, 'walked') } : {}),
+    });
+    progress?.done();
+    return r;
+  });
+}
+
+function renderSnapshot(ctx: Ctx, r: SnapshotResult): void {
+  for (const w of r.stats.warnings) warn(ctx, w);
+  const s = r.snapshot;
+  ctx.stdout.write(
+    `snapshot ${paint(ctx, 'bold', s.name)} of ${s.source}: ${s.entries} entries, ${bytesHuman(s.logicalBytes)} of content; ${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)}${r.previous !== undefined ? `; ${r.stats.reused} files unchanged since ${r.previous}` : ''}\n`,
+  );
+}
+
+// ---- snapshot show ----
+
+export async function runShow(name: string, o: StoreOpt & { entries: boolean }, ctx: Ctx): Promise<{ snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }> {
+  return withSnapStore(storeDir(o, ctx)!, false, (store) => {
+    const s = store.find(name);
+    const m = store.readManifest(s);
+    return o.entries ? { snapshot: s, entries: m.entries() } : { snapshot: s };
+  });
+}
+
+function renderShow(ctx: Ctx, r: { snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }): void {
+  const s = r.snapshot;
+  ctx.stdout.write(`${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`);
+  if (r.entries !== undefined) {
+    ctx.stdout.write(table(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], r.entries.map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path])));
+  }
+}
+
+// ---- snapshot rm ----
+
+export async function runRm(names: string[], o: StoreOpt, ctx: Ctx): Promise<RemoveResult> {
+  const { removeSnapshots } = await import('../store/snapshots/gc.js');
+  return withSnapStore(storeDir(o, ctx)!, false, (store) => removeSnapshots(store, names));
+}
+
+// ---- snapshots ----
+
+interface ListResult {
+  snapshots: (RegisteredSnapshot & { dedupRatio: number | null })[];
+  packBytes: number;
+}
+
+export async function runList(o: StoreOpt, ctx: Ctx): Promise<ListResult> {
+  return withSnapStore(storeDir(o, ctx)!, false, (store) => {
+    const list = store.snapshots();
+    const packs = new Set(list.flatMap((s) => s.packs));
+    return {
+      snapshots: list.map((s) => ({ ...s, dedupRatio: s.storedBytes === 0 ? null : s.logicalBytes / s.storedBytes })),
+      packBytes: [...packs].reduce((a, p) => a + store.packBytes(p), 0),
+    };
+  });
+}
+
+function renderList(ctx: Ctx, r: ListResult): void {
+  const list = r.snapshots;
+  ctx.stdout.write(table(ctx, ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'], list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source])));
+  const logical = list.reduce((a, s) => a + s.logicalBytes, 0);
+  const total = r.packBytes;
+  ctx.stdout.write(`${list.length} snapshots, ${bytesHuman(logical)} of content in ${bytesHuman(total)} of packs (dedup ratio ${total === 0 ? '∞' : (logical / total).toFixed(1)}x)\n`);
+}
+
+// ---- restore ----
+
+export async function runRestore(name: string, o: StoreOpt & { to: string; force: boolean }, ctx: Ctx): Promise<RestoreResult> {
+  return withSnapStore(storeDir(o, ctx)!, false, async (store) => {
+    const { restoreSnapshot } = await import('../ops/restore.js');
+    // Test hook: pause half-way through the writing.
+    const pauseFile = ctx.env['DATAROOT_RESTORE_PAUSE_FILE'];
+    return restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force, ...(pauseFile !== undefined ? { onHalfway: () => pauseAt(pauseFile, 'restoring') } : {}) });
+  });
+}
+
+function renderRestore(ctx: Ctx, r: RestoreResult): void {
+  ctx.stdout.write(`restored ${r.snapshot} to ${r.to}: ${r.entries} entries, ${r.files} files, ${bytesHuman(r.bytes)}\n`);
+}
+
+// ---- reset ----
+
+export async function runReset(o: { backupTo: string; name?: string }, g: GlobalOpts, ctx: Ctx): Promise<{ backup: RegisteredSnapshot; emptied: string }> {
+  const root = rootDir(g, ctx);
+  return withSnapStore(resolve(ctx.cwd, o.backupTo), true, async (store) => {
+    const { resetRoot } = await import('../ops/reset.js');
+    return resetRoot(store, root, o.name !== undefined ? { name: o.name } : {});
+  });
+}
+
+// ---- diff ----
+
+export async function runDiff(l: string, r: string, o: StoreOpt & { exclude: string[]; times: boolean }, ctx: Ctx): Promise<DiffResult> {
+  const dir = storeDir(o, ctx, false);
+  const store = dir === undefined ? undefined : SnapshotStore.open(dir, { create: false });
+  const cleanups: (() => void)[] = [];
+  try {
+    // Both sides at once (two manifests decompress on the thread pool together); an error is
+    // raised only once both have settled, so every temporary directory is in cleanups.
+    const sides = await Promise.allSettled([side(l, store, ctx, cleanups), side(r, store, ctx, cleanups)]);
+    for (const x of sides) if (x.status === 'rejected') throw x.reason;
+    const [left, right] = sides.map((x) => (x as PromiseFulfilledResult<DiffSideData>).value) as [DiffSideData, DiffSideData];
+    const { diffSides } = await import('../ops/snapdiff.js');
+    return await diffSides(left, right, { times: o.times });
+  } finally {
+    for (const c of cleanups) c();
+    store?.close();
+  }
+}
+
+// ---- the commander definitions ----
+
 export function registerSnapshot(program: Command, ctx: Ctx): void {
   const snap = program
     .command('snapshot')
@@ -145,35 +291,13 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .option('--metadata-only <glob>', 'record content by hash without storing it (repeatable)', collect, [])
     .option('--live', 'snapshot a root a running daemon holds (BoltDB files may be torn)', false)
     .addOption(new Option('--compress-level <n>', 'zstd level of the stored contents, -100 (fastest) to 19 (smallest); default -2').argParser(parseLevel))
-    .action(async (o: StoreOpt & { name?: string; exclude: string[]; metadataOnly: string[]; live: boolean; compressLevel?: number }, cmd: Command) => {
+    .action(async (o: SnapshotOpts, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const root = rootDir(g, ctx);
-      const pauseFile = ctx.env['DATAROOT_SNAPSHOT_PAUSE_FILE'];
-      if (probeLock(`${root}/${LAYOUT.volumesDb}`) === 'held') {
-        if (!o.live) throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: stop it, or pass --live (its BoltDB files may then be torn)`, { file: root });
-        warn(ctx, `${root} is held by a running daemon: BoltDB files in the snapshot may be torn`);
-      }
-      await withSnapStore(storeDir(o, ctx)!, true, async (store) => {
-        const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'snapshot') : undefined;
-        const { takeSnapshot } = await import('../ops/snapshot.js');
-        const r = await takeSnapshot(store, root, {
-          ...(o.name !== undefined ? { name: o.name } : {}),
-          exclude: o.exclude,
-          metadataOnly: o.metadataOnly,
-          live: o.live,
-          ...(o.compressLevel !== undefined ? { level: o.compressLevel } : {}),
-          ...(progress !== undefined ? { onProgress: (p) => progress.update(p.bytes, p.totalBytes, `${p.files} files`) } : {}),
-          // Test hook: pause between the walk and the reading of contents.
-          ...(pauseFile !== undefined ? { onWalked: () => pauseAt(pauseFile, 'walked') } : {}),
-        });
-        progress?.done();
+      const r = await runSnapshot(o, g, ctx);
+      if (g.json) {
         for (const w of r.stats.warnings) warn(ctx, w);
-        if (g.json) return emitJson(ctx, r);
-        const s = r.snapshot;
-        ctx.stdout.write(
-          `snapshot ${paint(ctx, 'bold', s.name)} of ${s.source}: ${s.entries} entries, ${bytesHuman(s.logicalBytes)} of content; ${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)}${r.previous !== undefined ? `; ${r.stats.reused} files unchanged since ${r.previous}` : ''}\n`,
-        );
-      });
+        emitJson(ctx, r);
+      } else renderSnapshot(ctx, r);
     });
 
   snap
@@ -185,15 +309,9 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .action(async (name: string, _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const o = cmd.optsWithGlobals<StoreOpt & { entries: boolean }>();
-      await withSnapStore(storeDir(o, ctx)!, false, (store) => {
-        const s = store.find(name);
-        const m = store.readManifest(s);
-        if (g.json) return emitJson(ctx, o.entries ? { ...s, entries: m.entries() } : s);
-        ctx.stdout.write(`${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`);
-        if (o.entries) {
-          ctx.stdout.write(table(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], m.entries().map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path])));
-        }
-      });
+      const r = await runShow(name, o, ctx);
+      if (g.json) emitJson(ctx, r.entries !== undefined ? { ...r.snapshot, entries: r.entries } : r.snapshot);
+      else renderShow(ctx, r);
     });
 
   snap
@@ -203,21 +321,9 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .description('remove snapshots, and the packs no remaining snapshot uses')
     .action(async (names: string[], _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const o = cmd.optsWithGlobals<StoreOpt>();
-      await withSnapStore(storeDir(o, ctx)!, false, (store) => {
-        for (const n of names) store.find(n);
-        for (const n of names) store.removeManifest(store.unregister(n));
-        const used = new Set<string>();
-        for (const s of store.snapshots()) for (const e of store.readManifest(s).entries()) if (e.sha256 !== undefined) used.add(e.sha256);
-        const packs = store.unusedPacks(used);
-        let freed = 0;
-        for (const p of packs) {
-          freed += store.packBytes(p);
-          store.removePack(p);
-        }
-        if (g.json) emitJson(ctx, { removed: names, packsRemoved: packs, bytesFreed: freed });
-        else ctx.stdout.write(`removed ${names.join(', ')}; ${packs.length} packs (${bytesHuman(freed)}) freed\n`);
-      });
+      const r = await runRm(names, cmd.optsWithGlobals<StoreOpt>(), ctx);
+      if (g.json) emitJson(ctx, r);
+      else ctx.stdout.write(`removed ${r.removed.join(', ')}; ${r.packsRemoved.length} packs (${bytesHuman(r.bytesFreed)}) freed\n`);
     });
 
   program
@@ -226,15 +332,9 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .description('the snapshots of a store, with sizes and dedup ratio')
     .action(async (o: StoreOpt, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withSnapStore(storeDir(o, ctx)!, false, (store) => {
-        const list = store.snapshots();
-        if (g.json) return emitJson(ctx, list.map((s) => ({ ...s, dedupRatio: s.storedBytes === 0 ? null : s.logicalBytes / s.storedBytes })));
-        ctx.stdout.write(table(ctx, ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'], list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source])));
-        const packs = new Set(list.flatMap((s) => s.packs));
-        const total = [...packs].reduce((a, p) => a + store.packBytes(p), 0);
-        const logical = list.reduce((a, s) => a + s.logicalBytes, 0);
-        ctx.stdout.write(`${list.length} snapshots, ${bytesHuman(logical)} of content in ${bytesHuman(total)} of packs (dedup ratio ${total === 0 ? '∞' : (logical / total).toFixed(1)}x)\n`);
-      });
+      const r = await runList(o, ctx);
+      if (g.json) emitJson(ctx, r.snapshots);
+      else renderList(ctx, r);
     });
 
   program
@@ -246,13 +346,10 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .description('write a snapshot back exactly (owners, modes, devices, links, xattrs, times)')
     .action(async (name: string, o: StoreOpt & { to: string; force: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withSnapStore(storeDir(o, ctx)!, false, async (store) => {
-        const { restoreSnapshot } = await import('../ops/restore.js');
-        const r = await restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force });
-        if (r.skipped.length > 0) warn(ctx, `not restored (sockets): ${r.skipped.join(', ')}`);
-        if (g.json) emitJson(ctx, r);
-        else ctx.stdout.write(`restored ${r.snapshot} to ${r.to}: ${r.entries} entries, ${r.files} files, ${bytesHuman(r.bytes)}\n`);
-      });
+      const r = await runRestore(name, o, ctx);
+      if (r.skipped.length > 0) warn(ctx, `not restored (sockets): ${r.skipped.join(', ')}`);
+      if (g.json) emitJson(ctx, r);
+      else renderRestore(ctx, r);
     });
 
   program
@@ -262,19 +359,11 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .description('snapshot the root into a store, then empty it (a safe "start from scratch")')
     .action(async (o: { backupTo: string; name?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const root = rootDir(g, ctx);
-      const volumesDb = `${root}/${LAYOUT.volumesDb}`;
-      const lock = existsSync(volumesDb) ? await acquireLock(volumesDb) : undefined;
-      try {
-        await withSnapStore(resolve(ctx.cwd, o.backupTo), true, async (store) => {
-          const { takeSnapshot } = await import('../ops/snapshot.js');
-          const r = await takeSnapshot(store, root, { ...(o.name !== undefined ? { name: o.name } : {}), exclude: [], metadataOnly: [], live: false });
-          for (const n of readdirSync(root)) rmSync(join(root, n), { recursive: true, force: true });
-          if (g.json) emitJson(ctx, { backup: r.snapshot, emptied: root });
-          else ctx.stdout.write(`saved ${root} as ${r.snapshot.name} in ${store.dir} (${r.snapshot.entries} entries), then emptied it; dataroot restore ${r.snapshot.name} --store ${store.dir} --to ${root} brings it back\n`);
-        });
-      } finally {
-        await lock?.release();
+      const r = await runReset(o, g, ctx);
+      if (g.json) emitJson(ctx, r);
+      else {
+        const store = resolve(ctx.cwd, o.backupTo);
+        ctx.stdout.write(`saved ${r.emptied} as ${r.backup.name} in ${store} (${r.backup.entries} entries), then emptied it; dataroot restore ${r.backup.name} --store ${store} --to ${r.emptied} brings it back\n`);
       }
     });
 
@@ -288,23 +377,9 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
     .description('what changed between two data-roots: entries, their meaning (JSON paths, BoltDB keys, tar-split), in Docker terms; exit 1 when they differ')
     .action(async (l: string, r: string, o: StoreOpt & { exclude: string[]; times: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const dir = storeDir(o, ctx, false);
-      const store = dir === undefined ? undefined : SnapshotStore.open(dir, { create: false });
-      const cleanups: (() => void)[] = [];
-      try {
-        // Both sides at once (two manifests decompress on the thread pool together); an error is
-        // raised only once both have settled, so every temporary directory is in cleanups.
-        const sides = await Promise.allSettled([side(l, store, ctx, cleanups), side(r, store, ctx, cleanups)]);
-        for (const x of sides) if (x.status === 'rejected') throw x.reason;
-        const [left, right] = sides.map((x) => (x as PromiseFulfilledResult<DiffSideData>).value) as [DiffSideData, DiffSideData];
-        const { diffSides } = await import('../ops/snapdiff.js');
-        const res = await diffSides(left, right, { times: o.times });
-        if (g.json) emitJson(ctx, res);
-        else renderDiff(ctx, res);
-        if (!res.equal) ctx.exitCode = 1;
-      } finally {
-        for (const c of cleanups) c();
-        store?.close();
-      }
+      const res = await runDiff(l, r, o, ctx);
+      if (g.json) emitJson(ctx, res);
+      else renderDiff(ctx, res);
+      if (!res.equal) ctx.exitCode = 1;
     });
 }

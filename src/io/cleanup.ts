@@ -1,56 +1,81 @@
 import { rmSync } from 'node:fs';
 
 /**
- * Paths this process must remove however it ends: private temp dirs (an unpacked archive root) and
- * staging. Removed by their owner's `finally`; on SIGINT, SIGTERM or SIGHUP they are removed here
- * before the process exits with 128 + the signal number, and at exit whatever is still listed.
+ * Cleanup however the process ends. What a writer or reader registers here (removing a private
+ * temp dir, a staging directory, a partial pack) runs when the process is stopped by SIGINT,
+ * SIGTERM or SIGHUP — synchronously, newest first — and then the signal is raised again with its
+ * default action, so the exit status still says which signal ended the process. Paths registered
+ * with removeOnExit are also removed at a normal exit. Each registration returns its own removal.
  */
-const pending = new Set<string>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const tasks = new Set<() => void>();
 let installed = false;
 
-const SIGNALS: [NodeJS.Signals, number][] = [
-  ['SIGINT', 2],
-  ['SIGTERM', 15],
-  ['SIGHUP', 1],
-];
+function onSignal(sig: NodeJS.Signals): void {
+  runAll();
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
+  installed = false;
+  process.kill(process.pid, sig);
+}
 
-function removeAll(): void {
-  for (const p of pending) {
+function runAll(): void {
+  for (const t of [...tasks].reverse()) {
     try {
-      rmSync(p, { recursive: true, force: true });
+      t();
     } catch {
-      /* best effort at exit */
+      /* the others still run */
     }
   }
-  pending.clear();
+  tasks.clear();
 }
 
-function install(): void {
-  if (installed) return;
-  installed = true;
-  for (const [sig, n] of SIGNALS) {
-    process.on(sig, () => {
-      removeAll();
-      // Only this process's own handler ran: exit as the signal would have.
-      process.exit(128 + n);
-    });
+let exitHook = false;
+
+/** Runs `task` if a signal stops the process before the returned function is called. */
+export function cleanupOnSignal(task: () => void): () => void {
+  tasks.add(task);
+  if (!installed) {
+    for (const s of SIGNALS) process.on(s, onSignal);
+    installed = true;
   }
-  process.on('exit', removeAll);
-}
-
-/** Registers a path for removal at any exit; returns the function that removes it now. */
-export function removeOnExit(path: string): () => void {
-  install();
-  pending.add(path);
+  if (!exitHook) {
+    process.on('exit', runAll);
+    exitHook = true;
+  }
   return () => {
-    pending.delete(path);
-    rmSync(path, { recursive: true, force: true });
+    tasks.delete(task);
+    if (tasks.size === 0 && installed) {
+      for (const s of SIGNALS) process.removeListener(s, onSignal);
+      installed = false;
+    }
   };
 }
 
-/** Registers a path that a writer is staging; `done()` forgets it (it was committed or removed). */
+/** Runs a write; on its failure, and on a signal while it runs, `undo` removes what it wrote. */
+export async function undoneUnlessDone<T>(undo: () => void, write: () => Promise<T>): Promise<T> {
+  const stop = cleanupOnSignal(undo);
+  try {
+    return await write();
+  } catch (e) {
+    undo();
+    throw e;
+  } finally {
+    stop();
+  }
+}
+
+/** Removes a path on a signal or at exit; the returned function removes it now (and forgets it). */
+export function removeOnExit(path: string): () => void {
+  const remove = (): void => rmSync(path, { recursive: true, force: true });
+  const forget = cleanupOnSignal(remove);
+  return () => {
+    forget();
+    remove();
+  };
+}
+
+/** A staging path removed on a signal until `done()` (it was committed or removed by its owner). */
 export function trackStaging(path: string): { done(): void } {
-  install();
-  pending.add(path);
-  return { done: () => void pending.delete(path) };
+  const forget = cleanupOnSignal(() => rmSync(path, { recursive: true, force: true }));
+  return { done: forget };
 }

@@ -1,14 +1,17 @@
-import { constants, existsSync, type BigIntStats } from 'node:fs';
+import { existsSync, readFileSync, type BigIntStats } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
+import { HEAD_BYTES, kindOfSample, type ContentKind } from '../formats/snapstore/manifest.js';
 import { packageRoot } from './pkg.js';
 
 /**
- * The system calls Node lacks (extended attributes, mknod, nanosecond utimes of symlinks), from
- * the tiny addon in native/ built into dist/dataroot_native.node by `npm run build`. Everything
- * that needs them goes through this module, so the choice can change in one place.
+ * The native addon's typed facade: the system calls Node lacks (extended attributes, mknod,
+ * nanosecond utimes of symlinks, openat2, flock probes), the tree scan and the snapshot content
+ * pipeline (native/, built by node-gyp). Everything that needs them goes through this module.
+ * Without the addon, read commands still work (callers fall back to Node where Node can do it);
+ * `addonState()` says why it is absent.
  */
 interface Addon {
   lgetxattr(path: string, name: string): Buffer | null;
@@ -16,42 +19,63 @@ interface Addon {
   lsetxattr(path: string, name: string, value: Buffer): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
-  scandir?(path: string): Buffer;
-  scanTree?(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number, files: boolean): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
-  flockProbe?(path: string): boolean;
-  alignedBuffer?(size: number): Buffer;
-  packFiles?(
+  flockProbe(path: string): boolean;
+  openBeneath(base: string, rel: string, flags: number, mode: number): number;
+  scandir(path: string): Buffer;
+  scanTree(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number, files: boolean, volatileTemplate: Uint8Array): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
+  packFiles(
     paths: Buffer,
     count: number,
     keep: Buffer,
     packPath: string | null,
     start: number,
     indexes: Buffer[],
+    indexStride: number,
     progress: Float64Array,
     level: number,
     threads: number,
     results?: Buffer,
-  ): Promise<[Buffer, Buffer, number, number, string, string, number, number, number]>;
-  zstdCompress?(data: Buffer, level: number): Buffer;
-  zstdDecompress?(data: Buffer, size: number): Buffer;
-  zstdDecompressAsync?(data: Buffer, size: number): Promise<Buffer>;
-  zstdCompressAsync?(data: Buffer, level: number): Promise<Buffer>;
+  ): Promise<[Buffer, Buffer, number, number, string, string]>;
+  zstdCompressAsync(data: Buffer, level: number): Promise<Buffer>;
+  zstdDecompress(data: Buffer, size: number): Buffer;
+  zstdDecompressAsync(data: Buffer, size: number): Promise<Buffer>;
 }
+
+/**
+ * The addon as npm builds it: `node-gyp rebuild` of binding.gyp at install (scripts/build-native.mjs)
+ * into build/Release/. When that build failed, the script left its reason in build/native-build.json.
+ */
+const ADDON = join(packageRoot(), 'build', 'Release', 'dataroot_native.node');
+const BUILD_REPORT = join(packageRoot(), 'build', 'native-build.json');
 
 let addon: Addon | undefined;
 let loadError: string | undefined;
 
+function buildFailure(): string | undefined {
+  try {
+    const r = JSON.parse(readFileSync(BUILD_REPORT, 'utf8')) as { ok?: boolean; reason?: string };
+    return r.ok === false ? r.reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** DATAROOT_NO_NATIVE set (non-empty): behave as an install whose addon did not build (tests). */
+function disabled(): boolean {
+  return (process.env['DATAROOT_NO_NATIVE'] ?? '') !== '';
+}
+
 function load(): Addon {
-  if (addon !== undefined) return addon;
+  if (addon !== undefined && !disabled()) return addon;
+  if (disabled()) throw new DatarootError('IO_NATIVE_UNAVAILABLE', "this needs dataroot's native addon, which DATAROOT_NO_NATIVE turns off");
   if (loadError === undefined) {
-    const file = join(packageRoot(), 'dist', 'dataroot_native.node');
-    if (!existsSync(file)) loadError = 'dist/dataroot_native.node is not built (npm run build needs a C compiler and Node headers)';
+    if (!existsSync(ADDON)) loadError = `it was not built (${buildFailure() ?? 'npm install builds it with node-gyp, which needs python3, make, a C compiler and libzstd-dev'})`;
     else {
       try {
-        addon = createRequire(import.meta.url)(file) as Addon;
+        addon = createRequire(import.meta.url)(ADDON) as Addon;
         return addon;
       } catch (e) {
-        loadError = `cannot load ${file}: ${(e as Error).message}`;
+        loadError = `cannot load ${ADDON}: ${(e as Error).message}`;
       }
     }
   }
@@ -68,6 +92,33 @@ export function nativeAvailable(): boolean {
   }
 }
 
+/** The commands that stop with IO_NATIVE_UNAVAILABLE without the addon (the build script prints the same list). */
+export const NEEDS_ADDON = ['snapshot', 'restore', 'reset', 'inject', 'pack/edit --into-root', 'container diff and verify --deep of overlay2 roots (opaque directories)'];
+
+export interface AddonState {
+  /** loaded: usable; disabled: DATAROOT_NO_NATIVE; missing: not built (reason says why); broken: built but cannot load. */
+  state: 'loaded' | 'disabled' | 'missing' | 'broken';
+  path: string;
+  reason?: string;
+  /** What does not work without it. */
+  unavailable: string[];
+}
+
+/** The addon's state, for `dataroot info`. */
+export function addonState(): AddonState {
+  if (nativeAvailable()) return { state: 'loaded', path: ADDON, unavailable: [] };
+  const reason = loadError ?? 'DATAROOT_NO_NATIVE is set';
+  const state = disabled() ? 'disabled' : existsSync(ADDON) ? 'broken' : 'missing';
+  return { state, path: ADDON, reason, unavailable: NEEDS_ADDON };
+}
+
+/** The addon's zstd (the snapshot store's io/zstd picks among backends), or undefined. */
+export function nativeZstd(): { decompress: Addon['zstdDecompress']; decompressAsync: Addon['zstdDecompressAsync']; compressAsync: Addon['zstdCompressAsync'] } | undefined {
+  if (!nativeAvailable()) return undefined;
+  const a = load();
+  return { decompress: a.zstdDecompress, decompressAsync: a.zstdDecompressAsync, compressAsync: a.zstdCompressAsync };
+}
+
 function wrap<T>(op: string, path: string, fn: () => T): T {
   try {
     return fn();
@@ -76,6 +127,17 @@ function wrap<T>(op: string, path: string, fn: () => T): T {
     const err = e as NodeJS.ErrnoException;
     throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `${op} ${path}: ${err.message}`, { file: path });
   }
+}
+
+/**
+ * openat2(2) of `rel` beneath `base` (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS, with the open `flags` and `mode`): the descriptor, which the caller
+ * closes. Throws an Error with the errno `code` (EXDEV for a path that leaves base, ELOOP for a
+ * symlink, ENOSYS when the kernel lacks openat2). Undefined when the addon is not loaded.
+ */
+export function openBeneath(base: string, rel: string, flags: number, mode = 0): number | undefined {
+  if (!nativeAvailable()) return undefined;
+  return load().openBeneath(base, rel, flags, mode);
 }
 
 /** One extended attribute of a path (not following symlinks), or undefined when it has none by that name. */
@@ -127,69 +189,6 @@ export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void 
   wrap('utimensat', path, () => a.lutimens(path, as, an, ms, mn));
 }
 
-/** The path of the built addon, for worker threads that load it themselves (undefined when absent). */
-export function nativePath(): string | undefined {
-  return nativeAvailable() ? join(packageRoot(), 'dist', 'dataroot_native.node') : undefined;
-}
-
-/** Whether the addon was built with libzstd. */
-export function zstdAvailable(): boolean {
-  return nativeAvailable() && load().zstdCompress !== undefined;
-}
-
-/**
- * Whether the addon can give page-aligned buffers (for O_DIRECT writes) and O_DIRECT exists here;
- * DATAROOT_NO_DIRECT_IO set (non-empty) turns direct writes off, for both pipelines.
- */
-export function alignedWrites(): boolean {
-  if ((process.env['DATAROOT_NO_DIRECT_IO'] ?? '') !== '') return false;
-  return nativeAvailable() && load().alignedBuffer !== undefined && constants.O_DIRECT !== undefined;
-}
-
-/** Whether the native content pipeline (packFiles) runs here: the addon with libzstd, and Node's OpenSSL visible to it. */
-export function packFilesAvailable(): boolean {
-  if (!nativeAvailable() || load().packFiles === undefined) return false;
-  if (packFilesProbe === undefined) {
-    try {
-      // An empty run settles whether the SHA-256 functions resolve (it throws at once when not).
-      void load().packFiles!(Buffer.alloc(0), 0, Buffer.alloc(0), null, 0, [], new Float64Array(2), 1, 1);
-      packFilesProbe = true;
-    } catch {
-      packFilesProbe = false;
-    }
-  }
-  return packFilesProbe;
-}
-let packFilesProbe: boolean | undefined;
-
-export interface PackedFile {
-  /** sha256 of the content read, in hex. */
-  sha256: string;
-  size: number;
-  /** What the content looks like: 0 empty, 1 bolt, 2 gzip, 3 binary, 4 json, 5 text (store/manifest's contentKind, the same rules). */
-  kind: number;
-  /** Whether this file's content became a new object of the pack. */
-  fresh: boolean;
-}
-
-export interface PackedRun {
-  results: PackedFile[];
-  /** The pack's end: after the new objects' records, which follow their chunks. */
-  end: number;
-  /** The new objects' index entries (sha256, record offset u64, size u64), sorted by sha256. */
-  index: Buffer;
-  objects: number;
-  newBytes: number;
-  storedBytes: number;
-}
-
-/**
- * Reads, hashes and (where `keep`) compresses into a pack every file of a list, on native threads
- * (see js_pack_files), then writes the new objects' records and syncs the pack. Resolves with one
- * result a file, the pack's end and the new objects' index entries, or rejects: a file that
- * could not be read with an ErrnoException-like error carrying `index` (its position in the
- * list), the pack with SNAPSHOT_WRITE_FAILED.
- */
 /**
  * How many native threads read contents: two a core (up to 8). More threads than cores keep the
  * cores busy while a thread waits for its direct write to reach the disk or for a page to be read.
@@ -226,21 +225,105 @@ export function batchPath(b: FileBatch, i: number): Buffer {
   return b.paths.subarray(start, b.paths.indexOf(0, start));
 }
 
+/**
+ * One file's result. The addon knows no store format: it gives the digest, the size, the facts
+ * of the file's head its kind follows from (classified here by formats/snapstore kindOfSample),
+ * and, for content new to the pack, where its chunks went.
+ */
+export interface PackedFile {
+  /** sha256 of the content read, in hex. */
+  sha256: string;
+  size: number;
+  kind: ContentKind;
+  /** Whether this file's content became new content of the pack (its chunks are in the run's chunks). */
+  fresh: boolean;
+  chunks: number;
+}
+
+/** Where one piece of a new file went: its own frame (raw or compressed), or a slice of a shared frame. */
+export interface PackedChunk {
+  offset: number;
+  stored: number;
+  raw: number;
+  compressed: boolean;
+  /** A slice [start, start + len) of a shared zstd frame (offset, stored, raw: the frame's). */
+  shared?: { start: number; len: number };
+}
+
+export interface PackedRun {
+  results: PackedFile[];
+  /** How many chunks the fresh files have, in file order (file i's `chunks` of them). */
+  chunkCount: number;
+  /** Chunk k of that list. */
+  chunk(k: number): PackedChunk;
+  /** Copies file i's sha256 (32 bytes) into `out` at `at`, without a view of the results. */
+  copySha(i: number, out: Buffer, at: number): void;
+  /** The pack's end after the last chunk (4096-aligned). */
+  end: number;
+}
+
+/** Bytes of a result record, and of a chunk descriptor (the addon's transfer layout, not a store format). */
+const RESULT = 80;
+const CHUNK_DESC = 40;
+
+function resultAt(res: Buffer, i: number): PackedFile {
+  const at = i * RESULT;
+  const size = res.readUInt32LE(at + 32) + res.readUInt32LE(at + 36) * 0x100000000;
+  const length = Math.min(size, HEAD_BYTES);
+  // read in place: a Buffer view a file costs more than the rest of its result
+  const sample = { length, byte0: length > 0 ? res[at + 40]! : -1, byte1: length > 1 ? res[at + 41]! : -1, word16: length >= 20 ? res.readUInt32LE(at + 56) : -1, minByte: res[at + 65]!, firstNonSpace: res[at + 66]! };
+  return { sha256: res.toString('hex', at, at + 32), size, kind: kindOfSample(sample), chunks: res.readUInt32LE(at + 60), fresh: res[at + 64] === 1 };
+}
+
+function chunkAt(b: Buffer, i: number): PackedChunk {
+  const at = i * CHUNK_DESC;
+  const n = (o: number): number => b.readUInt32LE(at + o) + b.readUInt32LE(at + o + 4) * 0x100000000;
+  const c: PackedChunk = { offset: n(0), stored: n(8), raw: n(16), compressed: b[at + 32] === 1 };
+  if (b[at + 33] === 1) c.shared = { start: b.readUInt32LE(at + 24), len: b.readUInt32LE(at + 28) };
+  return c;
+}
+
+/**
+ * The results of a packFiles run as files finish, before the run ends: file i's result once
+ * done(i). (The native threads write each record, then its done byte.)
+ */
+export class LiveResults {
+  readonly buf: Buffer;
+  constructor(readonly count: number) {
+    this.buf = Buffer.alloc(count * RESULT);
+  }
+  done(i: number): boolean {
+    return this.buf[i * RESULT + RESULT - 1] === 1;
+  }
+  result(i: number): PackedFile {
+    return resultAt(this.buf, i);
+  }
+}
+
+/**
+ * Reads, hashes and (where `keep`) compresses into a pack every file of a list, on native threads
+ * (native/pipeline.c). Content already in the store (`known`: sorted tables whose entries start
+ * with a sha256, `stride` bytes apart) or met earlier in the run is not written again. Resolves
+ * with one result a file, the chunks of the new contents and the pack's end; rejects when a file
+ * cannot be read with an ErrnoException-like error carrying `index` (its position in the list),
+ * when the pack cannot be written with SNAPSHOT_WRITE_FAILED.
+ */
 export async function packFiles(
   batch: FileBatch,
   pack: { path: string; start: number } | undefined,
-  indexes: Buffer[],
+  known: { tables: Buffer[]; stride: number },
   o: { level: number; threads: number; progress?: Float64Array; live?: LiveResults },
 ): Promise<PackedRun> {
   const count = batch.count;
   const progress = o.progress ?? new Float64Array(2);
-  const [res, index, end, failed, code, syscall, objects, newBytes, storedBytes] = await load().packFiles!(
+  const [res, chunkBuf, end, failed, code, syscall] = await load().packFiles(
     batch.paths,
     count,
     batch.keep,
     pack?.path ?? null,
     pack?.start ?? 0,
-    indexes,
+    known.tables,
+    known.stride,
     progress,
     o.level,
     o.threads,
@@ -253,72 +336,13 @@ export async function packFiles(
   }
   const results: PackedFile[] = [];
   for (let i = 0; i < count; i++) results.push(resultAt(res, i));
-  return { results, end, index: index.subarray(0, objects * 48), objects, newBytes, storedBytes };
-}
-
-function resultAt(res: Buffer, i: number): PackedFile {
-  const at = i * 64;
   return {
-    // read in place: a Buffer view a file costs more than the rest of its result
-    sha256: res.toString('hex', at, at + 32),
-    size: res.readUInt32LE(at + 32) + res.readUInt32LE(at + 36) * 0x100000000,
-    kind: res[at + 40]!,
-    fresh: res[at + 41] === 1,
+    results,
+    chunkCount: Math.floor(chunkBuf.length / CHUNK_DESC),
+    chunk: (k) => chunkAt(chunkBuf, k),
+    copySha: (i, out, at) => void res.copy(out, at, i * RESULT, i * RESULT + 32),
+    end,
   };
-}
-
-/**
- * The results of a packFiles run as files finish, before the run ends: file i's result once
- * done(i). (The native threads write each record, then its done byte.)
- */
-export class LiveResults {
-  readonly buf: Buffer;
-  constructor(readonly count: number) {
-    this.buf = Buffer.alloc(count * 64);
-  }
-  done(i: number): boolean {
-    return this.buf[i * 64 + 63] === 1;
-  }
-  result(i: number): PackedFile {
-    return resultAt(this.buf, i);
-  }
-}
-
-const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
-/** zstd compression of a whole buffer (the addon must have libzstd: check zstdAvailable()). */
-export function zstdCompress(data: Uint8Array, level: number): Buffer {
-  const f = load().zstdCompress;
-  if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
-  return f(asBuffer(data), level);
-}
-
-export function zstdDecompress(data: Uint8Array, size: number): Buffer {
-  const f = load().zstdDecompress;
-  if (f === undefined) throw new DatarootError('IO_ZSTD_UNAVAILABLE', 'the native addon was built without libzstd (install libzstd-dev and rebuild)');
-  try {
-    return f(asBuffer(data), size);
-  } catch (e) {
-    throw new DatarootError('IO_ZSTD_CORRUPT', `zstd data is corrupt: ${(e as Error).message}`);
-  }
-}
-
-/** zstdCompress on the libuv thread pool (the input must not change meanwhile). */
-export async function zstdCompressAsync(data: Uint8Array, level: number): Promise<Buffer> {
-  const f = load().zstdCompressAsync;
-  if (f === undefined) return zstdCompress(data, level);
-  return f(asBuffer(data), level);
-}
-
-/** zstdDecompress on the libuv thread pool (the input must not change meanwhile). */
-export async function zstdDecompressAsync(data: Uint8Array, size: number): Promise<Buffer> {
-  const f = load().zstdDecompressAsync;
-  if (f === undefined) return zstdDecompress(data, size);
-  try {
-    return await f(asBuffer(data), size);
-  } catch (e) {
-    throw new DatarootError('IO_ZSTD_CORRUPT', `zstd data is corrupt: ${(e as Error).message}`);
-  }
 }
 
 /**
@@ -416,9 +440,8 @@ function nsText(b: Buffer, at: number): string {
  */
 export function scanDir(path: string): DirListing | undefined {
   if (!nativeAvailable()) return undefined;
-  const f = load().scandir;
-  if (f === undefined) return undefined;
-  return new DirListing(wrap('scandir', path, () => f(path)));
+  const a = load();
+  return new DirListing(wrap('scandir', path, () => a.scandir(path)));
 }
 
 /**
@@ -484,20 +507,22 @@ export class TreeXattrs {
   }
 }
 
-export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVolatile: Buffer | undefined, carry: boolean, xattrs = false, threads = 0, files = false): TreeScan | undefined {
+export function scanTree(
+  root: string,
+  o: { previous?: { identity: Buffer; volatile: Buffer; carry: boolean }; xattrs: boolean; threads?: number; files?: boolean; volatileTemplate: Uint8Array },
+): TreeScan | undefined {
   if (!nativeAvailable()) return undefined;
-  const f = load().scanTree;
-  if (f === undefined) return undefined;
   let r: [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
   try {
-    r = f(root, prevIdentity ?? null, prevVolatile ?? null, carry, xattrs, threads, files);
+    const p = o.previous;
+    r = load().scanTree(root, p?.identity ?? null, p?.volatile ?? null, p?.carry ?? false, o.xattrs, o.threads ?? 0, o.files ?? false, o.volatileTemplate);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;
     throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
   }
   const scan: TreeScan = { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3], xattrs: new TreeXattrs(r[4]) };
-  if (files) scan.files = { paths: r[5], sizes: r[6] };
+  if (o.files === true) scan.files = { paths: r[5], sizes: r[6] };
   return scan;
 }
 
@@ -507,7 +532,6 @@ export function scanTree(root: string, prevIdentity: Buffer | undefined, prevVol
  */
 export function flockHeld(path: string): boolean | undefined {
   if (!nativeAvailable()) return undefined;
-  const f = load().flockProbe;
-  if (f === undefined) return undefined;
-  return wrap('flock', path, () => f(path));
+  const a = load();
+  return wrap('flock', path, () => a.flockProbe(path));
 }

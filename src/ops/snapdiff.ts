@@ -7,9 +7,9 @@ import { DatarootError } from '../formats/errors.js';
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { isBoltMagic } from '../store/bolt.js';
 import { kindOf, showKey, type BoltKind } from '../store/boltdecode.js';
-import type { SnapshotStore } from '../store/snapstore.js';
+import type { SnapshotStore } from '../store/snapshots/store.js';
 import { diffBolt, flatten, type BoltChange } from './bolt.js';
-import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/manifest.js';
+import { manifestOf, type ManifestEntry, type ManifestLines } from '../store/snapshots/manifest.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
 
 /** One side of a diff: its manifest lines (walk order) and a way to read a file's content. */
@@ -32,7 +32,7 @@ export async function snapshotSide(store: SnapshotStore, name: string): Promise<
 /** A directory as a diff side (scanned and hashed now, nothing stored). */
 export async function directorySide(dir: string, label: string, exclude: string[] = []): Promise<DiffSideData> {
   const real = realpathSync(dir);
-  const { scanTree } = await import('./snapshot.js');
+  const { scanTree } = await import('./scantree.js');
   const { entries } = await scanTree(real, { exclude, metadataOnly: [] });
   return {
     label,

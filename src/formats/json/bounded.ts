@@ -30,8 +30,13 @@ export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
   return max;
 }
 
-/** JSON.parse with a nesting bound (JSON_TOO_DEEP past it); syntax errors are thrown as by JSON.parse. */
+/**
+ * JSON.parse with a nesting bound (JSON_TOO_DEEP past it); syntax errors are thrown as by
+ * JSON.parse. V8 parses any depth without recursion, so text that is not JSON fails there first,
+ * fast, and only valid JSON is scanned for its depth.
+ */
 export function parseJsonBounded(text: string, limit = MAX_JSON_DEPTH): unknown {
-  if (jsonDepth(text, limit) > limit) throw new DatarootError('JSON_TOO_DEEP', `JSON nested deeper than ${limit} levels`);
-  return JSON.parse(text);
+  const value: unknown = JSON.parse(text);
+  if (value !== null && typeof value === 'object' && jsonDepth(text, limit) > limit) throw new DatarootError('JSON_TOO_DEEP', `JSON nested deeper than ${limit} levels`);
+  return value;
 }

@@ -8,19 +8,33 @@
 //	boltoracle stats FILE                        the bbolt CLI's stats report (tx.ForEach + Bucket.Stats)
 //	boltoracle walk  FILE                        count every key with a cursor (benchmark reference)
 //	boltoracle bench OUT KEYS                    a large file for the benchmarks
+//	boltoracle compact DST SRC TXMAX PAGESIZE     bbolt compact: bolt.Compact(dst, src, TXMAX) into a new
+//	                                             file (PAGESIZE 0: bbolt's default, the OS page size)
+//	boltoracle shape FILE                        every bucket's page tree, page ids left out
+//	boltoracle touch FILE...                     for each file: open it read-write, add a bucket of 300
+//	                                             keys, delete half of them, delete a top-level bucket's
+//	                                             first key if any, tx.Check() ("#file", result, "#end")
+//	boltoracle verify [-shape] [-hash] [-touch] FILE...
+//	                                             for each file: check, dump (-hash: its sha256 and length),
+//	                                             (-shape) whether its shape equals that of Compact(file, 0)
+//	                                             at its page size, (-touch) touch on a copy ("#touch OK")
 package main
 
 import (
 	"bufio"
-	"encoding/json"
-	"time"
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io/ioutil"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,6 +64,24 @@ func main() {
 	case "bench":
 		n, _ := strconv.Atoi(os.Args[3])
 		bench(os.Args[2], n)
+	case "compact":
+		txMax, _ := strconv.ParseInt(os.Args[4], 10, 64)
+		ps, _ := strconv.Atoi(os.Args[5])
+		must(compact(os.Args[2], os.Args[3], txMax, ps))
+	case "shape":
+		s, err := shape(os.Args[2])
+		must(err)
+		os.Stdout.Write(s)
+	case "verify":
+		verify(os.Args[2:])
+	case "touch":
+		for _, f := range os.Args[2:] {
+			fmt.Printf("#file %s\n", f)
+			if err := touch(f); err != nil {
+				fmt.Printf("#error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+			fmt.Println("#end")
+		}
 	default:
 		die(fmt.Errorf("unknown command %s", os.Args[1]))
 	}
@@ -71,10 +103,23 @@ func seqJSON(s uint64) string {
 }
 
 func dump(path string) {
-	db := openRO(path)
-	defer db.Close()
 	w := bufio.NewWriterSize(os.Stdout, 1<<20)
 	defer w.Flush()
+	if err := dumpTo(w, path); err != nil {
+		die(err)
+	}
+}
+
+func dumpTo(w *bufio.Writer, path string) error {
+	db, err := bolt.Open(path, 0600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return dumpDB(w, db)
+}
+
+func dumpDB(w *bufio.Writer, db *bolt.DB) error {
 	var walkBucket func(c *bolt.Cursor, open func(k []byte) *bolt.Bucket, path string)
 	walkBucket = func(c *bolt.Cursor, open func(k []byte) *bolt.Bucket, path string) {
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -94,13 +139,10 @@ func dump(path string) {
 			w.WriteString(`","value":"` + hex.EncodeToString(v) + "\"}\n")
 		}
 	}
-	err := db.View(func(tx *bolt.Tx) error {
+	return db.View(func(tx *bolt.Tx) error {
 		walkBucket(tx.Cursor(), tx.Bucket, "")
 		return nil
 	})
-	if err != nil {
-		die(err)
-	}
 }
 
 func check(path string) {
@@ -509,4 +551,347 @@ func bench(out string, n int) {
 			}))
 		}
 	}
+}
+
+// --- compaction, shape and batch verification -------------------------------------------------
+
+// compact does what `bbolt compact -o DST SRC` does (cmd/bbolt: the source opened read-only, a new
+// destination with the source's mode, bolt.Compact with -tx-max-size, default 65536), with the
+// destination's page size given (0: bbolt's default, the OS page size).
+func compact(dst, src string, txMax int64, pageSize int) error {
+	return compactWith(dst, src, txMax, &bolt.Options{PageSize: pageSize})
+}
+
+func compactWith(dst, src string, txMax int64, opts *bolt.Options) error {
+	s, err := bolt.Open(src, 0400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return compactDB(dst, s, txMax, opts)
+}
+
+func compactDB(dst string, s *bolt.DB, txMax int64, opts *bolt.Options) error {
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		return err
+	}
+	os.Remove(dst)
+	d, err := bolt.Open(dst, fi.Mode(), opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return bolt.Compact(d, s, txMax)
+}
+
+// shape prints every bucket (depth-first in key order) and its pages in preorder, without page ids:
+// type, element count, overflow, bytes used and first key. Two files with equal shapes hold the
+// same pages, split at the same keys, up to page numbering. The bytes are parsed directly from the
+// file (the meta with the higher valid txid), so bbolt's own allocation order does not matter.
+func shape(path string) ([]byte, error) {
+	f, err := ioutil.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(f) < 80 {
+		return nil, fmt.Errorf("%s: short file", path)
+	}
+	ps := int(binary.LittleEndian.Uint32(f[24:]))
+	if ps < 512 || len(f) < 2*ps {
+		return nil, fmt.Errorf("%s: short file", path)
+	}
+	meta := 0
+	if binary.LittleEndian.Uint64(f[ps+64:]) > binary.LittleEndian.Uint64(f[64:]) {
+		meta = ps
+	}
+	root := binary.LittleEndian.Uint64(f[meta+32:])
+	var out bytes.Buffer
+	page := func(id uint64) []byte {
+		off := int(id) * ps
+		ovf := int(binary.LittleEndian.Uint32(f[off+12:]))
+		return f[off : off+(ovf+1)*ps]
+	}
+	type ent struct {
+		flags      uint32
+		key, value []byte
+	}
+	leafEntries := func(p []byte) []ent {
+		n := int(binary.LittleEndian.Uint16(p[10:]))
+		es := make([]ent, n)
+		for i := 0; i < n; i++ {
+			e := 16 + 16*i
+			pos := e + int(binary.LittleEndian.Uint32(p[e+4:]))
+			ks := int(binary.LittleEndian.Uint32(p[e+8:]))
+			vs := int(binary.LittleEndian.Uint32(p[e+12:]))
+			es[i] = ent{binary.LittleEndian.Uint32(p[e:]), p[pos : pos+ks], p[pos+ks : pos+ks+vs]}
+		}
+		return es
+	}
+	var bucket func(path string, rootID uint64, seq uint64, inline []byte)
+	var pages func(id uint64, depth int, subs *[]ent)
+	pages = func(id uint64, depth int, subs *[]ent) {
+		p := page(id)
+		n := int(binary.LittleEndian.Uint16(p[10:]))
+		ovf := binary.LittleEndian.Uint32(p[12:])
+		if binary.LittleEndian.Uint16(p[8:]) == 0x01 {
+			used, first := 16+16*n, ""
+			var kids []uint64
+			for i := 0; i < n; i++ {
+				e := 16 + 16*i
+				pos := e + int(binary.LittleEndian.Uint32(p[e:]))
+				ks := int(binary.LittleEndian.Uint32(p[e+4:]))
+				used += ks
+				if i == 0 {
+					first = hex.EncodeToString(p[pos : pos+ks])
+				}
+				kids = append(kids, binary.LittleEndian.Uint64(p[e+8:]))
+			}
+			fmt.Fprintf(&out, "  %d branch n=%d ovf=%d used=%d first=%s\n", depth, n, ovf, used, first)
+			for _, k := range kids {
+				pages(k, depth+1, subs)
+			}
+			return
+		}
+		es := leafEntries(p)
+		used, first := 16+16*n, ""
+		for i, e := range es {
+			used += len(e.key) + len(e.value)
+			if i == 0 {
+				first = hex.EncodeToString(e.key)
+			}
+			if e.flags&1 != 0 {
+				*subs = append(*subs, e)
+			}
+		}
+		fmt.Fprintf(&out, "  %d leaf n=%d ovf=%d used=%d first=%s\n", depth, n, ovf, used, first)
+	}
+	bucket = func(path string, rootID uint64, seq uint64, inline []byte) {
+		var subs []ent
+		if rootID == 0 {
+			es := leafEntries(inline)
+			used := 16 + 16*len(es)
+			for _, e := range es {
+				used += len(e.key) + len(e.value)
+			}
+			fmt.Fprintf(&out, "B %s seq=%d inline n=%d used=%d\n", path, seq, len(es), used)
+			return
+		}
+		fmt.Fprintf(&out, "B %s seq=%d\n", path, seq)
+		pages(rootID, 0, &subs)
+		for _, e := range subs {
+			p := hex.EncodeToString(e.key)
+			if path != "" {
+				p = path + "/" + p
+			}
+			r := binary.LittleEndian.Uint64(e.value[0:])
+			s := binary.LittleEndian.Uint64(e.value[8:])
+			bucket(p, r, s, e.value[16:])
+		}
+	}
+	bucket("", root, binary.LittleEndian.Uint64(f[meta+40:]), nil)
+	return out.Bytes(), nil
+}
+
+// verify checks, dumps and (with -shape) compares the shape of each file with that of
+// Compact(file, 0) at the same page size, printing one block per file:
+//
+//	#file PATH
+//	<tx.Check() errors, then "N errors found", or "OK">
+//	<the dump, as the dump command prints it>
+//	#shape equal | #shape differs, then ours, "#compact", Go's
+//	#end
+func verify(args []string) {
+	withShape, withHash, withTouch := false, false, false
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-shape":
+			withShape = true
+		case "-hash":
+			withHash = true
+		case "-touch":
+			withTouch = true
+		default:
+			die(fmt.Errorf("verify: unknown flag %s", args[0]))
+		}
+		args = args[1:]
+	}
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	defer w.Flush()
+	// bbolt's init() fsyncs a new file whatever the options: on tmpfs that costs nothing.
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	tmp, err := ioutil.TempDir(base, "boltoracle-verify-")
+	must(err)
+	defer os.RemoveAll(tmp)
+	for _, path := range args {
+		fmt.Fprintf(w, "#file %s\n", path)
+		if err := verifyOne(w, path, withShape, withHash, filepath.Join(tmp, "compact.db")); err != nil {
+			fmt.Fprintf(w, "#error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		} else if withTouch {
+			if err := touchCopy(w, path, filepath.Join(tmp, "touch.db")); err != nil {
+				fmt.Fprintf(w, "#error touch: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+		}
+		fmt.Fprintln(w, "#end")
+	}
+}
+
+func verifyOne(w *bufio.Writer, path string, withShape, withHash bool, tmp string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	db, err := bolt.Open(path, 0600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n := 0
+	err = db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			fmt.Fprintln(w, e)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "%d errors found\n", n)
+	} else {
+		fmt.Fprintln(w, "OK")
+	}
+	if withHash {
+		h := sha256.New()
+		cw := &countWriter{w: h}
+		bw := bufio.NewWriterSize(cw, 1<<16)
+		if err := dumpDB(bw, db); err != nil {
+			return err
+		}
+		bw.Flush()
+		fmt.Fprintf(w, "#dump %x %d\n", h.Sum(nil), cw.n)
+	} else if err := dumpDB(w, db); err != nil {
+		return err
+	}
+	if !withShape {
+		return nil
+	}
+	// No fsyncs: the copy is read back at once and removed (the layout does not depend on them).
+	if err := compactDB(tmp, db, 0, &bolt.Options{PageSize: db.Info().PageSize, NoSync: true, NoGrowSync: true}); err != nil {
+		return err
+	}
+	ours, err := shape(path)
+	if err != nil {
+		return err
+	}
+	theirs, err := shape(tmp)
+	os.Remove(tmp)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(ours, theirs) {
+		fmt.Fprintln(w, "#shape equal")
+		return nil
+	}
+	fmt.Fprintln(w, "#shape differs")
+	w.Write(ours)
+	fmt.Fprintln(w, "#compact")
+	w.Write(theirs)
+	return nil
+}
+
+type countWriter struct {
+	w interface{ Write([]byte) (int, error) }
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func touchCopy(w *bufio.Writer, path, tmp string) error {
+	b, err := ioutil.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := ioutil.WriteFile(tmp, b, 0600); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	w.Flush()
+	// touch prints its check result on stdout: flushed in order with ours
+	fmt.Print("#touch ")
+	return touch(tmp)
+}
+
+// touch writes to a file the way a daemon does after opening it: new keys in a new bucket, then
+// deletes (pages freed, the freelist used), in separate transactions, then checks it.
+func touch(path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	db, err := bolt.Open(path, 0600, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("\xff-touch"))
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 300; i++ {
+			if err := b.Put([]byte(fmt.Sprintf("k%06d", i)), bytes.Repeat([]byte{byte(i)}, i%300)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("\xff-touch"))
+		for i := 0; i < 300; i += 2 {
+			if err := b.Delete([]byte(fmt.Sprintf("k%06d", i))); err != nil {
+				return err
+			}
+		}
+		c := tx.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if b := tx.Bucket(k); b != nil && string(k) != "\xff-touch" {
+				if fk, v := b.Cursor().First(); fk != nil && v != nil {
+					return b.Delete(fk)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	n := 0
+	err = db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			fmt.Println(e)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Printf("%d errors found\n", n)
+	} else {
+		fmt.Println("OK")
+	}
+	return nil
 }
