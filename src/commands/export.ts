@@ -3,7 +3,8 @@ import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { requireOutputDir } from '../io/atomic.js';
-import { AtomicFile, TarSink } from '../io/tarsink.js';
+import { cleanupOnSignal } from '../io/cleanup.js';
+import { TarFile, TarSink } from '../io/tarsink.js';
 import { exportDir, exportTar, type DirExportSummary, type ExportSummary } from '../ops/export.js';
 import { findTarget } from '../ops/views.js';
 import type { Ctx, GlobalOpts } from './context.js';
@@ -38,12 +39,12 @@ function isDirOutput(out: string): boolean {
 
 /** `dataroot export`: runs the export; with no -o the tar goes to stdout. */
 export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ctx): Promise<ExportResult | undefined> {
-  return withStore(g, ctx, (s) => {
+  return withStore(g, ctx, async (s) => {
     requireContent(s);
     const t = findTarget(s, q);
     if (o.output === undefined || o.output === '-') {
       if (ctx.stdoutTTY === true) throw new DatarootError('USAGE_OUTPUT_IS_TERMINAL', 'refusing to write a tar archive to a terminal: use -o FILE.tar, -o DIR, or redirect stdout');
-      const summary = exportTar(s, t, TarSink.toStream((b) => ctx.stdout.write(b)));
+      const summary = await exportTar(s, t, TarSink.toStream((b) => ctx.stdout.write(b)));
       reportProblems(ctx, summary.problems);
       return undefined;
     }
@@ -51,18 +52,21 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     // The output is the user's, not evidence; still, a symlink there is refused rather than followed or replaced.
     if (isSymlink(out)) throw new DatarootError('OUTPUT_IS_SYMLINK', `${out} is a symlink: give a real directory, or a file path that does not name a symlink`, { file: out });
     if (o.output.endsWith('/') || isDirOutput(out)) {
-      const r = exportDir(s, t, out.replace(/\/+$/, '') || '/');
+      const r = await exportDir(s, t, out.replace(/\/+$/, '') || '/');
       return { ...r, output: out, format: 'dir' as const };
     }
     requireOutputDir(out);
-    const file = new AtomicFile(out);
+    const file = new TarFile(out);
+    const unregister = cleanupOnSignal(() => file.abort());
     let r: ExportSummary;
     try {
-      r = exportTar(s, t, TarSink.toFd(file.fd));
+      r = await exportTar(s, t, TarSink.toFd(file.fd));
       file.commit();
     } catch (e) {
       file.abort();
       throw e;
+    } finally {
+      unregister();
     }
     return { ...r, output: out, format: 'tar' as const };
   });

@@ -72,8 +72,8 @@ export class TarSink {
   }
 }
 
-/** A file written whole or not at all: a temp file in the target's directory, renamed over it at commit. */
-export class AtomicFile {
+/** An archive written whole or not at all: a temp file in the target's directory (0600), renamed over it at commit. */
+export class TarFile {
   readonly fd: number;
   private readonly tmp: string;
   private done = false;

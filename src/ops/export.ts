@@ -2,6 +2,7 @@ import { goTarHeader } from '../formats/tar/goheader.js';
 import { TYPE } from '../formats/tar/header.js';
 import { DatarootError } from '../formats/errors.js';
 import { shownPath, type ByteStr } from '../io/rawtree.js';
+import { cleanupOnSignal } from '../io/cleanup.js';
 import { TarSink } from '../io/tarsink.js';
 import { TreeWriter, type NotPreserved } from '../io/treewriter.js';
 import type { Store } from '../store/model.js';
@@ -118,9 +119,23 @@ function newSummary(t: Target): ExportSummary {
   return { target: { kind: t.kind, id: t.id, name: t.name }, entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, socketsLeftOut: 0, problems: [] };
 }
 
+/** Turns the event loop now and then, so that a signal's cleanup can run during a long export. */
+class Breather {
+  private bytes = 0;
+  private entries = 0;
+  async tick(bytes: number): Promise<void> {
+    this.bytes += bytes;
+    if (++this.entries < 4096 && this.bytes < 64 << 20) return;
+    this.bytes = 0;
+    this.entries = 0;
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 /** Streams the export of a target into a tar sink. */
-export function exportTar(store: Store, t: Target, sink: TarSink): ExportSummary {
+export async function exportTar(store: Store, t: Target, sink: TarSink): Promise<ExportSummary> {
   const summary = newSummary(t);
+  const breathe = new Breather();
   const { layers, problems } = targetLayers(store, t);
   summary.problems.push(...problems);
   const names = new NameLookup(layers);
@@ -154,6 +169,7 @@ export function exportTar(store: Store, t: Target, sink: TarSink): ExportSummary
         f.close();
       }
     }
+    await breathe.tick(st.size);
   }
   sink.end();
   return summary;
@@ -163,12 +179,14 @@ export interface DirExportSummary extends ExportSummary {
   notPreserved: NotPreserved;
 }
 
-/** Writes the export of a target into a new or empty directory. */
-export function exportDir(store: Store, t: Target, target: string): DirExportSummary {
+/** Writes the export of a target into a new or empty directory; what was written is removed on failure or a signal. */
+export async function exportDir(store: Store, t: Target, target: string): Promise<DirExportSummary> {
   const summary = newSummary(t);
   const { layers, problems } = targetLayers(store, t);
   summary.problems.push(...problems);
   const w = new TreeWriter(target);
+  const unregister = cleanupOnSignal(() => w.abort());
+  const breathe = new Breather();
   try {
     for (const it of exportItems(layers, summary)) {
       const st = it.stat;
@@ -191,11 +209,14 @@ export function exportDir(store: Store, t: Target, target: string): DirExportSum
         const [major, minor] = devParts(st.rdev);
         w.special(it.path, it.type, attrs, major, minor);
       }
+      await breathe.tick(st.size);
     }
     w.finish();
   } catch (e) {
     w.abort();
     throw e;
+  } finally {
+    unregister();
   }
   return { ...summary, notPreserved: { ...w.skipped, sockets: summary.socketsLeftOut } };
 }

@@ -110,7 +110,7 @@ describe('export, find and mount on hostile evidence', () => {
     expect(codedFailure(await read(root, ['export', 'sample', '-o', fileLink], [2]))).toBe('OUTPUT_IS_SYMLINK');
     expect(lstatSync(fileLink).isSymbolicLink()).toBe(true);
     expect(readFileSync(join(H.victim, 'precious'), 'utf8')).toBe('do not delete\n');
-    expect(codedFailure(await read(root, ['export', 'sample', '-o', join(H.work, 'no', 'such', 'x.tar')], [2]))).toBe('OUTPUT_DIR_MISSING');
+    expect(codedFailure(await read(root, ['export', 'sample', '-o', join(H.work, 'no', 'such', 'x.tar')], [2]))).toBe('USAGE_OUTPUT_DIR_MISSING');
   });
 
   it('names that are not UTF-8 keep their bytes, in the tar and in -o DIR', async () => {
