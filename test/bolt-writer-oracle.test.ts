@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoltFile } from '../src/formats/bolt/db.js';
 import { BufferSource } from '../src/formats/bolt/source.js';
-import { unpackTar } from '../src/io/archive.js';
+import { untar as unpackTar } from './support/untar.js';
 import { needs } from './support/env.js';
 import { gen, oracle } from './support/gobolt.js';
 import { run, SAMPLES } from './support/cli.js';

@@ -23,6 +23,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   snapshot: async () => (await import('../commands/snapshot.js')).registerSnapshot,
   pack: async () => (await import('../commands/pack.js')).registerPack,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
+  containerd: async () => (await import('../commands/containerd.js')).registerContainerd,
 };
 
 /** The group that defines each top-level command word. */
@@ -60,10 +61,11 @@ const WORDS: Record<string, string> = {
   'inspect-archive': 'pack',
   archive: 'pack',
   demo: 'demo',
+  containerd: 'containerd',
 };
 
 /** Global options that take a value (their value is not the command word). */
-const GLOBAL_WITH_VALUE = new Set(['--root', '--driver', '--unpack-limit']);
+const GLOBAL_WITH_VALUE = new Set(['--root', '--driver', '--unpack-limit', '--containerd-root']);
 
 /** The first word of a command line that is not a global option or its value. */
 export function commandWord(args: readonly string[]): string | undefined {
@@ -98,6 +100,7 @@ export async function buildProgram(ctx: Ctx, args: readonly string[] = []): Prom
     .showSuggestionAfterError(true)
     .addOption(new Option('--root <dir>', 'data-root directory or .tar/.tar.gz archive (default /var/lib/docker, or DATAROOT_ROOT)'))
     .addOption(new Option('--driver <name>', 'the graphdriver whose store is read (default: chosen as dockerd chooses)'))
+    .addOption(new Option('--containerd-root <dir>', "containerd's root, a directory or archive (default <root>/containerd/daemon when it holds a meta.db, else /var/lib/containerd when --root is the default)"))
     .addOption(new Option('--unpack-limit <size>', 'most bytes an archive root may unpack to (default 100× the archive, 256M to 16G)'))
     .option('--json', 'print exactly one JSON document (NDJSON for streams)', false)
     .option('--no-color', 'no colour (also NO_COLOR)');

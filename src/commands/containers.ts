@@ -3,9 +3,12 @@ import { CHANGE_LETTER, containerChanges, inspectContainer, listContainers, requ
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
 import type { Problem } from '../store/problems.js';
-import { ago, inspectEach, reportProblems, withStore } from './storectx.js';
+import { ago, reportMissing, reportProblems } from './storectx.js';
+import { dockerContainerChanges, findDockerContainer, inspectDockerContainer, listDockerContainers } from '../ops/containerddocker.js';
+import { noteBothStores, withDockerStores } from './cddocker.js';
 import { inspectLegacyContainer, listLegacyContainers, requireLegacyContainer } from '../ops/legacy.js';
 import { renderLegacyContainers } from './legacy.js';
+import { legacyUnsupported } from './legacy.js';
 
 function trunc(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
@@ -19,8 +22,17 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .option('--no-trunc', 'do not truncate IDs and commands')
     .action(async (o: { trunc: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const r = listContainers(s);
+      await withDockerStores(g, ctx, (st) => {
+        if (st.legacy !== undefined) {
+          const lr = listLegacyContainers(st.legacy);
+          if (g.json) emitJson(ctx, lr.containers);
+          else renderLegacyContainers(ctx, lr, o.trunc);
+          reportProblems(ctx, lr.problems);
+          return;
+        }
+        noteBothStores(ctx, st);
+        // Containers are config.v2.json files whatever the image store; the store dockerd uses reads them.
+        const r = st.graph !== undefined && (st.containerd === undefined || st.choice.uses === 'graphdriver') ? listContainers(st.graph()) : (listDockerContainers(st.containerd!) as unknown as ReturnType<typeof listContainers>);
         if (g.json) emitJson(ctx, r.containers);
         else {
           const rows = r.containers.map((c) => {
@@ -42,11 +54,6 @@ export function registerContainers(program: Command, ctx: Ctx): void {
           }
         }
         reportProblems(ctx, r.problems);
-      }, (ls) => {
-        const r = listLegacyContainers(ls);
-        if (g.json) emitJson(ctx, r.containers);
-        else renderLegacyContainers(ctx, r, o.trunc);
-        reportProblems(ctx, r.problems);
       });
     });
 
@@ -56,9 +63,24 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .argument('<container...>', 'ID, name or unique ID prefix')
     .description('the object docker container inspect prints, plus a Dataroot section')
     .action(async (qs: string[], _o: object, cmd: Command) => {
-      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, qs, (s, q) => inspectContainer(s, requireContainer(s, q)), (c) => (c['Dataroot'] as { problems: Problem[] }).problems, {
-        find: (ls, q) => inspectLegacyContainer(ls, requireLegacyContainer(ls, q)),
-        problems: (c) => (c['Dataroot'] as { problems: Problem[] }).problems,
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withDockerStores(g, ctx, (st) => {
+        const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
+        const out: unknown[] = [];
+        for (const q of qs) {
+          try {
+            const ls = st.legacy;
+            const c = ls !== undefined ? inspectLegacyContainer(ls, requireLegacyContainer(ls, q)) : useCd ? inspectDockerContainer(st.containerd!, findDockerContainer(st.containerd!, q)) : (() => {
+              const s = st.graph!();
+              return inspectContainer(s, requireContainer(s, q));
+            })();
+            out.push(c);
+            reportProblems(ctx, (c['Dataroot'] as { problems: Problem[] }).problems);
+          } catch (e) {
+            reportMissing(ctx, e, g.json === true);
+          }
+        }
+        emitJson(ctx, out);
       });
     });
 
@@ -68,8 +90,15 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .description("offline docker container diff: A/C/D from the container's read-write layer (--json adds size, mode, owner, mtime, sha256)")
     .action(async (q: string, _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
-        const changes = containerChanges(s, requireContainer(s, q), g.json === true);
+      await withDockerStores(g, ctx, (st) => {
+        if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
+        const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
+        const changes = useCd
+          ? dockerContainerChanges(st.containerd!, findDockerContainer(st.containerd!, q))
+          : (() => {
+              const s = st.graph!();
+              return containerChanges(s, requireContainer(s, q), g.json === true);
+            })();
         if (g.json) emitJson(ctx, changes);
         else ctx.stdout.write(changes.map((c) => `${CHANGE_LETTER[c.Kind]} ${c.Path}\n`).join(''));
       });

@@ -33,6 +33,8 @@ export interface GlobalOpts {
   color?: boolean;
   driver?: string;
   unpackLimit?: string;
+  /** --containerd-root: containerd's root (default <root>/containerd/daemon or /var/lib/containerd). */
+  containerdRoot?: string;
 }
 
 export const DEFAULT_ROOT = '/var/lib/docker';

@@ -40,6 +40,13 @@ const TOUR: { sample: string; why: string; args: string[]; /** args name two sam
   { sample: 'after-build-vfs', why: 'by content, on a full-tree driver: only the layer that added the file is named', args: ['find', '--sha256', 'e074b8962340bb607c59f919f71086dc9930c9f1877c1518a05c0616501331e0'] },
   { sample: 'after-build', why: 'image IDs, chain IDs, references, BoltDB files, and every layer rebuilt from tar-split against its diffID', args: ['verify', '--deep'] },
   { sample: 'after-build', why: 'what the build, the run, the volume and the network wrote: JSON paths, BoltDB keys, in Docker terms', args: ['diff', '@fresh', '@after-build'], pair: true },
+  { sample: 'containerd', why: "a containerd root (a Kubernetes node's /var/lib/containerd): its namespaces, from meta.db", args: ['containerd', 'namespaces'] },
+  { sample: 'containerd', why: 'images as ctr images ls lists them, with what is present and unpacked', args: ['containerd', 'images'] },
+  { sample: 'containerd', why: 'snapshots: the overlayfs parent chains, as ctr snapshots tree prints them', args: ['containerd', 'snapshots', '--tree'] },
+  { sample: 'containerd', why: 'a container as ctr containers info prints it: the spec decoded from its protobuf Any, runc options by name', args: ['containerd', 'container', 'inspect', 'sample'] },
+  { sample: 'containerd', why: 'blob hashes, gc.ref labels, snapshot chains against diffIDs, what the collector would delete, leftover ingests', args: ['verify', '--deep'] },
+  { sample: 'docker-containerd', why: "Docker 29's containerd image store: Id is the target digest, the untagged image kept as moby-dangling@", args: ['images', '-a'] },
+  { sample: 'docker-containerd', why: "the container's read-write snapshot against its -init parent", args: ['container', 'diff', 'web'] },
 ];
 
 /** A guided tour over the shipped samples: each step is a real dataroot command line. */

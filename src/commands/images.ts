@@ -1,13 +1,16 @@
-import { Command, InvalidArgumentError } from 'commander';
 import { DatarootError } from '../formats/errors.js';
+import { Command, InvalidArgumentError } from 'commander';
 import { humanSize } from '../formats/docker/apitypes.js';
 import { imageHistory, inspectImage, listImages, requireImage, type ImageFilters, type ImageListResult } from '../ops/images.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
-import { inspectLegacyImage, legacyHistory, listLegacyImages, requireLegacyImage, type LegacyImageFilters } from '../ops/legacy.js';
 import type { Problem } from '../store/problems.js';
+import { ago, reportMissing, reportProblems, shortId, withStore } from './storectx.js';
+import { dockerHistory, inspectDockerImage, listDockerImages, resolveDockerImage, type CdImageSummary } from '../ops/containerddocker.js';
+import { goPathMatch } from '../ops/images.js';
+import { noteBothStores, withDockerStores } from './cddocker.js';
+import { inspectLegacyImage, legacyHistory, listLegacyImages, requireLegacyImage, type LegacyImageFilters } from '../ops/legacy.js';
 import { renderLegacyHistory, renderLegacyImages } from './legacy.js';
-import { ago, inspectEach, reportProblems, shortId, withStore } from './storectx.js';
 
 /** `--filter k=v` values, collected (repeatable). */
 function collect(v: string, prev: string[]): string[] {
@@ -45,13 +48,6 @@ export function parseImageFilters(raw: string[]): ImageFilters {
   return f;
 }
 
-/** 1.9 knew the dangling and label filters only (v1.9.1 graph/list.go: "Invalid filter"). */
-function legacyImageFilters(f: ImageFilters): LegacyImageFilters {
-  const other = f.reference.length > 0 ? 'reference' : f.before !== undefined ? 'before' : f.since !== undefined ? 'since' : undefined;
-  if (other !== undefined) throw new DatarootError('USAGE_BAD_FILTER', `Invalid filter '${other}': a pre-1.10 root knows dangling and label`);
-  return { ...(f.dangling !== undefined ? { dangling: f.dangling } : {}), label: f.label };
-}
-
 function renderImages(ctx: Ctx, r: ImageListResult, digests: boolean): void {
   const rows: (string | number)[][] = [];
   for (const i of r.images) {
@@ -80,6 +76,55 @@ function renderImages(ctx: Ctx, r: ImageListResult, digests: boolean): void {
   for (const s of r.skipped) ctx.stderr.write(`dataroot: not listed: ${s.id}: ${s.reason}\n`);
 }
 
+/** `docker image ls` filters over containerd-store summaries: dangling, label, reference. */
+function cdImageFilter(i: CdImageSummary, f: ImageFilters): boolean {
+  const dangling = i.RepoTags.length === 0;
+  if (f.dangling !== undefined && f.dangling !== dangling) return false;
+  for (const l of f.label) {
+    const eq = l.indexOf('=');
+    const labels = i.Labels ?? {};
+    if (eq < 0 ? !(l in labels) : labels[l.slice(0, eq)] !== l.slice(eq + 1)) return false;
+  }
+  if (f.reference.length > 0 && !i.RepoTags.some((t) => f.reference.some((p) => goPathMatch(p, t) || goPathMatch(p, t.replace(/:[^:/]+$/, ''))))) return false;
+  return true;
+}
+
+function renderCdImages(ctx: Ctx, images: CdImageSummary[], digests: boolean): void {
+  const rows: (string | number)[][] = [];
+  for (const i of images) {
+    const pairs: [string, string, string][] = i.RepoTags.map((t) => {
+      const colon = t.lastIndexOf(':');
+      return [t.slice(0, colon), t.slice(colon + 1), i.Id];
+    });
+    if (pairs.length === 0) pairs.push(['<none>', '<none>', i.Id]);
+    for (const [repo, tag, d] of pairs) rows.push([repo, tag, ...(digests ? [d] : []), shortId(i.Id), i.Created === 0 ? 'N/A' : ago(i.Created), humanSize(i.Size)]);
+  }
+  const head = digests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
+  ctx.stdout.write(table(ctx, head, rows));
+}
+
+/** Looks an image up in the store dockerd uses first, then in the other one. */
+function findEither<T>(st: import('./cddocker.js').Stores, q: string, graph: (s: import('../store/model.js').Store) => T, cd: (c: import('../ops/containerddocker.js').DockerCdContext) => T): T {
+  const order: ('graph' | 'cd')[] = st.choice.uses === 'graphdriver' ? ['graph', 'cd'] : ['cd', 'graph'];
+  let first: unknown;
+  for (const k of order) {
+    try {
+      if (k === 'graph' && st.graph !== undefined) return graph(st.graph());
+      if (k === 'cd' && st.containerd !== undefined) return cd(st.containerd);
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  throw first ?? new Error(`No such image: ${q}`);
+}
+
+/** The filters a pre-1.10 root knows (dangling, label); the others are a usage error, as 1.9 gave. */
+function legacyImageFilters(f: ImageFilters): LegacyImageFilters {
+  const other = f.reference.length > 0 ? 'reference' : f.before !== undefined ? 'before' : f.since !== undefined ? 'since' : undefined;
+  if (other !== undefined) throw new DatarootError('USAGE_BAD_FILTER', `Invalid filter '${other}': a pre-1.10 root knows dangling and label`);
+  return { ...(f.dangling !== undefined ? { dangling: f.dangling } : {}), label: f.label };
+}
+
 export function registerImages(program: Command, ctx: Ctx): void {
   program
     .command('images')
@@ -90,22 +135,38 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .action(async (o: { all: boolean; digests: boolean; filter: string[] }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const filters = parseImageFilters(o.filter);
-      await withStore(
-        g,
-        ctx,
-        (s) => {
-          const r = listImages(s, { all: o.all, filters });
-          if (g.json) emitJson(ctx, r.images);
-          else renderImages(ctx, r, o.digests);
-          reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
-        },
-        (ls) => {
-          const r = listLegacyImages(ls, { all: o.all, filters: legacyImageFilters(filters) });
+      await withDockerStores(g, ctx, (st) => {
+        if (st.legacy !== undefined) {
+          const r = listLegacyImages(st.legacy, { all: o.all, filters: legacyImageFilters(filters) });
           if (g.json) emitJson(ctx, r.images);
           else renderLegacyImages(ctx, r, o.digests);
           reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
-        },
-      );
+          return;
+        }
+        noteBothStores(ctx, st);
+        const both = st.graph !== undefined && st.containerd !== undefined;
+        const out: unknown[] = [];
+        if (st.graph !== undefined) {
+          const r = listImages(st.graph(), { all: o.all, filters });
+          if (g.json) out.push(...(both ? r.images.map((i) => ({ ...i, Dataroot: { store: 'graphdriver', used: st.choice.uses === 'graphdriver' } })) : r.images));
+          else {
+            if (both) ctx.stdout.write(`graphdriver image store${st.choice.uses === 'graphdriver' ? ' (the one dockerd 29 uses)' : ''}:\n`);
+            renderImages(ctx, r, o.digests);
+          }
+          reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
+        }
+        if (st.containerd !== undefined) {
+          const r = listDockerImages(st.containerd, { all: o.all });
+          const images = r.images.filter((i) => cdImageFilter(i, filters));
+          if (g.json) out.push(...(both ? images.map((i) => ({ ...i, Dataroot: { ...i.Dataroot, used: st.choice.uses === 'containerd' } })) : images));
+          else {
+            if (both) ctx.stdout.write(`${st.graph !== undefined ? '\n' : ''}containerd image store (namespace moby)${st.choice.uses === 'containerd' ? ' (the one dockerd 29 uses)' : ''}:\n`);
+            renderCdImages(ctx, images, o.digests);
+          }
+          reportProblems(ctx, r.problems);
+        }
+        if (g.json) emitJson(ctx, out);
+      });
     });
 
   const image = program.command('image').description('one image: inspect, history');
@@ -114,9 +175,20 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .argument('<image...>', 'reference, ID or unique ID prefix')
     .description('the object docker image inspect prints, plus a Dataroot section with the layer chain')
     .action(async (refs: string[], _o: object, cmd: Command) => {
-      await inspectEach(cmd.optsWithGlobals<GlobalOpts>(), ctx, refs, (s, q) => inspectImage(s, requireImage(s, q)), (insp) => insp.Dataroot.problems, {
-        find: (ls, q) => inspectLegacyImage(ls, requireLegacyImage(ls, q)),
-        problems: (x) => (x['Dataroot'] as { problems: Problem[] }).problems,
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      await withDockerStores(g, ctx, (st) => {
+        const out: unknown[] = [];
+        for (const q of refs) {
+          try {
+            const ls = st.legacy;
+            const x = ls !== undefined ? (inspectLegacyImage(ls, requireLegacyImage(ls, q)) as { Dataroot: unknown }) : findEither<{ Dataroot: unknown }>(st, q, (s) => inspectImage(s, requireImage(s, q)), (c) => inspectDockerImage(c, resolveDockerImage(c, q)) as { Dataroot: unknown });
+            out.push(x);
+            reportProblems(ctx, (x.Dataroot as { problems: Problem[] }).problems);
+          } catch (e) {
+            reportMissing(ctx, e, g.json === true);
+          }
+        }
+        emitJson(ctx, out);
       });
     });
 
@@ -127,30 +199,27 @@ export function registerImages(program: Command, ctx: Ctx): void {
       .description('the image history, newest first, with per-layer sizes (like docker history --no-trunc)')
       .action(async (ref: string, _o: object, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
-        await withStore(
-          g,
-          ctx,
-          (s) => {
-            const r = imageHistory(s, requireImage(s, ref));
-            if (g.json) emitJson(ctx, r.history);
-            else {
-              ctx.stdout.write(
-                table(
-                  ctx,
-                  ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-                  r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
-                ),
-              );
-            }
-            reportProblems(ctx, r.problems);
-          },
-          (ls) => {
-            const r = legacyHistory(ls, requireLegacyImage(ls, ref));
-            if (g.json) emitJson(ctx, r.history);
-            else renderLegacyHistory(ctx, r.history);
-            reportProblems(ctx, r.problems);
-          },
-        );
+        await withDockerStores(g, ctx, (st) => {
+          if (st.legacy !== undefined) {
+            const lr = legacyHistory(st.legacy, requireLegacyImage(st.legacy, ref));
+            if (g.json) emitJson(ctx, lr.history);
+            else renderLegacyHistory(ctx, lr.history);
+            reportProblems(ctx, lr.problems);
+            return;
+          }
+          const r = findEither(st, ref, (s) => imageHistory(s, requireImage(s, ref)), (c) => dockerHistory(c, resolveDockerImage(c, ref)) as unknown as ReturnType<typeof imageHistory>);
+          if (g.json) emitJson(ctx, r.history);
+          else {
+            ctx.stdout.write(
+              table(
+                ctx,
+                ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+                r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
+              ),
+            );
+          }
+          reportProblems(ctx, r.problems);
+        });
       });
   history(image.command('history'));
   history(program.command('history'));

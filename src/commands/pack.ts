@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { commandWords, keyValue, portKey } from '../formats/docker/imageconfig.js';
@@ -16,6 +16,7 @@ import { withWritableStore } from '../ops/writable.js';
 import { requireOutputDir } from '../io/atomic.js';
 import { bytesHuman, emitJson, paint, warn } from './render.js';
 import { shortId } from './storectx.js';
+import { removeTree } from '../io/confined.js';
 
 /**
  * pack, edit, inspect-archive (archive ls). `pack` and `edit` read their options in command-line
@@ -379,7 +380,7 @@ async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: s
       throw e;
     }
   } finally {
-    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+    if (tmp !== undefined) removeTree(tmp);
   }
 }
 

@@ -101,7 +101,9 @@ function renderDiff(ctx: Ctx, r: DiffResult): void {
     if ((l.changed?.length ?? 0) > 0) bits.push(`~${l.changed!.length} (${l.changed!.join(', ')})`);
     return bits.length > 0 ? `  ${paint(ctx, 'bold', name.padEnd(11))} ${bits.join('  ')}` : undefined;
   };
-  const lines = [part('images', s.images), part('tags', s.tags), part('layers', s.layers), part('containers', s.containers), part('volumes', s.volumes), part('networks', s.networks)].filter((x): x is string => x !== undefined);
+  const c8d = s.containerd;
+  const cd = c8d === undefined ? [] : [part('c8d images', c8d.images), part('c8d ctrs', c8d.containers), part('snapshots', c8d.snapshots), part('blobs', c8d.blobs)];
+  const lines = [part('images', s.images), part('tags', s.tags), part('layers', s.layers), part('containers', s.containers), part('volumes', s.volumes), part('networks', s.networks), ...cd].filter((x): x is string => x !== undefined);
   out.push(`${paint(ctx, 'cyan', `${r.left} → ${r.right}`)}`);
   if (lines.length > 0) out.push('In Docker terms:', ...lines);
   for (const e of r.entries) {

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { removeTree } from './confined.js';
 
 /**
  * Cleanup however the process ends. What a writer or reader registers here (removing a private
@@ -66,7 +66,7 @@ export async function undoneUnlessDone<T>(undo: () => void, write: () => Promise
 
 /** Removes a path on a signal or at exit; the returned function removes it now (and forgets it). */
 export function removeOnExit(path: string): () => void {
-  const remove = (): void => rmSync(path, { recursive: true, force: true });
+  const remove = (): void => removeTree(path);
   const forget = cleanupOnSignal(remove);
   return () => {
     forget();
@@ -76,6 +76,6 @@ export function removeOnExit(path: string): () => void {
 
 /** A staging path removed on a signal until `done()` (it was committed or removed by its owner). */
 export function trackStaging(path: string): { done(): void } {
-  const forget = cleanupOnSignal(() => rmSync(path, { recursive: true, force: true }));
+  const forget = cleanupOnSignal(() => removeTree(path));
   return { done: forget };
 }

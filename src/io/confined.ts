@@ -11,7 +11,9 @@ import {
   readlinkSync,
   readSync,
   renameSync,
+  rmdirSync,
   rmSync,
+  unlinkSync,
   symlinkSync,
   writeSync,
   type BigIntStats,
@@ -20,6 +22,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, posix } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
+import { openBeneath as openBeneathNative } from './native.js';
 
 /**
  * The confined access layer. Every read and write of evidence (a data-root, an unpacked archive, a
@@ -80,6 +83,9 @@ export const LIMITS = {
 } as const;
 
 const O_READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Whether openat2 through the addon is usable here (undefined: not tried yet). */
+let nativeBeneath: boolean | undefined;
 
 /** Checks a relative path and returns its components. */
 export function pathParts(rel: string): string[] {
@@ -321,6 +327,8 @@ export class Confined {
   openFile(rel: string, what?: string): OpenFile | undefined {
     const parts = pathParts(rel);
     if (parts.length === 0) throw new DatarootError('FILE_NOT_REGULAR', `${what ?? 'the base'} is a directory, where a file is expected`, { file: this.base });
+    const beneath = this.openBeneath(parts.join('/'));
+    if (beneath !== undefined) return this.checkedOpen(beneath, rel, what);
     if (this.ancestors(parts) === 'missing') return undefined;
     const abs = this.abs(rel);
     let fd: number;
@@ -336,6 +344,38 @@ export class Confined {
         }
       } else return this.openFailed(e, rel, what);
     }
+    return this.checkedOpen(fd, rel, what);
+  }
+
+  /**
+   * The kernel's own confinement where it has it: one openat2 with RESOLVE_BENEATH |
+   * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS (through the addon). Undefined when that is not
+   * available or did not open the file: the component-by-component walk then decides, and says
+   * precisely why (which symlink, which component is missing).
+   */
+  private openBeneath(rel: string): number | undefined {
+    if (nativeBeneath === false) return undefined;
+    try {
+      const fd = openBeneathNative(this.base, rel, O_READ | constants.O_NOATIME);
+      if (fd === undefined) nativeBeneath = false;
+      return fd;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSYS' || code === 'EINVAL' || code === 'E2BIG') nativeBeneath = false;
+      if (code === 'EPERM') {
+        try {
+          return openBeneathNative(this.base, rel, O_READ);
+        } catch {
+          return undefined;
+        }
+      }
+      return undefined;
+    }
+  }
+
+  /** Takes an open descriptor only when it is a regular file. */
+  private checkedOpen(fd: number, rel: string, what: string | undefined): OpenFile {
+    const abs = this.abs(rel);
     const st = fstatSync(fd);
     if (!st.isFile()) {
       closeSync(fd);
@@ -554,7 +594,7 @@ export class Confined {
     const parts = pathParts(rel);
     if (parts.length === 0) throw new DatarootError('PATH_INVALID', 'the base itself is never removed through its Confined');
     if (this.ancestors(parts) === 'missing') return;
-    rmSync(this.abs(rel), { recursive: true, force: true });
+    removeTree(this.abs(rel));
     this.forget(rel);
   }
 
@@ -562,6 +602,40 @@ export class Confined {
   private forget(rel: string): void {
     const p = pathParts(rel).join('/');
     for (const d of this.dirs) if (d === p || d.startsWith(`${p}/`)) this.dirs.delete(d);
+  }
+}
+
+/**
+ * Removes a path and everything under it, never following a symlink (a link is unlinked), depth
+ * first with an explicit stack: a tree of any depth an attacker made is removed without recursion
+ * (Node's own recursive rm recurses per level). Absent is not an error.
+ */
+export function removeTree(path: string): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!st.isDirectory()) {
+    unlinkSync(path);
+    return;
+  }
+  const stack: { dir: string; listed: boolean }[] = [{ dir: path, listed: false }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.listed) {
+      rmdirSync(top.dir);
+      stack.pop();
+      continue;
+    }
+    top.listed = true;
+    for (const d of readdirSync(top.dir, { withFileTypes: true })) {
+      const p = `${top.dir}/${d.name}`;
+      if (d.isDirectory()) stack.push({ dir: p, listed: false });
+      else unlinkSync(p);
+    }
   }
 }
 

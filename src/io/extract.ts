@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, lchownSync, linkSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync, constants } from 'node:fs';
+import { chmodSync, closeSync, lchownSync, linkSync, mkdirSync, openSync, readdirSync, symlinkSync, writeSync, constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
@@ -8,6 +8,7 @@ import { LayerCheck, safeRel, symlinkStaysInside } from '../formats/tar/layerche
 
 export { safeRel };
 import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+import { removeTree } from './confined.js';
 
 /** How whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied. */
 export type WhiteoutMode =
@@ -138,7 +139,7 @@ export class LayerExtractor {
     if (rel === '') return;
     if (this.inflight.size > 0) await this.drain();
     this.forget(rel);
-    rmSync(this.abs(rel), { recursive: true, force: true });
+    removeTree(this.abs(rel));
   }
 
   /** Owner, xattrs, mode and times as the header says (a directory's times are set at the end). */

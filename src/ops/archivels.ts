@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TarReader } from '../formats/tar/reader.js';
 import { DatarootError } from '../formats/errors.js';
 import { openImageArchive, openLayer } from '../store/archive.js';
 import type { Problem } from '../store/problems.js';
+import { removeTree } from '../io/confined.js';
 
 /**
  * `dataroot inspect-archive` (`archive ls`): what an image archive holds: its layout (docker
@@ -117,6 +118,6 @@ export async function inspectArchive(path: string, o: { maxBytes: number; maxRat
     }
     return { path, layouts, images, problems: a.problems };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeTree(work);
   }
 }

@@ -64,14 +64,14 @@ export function statusString(s: StoredState | undefined, now: number): string {
 }
 
 /** The Command column: Path and Args, args with a space quoted in single quotes. */
-function commandOf(c: ContainerRecord): string {
+export function commandOf(c: ContainerRecord): string {
   const path = c.config?.Path ?? '';
   const args = c.config?.Args ?? [];
   if (args.length === 0) return path;
   return `${path} ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
 }
 
-function portsOf(ports: unknown): Obj[] {
+export function portsOf(ports: unknown): Obj[] {
   const out: Obj[] = [];
   if (ports === null || typeof ports !== 'object') return out;
   for (const [key, bindings] of Object.entries(ports as Record<string, unknown>)) {
@@ -94,7 +94,7 @@ function portsOf(ports: unknown): Obj[] {
 }
 
 /** A note for a container the daemon did not stop (the root was captured from a killed or running daemon). */
-function runningNote(c: ContainerRecord): string | undefined {
+export function runningNote(c: ContainerRecord): string | undefined {
   if (c.config?.State?.Running !== true) return undefined;
   return 'recorded as running: the daemon did not stop it (killed daemon or live copy); dockerd will find its process gone at next start and mark it exited';
 }

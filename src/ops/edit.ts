@@ -17,6 +17,7 @@ import { TarFileWriter } from '../io/tarout.js';
 import { openImageArchive, type ArchiveImage, type ImageArchive } from '../store/archive.js';
 import { MT, goJson, writeImageArchive, type OutImage, type OutLayer, type WrittenArchive } from './archivewrite.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
+import { removeTree } from '../io/confined.js';
 
 /**
  * `dataroot edit`: changes an image in an archive (docker save, OCI layout, or both in one) and
@@ -312,6 +313,6 @@ export async function edit(o: EditOptions): Promise<EditResult> {
     const r = await writeImageArchive(o.out, images, format, o.mtime);
     return { ...r, before: img.id, after: sha256Digest(config), warnings };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeTree(work);
   }
 }

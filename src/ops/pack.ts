@@ -6,6 +6,7 @@ import { copyLayerTar, writeLayerTar, type LayerSource } from '../io/layertar.js
 import { fileChunks } from '../io/streams.js';
 import { gzipFile } from '../io/tarout.js';
 import { MT, writeImageArchive, type OutLayer, type WrittenArchive } from './archivewrite.js';
+import { removeTree } from '../io/confined.js';
 
 /**
  * `dataroot pack`: image archives from files, directories and layer tars, without a daemon.
@@ -123,6 +124,6 @@ export async function pack(o: PackOptions): Promise<PackResult> {
     const r = await writeImageArchive(o.out, images, o.format, o.mtime);
     return { ...r, warnings };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeTree(work);
   }
 }

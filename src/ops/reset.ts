@@ -1,10 +1,11 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RegisteredSnapshot } from '../formats/snapstore/registry.js';
 import { acquireLock } from '../io/lock.js';
 import { LAYOUT } from '../store/layout.js';
 import type { SnapshotStore } from '../store/snapshots/store.js';
 import { takeSnapshot } from './snapshot.js';
+import { removeTree } from '../io/confined.js';
 
 /**
  * `dataroot reset`: snapshots the root into a store, under the daemon's lock, then empties it.
@@ -16,7 +17,7 @@ export async function resetRoot(store: SnapshotStore, root: string, o: { name?: 
   const lock = existsSync(volumesDb) ? await acquireLock(volumesDb) : undefined;
   try {
     const r = await takeSnapshot(store, root, { ...(o.name !== undefined ? { name: o.name } : {}), exclude: [], metadataOnly: [], live: false });
-    for (const n of readdirSync(root)) rmSync(join(root, n), { recursive: true, force: true });
+    for (const n of readdirSync(root)) removeTree(join(root, n));
     return { backup: r.snapshot, emptied: root };
   } finally {
     await lock?.release();

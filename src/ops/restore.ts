@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, existsSync, lchownSync, linkSync, mkdirSync, statSync, openSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, lchownSync, linkSync, mkdirSync, statSync, openSync, readdirSync, rmdirSync, symlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { entryPathBytes, entryPathProblem, type ManifestEntry } from '../formats/snapstore/manifest.js';
@@ -7,6 +7,7 @@ import { lutimesNs, mknod, nativeAvailable, setXattr, S_IFBLK, S_IFCHR, S_IFIFO 
 import { undoneUnlessDone } from '../io/cleanup.js';
 import { LAYOUT } from '../store/layout.js';
 import type { RegisteredSnapshot, SnapshotStore } from '../store/snapshots/store.js';
+import { removeTree } from '../io/confined.js';
 
 export interface RestoreResult {
   snapshot: string;
@@ -127,11 +128,11 @@ function checkObjects(store: SnapshotStore, plan: Planned[]): void {
 function prepareTarget(to: string, existed: boolean): () => void {
   if (existed) {
     chmodSync(to, 0o700);
-    for (const n of readdirSync(to)) rmSync(join(to, n), { recursive: true, force: true });
+    for (const n of readdirSync(to)) removeTree(join(to, n));
   } else mkdirSync(to, { recursive: true, mode: 0o700 });
   return () => {
     try {
-      for (const n of readdirSync(to)) rmSync(join(to, n), { recursive: true, force: true });
+      for (const n of readdirSync(to)) removeTree(join(to, n));
       if (!existed) rmdirSync(to);
     } catch {
       /* best effort: the error or signal that brought us here is what is reported */

@@ -1,4 +1,5 @@
 import { readFileSync, realpathSync } from 'node:fs';
+import { containerdSummary, isMetaDbPath, type ContainerdSummary } from './containerddiff.js';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BoltFile } from '../formats/bolt/db.js';
@@ -98,6 +99,8 @@ export interface DockerSummary {
   containers: { added: string[]; removed: string[]; changed: string[] };
   volumes: { added: string[]; removed: string[]; changed: string[] };
   networks: { added: string[]; removed: string[]; changed: string[] };
+  /** containerd's objects (images, containers, snapshots, blobs by namespace), when a meta.db changed. */
+  containerd?: ContainerdSummary;
 }
 
 export interface DiffResult {
@@ -291,6 +294,7 @@ function dockerSummary(entries: EntryDiff[]): DockerSummary {
       }
     }
     if (e.detail?.kind === 'bolt') {
+      if (isMetaDbPath(e.path)) containerdSummary(e.detail.changes, s);
       for (const c of e.detail.changes) {
         if (e.path === 'volumes/metadata.db' && c.path[0] === 'volumes' && c.path.length === 1) put(s.volumes, c.change === 'changed' ? 'modified' : c.change, c.key);
         const n = /^docker\/network\/v1\.0\/network\/([a-f0-9]+)\/$/.exec(c.key);

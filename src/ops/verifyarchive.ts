@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -9,6 +9,7 @@ import { disassemble } from '../formats/tarsplit/stream.js';
 import { LayerCheck } from '../formats/tar/layercheck.js';
 import { openImageArchive, openLayer, type ArchiveImage, type ArchiveSource } from '../store/archive.js';
 import type { Finding } from './verify.js';
+import { removeTree } from '../io/confined.js';
 
 export interface ArchiveVerifyResult {
   archive: string;
@@ -69,7 +70,7 @@ export async function verifyArchive(path: string, opts: { platform?: string } = 
       warnings: findings.length - errors,
     };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeTree(work);
   }
 }
 

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { Confined } from '../io/confined.js';
 import { acquireLock } from '../io/lock.js';
@@ -8,6 +8,7 @@ import { LAYOUT } from '../store/layout.js';
 import { Store } from '../store/model.js';
 import { openRoot } from '../store/root.js';
 import { DirTimes, ensureLayout, removeStaging, validateTarget } from '../store/write.js';
+import { removeTree } from '../io/confined.js';
 
 /** The root a writer writes: a directory, and the driver to lay out when it was never started. */
 export interface WriteTarget {
@@ -73,7 +74,7 @@ export async function withWritableStore<T>(target: WriteTarget, fn: (s: Store) =
     // A refused write leaves the root as it was: what was laid out for it goes again.
     removeStaging(fs, made.reverse());
     times.restore();
-    if (createdRoot) rmSync(root, { recursive: true, force: true });
+    if (createdRoot) removeTree(root);
     throw e;
   } finally {
     await lock?.release();

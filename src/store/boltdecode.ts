@@ -5,6 +5,8 @@ const sha256Hex = (b: Uint8Array): string =>
   (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).createHash('sha256').update(b).digest('hex');
 import { printableText, utf8, utf8OrUndefined } from '../formats/bytes.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
+import { decodeAny, decodeAnyValue } from '../formats/containerd/any.js';
+import { uvarintAt } from '../formats/containerd/values.js';
 
 const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
@@ -142,8 +144,43 @@ export function decodeDockerValue(kind: BoltKind, path: readonly string[], key: 
       if (n !== undefined) return { uvarint: Number(n) };
     }
     if (key === 'kind' && v.length === 1 && v[0]! < SNAPSHOT_KINDS.length) return { kind: SNAPSHOT_KINDS[v[0]!]! };
+    const any = containerdAny(path, key, v);
+    if (any !== undefined) return any;
+    if (path[path.length - 1] === 'parents' && key.startsWith('hex:')) {
+      const link = parentLink(key.slice(4));
+      if (link !== undefined) return { ...link, child: showValue(v, 'auto') } as Shown;
+    }
     const j = tryJson(v);
     if (j.ok) return { json: j.value } as Shown;
   }
   return showValue(v, 'auto');
+}
+
+/**
+ * containerd's protobuf `Any` values (a container's or sandbox's `spec`, `runtime/options`,
+ * `extensions/*`): the type URL and the decoded value (JSON for the runtime-spec types, Go field
+ * names for runc's options, field numbers otherwise).
+ */
+function containerdAny(path: readonly string[], key: string, v: Uint8Array): Shown | undefined {
+  const inRecord = path.includes('containers') || path.includes('sandboxes');
+  if (!inRecord) return undefined;
+  const isAny = key === 'spec' || (key === 'options' && path[path.length - 1] === 'runtime') || path[path.length - 1] === 'extensions';
+  if (!isAny) return undefined;
+  try {
+    const a = decodeAny(v);
+    const d = decodeAnyValue(a);
+    return { any: { typeUrl: a.typeUrl, [d.decoded === 'json' ? 'json' : d.decoded === 'proto' ? 'fields' : d.decoded === 'fields' ? 'protobuf' : 'empty']: d.value } } as Shown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A key of a snapshotter's `v1/parents` index: `<uvarint parent id>\0<uvarint child id>`. */
+function parentLink(hex: string): { parentId: number; childId: number } | undefined {
+  const b = Uint8Array.from(Buffer.from(hex, 'hex'));
+  const p = uvarintAt(b, 0);
+  if (p === undefined || b[p.next] !== 0) return undefined;
+  const c = uvarintAt(b, p.next + 1);
+  if (c === undefined || c.next !== b.length) return undefined;
+  return { parentId: Number(p.value), childId: Number(c.value) };
 }
