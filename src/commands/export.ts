@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { requireOutputDir } from '../io/atomic.js';
 import { cleanupOnSignal } from '../io/cleanup.js';
-import { TarFile, TarSink } from '../io/tarsink.js';
+import { TarFile, TarFileOut, TarStream } from '../io/tarsink.js';
 import { exportDir, exportTar, type DirExportSummary, type ExportSummary } from '../ops/export.js';
 import { findTarget } from '../ops/views.js';
 import type { Ctx, GlobalOpts } from './context.js';
@@ -44,7 +44,7 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     const t = findTarget(s, q);
     if (o.output === undefined || o.output === '-') {
       if (ctx.stdoutTTY === true) throw new DatarootError('USAGE_OUTPUT_IS_TERMINAL', 'refusing to write a tar archive to a terminal: use -o FILE.tar, -o DIR, or redirect stdout');
-      const summary = await exportTar(s, t, TarSink.toStream((b) => ctx.stdout.write(b)));
+      const summary = await exportTar(s, t, new TarStream((b) => ctx.stdout.write(b)));
       reportProblems(ctx, summary.problems);
       return undefined;
     }
@@ -60,7 +60,7 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     const unregister = cleanupOnSignal(() => file.abort());
     let r: ExportSummary;
     try {
-      r = await exportTar(s, t, TarSink.toFd(file.fd));
+      r = await exportTar(s, t, new TarFileOut(file.fd));
       file.commit();
     } catch (e) {
       file.abort();

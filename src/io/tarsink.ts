@@ -1,75 +1,259 @@
-import { closeSync, constants, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, read, readSync, renameSync, rmSync, write } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { fsError } from './confined.js';
 import { fsyncDir } from './atomic.js';
 
-/**
- * A tar stream written front to back through one large buffer: headers are copied in, file data
- * is read straight into the buffer from the source fd (no intermediate copy), and full buffers go
- * to the output. To a file it is written into a temp file beside the target and renamed into
- * place only when complete (a failed export leaves nothing); to a stream it is written as it goes.
- */
-export class TarSink {
-  private buf: Buffer;
-  private used = 0;
+/** Where an export's tar goes: headers and padding as bytes, file contents from an open file of the evidence. */
+export interface TarOut {
+  put(b: Uint8Array): Promise<void>;
+  /** `size` bytes of `file` from offset 0 and the padding to the next block; the sink closes the file. */
+  data(file: { fd: number; close(): void }, size: number, what: string): Promise<void>;
+  /** The end of the archive (two zero blocks, as Go's tar.Writer.Close writes), every write done. */
+  end(): Promise<void>;
+  /** After a failure: waits for every write in flight and closes the files still queued (nothing is written after it returns). */
+  settle(): Promise<void>;
   /** Bytes of the archive so far. */
+  readonly size: number;
+}
+
+const ZEROS = new Uint8Array(1024);
+
+function pad(size: number): number {
+  return (512 - (size % 512)) % 512;
+}
+
+function sourceChanged(what: string, pos: number, size: number): DatarootError {
+  return new DatarootError('EXPORT_SOURCE_CHANGED', `${what} ended after ${pos} of ${size} bytes while it was read`);
+}
+
+/** A tar stream handed to a writer (stdout) one full buffer (a copy) at a time; file data read straight into the buffer. */
+export class TarStream implements TarOut {
+  private readonly buf: Buffer;
+  private used = 0;
   size = 0;
 
-  private constructor(private readonly out: (b: Buffer) => void, bufferSize: number) {
+  constructor(private readonly write: (b: Uint8Array) => void, bufferSize = 1 << 20) {
     this.buf = Buffer.alloc(bufferSize);
   }
 
-  /** A sink that hands each full buffer (a copy) to `write`. */
-  static toStream(write: (b: Uint8Array) => void, bufferSize = 1 << 20): TarSink {
-    return new TarSink((b) => write(Buffer.from(b)), bufferSize);
-  }
-
-  /** A sink into an open fd. */
-  static toFd(fd: number, bufferSize = 4 << 20): TarSink {
-    return new TarSink((b) => {
-      let o = 0;
-      while (o < b.length) o += writeSync(fd, b, o, b.length - o);
-    }, bufferSize);
-  }
-
   private flush(): void {
-    if (this.used > 0) this.out(this.buf.subarray(0, this.used));
+    if (this.used > 0) this.write(Buffer.from(this.buf.subarray(0, this.used)));
     this.used = 0;
   }
 
-  put(b: Uint8Array): void {
+  async put(b: Uint8Array): Promise<void> {
     this.size += b.length;
-    if (this.used + b.length > this.buf.length) this.flush();
-    if (b.length > this.buf.length) {
-      this.out(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-      return;
+    let o = 0;
+    while (o < b.length) {
+      if (this.used === this.buf.length) this.flush();
+      const n = Math.min(b.length - o, this.buf.length - this.used);
+      this.buf.set(b.subarray(o, o + n), this.used);
+      this.used += n;
+      o += n;
     }
-    this.buf.set(b, this.used);
-    this.used += b.length;
   }
 
-  /** `size` bytes of a file from offset 0, then the padding to the next 512-byte block. */
-  data(fd: number, size: number, what: string): void {
-    let pos = 0;
-    while (pos < size) {
-      if (this.used === this.buf.length) this.flush();
-      const want = Math.min(this.buf.length - this.used, size - pos);
-      const n = readSync(fd, this.buf, this.used, want, pos);
-      if (n === 0) throw new DatarootError('EXPORT_SOURCE_CHANGED', `${what} ended after ${pos} of ${size} bytes while it was read`);
-      this.used += n;
-      pos += n;
+  async data(file: { fd: number; close(): void }, size: number, what: string): Promise<void> {
+    try {
+      let pos = 0;
+      while (pos < size) {
+        if (this.used === this.buf.length) this.flush();
+        const n = readSync(file.fd, this.buf, this.used, Math.min(this.buf.length - this.used, size - pos), pos);
+        if (n === 0) throw sourceChanged(what, pos, size);
+        this.used += n;
+        pos += n;
+      }
+    } finally {
+      file.close();
     }
     this.size += size;
-    const pad = (512 - (size % 512)) % 512;
-    if (pad > 0) this.put(new Uint8Array(pad));
+    await this.put(ZEROS.subarray(0, pad(size)));
   }
 
-  /** The end of the archive (two zero blocks, as Go's tar.Writer.Close writes), flushed. */
-  end(): void {
-    this.put(new Uint8Array(1024));
+  async end(): Promise<void> {
+    await this.put(ZEROS);
     this.flush();
   }
+
+  async settle(): Promise<void> {
+    this.used = 0;
+  }
+}
+
+/** Files up to this size are copied into the header run; larger ones by a copier of their own. */
+const SMALL = 256 << 10;
+/** Copiers at work at once (each with its own buffer), and files queued for them at most. */
+const COPIERS = 4;
+const QUEUED = 64;
+
+/**
+ * A tar written into a new regular file by position. Every entry's place is known when the walk
+ * reaches it (headers and sizes come first), so large files are copied to their offsets by several
+ * copiers on libuv's thread pool while the walk goes on, and runs of headers and small files are
+ * gathered and written as one. Memory stays bounded: a run buffer, one buffer per copier, and at
+ * most QUEUED open files waiting.
+ */
+export class TarFileOut implements TarOut {
+  private run = Buffer.alloc(4 << 20);
+  private runAt = 0;
+  private runUsed = 0;
+  private readonly writes = new Set<Promise<void>>();
+  private readonly queue: { fd: number; close(): void; size: number; at: number; what: string }[] = [];
+  private active = 0;
+  private wake: (() => void) | undefined;
+  private failed: unknown;
+  size = 0;
+
+  constructor(private readonly fd: number) {}
+
+  private check(): void {
+    if (this.failed !== undefined) throw this.failed;
+  }
+
+  private track(p: Promise<void>): void {
+    const q = p.catch((e: unknown) => {
+      this.failed ??= e;
+    });
+    this.writes.add(q);
+    void q.then(() => this.writes.delete(q));
+  }
+
+  /** Writes the gathered run at its offset (on the thread pool) and starts a new one after it. */
+  private flushRun(): void {
+    if (this.runUsed > 0) {
+      const b = this.run.subarray(0, this.runUsed);
+      this.track(writeAll(this.fd, b, this.runAt));
+      this.run = Buffer.allocUnsafe(this.run.length);
+    }
+    this.runAt = this.size;
+    this.runUsed = 0;
+  }
+
+  async put(b: Uint8Array): Promise<void> {
+    this.check();
+    if (this.runUsed + b.length > this.run.length) this.flushRun();
+    if (b.length > this.run.length) {
+      this.track(writeAll(this.fd, Buffer.from(b), this.size));
+      this.size += b.length;
+      this.runAt = this.size;
+      return;
+    }
+    this.run.set(b, this.runUsed);
+    this.runUsed += b.length;
+    this.size += b.length;
+    // Bound the runs in flight: each holds its own buffer.
+    while (this.writes.size > 8) await Promise.race(this.writes);
+  }
+
+  async data(file: { fd: number; close(): void }, size: number, what: string): Promise<void> {
+    if (this.failed !== undefined) {
+      file.close();
+      throw this.failed;
+    }
+    if (size <= SMALL) {
+      try {
+        if (this.runUsed + size > this.run.length) this.flushRun();
+        let pos = 0;
+        while (pos < size) {
+          const n = readSync(file.fd, this.run, this.runUsed + pos, size - pos, pos);
+          if (n === 0) throw sourceChanged(what, pos, size);
+          pos += n;
+        }
+      } finally {
+        file.close();
+      }
+      this.runUsed += size;
+      this.size += size;
+      await this.put(ZEROS.subarray(0, pad(size)));
+      return;
+    }
+    // A large file: its place is reserved, a copier fills it; the walk goes on.
+    this.flushRun();
+    while (this.queue.length >= QUEUED && this.failed === undefined) await new Promise<void>((r) => (this.wake = r));
+    if (this.failed !== undefined) {
+      file.close();
+      throw this.failed;
+    }
+    this.queue.push({ ...file, close: () => file.close(), size, at: this.size, what });
+    this.size += size + pad(size);
+    this.runAt = this.size;
+    this.startCopiers();
+  }
+
+  private startCopiers(): void {
+    while (this.active < COPIERS && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      this.active++;
+      this.track(
+        this.copy(job).finally(() => {
+          this.active--;
+          const w = this.wake;
+          this.wake = undefined;
+          w?.();
+          this.startCopiers();
+        }),
+      );
+    }
+  }
+
+  private async copy(job: { fd: number; close(): void; size: number; at: number; what: string }): Promise<void> {
+    const buf = Buffer.allocUnsafe(Math.min(1 << 20, job.size + pad(job.size)));
+    try {
+      let pos = 0;
+      while (pos < job.size) {
+        // After a failure elsewhere the export is abandoned: stop copying.
+        if (this.failed !== undefined) return;
+        const n = await readAt(job.fd, buf, Math.min(buf.length, job.size - pos), pos);
+        if (n === 0) throw sourceChanged(job.what, pos, job.size);
+        let len = n;
+        // The padding goes with the last piece.
+        if (pos + n === job.size && n + pad(job.size) <= buf.length) {
+          buf.fill(0, n, n + pad(job.size));
+          len += pad(job.size);
+        } else if (pos + n === job.size && pad(job.size) > 0) await writeAll(this.fd, Buffer.from(ZEROS.subarray(0, pad(job.size))), job.at + job.size);
+        await writeAll(this.fd, buf.subarray(0, len), job.at + pos);
+        pos += n;
+      }
+    } finally {
+      job.close();
+    }
+  }
+
+  async end(): Promise<void> {
+    this.check();
+    await this.put(ZEROS);
+    this.flushRun();
+    while (this.queue.length > 0 || this.active > 0 || this.writes.size > 0) {
+      this.startCopiers();
+      await Promise.all([...this.writes]);
+    }
+    this.check();
+  }
+
+  async settle(): Promise<void> {
+    this.failed ??= new DatarootError('EXPORT_ABORTED', 'the export was stopped');
+    for (const job of this.queue.splice(0)) job.close();
+    this.wake?.();
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
+  }
+}
+
+function readAt(fd: number, b: Buffer, len: number, at: number): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, b, 0, len, at, (err, n) => (err !== null ? reject(err) : resolve(n))));
+}
+
+function writeAll(fd: number, b: Buffer, at: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number): void => {
+      write(fd, b, off, b.length - off, at + off, (err, n) => {
+        if (err !== null) reject(err);
+        else if (off + n < b.length) step(off + n);
+        else resolve();
+      });
+    };
+    step(0);
+  });
 }
 
 /** An archive written whole or not at all: a temp file in the target's directory (0600), renamed over it at commit. */

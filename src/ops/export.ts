@@ -3,7 +3,7 @@ import { TYPE } from '../formats/tar/header.js';
 import { DatarootError } from '../formats/errors.js';
 import { shownPath, type ByteStr } from '../io/rawtree.js';
 import { cleanupOnSignal } from '../io/cleanup.js';
-import { TarSink } from '../io/tarsink.js';
+import type { TarOut } from '../io/tarsink.js';
 import { TreeWriter, type NotPreserved } from '../io/treewriter.js';
 import type { Store } from '../store/model.js';
 import {
@@ -133,12 +133,23 @@ class Breather {
 }
 
 /** Streams the export of a target into a tar sink. */
-export async function exportTar(store: Store, t: Target, sink: TarSink): Promise<ExportSummary> {
+export async function exportTar(store: Store, t: Target, sink: TarOut): Promise<ExportSummary> {
   const summary = newSummary(t);
   const breathe = new Breather();
   const { layers, problems } = targetLayers(store, t);
   summary.problems.push(...problems);
   const names = new NameLookup(layers);
+  try {
+    await tarItems(layers, summary, names, sink, breathe);
+  } catch (e) {
+    // Writes may still be in flight on the thread pool: none may land after the caller closes the output.
+    await sink.settle();
+    throw e;
+  }
+  return summary;
+}
+
+async function tarItems(layers: Parameters<typeof exportItems>[0], summary: ExportSummary, names: NameLookup, sink: TarOut, breathe: Breather): Promise<void> {
   for (const it of exportItems(layers, summary)) {
     const st = it.stat;
     const isDir = it.type === S_IFDIR;
@@ -159,20 +170,19 @@ export async function exportTar(store: Store, t: Target, sink: TarSink): Promise
       devminor: minor,
       ...(it.capability !== undefined ? { xattrs: new Map([[CAP, it.capability]]) } : {}),
     });
-    sink.put(header);
+    await sink.put(header);
     if (it.type === S_IFREG && !hard && st.size > 0) {
       const f = it.layer.open(it.path);
-      try {
-        if (f.size !== st.size) throw new DatarootError('EXPORT_SOURCE_CHANGED', `${it.layer.where(it.path) ?? shownPath(it.path)} changed size while it was read (${st.size} then ${f.size} bytes)`);
-        sink.data(f.fd, st.size, it.layer.where(it.path) ?? shownPath(it.path));
-      } finally {
+      if (f.size !== st.size) {
         f.close();
+        throw new DatarootError('EXPORT_SOURCE_CHANGED', `${it.layer.where(it.path) ?? shownPath(it.path)} changed size while it was read (${st.size} then ${f.size} bytes)`);
       }
+      // The sink closes the file when its bytes are in.
+      await sink.data(f, st.size, it.layer.where(it.path) ?? shownPath(it.path));
     }
     await breathe.tick(st.size);
   }
-  sink.end();
-  return summary;
+  await sink.end();
 }
 
 export interface DirExportSummary extends ExportSummary {
