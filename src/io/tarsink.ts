@@ -1,4 +1,4 @@
-import { closeSync, constants, fsyncSync, openSync, read, readSync, renameSync, rmSync, write } from 'node:fs';
+import { closeSync, constants, fdatasync, fsyncSync, openSync, read, readSync, renameSync, rmSync, write } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { fsError } from './confined.js';
@@ -81,28 +81,40 @@ export class TarStream implements TarOut {
   }
 }
 
-/** Files up to this size are copied into the header run; larger ones by a copier of their own. */
+/** Files up to this size are read into the run of headers; larger ones by a copier of their own. */
 const SMALL = 256 << 10;
 /** Copiers at work at once (each with its own buffer), and files queued for them at most. */
 const COPIERS = 4;
 const QUEUED = 64;
+/** Small files being read (open) at once. */
+const READS = 64;
+/** Bytes written between background fdatasyncs. */
+const SYNC_EVERY = 64 << 20;
+
+type Job = { fd: number; close(): void; size: number; at: number; what: string };
 
 /**
  * A tar written into a new regular file by position. Every entry's place is known when the walk
- * reaches it (headers and sizes come first), so large files are copied to their offsets by several
- * copiers on libuv's thread pool while the walk goes on, and runs of headers and small files are
- * gathered and written as one. Memory stays bounded: a run buffer, one buffer per copier, and at
- * most QUEUED open files waiting.
+ * reaches it (headers and sizes come first), so file contents are read on libuv's thread pool
+ * while the walk goes on: small files straight into their place in the current run of headers
+ * (the run is written once its reads are in), large files copied to their offsets by several
+ * copiers. A background fdatasync every SYNC_EVERY bytes leaves little for the fsync before the
+ * rename. Memory stays bounded: a few runs in flight, one buffer per copier, at most QUEUED large
+ * and READS small files open.
  */
 export class TarFileOut implements TarOut {
   private run = Buffer.alloc(4 << 20);
   private runAt = 0;
   private runUsed = 0;
+  private runReads: Promise<void>[] = [];
+  private reading = 0;
   private readonly writes = new Set<Promise<void>>();
-  private readonly queue: { fd: number; close(): void; size: number; at: number; what: string }[] = [];
+  private readonly queue: Job[] = [];
   private active = 0;
   private wake: (() => void) | undefined;
   private failed: unknown;
+  private unsynced = 0;
+  private syncing = false;
   size = 0;
 
   constructor(private readonly fd: number) {}
@@ -119,13 +131,42 @@ export class TarFileOut implements TarOut {
     void q.then(() => this.writes.delete(q));
   }
 
-  /** Writes the gathered run at its offset (on the thread pool) and starts a new one after it. */
+  private wakeUp(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** Waits until `ready` holds (rechecked whenever a read or copy finishes) or the export failed. */
+  private async waitFor(ready: () => boolean): Promise<void> {
+    while (!ready() && this.failed === undefined) await new Promise<void>((r) => (this.wake = r));
+  }
+
+  /** A positional write; every SYNC_EVERY bytes a background fdatasync starts. */
+  private async write(b: Buffer, at: number): Promise<void> {
+    await writeAll(this.fd, b, at);
+    this.unsynced += b.length;
+    if (this.unsynced >= SYNC_EVERY && !this.syncing && this.failed === undefined) {
+      this.unsynced = 0;
+      this.syncing = true;
+      this.track(
+        new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err !== null ? reject(err) : resolve()))).finally(() => {
+          this.syncing = false;
+        }),
+      );
+    }
+  }
+
+  /** Writes the gathered run at its offset (once its reads are in) and starts a new one after it. */
   private flushRun(): void {
     if (this.runUsed > 0) {
       const b = this.run.subarray(0, this.runUsed);
-      this.track(writeAll(this.fd, b, this.runAt));
+      const at = this.runAt;
+      const reads = this.runReads;
+      this.track(reads.length === 0 ? this.write(b, at) : Promise.all(reads).then(() => this.write(b, at)));
       this.run = Buffer.allocUnsafe(this.run.length);
     }
+    this.runReads = [];
     this.runAt = this.size;
     this.runUsed = 0;
   }
@@ -134,7 +175,7 @@ export class TarFileOut implements TarOut {
     this.check();
     if (this.runUsed + b.length > this.run.length) this.flushRun();
     if (b.length > this.run.length) {
-      this.track(writeAll(this.fd, Buffer.from(b), this.size));
+      this.track(this.write(Buffer.from(b), this.size));
       this.size += b.length;
       this.runAt = this.size;
       return;
@@ -146,23 +187,26 @@ export class TarFileOut implements TarOut {
     while (this.writes.size > 8) await Promise.race(this.writes);
   }
 
+  private refuse(file: { close(): void }): void {
+    if (this.failed === undefined) return;
+    file.close();
+    throw this.failed;
+  }
+
   async data(file: { fd: number; close(): void }, size: number, what: string): Promise<void> {
-    if (this.failed !== undefined) {
-      file.close();
-      throw this.failed;
-    }
+    this.refuse(file);
     if (size <= SMALL) {
-      try {
-        if (this.runUsed + size > this.run.length) this.flushRun();
-        let pos = 0;
-        while (pos < size) {
-          const n = readSync(file.fd, this.run, this.runUsed + pos, size - pos, pos);
-          if (n === 0) throw sourceChanged(what, pos, size);
-          pos += n;
-        }
-      } finally {
-        file.close();
-      }
+      await this.waitFor(() => this.reading < READS);
+      this.refuse(file);
+      if (this.runUsed + size > this.run.length) this.flushRun();
+      const p = readInto(file, this.run, this.runUsed, size, what);
+      this.reading++;
+      const done = (): void => {
+        this.reading--;
+        this.wakeUp();
+      };
+      void p.then(done, done);
+      this.runReads.push(p);
       this.runUsed += size;
       this.size += size;
       await this.put(ZEROS.subarray(0, pad(size)));
@@ -170,12 +214,9 @@ export class TarFileOut implements TarOut {
     }
     // A large file: its place is reserved, a copier fills it; the walk goes on.
     this.flushRun();
-    while (this.queue.length >= QUEUED && this.failed === undefined) await new Promise<void>((r) => (this.wake = r));
-    if (this.failed !== undefined) {
-      file.close();
-      throw this.failed;
-    }
-    this.queue.push({ ...file, close: () => file.close(), size, at: this.size, what });
+    await this.waitFor(() => this.queue.length < QUEUED);
+    this.refuse(file);
+    this.queue.push({ fd: file.fd, close: () => file.close(), size, at: this.size, what });
     this.size += size + pad(size);
     this.runAt = this.size;
     this.startCopiers();
@@ -188,31 +229,29 @@ export class TarFileOut implements TarOut {
       this.track(
         this.copy(job).finally(() => {
           this.active--;
-          const w = this.wake;
-          this.wake = undefined;
-          w?.();
+          this.wakeUp();
           this.startCopiers();
         }),
       );
     }
   }
 
-  private async copy(job: { fd: number; close(): void; size: number; at: number; what: string }): Promise<void> {
+  private async copy(job: Job): Promise<void> {
     const buf = Buffer.allocUnsafe(Math.min(1 << 20, job.size + pad(job.size)));
     try {
       let pos = 0;
       while (pos < job.size) {
         // After a failure elsewhere the export is abandoned: stop copying.
         if (this.failed !== undefined) return;
-        const n = await readAt(job.fd, buf, Math.min(buf.length, job.size - pos), pos);
+        const n = await readAt(job.fd, buf, 0, Math.min(buf.length, job.size - pos), pos);
         if (n === 0) throw sourceChanged(job.what, pos, job.size);
         let len = n;
         // The padding goes with the last piece.
         if (pos + n === job.size && n + pad(job.size) <= buf.length) {
           buf.fill(0, n, n + pad(job.size));
           len += pad(job.size);
-        } else if (pos + n === job.size && pad(job.size) > 0) await writeAll(this.fd, Buffer.from(ZEROS.subarray(0, pad(job.size))), job.at + job.size);
-        await writeAll(this.fd, buf.subarray(0, len), job.at + pos);
+        } else if (pos + n === job.size && pad(job.size) > 0) await this.write(Buffer.from(ZEROS.subarray(0, pad(job.size))), job.at + job.size);
+        await this.write(buf.subarray(0, len), job.at + pos);
         pos += n;
       }
     } finally {
@@ -234,13 +273,29 @@ export class TarFileOut implements TarOut {
   async settle(): Promise<void> {
     this.failed ??= new DatarootError('EXPORT_ABORTED', 'the export was stopped');
     for (const job of this.queue.splice(0)) job.close();
-    this.wake?.();
+    this.wakeUp();
+    // Reads into runs not yet flushed still hold their files and buffers.
+    await Promise.allSettled(this.runReads);
     while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 }
 
-function readAt(fd: number, b: Buffer, len: number, at: number): Promise<number> {
-  return new Promise((resolve, reject) => read(fd, b, 0, len, at, (err, n) => (err !== null ? reject(err) : resolve(n))));
+/** `size` bytes of a file from offset 0 into `b` at `off`, on the thread pool; the file is closed after. */
+async function readInto(file: { fd: number; close(): void }, b: Buffer, off: number, size: number, what: string): Promise<void> {
+  try {
+    let pos = 0;
+    while (pos < size) {
+      const n = await readAt(file.fd, b, off + pos, size - pos, pos);
+      if (n === 0) throw sourceChanged(what, pos, size);
+      pos += n;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function readAt(fd: number, b: Buffer, off: number, len: number, at: number): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, b, off, len, at, (err, n) => (err !== null ? reject(err) : resolve(n))));
 }
 
 function writeAll(fd: number, b: Buffer, at: number): Promise<void> {
