@@ -27,8 +27,10 @@ describe.runIf(process.getuid?.() === 0 && needs('setpriv'))('export -o DIR with
     const diff = join(root, 'overlay2', MOUNT, 'diff');
     mknod(join(diff, 'null'), S_IFCHR | 0o666, 1, 3);
     writeFileSync(join(diff, 'suid'), '#!/bin/sh\n');
-    chmodSync(join(diff, 'suid'), 0o4755);
+    // chown first: Linux clears the setuid bit when a file's owner changes, root's chown included.
     spawnSync('chown', ['1234:1234', join(diff, 'suid')]);
+    chmodSync(join(diff, 'suid'), 0o4755);
+    expect(lstatSync(join(diff, 'suid')).mode & 0o7777).toBe(0o4755);
     spawnSync('chmod', ['-R', 'a+rX', root]);
     chmodSync(work, 0o755);
     const outParent = join(work, 'out');

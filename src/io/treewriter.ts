@@ -13,8 +13,10 @@ import {
   openSync,
   readdirSync,
   readSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
@@ -243,11 +245,39 @@ export class TreeWriter {
   /** After a failure: removes what was written (and the target, when this writer made it). */
   abort(): void {
     try {
-      if (this.made) rmSync(this.root, { recursive: true, force: true });
-      else for (const n of readdirSync(this.root, { encoding: 'buffer' })) rmSync(Buffer.concat([this.root, SLASH, n]), { recursive: true, force: true });
+      if (this.made) removeOwnTree(this.root);
+      else for (const n of readdirSync(this.root, { encoding: 'buffer' })) removeOwnTree(Buffer.concat([this.root, SLASH, n]));
       if (!this.made) chmodSync(this.root, this.origMode);
     } catch {
       /* best effort */
+    }
+  }
+}
+
+/**
+ * Removes a tree this writer made, without recursion (its depth comes from the evidence) and with
+ * names as bytes (they need not be UTF-8). Directories finished with a mode that forbids writing
+ * are made 0700 first (the writer owns them).
+ */
+function removeOwnTree(path: Buffer): void {
+  if (!lstatSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    rmSync(path, { force: true });
+    return;
+  }
+  const stack: { dir: Buffer; listed: boolean }[] = [{ dir: path, listed: false }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.listed) {
+      rmdirSync(top.dir);
+      stack.pop();
+      continue;
+    }
+    top.listed = true;
+    chmodSync(top.dir, 0o700);
+    for (const d of readdirSync(top.dir, { withFileTypes: true, encoding: 'buffer' })) {
+      const p = Buffer.concat([top.dir, SLASH, d.name]);
+      if (d.isDirectory()) stack.push({ dir: p, listed: false });
+      else unlinkSync(p);
     }
   }
 }
