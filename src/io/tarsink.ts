@@ -86,6 +86,8 @@ const SMALL = 256 << 10;
 /** Copiers at work at once (each with its own buffer), and files queued for them at most. */
 const COPIERS = 4;
 const QUEUED = 64;
+/** The run of headers and small files gathered for one write. */
+const RUN = 4 << 20;
 /** Small files being read (open) at once. */
 const READS = 64;
 /** Bytes written between background fdatasyncs. */
@@ -103,7 +105,9 @@ type Job = { fd: number; close(): void; size: number; at: number; what: string }
  * and READS small files open.
  */
 export class TarFileOut implements TarOut {
-  private run = Buffer.alloc(4 << 20);
+  private run: Buffer = Buffer.allocUnsafe(RUN);
+  /** Run buffers whose writes are done, for the next runs. */
+  private readonly spare: Buffer[] = [];
   private runAt = 0;
   private runUsed = 0;
   private runReads: Promise<void>[] = [];
@@ -128,7 +132,10 @@ export class TarFileOut implements TarOut {
       this.failed ??= e;
     });
     this.writes.add(q);
-    void q.then(() => this.writes.delete(q));
+    void q.then(() => {
+      this.writes.delete(q);
+      this.wakeUp();
+    });
   }
 
   private wakeUp(): void {
@@ -163,8 +170,13 @@ export class TarFileOut implements TarOut {
       const b = this.run.subarray(0, this.runUsed);
       const at = this.runAt;
       const reads = this.runReads;
-      this.track(reads.length === 0 ? this.write(b, at) : Promise.all(reads).then(() => this.write(b, at)));
-      this.run = Buffer.allocUnsafe(this.run.length);
+      const run = this.run;
+      const written = (reads.length === 0 ? this.write(b, at) : Promise.all(reads).then(() => this.write(b, at))).then(() => {
+        // Written: the buffer can take another run.
+        if (this.spare.length < 4) this.spare.push(run);
+      });
+      this.track(written);
+      this.run = this.spare.pop() ?? Buffer.allocUnsafe(RUN);
     }
     this.runReads = [];
     this.runAt = this.size;
@@ -183,8 +195,9 @@ export class TarFileOut implements TarOut {
     this.run.set(b, this.runUsed);
     this.runUsed += b.length;
     this.size += b.length;
-    // Bound the runs in flight: each holds its own buffer.
-    while (this.writes.size > 8) await Promise.race(this.writes);
+    // Bound the runs in flight: each holds its own buffer. (A wake-up when any write ends, not
+    // Promise.race, which would leave a reaction on every pending write at each call.)
+    if (this.writes.size > 8) await this.waitFor(() => this.writes.size <= 8);
   }
 
   private refuse(file: { close(): void }): void {
