@@ -207,5 +207,10 @@ describe('demo', () => {
     expect(r.stdout).toContain('buildkit/cache.db');
     // samplenet was created with --subnet 172.30.0.0/24: its bridge state, decoded from local-kv.db
     expect(r.stdout).toContain('"AddressIPv4": "172.30.0.1/24"');
+    // export and find (issue 17).
+    expect(r.stdout).toMatch(/dataroot export sample -o \/tmp\/sample\.tar --root snapshots\/after-build\.tar\.gz\n.*\nexported container sample \(6e1fc4473ba3\): 14 entries, 6 files, 480 B to /);
+    expect(r.stdout).toMatch(/exported image localhost\/buildtest:v1 \(205b4c19f5b8\): \d+ entries/);
+    expect(r.stdout).toMatch(/\/hello {2}file 480 B {2}0755 0:0 .*\n {2}in image layer 1c6a3e5cb7f9 \(localhost\/buildtest:v1\): .*\n {2}container sample sees it\n {2}image localhost\/buildtest:v1 sees it/);
+    expect(r.stdout).toMatch(/\/etc\/hostname {2}file 0 B {2}0755 0:0 .*\n {2}in container sample \(init layer\)/);
   });
 });

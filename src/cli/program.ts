@@ -9,6 +9,9 @@ type Register = (program: Command, ctx: Ctx) => void;
  */
 const GROUPS: Record<string, () => Promise<Register>> = {
   info: async () => (await import('../commands/info.js')).registerInfo,
+  export: async () => (await import('../commands/export.js')).registerExport,
+  mount: async () => (await import('../commands/mount.js')).registerMount,
+  find: async () => (await import('../commands/find.js')).registerFind,
   files: async () => (await import('../commands/files.js')).registerFiles,
   cat: async () => (await import('../commands/cat.js')).registerCat,
   bolt: async () => (await import('../commands/bolt.js')).registerBolt,
@@ -30,6 +33,10 @@ const GROUPS: Record<string, () => Promise<Register>> = {
 /** The group that defines each top-level command word. */
 const WORDS: Record<string, string> = {
   info: 'info',
+  export: 'export',
+  mount: 'mount',
+  umount: 'mount',
+  find: 'find',
   files: 'files',
   cat: 'cat',
   bolt: 'bolt',

@@ -15,7 +15,7 @@ export interface Ctx {
   color: boolean;
   /** stderr is a TTY (progress bars allowed). */
   stderrTTY: boolean;
-  /** stdout is a TTY: bytes from evidence (container logs) are escaped as text, else written as they are. */
+  /** stdout is a TTY: bytes from evidence (container logs) are escaped as text, else written as they are; binary output such as a tar is refused there. */
   stdoutTTY?: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { packageRoot } from '../io/pkg.js';
@@ -56,6 +57,11 @@ const TOUR: Step[] = [
   { sample: 'after-build-vfs', why: '', args: ['container', 'inspect', 'sample'] },
   { sample: 'after-build-btrfs', why: 'the same build on btrfs (a subvolume per layer): the driver chosen as dockerd chooses it', args: ['info'] },
   { sample: 'after-build-overlay', why: 'the first overlay driver: image layers are full trees (root/), the container an upper/ over them', args: ['container', 'diff', 'sample', '--json'] },
+  { sample: 'after-build', why: "the container's file system built offline from its layers: the tar docker export gives, byte for byte", args: ['export', 'sample', '-o', '@out/sample.tar'] },
+  { sample: 'after-build', why: 'an image as docker create + docker export would give it (the init layer added), written into a directory', args: ['export', 'localhost/buildtest:v1', '-o', '@out/image/'] },
+  { sample: 'after-build', why: 'which layer holds a file, and whether each container and image sees, shadows or deletes it', args: ['find', '--name', 'hello'] },
+  { sample: 'after-build', why: 'by path: what docker run added in the init layer', args: ['find', '--path', '/etc/*'] },
+  { sample: 'after-build-vfs', why: 'by content, on a full-tree driver: only the layer that added the file is named', args: ['find', '--sha256', 'e074b8962340bb607c59f919f71086dc9930c9f1877c1518a05c0616501331e0'] },
   { sample: 'after-build', why: 'image IDs, chain IDs, references, BoltDB files, and every layer rebuilt from tar-split against its diffID', args: ['verify', '--deep'] },
   { sample: 'after-build', why: 'what the build, the run, the volume and the network wrote: JSON paths, BoltDB keys, in Docker terms', args: ['diff', '@fresh', '@after-build'], pair: true },
   { sample: 'after-logs', why: 'containers logging through json-file (rotated, gzip-compressed), local, and syslog', args: ['containers'] },
@@ -82,22 +88,34 @@ const TOUR: Step[] = [
 export async function runDemo(ctx: Ctx): Promise<void> {
   const dir = samplesDir();
   if (ctx.invoke === undefined) throw new DatarootError('INTERNAL', 'the demo needs the CLI to run commands');
-  for (const step of TOUR) {
+  // Output of the steps that write (export): a private temp dir, removed at the end.
+  const out = mkdtempSync(join(tmpdir(), 'dataroot-demo-'));
+  try {
+    await tour(ctx, dir, out);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  ctx.exitCode = 0;
+}
+
+async function tour(ctx: Ctx, dir: string, outDir: string): Promise<void> {
+  for (const original of TOUR) {
+    const step = { ...original, args: original.args.map((a) => (a.startsWith('@out/') ? `${outDir}/${a.slice(5)}` : a)) };
     const archive = join(dir, `${step.sample}.tar.gz`);
     if (!existsSync(archive)) throw new DatarootError('DEMO_SAMPLES_MISSING', `sample ${archive} is missing`, { file: archive });
     if (step.pair === true) {
       const args = step.args.map((a) => (a.startsWith('@') ? join(dir, `${a.slice(1)}.tar.gz`) : a));
       ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${step.args.map((a) => (a.startsWith('@') ? `snapshots/${a.slice(1)}.tar.gz` : a)).join(' ')}`)}\n`);
       if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
-      await ctx.invoke(args);
+      await ctx.invoke!(args);
       continue;
     }
-    const args = step.resolve === undefined ? step.args : [...step.args, ...(await withRoot(archive, (r) => step.resolve!(storeOf(r, {}))))];
-    ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${args.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
+    const extra = step.resolve === undefined ? [] : await withRoot(archive, (r) => step.resolve!(storeOf(r, {})));
+    const shown = [...original.args.map((a) => (a.startsWith('@out/') ? `/tmp/${a.slice(5)}` : a)), ...extra];
+    ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${shown.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
     if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
-    await ctx.invoke([...args, '--root', archive]);
+    await ctx.invoke([...step.args, ...extra, '--root', archive]);
   }
-  ctx.exitCode = 0;
 }
 
 export function registerDemo(program: Command, ctx: Ctx): void {
