@@ -3,7 +3,7 @@
 # Needs root, docker.io (dockerd + client), gcc; fuse-overlayfs and btrfs-progs for those samples.
 # Run from the repository: bash scripts/capture-samples.sh [SAMPLE...]
 # (SAMPLE: after-build, after-build-vfs, after-build-overlay, after-build-fuse-overlayfs,
-# after-build-btrfs; default: all of them, and fresh with after-build).
+# after-build-btrfs, after-logs; default: all of them, and fresh with after-build).
 # What each step does is written, step by step, in snapshots/README.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,9 +74,44 @@ capture() { # capture DRIVER NAME-SUFFIX
   archive "$d" "after-build$2"
 }
 
+# after-logs: containers that log through json-file (rotated, compressed), local and syslog (whose
+# dual-logging cache dockerd keeps), with stdout and stderr, unicode, a line longer than 16 KiB and
+# output without a final newline; a file planted in a read-write layer and one in a volume.
+capture_logs() {
+  local d="$work/logs"
+  mkdir -p "$work/say"
+  gcc -nostdlib -static -s -Wl,--build-id=none -Wl,-n -o "$work/say/say" "$here/test/fixtures/say/say.S"
+  printf 'FROM scratch\nCOPY say /say\nENTRYPOINT ["/say"]\n' > "$work/say/Dockerfile"
+  start "$d" overlay2
+  export DOCKER_HOST="unix://$d/sock"
+  DOCKER_BUILDKIT=0 docker build -q -t localhost/say:v1 "$work/say" >/dev/null
+  docker volume create logvol >/dev/null
+  local args=()
+  for i in $(seq 1 12); do
+    args+=("1line $i: héllo wörld ✓"$'\n' "2warning $i"$'\n')
+    [ "$i" = 6 ] && args+=(s)
+  done
+  args+=("1$(head -c 17000 /dev/zero | tr '\0' x)"$'\n' "1the end, no newline")
+  docker run --name jsonlog --label org.example.team=forensics -v logvol:/data \
+    --log-driver json-file --log-opt max-size=1k --log-opt max-file=3 --log-opt compress=true \
+    --log-opt labels=org.example.team localhost/say:v1 "${args[@]}" >/dev/null 2>&1
+  docker run --name locallog --log-driver local --log-opt max-size=1k --log-opt max-file=3 \
+    localhost/say:v1 "${args[@]}" >/dev/null 2>&1
+  docker run --name cachedlog --log-driver syslog --log-opt syslog-address=udp://127.0.0.1:5514 \
+    localhost/say:v1 "1sent to syslog, kept in the cache"$'\n' "2and on stderr"$'\n' >/dev/null 2>&1
+  printf 'planted in the read-write layer\n' > "$work/say/planted.txt"
+  printf 'planted in the volume\n' > "$work/say/evidence.txt"
+  docker cp "$work/say/planted.txt" jsonlog:/planted.txt
+  docker cp "$work/say/evidence.txt" jsonlog:/data/evidence.txt
+  unset DOCKER_HOST
+  stop "$d"
+  archive "$d" after-logs
+}
+
 all=("$@")
 for spec in "overlay2:" "vfs:-vfs" "overlay:-overlay" "fuse-overlayfs:-fuse-overlayfs" "btrfs:-btrfs"; do
   driver=${spec%%:*}
   suffix=${spec#*:}
   if [ ${#all[@]} -eq 0 ] || [[ " ${all[*]} " == *" after-build$suffix "* ]]; then capture "$driver" "$suffix"; fi
 done
+if [ ${#all[@]} -eq 0 ] || [[ " ${all[*]} " == *" after-logs "* ]]; then capture_logs; fi

@@ -248,6 +248,11 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
     const r = await run(['layers', '--root', root('aufs')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('STORE_LEGACY_UNSUPPORTED');
+    for (const args of [['logs', 'x'], ['which', 'graph'], ['timeline']]) {
+      const o = await run([...args, '--root', root('aufs')]);
+      expect(o.code, args.join(' ')).toBe(2);
+      expect(o.stderr, args.join(' ')).toContain('STORE_LEGACY_UNSUPPORTED');
+    }
   });
 
   it('read commands leave every byte and mtime of the root unchanged (linkgraph.db included)', async () => {

@@ -30,6 +30,7 @@ export async function main(
     stderr: safe(io?.stderr ?? { write: (c) => writeAllSync(2, c) }),
     color: !noColor && io === undefined && process.stdout.isTTY === true,
     stderrTTY: io === undefined && process.stderr.isTTY === true,
+    stdoutTTY: io === undefined && process.stdout.isTTY === true,
     env,
     cwd: io?.cwd ?? process.cwd(),
     exitCode: 0,

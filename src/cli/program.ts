@@ -9,6 +9,9 @@ type Register = (program: Command, ctx: Ctx) => void;
  */
 const GROUPS: Record<string, () => Promise<Register>> = {
   info: async () => (await import('../commands/info.js')).registerInfo,
+  export: async () => (await import('../commands/export.js')).registerExport,
+  mount: async () => (await import('../commands/mount.js')).registerMount,
+  find: async () => (await import('../commands/find.js')).registerFind,
   files: async () => (await import('../commands/files.js')).registerFiles,
   cat: async () => (await import('../commands/cat.js')).registerCat,
   bolt: async () => (await import('../commands/bolt.js')).registerBolt,
@@ -21,12 +24,19 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   snapshot: async () => (await import('../commands/snapshot.js')).registerSnapshot,
   pack: async () => (await import('../commands/pack.js')).registerPack,
   demo: async () => (await import('../commands/demo.js')).registerDemo,
+  logs: async () => (await import('../commands/logs.js')).registerLogs,
+  timeline: async () => (await import('../commands/timeline.js')).registerTimeline,
+  which: async () => (await import('../commands/which.js')).registerWhich,
   containerd: async () => (await import('../commands/containerd.js')).registerContainerd,
 };
 
 /** The group that defines each top-level command word. */
 const WORDS: Record<string, string> = {
   info: 'info',
+  export: 'export',
+  mount: 'mount',
+  umount: 'mount',
+  find: 'find',
   files: 'files',
   cat: 'cat',
   bolt: 'bolt',
@@ -56,6 +66,9 @@ const WORDS: Record<string, string> = {
   'inspect-archive': 'pack',
   archive: 'pack',
   demo: 'demo',
+  logs: 'logs',
+  timeline: 'timeline',
+  which: 'which',
   containerd: 'containerd',
 };
 

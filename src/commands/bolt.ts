@@ -13,7 +13,7 @@ import type { FileSourceOptions } from '../io/pagesource.js';
 import { readWindowsSync } from '../io/windows.js';
 import { decodeDockerValue, showKey, showValue, VALUE_MODES, type ValueMode } from '../store/boltdecode.js';
 import { openRoot } from '../store/root.js';
-import { ChunkWriter, diffBolt, dumpNdjson, dumpTree, requireBucket, type BoltChange } from '../ops/bolt.js';
+import { ChunkWriter, diffBolt, dumpNdjson, dumpTree, MAX_TREE_DEPTH, requireBucket, type BoltChange } from '../ops/bolt.js';
 import { fileArg, rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
 import { emitJson, paint, warn } from './render.js';
 import { registerBoltWrite } from './boltwrite.js';
@@ -307,7 +307,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
     .addOption(new Option('--format <format>', 'json | ndjson').choices(['json', 'ndjson']).default('json'))
     .addOption(new Option('--values <mode>', 'auto | hex | base64 | utf8 | json | redacted').argParser(parseValueMode).default('auto'))
     .option('--raw', 'no Docker-aware decoding', false)
-    .description('every bucket and key; ndjson is one hex record per entry, depth-first in key order')
+    .description(`every bucket and key; ndjson is one hex record per entry, depth-first in key order, at any depth; json is a tree of at most ${MAX_TREE_DEPTH} nested levels`)
     .action(async (file: string, path: string[], o: PathOpts & { format: string; values: ValueMode; raw: boolean }, cmd: Command) => {
       const g = globals(cmd);
       await withBolt(file, g, ctx, (b) => {

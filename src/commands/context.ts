@@ -15,6 +15,8 @@ export interface Ctx {
   color: boolean;
   /** stderr is a TTY (progress bars allowed). */
   stderrTTY: boolean;
+  /** stdout is a TTY: bytes from evidence (container logs) are escaped as text, else written as they are; binary output such as a tar is refused there. */
+  stdoutTTY?: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** Standard input, for commands that read it (bolt load); isTTY when it is a terminal. */

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { probeLock } from '../io/lock.js';
 import type { DiffResult, DiffSideData, Detail } from '../ops/snapdiff.js';
+import { boltDetailLines, jsonDetailLines, MAX_LINES } from '../ops/diffview.js';
 import { LAYOUT } from '../store/layout.js';
 import { openRoot } from '../store/root.js';
 import type { RegisteredSnapshot } from '../formats/snapstore/registry.js';
@@ -59,22 +60,15 @@ const SIGN: Record<string, string> = { added: '+', removed: '-', changed: '~' };
 
 function renderDetail(ctx: Ctx, d: Detail | undefined, out: string[]): void {
   if (d === undefined) return;
-  const show = (v: unknown): string => {
-    const s = JSON.stringify(v);
-    return s === undefined ? '' : s.length > 160 ? `${s.slice(0, 157)}...` : s;
-  };
   switch (d.kind) {
     case 'json':
-      for (const c of d.changes.slice(0, 200)) out.push(`     ${SIGN[c.change]} ${c.path}${c.change === 'changed' ? `: ${show(c.left)} → ${show(c.right)}` : ` = ${show(c.change === 'added' ? c.right : c.left)}`}`);
-      if (d.changes.length > 200) out.push(`     … ${d.changes.length - 200} more`);
+    case 'bolt': {
+      // Values by their decoded fields, changes by JSON path (ops/diffview.ts).
+      const lines = d.kind === 'json' ? jsonDetailLines(d.changes) : boltDetailLines(d.changes);
+      for (const l of lines.slice(0, MAX_LINES)) out.push(`     ${l}`);
+      if (lines.length > MAX_LINES) out.push(`     … ${lines.length - MAX_LINES} more lines`);
       break;
-    case 'bolt':
-      for (const c of d.changes.slice(0, 200)) {
-        const where = [...c.path, c.key].join(' / ');
-        out.push(`     ${SIGN[c.change]} ${where}${c.bucket ? ' (bucket)' : ''}${c.change === 'changed' ? `: ${show(c.left)} → ${show(c.right)}` : c.right !== undefined || c.left !== undefined ? ` = ${show(c.right ?? c.left)}` : ''}`);
-      }
-      if (d.changes.length > 200) out.push(`     … ${d.changes.length - 200} more`);
-      break;
+    }
     case 'tar-split':
       out.push(`     tar-split: ${d.added.length} entries added, ${d.removed.length} removed, ${d.changed.length} changed size`);
       for (const n of d.added.slice(0, 20)) out.push(`     + ${n}`);

@@ -41,19 +41,29 @@ export async function writeFileAtomic(path: string, content: AsyncIterable<Uint8
   }
 }
 
-/** The synchronous form for small files (metadata, repositories.json). */
-export function writeFileAtomicSync(path: string, content: Uint8Array | string, mode = 0o644): void {
-  const tmp = tempName(path);
-  const fd = openSync(tmp, 'wx', mode);
+/**
+ * Creates `path` (O_EXCL and O_NOFOLLOW: nothing may be there, no link is followed) and writes
+ * `content` whole, fsynced when asked. A failed write removes the file: nothing partial stays.
+ */
+export function writeNewFileSync(path: string, content: Uint8Array | string, mode: number, sync: boolean): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    fsyncSync(fd);
+    const b = typeof content === 'string' ? Buffer.from(content) : content;
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+    if (sync) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
-    rmSync(tmp, { force: true });
+    rmSync(path, { force: true });
     throw e;
   }
   closeSync(fd);
+}
+
+/** The synchronous form for small files (metadata, repositories.json). */
+export function writeFileAtomicSync(path: string, content: Uint8Array | string, mode = 0o644): void {
+  const tmp = tempName(path);
+  writeNewFileSync(tmp, content, mode, true);
   renameSync(tmp, path);
   fsyncDir(dirname(path));
 }

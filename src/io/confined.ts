@@ -12,10 +12,8 @@ import {
   readSync,
   renameSync,
   rmdirSync,
-  rmSync,
   unlinkSync,
   symlinkSync,
-  writeSync,
   type BigIntStats,
   type Dirent,
   type Stats,
@@ -23,6 +21,7 @@ import {
 import { basename, dirname, posix } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { openBeneath as openBeneathNative } from './native.js';
+import { writeNewFileSync } from './atomic.js';
 
 /**
  * The confined access layer. Every read and write of evidence (a data-root, an unpacked archive, a
@@ -134,6 +133,12 @@ export interface WalkEntry {
   /** Path relative to the base, with `/` separators. */
   rel: string;
   stat: Stats;
+}
+
+/** A walk entry with nanosecond times (`walk(rel, onError, { bigint: true })`). */
+export interface WalkEntryBig {
+  rel: string;
+  stat: BigIntStats;
 }
 
 /** An open regular file of the base, for streaming or positional reads. */
@@ -502,7 +507,9 @@ export class Confined {
    * (a symlink is an entry, not a directory). Iterative: depth costs memory, not stack. Entries
    * that vanish meanwhile are skipped; `onError` hears of a directory that cannot be listed.
    */
-  *walk(rel = '', onError?: (rel: string, e: DatarootError) => void): Generator<WalkEntry> {
+  walk(rel?: string, onError?: (rel: string, e: DatarootError) => void): Generator<WalkEntry>;
+  walk(rel: string, onError: ((rel: string, e: DatarootError) => void) | undefined, o: { bigint: true }): Generator<WalkEntryBig>;
+  *walk(rel = '', onError?: (rel: string, e: DatarootError) => void, o: { bigint?: boolean } = {}): Generator<WalkEntry | WalkEntryBig> {
     if (!this.requireDir(rel)) return;
     const stack: { dir: string; names: string[]; i: number }[] = [];
     const open = (dir: string): void => {
@@ -523,13 +530,13 @@ export class Confined {
       }
       const name = top.names[top.i++]!;
       const r = top.dir === '' ? name : `${top.dir}/${name}`;
-      let stat: Stats;
+      let stat: Stats | BigIntStats;
       try {
-        stat = lstatSync(`${this.base}/${r}`);
+        stat = o.bigint === true ? lstatSync(`${this.base}/${r}`, { bigint: true }) : lstatSync(`${this.base}/${r}`);
       } catch {
         continue;
       }
-      yield { rel: r, stat };
+      yield { rel: r, stat } as WalkEntry | WalkEntryBig;
       if (stat.isDirectory()) {
         this.dirs.add(r);
         open(r);
@@ -572,34 +579,14 @@ export class Confined {
   writeFileAtomic(rel: string, content: Uint8Array | string, mode = 0o644): void {
     const abs = this.writable(rel);
     const tmp = `${dirname(abs)}/.${basename(abs)}.dataroot-${process.pid}-${Date.now().toString(36)}`;
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-    try {
-      const b = typeof content === 'string' ? Buffer.from(content) : content;
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-      fsyncSync(fd);
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    closeSync(fd);
+    writeNewFileSync(tmp, content, mode, true);
     renameSync(tmp, abs);
     this.fsyncDir(dirname(rel) === '.' ? '' : dirname(rel));
   }
 
   /** Creates a new file (refused when something is there) and writes it whole, fsynced when asked. */
   writeNewFile(rel: string, content: Uint8Array | string, mode = 0o644, sync = false): void {
-    const abs = this.writable(rel);
-    const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-    try {
-      const b = typeof content === 'string' ? Buffer.from(content) : content;
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-      if (sync) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeNewFileSync(this.writable(rel), content, mode, sync);
   }
 
   fsyncDir(rel: string): void {

@@ -1,14 +1,14 @@
 import { DatarootError } from '../formats/errors.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { GO_ZERO_TIME, goRFC3339Nano } from '../formats/docker/gotime.js';
-import { goEndpointSettings, goSummaryEndpoint } from '../formats/docker/apitypes.js';
+import { goSummaryEndpoint } from '../formats/docker/apitypes.js';
 import type { CdImageRecord } from '../store/containerd/metadb.js';
 import type { CdRoot, ResolvedImage, ResolvedManifest } from '../store/containerd/model.js';
 import { readContainers, stateString, type ContainerRecord } from '../store/containers.js';
 import type { Confined } from '../io/confined.js';
 import { problem, type Problem } from '../store/problems.js';
 import { snapshotChanges } from './containerd.js';
-import { commandOf, mountPoints, portsOf, runningNote, statusString, type ChangeDetail } from './containers.js';
+import { commandOf, inspectNetworkSettings, inspectState, mountPoints, portsOf, runningNote, statusString, type ChangeDetail } from './containers.js';
 import { createdUnix } from './images.js';
 
 /**
@@ -389,21 +389,7 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
   const cfg = c.config;
   if (cfg === undefined) throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`);
   const { cd } = ctx;
-  const s = cfg.State ?? {};
-  const state: Obj = {
-    Status: stateString(cfg.State),
-    Running: s.Running === true,
-    Paused: s.Paused === true,
-    Restarting: s.Restarting === true,
-    OOMKilled: s.OOMKilled === true,
-    Dead: s.Dead === true,
-    Pid: s.Pid ?? 0,
-    ExitCode: s.ExitCode ?? 0,
-    Error: s.Error ?? '',
-    StartedAt: s.StartedAt === undefined ? GO_ZERO_TIME : goRFC3339Nano(s.StartedAt),
-    FinishedAt: s.FinishedAt === undefined ? GO_ZERO_TIME : goRFC3339Nano(s.FinishedAt),
-  };
-  if (s.Health !== null && s.Health !== undefined) state['Health'] = s.Health;
+  const state = inspectState(cfg);
   const problems: Problem[] = [...c.problems];
   const snapshotter = cfg.Driver !== undefined && cfg.Driver !== '' ? cfg.Driver : ctx.snapshotter;
   const snap = cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
@@ -412,12 +398,6 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
   if (lease === undefined) problems.push(problem('CONTAINER_LEASE_MISSING', `no lease ${c.id} in namespace moby: dockerd finds no read-write layer ("rw layer lease not found")`));
   const imageId = cfg.Image ?? '';
   if (imageId !== '' && !cd.meta.images(MOBY_NS).some((i) => i.Target.digest === imageId)) problems.push(problem('CONTAINER_IMAGE_MISSING', `no image of namespace moby has the target ${imageId}`));
-  const ns = cfg.NetworkSettings ?? {};
-  const networks: Obj = {};
-  for (const [name, ep] of Object.entries(ns.Networks ?? {})) if (ep !== null) networks[name] = goEndpointSettings(ep);
-  const def = goEndpointSettings((ns.Networks ?? {})['bridge'] ?? {});
-  const ports: Obj = {};
-  if (ns.Ports !== null && typeof ns.Ports === 'object') Object.assign(ports, ns.Ports);
   const note = runningNote(c);
   const manifest = (cfg as { ImageManifest?: Obj }).ImageManifest;
   return {
@@ -444,26 +424,7 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
     GraphDriver: { Data: null, Name: cfg.Driver ?? '' },
     Mounts: mountPoints(cfg.MountPoints),
     Config: cfg.Config ?? null,
-    NetworkSettings: {
-      Bridge: (ns['Bridge'] as string | undefined) ?? '',
-      SandboxID: (ns['SandboxID'] as string | undefined) ?? '',
-      HairpinMode: ns['HairpinMode'] === true,
-      LinkLocalIPv6Address: (ns['LinkLocalIPv6Address'] as string | undefined) ?? '',
-      LinkLocalIPv6PrefixLen: (ns['LinkLocalIPv6PrefixLen'] as number | undefined) ?? 0,
-      Ports: ports,
-      SandboxKey: (ns['SandboxKey'] as string | undefined) ?? '',
-      SecondaryIPAddresses: ns['SecondaryIPAddresses'] ?? null,
-      SecondaryIPv6Addresses: ns['SecondaryIPv6Addresses'] ?? null,
-      EndpointID: def['EndpointID'],
-      Gateway: def['Gateway'],
-      GlobalIPv6Address: def['GlobalIPv6Address'],
-      GlobalIPv6PrefixLen: def['GlobalIPv6PrefixLen'],
-      IPAddress: def['IPAddress'],
-      IPPrefixLen: def['IPPrefixLen'],
-      IPv6Gateway: def['IPv6Gateway'],
-      MacAddress: def['MacAddress'],
-      Networks: networks,
-    },
+    NetworkSettings: inspectNetworkSettings(cfg),
     Dataroot: {
       store: 'containerd',
       dir: `containers/${c.id}`,

@@ -4,7 +4,7 @@ import { DatarootError } from '../formats/errors.js';
 import type { Confined } from '../io/confined.js';
 import { goEndpointSettings, goSummaryEndpoint, humanDuration } from '../formats/docker/apitypes.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
-import { stateString, type ContainerRecord, type StoredMountPoint, type StoredState } from '../store/containers.js';
+import { stateString, type ContainerRecord, type StoredContainer, type StoredMountPoint, type StoredState } from '../store/containers.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import { buildView, type FsNode } from '../store/rootfs.js';
@@ -159,12 +159,8 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
   return { containers, problems };
 }
 
-/** `docker container inspect`, from config.v2.json and hostconfig.json, plus a `Dataroot` section. */
-export function inspectContainer(store: Store, c: ContainerRecord): Obj {
-  const cfg = c.config;
-  if (cfg === undefined) {
-    throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`, { file: `${c.dir}/config.v2.json` });
-  }
+/** The State of `docker container inspect`, from config.v2.json's State. */
+export function inspectState(cfg: StoredContainer): Obj {
   const s = cfg.State ?? {};
   const state: Obj = {
     Status: stateString(cfg.State),
@@ -180,6 +176,46 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     FinishedAt: s.FinishedAt === undefined ? GO_ZERO_TIME : goRFC3339Nano(s.FinishedAt),
   };
   if (s.Health !== null && s.Health !== undefined) state['Health'] = s.Health;
+  return state;
+}
+
+/** The NetworkSettings of `docker container inspect`: every endpoint, and the bridge's at the top level as the API keeps it. */
+export function inspectNetworkSettings(cfg: StoredContainer): Obj {
+  const ns = cfg.NetworkSettings ?? {};
+  const networks: Obj = {};
+  for (const [name, ep] of Object.entries(ns.Networks ?? {})) if (ep !== null) networks[name] = goEndpointSettings(ep);
+  const def = goEndpointSettings((ns.Networks ?? {})['bridge'] ?? {});
+  const ports: Obj = {};
+  if (ns.Ports !== null && typeof ns.Ports === 'object') Object.assign(ports, ns.Ports);
+  return {
+    Bridge: (ns['Bridge'] as string | undefined) ?? '',
+    SandboxID: (ns['SandboxID'] as string | undefined) ?? '',
+    HairpinMode: ns['HairpinMode'] === true,
+    LinkLocalIPv6Address: (ns['LinkLocalIPv6Address'] as string | undefined) ?? '',
+    LinkLocalIPv6PrefixLen: (ns['LinkLocalIPv6PrefixLen'] as number | undefined) ?? 0,
+    Ports: ports,
+    SandboxKey: (ns['SandboxKey'] as string | undefined) ?? '',
+    SecondaryIPAddresses: ns['SecondaryIPAddresses'] ?? null,
+    SecondaryIPv6Addresses: ns['SecondaryIPv6Addresses'] ?? null,
+    EndpointID: def['EndpointID'],
+    Gateway: def['Gateway'],
+    GlobalIPv6Address: def['GlobalIPv6Address'],
+    GlobalIPv6PrefixLen: def['GlobalIPv6PrefixLen'],
+    IPAddress: def['IPAddress'],
+    IPPrefixLen: def['IPPrefixLen'],
+    IPv6Gateway: def['IPv6Gateway'],
+    MacAddress: def['MacAddress'],
+    Networks: networks,
+  };
+}
+
+/** `docker container inspect`, from config.v2.json and hostconfig.json, plus a `Dataroot` section. */
+export function inspectContainer(store: Store, c: ContainerRecord): Obj {
+  const cfg = c.config;
+  if (cfg === undefined) {
+    throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`, { file: `${c.dir}/config.v2.json` });
+  }
+  const state = inspectState(cfg);
   const mount = store.mountOf(c.id);
   const problems: Problem[] = [...c.problems, ...(mount?.problems ?? [])];
   if (mount === undefined) problems.push(problem('CONTAINER_LAYER_MISSING', `layerdb/mounts/${c.id} does not exist: dockerd cannot mount this container`));
@@ -188,13 +224,6 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   }
   const imageId = cfg.Image ?? '';
   if (imageId !== '' && !store.images.has(imageId)) problems.push(problem('CONTAINER_IMAGE_MISSING', `image ${imageId} is not in the image store`));
-  const ns = cfg.NetworkSettings ?? {};
-  const networks: Obj = {};
-  for (const [name, ep] of Object.entries(ns.Networks ?? {})) if (ep !== null) networks[name] = goEndpointSettings(ep);
-  const bridge = (ns.Networks ?? {})['bridge'];
-  const def = goEndpointSettings(bridge ?? {});
-  const ports: Obj = {};
-  if (ns.Ports !== null && typeof ns.Ports === 'object') Object.assign(ports, ns.Ports);
   const note = runningNote(c);
   return {
     Id: c.id,
@@ -220,26 +249,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     GraphDriver: { Data: mount?.mountId === undefined ? null : store.adapter.graphDriverData(store.fs, mount.mountId, (r) => store.shown(r)), Name: cfg.Driver ?? '' },
     Mounts: mountPoints(cfg.MountPoints),
     Config: cfg.Config ?? null,
-    NetworkSettings: {
-      Bridge: (ns['Bridge'] as string | undefined) ?? '',
-      SandboxID: (ns['SandboxID'] as string | undefined) ?? '',
-      HairpinMode: ns['HairpinMode'] === true,
-      LinkLocalIPv6Address: (ns['LinkLocalIPv6Address'] as string | undefined) ?? '',
-      LinkLocalIPv6PrefixLen: (ns['LinkLocalIPv6PrefixLen'] as number | undefined) ?? 0,
-      Ports: ports,
-      SandboxKey: (ns['SandboxKey'] as string | undefined) ?? '',
-      SecondaryIPAddresses: ns['SecondaryIPAddresses'] ?? null,
-      SecondaryIPv6Addresses: ns['SecondaryIPv6Addresses'] ?? null,
-      EndpointID: def['EndpointID'],
-      Gateway: def['Gateway'],
-      GlobalIPv6Address: def['GlobalIPv6Address'],
-      GlobalIPv6PrefixLen: def['GlobalIPv6PrefixLen'],
-      IPAddress: def['IPAddress'],
-      IPPrefixLen: def['IPPrefixLen'],
-      IPv6Gateway: def['IPv6Gateway'],
-      MacAddress: def['MacAddress'],
-      Networks: networks,
-    },
+    NetworkSettings: inspectNetworkSettings(cfg),
     Dataroot: {
       dir: store.shown(c.dir),
       mountId: mount?.mountId ?? null,
@@ -251,7 +261,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   };
 }
 
-export function requireContainer(store: Store, q: string): ContainerRecord {
+export function requireContainer(store: Pick<Store, 'lookupContainer'>, q: string): ContainerRecord {
   const r = store.lookupContainer(q);
   if (r.container === undefined) throw new DatarootError(r.error?.code ?? 'CONTAINER_NOT_FOUND', r.error?.message ?? `No such container: ${q}`);
   return r.container;

@@ -544,89 +544,145 @@ export function readBuildCache(store: Store): BuildCache {
 
   const snaps = withBolt(fs, SNAPSHOTS_DB, problems, readSnapshotsDb) ?? new Map<string, SnapshotBucket>();
   const content = withBolt(fs, CONTENT_META_DB, problems, readContentSizes) ?? new Map<string, bigint>();
-
-  // The metadata: v2, else v1 as 20.10 migrates it.
-  let metadataFile: string | undefined;
-  let items: MetaItem[] = [];
-  if (fs.exists(METADATA_V2)) {
-    metadataFile = METADATA_V2;
-    const r = withBolt(fs, METADATA_V2, problems, (db) => readMetaItems(db, METADATA_V2));
-    if (r !== undefined) {
-      items = r.items;
-      problems.push(...r.problems);
-    }
-  } else if (fs.exists(METADATA_V1)) {
-    metadataFile = METADATA_V1;
-    const r = withBolt(fs, METADATA_V1, problems, (db) => readMetaItems(db, METADATA_V1));
-    if (r !== undefined) {
-      problems.push(...r.problems);
-      items = migrateV1(store, r.items, snaps, content, problems);
-    }
-  }
-  if (metadataFile === undefined) return { ...empty, complete: problems.length === 0, problems };
+  const meta = readMetadata(store, snaps, content, problems);
+  if (meta === undefined) return { ...empty, complete: problems.length === 0, problems };
+  const { file: metadataFile, items } = meta;
 
   // Record IDs are bolt keys, never paths; an ID of another form is reported (dockerd loads it all the same).
   for (const it of items) if (!isRecordId(it.id)) problems.push(problem('ID_INVALID', `build-cache record ID ${JSON.stringify(it.id.slice(0, 80))} is not a BuildKit ID`, metadataFile));
-
   const load = loadRecords(
     items.filter((it) => it.invalid === undefined),
     (d) => content.has(d),
   );
+  const keys = new SnapshotKeys(store, snaps, problems);
+  const { dirs, layers, unloadableDirs } = referencedDirs(keys, load, items);
+  const entries = usageEntries(load.records);
+  markShared(store, keys, entries);
+  const out = entries.map((e) => sizedItem(keys, content, e));
+  const complete = !problems.some((p) => p.code !== 'ID_INVALID') && items.every((it) => it.invalid === undefined);
+  return { present, complete, metadataFile, itemCount: items.length, load, items: out, dirs, layers, unloadableDirs, problems: [...problems, ...load.notes] };
+}
 
-  /** Loaded layers by chainID (LayerStore.Get succeeds). */
-  const layerOk = (chainId: string): boolean => DIGEST_RE.test(chainId) && store.isLoadable(chainId);
+/** The metadata: v2, else v1 as 20.10 migrates it; undefined when there is neither. */
+function readMetadata(store: Store, snaps: Map<string, SnapshotBucket>, content: Map<string, bigint>, problems: Problem[]): { file: string; items: MetaItem[] } | undefined {
+  const fs = store.fs;
+  if (fs.exists(METADATA_V2)) {
+    const r = withBolt(fs, METADATA_V2, problems, (db) => readMetaItems(db, METADATA_V2));
+    if (r !== undefined) problems.push(...r.problems);
+    return { file: METADATA_V2, items: r?.items ?? [] };
+  }
+  if (fs.exists(METADATA_V1)) {
+    const r = withBolt(fs, METADATA_V1, problems, (db) => readMetaItems(db, METADATA_V1));
+    if (r === undefined) return { file: METADATA_V1, items: [] };
+    problems.push(...r.problems);
+    return { file: METADATA_V1, items: migrateV1(store, r.items, snaps, content, problems) };
+  }
+  return undefined;
+}
+
+/** What a snapshot key of snapshots.db stands for: a layer of layerdb, or a graphdriver directory. */
+class SnapshotKeys {
+  /** Directory names reported already as not driver IDs. */
+  private readonly badIds = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    readonly snaps: Map<string, SnapshotBucket>,
+    private readonly problems: Problem[],
+  ) {}
+
   /** getLayer(key, true): the layer a snapshot key stands for, if any (chainID), or an error. */
-  const layerOf = (key: string): { chainId?: string; error?: string } => {
+  layerOf(key: string): { chainId?: string; error?: string } {
     let id: string | undefined;
     if (key.startsWith('sha256:')) id = key;
     else {
-      const c = snaps.get(key)?.chainId;
+      const c = this.snaps.get(key)?.chainId;
       if (c === undefined || c === '') return {};
       id = c;
       if (!c.startsWith('sha256:')) return {};
     }
     if (!DIGEST_RE.test(id)) return {};
-    return layerOk(id) ? { chainId: id } : { error: `layer ${id} does not exist in the layer store` };
-  };
-  /** getGraphDriverID: the `committed` value of the key's bucket, else the key. */
-  const graphId = (key: string): { id: string; committed: boolean } => {
-    const c = snaps.get(key)?.committed;
-    return c !== undefined && c !== '' ? { id: c, committed: true } : { id: key, committed: false };
-  };
-  /** The graphdriver directory of a snapshot key (checked), and the layer it stands for. */
-  const dirOf = (key: string): { dir?: string | undefined; layer?: string } => {
-    const l = layerOf(key);
-    if (l.chainId !== undefined) {
-      const cid = store.layers.get(l.chainId)?.cacheId;
-      return { dir: cid, layer: l.chainId };
-    }
-    if (key.startsWith('sha256:')) return {};
-    const g = graphId(key).id;
-    return isDirName(g) ? { dir: g } : {};
-  };
+    // LayerStore.Get succeeds.
+    return this.store.isLoadable(id) ? { chainId: id } : { error: `layer ${id} does not exist in the layer store` };
+  }
 
-  // Directories and layers the loaded records use: each snapshot, and the snapshots below it.
-  const dirs = new Map<string, string>();
-  const layers = new Set<string>();
-  const badIds = new Set<string>();
-  /** Snapshot keys walked already (per pass): a chain shared by many records is walked once. */
-  let seen = new Set<string>();
-  const collect = (key: string, owner: string, into: Map<string, string>, layerInto: Set<string> | undefined): void => {
+  /** getGraphDriverID: the `committed` value of the key's bucket, else the key. */
+  graphId(key: string): { id: string; committed: boolean } {
+    const c = this.snaps.get(key)?.committed;
+    return c !== undefined && c !== '' ? { id: c, committed: true } : { id: key, committed: false };
+  }
+
+  /** The graphdriver directory of a snapshot key (checked), and the layer it stands for. */
+  dirOf(key: string): { dir?: string | undefined; layer?: string } {
+    const l = this.layerOf(key);
+    if (l.chainId !== undefined) return { dir: this.store.layers.get(l.chainId)?.cacheId, layer: l.chainId };
+    if (key.startsWith('sha256:')) return {};
+    const g = this.graphId(key).id;
+    return isDirName(g) ? { dir: g } : {};
+  }
+
+  /**
+   * The directories (with `owner`) and layers of a snapshot and the snapshots below it. Keys in
+   * `seen` are walked already: a chain shared by many records is walked once per pass.
+   */
+  collect(key: string, owner: string, seen: Set<string>, into: Map<string, string>, layerInto: Set<string> | undefined): void {
     for (let k: string | undefined = key, i = 0; k !== undefined && k !== '' && !seen.has(k) && i < MAX_CHAIN; i++) {
       seen.add(k);
-      const d = dirOf(k);
+      const d = this.dirOf(k);
       if (d.layer !== undefined) layerInto?.add(d.layer);
-      if (d.dir !== undefined && !into.has(d.dir) && fs.isDir(store.adapter.layerDir(d.dir))) into.set(d.dir, owner);
+      if (d.dir !== undefined && !into.has(d.dir) && this.store.fs.isDir(this.store.adapter.layerDir(d.dir))) into.set(d.dir, owner);
       if (d.layer !== undefined || k.startsWith('sha256:')) break; // a layer: its parents are layerdb's
-      const g: string = graphId(k).id;
-      if (!isDirName(g) && !badIds.has(g)) {
-        badIds.add(g);
-        problems.push(problem('ID_INVALID', `snapshot ${JSON.stringify(k.slice(0, 80))} names ${JSON.stringify(g.slice(0, 80))} as its directory, which is not a driver ID: it is never used as a path`, SNAPSHOTS_DB));
+      const g: string = this.graphId(k).id;
+      if (!isDirName(g) && !this.badIds.has(g)) {
+        this.badIds.add(g);
+        this.problems.push(problem('ID_INVALID', `snapshot ${JSON.stringify(k.slice(0, 80))} names ${JSON.stringify(g.slice(0, 80))} as its directory, which is not a driver ID: it is never used as a path`, SNAPSHOTS_DB));
       }
-      k = snaps.get(g)?.parent;
+      k = this.snaps.get(g)?.parent;
     }
-  };
-  for (const rec of load.records.values()) collect(snapshotIdOf(rec.item), rec.id, dirs, layers);
+  }
+
+  /** Snapshotter.Usage(key): how its size is found. */
+  usage(key: string): SizePlan {
+    const l = this.layerOf(key);
+    if (l.error !== undefined) return { kind: 'error', message: l.error };
+    if (l.chainId !== undefined) return { kind: 'layer', size: BigInt(this.store.layers.get(l.chainId)?.size ?? 0), chainId: l.chainId };
+    const b = this.snaps.get(key);
+    if (b?.size !== undefined) {
+      // strconv.Atoi: an optional sign and decimal digits, within int64.
+      const n = /^[+-]?[0-9]{1,40}$/.test(b.size) ? BigInt(b.size) : undefined;
+      if (n === undefined || n < INT64_MIN || n > INT64_MAX) return { kind: 'error', message: `snapshots.db: size ${JSON.stringify(b.size.slice(0, 40))} of ${key} is not a number` };
+      if (n !== -1n) return { kind: 'snapshots-db', size: n };
+    }
+    const g = this.graphId(key);
+    // Stat: the bucket of the directory must exist.
+    const gb = this.snaps.get(g.id);
+    if (gb === undefined) return { kind: 'error', message: `snapshot ${key} not found` };
+    if (!isDirName(g.id)) return { kind: 'error', message: `snapshot ${key} names ${JSON.stringify(g.id.slice(0, 80))} as its directory, which is not a driver ID` };
+    let parentDir: string | undefined;
+    const p = gb.parent ?? '';
+    if (p !== '') {
+      const pl = p.startsWith('sha256:') ? this.layerOf(p) : {};
+      if (pl.error !== undefined) return { kind: 'error', message: pl.error };
+      if (pl.chainId !== undefined) parentDir = this.store.layers.get(pl.chainId)?.cacheId;
+      else {
+        const pg = this.graphId(p).id;
+        if (!isDirName(pg)) return { kind: 'error', message: `the parent ${JSON.stringify(p.slice(0, 80))} of snapshot ${key} is not a driver ID` };
+        parentDir = pg;
+      }
+    }
+    return { kind: 'diff', dir: g.id, parentDir };
+  }
+}
+
+/**
+ * Directories and layers the loaded records use (each snapshot and the snapshots below it), and
+ * those only records dockerd deletes at start use, with the reason.
+ */
+function referencedDirs(keys: SnapshotKeys, load: LoadResult, items: MetaItem[]): { dirs: Map<string, string>; layers: Set<string>; unloadableDirs: Map<string, string> } {
+  const dirs = new Map<string, string>();
+  const layers = new Set<string>();
+  let seen = new Set<string>();
+  for (const rec of load.records.values()) keys.collect(snapshotIdOf(rec.item), rec.id, seen, dirs, layers);
   const unloadableDirs = new Map<string, string>();
   seen = new Set<string>();
   const byId = new Map(items.map((it) => [it.id, it]));
@@ -634,80 +690,48 @@ export function readBuildCache(store: Store): BuildCache {
     const it = byId.get(u.id);
     if (it === undefined || it.invalid !== undefined) continue;
     const tmp = new Map<string, string>();
-    collect(snapshotIdOf(it), u.id, tmp, undefined);
+    keys.collect(snapshotIdOf(it), u.id, seen, tmp, undefined);
     for (const d of tmp.keys()) if (!dirs.has(d) && !unloadableDirs.has(d)) unloadableDirs.set(d, `build-cache record ${u.id}, which dockerd deletes at start (${u.reason})`);
   }
+  return { dirs, layers, unloadableDirs };
+}
 
-  // The listing, with how each size is found.
-  const entries = usageEntries(load.records);
-  // Shared (imagerefchecker): the record's own layer is a prefix of a listed image's layers.
+/** Shared (imagerefchecker): the record's own layer is a prefix of a listed image's layers; so are its ancestors. */
+function markShared(store: Store, keys: SnapshotKeys, entries: UsageEntry[]): void {
   const prefixes = new Set<string>();
   for (const img of store.restored) for (let k = 1; k <= img.diffIds.length; k++) prefixes.add(img.diffIds.slice(0, k).join(','));
   const byEntry = new Map(entries.map((e) => [e.id, e]));
   for (const e of entries) {
     if (e.shared) continue;
-    const l = layerOf(e.id);
+    const l = keys.layerOf(e.id);
     const chain = l.chainId === undefined ? undefined : diffChain(store, l.chainId);
     if (chain === undefined || !prefixes.has(chain.join(','))) continue;
     // (An ancestor already marked has its own ancestors marked.)
     for (let x: UsageEntry | undefined = e, i = 0; x !== undefined && i < MAX_CHAIN && (x === e || !x.shared); x = byEntry.get(x.parent), i++) x.shared = true;
   }
+}
 
-  /** Snapshotter.Usage(key). */
-  const usage = (key: string): SizePlan => {
-    const l = layerOf(key);
-    if (l.error !== undefined) return { kind: 'error', message: l.error };
-    if (l.chainId !== undefined) return { kind: 'layer', size: BigInt(store.layers.get(l.chainId)?.size ?? 0), chainId: l.chainId };
-    const b = snaps.get(key);
-    if (b?.size !== undefined) {
-      // strconv.Atoi: an optional sign and decimal digits, within int64.
-      const n = /^[+-]?[0-9]{1,40}$/.test(b.size) ? BigInt(b.size) : undefined;
-      if (n === undefined || n < INT64_MIN || n > INT64_MAX) return { kind: 'error', message: `snapshots.db: size ${JSON.stringify(b.size.slice(0, 40))} of ${key} is not a number` };
-      if (n !== -1n) return { kind: 'snapshots-db', size: n };
-    }
-    const g = graphId(key);
-    // Stat: the bucket of the directory must exist.
-    const gb = snaps.get(g.id);
-    if (gb === undefined) return { kind: 'error', message: `snapshot ${key} not found` };
-    if (!isDirName(g.id)) return { kind: 'error', message: `snapshot ${key} names ${JSON.stringify(g.id.slice(0, 80))} as its directory, which is not a driver ID` };
-    let parentDir: string | undefined;
-    const p = gb.parent ?? '';
-    if (p !== '') {
-      const pl = p.startsWith('sha256:') ? layerOf(p) : {};
-      if (pl.error !== undefined) return { kind: 'error', message: pl.error };
-      if (pl.chainId !== undefined) parentDir = store.layers.get(pl.chainId)?.cacheId;
-      else {
-        const pg = graphId(p).id;
-        if (!isDirName(pg)) return { kind: 'error', message: `the parent ${JSON.stringify(p.slice(0, 80))} of snapshot ${key} is not a driver ID` };
-        parentDir = pg;
-      }
-    }
-    return { kind: 'diff', dir: g.id, parentDir };
-  };
-
-  const out: BuildCacheItem[] = entries.map((e) => {
-    const rec = e.rec;
-    let plan: SizePlan;
-    let blobSize = 0n;
-    if (e.size !== -1n) plan = { kind: 'known', size: e.size };
+/** One listed record with how its size is found, its blob's size and its directory. */
+function sizedItem(keys: SnapshotKeys, content: Map<string, bigint>, e: UsageEntry): BuildCacheItem {
+  const rec = e.rec;
+  let plan: SizePlan;
+  let blobSize = 0n;
+  if (e.size !== -1n) plan = { kind: 'known', size: e.size };
+  else {
+    // cm.Get(id): a mutable record answers with its immutable twin, or is committed into a new
+    // immutable record (size unknown, not blob-only, no blob) whose data is the mutable's.
+    const twin = rec.mutable ? rec.equalImmutable : rec;
+    const it = twin?.item;
+    const driverKey = snapshotIdOf(twin === undefined ? rec.item : (twin.equalMutable ?? twin).item);
+    const blob = it === undefined ? '' : blobOf(it);
+    if (it !== undefined && sizeOf(it) !== -1n) plan = { kind: 'known', size: sizeOf(it) };
     else {
-      // cm.Get(id): a mutable record answers with its immutable twin, or is committed into a new
-      // immutable record (size unknown, not blob-only, no blob) whose data is the mutable's.
-      const twin = rec.mutable ? rec.equalImmutable : rec;
-      const it = twin?.item;
-      const driverKey = snapshotIdOf(twin === undefined ? rec.item : (twin.equalMutable ?? twin).item);
-      const blob = it === undefined ? '' : blobOf(it);
-      if (it !== undefined && sizeOf(it) !== -1n) plan = { kind: 'known', size: sizeOf(it) };
-      else {
-        plan = it !== undefined && blobOnlyOf(it) ? { kind: 'blob-only' } : usage(driverKey);
-        if (blob !== '') blobSize = content.get(blob) ?? 0n;
-      }
+      plan = it !== undefined && blobOnlyOf(it) ? { kind: 'blob-only' } : keys.usage(driverKey);
+      if (blob !== '') blobSize = content.get(blob) ?? 0n;
     }
-    const d = dirOf(snapshotIdOf((rec.equalMutable ?? rec).item));
-    return { ...e, plan, blobSize, dir: d.dir };
-  });
-  const complete = !problems.some((p) => p.code !== 'ID_INVALID') && items.every((it) => it.invalid === undefined);
-  return { present, complete, metadataFile, itemCount: items.length, load, items: out, dirs, layers, unloadableDirs, problems: [...problems, ...load.notes] };
+  }
+  const d = keys.dirOf(snapshotIdOf((rec.equalMutable ?? rec).item));
+  return { ...e, plan, blobSize, dir: d.dir };
 }
 
 /**

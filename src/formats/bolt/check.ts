@@ -1,8 +1,8 @@
 import { DatarootError } from '../errors.js';
-import { compareBytes, printableText, toHex } from '../bytes.js';
+import { compareBytes, copyBytes, printableText, toHex } from '../bytes.js';
 import { FLAG_BRANCH, FLAG_LEAF, pageTypeName } from './constants.js';
 import { hasFreelist } from './meta.js';
-import { BoltFile, isBucketEntry, type BucketRef, type Page } from './db.js';
+import { BoltFile, PageMarks, isBucketEntry, type BucketRef, type Page } from './db.js';
 
 export interface CheckProblem {
   /** Page the problem is about, when there is one. */
@@ -54,16 +54,65 @@ export function checkBolt(db: BoltFile): CheckProblem[] {
     for (let i = 0; i <= h.overflow && fl + i <= hwm; i++) reachable[fl + i] = 1;
   }
 
+  // Buckets are checked depth-first with an explicit stack of frames (each the sub-buckets of one
+  // bucket, in key order), and pages with an explicit stack too: a file may nest buckets and
+  // branch pages as deep as it likes. Labels are built only for a message.
+  interface BucketFrame {
+    /** The sub-buckets' keys and values (copies: the page memory may be reused). */
+    children: [Uint8Array, Uint8Array][];
+    next: number;
+  }
+  const frames: BucketFrame[] = [];
+  const labelKeys: Uint8Array[] = [];
+  const label = (extra?: Uint8Array): string => {
+    let s = '';
+    for (const k of labelKeys) s += `/${keyText(k)}`;
+    return extra === undefined ? s : `${s}/${keyText(extra)}`;
+  };
+  const orderMarks = new PageMarks(db.hwm);
+  const entryMarks = new PageMarks(db.hwm);
+
   // A bucket root reached twice (a sub-bucket pointing back into its own tree) is walked once:
   // its pages already report "multiple references", and walking it again would never end.
   const bucketRoots = new Set<number>();
-  const checkBucket = (b: BucketRef, label: string): void => {
-    if (b.inline !== undefined) return;
+  /** Checks one bucket's pages and key order; true (with its frame pushed) when it has sub-buckets to check. */
+  const checkBucket = (b: BucketRef): boolean => {
+    if (b.inline !== undefined) return false;
     if (bucketRoots.has(b.root)) {
       add(b.root, `page ${b.root}: multiple references`);
-      return;
+      return false;
     }
     bucketRoots.add(b.root);
+    visitPages(b.root);
+    orderMarks.clear();
+    checkKeyOrder(db, b.root, add, orderMarks);
+    // Then every sub-bucket, in key order; entries that cannot be read end this bucket's list.
+    const children: [Uint8Array, Uint8Array][] = [];
+    entryMarks.clear();
+    try {
+      db.forEachEntry(b, entryMarks, (e) => {
+        if (isBucketEntry(e)) children.push([copyBytes(e.key), copyBytes(e.value)]);
+      });
+    } catch (e) {
+      if (e instanceof DatarootError) add(typeof e.details.page === 'number' ? e.details.page : undefined, `bucket ${label()}: ${e.message}`);
+      else throw e;
+    }
+    if (children.length === 0) return false;
+    frames.push({ children, next: 0 });
+    return true;
+  };
+
+  /** bbolt's page walk of one bucket tree: reachability, header ids, freed and type problems. */
+  interface PageFrame {
+    pgid: number;
+    kids: number[];
+    next: number;
+    /** The branch entry that could not be read after the last kid, reported once the kids are walked. */
+    error: string | undefined;
+  }
+  const visitPages = (root: number): void => {
+    const pageFrames: PageFrame[] = [];
+    /** The branch pages above the page being visited, for the messages. */
     const stack: number[] = [];
     const visit = (pgid: number): void => {
       if (pgid < 0 || pgid >= db.pagesInFile) {
@@ -100,50 +149,61 @@ export function checkBolt(db: BoltFile): CheckProblem[] {
       }
       if (again) return; // never walk a page twice: a cycle would not end
       if (p.flags === FLAG_BRANCH) {
-        stack.push(pgid);
+        // The child ids are read now; one that cannot be read ends the list, and is reported
+        // after the children before it are walked.
+        const kids: number[] = [];
+        let error: string | undefined;
         for (let i = 0; i < p.count; i++) {
-          let child: number;
           try {
-            child = db.branchEntry(p, i).pgid;
+            kids.push(db.branchEntry(p, i).pgid);
           } catch (e) {
             if (e instanceof DatarootError) {
-              add(pgid, e.message);
+              error = e.message;
               break;
             }
             throw e;
           }
-          visit(child);
         }
-        stack.pop();
+        stack.push(pgid);
+        pageFrames.push({ pgid, kids, next: 0, error });
       }
     };
-    visit(b.root);
-    checkKeyOrder(db, b.root, add);
-    // Then every sub-bucket, in key order; entries that cannot be read end this bucket's list.
-    const children: [Uint8Array, Uint8Array][] = [];
-    try {
-      db.forEachEntry(b, db.newSeen(), (e) => {
-        if (isBucketEntry(e)) children.push([e.key, e.value]);
-      });
-    } catch (e) {
-      if (e instanceof DatarootError) add(typeof e.details.page === 'number' ? e.details.page : undefined, `bucket ${label}: ${e.message}`);
-      else throw e;
-    }
-    for (const [k, v] of children) {
-      let child: BucketRef;
-      try {
-        child = db.openBucket(v, `bucket ${label}/${keyText(k)}`);
-      } catch (e) {
-        if (e instanceof DatarootError) {
-          add(undefined, e.message);
-          continue;
-        }
-        throw e;
+    visit(root);
+    while (pageFrames.length > 0) {
+      const f = pageFrames[pageFrames.length - 1]!;
+      if (f.next < f.kids.length) {
+        visit(f.kids[f.next++]!);
+        continue;
       }
-      checkBucket(child, `${label}/${keyText(k)}`);
+      if (f.error !== undefined) add(f.pgid, f.error);
+      pageFrames.pop();
+      stack.pop();
     }
   };
-  checkBucket(db.rootBucket(), '');
+
+  // labelKeys holds the keys from the root to the bucket whose sub-buckets the top frame lists.
+  checkBucket(db.rootBucket());
+  while (frames.length > 0) {
+    const f = frames[frames.length - 1]!;
+    if (f.next >= f.children.length) {
+      frames.pop();
+      labelKeys.pop();
+      continue;
+    }
+    const [k, v] = f.children[f.next++]!;
+    let child: BucketRef;
+    try {
+      child = db.openBucket(v, () => `bucket ${label(k)}`);
+    } catch (e) {
+      if (e instanceof DatarootError) {
+        add(undefined, e.message);
+        continue;
+      }
+      throw e;
+    }
+    labelKeys.push(k);
+    if (!checkBucket(child)) labelKeys.pop();
+  }
 
   for (let i = 0; i < hwm; i++) {
     if (reachable[i] !== 1 && freed[i] !== 1) add(i, `page ${i}: unreachable unfreed`);
@@ -151,60 +211,109 @@ export function checkBolt(db: BoltFile): CheckProblem[] {
   return problems;
 }
 
-/** HEAD bbolt's key-order walk: keys strictly increasing within and across pages of one tree. */
-function checkKeyOrder(db: BoltFile, root: number, add: (page: number | undefined, message: string) => void): void {
-  const seen = db.newSeen();
-  const walk = (pgid: number, min: Uint8Array | undefined, max: Uint8Array | undefined, stack: number[]): Uint8Array | undefined => {
-    if (pgid < 2 || pgid >= db.hwm || seen[pgid] === 1) return min;
-    seen[pgid] = 1;
+/**
+ * HEAD bbolt's key-order walk: keys strictly increasing within and across pages of one tree.
+ * Branch pages are walked with an explicit stack: `marks` (cleared by the caller) stops a cycle,
+ * nothing bounds the depth of a hostile tree.
+ */
+function checkKeyOrder(db: BoltFile, root: number, add: (page: number | undefined, message: string) => void, marks: PageMarks): void {
+  /** The pages from the tree's root to the page being checked, for the messages. */
+  const st: number[] = [];
+  const verify = (pgid: number, max: Uint8Array | undefined, kind: string, i: number, key: Uint8Array, prev: Uint8Array | undefined): void => {
+    // The stack is written out only into a message: joining it for every key costs depth × keys.
+    const s = (): string => `[${st.join(' ')}]`;
+    if (i === 0 && prev !== undefined && compareBytes(prev, key) > 0) {
+      add(pgid, `the first key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be >= the key in the ancestor (${keyText(prev)}). Stack: ${s()}`);
+    }
+    if (i > 0 && prev !== undefined) {
+      const c = compareBytes(prev, key);
+      if (c > 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found <) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
+      else if (c === 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found =) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
+    }
+    if (max !== undefined && compareBytes(key, max) >= 0) {
+      add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be < than key of the next element in ancestor (hex)${keyText(prev ?? new Uint8Array())}. Pages stack: ${s()}`);
+    }
+  };
+  /** A branch page whose children are being walked; `running` is the last key seen below it. */
+  interface Frame {
+    pgid: number;
+    p: Page;
+    i: number;
+    min: Uint8Array | undefined;
+    max: Uint8Array | undefined;
+    running: Uint8Array | undefined;
+  }
+  const frames: Frame[] = [];
+  const PENDING = Symbol('pending');
+  /** Starts the walk of a page: the last key below it, or PENDING when it is a branch (a frame pushed). */
+  const start = (pgid: number, min: Uint8Array | undefined, max: Uint8Array | undefined): Uint8Array | undefined | typeof PENDING => {
+    if (pgid < 2 || pgid >= db.hwm || !marks.add(pgid)) return min;
     let p: Page;
     try {
       p = db.page(pgid);
     } catch {
       return min;
     }
-    const st = [...stack, pgid];
-    const verify = (kind: string, i: number, key: Uint8Array, prev: Uint8Array | undefined): void => {
-      const s = `[${st.join(' ')}]`;
-      if (i === 0 && prev !== undefined && compareBytes(prev, key) > 0) {
-        add(pgid, `the first key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be >= the key in the ancestor (${keyText(prev)}). Stack: ${s}`);
-      }
-      if (i > 0 && prev !== undefined) {
-        const c = compareBytes(prev, key);
-        if (c > 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found <) than previous element (hex)${keyText(prev)}. Stack: ${s}`);
-        else if (c === 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found =) than previous element (hex)${keyText(prev)}. Stack: ${s}`);
-      }
-      if (max !== undefined && compareBytes(key, max) >= 0) {
-        add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be < than key of the next element in ancestor (hex)${keyText(prev ?? new Uint8Array())}. Pages stack: ${s}`);
-      }
-    };
-    try {
-      if (p.flags === FLAG_BRANCH) {
-        let running = min;
-        for (let i = 0; i < p.count; i++) {
-          const e = db.branchEntry(p, i);
-          verify('branch', i, e.key, running);
-          const next = i + 1 < p.count ? db.branchEntry(p, i + 1).key : max;
-          running = walk(e.pgid, e.key, next, st) ?? running;
-        }
-        return running;
-      }
-      if (p.flags === FLAG_LEAF) {
+    st.push(pgid);
+    if (p.flags === FLAG_BRANCH) {
+      frames.push({ pgid, p, i: 0, min, max, running: min });
+      return PENDING;
+    }
+    let result = min;
+    if (p.flags === FLAG_LEAF) {
+      try {
         let running = min;
         for (let i = 0; i < p.count; i++) {
           const e = db.leafEntry(p, i);
-          verify('leaf', i, e.key, running);
+          verify(pgid, max, 'leaf', i, e.key, running);
           running = e.key;
         }
-        return running;
+        result = running;
+      } catch (e) {
+        if (e instanceof DatarootError) add(pgid, e.message);
+        else throw e;
       }
-    } catch (e) {
-      if (e instanceof DatarootError) add(pgid, e.message);
-      else throw e;
-      return min;
-    }
-    add(pgid, `unexpected page type (flags: ${p.flags.toString(16)}) for pgId:${pgid}`);
-    return min;
+    } else add(pgid, `unexpected page type (flags: ${p.flags.toString(16)}) for pgId:${pgid}`);
+    st.pop();
+    return result;
   };
-  walk(root, undefined, undefined, []);
+  /** Hands a finished page's result to the branch above it. */
+  const deliver = (r: Uint8Array | undefined): void => {
+    const parent = frames[frames.length - 1];
+    if (parent !== undefined) parent.running = r ?? parent.running;
+  };
+  const first = start(root, undefined, undefined);
+  if (first === PENDING) {
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1]!;
+      let result: Uint8Array | undefined;
+      if (f.i < f.p.count) {
+        let child: number;
+        let key: Uint8Array;
+        let next: Uint8Array | undefined;
+        try {
+          const e = db.branchEntry(f.p, f.i);
+          verify(f.pgid, f.max, 'branch', f.i, e.key, f.running);
+          next = f.i + 1 < f.p.count ? db.branchEntry(f.p, f.i + 1).key : f.max;
+          child = e.pgid;
+          key = e.key;
+        } catch (e) {
+          if (!(e instanceof DatarootError)) throw e;
+          add(f.pgid, e.message);
+          frames.pop();
+          st.pop();
+          deliver(f.min);
+          continue;
+        }
+        f.i++;
+        const r = start(child, key, next);
+        if (r !== PENDING) f.running = r ?? f.running;
+        continue;
+      }
+      result = f.running;
+      frames.pop();
+      st.pop();
+      deliver(result);
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { DatarootError } from '../errors.js';
-import { compareBytes, view } from '../bytes.js';
+import { compareBytes, copyBytes, view } from '../bytes.js';
 import type { ByteSource } from './source.js';
 import {
   BUCKET_HEADER_SIZE,
@@ -114,6 +114,11 @@ export class BoltFile {
   /** Whole pages the file holds. */
   readonly pagesInFile: number;
   readonly file: string | undefined;
+  /**
+   * Reads made so far. The bytes of a read stay valid while no other read is made (a page source
+   * may reuse its memory), so a walker may keep a page while this count has not moved.
+   */
+  reads = 0;
 
   private constructor(
     private readonly src: ByteSource,
@@ -179,7 +184,8 @@ export class BoltFile {
     return new BoltFile(src, { meta, metas: [meta0, meta1], metaIndex, pageSize, hwm }, file);
   }
 
-  private details(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  /** Error details naming the file (for the walkers of this module). */
+  details(extra: Record<string, unknown> = {}): Record<string, unknown> {
     return this.file === undefined ? extra : { file: this.file, ...extra };
   }
 
@@ -188,21 +194,35 @@ export class BoltFile {
     if (!Number.isSafeInteger(pgid) || pgid < 0 || pgid >= this.pagesInFile) {
       throw corrupt(`page ${pgid} is outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
     }
+    this.reads++;
     const v = view(this.src.read(pgid * this.pageSize, PAGE_HEADER_SIZE));
     return { headerId: v.getBigUint64(0, true), flags: v.getUint16(8, true), count: v.getUint16(10, true), overflow: v.getUint32(12, true) };
   }
 
   /** Reads a logical page, with its overflow span, after checking that the span lies inside the file. */
   page(pgid: number): Page {
-    const h = this.header(pgid);
-    if (pgid + h.overflow + 1 > this.pagesInFile) {
-      throw corrupt(
-        `page ${pgid} claims ${h.overflow} overflow pages, past the end of the file (${this.pagesInFile} pages)`,
-        this.details({ page: pgid, offset: pgid * this.pageSize + 12 }),
-      );
+    if (!Number.isSafeInteger(pgid) || pgid < 0 || pgid >= this.pagesInFile) {
+      throw corrupt(`page ${pgid} is outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
     }
-    const bytes = this.src.read(pgid * this.pageSize, (h.overflow + 1) * this.pageSize);
-    return { pgid, ...h, bytes, view: view(bytes) };
+    // The first page holds the header: one read when there is no overflow (most pages).
+    this.reads++;
+    let bytes = this.src.read(pgid * this.pageSize, this.pageSize);
+    let v = view(bytes);
+    const headerId = v.getBigUint64(0, true);
+    const flags = v.getUint16(8, true);
+    const count = v.getUint16(10, true);
+    const overflow = v.getUint32(12, true);
+    if (overflow !== 0) {
+      if (pgid + overflow + 1 > this.pagesInFile) {
+        throw corrupt(
+          `page ${pgid} claims ${overflow} overflow pages, past the end of the file (${this.pagesInFile} pages)`,
+          this.details({ page: pgid, offset: pgid * this.pageSize + 12 }),
+        );
+      }
+      bytes = this.src.read(pgid * this.pageSize, (overflow + 1) * this.pageSize);
+      v = view(bytes);
+    }
+    return { pgid, headerId, flags, count, overflow, bytes, view: v };
   }
 
   /** The raw bytes of `n` consecutive pages from `pgid`, for sequential scans. */
@@ -210,6 +230,7 @@ export class BoltFile {
     if (pgid < 0 || n < 0 || pgid + n > this.pagesInFile) {
       throw corrupt(`pages ${pgid}..${pgid + n} are outside the file (${this.pagesInFile} pages)`, this.details({ page: pgid }));
     }
+    this.reads++;
     return this.src.read(pgid * this.pageSize, n * this.pageSize);
   }
 
@@ -269,24 +290,29 @@ export class BoltFile {
     return { root, rootBig: this.meta.root, sequence: this.meta.rootSequence, inline: undefined };
   }
 
-  /** Interprets the value of a bucket entry. */
-  openBucket(value: Uint8Array, where = 'bucket'): BucketRef {
-    if (value.length < BUCKET_HEADER_SIZE) {
-      throw corrupt(`${where}: bucket value is ${value.length} bytes, shorter than the 16-byte bucket header`, this.details());
-    }
+  /** Interprets the value of a bucket entry; `where` names it in errors (a function: built only for an error). */
+  openBucket(value: Uint8Array, where: string | (() => string) = 'bucket'): BucketRef {
+    if (value.length < BUCKET_HEADER_SIZE) this.badBucket(value, where);
     const v = view(value);
     const root = u64(v, 0);
     const sequence = v.getBigUint64(8, true);
     if (root.big !== 0n) return { root: root.n, rootBig: root.big, sequence, inline: undefined };
-    const inlineBytes = value.subarray(BUCKET_HEADER_SIZE);
-    if (inlineBytes.length < PAGE_HEADER_SIZE) {
+    if (value.length < BUCKET_HEADER_SIZE + PAGE_HEADER_SIZE) this.badBucket(value, where);
+    const inline = BoltFile.pageOf(value.subarray(BUCKET_HEADER_SIZE));
+    if (inline.flags !== FLAG_LEAF) this.badBucket(value, where);
+    return { root: 0, rootBig: 0n, sequence, inline };
+  }
+
+  private badBucket(value: Uint8Array, whereArg: string | (() => string)): never {
+    const where = typeof whereArg === 'string' ? whereArg : whereArg();
+    if (value.length < BUCKET_HEADER_SIZE) {
+      throw corrupt(`${where}: bucket value is ${value.length} bytes, shorter than the 16-byte bucket header`, this.details());
+    }
+    if (value.length < BUCKET_HEADER_SIZE + PAGE_HEADER_SIZE) {
       throw corrupt(`${where}: inline bucket of ${value.length} bytes has no room for its page header`, this.details());
     }
-    const inline = BoltFile.pageOf(inlineBytes);
-    if (inline.flags !== FLAG_LEAF) {
-      throw corrupt(`${where}: inline bucket page has flags ${inline.flags.toString(16)}, expected a leaf (2)`, this.details());
-    }
-    return { root: 0, rootBig: 0n, sequence, inline };
+    const flags = BoltFile.pageOf(value.subarray(BUCKET_HEADER_SIZE)).flags;
+    throw corrupt(`${where}: inline bucket page has flags ${flags.toString(16)}, expected a leaf (2)`, this.details());
   }
 
   /**
@@ -294,34 +320,13 @@ export class BoltFile {
    * `seen` marks pages already visited in this walk: a page reached twice (a cycle or a
    * shared subtree) is corruption and stops the walk.
    */
-  forEachLeaf(b: BucketRef, seen: Uint8Array | undefined, leaf: (p: Page) => void): void {
+  forEachLeaf(b: BucketRef, seen: Seen | undefined, leaf: (p: Page) => void): void {
     if (b.inline !== undefined) {
       leaf(b.inline);
       return;
     }
-    this.descend(b.root, seen, leaf, 0);
-  }
-
-  private descend(pgid: number, seen: Uint8Array | undefined, leaf: (p: Page) => void, depth: number): void {
-    if (pgid < 2 || pgid >= this.hwm) {
-      throw corrupt(`page ${pgid === -1 ? 'id beyond 2^53' : pgid} is not a data page (high-water mark ${this.hwm})`, this.details({ page: pgid }));
-    }
-    if (seen !== undefined) {
-      if (seen[pgid] === 1) throw corrupt(`page ${pgid} is referenced more than once (cycle or shared subtree)`, this.details({ page: pgid }));
-      seen[pgid] = 1;
-    }
-    if (depth > 64) throw corrupt(`page ${pgid}: tree deeper than 64 levels`, this.details({ page: pgid }));
-    const p = this.page(pgid);
-    if (p.flags === FLAG_LEAF) {
-      leaf(p);
-    } else if (p.flags === FLAG_BRANCH) {
-      // Child ids are read before descending: a page source may reuse page memory.
-      const kids = new Array<number>(p.count);
-      for (let i = 0; i < p.count; i++) kids[i] = this.branchEntry(p, i).pgid;
-      for (const k of kids) this.descend(k, seen, leaf, depth + 1);
-    } else {
-      throw corrupt(`page ${pgid}: invalid page type ${pageTypeName(p.flags)} inside a bucket tree`, this.details({ page: pgid }));
-    }
+    const leaves = new LeafCursor(this, b.root, seen);
+    for (let p = leaves.next(); p !== undefined; p = leaves.next()) leaf(p);
   }
 
   newSeen(): Uint8Array {
@@ -329,7 +334,7 @@ export class BoltFile {
   }
 
   /** Every entry of a bucket, in key order (bucket entries included, flagged). */
-  forEachEntry(b: BucketRef, seen: Uint8Array | undefined, fn: (e: LeafEntry) => void): void {
+  forEachEntry(b: BucketRef, seen: Seen | undefined, fn: (e: LeafEntry) => void): void {
     this.forEachLeaf(b, seen, (p) => {
       for (let i = 0; i < p.count; i++) fn(this.leafEntry(p, i));
     });
@@ -417,14 +422,29 @@ export class BoltFile {
     const seen = this.newSeen();
     seen[0] = 1;
     seen[1] = 1;
-    const mark = (b: BucketRef): void => {
-      if (b.inline !== undefined) return;
-      this.descendPages(b.root, seen, 0);
-      this.forEachEntry(b, undefined, (e) => {
-        if (isBucketEntry(e)) mark(this.openBucket(e.value));
-      });
-    };
-    mark(this.rootBucket());
+    // Each bucket's pages are marked before its entries are walked; sub-buckets depth-first, with
+    // an explicit stack (the nesting of buckets is the file's to choose).
+    const root = this.rootBucket();
+    this.descendPages(root.root, seen, 0);
+    const w = new BucketWalk(this, root, undefined);
+    while (w.depth > 0) {
+      const p = w.leaf();
+      if (p === undefined) {
+        w.leave();
+        continue;
+      }
+      let i = w.index;
+      for (; i < p.count; i++) {
+        const e = this.leafEntry(p, i);
+        if (!isBucketEntry(e)) continue;
+        const child = this.openBucket(e.value);
+        if (child.inline !== undefined) continue;
+        w.enter(child, i + 1);
+        this.descendPages(child.root, seen, 0);
+        break;
+      }
+      if (i >= p.count) w.nextLeaf();
+    }
     return seen;
   }
 
@@ -450,4 +470,264 @@ export class BoltFile {
     for (let i = 2; i < this.hwm; i++) if (reach[i] !== 1) free.push(i);
     return free;
   }
+}
+
+/**
+ * Pages visited by walk after walk without a new array each time: `clear()` starts a new walk in
+ * O(1) (a Uint8Array from newSeen() marks with 1 and serves one walk).
+ */
+export class PageMarks {
+  private readonly marks: Uint32Array;
+  private mark = 1;
+  constructor(size: number) {
+    this.marks = new Uint32Array(size);
+  }
+  clear(): void {
+    if (this.mark === 0xffffffff) {
+      this.marks.fill(0);
+      this.mark = 1;
+    } else this.mark++;
+  }
+  /** Marks a page; false when this walk had marked it already. */
+  add(pgid: number): boolean {
+    if (this.marks[pgid] === this.mark) return false;
+    this.marks[pgid] = this.mark;
+    return true;
+  }
+}
+
+/** Pages already visited in one walk (see BoltFile.newSeen and PageMarks). */
+export type Seen = Uint8Array | PageMarks;
+
+/** Deepest page tree a bucket may have (bbolt's are a handful of levels). */
+const MAX_TREE_LEVELS = 64;
+
+/**
+ * The leaf pages of one bucket's page tree, one per next(), in key order. The caller may read
+ * other pages (walk sub-buckets) between two calls: only child page ids are kept, never page
+ * bytes, since a page source may reuse its memory. Checks, in this order, as bbolt's walk meets
+ * them: the id is a data page, it was not visited before in this walk, the tree is at most 64
+ * levels deep, the page is a branch or a leaf.
+ */
+export class LeafCursor {
+  /** Child ids of the branch pages on the way down, and the index of the next child at each. */
+  private readonly kids: number[][] = [];
+  private readonly next_: number[] = [];
+  private started = false;
+
+  constructor(
+    private readonly db: BoltFile,
+    private readonly root: number,
+    private readonly seen: Seen | undefined,
+  ) {}
+
+  next(): Page | undefined {
+    const db = this.db;
+    for (;;) {
+      let pgid: number;
+      let depth: number;
+      if (!this.started) {
+        this.started = true;
+        pgid = this.root;
+        depth = 0;
+      } else {
+        const top = this.kids.length - 1;
+        if (top < 0) return undefined;
+        const kids = this.kids[top]!;
+        const i = this.next_[top]!;
+        if (i >= kids.length) {
+          this.kids.pop();
+          this.next_.pop();
+          continue;
+        }
+        this.next_[top] = i + 1;
+        pgid = kids[i]!;
+        depth = top + 1;
+      }
+      if (pgid < 2 || pgid >= db.hwm) {
+        throw corrupt(`page ${pgid === -1 ? 'id beyond 2^53' : pgid} is not a data page (high-water mark ${db.hwm})`, db.details({ page: pgid }));
+      }
+      const seen = this.seen;
+      if (seen !== undefined) {
+        const again = seen instanceof Uint8Array ? seen[pgid] === 1 : !seen.add(pgid);
+        if (again) throw corrupt(`page ${pgid} is referenced more than once (cycle or shared subtree)`, db.details({ page: pgid }));
+        if (seen instanceof Uint8Array) seen[pgid] = 1;
+      }
+      if (depth > MAX_TREE_LEVELS) throw corrupt(`page ${pgid}: tree deeper than ${MAX_TREE_LEVELS} levels`, db.details({ page: pgid }));
+      const p = db.page(pgid);
+      if (p.flags === FLAG_LEAF) return p;
+      if (p.flags !== FLAG_BRANCH) throw corrupt(`page ${pgid}: invalid page type ${pageTypeName(p.flags)} inside a bucket tree`, db.details({ page: pgid }));
+      // Child ids are read now: the page's memory may be reused by later reads.
+      const kids = new Array<number>(p.count);
+      for (let i = 0; i < p.count; i++) kids[i] = db.branchEntry(p, i).pgid;
+      this.kids.push(kids);
+      this.next_.push(0);
+    }
+  }
+}
+
+/** One bucket of a BucketWalk. */
+interface WalkFrame {
+  /** The leaves of a bucket with its own page tree; undefined for an inline bucket. */
+  readonly leaves: LeafCursor | undefined;
+  /** The current leaf's id; for an inline bucket, the id of the page holding it (-1: held in `own`). */
+  pgid: number;
+  /** Inline bucket: where its page lies in the holding page's bytes (or in `own`). */
+  readonly off: number;
+  readonly len: number;
+  readonly own: Uint8Array | undefined;
+  /** Index of the next entry in the current leaf. */
+  index: number;
+  /** The current leaf as last returned, until the walk goes into a sub-bucket (then read again). */
+  page: Page | undefined;
+  /** The current leaf is done (or none was read yet): leaf() moves to the next one. */
+  advance: boolean;
+  /** Inline bucket: its one page was reached. */
+  reached: boolean;
+}
+
+/**
+ * A depth-first walk over a bucket and its sub-buckets with an explicit stack, for trees of
+ * buckets nested as deep as a file likes (bbolt opens any depth). The caller reads entries from
+ * `leaf()` at `index`; on a bucket entry it calls `enter(child, next index)` and continues with the
+ * child; when `leaf()` returns undefined the innermost bucket is done and it calls `leave()`.
+ * Frames keep page ids, never page bytes (a page source may reuse page memory): a leaf is read
+ * again when the walk comes back to it, and an inline bucket is found again inside the page that
+ * holds it. Pages are checked as `forEachLeaf` checks them, in the same order.
+ *
+ *     const w = new BucketWalk(db, start, db.newSeen());
+ *     while (w.depth > 0) {
+ *       const p = w.leaf();
+ *       if (p === undefined) { w.leave(); continue; }
+ *       let i = w.index;
+ *       for (; i < p.count; i++) {
+ *         const e = db.leafEntry(p, i);
+ *         if (isBucketEntry(e)) { w.enter(db.openBucket(e.value), i + 1); break; }
+ *       }
+ *       if (i >= p.count) w.nextLeaf();
+ *     }
+ */
+export class BucketWalk {
+  private readonly frames: WalkFrame[] = [];
+  /** The page read last, while no read has been made since (then it is still valid). */
+  private last: Page | undefined;
+  private lastReads = -1;
+  /** Whether the page leaf() returned was just reached in its tree (false: read again, or returned again). */
+  fresh = false;
+
+  constructor(
+    private readonly db: BoltFile,
+    start: BucketRef,
+    private readonly seen: Seen | undefined,
+  ) {
+    if (start.inline !== undefined) {
+      // Its bytes belong to a page read before the walk: kept as a copy.
+      const own = copyBytes(start.inline.bytes);
+      this.frames.push(frame(undefined, -1, 0, own.length, own));
+    } else this.frames.push(frame(new LeafCursor(db, start.root, seen), -1, 0, 0, undefined));
+  }
+
+  /** Buckets open, from the start bucket to the innermost; 0 when the walk is done. */
+  get depth(): number {
+    return this.frames.length;
+  }
+
+  /** Index of the next entry in the innermost bucket's current leaf. */
+  get index(): number {
+    return this.frames[this.frames.length - 1]!.index;
+  }
+
+  set index(i: number) {
+    this.frames[this.frames.length - 1]!.index = i;
+  }
+
+  /**
+   * The innermost bucket's current leaf (its next entry at `index`, which may equal the count: then
+   * call nextLeaf()), or undefined when that bucket has no leaves left.
+   */
+  leaf(): Page | undefined {
+    const f = this.frames[this.frames.length - 1]!;
+    if (f.advance) {
+      f.advance = false;
+      f.index = 0;
+      this.fresh = true;
+      if (f.leaves !== undefined) {
+        f.page = f.leaves.next();
+        if (f.page !== undefined) {
+          f.pgid = f.page.pgid;
+          this.last = f.page;
+          this.lastReads = this.db.reads;
+        } else f.advance = true;
+      } else if (!f.reached) {
+        f.reached = true;
+        f.page = this.inlinePage(f);
+      } else {
+        f.page = undefined;
+        f.advance = true;
+      }
+      return f.page;
+    }
+    this.fresh = false;
+    if (f.page === undefined) f.page = f.leaves !== undefined ? this.pageAt(f.pgid) : this.inlinePage(f);
+    return f.page;
+  }
+
+  /** The current leaf is done: leaf() moves to the next. */
+  nextLeaf(): void {
+    const f = this.frames[this.frames.length - 1]!;
+    f.page = undefined;
+    f.advance = true;
+  }
+
+  /**
+   * Goes into a sub-bucket opened from an entry of the page leaf() returned last (no other page
+   * read since); the current bucket continues at entry `resume` once the sub-bucket is left.
+   */
+  enter(child: BucketRef, resume: number): void {
+    const f = this.frames[this.frames.length - 1]!;
+    const p = f.page;
+    f.index = resume;
+    f.page = undefined;
+    if (child.inline === undefined) {
+      this.frames.push(frame(new LeafCursor(this.db, child.root, this.seen), -1, 0, 0, undefined));
+      return;
+    }
+    const b = child.inline.bytes;
+    const at = p === undefined ? -1 : b.byteOffset - p.bytes.byteOffset;
+    if (p !== undefined && b.buffer === p.bytes.buffer && at >= 0 && at + b.length <= p.bytes.length) {
+      // Inside the page that holds the current bucket: found there again by offset.
+      if (f.leaves !== undefined) this.frames.push(frame(undefined, f.pgid, at, b.length, undefined));
+      else this.frames.push(frame(undefined, f.pgid, f.off + at, b.length, f.own));
+    } else {
+      const own = copyBytes(b);
+      this.frames.push(frame(undefined, -1, 0, own.length, own));
+    }
+  }
+
+  /** Leaves the innermost bucket. */
+  leave(): void {
+    this.frames.pop();
+  }
+
+  /**
+   * A page read again: the one read last when nothing was read since (an inline bucket's walk
+   * reads nothing, so a chain of inline buckets inside one large page costs one read, not one per
+   * level), else from the file.
+   */
+  private pageAt(pgid: number): Page {
+    if (this.last !== undefined && this.last.pgid === pgid && this.lastReads === this.db.reads) return this.last;
+    const p = this.db.page(pgid);
+    this.last = p;
+    this.lastReads = this.db.reads;
+    return p;
+  }
+
+  private inlinePage(f: WalkFrame): Page {
+    const holder = f.own ?? this.pageAt(f.pgid).bytes;
+    return BoltFile.pageOf(holder.subarray(f.off, f.off + f.len));
+  }
+}
+
+function frame(leaves: LeafCursor | undefined, pgid: number, off: number, len: number, own: Uint8Array | undefined): WalkFrame {
+  return { leaves, pgid, off, len, own, index: 0, page: undefined, advance: true, reached: false };
 }

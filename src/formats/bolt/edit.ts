@@ -51,7 +51,9 @@ function err(code: string, message: string, t: readonly Uint8Array[]): DatarootE
 function prepare(edits: readonly BoltEdit[]): Pending[] {
   const list = edits.map((edit) => ({ edit, tuple: [...edit.path, edit.key] }));
   list.sort((a, b) => compareTuples(a.tuple, b.tuple));
-  const leaves = new Set<string>();
+  // Sorted, the tuples inside a key follow it directly: the last value or removal before a tuple
+  // is the only one it can be inside (a check linear in the path, however deep).
+  let leaf: Uint8Array[] | undefined;
   for (let i = 0; i < list.length; i++) {
     const { edit, tuple } = list[i]!;
     if (edit.key.length === 0) throw err('BOLT_EDIT_EMPTY_KEY', 'an edit names an empty key', tuple);
@@ -59,10 +61,10 @@ function prepare(edits: readonly BoltEdit[]): Pending[] {
       throw err('BOLT_EDIT_TOP_LEVEL_VALUE', 'bbolt keeps only buckets at the top level; a value needs a bucket path', tuple);
     }
     if (i > 0 && compareTuples(list[i - 1]!.tuple, tuple) === 0) throw err('BOLT_EDIT_CONFLICT', 'two edits of the same key', tuple);
-    for (let m = 1; m < tuple.length; m++) {
-      if (leaves.has(showTuple(tuple.slice(0, m)))) throw err('BOLT_EDIT_CONFLICT', 'an edit inside a key that another edit sets as a value or removes', tuple);
+    if (leaf !== undefined && leaf.length < tuple.length && leaf.every((k, j) => bytesEqual(k, tuple[j]!))) {
+      throw err('BOLT_EDIT_CONFLICT', 'an edit inside a key that another edit sets as a value or removes', tuple);
     }
-    if (edit.op !== 'bucket' && edit.op !== 'sequence') leaves.add(showTuple(tuple));
+    if (edit.op !== 'bucket' && edit.op !== 'sequence') leaf = tuple;
   }
   return list;
 }
@@ -89,13 +91,48 @@ export class EditVisitor implements BoltVisitor {
     return this.edits[this.i];
   }
 
-  /** Whether the tuple lies inside the current bucket of the old tree (created buckets aside). */
-  private inside(t: readonly Uint8Array[]): boolean {
+  /**
+   * How many leading names the open buckets (created ones included) share with the next edit's
+   * tuple; -1 when not known. Kept up to date as buckets open and close, and recomputed once per
+   * edit, so a walk of buckets nested N deep costs O(N) per edit, not O(N) per key.
+   */
+  private shared = -1;
+
+  private common(): number {
+    if (this.shared < 0) {
+      const s = this.stack;
+      const t = this.next?.tuple ?? [];
+      const n = Math.min(s.length, t.length);
+      let j = 0;
+      while (j < n && bytesEqual(s[j]!, t[j]!)) j++;
+      this.shared = j;
+    }
+    return this.shared;
+  }
+
+  private advance(): void {
+    this.i++;
+    this.shared = -1;
+  }
+
+  private push(key: Uint8Array): void {
     const s = this.stack;
-    const n = s.length - this.virtual;
-    if (t.length <= n) return false;
-    for (let j = 0; j < n; j++) if (!bytesEqual(s[j]!, t[j]!)) return false;
-    return true;
+    if (this.shared >= 0 && this.shared === s.length) {
+      const t = this.next?.tuple;
+      if (t !== undefined && t.length > s.length && bytesEqual(t[s.length]!, key)) this.shared++;
+    }
+    s.push(key);
+  }
+
+  private pop(): void {
+    this.stack.pop();
+    if (this.shared > this.stack.length) this.shared = this.stack.length;
+  }
+
+  /** Whether the tuple (the next edit's) lies inside the current bucket of the old tree (created buckets aside). */
+  private inside(t: readonly Uint8Array[]): boolean {
+    const n = this.stack.length - this.virtual;
+    return t.length > n && this.common() >= n;
   }
 
   private is(t: readonly Uint8Array[], key: Uint8Array): boolean {
@@ -120,7 +157,7 @@ export class EditVisitor implements BoltVisitor {
       // Close created buckets the edit is not in.
       while (this.virtual > 0 && !this.onPath(p.edit.path)) {
         this.out.end();
-        this.stack.pop();
+        this.pop();
         this.virtual--;
       }
       if (!this.onPath(p.edit.path) || p.edit.path.length !== this.stack.length) {
@@ -134,7 +171,7 @@ export class EditVisitor implements BoltVisitor {
           break;
         case 'bucket':
           this.out.bucket(e.key, e.sequence ?? 0n);
-          this.stack.push(e.key);
+          this.push(e.key);
           this.virtual++;
           this.applied.bucket++;
           break;
@@ -146,20 +183,18 @@ export class EditVisitor implements BoltVisitor {
         default:
           throw new Error(`unknown edit ${(e as { op: string }).op}`);
       }
-      this.i++;
+      this.advance();
     }
     while (this.virtual > 0) {
       this.out.end();
-      this.stack.pop();
+      this.pop();
       this.virtual--;
     }
   }
 
+  /** Whether the path (the next edit's) goes through every open bucket. */
   private onPath(path: readonly Uint8Array[]): boolean {
-    const s = this.stack;
-    if (path.length < s.length) return false;
-    for (let j = 0; j < s.length; j++) if (!bytesEqual(s[j]!, path[j]!)) return false;
-    return true;
+    return path.length >= this.stack.length && this.common() >= this.stack.length;
   }
 
   put(key: Uint8Array, value: Uint8Array): void {
@@ -175,7 +210,7 @@ export class EditVisitor implements BoltVisitor {
       } else if (e.op === 'delete') this.applied.delete++;
       else if (e.op === 'bucket') throw err('BOLT_KEY_EXISTS', 'cannot create a bucket: the key holds a value', p.tuple);
       else throw err('BOLT_NOT_A_BUCKET', 'the key holds a value, not a bucket', p.tuple);
-      this.i++;
+      this.advance();
     } else this.out.put(key, value);
     const q = this.next;
     if (q !== undefined && this.below(q.tuple, key)) throw err('BOLT_NOT_A_BUCKET', 'a bucket path goes through a key that holds a value', q.edit.path);
@@ -191,7 +226,7 @@ export class EditVisitor implements BoltVisitor {
       const p = this.next;
       if (p !== undefined && this.is(p.tuple, key)) {
         const e = p.edit;
-        this.i++;
+        this.advance();
         if (e.op === 'deleteBucket') {
           this.applied.deleteBucket++;
           this.suppress = 1;
@@ -205,7 +240,7 @@ export class EditVisitor implements BoltVisitor {
       }
     }
     this.out.bucket(key, sequence);
-    this.stack.push(key);
+    this.push(key);
   }
 
   end(): void {
@@ -215,7 +250,7 @@ export class EditVisitor implements BoltVisitor {
     }
     if (this.next !== undefined) this.flush(undefined);
     this.out.end();
-    this.stack.pop();
+    this.pop();
   }
 
   /** Applies what is left at the top level; call after the walk, before the writer's finish(). */

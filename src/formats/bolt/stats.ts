@@ -253,21 +253,65 @@ function indexPage(db: BoltFile, idx: PageIndex, p: Page): void {
   idx.subN[pgid] = subs;
 }
 
+/** One bucket of the stats walk: its figures, its sub-buckets' sum, and the pages still to visit. */
+interface StatsFrame {
+  s: BucketStats;
+  sub: BucketStats;
+  /** Pages of its tree to visit (a stack: the next one last) and their depth in the tree. */
+  pages: number[];
+  depths: number[];
+  /** Sub-buckets of the leaf visited last, as indexes into the page index's lists. */
+  nextSub: number;
+  endSub: number;
+}
+
+function inlineStats(keys: number, used: number): BucketStats {
+  const s = emptyStats();
+  s.BucketN = 1;
+  s.InlineBucketN = 1;
+  s.KeyN = keys;
+  s.InlineBucketInuse = used;
+  s.Depth = 1;
+  return s;
+}
+
+function statsFrame(root: number): StatsFrame {
+  const s = emptyStats();
+  s.BucketN = 1;
+  return { s, sub: emptyStats(), pages: [root], depths: [0], nextSub: 0, endSub: 0 };
+}
+
+/** The last figures of a bucket: bytes allocated, its depth plus the deepest sub-bucket's, the sub-buckets added. */
+function finish(db: BoltFile, f: { s: BucketStats; sub: BucketStats }): BucketStats {
+  const s = f.s;
+  s.BranchAlloc = (s.BranchPageN + s.BranchOverflowN) * db.pageSize;
+  s.LeafAlloc = (s.LeafPageN + s.LeafOverflowN) * db.pageSize;
+  s.Depth += f.sub.Depth;
+  addStats(s, f.sub);
+  return s;
+}
+
 /**
  * Bucket.Stats() of bbolt for one bucket: every page of its tree visited once, sub-buckets
- * recursed through the leaves of non-inline buckets only.
+ * counted through the leaves of non-inline buckets only, each right after the leaf that holds it
+ * (as bbolt recurses). Buckets and pages are walked with explicit stacks: a file may nest buckets
+ * as deep as it likes.
  */
 function bucketStats(db: BoltFile, idx: PageIndex, root: number, inline: { keys: number; used: number } | undefined, seen: Uint8Array): BucketStats {
-  const s = emptyStats();
-  const sub = emptyStats();
-  s.BucketN = 1;
-  if (inline !== undefined) {
-    s.InlineBucketN = 1;
-    s.KeyN += inline.keys;
-    s.InlineBucketInuse += inline.used;
-    s.Depth = 1;
-  } else {
-    const visit = (pgid: number, depth: number): void => {
+  if (inline !== undefined) return finish(db, { s: inlineStats(inline.keys, inline.used), sub: emptyStats() });
+  const frames: StatsFrame[] = [statsFrame(root)];
+  for (;;) {
+    const f = frames[frames.length - 1]!;
+    if (f.nextSub < f.endSub) {
+      const i = f.nextSub++;
+      const r = idx.subRoot.data[i]!;
+      if (r === 0) addStats(f.sub, finish(db, { s: inlineStats(idx.subInlineKeys.data[i]!, idx.subInlineUsed.data[i]!), sub: emptyStats() }));
+      else frames.push(statsFrame(r));
+      continue;
+    }
+    if (f.pages.length > 0) {
+      const pgid = f.pages.pop()!;
+      const depth = f.depths.pop()!;
       if (pgid < 2 || pgid >= db.hwm) throw new DatarootError('BOLT_CORRUPT', `page ${pgid} is outside the data pages`, { page: pgid });
       if (seen[pgid] === 1) throw new DatarootError('BOLT_CORRUPT', `page ${pgid} is referenced more than once`, { page: pgid });
       if (depth > 64) throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: tree deeper than 64 levels`, { page: pgid });
@@ -276,6 +320,7 @@ function bucketStats(db: BoltFile, idx: PageIndex, root: number, inline: { keys:
         const err = idx.errors.get(pgid);
         if (err !== undefined) throw err;
       }
+      const s = f.s;
       const flags = idx.flags[pgid];
       const count = idx.count[pgid]!;
       if (flags === FLAG_LEAF) {
@@ -283,30 +328,30 @@ function bucketStats(db: BoltFile, idx: PageIndex, root: number, inline: { keys:
         s.LeafPageN++;
         s.LeafInuse += idx.used[pgid]!;
         s.LeafOverflowN += idx.overflow[pgid]!;
-        const first = idx.first[pgid]!;
-        for (let i = first, end = first + idx.subN[pgid]!; i < end; i++) {
-          const r = idx.subRoot.data[i]!;
-          const inl = r === 0 ? { keys: idx.subInlineKeys.data[i]!, used: idx.subInlineUsed.data[i]! } : undefined;
-          addStats(sub, bucketStats(db, idx, r, inl, seen));
-        }
+        f.nextSub = idx.first[pgid]!;
+        f.endSub = f.nextSub + idx.subN[pgid]!;
       } else if (flags === FLAG_BRANCH) {
         s.BranchPageN++;
         s.BranchInuse += idx.used[pgid]!;
         s.BranchOverflowN += idx.overflow[pgid]!;
         const first = idx.first[pgid]!;
-        for (let i = first; i < first + count; i++) visit(idx.kids.data[i]!, depth + 1);
+        // Pushed last child first, so that they are visited in key order.
+        for (let i = first + count - 1; i >= first; i--) {
+          f.pages.push(idx.kids.data[i]!);
+          f.depths.push(depth + 1);
+        }
       } else {
         throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: invalid page type ${pageTypeName(flags === 0xff ? 0 : flags ?? 0)} inside a bucket tree`, { page: pgid });
       }
       s.Depth = Math.max(s.Depth, depth + 1);
-    };
-    visit(root, 0);
+      continue;
+    }
+    const done = finish(db, f);
+    frames.pop();
+    const parent = frames[frames.length - 1];
+    if (parent === undefined) return done;
+    addStats(parent.sub, done);
   }
-  s.BranchAlloc = (s.BranchPageN + s.BranchOverflowN) * db.pageSize;
-  s.LeafAlloc = (s.LeafPageN + s.LeafOverflowN) * db.pageSize;
-  s.Depth += sub.Depth;
-  addStats(s, sub);
-  return s;
 }
 
 /**

@@ -20,7 +20,7 @@ interface BucketCursor {
  * a bucket's contents, `end` after them), without recursion: an explicit stack of bucket cursors,
  * each a stack of page positions. Every page is checked (inside the data pages, leaf or branch,
  * reached once in the whole walk, at most 64 levels deep) and bucket nesting is bounded by
- * MAX_BUCKET_DEPTH, so a hostile file ends in a coded error.
+ * MAX_BUCKET_DEPTH (250,000, the writer's memory bound), so a hostile file ends in a coded error.
  *
  * Keys and values handed to the visitor are views of the pages read: the source must not reuse
  * page memory (a FileSource without `recycle`), since a writer keeps them until its page is full.

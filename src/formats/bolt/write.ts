@@ -42,8 +42,14 @@ import { fnv1a64 } from './meta.js';
 
 export const MAX_KEY_SIZE = 32768;
 export const MAX_VALUE_SIZE = 2 ** 31 - 2;
-/** Open buckets the writer (and the tree reader) accept, root excluded; deeper input is refused. */
-export const MAX_BUCKET_DEPTH = 1000;
+/**
+ * Open buckets the writer (and walkBolt, the walk of compact, put, delete) accept, root excluded;
+ * deeper input is refused with a coded error. Both keep an explicit stack, no recursion, so the
+ * bound is one of memory: the writer holds about 1.3 KB per open bucket (330 MB at this depth).
+ * Real files nest a few levels; Go's bbolt (recursive, on a growable stack) compacts chains of
+ * 100,000 buckets, which test/bolt-deep.test.ts compacts with both.
+ */
+export const MAX_BUCKET_DEPTH = 250_000;
 /** bbolt's `DefaultFillPercent`, which `bbolt compact` leaves on the root bucket. */
 export const DEFAULT_FILL_PERCENT = 0.5;
 /** What `bbolt compact` sets on every bucket it puts into. */

@@ -214,72 +214,70 @@ export class MetaDb {
     );
   }
 
+  /**
+   * The records of a namespace's bucket `path` (each a sub-bucket; plain keys are not records), read
+   * once and kept: `read` turns one into its object, noting what is wrong in `problems`.
+   */
+  private records<T>(cacheKey: string, ns: string, path: string[], read: (e: Entry, r: Map<string, Entry>, problems: Problem[]) => T): T[] {
+    return this.once(cacheKey, () => {
+      const b = this.nsBucket(ns, ...path);
+      if (b === undefined) return [];
+      const out: T[] = [];
+      for (const e of entries(this.db, b)) {
+        if (e.bucket === undefined) continue;
+        const problems: Problem[] = [];
+        out.push(read(e, record(this.db, e.bucket), problems));
+      }
+      return out;
+    });
+  }
+
+  /** A container's or sandbox's runtime bucket: its name and options. */
+  private runtime(r: Map<string, Entry>, what: string, problems: Problem[]): { Name: string; Options: AnyValue | null } {
+    const rt = r.get('runtime')?.bucket;
+    const rtr = rt === undefined ? undefined : record(this.db, rt);
+    return { Name: rtr === undefined ? '' : (str(rtr, 'name') ?? ''), Options: anyOf(rtr?.get('options')?.value, `${what} runtime options`, problems) };
+  }
+
   private nsBucket(ns: string, ...path: string[]): BucketRef | undefined {
     return sub(this.db, this.v1, ns, ...path);
   }
 
   images(ns: string): CdImageRecord[] {
-    return this.once(`images/${ns}`, () => {
-      const b = this.nsBucket(ns, 'images');
-      if (b === undefined) return [];
-      const out: CdImageRecord[] = [];
-      for (const e of entries(this.db, b)) {
-        if (e.bucket === undefined) continue;
-        const problems: Problem[] = [];
-        const r = record(this.db, e.bucket);
-        const { created, updated } = timesOf(r, `image ${e.key}`, problems);
-        const t = r.get('target')?.bucket;
-        const target: CdDescriptor = { mediaType: '', digest: '', size: 0 };
-        if (t === undefined) problems.push(problem('CONTAINERD_IMAGE_NO_TARGET', `image ${e.key} has no target bucket (containerd: "unable to read target bucket")`));
-        else {
-          const tr = record(this.db, t);
-          target.mediaType = str(tr, 'mediatype') ?? '';
-          target.digest = str(tr, 'digest') ?? '';
-          const size = varint(tr, 'size');
-          target.size = size === undefined || Number.isNaN(size) ? 0 : size;
-          if (Number.isNaN(size)) problems.push(problem('CONTAINERD_VARINT_INVALID', `image ${e.key}: target size is not a varint`));
-          if (!isBlobDigest(target.digest)) problems.push(problem('CONTAINERD_DIGEST_INVALID', `image ${e.key}: target digest ${JSON.stringify(target.digest.slice(0, 80))} is not sha256:<64 hex>`));
-        }
-        const ann = stringMap(this.db, r, 'annotations');
-        if (ann !== undefined) target.annotations = ann;
-        out.push({ namespace: ns, Name: e.key, Labels: nullable(stringMap(this.db, r, 'labels')), Target: target, CreatedAt: created.text, UpdatedAt: updated.text, updatedMs: updated.ms, problems });
+    return this.records(`images/${ns}`, ns, ['images'], (e, r, problems) => {
+      const { created, updated } = timesOf(r, `image ${e.key}`, problems);
+      const t = r.get('target')?.bucket;
+      const target: CdDescriptor = { mediaType: '', digest: '', size: 0 };
+      if (t === undefined) problems.push(problem('CONTAINERD_IMAGE_NO_TARGET', `image ${e.key} has no target bucket (containerd: "unable to read target bucket")`));
+      else {
+        const tr = record(this.db, t);
+        target.mediaType = str(tr, 'mediatype') ?? '';
+        target.digest = str(tr, 'digest') ?? '';
+        const size = varint(tr, 'size');
+        target.size = size === undefined || Number.isNaN(size) ? 0 : size;
+        if (Number.isNaN(size)) problems.push(problem('CONTAINERD_VARINT_INVALID', `image ${e.key}: target size is not a varint`));
+        if (!isBlobDigest(target.digest)) problems.push(problem('CONTAINERD_DIGEST_INVALID', `image ${e.key}: target digest ${JSON.stringify(target.digest.slice(0, 80))} is not sha256:<64 hex>`));
       }
-      return out;
+      const ann = stringMap(this.db, r, 'annotations');
+      if (ann !== undefined) target.annotations = ann;
+      return { namespace: ns, Name: e.key, Labels: nullable(stringMap(this.db, r, 'labels')), Target: target, CreatedAt: created.text, UpdatedAt: updated.text, updatedMs: updated.ms, problems };
     });
   }
 
   blobs(ns: string): CdBlobRecord[] {
-    return this.once(`blobs/${ns}`, () => {
-      const b = this.nsBucket(ns, 'content', 'blob');
-      if (b === undefined) return [];
-      const out: CdBlobRecord[] = [];
-      for (const e of entries(this.db, b)) {
-        if (e.bucket === undefined) continue;
-        const problems: Problem[] = [];
-        const r = record(this.db, e.bucket);
-        const { created, updated } = timesOf(r, `blob ${e.key}`, problems);
-        const size = varint(r, 'size');
-        if (size === undefined || Number.isNaN(size)) problems.push(problem('CONTAINERD_VARINT_INVALID', `blob ${e.key}: size is ${size === undefined ? 'missing' : 'not a varint'}`));
-        if (!isBlobDigest(e.key)) problems.push(problem('CONTAINERD_DIGEST_INVALID', `content record ${JSON.stringify(e.key.slice(0, 80))} is not named sha256:<64 hex>`));
-        out.push({ namespace: ns, Digest: e.key, Size: size === undefined || Number.isNaN(size) ? 0 : size, CreatedAt: created.text, UpdatedAt: updated.text, createdMs: created.ms, Labels: nullable(stringMap(this.db, r, 'labels')), problems });
-      }
-      return out;
+    return this.records(`blobs/${ns}`, ns, ['content', 'blob'], (e, r, problems) => {
+      const { created, updated } = timesOf(r, `blob ${e.key}`, problems);
+      const size = varint(r, 'size');
+      if (size === undefined || Number.isNaN(size)) problems.push(problem('CONTAINERD_VARINT_INVALID', `blob ${e.key}: size is ${size === undefined ? 'missing' : 'not a varint'}`));
+      if (!isBlobDigest(e.key)) problems.push(problem('CONTAINERD_DIGEST_INVALID', `content record ${JSON.stringify(e.key.slice(0, 80))} is not named sha256:<64 hex>`));
+      return { namespace: ns, Digest: e.key, Size: size === undefined || Number.isNaN(size) ? 0 : size, CreatedAt: created.text, UpdatedAt: updated.text, createdMs: created.ms, Labels: nullable(stringMap(this.db, r, 'labels')), problems };
     });
   }
 
   ingests(ns: string): CdIngestRecord[] {
-    return this.once(`ingests/${ns}`, () => {
-      const b = this.nsBucket(ns, 'content', 'ingests');
-      if (b === undefined) return [];
-      const out: CdIngestRecord[] = [];
-      for (const e of entries(this.db, b)) {
-        if (e.bucket === undefined) continue;
-        const problems: Problem[] = [];
-        const r = record(this.db, e.bucket);
-        const exp = time(r, 'expireat');
-        out.push({ namespace: ns, key: e.key, ref: str(r, 'ref') ?? '', expireAt: r.has('expireat') ? exp.text : null, expireMs: exp.ms, expected: str(r, 'expected') ?? null, problems });
-      }
-      return out;
+    return this.records(`ingests/${ns}`, ns, ['content', 'ingests'], (e, r, problems) => {
+      const exp = time(r, 'expireat');
+      return { namespace: ns, key: e.key, ref: str(r, 'ref') ?? '', expireAt: r.has('expireat') ? exp.text : null, expireMs: exp.ms, expected: str(r, 'expected') ?? null, problems };
     });
   }
 
@@ -319,34 +317,23 @@ export class MetaDb {
   }
 
   containers(ns: string): CdContainerRecord[] {
-    return this.once(`containers/${ns}`, () => {
-      const b = this.nsBucket(ns, 'containers');
-      if (b === undefined) return [];
-      const out: CdContainerRecord[] = [];
-      for (const e of entries(this.db, b)) {
-        if (e.bucket === undefined) continue;
-        const problems: Problem[] = [];
-        const r = record(this.db, e.bucket);
-        const { created, updated } = timesOf(r, `container ${e.key}`, problems);
-        const rt = r.get('runtime')?.bucket;
-        const rtr = rt === undefined ? undefined : record(this.db, rt);
-        out.push({
-          namespace: ns,
-          ID: e.key,
-          Labels: nullable(stringMap(this.db, r, 'labels')),
-          Image: str(r, 'image') ?? '',
-          Runtime: { Name: rtr === undefined ? '' : (str(rtr, 'name') ?? ''), Options: anyOf(rtr?.get('options')?.value, `container ${e.key} runtime options`, problems) },
-          Spec: anyOf(r.get('spec')?.value, `container ${e.key} spec`, problems),
-          SnapshotKey: str(r, 'snapshotKey') ?? '',
-          Snapshotter: str(r, 'snapshotter') ?? '',
-          CreatedAt: created.text,
-          UpdatedAt: updated.text,
-          Extensions: this.extensions(r, `container ${e.key}`, problems),
-          SandboxID: str(r, 'sandboxid') ?? '',
-          problems,
-        });
-      }
-      return out;
+    return this.records(`containers/${ns}`, ns, ['containers'], (e, r, problems) => {
+      const { created, updated } = timesOf(r, `container ${e.key}`, problems);
+      return {
+        namespace: ns,
+        ID: e.key,
+        Labels: nullable(stringMap(this.db, r, 'labels')),
+        Image: str(r, 'image') ?? '',
+        Runtime: this.runtime(r, `container ${e.key}`, problems),
+        Spec: anyOf(r.get('spec')?.value, `container ${e.key} spec`, problems),
+        SnapshotKey: str(r, 'snapshotKey') ?? '',
+        Snapshotter: str(r, 'snapshotter') ?? '',
+        CreatedAt: created.text,
+        UpdatedAt: updated.text,
+        Extensions: this.extensions(r, `container ${e.key}`, problems),
+        SandboxID: str(r, 'sandboxid') ?? '',
+        problems,
+      };
     });
   }
 
@@ -362,57 +349,37 @@ export class MetaDb {
   }
 
   leases(ns: string): CdLeaseRecord[] {
-    return this.once(`leases/${ns}`, () => {
-      const b = this.nsBucket(ns, 'leases');
-      if (b === undefined) return [];
-      const out: CdLeaseRecord[] = [];
-      for (const e of entries(this.db, b)) {
-        if (e.bucket === undefined) continue;
-        const problems: Problem[] = [];
-        const r = record(this.db, e.bucket);
-        const created = time(r, 'createdat');
-        const resources: CdLeaseResource[] = [];
-        for (const d of keysOf(this.db, r.get('content')?.bucket)) resources.push({ ID: d, Type: 'content' });
-        for (const ref of keysOf(this.db, r.get('ingests')?.bucket)) resources.push({ ID: ref, Type: 'ingests' });
-        const sb = r.get('snapshots')?.bucket;
-        if (sb !== undefined) {
-          for (const sn of entries(this.db, sb)) {
-            if (sn.bucket === undefined) continue;
-            for (const k of keysOf(this.db, sn.bucket)) resources.push({ ID: k, Type: `snapshots/${sn.key}` });
-          }
+    return this.records(`leases/${ns}`, ns, ['leases'], (e, r, problems) => {
+      const created = time(r, 'createdat');
+      const resources: CdLeaseResource[] = [];
+      for (const d of keysOf(this.db, r.get('content')?.bucket)) resources.push({ ID: d, Type: 'content' });
+      for (const ref of keysOf(this.db, r.get('ingests')?.bucket)) resources.push({ ID: ref, Type: 'ingests' });
+      const sb = r.get('snapshots')?.bucket;
+      if (sb !== undefined) {
+        for (const sn of entries(this.db, sb)) {
+          if (sn.bucket === undefined) continue;
+          for (const k of keysOf(this.db, sn.bucket)) resources.push({ ID: k, Type: `snapshots/${sn.key}` });
         }
-        out.push({ namespace: ns, ID: e.key, CreatedAt: created.text, createdMs: created.ms, Labels: nullable(stringMap(this.db, r, 'labels')), resources, problems });
       }
-      return out;
+      return { namespace: ns, ID: e.key, CreatedAt: created.text, createdMs: created.ms, Labels: nullable(stringMap(this.db, r, 'labels')), resources, problems };
     });
   }
 
   sandboxes(ns: string): CdSandboxRecord[] {
-    return this.once(`sandboxes/${ns}`, () => {
-      const b = this.nsBucket(ns, 'sandboxes');
-      if (b === undefined) return [];
-      const out: CdSandboxRecord[] = [];
-      for (const e of entries(this.db, b)) {
-        if (e.bucket === undefined) continue;
-        const problems: Problem[] = [];
-        const r = record(this.db, e.bucket);
-        const { created, updated } = timesOf(r, `sandbox ${e.key}`, problems);
-        const rt = r.get('runtime')?.bucket;
-        const rtr = rt === undefined ? undefined : record(this.db, rt);
-        out.push({
-          namespace: ns,
-          ID: e.key,
-          Labels: nullable(stringMap(this.db, r, 'labels')),
-          Runtime: { Name: rtr === undefined ? '' : (str(rtr, 'name') ?? ''), Options: anyOf(rtr?.get('options')?.value, `sandbox ${e.key} runtime options`, problems) },
-          Spec: anyOf(r.get('spec')?.value, `sandbox ${e.key} spec`, problems),
-          Sandboxer: str(r, 'sandboxer') ?? '',
-          CreatedAt: created.text,
-          UpdatedAt: updated.text,
-          Extensions: this.extensions(r, `sandbox ${e.key}`, problems),
-          problems,
-        });
-      }
-      return out;
+    return this.records(`sandboxes/${ns}`, ns, ['sandboxes'], (e, r, problems) => {
+      const { created, updated } = timesOf(r, `sandbox ${e.key}`, problems);
+      return {
+        namespace: ns,
+        ID: e.key,
+        Labels: nullable(stringMap(this.db, r, 'labels')),
+        Runtime: this.runtime(r, `sandbox ${e.key}`, problems),
+        Spec: anyOf(r.get('spec')?.value, `sandbox ${e.key} spec`, problems),
+        Sandboxer: str(r, 'sandboxer') ?? '',
+        CreatedAt: created.text,
+        UpdatedAt: updated.text,
+        Extensions: this.extensions(r, `sandbox ${e.key}`, problems),
+        problems,
+      };
     });
   }
 

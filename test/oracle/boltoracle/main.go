@@ -519,9 +519,73 @@ func gen(out string, seed int64, scenario string, pageSize int) {
 			}
 			return nil
 		})
+	case "nested":
+		genNested(db, seed)
 	default:
 		die(fmt.Errorf("unknown scenario %s", scenario))
 	}
+}
+
+// genNested writes a chain of N nested buckets (N is the argument after PAGESIZE) for the walks
+// that must not recurse on bucket depth: "nest" at the top, then N buckets named "b", each inside
+// the one before. Levels 1, N/3, 2N/3 and N hold a value "v" ("seed S level D") and an inline
+// bucket "a" (it sorts before "b") with a value "x" (0x00 "x" S D); every 1000th level from 7 has
+// a sequence. Then it
+// prints, as `dump` would, the records of the last 10 levels (below level N-10): the full dump
+// repeats the path in every record, so it grows as N², and a test at a large N compares this tail.
+func genNested(db *bolt.DB, seed int64) {
+	n, err := strconv.Atoi(os.Args[6])
+	must(err)
+	special := map[int]bool{1: true, n / 3: true, 2 * n / 3: true, n: true}
+	must(db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("nest"))
+		must(err)
+		for d := 1; d <= n; d++ {
+			b, err = b.CreateBucket([]byte("b"))
+			must(err)
+			if d%1000 == 7 {
+				must(b.SetSequence(uint64(d)))
+			}
+			if special[d] {
+				must(b.Put([]byte("v"), []byte(fmt.Sprintf("seed %d level %d", seed, d))))
+				a, err := b.CreateBucket([]byte("a"))
+				must(err)
+				must(a.Put([]byte("x"), []byte(fmt.Sprintf("\x00x %d %d", seed, d))))
+			}
+		}
+		return nil
+	}))
+	from := n - 10
+	if from < 0 {
+		from = 0
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	var walk func(b *bolt.Bucket, path string)
+	walk = func(b *bolt.Bucket, path string) {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			kh := hex.EncodeToString(k)
+			w.WriteString(`{"path":[` + path + `],"key":"` + kh)
+			if v == nil {
+				sub := b.Bucket(k)
+				w.WriteString(`","bucket":true,"sequence":` + seqJSON(sub.Sequence()) + "}\n")
+				walk(sub, path+`,"`+kh+`"`)
+				continue
+			}
+			w.WriteString(`","value":"` + hex.EncodeToString(v) + "\"}\n")
+		}
+	}
+	must(db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("nest"))
+		path := `"` + hex.EncodeToString([]byte("nest")) + `"`
+		for d := 1; d <= from; d++ {
+			b = b.Bucket([]byte("b"))
+			path += `,"62"`
+		}
+		walk(b, path)
+		return nil
+	}))
 }
 
 func varint(n int64) []byte {
