@@ -114,7 +114,7 @@ async function tour(ctx: Ctx, dir: string, outDir: string): Promise<void> {
     const shown = [...original.args.map((a) => (a.startsWith('@out/') ? `/tmp/${a.slice(5)}` : a)), ...extra];
     ctx.stdout.write(`\n${paint(ctx, 'cyan', `━━ dataroot ${shown.join(' ')} --root snapshots/${step.sample}.tar.gz`)}\n`);
     if (step.why !== '') ctx.stdout.write(`${paint(ctx, 'dim', `   ${step.why}`)}\n`);
-    await ctx.invoke([...step.args, ...extra, '--root', archive]);
+    await ctx.invoke!([...step.args, ...extra, '--root', archive]);
   }
 }
 
