@@ -132,12 +132,12 @@ describe('bolt bad input: coded error, exit 2', () => {
     const f = join(tmp, 'meta.db');
     copyFileSync(join(after.dir, 'volumes/metadata.db'), f);
     const b = readFileSync(f);
-    b[4096 + 70] ^= 0xff; // meta 1's txid: its checksum no longer matches
+    b[4096 + 70] = b[4096 + 70]! ^ 0xff; // meta 1's txid: its checksum no longer matches
     writeFileSync(f, b);
     const one = await run(['--json', 'bolt', 'info', f]);
     expect(one.code).toBe(0);
     expect(JSON.parse(one.stdout).metas[1].problem).toBe('checksum error');
-    b[70] ^= 0xff;
+    b[70] = b[70]! ^ 0xff;
     writeFileSync(f, b);
     const both = await run(['bolt', 'info', f]);
     expect(both.code).toBe(2);

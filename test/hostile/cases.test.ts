@@ -155,9 +155,9 @@ describe('1. archive roots are unpacked as evidence, never as a system', () => {
     gz.write(header);
     gz.write(big);
     const chunk = Buffer.alloc(1 << 20);
-    for (let i = 0; i < 600; i++) if (!gz.write(chunk)) await new Promise((r) => gz.once('drain', r));
+    for (let i = 0; i < 600; i++) if (!gz.write(chunk)) await new Promise<void>((r) => gz.once('drain', () => r()));
     gz.end(Buffer.alloc(1024));
-    await new Promise((r) => file.on('close', r));
+    await new Promise<void>((r) => file.on('close', () => r()));
     expect(statSync(out).size).toBeLessThan(2 << 20);
     const tmp = join(H.work, 'tmp-bomb');
     mkdirSync(tmp);
