@@ -143,9 +143,11 @@ describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
     rmSync(link, { force: true });
     symlinkSync(fileURLToPath(new URL('../bin/dataroot', import.meta.url)), link);
     const env = { ...process.env, NODE_EXTRA_CA_CERTS: join(tmp, 'no-such-bundle.pem') };
-    // node itself warns about a CA bundle it cannot load; through the command it never tries
+    // node 20 loads the bundle at start and warns when it cannot (node 22 and 24 load it when TLS is
+    // first used, so they never do here); through the command it never tries
+    const eager = /extra certs/.test(spawnSync(process.execPath, ['-e', ''], { env, encoding: 'utf8' }).stderr);
     const direct = spawnSync(process.execPath, [BIN, '--version'], { env, encoding: 'utf8' });
-    expect(direct.stderr).toMatch(/extra certs/);
+    expect(/extra certs/.test(direct.stderr)).toBe(eager);
     const ok = spawnSync(link, ['--version'], { env, encoding: 'utf8' });
     expect([ok.status, ok.stdout.trim(), ok.stderr]).toEqual([0, direct.stdout.trim(), '']);
     const bad = spawnSync(link, ['frobnicate'], { env, encoding: 'utf8' });

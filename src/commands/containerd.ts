@@ -162,7 +162,7 @@ export function registerContainerd(program: Command, ctx: Ctx): void {
       else {
         const all = g.namespace === undefined;
         const lines = [`${all ? 'NAMESPACE\t' : ''}CONTAINER\tIMAGE\tRUNTIME\tSNAPSHOT\t`];
-        for (const c of r) lines.push(`${all ? `${cell(String(c.Dataroot['namespace']))}\t` : ''}${cell(c.ID)}\t${cell(c.Image || '-')}\t${cell(c.Runtime.Name)}\t${cell(String(c['SnapshotKey'] || '-'))}\t`);
+        for (const c of r) lines.push(`${all ? `${cell(String(c.Dataroot['namespace']))}\t` : ''}${cell(c.ID)}\t${cell(c.Image || '-')}\t${cell(c.Runtime.Name)}\t${cell(typeof c['SnapshotKey'] === 'string' && c['SnapshotKey'] !== '' ? c['SnapshotKey'] : '-')}\t`);
         ctx.stdout.write(tabwrite(lines, CTR_TABLE));
       }
       reportProblems(ctx, r.flatMap((c) => c.Dataroot['problems'] as Problem[]));

@@ -38,13 +38,6 @@ export async function withStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => T 
   );
 }
 
-/** Content operations (diffs, layer tars, deep verification) need a driver whose layers can be read here. */
-export function requireContent(store: Store): void {
-  if (store.adapter.content === 'none') {
-    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer contents that cannot be read offline: metadata commands work, content commands do not`, { driver: store.driver });
-  }
-}
-
 /** Prints per-item problems as warnings on stderr and marks the run as having found problems (exit 1). */
 export function reportProblems(ctx: Ctx, problems: readonly Problem[]): void {
   const seen = new Set<string>();

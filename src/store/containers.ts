@@ -79,7 +79,7 @@ export function readContainer(fs: Confined, id: string): ContainerRecord {
   if (c === undefined) problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.v2.json is missing: dockerd skips this container', `${dir}/config.v2.json`));
   else if (!c.ok) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json cannot be read (${c.code !== undefined ? `${c.code}: ` : ''}${c.error}): dockerd skips this container`, `${dir}/config.v2.json`));
   else if (!isObject(c.value)) problems.push(problem('CONTAINER_CONFIG_INVALID', 'config.v2.json is not a JSON object: dockerd skips this container', `${dir}/config.v2.json`));
-  else config = c.value as StoredContainer;
+  else config = c.value;
   const h = readJson(fs, `${dir}/hostconfig.json`, o);
   let hostConfig: Record<string, unknown> | undefined;
   if (h === undefined) problems.push(problem('CONTAINER_HOSTCONFIG_MISSING', 'hostconfig.json is missing', `${dir}/hostconfig.json`));

@@ -4,7 +4,7 @@ import { DatarootError } from '../formats/errors.js';
 import { DEFAULT_UNPACK_LIMITS, looksLikeTarArchive, unpackRoot, type UnpackHooks, type UnpackLimits } from '../io/archive.js';
 import { Confined } from '../io/confined.js';
 import { isBoltMagic } from './bolt.js';
-import { HEX64, isKnownDriver, LAYOUT, ROOT_ENTRIES, type Layout } from './layout.js';
+import { HEX64, LAYOUT, ROOT_ENTRIES, type Layout } from './layout.js';
 
 export interface OpenedRoot {
   /** What the user named (a directory or an archive). */
@@ -19,7 +19,7 @@ export interface OpenedRoot {
   imageStores: string[];
   /** What could not be reproduced when an archive was unpacked. */
   unpackSkipped: string[];
-  close(): void;
+  close: () => void;
 }
 
 export interface OpenRootOptions {
@@ -133,4 +133,3 @@ export function realDir(dir: string): string {
   }
 }
 
-export { isKnownDriver };

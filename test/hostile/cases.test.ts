@@ -443,6 +443,7 @@ describe('10. names with terminal escape sequences are escaped in human output',
     cfg.Name = '/x\u001b]0;pwned\u0007\u001b[2J\u009b31m';
     writeFileSync(p, JSON.stringify(cfg));
     const r = await read(root, ['containers'], { code: [0, 1] });
+    // eslint-disable-next-line no-control-regex -- asserts that no control character reaches the terminal
     expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
     expect(r.stdout).toContain('x\\033]0;pwned\\a\\033[2J\\23331m');
     // --json is unchanged: JSON escapes them itself.
