@@ -47,7 +47,7 @@ const CONTENTS: Record<string, Buffer> = {
 
 function entries(): ManifestEntry[] {
   const base = { uid: 0, gid: 0, mtime: '1700000000123456789', atime: '1700000000123456789', ctime: '1700000000123456789', dev: '2049', nlink: 1 };
-  const file = (path: string, ino: number, kind: ManifestEntry['kind'], nlink = 1): ManifestEntry => ({ ...base, path, type: 'file', mode: 0o644, size: CONTENTS[path]!.length, ino: String(ino), nlink, sha256: sha(CONTENTS[path]!), stored: true, kind });
+  const file = (path: string, ino: number, kind: NonNullable<ManifestEntry['kind']>, nlink = 1): ManifestEntry => ({ ...base, path, type: 'file', mode: 0o644, size: CONTENTS[path]!.length, ino: String(ino), nlink, sha256: sha(CONTENTS[path]!), stored: true, kind });
   return [
     { ...base, path: '', type: 'dir', mode: 0o755, size: 0, ino: '100' },
     file('a.json', 101, 'json'),

@@ -63,7 +63,7 @@ describe('bolt reader fuzz', () => {
       try {
         outcome = await exercise(bytes);
       } catch (e) {
-        throw new Error(`case ${i} (base ${base.name}, seed ${seed}) threw ${(e as Error).name}: ${(e as Error).message}`);
+        throw new Error(`case ${i} (base ${base.name}, seed ${seed}) threw ${(e as Error).name}: ${(e as Error).message}`, { cause: e });
       }
       const ms = performance.now() - t0;
       slowest = Math.max(slowest, ms);

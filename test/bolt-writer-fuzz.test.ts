@@ -122,7 +122,11 @@ async function viaNdjson(tree: BoltTreeBucket, ps: number, rnd: Rnd): Promise<Ui
     const j = Math.floor(rnd() * (i + 1));
     [lines[i], lines[j]] = [lines[j]!, lines[i]!];
   }
-  const recs = await readDumpRecords([new TextEncoder().encode(lines.join('\n'))]);
+  const recs = await readDumpRecords(
+    (async function* () {
+      yield new TextEncoder().encode(lines.join('\n'));
+    })(),
+  );
   const sink = new MemorySink();
   const w = new BoltWriter(sink, { pageSize: ps });
   recs.visit(w);

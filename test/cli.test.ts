@@ -143,9 +143,11 @@ describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
     rmSync(link, { force: true });
     symlinkSync(fileURLToPath(new URL('../bin/dataroot', import.meta.url)), link);
     const env = { ...process.env, NODE_EXTRA_CA_CERTS: join(tmp, 'no-such-bundle.pem') };
-    // node itself warns about a CA bundle it cannot load; through the command it never tries
+    // node 20 loads the bundle at start and warns when it cannot (node 22 and 24 load it when TLS is
+    // first used, so they never do here); through the command it never tries
+    const eager = /extra certs/.test(spawnSync(process.execPath, ['-e', ''], { env, encoding: 'utf8' }).stderr);
     const direct = spawnSync(process.execPath, [BIN, '--version'], { env, encoding: 'utf8' });
-    expect(direct.stderr).toMatch(/extra certs/);
+    expect(/extra certs/.test(direct.stderr)).toBe(eager);
     const ok = spawnSync(link, ['--version'], { env, encoding: 'utf8' });
     expect([ok.status, ok.stdout.trim(), ok.stderr]).toEqual([0, direct.stdout.trim(), '']);
     const bad = spawnSync(link, ['frobnicate'], { env, encoding: 'utf8' });
@@ -162,17 +164,14 @@ describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
     expect(r.stdout).toBe('');
   });
 
-  it('the archive temp dir is removed after a command', async () => {
-    const before = new Set(readdirTmp());
-    await run(['info', '--root', AFTER]);
-    const left = readdirTmp().filter((n) => !before.has(n) && n.startsWith('dataroot-root-'));
-    expect(left).toEqual([]);
+  it('the archive temp dir is removed after a command', () => {
+    // A TMPDIR of its own: other processes on the machine make and remove dataroot-root-* dirs too.
+    const own = mkdtempSync(join(tmp, 'tmpdir-'));
+    const r = runBin(['info', '--root', AFTER], { TMPDIR: own });
+    expect(r.code).toBe(0);
+    expect(readdirSync(own)).toEqual([]);
   });
 });
-
-function readdirTmp(): string[] {
-  return readdirSync(tmpdir());
-}
 
 describe('demo', () => {
   it('walks every sample through info, files, cat, the store commands and the BoltDB reader', async () => {

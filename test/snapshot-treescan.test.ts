@@ -190,7 +190,7 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
           at++;
           continue;
         }
-        const [s0, s1, v0, v1, count] = [1, 5, 9, 13, 17].map((o) => r.ops.readUInt32LE(at + o));
+        const [s0, s1, v0, v1, count] = [1, 5, 9, 13, 17].map((o) => r.ops.readUInt32LE(at + o)) as [number, number, number, number, number];
         expect(s0).toBeGreaterThanOrEqual(lastEnd);
         expect(s1).toBeLessThanOrEqual(pi.length);
         expect(v1).toBeLessThanOrEqual(r.volatile.length);

@@ -41,7 +41,10 @@ async function reassemble(ndjson: string, dir: string): Promise<Buffer> {
     async open(name: Uint8Array) {
       const p = join(dir, Buffer.from(name).toString('utf8'));
       try {
-        return [readFileSync(p)];
+        const data = readFileSync(p);
+        return (async function* () {
+          yield data;
+        })();
       } catch {
         return undefined;
       }

@@ -40,7 +40,7 @@ function keyBytes(parts: string[], hex: boolean | undefined): Uint8Array[] {
 function writeTarget(file: string, g: GlobalOpts, ctx: Ctx): string {
   const { root, explicit } = rootOf(g, ctx);
   if (!explicit || isAbsolute(file)) return fileArg(file, undefined, ctx);
-  let dir = false;
+  let dir: boolean;
   try {
     dir = statSync(root).isDirectory();
   } catch {

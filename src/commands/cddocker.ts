@@ -68,7 +68,7 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
       }
     }
     const choice: StoreChoice = r !== undefined ? chooseImageStore(r, cdRoot !== undefined) : { uses: 'containerd', reason: 'a containerd root only', graphdriver: false, containerd: true };
-    const graph = r !== undefined && (hasGraph || g.driver !== undefined) ? (() => storeOf(r!, g, ctx)) : undefined;
+    const graph = r !== undefined && (hasGraph || g.driver !== undefined) ? (() => storeOf(r, g, ctx)) : undefined;
     const docker = r?.fs;
     const containerd: DockerCdContext | undefined = cdRoot === undefined ? undefined : { cd: cdRoot, docker, snapshotter: 'overlayfs' };
     if (graph === undefined && containerd === undefined) {

@@ -170,7 +170,7 @@ const containers: Listing<ReturnType<typeof listContainers>[number]> = {
   text: (r, o, ctx) =>
     table(ctx, [
       `${nsHead(o)}CONTAINER\tIMAGE\tRUNTIME\tSNAPSHOT\t`,
-      ...r.map((c) => `${nsCol(o, String(c.Dataroot['namespace']))}${cell(c.ID)}\t${cell(c.Image || '-')}\t${cell(c.Runtime.Name)}\t${cell(String(c['SnapshotKey'] || '-'))}\t`),
+      ...r.map((c) => `${nsCol(o, String(c.Dataroot['namespace']))}${cell(c.ID)}\t${cell(c.Image || '-')}\t${cell(c.Runtime.Name)}\t${cell(typeof c['SnapshotKey'] === 'string' && c['SnapshotKey'] !== '' ? c['SnapshotKey'] : '-')}\t`),
     ]),
   problems: (r) => r.flatMap((c) => c.Dataroot['problems'] as Problem[]),
 };

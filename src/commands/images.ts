@@ -5,7 +5,7 @@ import { imageHistory, inspectImage, listImages, requireImage, type ImageFilters
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, table } from './render.js';
 import type { Problem } from '../store/problems.js';
-import { ago, reportMissing, reportProblems, shortId, withStore } from './storectx.js';
+import { ago, reportMissing, reportProblems, shortId } from './storectx.js';
 import { dockerHistory, inspectDockerImage, listDockerImages, resolveDockerImage, type CdImageSummary } from '../ops/containerddocker.js';
 import { goPathMatch } from '../ops/images.js';
 import { noteBothStores, withDockerStores } from './cddocker.js';
@@ -115,6 +115,7 @@ function findEither<T>(st: import('./cddocker.js').Stores, q: string, graph: (s:
       first ??= e;
     }
   }
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows the first lookup's own error, as caught
   throw first ?? new Error(`No such image: ${q}`);
 }
 

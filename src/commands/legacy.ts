@@ -75,7 +75,7 @@ export function renderLegacyContainers(ctx: Ctx, r: LegacyContainerList, trunc: 
     let image = c.Image;
     if (image === '') image = '<no image>';
     else if (trunc && truncateId19(c.ImageID) === truncateId19(c.Image)) image = c.Image.slice(0, 12);
-    const ports = c.Ports.map((p) => (p['IP'] !== undefined ? `${String(p['IP'])}:${String(p['PublicPort'] ?? 0)}->${String(p['PrivatePort'])}/${String(p['Type'])}` : `${String(p['PrivatePort'])}/${String(p['Type'])}`));
+    const ports = c.Ports.map((p) => (p['IP'] !== undefined ? `${scalar(p['IP'])}:${scalar(p['PublicPort'] ?? 0)}->${String(p['PrivatePort'])}/${String(p['Type'])}` : `${String(p['PrivatePort'])}/${String(p['Type'])}`));
     return [trunc ? truncateId19(c.Id) : c.Id, image, goQuote(trunc ? c.Command.slice(0, 20) : c.Command), ago19(c.Created), c.Status, ports.join(', '), names.join(',')];
   });
   ctx.stdout.write(table(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows));
@@ -98,4 +98,9 @@ export function renderLegacyVerify(ctx: Ctx, r: LegacyVerifyResult): void {
   ctx.stdout.write('not applicable here:\n');
   for (const n of r.notApplicable) ctx.stdout.write(`  - ${n}\n`);
   ctx.stdout.write(`${r.errors === 0 ? paint(ctx, 'green', 'OK') : paint(ctx, 'red', `${r.errors} errors`)}, ${r.warnings} warnings\n`);
+}
+
+/** A port field as text: a string or number as is, anything else (hostile JSON) empty. */
+function scalar(v: unknown): string {
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
 }

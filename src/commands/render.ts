@@ -7,7 +7,6 @@ import type { Ctx } from './context.js';
  * raw; they are written as \u escapes here, which is the same JSON value.
  */
 export function jsonText(value: unknown, indent?: number): string {
-  // eslint-disable-next-line no-control-regex
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
@@ -91,6 +90,7 @@ function isWide(c: number): boolean {
 /** Columns a cell takes: colour codes, control characters and combining marks none, wide characters two. */
 export function displayWidth(s: string): number {
   let w = 0;
+  // eslint-disable-next-line no-control-regex -- strips the colour escapes this module itself writes
   for (const ch of s.replace(MARK_RE, (_m, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/\u001b\[[0-9;]*m/g, '')) {
     const c = ch.codePointAt(0)!;
     if (c < 0x20 || (c >= 0x7f && c < 0xa0) || (c >= 0x300 && c <= 0x36f) || c === 0x200b || (c >= 0xfe00 && c <= 0xfe0f)) continue;

@@ -56,7 +56,6 @@ function ratio(s: { logicalBytes: number; storedBytes: number }): string {
   return s.storedBytes === 0 ? '∞' : `${(s.logicalBytes / s.storedBytes).toFixed(1)}x`;
 }
 
-const SIGN: Record<string, string> = { added: '+', removed: '-', changed: '~' };
 
 function renderDetail(ctx: Ctx, d: Detail | undefined, out: string[]): void {
   if (d === undefined) return;

@@ -4,21 +4,6 @@ export function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-export const u16le = (v: DataView, off: number): number => v.getUint16(off, true);
-export const u32le = (v: DataView, off: number): number => v.getUint32(off, true);
-export const u64leBig = (v: DataView, off: number): bigint => v.getBigUint64(off, true);
-
-/**
- * A u64 as a Number when it is exact (below 2^53), else -1 so callers treat it as "out of any bound".
- * Use u64leBig where the exact large value matters (sentinels, sequences, messages).
- */
-export function u64leNum(v: DataView, off: number): number {
-  const lo = v.getUint32(off, true);
-  const hi = v.getUint32(off + 4, true);
-  if (hi >= 0x200000) return -1;
-  return hi * 0x100000000 + lo;
-}
-
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function toHex(b: Uint8Array): string {

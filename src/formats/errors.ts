@@ -44,7 +44,3 @@ export class DatarootError extends Error {
     return `${this.code}: ${this.message.replace(/\s*\n\s*/g, ' ')}${suffix}`;
   }
 }
-
-export function isDatarootError(e: unknown): e is DatarootError {
-  return e instanceof DatarootError;
-}

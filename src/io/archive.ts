@@ -16,7 +16,7 @@ export interface Unpacked {
   dir: string;
   /** What could not be reproduced (devices without privileges, file capabilities). */
   skipped: string[];
-  cleanup(): void;
+  cleanup: () => void;
 }
 
 export interface UnpackLimits {

@@ -186,14 +186,14 @@ export class AtomicFile {
  */
 export function requireOutputDir(path: string, flag = '-o '): void {
   const dir = dirname(path);
-  let ok = false;
+  let ok: boolean;
   try {
     ok = statSync(dir).isDirectory();
   } catch {
     ok = false;
   }
   if (!ok) throw new DatarootError('USAGE_OUTPUT_DIR_MISSING', `${flag}${path}: the directory ${dir} does not exist`, { file: path });
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = lstatSync(path).isDirectory();
   } catch {

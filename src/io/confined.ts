@@ -18,7 +18,7 @@ import {
   type Dirent,
   type Stats,
 } from 'node:fs';
-import { basename, dirname, posix } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { openBeneath as openBeneathNative } from './native.js';
 import { writeNewFileSync } from './atomic.js';
@@ -103,11 +103,6 @@ export function pathParts(rel: string): string[] {
   return parts;
 }
 
-/** One name inside a directory: not empty, not `.` or `..`, no `/` or NUL. */
-export function isSafeName(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0') && Buffer.byteLength(name) <= 255;
-}
-
 /** Where a symlink's target points, lexically, relative to the base; undefined when it leaves it. */
 export function symlinkTargetInside(rel: string, target: string): string | undefined {
   if (target.startsWith('/')) return undefined;
@@ -146,7 +141,7 @@ export interface OpenFile {
   fd: number;
   size: number;
   stat: Stats;
-  close(): void;
+  close: () => void;
 }
 
 export class Confined {
@@ -716,9 +711,4 @@ export function fsError(e: unknown, file: string, shown: string = file): Dataroo
     default:
       return new DatarootError(`IO_${err.code ?? 'ERROR'}`, `${shown}: ${err.message ?? String(e)}`, { file });
   }
-}
-
-/** posix.join for relative paths (no leading slash). */
-export function joinRel(...parts: string[]): string {
-  return posix.join(...parts.filter((p) => p !== ''));
 }

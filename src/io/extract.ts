@@ -96,6 +96,7 @@ export class LayerExtractor {
   }
 
   private check(): void {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows a worker's error, as caught
     if (this.failure !== undefined) throw this.failure;
   }
 

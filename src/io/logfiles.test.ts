@@ -73,7 +73,7 @@ describe('gunzipChunks', () => {
   });
   it('corrupt gzip is LOG_GZIP_CORRUPT', async () => {
     const gz = gzipSync(Buffer.from('hello world '.repeat(1000)));
-    gz[gz.length - 20] ^= 0xff;
+    gz[gz.length - 20]! ^= 0xff;
     writeFileSync(join(dir, 'bad.gz'), gz);
     const f = Confined.open(dir).openFile('bad.gz')!;
     await expect(

@@ -36,9 +36,10 @@ interface Addon {
     threads: number,
     results?: Buffer,
   ): Promise<[Buffer, Buffer, number, number, string, string]>;
-  zstdCompressAsync(data: Buffer, level: number): Promise<Buffer>;
-  zstdDecompress(data: Buffer, size: number): Buffer;
-  zstdDecompressAsync(data: Buffer, size: number): Promise<Buffer>;
+  // Properties, not methods: they are handed out detached (nativeZstd), and the addon's functions use no `this`.
+  zstdCompressAsync: (data: Buffer, level: number) => Promise<Buffer>;
+  zstdDecompress: (data: Buffer, size: number) => Buffer;
+  zstdDecompressAsync: (data: Buffer, size: number) => Promise<Buffer>;
 }
 
 /**
@@ -370,7 +371,7 @@ export class DirListing {
   }
 
   nameEnd(i: number): number {
-    return this.at[i]! + 2 + this.buf.readUInt16LE(this.at[i]!);
+    return this.at[i]! + 2 + this.buf.readUInt16LE(this.at[i]);
   }
 
   name(i: number): Buffer {

@@ -25,11 +25,6 @@ export function shownPath(p: ByteStr): string {
   return Buffer.from(p, 'latin1').toString('utf8');
 }
 
-/** A UTF-8 string as a byte string. */
-export function byteStr(s: string): ByteStr {
-  return Buffer.from(s, 'utf8').toString('latin1');
-}
-
 /** Whether a byte string is valid UTF-8 (then `shownPath` is exact). */
 export function isUtf8(p: ByteStr): boolean {
   // eslint-disable-next-line no-control-regex

@@ -36,20 +36,6 @@ export function fileChunks(path: string, start = 0, length?: number, highWaterMa
   return createReadStream(path, opts) as AsyncIterable<Uint8Array>;
 }
 
-/**
- * A local file read synchronously into one reused buffer: for consumers that use each chunk before
- * asking for the next (hashing, writing out). Thread-pool round trips per open and per read made
- * asynchronous streams latency-bound on layers of many small files; page-cache reads are faster
- * done here. The chunk is only valid until the next one is requested.
- */
-export function fileChunksReused(path: string, bufferSize = 1 << 20): AsyncIterable<Uint8Array> {
-  return {
-    async *[Symbol.asyncIterator]() {
-      yield* fdChunksReused(openSync(path, 'r'), undefined, bufferSize);
-    },
-  };
-}
-
 /** The same over a file already opened (and checked) by the confined layer; `close` runs at the end. */
 export function fdChunksReused(fd: number, close?: () => void, bufferSize = 1 << 20): AsyncIterable<Uint8Array> {
   const done = close ?? ((): void => closeSync(fd));
@@ -142,7 +128,7 @@ export function decompress(kind: Compression, src: AsyncIterable<Uint8Array>, o:
       break;
     case 'gzip': {
       const gz = createGunzip();
-      (async () => {
+      void (async () => {
         try {
           for await (const c of src) if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
           gz.end();
@@ -188,15 +174,4 @@ export class HashingStream {
   digest(): string {
     return `sha256:${this.h.digest('hex')}`;
   }
-}
-
-/** sha256 of a whole stream. */
-export async function sha256Stream(src: AsyncIterable<Uint8Array>): Promise<{ digest: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const c of src) {
-    h.update(c);
-    bytes += c.length;
-  }
-  return { digest: `sha256:${h.digest('hex')}`, bytes };
 }

@@ -116,7 +116,7 @@ export class TarFileOut implements TarOut {
   private readonly queue: Job[] = [];
   private active = 0;
   private wake: (() => void) | undefined;
-  private failed: unknown;
+  private failed: Error | undefined;
   private unsynced = 0;
   private syncing = false;
   size = 0;
@@ -129,7 +129,7 @@ export class TarFileOut implements TarOut {
 
   private track(p: Promise<void>): void {
     const q = p.catch((e: unknown) => {
-      this.failed ??= e;
+      this.failed ??= e instanceof Error ? e : new Error(String(e));
     });
     this.writes.add(q);
     void q.then(() => {

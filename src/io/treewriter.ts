@@ -282,6 +282,6 @@ function removeOwnTree(path: Buffer): void {
   }
 }
 
-export { S_IFBLK, S_IFCHR, S_IFIFO };
+export { S_IFIFO };
 
 const SLASH = Buffer.from('/');

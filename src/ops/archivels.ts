@@ -60,7 +60,7 @@ export async function inspectArchive(path: string, o: { maxBytes: number; maxRat
     const layouts = [a.source.has('manifest.json') ? 'docker-save' : undefined, a.source.has('index.json') ? 'oci' : undefined].filter((x): x is string => x !== undefined);
     const images: ArchiveImageInfo[] = [];
     for (const img of a.images) {
-      const c = (img.config?.config ?? {}) as Record<string, unknown>;
+      const c = (img.config?.config ?? {});
       const layers: ArchiveLayerInfo[] = [];
       for (const [k, l] of img.layers.entries()) {
         const info: ArchiveLayerInfo = { diffId: img.diffIds[k], member: l.member, compression: 'none', blobSize: a.source.size(l.member), size: undefined, entries: undefined, verified: false };

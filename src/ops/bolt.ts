@@ -1,4 +1,4 @@
-import { BoltFile, BucketWalk, isBucketEntry, type BucketRef, type LeafEntry } from '../formats/bolt/db.js';
+import { BoltFile, BucketWalk, isBucketEntry, type BucketRef } from '../formats/bolt/db.js';
 import { PAGE_HEADER_SIZE, ELEMENT_SIZE, LEAF_FLAG_BUCKET } from '../formats/bolt/constants.js';
 import { DatarootError } from '../formats/errors.js';
 import { compareBytes, bytesEqual, copyBytes, toHex } from '../formats/bytes.js';

@@ -103,7 +103,7 @@ export function listDockerImages(ctx: DockerCdContext, o: { all: boolean }): { i
   if (!cd.namespaceNames().includes(MOBY_NS)) return { images: [], problems };
   const imgs = cd.meta.images(MOBY_NS);
   const intermediate = new Set<string>();
-  if (!o.all) for (const i of imgs) if (i.Labels?.[PARENT_LABEL]) intermediate.add(i.Labels[PARENT_LABEL]!);
+  if (!o.all) for (const i of imgs) if (i.Labels?.[PARENT_LABEL]) intermediate.add(i.Labels[PARENT_LABEL]);
   const unique = new Map<string, CdImageRecord>();
   const tags = new Map<string, string[]>();
   const names = new Map<string, string[]>();
@@ -203,7 +203,7 @@ function dockerConfig(c: unknown): Obj {
   const o = c as Obj;
   for (const k of CONFIG_KEYS) {
     const v = o[k];
-    if (v === undefined || v === null || v === '' || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as Obj).length === 0)) continue;
+    if (v === undefined || v === null || v === '' || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0)) continue;
     out[k] = v;
   }
   return out;
@@ -262,7 +262,7 @@ export function inspectDockerImage(ctx: DockerCdContext, img: CdImageRecord): Ob
   }
   out['Size'] = size;
   const layers = b?.diffIds ?? [];
-  out['RootFS'] = b?.config?.view !== undefined ? { Type: String((b.config.view.raw['rootfs'] as Obj | undefined)?.['type'] ?? ''), ...(layers.length > 0 ? { Layers: layers } : {}) } : {};
+  out['RootFS'] = b?.config?.view !== undefined ? { Type: rootfsType((b.config.view.raw['rootfs'] as Obj | undefined)?.['type']), ...(layers.length > 0 ? { Layers: layers } : {}) } : {};
   out['Metadata'] = { LastTagTime: last === 0 ? '1970-01-01T00:00:00Z' : lastText };
   out['Descriptor'] = { mediaType: img.Target.mediaType, digest: target, size: img.Target.size, ...(img.Target.annotations !== undefined && Object.keys(img.Target.annotations).length > 0 ? { annotations: img.Target.annotations } : {}) };
   out['Dataroot'] = {
@@ -445,4 +445,9 @@ export function dockerContainerChanges(ctx: DockerCdContext, c: ContainerRecord)
   const s = ctx.cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
   if (s === undefined) throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${c.id} has no snapshot ${c.id} in ${snapshotter} (namespace moby)`);
   return snapshotChanges(ctx.cd, s);
+}
+
+/** RootFS.Type as docker reports it: the config's string, else empty (never an object's text). */
+function rootfsType(t: unknown): string {
+  return typeof t === 'string' ? t : '';
 }

@@ -188,13 +188,13 @@ export function inspectNetworkSettings(cfg: StoredContainer): Obj {
   const ports: Obj = {};
   if (ns.Ports !== null && typeof ns.Ports === 'object') Object.assign(ports, ns.Ports);
   return {
-    Bridge: (ns['Bridge'] as string | undefined) ?? '',
-    SandboxID: (ns['SandboxID'] as string | undefined) ?? '',
+    Bridge: (ns['Bridge']) ?? '',
+    SandboxID: (ns['SandboxID']) ?? '',
     HairpinMode: ns['HairpinMode'] === true,
-    LinkLocalIPv6Address: (ns['LinkLocalIPv6Address'] as string | undefined) ?? '',
-    LinkLocalIPv6PrefixLen: (ns['LinkLocalIPv6PrefixLen'] as number | undefined) ?? 0,
+    LinkLocalIPv6Address: (ns['LinkLocalIPv6Address']) ?? '',
+    LinkLocalIPv6PrefixLen: (ns['LinkLocalIPv6PrefixLen']) ?? 0,
     Ports: ports,
-    SandboxKey: (ns['SandboxKey'] as string | undefined) ?? '',
+    SandboxKey: (ns['SandboxKey']) ?? '',
     SecondaryIPAddresses: ns['SecondaryIPAddresses'] ?? null,
     SecondaryIPv6Addresses: ns['SecondaryIPv6Addresses'] ?? null,
     EndpointID: def['EndpointID'],

@@ -15,7 +15,7 @@ describe('diff text view: values by their fields, changes by JSON path', () => {
   };
 
   it('an added BoltDB value shows its decoded fields, the embedded JSON too (no 160-character cut)', () => {
-    expect(boltDetailLines([{ change: 'added', path: ['libnetwork'], key: 'docker/network/v1.0/network/86da/', right: network as never }])).toEqual([
+    expect(boltDetailLines([{ change: 'added', path: ['libnetwork'], key: 'docker/network/v1.0/network/86da/', right: network }])).toEqual([
       '+ libnetwork / docker/network/v1.0/network/86da/',
       '    index = 2',
       '    json.name = "samplenet"',
@@ -31,7 +31,7 @@ describe('diff text view: values by their fields, changes by JSON path', () => {
 
   it('a changed BoltDB value shows the changes by path, inside embedded JSON too', () => {
     const after = { ...network, index: 3, json: { ...network.json, ipamV4Config: network.json.ipamV4Config.replace('172.30.0.0/24', '10.0.0.0/8') } };
-    expect(boltDetailLines([{ change: 'changed', path: ['libnetwork'], key: 'k', left: network as never, right: after as never }])).toEqual([
+    expect(boltDetailLines([{ change: 'changed', path: ['libnetwork'], key: 'k', left: network, right: after }])).toEqual([
       '~ libnetwork / k',
       '    ~ index: 2 → 3',
       '    ~ json.ipamV4Config<json>[0].PreferredPool: "172.30.0.0/24" → "10.0.0.0/8"',
@@ -39,7 +39,7 @@ describe('diff text view: values by their fields, changes by JSON path', () => {
   });
 
   it('buckets are named, not dumped', () => {
-    expect(boltDetailLines([{ change: 'added', path: ['v1'], key: 'moby', bucket: true, right: { bucket: true, sequence: 0 } as never }])).toEqual(['+ v1 / moby (bucket)']);
+    expect(boltDetailLines([{ change: 'added', path: ['v1'], key: 'moby', bucket: true, right: { bucket: true, sequence: 0 } }])).toEqual(['+ v1 / moby (bucket)']);
   });
 
   it('an added JSON file is its leaves; a changed one its changes', () => {

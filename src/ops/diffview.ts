@@ -46,7 +46,7 @@ export function scalarText(v: unknown): string {
   if (typeof v === 'string' && v.length > MAX_STRING) return `${JSON.stringify(v.slice(0, MAX_STRING))}… (${v.length} characters)`;
   if (v === undefined) return 'undefined';
   const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s;
+  return s ?? `<${typeof v}>`;
 }
 
 /** The leaves of a value with their paths (iterative; embedded JSON strings expanded). */

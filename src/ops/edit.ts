@@ -195,7 +195,7 @@ async function squash(layerFiles: string[], out: string): Promise<{ diffId: stri
           continue;
         }
         firstName.set(owner, name);
-        await w.add({ ...entry, type: TYPE.REG }, entry.size === 0 ? undefined : fileChunks(owner.file, owner.offset!, entry.size));
+        await w.add({ ...entry, type: TYPE.REG }, entry.size === 0 ? undefined : fileChunks(owner.file, owner.offset, entry.size));
       } else await w.add(entry);
     }
     const r = w.finish();

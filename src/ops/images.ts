@@ -274,7 +274,7 @@ export interface HistoryItem {
 /** `docker history`: newest first, per-layer sizes, IDs and tags filled in along the parent chain. */
 export function imageHistory(store: Store, img: ImageRecord): { history: HistoryItem[]; problems: Problem[] } {
   const problems: Problem[] = [];
-  const entries = Array.isArray(img.config?.history) ? img.config!.history! : [];
+  const entries = Array.isArray(img.config?.history) ? img.config.history : [];
   const chain = store.chainOf(img);
   let counter = 0;
   const items: HistoryItem[] = [];

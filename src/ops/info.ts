@@ -93,7 +93,7 @@ export function info(root: OpenedRoot, driverFlag?: string): InfoResult {
   const warnings: string[] = [];
   let driver: string | null = null;
   let driverReason: string | null = null;
-  let stores: ImageStoreInfo[] = [];
+  let stores: ImageStoreInfo[];
   try {
     const choice = chooseDriver(root, driverFlag);
     driver = choice.driver;

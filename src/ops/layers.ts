@@ -140,7 +140,7 @@ export function tarSplitStream(fs: Confined, l: LayerRecord, maxBytes = Infinity
   const f = fs.openFile(`${l.dir}/tar-split.json.gz`, 'tar-split');
   if (f === undefined) throw new DatarootError('TARSPLIT_MISSING', `layer ${l.chainId} has no tar-split.json.gz`, { file: l.dir });
   const gz = createGunzip();
-  (async () => {
+  void (async () => {
     try {
       for await (const c of fdChunksReused(f.fd, f.close)) if (!gz.write(Buffer.from(c))) await new Promise((r) => gz.once('drain', r));
       gz.end();

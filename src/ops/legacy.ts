@@ -165,7 +165,8 @@ function graphDriverData(ls: LegacyStore, id: string, problems: Problem[]): Reco
         problems.push(problem('LEGACY_LAYER_MISSING', `${rel} ${r === undefined ? 'does not exist' : 'does not decode'}: dockerd 1.9 fails this inspect ("Unknown device")`, rel));
         return null;
       }
-      const out: Record<string, string> = { DeviceId: String(goField(r.value, 'device_id') ?? 0) };
+      const deviceId = goField(r.value, 'device_id');
+      const out: Record<string, string> = { DeviceId: typeof deviceId === 'number' || typeof deviceId === 'string' ? String(deviceId) : '0' };
       // Name() is "docker-<major>:<minor>-<inode of the devicemapper directory>-<id>": known only on
       // the file system the root was written on, so only for a directory root read in place.
       if (!ls.root.fromArchive) {
@@ -176,7 +177,8 @@ function graphDriverData(ls: LegacyStore, id: string, problems: Problem[]): Reco
           out['DeviceName'] = `docker-${major}:${minor}-${st.ino}-${id}`;
         }
       }
-      out['DeviceSize'] = String(goField(r.value, 'size') ?? 0);
+      const size = goField(r.value, 'size');
+      out['DeviceSize'] = typeof size === 'number' || typeof size === 'string' ? String(size) : '0';
       return out;
     }
     default:
@@ -522,7 +524,7 @@ export function inspectLegacyContainer(ls: LegacyStore, c: LegacyContainer): Obj
   const mounts: Obj[] = [];
   if (isObj(mps)) {
     for (const dest of Object.keys(mps).sort()) {
-      const m = isObj(mps[dest]) ? (mps[dest] as Obj) : {};
+      const m = isObj(mps[dest]) ? (mps[dest]) : {};
       const mname = str(goField(m, 'Name'));
       const driver = str(goField(m, 'Driver'));
       let source = str(goField(m, 'Source'));

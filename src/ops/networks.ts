@@ -71,7 +71,7 @@ export function networkObject(store: Store, rec: KvRecord): Obj {
   const opts = generic?.['com.docker.network.generic'];
   const labels = n['labels'];
   const configFrom = typeof n['configFrom'] === 'string' ? n['configFrom'] : '';
-  const id = String(n['id'] ?? rec.ids[0] ?? '');
+  const id = typeof n['id'] === 'string' ? n['id'] : (rec.ids[0] ?? '');
   const endpoints = store.networkKv.records.filter((r) => r.kind === 'endpoint' && r.ids[0] === id);
   return {
     Name: n['name'] ?? '',

@@ -299,7 +299,7 @@ class Scan {
     try {
       const listing = typeof abs === 'string' ? scanDir(abs) : undefined;
       if (listing !== undefined) return { listing };
-      return { names: readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare) };
+      return { names: readdirSync(abs, { encoding: 'buffer' }).sort((a, b) => Buffer.compare(a, b)) };
     } catch (e) {
       throw vanished(abs, e);
     }
@@ -486,7 +486,7 @@ class Scan {
  * snapshot: then manifestOf writes the lines.)
  */
 async function linesAhead(walked: Walked[], todo: Todo, early: EarlyRead, stored: boolean): Promise<ManifestLinesAhead> {
-  const identity: (string | undefined)[] = new Array(walked.length);
+  const identity = new Array<string | undefined>(walked.length);
   const volatile: string[] = [];
   const reading = new Set(todo.at);
   let allFull = true;

@@ -7,8 +7,7 @@ import { PackWriter, ZSTD_LEVELS } from '../store/snapshots/packwriter.js';
 import type { SnapshotStore } from '../store/snapshots/store.js';
 import { Previous, scanTree, type ScanOptions, type ScanStats } from './scantree.js';
 
-export type { ManifestEntry } from '../store/snapshots/manifest.js';
-export { globRegex, matchesAny, Previous, scanTree, type ScanOptions, type ScanStats } from './scantree.js';
+export { Previous, scanTree, type ScanOptions, type ScanStats } from './scantree.js';
 
 export interface SnapshotOptions {
   name?: string;

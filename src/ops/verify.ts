@@ -513,7 +513,6 @@ function duSize(fs: Confined, base: string): number {
 
 /** --deep: rebuild each layer's tar from tar-split and the driver directory, as docker save does. */
 async function deep(store: Store, f: Findings, scope: Set<string> | undefined, opts: VerifyOptions): Promise<number> {
-  const d = store.driver;
   const layers = [...store.layers.values()].filter((l) => (scope === undefined || scope.has(l.chainId)) && l.problems.length === 0 && l.tarSplit && l.driverDirExists && l.diffId !== undefined);
   const entriesOf = new Map<string, Entry[] | undefined>();
   const load = async (l: LayerRecord): Promise<Entry[] | undefined> => {

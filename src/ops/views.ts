@@ -109,7 +109,7 @@ export function imageLayers(store: Store, img: ImageRecord): ViewLayer[] {
   return dirs.map((d) => new DiskLayer(store.fs, d, rules));
 }
 
-const INIT_PATHS: [string, 'dir' | 'file' | string][] = [
+const INIT_PATHS: [string, string][] = [
   ['dev/pts', 'dir'],
   ['dev/shm', 'dir'],
   ['proc', 'dir'],

@@ -139,7 +139,7 @@ export async function openImageArchive(path: string, o: OpenArchiveOptions): Pro
     source = new TarSource(await TarIndex.build(tarPath), path);
   } else throw new DatarootError('ARCHIVE_NOT_FOUND', `${path} is neither a file nor a directory`, { file: path });
   const problems: Problem[] = source.duplicates.map((d) => problem('ARCHIVE_DUPLICATE_ENTRY', `the archive holds ${d} more than once`));
-  if (source.has('manifest.json')) return { kind: 'docker-save', path, source, images: await dockerImages(source, problems), problems };
+  if (source.has('manifest.json')) return { kind: 'docker-save', path, source, images: await dockerImages(source), problems };
   if (source.has('index.json')) return { kind: 'oci', path, source, images: await ociImages(source, problems, o.platform ?? 'linux/amd64'), problems };
   throw new DatarootError('ARCHIVE_NOT_AN_IMAGE', `${path} has neither manifest.json (docker save) nor index.json (OCI layout)`, { file: path });
 }
@@ -163,7 +163,7 @@ async function readConfig(source: ArchiveSource, member: string, problems: Probl
   try {
     const c = parseJsonBounded(bytes.toString('utf8'));
     if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
-    config = c as ImageConfig;
+    config = c;
     const d = config.rootfs?.diff_ids;
     if (config.rootfs === undefined || config.rootfs === null) problems.push(problem('ARCHIVE_CONFIG_INVALID', `${member} has no rootfs: docker load refuses it`));
     else if (d !== undefined && d !== null && !(Array.isArray(d) && d.every((x) => typeof x === 'string' && DIGEST_RE.test(x)))) {
@@ -182,7 +182,7 @@ interface DockerManifestEntry {
   Parent?: unknown;
 }
 
-async function dockerImages(source: ArchiveSource, problems: Problem[]): Promise<ArchiveImage[]> {
+async function dockerImages(source: ArchiveSource): Promise<ArchiveImage[]> {
   const doc = parseJson(await source.readAll('manifest.json', 16 << 20), 'manifest.json');
   if (!Array.isArray(doc)) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', 'manifest.json is not a list of images');
   const out: ArchiveImage[] = [];
@@ -194,20 +194,20 @@ async function dockerImages(source: ArchiveSource, problems: Problem[]): Promise
     const tags = raw.RepoTags === null || raw.RepoTags === undefined ? [] : raw.RepoTags;
     if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `manifest.json entry ${i}: RepoTags is not a list of strings`);
     const cfg = await readConfig(source, raw.Config, ip);
-    const layers = (raw.Layers as string[]).map((member) => ({ member }));
+    const layers = (raw.Layers).map((member) => ({ member }));
     for (const l of layers) if (!source.has(l.member)) ip.push(problem('ARCHIVE_LAYER_MISSING', `layer ${l.member} is not in the archive`));
     if (cfg !== undefined && cfg.config !== undefined && cfg.diffIds.length !== layers.length) {
       ip.push(problem('ARCHIVE_LAYER_COUNT_MISMATCH', `${raw.Config} lists ${cfg.diffIds.length} diff_ids but the manifest has ${layers.length} layers: docker load refuses it`));
     }
     const id = cfg === undefined ? '' : sha256Digest(cfg.bytes);
     out.push({
-      label: (tags as string[])[0] ?? (id || raw.Config),
+      label: (tags)[0] ?? (id || raw.Config),
       configMember: raw.Config,
       configBytes: cfg?.bytes ?? Buffer.alloc(0),
       id,
       config: cfg?.config,
       diffIds: cfg?.diffIds ?? [],
-      repoTags: tags as string[],
+      repoTags: tags,
       layers,
       problems: ip,
     });

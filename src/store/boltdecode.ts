@@ -56,7 +56,7 @@ export function showValue(v: Uint8Array, mode: ValueMode): Shown {
       return `<redacted len:${v.length} sha256:${sha256Hex(v)}>`;
     case 'json': {
       const j = tryJson(v);
-      if (j.ok) return { json: j.value } as Shown;
+      if (j.ok) return { json: j.value };
       return showValue(v, 'auto');
     }
     case 'auto': {
@@ -123,12 +123,12 @@ export function decodeDockerValue(kind: BoltKind, path: readonly string[], key: 
     const j = tryJson(v.subarray(8));
     if (j.ok) {
       const idx = new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true);
-      return { index: Number.isSafeInteger(Number(idx)) ? Number(idx) : idx.toString(), json: j.value } as Shown;
+      return { index: Number.isSafeInteger(Number(idx)) ? Number(idx) : idx.toString(), json: j.value };
     }
   }
   if (kind === 'volumes' || kind === 'buildkit' || kind === 'generic') {
     const j = tryJson(v);
-    if (j.ok) return { json: j.value } as Shown;
+    if (j.ok) return { json: j.value };
   }
   if (kind === 'containerd') {
     if (TIME_KEYS.has(key)) {
@@ -148,10 +148,10 @@ export function decodeDockerValue(kind: BoltKind, path: readonly string[], key: 
     if (any !== undefined) return any;
     if (path[path.length - 1] === 'parents' && key.startsWith('hex:')) {
       const link = parentLink(key.slice(4));
-      if (link !== undefined) return { ...link, child: showValue(v, 'auto') } as Shown;
+      if (link !== undefined) return { ...link, child: showValue(v, 'auto') };
     }
     const j = tryJson(v);
-    if (j.ok) return { json: j.value } as Shown;
+    if (j.ok) return { json: j.value };
   }
   return showValue(v, 'auto');
 }
@@ -169,7 +169,7 @@ function containerdAny(path: readonly string[], key: string, v: Uint8Array): Sho
   try {
     const a = decodeAny(v);
     const d = decodeAnyValue(a);
-    return { any: { typeUrl: a.typeUrl, [d.decoded === 'json' ? 'json' : d.decoded === 'proto' ? 'fields' : d.decoded === 'fields' ? 'protobuf' : 'empty']: d.value } } as Shown;
+    return { any: { typeUrl: a.typeUrl, [d.decoded === 'json' ? 'json' : d.decoded === 'proto' ? 'fields' : d.decoded === 'fields' ? 'protobuf' : 'empty']: d.value } };
   } catch {
     return undefined;
   }

@@ -130,7 +130,7 @@ export function readContainer(fs: Confined, id: string): ContainerRecord {
   else {
     const bad = shapeError(c.value, CONTAINER_SHAPE);
     if (bad !== undefined) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json does not decode as dockerd's container (${bad}): dockerd skips this container`, `${dir}/config.v2.json`));
-    else config = c.value as StoredContainer;
+    else config = c.value;
   }
   const h = readJson(fs, `${dir}/hostconfig.json`, o);
   let hostConfig: Record<string, unknown> | undefined;

@@ -17,14 +17,3 @@ export const LINK_ID = /^[A-Z2-7]{26}$/;
 export const LOWER_ENTRY = /^l\/[A-Z2-7]{26}$/;
 /** BuildKit's snapshot directory names (identity.NewID: 25 characters of base36). */
 export const BUILDKIT_ID = /^[a-z0-9]{25}$/;
-/** Older engines used cache-ids of 64 hex for every driver; some drivers suffix `-init`. */
-export function isLayerDirName(name: string): boolean {
-  return MOUNT_ID.test(name);
-}
-
-/** A cache-id or mount-id as read from a file: trimmed, then checked. */
-export function checkedId(raw: string | undefined, re: RegExp = MOUNT_ID): { id?: string; bad?: string } {
-  if (raw === undefined) return {};
-  const id = raw.trim();
-  return re.test(id) ? { id } : { bad: id };
-}

@@ -115,7 +115,7 @@ export function readImage(fs: Confined, driver: string, hex: string): ImageRecor
       const d = config.rootfs?.diff_ids;
       if (config.rootfs === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', 'config has no rootfs: dockerd rejects it', contentPath));
       else if (d !== undefined && d !== null && !validDiffIds(d)) problems.push(problem('IMAGE_CONFIG_INVALID', 'rootfs.diff_ids is not a list of sha256 digests', contentPath));
-      else diffIds = (d as string[] | null | undefined) ?? [];
+      else diffIds = (d) ?? [];
     } catch (e) {
       config = undefined;
       problems.push(problem(e instanceof DatarootError ? e.code : 'IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath));

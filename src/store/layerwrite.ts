@@ -56,7 +56,7 @@ function meta(fs: Confined, rel: string, chainId: string): string {
 }
 
 function requireDir(fs: Confined, rel: string, chainId: string): void {
-  let ok = false;
+  let ok: boolean;
   try {
     ok = fs.requireDir(rel);
   } catch (e) {

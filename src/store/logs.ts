@@ -135,8 +135,3 @@ export function rotatedFiles(fs: Confined, plan: LogPlan, all: boolean): Rotated
   return out;
 }
 
-/** Every log file of a container present on disk (for listings and the timeline), whatever max-file says. */
-export function logFilesOf(fs: Confined, plan: LogPlan): string[] {
-  if (plan.format === undefined) return [];
-  return [...rotatedFiles(fs, plan, true).map((r) => r.rel), ...(fs.exists(plan.current) ? [plan.current] : [])];
-}

@@ -359,8 +359,3 @@ export function resolveInView(layers: readonly ViewLayer[], path: ByteStr, watch
   return { merged: [] };
 }
 
-/** The rules of a stack's disk layers (all the same driver). */
-export function rulesOf(layers: readonly ViewLayer[]): WhiteoutRules {
-  for (const l of layers) if (l instanceof DiskLayer) return l.rules;
-  return WHITEOUTS.none;
-}

@@ -5,7 +5,7 @@ import { readContainers, type ContainerRecord } from './containers.js';
 import { readImages, readRepositories, type ImageRecord, type RefEntry } from './images.js';
 import { readLayers, readMounts, type LayerRecord, type MountRecord } from './layers.js';
 import { adapterFor, type DriverAdapter } from './drivers.js';
-import { HEX64, type Layout } from './layout.js';
+import { type Layout } from './layout.js';
 import { readNetworkKv, type KvRecord } from './networks.js';
 import { problem, type Problem } from './problems.js';
 import { realDir, type OpenedRoot } from './root.js';
@@ -238,9 +238,4 @@ function shownRootOf(root: OpenedRoot): string {
     }
   }
   return '/var/lib/docker';
-}
-
-/** Names under layerdb/sha256 that are not layers: staging leftovers such as `<chain>-removing` or `*.tmp`. */
-export function stagingLeftovers(store: Store): string[] {
-  return store.layerDb.other.filter((n) => !HEX64.test(n)).map((n) => `${store.L.layerDbDir(store.driver)}/${n}`);
 }

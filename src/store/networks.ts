@@ -1,6 +1,5 @@
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { utf8 } from '../formats/bytes.js';
-import { DatarootError } from '../formats/errors.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
 import type { Confined } from '../io/confined.js';
 import { openBoltIn } from './bolt.js';

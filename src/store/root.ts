@@ -25,7 +25,7 @@ export interface OpenedRoot {
   imageTampered: string[];
   /** What could not be reproduced when an archive was unpacked. */
   unpackSkipped: string[];
-  close(): void;
+  close: () => void;
 }
 
 export interface OpenRootOptions {
@@ -142,4 +142,3 @@ export function realDir(dir: string): string {
   }
 }
 
-export { isKnownDriver };

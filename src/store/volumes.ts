@@ -1,6 +1,5 @@
 import { isBucketEntry } from '../formats/bolt/db.js';
 import { utf8 } from '../formats/bytes.js';
-import { DatarootError } from '../formats/errors.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
 import { LIMITS, type Confined } from '../io/confined.js';
 import { openBoltIn } from './bolt.js';
@@ -49,7 +48,7 @@ export function readVolumes(fs: Confined): { volumes: VolumeRecord[]; problems: 
             try {
               const v = parseJsonBounded(utf8(e.value));
               if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-              meta.set(name, v as VolumeMeta);
+              meta.set(name, v);
             } catch {
               problems.push(problem('VOLUME_METADATA_INVALID', `metadata of volume ${name} is not JSON`, L.volumesDb));
             }

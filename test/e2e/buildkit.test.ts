@@ -35,7 +35,7 @@ function dk(d: Dockerd, args: string[], opts: { check?: boolean; cwd?: string } 
 function cpA(from: string, to: string): void {
   mkdirSync(to, { recursive: true });
   const r = spawnSync('cp', ['-a', `${from}/.`, to]);
-  if (r.status !== 0) throw new Error(`cp -a failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`cp -a failed: ${String(r.stderr)}`);
 }
 
 /** The "Build cache usage: …" part of `docker system df -v` (or of `builder du`, without its totals block). */

@@ -70,7 +70,7 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(ours.map((n: Obj) => n.Name)).toEqual(theirs.map((r) => r[0]));
     for (const r of theirs) {
       const n = ours.find((x: Obj) => x.Name === r[0]);
-      const labels = Object.entries(n.Labels ?? {}).map(([k, v]) => `${k}=${v}`).sort().join(',');
+      const labels = Object.entries(n.Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort().join(',');
       expect(labels).toBe(r[1] ?? '');
     }
   });
@@ -85,7 +85,7 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
       // SIZE is "1.9 MiB": two cells after splitting on spaces.
       expect(progressBytes(o.Dataroot.size)).toBe(`${r[3]} ${r[4]}`);
       expect(o.Dataroot.platforms).toBe(r[5]);
-      expect(Object.entries(o.Labels ?? {}).map(([k, v]) => `${k}=${v}`).sort().join(',') || '-').toBe(r[6]);
+      expect(Object.entries(o.Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort().join(',') || '-').toBe(r[6]);
     }
     const check = ctrRows(rec.check[ns]!);
     for (const r of check) {
@@ -106,7 +106,7 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     for (const [i, r] of theirs.entries()) {
       expect(goHumanSize(ours[i].Size)).toBe(r[1]);
       const labels = (r[3] === '-' ? [] : r[3]!.split(',')).sort();
-      expect(Object.entries(ours[i].Labels ?? {}).map(([k, v]) => `${k}=${v}`).sort()).toEqual(labels);
+      expect(Object.entries(ours[i].Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort()).toEqual(labels);
       expect(ours[i].Dataroot.state).toBe('present');
     }
   });
@@ -176,7 +176,7 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(ours.map((l: Obj) => l.ID)).toEqual(theirs.map((r) => r[0]));
     for (const [i, r] of theirs.entries()) {
       expect(Math.floor(Date.parse(ours[i].CreatedAt) / 1000)).toBe(Math.floor(Date.parse(r[1]!) / 1000));
-      expect(Object.entries(ours[i].Labels ?? {}).map(([k, v]) => `${k}=${v}`).sort().join(',') || '-').toBe(r[2]);
+      expect(Object.entries(ours[i].Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort().join(',') || '-').toBe(r[2]);
     }
   });
 

@@ -3,7 +3,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DRIVERS, Dockerd, driverTools, type Driver } from '../support/dockerd.js';
+import { DRIVERS, Dockerd, driverTools } from '../support/dockerd.js';
 import { needs } from '../support/env.js';
 import { run } from '../support/cli.js';
 import { fingerprint } from '../support/tree.js';
@@ -45,7 +45,7 @@ function sha(file: string): string {
 
 for (const driver of DRIVERS) {
   describe.runIf(needs('dockerd', 'docker', 'busybox', ...driverTools(driver)))(`export e2e (${driver})`, () => {
-    const d = new Dockerd(driver as Driver);
+    const d = new Dockerd(driver);
     let work: string;
     let ids: { c1: string; c2: string; c3: string; image: string };
 

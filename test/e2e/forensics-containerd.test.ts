@@ -51,16 +51,16 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox', 'mactime'))('forens
     const dir = (c!['Dataroot']['snapshot']['dir'] as string).slice(d.root.length + 1);
     const [added] = (await json(['which', `${dir}/new.txt`])) as Obj[];
     expect(added).toMatchObject({ exists: true, owner: 'container-layer', container: { id: 'c-changes', pathInContainer: '/new.txt', effect: 'added by the container (the image has no /new.txt)' } });
-    const [keep] = (await json(['which', `${dir}/etc/keep`])) as Obj[];
+    const keep = ((await json(['which', `${dir}/etc/keep`])) as Obj[])[0]!;
     expect(keep['container']['effect']).toMatch(/^replaces the image's \/etc\/keep/);
-    const [gone] = (await json(['which', `${dir}/app/hello`])) as Obj[];
+    const gone = ((await json(['which', `${dir}/app/hello`])) as Obj[])[0]!;
     expect(gone['type']).toBe('char');
     expect(gone['container']['effect']).toMatch(/^deletes \/app\/hello of the image \(from image layer [a-f0-9]{12}\)$/);
     // The image layer that holds /app/hello: c-changes has it deleted, by its own snapshot.
     const layerDir = (gone['container']['effect'] as string).match(/image layer ([a-f0-9]{12})/)![1]!;
     const snaps = (await json(['containerd', 'snapshots', '--namespace', 'moby'])) as Obj[];
     const layer = snaps.find((s) => (s['Name'] as string).startsWith(`sha256:${layerDir}`))!;
-    const [inLayer] = (await json(['which', `${(layer['Dataroot']['dir'] as string).slice(d.root.length + 1)}/app/hello`])) as Obj[];
+    const inLayer = ((await json(['which', `${(layer['Dataroot']['dir'] as string).slice(d.root.length + 1)}/app/hello`])) as Obj[])[0]!;
     expect(inLayer).toMatchObject({ owner: 'image-layer', pathInLayer: '/app/hello', layer: { chainId: layer['Name'] } });
     expect(inLayer['images'].flatMap((i: Obj) => i['tags'])).toContain('docker.io/library/app:1');
     expect(inLayer['containers']).toContainEqual({ id: 'c-changes', name: '', sees: 'deleted', by: (c!['Dataroot']['snapshot']['dir'] as string).slice(d.root.length + 1) });

@@ -24,7 +24,7 @@ type Obj = Record<string, any>;
 function cpA(from: string, to: string): void {
   mkdirSync(to, { recursive: true });
   const r = spawnSync('cp', ['-a', `${from}/.`, to]);
-  if (r.status !== 0) throw new Error(`cp -a failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`cp -a failed: ${String(r.stderr)}`);
 }
 
 function sh(cmd: string): string {

@@ -179,7 +179,7 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'gcc'))(
      * unedited docker-save image is the one built here, whose parent an archive does not carry).
      */
     const comparable = (img: Obj): Obj => {
-      const c = structuredClone(img) as Obj;
+      const c = structuredClone<Obj>(img);
       for (const k of ['Id', 'RepoTags', 'RepoDigests', 'Metadata', 'Descriptor', 'Parent']) delete c[k];
       return c;
     };

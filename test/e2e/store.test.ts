@@ -63,7 +63,7 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
       expect(rec.imagesAll.length).toBeGreaterThanOrEqual(10);
       expect(rec.containersAll.map((c: Obj) => c['State']).sort()).toEqual(['created', 'exited', 'exited', 'exited', 'exited', 'exited']);
       expect(Object.values(diffs).flat().some((l) => l.startsWith('D '))).toBe(true);
-      expect(rec.imagesAll.some((i: Obj) => i['RepoTags']?.[0] === '<none>:<none>')).toBe(true);
+      expect((rec.imagesAll as Obj[]).some((i) => i['RepoTags']?.[0] === '<none>:<none>')).toBe(true);
     });
 
     it('images -a and images --json equal /images/json (all=1 and default), field for field', async () => {

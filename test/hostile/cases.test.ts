@@ -155,9 +155,9 @@ describe('1. archive roots are unpacked as evidence, never as a system', () => {
     gz.write(header);
     gz.write(big);
     const chunk = Buffer.alloc(1 << 20);
-    for (let i = 0; i < 600; i++) if (!gz.write(chunk)) await new Promise((r) => gz.once('drain', r));
+    for (let i = 0; i < 600; i++) if (!gz.write(chunk)) await new Promise<void>((r) => gz.once('drain', () => r()));
     gz.end(Buffer.alloc(1024));
-    await new Promise((r) => file.on('close', r));
+    await new Promise<void>((r) => file.on('close', () => r()));
     expect(statSync(out).size).toBeLessThan(2 << 20);
     const tmp = join(H.work, 'tmp-bomb');
     mkdirSync(tmp);
@@ -443,6 +443,7 @@ describe('10. names with terminal escape sequences are escaped in human output',
     cfg.Name = '/x\u001b]0;pwned\u0007\u001b[2J\u009b31m';
     writeFileSync(p, JSON.stringify(cfg));
     const r = await read(root, ['containers'], { code: [0, 1] });
+    // eslint-disable-next-line no-control-regex -- asserts that no control character reaches the terminal
     expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
     expect(r.stdout).toContain('x\\033]0;pwned\\a\\033[2J\\23331m');
     // --json is unchanged: JSON escapes them itself.

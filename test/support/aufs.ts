@@ -29,7 +29,7 @@ export function overlay2ToAufs(src: string, dst: string, rwLayers: Set<string>):
     const diff = join(dst, 'aufs', 'diff', id);
     spawnSync('mv', [join(ov, id, 'diff'), diff]);
     convertWhiteouts(diff);
-    let lower = '';
+    let lower: string;
     try {
       lower = readFileSync(join(ov, id, 'lower'), 'utf8');
     } catch {

@@ -76,7 +76,6 @@ function sizedBucket(rnd: Rnd, size: number): BoltTreeBucket {
       // not enough for another element: lengthen the last value
       const last = entries[entries.length - 1] as { key: Uint8Array; value: Uint8Array };
       last.value = new Uint8Array(last.value.length + left);
-      left = 0;
       break;
     }
     const vlen = room <= 200 ? room : int(rnd, 0, 200);

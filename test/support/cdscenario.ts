@@ -147,15 +147,15 @@ export function recordCtr(d: Containerd, namespaces: string[]): CtrRecord {
     rec.usage[ns] = d.ctr(['snapshots', 'usage', '-b'], { ns }).stdout;
     rec.tree[ns] = d.ctr(['snapshots', 'tree'], { ns }).stdout;
     rec.info[ns] = {};
-    for (const line of rec.snapshots[ns]!.split('\n').slice(1).filter(Boolean)) {
+    for (const line of rec.snapshots[ns].split('\n').slice(1).filter(Boolean)) {
       const key = line.split(/\s+/)[0]!;
-      rec.info[ns]![key] = JSON.parse(d.ctr(['snapshots', 'info', key], { ns }).stdout) as unknown;
+      rec.info[ns][key] = JSON.parse(d.ctr(['snapshots', 'info', key], { ns }).stdout) as unknown;
     }
     rec.containersLs[ns] = d.ctr(['containers', 'ls'], { ns }).stdout;
     rec.containers[ns] = {};
-    for (const line of rec.containersLs[ns]!.split('\n').slice(1).filter(Boolean)) {
+    for (const line of rec.containersLs[ns].split('\n').slice(1).filter(Boolean)) {
       const id = line.split(/\s+/)[0]!;
-      rec.containers[ns]![id] = JSON.parse(d.ctr(['containers', 'info', id], { ns }).stdout) as unknown;
+      rec.containers[ns][id] = JSON.parse(d.ctr(['containers', 'info', id], { ns }).stdout) as unknown;
     }
     rec.leases[ns] = d.ctr(['leases', 'ls'], { ns }).stdout;
     rec.active[ns] = d.ctr(['content', 'active'], { ns }).stdout;

@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     const dir = join(work, `base-${name}`);
     mkdirSync(dir);
     const r = spawnSync('tar', ['--numeric-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-xzf', join(SAMPLES, file), '-C', dir]);
-    if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+    if (r.status !== 0) throw new Error(`tar: ${String(r.stderr)}`);
     // Each base has its own root at the same depth under work (W/<name>/root), restored after each case.
     const root = join(work, name, 'root');
     copyTree(dir, root);

@@ -139,7 +139,7 @@ export function makeOutside(work: string, boltSample?: Buffer): Outside {
   mk(`${hex}/diff`);
   put(`${hex}/diff/hidden3-${token}`, `CANARY_${token}\n`);
   entries.sort();
-  resetAtimes({ dir, entries } as Outside);
+  resetAtimes({ dir, entries });
 
   const needles: { what: string; s: string }[] = [];
   const add = (what: string, s: string): void => {
@@ -363,15 +363,6 @@ export function fingerprintRoot(root: string): Map<string, string> {
     if (st.isDirectory()) for (const n of readdirSync(abs, 'buffer')) stack.push(rel.length === 0 ? n : Buffer.concat([rel, Buffer.from('/'), n]));
   }
   return out;
-}
-
-/**
- * A ctime that every later change of the file system will reach or pass, and that every earlier
- * change stays below: the kernel stamps ctimes from a coarse clock, so a marker file is touched
- * until its ctime moves on (a millisecond or a few, asleep).
- */
-export function ctimeTick(marker: string): bigint {
-  return ctimeAfter(marker, ctimeMark(marker));
 }
 
 /**
@@ -1362,7 +1353,7 @@ export const MUTATIONS: Mutation[] = [
       touch(m, `${e.rel}/d`);
       m.deep = true;
       const r = spawnSync('mkdir', ['-p', '--', `${m.root}/${e.rel}/${Array(depth).fill('d').join('/')}`]);
-      if (r.status !== 0) throw new Error(`mkdir -p: ${r.stderr}`);
+      if (r.status !== 0) throw new Error(`mkdir -p: ${String(r.stderr)}`);
       return `${e.rel}: ${depth} nested directories`;
     },
   },

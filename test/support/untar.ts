@@ -8,7 +8,7 @@ import { join } from 'node:path';
  * answer independent of dataroot's own unpacker, for tests that compare with it or need a
  * writable copy of a sample root.
  */
-export function untar(archive: string): { dir: string; cleanup(): void } {
+export function untar(archive: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'dataroot-test-root-'));
   const r = spawnSync('tar', ['--numeric-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-xf', archive, '-C', dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tar -xf ${archive} failed: ${r.stderr}`);

@@ -72,7 +72,7 @@ describe('BoltFile.open on hand-built bytes', () => {
 
   it('a torn meta 1 (bad checksum) falls back to meta 0', () => {
     const f = emptyDb();
-    f[4096 + 72] ^= 0xff;
+    f[4096 + 72] = f[4096 + 72]! ^ 0xff;
     const db = BoltFile.open(new BufferSource(f));
     expect(db.metaIndex).toBe(0);
     expect(db.metas[1]?.problem).toBe('checksum error');
@@ -101,8 +101,8 @@ describe('BoltFile.open on hand-built bytes', () => {
       'both metas with bad checksums',
       () => {
         const f = emptyDb();
-        f[72] ^= 1;
-        f[4096 + 72] ^= 1;
+        f[72] = f[72]! ^ 1;
+        f[4096 + 72] = f[4096 + 72]! ^ 1;
         return f;
       },
       'BOLT_BAD_META',

@@ -286,7 +286,6 @@ function checkKeyOrder(db: BoltFile, root: number, add: (page: number | undefine
   if (first === PENDING) {
     while (frames.length > 0) {
       const f = frames[frames.length - 1]!;
-      let result: Uint8Array | undefined;
       if (f.i < f.p.count) {
         let child: number;
         let key: Uint8Array;
@@ -310,7 +309,7 @@ function checkKeyOrder(db: BoltFile, root: number, add: (page: number | undefine
         if (r !== PENDING) f.running = r ?? f.running;
         continue;
       }
-      result = f.running;
+      const result = f.running;
       frames.pop();
       st.pop();
       deliver(result);

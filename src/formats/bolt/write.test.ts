@@ -324,7 +324,9 @@ describe('NDJSON dumps read back', () => {
     const bytes = text.includes('\xff') ? new Uint8Array([...enc(text.replace('\xff', '')), 0xff]) : enc(text);
     expect(
       await codeAsync(async () => {
-        const r = await readDumpRecords([bytes]);
+        const r = await readDumpRecords((async function* () {
+          yield bytes;
+        })());
         r.prepare();
       }),
     ).toBe(want);

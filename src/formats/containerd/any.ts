@@ -27,9 +27,6 @@ export function decodeAny(b: Uint8Array): AnyValue {
   return { typeUrl, value };
 }
 
-/** The runtime-spec types containerd registers as JSON. */
-export const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
-
 /** containerd.runc.v1.Options (io.containerd.runc.v1/v2 shims), field numbers → Go field names. */
 const RUNC_OPTIONS: Record<number, [string, 'bool' | 'string' | 'uint32']> = {
   1: ['NoPivotRoot', 'bool'],

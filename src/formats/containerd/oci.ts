@@ -61,7 +61,7 @@ export function descriptorOf(x: unknown): Descriptor | undefined {
   const d: Descriptor = { mediaType, digest, size: typeof size === 'number' && Number.isSafeInteger(size) ? size : -1 };
   if (isObj(x['platform'])) {
     const p = x['platform'];
-    d.platform = { os: String(p['os'] ?? ''), architecture: String(p['architecture'] ?? '') };
+    d.platform = { os: typeof p['os'] === 'string' ? p['os'] : '', architecture: typeof p['architecture'] === 'string' ? p['architecture'] : '' };
     if (typeof p['variant'] === 'string' && p['variant'] !== '') d.platform.variant = p['variant'];
     if (typeof p['os.version'] === 'string' && p['os.version'] !== '') d.platform['os.version'] = p['os.version'];
   }
@@ -113,7 +113,7 @@ export function parseConfig(j: unknown): ImageConfigView | undefined {
   if (!isObj(j)) return undefined;
   const rootfs = isObj(j['rootfs']) ? j['rootfs'] : {};
   const diffIds = Array.isArray(rootfs['diff_ids']) ? rootfs['diff_ids'].filter((d): d is string => typeof d === 'string') : [];
-  const out: ImageConfigView = { os: String(j['os'] ?? ''), architecture: String(j['architecture'] ?? ''), diffIds, raw: j };
+  const out: ImageConfigView = { os: typeof j['os'] === 'string' ? j['os'] : '', architecture: typeof j['architecture'] === 'string' ? j['architecture'] : '', diffIds, raw: j };
   if (typeof j['variant'] === 'string' && j['variant'] !== '') out.variant = j['variant'];
   if (typeof j['created'] === 'string') out.created = j['created'];
   return out;

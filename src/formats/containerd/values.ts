@@ -62,13 +62,6 @@ export function varintExact(b: Uint8Array): bigint | undefined {
   return (u & 1n) === 0n ? u >> 1n : -((u >> 1n) + 1n);
 }
 
-/** A bigint as a number when exact, else undefined. */
-export function safeNumber(n: bigint | undefined): number | undefined {
-  if (n === undefined) return undefined;
-  const v = Number(n);
-  return Number.isSafeInteger(v) ? v : undefined;
-}
-
 /** Seconds from 0001-01-01 (Go's internal epoch) to 1970-01-01. */
 export const GO_UNIX_TO_INTERNAL = 62135596800n;
 
@@ -137,11 +130,6 @@ export function formatBinaryTime(t: BinaryTime): string {
     zone = `${t.offsetMin < 0 ? '-' : '+'}${two(Math.floor(a / 60))}:${two(a % 60)}`;
   }
   return `${year}-${two(mo)}-${two(d)}T${two(Math.floor(secs / 3600))}:${two(Math.floor(secs / 60) % 60)}:${two(secs % 60)}${frac}${zone}`;
-}
-
-/** The time as milliseconds since the Unix epoch (for ages and comparisons). */
-export function binaryTimeMs(t: BinaryTime): number {
-  return Number(t.unix) * 1000 + Math.floor(t.nanos / 1e6);
 }
 
 /** Go's zero time, as containerd reports a missing timestamp. */

@@ -24,7 +24,3 @@ export function chainIds(diffIds: readonly string[]): string[] {
 export function chainId(diffIds: readonly string[]): string | undefined {
   return chainIds(diffIds).pop();
 }
-
-export function hexOf(digest: string): string {
-  return digest.startsWith('sha256:') ? digest.slice(7) : digest;
-}

@@ -63,7 +63,7 @@ export function commandWords(flag: string, s: string): string[] {
       throw new DatarootError('USAGE_BAD_COMMAND', `${flag} ${JSON.stringify(s)} starts with [ but is not a JSON array`);
     }
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new DatarootError('USAGE_BAD_COMMAND', `${flag}: the JSON form must be an array of strings`);
-    return v as string[];
+    return v;
   }
   const words: string[] = [];
   let cur = '';

@@ -37,10 +37,6 @@ export function instantFromNanos(n: bigint): Instant {
   return { sec: Number(sec), nsec: Number(nsec), off: 0 };
 }
 
-export function instantToNanos(t: Instant): bigint {
-  return BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
-}
-
 /** Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
 export function daysFromCivil(y: number, m: number, d: number): number {
   const yy = m <= 2 ? y - 1 : y;

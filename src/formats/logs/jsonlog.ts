@@ -137,7 +137,7 @@ class Parser {
         const e = b[i + 1];
         const simple: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09 };
         if (e !== undefined && simple[e] !== undefined) {
-          out.push(simple[e]!);
+          out.push(simple[e]);
           i += 2;
           continue;
         }

@@ -170,7 +170,7 @@ export function decodeEntry(idLine: string, volLine: string): ManifestEntry {
     throw lineCorrupt(`has an impossible field (${idLine.slice(0, 120)})`);
   }
   if (rdev !== null && !(Array.isArray(rdev) && rdev.length === 2 && rdev.every((x) => isInt(x) && x >= 0))) throw lineCorrupt('has impossible device numbers');
-  if (xattrs !== null && (typeof xattrs !== 'object' || Array.isArray(xattrs) || !Object.values(xattrs as object).every((x) => typeof x === 'string'))) throw lineCorrupt('has impossible xattrs');
+  if (xattrs !== null && (typeof xattrs !== 'object' || Array.isArray(xattrs) || !Object.values(xattrs).every((x) => typeof x === 'string'))) throw lineCorrupt('has impossible xattrs');
   if (kind !== null && kind !== undefined && !CONTENT_KINDS.includes(kind as ContentKind)) throw lineCorrupt('has an unknown content kind');
   const [mtime, atime, ctime, ino, dev, nlink] = v as unknown[];
   if (!isDec(mtime) || !isDec(atime) || !isDec(ctime) || !isDec(ino) || !isDec(dev) || !isInt(nlink)) throw lineCorrupt(`has impossible times (${volLine.slice(0, 120)})`);

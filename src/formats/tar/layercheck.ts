@@ -96,7 +96,7 @@ export class LayerCheck {
     private readonly symlinks: 'inside' | 'any' = 'inside',
     existing?: Map<string, boolean>,
   ) {
-    this.present = existing ?? new Map();
+    this.present = existing ?? new Map<string, boolean>();
   }
 
   entry(e: TarEntry): CheckedEntry | undefined {

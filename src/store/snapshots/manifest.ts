@@ -14,7 +14,7 @@ import {
 } from '../../formats/snapstore/manifest.js';
 import { zstdCompressAsync, zstdDecompress, zstdDecompressAsync } from '../../io/zstd.js';
 
-export { contentKind, CONTENT_KINDS, identityLine, volatileLine, volatileOf, type ContentKind, type EntryType, type ManifestEntry, type ManifestHeader } from '../../formats/snapstore/manifest.js';
+export { type ManifestEntry, type ManifestHeader } from '../../formats/snapstore/manifest.js';
 
 /**
  * A snapshot's manifest in memory (the format: formats/snapstore/manifest.ts): a JSON header
@@ -79,19 +79,19 @@ export class ManifestLines {
 
   entry(i: number): ManifestEntry {
     const { id, vol } = this.index();
-    return decodeEntry(this.text.toString('utf8', id[i]!, id[i + 1]! - 1), this.volatileBytes().toString('utf8', vol[i]!, vol[i + 1]! - 1));
+    return decodeEntry(this.text.toString('utf8', id[i], id[i + 1]! - 1), this.volatileBytes().toString('utf8', vol[i], vol[i + 1]! - 1));
   }
 
   /** Entry i's identity line, newline included, as bytes (to carry it into a new manifest). */
   identityBytes(i: number): Buffer {
     const { id } = this.index();
-    return this.text.subarray(id[i]!, id[i + 1]!);
+    return this.text.subarray(id[i], id[i + 1]);
   }
 
   /** Entry i's volatile line (no newline). */
   volatileLine(i: number): string {
     const { vol } = this.index();
-    return this.volatileBytes().toString('latin1', vol[i]!, vol[i + 1]! - 1);
+    return this.volatileBytes().toString('latin1', vol[i], vol[i + 1]! - 1);
   }
 
   /** Entry i's path. */
@@ -203,7 +203,7 @@ export function manifestOf(header: Omit<ManifestHeader, 'count' | 'format' | 've
       volParts.push(e.volatile);
       count += e.count ?? 1;
     } else {
-      volText.push(`${isCarried(e) ? e.volatile : volatileLine(e)}\n`);
+      volText.push(`${isCarried(e) ? e.volatile.toString() : volatileLine(e)}\n`);
       count++;
     }
   });
