@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { fsError } from './confined.js';
-import { mknod, nativeAvailable, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+import { mknod, nativeAvailable, setXattr, S_IFIFO } from './native.js';
 import { isUtf8, shownPath, type ByteStr } from './rawtree.js';
 
 /**

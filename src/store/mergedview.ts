@@ -1,7 +1,7 @@
 import { DatarootError } from '../formats/errors.js';
 import type { Confined } from '../io/confined.js';
 import { RawTree, type ByteStr, type RawFile } from '../io/rawtree.js';
-import { WHITEOUTS, type WhiteoutRules } from './rootfs.js';
+import type { WhiteoutRules } from './rootfs.js';
 
 /**
  * The file tree a container or image shows, streamed: the layer directories are merged the way
