@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { info, type InfoResult } from '../ops/info.js';
+import { info, type InfoResult, type InstallInfo } from '../ops/info.js';
 import { withRoot } from '../store/root.js';
 import { isLegacyRoot } from '../store/legacy.js';
 import { legacyInfoOf } from '../ops/legacy.js';
@@ -33,6 +33,17 @@ const REASONS: Record<string, string> = {
   'legacy-repositories': 'repositories-<driver> of a pre-1.10 root',
 };
 
+/** The install's lines: whether the native addon loaded (why not, and what that costs) and the snapshot store's zstd. */
+function installLines(ctx: Ctx, i: InstallInfo): string[] {
+  const a = i.addon;
+  const addon =
+    a.state === 'loaded'
+      ? `loaded (${a.path})`
+      : `${paint(ctx, 'yellow', `not loaded (${a.state})`)}: ${a.reason ?? ''}; without it: ${a.unavailable.join(', ')}`;
+  const write = i.zstd.compress === null ? paint(ctx, 'yellow', "not written here (needs the addon or Node 22.15+)") : `written with ${i.zstd.compress}`;
+  return [`${paint(ctx, 'bold', 'Addon:')}       ${addon}`, `${paint(ctx, 'bold', 'Snapshots:')}   zstd: stores read with ${i.zstd.decompress}, ${write} (Node ${i.node})`];
+}
+
 export function renderInfo(ctx: Ctx, r: InfoResult): void {
   const lines = [
     `${paint(ctx, 'bold', 'Data-root:')}   ${r.root}${r.archive ? ' (archive, unpacked read-only)' : ''}`,
@@ -59,6 +70,7 @@ export function renderInfo(ctx: Ctx, r: InfoResult): void {
         ]
       : []),
     `${paint(ctx, 'bold', 'Daemon:')}      ${r.inUse ? paint(ctx, 'yellow', 'in use by a running daemon (volumes/metadata.db is locked)') : r.lock === 'absent' ? 'no volumes/metadata.db (never started, or not a full root)' : 'not running (volumes/metadata.db is not locked)'}`,
+    ...installLines(ctx, r.install),
     '',
   ];
   ctx.stdout.write(lines.join('\n'));
