@@ -68,6 +68,26 @@ describe('cat', () => {
   });
 });
 
+describe('tables: cli-table3, loaded only when a table is printed', () => {
+  it('the bundle reaches cli-table3 through a dynamic import only (commands without tables never load it)', () => {
+    const dir = fileURLToPath(new URL('../dist/bundle/', import.meta.url));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.mjs'));
+    // cli-table3's own option name, in no dataroot source.
+    const holders = files.filter((f) => readFileSync(join(dir, f), 'utf8').includes('wrapOnWordBoundary'));
+    expect(holders.length).toBe(1);
+    const chunk = holders[0]!;
+    const all = files.map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    expect(all).toContain(`import("./${chunk}")`);
+    expect(all).not.toMatch(new RegExp(`(from|import)\\s*"\\./${chunk.replace('.', '\\.')}"`));
+  });
+
+  it('images prints a docker-style table through it (bold header only on a terminal)', async () => {
+    const r = await run(['images', '--root', AFTER]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('REPOSITORY             TAG    IMAGE ID        CREATED        SIZE');
+  });
+});
+
 describe('info reports the install: the native addon and the snapshot store zstd', () => {
   const ADDON_FILE = fileURLToPath(new URL('../build/Release/dataroot_native.node', import.meta.url));
   const nodeZstd = typeof (zlib as { zstdDecompressSync?: unknown }).zstdDecompressSync === 'function';

@@ -5,7 +5,7 @@ import { isLegacyRoot } from '../store/legacy.js';
 import { legacyInfoOf } from '../ops/legacy.js';
 import { openLegacy } from './legacy.js';
 import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
-import { bytesHuman, emitJson, paint, safeText, table } from './render.js';
+import { bytesHuman, emitJson, paint, safeText, writeTable } from './render.js';
 
 export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
   return withRoot(
@@ -44,7 +44,7 @@ function installLines(ctx: Ctx, i: InstallInfo): string[] {
   return [`${paint(ctx, 'bold', 'Addon:')}       ${addon}`, `${paint(ctx, 'bold', 'Snapshots:')}   zstd: stores read with ${i.zstd.decompress}, ${write} (Node ${i.node})`];
 }
 
-export function renderInfo(ctx: Ctx, r: InfoResult): void {
+export async function renderInfo(ctx: Ctx, r: InfoResult): Promise<void> {
   const lines = [
     `${paint(ctx, 'bold', 'Data-root:')}   ${r.root}${r.archive ? ' (archive, unpacked read-only)' : ''}`,
     `${paint(ctx, 'bold', 'Driver:')}      ${r.driver ?? 'none found under image/'}${r.driverReason !== null && r.driverReason !== 'only-store' ? ` (chosen by ${REASONS[r.driverReason] ?? r.driverReason})` : ''}`,
@@ -74,7 +74,7 @@ export function renderInfo(ctx: Ctx, r: InfoResult): void {
     '',
   ];
   ctx.stdout.write(lines.join('\n'));
-  ctx.stdout.write(table(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)])));
+  await writeTable(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)]));
   for (const w of r.warnings) ctx.stderr.write(`dataroot: warning: ${safeText(w)}\n`);
 }
 
@@ -86,6 +86,6 @@ export function registerInfo(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const r = await runInfo(g, ctx);
       if (g.json) emitJson(ctx, r);
-      else renderInfo(ctx, r);
+      else await renderInfo(ctx, r);
     });
 }
