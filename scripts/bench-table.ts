@@ -1,7 +1,8 @@
 // Renders tables of N rows (the shape of `dataroot files`: five columns, some wide names) to a
-// counting sink and prints the seconds each took, median of 3. `npm run bench:table [-- N...]`.
+// counting sink and prints the seconds each took, median of 3, and the ratio against the reference:
+// the same rows as `--json` prints them (jsonText). `npm run bench:table [-- N...]`.
 import type { Ctx } from '../src/commands/context.js';
-import { writeTable } from '../src/commands/render.js';
+import { jsonText, writeTable } from '../src/commands/render.js';
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const ctx = { color: false, stdout: { write: () => {} } } as unknown as Ctx;
@@ -24,5 +25,13 @@ for (const n of sizes.length > 0 ? sizes : [1_000, 10_000, 100_000]) {
     times.push((performance.now() - t0) / 1000);
   }
   times.sort((a, b) => a - b);
-  process.stdout.write(`${String(n).padStart(8)} rows  ${times[1]!.toFixed(3)} s  (${bytes} chars)\n`);
+  const ref: number[] = [];
+  let jsonChars = 0;
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    jsonChars = jsonText(data, 2).length;
+    ref.push((performance.now() - t0) / 1000);
+  }
+  ref.sort((a, b) => a - b);
+  process.stdout.write(`${String(n).padStart(8)} rows  table ${times[1]!.toFixed(3)} s  --json ${ref[1]!.toFixed(3)} s  ratio ${(times[1]! / ref[1]!).toFixed(1)}×  (${bytes} table chars, ${jsonChars} JSON chars)\n`);
 }
