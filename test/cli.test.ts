@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as zlib from 'node:zlib';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +65,63 @@ describe('cat', () => {
     const r = await run(['cat', '../../etc/passwd', '--root', AFTER]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^dataroot: USAGE_PATH_OUTSIDE_ROOT/);
+  });
+});
+
+describe('tables: cli-table3, loaded only when a table is printed', () => {
+  it('the bundle reaches cli-table3 through a dynamic import only (commands without tables never load it)', () => {
+    const dir = fileURLToPath(new URL('../dist/bundle/', import.meta.url));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.mjs'));
+    // cli-table3's own option name, in no dataroot source.
+    const holders = files.filter((f) => readFileSync(join(dir, f), 'utf8').includes('wrapOnWordBoundary'));
+    expect(holders.length).toBe(1);
+    const chunk = holders[0]!;
+    const all = files.map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    expect(all).toContain(`import("./${chunk}")`);
+    expect(all).not.toMatch(new RegExp(`(from|import)\\s*"\\./${chunk.replace('.', '\\.')}"`));
+  });
+
+  it('images prints a docker-style table through it (bold header only on a terminal)', async () => {
+    const r = await run(['images', '--root', AFTER]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('REPOSITORY             TAG    IMAGE ID        CREATED        SIZE');
+  });
+});
+
+describe('info reports the install: the native addon and the snapshot store zstd', () => {
+  const ADDON_FILE = fileURLToPath(new URL('../build/Release/dataroot_native.node', import.meta.url));
+  const nodeZstd = typeof (zlib as { zstdDecompressSync?: unknown }).zstdDecompressSync === 'function';
+  let root: { dir: string; cleanup(): void };
+  beforeAll(() => {
+    root = unpackTar(AFTER);
+  });
+  afterAll(() => root.cleanup());
+
+  it('with the addon built: loaded, and its zstd used where Node has none', () => {
+    expect(existsSync(ADDON_FILE), 'npm run build builds the addon (node-gyp); see build/native-build.json').toBe(true);
+    const r = runBin(['--json', 'info', '--root', root.dir]);
+    expect(r.code).toBe(0);
+    const i = (JSON.parse(r.stdout) as { install: { addon: { state: string; path: string; unavailable: string[] }; zstd: { decompress: string; compress: string } } }).install;
+    expect(i.addon).toMatchObject({ state: 'loaded', path: ADDON_FILE, unavailable: [] });
+    expect(i.zstd).toEqual({ decompress: nodeZstd ? 'node:zlib' : 'addon', compress: 'addon' });
+    const t = runBin(['info', '--root', root.dir]);
+    expect(t.stdout).toContain(`Addon:       loaded (${ADDON_FILE})`);
+    expect(t.stdout).toContain(`zstd: stores read with ${nodeZstd ? 'node:zlib' : 'addon'}, written with addon`);
+  });
+
+  it('with DATAROOT_NO_NATIVE=1: not loaded, why, what does not work, and fzstd (or Node) reads stores', () => {
+    const r = runBin(['--json', 'info', '--root', root.dir], { DATAROOT_NO_NATIVE: '1' });
+    expect(r.code).toBe(0);
+    const i = (JSON.parse(r.stdout) as { install: { addon: { state: string; reason: string; unavailable: string[] }; zstd: { decompress: string; compress: string | null } } }).install;
+    expect(i.addon.state).toBe('disabled');
+    expect(i.addon.reason).toBe('DATAROOT_NO_NATIVE is set');
+    expect(i.addon.unavailable).toContain('snapshot');
+    expect(i.addon.unavailable).toContain('restore');
+    expect(i.zstd).toEqual(nodeZstd ? { decompress: 'node:zlib', compress: 'node:zlib' } : { decompress: 'fzstd', compress: null });
+    const t = runBin(['info', '--root', root.dir], { DATAROOT_NO_NATIVE: '1' });
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/^Addon: {7}not loaded \(disabled\): DATAROOT_NO_NATIVE is set; without it: snapshot, restore, /m);
+    expect(t.stdout).toContain(nodeZstd ? 'zstd: stores read with node:zlib, written with node:zlib' : 'zstd: stores read with fzstd, not written here');
   });
 });
 

@@ -1,13 +1,26 @@
 import { CommanderError } from 'commander';
 import { DatarootError } from '../formats/errors.js';
+import { ioErrorCode, type ErrorCode } from '../formats/errorcodes.js';
 import type { Ctx, Out } from '../commands/context.js';
 import { emitError, terminalSafe } from '../commands/render.js';
 import { buildProgram } from './program.js';
 import { writeAllSync } from '../io/stdio.js';
 
-function usageCode(e: CommanderError): string {
-  const c = e.code.replace(/^commander\./, '').replace(/[A-Z]/g, (m) => `_${m}`).replace(/-/g, '_').toUpperCase();
-  return `USAGE_${c}`;
+/** Commander's error codes as catalog codes (commander.unknownOption -> USAGE_UNKNOWN_OPTION). */
+const USAGE_CODES: Readonly<Record<string, ErrorCode>> = {
+  'commander.unknownOption': 'USAGE_UNKNOWN_OPTION',
+  'commander.unknownCommand': 'USAGE_UNKNOWN_COMMAND',
+  'commander.missingArgument': 'USAGE_MISSING_ARGUMENT',
+  'commander.optionMissingArgument': 'USAGE_OPTION_MISSING_ARGUMENT',
+  'commander.missingMandatoryOptionValue': 'USAGE_MISSING_MANDATORY_OPTION_VALUE',
+  'commander.conflictingOption': 'USAGE_CONFLICTING_OPTION',
+  'commander.excessArguments': 'USAGE_EXCESS_ARGUMENTS',
+  'commander.invalidArgument': 'USAGE_INVALID_ARGUMENT',
+  'commander.error': 'USAGE_ERROR',
+};
+
+function usageCode(e: CommanderError): ErrorCode {
+  return USAGE_CODES[e.code] ?? 'USAGE_ERROR';
 }
 
 /**
@@ -63,7 +76,7 @@ export async function main(
     // A system call that failed on a path (an output directory that does not exist, a full disk):
     // a coded error naming the path, not an internal one.
     if (typeof err?.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) && typeof err.syscall === 'string') {
-      emitError(ctx, new DatarootError(`IO_${err.code}`, `${err.syscall}${err.path !== undefined ? ` ${err.path}` : ''}: ${err.message.replace(/^E[A-Z0-9]+: /, '')}`, err.path !== undefined ? { file: err.path } : {}), json);
+      emitError(ctx, new DatarootError(ioErrorCode(err.code), `${err.syscall}${err.path !== undefined ? ` ${err.path}` : ''}: ${err.message.replace(/^E[A-Z0-9]+: /, '')}`, err.path !== undefined ? { file: err.path } : {}), json);
       return 2;
     }
     if (err instanceof RangeError && /call stack/.test(err.message)) {

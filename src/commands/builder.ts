@@ -3,7 +3,8 @@ import { humanDuration } from '../formats/docker/apitypes.js';
 import { goHumanSize, humanSizeWithPrecision } from '../formats/docker/units.js';
 import { builderDu, type BuilderRow } from '../ops/builder.js';
 import type { Ctx, GlobalOpts } from './context.js';
-import { displayWidth, emitJson, safeText } from './render.js';
+import { emitJson, safeText } from './render.js';
+import { tabwrite, type TabOptions } from './tabwriter.js';
 import { reportProblems, withStore } from './storectx.js';
 
 /** Go's zero time.Time in Unix nanoseconds (what a record without a creation time shows). */
@@ -19,22 +20,15 @@ export function since(ns: bigint | undefined, nowMs: number): string {
   return `${humanDuration(Number(d / 1_000_000n) / 1000)} ago`;
 }
 
-/**
- * text/tabwriter as the docker CLI sets it up (minwidth 10, tabwidth 1, padding 3, spaces): every
- * cell but the last of a line is padded to its column's widest cell plus 3, at least 10; the
- * last cell is written as it is. Cells from evidence are escaped for the terminal first.
- */
+/** text/tabwriter as the docker CLI sets it up: minwidth 10, tabwidth 1, padding 3, spaces. */
+const DOCKER_TABWRITER: TabOptions = { minwidth: 10, tabwidth: 1, padding: 3, padchar: ' ' };
+
+/** Lines of cells as the docker CLI's tabwriter aligns them; cells from evidence escaped for the terminal first. */
 export function dockerTable(lines: string[][]): string {
-  const cells = lines.map((l) => l.map((c) => safeText(c)));
-  const widths: number[] = [];
-  for (const l of cells) for (let i = 0; i < l.length - 1; i++) widths[i] = Math.max(widths[i] ?? 10, displayWidth(l[i]!) + 3);
-  let out = '';
-  for (const l of cells) {
-    let s = '';
-    for (let i = 0; i < l.length; i++) s += i < l.length - 1 ? l[i]! + ' '.repeat(widths[i]! - displayWidth(l[i]!)) : l[i]!;
-    out += `${s}\n`;
-  }
-  return out;
+  return tabwrite(
+    lines.map((l) => l.map((c) => safeText(c).replace(/\t/g, '\\t')).join('\t')),
+    DOCKER_TABWRITER,
+  );
 }
 
 /** The "Build cache usage" part of `docker system df -v`, then the "Build Cache" row of `docker system df`. */

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CHANGE_LETTER, containerChanges, inspectContainer, listContainers, requireContainer } from '../ops/containers.js';
 import type { Ctx, GlobalOpts } from './context.js';
-import { emitJson, table } from './render.js';
+import { emitJson, writeTable } from './render.js';
 import type { Problem } from '../store/problems.js';
 import { ago, reportMissing, reportProblems } from './storectx.js';
 import { dockerContainerChanges, findDockerContainer, inspectDockerContainer, listDockerContainers } from '../ops/containerddocker.js';
@@ -22,11 +22,11 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .option('--no-trunc', 'do not truncate IDs and commands')
     .action(async (o: { trunc: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withDockerStores(g, ctx, (st) => {
+      await withDockerStores(g, ctx, async (st) => {
         if (st.legacy !== undefined) {
           const lr = listLegacyContainers(st.legacy);
           if (g.json) emitJson(ctx, lr.containers);
-          else renderLegacyContainers(ctx, lr, o.trunc);
+          else await renderLegacyContainers(ctx, lr, o.trunc);
           reportProblems(ctx, lr.problems);
           return;
         }
@@ -47,7 +47,7 @@ export function registerContainers(program: Command, ctx: Ctx): void {
               c.Names.map((n) => n.replace(/^\//, '')).join(','),
             ];
           });
-          ctx.stdout.write(table(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows));
+          await writeTable(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows);
           for (const c of r.containers) {
             const note = (c['Dataroot'] as { note?: string } | undefined)?.note;
             if (note !== undefined) ctx.stderr.write(`dataroot: ${c.Names[0]}: ${note}\n`);

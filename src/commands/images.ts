@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { humanSize } from '../formats/docker/apitypes.js';
 import { imageHistory, inspectImage, listImages, requireImage, type ImageFilters, type ImageListResult } from '../ops/images.js';
 import type { Ctx, GlobalOpts } from './context.js';
-import { emitJson, table } from './render.js';
+import { emitJson, writeTable } from './render.js';
 import type { Problem } from '../store/problems.js';
 import { ago, reportMissing, reportProblems, shortId } from './storectx.js';
 import { dockerHistory, inspectDockerImage, listDockerImages, resolveDockerImage, type CdImageSummary } from '../ops/containerddocker.js';
@@ -48,7 +48,7 @@ export function parseImageFilters(raw: string[]): ImageFilters {
   return f;
 }
 
-function renderImages(ctx: Ctx, r: ImageListResult, digests: boolean): void {
+async function renderImages(ctx: Ctx, r: ImageListResult, digests: boolean): Promise<void> {
   const rows: (string | number)[][] = [];
   for (const i of r.images) {
     const tags = i.RepoTags ?? [];
@@ -72,7 +72,7 @@ function renderImages(ctx: Ctx, r: ImageListResult, digests: boolean): void {
     }
   }
   const head = digests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
-  ctx.stdout.write(table(ctx, head, rows));
+  await writeTable(ctx, head, rows);
   for (const s of r.skipped) ctx.stderr.write(`dataroot: not listed: ${s.id}: ${s.reason}\n`);
 }
 
@@ -89,7 +89,7 @@ function cdImageFilter(i: CdImageSummary, f: ImageFilters): boolean {
   return true;
 }
 
-function renderCdImages(ctx: Ctx, images: CdImageSummary[], digests: boolean): void {
+async function renderCdImages(ctx: Ctx, images: CdImageSummary[], digests: boolean): Promise<void> {
   const rows: (string | number)[][] = [];
   for (const i of images) {
     const pairs: [string, string, string][] = i.RepoTags.map((t) => {
@@ -100,7 +100,7 @@ function renderCdImages(ctx: Ctx, images: CdImageSummary[], digests: boolean): v
     for (const [repo, tag, d] of pairs) rows.push([repo, tag, ...(digests ? [d] : []), shortId(i.Id), i.Created === 0 ? 'N/A' : ago(i.Created), humanSize(i.Size)]);
   }
   const head = digests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
-  ctx.stdout.write(table(ctx, head, rows));
+  await writeTable(ctx, head, rows);
 }
 
 /** Looks an image up in the store dockerd uses first, then in the other one. */
@@ -136,11 +136,11 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .action(async (o: { all: boolean; digests: boolean; filter: string[] }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const filters = parseImageFilters(o.filter);
-      await withDockerStores(g, ctx, (st) => {
+      await withDockerStores(g, ctx, async (st) => {
         if (st.legacy !== undefined) {
           const r = listLegacyImages(st.legacy, { all: o.all, filters: legacyImageFilters(filters) });
           if (g.json) emitJson(ctx, r.images);
-          else renderLegacyImages(ctx, r, o.digests);
+          else await renderLegacyImages(ctx, r, o.digests);
           reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
           return;
         }
@@ -152,7 +152,7 @@ export function registerImages(program: Command, ctx: Ctx): void {
           if (g.json) out.push(...(both ? r.images.map((i) => ({ ...i, Dataroot: { store: 'graphdriver', used: st.choice.uses === 'graphdriver' } })) : r.images));
           else {
             if (both) ctx.stdout.write(`graphdriver image store${st.choice.uses === 'graphdriver' ? ' (the one dockerd 29 uses)' : ''}:\n`);
-            renderImages(ctx, r, o.digests);
+            await renderImages(ctx, r, o.digests);
           }
           reportProblems(ctx, [...r.problems, ...r.skipped.flatMap((x) => x.problems)]);
         }
@@ -162,7 +162,7 @@ export function registerImages(program: Command, ctx: Ctx): void {
           if (g.json) out.push(...(both ? images.map((i) => ({ ...i, Dataroot: { ...i.Dataroot, used: st.choice.uses === 'containerd' } })) : images));
           else {
             if (both) ctx.stdout.write(`${st.graph !== undefined ? '\n' : ''}containerd image store (namespace moby)${st.choice.uses === 'containerd' ? ' (the one dockerd 29 uses)' : ''}:\n`);
-            renderCdImages(ctx, images, o.digests);
+            await renderCdImages(ctx, images, o.digests);
           }
           reportProblems(ctx, r.problems);
         }
@@ -200,23 +200,21 @@ export function registerImages(program: Command, ctx: Ctx): void {
       .description('the image history, newest first, with per-layer sizes (like docker history --no-trunc)')
       .action(async (ref: string, _o: object, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
-        await withDockerStores(g, ctx, (st) => {
+        await withDockerStores(g, ctx, async (st) => {
           if (st.legacy !== undefined) {
             const lr = legacyHistory(st.legacy, requireLegacyImage(st.legacy, ref));
             if (g.json) emitJson(ctx, lr.history);
-            else renderLegacyHistory(ctx, lr.history);
+            else await renderLegacyHistory(ctx, lr.history);
             reportProblems(ctx, lr.problems);
             return;
           }
           const r = findEither(st, ref, (s) => imageHistory(s, requireImage(s, ref)), (c) => dockerHistory(c, resolveDockerImage(c, ref)) as unknown as ReturnType<typeof imageHistory>);
           if (g.json) emitJson(ctx, r.history);
           else {
-            ctx.stdout.write(
-              table(
+            await writeTable(
                 ctx,
                 ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
                 r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
-              ),
             );
           }
           reportProblems(ctx, r.problems);

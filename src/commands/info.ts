@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { info, type InfoResult } from '../ops/info.js';
+import { info, type InfoResult, type InstallInfo } from '../ops/info.js';
 import { withRoot } from '../store/root.js';
 import { isLegacyRoot } from '../store/legacy.js';
 import { legacyInfoOf } from '../ops/legacy.js';
 import { openLegacy } from './legacy.js';
 import { rootOf, rootOptions, type Ctx, type GlobalOpts } from './context.js';
-import { bytesHuman, emitJson, paint, safeText, table } from './render.js';
+import { bytesHuman, emitJson, paint, safeText, writeTable } from './render.js';
 
 export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
   return withRoot(
@@ -33,7 +33,18 @@ const REASONS: Record<string, string> = {
   'legacy-repositories': 'repositories-<driver> of a pre-1.10 root',
 };
 
-export function renderInfo(ctx: Ctx, r: InfoResult): void {
+/** The install's lines: whether the native addon loaded (why not, and what that costs) and the snapshot store's zstd. */
+function installLines(ctx: Ctx, i: InstallInfo): string[] {
+  const a = i.addon;
+  const addon =
+    a.state === 'loaded'
+      ? `loaded (${a.path})`
+      : `${paint(ctx, 'yellow', `not loaded (${a.state})`)}: ${a.reason ?? ''}; without it: ${a.unavailable.join(', ')}`;
+  const write = i.zstd.compress === null ? paint(ctx, 'yellow', "not written here (needs the addon or Node 22.15+)") : `written with ${i.zstd.compress}`;
+  return [`${paint(ctx, 'bold', 'Addon:')}       ${addon}`, `${paint(ctx, 'bold', 'Snapshots:')}   zstd: stores read with ${i.zstd.decompress}, ${write} (Node ${i.node})`];
+}
+
+export async function renderInfo(ctx: Ctx, r: InfoResult): Promise<void> {
   const lines = [
     `${paint(ctx, 'bold', 'Data-root:')}   ${r.root}${r.archive ? ' (archive, unpacked read-only)' : ''}`,
     `${paint(ctx, 'bold', 'Driver:')}      ${r.driver ?? 'none found under image/'}${r.driverReason !== null && r.driverReason !== 'only-store' ? ` (chosen by ${REASONS[r.driverReason] ?? r.driverReason})` : ''}`,
@@ -59,10 +70,11 @@ export function renderInfo(ctx: Ctx, r: InfoResult): void {
         ]
       : []),
     `${paint(ctx, 'bold', 'Daemon:')}      ${r.inUse ? paint(ctx, 'yellow', 'in use by a running daemon (volumes/metadata.db is locked)') : r.lock === 'absent' ? 'no volumes/metadata.db (never started, or not a full root)' : 'not running (volumes/metadata.db is not locked)'}`,
+    ...installLines(ctx, r.install),
     '',
   ];
   ctx.stdout.write(lines.join('\n'));
-  ctx.stdout.write(table(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)])));
+  await writeTable(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)]));
   for (const w of r.warnings) ctx.stderr.write(`dataroot: warning: ${safeText(w)}\n`);
 }
 
@@ -74,6 +86,6 @@ export function registerInfo(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const r = await runInfo(g, ctx);
       if (g.json) emitJson(ctx, r);
-      else renderInfo(ctx, r);
+      else await renderInfo(ctx, r);
     });
 }

@@ -4,7 +4,7 @@ import { LegacyStore } from '../store/legacy.js';
 import type { OpenedRoot } from '../store/root.js';
 import type { LegacyContainerList, LegacyImageList, LegacyVerifyResult, V19History } from '../ops/legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
-import { paint, safeText, table } from './render.js';
+import { paint, safeText, writeTable } from './render.js';
 
 /**
  * Rendering of pre-1.10 roots, as the Docker 1.9 CLI printed them (api/client/images.go,
@@ -32,7 +32,7 @@ function ago19(unix: number, now = Date.now()): string {
 }
 
 /** `docker images` of 1.9: one row per tag and per digest; an untagged image once. */
-export function renderLegacyImages(ctx: Ctx, r: LegacyImageList, digests: boolean): void {
+export async function renderLegacyImages(ctx: Ctx, r: LegacyImageList, digests: boolean): Promise<void> {
   const rows: string[][] = [];
   for (const i of r.images) {
     let refs = [...i.RepoTags];
@@ -49,23 +49,21 @@ export function renderLegacyImages(ctx: Ctx, r: LegacyImageList, digests: boolea
     }
   }
   const head = digests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
-  ctx.stdout.write(table(ctx, head, rows));
+  await writeTable(ctx, head, rows);
   for (const s of r.skipped) ctx.stderr.write(`dataroot: not listed: ${s.id}: ${s.reason}\n`);
 }
 
 /** `docker history --no-trunc` of 1.9. */
-export function renderLegacyHistory(ctx: Ctx, h: V19History[]): void {
-  ctx.stdout.write(
-    table(
+export async function renderLegacyHistory(ctx: Ctx, h: V19History[]): Promise<void> {
+  await writeTable(
       ctx,
       ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
       h.map((x) => [x.Id, ago19(x.Created), x.CreatedBy, humanSize19(x.Size), x.Comment]),
-    ),
   );
 }
 
 /** `docker ps -a` of 1.9 (the default table format of api/client/ps/formatter.go). */
-export function renderLegacyContainers(ctx: Ctx, r: LegacyContainerList, trunc: boolean): void {
+export async function renderLegacyContainers(ctx: Ctx, r: LegacyContainerList, trunc: boolean): Promise<void> {
   const rows = r.containers.map((c) => {
     let names = c.Names.map((n) => n.slice(1));
     if (trunc) {
@@ -78,7 +76,7 @@ export function renderLegacyContainers(ctx: Ctx, r: LegacyContainerList, trunc: 
     const ports = c.Ports.map((p) => (p['IP'] !== undefined ? `${scalar(p['IP'])}:${scalar(p['PublicPort'] ?? 0)}->${String(p['PrivatePort'])}/${String(p['Type'])}` : `${String(p['PrivatePort'])}/${String(p['Type'])}`));
     return [trunc ? truncateId19(c.Id) : c.Id, image, goQuote(trunc ? c.Command.slice(0, 20) : c.Command), ago19(c.Created), c.Status, ports.join(', '), names.join(',')];
   });
-  ctx.stdout.write(table(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows));
+  await writeTable(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows);
   for (const s of r.skipped) ctx.stderr.write(`dataroot: not listed: ${s.id}: ${safeText(s.reason)}\n`);
   for (const c of r.containers) {
     const notes = (c['Dataroot'] as { notes?: string[] } | undefined)?.notes ?? [];

@@ -5,7 +5,7 @@ import { requireOutputDir, writeFileAtomic } from '../io/atomic.js';
 import { inspectNetwork, listNetworks } from '../ops/networks.js';
 import { inspectVolume, listVolumes } from '../ops/volumes.js';
 import type { Ctx, GlobalOpts } from './context.js';
-import { bytesHuman, emitJson, paint, table } from './render.js';
+import { bytesHuman, emitJson, paint, writeTable } from './render.js';
 import { inspectEach, reportProblems, shortId, withStore } from './storectx.js';
 
 /** `layers`, `volumes`/`volume inspect`, `networks`/`network inspect`. */
@@ -15,7 +15,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
     .description('every layer: chainID, diffID, parent, cache-id, size, driver dir, users, orphans')
     .action(async (_o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
+      await withStore(g, ctx, async (s) => {
         const r = listLayers(s);
         if (g.json) emitJson(ctx, r.layers);
         else {
@@ -28,7 +28,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
             l.containers.length,
             [l.orphan ? paint(ctx, 'yellow', 'orphan') : '', l.loadable ? '' : paint(ctx, 'red', 'not loadable'), l.dirExists ? '' : paint(ctx, 'red', 'no driver dir'), l.tarSplit ? '' : 'no tar-split'].filter(Boolean).join(', '),
           ]);
-          ctx.stdout.write(table(ctx, ['CHAIN ID', 'DIFF ID', 'CACHE ID', 'SIZE', 'IMAGES', 'CONTAINERS', 'NOTES'], rows));
+          await writeTable(ctx, ['CHAIN ID', 'DIFF ID', 'CACHE ID', 'SIZE', 'IMAGES', 'CONTAINERS', 'NOTES'], rows);
         }
         reportProblems(ctx, r.problems);
       });
@@ -59,7 +59,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
     .description('every volume (like docker volume ls), with size on disk and the containers that mount it')
     .action(async (_o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
+      await withStore(g, ctx, async (s) => {
         const r = listVolumes(s);
         if (g.json) emitJson(ctx, r.volumes);
         else {
@@ -67,7 +67,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
             const d = v['Dataroot'] as { usedBy: { name: string }[]; sizeOnDisk?: number };
             return [String(v['Driver']), String(v['Name']), bytesHuman(d.sizeOnDisk ?? 0), d.usedBy.map((u) => u.name.replace(/^\//, '')).join(',')];
           });
-          ctx.stdout.write(table(ctx, ['DRIVER', 'VOLUME NAME', 'SIZE', 'USED BY'], rows));
+          await writeTable(ctx, ['DRIVER', 'VOLUME NAME', 'SIZE', 'USED BY'], rows);
         }
         reportProblems(ctx, r.problems);
       });
@@ -87,7 +87,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
     .description('every network, decoded from network/files/local-kv.db (like docker network ls)')
     .action(async (_o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      await withStore(g, ctx, (s) => {
+      await withStore(g, ctx, async (s) => {
         const r = listNetworks(s);
         if (g.json) emitJson(ctx, r.networks);
         else {
@@ -95,7 +95,7 @@ export function registerObjects(program: Command, ctx: Ctx): void {
             const cfg = ((n['IPAM'] as { Config: { Subnet?: string }[] }).Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean);
             return [String(n['Id']).slice(0, 12), String(n['Name']), String(n['Driver']), String(n['Scope']), cfg.join(',')];
           });
-          ctx.stdout.write(table(ctx, ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNETS'], rows));
+          await writeTable(ctx, ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNETS'], rows);
         }
         reportProblems(ctx, r.problems);
       });

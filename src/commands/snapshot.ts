@@ -16,7 +16,7 @@ import type { SnapshotResult } from '../ops/snapshot.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
 import { Progress } from './progress.js';
 import { pauseAt } from './testhooks.js';
-import { bytesHuman, emitJson, paint, table, warn } from './render.js';
+import { bytesHuman, emitJson, paint, writeTable, warn } from './render.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -193,11 +193,11 @@ export async function runShow(name: string, o: StoreOpt & { entries: boolean }, 
   });
 }
 
-function renderShow(ctx: Ctx, r: { snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }): void {
+async function renderShow(ctx: Ctx, r: { snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }): Promise<void> {
   const s = r.snapshot;
   ctx.stdout.write(`${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`);
   if (r.entries !== undefined) {
-    ctx.stdout.write(table(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], r.entries.map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path])));
+    await writeTable(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], r.entries.map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path]));
   }
 }
 
@@ -226,9 +226,9 @@ export async function runList(o: StoreOpt, ctx: Ctx): Promise<ListResult> {
   });
 }
 
-function renderList(ctx: Ctx, r: ListResult): void {
+async function renderList(ctx: Ctx, r: ListResult): Promise<void> {
   const list = r.snapshots;
-  ctx.stdout.write(table(ctx, ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'], list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source])));
+  await writeTable(ctx, ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'], list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source]));
   const logical = list.reduce((a, s) => a + s.logicalBytes, 0);
   const total = r.packBytes;
   ctx.stdout.write(`${list.length} snapshots, ${bytesHuman(logical)} of content in ${bytesHuman(total)} of packs (dedup ratio ${total === 0 ? '∞' : (logical / total).toFixed(1)}x)\n`);
@@ -311,7 +311,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       const o = cmd.optsWithGlobals<StoreOpt & { entries: boolean }>();
       const r = await runShow(name, o, ctx);
       if (g.json) emitJson(ctx, r.entries !== undefined ? { ...r.snapshot, entries: r.entries } : r.snapshot);
-      else renderShow(ctx, r);
+      else await renderShow(ctx, r);
     });
 
   snap
@@ -334,7 +334,7 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const r = await runList(o, ctx);
       if (g.json) emitJson(ctx, r.snapshots);
-      else renderList(ctx, r);
+      else await renderList(ctx, r);
     });
 
   program

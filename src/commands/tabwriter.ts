@@ -22,8 +22,8 @@ const runes = (s: string): number => [...s].length;
 export function tabwrite(lines: string[], o: TabOptions): string {
   const rows = lines.map((l) => l.split('\t'));
   // Columns are aligned over consecutive lines that have a terminated cell in that column.
-  const widths: number[] = [];
-  const cols = Math.max(0, ...rows.map((r) => r.length - 1));
+  let cols = 0;
+  for (const r of rows) cols = Math.max(cols, r.length - 1);
   let out = '';
   const blockWidth = (col: number, from: number): { w: number; end: number } => {
     let w = 0;
@@ -47,7 +47,6 @@ export function tabwrite(lines: string[], o: TabOptions): string {
       i = end;
     }
   }
-  void widths;
   for (let r = 0; r < rows.length; r++) {
     const cells = rows[r]!;
     let line = '';

@@ -1,7 +1,8 @@
 /**
- * The one error type of dataroot. Every failure carries a stable machine-readable `code`
- * (BOLT_BAD_META, STORE_NOT_A_DATAROOT, USAGE_UNKNOWN_OPTION, ...) and, where it applies,
- * the file and byte offset. The CLI maps it to exit code 2 and prints it on one line.
+ * The one error type of dataroot. Every failure carries a stable machine-readable `code` from the
+ * catalog in ./errorcodes.ts (BOLT_BAD_META, STORE_NOT_A_DATAROOT, USAGE_UNKNOWN_OPTION, ...) and,
+ * where it applies, the file and byte offset. The CLI exits with the catalog's exit code for it
+ * (1 for not-found codes, 2 otherwise) and prints it on one line.
  */
 export interface ErrorDetails {
   file?: string;
@@ -10,27 +11,25 @@ export interface ErrorDetails {
   [key: string]: unknown;
 }
 
-/**
- * Lookups of an object that is not there: `docker` exits 1 for them ("No such image"), and so does
- * dataroot, whatever the command.
- */
-export const NOT_FOUND_CODES: ReadonlySet<string> = new Set(['IMAGE_NOT_FOUND', 'CONTAINER_NOT_FOUND', 'LAYER_NOT_FOUND', 'VOLUME_NOT_FOUND', 'NETWORK_NOT_FOUND', 'IMAGE_AMBIGUOUS', 'CONTAINER_AMBIGUOUS', 'LAYER_AMBIGUOUS']);
+import { exitCodeOf, type ErrorCode } from './errorcodes.js';
+
+export type { ErrorCode } from './errorcodes.js';
 
 export class DatarootError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly details: ErrorDetails;
-  /** Exit code the CLI uses for this error (2 unless a caller decides otherwise). */
-  readonly exitCode: number;
+  /** Exit code the CLI uses for this error: the catalog's (1 for not-found codes, 2 otherwise). */
+  readonly exitCode: 1 | 2;
 
-  constructor(code: string, message: string, details: ErrorDetails = {}, exitCode = NOT_FOUND_CODES.has(code) ? 1 : 2) {
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message);
     this.name = 'DatarootError';
     this.code = code;
     this.details = details;
-    this.exitCode = exitCode;
+    this.exitCode = exitCodeOf(code);
   }
 
-  toJSON(): { code: string; message: string } & ErrorDetails {
+  toJSON(): { code: ErrorCode; message: string } & ErrorDetails {
     return { code: this.code, message: this.message, ...this.details };
   }
 

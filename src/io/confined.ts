@@ -20,6 +20,7 @@ import {
 } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
+import { ioErrorCode } from '../formats/errorcodes.js';
 import { openBeneath as openBeneathNative } from './native.js';
 import { writeNewFileSync } from './atomic.js';
 
@@ -709,6 +710,6 @@ export function fsError(e: unknown, file: string, shown: string = file): Dataroo
     case 'ENAMETOOLONG':
       return new DatarootError('PATH_INVALID', `${shown}: name too long`, { file });
     default:
-      return new DatarootError(`IO_${err.code ?? 'ERROR'}`, `${shown}: ${err.message ?? String(e)}`, { file });
+      return new DatarootError(ioErrorCode(err.code), `${shown}: ${err.message ?? String(e)}`, { file });
   }
 }

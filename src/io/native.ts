@@ -3,6 +3,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
+import { ioErrorCode } from '../formats/errorcodes.js';
 import { HEAD_BYTES, kindOfSample, type ContentKind } from '../formats/snapstore/manifest.js';
 import { packageRoot } from './pkg.js';
 
@@ -126,7 +127,7 @@ function wrap<T>(op: string, path: string, fn: () => T): T {
   } catch (e) {
     if (e instanceof DatarootError) throw e;
     const err = e as NodeJS.ErrnoException;
-    throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `${op} ${path}: ${err.message}`, { file: path });
+    throw new DatarootError(ioErrorCode(err.code), `${op} ${path}: ${err.message}`, { file: path });
   }
 }
 
@@ -487,7 +488,7 @@ export class TreeXattrs {
       this.at += 8;
       errnoNames ??= new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
       const code = errnoNames.get(errno) ?? 'FAILED';
-      return new DatarootError(`IO_${code}`, `llistxattr ${path}: ${code}`, { file: path });
+      return new DatarootError(ioErrorCode(code), `llistxattr ${path}: ${code}`, { file: path });
     }
     if (len === 0) {
       this.at += 4;
@@ -520,7 +521,7 @@ export function scanTree(
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const at = err.path ?? root;
-    throw new DatarootError(`IO_${err.code ?? 'FAILED'}`, `scandir ${at}: ${err.message}`, { file: at });
+    throw new DatarootError(ioErrorCode(err.code), `scandir ${at}: ${err.message}`, { file: at });
   }
   const scan: TreeScan = { count: r[0], ops: r[1], full: new DirListing(r[2]), volatile: r[3], xattrs: new TreeXattrs(r[4]) };
   if (o.files === true) scan.files = { paths: r[5], sizes: r[6] };

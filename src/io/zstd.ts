@@ -58,9 +58,15 @@ export async function zstdDecompressAsync(data: Uint8Array, size: number): Promi
   return out;
 }
 
+/** Which compressor a snapshot writer uses here: the addon, else Node's zstd; null when neither is there (for `info`). */
+export function zstdCompressBackend(): 'addon' | 'node:zlib' | null {
+  if (nativeAvailable() && nativeZstd() !== undefined) return 'addon';
+  return z.zstdCompressSync !== undefined ? 'node:zlib' : null;
+}
+
 /** zstd compression at `level` (writers only: Node's zstd or the addon). */
 export async function zstdCompressAsync(data: Uint8Array, level: number): Promise<Buffer> {
-  const n = nativeAvailable() ? nativeZstd() : undefined;
+  const n = zstdCompressBackend() === 'addon' ? nativeZstd() : undefined;
   if (n !== undefined) return n.compressAsync(asBuffer(data), level);
   if (z.zstdCompressSync !== undefined) return z.zstdCompressSync(data, { params: { [z.constants['ZSTD_c_compressionLevel']!]: level } });
   throw new DatarootError('IO_NATIVE_UNAVAILABLE', "writing a snapshot store needs zstd: dataroot's native addon (see `dataroot info`) or Node 22.15 or later");

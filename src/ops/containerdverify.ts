@@ -13,6 +13,7 @@ import { gcPlan, type GcPlan } from '../store/containerd/gc.js';
 import { CD, FILE_SNAPSHOTTERS } from '../store/containerd/layout.js';
 import type { CdRoot, CdSnapshot } from '../store/containerd/model.js';
 import type { Finding, Severity } from './verify.js';
+import { severityOf, type ErrorCode } from '../formats/errorcodes.js';
 
 /**
  * `verify` of a containerd store: every blob hashes to its name and matches its records' sizes;
@@ -34,25 +35,14 @@ export interface CdVerifyResult {
   warnings: number;
 }
 
-const WARN = new Set([
-  'CONTAINERD_GC_WOULD_DELETE',
-  'CONTAINERD_GC_SWEEP',
-  'CONTAINERD_INGEST_LEFTOVER',
-  'CONTAINERD_BLOB_ORPHANED',
-  'CONTAINERD_BLOB_UNREFERENCED_MISSING',
-  'CONTAINERD_LEASE_EXPIRED',
-  'CONTAINERD_IMAGE_NOT_UNPACKED',
-  'CONTAINERD_BLOB_NAME_INVALID',
-]);
-
 class Findings {
   readonly list: Finding[] = [];
   private readonly seen = new Set<string>();
-  add(code: string, subject: string, message: string, paths: string[] = [], fix = ''): void {
+  add(code: ErrorCode, subject: string, message: string, paths: string[] = [], fix = ''): void {
     const k = `${code}\0${subject}\0${message}`;
     if (this.seen.has(k)) return;
     this.seen.add(k);
-    const severity: Severity = WARN.has(code) ? 'warning' : 'error';
+    const severity: Severity = severityOf(code);
     this.list.push({ code, severity, subject, message, paths, fix });
   }
 }

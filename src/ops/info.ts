@@ -3,6 +3,8 @@ import { isBucketEntry } from '../formats/bolt/db.js';
 import { utf8 } from '../formats/bytes.js';
 import type { Confined } from '../io/confined.js';
 import { probeLock, type LockState } from '../io/lock.js';
+import { addonState, type AddonState } from '../io/native.js';
+import { zstdBackend, zstdCompressBackend } from '../io/zstd.js';
 import { openBoltIn } from '../store/bolt.js';
 import { chooseDriver, imageStores, type ImageStoreInfo } from '../store/driverchoice.js';
 import { HEX64, LAYOUT as L } from '../store/layout.js';
@@ -39,6 +41,21 @@ export interface InfoResult {
   legacy?: LegacyInfo;
   /** What a pre-1.10 engine and the 1.10 migration left in a root read as ≥1.10. */
   legacyLeftovers?: LegacyLeftovers;
+  /** This install of dataroot: its native addon and the snapshot store's zstd. */
+  install: InstallInfo;
+}
+
+export interface InstallInfo {
+  /** Whether the native addon loaded, and if not, why and what does not work without it. */
+  addon: AddonState;
+  /** The snapshot store's zstd here: the decompressor that reads stores, the compressor that writes them (null: none, snapshots cannot be written). */
+  zstd: { decompress: 'node:zlib' | 'addon' | 'fzstd'; compress: 'addon' | 'node:zlib' | null };
+  node: string;
+}
+
+/** The state of this install (not of the root): the addon and the zstd backends. */
+export function installInfo(): InstallInfo {
+  return { addon: addonState(), zstd: { decompress: zstdBackend(), compress: zstdCompressBackend() }, node: process.versions.node };
 }
 
 /** Counts entries of a bbolt bucket (or of keys with a prefix), with a warning when the file is unreadable. */
@@ -131,6 +148,7 @@ export function info(root: OpenedRoot, driverFlag?: string): InfoResult {
     lock,
     folders: folderSizes(fs),
     warnings,
+    install: installInfo(),
     ...(leftovers !== undefined ? { legacyLeftovers: leftovers } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import { DatarootError } from '../formats/errors.js';
+import type { ErrorCode } from '../formats/errorcodes.js';
 import { goField, goMap, imageReference19, isDigestRef19, isObj, humanDuration19, v19Config, v19EndpointSettings, v19HostConfig } from '../formats/docker/legacyapi.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { LIMITS } from '../io/confined.js';
@@ -638,7 +639,12 @@ export interface LegacyVerifyResult extends VerifyResult {
   notApplicable: readonly string[];
 }
 
-const ERROR_CODES = new Set([
+/**
+ * The severity of a finding in a pre-1.10 root: dockerd 1.9 fails on these (an image whose parent
+ * is missing does not load there); everything else it meets it skips or repairs, so a warning. The
+ * catalog's severities are those of a current root.
+ */
+const ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'LEGACY_IMAGE_JSON_INVALID',
   'LEGACY_IMAGE_JSON_MISSING',
   'LEGACY_JSON_TYPE',

@@ -95,7 +95,7 @@ export async function readContainerLogs(store: LogSource, q: string, o: LogsOpti
   const plan = logPlanOf(store.fs, c);
   const name = c.config?.Name ?? c.id.slice(0, 12);
   if (plan.format === undefined) {
-    throw new DatarootError('LOGS_NOT_ON_DISK', `container ${name.replace(/^\//, '')} (${c.id.slice(0, 12)}) logs with ${plan.driver === '' ? 'no driver' : `the ${plan.driver} driver`}: ${plan.why ?? 'nothing on disk'}`, { driver: plan.driver }, 1);
+    throw new DatarootError('LOGS_NOT_ON_DISK', `container ${name.replace(/^\//, '')} (${c.id.slice(0, 12)}) logs with ${plan.driver === '' ? 'no driver' : `the ${plan.driver} driver`}: ${plan.why ?? 'nothing on disk'}`, { driver: plan.driver });
   }
   const notes = [...plan.notes];
   const st = c.config?.State;

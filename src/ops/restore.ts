@@ -8,6 +8,7 @@ import { undoneUnlessDone } from '../io/cleanup.js';
 import { LAYOUT } from '../store/layout.js';
 import type { RegisteredSnapshot, SnapshotStore } from '../store/snapshots/store.js';
 import { removeTree } from '../io/confined.js';
+import type { ErrorCode } from '../formats/errorcodes.js';
 
 export interface RestoreResult {
   snapshot: string;
@@ -59,7 +60,7 @@ function checkTarget(to: string, force: boolean): boolean {
   return true;
 }
 
-function unsafe(code: string, e: ManifestEntry, why: string): DatarootError {
+function unsafe(code: ErrorCode, e: ManifestEntry, why: string): DatarootError {
   return new DatarootError(code, `the manifest entry ${JSON.stringify(e.path)} ${why}: refused before anything was written`, { entry: e.path });
 }
 

@@ -15,12 +15,13 @@ import type { Problem } from '../store/problems.js';
 import { listFiles } from './files.js';
 import { layerContentDir, layerFileSource, layerPath, tarSplitStream } from './layers.js';
 import { findLeftovers } from './leftovers.js';
+import { severityOf, type ErrorCode, type Severity } from '../formats/errorcodes.js';
 
-export type Severity = 'error' | 'warning';
+export type { Severity } from '../formats/errorcodes.js';
 
 /** One finding: a stable code, what dockerd does about it, and what to do. */
 export interface Finding {
-  code: string;
+  code: ErrorCode;
   severity: Severity;
   /** The image, layer, container or file the finding is about. */
   subject: string;
@@ -47,22 +48,9 @@ export interface VerifyResult {
 }
 
 /** Codes of the confined access layer: evidence that tries to lead a reader out of the root or to block it. */
-export const CONFINEMENT_CODES = new Set(['SYMLINK_OUT_OF_ROOT', 'SYMLINK_NOT_FOLLOWED', 'FILE_NOT_REGULAR', 'FILE_TOO_LARGE', 'PATH_NOT_A_DIRECTORY', 'ID_INVALID', 'JSON_TOO_DEEP', 'PATH_INVALID']);
+export const CONFINEMENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SYMLINK_OUT_OF_ROOT', 'SYMLINK_NOT_FOLLOWED', 'FILE_NOT_REGULAR', 'FILE_TOO_LARGE', 'PATH_NOT_A_DIRECTORY', 'ID_INVALID', 'JSON_TOO_DEEP', 'PATH_INVALID']);
 
-const SEVERITY: Record<string, Severity> = {
-  IMAGE_PARENT_MISSING: 'warning',
-  IMAGE_OS_UNSUPPORTED: 'warning',
-  ORPHAN_LAYER: 'warning',
-  ORPHAN_DRIVER_DIR: 'warning',
-  ORPHAN_IMAGE_METADATA: 'warning',
-  ORPHAN_CONTAINER_LAYER: 'warning',
-  STAGING_LEFTOVER: 'warning',
-  LAYER_SIZE_MISMATCH: 'warning',
-  CONTAINER_IMAGE_MISSING: 'warning',
-  CONTAINER_OTHER_DRIVER: 'warning',
-};
-
-const FIX: Record<string, string> = {
+const FIX: Partial<Record<ErrorCode, string>> = {
   IMAGE_ID_MISMATCH: 'restore the original config bytes (the ID is their sha256), or remove the image with its tags and metadata',
   IMAGE_CONFIG_INVALID: 'restore the config from a backup or re-load the image (docker load / dataroot inject)',
   IMAGE_PARENT_MISSING: 'remove imagedb/metadata/sha256/<id>/parent, or restore the parent image',
@@ -106,8 +94,8 @@ const FIX: Record<string, string> = {
 
 class Findings {
   readonly list: Finding[] = [];
-  add(code: string, subject: string, message: string, ...paths: string[]): void {
-    this.list.push({ code, severity: SEVERITY[code] ?? 'error', subject, message, paths, fix: FIX[code] ?? '' });
+  add(code: ErrorCode, subject: string, message: string, ...paths: string[]): void {
+    this.list.push({ code, severity: severityOf(code), subject, message, paths, fix: FIX[code] ?? '' });
   }
 }
 

@@ -10,6 +10,7 @@ import { LayerCheck } from '../formats/tar/layercheck.js';
 import { openImageArchive, openLayer, type ArchiveImage, type ArchiveSource } from '../store/archive.js';
 import type { Finding } from './verify.js';
 import { removeTree } from '../io/confined.js';
+import { severityOf, type ErrorCode } from '../formats/errorcodes.js';
 
 export interface ArchiveVerifyResult {
   archive: string;
@@ -20,7 +21,7 @@ export interface ArchiveVerifyResult {
   warnings: number;
 }
 
-const FIX: Record<string, string> = {
+const FIX: Partial<Record<ErrorCode, string>> = {
   ARCHIVE_DIFFID_MISMATCH: 'the layer is not the one the config names: re-export the image',
   ARCHIVE_BLOB_DIGEST_MISMATCH: 'a blob does not match its digest: re-export or re-copy the image',
   ARCHIVE_CONFIG_DIGEST_MISMATCH: 'the config does not match its digest: re-export the image',
@@ -30,7 +31,7 @@ const FIX: Record<string, string> = {
   ARCHIVE_TAG_INVALID: 'fix the RepoTags entry (name:tag)',
 };
 
-function finding(code: string, subject: string, message: string, severity: 'error' | 'warning' = 'error', paths: string[] = []): Finding {
+function finding(code: ErrorCode, subject: string, message: string, severity = severityOf(code), paths: string[] = []): Finding {
   return { code, severity, subject, message, paths, fix: FIX[code] ?? 're-export the image' };
 }
 
@@ -45,10 +46,11 @@ export async function verifyArchive(path: string, opts: { platform?: string } = 
   const work = mkdtempSync(join(tmpdir(), 'dataroot-verify-'));
   try {
     const archive = await openImageArchive(path, { workDir: work, ...(opts.platform !== undefined ? { platform: opts.platform } : {}) });
-    const findings: Finding[] = archive.problems.map((p) => finding(p.code, path, p.message));
+    const findings: Finding[] = archive.problems.map((p) => finding(p.code, path, p.message, 'error'));
     const checkedLayers = new Map<string, string | undefined>();
     for (const img of archive.images) {
-      for (const p of img.problems) findings.push(finding(p.code, img.label, p.message));
+      // A problem of the archive stops docker load: an error whatever its code's default severity.
+      for (const p of img.problems) findings.push(finding(p.code, img.label, p.message, 'error'));
       for (const t of img.repoTags) {
         if (t.startsWith(':')) continue;
         const r = parseReference(t);
@@ -56,7 +58,7 @@ export async function verifyArchive(path: string, opts: { platform?: string } = 
       }
       const nameHex = /([a-f0-9]{64})(\.json)?$/.exec(img.configMember)?.[1];
       if (img.id !== '' && nameHex !== undefined && `sha256:${nameHex}` !== img.id && archive.kind === 'docker-save') {
-        findings.push(finding('ARCHIVE_CONFIG_DIGEST_MISMATCH', img.label, `${img.configMember} is named after ${nameHex} but its sha256 is ${img.id}: the image ID will be ${img.id}`, 'warning'));
+        findings.push(finding('ARCHIVE_CONFIG_DIGEST_MISMATCH', img.label, `${img.configMember} is named after ${nameHex} but its sha256 is ${img.id}: the image ID will be ${img.id}`));
       }
       await checkLayers(archive.source, img, findings, checkedLayers);
     }

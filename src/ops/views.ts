@@ -45,7 +45,7 @@ export function findTarget(store: Store, q: string): Target {
   }
   if (c.error?.code === 'CONTAINER_AMBIGUOUS') throw new DatarootError(c.error.code, c.error.message);
   if (i.error?.code === 'IMAGE_AMBIGUOUS') throw new DatarootError(i.error.code, i.error.message);
-  throw new DatarootError('TARGET_NOT_FOUND', `No such container or image: ${q}`, {}, 1);
+  throw new DatarootError('TARGET_NOT_FOUND', `No such container or image: ${q}`, {});
 }
 
 export function contentUnsupported(store: Store): DatarootError {

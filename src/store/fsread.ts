@@ -2,6 +2,7 @@ import { DatarootError } from '../formats/errors.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
 import type { Confined, ReadOptions } from '../io/confined.js';
 import { problem, type Problem } from './problems.js';
+import type { ErrorCode } from '../formats/errorcodes.js';
 
 /**
  * Reads of evidence that keep going: a file that is absent is `undefined`; one that cannot be
@@ -32,7 +33,7 @@ export function metaText(fs: Confined, rel: string, max: number, out: Problem[])
   return r.value;
 }
 
-export type JsonResult = { ok: true; value: unknown } | { ok: false; error: string; code?: string };
+export type JsonResult = { ok: true; value: unknown } | { ok: false; error: string; code?: ErrorCode };
 
 /** A JSON file: undefined when absent; parse errors and unreadable files as `{ok: false}`. */
 export function readJson(fs: Confined, rel: string, o: ReadOptions): JsonResult | undefined {

@@ -1,6 +1,7 @@
 import { DatarootError } from '../errors.js';
 import { bytesEqual, compareBytes, toHex } from '../bytes.js';
 import type { BoltVisitor } from './write.js';
+import type { ErrorCode } from '../errorcodes.js';
 
 /**
  * Changes to a key tree, applied while a depth-first walk of the old tree streams into a writer
@@ -43,7 +44,7 @@ function showTuple(t: readonly Uint8Array[]): string {
   return t.map((k) => toHex(k)).join('/');
 }
 
-function err(code: string, message: string, t: readonly Uint8Array[]): DatarootError {
+function err(code: ErrorCode, message: string, t: readonly Uint8Array[]): DatarootError {
   return new DatarootError(code, `${message}: ${showTuple(t)} (hex)`, { key: showTuple(t) });
 }
 

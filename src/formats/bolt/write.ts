@@ -17,6 +17,7 @@ import {
   VERSION,
 } from './constants.js';
 import { fnv1a64 } from './meta.js';
+import type { ErrorCode } from '../errorcodes.js';
 
 /**
  * A bbolt file writer: a depth-first walk of a key tree in, the pages of a complete new file out,
@@ -110,7 +111,7 @@ export interface WriteResult {
   overflowPages: number;
 }
 
-function fail(code: string, message: string, details: Record<string, unknown> = {}): DatarootError {
+function fail(code: ErrorCode, message: string, details: Record<string, unknown> = {}): DatarootError {
   return new DatarootError(code, message, details);
 }
 

@@ -10,6 +10,7 @@
  * replaced by that many bytes read from the layer's files, checked against its CRC-64.
  */
 import { DatarootError } from '../errors.js';
+import type { ErrorCode } from '../errorcodes.js';
 import { Crc64 } from './crc64.js';
 import { encodeEntry, type Entry, type FileEntry } from './entries.js';
 
@@ -82,11 +83,20 @@ function* zeros(n: number): Generator<Uint8Array> {
 
 const utf8 = new TextDecoder();
 
+const ISSUE_CODE = {
+  missing: 'TARSPLIT_FILE_MISSING',
+  short: 'TARSPLIT_FILE_SHORT',
+  long: 'TARSPLIT_FILE_LONG',
+  crc: 'TARSPLIT_FILE_CRC',
+  escape: 'TARSPLIT_FILE_ESCAPE',
+  unreadable: 'TARSPLIT_FILE_UNREADABLE',
+} as const satisfies Record<AssembleIssue['kind'], ErrorCode>;
+
 /** Replays entries into the tar bytes they describe. */
 export async function* assemble(entries: AsyncIterable<Entry>, files: FileSource, opts: AssembleOptions = {}): AsyncGenerator<Uint8Array> {
   const checkCrc = opts.crc ?? true;
   const issue = (i: AssembleIssue): void => {
-    if (opts.onIssue === undefined) throw new DatarootError(`TARSPLIT_FILE_${i.kind.toUpperCase()}`, i.message, { name: utf8.decode(i.name) });
+    if (opts.onIssue === undefined) throw new DatarootError(ISSUE_CODE[i.kind], i.message, { name: utf8.decode(i.name) });
     opts.onIssue(i);
   };
   for await (const e of entries) {

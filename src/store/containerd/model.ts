@@ -82,7 +82,7 @@ export class CdRoot {
   namespaceNames(only?: string): string[] {
     const all = this.meta.namespaces().map((n) => n.name);
     if (only === undefined) return all;
-    if (!all.includes(only)) throw new DatarootError('CONTAINERD_NAMESPACE_NOT_FOUND', `namespace ${JSON.stringify(only)} does not exist (namespaces: ${all.join(', ') || 'none'})`, {}, 1);
+    if (!all.includes(only)) throw new DatarootError('CONTAINERD_NAMESPACE_NOT_FOUND', `namespace ${JSON.stringify(only)} does not exist (namespaces: ${all.join(', ') || 'none'})`);
     return [only];
   }
 

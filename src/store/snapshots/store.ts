@@ -106,7 +106,7 @@ export class SnapshotStore {
 
   find(name: string): RegisteredSnapshot {
     const s = this.snapshots().find((x) => x.name === name);
-    if (s === undefined) throw new DatarootError('SNAPSHOT_NOT_FOUND', `no snapshot named ${name} in ${this.dir}`, { file: this.dir }, 1);
+    if (s === undefined) throw new DatarootError('SNAPSHOT_NOT_FOUND', `no snapshot named ${name} in ${this.dir}`, { file: this.dir });
     return s;
   }
 
@@ -121,7 +121,7 @@ export class SnapshotStore {
   unregister(name: string): RegisteredSnapshot {
     const r = this.registry();
     const s = r.snapshots.find((x) => x.name === name);
-    if (s === undefined) throw new DatarootError('SNAPSHOT_NOT_FOUND', `no snapshot named ${name} in ${this.dir}`, { file: this.dir }, 1);
+    if (s === undefined) throw new DatarootError('SNAPSHOT_NOT_FOUND', `no snapshot named ${name} in ${this.dir}`, { file: this.dir });
     r.snapshots = r.snapshots.filter((x) => x !== s);
     writeFileAtomicSync(join(this.dir, 'registry.json'), encodeRegistry(r));
     return s;
