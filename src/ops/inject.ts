@@ -79,7 +79,7 @@ export interface InjectResult {
   tagsChanged: string[];
 }
 
-interface Planned {
+export interface Planned {
   img: ArchiveImage;
   source: ArchiveSource;
   sourceName: string;
@@ -101,7 +101,7 @@ interface LayerJob {
 }
 
 /** Reads the images of every source: archives, OCI layouts, or a hand-made config with layer tars. */
-async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
+export async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
   const planned: Planned[] = [];
   for (const [i, source] of o.sources.entries()) {
     const dir = join(work, `src-${i}`);
@@ -176,7 +176,7 @@ function sameTag(a: string, b: string): boolean {
 }
 
 /** Tags of each image: its own (familiar form) plus --tag (which needs exactly one image). */
-function assignTags(planned: Planned[], extra: string[]): void {
+export function assignTags(planned: Planned[], extra: string[]): void {
   if (extra.length > 0 && planned.length !== 1) throw new DatarootError('USAGE_TAG_AMBIGUOUS', `--tag needs exactly one image, the sources hold ${planned.length}`);
   for (const p of planned) {
     for (const t of p.img.repoTags) {
