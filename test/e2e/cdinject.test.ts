@@ -1,0 +1,159 @@
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../support/cli.js';
+import { Containerd } from '../support/containerd.js';
+import { Dockerd } from '../support/dockerd.js';
+import { needs } from '../support/env.js';
+
+/**
+ * Issue 18 part B's acceptance against the real containerd 1.6: `docker save` archives made by a
+ * private dockerd (a busybox base by docker import, an image built on it with a whiteout) are
+ * injected with `inject --store containerd` into stopped containerd roots; containerd then starts,
+ * runs its garbage collection, lists the image with the digest `ctr images import` gives the same
+ * archive (the oracle: a second containerd), lists every blob, runs the image, and still lists it
+ * after a second start.
+ */
+
+type Obj = Record<string, any>;
+
+function rows(out: string): string[][] {
+  return out
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.trim().split(/\s+/));
+}
+
+describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'))('inject --store containerd: the real containerd accepts the injection', () => {
+  const work = mkdtempSync(join(tmpdir(), 'dataroot-cdinject-'));
+  const src = new Dockerd('vfs');
+  const oracle = new Containerd();
+  const target = new Containerd();
+  /** A Docker 29 data-root: containerd's root at <root>/containerd/daemon. */
+  const dockerRoot = join(work, 'docker-root');
+  const docked = new Containerd(undefined, join(dockerRoot, 'containerd', 'daemon'));
+  const appTar = join(work, 'app.tar');
+  let expected: Map<string, string[]>;
+  let oracleBlobs: string[];
+
+  beforeAll(async () => {
+    await src.start();
+    try {
+      src.importBusybox('base:busybox');
+      const ctx = join(work, 'ctx');
+      mkdirSync(ctx);
+      writeFileSync(join(ctx, 'Dockerfile'), ['FROM base:busybox', 'RUN mkdir /app && echo hello from app > /app/hello && rm /etc/group', 'CMD ["cat", "/app/hello"]', ''].join('\n'));
+      src.docker(['build', '-q', '-t', 'app:1', ctx], { env: { DOCKER_BUILDKIT: '0' } });
+      src.docker(['save', '-o', appTar, 'app:1', 'base:busybox']);
+    } finally {
+      await src.stop();
+    }
+    // The oracle: what ctr import makes of the same archive.
+    await oracle.start();
+    oracle.ctr(['images', 'import', '--no-unpack', appTar], { ns: 'moby' });
+    expected = new Map(rows(oracle.ctr(['images', 'ls'], { ns: 'moby' }).stdout).map((r) => [r[0]!, r]));
+    // The blobs the images reach (ctr import also stored the archive's other files, which its
+    // garbage collection removes in the background: not listed here).
+    const reach = new Set<string>();
+    for (const row of expected.values()) {
+      const m = JSON.parse(oracle.ctr(['content', 'get', row[2]!], { ns: 'moby' }).stdout) as Obj;
+      for (const d of [row[2]!, m.config.digest as string, ...(m.layers as Obj[]).map((l) => l.digest as string)]) reach.add(d);
+    }
+    oracleBlobs = [...reach].sort();
+    await oracle.stop();
+    // Target roots initialised by one start, then stopped.
+    await target.start();
+    await target.stop();
+    mkdirSync(dockerRoot, { recursive: true });
+    await docked.start();
+    await docked.stop();
+  }, 600_000);
+
+  afterAll(async () => {
+    await target.cleanup();
+    await docked.cleanup();
+    await oracle.cleanup();
+    await src.stop();
+    rmSync(src.dir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the oracle imported both images', () => {
+    expect([...expected.keys()].sort()).toEqual(['docker.io/library/app:1', 'docker.io/library/base:busybox']);
+  });
+
+  it('a plain containerd root: images ls shows the digests ctr import gives, content ls every blob, ctr run runs it, a second start still lists it', async () => {
+    const r = await run(['--root', target.root, 'inject', appTar, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as Obj;
+    expect(res.store).toBe('containerd');
+    expect(res.namespace).toBe('moby');
+    const ours = new Map((res.images as Obj[]).flatMap((i) => (i.names as string[]).map((n) => [n, i.id as string])));
+    expect(ours).toEqual(new Map([...expected].map(([n, row]) => [n, row[2]!])));
+    // Nothing staged is left.
+    expect(readdirSync(join(target.root, 'io.containerd.content.v1.content/ingest'))).toEqual([]);
+
+    await target.start();
+    try {
+      // containerd's GC runs ~100 ms after start: wait past it, then look.
+      await new Promise((res) => setTimeout(res, 1500));
+      const imgs = rows(target.ctr(['images', 'ls'], { ns: 'moby' }).stdout);
+      expect(imgs.map((x) => [x[0], x[1], x[2]])).toEqual([...expected.values()].map((x) => [x[0], x[1], x[2]]));
+      const blobs = rows(target.ctr(['content', 'ls'], { ns: 'moby' }).stdout).map((x) => x[0]!).sort();
+      expect(blobs).toEqual(oracleBlobs);
+      const allBlobs = (res.images as Obj[]).flatMap((i) => (i.blobs as Obj[]).map((b) => b.digest as string));
+      expect([...new Set(allBlobs)].sort()).toEqual(oracleBlobs);
+      // ctr run unpacks it and runs it: the layer's file is there, the whiteout applied.
+      const out = target.ctr(['run', '--rm', '--runc-root', target.runcRoot, 'docker.io/library/app:1', 'run1', 'sh', '-c', 'cat /app/hello; test -e /etc/group && echo group-present || echo group-gone'], { ns: 'moby', timeoutMs: 60_000 });
+      expect(out.stdout).toBe('hello from app\ngroup-gone\n');
+    } finally {
+      await target.stop();
+    }
+    await target.start();
+    try {
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(rows(target.ctr(['images', 'ls'], { ns: 'moby' }).stdout).map((x) => x[2])).toEqual([...expected.values()].map((x) => x[2]));
+      expect(rows(target.ctr(['content', 'ls'], { ns: 'moby' }).stdout).map((x) => x[0]!).sort()).toEqual(oracleBlobs);
+    } finally {
+      await target.stop();
+    }
+  }, 300_000);
+
+  it('a Docker 29 root (<root>/containerd/daemon): chosen by default; dataroot images lists it with the Id Docker gives (the target digest); ctr run runs it', async () => {
+    const r = await run(['--root', dockerRoot, 'inject', appTar, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).store).toBe('containerd');
+    const imgs = await run(['--root', dockerRoot, 'images', '--json']);
+    expect(imgs.code, imgs.stderr).toBe(0);
+    const list = JSON.parse(imgs.stdout) as Obj[];
+    const app = list.find((i) => (i.RepoTags as string[]).includes('app:1'));
+    expect(app?.Id).toBe(expected.get('docker.io/library/app:1')![2]);
+    const base = list.find((i) => (i.RepoTags as string[]).includes('base:busybox'));
+    expect(base?.Id).toBe(expected.get('docker.io/library/base:busybox')![2]);
+    await docked.start();
+    try {
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(rows(docked.ctr(['images', 'ls'], { ns: 'moby' }).stdout).map((x) => x[2])).toEqual([...expected.values()].map((x) => x[2]));
+      const out = docked.ctr(['run', '--rm', '--runc-root', docked.runcRoot, 'docker.io/library/base:busybox', 'run2', 'echo', 'base-ok'], { ns: 'moby', timeoutMs: 60_000 });
+      expect(out.stdout).toBe('base-ok\n');
+    } finally {
+      await docked.stop();
+    }
+  }, 300_000);
+
+  it('a running containerd is refused (its meta.db flock), and nothing is written', async () => {
+    await target.start();
+    try {
+      const before = readdirSync(join(target.root, 'io.containerd.content.v1.content/blobs/sha256')).sort();
+      const r = await run(['--root', target.root, 'inject', appTar, '--namespace', 'other']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/BOLT_FILE_LOCKED|locked/);
+      expect(readdirSync(join(target.root, 'io.containerd.content.v1.content/blobs/sha256')).sort()).toEqual(before);
+      expect(target.ctr(['namespaces', 'ls', '-q']).stdout.split('\n').filter(Boolean)).not.toContain('other');
+    } finally {
+      await target.stop();
+    }
+  }, 120_000);
+});
