@@ -8,7 +8,7 @@ import { PruneVisitor } from '../formats/bolt/prune.js';
 import { walkBolt } from '../formats/bolt/walk.js';
 import { BoltWriter } from '../formats/bolt/write.js';
 import { encodeUtf8 } from '../formats/bytes.js';
-import { s, utcFromMs } from '../formats/containerd/encode.js';
+import { encodeBinaryTime, s, utcFromMs } from '../formats/containerd/encode.js';
 import { isBlobDigest, isIdentifier } from '../formats/containerd/identifiers.js';
 import { blobRecordEdits, contentBlobPath, dockerSchema2Manifest, imageRecordEdits, imagesPath, manifestGcLabels, MT, V1 } from '../formats/containerd/records.js';
 import { DIGEST_RE, sha256Digest } from '../formats/digest/digest.js';
@@ -24,6 +24,7 @@ import { boltReadOptions, record, stringMap, sub, type Entry } from '../store/co
 import { CD } from '../store/containerd/layout.js';
 import { assignTags, loadSources, type InjectOptions, type Planned } from './inject.js';
 import { lockForWrite } from './boltwrite.js';
+import { acquireLock, type HeldLock } from '../io/lock.js';
 
 /**
  * `dataroot inject --store containerd`: puts images into a stopped containerd's store (Docker 29's
@@ -228,7 +229,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     const k = fs.kind(d);
     if (k !== 'missing' && k !== 'dir') throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(d)} is a ${k}, where containerd keeps a directory: refused`, { file: fs.abs(d) });
   }
-  const lock = o.dryRun ? undefined : await lockForWrite(fs.abs(CD.metaDb));
+  const box: LockBox = { lock: o.dryRun ? undefined : await lockForWrite(fs.abs(CD.metaDb)) };
   const work = mkdtempSync(join(tmpdir(), 'dataroot-cdinject-'));
   const dropWork = removeOnExit(work);
   const staged: string[] = [];
@@ -243,6 +244,10 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
       const os = i.config?.os;
       if (os !== undefined && os !== '' && os !== 'linux') throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: containerd on Linux would not run it`);
     }
+    // Before anything is staged: the tombstone that makes containerd clean up after a crash.
+    // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
+    if (!o.dryRun) fs.mkdirs(CD.blobsDir, 0o755);
+    if (!o.dryRun) await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box);
     const result: CdInjectResult = { root: fs.base, store: 'containerd', namespace: o.namespace, dryRun: o.dryRun, images: [], blobsWritten: 0, blobsReused: 0, bytesWritten: 0, imagesReplaced: [] };
     /** Every blob of this run, by digest (a layer shared by two images is written once). */
     const blobs = new Map<string, BlobJob>();
@@ -370,7 +375,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     staged.length = 0;
 
     // The new meta.db: the old tree, the records of this run replacing any of the same names.
-    await rewriteMetaDb(fs, o, plans, blobs, result);
+    await rewriteMetaDb(fs, o, plans, blobs, result, box);
     return result;
   } catch (e) {
     for (const d of staged) {
@@ -384,7 +389,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
   } finally {
     for (const u of untrack) u();
     dropWork();
-    await lock?.release();
+    await box.lock?.release();
   }
 }
 
@@ -402,7 +407,7 @@ function closeMeta(db: BoltFile): void {
   metaSources.get(db)?.();
 }
 
-async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult): Promise<void> {
+async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult, box: LockBox): Promise<void> {
   const db = openMeta(fs);
   try {
     const v1 = lookupBucket(db, db.rootBucket(), [V1]);
@@ -436,29 +441,71 @@ async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[
         edits.push(...withRawTime(imageRecordEdits(ns, { name, target: { ...pl.target, annotations }, labels: old?.labels ?? {}, created: now, updated: now }), old?.created));
       }
     }
-    const st = fs.lstat(CD.metaDb)!;
-    const root = typeof process.geteuid === 'function' && process.geteuid() === 0;
-    const dir = newIngest(fs, 'meta.db');
-    const tracked = trackStaging(fs.abs(dir));
+    await commitMetaDb(fs, db, edits, drop, box, { staged: () => o.onStep?.('metadb-staged'), committed: () => o.onStep?.('metadb-committed') });
+  } finally {
+    closeMeta(db);
+  }
+}
+
+/** The meta.db lock: moved to each new file as that is renamed into place. */
+interface LockBox {
+  lock: HeldLock | undefined;
+}
+
+/**
+ * Writes the old tree with `drop` left out and `edits` applied into a new file staged in an
+ * ingest directory, flocks it, renames it over meta.db (fsync of file and directory), then
+ * releases the old file's lock: a containerd that starts meanwhile finds the new file locked.
+ */
+async function commitMetaDb(fs: Confined, db: BoltFile, edits: BoltEdit[], drop: Uint8Array[][], box: LockBox, hooks: { staged?: () => void | Promise<void>; committed?: () => void | Promise<void> } = {}): Promise<void> {
+  const st = fs.lstat(CD.metaDb)!;
+  const root = typeof process.geteuid === 'function' && process.geteuid() === 0;
+  const dir = newIngest(fs, 'meta.db');
+  const tracked = trackStaging(fs.abs(dir));
+  try {
+    const out = AtomicFile.create(fs.abs(CD.metaDb), { mode: st.mode & 0o7777, ...(root ? { uid: st.uid, gid: st.gid } : {}), tmp: fs.abs(`${dir}/data`) });
+    let lock: HeldLock | undefined;
     try {
-      const out = AtomicFile.create(fs.abs(CD.metaDb), { mode: st.mode & 0o7777, ...(root ? { uid: st.uid, gid: st.gid } : {}), tmp: fs.abs(`${dir}/data`) });
-      try {
-        const w = new BoltWriter(out, { pageSize: db.pageSize, txid: db.meta.txid + 1n, rootSequence: db.meta.rootSequence });
-        const ev = new EditVisitor(w, edits);
-        walkBolt(db, drop.length > 0 ? new PruneVisitor(ev, drop) : ev);
-        ev.finish();
-        w.finish();
-        await o.onStep?.('metadb-staged');
-        out.commit();
-      } catch (e) {
-        out.abort();
-        throw e;
-      }
-      await o.onStep?.('metadb-committed');
-      fs.remove(dir);
-    } finally {
-      tracked.done();
+      const w = new BoltWriter(out, { pageSize: db.pageSize, txid: db.meta.txid + 1n, rootSequence: db.meta.rootSequence });
+      const ev = new EditVisitor(w, edits);
+      walkBolt(db, drop.length > 0 ? new PruneVisitor(ev, drop) : ev);
+      ev.finish();
+      w.finish();
+      if (box.lock !== undefined) lock = await acquireLock(out.tmp);
+      await hooks.staged?.();
+      out.commit();
+    } catch (e) {
+      out.abort();
+      await lock?.release();
+      throw e;
     }
+    const old = box.lock;
+    box.lock = lock;
+    await old?.release();
+    await hooks.committed?.();
+    fs.remove(dir);
+  } finally {
+    tracked.done();
+  }
+}
+
+/**
+ * The first write: an ingest record in the namespace that has already expired (a tombstone).
+ * containerd's garbage collection, at its next start, removes it, and having removed a content
+ * record it then cleans the content store (metadata/db.go: dirtyCS): blobs no record names and
+ * ingest directories no record names go. So whatever this run staged before its last write is
+ * removed if the run dies; after the last write, everything staged has a record or is gone.
+ */
+async function writeTombstone(fs: Confined, ns: string, ref: string, box: LockBox): Promise<void> {
+  const db = openMeta(fs);
+  try {
+    if (lookupBucket(db, db.rootBucket(), [V1]) === undefined) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, { file: fs.abs(CD.metaDb) });
+    const path = [V1, ns, 'content', 'ingests'];
+    if (isValueAt(db, path.slice(0, -1), 'ingests')) throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.join('/')} is a value, not a bucket`);
+    const edits = ensurePath(db, path, new Set());
+    const p = path.map(s);
+    edits.push({ op: 'bucket', path: p, key: s(ref) }, { op: 'put', path: [...p, s(ref)], key: s('ref'), value: s(ref) }, { op: 'put', path: [...p, s(ref)], key: s('expireat'), value: encodeBinaryTime(utcFromMs(Date.now())) });
+    await commitMetaDb(fs, db, edits, [], box);
   } finally {
     closeMeta(db);
   }

@@ -1,8 +1,10 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../support/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CD_INJECT_STEPS } from '../../src/ops/cdinject.js';
+import { BIN, run } from '../support/cli.js';
 import { Containerd } from '../support/containerd.js';
 import { Dockerd } from '../support/dockerd.js';
 import { needs } from '../support/env.js';
@@ -35,6 +37,7 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
   const dockerRoot = join(work, 'docker-root');
   const docked = new Containerd(undefined, join(dockerRoot, 'containerd', 'daemon'));
   const appTar = join(work, 'app.tar');
+  const template = join(work, 'template-root');
   let expected: Map<string, string[]>;
   let oracleBlobs: string[];
 
@@ -63,9 +66,10 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
     }
     oracleBlobs = [...reach].sort();
     await oracle.stop();
-    // Target roots initialised by one start, then stopped.
+    // Target roots initialised by one start, then stopped; a copy of the first for each crash.
     await target.start();
     await target.stop();
+    spawnSync('cp', ['-a', target.root, template]);
     mkdirSync(dockerRoot, { recursive: true });
     await docked.start();
     await docked.stop();
@@ -156,4 +160,43 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
       await target.stop();
     }
   }, 120_000);
+
+  it.each(CD_INJECT_STEPS)('SIGKILL at %s, then containerd starts: the images are whole or absent, nothing staged or unnamed is left', async (step) => {
+    const d = new Containerd(undefined, undefined);
+    spawnSync('cp', ['-a', template, d.root]);
+    try {
+      const r = spawnSync(process.execPath, [BIN, '--root', d.root, 'inject', appTar], { encoding: 'utf8', env: { ...process.env, DATAROOT_INJECT_CRASH_AT: step } });
+      expect(r.signal, r.stderr).toBe('SIGKILL');
+      await d.start();
+      try {
+        // Past containerd's startup garbage collection (it runs ~100 ms after start).
+        const blobsDir = join(d.root, 'io.containerd.content.v1.content/blobs/sha256');
+        const ingest = join(d.root, 'io.containerd.content.v1.content/ingest');
+        const imgs = rows(d.ctr(['images', 'ls'], { ns: 'moby' }).stdout);
+        const whole = step === 'metadb-committed';
+        for (let i = 0; i < 100; i++) {
+          const files = existsSync(blobsDir) ? readdirSync(blobsDir).length : 0;
+          if (readdirSync(ingest).length === 0 && (whole || files === 0)) break;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        expect(readdirSync(ingest)).toEqual([]);
+        const blobs = rows(d.ctr(['content', 'ls'], { ns: 'moby' }).stdout).map((x) => x[0]!).sort();
+        if (whole) {
+          expect(imgs.map((x) => x[2])).toEqual([...expected.values()].map((x) => x[2]));
+          expect(blobs).toEqual(oracleBlobs);
+          expect(readdirSync(blobsDir).sort()).toEqual(oracleBlobs.map((b) => b.slice(7)));
+          const out = d.ctr(['run', '--rm', '--runc-root', d.runcRoot, 'docker.io/library/app:1', `crash-${step}`], { ns: 'moby', timeoutMs: 60_000 });
+          expect(out.stdout).toBe('hello from app\n');
+        } else {
+          expect(imgs).toEqual([]);
+          expect(blobs).toEqual([]);
+          expect(existsSync(blobsDir) ? readdirSync(blobsDir) : []).toEqual([]);
+        }
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await d.cleanup();
+    }
+  }, 180_000);
 });
