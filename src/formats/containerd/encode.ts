@@ -34,7 +34,7 @@ export interface UtcTime {
   nanos: number;
 }
 
-/** The time now with nanoseconds (process.hrtime only counts from an arbitrary origin). */
+/** A time from milliseconds since the Unix epoch (and nanoseconds below the millisecond). */
 export function utcFromMs(ms: number, subMsNanos = 0): UtcTime {
   const s = Math.floor(ms / 1000);
   return { unix: BigInt(s), nanos: (ms - s * 1000) * 1e6 + subMsNanos };
