@@ -125,8 +125,9 @@ export function registerInject(program: Command, ctx: Ctx): void {
     .option('--max-bytes <n>', 'refuse a layer that decompresses to more than n bytes', positiveNumber, 100 * 2 ** 30)
     .addOption(new Option('--store <store>', "which image store to write: a containerd store (Docker 29's default, or a containerd root) or dockerd's graphdriver store; auto picks as dockerd 29 would").choices(['auto', 'graphdriver', 'containerd']).default('auto'))
     .option('--namespace <ns>', 'containerd namespace to write (--store containerd)', 'moby')
+    .option('--unpack', "also unpack the layers into containerd's overlayfs snapshotter (--store containerd)", false)
     .description("put images into a stopped daemon's store, layers included, as dockerd would (docker load without a daemon)")
-    .action(async (sources: string[], o: { config?: string; layer: string[]; tag: string[]; platform: string; dryRun: boolean; maxRatio: number; maxBytes: number; store: StoreChoiceFlag; namespace: string }, cmd: Command) => {
+    .action(async (sources: string[], o: { config?: string; layer: string[]; tag: string[]; platform: string; dryRun: boolean; maxRatio: number; maxBytes: number; store: StoreChoiceFlag; namespace: string; unpack: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       if (o.layer.length > 0 && o.config === undefined) throw new DatarootError('USAGE_LAYER_WITHOUT_CONFIG', '--layer needs --config');
       if (sources.length === 0 && o.config === undefined) throw new DatarootError('USAGE_NO_SOURCE', 'name an archive or layout to inject, or --config (with --layer files)');
@@ -136,8 +137,10 @@ export function registerInject(program: Command, ctx: Ctx): void {
       const cd = await containerdTarget(g, ctx, o.store);
       const steps: readonly string[] = cd !== undefined ? CD_INJECT_STEPS : INJECT_STEPS;
       if (crashAt !== undefined && !steps.includes(crashAt)) throw new DatarootError('USAGE_BAD_CRASH_STEP', `DATAROOT_INJECT_CRASH_AT must be one of ${steps.join(', ')}`);
+      if (o.unpack && cd === undefined) throw new DatarootError('USAGE_UNPACK_NEEDS_CONTAINERD', '--unpack writes containerd snapshots: the target is a graphdriver store (dockerd stores layers unpacked already)');
       if (cd !== undefined) {
         const r = await injectContainerd(cd, {
+          unpack: o.unpack,
           sources: sources.map((s) => resolve(ctx.cwd, s)),
           ...(o.config !== undefined ? { config: resolve(ctx.cwd, o.config), layers: o.layer.map((l) => resolve(ctx.cwd, l)) } : {}),
           tags: o.tag,

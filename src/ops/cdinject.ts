@@ -11,7 +11,7 @@ import { encodeUtf8 } from '../formats/bytes.js';
 import { encodeBinaryTime, s, utcFromMs } from '../formats/containerd/encode.js';
 import { isBlobDigest, isIdentifier } from '../formats/containerd/identifiers.js';
 import { blobRecordEdits, contentBlobPath, dockerSchema2Manifest, imageRecordEdits, imagesPath, manifestGcLabels, MT, V1 } from '../formats/containerd/records.js';
-import { DIGEST_RE, sha256Digest } from '../formats/digest/digest.js';
+import { chainIds, DIGEST_RE, sha256Digest } from '../formats/digest/digest.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
 import { parseJsonBounded } from '../formats/json/bounded.js';
@@ -24,6 +24,8 @@ import { boltReadOptions, record, stringMap, sub, type Entry } from '../store/co
 import { CD } from '../store/containerd/layout.js';
 import { assignTags, loadSources, type InjectOptions, type Planned } from './inject.js';
 import { lockForWrite } from './boltwrite.js';
+import { extractSnapshot, metaSnapshotEdits, planSnapshots, SNAPSHOTTER, snapdbEdits, type UnpackLayer } from './cdunpack.js';
+import { hostPageSize } from '../io/host.js';
 import { acquireLock, type HeldLock } from '../io/lock.js';
 
 /**
@@ -43,11 +45,13 @@ import { acquireLock, type HeldLock } from '../io/lock.js';
  * running containerd is refused, and our own flock is held meanwhile.
  */
 
-export const CD_INJECT_STEPS = ['blob-staged', 'blob-committed', 'metadb-staged', 'metadb-committed'] as const;
+export const CD_INJECT_STEPS = ['blob-staged', 'blob-committed', 'snapshot-extracted', 'snapdb-committed', 'metadb-staged', 'metadb-committed'] as const;
 export type CdInjectStep = (typeof CD_INJECT_STEPS)[number];
 
 export interface CdInjectOptions extends Omit<InjectOptions, 'onStep'> {
   namespace: string;
+  /** Also unpack the layers into the overlayfs snapshotter (as containerd's unpacker would). */
+  unpack?: boolean;
   onStep?: (step: CdInjectStep) => void | Promise<void>;
 }
 
@@ -79,6 +83,8 @@ export interface CdInjectResult {
   blobsReused: number;
   bytesWritten: number;
   imagesReplaced: string[];
+  /** Snapshots written by --unpack (chainIDs), in order. */
+  snapshots: { chainId: string; id: number; name: string; size: number; inodes: number }[];
 }
 
 /** A blob to put into the content store. */
@@ -99,6 +105,8 @@ interface ImagePlan {
   target: { digest: string; mediaType: string; size: number };
   configDigest: string;
   blobs: BlobJob[];
+  /** The layers in order: their blob digests and what unpacking them needs. */
+  layers: { digest: string; unpack: UnpackLayer }[];
 }
 
 const CONTENT_MODE = 0o444;
@@ -247,8 +255,8 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     // Before anything is staged: the tombstone that makes containerd clean up after a crash.
     // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
     if (!o.dryRun) fs.mkdirs(CD.blobsDir, 0o755);
-    if (!o.dryRun) await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box);
-    const result: CdInjectResult = { root: fs.base, store: 'containerd', namespace: o.namespace, dryRun: o.dryRun, images: [], blobsWritten: 0, blobsReused: 0, bytesWritten: 0, imagesReplaced: [] };
+    if (!o.dryRun) await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box, o.unpack === true);
+    const result: CdInjectResult = { root: fs.base, store: 'containerd', namespace: o.namespace, dryRun: o.dryRun, images: [], blobsWritten: 0, blobsReused: 0, bytesWritten: 0, imagesReplaced: [], snapshots: [] };
     /** Every blob of this run, by digest (a layer shared by two images is written once). */
     const blobs = new Map<string, BlobJob>();
     const plans: ImagePlan[] = [];
@@ -300,6 +308,8 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     for (const p of planned) {
       const img = p.img;
       const jobs: BlobJob[] = [];
+      const chains = chainIds(img.diffIds);
+      const unpackLayers: ImagePlan['layers'] = [];
       // The config: its exact bytes.
       const cfg = await stage(`config ${img.id}`, bytes(img.configBytes), { digest: img.id, size: img.configBytes.length });
       let target: ImagePlan['target'];
@@ -311,6 +321,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
         for (const { l, diffId } of layers) {
           const r = await stageLayer(stage, p.source, l, diffId, o);
           layerDigests.push(r.digest);
+          unpackLayers.push({ digest: r.digest, unpack: { chainId: chains[unpackLayers.length]!, diffId, source: p.source, layer: l } });
           jobs.push(add(r.digest, l.mediaType ?? MT.dockerLayer, r.size, r.dir));
         }
         const ms = await stage(`manifest ${img.manifestDigest}`, bytes(m.bytes), { digest: img.manifestDigest, size: m.bytes.length });
@@ -322,6 +333,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
         const descs: { mediaType: string; digest: string; size: number }[] = [];
         for (const [k, l] of img.layers.entries()) {
           const r = await stageLayer(stage, p.source, l, img.diffIds[k]!, o);
+          unpackLayers.push({ digest: r.digest, unpack: { chainId: chains[k]!, diffId: img.diffIds[k]!, source: p.source, layer: l } });
           const desc = { mediaType: r.compressed ? MT.dockerLayerGzip : MT.dockerLayer, digest: r.digest, size: r.size };
           descs.push(desc);
           jobs.push(add(r.digest, desc.mediaType, r.size, r.dir));
@@ -333,7 +345,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
         jobs.unshift(add(md, MT.dockerManifest, ms.size, ms.dir, manifestGcLabels(img.id, descs.map((d) => d.digest))));
         target = { digest: md, mediaType: MT.dockerManifest, size: ms.size };
       }
-      plans.push({ planned: p, names: namesOf(p, target.digest), target, configDigest: img.id, blobs: jobs });
+      plans.push({ planned: p, names: namesOf(p, target.digest), target, configDigest: img.id, blobs: jobs, layers: unpackLayers });
     }
     for (const j of blobs.values()) {
       if (j.action === 'write') {
@@ -374,8 +386,11 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     untrack.length = 0;
     staged.length = 0;
 
+    // --unpack: the snapshots, then the snapshotter's metadata.db.
+    let extra: ((db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]) | undefined;
+    if (o.unpack === true) extra = await unpackAll(fs, o, plans, blobs, result, staged, untrack);
     // The new meta.db: the old tree, the records of this run replacing any of the same names.
-    await rewriteMetaDb(fs, o, plans, blobs, result, box);
+    await rewriteMetaDb(fs, o, plans, blobs, result, box, extra);
     return result;
   } catch (e) {
     for (const d of staged) {
@@ -407,7 +422,7 @@ function closeMeta(db: BoltFile): void {
   metaSources.get(db)?.();
 }
 
-async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult, box: LockBox): Promise<void> {
+async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult, box: LockBox, extra?: (db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]): Promise<void> {
   const db = openMeta(fs);
   try {
     const v1 = lookupBucket(db, db.rootBucket(), [V1]);
@@ -441,6 +456,7 @@ async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[
         edits.push(...withRawTime(imageRecordEdits(ns, { name, target: { ...pl.target, annotations }, labels: old?.labels ?? {}, created: now, updated: now }), old?.created));
       }
     }
+    if (extra !== undefined) edits.push(...extra(db, (path) => ensurePath(db, path, made)));
     await commitMetaDb(fs, db, edits, drop, box, { staged: () => o.onStep?.('metadb-staged'), committed: () => o.onStep?.('metadb-committed') });
   } finally {
     closeMeta(db);
@@ -457,18 +473,18 @@ interface LockBox {
  * ingest directory, flocks it, renames it over meta.db (fsync of file and directory), then
  * releases the old file's lock: a containerd that starts meanwhile finds the new file locked.
  */
-async function commitMetaDb(fs: Confined, db: BoltFile, edits: BoltEdit[], drop: Uint8Array[][], box: LockBox, hooks: { staged?: () => void | Promise<void>; committed?: () => void | Promise<void> } = {}): Promise<void> {
-  const st = fs.lstat(CD.metaDb)!;
+async function commitMetaDb(fs: Confined, db: BoltFile | undefined, edits: BoltEdit[], drop: Uint8Array[][], box: LockBox, hooks: { staged?: () => void | Promise<void>; committed?: () => void | Promise<void> } = {}, rel: string = CD.metaDb): Promise<void> {
+  const st = fs.lstat(rel) ?? { mode: 0o600, uid: 0, gid: 0 };
   const root = typeof process.geteuid === 'function' && process.geteuid() === 0;
   const dir = newIngest(fs, 'meta.db');
   const tracked = trackStaging(fs.abs(dir));
   try {
-    const out = AtomicFile.create(fs.abs(CD.metaDb), { mode: st.mode & 0o7777, ...(root ? { uid: st.uid, gid: st.gid } : {}), tmp: fs.abs(`${dir}/data`) });
+    const out = AtomicFile.create(fs.abs(rel), { mode: st.mode & 0o7777, ...(root ? { uid: st.uid, gid: st.gid } : {}), tmp: fs.abs(`${dir}/data`) });
     let lock: HeldLock | undefined;
     try {
-      const w = new BoltWriter(out, { pageSize: db.pageSize, txid: db.meta.txid + 1n, rootSequence: db.meta.rootSequence });
+      const w = new BoltWriter(out, db === undefined ? { pageSize: hostPageSize() } : { pageSize: db.pageSize, txid: db.meta.txid + 1n, rootSequence: db.meta.rootSequence });
       const ev = new EditVisitor(w, edits);
-      walkBolt(db, drop.length > 0 ? new PruneVisitor(ev, drop) : ev);
+      if (db !== undefined) walkBolt(db, drop.length > 0 ? new PruneVisitor(ev, drop) : ev);
       ev.finish();
       w.finish();
       if (box.lock !== undefined) lock = await acquireLock(out.tmp);
@@ -496,18 +512,79 @@ async function commitMetaDb(fs: Confined, db: BoltFile, edits: BoltEdit[], drop:
  * ingest directories no record names go. So whatever this run staged before its last write is
  * removed if the run dies; after the last write, everything staged has a record or is gone.
  */
-async function writeTombstone(fs: Confined, ns: string, ref: string, box: LockBox): Promise<void> {
+async function writeTombstone(fs: Confined, ns: string, ref: string, box: LockBox, snapshot: boolean): Promise<void> {
   const db = openMeta(fs);
   try {
     if (lookupBucket(db, db.rootBucket(), [V1]) === undefined) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, { file: fs.abs(CD.metaDb) });
     const path = [V1, ns, 'content', 'ingests'];
     if (isValueAt(db, path.slice(0, -1), 'ingests')) throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.join('/')} is a value, not a bucket`);
-    const edits = ensurePath(db, path, new Set());
+    const made = new Set<string>();
+    const edits = ensurePath(db, path, made);
     const p = path.map(s);
     edits.push({ op: 'bucket', path: p, key: s(ref) }, { op: 'put', path: [...p, s(ref)], key: s('ref'), value: s(ref) }, { op: 'put', path: [...p, s(ref)], key: s('expireat'), value: encodeBinaryTime(utcFromMs(Date.now())) });
+    if (snapshot) {
+      // And a snapshot record nothing references: removing it makes the GC clean the snapshotter
+      // (backend snapshots no record names, their directories). Seq 0: containerd never uses it.
+      const sp = [V1, ns, 'snapshots', SNAPSHOTTER];
+      edits.push(...ensurePath(db, sp, made));
+      edits.push({ op: 'bucket', path: sp.map(s), key: s(ref) }, { op: 'put', path: [...sp, ref].map(s), key: s('name'), value: s(`${ns}/0/${ref}`) });
+    }
     await commitMetaDb(fs, db, edits, [], box);
   } finally {
     closeMeta(db);
+  }
+}
+
+/**
+ * Unpacks every image's layers as new committed snapshots (those the namespace lacks), writes the
+ * snapshotter's metadata.db, and returns the meta.db edits (records, labels) for the last write.
+ */
+async function unpackAll(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult, staged: string[], untrack: (() => void)[]): Promise<(db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]> {
+  const meta = openMeta(fs);
+  const dbRel = CD.snapshotterDb(SNAPSHOTTER);
+  const snapKind = fs.kind(dbRel);
+  if (snapKind !== 'missing' && snapKind !== 'file') throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(dbRel)} is a ${snapKind}, not a regular file`, { file: fs.abs(dbRel) });
+  let snap = snapKind === 'file' ? openBoltIn(fs, dbRel, boltReadOptions(fs.lstat(dbRel)?.size ?? 0)) : undefined;
+  try {
+    // The snapshotter's cleanup (which removes snapshots/<id> directories its metadata.db does not
+    // name) fails on a metadata.db without v1/snapshots: make those buckets before any directory.
+    const init: BoltEdit[] = [];
+    const made = new Set<string>();
+    if (snap === undefined) init.push({ op: 'bucket', path: [], key: s('v1') }, { op: 'bucket', path: [s('v1')], key: s('snapshots') }, { op: 'bucket', path: [s('v1')], key: s('parents') });
+    else for (const b of ['snapshots', 'parents']) init.push(...ensurePath(snap.db, ['v1', b], made));
+    if (init.length > 0) {
+      fs.mkdirs(CD.snapshotterDir(SNAPSHOTTER), 0o700);
+      await commitMetaDb(fs, snap?.db, init, [], { lock: undefined }, {}, dbRel);
+      snap?.close();
+      snap = openBoltIn(fs, dbRel, boltReadOptions(fs.lstat(dbRel)?.size ?? 0));
+    }
+    const plan = planSnapshots(fs, meta, snap?.db, o.namespace, plans.map((pl) => pl.layers.map((l) => l.unpack)));
+    for (const n of plan.snapshots) {
+      const dir = `${CD.snapshotterDir(SNAPSHOTTER)}/snapshots/${n.id}`;
+      staged.push(dir);
+      const t = trackStaging(fs.abs(dir));
+      untrack.push(() => t.done());
+      await extractSnapshot(fs, n, o);
+      await o.onStep?.('snapshot-extracted');
+    }
+    fs.fsyncDir(`${CD.snapshotterDir(SNAPSHOTTER)}/snapshots`);
+    const now = utcFromMs(Date.now());
+    await commitMetaDb(fs, snap?.db, snapdbEdits(snap?.db, plan, now), [], { lock: undefined }, {}, dbRel);
+    await o.onStep?.('snapdb-committed');
+    // From here the snapshots are the snapshotter's: a failure leaves them to containerd's GC.
+    staged.length = 0;
+    for (const u of untrack) u();
+    untrack.length = 0;
+    for (const pl of plans) {
+      const top = pl.layers[pl.layers.length - 1];
+      if (top !== undefined) blobs.get(pl.configDigest)!.labels[`containerd.io/gc.ref.snapshot.${SNAPSHOTTER}`] = top.unpack.chainId;
+      for (const l of pl.layers) blobs.get(l.digest)!.labels['containerd.io/uncompressed'] = l.unpack.diffId;
+    }
+    result.snapshots = plan.snapshots.map((n) => ({ chainId: n.chainId, id: n.id, name: n.name, size: n.size, inodes: n.inodes }));
+    return (db, ensure) => metaSnapshotEdits(db, o.namespace, plan, now, ensure);
+  } finally {
+    snap?.close();
+    closeMeta(meta);
   }
 }
 

@@ -40,6 +40,8 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
   const template = join(work, 'template-root');
   let expected: Map<string, string[]>;
   let oracleBlobs: string[];
+  let oracleSnaps: string[][];
+  let oracleUsage: Map<string, string>;
 
   beforeAll(async () => {
     await src.start();
@@ -65,6 +67,10 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
       for (const d of [row[2]!, m.config.digest as string, ...(m.layers as Obj[]).map((l) => l.digest as string)]) reach.add(d);
     }
     oracleBlobs = [...reach].sort();
+    // And unpacked by ctr import (its unpacker) in another namespace: the snapshots --unpack must match.
+    oracle.ctr(['images', 'import', appTar], { ns: 'unpacked' });
+    oracleSnaps = rows(oracle.ctr(['snapshots', 'ls'], { ns: 'unpacked' }).stdout).sort((a, b) => a[0]!.localeCompare(b[0]!));
+    oracleUsage = new Map(oracleSnaps.map((r) => [r[0]!, oracle.ctr(['snapshots', 'usage', r[0]!], { ns: 'unpacked' }).stdout.split('\n')[1]!.trim().split(/\s+/).slice(1).join(' ')]));
     await oracle.stop();
     // Target roots initialised by one start, then stopped; a copy of the first for each crash.
     await target.start();
@@ -161,11 +167,48 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
     }
   }, 120_000);
 
-  it.each(CD_INJECT_STEPS)('SIGKILL at %s, then containerd starts: the images are whole or absent, nothing staged or unnamed is left', async (step) => {
+  it('--unpack: the committed snapshots ctr import makes (keys, parents, usage), ctr run runs them without unpacking, they survive restarts', async () => {
+    const d = new Containerd();
+    spawnSync('cp', ['-a', template, d.root]);
+    try {
+      const r = await run(['--root', d.root, 'inject', '--unpack', appTar, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout).snapshots as Obj[]).length).toBe(oracleSnaps.length);
+      await d.start();
+      try {
+        await new Promise((res) => setTimeout(res, 1500));
+        const snaps = rows(d.ctr(['snapshots', 'ls'], { ns: 'moby' }).stdout).sort((a, b) => a[0]!.localeCompare(b[0]!));
+        expect(snaps).toEqual(oracleSnaps);
+        for (const [key, usage] of oracleUsage) expect(d.ctr(['snapshots', 'usage', key], { ns: 'moby' }).stdout.split('\n')[1]!.trim().split(/\s+/).slice(1).join(' ')).toBe(usage);
+        const labels = rows(d.ctr(['content', 'ls'], { ns: 'moby' }).stdout).map((x) => x.slice(3).join(' ')).join('\n');
+        expect(labels).toMatch(/containerd\.io\/gc\.ref\.snapshot\.overlayfs=sha256:/);
+        expect(labels).toMatch(/containerd\.io\/uncompressed=sha256:/);
+        const out = d.ctr(['run', '--rm', '--runc-root', d.runcRoot, 'docker.io/library/app:1', 'unpacked1', 'sh', '-c', 'cat /app/hello; test -e /etc/group && echo group-present || echo group-gone'], { ns: 'moby', timeoutMs: 60_000 });
+        expect(out.stdout).toBe('hello from app\ngroup-gone\n');
+        // ctr run found the snapshots: it made none of its own (only the container's, removed by --rm).
+        expect(rows(d.ctr(['snapshots', 'ls'], { ns: 'moby' }).stdout).sort((a, b) => a[0]!.localeCompare(b[0]!))).toEqual(oracleSnaps);
+      } finally {
+        await d.stop();
+      }
+      await d.start();
+      try {
+        await new Promise((res) => setTimeout(res, 1500));
+        expect(rows(d.ctr(['snapshots', 'ls'], { ns: 'moby' }).stdout).sort((a, b) => a[0]!.localeCompare(b[0]!))).toEqual(oracleSnaps);
+        const out = d.ctr(['run', '--rm', '--runc-root', d.runcRoot, 'docker.io/library/base:busybox', 'unpacked2', 'echo', 'ok'], { ns: 'moby', timeoutMs: 60_000 });
+        expect(out.stdout).toBe('ok\n');
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await d.cleanup();
+    }
+  }, 300_000);
+
+  it.each([...CD_INJECT_STEPS.filter((x) => !x.startsWith('snap')).map((x) => [x, false] as const), ...CD_INJECT_STEPS.map((x) => [x, true] as const)])('SIGKILL at %s (unpack: %s), then containerd starts: the images are whole or absent, nothing staged or unnamed is left', async (step, unpack) => {
     const d = new Containerd(undefined, undefined);
     spawnSync('cp', ['-a', template, d.root]);
     try {
-      const r = spawnSync(process.execPath, [BIN, '--root', d.root, 'inject', appTar], { encoding: 'utf8', env: { ...process.env, DATAROOT_INJECT_CRASH_AT: step } });
+      const r = spawnSync(process.execPath, [BIN, '--root', d.root, 'inject', ...(unpack ? ['--unpack'] : []), appTar], { encoding: 'utf8', env: { ...process.env, DATAROOT_INJECT_CRASH_AT: step } });
       expect(r.signal, r.stderr).toBe('SIGKILL');
       await d.start();
       try {
@@ -191,6 +234,15 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
           expect(imgs).toEqual([]);
           expect(blobs).toEqual([]);
           expect(existsSync(blobsDir) ? readdirSync(blobsDir) : []).toEqual([]);
+          expect(rows(d.ctr(['snapshots', 'ls'], { ns: 'moby' }).stdout)).toEqual([]);
+        }
+        if (unpack) {
+          // The snapshotter's directories: those its metadata.db names, no more (after its GC).
+          const snapDir = join(d.root, 'io.containerd.snapshotter.v1.overlayfs/snapshots');
+          const want = whole ? oracleSnaps.length : 0;
+          for (let i = 0; i < 100 && (existsSync(snapDir) ? readdirSync(snapDir).length : 0) !== want; i++) await new Promise((res) => setTimeout(res, 100));
+          expect(existsSync(snapDir) ? readdirSync(snapDir).length : 0).toBe(want);
+          if (whole) expect(rows(d.ctr(['snapshots', 'ls'], { ns: 'moby' }).stdout).sort((a, b) => a[0]!.localeCompare(b[0]!))).toEqual(oracleSnaps);
         }
       } finally {
         await d.stop();
