@@ -244,7 +244,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
   const untrack: (() => void)[] = [];
   try {
     const { onStep: _step, namespace: _ns, ...common } = o;
-    const planned = await loadSources(common, work);
+    const planned = await loadSources({ ...common, preferOci: true }, work);
     assignTags(planned, o.tags);
     for (const p of planned) {
       const i = p.img;

@@ -42,6 +42,8 @@ export interface InjectOptions {
   layers?: string[];
   tags: string[];
   platform?: string;
+  /** Read an archive that is both an OCI layout and a docker save as OCI (containerd's importer does). */
+  preferOci?: boolean;
   dryRun: boolean;
   /** Decompression bounds per layer (decompression bombs). */
   maxRatio: number;
@@ -107,7 +109,7 @@ export async function loadSources(o: InjectOptions, work: string): Promise<Plann
     const dir = join(work, `src-${i}`);
     mkdirSync(dir);
     const { path: src, ref } = splitSource(source);
-    const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}) });
+    const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}), ...(o.preferOci === true ? { preferOci: true } : {}) });
     if (ref !== undefined) {
       a.images = a.images.filter((img) => img.repoTags.some((t) => t === ref || t === `:${ref}` || sameTag(t, ref)));
       if (a.images.length === 0) throw new DatarootError('ARCHIVE_IMAGE_NOT_FOUND', `${src} has no image named ${ref}`, { file: src });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { CD_INJECT_STEPS } from '../../src/ops/cdinject.js';
 import { BIN, run } from '../support/cli.js';
-import { Containerd } from '../support/containerd.js';
+import { busyboxRootfs, Containerd } from '../support/containerd.js';
 import { Dockerd } from '../support/dockerd.js';
 import { needs } from '../support/env.js';
 
@@ -152,6 +152,60 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
       await docked.stop();
     }
   }, 300_000);
+
+  it('an OCI archive (gzip layers, also a docker save: read as OCI, as the importer reads it): the digest ctr import gives, unpacked, runs', async () => {
+    const rootfs = join(work, 'oci-rootfs');
+    const l2 = join(work, 'oci-l2');
+    mkdirSync(rootfs, { recursive: true });
+    busyboxRootfs(rootfs);
+    mkdirSync(join(l2, 'app'), { recursive: true });
+    writeFileSync(join(l2, 'app', 'hello'), 'hello from oci\n');
+    const oci = join(work, 'oci.tar');
+    const p = await run(['pack', '--format', 'oci', '--gzip', '-o', oci, '--layer', rootfs, '--layer', l2, '--cmd', '/bin/sh', '-t', 'ociimg:2']);
+    expect(p.code, p.stderr).toBe(0);
+    const ref = new Containerd();
+    spawnSync('cp', ['-a', template, ref.root]);
+    const d = new Containerd();
+    spawnSync('cp', ['-a', template, d.root]);
+    try {
+      await ref.start();
+      ref.ctr(['images', 'import', '--no-unpack', oci], { ns: 'moby' });
+      const want = rows(ref.ctr(['images', 'ls'], { ns: 'moby' }).stdout).map((x) => [x[0], x[1], x[2]]);
+      await ref.stop();
+      expect(want.length).toBe(1);
+      const r = await run(['--root', d.root, 'inject', '--unpack', oci]);
+      expect(r.code, r.stderr).toBe(0);
+      await d.start();
+      try {
+        await new Promise((res) => setTimeout(res, 1500));
+        expect(rows(d.ctr(['images', 'ls'], { ns: 'moby' }).stdout).map((x) => [x[0], x[1], x[2]])).toEqual(want);
+        const out = d.ctr(['run', '--rm', '--runc-root', d.runcRoot, 'docker.io/library/ociimg:2', 'oci1', 'cat', '/app/hello'], { ns: 'moby', timeoutMs: 60_000 });
+        expect(out.stdout).toBe('hello from oci\n');
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await ref.cleanup();
+      await d.cleanup();
+    }
+  }, 300_000);
+
+  it('--dry-run writes nothing: every path, size and mtime of the root and meta.db'\''s bytes unchanged', async () => {
+    const d = new Containerd();
+    spawnSync('cp', ['-a', template, d.root]);
+    try {
+      const before = spawnSync('sh', ['-c', `cd '${d.root}' && find . -printf '%p %s %T@\\n' | sort && md5sum io.containerd.metadata.v1.bolt/meta.db`], { encoding: 'utf8' }).stdout;
+      const r = await run(['--root', d.root, 'inject', '--dry-run', '--unpack', appTar, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout) as Obj;
+      expect(res.dryRun).toBe(true);
+      expect(res.blobsWritten).toBe(oracleBlobs.length);
+      const after = spawnSync('sh', ['-c', `cd '${d.root}' && find . -printf '%p %s %T@\\n' | sort && md5sum io.containerd.metadata.v1.bolt/meta.db`], { encoding: 'utf8' }).stdout;
+      expect(after).toBe(before);
+    } finally {
+      await d.cleanup();
+    }
+  });
 
   it('a running containerd is refused (its meta.db flock), and nothing is written', async () => {
     await target.start();
