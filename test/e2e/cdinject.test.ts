@@ -190,7 +190,7 @@ describe.runIf(needs('dockerd', 'docker', 'containerd', 'ctr', 'runc', 'busybox'
     }
   }, 300_000);
 
-  it('--dry-run writes nothing: every path, size and mtime of the root and meta.db'\''s bytes unchanged', async () => {
+  it("--dry-run writes nothing: every path, size and mtime of the root and meta.db's bytes unchanged", async () => {
     const d = new Containerd();
     spawnSync('cp', ['-a', template, d.root]);
     try {
