@@ -238,6 +238,8 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     if (k !== 'missing' && k !== 'dir') throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(d)} is a ${k}, where containerd keeps a directory: refused`, { file: fs.abs(d) });
   }
   const box: LockBox = { lock: o.dryRun ? undefined : await lockForWrite(fs.abs(CD.metaDb)) };
+  let orig: string | undefined;
+  let restorable = true;
   const work = mkdtempSync(join(tmpdir(), 'dataroot-cdinject-'));
   const dropWork = removeOnExit(work);
   const staged: string[] = [];
@@ -255,7 +257,14 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     // Before anything is staged: the tombstone that makes containerd clean up after a crash.
     // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
     if (!o.dryRun) fs.mkdirs(CD.blobsDir, 0o755);
-    if (!o.dryRun) await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box, o.unpack === true);
+    if (!o.dryRun) {
+      // The file as it was, kept by a hard link in an ingest directory (containerd's GC removes it
+      // after a crash): a run refused while staging puts it back, so that nothing changed.
+      orig = newIngest(fs, 'meta.db.orig');
+      fs.link(CD.metaDb, `${orig}/data`);
+      box.keep = box.lock;
+      await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box, o.unpack === true);
+    }
     const result: CdInjectResult = { root: fs.base, store: 'containerd', namespace: o.namespace, dryRun: o.dryRun, images: [], blobsWritten: 0, blobsReused: 0, bytesWritten: 0, imagesReplaced: [], snapshots: [] };
     /** Every blob of this run, by digest (a layer shared by two images is written once). */
     const blobs = new Map<string, BlobJob>();
@@ -372,7 +381,9 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
       return result;
     }
 
-    // Blobs into place: renamed from their ingest directory, which then goes.
+    // Blobs into place: renamed from their ingest directory, which then goes. From here a failure
+    // leaves what was committed to containerd's GC (the tombstone makes it run), not to a restore.
+    restorable = false;
     for (const j of blobs.values()) {
       if (j.staged === undefined) continue;
       fs.mkdirs(CD.blobsDir, 0o755);
@@ -400,11 +411,23 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
         /* best effort: containerd's GC aborts ingests no record names */
       }
     }
+    if (orig !== undefined && restorable && fs.kind(`${orig}/data`) === 'file') {
+      fs.rename(`${orig}/data`, CD.metaDb);
+      fs.fsyncDir('io.containerd.metadata.v1.bolt');
+    }
     throw e;
   } finally {
     for (const u of untrack) u();
+    if (orig !== undefined) {
+      try {
+        fs.remove(orig);
+      } catch {
+        /* containerd's GC aborts it */
+      }
+    }
     dropWork();
     await box.lock?.release();
+    if (box.keep !== box.lock) await box.keep?.release();
   }
 }
 
@@ -466,6 +489,8 @@ async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[
 /** The meta.db lock: moved to each new file as that is renamed into place. */
 interface LockBox {
   lock: HeldLock | undefined;
+  /** The first file's lock, kept while that file may be put back. */
+  keep?: HeldLock | undefined;
 }
 
 /**
@@ -497,7 +522,7 @@ async function commitMetaDb(fs: Confined, db: BoltFile | undefined, edits: BoltE
     }
     const old = box.lock;
     box.lock = lock;
-    await old?.release();
+    if (old !== box.keep) await old?.release();
     await hooks.committed?.();
     fs.remove(dir);
   } finally {
