@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBolt } from '../src/formats/bolt/write.js';
 import { encodeVarint, s } from '../src/formats/containerd/encode.js';
-import { run } from './support/cli.js';
+import { spawnSync } from 'node:child_process';
+import { run, SAMPLES } from './support/cli.js';
 import { layerTar, sha, writeImageDir } from './support/images.js';
 import { fingerprint } from './support/tree.js';
 
@@ -131,5 +132,28 @@ describe('inject --store containerd on a root made without containerd', () => {
     mkdirSync(join(root, 'io.containerd.metadata.v1.bolt'), { recursive: true });
     symlinkSync('/etc/passwd', join(root, 'io.containerd.metadata.v1.bolt/meta.db'));
     await refused(root, [image, '--store', 'containerd'], 'CONTAINERD_ROOT_NOT_FOUND');
+  });
+
+  it('a dockerd 20.10 vfs root with its own containerd (no images there): auto keeps the graphdriver store, as dockerd would', async () => {
+    const root = join(work, `vfs-${n++}`);
+    mkdirSync(root);
+    const x = spawnSync('tar', ['--numeric-owner', '-xzf', join(SAMPLES, 'fresh.tar.gz'), '-C', root]);
+    expect(x.status).toBe(0);
+    // The fresh overlay2 sample made a vfs root (vfs is no "prior" graphdriver for dockerd 29).
+    rmSync(join(root, 'overlay2'), { recursive: true, force: true });
+    spawnSync('mv', [join(root, 'image/overlay2'), join(root, 'image/vfs')]);
+    mkdirSync(join(root, 'vfs', 'dir'), { recursive: true });
+    expect(readdirSync(join(root, 'containerd/daemon/io.containerd.metadata.v1.bolt'))).toContain('meta.db');
+    const meta = readFileSync(join(root, 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db'));
+    const r = await run(['--root', root, 'inject', image, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout);
+    expect(res.store).toBeUndefined();
+    expect(res.driver).toBe('vfs');
+    expect(readFileSync(join(root, 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db')).equals(meta)).toBe(true);
+    // Asked for explicitly, the containerd store is written.
+    const c = await run(['--root', root, 'inject', image, '--store', 'containerd', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(JSON.parse(c.stdout).store).toBe('containerd');
   });
 });

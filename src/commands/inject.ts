@@ -12,6 +12,7 @@ import { Confined } from '../io/confined.js';
 import { chooseImageStore } from '../store/containerd/choice.js';
 import { DOCKER_CONTAINERD_ROOT } from '../store/containerd/layout.js';
 import { hasMetaDb } from '../store/containerd/locate.js';
+import { MetaDb } from '../store/containerd/metadb.js';
 import { openRoot } from '../store/root.js';
 import { rootOf, type Ctx, type GlobalOpts } from './context.js';
 import { shortId } from './storectx.js';
@@ -80,6 +81,7 @@ type StoreChoiceFlag = 'auto' | 'graphdriver' | 'containerd';
  * graphdriver's layers). `--store containerd` requires one; `--store graphdriver` never takes one.
  */
 async function containerdTarget(g: GlobalOpts, ctx: Ctx, flag: StoreChoiceFlag): Promise<Confined | undefined> {
+  // (A root with both stores: see withDockerStores in cddocker.ts, which the read commands use.)
   if (flag === 'graphdriver') return undefined;
   if (g.containerdRoot !== undefined) {
     const fs = Confined.open(resolve(ctx.cwd, g.containerdRoot), 'containerd root');
@@ -96,15 +98,27 @@ async function containerdTarget(g: GlobalOpts, ctx: Ctx, flag: StoreChoiceFlag):
   }
   if (hasMetaDb(fs)) return fs;
   if (hasMetaDb(fs, DOCKER_CONTAINERD_ROOT)) {
-    if (flag === 'auto') {
+    const cd = fs.sub(DOCKER_CONTAINERD_ROOT);
+    if (flag === 'auto' && cd !== undefined) {
       const r = await openRoot(root);
       try {
         if (chooseImageStore(r, true).uses !== 'containerd') return undefined;
+        // dockerd before 24 runs its own containerd there too (containers only, while they run):
+        // with a graphdriver image store, the containerd store counts only when its moby
+        // namespace holds images or content (as the read commands decide).
+        if (r.imageStores.length > 0) {
+          const meta = MetaDb.open(cd);
+          try {
+            if (meta.images('moby').length === 0 && meta.blobs('moby').length === 0) return undefined;
+          } finally {
+            meta.close();
+          }
+        }
       } finally {
         r.close();
       }
     }
-    return fs.sub(DOCKER_CONTAINERD_ROOT);
+    return cd;
   }
   if (flag === 'containerd') {
     throw new DatarootError('CONTAINERD_ROOT_NOT_FOUND', `${root} holds no containerd store (neither io.containerd.metadata.v1.bolt/meta.db nor ${DOCKER_CONTAINERD_ROOT}/io.containerd.metadata.v1.bolt/meta.db): start containerd once on it, or name one with --containerd-root`, { file: root });
