@@ -156,4 +156,11 @@ describe('inject --store containerd on a root made without containerd', () => {
     expect(c.code, c.stderr).toBe(0);
     expect(JSON.parse(c.stdout).store).toBe('containerd');
   });
+
+  it('a meta.db at a schema version no containerd 1.x-2.x writes is refused before anything is written', async () => {
+    const root = join(work, `v9-${n++}`);
+    mkdirSync(join(root, 'io.containerd.metadata.v1.bolt'), { recursive: true });
+    writeFileSync(join(root, 'io.containerd.metadata.v1.bolt', 'meta.db'), buildBolt({ entries: [{ key: s('v1'), bucket: { entries: [{ key: s('version'), value: encodeVarint(9) }] } }] }, { pageSize: 4096 }));
+    await refused(root, [image], 'CONTAINERD_SCHEMA_UNKNOWN');
+  });
 });

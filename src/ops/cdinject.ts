@@ -21,7 +21,8 @@ import type { Confined } from '../io/confined.js';
 import { openBoltIn } from '../store/bolt.js';
 import { openLayer, type ArchiveLayer, type ArchiveSource } from '../store/archive.js';
 import { boltReadOptions, record, stringMap, sub, type Entry } from '../store/containerd/boltread.js';
-import { CD } from '../store/containerd/layout.js';
+import { CD, KNOWN_DB_VERSIONS } from '../store/containerd/layout.js';
+import { varintNumber } from '../formats/containerd/values.js';
 import { assignTags, loadSources, type InjectOptions, type Planned } from './inject.js';
 import { lockForWrite } from './boltwrite.js';
 import { extractSnapshot, metaSnapshotEdits, planSnapshots, SNAPSHOTTER, snapdbEdits, type UnpackLayer } from './cdunpack.js';
@@ -236,6 +237,19 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
   for (const d of [CD.content, `${CD.content}/blobs`, CD.blobsDir, CD.ingestDir, 'io.containerd.metadata.v1.bolt']) {
     const k = fs.kind(d);
     if (k !== 'missing' && k !== 'dir') throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(d)} is a ${k}, where containerd keeps a directory: refused`, { file: fs.abs(d) });
+  }
+  // The schema: v1, at a version containerd 1.x to 2.x writes (their records are the same).
+  {
+    const db = openMeta(fs);
+    try {
+      const v1 = lookupBucket(db, db.rootBucket(), [V1]);
+      if (v1 === undefined) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, { file: fs.abs(CD.metaDb) });
+      const v = record(db, v1).get('version')?.value;
+      const n = v === undefined ? undefined : varintNumber(v);
+      if (n === undefined || !KNOWN_DB_VERSIONS.includes(n)) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} is at schema v1 version ${n ?? '(none)'}; inject writes versions ${KNOWN_DB_VERSIONS.join(', ')} (containerd 1.x to 2.x)`, { file: fs.abs(CD.metaDb) });
+    } finally {
+      closeMeta(db);
+    }
   }
   const box: LockBox = { lock: o.dryRun ? undefined : await lockForWrite(fs.abs(CD.metaDb)) };
   let orig: string | undefined;
