@@ -8,12 +8,19 @@
  *   `dataroot inject ARCHIVE` into the stopped root, vs
  *   `docker load -i ARCHIVE` into a running dockerd on an equal root (daemon start/stop not timed).
  * Target: ratio <= 1.0 (goal 0.5). Peak RSS of dataroot, and of dockerd during the load.
+ *
+ * Then the containerd store (issue 18), on copies of a fresh containerd 1.6 root, median of the
+ * same number of runs:
+ *   `dataroot inject --store containerd ARCHIVE` (stopped root) vs `ctr images import --no-unpack`
+ *   (running containerd), and `... --unpack` vs `ctr images import` (which unpacks).
+ * Target: ratio <= 1.0 for each. BENCH_SKIP_DOCKER=1 runs the containerd part only.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { Containerd } from '../test/support/containerd.js';
 import { Dockerd } from '../test/support/dockerd.js';
 import { writeImageDir } from '../test/support/images.js';
 import { median } from './benchlib.js';
@@ -72,9 +79,10 @@ const copyFresh = (to: string): void => {
 };
 
 sh(`cat ${archive} > /dev/null`); // warm the page cache
+const skipDocker = process.env['BENCH_SKIP_DOCKER'] === '1';
 const inj: { wall: number; rss: number }[] = [];
 const load: { wall: number; rss: number }[] = [];
-for (let i = 0; i < RUNS; i++) {
+for (let i = 0; i < (skipDocker ? 0 : RUNS); i++) {
   const root = join(dir, 'run-inject');
   copyFresh(root);
   const t0 = process.hrtime.bigint();
@@ -100,7 +108,7 @@ for (let i = 0; i < RUNS; i++) {
 const size = Number(sh(`stat -c %s ${archive}`));
 const a = median(inj.map((x) => x.wall));
 const b = median(load.map((x) => x.wall));
-console.log(`bench:inject — ${archive}: ${(size / 1e6).toFixed(0)} MB, 5 layers, overlay2; median of ${RUNS} runs
+if (!skipDocker) console.log(`bench:inject — ${archive}: ${(size / 1e6).toFixed(0)} MB, 5 layers, overlay2; median of ${RUNS} runs
 
 | run | wall s (median) | peak RSS MiB |
 |---|---|---|
@@ -110,3 +118,56 @@ console.log(`bench:inject — ${archive}: ${(size / 1e6).toFixed(0)} MB, 5 layer
 | ratio | value | target | met |
 |---|---|---|---|
 | inject / docker load | ${(a / b).toFixed(2)} | <= 1.0 (goal 0.5) | ${a / b <= 1 ? 'yes' : 'NO'}${a / b <= 0.5 ? ' (goal met)' : ''} |`);
+
+// --- the containerd store -------------------------------------------------------------------------
+const freshCd = join(dir, 'fresh-containerd');
+if (!existsSync(join(freshCd, 'io.containerd.metadata.v1.bolt', 'meta.db'))) {
+  const c = new Containerd(join(dir, 'fresh-cd-daemon'));
+  await c.start();
+  await c.stop();
+  rmSync(freshCd, { recursive: true, force: true });
+  sh(`cp -a ${c.root} ${freshCd}`);
+  await c.cleanup();
+}
+const cdRows: string[] = [];
+const cdRatios: string[] = [];
+for (const unpack of [false, true]) {
+  const ours: { wall: number; rss: number }[] = [];
+  const theirs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const root = join(dir, 'run-cdinject');
+    rmSync(root, { recursive: true, force: true });
+    sh(`cp -a ${freshCd} ${root}`);
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, BIN, '--root', root, 'inject', '--store', 'containerd', ...(unpack ? ['--unpack'] : []), archive], { encoding: 'utf8' });
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.status !== 0) throw new Error(`inject --store containerd failed: ${r.stderr}`);
+    ours.push({ wall, rss: Number(r.stderr.trim().split('\n').pop()) });
+    rmSync(root, { recursive: true, force: true });
+
+    const c = new Containerd(join(dir, 'run-ctr'));
+    rmSync(c.dir, { recursive: true, force: true });
+    mkdirSync(c.dir, { recursive: true });
+    sh(`cp -a ${freshCd} ${c.root}`);
+    await c.start();
+    const t1 = process.hrtime.bigint();
+    c.ctr(['images', 'import', ...(unpack ? [] : ['--no-unpack']), archive], { ns: 'moby', timeoutMs: 600_000 });
+    theirs.push(Number(process.hrtime.bigint() - t1) / 1e9);
+    await c.cleanup();
+  }
+  const x = median(ours.map((o) => o.wall));
+  const y = median(theirs);
+  cdRows.push(`| dataroot inject --store containerd${unpack ? ' --unpack' : ''} (stopped root) | ${x.toFixed(3)} | ${(Math.max(...ours.map((o) => o.rss)) / 1024).toFixed(0)} |`);
+  cdRows.push(`| ctr images import${unpack ? '' : ' --no-unpack'} (running containerd) | ${y.toFixed(3)} | |`);
+  cdRatios.push(`| inject --store containerd${unpack ? ' --unpack' : ''} / ctr import${unpack ? '' : ' --no-unpack'} | ${(x / y).toFixed(2)} | <= 1.0 | ${x / y <= 1 ? 'yes' : 'NO'} |`);
+}
+console.log(`
+bench:inject (containerd store) — the same archive into containerd 1.6's store; median of ${RUNS} runs
+
+| run | wall s (median) | peak RSS MiB |
+|---|---|---|
+${cdRows.join('\n')}
+
+| ratio | value | target | met |
+|---|---|---|---|
+${cdRatios.join('\n')}`);

@@ -77,6 +77,11 @@ export interface AtomicFileOptions {
   /** Owner to give it (chown needs root; left out, the file belongs to the writer). */
   uid?: number;
   gid?: number;
+  /**
+   * Where the new file is written before the rename (default: a dot-file beside the target); it
+   * must not exist and must be on the target's file system.
+   */
+  tmp?: string;
 }
 
 function writeError(e: unknown, path: string): DatarootError {
@@ -103,7 +108,7 @@ export class AtomicFile {
   ) {}
 
   static create(path: string, opts: AtomicFileOptions): AtomicFile {
-    const tmp = tempName(path);
+    const tmp = opts.tmp ?? tempName(path);
     let fd: number;
     try {
       fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, opts.mode & 0o7777);

@@ -585,6 +585,19 @@ export class Confined {
     writeNewFileSync(this.writable(rel), content, mode, sync);
   }
 
+  /**
+   * Creates a new file (refused when something is there, never through a symlink) and returns its
+   * descriptor, open for writing, for a writer that streams into it; the caller closes it.
+   */
+  createExclusive(rel: string, mode = 0o644): number {
+    const abs = this.writable(rel);
+    try {
+      return openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    } catch (e) {
+      throw fsError(e, abs, rel);
+    }
+  }
+
   fsyncDir(rel: string): void {
     if (!this.requireDir(rel)) return;
     const fd = openSync(this.abs(rel), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);

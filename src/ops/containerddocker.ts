@@ -151,7 +151,7 @@ export function listDockerImages(ctx: DockerCdContext, o: { all: boolean }): { i
       Containers: count,
       Created: typeof cfg['created'] === 'string' ? createdUnix(cfg['created']) : 0,
       Id: d,
-      Labels: cfgConfig?.Labels !== undefined && Object.keys(cfgConfig.Labels).length > 0 ? cfgConfig.Labels : null,
+      Labels: cfgConfig?.Labels !== undefined && cfgConfig.Labels !== null && Object.keys(cfgConfig.Labels).length > 0 ? cfgConfig.Labels : null,
       ParentId: img.Labels?.[PARENT_LABEL] ?? '',
       Descriptor: desc,
       RepoDigests: repoDigests,

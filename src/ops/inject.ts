@@ -42,6 +42,8 @@ export interface InjectOptions {
   layers?: string[];
   tags: string[];
   platform?: string;
+  /** Read an archive that is both an OCI layout and a docker save as OCI (containerd's importer does). */
+  preferOci?: boolean;
   dryRun: boolean;
   /** Decompression bounds per layer (decompression bombs). */
   maxRatio: number;
@@ -79,7 +81,7 @@ export interface InjectResult {
   tagsChanged: string[];
 }
 
-interface Planned {
+export interface Planned {
   img: ArchiveImage;
   source: ArchiveSource;
   sourceName: string;
@@ -101,13 +103,13 @@ interface LayerJob {
 }
 
 /** Reads the images of every source: archives, OCI layouts, or a hand-made config with layer tars. */
-async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
+export async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
   const planned: Planned[] = [];
   for (const [i, source] of o.sources.entries()) {
     const dir = join(work, `src-${i}`);
     mkdirSync(dir);
     const { path: src, ref } = splitSource(source);
-    const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}) });
+    const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}), ...(o.preferOci === true ? { preferOci: true } : {}) });
     if (ref !== undefined) {
       a.images = a.images.filter((img) => img.repoTags.some((t) => t === ref || t === `:${ref}` || sameTag(t, ref)));
       if (a.images.length === 0) throw new DatarootError('ARCHIVE_IMAGE_NOT_FOUND', `${src} has no image named ${ref}`, { file: src });
@@ -176,7 +178,7 @@ function sameTag(a: string, b: string): boolean {
 }
 
 /** Tags of each image: its own (familiar form) plus --tag (which needs exactly one image). */
-function assignTags(planned: Planned[], extra: string[]): void {
+export function assignTags(planned: Planned[], extra: string[]): void {
   if (extra.length > 0 && planned.length !== 1) throw new DatarootError('USAGE_TAG_AMBIGUOUS', `--tag needs exactly one image, the sources hold ${planned.length}`);
   for (const p of planned) {
     for (const t of p.img.repoTags) {

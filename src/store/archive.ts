@@ -117,6 +117,12 @@ export interface OpenArchiveOptions {
   platform?: string;
   /** Largest decompressed archive accepted (decompression bombs). */
   maxBytes?: number;
+  /**
+   * An archive that is both (an OCI layout with a manifest.json, as docker save 25+ writes) is
+   * read as OCI, as containerd's importer reads it (it follows oci-layout), rather than as
+   * docker load reads it (manifest.json).
+   */
+  preferOci?: boolean;
 }
 
 /** Opens a `docker save` archive or an OCI layout (a tar, compressed or not, or a directory). */
@@ -139,6 +145,7 @@ export async function openImageArchive(path: string, o: OpenArchiveOptions): Pro
     source = new TarSource(await TarIndex.build(tarPath), path);
   } else throw new DatarootError('ARCHIVE_NOT_FOUND', `${path} is neither a file nor a directory`, { file: path });
   const problems: Problem[] = source.duplicates.map((d) => problem('ARCHIVE_DUPLICATE_ENTRY', `the archive holds ${d} more than once`));
+  if (o.preferOci === true && source.has('oci-layout') && source.has('index.json')) return { kind: 'oci', path, source, images: await ociImages(source, problems, o.platform ?? 'linux/amd64'), problems };
   if (source.has('manifest.json')) return { kind: 'docker-save', path, source, images: await dockerImages(source), problems };
   if (source.has('index.json')) return { kind: 'oci', path, source, images: await ociImages(source, problems, o.platform ?? 'linux/amd64'), problems };
   throw new DatarootError('ARCHIVE_NOT_AN_IMAGE', `${path} has neither manifest.json (docker save) nor index.json (OCI layout)`, { file: path });
