@@ -88,15 +88,6 @@ export function manifestGcLabels(config: string, layers: readonly string[]): Rec
   return l;
 }
 
-/** The labels of an index: `gc.ref.content.m.<i>` for each manifest kept. */
-export function indexGcLabels(manifests: readonly string[]): Record<string, string> {
-  const l: Record<string, string> = {};
-  manifests.forEach((d, i) => {
-    l[`containerd.io/gc.ref.content.m.${i}`] = d;
-  });
-  return l;
-}
-
 /**
  * The Docker schema2 manifest containerd's importer synthesizes for a `docker save` image
  * (images/archive/importer.go: Go's json.Marshal of schemaVersion, mediaType, config, layers;
