@@ -23,7 +23,10 @@ export default tseslint.config(
       // A caught error is rethrown as it came; the JSON-log scanner throws its own light Fail (no
       // stack captured for each malformed line of a hostile log) and turns it into a result.
       '@typescript-eslint/only-throw-error': ['error', { allowRethrowing: true, allow: [{ from: 'file', name: 'Fail', path: 'src/formats/logs/jsonlog.ts' }] }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
   {

@@ -47,7 +47,6 @@ if (!existsSync(db)) {
   if (r.status !== 0) throw new Error(r.stderr);
 }
 
-
 const subjects: Record<string, string[]> = {
   'dataroot bolt stats': [process.execPath, BIN, 'bolt', 'stats', db],
   'I/O floor (node, 8 MiB sequential reads)': [process.execPath, FLOOR, db],

@@ -47,7 +47,10 @@ async function main(): Promise<void> {
         args.push('--label', `bench.index=${i}`, '-t', `bench/img${String(i).padStart(3, '0')}:1`);
       }
       const { spawnSync } = await import('node:child_process');
-      const p = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/dataroot.js', import.meta.url)), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const p = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/dataroot.js', import.meta.url)), ...args], {
+        encoding: 'utf8',
+        maxBuffer: 64 << 20,
+      });
       if (p.status !== 0) throw new Error(p.stderr);
       d.ctr(['images', 'import', join(dir, 'images.tar')], { ns: 'default', timeoutMs: 1_800_000 });
       rmSync(layers, { recursive: true, force: true });

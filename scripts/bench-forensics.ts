@@ -61,13 +61,24 @@ async function makeRoot(d: Dockerd): Promise<void> {
   // The container: busybox + 60 MB imported, three COPY layers of 60 MB, 60 MB from the container.
   const ctx = join(home, 'ctx');
   tree(join(ctx, 'l1'), 60, 1);
-  sh(`docker run --name seed base:busybox true && docker export seed > ${home}/seed.tar && docker rm seed >/dev/null && tar -C ${ctx} -rf ${home}/seed.tar l1 && docker import ${home}/seed.tar bench/fx-base:1 >/dev/null`, env);
+  sh(
+    `docker run --name seed base:busybox true && docker export seed > ${home}/seed.tar && docker rm seed >/dev/null && tar -C ${ctx} -rf ${home}/seed.tar l1 && docker import ${home}/seed.tar bench/fx-base:1 >/dev/null`,
+    env,
+  );
   rmSync(`${home}/seed.tar`);
   for (const k of [2, 3, 4]) tree(join(ctx, `l${k}`), 60, k);
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM bench/fx-base:1\nCOPY l2 /l2\nCOPY l3 /l3\nCOPY l4 /l4\n');
   writeFileSync(join(ctx, '.dockerignore'), 'l1\n');
   d.docker(['build', '-q', '-t', 'bench/fx:1', ctx], { env: { DOCKER_BUILDKIT: '0' } });
-  d.docker(['run', '--name', 'fx', 'bench/fx:1', 'sh', '-c', 'mkdir /rw && cat /l2/big-0.bin /l3/big-0.bin > /rw/a && cat /l2/big-1.bin /l3/big-1.bin > /rw/b && cat /l4/big-0.bin > /rw/c && cp -a /l4/d* /rw/ && echo planted-by-the-container > /rw/planted']);
+  d.docker([
+    'run',
+    '--name',
+    'fx',
+    'bench/fx:1',
+    'sh',
+    '-c',
+    'mkdir /rw && cat /l2/big-0.bin /l3/big-0.bin > /rw/a && cat /l2/big-1.bin /l3/big-1.bin > /rw/b && cat /l4/big-0.bin > /rw/c && cp -a /l4/d* /rw/ && echo planted-by-the-container > /rw/planted',
+  ]);
   // The rest of the root: an image of about 700 MB.
   const ctx2 = join(home, 'ctx2');
   for (const k of [1, 2, 3]) tree(join(ctx2, `x${k}`), 233, 10 + k);
@@ -99,10 +110,21 @@ try {
   for (const cmd of Object.values(subjects)) measure(cmd); // warm the page cache
   const samples: Record<string, Sample[]> = {};
   for (let i = 0; i < RUNS; i++) for (const [n, cmd] of Object.entries(subjects)) (samples[n] ??= []).push(measure(cmd));
-  const res = Object.fromEntries(Object.entries(samples).map(([n, s]) => [n, { wall: median(s.map((x) => x.wall)), cpu: median(s.map((x) => x.cpu)), rss: Math.max(...s.map((x) => x.rssKiB)) }]));
+  const res = Object.fromEntries(
+    Object.entries(samples).map(([n, s]) => [
+      n,
+      { wall: median(s.map((x) => x.wall)), cpu: median(s.map((x) => x.cpu)), rss: Math.max(...s.map((x) => x.rssKiB)) },
+    ]),
+  );
   const exportRatio = res['dataroot export']!.wall / res['docker export (live daemon)']!.wall;
   const findRatio = res['dataroot find --sha256']!.wall / res['find -exec sha256sum']!.wall;
-  const same = createHash('sha256').update(readFileSync(join(out, 'docker.tar'))).digest('hex') === createHash('sha256').update(readFileSync(join(out, 'dataroot.tar'))).digest('hex');
+  const same =
+    createHash('sha256')
+      .update(readFileSync(join(out, 'docker.tar')))
+      .digest('hex') ===
+    createHash('sha256')
+      .update(readFileSync(join(out, 'dataroot.tar')))
+      .digest('hex');
   console.log(`bench:forensics — ${root}: export of a ${(du(join(out, 'dataroot.tar')) / 1e6).toFixed(0)} MB container (5 layers), find over ${(du(root) / 1e9).toFixed(2)} GB; median of ${RUNS} interleaved runs, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}
 
 | run | wall s (median) | cpu s (median) | peak RSS MiB |

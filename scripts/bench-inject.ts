@@ -108,7 +108,8 @@ for (let i = 0; i < (skipDocker ? 0 : RUNS); i++) {
 const size = Number(sh(`stat -c %s ${archive}`));
 const a = median(inj.map((x) => x.wall));
 const b = median(load.map((x) => x.wall));
-if (!skipDocker) console.log(`bench:inject — ${archive}: ${(size / 1e6).toFixed(0)} MB, 5 layers, overlay2; median of ${RUNS} runs
+if (!skipDocker)
+  console.log(`bench:inject — ${archive}: ${(size / 1e6).toFixed(0)} MB, 5 layers, overlay2; median of ${RUNS} runs
 
 | run | wall s (median) | peak RSS MiB |
 |---|---|---|
@@ -139,7 +140,11 @@ for (const unpack of [false, true]) {
     rmSync(root, { recursive: true, force: true });
     sh(`cp -a ${freshCd} ${root}`);
     const t0 = process.hrtime.bigint();
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, BIN, '--root', root, 'inject', '--store', 'containerd', ...(unpack ? ['--unpack'] : []), archive], { encoding: 'utf8' });
+    const r = spawnSync(
+      '/usr/bin/time',
+      ['-f', '%M', process.execPath, BIN, '--root', root, 'inject', '--store', 'containerd', ...(unpack ? ['--unpack'] : []), archive],
+      { encoding: 'utf8' },
+    );
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.status !== 0) throw new Error(`inject --store containerd failed: ${r.stderr}`);
     ours.push({ wall, rss: Number(r.stderr.trim().split('\n').pop()) });
@@ -157,9 +162,13 @@ for (const unpack of [false, true]) {
   }
   const x = median(ours.map((o) => o.wall));
   const y = median(theirs);
-  cdRows.push(`| dataroot inject --store containerd${unpack ? ' --unpack' : ''} (stopped root) | ${x.toFixed(3)} | ${(Math.max(...ours.map((o) => o.rss)) / 1024).toFixed(0)} |`);
+  cdRows.push(
+    `| dataroot inject --store containerd${unpack ? ' --unpack' : ''} (stopped root) | ${x.toFixed(3)} | ${(Math.max(...ours.map((o) => o.rss)) / 1024).toFixed(0)} |`,
+  );
   cdRows.push(`| ctr images import${unpack ? '' : ' --no-unpack'} (running containerd) | ${y.toFixed(3)} | |`);
-  cdRatios.push(`| inject --store containerd${unpack ? ' --unpack' : ''} / ctr import${unpack ? '' : ' --no-unpack'} | ${(x / y).toFixed(2)} | <= 1.0 | ${x / y <= 1 ? 'yes' : 'NO'} |`);
+  cdRatios.push(
+    `| inject --store containerd${unpack ? ' --unpack' : ''} / ctr import${unpack ? '' : ' --no-unpack'} | ${(x / y).toFixed(2)} | <= 1.0 | ${x / y <= 1 ? 'yes' : 'NO'} |`,
+  );
 }
 console.log(`
 bench:inject (containerd store) — the same archive into containerd 1.6's store; median of ${RUNS} runs

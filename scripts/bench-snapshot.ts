@@ -99,10 +99,17 @@ for (const t of trees) {
   }
   rmSync(join(t.dir, 'store-run'), { recursive: true, force: true });
   const label = `${t.name} (${(bytes / 1e9).toFixed(2)} GB)`;
-  rows.push(row(`${label}: tar -cf (same disk)`, tar), row(`${label}: dataroot snapshot (first, empty store)`, first), row(`${label}: dataroot snapshot (second, nothing changed)`, second));
+  rows.push(
+    row(`${label}: tar -cf (same disk)`, tar),
+    row(`${label}: dataroot snapshot (first, empty store)`, first),
+    row(`${label}: dataroot snapshot (second, nothing changed)`, second),
+  );
   const r1 = m(first) / m(tar);
   const r2 = m(second) / m(first);
-  ratios.push(`| ${t.name}: (1) first snapshot / tar -cf | ${r1.toFixed(2)} | <= 1.5 | ${verdict(r1, 1.5)} |`, `| ${t.name}: (2) second snapshot / first | ${r2.toFixed(3)} | <= 0.1 | ${verdict(r2, 0.1)} |`);
+  ratios.push(
+    `| ${t.name}: (1) first snapshot / tar -cf | ${r1.toFixed(2)} | <= 1.5 | ${verdict(r1, 1.5)} |`,
+    `| ${t.name}: (2) second snapshot / first | ${r2.toFixed(3)} | <= 0.1 | ${verdict(r2, 0.1)} |`,
+  );
 }
 
 const storeAB = join(halfDir, 'store-ab');

@@ -61,10 +61,14 @@ if (!existsSync(join(home, 'ready'))) {
 }
 
 readFileSync(join(home, 'ready'), 'utf8'); // made above, or the run stops here
-const layerDirs = spawnSync('sh', ['-c', `ls -d ${root}/vfs/dir/*`], { encoding: 'utf8' }).stdout.trim().split('\n');
+const layerDirs = spawnSync('sh', ['-c', `ls -d ${root}/vfs/dir/*`], { encoding: 'utf8' })
+  .stdout.trim()
+  .split('\n');
 const shaCmd = ['sh', '-c', `find ${layerDirs.join(' ')} -type f -print0 | xargs -0 sha256sum > /dev/null`];
 
-const bytes = Number(spawnSync('sh', ['-c', `du -sb --apparent-size ${layerDirs.join(' ')} | awk '{s+=$1} END {print s}'`], { encoding: 'utf8' }).stdout.trim());
+const bytes = Number(
+  spawnSync('sh', ['-c', `du -sb --apparent-size ${layerDirs.join(' ')} | awk '{s+=$1} END {print s}'`], { encoding: 'utf8' }).stdout.trim(),
+);
 const subjects: Record<string, string[]> = {
   'dataroot verify --deep': [process.execPath, BIN, 'verify', '--deep', '--root', root],
   'sha256sum of the layer files': shaCmd,

@@ -12,7 +12,14 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const report = join(root, 'build', 'native-build.json');
-const NEEDS_ADDON = ['snapshot', 'restore', 'reset', 'inject', 'pack/edit --into-root', 'container diff and verify --deep of overlay2 roots (opaque directories)'];
+const NEEDS_ADDON = [
+  'snapshot',
+  'restore',
+  'reset',
+  'inject',
+  'pack/edit --into-root',
+  'container diff and verify --deep of overlay2 roots (opaque directories)',
+];
 
 /** npm's own node-gyp (npm sets npm_config_node_gyp for scripts), else the one on PATH. */
 function nodeGyp() {

@@ -50,8 +50,50 @@ async function main(): Promise<void> {
   writeFileSync(join(l2, 'etc', '.wh.old'), '');
   const docker = join(work, 'hello.tar');
   const oci = join(work, 'hello-oci.tar');
-  await pack(['--mtime', '2026-11-30T10:00:00Z', '-o', docker, '--layer', l1, '--entrypoint', '["/hello"]', '--label', 'org.example.sample=containerd', '-t', 'hello:1', '--image', '--layer', l1, '--layer', l2, '--entrypoint', '["/hello"]', '--env', 'GREETING=hello', '-t', 'hello:2', '-t', 'hello:latest']);
-  await pack(['--mtime', '2026-11-30T10:00:00Z', '--format', 'oci', '--gzip', '-o', oci, '--layer', l1, '--layer', l2, '--entrypoint', '["/hello"]', '-t', 'hello-oci:1']);
+  await pack([
+    '--mtime',
+    '2026-11-30T10:00:00Z',
+    '-o',
+    docker,
+    '--layer',
+    l1,
+    '--entrypoint',
+    '["/hello"]',
+    '--label',
+    'org.example.sample=containerd',
+    '-t',
+    'hello:1',
+    '--image',
+    '--layer',
+    l1,
+    '--layer',
+    l2,
+    '--entrypoint',
+    '["/hello"]',
+    '--env',
+    'GREETING=hello',
+    '-t',
+    'hello:2',
+    '-t',
+    'hello:latest',
+  ]);
+  await pack([
+    '--mtime',
+    '2026-11-30T10:00:00Z',
+    '--format',
+    'oci',
+    '--gzip',
+    '-o',
+    oci,
+    '--layer',
+    l1,
+    '--layer',
+    l2,
+    '--entrypoint',
+    '["/hello"]',
+    '-t',
+    'hello-oci:1',
+  ]);
 
   // 2. containerd.tar.gz: a containerd root as a Kubernetes node or ctr leaves it.
   const a = new Containerd(join(work, 'c8d'));

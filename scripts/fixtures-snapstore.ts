@@ -47,7 +47,18 @@ const CONTENTS: Record<string, Buffer> = {
 
 function entries(): ManifestEntry[] {
   const base = { uid: 0, gid: 0, mtime: '1700000000123456789', atime: '1700000000123456789', ctime: '1700000000123456789', dev: '2049', nlink: 1 };
-  const file = (path: string, ino: number, kind: NonNullable<ManifestEntry['kind']>, nlink = 1): ManifestEntry => ({ ...base, path, type: 'file', mode: 0o644, size: CONTENTS[path]!.length, ino: String(ino), nlink, sha256: sha(CONTENTS[path]!), stored: true, kind });
+  const file = (path: string, ino: number, kind: NonNullable<ManifestEntry['kind']>, nlink = 1): ManifestEntry => ({
+    ...base,
+    path,
+    type: 'file',
+    mode: 0o644,
+    size: CONTENTS[path]!.length,
+    ino: String(ino),
+    nlink,
+    sha256: sha(CONTENTS[path]!),
+    stored: true,
+    kind,
+  });
   return [
     { ...base, path: '', type: 'dir', mode: 0o755, size: 0, ino: '100' },
     file('a.json', 101, 'json'),
@@ -84,8 +95,12 @@ async function v2(): Promise<Pack> {
   const group = Buffer.concat([CONTENTS['a.json']!, CONTENTS['b.txt']!]);
   const frame = await zstdCompressAsync(group, 3);
   const fo = p.append(frame);
-  p.object(CONTENTS['a.json']!, [{ method: METHOD_ZSTD_SLICE, offset: fo, stored: frame.length, raw: group.length, start: 0, len: CONTENTS['a.json']!.length }]);
-  p.object(CONTENTS['b.txt']!, [{ method: METHOD_ZSTD_SLICE, offset: fo, stored: frame.length, raw: group.length, start: CONTENTS['a.json']!.length, len: CONTENTS['b.txt']!.length }]);
+  p.object(CONTENTS['a.json']!, [
+    { method: METHOD_ZSTD_SLICE, offset: fo, stored: frame.length, raw: group.length, start: 0, len: CONTENTS['a.json']!.length },
+  ]);
+  p.object(CONTENTS['b.txt']!, [
+    { method: METHOD_ZSTD_SLICE, offset: fo, stored: frame.length, raw: group.length, start: CONTENTS['a.json']!.length, len: CONTENTS['b.txt']!.length },
+  ]);
   // c.bin raw
   const c = CONTENTS['c.bin']!;
   p.object(c, [{ method: METHOD_RAW, offset: p.append(c), stored: c.length, raw: c.length }]);
@@ -131,7 +146,10 @@ async function write(name: string, version: 1 | 2, pack: Pack, packId: string, s
   const options = { exclude: [], metadataOnly: [], live: false };
   const m = manifestOf({ name: snap, created: '2026-01-02T03:04:05.000Z', source: '/var/lib/docker', options }, entries());
   const [first, second] = m.parts();
-  const manifest = version === 1 ? gzipSync(Buffer.concat([first, second]), { level: 9 }) : Buffer.from(encodeManifestFile(first.length, second.length, await zstdCompressAsync(first, 1), await zstdCompressAsync(second, 1)));
+  const manifest =
+    version === 1
+      ? gzipSync(Buffer.concat([first, second]), { level: 9 })
+      : Buffer.from(encodeManifestFile(first.length, second.length, await zstdCompressAsync(first, 1), await zstdCompressAsync(second, 1)));
   writeFileSync(join(dir, manifestPathOf(snap)), manifest);
   const registered: RegisteredSnapshot = {
     name: snap,
@@ -152,7 +170,9 @@ async function write(name: string, version: 1 | 2, pack: Pack, packId: string, s
     version,
     snapshots: [registered],
     entries: m.entries(),
-    index: [...pack.index].sort((a, b) => Buffer.compare(Buffer.from(a.sha256), Buffer.from(b.sha256))).map((e) => ({ sha256: Buffer.from(e.sha256).toString('hex'), offset: e.offset, size: e.size })),
+    index: [...pack.index]
+      .sort((a, b) => Buffer.compare(Buffer.from(a.sha256), Buffer.from(b.sha256)))
+      .map((e) => ({ sha256: Buffer.from(e.sha256).toString('hex'), offset: e.offset, size: e.size })),
     contents: Object.fromEntries(Object.entries(CONTENTS).map(([k, v]) => [k, { sha256: sha(v), base64: v.toString('base64') }])),
   };
   writeFileSync(join(OUT, `${name}.expected.json`), `${JSON.stringify(expected, null, 1)}\n`);

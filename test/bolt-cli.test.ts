@@ -48,7 +48,9 @@ describe('bolt commands on the real files of the samples', () => {
   it('bolt diff of local-kv.db before and after the build names the new network, exit 1; a file against itself: exit 0', async () => {
     const a = join(fresh.dir, 'network/files/local-kv.db');
     const b = join(after.dir, 'network/files/local-kv.db');
-    const tree = JSON.parse((await run(['--json', 'bolt', 'dump', b, 'libnetwork'])).stdout) as { bucket: Record<string, { json?: { name?: string; id?: string } }> };
+    const tree = JSON.parse((await run(['--json', 'bolt', 'dump', b, 'libnetwork'])).stdout) as {
+      bucket: Record<string, { json?: { name?: string; id?: string } }>;
+    };
     const net = Object.entries(tree.bucket).find(([k, v]) => k.startsWith('docker/network/v1.0/network/') && v.json?.name === 'samplenet');
     expect(net).toBeDefined();
     const d = await run(['--json', 'bolt', 'diff', a, b]);
@@ -104,17 +106,25 @@ describe.runIf(needs('go'))('containerd metadata decoding', () => {
 
 describe('bolt bad input: coded error, exit 2', () => {
   const cases: [string, () => string[], string][] = [
-    ['not a bolt file', () => {
-      const f = join(tmp, 'text.db');
-      writeFileSync(f, 'hello '.repeat(2000));
-      return ['bolt', 'dump', f];
-    }, 'BOLT_NOT_BOLT'],
+    [
+      'not a bolt file',
+      () => {
+        const f = join(tmp, 'text.db');
+        writeFileSync(f, 'hello '.repeat(2000));
+        return ['bolt', 'dump', f];
+      },
+      'BOLT_NOT_BOLT',
+    ],
     ['a directory', () => ['bolt', 'info', tmp], 'IO_IS_DIRECTORY'],
-    ['a truncated file', () => {
-      const f = join(tmp, 'trunc.db');
-      writeFileSync(f, readFileSync(join(after.dir, 'network/files/local-kv.db')).subarray(0, 6000));
-      return ['bolt', 'check', f];
-    }, 'BOLT_TRUNCATED'],
+    [
+      'a truncated file',
+      () => {
+        const f = join(tmp, 'trunc.db');
+        writeFileSync(f, readFileSync(join(after.dir, 'network/files/local-kv.db')).subarray(0, 6000));
+        return ['bolt', 'check', f];
+      },
+      'BOLT_TRUNCATED',
+    ],
     ['an unknown bucket path', () => ['bolt', 'keys', join(after.dir, 'volumes/metadata.db'), 'nope'], 'BOLT_BUCKET_NOT_FOUND'],
     ['a missing key', () => ['bolt', 'get', join(after.dir, 'volumes/metadata.db'), 'volumes', 'nope'], 'BOLT_KEY_NOT_FOUND'],
     ['a missing file', () => ['bolt', 'stats', join(tmp, 'absent.db')], 'IO_NOT_FOUND'],

@@ -220,75 +220,95 @@ describe.runIf(needs('go'))('buckets nested 1,500 and 50,000 deep', () => {
     expect(got.stdout).toBe(want.stdout);
   });
 
-  it('10,000 levels: dump --format ndjson equals Go dump (250 MB, compared by sha256)', async () => {
-    const file = join(dir, 'nested-10000.db');
-    const r = oracle(['gen', file, '3', 'nested', '512', '10000']);
-    expect(r.status).toBe(0);
-    // One after the other: Go's bbolt holds a shared flock while it reads, which dataroot would report.
-    const got = await runHashed(['bolt', 'dump', '--format', 'ndjson', file]);
-    const want = await goDumpHashed(file);
-    expect(got.stderr).toBe('');
-    expect(got.code).toBe(0);
-    expect(want.bytes).toBeGreaterThan(200e6);
-    expect(got.bytes).toBe(want.bytes);
-    expect(got.sha256).toBe(want.sha256);
-  }, SLOW);
+  it(
+    '10,000 levels: dump --format ndjson equals Go dump (250 MB, compared by sha256)',
+    async () => {
+      const file = join(dir, 'nested-10000.db');
+      const r = oracle(['gen', file, '3', 'nested', '512', '10000']);
+      expect(r.status).toBe(0);
+      // One after the other: Go's bbolt holds a shared flock while it reads, which dataroot would report.
+      const got = await runHashed(['bolt', 'dump', '--format', 'ndjson', file]);
+      const want = await goDumpHashed(file);
+      expect(got.stderr).toBe('');
+      expect(got.code).toBe(0);
+      expect(want.bytes).toBeGreaterThan(200e6);
+      expect(got.bytes).toBe(want.bytes);
+      expect(got.sha256).toBe(want.sha256);
+    },
+    SLOW,
+  );
 
-  it('50,000 levels: dump --format ndjson from level 49,990 equals the records Go printed for it', async () => {
-    const d = get(50000);
-    // The buckets of levels 49,991 to 50,000, then level 50,000's "a" (with its "x") and "v".
-    expect(d.tail.split('\n').length).toBe(10 + 3 + 1);
-    const got = await run(['bolt', 'dump', '--format', 'ndjson', d.file, 'nest', ...bs(49990)]);
-    expect(got.stderr).toBe('');
-    expect(got.code).toBe(0);
-    expect(got.stdout).toBe(d.tail);
-    // The path is printed whole: "nest" and 49,990 "b" before the key of each record.
-    expect(got.stdout.startsWith(`{"path":["${HEX_NEST}",${'"62",'.repeat(49989)}"62"],"key":"62","bucket":true`)).toBe(true);
-  }, SLOW);
+  it(
+    '50,000 levels: dump --format ndjson from level 49,990 equals the records Go printed for it',
+    async () => {
+      const d = get(50000);
+      // The buckets of levels 49,991 to 50,000, then level 50,000's "a" (with its "x") and "v".
+      expect(d.tail.split('\n').length).toBe(10 + 3 + 1);
+      const got = await run(['bolt', 'dump', '--format', 'ndjson', d.file, 'nest', ...bs(49990)]);
+      expect(got.stderr).toBe('');
+      expect(got.code).toBe(0);
+      expect(got.stdout).toBe(d.tail);
+      // The path is printed whole: "nest" and 49,990 "b" before the key of each record.
+      expect(got.stdout.startsWith(`{"path":["${HEX_NEST}",${'"62",'.repeat(49989)}"62"],"key":"62","bucket":true`)).toBe(true);
+    },
+    SLOW,
+  );
 
-  it.each([1500, 50000])('%i levels: bolt check prints what tx.Check() prints (OK)', async (n) => {
-    const d = get(n);
-    const want = oracle(['check', d.file]);
-    expect(want.stdout).toBe('OK\n');
-    const got = await run(['bolt', 'check', d.file]);
-    expect(got.stderr).toBe('');
-    expect(got.stdout).toBe(want.stdout);
-    expect(got.code).toBe(want.status);
-  }, SLOW);
+  it.each([1500, 50000])(
+    '%i levels: bolt check prints what tx.Check() prints (OK)',
+    async (n) => {
+      const d = get(n);
+      const want = oracle(['check', d.file]);
+      expect(want.stdout).toBe('OK\n');
+      const got = await run(['bolt', 'check', d.file]);
+      expect(got.stderr).toBe('');
+      expect(got.stdout).toBe(want.stdout);
+      expect(got.code).toBe(want.status);
+    },
+    SLOW,
+  );
 
-  it.each([1500, 50000])('%i levels: bolt stats equals the bbolt CLI stats report', async (n) => {
-    const d = get(n);
-    const want = oracle(['stats', d.file]);
-    expect(want.status).toBe(0);
-    expect(want.stdout).toContain(`Total number of buckets: ${n + 1 + 4}\n`);
-    const got = await run(['bolt', 'stats', d.file]);
-    expect(got.stderr).toBe('');
-    expect(got.stdout).toBe(want.stdout);
-  }, SLOW);
+  it.each([1500, 50000])(
+    '%i levels: bolt stats equals the bbolt CLI stats report',
+    async (n) => {
+      const d = get(n);
+      const want = oracle(['stats', d.file]);
+      expect(want.status).toBe(0);
+      expect(want.stdout).toContain(`Total number of buckets: ${n + 1 + 4}\n`);
+      const got = await run(['bolt', 'stats', d.file]);
+      expect(got.stderr).toBe('');
+      expect(got.stdout).toBe(want.stdout);
+    },
+    SLOW,
+  );
 
-  it('50,000 levels: the pages reached from the root are exactly those the freelist does not hold', () => {
-    // reachablePages is what `bolt pages`, `check` and `stats` use on files without a freelist.
-    const d = get(50000);
-    const src = FileSource.open(d.file);
-    try {
-      const db = BoltFile.open(src, { file: d.file });
-      const reach = db.reachablePages();
-      const free = new Set(db.freelistIds());
-      const fl = Number(db.meta.freelist);
-      const flSpan = db.header(fl).overflow + 1;
-      let reached = 0;
-      const wrong: number[] = [];
-      for (let id = 0; id < db.hwm; id++) {
-        const isFreelist = id >= fl && id < fl + flSpan;
-        if ((reach[id] === 1) !== (!free.has(id) && !isFreelist)) wrong.push(id);
-        if (reach[id] === 1) reached++;
+  it(
+    '50,000 levels: the pages reached from the root are exactly those the freelist does not hold',
+    () => {
+      // reachablePages is what `bolt pages`, `check` and `stats` use on files without a freelist.
+      const d = get(50000);
+      const src = FileSource.open(d.file);
+      try {
+        const db = BoltFile.open(src, { file: d.file });
+        const reach = db.reachablePages();
+        const free = new Set(db.freelistIds());
+        const fl = Number(db.meta.freelist);
+        const flSpan = db.header(fl).overflow + 1;
+        let reached = 0;
+        const wrong: number[] = [];
+        for (let id = 0; id < db.hwm; id++) {
+          const isFreelist = id >= fl && id < fl + flSpan;
+          if ((reach[id] === 1) !== (!free.has(id) && !isFreelist)) wrong.push(id);
+          if (reach[id] === 1) reached++;
+        }
+        expect(wrong).toEqual([]);
+        expect(reached).toBeGreaterThan(50000);
+      } finally {
+        src.close();
       }
-      expect(wrong).toEqual([]);
-      expect(reached).toBeGreaterThan(50000);
-    } finally {
-      src.close();
-    }
-  }, SLOW);
+    },
+    SLOW,
+  );
 
   /** The changes between the seed-1 and seed-2 files, level by level, in the order of the NDJSON walk. */
   function expectedChanges(n: number): { change: string; path: string[]; key: string; left: unknown; right: unknown }[] {
@@ -331,52 +351,64 @@ describe.runIf(needs('go'))('buckets nested 1,500 and 50,000 deep', () => {
     }
   });
 
-  it.each([1500, 50000])('%i levels: bolt diff lists the 8 changed values with their full paths, in walk order', async (n) => {
-    const d = get(n);
-    const got = await run(['--json', 'bolt', 'diff', d.file, d.other]);
-    expect(got.stderr).toBe('');
-    expect(got.code).toBe(1);
-    const r = JSON.parse(got.stdout) as { equal: boolean; changes: unknown[] };
-    expect(r.equal).toBe(false);
-    expect(r.changes).toEqual(expectedChanges(n));
-    const same = await run(['bolt', 'diff', d.file, d.file]);
-    expect(same.stdout).toBe('no differences\n');
-    expect(same.code).toBe(0);
-  }, SLOW);
+  it.each([1500, 50000])(
+    '%i levels: bolt diff lists the 8 changed values with their full paths, in walk order',
+    async (n) => {
+      const d = get(n);
+      const got = await run(['--json', 'bolt', 'diff', d.file, d.other]);
+      expect(got.stderr).toBe('');
+      expect(got.code).toBe(1);
+      const r = JSON.parse(got.stdout) as { equal: boolean; changes: unknown[] };
+      expect(r.equal).toBe(false);
+      expect(r.changes).toEqual(expectedChanges(n));
+      const same = await run(['bolt', 'diff', d.file, d.file]);
+      expect(same.stdout).toBe('no differences\n');
+      expect(same.code).toBe(0);
+    },
+    SLOW,
+  );
 
-  it('50,000 levels: keys, get and buckets at any depth', async () => {
-    const d = get(50000);
-    expect((await run(['bolt', 'buckets', d.file])).stdout).toBe('nest\n');
-    const third = Math.floor(50000 / 3);
-    const keys = await run(['--json', 'bolt', 'keys', d.file, 'nest', ...bs(third)]);
-    expect(keys.code).toBe(0);
-    expect(JSON.parse(keys.stdout)).toEqual([
-      { key: 'a', bucket: true },
-      { key: 'b', bucket: true },
-      { key: 'v', bucket: false },
-    ]);
-    expect((await run(['bolt', 'keys', d.file, 'nest', ...bs(50000)])).stdout).toBe('a\nv\n');
-    expect((await run(['bolt', 'keys', d.file, 'nest', ...bs(49999)])).stdout).toBe('b\n');
-    expect((await run(['bolt', 'keys', d.file, 'nest', ...bs(50000), 'a'])).stdout).toBe('x\n');
-    const v = await run(['bolt', 'get', d.file, 'nest', ...bs(50000), 'v']);
-    expect(v.stdout).toBe('seed 1 level 50000\n');
-    const missing = await run(['bolt', 'keys', d.file, 'nest', ...bs(50001)]);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/^dataroot: BOLT_BUCKET_NOT_FOUND: /);
-  }, SLOW);
+  it(
+    '50,000 levels: keys, get and buckets at any depth',
+    async () => {
+      const d = get(50000);
+      expect((await run(['bolt', 'buckets', d.file])).stdout).toBe('nest\n');
+      const third = Math.floor(50000 / 3);
+      const keys = await run(['--json', 'bolt', 'keys', d.file, 'nest', ...bs(third)]);
+      expect(keys.code).toBe(0);
+      expect(JSON.parse(keys.stdout)).toEqual([
+        { key: 'a', bucket: true },
+        { key: 'b', bucket: true },
+        { key: 'v', bucket: false },
+      ]);
+      expect((await run(['bolt', 'keys', d.file, 'nest', ...bs(50000)])).stdout).toBe('a\nv\n');
+      expect((await run(['bolt', 'keys', d.file, 'nest', ...bs(49999)])).stdout).toBe('b\n');
+      expect((await run(['bolt', 'keys', d.file, 'nest', ...bs(50000), 'a'])).stdout).toBe('x\n');
+      const v = await run(['bolt', 'get', d.file, 'nest', ...bs(50000), 'v']);
+      expect(v.stdout).toBe('seed 1 level 50000\n');
+      const missing = await run(['bolt', 'keys', d.file, 'nest', ...bs(50001)]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/^dataroot: BOLT_BUCKET_NOT_FOUND: /);
+    },
+    SLOW,
+  );
 
-  it.each([1500, 50000])(`%i levels: dump --format json stops with BOLT_TOO_DEEP (exit 2, one coded line), past ${MAX_TREE_DEPTH} levels`, async (n) => {
-    const d = get(n);
-    const got = await run(['bolt', 'dump', d.file]);
-    expect(got.code).toBe(2);
-    expect(got.stdout).toBe('');
-    expect(got.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: [^\n]*--format ndjson[^\n]*\n$/);
-    const json = await run(['--json', 'bolt', 'dump', d.file]);
-    expect(json.code).toBe(2);
-    expect(json.stdout).toBe('');
-    expect(json.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(JSON.parse(json.stderr).error.code).toBe('BOLT_TOO_DEEP');
-  }, SLOW);
+  it.each([1500, 50000])(
+    `%i levels: dump --format json stops with BOLT_TOO_DEEP (exit 2, one coded line), past ${MAX_TREE_DEPTH} levels`,
+    async (n) => {
+      const d = get(n);
+      const got = await run(['bolt', 'dump', d.file]);
+      expect(got.code).toBe(2);
+      expect(got.stdout).toBe('');
+      expect(got.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: [^\n]*--format ndjson[^\n]*\n$/);
+      const json = await run(['--json', 'bolt', 'dump', d.file]);
+      expect(json.code).toBe(2);
+      expect(json.stdout).toBe('');
+      expect(json.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(JSON.parse(json.stderr).error.code).toBe('BOLT_TOO_DEEP');
+    },
+    SLOW,
+  );
 
   it(`dump --format json prints a tree ${MAX_TREE_DEPTH} buckets deep, and not one more`, async () => {
     const d = get(1500);
@@ -404,40 +436,51 @@ describe.runIf(needs('go'))('buckets nested 1,500 and 50,000 deep', () => {
     expect(over.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: /);
   });
 
-  it('verify and files on a root whose buildkit/cache.db nests 50,000 buckets: no crash, the file checks clean', async () => {
-    const u = untar(join(SAMPLES, 'fresh.tar.gz'));
-    try {
-      copyFileSync(get(50000).file, join(u.dir, 'buildkit/cache.db'));
-      const v = await run(['--json', 'verify', '--root', u.dir]);
-      expect(v.stderr).toBe('');
-      expect(v.code).toBe(0);
-      const report = JSON.parse(v.stdout) as { findings: { code: string; subject?: string }[]; checked: { boltFiles: number } };
-      expect(report.checked.boltFiles).toBeGreaterThanOrEqual(1);
-      expect(report.findings).toEqual([]);
-      const f = await run(['files', '--root', u.dir, '--type', 'bolt']);
-      expect(f.stderr).toBe('');
-      expect(f.code).toBe(0);
-      expect(f.stdout).toMatch(new RegExp(`^bolt\\s+${statSync(get(50000).file).size}\\s.*buildkit/cache\\.db$`, 'm'));
-    } finally {
-      u.cleanup();
-    }
-  }, SLOW);
-  it('a page tree 50,000 branch pages deep: check walks it (no recursion) and reports the depth; dump and stats refuse it', async () => {
-    const file = join(dir, 'branch-chain.db');
-    writeFileSync(file, branchChain(50000));
-    // Go's tx.Check() walks any depth and says OK; dataroot reads at most 64 levels of a page
-    // tree, so it lists the bucket's entries as far as that and names the first page below.
-    const check = await run(['bolt', 'check', file]);
-    expect(check.stderr).toBe('');
-    expect(check.stdout).toBe('bucket /x: page 69: tree deeper than 64 levels\n1 errors found\n');
-    expect(check.code).toBe(1);
-    for (const args of [['bolt', 'dump', '--format', 'ndjson', file], ['bolt', 'stats', file], ['bolt', 'keys', file, 'x']]) {
-      const r = await run(args);
-      expect(r.code, args.join(' ')).toBe(2);
-      expect(r.stderr, args.join(' ')).toMatch(/^dataroot: BOLT_CORRUPT: page 69: tree deeper than 64 levels/);
-    }
-  }, SLOW);
-
+  it(
+    'verify and files on a root whose buildkit/cache.db nests 50,000 buckets: no crash, the file checks clean',
+    async () => {
+      const u = untar(join(SAMPLES, 'fresh.tar.gz'));
+      try {
+        copyFileSync(get(50000).file, join(u.dir, 'buildkit/cache.db'));
+        const v = await run(['--json', 'verify', '--root', u.dir]);
+        expect(v.stderr).toBe('');
+        expect(v.code).toBe(0);
+        const report = JSON.parse(v.stdout) as { findings: { code: string; subject?: string }[]; checked: { boltFiles: number } };
+        expect(report.checked.boltFiles).toBeGreaterThanOrEqual(1);
+        expect(report.findings).toEqual([]);
+        const f = await run(['files', '--root', u.dir, '--type', 'bolt']);
+        expect(f.stderr).toBe('');
+        expect(f.code).toBe(0);
+        expect(f.stdout).toMatch(new RegExp(`^bolt\\s+${statSync(get(50000).file).size}\\s.*buildkit/cache\\.db$`, 'm'));
+      } finally {
+        u.cleanup();
+      }
+    },
+    SLOW,
+  );
+  it(
+    'a page tree 50,000 branch pages deep: check walks it (no recursion) and reports the depth; dump and stats refuse it',
+    async () => {
+      const file = join(dir, 'branch-chain.db');
+      writeFileSync(file, branchChain(50000));
+      // Go's tx.Check() walks any depth and says OK; dataroot reads at most 64 levels of a page
+      // tree, so it lists the bucket's entries as far as that and names the first page below.
+      const check = await run(['bolt', 'check', file]);
+      expect(check.stderr).toBe('');
+      expect(check.stdout).toBe('bucket /x: page 69: tree deeper than 64 levels\n1 errors found\n');
+      expect(check.code).toBe(1);
+      for (const args of [
+        ['bolt', 'dump', '--format', 'ndjson', file],
+        ['bolt', 'stats', file],
+        ['bolt', 'keys', file, 'x'],
+      ]) {
+        const r = await run(args);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.stderr, args.join(' ')).toMatch(/^dataroot: BOLT_CORRUPT: page 69: tree deeper than 64 levels/);
+      }
+    },
+    SLOW,
+  );
 });
 
 describe.runIf(needs('go'))('inline buckets nested inside one page (a hostile shape bbolt reads but never writes)', () => {
@@ -469,98 +512,116 @@ describe.runIf(needs('go'))('inline buckets nested inside one page (a hostile sh
     }
   });
 
-  it('100,000 levels: diff finds the innermost change, check and stats equal Go, json stops with BOLT_TOO_DEEP', async () => {
-    const a = chain(100000, 'v');
-    const b = chain(100000, 'w');
-    const diff = await run(['--json', 'bolt', 'diff', a, b]);
-    expect(diff.stderr).toBe('');
-    expect(diff.code).toBe(1);
-    expect(JSON.parse(diff.stdout).changes).toEqual([{ change: 'changed', path: ['deep', ...new Array<string>(100000).fill('i')], key: 'k', left: 'v', right: 'w' }]);
-    for (const cmd of ['check', 'stats']) {
-      const w = oracle([cmd, a]);
-      expect(w.status).toBe(0);
-      expect((await run(['bolt', cmd, a])).stdout).toBe(w.stdout);
-    }
-    const keys = await run(['bolt', 'keys', a, 'deep', ...new Array<string>(100000).fill('i')]);
-    expect(keys.stdout).toBe('k\n');
-    const tree = await run(['bolt', 'dump', a]);
-    expect(tree.code).toBe(2);
-    expect(tree.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: /);
-  }, SLOW);
+  it(
+    '100,000 levels: diff finds the innermost change, check and stats equal Go, json stops with BOLT_TOO_DEEP',
+    async () => {
+      const a = chain(100000, 'v');
+      const b = chain(100000, 'w');
+      const diff = await run(['--json', 'bolt', 'diff', a, b]);
+      expect(diff.stderr).toBe('');
+      expect(diff.code).toBe(1);
+      expect(JSON.parse(diff.stdout).changes).toEqual([
+        { change: 'changed', path: ['deep', ...new Array<string>(100000).fill('i')], key: 'k', left: 'v', right: 'w' },
+      ]);
+      for (const cmd of ['check', 'stats']) {
+        const w = oracle([cmd, a]);
+        expect(w.status).toBe(0);
+        expect((await run(['bolt', cmd, a])).stdout).toBe(w.stdout);
+      }
+      const keys = await run(['bolt', 'keys', a, 'deep', ...new Array<string>(100000).fill('i')]);
+      expect(keys.stdout).toBe('k\n');
+      const tree = await run(['bolt', 'dump', a]);
+      expect(tree.code).toBe(2);
+      expect(tree.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: /);
+    },
+    SLOW,
+  );
 
-  it('2,000 levels: bolt compact packs what bbolt compact packs (Go: check OK, equal stats, no difference)', async () => {
-    const a = chain(2000, 'v');
-    const ours = join(dir, 'chain-2000.ours.db');
-    const go = join(dir, 'chain-2000.go.db');
-    // 512-byte pages; bolt.Compact in one transaction (TXMAX 0), as the writer packs
-    const c = await run(['bolt', 'compact', a, '-o', ours, '--page-size', '512']);
-    expect(c.stderr).toBe('');
-    expect(c.code).toBe(0);
-    const g = oracle(['compact', go, a, '0', '512']);
-    expect(g.status, g.stderr).toBe(0);
-    expect(oracle(['check', ours]).stdout).toBe('OK\n');
-    const want = oracle(['stats', go]);
-    expect(want.status).toBe(0);
-    expect(want.stdout).toContain('Total number of buckets: 2001\n');
-    expect(oracle(['stats', ours]).stdout).toBe(want.stdout);
-    const same = await run(['--json', 'bolt', 'diff', a, ours]);
-    expect(JSON.parse(same.stdout).changes).toEqual([]);
-    expect(same.code).toBe(0);
-  }, SLOW);
+  it(
+    '2,000 levels: bolt compact packs what bbolt compact packs (Go: check OK, equal stats, no difference)',
+    async () => {
+      const a = chain(2000, 'v');
+      const ours = join(dir, 'chain-2000.ours.db');
+      const go = join(dir, 'chain-2000.go.db');
+      // 512-byte pages; bolt.Compact in one transaction (TXMAX 0), as the writer packs
+      const c = await run(['bolt', 'compact', a, '-o', ours, '--page-size', '512']);
+      expect(c.stderr).toBe('');
+      expect(c.code).toBe(0);
+      const g = oracle(['compact', go, a, '0', '512']);
+      expect(g.status, g.stderr).toBe(0);
+      expect(oracle(['check', ours]).stdout).toBe('OK\n');
+      const want = oracle(['stats', go]);
+      expect(want.status).toBe(0);
+      expect(want.stdout).toContain('Total number of buckets: 2001\n');
+      expect(oracle(['stats', ours]).stdout).toBe(want.stdout);
+      const same = await run(['--json', 'bolt', 'diff', a, ours]);
+      expect(JSON.parse(same.stdout).changes).toEqual([]);
+      expect(same.code).toBe(0);
+    },
+    SLOW,
+  );
 
   // Go's bolt.Compact of this chain takes gigabytes (9 GB and still going at 100,000 levels), so
   // the compacted file is checked by Go's tx.Check and stats, with the figures counted by hand.
-  it('100,000 levels: bolt compact (Go: check OK, stats as counted), then put and delete at the innermost level', async () => {
-    const a = chain(100000, 'v');
-    const b = chain(100000, 'w');
-    const ours = join(dir, 'chain-100000.ours.db');
-    const c = await run(['bolt', 'compact', a, '-o', ours, '--page-size', '512']);
-    expect(c.stderr).toBe('');
-    expect(c.code).toBe(0);
-    expect(oracle(['check', ours]).stdout).toBe('OK\n');
-    const stats = oracle(['stats', ours]).stdout;
-    // "deep" and the 100,000 "i" but the innermost hold a bucket: a 512-byte leaf page each, with
-    // 16 + (16+1+16) + (16+1+1) = 67 bytes used; the innermost is inline: 16 + (16+1+1) = 34 bytes
-    for (const line of [
-      'Number of logical leaf pages: 100000',
-      'Number of logical branch pages: 0',
-      'Number of keys/value pairs: 200001',
-      'Number of levels in B+tree: 100001',
-      'Bytes allocated for physical leaf pages: 51200000',
-      'Bytes actually used for leaf data: 6700034 (13%)',
-      'Total number of buckets: 100001',
-      'Total number on inlined buckets: 1 (0%)',
-      'Bytes used for inlined buckets: 34 (0%)',
-    ]) {
-      expect(stats).toContain(`\t${line}\n`);
-    }
-    const same = await run(['--json', 'bolt', 'diff', a, ours]);
-    expect(same.stderr).toBe('');
-    expect(JSON.parse(same.stdout).changes).toEqual([]);
-    expect(same.code).toBe(0);
+  it(
+    '100,000 levels: bolt compact (Go: check OK, stats as counted), then put and delete at the innermost level',
+    async () => {
+      const a = chain(100000, 'v');
+      const b = chain(100000, 'w');
+      const ours = join(dir, 'chain-100000.ours.db');
+      const c = await run(['bolt', 'compact', a, '-o', ours, '--page-size', '512']);
+      expect(c.stderr).toBe('');
+      expect(c.code).toBe(0);
+      expect(oracle(['check', ours]).stdout).toBe('OK\n');
+      const stats = oracle(['stats', ours]).stdout;
+      // "deep" and the 100,000 "i" but the innermost hold a bucket: a 512-byte leaf page each, with
+      // 16 + (16+1+16) + (16+1+1) = 67 bytes used; the innermost is inline: 16 + (16+1+1) = 34 bytes
+      for (const line of [
+        'Number of logical leaf pages: 100000',
+        'Number of logical branch pages: 0',
+        'Number of keys/value pairs: 200001',
+        'Number of levels in B+tree: 100001',
+        'Bytes allocated for physical leaf pages: 51200000',
+        'Bytes actually used for leaf data: 6700034 (13%)',
+        'Total number of buckets: 100001',
+        'Total number on inlined buckets: 1 (0%)',
+        'Bytes used for inlined buckets: 34 (0%)',
+      ]) {
+        expect(stats).toContain(`\t${line}\n`);
+      }
+      const same = await run(['--json', 'bolt', 'diff', a, ours]);
+      expect(same.stderr).toBe('');
+      expect(JSON.parse(same.stdout).changes).toEqual([]);
+      expect(same.code).toBe(0);
 
-    // put through the edit walk, 100,000 buckets down: the file then holds what b holds
-    const path = ['deep', ...new Array<string>(100000).fill('i')];
-    const put = await run(['bolt', 'put', ours, ...path, 'k', 'w']);
-    expect(put.stderr).toBe('');
-    expect(put.code).toBe(0);
-    expect(oracle(['check', ours]).stdout).toBe('OK\n');
-    const now = await run(['--json', 'bolt', 'diff', b, ours]);
-    expect(JSON.parse(now.stdout).changes).toEqual([]);
-    const del = await run(['bolt', 'delete', ours, ...path, 'k']);
-    expect(del.stderr).toBe('');
-    expect(del.code).toBe(0);
-    const gone = await run(['--json', 'bolt', 'diff', b, ours]);
-    expect(JSON.parse(gone.stdout).changes).toEqual([{ change: 'removed', path, key: 'k', left: 'w' }]);
-    expect(oracle(['check', ours]).stdout).toBe('OK\n');
-  }, SLOW);
+      // put through the edit walk, 100,000 buckets down: the file then holds what b holds
+      const path = ['deep', ...new Array<string>(100000).fill('i')];
+      const put = await run(['bolt', 'put', ours, ...path, 'k', 'w']);
+      expect(put.stderr).toBe('');
+      expect(put.code).toBe(0);
+      expect(oracle(['check', ours]).stdout).toBe('OK\n');
+      const now = await run(['--json', 'bolt', 'diff', b, ours]);
+      expect(JSON.parse(now.stdout).changes).toEqual([]);
+      const del = await run(['bolt', 'delete', ours, ...path, 'k']);
+      expect(del.stderr).toBe('');
+      expect(del.code).toBe(0);
+      const gone = await run(['--json', 'bolt', 'diff', b, ours]);
+      expect(JSON.parse(gone.stdout).changes).toEqual([{ change: 'removed', path, key: 'k', left: 'w' }]);
+      expect(oracle(['check', ours]).stdout).toBe('OK\n');
+    },
+    SLOW,
+  );
 
-  it(`${MAX_BUCKET_DEPTH + 1} levels: compact stops with BOLT_TOO_DEEP and leaves no file`, async () => {
-    const a = chain(MAX_BUCKET_DEPTH + 1, 'v');
-    const out = join(dir, 'too-deep.db');
-    const r = await run(['bolt', 'compact', a, '-o', out]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: buckets nested deeper than 250000 levels/);
-    expect(readdirSync(dir).filter((f) => f.startsWith('too-deep'))).toEqual([]);
-  }, SLOW);
+  it(
+    `${MAX_BUCKET_DEPTH + 1} levels: compact stops with BOLT_TOO_DEEP and leaves no file`,
+    async () => {
+      const a = chain(MAX_BUCKET_DEPTH + 1, 'v');
+      const out = join(dir, 'too-deep.db');
+      const r = await run(['bolt', 'compact', a, '-o', out]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^dataroot: BOLT_TOO_DEEP: buckets nested deeper than 250000 levels/);
+      expect(readdirSync(dir).filter((f) => f.startsWith('too-deep'))).toEqual([]);
+    },
+    SLOW,
+  );
 });

@@ -30,7 +30,14 @@ function bases(): { name: string; bytes: Uint8Array }[] {
   if (haveCommand('go')) {
     const dir = mkdtempSync(join(tmpdir(), 'dataroot-fuzz-'));
     try {
-      for (const [s, ps] of [['inline', 1024], ['deep', 1024], ['nofreelist', 1024], ['bigvalues', 1024], ['sequences', 1024], ['binary', 1024]] as const) {
+      for (const [s, ps] of [
+        ['inline', 1024],
+        ['deep', 1024],
+        ['nofreelist', 1024],
+        ['bigvalues', 1024],
+        ['sequences', 1024],
+        ['binary', 1024],
+      ] as const) {
         const file = join(dir, `${s}.db`);
         gen(file, 3, s, ps);
         out.push({ name: `${s}-${ps}`, bytes: toHighWaterMark(new Uint8Array(readFileSync(file))) });

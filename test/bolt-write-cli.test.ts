@@ -1,5 +1,18 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -207,7 +220,17 @@ describe('bad input: one coded line, exit 2, nothing written', () => {
     const dir = mkdtempSync(join(tmp, 'case-'));
     const src = join(dir, 'src.db');
     const entries = Array.from({ length: 3000 }, (_, i) => ({ key: enc(`key-${String(i).padStart(6, '0')}`), value: new Uint8Array(50) }));
-    const bytes = new Uint8Array(buildBolt({ entries: [{ key: enc('b'), bucket: { entries } }, { key: enc('c'), bucket: { entries: entries.slice(0, 500) } }] }, { pageSize: 4096 }));
+    const bytes = new Uint8Array(
+      buildBolt(
+        {
+          entries: [
+            { key: enc('b'), bucket: { entries } },
+            { key: enc('c'), bucket: { entries: entries.slice(0, 500) } },
+          ],
+        },
+        { pageSize: 4096 },
+      ),
+    );
     // the last leaf of bucket b (read late in the walk) gets an element pointing past its page
     const v = new DataView(bytes.buffer);
     let last = 0;

@@ -30,7 +30,10 @@ const BATCH = 100;
 const pause = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function clone(b: BoltTreeBucket): BoltTreeBucket {
-  return { ...(b.sequence !== undefined ? { sequence: b.sequence } : {}), entries: b.entries.map((e) => ('bucket' in e ? { key: e.key, bucket: clone(e.bucket) } : { key: e.key, value: e.value })) };
+  return {
+    ...(b.sequence !== undefined ? { sequence: b.sequence } : {}),
+    entries: b.entries.map((e) => ('bucket' in e ? { key: e.key, bucket: clone(e.bucket) } : { key: e.key, value: e.value })),
+  };
 }
 
 /** Random edits of disjoint keys of a tree, and the tree they should give. */
@@ -117,7 +120,9 @@ function viaEdits(file: Uint8Array, ps: number, edits: BoltEdit[]): Uint8Array {
 }
 
 async function viaNdjson(tree: BoltTreeBucket, ps: number, rnd: Rnd): Promise<Uint8Array> {
-  const lines = dumpOf(tree).split('\n').filter((l) => l !== '');
+  const lines = dumpOf(tree)
+    .split('\n')
+    .filter((l) => l !== '');
   for (let i = lines.length - 1; i > 0; i--) {
     const j = Math.floor(rnd() * (i + 1));
     [lines[i], lines[j]] = [lines[j]!, lines[i]!];
@@ -143,8 +148,6 @@ interface Case {
   want: string;
 }
 
-
-
 describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
   // Files live for one batch: in memory (tmpfs) when the machine has it, so no disk writeback competes.
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'dataroot-writer-fuzz-'));
@@ -166,7 +169,8 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
         const id = `case ${c.n} (seed ${c.seed}, page size ${c.ps})`;
         if (v.error !== undefined) failures.push(`${id}: oracle error ${v.error}`);
         else if (v.check !== 'OK\n') failures.push(`${id}: tx.Check(): ${v.check}`);
-        else if (v.dumpHash !== c.want) failures.push(`${id}: Go's dump differs (sha256 and length ${v.dumpHash}, expected ${c.want}); the file is kept: ${c.file}`);
+        else if (v.dumpHash !== c.want)
+          failures.push(`${id}: Go's dump differs (sha256 and length ${v.dumpHash}, expected ${c.want}); the file is kept: ${c.file}`);
         else if (v.shape !== 'equal') failures.push(`${id}: pages differ from bolt.Compact's:\n${v.shapes.slice(0, 2000)}`);
         else if (v.touch !== undefined && v.touch !== 'OK') failures.push(`${id}: after bbolt wrote to it: ${v.touch}`);
         if (v.touch === 'OK') touched++;
@@ -189,7 +193,7 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
         const db = BoltFile.open(new BufferSource(bytes));
         if (db.hwm > 4) {
           const st = { overflow: 0, branch: 0 };
-          for (let id = 3; id < db.hwm; ) {
+          for (let id = 3; id < db.hwm;) {
             const h = db.header(id);
             if (h.flags === 0x01) st.branch++;
             if (h.overflow > 0) st.overflow++;
@@ -200,7 +204,8 @@ describe.runIf(needs('go'))('bolt writer fuzz vs Go bbolt', () => {
         }
         if (n % 10 === 0) {
           const { edits, edited } = randomEdits(r, tree);
-          if (!bytesEqual(viaEdits(bytes, ps, edits), buildBolt(edited, { pageSize: ps }))) failures.push(`case ${n} (seed ${seed}): the edit stream differs from writing the edited tree`);
+          if (!bytesEqual(viaEdits(bytes, ps, edits), buildBolt(edited, { pageSize: ps })))
+            failures.push(`case ${n} (seed ${seed}): the edit stream differs from writing the edited tree`);
           seen.edited++;
         }
         if (n % 10 === 5) {

@@ -154,11 +154,14 @@ describe.runIf(needs('go'))('bolt compact vs Go bbolt', () => {
     expect(samples.size).toBe(SAMPLE_FILES.length);
   });
 
-  it.each(GENERATED.map((g) => g.name))('%s: Go checks it, dumps it as the source, finds bolt.Compact\'s pages, and it is no larger than bbolt compact\'s', (name) => {
-    const c = generated.get(name)!;
-    expectCompacted(c);
-    record(c);
-  });
+  it.each(GENERATED.map((g) => g.name))(
+    "%s: Go checks it, dumps it as the source, finds bolt.Compact's pages, and it is no larger than bbolt compact's",
+    (name) => {
+      const c = generated.get(name)!;
+      expectCompacted(c);
+      record(c);
+    },
+  );
 
   it.each(SAMPLE_FILES)('sample %s: the same', (rel) => {
     const c = samples.get(rel.replace(/\//g, '_'))!;
@@ -201,10 +204,7 @@ describe.runIf(needs('go') && needs('containerd', 'ctr'))('real containerd files
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('meta.db and the overlayfs snapshotter metadata.db (its snapshots bucket sequence kept): compact, put and delete read back in Go', async () => {
-    const files = [
-      join(ctd.root, 'io.containerd.metadata.v1.bolt', 'meta.db'),
-      join(ctd.root, 'io.containerd.snapshotter.v1.overlayfs', 'metadata.db'),
-    ];
+    const files = [join(ctd.root, 'io.containerd.metadata.v1.bolt', 'meta.db'), join(ctd.root, 'io.containerd.snapshotter.v1.overlayfs', 'metadata.db')];
     const got = await compareAll(
       dir,
       files.map((p, i) => ({ name: `ctd-${i}`, path: p })),
@@ -337,7 +337,7 @@ describe.runIf(needs('go'))('bolt put and delete: Go reads exactly the expected 
         if (model.some((r) => r.path.join('/') === path.slice(0, -2).join('/') && r.key === path[path.length - 2])) continue;
         const key = rhex(rnd, 1 + Math.floor(rnd() * 20));
         args = ['bolt', 'put', file, '--hex', '-p', ...path, key, ''];
-        for (let i = (base ? base.path.length + 1 : 0); i < path.length; i++) model.push({ path: path.slice(0, i), key: path[i]!, sequence: 0 });
+        for (let i = base ? base.path.length + 1 : 0; i < path.length; i++) model.push({ path: path.slice(0, i), key: path[i]!, sequence: 0 });
         model.push({ path, key, value: '' });
       } else if (op === 1 || op === 2) {
         // a new binary key in an existing bucket: small value, or 1 MB from a file

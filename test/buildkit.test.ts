@@ -34,7 +34,7 @@ describe.runIf(needs('go'))('sizes as the docker CLI prints them (Go fmt %g)', (
     for (let i = 0; i <= 2100; i++) sizes.push(i);
     for (let k = 1; k < 1000; k++) sizes.push(k * 1000 + 500, k * 1000 + 5, k * 1_000_000 + 500_000, k * 125);
     let s = 12345;
-    const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rnd = (): number => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
     while (sizes.length < 6000) sizes.push(Math.floor(rnd() ** 4 * 10 ** Math.floor(rnd() * 16)));
     const r = spawnSync(buildGoProgram(UNITS_SRC, 'unitsfmt'), [], { input: sizes.join('\n'), encoding: 'utf8', maxBuffer: 64 << 20 });
     expect(r.status).toBe(0);
@@ -53,7 +53,12 @@ const ids = (n: number): string => `r${String(n).padStart(24, '0')}`;
 
 describe('loading and listing as cacheManager does', () => {
   it('decodes values as Go does: int64 nanoseconds exactly, undecodable values take the getter default', () => {
-    const it1 = item('a', { 'cache.createdAt': '1796510138374739217', 'cache.usageCount': '3', 'cache.lastUsedAt': '1796510138374739218', 'snapshot.size': '42' });
+    const it1 = item('a', {
+      'cache.createdAt': '1796510138374739217',
+      'cache.usageCount': '3',
+      'cache.lastUsedAt': '1796510138374739218',
+      'snapshot.size': '42',
+    });
     expect(createdAtOf(it1)).toBe(1796510138374739217n);
     expect(lastUsedOf(it1)).toEqual({ count: 3n, at: 1796510138374739218n });
     expect(sizeOf(it1)).toBe(42n);
@@ -80,11 +85,20 @@ describe('loading and listing as cacheManager does', () => {
     expect(usageEntries(r1.records).map((e) => e.id)).toEqual([ids(1)]);
     const child = item(ids(3), { ...committed, 'cache.parent': JSON.stringify(ids(2)) });
     const r2 = loadRecords([m, i, child], () => true);
-    expect(usageEntries(r2.records).map((e) => e.id).sort()).toEqual([ids(2), ids(3)]);
+    expect(
+      usageEntries(r2.records)
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual([ids(2), ids(3)]);
   });
 
   it('offline, children release their parents: nothing is in use', () => {
-    const recs = [item(ids(1), committed), item(ids(2), { ...committed, 'cache.parent': JSON.stringify(ids(1)) }), item(ids(3), { ...committed, 'cache.parent': JSON.stringify(ids(2)) }), item(ids(4), { ...committed, 'cache.parent': JSON.stringify(ids(2)) })];
+    const recs = [
+      item(ids(1), committed),
+      item(ids(2), { ...committed, 'cache.parent': JSON.stringify(ids(1)) }),
+      item(ids(3), { ...committed, 'cache.parent': JSON.stringify(ids(2)) }),
+      item(ids(4), { ...committed, 'cache.parent': JSON.stringify(ids(2)) }),
+    ];
     const r = loadRecords(recs, () => true);
     expect(r.records.get(ids(2))!.refs).toBe(2);
     expect(usageEntries(r.records).map((e) => [e.id, e.inUse])).toEqual(recs.map((x) => [x.id, false]));
@@ -138,7 +152,8 @@ describe.runIf(needs('go'))('hostile build caches', () => {
   /** A root with an empty image store, an overlay2 home, and the given build cache. */
   function root(meta: BoltEditOp[], snaps: BoltEditOp[] = [], dirs: string[] = []): string {
     const r = join(base, `r${n++}`);
-    for (const d of ['image/overlay2/imagedb/content/sha256', 'image/overlay2/layerdb/sha256', 'overlay2/l', 'buildkit']) mkdirSync(join(r, d), { recursive: true });
+    for (const d of ['image/overlay2/imagedb/content/sha256', 'image/overlay2/layerdb/sha256', 'overlay2/l', 'buildkit'])
+      mkdirSync(join(r, d), { recursive: true });
     if (meta.length > 0) boltEdit(join(r, 'buildkit/metadata_v2.db'), meta);
     if (snaps.length > 0) boltEdit(join(r, 'buildkit/snapshots.db'), snaps);
     for (const d of dirs) {
@@ -147,23 +162,53 @@ describe.runIf(needs('go'))('hostile build caches', () => {
     }
     return r;
   }
-  const rec = (id: string, values: Record<string, string>): BoltEditOp[] => Object.entries(values).map(([k, v]) => ({ op: 'put', path: ['_main', id], key: k, value: v }));
+  const rec = (id: string, values: Record<string, string>): BoltEditOp[] =>
+    Object.entries(values).map(([k, v]) => ({ op: 'put', path: ['_main', id], key: k, value: v }));
   const A = 'aaaaaaaaaaaaaaaaaaaaaaaaa';
   const B = 'bbbbbbbbbbbbbbbbbbbbbbbbb';
   const C = 'ccccccccccccccccccccccccc';
-  const base1 = { 'snapshot.committed': '{"value":true}', 'cache.createdAt': '{"value":1796510138374739217}', 'cache.usageCount': '{"value":1}', 'cache.lastUsedAt': '{"value":1796510138374739218}' };
+  const base1 = {
+    'snapshot.committed': '{"value":true}',
+    'cache.createdAt': '{"value":1796510138374739217}',
+    'cache.usageCount': '{"value":1}',
+    'cache.lastUsedAt': '{"value":1796510138374739218}',
+  };
 
   it('a size from the directory, the ID/type/times as stored; verify and gc keep the directory', async () => {
-    const r = root(rec(A, base1), [{ op: 'put', path: [A], key: 'committed', value: B }, { op: 'put', path: [B], key: 'parent', value: '' }], [B, C]);
+    const r = root(
+      rec(A, base1),
+      [
+        { op: 'put', path: [A], key: 'committed', value: B },
+        { op: 'put', path: [B], key: 'parent', value: '' },
+      ],
+      [B, C],
+    );
     const j = JSON.parse((await run(['--json', 'builder', 'du', '--root', r])).stdout);
-    expect(j.BuildCache).toEqual([{ ID: A, Parent: '', Type: 'regular', Description: '', InUse: false, Shared: false, Size: 6, CreatedAt: expect.stringMatching(/^2026-12-05T..:35:38\.374739217/), LastUsedAt: expect.stringMatching(/\.374739218/), UsageCount: 1 }]);
+    expect(j.BuildCache).toEqual([
+      {
+        ID: A,
+        Parent: '',
+        Type: 'regular',
+        Description: '',
+        InUse: false,
+        Shared: false,
+        Size: 6,
+        CreatedAt: expect.stringMatching(/^2026-12-05T..:35:38\.374739217/),
+        LastUsedAt: expect.stringMatching(/\.374739218/),
+        UsageCount: 1,
+      },
+    ]);
     expect(j.Dataroot.directories).toEqual([`overlay2/${B}`]);
     const g = JSON.parse((await run(['--json', 'gc', '--dry-run', '--root', r])).stdout);
     expect(g.removed).toEqual([join(r, 'overlay2', C)]);
   });
 
   it('a value Go cannot decode: the record is reported (dockerd fails to start its builder) and the others listed', async () => {
-    const r = root([...rec(A, base1), ...rec(B, { ...base1, 'cache.description': '{"value": "x", "index": 5}' }), ...rec(C, { ...base1, 'cache.description': 'not json' })]);
+    const r = root([
+      ...rec(A, base1),
+      ...rec(B, { ...base1, 'cache.description': '{"value": "x", "index": 5}' }),
+      ...rec(C, { ...base1, 'cache.description': 'not json' }),
+    ]);
     const out = await run(['--json', 'builder', 'du', '--root', r]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain('BUILDKIT_METADATA_INVALID');
@@ -202,7 +247,7 @@ describe.runIf(needs('go'))('hostile build caches', () => {
     expect(o2.stderr).toContain('FILE_NOT_REGULAR');
   });
 
-  it('a build cache that cannot be read whole: nothing that may be BuildKit\'s is an orphan (gc removes none of it)', async () => {
+  it("a build cache that cannot be read whole: nothing that may be BuildKit's is an orphan (gc removes none of it)", async () => {
     // snapshots.db is a FIFO: which directory each record uses is unknown.
     const r1 = root(rec(A, base1), [], [B]);
     expect(spawnSync('mkfifo', [join(r1, 'buildkit/snapshots.db')]).status).toBe(0);
@@ -214,7 +259,11 @@ describe.runIf(needs('go'))('hostile build caches', () => {
     symlinkSync(elsewhere, join(r2, 'buildkit'));
     // A record Go cannot decode: its directory is unknown.
     const r3 = root(rec(A, { ...base1, 'cache.parent': '{"value": ' }), [], [B]);
-    for (const [r, code] of [[r1, 'FILE_NOT_REGULAR'], [r2, 'SYMLINK_NOT_FOLLOWED'], [r3, 'BUILDKIT_METADATA_INVALID']] as const) {
+    for (const [r, code] of [
+      [r1, 'FILE_NOT_REGULAR'],
+      [r2, 'SYMLINK_NOT_FOLLOWED'],
+      [r3, 'BUILDKIT_METADATA_INVALID'],
+    ] as const) {
       const g = JSON.parse((await run(['--json', 'gc', '--dry-run', '--root', r])).stdout);
       expect(g.removed, r).toEqual([]);
       const du = await run(['builder', 'du', '--root', r]);
@@ -229,7 +278,15 @@ describe.runIf(needs('go'))('hostile build caches', () => {
 
   it('a 20 000-record chain in a real bolt file is read in bounded time and memory', async () => {
     const ops: BoltEditOp[] = [];
-    for (let k = 0; k < 20_000; k++) ops.push(...rec(ids(k), k === 0 ? { ...base1, 'snapshot.size': '{"value":1}' } : { ...base1, 'snapshot.size': '{"value":1}', 'cache.parent': JSON.stringify({ value: ids(k - 1) }) }));
+    for (let k = 0; k < 20_000; k++)
+      ops.push(
+        ...rec(
+          ids(k),
+          k === 0
+            ? { ...base1, 'snapshot.size': '{"value":1}' }
+            : { ...base1, 'snapshot.size': '{"value":1}', 'cache.parent': JSON.stringify({ value: ids(k - 1) }) },
+        ),
+      );
     const r = root(ops);
     const t = Date.now();
     const out = await run(['--json', 'builder', 'du', '--root', r]);
@@ -245,7 +302,11 @@ describe.runIf(needs('go'))('hostile build caches', () => {
     rmSync(join(r, 'buildkit'), { recursive: true });
     const out = await run(['builder', 'du', '--root', r]);
     expect(out.code).toBe(0);
-    expect(out.stdout.split('\n').slice(0, 3)).toEqual(['Build cache usage: 0B', '', 'CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED']);
+    expect(out.stdout.split('\n').slice(0, 3)).toEqual([
+      'Build cache usage: 0B',
+      '',
+      'CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED',
+    ]);
   });
 
   it('diff counts the build-cache records on each side', async () => {

@@ -32,7 +32,11 @@ function cdRoot(): string {
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'dataroot-cdhostile-'));
-  layer = layerTar([{ name: 'app/', type: 'dir' }, { name: 'app/hello', data: 'hi\n' }, { name: 'etc/.wh.gone', data: '' }]);
+  layer = layerTar([
+    { name: 'app/', type: 'dir' },
+    { name: 'app/hello', data: 'hi\n' },
+    { name: 'etc/.wh.gone', data: '' },
+  ]);
   image = join(work, 'img');
   imageId = writeImageDir(image, { layers: [layer], tags: ['app:1'] }).id;
 });
@@ -61,7 +65,7 @@ describe('inject --store containerd on a root made without containerd', () => {
     const imgs = await run(['--containerd-root', root, 'containerd', 'images', '--namespace', 'ns1', '--json']);
     expect(imgs.code, imgs.stderr).toBe(0);
     const list = JSON.parse(imgs.stdout);
-    const rows = (Array.isArray(list) ? list : list.images ?? list.Images) as Record<string, any>[];
+    const rows = (Array.isArray(list) ? list : (list.images ?? list.Images)) as Record<string, any>[];
     expect(JSON.stringify(rows)).toContain(res.images[0].id);
     expect(JSON.stringify(rows)).toContain('docker.io/library/app:1');
     // Injected again: nothing rewritten, the same records.
@@ -160,7 +164,10 @@ describe('inject --store containerd on a root made without containerd', () => {
   it('a meta.db at a schema version no containerd 1.x-2.x writes is refused before anything is written', async () => {
     const root = join(work, `v9-${n++}`);
     mkdirSync(join(root, 'io.containerd.metadata.v1.bolt'), { recursive: true });
-    writeFileSync(join(root, 'io.containerd.metadata.v1.bolt', 'meta.db'), buildBolt({ entries: [{ key: s('v1'), bucket: { entries: [{ key: s('version'), value: encodeVarint(9) }] } }] }, { pageSize: 4096 }));
+    writeFileSync(
+      join(root, 'io.containerd.metadata.v1.bolt', 'meta.db'),
+      buildBolt({ entries: [{ key: s('v1'), bucket: { entries: [{ key: s('version'), value: encodeVarint(9) }] } }] }, { pageSize: 4096 }),
+    );
     await refused(root, [image], 'CONTAINERD_SCHEMA_UNKNOWN');
   });
 });

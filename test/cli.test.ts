@@ -22,7 +22,8 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function repositoriesOf(archive: string, driver: string): Record<string, Record<string, string>> {
   const u = unpackTar(archive);
   try {
-    return (JSON.parse(readFileSync(join(u.dir, 'image', driver, 'repositories.json'), 'utf8')) as { Repositories: Record<string, Record<string, string>> }).Repositories;
+    return (JSON.parse(readFileSync(join(u.dir, 'image', driver, 'repositories.json'), 'utf8')) as { Repositories: Record<string, Record<string, string>> })
+      .Repositories;
   } finally {
     u.cleanup();
   }
@@ -101,7 +102,9 @@ describe('info reports the install: the native addon and the snapshot store zstd
     expect(existsSync(ADDON_FILE), 'npm run build builds the addon (node-gyp); see build/native-build.json').toBe(true);
     const r = runBin(['--json', 'info', '--root', root.dir]);
     expect(r.code).toBe(0);
-    const i = (JSON.parse(r.stdout) as { install: { addon: { state: string; path: string; unavailable: string[] }; zstd: { decompress: string; compress: string } } }).install;
+    const i = (
+      JSON.parse(r.stdout) as { install: { addon: { state: string; path: string; unavailable: string[] }; zstd: { decompress: string; compress: string } } }
+    ).install;
     expect(i.addon).toMatchObject({ state: 'loaded', path: ADDON_FILE, unavailable: [] });
     expect(i.zstd).toEqual({ decompress: nodeZstd ? 'node:zlib' : 'addon', compress: 'addon' });
     const t = runBin(['info', '--root', root.dir]);
@@ -112,7 +115,11 @@ describe('info reports the install: the native addon and the snapshot store zstd
   it('with DATAROOT_NO_NATIVE=1: not loaded, why, what does not work, and fzstd (or Node) reads stores', () => {
     const r = runBin(['--json', 'info', '--root', root.dir], { DATAROOT_NO_NATIVE: '1' });
     expect(r.code).toBe(0);
-    const i = (JSON.parse(r.stdout) as { install: { addon: { state: string; reason: string; unavailable: string[] }; zstd: { decompress: string; compress: string | null } } }).install;
+    const i = (
+      JSON.parse(r.stdout) as {
+        install: { addon: { state: string; reason: string; unavailable: string[] }; zstd: { decompress: string; compress: string | null } };
+      }
+    ).install;
     expect(i.addon.state).toBe('disabled');
     expect(i.addon.reason).toBe('DATAROOT_NO_NATIVE is set');
     expect(i.addon.unavailable).toContain('snapshot');
@@ -183,8 +190,16 @@ describe('bad input: one coded line on stderr, exit 2, no stack trace', () => {
     ['an unknown flag', () => ['info', '--bogus'], /^dataroot: USAGE_UNKNOWN_OPTION: /],
     ['an unknown command', () => ['frobnicate'], /^dataroot: USAGE_UNKNOWN_COMMAND: /],
     ['a bad --type', () => ['files', '--type', 'xml', '--root', AFTER], /^dataroot: USAGE_INVALID_ARGUMENT: /],
-    ['a --compress-level out of range', () => ['snapshot', '--root', tmp, '--store', join(tmp, 'never-made'), '--compress-level', '20'], /^dataroot: USAGE_INVALID_ARGUMENT: .*-100 \(fastest\) to 19/],
-    ['a --compress-level that is not an integer', () => ['snapshot', '--root', tmp, '--store', join(tmp, 'never-made'), '--compress-level=-2.5'], /^dataroot: USAGE_INVALID_ARGUMENT: /],
+    [
+      'a --compress-level out of range',
+      () => ['snapshot', '--root', tmp, '--store', join(tmp, 'never-made'), '--compress-level', '20'],
+      /^dataroot: USAGE_INVALID_ARGUMENT: .*-100 \(fastest\) to 19/,
+    ],
+    [
+      'a --compress-level that is not an integer',
+      () => ['snapshot', '--root', tmp, '--store', join(tmp, 'never-made'), '--compress-level=-2.5'],
+      /^dataroot: USAGE_INVALID_ARGUMENT: /,
+    ],
     ['cat of a missing file', () => ['cat', 'nope.json', '--root', AFTER], /^dataroot: IO_NOT_FOUND: /],
   ];
   it.each(cases)('%s (built binary)', (_n, args, re) => {
@@ -237,7 +252,9 @@ describe('demo', () => {
     expect(r.code).toBe(0);
     // stderr: only what the containers of the logs steps wrote on their stderr, and the cache's note.
     for (const line of r.stderr.split('\n').filter(Boolean)) {
-      expect(line).toMatch(/^(?:(?:\d{4}-\d\d-\d\dT[0-9:.]+Z |org\.example\.team=forensics )?warning \d+|and on stderr|dataroot: note: read from the dual-logging cache \(containers\/[a-f0-9]{64}\/container-cached\.log\): the syslog driver itself sent the logs elsewhere)$/);
+      expect(line).toMatch(
+        /^(?:(?:\d{4}-\d\d-\d\dT[0-9:.]+Z |org\.example\.team=forensics )?warning \d+|and on stderr|dataroot: note: read from the dual-logging cache \(containers\/[a-f0-9]{64}\/container-cached\.log\): the syslog driver itself sent the logs elsewhere)$/,
+      );
     }
     expect(r.stderr).toContain('org.example.team=forensics warning 12\n');
     // The forensics steps on after-logs: logs of each driver, the timeline, which.
@@ -252,7 +269,17 @@ describe('demo', () => {
     expect(r.stdout).toContain('deletes /etc/release of the image (from image layer c285b6dfa93d)');
     // diff shows the added network's subnet, decoded from the JSON string libnetwork keeps it in.
     expect(r.stdout).toContain('json.ipamV4Config<json>[0].PreferredPool = "172.30.0.0/24"');
-    for (const c of ['images -a', 'image inspect localhost/buildtest:v1', 'history', 'layers', 'containers', 'container diff sample', 'volumes', 'networks', 'network inspect samplenet']) {
+    for (const c of [
+      'images -a',
+      'image inspect localhost/buildtest:v1',
+      'history',
+      'layers',
+      'containers',
+      'container diff sample',
+      'volumes',
+      'networks',
+      'network inspect samplenet',
+    ]) {
       expect(r.stdout).toContain(`dataroot ${c}`);
     }
     // The container ran with -v samplevol:/data: its RW layer adds the mount point.
@@ -265,9 +292,13 @@ describe('demo', () => {
     // samplenet was created with --subnet 172.30.0.0/24: its bridge state, decoded from local-kv.db
     expect(r.stdout).toContain('"AddressIPv4": "172.30.0.1/24"');
     // export and find (issue 17).
-    expect(r.stdout).toMatch(/dataroot export sample -o \/tmp\/sample\.tar --root snapshots\/after-build\.tar\.gz\n.*\nexported container sample \(6e1fc4473ba3\): 14 entries, 6 files, 480 B to /);
+    expect(r.stdout).toMatch(
+      /dataroot export sample -o \/tmp\/sample\.tar --root snapshots\/after-build\.tar\.gz\n.*\nexported container sample \(6e1fc4473ba3\): 14 entries, 6 files, 480 B to /,
+    );
     expect(r.stdout).toMatch(/exported image localhost\/buildtest:v1 \(205b4c19f5b8\): \d+ entries/);
-    expect(r.stdout).toMatch(/\/hello {2}file 480 B {2}0755 0:0 .*\n {2}in image layer 1c6a3e5cb7f9 \(localhost\/buildtest:v1\): .*\n {2}container sample sees it\n {2}image localhost\/buildtest:v1 sees it/);
+    expect(r.stdout).toMatch(
+      /\/hello {2}file 480 B {2}0755 0:0 .*\n {2}in image layer 1c6a3e5cb7f9 \(localhost\/buildtest:v1\): .*\n {2}container sample sees it\n {2}image localhost\/buildtest:v1 sees it/,
+    );
     expect(r.stdout).toMatch(/\/etc\/hostname {2}file 0 B {2}0755 0:0 .*\n {2}in container sample \(init layer\)/);
   });
 });

@@ -61,13 +61,26 @@ describe('hostile containerd roots', () => {
     for (const s of ['containerd.tar.gz', 'docker-containerd.tar.gz']) {
       const r = await run(['--root', join(SAMPLES, s), '--json', 'verify', '--deep']);
       const out = JSON.parse(r.stdout);
-      expect(out.findings.filter((f: Obj) => f.severity === 'error'), s).toEqual([]);
+      expect(
+        out.findings.filter((f: Obj) => f.severity === 'error'),
+        s,
+      ).toEqual([]);
       expect(r.code).toBe(0);
     }
   });
 
   it('bolt dump decodes a container spec and runtime options from the sample meta.db', async () => {
-    const r = await run(['--root', join(SAMPLES, 'containerd.tar.gz'), '--json', 'bolt', 'dump', 'io.containerd.metadata.v1.bolt/meta.db', 'v1', 'default', 'containers']);
+    const r = await run([
+      '--root',
+      join(SAMPLES, 'containerd.tar.gz'),
+      '--json',
+      'bolt',
+      'dump',
+      'io.containerd.metadata.v1.bolt/meta.db',
+      'v1',
+      'default',
+      'containers',
+    ]);
     expect(r.code).toBe(0);
     const b = JSON.parse(r.stdout).bucket.sample.bucket;
     expect(b.spec.any.typeUrl).toBe('types.containerd.io/opencontainers/runtime-spec/1/Spec');

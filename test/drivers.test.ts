@@ -102,8 +102,16 @@ describe('metadata never depends on the driver; content operations name the driv
     mkdirSync(join(root, 'devicemapper/metadata'), { recursive: true });
     mkdirSync(join(root, 'devicemapper/mnt'), { recursive: true });
     // metadata/<id> as devmapper's saveMetadata writes it (deviceset.go devInfo).
-    ids.forEach((id, i) => writeFileSync(join(root, 'devicemapper/metadata', id), JSON.stringify({ device_id: i + 1, size: 10737418240, transaction_id: i + 2, initialized: false, deleted: false })));
-    writeFileSync(join(root, 'devicemapper/metadata/base'), JSON.stringify({ device_id: 0, size: 10737418240, transaction_id: 1, initialized: true, deleted: false }));
+    ids.forEach((id, i) =>
+      writeFileSync(
+        join(root, 'devicemapper/metadata', id),
+        JSON.stringify({ device_id: i + 1, size: 10737418240, transaction_id: i + 2, initialized: false, deleted: false }),
+      ),
+    );
+    writeFileSync(
+      join(root, 'devicemapper/metadata/base'),
+      JSON.stringify({ device_id: 0, size: 10737418240, transaction_id: 1, initialized: true, deleted: false }),
+    );
     for (const c of readdirSync(join(root, 'containers'))) {
       const p = join(root, 'containers', c, 'config.v2.json');
       writeFileSync(p, readFileSync(p, 'utf8').replace('"Driver":"overlay2"', '"Driver":"devicemapper"'));
@@ -130,23 +138,22 @@ describe('metadata never depends on the driver; content operations name the driv
     expect(v.code).toBe(0);
   });
 
-  it.each([
-    [['container', 'diff', 'sample']],
-    [['layer', 'tar', 'localhost', '-o', '/dev/null']],
-    [['verify', '--deep']],
-  ])('devicemapper: %j is STORE_DRIVER_CONTENT_UNSUPPORTED naming the driver', async (args) => {
-    const root = devicemapperRoot();
-    const q = args[0] === 'layer' ? ['layer', 'tar', ((await json(['layers', '--root', root])).out as Obj[])[0]!['chainId'], '-o', '/dev/null'] : args;
-    const r = await run([...q, '--root', root]);
-    if (args[0] === 'verify') {
-      expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/STORE_DRIVER_CONTENT_UNSUPPORTED/);
-      expect(r.stdout).toMatch(/devicemapper/);
-    } else {
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/^dataroot: STORE_DRIVER_CONTENT_UNSUPPORTED: the devicemapper driver/);
-    }
-  });
+  it.each([[['container', 'diff', 'sample']], [['layer', 'tar', 'localhost', '-o', '/dev/null']], [['verify', '--deep']]])(
+    'devicemapper: %j is STORE_DRIVER_CONTENT_UNSUPPORTED naming the driver',
+    async (args) => {
+      const root = devicemapperRoot();
+      const q = args[0] === 'layer' ? ['layer', 'tar', ((await json(['layers', '--root', root])).out as Obj[])[0]!['chainId'], '-o', '/dev/null'] : args;
+      const r = await run([...q, '--root', root]);
+      if (args[0] === 'verify') {
+        expect(r.code).toBe(1);
+        expect(r.stdout).toMatch(/STORE_DRIVER_CONTENT_UNSUPPORTED/);
+        expect(r.stdout).toMatch(/devicemapper/);
+      } else {
+        expect(r.code).toBe(2);
+        expect(r.stderr).toMatch(/^dataroot: STORE_DRIVER_CONTENT_UNSUPPORTED: the devicemapper driver/);
+      }
+    },
+  );
 
   it('zfs with its datasets unmounted (empty graph/<id>): metadata reads, content is STORE_DRIVER_CONTENT_UNSUPPORTED', async () => {
     const root = sample('after-build');

@@ -36,7 +36,8 @@ describe.runIf(process.getuid?.() === 0 && needs('setpriv'))('export -o DIR with
     const outParent = join(work, 'out');
     mkdirSync(outParent);
     spawnSync('chown', ['65534:65534', outParent]);
-    const as = (args: string[]) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { encoding: 'utf8' });
+    const as = (args: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { encoding: 'utf8' });
     const dir = join(outParent, 'tree');
     const r = as(['export', 'sample', '-o', `${dir}/`, '--root', root]);
     expect(r.stderr).toContain('dataroot: note: not root: the owners of');
@@ -50,8 +51,12 @@ describe.runIf(process.getuid?.() === 0 && needs('setpriv'))('export -o DIR with
     // Everything else is there, with the archive's modes, sizes and contents.
     const tar = join(outParent, 'x.tar');
     expect(as(['export', 'sample', '-o', tar, '--root', root]).status).toBe(1);
-    const want = listTar(tar).filter((e) => e.name !== 'null' && e.name !== 'suid').map((e) => [e.name, e.mode, e.size, e.sha256, e.link]);
-    const got = listTree(dir).filter((e) => e.name !== 'suid').map((e) => [e.name, e.mode, e.size, e.sha256, e.link]);
+    const want = listTar(tar)
+      .filter((e) => e.name !== 'null' && e.name !== 'suid')
+      .map((e) => [e.name, e.mode, e.size, e.sha256, e.link]);
+    const got = listTree(dir)
+      .filter((e) => e.name !== 'suid')
+      .map((e) => [e.name, e.mode, e.size, e.sha256, e.link]);
     expect(got).toEqual(want);
     u.cleanup();
   });

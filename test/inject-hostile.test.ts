@@ -41,7 +41,10 @@ async function refused(source: string[], code: string): Promise<void> {
   expect(fingerprint(root)).toEqual(before);
 }
 
-const ok: Spec[] = [{ name: 'etc/', type: 'dir' }, { name: 'etc/hello', data: 'hi\n' }];
+const ok: Spec[] = [
+  { name: 'etc/', type: 'dir' },
+  { name: 'etc/hello', data: 'hi\n' },
+];
 
 describe('inject refuses hostile archives and leaves the root unchanged', () => {
   it('an entry with ".." that escapes the layer', async () => {
@@ -53,11 +56,31 @@ describe('inject refuses hostile archives and leaves the root unchanged', () => 
   });
 
   it('a symlink that escapes the layer, then a file written through it', async () => {
-    await refused([image([layerTar([{ name: 'evil', type: 'symlink', linkname: '../../../../tmp' }, { name: 'evil/pwned', data: 'x' }])])], 'ARCHIVE_LAYER_UNSAFE');
+    await refused(
+      [
+        image([
+          layerTar([
+            { name: 'evil', type: 'symlink', linkname: '../../../../tmp' },
+            { name: 'evil/pwned', data: 'x' },
+          ]),
+        ]),
+      ],
+      'ARCHIVE_LAYER_UNSAFE',
+    );
   });
 
   it('a file written through an absolute symlink inside the layer (never followed)', async () => {
-    await refused([image([layerTar([{ name: 'lnk', type: 'symlink', linkname: '/tmp' }, { name: 'lnk/pwned', data: 'x' }])])], 'ARCHIVE_LAYER_UNSAFE');
+    await refused(
+      [
+        image([
+          layerTar([
+            { name: 'lnk', type: 'symlink', linkname: '/tmp' },
+            { name: 'lnk/pwned', data: 'x' },
+          ]),
+        ]),
+      ],
+      'ARCHIVE_LAYER_UNSAFE',
+    );
   });
 
   it('a hard link that escapes the layer', async () => {

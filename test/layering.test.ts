@@ -63,9 +63,12 @@ export function snapshotStoreViolations(): string[] {
       if (!spec.startsWith('.')) continue;
       const target = resolve(dirname(f), spec);
       const rel = relative(SRC, target);
-      if (inside && rel.startsWith('store/') && !rel.startsWith('store/snapshots/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot store stands apart from the data-root model`);
-      if (!inside && rel.startsWith('store/snapshots/') && !users.has(relative(SRC, f))) out.push(`${relative(SRC, f)} imports ${rel}: only the snapshot operations use the snapshot store`);
-      if (rel.startsWith('formats/snapstore/') && !inside && !codecUsers.has(relative(SRC, f)) && !relative(SRC, f).startsWith('formats/snapstore/')) out.push(`${relative(SRC, f)} imports ${rel}: the snapshot formats are the snapshot store's`);
+      if (inside && rel.startsWith('store/') && !rel.startsWith('store/snapshots/'))
+        out.push(`${relative(SRC, f)} imports ${rel}: the snapshot store stands apart from the data-root model`);
+      if (!inside && rel.startsWith('store/snapshots/') && !users.has(relative(SRC, f)))
+        out.push(`${relative(SRC, f)} imports ${rel}: only the snapshot operations use the snapshot store`);
+      if (rel.startsWith('formats/snapstore/') && !inside && !codecUsers.has(relative(SRC, f)) && !relative(SRC, f).startsWith('formats/snapstore/'))
+        out.push(`${relative(SRC, f)} imports ${rel}: the snapshot formats are the snapshot store's`);
     }
   }
   return out;

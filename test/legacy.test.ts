@@ -33,8 +33,27 @@ async function json<T>(args: string[]): Promise<{ code: number; value: T; stderr
   return { code: r.code, value: JSON.parse(r.stdout) as T, stderr: r.stderr };
 }
 
-type Img = { Id: string; ParentId: string; RepoTags: string[]; RepoDigests: string[]; Created: number; Size: number; VirtualSize: number; Labels: Record<string, string> | null };
-type Ctr = { Id: string; Names: string[]; Image: string; ImageID: string; Command: string; Created: number; Status: string; Ports: object[]; HostConfig: { NetworkMode?: string } };
+type Img = {
+  Id: string;
+  ParentId: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Created: number;
+  Size: number;
+  VirtualSize: number;
+  Labels: Record<string, string> | null;
+};
+type Ctr = {
+  Id: string;
+  Names: string[];
+  Image: string;
+  ImageID: string;
+  Command: string;
+  Created: number;
+  Status: string;
+  Ports: object[];
+  HostConfig: { NetworkMode?: string };
+};
 
 /** Unix seconds of 2015-11-01T00:00:00Z: 16740 days after 1970-01-01 (16436 to 2015-01-01, + 304 for Jan–Oct). */
 const NOV1 = 16740 * 86400;
@@ -90,7 +109,10 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
     expect(value[3]!.RepoTags).toEqual(['<none>:<none>']);
     const t = await run(['images', '--digests', '--root', root('aufs')]);
     expect(t.code).toBe(0);
-    const rows = t.stdout.trim().split('\n').map((l) => l.trim().split(/\s{2,}/));
+    const rows = t.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s{2,}/));
     expect(rows[0]).toEqual(['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE']);
     // %.4g of 1063421/1e6, 1052672/1e6 and 1051076/1e6 (units.HumanSize of 1.9): 1.063, 1.053, 1.051 MB.
     expect(rows).toContainEqual(['myreg:5000/app', '1.0', '<none>', 'a990a990a990', expect.stringMatching(/ ago$/), '1.063 MB']);
@@ -109,11 +131,38 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
   });
 
   it('image inspect: the 1.9 ImageInspect fields in order, found by tag, digest, normalized name and short ID', async () => {
-    const { code, value } = await json<Record<string, unknown>[]>(['image', 'inspect', 'busybox', `busybox@${DIGEST}`, 'docker.io/library/busybox:1.24', 'a990', '--root', root('aufs')]);
+    const { code, value } = await json<Record<string, unknown>[]>([
+      'image',
+      'inspect',
+      'busybox',
+      `busybox@${DIGEST}`,
+      'docker.io/library/busybox:1.24',
+      'a990',
+      '--root',
+      root('aufs'),
+    ]);
     expect(code).toBe(0);
     expect(value.map((v) => v['Id'])).toEqual([IDS.TOP, IDS.TOP, IDS.TOP, IDS.APP]);
     const top = value[0]!;
-    expect(Object.keys(top)).toEqual(['Id', 'RepoTags', 'RepoDigests', 'Parent', 'Comment', 'Created', 'Container', 'ContainerConfig', 'DockerVersion', 'Author', 'Config', 'Architecture', 'Os', 'Size', 'VirtualSize', 'GraphDriver', 'Dataroot']);
+    expect(Object.keys(top)).toEqual([
+      'Id',
+      'RepoTags',
+      'RepoDigests',
+      'Parent',
+      'Comment',
+      'Created',
+      'Container',
+      'ContainerConfig',
+      'DockerVersion',
+      'Author',
+      'Config',
+      'Architecture',
+      'Os',
+      'Size',
+      'VirtualSize',
+      'GraphDriver',
+      'Dataroot',
+    ]);
     expect(top['Parent']).toBe(IDS.MID);
     expect(top['Created']).toBe(CREATED.TOP);
     expect(top['Size']).toBe(0);
@@ -131,7 +180,12 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
   });
 
   it('history walks the parent chain; CreatedBy is container_config.Cmd joined; Tags hold tags and digests', async () => {
-    const { code, value } = await json<{ Id: string; Created: number; CreatedBy: string; Tags: string[] | null; Size: number; Comment: string }[]>(['history', 'myreg:5000/app:1.0', '--root', root('aufs')]);
+    const { code, value } = await json<{ Id: string; Created: number; CreatedBy: string; Tags: string[] | null; Size: number; Comment: string }[]>([
+      'history',
+      'myreg:5000/app:1.0',
+      '--root',
+      root('aufs'),
+    ]);
     expect(code).toBe(0);
     expect(value.map((h) => h.Id)).toEqual([IDS.APP, IDS.TOP, IDS.MID, IDS.BASE]);
     expect(value.map((h) => h.Size)).toEqual([SIZES.APP, SIZES.TOP, SIZES.MID, SIZES.BASE]);
@@ -169,9 +223,13 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
   });
 
   it('the walk order is the order SQLite gives dockerd for its query (checked with the sqlite3 CLI)', () => {
-    const out = sqlite3(join(root('aufs'), 'linkgraph.db'), "SELECT entity_id, name FROM edge where parent_id = '0';").trim().split('\n');
+    const out = sqlite3(join(root('aufs'), 'linkgraph.db'), "SELECT entity_id, name FROM edge where parent_id = '0';")
+      .trim()
+      .split('\n');
     expect(out.map((l) => l.split('|')[1])).toEqual(['db', 'other', 'web']);
-    const rowid = sqlite3(join(root('aufs'), 'linkgraph.db'), "SELECT name FROM edge NOT INDEXED where parent_id = '0';").trim().split('\n');
+    const rowid = sqlite3(join(root('aufs'), 'linkgraph.db'), "SELECT name FROM edge NOT INDEXED where parent_id = '0';")
+      .trim()
+      .split('\n');
     expect(rowid).toEqual(['web', 'db', 'other']);
   });
 
@@ -183,7 +241,13 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
     expect(web).toContain(`"sh -c 'while true; d"`);
     expect(web).toContain('0.0.0.0:8080->80/tcp');
     const full = await run(['containers', '--no-trunc', '--root', root('aufs')]);
-    expect(full.stdout.split('\n').find((l) => l.startsWith(IDS.DB))!.trim().endsWith(' db,web/dbalias')).toBe(true);
+    expect(
+      full.stdout
+        .split('\n')
+        .find((l) => l.startsWith(IDS.DB))!
+        .trim()
+        .endsWith(' db,web/dbalias'),
+    ).toBe(true);
   });
 
   it('container inspect: the 1.9 ContainerJSON, links from linkgraph.db, found by a link path', async () => {
@@ -192,8 +256,30 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
     expect(value.map((v) => v['Id'])).toEqual([IDS.WEB, IDS.DB, IDS.DB]);
     const web = value[0]!;
     expect(Object.keys(web)).toEqual([
-      'Id', 'Created', 'Path', 'Args', 'State', 'Image', 'ResolvConfPath', 'HostnamePath', 'HostsPath', 'LogPath', 'Name', 'RestartCount', 'Driver', 'ExecDriver',
-      'MountLabel', 'ProcessLabel', 'AppArmorProfile', 'ExecIDs', 'HostConfig', 'GraphDriver', 'Mounts', 'Config', 'NetworkSettings', 'Dataroot',
+      'Id',
+      'Created',
+      'Path',
+      'Args',
+      'State',
+      'Image',
+      'ResolvConfPath',
+      'HostnamePath',
+      'HostsPath',
+      'LogPath',
+      'Name',
+      'RestartCount',
+      'Driver',
+      'ExecDriver',
+      'MountLabel',
+      'ProcessLabel',
+      'AppArmorProfile',
+      'ExecIDs',
+      'HostConfig',
+      'GraphDriver',
+      'Mounts',
+      'Config',
+      'NetworkSettings',
+      'Dataroot',
     ]);
     expect(web['Image']).toBe(IDS.TOP);
     expect(web['ExecDriver']).toBe('native-0.2');
@@ -215,7 +301,9 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
     const db = value[1]!;
     expect((db['HostConfig'] as { Links: unknown }).Links).toBeNull();
     // A named local volume: mountPoint.Path() is the volume's _data under the root.
-    expect(db['Mounts']).toEqual([{ Name: 'f00dvol', Source: `${realpathSync(root('aufs'))}/volumes/f00dvol/_data`, Destination: '/var/lib/db', Driver: 'local', Mode: '', RW: true }]);
+    expect(db['Mounts']).toEqual([
+      { Name: 'f00dvol', Source: `${realpathSync(root('aufs'))}/volumes/f00dvol/_data`, Destination: '/var/lib/db', Driver: 'local', Mode: '', RW: true },
+    ]);
     expect((db['Dataroot'] as { names: string[] }).names).toEqual(['/db', '/web/dbalias']);
     const other = await run(['container', 'inspect', 'other', '--root', root('aufs')]);
     expect(other.code).toBe(1);
@@ -223,7 +311,14 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
   });
 
   it('info: the driver from repositories-aufs and 1.9 counts', async () => {
-    const { code, value } = await json<{ driver: string; driverReason: string; images: number; tags: number; containers: number; legacy: { registered: number; names: number; graphImages: number } }>(['info', '--root', root('aufs')]);
+    const { code, value } = await json<{
+      driver: string;
+      driverReason: string;
+      images: number;
+      tags: number;
+      containers: number;
+      legacy: { registered: number; names: number; graphImages: number };
+    }>(['info', '--root', root('aufs')]);
     expect(code).toBe(0);
     expect(value.driver).toBe('aufs');
     expect(value.driverReason).toBe('legacy-repositories');
@@ -236,7 +331,11 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
   });
 
   it('verify: what applies holds, what does not apply is named without a finding', async () => {
-    const { code, value } = await json<{ errors: number; findings: { code: string; subject: string }[]; notApplicable: string[] }>(['verify', '--root', root('aufs')]);
+    const { code, value } = await json<{ errors: number; findings: { code: string; subject: string }[]; notApplicable: string[] }>([
+      'verify',
+      '--root',
+      root('aufs'),
+    ]);
     expect(code).toBe(0);
     expect(value.errors).toBe(0);
     expect(value.findings.map((f) => `${f.code} ${f.subject}`).sort()).toEqual([`CONTAINER_NAME_MISSING ${IDS.LONELY}`, `CONTAINER_OTHER_DRIVER ${IDS.OTHER}`]);
@@ -257,7 +356,16 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 root (aufs), as Docker 1.9 lists it', ()
 
   it('read commands leave every byte and mtime of the root unchanged (linkgraph.db included)', async () => {
     const before = treeState(root('aufs'));
-    for (const args of [['images', '-a'], ['image', 'inspect', 'busybox'], ['history', 'busybox'], ['containers'], ['container', 'inspect', 'web'], ['info'], ['verify']]) await run([...args, '--root', root('aufs')]);
+    for (const args of [
+      ['images', '-a'],
+      ['image', 'inspect', 'busybox'],
+      ['history', 'busybox'],
+      ['containers'],
+      ['container', 'inspect', 'web'],
+      ['info'],
+      ['verify'],
+    ])
+      await run([...args, '--root', root('aufs')]);
     expect(treeState(root('aufs'))).toBe(before);
   });
 
@@ -280,7 +388,12 @@ describe.skipIf(!HAVE_SQLITE)('pre-1.10 roots of other drivers', () => {
     const c = await json<Record<string, unknown>[]>(['container', 'inspect', 'web', '--root', root('overlay')]);
     expect(c.value[0]!['GraphDriver']).toEqual({
       Name: 'overlay',
-      Data: { LowerDir: `${base}/overlay/${IDS.TOP}/root`, MergedDir: `${base}/overlay/${IDS.WEB}/merged`, UpperDir: `${base}/overlay/${IDS.WEB}/upper`, WorkDir: `${base}/overlay/${IDS.WEB}/work` },
+      Data: {
+        LowerDir: `${base}/overlay/${IDS.TOP}/root`,
+        MergedDir: `${base}/overlay/${IDS.WEB}/merged`,
+        UpperDir: `${base}/overlay/${IDS.WEB}/upper`,
+        WorkDir: `${base}/overlay/${IDS.WEB}/work`,
+      },
     });
     const ps = await json<Ctr[]>(['containers', '--root', root('overlay')]);
     expect(ps.value.map((x) => x.Id)).toEqual([IDS.LONELY, IDS.WEB, IDS.DB]);
@@ -330,10 +443,20 @@ describe.skipIf(!HAVE_SQLITE)('a root the 1.10 migration left', () => {
   });
 
   it('info names the legacy leftovers', async () => {
-    const { value } = await json<{ driver: string; legacy?: unknown; legacyLeftovers: { graphImages: number; repositories: string[]; linkgraph: boolean; migrationFiles: string[]; legacyConfigs: number } }>(['info', '--root', root('migrated')]);
+    const { value } = await json<{
+      driver: string;
+      legacy?: unknown;
+      legacyLeftovers: { graphImages: number; repositories: string[]; linkgraph: boolean; migrationFiles: string[]; legacyConfigs: number };
+    }>(['info', '--root', root('migrated')]);
     expect(value.driver).toBe('overlay');
     expect(value.legacy).toBeUndefined();
-    expect(value.legacyLeftovers).toEqual({ graphImages: 5, repositories: ['repositories-overlay'], linkgraph: true, migrationFiles: ['.migration-v1-images.json', '.migration-v1-tags'], legacyConfigs: 4 });
+    expect(value.legacyLeftovers).toEqual({
+      graphImages: 5,
+      repositories: ['repositories-overlay'],
+      linkgraph: true,
+      migrationFiles: ['.migration-v1-images.json', '.migration-v1-tags'],
+      legacyConfigs: 4,
+    });
     const t = await run(['info', '--root', root('migrated')]);
     expect(t.stdout).toContain('left by Docker before 1.10 and the 1.10 migration');
   });
@@ -341,7 +464,8 @@ describe.skipIf(!HAVE_SQLITE)('a root the 1.10 migration left', () => {
   it('verify proves the migrated image IDs, chain IDs and references', async () => {
     const { value } = await json<{ findings: { code: string; severity: string }[] }>(['verify', '--root', root('migrated')]);
     const codes = value.findings.map((f) => f.code);
-    for (const c of ['IMAGE_ID_MISMATCH', 'LAYER_CHAIN_MISSING', 'LAYER_METADATA_INVALID', 'REFERENCE_DANGLING', 'LAYER_DIR_MISSING', 'ID_INVALID']) expect(codes).not.toContain(c);
+    for (const c of ['IMAGE_ID_MISMATCH', 'LAYER_CHAIN_MISSING', 'LAYER_METADATA_INVALID', 'REFERENCE_DANGLING', 'LAYER_DIR_MISSING', 'ID_INVALID'])
+      expect(codes).not.toContain(c);
   });
 });
 
@@ -367,7 +491,10 @@ describe.skipIf(!HAVE_SQLITE)('hostile and damaged pre-1.10 roots: coded finding
   it('a truncated linkgraph.db: a coded problem', async () => {
     const r = fresh('truncated-db');
     // Pad the file with more pages first, so that cutting it leaves a header that names pages that are gone.
-    sqlite3(join(r, 'linkgraph.db'), `CREATE TABLE pad (x); ${Array.from({ length: 50 }, (_, i) => `INSERT INTO pad VALUES (zeroblob(2000) || ${i});`).join(' ')}`);
+    sqlite3(
+      join(r, 'linkgraph.db'),
+      `CREATE TABLE pad (x); ${Array.from({ length: 50 }, (_, i) => `INSERT INTO pad VALUES (zeroblob(2000) || ${i});`).join(' ')}`,
+    );
     truncateSync(join(r, 'linkgraph.db'), 6000);
     const ps = await run(['--json', 'containers', '--root', r]);
     expect(ps.code).toBe(1);
@@ -378,7 +505,10 @@ describe.skipIf(!HAVE_SQLITE)('hostile and damaged pre-1.10 roots: coded finding
   it('a linkgraph.db whose edge is a never-ending view: refused, no hang', async () => {
     const r = fresh('view-db');
     rmSync(join(r, 'linkgraph.db'));
-    sqlite3(join(r, 'linkgraph.db'), 'CREATE TABLE entity (id text); CREATE VIEW edge AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x AS entity_id, 0 AS parent_id, x AS name FROM c;');
+    sqlite3(
+      join(r, 'linkgraph.db'),
+      'CREATE TABLE entity (id text); CREATE VIEW edge AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x AS entity_id, 0 AS parent_id, x AS name FROM c;',
+    );
     const ps = await run(['containers', '--root', r]);
     expect(ps.code).toBe(1);
     expect(ps.stderr).toContain('LINKGRAPH_SCHEMA');

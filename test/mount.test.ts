@@ -67,57 +67,73 @@ describe.runIf(isRoot && needs('mount', 'umount'))('mount of a 150-layer image',
       const root = join(work, `root-${driver}`);
       mkdirSync(root);
       // A child process: packing 150 layers in this worker would hold its event loop for long.
-      const r = await bin(['pack', ...dirs.flatMap((d) => ['--layer', d]), '-t', 'many:150', '--workdir', '/work/dir', '--into-root', root, '--driver', driver]);
+      const r = await bin([
+        'pack',
+        ...dirs.flatMap((d) => ['--layer', d]),
+        '-t',
+        'many:150',
+        '--workdir',
+        '/work/dir',
+        '--into-root',
+        root,
+        '--driver',
+        driver,
+      ]);
       if (r.code !== 0) throw new Error(`pack --into-root (${driver}): ${r.stderr}`);
       roots[driver] = root;
     }
   }, 600_000);
 
   for (const driver of DRIVERS) {
-    it.runIf(driver !== 'fuse-overlayfs' || haveCommand('fuse-overlayfs'))(`${driver}: the mounted view equals export's, through an inner mount when the l/ links do not fit one page`, async () => {
-      const root = roots[driver]!;
-      const tar = join(work, `${driver}.tar`);
-      const ex = await run(['export', 'many:150', '-o', tar, '--root', root]);
-      expect(ex.code).toBe(0);
-      const printed = await run(['--json', 'mount', 'many:150', join(work), '--print', '--root', root]);
-      expect(printed.code).toBe(0);
-      const plan = JSON.parse(printed.stdout);
-      const mounts = plan.steps.filter((s: { op: string }) => s.op === 'mount');
-      for (const m of mounts) if (m.type === 'overlay') expect(Buffer.byteLength(m.options)).toBeLessThanOrEqual(4095);
-      if (driver === 'overlay2') {
-        // 150 l/ links and the init layer do not fit one page: an inner overlay holds the bottom layers.
-        expect(mounts.length).toBe(2);
-        expect(mounts[0].options).toMatch(/lowerdir=(l\/[A-Z2-7]{26}:)+l\/[A-Z2-7]{26}$/);
-        expect(mounts[1].options).toContain(`,lowerdir=${plan.stateDir}/init:l/`);
-        expect(mounts[1].options.endsWith(`:${plan.stateDir}/lower`)).toBe(true);
-      }
-      const mnt = join(work, `mnt-${driver}`);
-      mkdirSync(mnt);
-      const m = await run(['mount', 'many:150', mnt, '--root', root], env);
-      expect(m.stderr).toBe('');
-      expect(m.code).toBe(0);
-      try {
-        const exported = withoutNames(listTar(tar));
-        // The init layer's entries carry the time each command made them.
-        expect(listingLines(listTree(mnt), false)).toEqual(listingLines(exported, false));
-        expect(readdirSync(join(mnt, 'd0'))).toEqual([]);
-        expect(readdirSync(join(mnt, 'd5'))).toEqual(['g']);
-        expect(readFileSync(join(mnt, 'd149', 'f'), 'utf8')).toBe('layer 149\n');
-        expect(readdirSync(join(mnt, 'work'))).toEqual(['dir']);
-      } finally {
-        const u = await run(['umount', mnt], env);
-        expect(u.stderr).toBe('');
-        expect(u.code).toBe(0);
-      }
-      expect(readdirSync(mnt)).toEqual([]);
-      expect(readdirSync(join(runDir, 'mounts'))).toEqual([]);
-    });
+    it.runIf(driver !== 'fuse-overlayfs' || haveCommand('fuse-overlayfs'))(
+      `${driver}: the mounted view equals export's, through an inner mount when the l/ links do not fit one page`,
+      async () => {
+        const root = roots[driver]!;
+        const tar = join(work, `${driver}.tar`);
+        const ex = await run(['export', 'many:150', '-o', tar, '--root', root]);
+        expect(ex.code).toBe(0);
+        const printed = await run(['--json', 'mount', 'many:150', join(work), '--print', '--root', root]);
+        expect(printed.code).toBe(0);
+        const plan = JSON.parse(printed.stdout);
+        const mounts = plan.steps.filter((s: { op: string }) => s.op === 'mount');
+        for (const m of mounts) if (m.type === 'overlay') expect(Buffer.byteLength(m.options)).toBeLessThanOrEqual(4095);
+        if (driver === 'overlay2') {
+          // 150 l/ links and the init layer do not fit one page: an inner overlay holds the bottom layers.
+          expect(mounts.length).toBe(2);
+          expect(mounts[0].options).toMatch(/lowerdir=(l\/[A-Z2-7]{26}:)+l\/[A-Z2-7]{26}$/);
+          expect(mounts[1].options).toContain(`,lowerdir=${plan.stateDir}/init:l/`);
+          expect(mounts[1].options.endsWith(`:${plan.stateDir}/lower`)).toBe(true);
+        }
+        const mnt = join(work, `mnt-${driver}`);
+        mkdirSync(mnt);
+        const m = await run(['mount', 'many:150', mnt, '--root', root], env);
+        expect(m.stderr).toBe('');
+        expect(m.code).toBe(0);
+        try {
+          const exported = withoutNames(listTar(tar));
+          // The init layer's entries carry the time each command made them.
+          expect(listingLines(listTree(mnt), false)).toEqual(listingLines(exported, false));
+          expect(readdirSync(join(mnt, 'd0'))).toEqual([]);
+          expect(readdirSync(join(mnt, 'd5'))).toEqual(['g']);
+          expect(readFileSync(join(mnt, 'd149', 'f'), 'utf8')).toBe('layer 149\n');
+          expect(readdirSync(join(mnt, 'work'))).toEqual(['dir']);
+        } finally {
+          const u = await run(['umount', mnt], env);
+          expect(u.stderr).toBe('');
+          expect(u.code).toBe(0);
+        }
+        expect(readdirSync(mnt)).toEqual([]);
+        expect(readdirSync(join(runDir, 'mounts'))).toEqual([]);
+      },
+    );
   }
 
   it('refusals: aufs, a target that is not a directory, a second mount on the same target, umount of what dataroot did not mount', async () => {
     const aufs = join(work, 'root-aufs');
     mkdirSync(aufs);
-    const dirs = readdirSync(join(work, 'layers')).map((n) => join(work, 'layers', n)).slice(0, 3);
+    const dirs = readdirSync(join(work, 'layers'))
+      .map((n) => join(work, 'layers', n))
+      .slice(0, 3);
     expect((await run(['pack', ...dirs.flatMap((d) => ['--layer', d]), '-t', 'few:3', '--into-root', aufs, '--driver', 'aufs'])).code).toBe(0);
     const mnt = join(work, 'mnt-refusals');
     mkdirSync(mnt);

@@ -58,9 +58,29 @@ describe('pack is reproducible', () => {
     ] as const) {
       const src = sourceTree(mtime, uid);
       const out = join(src, 'out.tar');
-      const r = await run(['pack', '-o', out, ...fmt, '--layer', `${join(src, 'app')}:/opt/app`, '--layer', `${join(src, 'notes.txt')}:/`, '--entrypoint', '["/opt/app/run.sh"]', '--label', 'b=2', '--label', 'a=1', '-t', 'repro:1'], {
-        SOURCE_DATE_EPOCH: '1600000000',
-      });
+      const r = await run(
+        [
+          'pack',
+          '-o',
+          out,
+          ...fmt,
+          '--layer',
+          `${join(src, 'app')}:/opt/app`,
+          '--layer',
+          `${join(src, 'notes.txt')}:/`,
+          '--entrypoint',
+          '["/opt/app/run.sh"]',
+          '--label',
+          'b=2',
+          '--label',
+          'a=1',
+          '-t',
+          'repro:1',
+        ],
+        {
+          SOURCE_DATE_EPOCH: '1600000000',
+        },
+      );
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       outs.push(readFileSync(out));
@@ -73,7 +93,28 @@ describe('pack is reproducible', () => {
     const dir = join(src, 'unpacked-strings');
     mkdirSync(dir);
     const out = join(src, 'strings.tar');
-    const r = await run(['--json', 'pack', '-o', out, '--layer', `${join(src, 'notes.txt')}:/`, '--workdir', '/srv', '--user', '1000:1000', '--stop-signal', 'SIGINT', '--arch', 'arm64', '--os', 'linux', '--variant', 'v8', '--author', 'someone <a@b.c>']);
+    const r = await run([
+      '--json',
+      'pack',
+      '-o',
+      out,
+      '--layer',
+      `${join(src, 'notes.txt')}:/`,
+      '--workdir',
+      '/srv',
+      '--user',
+      '1000:1000',
+      '--stop-signal',
+      'SIGINT',
+      '--arch',
+      'arm64',
+      '--os',
+      'linux',
+      '--variant',
+      'v8',
+      '--author',
+      'someone <a@b.c>',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const o = JSON.parse(r.stdout) as Obj;
@@ -134,7 +175,9 @@ describe('pack is reproducible', () => {
     for (const name of readdirSync(join(dir, 'blobs', 'sha256'))) expect(sha(readFileSync(join(dir, 'blobs', 'sha256', name)))).toBe(`sha256:${name}`);
     const l = o.images[0].layers[0];
     expect(sha(gunzipSync(readFileSync(join(dir, 'blobs', 'sha256', l.digest.slice(7)))))).toBe(l.diffId);
-    expect(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))).toEqual([{ Config: `blobs/sha256/${o.images[0].id.slice(7)}`, RepoTags: ['x/y:1', 'z:latest'], Layers: [`blobs/sha256/${l.digest.slice(7)}`] }]);
+    expect(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))).toEqual([
+      { Config: `blobs/sha256/${o.images[0].id.slice(7)}`, RepoTags: ['x/y:1', 'z:latest'], Layers: [`blobs/sha256/${l.digest.slice(7)}`] },
+    ]);
   });
 });
 
@@ -170,7 +213,10 @@ describe('edit --squash on hand-made layers', () => {
     mkdirSync(unpacked);
     sh(`tar -xf ${out} -C ${unpacked}`);
     const layer = join(unpacked, o.images[0].layers[0].diffId.slice(7), 'layer.tar');
-    const names = sh(`tar -tvf ${layer}`).trim().split('\n').map((l) => l.split(/\s+/).slice(5).join(' '));
+    const names = sh(`tar -tvf ${layer}`)
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).slice(5).join(' '));
     // Checked by hand against the overlay rules (docs/… whiteouts): gone and o/old hidden, f a directory now.
     expect(names).toEqual(['a/', 'a/kept', 'f/', 'f/inside', 'h', 'h2 link to h', 'o/', 'o/new']);
     const config = JSON.parse(readFileSync(join(unpacked, `${o.images[0].id.slice(7)}.json`), 'utf8')) as Obj;
@@ -189,27 +235,82 @@ describe('command words', () => {
 describe('bad input: a coded error, exit 2, no output and no temporary files left', () => {
   const cases: [string, (d: string) => string[], string][] = [
     ['a missing source path', (d) => ['pack', '-o', join(d, 'out.tar'), '--layer', join(d, 'nope')], 'PACK_SOURCE_MISSING'],
-    ['a --layer-tar that is not a tar', (d) => (writeFileSync(join(d, 'bad.tar'), 'this is not a tar archive at all\n'.repeat(40)), ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'bad.tar')]), 'PACK_LAYER_NOT_TAR'],
-    ['a truncated gzip --layer-tar', (d) => (writeFileSync(join(d, 'bad.tar.gz'), Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2])), ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'bad.tar.gz')]), 'PACK_LAYER_NOT_TAR'],
-    ['a config file that is not JSON', (d) => (writeFileSync(join(d, 'c.json'), '{"rootfs": '), writeFileSync(join(d, 'l.tar'), layerTar([{ name: 'x', data: 'x' }])), ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'l.tar'), '--config-file', join(d, 'c.json')]), 'PACK_CONFIG_INVALID'],
+    [
+      'a --layer-tar that is not a tar',
+      (d) => (
+        writeFileSync(join(d, 'bad.tar'), 'this is not a tar archive at all\n'.repeat(40)),
+        ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'bad.tar')]
+      ),
+      'PACK_LAYER_NOT_TAR',
+    ],
+    [
+      'a truncated gzip --layer-tar',
+      (d) => (
+        writeFileSync(join(d, 'bad.tar.gz'), Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2])),
+        ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'bad.tar.gz')]
+      ),
+      'PACK_LAYER_NOT_TAR',
+    ],
+    [
+      'a config file that is not JSON',
+      (d) => (
+        writeFileSync(join(d, 'c.json'), '{"rootfs": '),
+        writeFileSync(join(d, 'l.tar'), layerTar([{ name: 'x', data: 'x' }])),
+        ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'l.tar'), '--config-file', join(d, 'c.json')]
+      ),
+      'PACK_CONFIG_INVALID',
+    ],
     [
       'a config file whose diff_ids are not the layers',
-      (d) => (writeFileSync(join(d, 'l.tar'), layerTar([{ name: 'x', data: 'x' }])), writeFileSync(join(d, 'c.json'), JSON.stringify({ rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } })), ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'l.tar'), '--config-file', join(d, 'c.json')]),
+      (d) => (
+        writeFileSync(join(d, 'l.tar'), layerTar([{ name: 'x', data: 'x' }])),
+        writeFileSync(join(d, 'c.json'), JSON.stringify({ rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } })),
+        ['pack', '-o', join(d, 'out.tar'), '--layer-tar', join(d, 'l.tar'), '--config-file', join(d, 'c.json')]
+      ),
       'PACK_CONFIG_MISMATCH',
     ],
-    ['config flags with --config-file', (d) => ['pack', '-o', join(d, 'out.tar'), '--config-file', join(d, 'c.json'), '--label', 'a=b'], 'USAGE_CONFIG_CONFLICT'],
+    [
+      'config flags with --config-file',
+      (d) => ['pack', '-o', join(d, 'out.tar'), '--config-file', join(d, 'c.json'), '--label', 'a=b'],
+      'USAGE_CONFIG_CONFLICT',
+    ],
     ['an output directory that does not exist', (d) => ['pack', '-o', join(d, 'no', 'out.tar'), '--layer', d], 'USAGE_OUTPUT_DIR_MISSING'],
     ['an unknown option', (d) => ['pack', '-o', join(d, 'out.tar'), '--layr', d], 'USAGE_UNKNOWN_OPTION'],
     ['--gzip without oci', (d) => ['pack', '-o', join(d, 'out.tar'), '--gzip', '--layer', d], 'USAGE_GZIP_NEEDS_OCI'],
     ['a bad port', (d) => ['pack', '-o', join(d, 'out.tar'), '--layer', d, '--expose', '99999'], 'USAGE_BAD_PORT'],
     [
       'an edit of an image whose diff_ids and layers disagree',
-      (d) => (writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['bad:1'], diffIds: [] }), ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--set-label', 'a=b']),
+      (d) => (
+        writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['bad:1'], diffIds: [] }),
+        ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--set-label', 'a=b']
+      ),
       'ARCHIVE_LAYER_COUNT_MISMATCH',
     ],
-    ['an --untag of a tag the image lacks', (d) => (writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['t:1'] }), ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--untag', 'other:1']), 'EDIT_NO_SUCH_TAG'],
-    ['--rm-label of a label that is not there', (d) => (writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['t:1'] }), ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--rm-label', 'nope']), 'EDIT_NO_SUCH_LABEL'],
-    ['an --add-layer that is not a tar', (d) => (writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['t:1'] }), writeFileSync(join(d, 'junk'), 'junk'), ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--add-layer', join(d, 'junk')]), 'PACK_LAYER_NOT_TAR'],
+    [
+      'an --untag of a tag the image lacks',
+      (d) => (
+        writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['t:1'] }),
+        ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--untag', 'other:1']
+      ),
+      'EDIT_NO_SUCH_TAG',
+    ],
+    [
+      '--rm-label of a label that is not there',
+      (d) => (
+        writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['t:1'] }),
+        ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--rm-label', 'nope']
+      ),
+      'EDIT_NO_SUCH_LABEL',
+    ],
+    [
+      'an --add-layer that is not a tar',
+      (d) => (
+        writeImageDir(join(d, 'img'), { layers: [layerTar([{ name: 'x', data: 'x' }])], tags: ['t:1'] }),
+        writeFileSync(join(d, 'junk'), 'junk'),
+        ['edit', join(d, 'img'), '-o', join(d, 'out.tar'), '--add-layer', join(d, 'junk')]
+      ),
+      'PACK_LAYER_NOT_TAR',
+    ],
   ];
   it.each(cases)('%s', (_name, args, code) => {
     const d = mkdtempSync(join(work, 'bad-'));

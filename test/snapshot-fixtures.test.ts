@@ -83,7 +83,9 @@ describe('stores written elsewhere read here without the addon', () => {
     writeFileSync(join(tree, 'b.txt'), 'a line of its own\n');
     const diff = runBin(['diff', `@${want.snapshots[0]!.name}`, tree, '--store', dir, '--json'], env);
     expect(diff.code, diff.stderr).toBe(1);
-    const b = (JSON.parse(diff.stdout) as { entries: { path: string; change: string; detail?: { kind: string; patch?: string } }[] }).entries.find((e) => e.path === 'b.txt')!;
+    const b = (JSON.parse(diff.stdout) as { entries: { path: string; change: string; detail?: { kind: string; patch?: string } }[] }).entries.find(
+      (e) => e.path === 'b.txt',
+    )!;
     expect(b).toMatchObject({ change: 'modified', detail: { kind: 'text' } });
     expect(b.detail!.patch).toContain('-layer image config diff lower merged work');
     expect(b.detail!.patch).toContain('+a line of its own');
@@ -102,13 +104,20 @@ describe('a failed addon build is loud and leaves the read commands working', ()
     const pkg = mkdtempSync(join(tmpdir(), 'dataroot-nocc-'));
     try {
       for (const f of ['native', 'binding.gyp', 'scripts/build-native.mjs', 'package.json']) cpSync(join(root, f), join(pkg, f), { recursive: true });
-      const r = spawnSync(process.execPath, [join(pkg, 'scripts', 'build-native.mjs'), '--force'], { cwd: pkg, encoding: 'utf8', env: { ...process.env, CC: '/nonexistent/cc', CXX: '/nonexistent/c++' } });
+      const r = spawnSync(process.execPath, [join(pkg, 'scripts', 'build-native.mjs'), '--force'], {
+        cwd: pkg,
+        encoding: 'utf8',
+        env: { ...process.env, CC: '/nonexistent/cc', CXX: '/nonexistent/c++' },
+      });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain('the native addon did not build');
       expect(r.stderr).toContain('  - snapshot\n');
       expect(r.stderr).toContain('  - restore\n');
       expect(existsSync(join(pkg, 'build', 'Release', 'dataroot_native.node'))).toBe(false);
-      expect(JSON.parse(readFileSync(join(pkg, 'build', 'native-build.json'), 'utf8'))).toMatchObject({ ok: false, reason: expect.stringContaining('node-gyp rebuild failed') });
+      expect(JSON.parse(readFileSync(join(pkg, 'build', 'native-build.json'), 'utf8'))).toMatchObject({
+        ok: false,
+        reason: expect.stringContaining('node-gyp rebuild failed'),
+      });
     } finally {
       rmSync(pkg, { recursive: true, force: true });
     }

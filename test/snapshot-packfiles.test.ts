@@ -41,7 +41,10 @@ function packChunks(storeDir: string): Map<string, { method: number; offset: num
       const head = decodeRecordHead(pack.subarray(offset, offset + RECORD_HEAD));
       expect(head.sha256).toBe(sha256);
       const table = pack.subarray(offset + RECORD_HEAD, offset + RECORD_HEAD + head.chunks * CHUNK_ENTRY);
-      out.set(sha256, Array.from({ length: head.chunks }, (_, k) => decodeChunk(table, k)));
+      out.set(
+        sha256,
+        Array.from({ length: head.chunks }, (_, k) => decodeChunk(table, k)),
+      );
     }
   }
   return out;
@@ -51,7 +54,8 @@ function fill(n: number, seed: number): Buffer {
   // compressible at zstd's fast levels too (which find repeats but do not entropy-code literals):
   // a text of words from a small vocabulary
   let s = '';
-  for (let i = 0; s.length < n; i++) s += `${['layer', 'image', 'sha256', 'config', 'diff', 'lower', 'merged', 'work'][(i * 7 + seed) % 8]}-${(i * 31 + seed) % 13} `;
+  for (let i = 0; s.length < n; i++)
+    s += `${['layer', 'image', 'sha256', 'config', 'diff', 'lower', 'merged', 'work'][(i * 7 + seed) % 8]}-${(i * 31 + seed) % 13} `;
   return Buffer.from(s.slice(0, n));
 }
 
@@ -145,7 +149,12 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     const [text] = m.parts();
     const identity = text.subarray(m.idStart, m.idEnd).toString('utf8');
     expect(identity.split('\n').length).toBeGreaterThan(300);
-    expect(identity).toBe(m.entries().map((e) => `${identityLine(e)}\n`).join(''));
+    expect(identity).toBe(
+      m
+        .entries()
+        .map((e) => `${identityLine(e)}\n`)
+        .join(''),
+    );
   });
 
   it('small files share zstd frames (method 3) or raw groups, larger ones have frames of their own, large ones a frame a 4 MiB', async () => {
@@ -171,7 +180,13 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     cpSync(tree, root, { recursive: true });
     const store = SnapshotStore.open(join(work, 'store-grow'), { create: true });
     const grown = Buffer.concat([readFileSync(join(root, 'small.txt')), fill(300_000, 13)]);
-    const r = await takeSnapshot(store, root, { name: 'g', exclude: [], metadataOnly: [], live: false, onWalked: () => writeFileSync(join(root, 'small.txt'), grown) });
+    const r = await takeSnapshot(store, root, {
+      name: 'g',
+      exclude: [],
+      metadataOnly: [],
+      live: false,
+      onWalked: () => writeFileSync(join(root, 'small.txt'), grown),
+    });
     expect(r.stats.warnings).toContain(`small.txt changed size while it was read (6 → ${grown.length})`);
     const e = files(store.readManifest(r.snapshot).entries()).get('small.txt')!;
     expect(e.size).toBe(grown.length);
@@ -237,9 +252,19 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
       heads.push(b);
       writeFileSync(join(dir, `h${i}`), b);
     }
-    const r = await packFiles(fileBatch(heads.map((_, i) => ({ abs: join(dir, `h${i}`), keep: false }))), undefined, { tables: [], stride: 48 }, { level: 1, threads: 3 });
+    const r = await packFiles(
+      fileBatch(heads.map((_, i) => ({ abs: join(dir, `h${i}`), keep: false }))),
+      undefined,
+      { tables: [], stride: 48 },
+      { level: 1, threads: 3 },
+    );
     r.results.forEach((f, i) => {
-      expect({ i, kind: f.kind, sha: f.sha256, size: f.size }).toEqual({ i, kind: contentKind(heads[i]!.subarray(0, 8192)), sha: sha(heads[i]!), size: heads[i]!.length });
+      expect({ i, kind: f.kind, sha: f.sha256, size: f.size }).toEqual({
+        i,
+        kind: contentKind(heads[i]!.subarray(0, 8192)),
+        sha: sha(heads[i]!),
+        size: heads[i]!.length,
+      });
     });
   });
 
@@ -249,9 +274,10 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     const storeDir = join(work, 'store-vanish');
     const store = SnapshotStore.open(storeDir, { create: true });
     const victim = join(root, 'many', 'f150');
-    await expect(
-      takeSnapshot(store, root, { name: 'v', exclude: [], metadataOnly: [], live: false, onWalked: () => rmSync(victim) }),
-    ).rejects.toMatchObject({ code: 'SNAPSHOT_SOURCE_CHANGED', message: expect.stringContaining(`${victim} disappeared`) });
+    await expect(takeSnapshot(store, root, { name: 'v', exclude: [], metadataOnly: [], live: false, onWalked: () => rmSync(victim) })).rejects.toMatchObject({
+      code: 'SNAPSHOT_SOURCE_CHANGED',
+      message: expect.stringContaining(`${victim} disappeared`),
+    });
     expect(readdirSync(join(storeDir, 'packs'))).toEqual([]);
     expect(store.snapshots()).toEqual([]);
   });
@@ -281,14 +307,15 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     const storeDir = mkdtempSync(join('/dev/shm', 'dataroot-packfiles-'));
     try {
       const nat = await snapshot(join(storeDir, 'store'));
-      for (const [rel, data] of contents) if (!rel.startsWith('meta-only/')) expect(nat.store.readAll(nat.entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
+      for (const [rel, data] of contents)
+        if (!rel.startsWith('meta-only/')) expect(nat.store.readAll(nat.entries.get(rel)!.sha256!, rel).equals(data), rel).toBe(true);
     } finally {
       rmSync(storeDir, { recursive: true, force: true });
     }
   });
 
   it('--compress-level: 19 stores less than -100, both read back byte for byte; a level out of range is a usage error', async () => {
-        const stored: number[] = [];
+    const stored: number[] = [];
     for (const level of [19, -100]) {
       const store = SnapshotStore.open(join(work, `store-level-${level}`), { create: true });
       const r = await takeSnapshot(store, tree, { name: 'l', exclude: [], metadataOnly: [], live: false, level });
@@ -298,7 +325,9 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     }
     expect(stored[0]!).toBeLessThan(stored[1]!);
     const store = SnapshotStore.open(join(work, `store-level-bad`), { create: true });
-    await expect(takeSnapshot(store, tree, { name: 'l', exclude: [], metadataOnly: [], live: false, level: 20 })).rejects.toMatchObject({ code: 'USAGE_BAD_LEVEL' });
+    await expect(takeSnapshot(store, tree, { name: 'l', exclude: [], metadataOnly: [], live: false, level: 20 })).rejects.toMatchObject({
+      code: 'USAGE_BAD_LEVEL',
+    });
     expect(store.snapshots()).toEqual([]);
     expect(readdirSync(join(work, `store-level-bad`, 'packs'))).toEqual([]);
   });
@@ -350,7 +379,9 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     await takeSnapshot(SnapshotStore.open(dir, { create: false }), join(tree, 'many'), { name: 'three', exclude: [], metadataOnly: [], live: false });
     expect(JSON.parse(readFileSync(marker, 'utf8'))).toEqual({ format: 'dataroot-snapshot-store', version: 2, created: '2026-01-01T00:00:00.000Z' });
     writeFileSync(marker, JSON.stringify({ format: 'dataroot-snapshot-store', version: 3 }));
-    expect(() => SnapshotStore.open(dir, { create: false })).toThrow(expect.objectContaining({ code: 'SNAPSHOT_NOT_A_STORE', message: expect.stringContaining('version 3') }));
+    expect(() => SnapshotStore.open(dir, { create: false })).toThrow(
+      expect.objectContaining({ code: 'SNAPSHOT_NOT_A_STORE', message: expect.stringContaining('version 3') }),
+    );
   });
 
   it('hashing alone (no pack) gives the sha256 and size of every file', async () => {

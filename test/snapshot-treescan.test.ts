@@ -107,7 +107,9 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
     const m = lines((await scanTree(tree, { exclude: [], metadataOnly: [] })).entries);
     const [text, vol] = m.parts();
     const identity = text.subarray(m.idStart, m.idEnd);
-    const again = [1, 3].map((n) => scanTreeNative(tree, { previous: { identity, volatile: vol, carry: true }, xattrs: true, threads: n, volatileTemplate: volatileTemplate() })!);
+    const again = [1, 3].map((n) =>
+      scanTreeNative(tree, { previous: { identity, volatile: vol, carry: true }, xattrs: true, threads: n, volatileTemplate: volatileTemplate() })!,
+    );
     expect(again[0]!.ops.length).toBeGreaterThan(0);
     expect(again[1]!.ops.equals(again[0]!.ops)).toBe(true);
     expect(again[1]!.full.buf.equals(again[0]!.full.buf)).toBe(true);
@@ -183,7 +185,7 @@ describe.runIf(nativeAvailable())('native tree scan', () => {
       let n = 0;
       let full = 0;
       let lastEnd = 0;
-      for (let at = 0; at < r.ops.length; ) {
+      for (let at = 0; at < r.ops.length;) {
         if (r.ops[at] === 1) {
           n++;
           full++;

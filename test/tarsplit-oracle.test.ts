@@ -24,14 +24,18 @@ async function* chunks(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> 
 /** Our tar-split NDJSON of an archive, and its regular files' contents extracted under `dir`. */
 async function ours(tar: Uint8Array, chunkSize: number, dir?: string): Promise<string> {
   let out = '';
-  await disassemble(new TarReader(chunks(tar, chunkSize)), (l) => (out += l), async (e, data) => {
-    if (dir === undefined || e.dataSize === 0) return;
-    const parts: Uint8Array[] = [];
-    for await (const c of data) parts.push(c);
-    const p = join(dir, Buffer.from(e.name).toString('utf8'));
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, Buffer.concat(parts));
-  });
+  await disassemble(
+    new TarReader(chunks(tar, chunkSize)),
+    (l) => (out += l),
+    async (e, data) => {
+      if (dir === undefined || e.dataSize === 0) return;
+      const parts: Uint8Array[] = [];
+      for await (const c of data) parts.push(c);
+      const p = join(dir, Buffer.from(e.name).toString('utf8'));
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, Buffer.concat(parts));
+    },
+  );
   return out;
 }
 
@@ -68,7 +72,11 @@ describe.runIf(needs('go'))('tar reader and tar-split vs Go (tar-split 0.11.2, a
     tarsplitOracle(['gentar', String(seed), tarPath]);
     const tar = readFileSync(tarPath);
     // Headers as Go's reader sees them.
-    const want = tarsplitOracle(['list', tarPath]).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const want = tarsplitOracle(['list', tarPath])
+      .stdout.trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const got: Record<string, unknown>[] = [];
     const tr = new TarReader(chunks(tar, 4096));
     for (let e = await tr.next(); e !== undefined; e = await tr.next()) {

@@ -76,7 +76,15 @@ export async function main(
     // A system call that failed on a path (an output directory that does not exist, a full disk):
     // a coded error naming the path, not an internal one.
     if (typeof err?.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) && typeof err.syscall === 'string') {
-      emitError(ctx, new DatarootError(ioErrorCode(err.code), `${err.syscall}${err.path !== undefined ? ` ${err.path}` : ''}: ${err.message.replace(/^E[A-Z0-9]+: /, '')}`, err.path !== undefined ? { file: err.path } : {}), json);
+      emitError(
+        ctx,
+        new DatarootError(
+          ioErrorCode(err.code),
+          `${err.syscall}${err.path !== undefined ? ` ${err.path}` : ''}: ${err.message.replace(/^E[A-Z0-9]+: /, '')}`,
+          err.path !== undefined ? { file: err.path } : {},
+        ),
+        json,
+      );
       return 2;
     }
     if (err instanceof RangeError && /call stack/.test(err.message)) {

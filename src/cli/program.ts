@@ -106,10 +106,18 @@ export async function buildProgram(ctx: Ctx, args: readonly string[] = []): Prom
       outputError: () => {},
     })
     .showSuggestionAfterError(true)
-    .addHelpText('after', '\nExit codes: 0 clean; 1 problems or differences found, or an object that does not exist; 2 usage\nerror, unreadable input or refused write. Every error code, with its exit code and meaning, is\nlisted in docs/errors.md (in the package directory).\n')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 clean; 1 problems or differences found, or an object that does not exist; 2 usage\nerror, unreadable input or refused write. Every error code, with its exit code and meaning, is\nlisted in docs/errors.md (in the package directory).\n',
+    )
     .addOption(new Option('--root <dir>', 'data-root directory or .tar/.tar.gz archive (default /var/lib/docker, or DATAROOT_ROOT)'))
     .addOption(new Option('--driver <name>', 'the graphdriver whose store is read (default: chosen as dockerd chooses)'))
-    .addOption(new Option('--containerd-root <dir>', "containerd's root, a directory or archive (default <root>/containerd/daemon when it holds a meta.db, else /var/lib/containerd when --root is the default)"))
+    .addOption(
+      new Option(
+        '--containerd-root <dir>',
+        "containerd's root, a directory or archive (default <root>/containerd/daemon when it holds a meta.db, else /var/lib/containerd when --root is the default)",
+      ),
+    )
     .addOption(new Option('--unpack-limit <size>', 'most bytes an archive root may unpack to (default 100× the archive, 256M to 16G)'))
     .option('--json', 'print exactly one JSON document (NDJSON for streams)', false)
     .option('--no-color', 'no colour (also NO_COLOR)');

@@ -36,7 +36,13 @@ function toKeyBytes(parts: string[], hex: boolean | undefined): Uint8Array[] {
  * archive), else relative to the working directory. A live file (locked by a daemon) is read anyway,
  * with a warning.
  */
-async function withBolt<T>(file: string, g: GlobalOpts, ctx: Ctx, fn: (b: OpenBolt, live: Promise<boolean>) => T | Promise<T>, source: FileSourceOptions = {}): Promise<T> {
+async function withBolt<T>(
+  file: string,
+  g: GlobalOpts,
+  ctx: Ctx,
+  fn: (b: OpenBolt, live: Promise<boolean>) => T | Promise<T>,
+  source: FileSourceOptions = {},
+): Promise<T> {
   const { root, explicit } = rootOf(g, ctx);
   let close = (): void => {};
   let b: OpenBolt | undefined;
@@ -80,7 +86,7 @@ function fmtAuto(b: Uint8Array): string {
 export function renderPages(db: BoltFile): string {
   const free = new Set(db.freePages());
   let s = 'ID       TYPE       ITEMS  OVRFLW\n======== ========== ====== ======\n';
-  for (let id = 0; id < db.hwm; ) {
+  for (let id = 0; id < db.hwm;) {
     if (free.has(id)) {
       s += `${String(id).padEnd(8)} ${'free'.padEnd(10)} ${''.padEnd(6)} ${''.padEnd(6)}\n`;
       id++;
@@ -140,7 +146,8 @@ export function renderPage(db: BoltFile, id: number, valueMode: 'auto' | 'hex'):
         count = Number(p.view.getBigUint64(16, true));
         start = 24;
       }
-      if (start + count * 8 > p.bytes.length) throw new DatarootError('BOLT_CORRUPT', `freelist page ${id} claims ${count} ids, more than it holds`, { page: id });
+      if (start + count * 8 > p.bytes.length)
+        throw new DatarootError('BOLT_CORRUPT', `freelist page ${id} claims ${count} ids, more than it holds`, { page: id });
       s += `Item Count: ${count}\nOverflow: ${p.overflow}\n\n`;
       for (let i = 0; i < count; i++) s += `${p.view.getBigUint64(start + 8 * i, true)}\n`;
       s += '\n';
@@ -307,19 +314,27 @@ export function registerBolt(program: Command, ctx: Ctx): void {
     .addOption(new Option('--format <format>', 'json | ndjson').choices(['json', 'ndjson']).default('json'))
     .addOption(new Option('--values <mode>', 'auto | hex | base64 | utf8 | json | redacted').argParser(parseValueMode).default('auto'))
     .option('--raw', 'no Docker-aware decoding', false)
-    .description(`every bucket and key; ndjson is one hex record per entry, depth-first in key order, at any depth; json is a tree of at most ${MAX_TREE_DEPTH} nested levels`)
+    .description(
+      `every bucket and key; ndjson is one hex record per entry, depth-first in key order, at any depth; json is a tree of at most ${MAX_TREE_DEPTH} nested levels`,
+    )
     .action(async (file: string, path: string[], o: PathOpts & { format: string; values: ValueMode; raw: boolean }, cmd: Command) => {
       const g = globals(cmd);
-      await withBolt(file, g, ctx, (b) => {
-        const bytes = toKeyBytes(path, o.hex);
-        const start = requireBucket(b.db, bytes);
-        if (o.format === 'ndjson') {
-          dumpNdjson(b.db, new ChunkWriter((c) => ctx.stdout.write(c)), start, bytes);
-          return;
-        }
-        const tree = dumpTree(b.db, { values: o.values, docker: !o.raw, kind: b.kind }, start, path);
-        emitJson(ctx, { file, kind: b.kind, pageSize: b.db.pageSize, txid: b.db.meta.txid, ...tree });
-      }, o.format === 'ndjson' ? { recycle: true, chunkSize: 512 << 10, maxChunks: 4 } : {});
+      await withBolt(
+        file,
+        g,
+        ctx,
+        (b) => {
+          const bytes = toKeyBytes(path, o.hex);
+          const start = requireBucket(b.db, bytes);
+          if (o.format === 'ndjson') {
+            dumpNdjson(b.db, new ChunkWriter((c) => ctx.stdout.write(c)), start, bytes);
+            return;
+          }
+          const tree = dumpTree(b.db, { values: o.values, docker: !o.raw, kind: b.kind }, start, path);
+          emitJson(ctx, { file, kind: b.kind, pageSize: b.db.pageSize, txid: b.db.meta.txid, ...tree });
+        },
+        o.format === 'ndjson' ? { recycle: true, chunkSize: 512 << 10, maxChunks: 4 } : {},
+      );
     });
 
   bolt
@@ -332,7 +347,7 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         if (!g.json) return void ctx.stdout.write(renderPages(b.db));
         const free = new Set(b.db.freePages());
         const rows: { id: number; type: string; items: number | null; overflow: number }[] = [];
-        for (let id = 0; id < b.db.hwm; ) {
+        for (let id = 0; id < b.db.hwm;) {
           if (free.has(id)) {
             rows.push({ id, type: 'free', items: null, overflow: 0 });
             id++;

@@ -46,7 +46,10 @@ function writeTarget(file: string, g: GlobalOpts, ctx: Ctx): string {
   } catch {
     throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
   }
-  if (!dir) throw new DatarootError('BOLT_ROOT_NOT_WRITABLE', `--root ${root} is not a directory: bolt writes go to a data-root directory (or give an absolute path)`, { file: root });
+  if (!dir)
+    throw new DatarootError('BOLT_ROOT_NOT_WRITABLE', `--root ${root} is not a directory: bolt writes go to a data-root directory (or give an absolute path)`, {
+      file: root,
+    });
   return beneathRoot(root, file);
 }
 
@@ -82,7 +85,8 @@ async function valueOf(o: PutOpts, inline: string | undefined, ctx: Ctx): Promis
     return b;
   }
   if (o.valueFile === '-') {
-    if (ctx.stdin === undefined || ctx.stdin.isTTY === true) throw new DatarootError('USAGE_STDIN_IS_TTY', '--value-file -: give the value on standard input (a pipe or a file)');
+    if (ctx.stdin === undefined || ctx.stdin.isTTY === true)
+      throw new DatarootError('USAGE_STDIN_IS_TTY', '--value-file -: give the value on standard input (a pipe or a file)');
     return readStreamBounded(ctx.stdin, MAX_VALUE_SIZE, 'the value on standard input');
   }
   return readRegularFile(resolve(ctx.cwd, o.valueFile), MAX_VALUE_SIZE, 'value file');
@@ -141,7 +145,8 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
       let inline: string | undefined;
       let names = args;
       if (!o.bucket && o.valueFile === undefined) {
-        if (args.length < 3) throw new DatarootError('USAGE_MISSING_VALUE', 'give a bucket path, a key and a value (or --value-file F; values live in buckets)');
+        if (args.length < 3)
+          throw new DatarootError('USAGE_MISSING_VALUE', 'give a bucket path, a key and a value (or --value-file F; values live in buckets)');
         inline = args[args.length - 1];
         names = args.slice(0, -1);
       }
@@ -149,7 +154,10 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
       const key = bytes[bytes.length - 1]!;
       const path = bytes.slice(0, -1);
       if (!o.bucket && path.length === 0) {
-        throw new DatarootError('USAGE_MISSING_BUCKET', 'a value needs a bucket path: bbolt keeps only buckets at the top level (or give --bucket to create one)');
+        throw new DatarootError(
+          'USAGE_MISSING_BUCKET',
+          'a value needs a bucket path: bbolt keeps only buckets at the top level (or give --bucket to create one)',
+        );
       }
       const value = o.bucket ? undefined : await valueOf(o, inline, ctx);
       const target = writeTarget(file, g, ctx);
@@ -160,11 +168,20 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
         if (p.notBucket >= 0) throw new DatarootError('BOLT_NOT_A_BUCKET', `${showPath(path.slice(0, p.notBucket + 1))} holds a value, not a bucket`, { file });
         const edits: BoltEdit[] = [];
         if (p.missing >= 0) {
-          if (!o.parents) throw new DatarootError('BOLT_BUCKET_NOT_FOUND', `bucket not found: ${showPath(path.slice(0, p.missing + 1))} (give -p to create missing buckets)`, { file });
+          if (!o.parents)
+            throw new DatarootError(
+              'BOLT_BUCKET_NOT_FOUND',
+              `bucket not found: ${showPath(path.slice(0, p.missing + 1))} (give -p to create missing buckets)`,
+              { file },
+            );
           created = path.slice(p.missing);
           for (let i = p.missing; i < path.length; i++) edits.push({ op: 'bucket', path: path.slice(0, i), key: path[i]! });
         } else if (o.bucket && p.target.kind !== 'absent') {
-          throw new DatarootError(p.target.kind === 'bucket' ? 'BOLT_BUCKET_EXISTS' : 'BOLT_KEY_EXISTS', `${showPath([...path, key])} already exists${p.target.kind === 'value' ? ' as a value' : ''}`, { file });
+          throw new DatarootError(
+            p.target.kind === 'bucket' ? 'BOLT_BUCKET_EXISTS' : 'BOLT_KEY_EXISTS',
+            `${showPath([...path, key])} already exists${p.target.kind === 'value' ? ' as a value' : ''}`,
+            { file },
+          );
         } else if (p.target.kind === 'bucket') {
           throw new DatarootError('BOLT_KEY_IS_BUCKET', `${showPath([...path, key])} is a bucket, not a value`, { file });
         }
@@ -173,7 +190,18 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
         return edits;
       });
       const where = `${showPath([...path, key])}${o.hex ? ` (hex ${[...path, key].map(toHex).join('/')})` : ''}`;
-      if (g.json) return emitJson(ctx, jsonReport(r, { file, path: names.slice(0, -1), key: names[names.length - 1], bucket: o.bucket === true, replaced, createdBuckets: created.map(showKey) }));
+      if (g.json)
+        return emitJson(
+          ctx,
+          jsonReport(r, {
+            file,
+            path: names.slice(0, -1),
+            key: names[names.length - 1],
+            bucket: o.bucket === true,
+            replaced,
+            createdBuckets: created.map(showKey),
+          }),
+        );
       const what = o.bucket ? 'created bucket' : replaced ? 'replaced' : 'put';
       const extra = created.length > 0 && !o.bucket ? ` (created buckets ${created.map(showKey).join('/')})` : '';
       ctx.stdout.write(`${what} ${where}${extra}: ${file} rewritten, ${summary(r)}\n`);
@@ -198,7 +226,8 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
         if (p.missing >= 0) throw new DatarootError('BOLT_BUCKET_NOT_FOUND', `bucket not found: ${showPath(path.slice(0, p.missing + 1))}`, { file });
         const t = p.target;
         if (t.kind === 'absent') throw new DatarootError('BOLT_KEY_NOT_FOUND', `key not found: ${showPath([...path, key])}`, { file });
-        if (t.kind === 'bucket' && !o.bucket) throw new DatarootError('BOLT_KEY_IS_BUCKET', `${showPath([...path, key])} is a bucket: give --bucket to delete it with everything in it`, { file });
+        if (t.kind === 'bucket' && !o.bucket)
+          throw new DatarootError('BOLT_KEY_IS_BUCKET', `${showPath([...path, key])} is a bucket: give --bucket to delete it with everything in it`, { file });
         if (t.kind === 'value' && o.bucket) throw new DatarootError('BOLT_NOT_A_BUCKET', `${showPath([...path, key])} is a value, not a bucket`, { file });
         return [o.bucket ? { op: 'deleteBucket', path, key } : { op: 'delete', path, key }];
       });

@@ -63,30 +63,30 @@ export function registerCat(program: Command, ctx: Ctx): void {
       await withRoot(
         rootOf(g, ctx).root,
         (r) => {
-        let parts: string[];
-        try {
-          parts = pathParts(relpath.replace(/^\/+/, ''));
-        } catch {
-          throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${relpath} is outside the data-root`, { file: relpath });
-        }
-        const rel = parts.join('/');
-        const bytes = r.fs.readFile(rel, { max: MAX_CAT });
-        if (bytes === undefined) throw new DatarootError('IO_NOT_FOUND', `${rel} does not exist`, { file: rel });
-        if (o.raw) {
-          ctx.stdout.write(bytes);
-          if (o.l && bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) ctx.stdout.write('\n');
-          return;
-        }
-        const res = decode(bytes, rel);
-        if (g.json) return emitJson(ctx, res);
-        if (res.kind === 'json' || (res.kind === 'gzip' && typeof res.content !== 'string')) {
-          ctx.stdout.write(`${JSON.stringify(res.content, null, 2)}\n`);
-          return;
-        }
-        // Text from evidence: control characters are escaped (except newlines and tabs); --raw gives the bytes.
-        const s = res.kind === 'binary' ? String(res.content) : safeText(String(res.content), '\n\t');
-        ctx.stdout.write(s);
-        if (o.l && s.length > 0 && !s.endsWith('\n')) ctx.stdout.write('\n');
+          let parts: string[];
+          try {
+            parts = pathParts(relpath.replace(/^\/+/, ''));
+          } catch {
+            throw new DatarootError('USAGE_PATH_OUTSIDE_ROOT', `${relpath} is outside the data-root`, { file: relpath });
+          }
+          const rel = parts.join('/');
+          const bytes = r.fs.readFile(rel, { max: MAX_CAT });
+          if (bytes === undefined) throw new DatarootError('IO_NOT_FOUND', `${rel} does not exist`, { file: rel });
+          if (o.raw) {
+            ctx.stdout.write(bytes);
+            if (o.l && bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) ctx.stdout.write('\n');
+            return;
+          }
+          const res = decode(bytes, rel);
+          if (g.json) return emitJson(ctx, res);
+          if (res.kind === 'json' || (res.kind === 'gzip' && typeof res.content !== 'string')) {
+            ctx.stdout.write(`${JSON.stringify(res.content, null, 2)}\n`);
+            return;
+          }
+          // Text from evidence: control characters are escaped (except newlines and tabs); --raw gives the bytes.
+          const s = res.kind === 'binary' ? String(res.content) : safeText(String(res.content), '\n\t');
+          ctx.stdout.write(s);
+          if (o.l && s.length > 0 && !s.endsWith('\n')) ctx.stdout.write('\n');
         },
         rootOptions(g, ctx),
       );

@@ -23,7 +23,10 @@ export async function withContainerd<T>(g: GlobalOpts, ctx: Ctx, fn: (cd: CdRoot
       const r = await openRoot(resolve(ctx.cwd, g.containerdRoot), rootOptions(g));
       opened.push(r);
       found = containerdIn(r, 'flag');
-      if (found === undefined) throw new DatarootError('CONTAINERD_ROOT_NOT_FOUND', `--containerd-root ${g.containerdRoot} holds no io.containerd.metadata.v1.bolt/meta.db`, { file: g.containerdRoot });
+      if (found === undefined)
+        throw new DatarootError('CONTAINERD_ROOT_NOT_FOUND', `--containerd-root ${g.containerdRoot} holds no io.containerd.metadata.v1.bolt/meta.db`, {
+          file: g.containerdRoot,
+        });
       if (explicit) {
         try {
           docker = await openRoot(root, rootOptions(g));

@@ -39,7 +39,12 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
       opened.push(r);
       if (isLegacyRoot(r)) {
         const legacy = await openLegacy(r, g, ctx);
-        return await fn({ graph: undefined, containerd: undefined, choice: { uses: 'graphdriver', reason: 'a pre-1.10 root', graphdriver: true, containerd: false }, legacy });
+        return await fn({
+          graph: undefined,
+          containerd: undefined,
+          choice: { uses: 'graphdriver', reason: 'a pre-1.10 root', graphdriver: true, containerd: false },
+          legacy,
+        });
       }
     } catch (e) {
       if (!(e instanceof DatarootError) || (explicit && g.containerdRoot === undefined)) throw e;
@@ -50,7 +55,10 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
       const c = await openRoot(resolve(ctx.cwd, g.containerdRoot), rootOptions(g, ctx));
       opened.push(c);
       found = containerdIn(c, 'flag');
-      if (found === undefined) throw new DatarootError('CONTAINERD_ROOT_NOT_FOUND', `--containerd-root ${g.containerdRoot} holds no io.containerd.metadata.v1.bolt/meta.db`, { file: g.containerdRoot });
+      if (found === undefined)
+        throw new DatarootError('CONTAINERD_ROOT_NOT_FOUND', `--containerd-root ${g.containerdRoot} holds no io.containerd.metadata.v1.bolt/meta.db`, {
+          file: g.containerdRoot,
+        });
     } else if (r !== undefined) found = containerdIn(r, 'auto');
     // A graphdriver store that is there, or was tampered with (image/ or image/<driver> a symlink,
     // a file): read, so that what was done to it is reported, not taken for a root without one.
@@ -67,8 +75,11 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
         cdRoot = undefined;
       }
     }
-    const choice: StoreChoice = r !== undefined ? chooseImageStore(r, cdRoot !== undefined) : { uses: 'containerd', reason: 'a containerd root only', graphdriver: false, containerd: true };
-    const graph = r !== undefined && (hasGraph || g.driver !== undefined) ? (() => storeOf(r, g, ctx)) : undefined;
+    const choice: StoreChoice =
+      r !== undefined
+        ? chooseImageStore(r, cdRoot !== undefined)
+        : { uses: 'containerd', reason: 'a containerd root only', graphdriver: false, containerd: true };
+    const graph = r !== undefined && (hasGraph || g.driver !== undefined) ? () => storeOf(r, g, ctx) : undefined;
     const docker = r?.fs;
     const containerd: DockerCdContext | undefined = cdRoot === undefined ? undefined : { cd: cdRoot, docker, snapshotter: 'overlayfs' };
     if (graph === undefined && containerd === undefined) {
@@ -85,6 +96,8 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
 /** A note on stderr when both stores are present: which one dockerd 29 uses. */
 export function noteBothStores(ctx: Ctx, s: Stores): void {
   if (s.graph !== undefined && s.containerd !== undefined) {
-    ctx.stderr.write(`dataroot: note: this root has a graphdriver image store and a containerd image store; dockerd 29 would use the ${s.choice.uses} store: ${safeText(s.choice.reason)}\n`);
+    ctx.stderr.write(
+      `dataroot: note: this root has a graphdriver image store and a containerd image store; dockerd 29 would use the ${s.choice.uses} store: ${safeText(s.choice.reason)}\n`,
+    );
   }
 }

@@ -86,7 +86,10 @@ const namespaces: Listing<ReturnType<typeof listNamespaces>[number]> = {
   text: (r, _o, ctx) =>
     table(ctx, [
       'NAME\tLABELS\tIMAGES\tCONTAINERS\tSNAPSHOTS\tCONTENT\tLEASES\t',
-      ...r.map((n) => `${cell(n.Name)}\t${cell(labelsText(n.Labels).replace(/^-$/, ''))}\t${n.Dataroot.images}\t${n.Dataroot.containers}\t${n.Dataroot.snapshots}\t${n.Dataroot.content}\t${n.Dataroot.leases}\t`),
+      ...r.map(
+        (n) =>
+          `${cell(n.Name)}\t${cell(labelsText(n.Labels).replace(/^-$/, ''))}\t${n.Dataroot.images}\t${n.Dataroot.containers}\t${n.Dataroot.snapshots}\t${n.Dataroot.content}\t${n.Dataroot.leases}\t`,
+      ),
     ]),
   problems: problemsOf,
 };
@@ -120,7 +123,10 @@ const content: Listing<ReturnType<typeof listContent>[number]> = {
       ctx,
       [
         `${nsHead(o)}DIGEST\tSIZE\tAGE\tSTATE\tLABELS`,
-        ...r.map((c) => `${nsCol(o, c.Dataroot.namespace || '-')}${cell(c.Digest)}\t${goHumanSize(c.Size)}\t${age(c.CreatedAt)}\t${c.Dataroot.state}\t${cell(labelsText(c.Labels))}`),
+        ...r.map(
+          (c) =>
+            `${nsCol(o, c.Dataroot.namespace || '-')}${cell(c.Digest)}\t${goHumanSize(c.Size)}\t${age(c.CreatedAt)}\t${c.Dataroot.state}\t${cell(labelsText(c.Labels))}`,
+        ),
       ],
       CTR_TAB_TABLE,
     );
@@ -148,7 +154,8 @@ function snapshotTrees(r: SnapshotItem[], o: Opts, ctx: Ctx): void {
 const snapshots: Listing<SnapshotItem> = {
   name: 'snapshots',
   description: 'snapshots (like ctr snapshots ls and usage): key, parent, kind, the snapshotter id and directory, size and inodes',
-  options: (c) => c.option('--snapshotter <name>', 'only this snapshotter (default: all)').option('--tree', 'the parent tree, as ctr snapshots tree prints it', false),
+  options: (c) =>
+    c.option('--snapshotter <name>', 'only this snapshotter (default: all)').option('--tree', 'the parent tree, as ctr snapshots tree prints it', false),
   list: (root, o) => listSnapshots(root, o.namespace, o.snapshotter),
   text: (r, o, ctx) => {
     if (o.tree === true) return snapshotTrees(r, o, ctx);
@@ -170,7 +177,10 @@ const containers: Listing<ReturnType<typeof listContainers>[number]> = {
   text: (r, o, ctx) =>
     table(ctx, [
       `${nsHead(o)}CONTAINER\tIMAGE\tRUNTIME\tSNAPSHOT\t`,
-      ...r.map((c) => `${nsCol(o, String(c.Dataroot['namespace']))}${cell(c.ID)}\t${cell(c.Image || '-')}\t${cell(c.Runtime.Name)}\t${cell(typeof c['SnapshotKey'] === 'string' && c['SnapshotKey'] !== '' ? c['SnapshotKey'] : '-')}\t`),
+      ...r.map(
+        (c) =>
+          `${nsCol(o, String(c.Dataroot['namespace']))}${cell(c.ID)}\t${cell(c.Image || '-')}\t${cell(c.Runtime.Name)}\t${cell(typeof c['SnapshotKey'] === 'string' && c['SnapshotKey'] !== '' ? c['SnapshotKey'] : '-')}\t`,
+      ),
     ]),
   problems: (r) => r.flatMap((c) => c.Dataroot['problems'] as Problem[]),
 };
@@ -194,14 +204,29 @@ const ingests: Listing<ReturnType<typeof listIngests>[number]> = {
   text: (r, _o, ctx) =>
     table(ctx, [
       'NAMESPACE\tREF\tOFFSET\tTOTAL\tEXPECTED\tLEASES\t',
-      ...r.map((i) => `${cell(i.Dataroot.namespace ?? '-')}\t${cell(i.Ref)}\t${i.Offset}\t${i.Total}\t${cell(i.Expected || '-')}\t${cell(i.Dataroot.leases.join(',') || '-')}\t`),
+      ...r.map(
+        (i) =>
+          `${cell(i.Dataroot.namespace ?? '-')}\t${cell(i.Ref)}\t${i.Offset}\t${i.Total}\t${cell(i.Expected || '-')}\t${cell(i.Dataroot.leases.join(',') || '-')}\t`,
+      ),
     ]),
   problems: problemsOf,
 };
 
 /** `inspect` of each argument: found ones printed as one JSON array, missing ones reported (exit 1). */
-function addInspect<T>(parent: Command, ctx: Ctx, arg: [string, string], description: string, one: (root: Root, o: Opts, q: string) => T, problems: (x: T) => Problem[]): void {
-  nsOpt(parent.command('inspect').argument(...arg).description(description)).action(async (qs: string[], _o: object, cmd: Command) => {
+function addInspect<T>(
+  parent: Command,
+  ctx: Ctx,
+  arg: [string, string],
+  description: string,
+  one: (root: Root, o: Opts, q: string) => T,
+  problems: (x: T) => Problem[],
+): void {
+  nsOpt(
+    parent
+      .command('inspect')
+      .argument(...arg)
+      .description(description),
+  ).action(async (qs: string[], _o: object, cmd: Command) => {
     const o = cmd.optsWithGlobals<Opts>();
     await withContainerd(o, ctx, (root) => {
       const out: T[] = [];
@@ -222,7 +247,9 @@ function addInspect<T>(parent: Command, ctx: Ctx, arg: [string, string], descrip
 export function registerContainerd(program: Command, ctx: Ctx): void {
   const cd = program
     .command('containerd')
-    .description("containerd's own store (Docker 29's containerd image store, Kubernetes nodes): namespaces, images, content, snapshots, containers, leases, ingests");
+    .description(
+      "containerd's own store (Docker 29's containerd image store, Kubernetes nodes): namespaces, images, content, snapshots, containers, leases, ingests",
+    );
   addListing(cd, ctx, namespaces);
   addListing(cd, ctx, images);
   addInspect(
@@ -245,16 +272,19 @@ export function registerContainerd(program: Command, ctx: Ctx): void {
     (root, o, q) => containerItem(root, findContainer(root, o.namespace, q)),
     (x) => x.Dataroot['problems'] as Problem[],
   );
-  nsOpt(container.command('diff').argument('<id>', 'container ID or unique prefix').description("A/C/D of the container's snapshot against its parent (overlay whiteouts and opaque directories applied)")).action(
-    async (q: string, _o: object, cmd: Command) => {
-      const o = cmd.optsWithGlobals<Opts>();
-      await withContainerd(o, ctx, (root) => {
-        const changes = containerChanges(root, findContainer(root, o.namespace, q));
-        if (o.json) emitJson(ctx, changes);
-        else ctx.stdout.write(changes.map((c) => `${CHANGE_LETTER[c.Kind]} ${safeText(c.Path)}\n`).join(''));
-      });
-    },
-  );
+  nsOpt(
+    container
+      .command('diff')
+      .argument('<id>', 'container ID or unique prefix')
+      .description("A/C/D of the container's snapshot against its parent (overlay whiteouts and opaque directories applied)"),
+  ).action(async (q: string, _o: object, cmd: Command) => {
+    const o = cmd.optsWithGlobals<Opts>();
+    await withContainerd(o, ctx, (root) => {
+      const changes = containerChanges(root, findContainer(root, o.namespace, q));
+      if (o.json) emitJson(ctx, changes);
+      else ctx.stdout.write(changes.map((c) => `${CHANGE_LETTER[c.Kind]} ${safeText(c.Path)}\n`).join(''));
+    });
+  });
   addListing(cd, ctx, leases);
   addListing(cd, ctx, ingests);
 }

@@ -32,11 +32,16 @@ export function registerContainers(program: Command, ctx: Ctx): void {
         }
         noteBothStores(ctx, st);
         // Containers are config.v2.json files whatever the image store; the store dockerd uses reads them.
-        const r = st.graph !== undefined && (st.containerd === undefined || st.choice.uses === 'graphdriver') ? listContainers(st.graph()) : (listDockerContainers(st.containerd!) as unknown as ReturnType<typeof listContainers>);
+        const r =
+          st.graph !== undefined && (st.containerd === undefined || st.choice.uses === 'graphdriver')
+            ? listContainers(st.graph())
+            : (listDockerContainers(st.containerd!) as unknown as ReturnType<typeof listContainers>);
         if (g.json) emitJson(ctx, r.containers);
         else {
           const rows = r.containers.map((c) => {
-            const ports = (c['Ports'] as { PrivatePort: number; Type: string; PublicPort?: number; IP?: string }[]).map((p) => (p.PublicPort !== undefined ? `${p.IP ?? ''}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`));
+            const ports = (c['Ports'] as { PrivatePort: number; Type: string; PublicPort?: number; IP?: string }[]).map((p) =>
+              p.PublicPort !== undefined ? `${p.IP ?? ''}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`,
+            );
             return [
               o.trunc ? c.Id.slice(0, 12) : c.Id,
               c.Image.startsWith('sha256:') && o.trunc ? c.Image.slice(7, 19) : c.Image,
@@ -70,10 +75,15 @@ export function registerContainers(program: Command, ctx: Ctx): void {
         for (const q of qs) {
           try {
             const ls = st.legacy;
-            const c = ls !== undefined ? inspectLegacyContainer(ls, requireLegacyContainer(ls, q)) : useCd ? inspectDockerContainer(st.containerd!, findDockerContainer(st.containerd!, q)) : (() => {
-              const s = st.graph!();
-              return inspectContainer(s, requireContainer(s, q));
-            })();
+            const c =
+              ls !== undefined
+                ? inspectLegacyContainer(ls, requireLegacyContainer(ls, q))
+                : useCd
+                  ? inspectDockerContainer(st.containerd!, findDockerContainer(st.containerd!, q))
+                  : (() => {
+                      const s = st.graph!();
+                      return inspectContainer(s, requireContainer(s, q));
+                    })();
             out.push(c);
             reportProblems(ctx, (c['Dataroot'] as { problems: Problem[] }).problems);
           } catch (e) {

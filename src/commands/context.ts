@@ -65,9 +65,7 @@ export function rootOptions(g: GlobalOpts, ctx?: Ctx): OpenRootOptions {
   const file = ctx?.env['DATAROOT_UNPACK_PAUSE_FILE'];
   if (file !== undefined && (at === 'entry' || at === 'done')) {
     o.unpackHooks =
-      at === 'entry'
-        ? { entry: async (n, dir) => (n === 1 ? pauseAsync(file, dir) : undefined) }
-        : { done: async (dir) => pauseAsync(file, dir) };
+      at === 'entry' ? { entry: async (n, dir) => (n === 1 ? pauseAsync(file, dir) : undefined) } : { done: async (dir) => pauseAsync(file, dir) };
   }
   return o;
 }

@@ -43,14 +43,16 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     requireContent(s);
     const t = findTarget(s, q);
     if (o.output === undefined || o.output === '-') {
-      if (ctx.stdoutTTY === true) throw new DatarootError('USAGE_OUTPUT_IS_TERMINAL', 'refusing to write a tar archive to a terminal: use -o FILE.tar, -o DIR, or redirect stdout');
+      if (ctx.stdoutTTY === true)
+        throw new DatarootError('USAGE_OUTPUT_IS_TERMINAL', 'refusing to write a tar archive to a terminal: use -o FILE.tar, -o DIR, or redirect stdout');
       const summary = await exportTar(s, t, new TarStream((b) => ctx.stdout.write(b)));
       reportProblems(ctx, summary.problems);
       return undefined;
     }
     const out = resolve(ctx.cwd, o.output);
     // The output is the user's, not evidence; still, a symlink there is refused rather than followed or replaced.
-    if (isSymlink(out)) throw new DatarootError('OUTPUT_IS_SYMLINK', `${out} is a symlink: give a real directory, or a file path that does not name a symlink`, { file: out });
+    if (isSymlink(out))
+      throw new DatarootError('OUTPUT_IS_SYMLINK', `${out} is a symlink: give a real directory, or a file path that does not name a symlink`, { file: out });
     if (o.output.endsWith('/') || isDirOutput(out)) {
       const r = await exportDir(s, t, out.replace(/\/+$/, '') || '/');
       return { ...r, output: out, format: 'dir' as const };
@@ -89,7 +91,7 @@ export function registerExport(program: Command, ctx: Ctx): void {
     .command('export')
     .argument('<target>', 'container (ID, name or prefix) or image (reference or ID)')
     .option('-o, --output <FILE.tar|DIR>', 'a tar file, or a directory (one that exists and is empty, or a path ending in /); default: the tar on stdout')
-    .description("the merged file system built offline from the layers: a container as docker export gives it, an image as docker create + docker export would")
+    .description('the merged file system built offline from the layers: a container as docker export gives it, an image as docker create + docker export would')
     .action(async (q: string, o: ExportOpts, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const r = await runExport(q, o, g, ctx);

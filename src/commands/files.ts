@@ -25,6 +25,11 @@ export function registerFiles(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const files = await runFiles(g, o, ctx);
       if (g.json) emitJson(ctx, files);
-      else await writeTable(ctx, ['TYPE', 'SIZE', 'MODE', 'OWNER', 'PATH'], files.map((f) => [f.kind, f.size, f.mode, `${f.uid}:${f.gid}`, f.path]));
+      else
+        await writeTable(
+          ctx,
+          ['TYPE', 'SIZE', 'MODE', 'OWNER', 'PATH'],
+          files.map((f) => [f.kind, f.size, f.mode, `${f.uid}:${f.gid}`, f.path]),
+        );
     });
 }

@@ -12,7 +12,14 @@ export interface FindOpts {
 }
 
 function sightText(ctx: Ctx, s: ViewSight): string {
-  const word = s.sees === 'sees' ? paint(ctx, 'green', 'sees it') : s.sees === 'shadows' ? paint(ctx, 'yellow', 'shadows it') : s.sees === 'deletes' ? paint(ctx, 'red', 'deletes it') : paint(ctx, 'dim', 'unknown');
+  const word =
+    s.sees === 'sees'
+      ? paint(ctx, 'green', 'sees it')
+      : s.sees === 'shadows'
+        ? paint(ctx, 'yellow', 'shadows it')
+        : s.sees === 'deletes'
+          ? paint(ctx, 'red', 'deletes it')
+          : paint(ctx, 'dim', 'unknown');
   const by = s.by?.replace(/(?:sha256:)?([0-9a-f]{12})[0-9a-f]{52}/g, '$1');
   return `${word}${s.at !== undefined ? ` at ${s.at}` : ''}${by !== undefined ? ` (${s.sees === 'unknown' ? '' : 'by the '}${by})` : ''}`;
 }
@@ -36,7 +43,9 @@ function whereText(h: FindHit): string {
 export function registerFind(program: Command, ctx: Ctx): void {
   program
     .command('find')
-    .description('search every image layer, container layer and volume by name, path, content hash or time; each hit says where it lives and whether each container sees, shadows or deletes it (--json: one NDJSON record per hit)')
+    .description(
+      'search every image layer, container layer and volume by name, path, content hash or time; each hit says where it lives and whether each container sees, shadows or deletes it (--json: one NDJSON record per hit)',
+    )
     .option('--name <glob>', "the entry's name matches (as find -name)")
     .option('--path <glob>', 'the path inside the layer or volume matches, e.g. /etc/*.conf (as find -path)')
     .option('--sha256 <hex>', 'regular files with this content hash (64 hex digits, sha256: allowed)')
@@ -63,9 +72,17 @@ export function registerFind(program: Command, ctx: Ctx): void {
           for (const c of h.containers) ctx.stdout.write(`  container ${c.name !== '' ? c.name : shortId(c.id)} ${sightText(ctx, c)}\n`);
           const tagged = h.images.filter((i) => !/^[0-9a-f]{12}$/.test(i.name));
           for (const i of tagged) ctx.stdout.write(`  image ${i.name} ${sightText(ctx, i)}\n`);
-          if (tagged.length < h.images.length) ctx.stdout.write(paint(ctx, 'dim', `  and ${h.images.length - tagged.length} untagged ${h.images.length - tagged.length === 1 ? 'image' : 'images'} (--json lists them)\n`));
+          if (tagged.length < h.images.length)
+            ctx.stdout.write(
+              paint(
+                ctx,
+                'dim',
+                `  and ${h.images.length - tagged.length} untagged ${h.images.length - tagged.length === 1 ? 'image' : 'images'} (--json lists them)\n`,
+              ),
+            );
         }
-        if (!g.json && ctx.stderrTTY) ctx.stderr.write(`dataroot: ${n} ${n === 1 ? 'hit' : 'hits'}${q.sha256 !== undefined ? ` (${finder.hashed} files hashed)` : ''}\n`);
+        if (!g.json && ctx.stderrTTY)
+          ctx.stderr.write(`dataroot: ${n} ${n === 1 ? 'hit' : 'hits'}${q.sha256 !== undefined ? ` (${finder.hashed} files hashed)` : ''}\n`);
         reportProblems(ctx, finder.problems);
       });
     });

@@ -97,14 +97,20 @@ async function renderCdImages(ctx: Ctx, images: CdImageSummary[], digests: boole
       return [t.slice(0, colon), t.slice(colon + 1), i.Id];
     });
     if (pairs.length === 0) pairs.push(['<none>', '<none>', i.Id]);
-    for (const [repo, tag, d] of pairs) rows.push([repo, tag, ...(digests ? [d] : []), shortId(i.Id), i.Created === 0 ? 'N/A' : ago(i.Created), humanSize(i.Size)]);
+    for (const [repo, tag, d] of pairs)
+      rows.push([repo, tag, ...(digests ? [d] : []), shortId(i.Id), i.Created === 0 ? 'N/A' : ago(i.Created), humanSize(i.Size)]);
   }
   const head = digests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
   await writeTable(ctx, head, rows);
 }
 
 /** Looks an image up in the store dockerd uses first, then in the other one. */
-function findEither<T>(st: import('./cddocker.js').Stores, q: string, graph: (s: import('../store/model.js').Store) => T, cd: (c: import('../ops/containerddocker.js').DockerCdContext) => T): T {
+function findEither<T>(
+  st: import('./cddocker.js').Stores,
+  q: string,
+  graph: (s: import('../store/model.js').Store) => T,
+  cd: (c: import('../ops/containerddocker.js').DockerCdContext) => T,
+): T {
   const order: ('graph' | 'cd')[] = st.choice.uses === 'graphdriver' ? ['graph', 'cd'] : ['cd', 'graph'];
   let first: unknown;
   for (const k of order) {
@@ -149,7 +155,8 @@ export function registerImages(program: Command, ctx: Ctx): void {
         const out: unknown[] = [];
         if (st.graph !== undefined) {
           const r = listImages(st.graph(), { all: o.all, filters });
-          if (g.json) out.push(...(both ? r.images.map((i) => ({ ...i, Dataroot: { store: 'graphdriver', used: st.choice.uses === 'graphdriver' } })) : r.images));
+          if (g.json)
+            out.push(...(both ? r.images.map((i) => ({ ...i, Dataroot: { store: 'graphdriver', used: st.choice.uses === 'graphdriver' } })) : r.images));
           else {
             if (both) ctx.stdout.write(`graphdriver image store${st.choice.uses === 'graphdriver' ? ' (the one dockerd 29 uses)' : ''}:\n`);
             await renderImages(ctx, r, o.digests);
@@ -161,7 +168,10 @@ export function registerImages(program: Command, ctx: Ctx): void {
           const images = r.images.filter((i) => cdImageFilter(i, filters));
           if (g.json) out.push(...(both ? images.map((i) => ({ ...i, Dataroot: { ...i.Dataroot, used: st.choice.uses === 'containerd' } })) : images));
           else {
-            if (both) ctx.stdout.write(`${st.graph !== undefined ? '\n' : ''}containerd image store (namespace moby)${st.choice.uses === 'containerd' ? ' (the one dockerd 29 uses)' : ''}:\n`);
+            if (both)
+              ctx.stdout.write(
+                `${st.graph !== undefined ? '\n' : ''}containerd image store (namespace moby)${st.choice.uses === 'containerd' ? ' (the one dockerd 29 uses)' : ''}:\n`,
+              );
             await renderCdImages(ctx, images, o.digests);
           }
           reportProblems(ctx, r.problems);
@@ -182,7 +192,15 @@ export function registerImages(program: Command, ctx: Ctx): void {
         for (const q of refs) {
           try {
             const ls = st.legacy;
-            const x = ls !== undefined ? (inspectLegacyImage(ls, requireLegacyImage(ls, q)) as { Dataroot: unknown }) : findEither<{ Dataroot: unknown }>(st, q, (s) => inspectImage(s, requireImage(s, q)), (c) => inspectDockerImage(c, resolveDockerImage(c, q)) as { Dataroot: unknown });
+            const x =
+              ls !== undefined
+                ? (inspectLegacyImage(ls, requireLegacyImage(ls, q)) as { Dataroot: unknown })
+                : findEither<{ Dataroot: unknown }>(
+                    st,
+                    q,
+                    (s) => inspectImage(s, requireImage(s, q)),
+                    (c) => inspectDockerImage(c, resolveDockerImage(c, q)) as { Dataroot: unknown },
+                  );
             out.push(x);
             reportProblems(ctx, (x.Dataroot as { problems: Problem[] }).problems);
           } catch (e) {
@@ -208,13 +226,18 @@ export function registerImages(program: Command, ctx: Ctx): void {
             reportProblems(ctx, lr.problems);
             return;
           }
-          const r = findEither(st, ref, (s) => imageHistory(s, requireImage(s, ref)), (c) => dockerHistory(c, resolveDockerImage(c, ref)) as unknown as ReturnType<typeof imageHistory>);
+          const r = findEither(
+            st,
+            ref,
+            (s) => imageHistory(s, requireImage(s, ref)),
+            (c) => dockerHistory(c, resolveDockerImage(c, ref)) as unknown as ReturnType<typeof imageHistory>,
+          );
           if (g.json) emitJson(ctx, r.history);
           else {
             await writeTable(
-                ctx,
-                ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-                r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
+              ctx,
+              ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+              r.history.map((h) => [h.Id, h.Created === 0 ? 'N/A' : ago(h.Created), h.CreatedBy, humanSize(h.Size), h.Comment]),
             );
           }
           reportProblems(ctx, r.problems);

@@ -17,7 +17,17 @@ export async function runInfo(g: GlobalOpts, ctx: Ctx): Promise<InfoResult> {
       const ls = await openLegacy(r, g, ctx);
       const li = legacyInfoOf(ls);
       const { legacyLeftovers: _, ...rest } = res;
-      return { ...rest, driver: ls.driver, driverReason: 'legacy-repositories', images: li.images, tags: ls.repositories.refs.length, layers: li.graphImages, containers: li.containers, legacy: li, warnings: [...res.warnings, ...li.notes] };
+      return {
+        ...rest,
+        driver: ls.driver,
+        driverReason: 'legacy-repositories',
+        images: li.images,
+        tags: ls.repositories.refs.length,
+        layers: li.graphImages,
+        containers: li.containers,
+        legacy: li,
+        warnings: [...res.warnings, ...li.notes],
+      };
     },
     rootOptions(g, ctx),
   );
@@ -40,8 +50,11 @@ function installLines(ctx: Ctx, i: InstallInfo): string[] {
     a.state === 'loaded'
       ? `loaded (${a.path})`
       : `${paint(ctx, 'yellow', `not loaded (${a.state})`)}: ${a.reason ?? ''}; without it: ${a.unavailable.join(', ')}`;
-  const write = i.zstd.compress === null ? paint(ctx, 'yellow', "not written here (needs the addon or Node 22.15+)") : `written with ${i.zstd.compress}`;
-  return [`${paint(ctx, 'bold', 'Addon:')}       ${addon}`, `${paint(ctx, 'bold', 'Snapshots:')}   zstd: stores read with ${i.zstd.decompress}, ${write} (Node ${i.node})`];
+  const write = i.zstd.compress === null ? paint(ctx, 'yellow', 'not written here (needs the addon or Node 22.15+)') : `written with ${i.zstd.compress}`;
+  return [
+    `${paint(ctx, 'bold', 'Addon:')}       ${addon}`,
+    `${paint(ctx, 'bold', 'Snapshots:')}   zstd: stores read with ${i.zstd.decompress}, ${write} (Node ${i.node})`,
+  ];
 }
 
 export async function renderInfo(ctx: Ctx, r: InfoResult): Promise<void> {
@@ -49,12 +62,16 @@ export async function renderInfo(ctx: Ctx, r: InfoResult): Promise<void> {
     `${paint(ctx, 'bold', 'Data-root:')}   ${r.root}${r.archive ? ' (archive, unpacked read-only)' : ''}`,
     `${paint(ctx, 'bold', 'Driver:')}      ${r.driver ?? 'none found under image/'}${r.driverReason !== null && r.driverReason !== 'only-store' ? ` (chosen by ${REASONS[r.driverReason] ?? r.driverReason})` : ''}`,
     ...(r.imageStores.length > 1 || (r.imageStores.length === 1 && r.imageStores[0]!.driver !== r.driver)
-      ? [`${paint(ctx, 'bold', 'Stores:')}      ${r.imageStores.map((s) => `image/${safeText(s.driver)}/ (${s.images} images, ${s.layers} layers${s.containers > 0 ? `, ${s.containers} containers` : ''})`).join(', ')}`]
+      ? [
+          `${paint(ctx, 'bold', 'Stores:')}      ${r.imageStores.map((s) => `image/${safeText(s.driver)}/ (${s.images} images, ${s.layers} layers${s.containers > 0 ? `, ${s.containers} containers` : ''})`).join(', ')}`,
+        ]
       : []),
     `${paint(ctx, 'bold', 'Images:')}      ${r.images}   tags: ${r.tags}   layers: ${r.layers}`,
     `${paint(ctx, 'bold', 'Containers:')}  ${r.containers}   volumes: ${r.volumes}   networks: ${r.networks}`,
     ...(r.legacy !== undefined
-      ? [`${paint(ctx, 'bold', 'Legacy:')}      written before Docker 1.10 (graph/, ${safeText(r.legacy.repositories)}${r.legacy.linkgraph ? ', linkgraph.db' : ''}): ${r.legacy.graphImages} graph images, ${r.legacy.registered} of ${r.legacy.containers} containers load with this driver, ${r.legacy.names} names; read-only, as Docker 1.9 lists them`]
+      ? [
+          `${paint(ctx, 'bold', 'Legacy:')}      written before Docker 1.10 (graph/, ${safeText(r.legacy.repositories)}${r.legacy.linkgraph ? ', linkgraph.db' : ''}): ${r.legacy.graphImages} graph images, ${r.legacy.registered} of ${r.legacy.containers} containers load with this driver, ${r.legacy.names} names; read-only, as Docker 1.9 lists them`,
+        ]
       : []),
     ...(r.legacyLeftovers !== undefined
       ? [
@@ -74,7 +91,11 @@ export async function renderInfo(ctx: Ctx, r: InfoResult): Promise<void> {
     '',
   ];
   ctx.stdout.write(lines.join('\n'));
-  await writeTable(ctx, ['FOLDER', 'FILES', 'SIZE'], r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)]));
+  await writeTable(
+    ctx,
+    ['FOLDER', 'FILES', 'SIZE'],
+    r.folders.map((f) => [f.name, f.files, bytesHuman(f.bytes)]),
+  );
   for (const w of r.warnings) ctx.stderr.write(`dataroot: warning: ${safeText(w)}\n`);
 }
 

@@ -56,9 +56,9 @@ export async function renderLegacyImages(ctx: Ctx, r: LegacyImageList, digests: 
 /** `docker history --no-trunc` of 1.9. */
 export async function renderLegacyHistory(ctx: Ctx, h: V19History[]): Promise<void> {
   await writeTable(
-      ctx,
-      ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-      h.map((x) => [x.Id, ago19(x.Created), x.CreatedBy, humanSize19(x.Size), x.Comment]),
+    ctx,
+    ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+    h.map((x) => [x.Id, ago19(x.Created), x.CreatedBy, humanSize19(x.Size), x.Comment]),
   );
 }
 
@@ -73,8 +73,20 @@ export async function renderLegacyContainers(ctx: Ctx, r: LegacyContainerList, t
     let image = c.Image;
     if (image === '') image = '<no image>';
     else if (trunc && truncateId19(c.ImageID) === truncateId19(c.Image)) image = c.Image.slice(0, 12);
-    const ports = c.Ports.map((p) => (p['IP'] !== undefined ? `${scalar(p['IP'])}:${scalar(p['PublicPort'] ?? 0)}->${String(p['PrivatePort'])}/${String(p['Type'])}` : `${String(p['PrivatePort'])}/${String(p['Type'])}`));
-    return [trunc ? truncateId19(c.Id) : c.Id, image, goQuote(trunc ? c.Command.slice(0, 20) : c.Command), ago19(c.Created), c.Status, ports.join(', '), names.join(',')];
+    const ports = c.Ports.map((p) =>
+      p['IP'] !== undefined
+        ? `${scalar(p['IP'])}:${scalar(p['PublicPort'] ?? 0)}->${String(p['PrivatePort'])}/${String(p['Type'])}`
+        : `${String(p['PrivatePort'])}/${String(p['Type'])}`,
+    );
+    return [
+      trunc ? truncateId19(c.Id) : c.Id,
+      image,
+      goQuote(trunc ? c.Command.slice(0, 20) : c.Command),
+      ago19(c.Created),
+      c.Status,
+      ports.join(', '),
+      names.join(','),
+    ];
   });
   await writeTable(ctx, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows);
   for (const s of r.skipped) ctx.stderr.write(`dataroot: not listed: ${s.id}: ${safeText(s.reason)}\n`);

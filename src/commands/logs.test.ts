@@ -6,13 +6,32 @@ function ctx(tty: boolean): { ctx: Ctx; out: (string | Uint8Array)[]; err: (stri
   const out: (string | Uint8Array)[] = [];
   const err: (string | Uint8Array)[] = [];
   return {
-    ctx: { stdout: { write: (c) => out.push(c) }, stderr: { write: (c) => err.push(c) }, color: false, stderrTTY: tty, stdoutTTY: tty, env: {}, cwd: '/', exitCode: 0 },
+    ctx: {
+      stdout: { write: (c) => out.push(c) },
+      stderr: { write: (c) => err.push(c) },
+      color: false,
+      stderrTTY: tty,
+      stdoutTTY: tty,
+      env: {},
+      cwd: '/',
+      exitCode: 0,
+    },
     out,
     err,
   };
 }
 
-const rec = { stream: 'stdout', time: { sec: 1700000000, nsec: 5, off: 0 }, line: new TextEncoder().encode('hi\n'), attrs: [['tag', 'a b'], ['env', 'x=y']] as [string, string][], file: 'f', offset: 0 };
+const rec = {
+  stream: 'stdout',
+  time: { sec: 1700000000, nsec: 5, off: 0 },
+  line: new TextEncoder().encode('hi\n'),
+  attrs: [
+    ['tag', 'a b'],
+    ['env', 'x=y'],
+  ] as [string, string][],
+  file: 'f',
+  offset: 0,
+};
 
 describe('what docker logs prints for a message', () => {
   it('-t then --details then the line (attrs sorted, query-escaped; none gives a lone space)', () => {

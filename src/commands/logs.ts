@@ -149,7 +149,8 @@ export async function runLogs(g: GlobalOpts, ctx: Ctx, q: string, o: LogsCliOpti
     const own = r.notes.length > 0 || r.problems.length > 0 || r.files.some((f) => f.skipped !== undefined && f.skipped !== 'absent');
     if (own && w.errOpen) ctx.stderr.write('\n');
     for (const n of r.notes) ctx.stderr.write(`dataroot: note: ${safeText(n)}\n`);
-    for (const f of r.files) if (f.skipped !== undefined && f.skipped !== 'absent') ctx.stderr.write(`dataroot: note: ${safeText(`${f.file} is not read: ${f.skipped}`)}\n`);
+    for (const f of r.files)
+      if (f.skipped !== undefined && f.skipped !== 'absent') ctx.stderr.write(`dataroot: note: ${safeText(`${f.file} is not read: ${f.skipped}`)}\n`);
     reportProblems(ctx, r.problems);
   });
 }
@@ -158,15 +159,26 @@ export function registerLogs(program: Command, ctx: Ctx): void {
   program
     .command('logs')
     .argument('<container>', 'ID, name or unique ID prefix')
-    .description("a container's logs as docker logs prints them (json-file, local, and the dual-logging cache of other drivers), from the files on disk; --json: one NDJSON record per message")
-    .addOption(new Option('--since <time>', 'messages since a time: 10m, 2024-01-02T15:04:05Z, 2024-01-02, or Unix seconds (as docker logs)').argParser(timeArg))
+    .description(
+      "a container's logs as docker logs prints them (json-file, local, and the dual-logging cache of other drivers), from the files on disk; --json: one NDJSON record per message",
+    )
+    .addOption(
+      new Option('--since <time>', 'messages since a time: 10m, 2024-01-02T15:04:05Z, 2024-01-02, or Unix seconds (as docker logs)').argParser(timeArg),
+    )
     .addOption(new Option('--until <time>', 'messages up to a time (same forms)').argParser(timeArg))
-    .addOption(new Option('-n, --tail <N>', 'the last N messages (counted over both streams, as dockerd counts them), or all').argParser(tailArg).default(-1, 'all'))
+    .addOption(
+      new Option('-n, --tail <N>', 'the last N messages (counted over both streams, as dockerd counts them), or all').argParser(tailArg).default(-1, 'all'),
+    )
     .option('-t, --timestamps', 'prefix each message with its time (RFC 3339, nanoseconds)', false)
     .option('--details', 'prefix each message with its attributes (labels, env, tag), as docker logs --details', false)
     .addOption(new Option('--stream <name>', 'only this stream').choices(['stdout', 'stderr']))
     .option('--all-rotated', 'also read rotations dockerd 20.10 would not (beyond max-file, or before an old compressed one with --since)', false)
-    .addOption(new Option('--max-decompressed <size>', 'most bytes a compressed rotation may decompress to (default: its max-size and room for one message; 1G without max-size)').argParser(sizeArg))
+    .addOption(
+      new Option(
+        '--max-decompressed <size>',
+        'most bytes a compressed rotation may decompress to (default: its max-size and room for one message; 1G without max-size)',
+      ).argParser(sizeArg),
+    )
     .action(async (q: string, o: LogsCliOptions, cmd: Command) => {
       await runLogs(cmd.optsWithGlobals<GlobalOpts>(), ctx, q, o);
     });

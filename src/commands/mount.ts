@@ -31,7 +31,8 @@ function targetDir(ctx: Ctx, dir: string): string {
 
 function requireRootLinux(what: string): void {
   if (process.platform !== 'linux') throw new DatarootError('MOUNT_NOT_LINUX', `${what} needs Linux (overlay and bind mounts)`);
-  if (process.getuid?.() !== 0) throw new DatarootError('MOUNT_NEEDS_ROOT', `${what} needs root (mount(2)); --print shows the commands, or use dataroot export -o DIR without privileges`);
+  if (process.getuid?.() !== 0)
+    throw new DatarootError('MOUNT_NEEDS_ROOT', `${what} needs root (mount(2)); --print shows the commands, or use dataroot export -o DIR without privileges`);
 }
 
 export function registerMount(program: Command, ctx: Ctx): void {
@@ -47,7 +48,11 @@ export function registerMount(program: Command, ctx: Ctx): void {
       const target = targetDir(ctx, dir);
       if (o.print !== true && isMountPoint(target)) throw new DatarootError('MOUNT_TARGET_BUSY', `${target} is a mount point already`, { file: target });
       await withStore(g, ctx, (s) => {
-        if (s.root.fromArchive && o.print !== true) throw new DatarootError('MOUNT_ARCHIVE_ROOT', 'an archive root is unpacked into a temporary directory removed at exit: unpack it yourself, or use export');
+        if (s.root.fromArchive && o.print !== true)
+          throw new DatarootError(
+            'MOUNT_ARCHIVE_ROOT',
+            'an archive root is unpacked into a temporary directory removed at exit: unpack it yourself, or use export',
+          );
         requireContent(s);
         const t = findTarget(s, q);
         const plan = planMount(s, t, target, runDir(ctx));
@@ -59,7 +64,10 @@ export function registerMount(program: Command, ctx: Ctx): void {
         }
         runMountPlan(plan.stateDir, target, `${t.kind} ${t.id}`, plan.steps);
         if (g.json) emitJson(ctx, { target, kind: plan.kind, layers: plan.layers, object: { kind: t.kind, id: t.id, name: t.name } });
-        else ctx.stdout.write(`mounted ${t.kind} ${t.name !== '' ? t.name : t.id.slice(0, 12)} read-only on ${target} (${plan.kind}, ${plan.layers} layers${t.kind === 'image' ? ' and the init layer docker create adds' : ''}); dataroot umount ${target}\n`);
+        else
+          ctx.stdout.write(
+            `mounted ${t.kind} ${t.name !== '' ? t.name : t.id.slice(0, 12)} read-only on ${target} (${plan.kind}, ${plan.layers} layers${t.kind === 'image' ? ' and the init layer docker create adds' : ''}); dataroot umount ${target}\n`,
+          );
         reportProblems(ctx, plan.problems);
       });
     });

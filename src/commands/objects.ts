@@ -26,7 +26,14 @@ export function registerObjects(program: Command, ctx: Ctx): void {
             l.size === null ? '?' : l.size,
             l.images.length,
             l.containers.length,
-            [l.orphan ? paint(ctx, 'yellow', 'orphan') : '', l.loadable ? '' : paint(ctx, 'red', 'not loadable'), l.dirExists ? '' : paint(ctx, 'red', 'no driver dir'), l.tarSplit ? '' : 'no tar-split'].filter(Boolean).join(', '),
+            [
+              l.orphan ? paint(ctx, 'yellow', 'orphan') : '',
+              l.loadable ? '' : paint(ctx, 'red', 'not loadable'),
+              l.dirExists ? '' : paint(ctx, 'red', 'no driver dir'),
+              l.tarSplit ? '' : 'no tar-split',
+            ]
+              .filter(Boolean)
+              .join(', '),
           ]);
           await writeTable(ctx, ['CHAIN ID', 'DIFF ID', 'CACHE ID', 'SIZE', 'IMAGES', 'CONTAINERS', 'NOTES'], rows);
         }

@@ -37,17 +37,33 @@ type Parsed = { name: string; value: string | undefined }[];
 
 const PACK_OPTS: OptSpec[] = [
   { flags: '-o, --output <OUT.tar>', group: 'Output', help: 'the archive to write (replaced if it exists)' },
-  { flags: '--format <docker|oci>', group: 'Output', help: 'docker: the docker save layout (manifest.json); oci: an OCI layout (index.json) with manifest.json too (default docker)' },
+  {
+    flags: '--format <docker|oci>',
+    group: 'Output',
+    help: 'docker: the docker save layout (manifest.json); oci: an OCI layout (index.json) with manifest.json too (default docker)',
+  },
   { flags: '--gzip', group: 'Output', help: 'gzip the layers (oci only)' },
   { flags: '--mtime <SECONDS|DATE>', group: 'Output', help: 'time of every file and of the config (default SOURCE_DATE_EPOCH, else 0)' },
   { flags: '--keep-owner', group: 'Output', help: "keep files' uid/gid (default 0:0)" },
-  { flags: '--into-root <R>', group: 'Output', help: 'also (or, without -o, only) write the images into the data-root R (global --driver names the driver of a root never started)' },
+  {
+    flags: '--into-root <R>',
+    group: 'Output',
+    help: 'also (or, without -o, only) write the images into the data-root R (global --driver names the driver of a root never started)',
+  },
   { flags: '--max-ratio <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n times its size (default 500)' },
   { flags: '--max-bytes <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n bytes (default 100 GiB)' },
   { flags: '--image', group: 'Per image', help: 'start the next image (options before the first --image make an image too; shared layers are stored once)' },
-  { flags: '--layer <SRC[:DEST]>', group: 'Per image', help: "a file or directory as one layer, at DEST in the image (default: a directory's contents at /, a file at /NAME)" },
+  {
+    flags: '--layer <SRC[:DEST]>',
+    group: 'Per image',
+    help: "a file or directory as one layer, at DEST in the image (default: a directory's contents at /, a file at /NAME)",
+  },
   { flags: '--layer-tar <FILE>', group: 'Per image', help: 'a layer tar (plain, gzip, zstd, bzip2 or xz)' },
-  { flags: '--config-file <FILE>', group: 'Per image', help: "the config, byte for byte (its sha256 is the image ID; its diff_ids must be the layers'); excludes the flags below" },
+  {
+    flags: '--config-file <FILE>',
+    group: 'Per image',
+    help: "the config, byte for byte (its sha256 is the image ID; its diff_ids must be the layers'); excludes the flags below",
+  },
   { flags: '-t, --tag <NAME:TAG>', group: 'Per image', help: 'repeatable' },
   { flags: '--entrypoint <CMD>', group: 'Per image', help: 'a JSON array, or words split like a shell ("" clears)' },
   { flags: '--cmd <CMD>', group: 'Per image', help: 'a JSON array, or words split like a shell ("" clears)' },
@@ -71,7 +87,11 @@ const EDIT_OPTS: OptSpec[] = [
   { flags: '--set-env <K=V>', group: 'Operations, applied in the order given', help: 'set an environment variable' },
   { flags: '--entrypoint <CMD>', group: 'Operations, applied in the order given', help: 'a JSON array, or words split like a shell ("" clears)' },
   { flags: '--cmd <CMD>', group: 'Operations, applied in the order given', help: 'a JSON array, or words split like a shell ("" clears)' },
-  { flags: '--add-layer <TAR|DIR[:DEST]>', group: 'Operations, applied in the order given', help: 'a layer tar, or files as a new top layer (history entry added)' },
+  {
+    flags: '--add-layer <TAR|DIR[:DEST]>',
+    group: 'Operations, applied in the order given',
+    help: 'a layer tar, or files as a new top layer (history entry added)',
+  },
   { flags: '-t, --tag <NAME:TAG>', group: 'Operations, applied in the order given', help: 'add a tag' },
   { flags: '--untag <NAME:TAG>', group: 'Operations, applied in the order given', help: 'remove a tag' },
   { flags: '--squash', group: 'Operations, applied in the order given', help: 'all layers into one, whiteouts applied (like docker export | import)' },
@@ -104,7 +124,22 @@ function orderedOptions(cmd: Command, specs: OptSpec[]): Parsed {
   return seen;
 }
 
-const CONFIG_FLAGS = new Set(['--entrypoint', '--cmd', '--env', '--label', '--expose', '--workdir', '--user', '--volume', '--stop-signal', '--arch', '--os', '--variant', '--author', '--history']);
+const CONFIG_FLAGS = new Set([
+  '--entrypoint',
+  '--cmd',
+  '--env',
+  '--label',
+  '--expose',
+  '--workdir',
+  '--user',
+  '--volume',
+  '--stop-signal',
+  '--arch',
+  '--os',
+  '--variant',
+  '--author',
+  '--history',
+]);
 
 /** Seconds since the epoch: --mtime (seconds, or an ISO date), else SOURCE_DATE_EPOCH, else 0. */
 function mtimeOf(v: string | undefined, env: NodeJS.ProcessEnv): number {
@@ -193,7 +228,10 @@ function takeCommon(c: Common, name: string, v: string, ctx: Ctx): boolean {
 }
 
 /** pack's options, in command-line order → images and options. */
-export function parsePackArgs(opts: Parsed, ctx: Ctx): {
+export function parsePackArgs(
+  opts: Parsed,
+  ctx: Ctx,
+): {
   out: string | undefined;
   format: 'docker' | 'oci';
   gzip: boolean;
@@ -277,18 +315,36 @@ export function parsePackArgs(opts: Parsed, ctx: Ctx): {
   for (const [i, img] of images.entries()) {
     const what = images.length > 1 ? `image ${i + 1}: ` : '';
     if (img.configFile !== undefined && img.configFlagsUsed.length > 0) {
-      throw new DatarootError('USAGE_CONFIG_CONFLICT', `${what}--config-file is used verbatim; ${img.configFlagsUsed[0]} cannot change it (edit the file, or drop --config-file)`);
+      throw new DatarootError(
+        'USAGE_CONFIG_CONFLICT',
+        `${what}--config-file is used verbatim; ${img.configFlagsUsed[0]} cannot change it (edit the file, or drop --config-file)`,
+      );
     }
     if (img.layers.length === 0 && img.configFile === undefined) throw new DatarootError('USAGE_NO_LAYERS', `${what}no --layer, --layer-tar or --config-file`);
   }
   const fmt = formatOf(c.format) ?? 'docker';
   if (gzip && fmt !== 'oci') throw new DatarootError('USAGE_GZIP_NEEDS_OCI', '--gzip compresses the layers of the OCI format: add --format oci');
-  if (c.out === undefined && c.intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'pack: name the archive with -o OUT.tar (or write into a data-root with --into-root R)');
-  return { out: c.out, format: fmt, gzip, mtime: mtimeOf(c.mtime, ctx.env), keepOwner, intoRoot: c.intoRoot, maxBytes: c.maxBytes, maxRatio: c.maxRatio, images };
+  if (c.out === undefined && c.intoRoot === undefined)
+    throw new DatarootError('USAGE_NO_OUTPUT', 'pack: name the archive with -o OUT.tar (or write into a data-root with --into-root R)');
+  return {
+    out: c.out,
+    format: fmt,
+    gzip,
+    mtime: mtimeOf(c.mtime, ctx.env),
+    keepOwner,
+    intoRoot: c.intoRoot,
+    maxBytes: c.maxBytes,
+    maxRatio: c.maxRatio,
+    images,
+  };
 }
 
 /** edit's input and options, in command-line order → input, output and the operations in order. */
-export function parseEditArgs(inputArg: string, opts: Parsed, ctx: Ctx): {
+export function parseEditArgs(
+  inputArg: string,
+  opts: Parsed,
+  ctx: Ctx,
+): {
   input: string;
   out: string | undefined;
   format: 'docker' | 'oci' | undefined;
@@ -343,9 +399,20 @@ export function parseEditArgs(inputArg: string, opts: Parsed, ctx: Ctx): {
   }
   const input = resolve(ctx.cwd, inputArg);
   if (!existsSync(input)) throw new DatarootError('ARCHIVE_NOT_FOUND', `${input} does not exist`, { file: input });
-  if (c.out === undefined && c.intoRoot === undefined) throw new DatarootError('USAGE_NO_OUTPUT', 'edit: name the new archive with -o OUT.tar (or write into a data-root with --into-root R)');
+  if (c.out === undefined && c.intoRoot === undefined)
+    throw new DatarootError('USAGE_NO_OUTPUT', 'edit: name the new archive with -o OUT.tar (or write into a data-root with --into-root R)');
   if (c.out !== undefined && c.out === input) throw new DatarootError('USAGE_OUTPUT_IS_INPUT', 'edit: -o must name a new file, not the input archive');
-  return { input, out: c.out, format: formatOf(c.format), mtime: mtimeOf(c.mtime, ctx.env), image, intoRoot: c.intoRoot, maxBytes: c.maxBytes, maxRatio: c.maxRatio, ops };
+  return {
+    input,
+    out: c.out,
+    format: formatOf(c.format),
+    mtime: mtimeOf(c.mtime, ctx.env),
+    image,
+    intoRoot: c.intoRoot,
+    maxBytes: c.maxBytes,
+    maxRatio: c.maxRatio,
+    ops,
+  };
 }
 
 function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<string>): void {
@@ -359,12 +426,23 @@ function renderWritten(ctx: Ctx, verb: string, r: WrittenArchive, onlyIds?: Set<
 
 /** Writes an archive into a data-root with inject (the daemon lock held, as inject holds it). */
 async function intoRoot(ctx: Ctx, g: GlobalOpts, root: string, archive: string): Promise<InjectResult> {
-  return withWritableStore({ root, driver: g.driver }, (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }), { create: true, lock: true });
+  return withWritableStore(
+    { root, driver: g.driver },
+    (store) => inject(store, { sources: [archive], tags: [], dryRun: false, maxRatio: 500, maxBytes: 100 * 2 ** 30 }),
+    { create: true, lock: true },
+  );
 }
 
 /** Runs a write of an archive, to -o or (through a temporary archive) into a data-root. */
-async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: string | undefined, root: string | undefined, write: (out: string) => Promise<T>): Promise<{ written: T; injected?: InjectResult }> {
-  if (root !== undefined && existsSync(root) && statSync(root).isFile()) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is a file: --into-root names a data-root directory`, { file: root });
+async function produce<T extends WrittenArchive>(
+  ctx: Ctx,
+  g: GlobalOpts,
+  out: string | undefined,
+  root: string | undefined,
+  write: (out: string) => Promise<T>,
+): Promise<{ written: T; injected?: InjectResult }> {
+  if (root !== undefined && existsSync(root) && statSync(root).isFile())
+    throw new DatarootError('STORE_NOT_WRITABLE', `${root} is a file: --into-root names a data-root directory`, { file: root });
   if (out !== undefined) requireOutputDir(out);
   let tmp: string | undefined;
   const target = out ?? join((tmp = mkdtempSync(join(tmpdir(), 'dataroot-pack-'))), 'image.tar');
@@ -385,7 +463,10 @@ async function produce<T extends WrittenArchive>(ctx: Ctx, g: GlobalOpts, out: s
 }
 
 function renderInjected(ctx: Ctx, root: string, r: InjectResult): void {
-  for (const img of r.images) ctx.stdout.write(`injected ${paint(ctx, 'bold', shortId(img.id))} ${img.tags.join(', ') || '<untagged>'} into ${root} (${img.layers.filter((l) => l.action === 'write').length} layers written)\n`);
+  for (const img of r.images)
+    ctx.stdout.write(
+      `injected ${paint(ctx, 'bold', shortId(img.id))} ${img.tags.join(', ') || '<untagged>'} into ${root} (${img.layers.filter((l) => l.action === 'write').length} layers written)\n`,
+    );
 }
 
 function renderArchive(ctx: Ctx, a: ArchiveInfo): void {
@@ -398,7 +479,12 @@ function renderArchive(ctx: Ctx, a: ArchiveInfo): void {
     for (const [k, v] of Object.entries(img.config)) ctx.stdout.write(`  ${k.padEnd(12)} ${JSON.stringify(v)}\n`);
     ctx.stdout.write(`  layers (${img.layers.length}):\n`);
     for (const l of img.layers) {
-      const facts = [l.compression !== 'none' ? l.compression : undefined, l.blobSize !== undefined ? `blob ${bytesHuman(l.blobSize)}` : undefined, l.size !== undefined ? `tar ${bytesHuman(l.size)}` : undefined, l.entries !== undefined ? `${l.entries} entries` : undefined]
+      const facts = [
+        l.compression !== 'none' ? l.compression : undefined,
+        l.blobSize !== undefined ? `blob ${bytesHuman(l.blobSize)}` : undefined,
+        l.size !== undefined ? `tar ${bytesHuman(l.size)}` : undefined,
+        l.entries !== undefined ? `${l.entries} entries` : undefined,
+      ]
         .filter((x) => x !== undefined)
         .join(', ');
       const mark = l.error !== undefined ? paint(ctx, 'red', '✗') : l.verified ? paint(ctx, 'green', '✓') : ' ';
@@ -428,7 +514,11 @@ export function registerPack(program: Command, ctx: Ctx): void {
     const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, (out) =>
       pack({ out, format: p.format, gzip: p.gzip, mtime: p.mtime, keepOwner: p.keepOwner, images: p.images, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
     );
-    if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format }), ...(injected !== undefined ? { injected } : {}) });
+    if (g.json)
+      emitJson(ctx, {
+        ...(p.out !== undefined ? written : { images: written.images, format: written.format }),
+        ...(injected !== undefined ? { injected } : {}),
+      });
     else {
       if (p.out !== undefined) renderWritten(ctx, 'packed', written);
       if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
@@ -445,11 +535,26 @@ export function registerPack(program: Command, ctx: Ctx): void {
     const g = cmd.optsWithGlobals<GlobalOpts>();
     const p = parseEditArgs(input, editOpts, ctx);
     const { written, injected } = await produce(ctx, g, p.out, p.intoRoot, (out) =>
-      edit({ input: p.input, out, ops: p.ops, ...(p.image !== undefined ? { image: p.image } : {}), ...(p.format !== undefined ? { format: p.format } : {}), mtime: p.mtime, maxBytes: p.maxBytes, maxRatio: p.maxRatio }),
+      edit({
+        input: p.input,
+        out,
+        ops: p.ops,
+        ...(p.image !== undefined ? { image: p.image } : {}),
+        ...(p.format !== undefined ? { format: p.format } : {}),
+        mtime: p.mtime,
+        maxBytes: p.maxBytes,
+        maxRatio: p.maxRatio,
+      }),
     );
-    if (g.json) emitJson(ctx, { ...(p.out !== undefined ? written : { images: written.images, format: written.format, before: written.before, after: written.after }), ...(injected !== undefined ? { injected } : {}) });
+    if (g.json)
+      emitJson(ctx, {
+        ...(p.out !== undefined ? written : { images: written.images, format: written.format, before: written.before, after: written.after }),
+        ...(injected !== undefined ? { injected } : {}),
+      });
     else {
-      ctx.stdout.write(`${written.before === written.after ? 'image ID unchanged' : 'new image ID'}: ${written.after}${written.before !== written.after ? ` (was ${written.before})` : ''}\n`);
+      ctx.stdout.write(
+        `${written.before === written.after ? 'image ID unchanged' : 'new image ID'}: ${written.after}${written.before !== written.after ? ` (was ${written.before})` : ''}\n`,
+      );
       if (p.out !== undefined) renderWritten(ctx, 'wrote', written, new Set([written.after]));
       if (injected !== undefined) renderInjected(ctx, p.intoRoot!, injected);
       for (const w of written.warnings) warn(ctx, w);

@@ -10,7 +10,10 @@ export class Progress {
   private last = 0;
   private drawn = false;
 
-  constructor(private readonly ctx: Ctx, private readonly label: string) {}
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly label: string,
+  ) {}
 
   update(done: number, total: number, note = ''): void {
     const now = Date.now();

@@ -9,7 +9,16 @@ const colour = { color: true } as Ctx;
 // them, no trailing blanks.
 describe('table', async () => {
   it('pads columns to the widest cell and trims each line', async () => {
-    expect(await table(plain, ['NAME', 'SIZE'], [['a', 1], ['longer', 22]])).toBe('NAME      SIZE\na         1\nlonger    22\n');
+    expect(
+      await table(
+        plain,
+        ['NAME', 'SIZE'],
+        [
+          ['a', 1],
+          ['longer', 22],
+        ],
+      ),
+    ).toBe('NAME      SIZE\na         1\nlonger    22\n');
   });
 
   it('prints the header alone when there are no rows', async () => {
@@ -17,7 +26,16 @@ describe('table', async () => {
   });
 
   it('measures wide characters as two columns and colour codes as none', async () => {
-    expect(await table(plain, ['N', 'X'], [['日本', 'a'], ['abcd', 'b']])).toBe('N       X\n日本    a\nabcd    b\n');
+    expect(
+      await table(
+        plain,
+        ['N', 'X'],
+        [
+          ['日本', 'a'],
+          ['abcd', 'b'],
+        ],
+      ),
+    ).toBe('N       X\n日本    a\nabcd    b\n');
     expect(terminalSafe(await table(colour, ['N', 'X'], [['abc', 'y']]))).toBe('\u001b[1mN\u001b[22m      \u001b[1mX\u001b[22m\nabc    y\n');
   });
 
@@ -34,7 +52,17 @@ describe('table', async () => {
   it('measures U+1F680–1F6FF (transport and map symbols) as two columns, as terminals show them', async () => {
     // 🚀 U+1F680, 🛌 U+1F6CC, 🛸 U+1F6F8: East Asian Width W (Unicode 15 EastAsianWidth.txt).
     for (const c of ['🚀', '🛌', '🛸', '🚗']) expect(await displayWidth(c), c).toBe(2);
-    expect(await table(plain, ['N', 'X'], [['🚀🚀', 'a'], ['🛸', 'b'], ['abc', 'c']])).toBe('N       X\n🚀🚀    a\n🛸      b\nabc     c\n');
+    expect(
+      await table(
+        plain,
+        ['N', 'X'],
+        [
+          ['🚀🚀', 'a'],
+          ['🛸', 'b'],
+          ['abc', 'c'],
+        ],
+      ),
+    ).toBe('N       X\n🚀🚀    a\n🛸      b\nabc     c\n');
   });
 
   it('renders a long table in chunks of fixed widths that make one seamless table (widest cell in the last chunk)', async () => {
@@ -53,7 +81,8 @@ describe('table', async () => {
   it('past CLI_TABLE3_ROWS, rows padded directly are the bytes cli-table3 gives (wide, emoji, combining, escaped, multi-line, empty cells)', async () => {
     const samples = ['a', '', '日本語', '🚀x', 'e\u0301te', 'x\u001b[2Jy', 'tab\there', 'ab ', '🛸🛸🛸🛸', 'two\nlines'];
     const rows: string[][] = [];
-    for (let i = 0; i < 3 * TABLE_CHUNK_ROWS + 7; i++) rows.push([samples[i % samples.length]!, String(i * 7919), samples[(i * 3) % samples.length]!, samples[(i * 7) % samples.length]!]);
+    for (let i = 0; i < 3 * TABLE_CHUNK_ROWS + 7; i++)
+      rows.push([samples[i % samples.length]!, String(i * 7919), samples[(i * 3) % samples.length]!, samples[(i * 7) % samples.length]!]);
     for (const ctx of [plain, colour]) {
       let byTable = '';
       let direct = '';

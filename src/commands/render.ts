@@ -7,7 +7,10 @@ import type { Ctx } from './context.js';
  * raw; they are written as \u escapes here, which is the same JSON value.
  */
 export function jsonText(value: unknown, indent?: number): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Exactly one JSON document on stdout. bigint values become decimal strings. */
@@ -115,9 +118,20 @@ export const TABLE_CHUNK_ROWS = 100;
 
 /** No borders: four spaces between columns, as docker prints its tables. */
 const DOCKER_CHARS = {
-  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
-  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-  left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '',
+  top: '',
+  'top-mid': '',
+  'top-left': '',
+  'top-right': '',
+  bottom: '',
+  'bottom-mid': '',
+  'bottom-left': '',
+  'bottom-right': '',
+  left: '',
+  'left-mid': '',
+  mid: '',
+  'mid-mid': '',
+  right: '',
+  'right-mid': '',
   middle: '    ',
 } as const;
 
@@ -157,7 +171,12 @@ export async function writeTable(
   // Cells escaped line by line (a cell's newlines are line breaks, other control characters are escaped).
   const cell = (v: string | number | undefined): string => {
     const t = String(v ?? '');
-    return t.includes('\n') ? t.split('\n').map((x) => safeText(x)).join('\n') : safeText(t);
+    return t.includes('\n')
+      ? t
+          .split('\n')
+          .map((x) => safeText(x))
+          .join('\n')
+      : safeText(t);
   };
   const widths = head.map((h) => stringWidth(h));
   const prepared: string[][] = new Array<string[]>(rows.length);

@@ -48,14 +48,14 @@ async function withSnapStore<T>(dir: string, create: boolean, fn: (s: SnapshotSt
 function rootDir(g: GlobalOpts, ctx: Ctx): string {
   const { root } = rootOf(g, ctx);
   if (!existsSync(root)) throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
-  if (!statSync(root).isDirectory()) throw new DatarootError('SNAPSHOT_SOURCE_INVALID', `${root} is not a directory (snapshots are taken of a data-root directory)`, { file: root });
+  if (!statSync(root).isDirectory())
+    throw new DatarootError('SNAPSHOT_SOURCE_INVALID', `${root} is not a directory (snapshots are taken of a data-root directory)`, { file: root });
   return root;
 }
 
 function ratio(s: { logicalBytes: number; storedBytes: number }): string {
   return s.storedBytes === 0 ? '∞' : `${(s.logicalBytes / s.storedBytes).toFixed(1)}x`;
 }
-
 
 function renderDetail(ctx: Ctx, d: Detail | undefined, out: string[]): void {
   if (d === undefined) return;
@@ -74,10 +74,13 @@ function renderDetail(ctx: Ctx, d: Detail | undefined, out: string[]): void {
       for (const n of d.removed.slice(0, 20)) out.push(`     - ${n}`);
       break;
     case 'text':
-      for (const l of d.patch.split('\n').slice(2, 80)) if (l !== '') out.push(`     ${l.startsWith('+') ? paint(ctx, 'green', l) : l.startsWith('-') ? paint(ctx, 'red', l) : l}`);
+      for (const l of d.patch.split('\n').slice(2, 80))
+        if (l !== '') out.push(`     ${l.startsWith('+') ? paint(ctx, 'green', l) : l.startsWith('-') ? paint(ctx, 'red', l) : l}`);
       break;
     case 'binary':
-      out.push(`     binary: ${d.left !== undefined ? `${d.left.size} B ${d.left.sha256.slice(0, 19)}` : '∅'} → ${d.right !== undefined ? `${d.right.size} B ${d.right.sha256.slice(0, 19)}` : '∅'}`);
+      out.push(
+        `     binary: ${d.left !== undefined ? `${d.left.size} B ${d.left.sha256.slice(0, 19)}` : '∅'} → ${d.right !== undefined ? `${d.right.size} B ${d.right.sha256.slice(0, 19)}` : '∅'}`,
+      );
       break;
   }
 }
@@ -95,11 +98,25 @@ function renderDiff(ctx: Ctx, r: DiffResult): void {
     return bits.length > 0 ? `  ${paint(ctx, 'bold', name.padEnd(11))} ${bits.join('  ')}` : undefined;
   };
   const c8d = s.containerd;
-  const cd = c8d === undefined ? [] : [part('c8d images', c8d.images), part('c8d ctrs', c8d.containers), part('snapshots', c8d.snapshots), part('blobs', c8d.blobs)];
-  const lines = [part('images', s.images), part('tags', s.tags), part('layers', s.layers), part('containers', s.containers), part('volumes', s.volumes), part('networks', s.networks), ...cd].filter((x): x is string => x !== undefined);
+  const cd =
+    c8d === undefined ? [] : [part('c8d images', c8d.images), part('c8d ctrs', c8d.containers), part('snapshots', c8d.snapshots), part('blobs', c8d.blobs)];
+  const lines = [
+    part('images', s.images),
+    part('tags', s.tags),
+    part('layers', s.layers),
+    part('containers', s.containers),
+    part('volumes', s.volumes),
+    part('networks', s.networks),
+    ...cd,
+  ].filter((x): x is string => x !== undefined);
   const bc = s.buildCache;
   if (bc.left !== bc.right || bc.added.length > 0 || bc.removed.length > 0) {
-    const ids = [bc.added.length > 0 ? `+${bc.added.length} (${bc.added.join(', ')})` : '', bc.removed.length > 0 ? `-${bc.removed.length} (${bc.removed.join(', ')})` : ''].filter(Boolean).join('  ');
+    const ids = [
+      bc.added.length > 0 ? `+${bc.added.length} (${bc.added.join(', ')})` : '',
+      bc.removed.length > 0 ? `-${bc.removed.length} (${bc.removed.join(', ')})` : '',
+    ]
+      .filter(Boolean)
+      .join('  ');
     lines.push(`  ${paint(ctx, 'bold', 'build cache')} ${bc.left ?? 0} → ${bc.right ?? 0} records${ids === '' ? '' : `  ${ids}`}`);
   }
   out.push(`${paint(ctx, 'cyan', `${r.left} → ${r.right}`)}`);
@@ -109,13 +126,23 @@ function renderDiff(ctx: Ctx, r: DiffResult): void {
       e.fields === undefined
         ? ''
         : `  ${Object.entries(e.fields)
-            .map(([k, v]) => (v.left === undefined ? `${k} ${JSON.stringify(v.right)}` : v.right === undefined ? `${k} was ${JSON.stringify(v.left)}` : `${k} ${JSON.stringify(v.left)} → ${JSON.stringify(v.right)}`))
+            .map(([k, v]) =>
+              v.left === undefined
+                ? `${k} ${JSON.stringify(v.right)}`
+                : v.right === undefined
+                  ? `${k} was ${JSON.stringify(v.left)}`
+                  : `${k} ${JSON.stringify(v.left)} → ${JSON.stringify(v.right)}`,
+            )
             .join(', ')}`;
     out.push(`${LETTER[e.change]}  ${e.path}${e.type !== undefined && e.type !== 'file' ? ` (${e.type})` : ''}${f}`);
     renderDetail(ctx, e.detail, out);
   }
   const c = r.counts;
-  out.push(r.equal ? 'no differences' : `${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c['type-changed']} type-changed, ${c['metadata-changed']} metadata-changed`);
+  out.push(
+    r.equal
+      ? 'no differences'
+      : `${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c['type-changed']} type-changed, ${c['metadata-changed']} metadata-changed`,
+  );
   ctx.stdout.write(`${out.join('\n')}\n`);
 }
 
@@ -153,7 +180,10 @@ interface SnapshotOpts extends StoreOpt {
 export async function runSnapshot(o: SnapshotOpts, g: GlobalOpts, ctx: Ctx): Promise<SnapshotResult> {
   const root = rootDir(g, ctx);
   if (probeLock(`${root}/${LAYOUT.volumesDb}`) === 'held') {
-    if (!o.live) throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: stop it, or pass --live (its BoltDB files may then be torn)`, { file: root });
+    if (!o.live)
+      throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${root}: stop it, or pass --live (its BoltDB files may then be torn)`, {
+        file: root,
+      });
     warn(ctx, `${root} is held by a running daemon: BoltDB files in the snapshot may be torn`);
   }
   const pauseFile = ctx.env['DATAROOT_SNAPSHOT_PAUSE_FILE'];
@@ -185,7 +215,11 @@ function renderSnapshot(ctx: Ctx, r: SnapshotResult): void {
 
 // ---- snapshot show ----
 
-export async function runShow(name: string, o: StoreOpt & { entries: boolean }, ctx: Ctx): Promise<{ snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }> {
+export async function runShow(
+  name: string,
+  o: StoreOpt & { entries: boolean },
+  ctx: Ctx,
+): Promise<{ snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }> {
   return withSnapStore(storeDir(o, ctx)!, false, (store) => {
     const s = store.find(name);
     const m = store.readManifest(s);
@@ -195,9 +229,22 @@ export async function runShow(name: string, o: StoreOpt & { entries: boolean }, 
 
 async function renderShow(ctx: Ctx, r: { snapshot: RegisteredSnapshot; entries?: ManifestEntry[] }): Promise<void> {
   const s = r.snapshot;
-  ctx.stdout.write(`${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`);
+  ctx.stdout.write(
+    `${paint(ctx, 'bold', s.name)}  ${s.created}\n  source      ${s.source}\n  entries     ${s.entries}\n  content     ${bytesHuman(s.logicalBytes)} (${bytesHuman(s.newBytes)} new, stored in ${bytesHuman(s.storedBytes)})\n  options     ${JSON.stringify(s.options)}\n`,
+  );
   if (r.entries !== undefined) {
-    await writeTable(ctx, ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'], r.entries.map((e) => [e.type, e.mode.toString(8).padStart(4, '0'), `${e.uid}:${e.gid}`, e.size, e.sha256?.slice(0, 12) ?? '', e.path === '' ? '.' : e.path]));
+    await writeTable(
+      ctx,
+      ['TYPE', 'MODE', 'OWNER', 'SIZE', 'SHA256', 'PATH'],
+      r.entries.map((e) => [
+        e.type,
+        e.mode.toString(8).padStart(4, '0'),
+        `${e.uid}:${e.gid}`,
+        e.size,
+        e.sha256?.slice(0, 12) ?? '',
+        e.path === '' ? '.' : e.path,
+      ]),
+    );
   }
 }
 
@@ -228,10 +275,16 @@ export async function runList(o: StoreOpt, ctx: Ctx): Promise<ListResult> {
 
 async function renderList(ctx: Ctx, r: ListResult): Promise<void> {
   const list = r.snapshots;
-  await writeTable(ctx, ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'], list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source]));
+  await writeTable(
+    ctx,
+    ['NAME', 'CREATED', 'ENTRIES', 'CONTENT', 'NEW', 'STORED', 'RATIO', 'SOURCE'],
+    list.map((s) => [s.name, s.created, s.entries, bytesHuman(s.logicalBytes), bytesHuman(s.newBytes), bytesHuman(s.storedBytes), ratio(s), s.source]),
+  );
   const logical = list.reduce((a, s) => a + s.logicalBytes, 0);
   const total = r.packBytes;
-  ctx.stdout.write(`${list.length} snapshots, ${bytesHuman(logical)} of content in ${bytesHuman(total)} of packs (dedup ratio ${total === 0 ? '∞' : (logical / total).toFixed(1)}x)\n`);
+  ctx.stdout.write(
+    `${list.length} snapshots, ${bytesHuman(logical)} of content in ${bytesHuman(total)} of packs (dedup ratio ${total === 0 ? '∞' : (logical / total).toFixed(1)}x)\n`,
+  );
 }
 
 // ---- restore ----
@@ -241,7 +294,10 @@ export async function runRestore(name: string, o: StoreOpt & { to: string; force
     const { restoreSnapshot } = await import('../ops/restore.js');
     // Test hook: pause half-way through the writing.
     const pauseFile = ctx.env['DATAROOT_RESTORE_PAUSE_FILE'];
-    return restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), { force: o.force, ...(pauseFile !== undefined ? { onHalfway: () => pauseAt(pauseFile, 'restoring') } : {}) });
+    return restoreSnapshot(store, store.find(name), resolve(ctx.cwd, o.to), {
+      force: o.force,
+      ...(pauseFile !== undefined ? { onHalfway: () => pauseAt(pauseFile, 'restoring') } : {}),
+    });
   });
 }
 
@@ -363,7 +419,9 @@ export function registerSnapshot(program: Command, ctx: Ctx): void {
       if (g.json) emitJson(ctx, r);
       else {
         const store = resolve(ctx.cwd, o.backupTo);
-        ctx.stdout.write(`saved ${r.emptied} as ${r.backup.name} in ${store} (${r.backup.entries} entries), then emptied it; dataroot restore ${r.backup.name} --store ${store} --to ${r.emptied} brings it back\n`);
+        ctx.stdout.write(
+          `saved ${r.emptied} as ${r.backup.name} in ${store} (${r.backup.entries} entries), then emptied it; dataroot restore ${r.backup.name} --store ${store} --to ${r.emptied} brings it back\n`,
+        );
       }
     });
 

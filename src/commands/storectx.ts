@@ -41,7 +41,11 @@ export async function withStore<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store) => T 
 /** Content operations (diffs, layer tars, deep verification) need a driver whose layers can be read here. */
 export function requireContent(store: Store): void {
   if (store.adapter.content === 'none') {
-    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer contents that cannot be read offline: metadata commands work, content commands do not`, { driver: store.driver });
+    throw new DatarootError(
+      'STORE_DRIVER_CONTENT_UNSUPPORTED',
+      `the ${store.driver} driver keeps layer contents that cannot be read offline: metadata commands work, content commands do not`,
+      { driver: store.driver },
+    );
   }
 }
 
@@ -91,12 +95,7 @@ export async function inspectEach<T, L = T>(
     }
     emitJson(ctx, out);
   };
-  await withStore(
-    g,
-    ctx,
-    (s) => each(s, find, problems),
-    legacy === undefined ? undefined : (ls) => each(ls, legacy.find, legacy.problems),
-  );
+  await withStore(g, ctx, (s) => each(s, find, problems), legacy === undefined ? undefined : (ls) => each(ls, legacy.find, legacy.problems));
 }
 
 /** `12 minutes ago`, as the docker CLI prints CREATED. */

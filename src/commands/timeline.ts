@@ -95,7 +95,14 @@ export function bodyEventLine(e: TimelineEvent): string | undefined {
 }
 
 function csvField(v: unknown): string {
-  const s = v === undefined || v === null ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? '');
+  const s =
+    v === undefined || v === null
+      ? ''
+      : typeof v === 'string'
+        ? v
+        : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint'
+          ? v.toString()
+          : (JSON.stringify(v) ?? '');
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -130,7 +137,8 @@ function textLine(e: TimelineEvent): string {
 }
 
 export async function runTimeline(g: GlobalOpts, ctx: Ctx, o: TimelineCliOptions): Promise<void> {
-  const keep = (t: Instant): boolean => (o.since === undefined || compareInstant(t, o.since) >= 0) && (o.until === undefined || compareInstant(t, o.until) <= 0);
+  const keep = (t: Instant): boolean =>
+    (o.since === undefined || compareInstant(t, o.since) >= 0) && (o.until === undefined || compareInstant(t, o.until) <= 0);
   const format: Format = g.json ? 'jsonl' : o.format;
   await withDockerStores(g, ctx, async (s) => {
     if (s.legacy !== undefined) throw legacyUnsupported(s.legacy.root);
@@ -181,8 +189,14 @@ export async function runTimeline(g: GlobalOpts, ctx: Ctx, o: TimelineCliOptions
 export function registerTimeline(program: Command, ctx: Ctx): void {
   program
     .command('timeline')
-    .description('every time in the root, sorted: image, container, volume and network events, log ends, and file times of metadata, rw layers and volumes (--layers: image layers too)')
-    .addOption(new Option('--format <format>', 'text, csv, jsonl (also --json), or bodyfile (TSK 3.x, for mactime -b)').choices(['text', 'csv', 'jsonl', 'bodyfile']).default('text'))
+    .description(
+      'every time in the root, sorted: image, container, volume and network events, log ends, and file times of metadata, rw layers and volumes (--layers: image layers too)',
+    )
+    .addOption(
+      new Option('--format <format>', 'text, csv, jsonl (also --json), or bodyfile (TSK 3.x, for mactime -b)')
+        .choices(['text', 'csv', 'jsonl', 'bodyfile'])
+        .default('text'),
+    )
     .addOption(new Option('--since <time>', 'events at or after a time: 24h, 2024-01-02T15:04:05Z, 2024-01-02, or Unix seconds').argParser(timeArg))
     .addOption(new Option('--until <time>', 'events at or before a time (same forms)').argParser(timeArg))
     .option('--layers', 'also the files of image layers (every driver layer directory)', false)

@@ -27,7 +27,9 @@ function renderCd(ctx: Ctx, r: CdVerifyResult): void {
     `checked ${c.namespaces} namespaces, ${c.images} images, ${c.blobs} blobs (${bytesHuman(c.blobBytes)} hashed), ${c.snapshots} snapshots, ${c.containers} containers, ${c.boltFiles} BoltDB files${r.deep ? `, ${c.layers} layers against their snapshots` : ''}\n`,
   );
   const g = r.gc;
-  ctx.stdout.write(`containerd's collector at its next start would delete ${g.records.length} records, ${g.blobFiles.length} blob files, ${g.snapshotDirs.length} snapshot directories\n`);
+  ctx.stdout.write(
+    `containerd's collector at its next start would delete ${g.records.length} records, ${g.blobFiles.length} blob files, ${g.snapshotDirs.length} snapshot directories\n`,
+  );
   ctx.stdout.write(`${r.errors === 0 ? paint(ctx, 'green', 'OK') : paint(ctx, 'red', `${r.errors} errors`)}, ${r.warnings} warnings\n`);
 }
 

@@ -32,7 +32,10 @@ export function renderWhich(ctx: Ctx, r: WhichResult): string {
     if (r.layer.diffId !== undefined) out.push(`            diffID  ${r.layer.diffId}`);
     if (r.snapshot === undefined) out.push(`            cache-id ${r.layer.cacheId} (${r.layer.dir})`);
   }
-  if (r.images !== undefined) out.push(`  images    ${r.images.length === 0 ? 'none' : r.images.map((i) => (i.tags.length > 0 ? `${i.tags.join(', ')} (${short(i.id)})` : short(i.id))).join('; ')}`);
+  if (r.images !== undefined)
+    out.push(
+      `  images    ${r.images.length === 0 ? 'none' : r.images.map((i) => (i.tags.length > 0 ? `${i.tags.join(', ')} (${short(i.id)})` : short(i.id))).join('; ')}`,
+    );
   if (r.containers !== undefined) {
     if (r.containers.length === 0) out.push('  containers none');
     else {
@@ -50,7 +53,8 @@ export function renderWhich(ctx: Ctx, r: WhichResult): string {
   if (r.volume !== undefined) {
     const v = r.volume;
     out.push(`  volume    ${v.name}${v.pathInVolume !== '' ? `, ${v.pathInVolume}` : ''}`);
-    for (const m of v.mountedBy) out.push(`    mounted by ${m.name === '' ? '' : `${m.name} `}(${short(m.id)}) at ${m.destination} (${m.rw ? 'rw' : 'ro'}): ${m.pathInContainer} there`);
+    for (const m of v.mountedBy)
+      out.push(`    mounted by ${m.name === '' ? '' : `${m.name} `}(${short(m.id)}) at ${m.destination} (${m.rw ? 'rw' : 'ro'}): ${m.pathInContainer} there`);
   }
   if (r.image !== undefined) out.push(`  image     ${r.image.id}${r.image.tags.length > 0 ? ` (${r.image.tags.join(', ')})` : ''}`);
   if (r.snapshot !== undefined) {
@@ -97,7 +101,9 @@ export function registerWhich(program: Command, ctx: Ctx): void {
   program
     .command('which')
     .argument('<path...>', 'paths under the root (relative to --root, or absolute under it)')
-    .description('what owns a path of the root: an image layer (chainID, diffID, images, and whether each container sees the file), a container (its rw layer or its directory), a volume (and the containers that mount it)')
+    .description(
+      'what owns a path of the root: an image layer (chainID, diffID, images, and whether each container sees the file), a container (its rw layer or its directory), a volume (and the containers that mount it)',
+    )
     .action(async (paths: string[], _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withDockerStores(g, ctx, (s) => {

@@ -41,7 +41,10 @@ describe('error catalog', () => {
 
   it('has no code that src does not use', () => {
     const unused = catalog.filter((c) => !used.has(c));
-    expect(unused, `catalog entries no file of src uses: remove their lines from ERROR_CATALOG in src/formats/errorcodes.ts, then run npm run docs:errors: ${unused.join(', ')}`).toEqual([]);
+    expect(
+      unused,
+      `catalog entries no file of src uses: remove their lines from ERROR_CATALOG in src/formats/errorcodes.ts, then run npm run docs:errors: ${unused.join(', ')}`,
+    ).toEqual([]);
   });
 
   it('is in code order and each meaning is one line', () => {
@@ -62,8 +65,18 @@ describe('error catalog', () => {
     // The lookups that `docker` answers with exit 1 ("No such image"), checked by hand against docker 20.10;
     // `docker logs` of a container whose driver keeps no file exits 1 too (issue 17).
     expect([...NOT_FOUND_CODES].sort()).toEqual([
-      'CONTAINERD_NAMESPACE_NOT_FOUND', 'CONTAINER_AMBIGUOUS', 'CONTAINER_NOT_FOUND', 'IMAGE_AMBIGUOUS', 'IMAGE_NOT_FOUND',
-      'LAYER_AMBIGUOUS', 'LAYER_NOT_FOUND', 'LOGS_NOT_ON_DISK', 'NETWORK_NOT_FOUND', 'SNAPSHOT_NOT_FOUND', 'TARGET_NOT_FOUND', 'VOLUME_NOT_FOUND',
+      'CONTAINERD_NAMESPACE_NOT_FOUND',
+      'CONTAINER_AMBIGUOUS',
+      'CONTAINER_NOT_FOUND',
+      'IMAGE_AMBIGUOUS',
+      'IMAGE_NOT_FOUND',
+      'LAYER_AMBIGUOUS',
+      'LAYER_NOT_FOUND',
+      'LOGS_NOT_ON_DISK',
+      'NETWORK_NOT_FOUND',
+      'SNAPSHOT_NOT_FOUND',
+      'TARGET_NOT_FOUND',
+      'VOLUME_NOT_FOUND',
     ]);
     expect(new DatarootError('IMAGE_NOT_FOUND', 'x').exitCode).toBe(1);
     expect(new DatarootError('SNAPSHOT_NOT_FOUND', 'x').exitCode).toBe(1);

@@ -28,7 +28,9 @@ export const ERROR_CATALOG = {
   ARCHIVE_BLOB_DIGEST_MISMATCH: error('a blob of an image archive does not hash to the digest that names it'),
   ARCHIVE_BLOB_MISSING: error('an OCI layout names a blob that is not in it'),
   ARCHIVE_BLOB_SIZE_MISMATCH: error('a blob of an image archive has another size than its descriptor says'),
-  ARCHIVE_CONFIG_DIGEST_MISMATCH: warning("an archive's config does not hash to the digest that names it (docker save: the ID will differ; an OCI layout: an error)"),
+  ARCHIVE_CONFIG_DIGEST_MISMATCH: warning(
+    "an archive's config does not hash to the digest that names it (docker save: the ID will differ; an OCI layout: an error)",
+  ),
   ARCHIVE_CONFIG_INVALID: error("an image archive's config is not valid JSON of an image config"),
   ARCHIVE_CONFIG_MISSING: error('an image archive names a config file that is not in it'),
   ARCHIVE_CORRUPT: error('an archive (or a compressed member) cannot be read or decompressed'),
@@ -132,7 +134,7 @@ export const ERROR_CATALOG = {
   CONTAINERD_PARENT_KEY_INVALID: error('a snapshotter parents index key is not <uvarint>\\0<uvarint>'),
   CONTAINERD_ROOT_NOT_FOUND: error('--containerd-root holds no meta.db'),
   CONTAINERD_SCHEMA_UNKNOWN: error('meta.db has a schema version dataroot does not read'),
-  CONTAINERD_SNAPSHOTTER_DB_MISSING: error("meta.db records snapshots of a snapshotter whose metadata.db is missing"),
+  CONTAINERD_SNAPSHOTTER_DB_MISSING: error('meta.db records snapshots of a snapshotter whose metadata.db is missing'),
   CONTAINERD_SNAPSHOT_BACKEND_MISSING: error('a snapshot record has no snapshot in its snapshotter'),
   CONTAINERD_SNAPSHOT_BROKEN: error("a snapshot record of meta.db has no backend in the snapshotter's metadata.db"),
   CONTAINERD_SNAPSHOT_CHAIN_BROKEN: error('a layer snapshot is missing below unpacked layers'),
@@ -171,7 +173,7 @@ export const ERROR_CATALOG = {
   FILE_TOO_LARGE: error('a file is larger than any such file the engine writes (not read)'),
   ID_INVALID: error('an ID is not of its format (such as ../) and is never used as a path'),
   IMAGE_AMBIGUOUS: notFound('the reference or ID prefix matches several images'),
-  IMAGE_CONFIG_INVALID: error("an image config is not valid: dockerd skips the image at start"),
+  IMAGE_CONFIG_INVALID: error('an image config is not valid: dockerd skips the image at start'),
   IMAGE_HISTORY_INVALID: error("an image's history does not match its layers"),
   IMAGE_ID_MISMATCH: error("an image config's sha256 is not the ID it is stored under"),
   IMAGE_LASTUPDATED_INVALID: error('an image lastUpdated is not an RFC 3339 time: docker image inspect fails'),
@@ -220,10 +222,10 @@ export const ERROR_CATALOG = {
   LEGACY_IMAGE_ID_INVALID: error("a graph image's json holds an invalid ID (dockerd 1.9)"),
   LEGACY_IMAGE_ID_MISMATCH: error("a graph image's json holds another ID than its directory (dockerd 1.9)"),
   LEGACY_IMAGE_JSON_INVALID: error("a graph image's json is not valid JSON (dockerd 1.9)"),
-  LEGACY_IMAGE_JSON_MISSING: error("a graph image has no json file (dockerd 1.9)"),
+  LEGACY_IMAGE_JSON_MISSING: error('a graph image has no json file (dockerd 1.9)'),
   LEGACY_JSON_TYPE: error('a field of a pre-1.10 JSON file has the wrong type'),
   LEGACY_LAYERSIZE_INVALID: error("a graph image's layersize is not a number (dockerd 1.9)"),
-  LEGACY_LAYERSIZE_MISSING: error("a graph image has no layersize file (dockerd 1.9 computes it)"),
+  LEGACY_LAYERSIZE_MISSING: error('a graph image has no layersize file (dockerd 1.9 computes it)'),
   LEGACY_LAYER_MISSING: error("a graph image's driver layer does not exist (dockerd 1.9)"),
   LEGACY_PARENT_CYCLE: error('the parent chain of a graph image loops (dockerd 1.9)'),
   LINKGRAPH_DANGLING: error('a linkgraph.db link points to a container that is not loaded'),
@@ -266,7 +268,7 @@ export const ERROR_CATALOG = {
   OUTPUT_IS_SYMLINK: error('the export directory is a symlink'),
   OUTPUT_NOT_A_DIRECTORY: error('the export target exists and is not a directory'),
   OUTPUT_NOT_EMPTY: error('the export directory is not empty'),
-  OUTPUT_NOT_OWNED: error("the export directory belongs to another user"),
+  OUTPUT_NOT_OWNED: error('the export directory belongs to another user'),
   OVERLAY_LINK_BROKEN: error("an overlay2 layer's link or l/ symlink is missing or invalid"),
   OVERLAY_LINK_INVALID: error("an overlay2 layer's link file is missing or not a 26-character l/ name"),
   OVERLAY_LOWER_INVALID: error("an overlay2 layer's lower file differs from its parents' links"),
@@ -315,7 +317,7 @@ export const ERROR_CATALOG = {
   STORE_BAD_ARCHIVE: error('the data-root archive is not a regular file'),
   STORE_BTRFS_FAILED: error('a btrfs subvolume command failed'),
   STORE_DAEMON_RUNNING: error('a running daemon holds the root: stop it before writing'),
-  STORE_DRIVER_CONTENT_UNSUPPORTED: error("the storage driver keeps layer files where they cannot be read offline"),
+  STORE_DRIVER_CONTENT_UNSUPPORTED: error('the storage driver keeps layer files where they cannot be read offline'),
   STORE_DRIVER_MISMATCH: error('the root holds an image store of another driver than the one named'),
   STORE_DRIVER_UNKNOWN: error('--driver names a storage driver dataroot does not know'),
   STORE_DRIVER_UNSUPPORTED: error('the storage driver is not one dataroot writes'),
@@ -421,7 +423,10 @@ export type CatalogCode = keyof typeof ERROR_CATALOG;
  * commonest are catalog entries of their own; any other errno is documented by this family.
  */
 export type IoErrnoCode = `IO_E${string}`;
-export const IO_ERRNO_FAMILY = { pattern: 'IO_E<errno>', entry: error('a system call failed with that errno (the message names the call and the path)') } as const;
+export const IO_ERRNO_FAMILY = {
+  pattern: 'IO_E<errno>',
+  entry: error('a system call failed with that errno (the message names the call and the path)'),
+} as const;
 
 /** Every code a `DatarootError`, a listing problem or a verify finding may carry. */
 export type ErrorCode = CatalogCode | IoErrnoCode;
@@ -445,11 +450,15 @@ export function severityOf(code: string): Severity {
  * Lookups of an object that is not there: `docker` exits 1 for them ("No such image"), and so does
  * dataroot, whatever the command. Derived from the catalog.
  */
-export const NOT_FOUND_CODES: ReadonlySet<string> = new Set(Object.entries(ERROR_CATALOG).filter(([, e]) => e.exit === 1).map(([c]) => c));
+export const NOT_FOUND_CODES: ReadonlySet<string> = new Set(
+  Object.entries(ERROR_CATALOG)
+    .filter(([, e]) => e.exit === 1)
+    .map(([c]) => c),
+);
 
 /** The errno code of a failed system call (`IO_ENOENT`), or IO_ERROR when the error carries none. */
 export function ioErrorCode(errno: unknown): ErrorCode {
-  return typeof errno === 'string' && /^E[A-Z0-9]+$/.test(errno) ? `IO_${errno}` as IoErrnoCode : 'IO_ERROR';
+  return typeof errno === 'string' && /^E[A-Z0-9]+$/.test(errno) ? (`IO_${errno}` as IoErrnoCode) : 'IO_ERROR';
 }
 
 /** Renders the catalog as the Markdown of docs/errors.md. */

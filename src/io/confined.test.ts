@@ -93,7 +93,11 @@ describe.each([
   }, 60_000);
 
   it('refuses paths that leave the base before touching anything', () => {
-    for (const p of ['../outside', 'a/../../outside', '/etc/passwd', 'a/\0b']) expect(code(() => fs.readFile(p, { max: 100 })), p).toBe('PATH_INVALID');
+    for (const p of ['../outside', 'a/../../outside', '/etc/passwd', 'a/\0b'])
+      expect(
+        code(() => fs.readFile(p, { max: 100 })),
+        p,
+      ).toBe('PATH_INVALID');
     expect(pathParts('a/./b//c/')).toEqual(['a', 'b', 'c']);
     expect(pathParts('..weird')).toEqual(['..weird']);
   });

@@ -215,7 +215,8 @@ export class Confined {
         throw fsError(e, this.abs(rel), rel);
       }
       if (st.isSymbolicLink()) throw this.symlinkError(rel);
-      if (!st.isDirectory()) throw new DatarootError('PATH_NOT_A_DIRECTORY', `${rel} is ${KIND_WORD[kindOfStats(st)]}, where a directory is expected`, { file: this.abs(rel) });
+      if (!st.isDirectory())
+        throw new DatarootError('PATH_NOT_A_DIRECTORY', `${rel} is ${KIND_WORD[kindOfStats(st)]}, where a directory is expected`, { file: this.abs(rel) });
       this.dirs.add(rel);
     }
     return undefined;
@@ -231,9 +232,16 @@ export class Confined {
     }
     const inside = symlinkTargetInside(rel, target);
     if (inside === undefined) {
-      return new DatarootError('SYMLINK_OUT_OF_ROOT', `${rel} is a symlink to ${JSON.stringify(target)}, outside the base: it is evidence, not followed`, { file: this.abs(rel), target });
+      return new DatarootError('SYMLINK_OUT_OF_ROOT', `${rel} is a symlink to ${JSON.stringify(target)}, outside the base: it is evidence, not followed`, {
+        file: this.abs(rel),
+        target,
+      });
     }
-    return new DatarootError('SYMLINK_NOT_FOLLOWED', `${rel} is a symlink (to ${JSON.stringify(target)}) where a file or directory is expected: it is not followed`, { file: this.abs(rel), target });
+    return new DatarootError(
+      'SYMLINK_NOT_FOLLOWED',
+      `${rel} is a symlink (to ${JSON.stringify(target)}) where a file or directory is expected: it is not followed`,
+      { file: this.abs(rel), target },
+    );
   }
 
   /** lstat of a path (never following it), or undefined when it does not exist. */
@@ -359,7 +367,12 @@ export class Confined {
       return this.openFailed(e, rel, what);
     }
     if (pre.isSymbolicLink()) throw this.symlinkError(rel);
-    if (!pre.isFile()) throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(pre)]}, where a regular file is expected`, { file: abs });
+    if (!pre.isFile())
+      throw new DatarootError(
+        'FILE_NOT_REGULAR',
+        `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(pre)]}, where a regular file is expected`,
+        { file: abs },
+      );
     let fd: number;
     try {
       fd = openSync(abs, O_READ | constants.O_NOATIME);
@@ -403,7 +416,12 @@ export class Confined {
     try {
       const st = fstatSync(pathFd);
       if (st.isSymbolicLink()) return undefined;
-      if (!st.isFile()) throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(st)]}, where a regular file is expected`, { file: this.abs(rel) });
+      if (!st.isFile())
+        throw new DatarootError(
+          'FILE_NOT_REGULAR',
+          `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(st)]}, where a regular file is expected`,
+          { file: this.abs(rel) },
+        );
       const proc = `/proc/self/fd/${pathFd}`;
       try {
         return openSync(proc, O_REOPEN | constants.O_NOATIME);
@@ -426,7 +444,11 @@ export class Confined {
     const st = fstatSync(fd);
     if (!st.isFile()) {
       closeSync(fd);
-      throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(st)]}, where a regular file is expected`, { file: abs });
+      throw new DatarootError(
+        'FILE_NOT_REGULAR',
+        `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kindOfStats(st)]}, where a regular file is expected`,
+        { file: abs },
+      );
     }
     let closed = false;
     return {
@@ -448,7 +470,9 @@ export class Confined {
       // O_NONBLOCK open of a FIFO with no writer for reading succeeds; ENXIO is a socket.
       const st = this.lstat(rel);
       const kind = st === undefined ? 'unknown' : kindOfStats(st);
-      throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kind]}, where a regular file is expected`, { file: this.abs(rel) });
+      throw new DatarootError('FILE_NOT_REGULAR', `${what !== undefined ? `${what} ` : ''}${rel} is ${KIND_WORD[kind]}, where a regular file is expected`, {
+        file: this.abs(rel),
+      });
     }
     throw fsError(e, this.abs(rel), rel);
   }
@@ -459,7 +483,11 @@ export class Confined {
     if (f === undefined) return undefined;
     try {
       if (f.size > o.max) {
-        throw new DatarootError('FILE_TOO_LARGE', `${o.what !== undefined ? `${o.what} ` : ''}${rel} is ${f.size} bytes; at most ${o.max} are read for it`, { file: this.abs(rel), size: f.size, max: o.max });
+        throw new DatarootError('FILE_TOO_LARGE', `${o.what !== undefined ? `${o.what} ` : ''}${rel} is ${f.size} bytes; at most ${o.max} are read for it`, {
+          file: this.abs(rel),
+          size: f.size,
+          max: o.max,
+        });
       }
       return readFd(f.fd, f.size, o.max, this.abs(rel));
     } finally {
@@ -553,7 +581,8 @@ export class Confined {
       if (st === undefined) {
         mkdirSync(this.abs(cur), { mode });
       } else if (st.isSymbolicLink()) throw this.symlinkError(cur);
-      else if (!st.isDirectory()) throw new DatarootError('PATH_NOT_A_DIRECTORY', `${cur} is ${KIND_WORD[kindOfStats(st)]}, where a directory is expected`, { file: this.abs(cur) });
+      else if (!st.isDirectory())
+        throw new DatarootError('PATH_NOT_A_DIRECTORY', `${cur} is ${KIND_WORD[kindOfStats(st)]}, where a directory is expected`, { file: this.abs(cur) });
       this.dirs.add(cur);
     }
   }

@@ -53,7 +53,8 @@ export function copyTree(src: string, dst: string, o: { hardlink?: boolean } = {
       const kind = st.isCharacterDevice() ? S_IFCHR : st.isBlockDevice() ? S_IFBLK : S_IFIFO;
       const rdev = Number(st.rdev);
       mknod(d, kind | (Number(st.mode) & 0o7777), Math.floor(rdev / 256) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
-    } else if (st.isSocket()) continue; // sockets are not copied (DirCopy skips them)
+    } else if (st.isSocket())
+      continue; // sockets are not copied (DirCopy skips them)
     else throw new DatarootError('IO_UNKNOWN_FILE_TYPE', `cannot copy ${s}: unknown file type`, { file: s });
     meta(s, d, st);
   }

@@ -124,7 +124,11 @@ export class LayerExtractor {
       if (isDir === undefined) {
         mkdirSync(this.abs(cur), { mode: 0o755 });
         this.present.set(cur, true);
-      } else if (!isDir) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`);
+      } else if (!isDir)
+        throw new DatarootError(
+          'ARCHIVE_LAYER_UNSAFE',
+          `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`,
+        );
       this.realDirs.add(cur);
     }
   }
@@ -216,9 +220,11 @@ export class LayerExtractor {
     this.tarSize += e.size;
     const ev = this.evidence;
     if (ev !== undefined) {
-      if (this.entries > ev.maxEntries) throw new DatarootError('ARCHIVE_TOO_LARGE', `the archive has more than ${ev.maxEntries} entries (raise the bound with --unpack-limit)`);
+      if (this.entries > ev.maxEntries)
+        throw new DatarootError('ARCHIVE_TOO_LARGE', `the archive has more than ${ev.maxEntries} entries (raise the bound with --unpack-limit)`);
       this.dataBytes += e.dataSize;
-      if (this.dataBytes > ev.maxBytes) throw new DatarootError('ARCHIVE_TOO_LARGE', `the archive unpacks to more than ${ev.maxBytes} bytes (raise the bound with --unpack-limit)`);
+      if (this.dataBytes > ev.maxBytes)
+        throw new DatarootError('ARCHIVE_TOO_LARGE', `the archive unpacks to more than ${ev.maxBytes} bytes (raise the bound with --unpack-limit)`);
     }
     if (e.type === TYPE.PAX_GLOBAL) return;
     this.rules.entry(e);
@@ -277,7 +283,8 @@ export class LayerExtractor {
       }
       case TYPE.SYMLINK: {
         const target = Buffer.from(e.linkname).toString('utf8');
-        if (ev === undefined && !symlinkStaysInside(rel, target)) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
+        if (ev === undefined && !symlinkStaysInside(rel, target))
+          throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
         symlinkSync(Buffer.from(e.linkname), path);
         this.duSize += e.linkname.length;
         break;
@@ -288,7 +295,11 @@ export class LayerExtractor {
         const target = this.abs(targetRel);
         await this.settle(targetRel);
         const targetIsDir = this.present.get(targetRel);
-        if (targetIsDir === undefined) throw new DatarootError('ARCHIVE_LAYER_INVALID', `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(targetRel)}, which is not in the layer`);
+        if (targetIsDir === undefined)
+          throw new DatarootError(
+            'ARCHIVE_LAYER_INVALID',
+            `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(targetRel)}, which is not in the layer`,
+          );
         if (targetIsDir) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points to a directory`);
         this.parents(targetRel);
         linkSync(target, path);
@@ -309,7 +320,10 @@ export class LayerExtractor {
         break;
       }
       default:
-        throw new DatarootError('ARCHIVE_LAYER_INVALID', `entry ${JSON.stringify(rel)} has tar type ${JSON.stringify(String.fromCharCode(e.type))}, which dockerd does not extract`);
+        throw new DatarootError(
+          'ARCHIVE_LAYER_INVALID',
+          `entry ${JSON.stringify(rel)} has tar type ${JSON.stringify(String.fromCharCode(e.type))}, which dockerd does not extract`,
+        );
     }
     this.meta(rel, e);
   }

@@ -17,7 +17,15 @@ export function readRegularFile(path: string, max: number, what = 'input file'):
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+      const kind = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isSocket()
+            ? 'a socket'
+            : st.isCharacterDevice() || st.isBlockDevice()
+              ? 'a device'
+              : 'not a regular file';
       throw new DatarootError('IO_NOT_A_FILE', `${what} ${path} is ${kind}; give a regular file`, { file: path });
     }
     if (st.size > max) throw new DatarootError('IO_FILE_TOO_LARGE', `${what} ${path} is ${st.size} bytes; the limit is ${max}`, { file: path });

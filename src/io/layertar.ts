@@ -103,7 +103,8 @@ function collect(sources: LayerSource[], o: LayerBuildOptions, warnings: string[
       parents(name);
       const prev = items.get(name);
       // A directory over a directory keeps what is under it; anything else replaces the subtree.
-      if (prev !== undefined && !(prev.type === TYPE.DIR && it.type === TYPE.DIR)) for (const k of [...items.keys()]) if (k.startsWith(`${name}/`)) items.delete(k);
+      if (prev !== undefined && !(prev.type === TYPE.DIR && it.type === TYPE.DIR))
+        for (const k of [...items.keys()]) if (k.startsWith(`${name}/`)) items.delete(k);
       items.set(name, it);
     }
     if (st.isDirectory()) {
@@ -131,7 +132,11 @@ const te = new TextEncoder();
  * Writes one layer tar from the sources; returns its sha256 (the diffID), size and warnings.
  * Hard links between the files of the layer stay hard links (to the first name in order).
  */
-export async function writeLayerTar(sources: LayerSource[], out: string, o: LayerBuildOptions): Promise<{ diffId: string; size: number; warnings: string[]; entries: number }> {
+export async function writeLayerTar(
+  sources: LayerSource[],
+  out: string,
+  o: LayerBuildOptions,
+): Promise<{ diffId: string; size: number; warnings: string[]; entries: number }> {
   const warnings: string[] = [];
   const items = collect(sources, o, warnings);
   const names = [...items.keys()].sort(byteOrder);
@@ -140,7 +145,15 @@ export async function writeLayerTar(sources: LayerSource[], out: string, o: Laye
     const firstOfInode = new Map<string, string>();
     for (const name of names) {
       const it = items.get(name)!;
-      const entry: WriteEntry = { name: te.encode(it.type === TYPE.DIR ? `${name}/` : name), mode: it.mode, uid: it.uid, gid: it.gid, size: 0, mtime: o.mtime, type: it.type };
+      const entry: WriteEntry = {
+        name: te.encode(it.type === TYPE.DIR ? `${name}/` : name),
+        mode: it.mode,
+        uid: it.uid,
+        gid: it.gid,
+        size: 0,
+        mtime: o.mtime,
+        type: it.type,
+      };
       if (it.linkname !== undefined) entry.linkname = te.encode(it.linkname);
       if (it.dev !== undefined) {
         entry.devmajor = it.dev[0];
@@ -175,7 +188,11 @@ export async function writeLayerTar(sources: LayerSource[], out: string, o: Laye
  * A layer given as a tar file (plain, gzip, zstd, bzip2 or xz): decompressed into `out`, read to
  * the end as a tar (anything else is refused with PACK_LAYER_NOT_TAR), hashed for its diffID.
  */
-export async function copyLayerTar(src: string, out: string, bounds: { maxBytes: number; maxRatio: number }): Promise<{ diffId: string; size: number; entries: number }> {
+export async function copyLayerTar(
+  src: string,
+  out: string,
+  bounds: { maxBytes: number; maxRatio: number },
+): Promise<{ diffId: string; size: number; entries: number }> {
   let st;
   try {
     st = statSync(src);

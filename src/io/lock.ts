@@ -111,7 +111,10 @@ export interface HeldLock {
 /** Takes the exclusive lock and holds it until release(); refuses when a daemon holds it. */
 export async function acquireLock(file: string): Promise<HeldLock> {
   if (!existsSync(file)) throw new DatarootError('IO_NOT_FOUND', `${file} does not exist; cannot take the daemon lock`, { file });
-  if (!isRegularFile(file)) throw new DatarootError('FILE_NOT_REGULAR', `${file} is not a regular file (a symlink, FIFO or device there is refused); cannot take the daemon lock`, { file });
+  if (!isRegularFile(file))
+    throw new DatarootError('FILE_NOT_REGULAR', `${file} is not a regular file (a symlink, FIFO or device there is refused); cannot take the daemon lock`, {
+      file,
+    });
   const child: ChildProcess = spawn(
     'flock',
     ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), file, 'sh', '-c', 'echo locked; exec cat >/dev/null'],

@@ -7,12 +7,14 @@ import { encodeLogEntry, frame } from '../formats/logs/logentry.js';
 import { Confined } from './confined.js';
 import { gunzipChunks, tailFrames, tailLines } from './logfiles.js';
 
-const reader = (b: Buffer) => (buf: Uint8Array, pos: number): number => {
-  if (pos < 0) return 0;
-  const part = b.subarray(pos, pos + buf.length);
-  buf.set(part);
-  return part.length;
-};
+const reader =
+  (b: Buffer) =>
+  (buf: Uint8Array, pos: number): number => {
+    if (pos < 0) return 0;
+    const part = b.subarray(pos, pos + buf.length);
+    buf.set(part);
+    return part.length;
+  };
 
 /** pkg/tailfile's result, from the newline positions (what the backwards scan must equal). */
 function expected(b: Buffer, req: number): { start: number; end: number; found: number } {
@@ -42,7 +44,9 @@ describe('tail readers', () => {
   });
 
   it('tailFrames walks footers back from the end and checks each header', () => {
-    const recs = [0, 1, 2, 3].map((i) => Buffer.from(frame(encodeLogEntry({ source: 'stdout', timeNano: BigInt(i), line: Buffer.from(`l${i}`), partial: false, partialMeta: undefined }))));
+    const recs = [0, 1, 2, 3].map((i) =>
+      Buffer.from(frame(encodeLogEntry({ source: 'stdout', timeNano: BigInt(i), line: Buffer.from(`l${i}`), partial: false, partialMeta: undefined }))),
+    );
     const all = Buffer.concat(recs);
     expect(tailFrames(reader(all), all.length, 2, 'f')).toEqual({ start: recs[0]!.length + recs[1]!.length, end: all.length, found: 2 });
     expect(tailFrames(reader(all), all.length, 10, 'f')).toEqual({ start: 0, end: all.length, found: 4 });

@@ -16,7 +16,7 @@ const CHUNK = 1 << 20;
 /** A range of an open file as chunks (positional reads; the buffer is reused, copy what outlives the next chunk). */
 export function* rangeChunks(f: OpenFile, start: number, end: number, size = CHUNK): Generator<Uint8Array> {
   const buf = Buffer.allocUnsafe(Math.max(1, Math.min(size, end - start)));
-  for (let pos = start; pos < end; ) {
+  for (let pos = start; pos < end;) {
     const n = readSync(f.fd, buf, 0, Math.min(buf.length, end - pos), pos);
     if (n === 0) break;
     pos += n;
@@ -41,15 +41,16 @@ export async function* gunzipChunks(f: OpenFile, maxBytes: number, what: string)
       for (const c of rangeChunks(f, 0, f.size, 16 << 10)) {
         if (failed !== undefined || gz.destroyed) return;
         // Waits for room, or for the stream to end (destroyed by the reader past its bound).
-        if (!gz.write(Buffer.from(c))) await new Promise<void>((r) => {
-          const done = (): void => {
-            gz.off('drain', done);
-            gz.off('close', done);
-            r();
-          };
-          gz.once('drain', done);
-          gz.once('close', done);
-        });
+        if (!gz.write(Buffer.from(c)))
+          await new Promise<void>((r) => {
+            const done = (): void => {
+              gz.off('drain', done);
+              gz.off('close', done);
+              r();
+            };
+            gz.once('drain', done);
+            gz.once('close', done);
+          });
       }
       gz.end();
     } catch (e) {
@@ -60,7 +61,11 @@ export async function* gunzipChunks(f: OpenFile, maxBytes: number, what: string)
   try {
     for await (const c of gz as AsyncIterable<Buffer>) {
       total += c.length;
-      if (total > maxBytes) throw new DatarootError('LOG_DECOMPRESSED_TOO_LARGE', `${what} decompresses to more than ${maxBytes} bytes: the rest is not read`, { file: what, max: maxBytes });
+      if (total > maxBytes)
+        throw new DatarootError('LOG_DECOMPRESSED_TOO_LARGE', `${what} decompresses to more than ${maxBytes} bytes: the rest is not read`, {
+          file: what,
+          max: maxBytes,
+        });
       yield c;
     }
   } catch (e) {
@@ -109,22 +114,37 @@ export function tailLines(read: (buf: Uint8Array, pos: number) => number, size: 
  * checking each against its header. dockerd fails the whole read on a mismatch; so does this
  * (LOG_FRAME_MISMATCH).
  */
-export function tailFrames(read: (buf: Uint8Array, pos: number) => number, size: number, req: number, what: string): { start: number; end: number; found: number } {
+export function tailFrames(
+  read: (buf: Uint8Array, pos: number) => number,
+  size: number,
+  req: number,
+  what: string,
+): { start: number; end: number; found: number } {
   if (size < 2 * FRAME_WORD + 1) return { start: 0, end: 0, found: 0 };
   const w = Buffer.alloc(FRAME_WORD);
   let found = 0;
   let offset = size;
   for (;;) {
     if (offset - FRAME_WORD < 0 || read(w, offset - FRAME_WORD) !== FRAME_WORD) {
-      throw new DatarootError('LOG_FRAME_MISMATCH', `${what}: unexpected number of bytes read from a record footer at ${offset - FRAME_WORD}`, { file: what, offset: offset - FRAME_WORD });
+      throw new DatarootError('LOG_FRAME_MISMATCH', `${what}: unexpected number of bytes read from a record footer at ${offset - FRAME_WORD}`, {
+        file: what,
+        offset: offset - FRAME_WORD,
+      });
     }
     const len = w.readUInt32BE(0);
     const head = offset - 2 * FRAME_WORD - len;
     if (head < 0 || read(w, head) !== FRAME_WORD) {
-      throw new DatarootError('LOG_FRAME_MISMATCH', `${what}: the record footer at ${offset - FRAME_WORD} gives ${len} bytes, more than the file holds before it`, { file: what, offset: offset - FRAME_WORD });
+      throw new DatarootError(
+        'LOG_FRAME_MISMATCH',
+        `${what}: the record footer at ${offset - FRAME_WORD} gives ${len} bytes, more than the file holds before it`,
+        { file: what, offset: offset - FRAME_WORD },
+      );
     }
     if (w.readUInt32BE(0) !== len) {
-      throw new DatarootError('LOG_FRAME_MISMATCH', `${what}: record header and footer at ${head} and ${offset - FRAME_WORD} give different sizes`, { file: what, offset: head });
+      throw new DatarootError('LOG_FRAME_MISMATCH', `${what}: record header and footer at ${head} and ${offset - FRAME_WORD} give different sizes`, {
+        file: what,
+        offset: head,
+      });
     }
     found++;
     offset = head;

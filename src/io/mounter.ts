@@ -1,5 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync, constants } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fchownSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  constants,
+} from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { setXattr } from './native.js';
 
@@ -53,7 +70,8 @@ function mountOne(s: MountStep & { op: 'mount' }): void {
 
 /** Runs a plan; on failure everything made is taken down again. */
 export function runMountPlan(stateDir: string, target: string, what: string, steps: readonly MountStep[]): void {
-  if (existsSync(`${stateDir}/state.json`)) throw new DatarootError('MOUNT_BUSY', `${target} is already mounted by dataroot (dataroot umount ${target})`, { file: target });
+  if (existsSync(`${stateDir}/state.json`))
+    throw new DatarootError('MOUNT_BUSY', `${target} is already mounted by dataroot (dataroot umount ${target})`, { file: target });
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const mounted: string[] = [];

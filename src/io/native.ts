@@ -23,7 +23,16 @@ interface Addon {
   flockProbe(path: string): boolean;
   openBeneath(base: string, rel: string, flags: number, mode: number): number;
   scandir(path: string): Buffer;
-  scanTree(root: string, prevIdentity: Buffer | null, prevVolatile: Buffer | null, carry: boolean, xattrs: boolean, threads: number, files: boolean, volatileTemplate: Uint8Array): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
+  scanTree(
+    root: string,
+    prevIdentity: Buffer | null,
+    prevVolatile: Buffer | null,
+    carry: boolean,
+    xattrs: boolean,
+    threads: number,
+    files: boolean,
+    volatileTemplate: Uint8Array,
+  ): [number, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
   packFiles(
     paths: Buffer,
     count: number,
@@ -71,7 +80,8 @@ function load(): Addon {
   if (addon !== undefined && !disabled()) return addon;
   if (disabled()) throw new DatarootError('IO_NATIVE_UNAVAILABLE', "this needs dataroot's native addon, which DATAROOT_NO_NATIVE turns off");
   if (loadError === undefined) {
-    if (!existsSync(ADDON)) loadError = `it was not built (${buildFailure() ?? 'npm install builds it with node-gyp, which needs python3, make, a C compiler and libzstd-dev'})`;
+    if (!existsSync(ADDON))
+      loadError = `it was not built (${buildFailure() ?? 'npm install builds it with node-gyp, which needs python3, make, a C compiler and libzstd-dev'})`;
     else {
       try {
         addon = createRequire(import.meta.url)(ADDON) as Addon;
@@ -95,7 +105,14 @@ export function nativeAvailable(): boolean {
 }
 
 /** The commands that stop with IO_NATIVE_UNAVAILABLE without the addon (the build script prints the same list). */
-export const NEEDS_ADDON = ['snapshot', 'restore', 'reset', 'inject', 'pack/edit --into-root', 'container diff and verify --deep of overlay2 roots (opaque directories)'];
+export const NEEDS_ADDON = [
+  'snapshot',
+  'restore',
+  'reset',
+  'inject',
+  'pack/edit --into-root',
+  'container diff and verify --deep of overlay2 roots (opaque directories)',
+];
 
 export interface AddonState {
   /** loaded: usable; disabled: DATAROOT_NO_NATIVE; missing: not built (reason says why); broken: built but cannot load. */
@@ -115,7 +132,8 @@ export function addonState(): AddonState {
 }
 
 /** The addon's zstd (the snapshot store's io/zstd picks among backends), or undefined. */
-export function nativeZstd(): { decompress: Addon['zstdDecompress']; decompressAsync: Addon['zstdDecompressAsync']; compressAsync: Addon['zstdCompressAsync'] } | undefined {
+export function nativeZstd():
+  { decompress: Addon['zstdDecompress']; decompressAsync: Addon['zstdDecompressAsync']; compressAsync: Addon['zstdCompressAsync'] } | undefined {
   if (!nativeAvailable()) return undefined;
   const a = load();
   return { decompress: a.zstdDecompress, decompressAsync: a.zstdDecompressAsync, compressAsync: a.zstdCompressAsync };
@@ -273,7 +291,14 @@ function resultAt(res: Buffer, i: number): PackedFile {
   const size = res.readUInt32LE(at + 32) + res.readUInt32LE(at + 36) * 0x100000000;
   const length = Math.min(size, HEAD_BYTES);
   // read in place: a Buffer view a file costs more than the rest of its result
-  const sample = { length, byte0: length > 0 ? res[at + 40]! : -1, byte1: length > 1 ? res[at + 41]! : -1, word16: length >= 20 ? res.readUInt32LE(at + 56) : -1, minByte: res[at + 65]!, firstNonSpace: res[at + 66]! };
+  const sample = {
+    length,
+    byte0: length > 0 ? res[at + 40]! : -1,
+    byte1: length > 1 ? res[at + 41]! : -1,
+    word16: length >= 20 ? res.readUInt32LE(at + 56) : -1,
+    minByte: res[at + 65]!,
+    firstNonSpace: res[at + 66]!,
+  };
   return { sha256: res.toString('hex', at, at + 32), size, kind: kindOfSample(sample), chunks: res.readUInt32LE(at + 60), fresh: res[at + 64] === 1 };
 }
 
@@ -331,7 +356,8 @@ export async function packFiles(
     o.threads,
     o.live?.buf,
   );
-  if (failed === -2) throw new DatarootError('SNAPSHOT_WRITE_FAILED', `writing the pack failed: ${code} (${syscall})`, pack !== undefined ? { file: pack.path } : {});
+  if (failed === -2)
+    throw new DatarootError('SNAPSHOT_WRITE_FAILED', `writing the pack failed: ${code} (${syscall})`, pack !== undefined ? { file: pack.path } : {});
   if (failed >= 0) {
     const path = batchPath(batch, failed).toString();
     throw Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path, index: failed });

@@ -30,7 +30,12 @@ export class FileSource implements ByteSource {
   private spare: Buffer | undefined;
   private closed = false;
 
-  private constructor(readonly path: string, fd: number, size: number, opts: FileSourceOptions) {
+  private constructor(
+    readonly path: string,
+    fd: number,
+    size: number,
+    opts: FileSourceOptions,
+  ) {
     this.fd = fd;
     this.size = size;
     this.chunkSize = opts.chunkSize ?? 1 << 20;
@@ -125,7 +130,10 @@ export class FileSource implements ByteSource {
     while (done < buf.length) {
       const n = readSync(this.fd, buf, done, buf.length - done, position + done);
       if (n === 0) {
-        throw new DatarootError('IO_SHORT_READ', `the file ended at ${position + done} while reading (it shrank?)`, { file: this.path, offset: position + done });
+        throw new DatarootError('IO_SHORT_READ', `the file ended at ${position + done} while reading (it shrank?)`, {
+          file: this.path,
+          offset: position + done,
+        });
       }
       done += n;
     }

@@ -47,7 +47,10 @@ export class RawTree {
    * The tree at `rel` of the confined root: SYMLINK_* or PATH_NOT_A_DIRECTORY when something
    * other than a real directory is there, LAYER_DIR_MISSING when nothing is.
    */
-  constructor(readonly fs: Confined, readonly rel: string) {
+  constructor(
+    readonly fs: Confined,
+    readonly rel: string,
+  ) {
     if (!fs.requireDir(rel)) throw new DatarootError('LAYER_DIR_MISSING', `${rel} does not exist`, { file: fs.abs(rel) });
     this.baseBuf = Buffer.from(fs.abs(rel), 'utf8');
   }
@@ -116,7 +119,9 @@ export class RawTree {
     const stat = fstatSync(fd);
     if (!stat.isFile()) {
       closeSync(fd);
-      throw new DatarootError('FILE_NOT_REGULAR', `${this.shown(path)} is not a regular file (${kindOfStats(stat)}): it is not read`, { file: this.shown(path) });
+      throw new DatarootError('FILE_NOT_REGULAR', `${this.shown(path)} is not a regular file (${kindOfStats(stat)}): it is not read`, {
+        file: this.shown(path),
+      });
     }
     let closed = false;
     return {

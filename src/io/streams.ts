@@ -74,7 +74,10 @@ async function* bounded(src: AsyncIterable<Uint8Array>, o: DecompressOptions): A
   for await (const c of src) {
     n += c.length;
     if (n > limit) {
-      throw new DatarootError('ARCHIVE_DECOMPRESSION_BOMB', `${o.what ?? 'a layer'} decompresses to more than ${limit} bytes (bound: ${o.maxBytes ?? '∞'} bytes, ratio ${o.maxRatio ?? '∞'})`);
+      throw new DatarootError(
+        'ARCHIVE_DECOMPRESSION_BOMB',
+        `${o.what ?? 'a layer'} decompresses to more than ${limit} bytes (bound: ${o.maxBytes ?? '∞'} bytes, ratio ${o.maxRatio ?? '∞'})`,
+      );
     }
     yield c;
   }

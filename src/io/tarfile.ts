@@ -6,7 +6,10 @@ import { fileChunks } from './streams.js';
 
 /** Positional reads of a file for the tar reader: skipped data is never read. */
 export class FileRandomAccess implements RandomAccess {
-  private constructor(private readonly fh: FileHandle, readonly size: number) {}
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+  ) {}
   static async open(path: string): Promise<FileRandomAccess> {
     const fh = await open(path, 'r');
     const st = await fh.stat();
@@ -83,7 +86,10 @@ export class TarIndex {
         if (idx.members.size > maxMembers) throw new DatarootError('ARCHIVE_TOO_MANY_ENTRIES', `more than ${maxMembers} entries`, { file: path });
       }
     } catch (e) {
-      if (e instanceof DatarootError) throw new DatarootError(e.code === 'TAR_TRUNCATED' ? 'ARCHIVE_TRUNCATED' : 'ARCHIVE_CORRUPT', `${path} is not a readable tar archive: ${e.message}`, { file: path });
+      if (e instanceof DatarootError)
+        throw new DatarootError(e.code === 'TAR_TRUNCATED' ? 'ARCHIVE_TRUNCATED' : 'ARCHIVE_CORRUPT', `${path} is not a readable tar archive: ${e.message}`, {
+          file: path,
+        });
       throw e;
     } finally {
       await ra.close();

@@ -41,7 +41,20 @@ function source(name: string, content: Buffer): () => { fd: number; close(): voi
 const pad = (n: number): number => (512 - (n % 512)) % 512;
 
 /** Sizes around the block, the small-file limit (256 KiB), the run (4 MiB) and the copier buffer (1 MiB); 150 small files pass the 64 reads in flight. */
-const SIZES = [1, 511, 512, 513, 4096, 256 << 10, (256 << 10) + 1, 1 << 20, (1 << 20) + 7, 3_000_001, 5 << 20, ...Array.from({ length: 150 }, (_, i) => 1 + ((i * 7919) % 60_000))];
+const SIZES = [
+  1,
+  511,
+  512,
+  513,
+  4096,
+  256 << 10,
+  (256 << 10) + 1,
+  1 << 20,
+  (1 << 20) + 7,
+  3_000_001,
+  5 << 20,
+  ...Array.from({ length: 150 }, (_, i) => 1 + ((i * 7919) % 60_000)),
+];
 
 async function build(sink: TarOut): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -33,7 +33,10 @@ export class TarStream implements TarOut {
   private used = 0;
   size = 0;
 
-  constructor(private readonly write: (b: Uint8Array) => void, bufferSize = 1 << 20) {
+  constructor(
+    private readonly write: (b: Uint8Array) => void,
+    bufferSize = 1 << 20,
+  ) {
     this.buf = Buffer.alloc(bufferSize);
   }
 
@@ -330,7 +333,10 @@ export class TarFile {
   private readonly tmp: string;
   private done = false;
 
-  constructor(readonly path: string, mode = 0o600) {
+  constructor(
+    readonly path: string,
+    mode = 0o600,
+  ) {
     this.tmp = join(dirname(path), `.${basename(path)}.dataroot-${process.pid}-${Date.now().toString(36)}`);
     try {
       this.fd = openSync(this.tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);

@@ -85,10 +85,15 @@ export class TreeWriter {
       this.made = true;
       this.origMode = 0o755;
     } else {
-      if (st.isSymbolicLink()) throw new DatarootError('OUTPUT_IS_SYMLINK', `${target} is a symlink: export writes only into a real directory`, { file: target });
+      if (st.isSymbolicLink())
+        throw new DatarootError('OUTPUT_IS_SYMLINK', `${target} is a symlink: export writes only into a real directory`, { file: target });
       if (!st.isDirectory()) throw new DatarootError('OUTPUT_NOT_A_DIRECTORY', `${target} exists and is not a directory`, { file: target });
-      if (readdirSync(target).length > 0) throw new DatarootError('OUTPUT_NOT_EMPTY', `${target} is not empty: export -o DIR writes only into a new or empty directory`, { file: target });
-      if (!this.isRoot && st.uid !== process.getuid?.()) throw new DatarootError('OUTPUT_NOT_OWNED', `${target} belongs to uid ${st.uid}: export writes only into a directory of its own user`, { file: target });
+      if (readdirSync(target).length > 0)
+        throw new DatarootError('OUTPUT_NOT_EMPTY', `${target} is not empty: export -o DIR writes only into a new or empty directory`, { file: target });
+      if (!this.isRoot && st.uid !== process.getuid?.())
+        throw new DatarootError('OUTPUT_NOT_OWNED', `${target} belongs to uid ${st.uid}: export writes only into a directory of its own user`, {
+          file: target,
+        });
       this.made = false;
       this.origMode = st.mode & 0o7777;
       chmodSync(target, 0o700);

@@ -18,7 +18,7 @@ export function* readWindowsSync(path: string, length: number, windowSize: numbe
   try {
     const buf = Buffer.allocUnsafe(windowSize);
     const whole = new Uint8Array(buf.buffer, buf.byteOffset, windowSize);
-    for (let pos = 0; pos < length; ) {
+    for (let pos = 0; pos < length;) {
       const len = Math.min(windowSize, length - pos);
       let done = 0;
       while (done < len) {

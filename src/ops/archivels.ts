@@ -57,13 +57,23 @@ export async function inspectArchive(path: string, o: { maxBytes: number; maxRat
   const work = mkdtempSync(join(tmpdir(), 'dataroot-archive-'));
   try {
     const a = await openImageArchive(path, { workDir: work });
-    const layouts = [a.source.has('manifest.json') ? 'docker-save' : undefined, a.source.has('index.json') ? 'oci' : undefined].filter((x): x is string => x !== undefined);
+    const layouts = [a.source.has('manifest.json') ? 'docker-save' : undefined, a.source.has('index.json') ? 'oci' : undefined].filter(
+      (x): x is string => x !== undefined,
+    );
     const images: ArchiveImageInfo[] = [];
     for (const img of a.images) {
-      const c = (img.config?.config ?? {});
+      const c = img.config?.config ?? {};
       const layers: ArchiveLayerInfo[] = [];
       for (const [k, l] of img.layers.entries()) {
-        const info: ArchiveLayerInfo = { diffId: img.diffIds[k], member: l.member, compression: 'none', blobSize: a.source.size(l.member), size: undefined, entries: undefined, verified: false };
+        const info: ArchiveLayerInfo = {
+          diffId: img.diffIds[k],
+          member: l.member,
+          compression: 'none',
+          blobSize: a.source.size(l.member),
+          size: undefined,
+          entries: undefined,
+          verified: false,
+        };
         if (l.mediaType !== undefined) info.mediaType = l.mediaType;
         if (o.layers && a.source.has(l.member)) {
           try {

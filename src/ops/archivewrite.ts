@@ -135,7 +135,11 @@ export async function writeImageArchive(out: string, images: OutImage[], format:
         const n = ociNames(t);
         indexManifests.push({ ...desc, annotations: { 'io.containerd.image.name': n.full, 'org.opencontainers.image.ref.name': n.ref } });
       }
-      manifestJson.push({ Config: `blobs/sha256/${hex(id)}`, RepoTags: tags.length > 0 ? tags : null, Layers: img.layers.map((l) => `blobs/sha256/${hex(l.digest)}`) });
+      manifestJson.push({
+        Config: `blobs/sha256/${hex(id)}`,
+        RepoTags: tags.length > 0 ? tags : null,
+        Layers: img.layers.map((l) => `blobs/sha256/${hex(l.digest)}`),
+      });
     }
     written.push(w);
   }

@@ -29,7 +29,10 @@ export class ChunkWriter {
   private buf: Buffer;
   private dv: DataView;
   private pos = 0;
-  constructor(private readonly sink: (chunk: Uint8Array) => void, size = 128 << 10) {
+  constructor(
+    private readonly sink: (chunk: Uint8Array) => void,
+    size = 128 << 10,
+  ) {
     this.buf = Buffer.allocUnsafe(size);
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
@@ -491,9 +494,16 @@ export function requireBucket(db: BoltFile, path: readonly Uint8Array[]): Bucket
   for (let i = 0; i < path.length; i++) {
     const e = db.lookup(b, path[i]!);
     if (e === undefined || !isBucketEntry(e)) {
-      throw new DatarootError('BOLT_BUCKET_NOT_FOUND', `bucket not found: ${path.slice(0, i + 1).map(showKey).join('/')}`, {
-        file: db.file ?? '',
-      });
+      throw new DatarootError(
+        'BOLT_BUCKET_NOT_FOUND',
+        `bucket not found: ${path
+          .slice(0, i + 1)
+          .map(showKey)
+          .join('/')}`,
+        {
+          file: db.file ?? '',
+        },
+      );
     }
     b = db.openBucket(e.value);
   }

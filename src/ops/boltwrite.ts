@@ -47,7 +47,11 @@ export function checkTarget(path: string, flag: string): Stats | undefined {
     throw new DatarootError('IO_ERROR', `${path}: ${(e as Error).message}`, { file: path });
   }
   if (st.isSymbolicLink()) {
-    throw new DatarootError('BOLT_TARGET_SYMLINK', `${flag}${path} is a symbolic link; name the file itself (the rename would replace the link, not its target)`, { file: path });
+    throw new DatarootError(
+      'BOLT_TARGET_SYMLINK',
+      `${flag}${path} is a symbolic link; name the file itself (the rename would replace the link, not its target)`,
+      { file: path },
+    );
   }
   if (st.isDirectory()) throw new DatarootError('USAGE_OUTPUT_IS_DIR', `${flag}${path} is a directory: name the file to write`, { file: path });
   if (!st.isFile()) throw new DatarootError('BOLT_TARGET_NOT_A_FILE', `${flag}${path} is not a regular file`, { file: path });
@@ -55,11 +59,9 @@ export function checkTarget(path: string, flag: string): Stats | undefined {
 }
 
 function lockedError(path: string): DatarootError {
-  return new DatarootError(
-    'BOLT_FILE_LOCKED',
-    `${path} is locked (flock) by a running process, a daemon that has it open: stop it before writing the file`,
-    { file: path },
-  );
+  return new DatarootError('BOLT_FILE_LOCKED', `${path} is locked (flock) by a running process, a daemon that has it open: stop it before writing the file`, {
+    file: path,
+  });
 }
 
 /** Refuses a file some process holds a flock on; holds one of our own until release(). */
@@ -90,7 +92,12 @@ function openSource(path: string): Source {
 }
 
 /** Runs a walk into a writer on a temporary file and puts the file in place. */
-function writeFile(path: string, keepFrom: { mode: number; uid?: number; gid?: number }, opts: ConstructorParameters<typeof BoltWriter>[1], walk: (w: BoltVisitor) => void): WriteResult {
+function writeFile(
+  path: string,
+  keepFrom: { mode: number; uid?: number; gid?: number },
+  opts: ConstructorParameters<typeof BoltWriter>[1],
+  walk: (w: BoltVisitor) => void,
+): WriteResult {
   const out = AtomicFile.create(path, keepFrom);
   try {
     const w = new BoltWriter(out, opts);
@@ -137,7 +144,10 @@ export async function compactBolt(src: string, dst: string, o: CompactOptions = 
 }
 
 /** Rewrites FILE with edits applied (put, delete, …), keeping its page size, mode and owner. */
-export async function editBolt(file: string, edits: BoltEdit[] | ((db: BoltFile) => BoltEdit[])): Promise<BoltWriteReport & { applied: EditVisitor['applied'] }> {
+export async function editBolt(
+  file: string,
+  edits: BoltEdit[] | ((db: BoltFile) => BoltEdit[]),
+): Promise<BoltWriteReport & { applied: EditVisitor['applied'] }> {
   const st = checkTarget(file, '');
   if (st === undefined) throw new DatarootError('IO_NOT_FOUND', `${file} does not exist`, { file });
   const lock = await lockForWrite(file);
@@ -182,8 +192,11 @@ export async function loadBolt(file: string, input: AsyncIterable<Uint8Array>, o
     if (st !== undefined) old = openSource(file);
     try {
       const pageSize = o.pageSize ?? old?.db.pageSize ?? hostPageSize();
-      const r = writeFile(file, old !== undefined ? keep(old.stat) : { mode: 0o600 }, { pageSize, ...(old !== undefined ? { txid: nextTxid(old.db.meta.txid) } : {}) }, (w) =>
-        records.visit(w),
+      const r = writeFile(
+        file,
+        old !== undefined ? keep(old.stat) : { mode: 0o600 },
+        { pageSize, ...(old !== undefined ? { txid: nextTxid(old.db.meta.txid) } : {}) },
+        (w) => records.visit(w),
       );
       const base = { file, ...r, records: records.size };
       return old === undefined ? base : { ...base, source: file, sourceSize: old.source.size, sourcePageSize: old.db.pageSize };

@@ -86,11 +86,13 @@ export function directorySize(fs: Confined, rel: string): bigint {
 export function diffSize(store: Store, dir: string, parentDir: string | undefined): bigint {
   const a = store.adapter;
   const fs = store.fs;
-  if (a.content === 'none') throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${a.name} driver keeps layer contents that cannot be read offline`);
+  if (a.content === 'none')
+    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${a.name} driver keeps layer contents that cannot be read offline`);
   const view = a.viewDirs(fs, dir);
   if (a.name === 'overlay2' || a.name === 'aufs') {
     const lowers = view.dirs.slice(1);
-    const onParent = view.problems.length === 0 && (parentDir === undefined || parentDir === '' ? lowers.length === 0 : lowers[0] === a.contentDir(fs, parentDir));
+    const onParent =
+      view.problems.length === 0 && (parentDir === undefined || parentDir === '' ? lowers.length === 0 : lowers[0] === a.contentDir(fs, parentDir));
     if (onParent) return directorySize(fs, a.contentDir(fs, dir)!);
   }
   if (view.problems.length > 0) throw new DatarootError(view.problems[0]!.code, view.problems[0]!.message);
@@ -138,11 +140,18 @@ function sizeOf(store: Store, it: BuildCacheItem, problems: Problem[]): { size: 
         return { size: diffSize(store, plan.dir, plan.parentDir) + it.blobSize, from: 'directory' };
       } catch (e) {
         if (!(e instanceof DatarootError)) throw e;
-        problems.push(problem('BUILDKIT_SIZE_UNREADABLE', `the size of build-cache record ${it.id} cannot be computed (${e.code}: ${e.message}): docker system df fails on it`));
+        problems.push(
+          problem(
+            'BUILDKIT_SIZE_UNREADABLE',
+            `the size of build-cache record ${it.id} cannot be computed (${e.code}: ${e.message}): docker system df fails on it`,
+          ),
+        );
         return { size: 0n, from: 'unknown' };
       }
     case 'error':
-      problems.push(problem('BUILDKIT_SIZE_UNREADABLE', `the size of build-cache record ${it.id} cannot be computed (${plan.message}): docker system df fails on it`));
+      problems.push(
+        problem('BUILDKIT_SIZE_UNREADABLE', `the size of build-cache record ${it.id} cannot be computed (${plan.message}): docker system df fails on it`),
+      );
       return { size: 0n, from: 'unknown' };
   }
 }
@@ -183,7 +192,8 @@ export function buildCacheOrder(a: { id: string; lastUsedAt: bigint | undefined 
 export function builderDu(store: Store): { result: BuilderDuResult; rows: BuilderRow[]; problems: Problem[] } {
   const bc = buildCacheOf(store);
   const problems: Problem[] = [...bc.problems];
-  for (const u of bc.load.unloadable) problems.push(problem('BUILDKIT_RECORD_DELETED_AT_START', `build-cache record ${u.id} is deleted by dockerd when it starts: ${u.reason}`, bc.metadataFile));
+  for (const u of bc.load.unloadable)
+    problems.push(problem('BUILDKIT_RECORD_DELETED_AT_START', `build-cache record ${u.id} is deleted by dockerd when it starts: ${u.reason}`, bc.metadataFile));
   const rows: BuilderRow[] = bc.items.map((it) => {
     const s = sizeOf(store, it, problems);
     return {

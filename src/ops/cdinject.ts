@@ -10,7 +10,16 @@ import { BoltWriter } from '../formats/bolt/write.js';
 import { encodeUtf8 } from '../formats/bytes.js';
 import { encodeBinaryTime, s, utcFromMs } from '../formats/containerd/encode.js';
 import { isBlobDigest, isIdentifier } from '../formats/containerd/identifiers.js';
-import { blobRecordEdits, contentBlobPath, dockerSchema2Manifest, imageRecordEdits, imagesPath, manifestGcLabels, MT, V1 } from '../formats/containerd/records.js';
+import {
+  blobRecordEdits,
+  contentBlobPath,
+  dockerSchema2Manifest,
+  imageRecordEdits,
+  imagesPath,
+  manifestGcLabels,
+  MT,
+  V1,
+} from '../formats/containerd/records.js';
 import { chainIds, DIGEST_RE, sha256Digest } from '../formats/digest/digest.js';
 import { parseReference } from '../formats/docker/reference.js';
 import { DatarootError } from '../formats/errors.js';
@@ -216,7 +225,8 @@ function ensurePath(db: BoltFile, path: readonly string[], made: Set<string>): B
     const key = path.slice(0, i + 1).join('\u0000');
     if (cur !== undefined) {
       const e = db.lookup(cur, encodeUtf8(name));
-      if (e !== undefined && !isBucketEntry(e)) throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.slice(0, i + 1).join('/')} is a value where containerd keeps a bucket`);
+      if (e !== undefined && !isBucketEntry(e))
+        throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.slice(0, i + 1).join('/')} is a value where containerd keeps a bucket`);
       cur = e === undefined ? undefined : db.openBucket(e.value, name);
       if (cur !== undefined) continue;
     }
@@ -229,24 +239,41 @@ function ensurePath(db: BoltFile, path: readonly string[], made: Set<string>): B
 }
 
 export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promise<CdInjectResult> {
-  if (!isIdentifier(o.namespace)) throw new DatarootError('USAGE_BAD_NAMESPACE', `${JSON.stringify(o.namespace)} is not a containerd namespace (letters, digits, single . _ - between them, at most 76)`);
+  if (!isIdentifier(o.namespace))
+    throw new DatarootError(
+      'USAGE_BAD_NAMESPACE',
+      `${JSON.stringify(o.namespace)} is not a containerd namespace (letters, digits, single . _ - between them, at most 76)`,
+    );
   const metaKind = fs.kind(CD.metaDb);
   if (metaKind !== 'file') {
-    throw new DatarootError(metaKind === 'missing' ? 'CONTAINERD_NO_METADB' : 'STORE_TARGET_UNSAFE', `${fs.abs(CD.metaDb)} ${metaKind === 'missing' ? 'does not exist: not a containerd root (start containerd once on it)' : `is a ${metaKind}, not a regular file`}`, { file: fs.abs(CD.metaDb) });
+    throw new DatarootError(
+      metaKind === 'missing' ? 'CONTAINERD_NO_METADB' : 'STORE_TARGET_UNSAFE',
+      `${fs.abs(CD.metaDb)} ${metaKind === 'missing' ? 'does not exist: not a containerd root (start containerd once on it)' : `is a ${metaKind}, not a regular file`}`,
+      { file: fs.abs(CD.metaDb) },
+    );
   }
   for (const d of [CD.content, `${CD.content}/blobs`, CD.blobsDir, CD.ingestDir, 'io.containerd.metadata.v1.bolt']) {
     const k = fs.kind(d);
-    if (k !== 'missing' && k !== 'dir') throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(d)} is a ${k}, where containerd keeps a directory: refused`, { file: fs.abs(d) });
+    if (k !== 'missing' && k !== 'dir')
+      throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(d)} is a ${k}, where containerd keeps a directory: refused`, { file: fs.abs(d) });
   }
   // The schema: v1, at a version containerd 1.x to 2.x writes (their records are the same).
   {
     const db = openMeta(fs);
     try {
       const v1 = lookupBucket(db, db.rootBucket(), [V1]);
-      if (v1 === undefined) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, { file: fs.abs(CD.metaDb) });
+      if (v1 === undefined)
+        throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
+          file: fs.abs(CD.metaDb),
+        });
       const v = record(db, v1).get('version')?.value;
       const n = v === undefined ? undefined : varintNumber(v);
-      if (n === undefined || !KNOWN_DB_VERSIONS.includes(n)) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} is at schema v1 version ${n ?? '(none)'}; inject writes versions ${KNOWN_DB_VERSIONS.join(', ')} (containerd 1.x to 2.x)`, { file: fs.abs(CD.metaDb) });
+      if (n === undefined || !KNOWN_DB_VERSIONS.includes(n))
+        throw new DatarootError(
+          'CONTAINERD_SCHEMA_UNKNOWN',
+          `${fs.abs(CD.metaDb)} is at schema v1 version ${n ?? '(none)'}; inject writes versions ${KNOWN_DB_VERSIONS.join(', ')} (containerd 1.x to 2.x)`,
+          { file: fs.abs(CD.metaDb) },
+        );
     } finally {
       closeMeta(db);
     }
@@ -264,9 +291,11 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     assignTags(planned, o.tags);
     for (const p of planned) {
       const i = p.img;
-      if (i.problems.length > 0) throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
+      if (i.problems.length > 0)
+        throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
       const os = i.config?.os;
-      if (os !== undefined && os !== '' && os !== 'linux') throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: containerd on Linux would not run it`);
+      if (os !== undefined && os !== '' && os !== 'linux')
+        throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: containerd on Linux would not run it`);
     }
     // Before anything is staged: the tombstone that makes containerd clean up after a crash.
     // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
@@ -279,12 +308,27 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
       box.keep = box.lock;
       await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box, o.unpack === true);
     }
-    const result: CdInjectResult = { root: fs.base, store: 'containerd', namespace: o.namespace, dryRun: o.dryRun, images: [], blobsWritten: 0, blobsReused: 0, bytesWritten: 0, imagesReplaced: [], snapshots: [] };
+    const result: CdInjectResult = {
+      root: fs.base,
+      store: 'containerd',
+      namespace: o.namespace,
+      dryRun: o.dryRun,
+      images: [],
+      blobsWritten: 0,
+      blobsReused: 0,
+      bytesWritten: 0,
+      imagesReplaced: [],
+      snapshots: [],
+    };
     /** Every blob of this run, by digest (a layer shared by two images is written once). */
     const blobs = new Map<string, BlobJob>();
     const plans: ImagePlan[] = [];
 
-    const stage = async (what: string, write: (f: BlobFile) => Promise<void>, expect?: { digest: string; size?: number }): Promise<{ digest: string; size: number; dir?: string }> => {
+    const stage = async (
+      what: string,
+      write: (f: BlobFile) => Promise<void>,
+      expect?: { digest: string; size?: number },
+    ): Promise<{ digest: string; size: number; dir?: string }> => {
       if (expect !== undefined && (blobs.has(expect.digest) || fs.kind(CD.blob(expect.digest)) === 'file')) {
         // Already written by this run or present: the stored blob is checked, not rewritten.
         if (!blobs.has(expect.digest)) await checkStored(fs, expect.digest, expect.size);
@@ -307,8 +351,10 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
         throw e;
       }
       const digest = f.finish();
-      if (expect !== undefined && digest !== expect.digest) throw new DatarootError('ARCHIVE_BLOB_DIGEST_MISMATCH', `${what}: its sha256 is ${digest}, not ${expect.digest}`);
-      if (expect?.size !== undefined && f.size !== expect.size) throw new DatarootError('ARCHIVE_BLOB_SIZE_MISMATCH', `${what}: ${f.size} bytes, the descriptor says ${expect.size}`);
+      if (expect !== undefined && digest !== expect.digest)
+        throw new DatarootError('ARCHIVE_BLOB_DIGEST_MISMATCH', `${what}: its sha256 is ${digest}, not ${expect.digest}`);
+      if (expect?.size !== undefined && f.size !== expect.size)
+        throw new DatarootError('ARCHIVE_BLOB_SIZE_MISMATCH', `${what}: ${f.size} bytes, the descriptor says ${expect.size}`);
       if (dir !== undefined) await o.onStep?.('blob-staged');
       if (expect === undefined && (blobs.has(digest) || fs.kind(CD.blob(digest)) === 'file')) {
         if (!blobs.has(digest)) await checkStored(fs, digest, f.size);
@@ -320,13 +366,23 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     const add = (digest: string, mediaType: string, size: number, dir: string | undefined, labels: Record<string, string> = {}): BlobJob => {
       let j = blobs.get(digest);
       if (j === undefined) {
-        j = { digest, mediaType, size, labels: {}, action: dir !== undefined || (o.dryRun && fs.kind(CD.blob(digest)) !== 'file') ? 'write' : 'reuse', ...(dir !== undefined ? { staged: dir } : {}) };
+        j = {
+          digest,
+          mediaType,
+          size,
+          labels: {},
+          action: dir !== undefined || (o.dryRun && fs.kind(CD.blob(digest)) !== 'file') ? 'write' : 'reuse',
+          ...(dir !== undefined ? { staged: dir } : {}),
+        };
         blobs.set(digest, j);
       }
       Object.assign(j.labels, labels);
       return j;
     };
-    const bytes = (b: Uint8Array) => async (f: BlobFile): Promise<void> => f.write(b);
+    const bytes =
+      (b: Uint8Array) =>
+      async (f: BlobFile): Promise<void> =>
+        f.write(b);
 
     for (const p of planned) {
       const img = p.img;
@@ -365,7 +421,18 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
         const md = sha256Digest(manifest);
         const ms = await stage(`manifest ${md}`, bytes(manifest), { digest: md, size: manifest.length });
         jobs.unshift(add(img.id, MT.dockerConfig, cfg.size, cfg.dir));
-        jobs.unshift(add(md, MT.dockerManifest, ms.size, ms.dir, manifestGcLabels(img.id, descs.map((d) => d.digest))));
+        jobs.unshift(
+          add(
+            md,
+            MT.dockerManifest,
+            ms.size,
+            ms.dir,
+            manifestGcLabels(
+              img.id,
+              descs.map((d) => d.digest),
+            ),
+          ),
+        );
         target = { digest: md, mediaType: MT.dockerManifest, size: ms.size };
       }
       plans.push({ planned: p, names: namesOf(p, target.digest), target, configDigest: img.id, blobs: jobs, layers: unpackLayers });
@@ -388,7 +455,9 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
     if (o.dryRun) {
       const old = openMeta(fs);
       try {
-        result.imagesReplaced = plans.flatMap((pl) => pl.names.filter((n) => lookupBucket(old, old.rootBucket(), [V1, o.namespace, 'images', n]) !== undefined));
+        result.imagesReplaced = plans.flatMap((pl) =>
+          pl.names.filter((n) => lookupBucket(old, old.rootBucket(), [V1, o.namespace, 'images', n]) !== undefined),
+        );
       } finally {
         closeMeta(old);
       }
@@ -458,11 +527,22 @@ function closeMeta(db: BoltFile): void {
   metaSources.get(db)?.();
 }
 
-async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult, box: LockBox, extra?: (db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]): Promise<void> {
+async function rewriteMetaDb(
+  fs: Confined,
+  o: CdInjectOptions,
+  plans: ImagePlan[],
+  blobs: Map<string, BlobJob>,
+  result: CdInjectResult,
+  box: LockBox,
+  extra?: (db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[],
+): Promise<void> {
   const db = openMeta(fs);
   try {
     const v1 = lookupBucket(db, db.rootBucket(), [V1]);
-    if (v1 === undefined) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, { file: fs.abs(CD.metaDb) });
+    if (v1 === undefined)
+      throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
+        file: fs.abs(CD.metaDb),
+      });
     const now = utcFromMs(Date.now());
     const ns = o.namespace;
     const made = new Set<string>();
@@ -473,7 +553,8 @@ async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[
     edits.push(...ensurePath(db, blobPath, made));
     if (plans.length > 0) edits.push(...ensurePath(db, imgPath, made));
     for (const j of blobs.values()) {
-      if (isValueAt(db, blobPath, j.digest)) throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: content/blob/${j.digest} in ${ns} is a value, not a record`);
+      if (isValueAt(db, blobPath, j.digest))
+        throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: content/blob/${j.digest} in ${ns} is a value, not a record`);
       const old = oldRecord(db, [...blobPath, j.digest]);
       if (old !== undefined) drop.push([...contentBlobPath(ns), s(j.digest)]);
       const labels = { ...(old?.labels ?? {}), ...j.labels };
@@ -488,8 +569,15 @@ async function rewriteMetaDb(fs: Confined, o: CdInjectOptions, plans: ImagePlan[
           result.imagesReplaced.push(name);
         }
         const ref = refNameOf(name);
-        const annotations: Record<string, string> = name.startsWith('moby-dangling@') ? {} : { 'io.containerd.image.name': name, ...(ref !== undefined ? { 'org.opencontainers.image.ref.name': ref } : {}) };
-        edits.push(...withRawTime(imageRecordEdits(ns, { name, target: { ...pl.target, annotations }, labels: old?.labels ?? {}, created: now, updated: now }), old?.created));
+        const annotations: Record<string, string> = name.startsWith('moby-dangling@')
+          ? {}
+          : { 'io.containerd.image.name': name, ...(ref !== undefined ? { 'org.opencontainers.image.ref.name': ref } : {}) };
+        edits.push(
+          ...withRawTime(
+            imageRecordEdits(ns, { name, target: { ...pl.target, annotations }, labels: old?.labels ?? {}, created: now, updated: now }),
+            old?.created,
+          ),
+        );
       }
     }
     if (extra !== undefined) edits.push(...extra(db, (path) => ensurePath(db, path, made)));
@@ -511,7 +599,15 @@ interface LockBox {
  * ingest directory, flocks it, renames it over meta.db (fsync of file and directory), then
  * releases the old file's lock: a containerd that starts meanwhile finds the new file locked.
  */
-async function commitMetaDb(fs: Confined, db: BoltFile | undefined, edits: BoltEdit[], drop: Uint8Array[][], box: LockBox, hooks: { staged?: () => void | Promise<void>; committed?: () => void | Promise<void> } = {}, rel: string = CD.metaDb): Promise<void> {
+async function commitMetaDb(
+  fs: Confined,
+  db: BoltFile | undefined,
+  edits: BoltEdit[],
+  drop: Uint8Array[][],
+  box: LockBox,
+  hooks: { staged?: () => void | Promise<void>; committed?: () => void | Promise<void> } = {},
+  rel: string = CD.metaDb,
+): Promise<void> {
   const st = fs.lstat(rel) ?? { mode: 0o600, uid: 0, gid: 0 };
   const root = typeof process.geteuid === 'function' && process.geteuid() === 0;
   const dir = newIngest(fs, 'meta.db');
@@ -520,7 +616,10 @@ async function commitMetaDb(fs: Confined, db: BoltFile | undefined, edits: BoltE
     const out = AtomicFile.create(fs.abs(rel), { mode: st.mode & 0o7777, ...(root ? { uid: st.uid, gid: st.gid } : {}), tmp: fs.abs(`${dir}/data`) });
     let lock: HeldLock | undefined;
     try {
-      const w = new BoltWriter(out, db === undefined ? { pageSize: hostPageSize() } : { pageSize: db.pageSize, txid: db.meta.txid + 1n, rootSequence: db.meta.rootSequence });
+      const w = new BoltWriter(
+        out,
+        db === undefined ? { pageSize: hostPageSize() } : { pageSize: db.pageSize, txid: db.meta.txid + 1n, rootSequence: db.meta.rootSequence },
+      );
       const ev = new EditVisitor(w, edits);
       if (db !== undefined) walkBolt(db, drop.length > 0 ? new PruneVisitor(ev, drop) : ev);
       ev.finish();
@@ -553,13 +652,21 @@ async function commitMetaDb(fs: Confined, db: BoltFile | undefined, edits: BoltE
 async function writeTombstone(fs: Confined, ns: string, ref: string, box: LockBox, snapshot: boolean): Promise<void> {
   const db = openMeta(fs);
   try {
-    if (lookupBucket(db, db.rootBucket(), [V1]) === undefined) throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, { file: fs.abs(CD.metaDb) });
+    if (lookupBucket(db, db.rootBucket(), [V1]) === undefined)
+      throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
+        file: fs.abs(CD.metaDb),
+      });
     const path = [V1, ns, 'content', 'ingests'];
-    if (isValueAt(db, path.slice(0, -1), 'ingests')) throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.join('/')} is a value, not a bucket`);
+    if (isValueAt(db, path.slice(0, -1), 'ingests'))
+      throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.join('/')} is a value, not a bucket`);
     const made = new Set<string>();
     const edits = ensurePath(db, path, made);
     const p = path.map(s);
-    edits.push({ op: 'bucket', path: p, key: s(ref) }, { op: 'put', path: [...p, s(ref)], key: s('ref'), value: s(ref) }, { op: 'put', path: [...p, s(ref)], key: s('expireat'), value: encodeBinaryTime(utcFromMs(Date.now())) });
+    edits.push(
+      { op: 'bucket', path: p, key: s(ref) },
+      { op: 'put', path: [...p, s(ref)], key: s('ref'), value: s(ref) },
+      { op: 'put', path: [...p, s(ref)], key: s('expireat'), value: encodeBinaryTime(utcFromMs(Date.now())) },
+    );
     if (snapshot) {
       // And a snapshot record nothing references: removing it makes the GC clean the snapshotter
       // (backend snapshots no record names, their directories). Seq 0: containerd never uses it.
@@ -577,18 +684,32 @@ async function writeTombstone(fs: Confined, ns: string, ref: string, box: LockBo
  * Unpacks every image's layers as new committed snapshots (those the namespace lacks), writes the
  * snapshotter's metadata.db, and returns the meta.db edits (records, labels) for the last write.
  */
-async function unpackAll(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>, result: CdInjectResult, staged: string[], untrack: (() => void)[]): Promise<(db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]> {
+async function unpackAll(
+  fs: Confined,
+  o: CdInjectOptions,
+  plans: ImagePlan[],
+  blobs: Map<string, BlobJob>,
+  result: CdInjectResult,
+  staged: string[],
+  untrack: (() => void)[],
+): Promise<(db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]> {
   const meta = openMeta(fs);
   const dbRel = CD.snapshotterDb(SNAPSHOTTER);
   const snapKind = fs.kind(dbRel);
-  if (snapKind !== 'missing' && snapKind !== 'file') throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(dbRel)} is a ${snapKind}, not a regular file`, { file: fs.abs(dbRel) });
+  if (snapKind !== 'missing' && snapKind !== 'file')
+    throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(dbRel)} is a ${snapKind}, not a regular file`, { file: fs.abs(dbRel) });
   let snap = snapKind === 'file' ? openBoltIn(fs, dbRel, boltReadOptions(fs.lstat(dbRel)?.size ?? 0)) : undefined;
   try {
     // The snapshotter's cleanup (which removes snapshots/<id> directories its metadata.db does not
     // name) fails on a metadata.db without v1/snapshots: make those buckets before any directory.
     const init: BoltEdit[] = [];
     const made = new Set<string>();
-    if (snap === undefined) init.push({ op: 'bucket', path: [], key: s('v1') }, { op: 'bucket', path: [s('v1')], key: s('snapshots') }, { op: 'bucket', path: [s('v1')], key: s('parents') });
+    if (snap === undefined)
+      init.push(
+        { op: 'bucket', path: [], key: s('v1') },
+        { op: 'bucket', path: [s('v1')], key: s('snapshots') },
+        { op: 'bucket', path: [s('v1')], key: s('parents') },
+      );
     else for (const b of ['snapshots', 'parents']) init.push(...ensurePath(snap.db, ['v1', b], made));
     if (init.length > 0) {
       fs.mkdirs(CD.snapshotterDir(SNAPSHOTTER), 0o700);
@@ -596,7 +717,13 @@ async function unpackAll(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], b
       snap?.close();
       snap = openBoltIn(fs, dbRel, boltReadOptions(fs.lstat(dbRel)?.size ?? 0));
     }
-    const plan = planSnapshots(fs, meta, snap?.db, o.namespace, plans.map((pl) => pl.layers.map((l) => l.unpack)));
+    const plan = planSnapshots(
+      fs,
+      meta,
+      snap?.db,
+      o.namespace,
+      plans.map((pl) => pl.layers.map((l) => l.unpack)),
+    );
     for (const n of plan.snapshots) {
       const dir = `${CD.snapshotterDir(SNAPSHOTTER)}/snapshots/${n.id}`;
       staged.push(dir);
@@ -629,7 +756,9 @@ async function unpackAll(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], b
 /** Keeps an existing record's creation time (the bytes containerd wrote). */
 function withRawTime(edits: BoltEdit[], created: Uint8Array | undefined): BoltEdit[] {
   if (created === undefined) return edits;
-  return edits.map((e) => (e.op === 'put' && e.path.length > 0 && new TextDecoder().decode(e.key) === 'createdat' && isRecordLevel(e) ? { ...e, value: created } : e));
+  return edits.map((e) =>
+    e.op === 'put' && e.path.length > 0 && new TextDecoder().decode(e.key) === 'createdat' && isRecordLevel(e) ? { ...e, value: created } : e,
+  );
 }
 
 function isRecordLevel(e: BoltEdit): boolean {
@@ -644,33 +773,52 @@ async function checkStored(fs: Confined, digest: string, size: number | undefine
   if (f === undefined) throw new DatarootError('CONTAINERD_BLOB_MISSING', `${digest} vanished from the content store`);
   try {
     const st = fstatSync(f.fd);
-    if (size !== undefined && st.size !== size) throw new DatarootError('CONTAINERD_BLOB_CORRUPT', `the content store holds ${digest} with ${st.size} bytes, not ${size}: run dataroot containerd verify`, { file: fs.abs(CD.blob(digest)) });
+    if (size !== undefined && st.size !== size)
+      throw new DatarootError(
+        'CONTAINERD_BLOB_CORRUPT',
+        `the content store holds ${digest} with ${st.size} bytes, not ${size}: run dataroot containerd verify`,
+        { file: fs.abs(CD.blob(digest)) },
+      );
     const h = createHash('sha256');
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let off = 0; ; ) {
+    for (let off = 0; ;) {
       const n = readSync(f.fd, buf, 0, buf.length, off);
       if (n === 0) break;
       h.update(buf.subarray(0, n));
       off += n;
     }
     const got = `sha256:${h.digest('hex')}`;
-    if (got !== digest) throw new DatarootError('CONTAINERD_BLOB_CORRUPT', `the content store's ${digest} has sha256 ${got}: run dataroot containerd verify`, { file: fs.abs(CD.blob(digest)) });
+    if (got !== digest)
+      throw new DatarootError('CONTAINERD_BLOB_CORRUPT', `the content store's ${digest} has sha256 ${got}: run dataroot containerd verify`, {
+        file: fs.abs(CD.blob(digest)),
+      });
   } finally {
     f.close();
   }
 }
 
-type Stage = (what: string, write: (f: BlobFile) => Promise<void>, expect?: { digest: string; size?: number }) => Promise<{ digest: string; size: number; dir?: string }>;
+type Stage = (
+  what: string,
+  write: (f: BlobFile) => Promise<void>,
+  expect?: { digest: string; size?: number },
+) => Promise<{ digest: string; size: number; dir?: string }>;
 
 /**
  * A layer blob as it is in the source (compressed or not): staged while its stored bytes are hashed
  * and its uncompressed bytes hashed against the config's diffID (containerd checks that only when
  * it unpacks; an image that could not be unpacked is refused here).
  */
-async function stageLayer(stage: Stage, source: ArchiveSource, l: ArchiveLayer, diffId: string, o: CdInjectOptions): Promise<{ digest: string; size: number; dir?: string; compressed: boolean }> {
+async function stageLayer(
+  stage: Stage,
+  source: ArchiveSource,
+  l: ArchiveLayer,
+  diffId: string,
+  o: CdInjectOptions,
+): Promise<{ digest: string; size: number; dir?: string; compressed: boolean }> {
   let compressed = false;
   const expect = l.digest !== undefined ? { digest: l.digest, ...(l.size !== undefined ? { size: l.size } : {}) } : undefined;
-  if (expect !== undefined && !DIGEST_RE.test(expect.digest)) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `layer ${l.member}: digest ${JSON.stringify(expect.digest)} is not sha256:<64 hex>`);
+  if (expect !== undefined && !DIGEST_RE.test(expect.digest))
+    throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `layer ${l.member}: digest ${JSON.stringify(expect.digest)} is not sha256:<64 hex>`);
   const r = await stage(
     `layer ${l.member}`,
     async (f) => {
@@ -679,7 +827,11 @@ async function stageLayer(stage: Stage, source: ArchiveSource, l: ArchiveLayer, 
       const h = createHash('sha256');
       for await (const c of stream) if (compressed) h.update(c);
       const got = compressed ? `sha256:${h.digest('hex')}` : undefined;
-      if (got !== undefined && got !== diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${l.member} uncompresses to sha256 ${got}, but the config says ${diffId}: refused (unpacking it would fail)`);
+      if (got !== undefined && got !== diffId)
+        throw new DatarootError(
+          'ARCHIVE_DIFFID_MISMATCH',
+          `layer ${l.member} uncompresses to sha256 ${got}, but the config says ${diffId}: refused (unpacking it would fail)`,
+        );
     },
     expect,
   );
@@ -688,7 +840,10 @@ async function stageLayer(stage: Stage, source: ArchiveSource, l: ArchiveLayer, 
     compressed = l.mediaType !== undefined ? /gzip|zstd/.test(l.mediaType) : compressed;
   }
   if (!compressed && r.digest !== diffId && (l.mediaType === undefined || !/gzip|zstd/.test(l.mediaType))) {
-    throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${l.member} has sha256 ${r.digest}, but the config says ${diffId}: refused (docker load refuses it too)`);
+    throw new DatarootError(
+      'ARCHIVE_DIFFID_MISMATCH',
+      `layer ${l.member} has sha256 ${r.digest}, but the config says ${diffId}: refused (docker load refuses it too)`,
+    );
   }
   return { ...r, compressed };
 }

@@ -79,7 +79,10 @@ export function planSnapshots(fs: Confined, meta: BoltFile, snapdb: BoltFile | u
   const snapsB = snapdb === undefined ? undefined : bucketAt(snapdb, ['v1', 'snapshots']);
   let idSeq = snapsB?.sequence ?? 0n;
   // Ids never reuse a directory left under snapshots/ (containerd's cleanup removes those later).
-  const dirs = fs.names(`${CD.snapshotterDir(SNAPSHOTTER)}/snapshots`).filter(isSnapshotId).map(Number);
+  const dirs = fs
+    .names(`${CD.snapshotterDir(SNAPSHOTTER)}/snapshots`)
+    .filter(isSnapshotId)
+    .map(Number);
   for (const d of dirs) if (BigInt(d) > idSeq) idSeq = BigInt(d);
   const made = new Map<string, NewSnapshot>();
   const out: NewSnapshot[] = [];
@@ -89,10 +92,19 @@ export function planSnapshots(fs: Confined, meta: BoltFile, snapdb: BoltFile | u
     const e = meta.lookup(nsB, encodeUtf8(key));
     if (e === undefined || !isBucketEntry(e)) return undefined;
     const name = str(record(meta, meta.openBucket(e.value, key)), 'name');
-    if (name === undefined || snapsB === undefined) throw new DatarootError('CONTAINERD_SNAPSHOT_BROKEN', `snapshot ${key} in ${ns} has no backend name, or the snapshotter has no metadata.db: run dataroot containerd verify`);
+    if (name === undefined || snapsB === undefined)
+      throw new DatarootError(
+        'CONTAINERD_SNAPSHOT_BROKEN',
+        `snapshot ${key} in ${ns} has no backend name, or the snapshotter has no metadata.db: run dataroot containerd verify`,
+      );
     const b = snapdb!.lookup(snapsB, encodeUtf8(name));
-    const id = b === undefined || !isBucketEntry(b) ? undefined : uvarintNumber(record(snapdb!, snapdb!.openBucket(b.value, name)).get('id')?.value ?? new Uint8Array());
-    if (id === undefined) throw new DatarootError('CONTAINERD_SNAPSHOT_BROKEN', `snapshot ${key} in ${ns} (${name}) is not in the overlayfs snapshotter's metadata.db: run dataroot containerd verify`);
+    const id =
+      b === undefined || !isBucketEntry(b) ? undefined : uvarintNumber(record(snapdb!, snapdb!.openBucket(b.value, name)).get('id')?.value ?? new Uint8Array());
+    if (id === undefined)
+      throw new DatarootError(
+        'CONTAINERD_SNAPSHOT_BROKEN',
+        `snapshot ${key} in ${ns} (${name}) is not in the overlayfs snapshotter's metadata.db: run dataroot containerd verify`,
+      );
     return { name, id };
   };
   for (const chain of chains) {
@@ -112,7 +124,19 @@ export function planSnapshots(fs: Confined, meta: BoltFile, snapdb: BoltFile | u
       nsSeq++;
       if (idSeq > BigInt(Number.MAX_SAFE_INTEGER)) throw new DatarootError('CONTAINERD_SNAPSHOT_BROKEN', 'snapshot ids beyond 2^53');
       if (parent !== undefined && !made.has(parent.key)) reusedParents.add(parent.key);
-      const n: NewSnapshot = { chainId: l.chainId, diffId: l.diffId, parentKey: parent?.key, id: Number(idSeq), seq: nsSeq, name: `${ns}/${nsSeq}/${l.chainId}`, parentName: parent?.name, parentId: parent?.id, inodes: 0, size: 0, job: l };
+      const n: NewSnapshot = {
+        chainId: l.chainId,
+        diffId: l.diffId,
+        parentKey: parent?.key,
+        id: Number(idSeq),
+        seq: nsSeq,
+        name: `${ns}/${nsSeq}/${l.chainId}`,
+        parentName: parent?.name,
+        parentId: parent?.id,
+        inodes: 0,
+        size: 0,
+        job: l,
+      };
       made.set(l.chainId, n);
       out.push(n);
       parent = { key: n.chainId, name: n.name, id: n.id };
@@ -144,7 +168,8 @@ export async function extractSnapshot(fs: Confined, n: NewSnapshot, o: { maxRati
   }
   for await (const _ of hashing) void _; // the tar's trailing bytes count in the diffID
   const got = hashing.digest();
-  if (got !== n.diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${n.job.layer.member} has sha256 ${got}, but the config says ${n.diffId}: refused`);
+  if (got !== n.diffId)
+    throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${n.job.layer.member} has sha256 ${got}, but the config says ${n.diffId}: refused`);
   // Usage: every inode once (the top directory too), blocks × 512 (continuity's diskUsage).
   const seen = new Set<string>();
   let size = 0;

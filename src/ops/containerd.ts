@@ -96,21 +96,36 @@ export function checkImage(cd: CdRoot, r: ResolvedImage): { present: number; req
   const m = cands[0]!;
   const need = [...(m.config !== undefined ? [m.config.desc.digest] : []), ...m.layers.map((l) => l.desc.digest)];
   const present = need.filter((d) => cd.blobPresent(d)).length;
-  return { present, required: need.length, status: `${present === need.length ? 'complete' : 'incomplete'} (${present}/${need.length})`, unpacked: m.config?.state === 'present' && m.unpacked };
+  return {
+    present,
+    required: need.length,
+    status: `${present === need.length ? 'complete' : 'incomplete'} (${present}/${need.length})`,
+    unpacked: m.config?.state === 'present' && m.unpacked,
+  };
 }
 
 function imageItem(cd: CdRoot, img: CdImageRecord): ImageItem {
   const r = cd.resolve(img);
   const c = checkImage(cd, r);
   const problems = [...r.problems];
-  if (r.targetState === 'missing') problems.push(problem('CONTAINERD_BLOB_MISSING', `image ${img.Name}: target ${img.Target.digest} is not in the content store`));
+  if (r.targetState === 'missing')
+    problems.push(problem('CONTAINERD_BLOB_MISSING', `image ${img.Name}: target ${img.Target.digest} is not in the content store`));
   return {
     Name: img.Name,
     Labels: img.Labels,
     Target: targetOf(img),
     CreatedAt: img.CreatedAt,
     UpdatedAt: img.UpdatedAt,
-    Dataroot: { namespace: img.namespace, size: r.ctrSize, platforms: r.platforms === undefined ? '-' : r.platforms.length === 0 ? '-' : r.platforms.join(','), status: c.status, present: c.present, required: c.required, unpacked: c.unpacked, problems },
+    Dataroot: {
+      namespace: img.namespace,
+      size: r.ctrSize,
+      platforms: r.platforms === undefined ? '-' : r.platforms.length === 0 ? '-' : r.platforms.join(','),
+      status: c.status,
+      present: c.present,
+      required: c.required,
+      unpacked: c.unpacked,
+      problems,
+    },
   };
 }
 
@@ -131,9 +146,17 @@ export function findImage(cd: CdRoot, only: string | undefined, q: string): CdIm
     const want = ref.tag === undefined && ref.digest === undefined ? `${ref.normalized}:latest` : ref.normalized;
     const hits = all.filter((i) => i.Name === want);
     if (hits.length === 1) return hits[0]!;
-    if (hits.length > 1) throw new DatarootError('IMAGE_AMBIGUOUS', `${q} names images in ${hits.length} namespaces (${hits.map((h) => h.namespace).join(', ')}): --namespace chooses`);
+    if (hits.length > 1)
+      throw new DatarootError(
+        'IMAGE_AMBIGUOUS',
+        `${q} names images in ${hits.length} namespaces (${hits.map((h) => h.namespace).join(', ')}): --namespace chooses`,
+      );
   }
-  if (exact.length > 1) throw new DatarootError('IMAGE_AMBIGUOUS', `${q} names images in ${exact.length} namespaces (${exact.map((h) => h.namespace).join(', ')}): --namespace chooses`);
+  if (exact.length > 1)
+    throw new DatarootError(
+      'IMAGE_AMBIGUOUS',
+      `${q} names images in ${exact.length} namespaces (${exact.map((h) => h.namespace).join(', ')}): --namespace chooses`,
+    );
   const hex = q.replace(/^sha256:/, '');
   if (/^[a-f0-9]{4,64}$/.test(hex)) {
     const hits = all.filter((i) => i.Target.digest.startsWith(`sha256:${hex}`));
@@ -146,7 +169,13 @@ export function findImage(cd: CdRoot, only: string | undefined, q: string): CdIm
 
 function manifestView(cd: CdRoot, m: ResolvedManifest): Obj {
   return {
-    descriptor: { mediaType: m.desc.mediaType, digest: m.desc.digest, size: m.desc.size, ...(m.desc.platform !== undefined ? { platform: m.desc.platform } : {}), ...(m.desc.annotations !== undefined ? { annotations: m.desc.annotations } : {}) },
+    descriptor: {
+      mediaType: m.desc.mediaType,
+      digest: m.desc.digest,
+      size: m.desc.size,
+      ...(m.desc.platform !== undefined ? { platform: m.desc.platform } : {}),
+      ...(m.desc.annotations !== undefined ? { annotations: m.desc.annotations } : {}),
+    },
     platform: m.platform === undefined ? null : formatPlatform(m.platform),
     present: m.state === 'present',
     ...(m.why !== undefined ? { invalid: m.why } : {}),
@@ -154,7 +183,11 @@ function manifestView(cd: CdRoot, m: ResolvedManifest): Obj {
     config:
       m.config === undefined
         ? null
-        : { descriptor: { mediaType: m.config.desc.mediaType, digest: m.config.desc.digest, size: m.config.desc.size }, present: m.config.state === 'present', ...(m.config.why !== undefined ? { invalid: m.config.why } : {}) },
+        : {
+            descriptor: { mediaType: m.config.desc.mediaType, digest: m.config.desc.digest, size: m.config.desc.size },
+            present: m.config.state === 'present',
+            ...(m.config.why !== undefined ? { invalid: m.config.why } : {}),
+          },
     layers: m.layers.map((l, i) => {
       const rec = cd.blobRecords().get(l.desc.digest)?.[0];
       return {
@@ -213,8 +246,16 @@ export function listContent(cd: CdRoot, only?: string): ContentItem[] {
       const state = st === undefined ? 'missing' : st.size !== b.Size ? 'size-mismatch' : 'present';
       const problems = [...b.problems];
       if (state === 'missing') problems.push(problem('CONTAINERD_BLOB_MISSING', `blob ${b.Digest} (namespace ${ns}) has a record but no file`));
-      if (state === 'size-mismatch') problems.push(problem('CONTAINERD_BLOB_SIZE_MISMATCH', `blob ${b.Digest}: the record says ${b.Size} bytes, the file has ${st!.size}`));
-      out.push({ Digest: b.Digest, Size: b.Size, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, Labels: b.Labels, Dataroot: { namespace: ns, state, fileSize: st?.size ?? null, problems } });
+      if (state === 'size-mismatch')
+        problems.push(problem('CONTAINERD_BLOB_SIZE_MISMATCH', `blob ${b.Digest}: the record says ${b.Size} bytes, the file has ${st!.size}`));
+      out.push({
+        Digest: b.Digest,
+        Size: b.Size,
+        CreatedAt: b.CreatedAt,
+        UpdatedAt: b.UpdatedAt,
+        Labels: b.Labels,
+        Dataroot: { namespace: ns, state, fileSize: st?.size ?? null, problems },
+      });
     }
   }
   if (only === undefined) {
@@ -228,7 +269,17 @@ export function listContent(cd: CdRoot, only?: string): ContentItem[] {
         CreatedAt: st === undefined ? '' : st.mtime.toISOString(),
         UpdatedAt: st === undefined ? '' : st.mtime.toISOString(),
         Labels: null,
-        Dataroot: { namespace: '', state: 'orphaned', fileSize: st?.size ?? null, problems: [problem('CONTAINERD_BLOB_ORPHANED', `blob ${d} has no record in any namespace: containerd does not list it and removes it at its next content sweep`)] },
+        Dataroot: {
+          namespace: '',
+          state: 'orphaned',
+          fileSize: st?.size ?? null,
+          problems: [
+            problem(
+              'CONTAINERD_BLOB_ORPHANED',
+              `blob ${d} has no record in any namespace: containerd does not list it and removes it at its next content sweep`,
+            ),
+          ],
+        },
       });
     }
   }
@@ -253,9 +304,25 @@ export function snapshotItem(cd: CdRoot, s: CdSnapshot): SnapshotItem {
   if (s.Parent !== '') out.Parent = s.Parent;
   if (s.Labels !== null && Object.keys(s.Labels).length > 0) out.Labels = s.Labels;
   const problems = [...s.problems];
-  if (s.backend?.id !== undefined && !cd.snapshotDirIds(s.snapshotter).has(s.backend.id)) problems.push(problem('CONTAINERD_SNAPSHOT_DIR_MISSING', `snapshot ${s.Name}: ${s.dir} does not exist`));
-  const reordered: SnapshotItem = { Kind: out.Kind, Name: out.Name, ...(out.Parent !== undefined ? { Parent: out.Parent } : {}), ...(out.Labels !== undefined ? { Labels: out.Labels } : {}), Created: out.Created, Updated: out.Updated } as SnapshotItem;
-  reordered.Dataroot = { namespace: s.namespace, snapshotter: s.snapshotter, backendName: s.record.name, id: s.backend?.id ?? null, dir: cd.snapshotFs(s) === undefined ? null : cd.shown(cd.snapshotFs(s)!), usage: cd.usage(s), problems };
+  if (s.backend?.id !== undefined && !cd.snapshotDirIds(s.snapshotter).has(s.backend.id))
+    problems.push(problem('CONTAINERD_SNAPSHOT_DIR_MISSING', `snapshot ${s.Name}: ${s.dir} does not exist`));
+  const reordered: SnapshotItem = {
+    Kind: out.Kind,
+    Name: out.Name,
+    ...(out.Parent !== undefined ? { Parent: out.Parent } : {}),
+    ...(out.Labels !== undefined ? { Labels: out.Labels } : {}),
+    Created: out.Created,
+    Updated: out.Updated,
+  } as SnapshotItem;
+  reordered.Dataroot = {
+    namespace: s.namespace,
+    snapshotter: s.snapshotter,
+    backendName: s.record.name,
+    id: s.backend?.id ?? null,
+    dir: cd.snapshotFs(s) === undefined ? null : cd.shown(cd.snapshotFs(s)!),
+    usage: cd.usage(s),
+    problems,
+  };
   return reordered;
 }
 
@@ -321,7 +388,8 @@ export function containerItem(cd: CdRoot, c: CdContainerRecord): ContainerItem {
   const spec = decodedAny(c.Spec, problems, `container ${c.ID} spec`);
   const ext: Obj | null = c.Extensions === null ? null : Object.fromEntries(Object.entries(c.Extensions).map(([k, v]) => [k, anyJson(v)]));
   const snap = c.Snapshotter !== '' && c.SnapshotKey !== '' ? cd.snapshotByKey(c.namespace, c.Snapshotter, c.SnapshotKey) : undefined;
-  if (c.SnapshotKey !== '' && c.Snapshotter !== '' && snap === undefined) problems.push(problem('CONTAINERD_SNAPSHOT_MISSING', `container ${c.ID}: its snapshot ${c.SnapshotKey} (${c.Snapshotter}) does not exist`));
+  if (c.SnapshotKey !== '' && c.Snapshotter !== '' && snap === undefined)
+    problems.push(problem('CONTAINERD_SNAPSHOT_MISSING', `container ${c.ID}: its snapshot ${c.SnapshotKey} (${c.Snapshotter}) does not exist`));
   const out: ContainerItem = {
     ID: c.ID,
     Labels: c.Labels,
@@ -338,8 +406,19 @@ export function containerItem(cd: CdRoot, c: CdContainerRecord): ContainerItem {
       ...(c.SandboxID !== '' ? { sandboxID: c.SandboxID } : {}),
       specType: c.Spec?.typeUrl ?? null,
       runtimeOptions: decodedAny(c.Runtime.Options, problems, `container ${c.ID} runtime options`),
-      extensions: c.Extensions === null ? null : Object.fromEntries(Object.entries(c.Extensions).map(([k, v]) => [k, { type_url: v.typeUrl, value: decodedAny(v, problems, `extension ${k}`) }])),
-      snapshot: snap === undefined ? null : { kind: snap.Kind, parent: snap.Parent || null, id: snap.backend?.id ?? null, dir: cd.snapshotFs(snap) === undefined ? null : cd.shown(cd.snapshotFs(snap)!) },
+      extensions:
+        c.Extensions === null
+          ? null
+          : Object.fromEntries(Object.entries(c.Extensions).map(([k, v]) => [k, { type_url: v.typeUrl, value: decodedAny(v, problems, `extension ${k}`) }])),
+      snapshot:
+        snap === undefined
+          ? null
+          : {
+              kind: snap.Kind,
+              parent: snap.Parent || null,
+              id: snap.backend?.id ?? null,
+              dir: cd.snapshotFs(snap) === undefined ? null : cd.shown(cd.snapshotFs(snap)!),
+            },
       problems,
     },
   };
@@ -357,7 +436,11 @@ export function findContainer(cd: CdRoot, only: string | undefined, q: string): 
   let hits = all.filter((c) => c.ID === q);
   if (hits.length === 0) hits = all.filter((c) => c.ID.startsWith(q));
   if (hits.length === 1) return hits[0]!;
-  if (hits.length > 1) throw new DatarootError('CONTAINER_AMBIGUOUS', `${q} matches ${hits.length} containers (${hits.map((h) => `${h.namespace}/${h.ID}`).join(', ')}): --namespace or a longer ID chooses`);
+  if (hits.length > 1)
+    throw new DatarootError(
+      'CONTAINER_AMBIGUOUS',
+      `${q} matches ${hits.length} containers (${hits.map((h) => `${h.namespace}/${h.ID}`).join(', ')}): --namespace or a longer ID chooses`,
+    );
   throw new DatarootError('CONTAINER_NOT_FOUND', `No such container: ${q}`);
 }
 
@@ -368,9 +451,15 @@ export function snapshotViewDirs(cd: CdRoot, s: CdSnapshot): { dirs: string[]; f
   let cur: CdSnapshot | undefined = s;
   for (let depth = 0; cur !== undefined && depth < 512; depth++) {
     const d = cd.snapshotFs(cur);
-    if (d === undefined) throw new DatarootError('CONTAINERD_SNAPSHOT_ID_INVALID', `snapshot ${cur.Name} has no readable id in ${cur.snapshotter}'s metadata.db`);
+    if (d === undefined)
+      throw new DatarootError('CONTAINERD_SNAPSHOT_ID_INVALID', `snapshot ${cur.Name} has no readable id in ${cur.snapshotter}'s metadata.db`);
     const k = cd.fs.kind(d);
-    if (k !== 'dir') throw new DatarootError(k === 'missing' ? 'CONTAINERD_SNAPSHOT_DIR_MISSING' : k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `snapshot ${cur.Name}: ${cd.shown(d)} is ${k === 'missing' ? 'missing' : `a ${k}`}`, { file: cd.shown(d) });
+    if (k !== 'dir')
+      throw new DatarootError(
+        k === 'missing' ? 'CONTAINERD_SNAPSHOT_DIR_MISSING' : k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY',
+        `snapshot ${cur.Name}: ${cd.shown(d)} is ${k === 'missing' ? 'missing' : `a ${k}`}`,
+        { file: cd.shown(d) },
+      );
     dirs.push(d);
     if (full) break;
     if (cur.Parent === '') break;
@@ -402,7 +491,11 @@ export function snapshotChanges(cd: CdRoot, s: CdSnapshot): ChangeDetail[] {
 }
 
 export function containerChanges(cd: CdRoot, c: CdContainerRecord): ChangeDetail[] {
-  if (c.Snapshotter === '' || c.SnapshotKey === '') throw new DatarootError('CONTAINERD_SNAPSHOT_MISSING', `container ${c.ID} names no snapshot (snapshotter ${JSON.stringify(c.Snapshotter)}, key ${JSON.stringify(c.SnapshotKey)})`);
+  if (c.Snapshotter === '' || c.SnapshotKey === '')
+    throw new DatarootError(
+      'CONTAINERD_SNAPSHOT_MISSING',
+      `container ${c.ID} names no snapshot (snapshotter ${JSON.stringify(c.Snapshotter)}, key ${JSON.stringify(c.SnapshotKey)})`,
+    );
   const s = cd.snapshotByKey(c.namespace, c.Snapshotter, c.SnapshotKey);
   if (s === undefined) throw new DatarootError('CONTAINERD_SNAPSHOT_MISSING', `container ${c.ID}: snapshot ${c.SnapshotKey} (${c.Snapshotter}) does not exist`);
   return snapshotChanges(cd, s);
@@ -423,7 +516,12 @@ export function listLeases(cd: CdRoot, only?: string, now = Date.now()): LeaseIt
     for (const l of cd.meta.leases(ns)) {
       const exp = l.Labels?.['containerd.io/gc.expire'];
       const t = exp === undefined ? Number.NaN : Date.parse(exp);
-      out.push({ ID: l.ID, CreatedAt: l.CreatedAt, Labels: l.Labels, Dataroot: { namespace: ns, resources: l.resources, expired: !Number.isNaN(t) && t < now, problems: l.problems } });
+      out.push({
+        ID: l.ID,
+        CreatedAt: l.CreatedAt,
+        Labels: l.Labels,
+        Dataroot: { namespace: ns, resources: l.resources, expired: !Number.isNaN(t) && t < now, problems: l.problems },
+      });
     }
   }
   return out;
@@ -448,13 +546,18 @@ export function listIngests(cd: CdRoot, only?: string): IngestItem[] {
   const out: IngestItem[] = [];
   const backend = cd.backendIngests();
   const used = new Set<string>();
-  const leasesOf = (ns: string, key: string): string[] => cd.meta.leases(ns).filter((l) => l.resources.some((r) => r.Type === 'ingests' && r.ID === key)).map((l) => l.ID);
+  const leasesOf = (ns: string, key: string): string[] =>
+    cd.meta
+      .leases(ns)
+      .filter((l) => l.resources.some((r) => r.Type === 'ingests' && r.ID === key))
+      .map((l) => l.ID);
   for (const ns of cd.namespaceNames(only)) {
     for (const i of cd.meta.ingests(ns)) {
       const b = backend.find((x) => x.ref === i.ref && i.ref !== '');
       if (b !== undefined) used.add(b.dir);
       const problems = [...i.problems];
-      if (b === undefined) problems.push(problem('CONTAINERD_INGEST_MISSING', `ingest ${i.key} (namespace ${ns}) has no backend directory for ref ${JSON.stringify(i.ref)}`));
+      if (b === undefined)
+        problems.push(problem('CONTAINERD_INGEST_MISSING', `ingest ${i.key} (namespace ${ns}) has no backend directory for ref ${JSON.stringify(i.ref)}`));
       out.push({
         Ref: i.key,
         Offset: b?.offset ?? 0,
@@ -462,7 +565,13 @@ export function listIngests(cd: CdRoot, only?: string): IngestItem[] {
         Expected: i.expected ?? '',
         StartedAt: b?.startedAt?.toISOString() ?? '',
         UpdatedAt: b?.updatedAt?.toISOString() ?? '',
-        Dataroot: { namespace: ns, expireAt: i.expireAt, dir: b === undefined ? null : cd.shown(b.dir), leases: leasesOf(ns, i.key), problems: [...problems, ...(b?.problems ?? [])] },
+        Dataroot: {
+          namespace: ns,
+          expireAt: i.expireAt,
+          dir: b === undefined ? null : cd.shown(b.dir),
+          leases: leasesOf(ns, i.key),
+          problems: [...problems, ...(b?.problems ?? [])],
+        },
       });
     }
   }
@@ -476,10 +585,21 @@ export function listIngests(cd: CdRoot, only?: string): IngestItem[] {
         Expected: '',
         StartedAt: b.startedAt?.toISOString() ?? '',
         UpdatedAt: b.updatedAt?.toISOString() ?? '',
-        Dataroot: { namespace: null, expireAt: null, dir: cd.shown(b.dir), leases: [], problems: [...b.problems, problem('CONTAINERD_INGEST_ORPHANED', `ingest ${b.dir} (ref ${JSON.stringify(b.ref)}) has no record in any namespace: containerd aborts it at its next content sweep`)] },
+        Dataroot: {
+          namespace: null,
+          expireAt: null,
+          dir: cd.shown(b.dir),
+          leases: [],
+          problems: [
+            ...b.problems,
+            problem(
+              'CONTAINERD_INGEST_ORPHANED',
+              `ingest ${b.dir} (ref ${JSON.stringify(b.ref)}) has no record in any namespace: containerd aborts it at its next content sweep`,
+            ),
+          ],
+        },
       });
     }
   }
   return out;
 }
-

@@ -26,7 +26,12 @@ export function isMetaDbPath(path: string): boolean {
 
 /** Adds the objects a meta.db's changes touch to the summary (created on first use). */
 export function containerdSummary(changes: BoltChange[], into: { containerd?: ContainerdSummary }): void {
-  const s = (into.containerd ??= { images: { added: [], removed: [], changed: [] }, containers: { added: [], removed: [], changed: [] }, snapshots: { added: [], removed: [], changed: [] }, blobs: { added: [], removed: [], changed: [] } });
+  const s = (into.containerd ??= {
+    images: { added: [], removed: [], changed: [] },
+    containers: { added: [], removed: [], changed: [] },
+    snapshots: { added: [], removed: [], changed: [] },
+    blobs: { added: [], removed: [], changed: [] },
+  });
   const own = new Map<string, { kind: keyof ContainerdSummary; change: 'added' | 'removed' | 'changed' }>();
   const touched = new Map<string, keyof ContainerdSummary>();
   for (const c of changes) {
@@ -53,6 +58,7 @@ export function containerdSummary(changes: BoltChange[], into: { containerd?: Co
     if (rest.length === depth && c.bucket === true && c.change !== 'changed') own.set(id, { kind, change: c.change });
     else touched.set(id, kind);
   }
-  for (const [id, o] of own) if (!s[o.kind][o.change === 'added' ? 'added' : 'removed'].includes(id)) s[o.kind][o.change === 'added' ? 'added' : 'removed'].push(id);
+  for (const [id, o] of own)
+    if (!s[o.kind][o.change === 'added' ? 'added' : 'removed'].includes(id)) s[o.kind][o.change === 'added' ? 'added' : 'removed'].push(id);
   for (const [id, kind] of touched) if (!own.has(id) && !s[kind].changed.includes(id)) s[kind].changed.push(id);
 }

@@ -135,10 +135,29 @@ export function listDockerImages(ctx: DockerCdContext, o: { all: boolean }): { i
     }
     if (r.targetState !== 'present') problems.push(problem('CONTAINERD_BLOB_MISSING', `image ${img.Name}: target ${d} is not in the content store`));
     const b = best(r);
-    const desc: Obj = { mediaType: img.Target.mediaType, digest: d, size: img.Target.size, ...(img.Target.annotations !== undefined && Object.keys(img.Target.annotations).length > 0 ? { annotations: img.Target.annotations } : {}) };
-    const base = { Dataroot: { store: 'containerd' as const, namespace: MOBY_NS, names: names.get(d) ?? [], manifest: b?.desc.digest ?? null, problems: r.problems } };
+    const desc: Obj = {
+      mediaType: img.Target.mediaType,
+      digest: d,
+      size: img.Target.size,
+      ...(img.Target.annotations !== undefined && Object.keys(img.Target.annotations).length > 0 ? { annotations: img.Target.annotations } : {}),
+    };
+    const base = {
+      Dataroot: { store: 'containerd' as const, namespace: MOBY_NS, names: names.get(d) ?? [], manifest: b?.desc.digest ?? null, problems: r.problems },
+    };
     if (b === undefined) {
-      out.push({ Containers: -1, Created: 0, Id: d, Labels: null, ParentId: '', Descriptor: desc, RepoDigests: [d], RepoTags: tags.get(d) ?? [], SharedSize: -1, Size: total, ...base });
+      out.push({
+        Containers: -1,
+        Created: 0,
+        Id: d,
+        Labels: null,
+        ParentId: '',
+        Descriptor: desc,
+        RepoDigests: [d],
+        RepoTags: tags.get(d) ?? [],
+        SharedSize: -1,
+        Size: total,
+        ...base,
+      });
       continue;
     }
     const t = trimmed(img.Name);
@@ -173,7 +192,12 @@ export function resolveDockerImage(ctx: DockerCdContext, q: string): CdImageReco
     const hits = imgs.filter((i) => i.Target.digest === byDigest[2]);
     if (byDigest[1] !== undefined) {
       const want = parseReference(byDigest[1])?.normalized.replace(/:[^/:]+$/, '');
-      const hit = hits.find((i) => parseReference(i.Name)?.normalized.replace(/:[^/:]+$/, '').replace(/@.*$/, '') === want);
+      const hit = hits.find(
+        (i) =>
+          parseReference(i.Name)
+            ?.normalized.replace(/:[^/:]+$/, '')
+            .replace(/@.*$/, '') === want,
+      );
       if (hit !== undefined) return hit;
     } else if (hits.length > 0) return hits[0]!;
     throw new DatarootError('IMAGE_NOT_FOUND', `No such image: ${q}`);
@@ -194,7 +218,21 @@ export function resolveDockerImage(ctx: DockerCdContext, q: string): CdImageReco
   throw new DatarootError('IMAGE_NOT_FOUND', `No such image: ${q}`);
 }
 
-const CONFIG_KEYS = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
+const CONFIG_KEYS = [
+  'User',
+  'ExposedPorts',
+  'Env',
+  'Entrypoint',
+  'Cmd',
+  'Volumes',
+  'WorkingDir',
+  'Labels',
+  'StopSignal',
+  'ArgsEscaped',
+  'Healthcheck',
+  'OnBuild',
+  'Shell',
+];
 
 /** DockerOCIImageConfig re-marshalled: its fields in Go's struct order, empty ones omitted. */
 function dockerConfig(c: unknown): Obj {
@@ -203,7 +241,15 @@ function dockerConfig(c: unknown): Obj {
   const o = c as Obj;
   for (const k of CONFIG_KEYS) {
     const v = o[k];
-    if (v === undefined || v === null || v === '' || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0)) continue;
+    if (
+      v === undefined ||
+      v === null ||
+      v === '' ||
+      v === false ||
+      (Array.isArray(v) && v.length === 0) ||
+      (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0)
+    )
+      continue;
     out[k] = v;
   }
   return out;
@@ -216,10 +262,11 @@ export function inspectDockerImage(ctx: DockerCdContext, img: CdImageRecord): Ob
   const tagged = cd.meta.images(MOBY_NS).filter((i) => i.Target.digest === target);
   let last = 0;
   let lastText = '1970-01-01T00:00:00Z';
-  for (const t of tagged) if (t.updatedMs > last) {
-    last = t.updatedMs;
-    lastText = t.UpdatedAt;
-  }
+  for (const t of tagged)
+    if (t.updatedMs > last) {
+      last = t.updatedMs;
+      lastText = t.UpdatedAt;
+    }
   const r = cd.resolve(img, ctx.snapshotter);
   const b = best(r);
   const repoTags: string[] = [];
@@ -262,9 +309,17 @@ export function inspectDockerImage(ctx: DockerCdContext, img: CdImageRecord): Ob
   }
   out['Size'] = size;
   const layers = b?.diffIds ?? [];
-  out['RootFS'] = b?.config?.view !== undefined ? { Type: rootfsType((b.config.view.raw['rootfs'] as Obj | undefined)?.['type']), ...(layers.length > 0 ? { Layers: layers } : {}) } : {};
+  out['RootFS'] =
+    b?.config?.view !== undefined
+      ? { Type: rootfsType((b.config.view.raw['rootfs'] as Obj | undefined)?.['type']), ...(layers.length > 0 ? { Layers: layers } : {}) }
+      : {};
   out['Metadata'] = { LastTagTime: last === 0 ? '1970-01-01T00:00:00Z' : lastText };
-  out['Descriptor'] = { mediaType: img.Target.mediaType, digest: target, size: img.Target.size, ...(img.Target.annotations !== undefined && Object.keys(img.Target.annotations).length > 0 ? { annotations: img.Target.annotations } : {}) };
+  out['Descriptor'] = {
+    mediaType: img.Target.mediaType,
+    digest: target,
+    size: img.Target.size,
+    ...(img.Target.annotations !== undefined && Object.keys(img.Target.annotations).length > 0 ? { annotations: img.Target.annotations } : {}),
+  };
   out['Dataroot'] = {
     store: 'containerd',
     namespace: MOBY_NS,
@@ -273,7 +328,16 @@ export function inspectDockerImage(ctx: DockerCdContext, img: CdImageRecord): Ob
     snapshotter: ctx.snapshotter,
     layers: (b?.chainIds ?? []).map((chainId, i) => {
       const s = cd.snapshotByKey(MOBY_NS, ctx.snapshotter, chainId);
-      return { diffId: layers[i], chainId, blob: b?.layers[i]?.desc.digest ?? null, blobPresent: b?.layers[i]?.present ?? false, snapshot: s === undefined ? null : { id: s.backend?.id ?? null, dir: cd.snapshotFs(s) === undefined ? null : cd.shown(cd.snapshotFs(s)!), size: cd.usage(s).Size } };
+      return {
+        diffId: layers[i],
+        chainId,
+        blob: b?.layers[i]?.desc.digest ?? null,
+        blobPresent: b?.layers[i]?.present ?? false,
+        snapshot:
+          s === undefined
+            ? null
+            : { id: s.backend?.id ?? null, dir: cd.snapshotFs(s) === undefined ? null : cd.shown(cd.snapshotFs(s)!), size: cd.usage(s).Size },
+      };
     }),
     problems,
   };
@@ -285,7 +349,8 @@ export function dockerHistory(ctx: DockerCdContext, img: CdImageRecord): { histo
   const { cd } = ctx;
   const r = cd.resolve(img, ctx.snapshotter);
   const b = best(r);
-  if (b?.config?.view === undefined) throw new DatarootError('IMAGE_NO_PLATFORM', `image with reference ${img.Name} was found but does not provide any platform`);
+  if (b?.config?.view === undefined)
+    throw new DatarootError('IMAGE_NO_PLATFORM', `image with reference ${img.Name} was found but does not provide any platform`);
   const c = b.config.view.raw;
   const sizes = b.chainIds.map((k) => {
     const s = cd.snapshotByKey(MOBY_NS, ctx.snapshotter, k);
@@ -299,7 +364,14 @@ export function dockerHistory(ctx: DockerCdContext, img: CdImageRecord): { histo
       if (sizes.length === 0) throw new DatarootError('IMAGE_HISTORY_INVALID', 'unable to find the size of the layer');
       size = sizes.shift()!;
     }
-    items.unshift({ Comment: typeof h['comment'] === 'string' ? h['comment'] : '', Created: typeof h['created'] === 'string' ? createdUnix(h['created']) : 0, CreatedBy: typeof h['created_by'] === 'string' ? h['created_by'] : '', Id: '<missing>', Size: size, Tags: null });
+    items.unshift({
+      Comment: typeof h['comment'] === 'string' ? h['comment'] : '',
+      Created: typeof h['created'] === 'string' ? createdUnix(h['created']) : 0,
+      CreatedBy: typeof h['created_by'] === 'string' ? h['created_by'] : '',
+      Id: '<missing>',
+      Size: size,
+      Tags: null,
+    });
   }
   let cur: CdImageRecord | undefined = img;
   for (const item of items) {
@@ -387,17 +459,26 @@ export function findDockerContainer(ctx: DockerCdContext, q: string): ContainerR
  */
 export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord): Obj {
   const cfg = c.config;
-  if (cfg === undefined) throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`);
+  if (cfg === undefined)
+    throw new DatarootError(
+      c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID',
+      `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`,
+    );
   const { cd } = ctx;
   const state = inspectState(cfg);
   const problems: Problem[] = [...c.problems];
   const snapshotter = cfg.Driver !== undefined && cfg.Driver !== '' ? cfg.Driver : ctx.snapshotter;
   const snap = cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
-  if (snap === undefined) problems.push(problem('CONTAINER_LAYER_MISSING', `the container's snapshot ${c.id} (${snapshotter}, namespace moby) does not exist: dockerd cannot mount it`));
+  if (snap === undefined)
+    problems.push(
+      problem('CONTAINER_LAYER_MISSING', `the container's snapshot ${c.id} (${snapshotter}, namespace moby) does not exist: dockerd cannot mount it`),
+    );
   const lease = cd.namespaceNames().includes(MOBY_NS) ? cd.meta.leases(MOBY_NS).find((l) => l.ID === c.id) : undefined;
-  if (lease === undefined) problems.push(problem('CONTAINER_LEASE_MISSING', `no lease ${c.id} in namespace moby: dockerd finds no read-write layer ("rw layer lease not found")`));
+  if (lease === undefined)
+    problems.push(problem('CONTAINER_LEASE_MISSING', `no lease ${c.id} in namespace moby: dockerd finds no read-write layer ("rw layer lease not found")`));
   const imageId = cfg.Image ?? '';
-  if (imageId !== '' && !cd.meta.images(MOBY_NS).some((i) => i.Target.digest === imageId)) problems.push(problem('CONTAINER_IMAGE_MISSING', `no image of namespace moby has the target ${imageId}`));
+  if (imageId !== '' && !cd.meta.images(MOBY_NS).some((i) => i.Target.digest === imageId))
+    problems.push(problem('CONTAINER_IMAGE_MISSING', `no image of namespace moby has the target ${imageId}`));
   const note = runningNote(c);
   const manifest = (cfg as { ImageManifest?: Obj }).ImageManifest;
   return {
@@ -431,7 +512,14 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
       snapshot:
         snap === undefined
           ? null
-          : { key: snap.Name, parent: snap.Parent || null, kind: snap.Kind, snapshotter, id: snap.backend?.id ?? null, dir: cd.snapshotFs(snap) === undefined ? null : cd.shown(cd.snapshotFs(snap)!) },
+          : {
+              key: snap.Name,
+              parent: snap.Parent || null,
+              kind: snap.Kind,
+              snapshotter,
+              id: snap.backend?.id ?? null,
+              dir: cd.snapshotFs(snap) === undefined ? null : cd.shown(cd.snapshotFs(snap)!),
+            },
       lease: lease === undefined ? null : { id: lease.ID, resources: lease.resources },
       ...(note !== undefined ? { note } : {}),
       problems,

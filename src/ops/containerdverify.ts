@@ -71,7 +71,7 @@ async function* fileStream(fs: Confined, rel: string): AsyncGenerator<Uint8Array
   if (f === undefined) return;
   const buf = Buffer.allocUnsafe(1 << 20);
   try {
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = readSync(f.fd, buf, 0, buf.length, pos);
       if (n === 0) break;
       pos += n;
@@ -87,7 +87,11 @@ async function layerAgainstSnapshot(cd: CdRoot, layerDigest: string, diffId: str
   const blob = CD.blob(layerDigest);
   const head = cd.fs.readHead(blob, 8);
   if (head === undefined) return 0;
-  const src = decompress(compressionOf(head), fileStream(cd.fs, blob), { what: `layer ${layerDigest}`, maxRatio: 200, inputBytes: cd.fs.lstat(blob)?.size ?? 0 });
+  const src = decompress(compressionOf(head), fileStream(cd.fs, blob), {
+    what: `layer ${layerDigest}`,
+    maxRatio: 200,
+    inputBytes: cd.fs.lstat(blob)?.size ?? 0,
+  });
   const hashing = new HashingStream(src);
   const tar = new TarReader(hashing);
   const inTar = new Map<string, 'file' | 'dir' | 'symlink' | 'whiteout' | 'other'>();
@@ -126,11 +130,22 @@ async function layerAgainstSnapshot(cd: CdRoot, layerDigest: string, diffId: str
       bytes += e.size;
       const got = st.isFile() ? sha256File(cd.fs, rel) : undefined;
       if (got === undefined || got.size !== e.size || got.digest !== `sha256:${h.digest('hex')}`) {
-        f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${name} in the snapshot differs from layer ${layerDigest} (${got === undefined ? 'not a regular file' : `${got.size} bytes, expected ${e.size}`})`, [cd.shown(rel)]);
+        f.add(
+          'CONTAINERD_SNAPSHOT_CONTENT_MISMATCH',
+          subject,
+          `${name} in the snapshot differs from layer ${layerDigest} (${got === undefined ? 'not a regular file' : `${got.size} bytes, expected ${e.size}`})`,
+          [cd.shown(rel)],
+        );
       }
     } else if (e.type === TYPE.SYMLINK) {
       const t = st.isSymbolicLink() ? cd.fs.readlink(rel) : undefined;
-      if (t !== nameText(e.linkname)) f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${name} in the snapshot is not the symlink to ${JSON.stringify(nameText(e.linkname))} of layer ${layerDigest}`, [cd.shown(rel)]);
+      if (t !== nameText(e.linkname))
+        f.add(
+          'CONTAINERD_SNAPSHOT_CONTENT_MISMATCH',
+          subject,
+          `${name} in the snapshot is not the symlink to ${JSON.stringify(nameText(e.linkname))} of layer ${layerDigest}`,
+          [cd.shown(rel)],
+        );
     } else if (e.type === TYPE.DIR && !st.isDirectory()) {
       f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${name} is a directory in layer ${layerDigest} but not in its snapshot`, [cd.shown(rel)]);
     }
@@ -138,7 +153,8 @@ async function layerAgainstSnapshot(cd: CdRoot, layerDigest: string, diffId: str
   // Drain: the diffID is the sha256 of the whole uncompressed stream.
   for await (const _ of hashing) void _;
   const got = hashing.digest();
-  if (got !== diffId) f.add('CONTAINERD_LAYER_DIFFID_MISMATCH', subject, `layer ${layerDigest} decompresses to ${got}, the config says ${diffId}`, [cd.shown(blob)]);
+  if (got !== diffId)
+    f.add('CONTAINERD_LAYER_DIFFID_MISMATCH', subject, `layer ${layerDigest} decompresses to ${got}, the config says ${diffId}`, [cd.shown(blob)]);
   for (const d of opaque) {
     const rel = d === '' ? fsDir : `${fsDir}/${d}`;
     let v: Buffer | undefined;
@@ -147,17 +163,29 @@ async function layerAgainstSnapshot(cd: CdRoot, layerDigest: string, diffId: str
     } catch {
       v = undefined;
     }
-    if (v === undefined || v.toString() !== 'y') f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${d || '/'} is opaque in layer ${layerDigest} but not in its snapshot`, [cd.shown(rel)]);
+    if (v === undefined || v.toString() !== 'y')
+      f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${d || '/'} is opaque in layer ${layerDigest} but not in its snapshot`, [cd.shown(rel)]);
   }
   // Everything in the snapshot must come from the layer.
   for (const w of cd.fs.walk(fsDir)) {
     const name = w.rel.slice(fsDir.length + 1);
     const k = inTar.get(name);
     const whiteout = w.stat.isCharacterDevice() && w.stat.rdev === 0;
-    if (k === undefined) f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${name} is in the snapshot but not in layer ${layerDigest}`, [cd.shown(w.rel)]);
-    else if (k === 'whiteout' && !whiteout) f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${name} is whited out in layer ${layerDigest} but the snapshot has ${w.stat.isDirectory() ? 'a directory' : 'a file'}`, [cd.shown(w.rel)]);
+    if (k === undefined)
+      f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `${name} is in the snapshot but not in layer ${layerDigest}`, [cd.shown(w.rel)]);
+    else if (k === 'whiteout' && !whiteout)
+      f.add(
+        'CONTAINERD_SNAPSHOT_CONTENT_MISMATCH',
+        subject,
+        `${name} is whited out in layer ${layerDigest} but the snapshot has ${w.stat.isDirectory() ? 'a directory' : 'a file'}`,
+        [cd.shown(w.rel)],
+      );
   }
-  for (const [name, k] of inTar) if (k === 'whiteout' && cd.fs.lstat(`${fsDir}/${name}`) === undefined) f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `the whiteout of ${name} in layer ${layerDigest} is not in the snapshot`, [cd.shown(`${fsDir}/${name}`)]);
+  for (const [name, k] of inTar)
+    if (k === 'whiteout' && cd.fs.lstat(`${fsDir}/${name}`) === undefined)
+      f.add('CONTAINERD_SNAPSHOT_CONTENT_MISMATCH', subject, `the whiteout of ${name} in layer ${layerDigest} is not in the snapshot`, [
+        cd.shown(`${fsDir}/${name}`),
+      ]);
   return bytes;
 }
 
@@ -169,7 +197,14 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
   for (const n of cd.meta.namespaces()) for (const p of n.problems) f.add(p.code, `namespace ${n.name}`, p.message);
 
   // BoltDB files.
-  const bolts = [CD.metaDb, ...cd.snapshotterNames().filter((s) => FILE_SNAPSHOTTERS.includes(s)).map((s) => CD.snapshotterDb(s)).filter((r) => cd.fs.kind(r) === 'file')];
+  const bolts = [
+    CD.metaDb,
+    ...cd
+      .snapshotterNames()
+      .filter((s) => FILE_SNAPSHOTTERS.includes(s))
+      .map((s) => CD.snapshotterDb(s))
+      .filter((r) => cd.fs.kind(r) === 'file'),
+  ];
   for (const rel of bolts) {
     const b = openBoltIn(cd.fs, rel);
     if (b === undefined) continue;
@@ -183,14 +218,22 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
   for (const sn of cd.snapshotterNames()) {
     const hasRecords = nss.some((ns) => (cd.meta.snapshots(ns).get(sn)?.length ?? 0) > 0);
     if (hasRecords && FILE_SNAPSHOTTERS.includes(sn) && cd.snapshotter(sn) === undefined) {
-      f.add('CONTAINERD_SNAPSHOTTER_DB_MISSING', `snapshotter ${sn}`, `${CD.snapshotterDb(sn)} does not exist, but meta.db records ${sn} snapshots: containerd cannot mount any of them`, [cd.shown(CD.snapshotterDb(sn))]);
+      f.add(
+        'CONTAINERD_SNAPSHOTTER_DB_MISSING',
+        `snapshotter ${sn}`,
+        `${CD.snapshotterDb(sn)} does not exist, but meta.db records ${sn} snapshots: containerd cannot mount any of them`,
+        [cd.shown(CD.snapshotterDb(sn))],
+      );
     }
   }
 
   // Blobs: each file hashes to its name and has the size its records say.
   const records = cd.blobRecords();
   const files = cd.blobFiles();
-  for (const n of files.other) f.add('CONTAINERD_BLOB_NAME_INVALID', `blobs/sha256/${n}`, 'a file in the blob directory not named by 64 hex digits: containerd ignores it', [cd.shown(`${CD.blobsDir}/${n}`)]);
+  for (const n of files.other)
+    f.add('CONTAINERD_BLOB_NAME_INVALID', `blobs/sha256/${n}`, 'a file in the blob directory not named by 64 hex digits: containerd ignores it', [
+      cd.shown(`${CD.blobsDir}/${n}`),
+    ]);
   for (const d of [...files.digests].sort()) {
     checked.blobs++;
     let got: { digest: string; size: number } | undefined;
@@ -203,9 +246,19 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
     }
     if (got === undefined) continue;
     checked.blobBytes += got.size;
-    if (got.digest !== d) f.add('CONTAINERD_BLOB_DIGEST_MISMATCH', `blob ${d}`, `the file hashes to ${got.digest}: its content was changed or truncated`, [cd.shown(CD.blob(d))], 'restore the blob from its source (pull or import the image again)');
+    if (got.digest !== d)
+      f.add(
+        'CONTAINERD_BLOB_DIGEST_MISMATCH',
+        `blob ${d}`,
+        `the file hashes to ${got.digest}: its content was changed or truncated`,
+        [cd.shown(CD.blob(d))],
+        'restore the blob from its source (pull or import the image again)',
+      );
     for (const r of records.get(d) ?? []) {
-      if (r.Size !== got.size) f.add('CONTAINERD_BLOB_SIZE_MISMATCH', `blob ${d}`, `namespace ${r.namespace} records ${r.Size} bytes, the file has ${got.size}`, [cd.shown(CD.blob(d))]);
+      if (r.Size !== got.size)
+        f.add('CONTAINERD_BLOB_SIZE_MISMATCH', `blob ${d}`, `namespace ${r.namespace} records ${r.Size} bytes, the file has ${got.size}`, [
+          cd.shown(CD.blob(d)),
+        ]);
     }
   }
   for (const ns of nss) {
@@ -214,10 +267,12 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
       // gc.ref labels resolve within the namespace.
       for (const [k, v] of Object.entries(b.Labels ?? {})) {
         if (k.startsWith('containerd.io/gc.ref.content')) {
-          if (!cd.meta.blobs(ns).some((x) => x.Digest === v)) f.add('CONTAINERD_GC_REF_DANGLING', `blob ${b.Digest}`, `label ${k}=${v}: namespace ${ns} has no content ${v}: the collector cannot keep it`);
+          if (!cd.meta.blobs(ns).some((x) => x.Digest === v))
+            f.add('CONTAINERD_GC_REF_DANGLING', `blob ${b.Digest}`, `label ${k}=${v}: namespace ${ns} has no content ${v}: the collector cannot keep it`);
         } else if (k.startsWith('containerd.io/gc.ref.snapshot.')) {
           const sn = k.slice('containerd.io/gc.ref.snapshot.'.length).split('/')[0]!;
-          if (!(cd.meta.snapshots(ns).get(sn) ?? []).some((s) => s.key === v)) f.add('CONTAINERD_GC_REF_DANGLING', `blob ${b.Digest}`, `label ${k}=${v}: namespace ${ns} has no ${sn} snapshot ${v}`);
+          if (!(cd.meta.snapshots(ns).get(sn) ?? []).some((s) => s.key === v))
+            f.add('CONTAINERD_GC_REF_DANGLING', `blob ${b.Digest}`, `label ${k}=${v}: namespace ${ns} has no ${sn} snapshot ${v}`);
         }
       }
     }
@@ -240,7 +295,8 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
       }
       const m = r.best ?? (r.kind === 'manifest' ? r.manifests[0] : r.manifests.find((x) => x.matchesHost));
       if (m === undefined) {
-        if (r.kind === 'index') f.add('CONTAINERD_IMAGE_NO_PLATFORM', subject, `its index has no manifest for ${cd.host.os}/${cd.host.architecture} that is present`);
+        if (r.kind === 'index')
+          f.add('CONTAINERD_IMAGE_NO_PLATFORM', subject, `its index has no manifest for ${cd.host.os}/${cd.host.architecture} that is present`);
         continue;
       }
       if (m.state === 'missing') {
@@ -248,15 +304,26 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
         continue;
       }
       if (m.config === undefined || m.config.state === 'missing') {
-        f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `config ${m.config?.desc.digest ?? '(none)'} is not in the content store`, m.config === undefined ? [] : [cd.shown(CD.blob(m.config.desc.digest))]);
+        f.add(
+          'CONTAINERD_IMAGE_BLOB_MISSING',
+          subject,
+          `config ${m.config?.desc.digest ?? '(none)'} is not in the content store`,
+          m.config === undefined ? [] : [cd.shown(CD.blob(m.config.desc.digest))],
+        );
         continue;
       }
-      for (const l of m.layers) if (!l.present) f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `layer ${l.desc.digest} is not in the content store`, [cd.shown(CD.blob(l.desc.digest))]);
+      for (const l of m.layers)
+        if (!l.present)
+          f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `layer ${l.desc.digest} is not in the content store`, [cd.shown(CD.blob(l.desc.digest))]);
       if (m.layers.length !== m.diffIds.length && m.layers.every((l) => isLayerType(l.desc.mediaType))) {
         f.add('CONTAINERD_IMAGE_LAYER_COUNT', subject, `the manifest lists ${m.layers.length} layers, the config ${m.diffIds.length} diffIDs`);
       }
       // The unpacked chain (overlayfs by default; the snapshotter of the image's gc label otherwise).
-      const cfgLabels = cd.blobRecords().get(m.config.desc.digest)?.find((b) => b.namespace === ns)?.Labels ?? {};
+      const cfgLabels =
+        cd
+          .blobRecords()
+          .get(m.config.desc.digest)
+          ?.find((b) => b.namespace === ns)?.Labels ?? {};
       const snLabel = Object.keys(cfgLabels).find((k) => k.startsWith('containerd.io/gc.ref.snapshot.'));
       const sn = snLabel === undefined ? 'overlayfs' : snLabel.slice('containerd.io/gc.ref.snapshot.'.length).split('/')[0]!;
       const top = m.chainIds[m.chainIds.length - 1];
@@ -266,11 +333,20 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
         const key = m.chainIds[i]!;
         const s = cd.snapshotByKey(ns, sn, key);
         if (s === undefined) {
-          f.add('CONTAINERD_SNAPSHOT_CHAIN_BROKEN', subject, `layer ${i} (diffID ${m.diffIds[i]}) has no snapshot ${key} in ${sn}, but the layers above it are unpacked`);
+          f.add(
+            'CONTAINERD_SNAPSHOT_CHAIN_BROKEN',
+            subject,
+            `layer ${i} (diffID ${m.diffIds[i]}) has no snapshot ${key} in ${sn}, but the layers above it are unpacked`,
+          );
           break;
         }
         const wantParent = i === 0 ? '' : m.chainIds[i - 1]!;
-        if (s.Parent !== wantParent) f.add('CONTAINERD_SNAPSHOT_CHAIN_BROKEN', subject, `snapshot ${key} has parent ${JSON.stringify(s.Parent)}, the diffIDs make it ${JSON.stringify(wantParent)}`);
+        if (s.Parent !== wantParent)
+          f.add(
+            'CONTAINERD_SNAPSHOT_CHAIN_BROKEN',
+            subject,
+            `snapshot ${key} has parent ${JSON.stringify(s.Parent)}, the diffIDs make it ${JSON.stringify(wantParent)}`,
+          );
         if (s.Kind !== 'Committed') f.add('CONTAINERD_SNAPSHOT_CHAIN_BROKEN', subject, `snapshot ${key} is ${s.Kind}, not committed`);
         if (o.deep && sn === 'overlayfs' && i < m.layers.length && m.layers[i]!.present) {
           const fsDir = cd.snapshotFs(s);
@@ -298,7 +374,11 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
       checked.containers++;
       for (const p of c.problems) f.add(p.code, `container ${ns}/${c.ID}`, p.message);
       if (c.Snapshotter !== '' && c.SnapshotKey !== '' && cd.snapshotByKey(ns, c.Snapshotter, c.SnapshotKey) === undefined) {
-        f.add('CONTAINERD_SNAPSHOT_MISSING', `container ${ns}/${c.ID}`, `its snapshot ${c.SnapshotKey} (${c.Snapshotter}) does not exist: containerd cannot start it`);
+        f.add(
+          'CONTAINERD_SNAPSHOT_MISSING',
+          `container ${ns}/${c.ID}`,
+          `its snapshot ${c.SnapshotKey} (${c.Snapshotter}) does not exist: containerd cannot start it`,
+        );
       }
     }
     for (const l of cd.meta.leases(ns)) for (const p of l.problems) f.add(p.code, `lease ${ns}/${l.ID}`, p.message);
@@ -307,17 +387,36 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
   // What the collector deletes at the next start.
   const gc = gcPlan(cd, o.now);
   for (const r of gc.records) {
-    f.add('CONTAINERD_GC_WOULD_DELETE', `${r.type} ${r.namespace}/${r.key}`, r.type === 'lease' ? 'the lease has expired: containerd deletes it at its next start' : 'nothing keeps it (no image, container, lease, gc.root label or reference reaches it): containerd deletes it at its next start');
+    f.add(
+      'CONTAINERD_GC_WOULD_DELETE',
+      `${r.type} ${r.namespace}/${r.key}`,
+      r.type === 'lease'
+        ? 'the lease has expired: containerd deletes it at its next start'
+        : 'nothing keeps it (no image, container, lease, gc.root label or reference reaches it): containerd deletes it at its next start',
+    );
   }
-  for (const d of gc.blobFiles) f.add('CONTAINERD_GC_WOULD_DELETE', `blob file ${d}`, 'no content record names it once the collector has run: the content sweep removes the file', [cd.shown(CD.blob(d))]);
-  for (const d of gc.snapshotDirs) f.add('CONTAINERD_GC_WOULD_DELETE', `snapshot directory ${d.slice(d.lastIndexOf('/') + 1)}`, 'the snapshotter sweep removes it', [cd.shown(d)]);
+  for (const d of gc.blobFiles)
+    f.add('CONTAINERD_GC_WOULD_DELETE', `blob file ${d}`, 'no content record names it once the collector has run: the content sweep removes the file', [
+      cd.shown(CD.blob(d)),
+    ]);
+  for (const d of gc.snapshotDirs)
+    f.add('CONTAINERD_GC_WOULD_DELETE', `snapshot directory ${d.slice(d.lastIndexOf('/') + 1)}`, 'the snapshotter sweep removes it', [cd.shown(d)]);
   if (!gc.contentSweep) {
     // Without a content record going, no sweep runs: orphaned files stay.
-    for (const d of files.digests) if (!records.has(d)) f.add('CONTAINERD_BLOB_ORPHANED', `blob file ${d}`, 'no namespace records it: containerd does not list it; it is removed at the next content sweep', [cd.shown(CD.blob(d))]);
+    for (const d of files.digests)
+      if (!records.has(d))
+        f.add('CONTAINERD_BLOB_ORPHANED', `blob file ${d}`, 'no namespace records it: containerd does not list it; it is removed at the next content sweep', [
+          cd.shown(CD.blob(d)),
+        ]);
   }
   for (const i of cd.backendIngests()) {
     const rec = nss.flatMap((ns) => cd.meta.ingests(ns).map((x) => ({ ns, x }))).find((y) => y.x.ref === i.ref);
-    f.add('CONTAINERD_INGEST_LEFTOVER', `ingest ${i.ref || i.dir}`, `a partial write of ${i.offset}${i.total > 0 ? ` of ${i.total}` : ''} bytes${rec !== undefined ? ` (namespace ${rec.ns}, expected ${rec.x.expected ?? 'unknown'})` : ', recorded in no namespace'}: an interrupted pull or import`, [cd.shown(i.dir)]);
+    f.add(
+      'CONTAINERD_INGEST_LEFTOVER',
+      `ingest ${i.ref || i.dir}`,
+      `a partial write of ${i.offset}${i.total > 0 ? ` of ${i.total}` : ''} bytes${rec !== undefined ? ` (namespace ${rec.ns}, expected ${rec.x.expected ?? 'unknown'})` : ', recorded in no namespace'}: an interrupted pull or import`,
+      [cd.shown(i.dir)],
+    );
   }
 
   const sev = (x: Finding): number => (x.severity === 'error' ? 0 : 1);
@@ -332,13 +431,15 @@ function snapshotFindings(cd: CdRoot, s: CdSnapshot, f: Findings): void {
     if (p.code === 'CONTAINERD_SNAPSHOTTER_DB_MISSING') continue; // said once per snapshotter
     f.add(p.code, subject, p.message);
   }
-  if (s.Parent !== '' && cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent) === undefined) f.add('CONTAINERD_SNAPSHOT_PARENT_MISSING', subject, `its parent ${s.Parent} does not exist`);
+  if (s.Parent !== '' && cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent) === undefined)
+    f.add('CONTAINERD_SNAPSHOT_PARENT_MISSING', subject, `its parent ${s.Parent} does not exist`);
   const dir = cd.snapshotFs(s);
-  if (dir !== undefined && !cd.fs.isDir(dir)) f.add('CONTAINERD_SNAPSHOT_DIR_MISSING', subject, `${dir} does not exist: containerd cannot mount the snapshot or anything above it`, [cd.shown(dir)]);
+  if (dir !== undefined && !cd.fs.isDir(dir))
+    f.add('CONTAINERD_SNAPSHOT_DIR_MISSING', subject, `${dir} does not exist: containerd cannot mount the snapshot or anything above it`, [cd.shown(dir)]);
   if (s.backend !== undefined && s.record.name !== '' && s.backend.parent !== '') {
     // The backend's parent must be the backend name of the meta parent.
     const p = cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent);
-    if (p !== undefined && p.record.name !== s.backend.parent) f.add('CONTAINERD_SNAPSHOT_PARENT_MISMATCH', subject, `meta.db says parent ${s.Parent} (${p.record.name}), the snapshotter says ${s.backend.parent}`);
+    if (p !== undefined && p.record.name !== s.backend.parent)
+      f.add('CONTAINERD_SNAPSHOT_PARENT_MISMATCH', subject, `meta.db says parent ${s.Parent} (${p.record.name}), the snapshotter says ${s.backend.parent}`);
   }
 }
-

@@ -27,7 +27,14 @@ export interface MountPointApi {
 export function mountPoints(mps: Record<string, StoredMountPoint> | null | undefined): MountPointApi[] {
   const out: MountPointApi[] = [];
   for (const m of Object.values(mps ?? {})) {
-    const mp: MountPointApi = { Type: m.Type ?? '', Source: m.Source ?? '', Destination: m.Destination ?? '', Mode: m.Relabel ?? '', RW: m.RW === true, Propagation: m.Propagation ?? '' };
+    const mp: MountPointApi = {
+      Type: m.Type ?? '',
+      Source: m.Source ?? '',
+      Destination: m.Destination ?? '',
+      Mode: m.Relabel ?? '',
+      RW: m.RW === true,
+      Propagation: m.Propagation ?? '',
+    };
     // Name and Driver are omitempty in types.MountPoint.
     const ordered: MountPointApi = { Type: mp.Type } as MountPointApi;
     if (m.Name) ordered.Name = m.Name;
@@ -126,7 +133,11 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
     // dockerd loads only the containers of its own driver ("" was aufs, the first default).
     const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
     if (driver !== store.driver && !(driver === '' && store.driver === 'aufs')) {
-      problems.push({ code: 'CONTAINER_OTHER_DRIVER', message: `container ${c.id} (${cfg.Name ?? ''}) was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${store.driver} skips it (--driver ${driver === '' ? 'aufs' : driver} lists it)`, path: `${c.dir}/config.v2.json` });
+      problems.push({
+        code: 'CONTAINER_OTHER_DRIVER',
+        message: `container ${c.id} (${cfg.Name ?? ''}) was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${store.driver} skips it (--driver ${driver === '' ? 'aufs' : driver} lists it)`,
+        path: `${c.dir}/config.v2.json`,
+      });
       continue;
     }
     const imageId = cfg.Image ?? '';
@@ -188,13 +199,13 @@ export function inspectNetworkSettings(cfg: StoredContainer): Obj {
   const ports: Obj = {};
   if (ns.Ports !== null && typeof ns.Ports === 'object') Object.assign(ports, ns.Ports);
   return {
-    Bridge: (ns['Bridge']) ?? '',
-    SandboxID: (ns['SandboxID']) ?? '',
+    Bridge: ns['Bridge'] ?? '',
+    SandboxID: ns['SandboxID'] ?? '',
     HairpinMode: ns['HairpinMode'] === true,
-    LinkLocalIPv6Address: (ns['LinkLocalIPv6Address']) ?? '',
-    LinkLocalIPv6PrefixLen: (ns['LinkLocalIPv6PrefixLen']) ?? 0,
+    LinkLocalIPv6Address: ns['LinkLocalIPv6Address'] ?? '',
+    LinkLocalIPv6PrefixLen: ns['LinkLocalIPv6PrefixLen'] ?? 0,
     Ports: ports,
-    SandboxKey: (ns['SandboxKey']) ?? '',
+    SandboxKey: ns['SandboxKey'] ?? '',
     SecondaryIPAddresses: ns['SecondaryIPAddresses'] ?? null,
     SecondaryIPv6Addresses: ns['SecondaryIPv6Addresses'] ?? null,
     EndpointID: def['EndpointID'],
@@ -213,7 +224,11 @@ export function inspectNetworkSettings(cfg: StoredContainer): Obj {
 export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   const cfg = c.config;
   if (cfg === undefined) {
-    throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`, { file: `${c.dir}/config.v2.json` });
+    throw new DatarootError(
+      c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID',
+      `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`,
+      { file: `${c.dir}/config.v2.json` },
+    );
   }
   const state = inspectState(cfg);
   const mount = store.mountOf(c.id);
@@ -246,7 +261,10 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
     AppArmorProfile: cfg.AppArmorProfile ?? '',
     ExecIDs: null,
     HostConfig: c.hostConfig ?? null,
-    GraphDriver: { Data: mount?.mountId === undefined ? null : store.adapter.graphDriverData(store.fs, mount.mountId, (r) => store.shown(r)), Name: cfg.Driver ?? '' },
+    GraphDriver: {
+      Data: mount?.mountId === undefined ? null : store.adapter.graphDriverData(store.fs, mount.mountId, (r) => store.shown(r)),
+      Name: cfg.Driver ?? '',
+    },
     Mounts: mountPoints(cfg.MountPoints),
     Config: cfg.Config ?? null,
     NetworkSettings: inspectNetworkSettings(cfg),
@@ -292,7 +310,8 @@ function statDifferent(a: FsNode, b: FsNode): boolean {
   const n = b.stat;
   if (o.mode !== n.mode || o.uid !== n.uid || o.gid !== n.gid || o.rdev !== n.rdev) return true;
   if (!o.isDirectory()) {
-    const sameTime = o.mtimeMs / 1000n === n.mtimeMs / 1000n && (o.mtimeNs === n.mtimeNs || o.mtimeNs % 1_000_000_000n === 0n || n.mtimeNs % 1_000_000_000n === 0n);
+    const sameTime =
+      o.mtimeMs / 1000n === n.mtimeMs / 1000n && (o.mtimeNs === n.mtimeNs || o.mtimeNs % 1_000_000_000n === 0n || n.mtimeNs % 1_000_000_000n === 0n);
     if (!sameTime || o.size !== n.size) return true;
   }
   return false;
@@ -320,7 +339,7 @@ export function changesBetween(newRoot: FsNode, oldRoot: FsNode | undefined): Ch
       changes.push({ Path: path, Kind: 1 });
       marked.add(path);
     }
-    const oldChildren = new Map<string, FsNode>(old !== undefined && info.stat.isDirectory() ? old.children ?? [] : []);
+    const oldChildren = new Map<string, FsNode>(old !== undefined && info.stat.isDirectory() ? (old.children ?? []) : []);
     for (const [name, child] of info.children ?? []) {
       const oc = oldChildren.get(name);
       const childPath = join(path, name);
@@ -380,7 +399,11 @@ export function containerChanges(store: Store, c: ContainerRecord, details = fal
   }
   const a = store.adapter;
   if (a.content === 'none' || a.contentDir(store.fs, mount.mountId) === undefined) {
-    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps the container's files where they cannot be read offline (${store.driver === 'zfs' ? 'its datasets are mounted only while dockerd runs' : store.driver === 'devicemapper' ? 'thin devices of a device-mapper pool' : 'not as plain directories'})`, { driver: store.driver });
+    throw new DatarootError(
+      'STORE_DRIVER_CONTENT_UNSUPPORTED',
+      `the ${store.driver} driver keeps the container's files where they cannot be read offline (${store.driver === 'zfs' ? 'its datasets are mounted only while dockerd runs' : store.driver === 'devicemapper' ? 'thin devices of a device-mapper pool' : 'not as plain directories'})`,
+      { driver: store.driver },
+    );
   }
   const { dirs, whiteouts, problems } = a.viewDirs(store.fs, mount.mountId);
   const bad = problems[0];
@@ -389,7 +412,12 @@ export function containerChanges(store: Store, c: ContainerRecord, details = fal
   for (const d of dirs) {
     const dk = store.fs.kind(d);
     if (dk === 'symlink') throw store.fs.symlinkError(d);
-    if (dk !== 'dir') throw new DatarootError(dk === 'missing' ? (d === top ? 'CONTAINER_LAYER_MISSING' : 'LAYER_DIR_MISSING') : 'PATH_NOT_A_DIRECTORY', `${d === top ? 'the container layer' : 'lower layer'} ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`, { file: store.shown(d) });
+    if (dk !== 'dir')
+      throw new DatarootError(
+        dk === 'missing' ? (d === top ? 'CONTAINER_LAYER_MISSING' : 'LAYER_DIR_MISSING') : 'PATH_NOT_A_DIRECTORY',
+        `${d === top ? 'the container layer' : 'lower layer'} ${store.shown(d)} is ${dk === 'missing' ? 'missing' : `a ${dk}`}`,
+        { file: store.shown(d) },
+      );
   }
   const newView = buildView(store.fs, dirs, whiteouts);
   let oldView: FsNode | undefined;
@@ -427,7 +455,7 @@ export function sha256Of(fs: Confined, rel: string): string | undefined {
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(1 << 20);
   try {
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = readSync(f.fd, buf, 0, buf.length, pos);
       if (n === 0) break;
       h.update(buf.subarray(0, n));

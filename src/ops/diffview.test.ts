@@ -39,7 +39,9 @@ describe('diff text view: values by their fields, changes by JSON path', () => {
   });
 
   it('buckets are named, not dumped', () => {
-    expect(boltDetailLines([{ change: 'added', path: ['v1'], key: 'moby', bucket: true, right: { bucket: true, sequence: 0 } }])).toEqual(['+ v1 / moby (bucket)']);
+    expect(boltDetailLines([{ change: 'added', path: ['v1'], key: 'moby', bucket: true, right: { bucket: true, sequence: 0 } }])).toEqual([
+      '+ v1 / moby (bucket)',
+    ]);
   });
 
   it('an added JSON file is its leaves; a changed one its changes', () => {

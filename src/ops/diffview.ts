@@ -100,7 +100,14 @@ export function jsonChangeLines(changes: JsonChange[]): string[] {
     else if (c.change === 'removed') out.push(...valueLines('-', c.left, p));
     else if (c.left === undefined) out.push(...valueLines('+', c.right, p));
     else if (c.right === undefined) out.push(...valueLines('-', c.left, p));
-    else if ((isObj(c.left) || Array.isArray(c.left) || embeddedJson(c.left) !== undefined) || (isObj(c.right) || Array.isArray(c.right) || embeddedJson(c.right) !== undefined)) {
+    else if (
+      isObj(c.left) ||
+      Array.isArray(c.left) ||
+      embeddedJson(c.left) !== undefined ||
+      isObj(c.right) ||
+      Array.isArray(c.right) ||
+      embeddedJson(c.right) !== undefined
+    ) {
       // A type change between a container and something else: both sides in full.
       out.push(...valueLines('-', c.left, p), ...valueLines('+', c.right, p));
     } else out.push(`~ ${p === '' ? '.' : p}: ${scalarText(c.left)} → ${scalarText(c.right)}`);
@@ -112,7 +119,8 @@ export function jsonChangeLines(changes: JsonChange[]): string[] {
 export function jsonDetailLines(changes: JsonChange[]): string[] {
   const out: string[] = [];
   for (const c of changes) {
-    if (c.change === 'changed' && embeddedJson(c.left) !== undefined && embeddedJson(c.right) !== undefined) out.push(...jsonChangeLines(changesOf(c.left, c.right, c.path === '.' ? '' : c.path)));
+    if (c.change === 'changed' && embeddedJson(c.left) !== undefined && embeddedJson(c.right) !== undefined)
+      out.push(...jsonChangeLines(changesOf(c.left, c.right, c.path === '.' ? '' : c.path)));
     else out.push(...jsonChangeLines([c]));
   }
   return out;

@@ -56,10 +56,20 @@ function familiarTag(t: string): string {
 function pick(a: ImageArchive, want: string | undefined): ArchiveImage {
   if (want === undefined) {
     if (a.images.length === 1) return a.images[0]!;
-    throw new DatarootError('EDIT_WHICH_IMAGE', `${a.path} holds ${a.images.length} images (${a.images.map((i) => i.label).join(', ')}): choose one with --image`, { file: a.path });
+    throw new DatarootError(
+      'EDIT_WHICH_IMAGE',
+      `${a.path} holds ${a.images.length} images (${a.images.map((i) => i.label).join(', ')}): choose one with --image`,
+      { file: a.path },
+    );
   }
-  const hits = a.images.filter((i) => i.id === want || i.id.slice(7).startsWith(want.replace(/^sha256:/, '')) || i.repoTags.some((t) => t === want || (parseReference(t) !== undefined && parseReference(want) !== undefined && familiarTag(t) === familiarTag(want))));
-  if (hits.length !== 1) throw new DatarootError('EDIT_WHICH_IMAGE', `${hits.length === 0 ? 'no' : 'more than one'} image of ${a.path} matches ${want}`, { file: a.path });
+  const hits = a.images.filter(
+    (i) =>
+      i.id === want ||
+      i.id.slice(7).startsWith(want.replace(/^sha256:/, '')) ||
+      i.repoTags.some((t) => t === want || (parseReference(t) !== undefined && parseReference(want) !== undefined && familiarTag(t) === familiarTag(want))),
+  );
+  if (hits.length !== 1)
+    throw new DatarootError('EDIT_WHICH_IMAGE', `${hits.length === 0 ? 'no' : 'more than one'} image of ${a.path} matches ${want}`, { file: a.path });
   return hits[0]!;
 }
 
@@ -122,7 +132,8 @@ async function squash(layerFiles: string[], out: string): Promise<{ diffId: stri
         if (text === undefined) throw new DatarootError('EDIT_LAYER_INVALID', `${file}: an entry name is not UTF-8`);
         const name = memberName(text);
         if (name === '' || name === '.') continue;
-        if (name.split('/').includes('..')) throw new DatarootError('EDIT_LAYER_INVALID', `${file}: the entry ${JSON.stringify(name)} climbs out of the root; refusing to squash it`);
+        if (name.split('/').includes('..'))
+          throw new DatarootError('EDIT_LAYER_INVALID', `${file}: the entry ${JSON.stringify(name)} climbs out of the root; refusing to squash it`);
         const base = name.split('/').pop()!;
         const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
         if (base === '.wh..wh..opq') {
@@ -217,7 +228,11 @@ export async function edit(o: EditOptions): Promise<EditResult> {
     const img = pick(a, o.image);
     if (img.problems.length > 0) throw new DatarootError(img.problems[0]!.code, `${img.label}: ${img.problems[0]!.message}`, { file: o.input });
     if (img.diffIds.length !== img.layers.length) {
-      throw new DatarootError('EDIT_INCONSISTENT', `${img.label}: its config lists ${img.diffIds.length} diff_ids for ${img.layers.length} layers; refusing to edit an inconsistent image`, { file: o.input });
+      throw new DatarootError(
+        'EDIT_INCONSISTENT',
+        `${img.label}: its config lists ${img.diffIds.length} diff_ids for ${img.layers.length} layers; refusing to edit an inconsistent image`,
+        { file: o.input },
+      );
     }
     let doc: JsonObject;
     try {
@@ -227,10 +242,12 @@ export async function edit(o: EditOptions): Promise<EditResult> {
     }
     let configChanged = false;
     let layers = await archiveLayers(a, img);
-    const tags = img.repoTags.filter((t) => {
-      if (t.startsWith(':')) warnings.push(`the OCI ref name ${t.slice(1)} names no repository: left out (give --tag)`);
-      return !t.startsWith(':');
-    }).map(familiarTag);
+    const tags = img.repoTags
+      .filter((t) => {
+        if (t.startsWith(':')) warnings.push(`the OCI ref name ${t.slice(1)} names no repository: left out (give --tag)`);
+        return !t.startsWith(':');
+      })
+      .map(familiarTag);
     const history = (): JsonObject[] => {
       if (!Array.isArray(doc['history'])) doc['history'] = [];
       return doc['history'] as JsonObject[];
@@ -281,7 +298,10 @@ export async function edit(o: EditOptions): Promise<EditResult> {
             await pipeline(Readable.from(l.open()), createWriteStream(blob));
             const r = await copyLayerTar(blob, f, { maxBytes: o.maxBytes, maxRatio: o.maxRatio });
             rmSync(blob, { force: true });
-            if (r.diffId !== l.diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${k + 1} of ${img.label} has sha256 ${r.diffId}, but the config says ${l.diffId}`, { file: o.input });
+            if (r.diffId !== l.diffId)
+              throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${k + 1} of ${img.label} has sha256 ${r.diffId}, but the config says ${l.diffId}`, {
+                file: o.input,
+              });
             files.push(f);
           }
           const out = join(work, `squashed-${n++}.tar`);
@@ -307,7 +327,12 @@ export async function edit(o: EditOptions): Promise<EditResult> {
     const images: OutImage[] = [];
     for (const other of a.images) {
       if (other === img) images.push({ config, layers, tags });
-      else images.push({ config: other.configBytes, layers: await archiveLayers(a, other), tags: other.repoTags.filter((t) => !t.startsWith(':')).map(familiarTag) });
+      else
+        images.push({
+          config: other.configBytes,
+          layers: await archiveLayers(a, other),
+          tags: other.repoTags.filter((t) => !t.startsWith(':')).map(familiarTag),
+        });
     }
     const format = o.format ?? (a.source.has('index.json') ? 'oci' : 'docker');
     const r = await writeImageArchive(o.out, images, format, o.mtime);

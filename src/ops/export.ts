@@ -6,19 +6,7 @@ import { cleanupOnSignal } from '../io/cleanup.js';
 import type { TarOut } from '../io/tarsink.js';
 import { TreeWriter, type NotPreserved } from '../io/treewriter.js';
 import type { Store } from '../store/model.js';
-import {
-  fileType,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFREG,
-  S_IFSOCK,
-  walkView,
-  type EntryStat,
-  type ViewLayer,
-} from '../store/mergedview.js';
+import { fileType, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, walkView, type EntryStat, type ViewLayer } from '../store/mergedview.js';
 import type { Problem } from '../store/problems.js';
 import { NameLookup, targetLayers, type Target } from './views.js';
 
@@ -101,7 +89,14 @@ export function* exportItems(layers: readonly ViewLayer[], summary: ExportSummar
   }
 }
 
-const TYPEFLAG: Record<number, number> = { [S_IFREG]: TYPE.REG, [S_IFDIR]: TYPE.DIR, [S_IFLNK]: TYPE.SYMLINK, [S_IFCHR]: TYPE.CHAR, [S_IFBLK]: TYPE.BLOCK, [S_IFIFO]: TYPE.FIFO };
+const TYPEFLAG: Record<number, number> = {
+  [S_IFREG]: TYPE.REG,
+  [S_IFDIR]: TYPE.DIR,
+  [S_IFLNK]: TYPE.SYMLINK,
+  [S_IFCHR]: TYPE.CHAR,
+  [S_IFBLK]: TYPE.BLOCK,
+  [S_IFIFO]: TYPE.FIFO,
+};
 
 /** Linux's major and minor of a device number (as golang.org/x/sys/unix splits it). */
 export function devParts(rdev: number): [number, number] {
@@ -116,7 +111,17 @@ function latin1(s: ByteStr): Uint8Array {
 }
 
 function newSummary(t: Target): ExportSummary {
-  return { target: { kind: t.kind, id: t.id, name: t.name }, entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, socketsLeftOut: 0, problems: [] };
+  return {
+    target: { kind: t.kind, id: t.id, name: t.name },
+    entries: 0,
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    bytes: 0,
+    socketsLeftOut: 0,
+    problems: [],
+  };
 }
 
 /** Turns the event loop now and then, so that a signal's cleanup can run during a long export. */
@@ -157,7 +162,7 @@ async function tarItems(layers: Parameters<typeof exportItems>[0], summary: Expo
     const [major, minor] = it.type === S_IFCHR || it.type === S_IFBLK ? devParts(st.rdev) : [0, 0];
     const header = goTarHeader({
       name: latin1(isDir ? `${it.path}/` : it.path),
-      linkname: latin1(hard ? it.hardlinkTo! : it.linkTarget ?? ''),
+      linkname: latin1(hard ? it.hardlinkTo! : (it.linkTarget ?? '')),
       mode: st.mode & 0o177777,
       uid: st.uid,
       gid: st.gid,
@@ -175,7 +180,10 @@ async function tarItems(layers: Parameters<typeof exportItems>[0], summary: Expo
       const f = it.layer.open(it.path);
       if (f.size !== st.size) {
         f.close();
-        throw new DatarootError('EXPORT_SOURCE_CHANGED', `${it.layer.where(it.path) ?? shownPath(it.path)} changed size while it was read (${st.size} then ${f.size} bytes)`);
+        throw new DatarootError(
+          'EXPORT_SOURCE_CHANGED',
+          `${it.layer.where(it.path) ?? shownPath(it.path)} changed size while it was read (${st.size} then ${f.size} bytes)`,
+        );
       }
       // The sink closes the file when its bytes are in.
       await sink.data(f, st.size, it.layer.where(it.path) ?? shownPath(it.path));
@@ -209,7 +217,11 @@ export async function exportDir(store: Store, t: Target, target: string): Promis
         else {
           const f = it.layer.open(it.path);
           try {
-            if (f.size !== st.size) throw new DatarootError('EXPORT_SOURCE_CHANGED', `${it.layer.where(it.path) ?? shownPath(it.path)} changed size while it was read (${st.size} then ${f.size} bytes)`);
+            if (f.size !== st.size)
+              throw new DatarootError(
+                'EXPORT_SOURCE_CHANGED',
+                `${it.layer.where(it.path) ?? shownPath(it.path)} changed size while it was read (${st.size} then ${f.size} bytes)`,
+              );
             w.file(it.path, attrs, f.fd, st.size, it.capability);
           } finally {
             f.close();

@@ -97,7 +97,15 @@ interface Source {
   volume?: string;
 }
 
-const TYPE_WORD: Record<number, string> = { [S_IFREG]: 'file', [S_IFDIR]: 'dir', [S_IFLNK]: 'symlink', [S_IFCHR]: 'char', [S_IFBLK]: 'block', [S_IFIFO]: 'fifo', [S_IFSOCK]: 'socket' };
+const TYPE_WORD: Record<number, string> = {
+  [S_IFREG]: 'file',
+  [S_IFDIR]: 'dir',
+  [S_IFLNK]: 'symlink',
+  [S_IFCHR]: 'char',
+  [S_IFBLK]: 'block',
+  [S_IFIFO]: 'fifo',
+  [S_IFSOCK]: 'socket',
+};
 
 /** Parses --newer: RFC 3339 / ISO 8601, Unix seconds, or a duration before now (`90s`, `15m`, `24h`, `7d`). */
 export function parseTime(s: string, now = Date.now()): number {
@@ -106,7 +114,10 @@ export function parseTime(s: string, now = Date.now()): number {
   if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
   const t = Date.parse(s);
   if (/^\d{4}-\d{2}-\d{2}/.test(s) && Number.isFinite(t)) return t;
-  throw new DatarootError('USAGE_INVALID_TIME', `--newer ${JSON.stringify(s)} is not a time: give 2024-05-01, 2024-05-01T10:00:00Z, Unix seconds, or a duration such as 24h or 7d`);
+  throw new DatarootError(
+    'USAGE_INVALID_TIME',
+    `--newer ${JSON.stringify(s)} is not a time: give 2024-05-01, 2024-05-01T10:00:00Z, Unix seconds, or a duration such as 24h or 7d`,
+  );
 }
 
 function sameEntry(a: EntryStat, b: EntryStat): boolean {
@@ -137,7 +148,10 @@ export class Finder {
   private readonly tagsOf = new Map<string, string[]>();
   hashed = 0;
 
-  constructor(private readonly store: Store, private readonly q: FindQuery) {
+  constructor(
+    private readonly store: Store,
+    private readonly q: FindQuery,
+  ) {
     if (q.name === undefined && q.path === undefined && q.sha256 === undefined && q.newer === undefined) {
       throw new DatarootError('USAGE_FIND_NOTHING', 'find needs at least one of --name, --path, --sha256, --newer');
     }
@@ -150,9 +164,17 @@ export class Finder {
     }
     if (store.adapter.content === 'none') throw contentUnsupported(store);
     if (process.getuid?.() !== 0 && ['overlay2', 'overlay', 'fuse-overlayfs'].includes(store.driver)) {
-      this.problems.push({ code: 'XATTR_TRUSTED_UNREADABLE', message: 'not root: opaque directories (trusted.overlay.opaque) cannot be read, so sees/shadows/deletes may miss what they delete; run as root for an exact answer' });
+      this.problems.push({
+        code: 'XATTR_TRUSTED_UNREADABLE',
+        message:
+          'not root: opaque directories (trusted.overlay.opaque) cannot be read, so sees/shadows/deletes may miss what they delete; run as root for an exact answer',
+      });
     }
-    for (const img of store.images.values()) this.tagsOf.set(img.id, store.refsOf(img.id).map((r) => r.familiar));
+    for (const img of store.images.values())
+      this.tagsOf.set(
+        img.id,
+        store.refsOf(img.id).map((r) => r.familiar),
+      );
   }
 
   /** Every source: image layers (bottom first), then containers' init and read-write layers, then volumes. */
@@ -180,7 +202,15 @@ export class Finder {
       if (ld === undefined || !this.usable(ld.dir)) continue;
       const parent = l.parent !== undefined ? s.layers.get(l.parent)?.cacheId : undefined;
       const base = ld.full && parent !== undefined ? layerDirOf(parent)?.dir : undefined;
-      out.push({ kind: 'image-layer', dir: ld.dir, rules: ld.full ? WHITEOUTS.none : this.rules(), ...(base !== undefined ? { base } : {}), chainId: l.chainId, ...(l.diffId !== undefined ? { diffId: l.diffId } : {}), cacheId: l.cacheId });
+      out.push({
+        kind: 'image-layer',
+        dir: ld.dir,
+        rules: ld.full ? WHITEOUTS.none : this.rules(),
+        ...(base !== undefined ? { base } : {}),
+        chainId: l.chainId,
+        ...(l.diffId !== undefined ? { diffId: l.diffId } : {}),
+        cacheId: l.cacheId,
+      });
       this.labels.set(ld.dir, `image layer ${l.chainId}`);
     }
     for (const m of s.mounts) {
@@ -194,7 +224,13 @@ export class Finder {
         const ld = layerDirOf(m.initId);
         if (ld !== undefined && this.usable(ld.dir)) {
           initTree = ld.dir;
-          out.push({ kind: 'init-layer', dir: ld.dir, rules: ld.full ? WHITEOUTS.none : this.rules(), ...(ld.full && parentTree !== undefined ? { base: parentTree } : {}), containerId: m.containerId });
+          out.push({
+            kind: 'init-layer',
+            dir: ld.dir,
+            rules: ld.full ? WHITEOUTS.none : this.rules(),
+            ...(ld.full && parentTree !== undefined ? { base: parentTree } : {}),
+            containerId: m.containerId,
+          });
           this.labels.set(ld.dir, `init layer of container ${m.containerId}`);
         }
       }
@@ -202,7 +238,13 @@ export class Finder {
         const ld = layerDirOf(m.mountId);
         if (ld !== undefined && this.usable(ld.dir)) {
           const base = initTree ?? parentTree;
-          out.push({ kind: 'container-layer', dir: ld.dir, rules: ld.full ? WHITEOUTS.none : this.rules(), ...(ld.full && base !== undefined ? { base } : {}), containerId: m.containerId });
+          out.push({
+            kind: 'container-layer',
+            dir: ld.dir,
+            rules: ld.full ? WHITEOUTS.none : this.rules(),
+            ...(ld.full && base !== undefined ? { base } : {}),
+            containerId: m.containerId,
+          });
           this.labels.set(ld.dir, `read-write layer of container ${m.containerId}`);
         }
       }
@@ -222,7 +264,8 @@ export class Finder {
     if (k === 'symlink') {
       const e = this.store.fs.symlinkError(dir);
       this.problems.push({ code: e.code, message: e.message, path: this.store.shown(dir) });
-    } else if (k !== 'missing') this.problems.push({ code: 'PATH_NOT_A_DIRECTORY', message: `${dir} is a ${k}, not a directory: it is not searched`, path: this.store.shown(dir) });
+    } else if (k !== 'missing')
+      this.problems.push({ code: 'PATH_NOT_A_DIRECTORY', message: `${dir} is a ${k}, not a directory: it is not searched`, path: this.store.shown(dir) });
     return false;
   }
 
@@ -238,7 +281,7 @@ export class Finder {
     const f = layer.open(path);
     const h = createHash('sha256');
     try {
-      for (let pos = 0; ; ) {
+      for (let pos = 0; ;) {
         const n = readSync(f.fd, this.buf, 0, this.buf.length, pos);
         if (n === 0) break;
         h.update(n === this.buf.length ? this.buf : this.buf.subarray(0, n));

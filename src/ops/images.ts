@@ -205,7 +205,8 @@ export function inspectImage(store: Store, img: ImageRecord): ImageInspect {
     const l = store.layers.get(chainId);
     if (l === undefined) problems.push(problem('LAYER_CHAIN_MISSING', `layer ${chainId} (diffID ${img.diffIds[i]}) has no layerdb entry`));
     else for (const p of l.problems) problems.push(p);
-    if (l !== undefined && l.driverDir !== undefined && !l.driverDirExists) problems.push(problem('LAYER_DIR_MISSING', `driver directory of cache-id ${l.cacheId} does not exist`, l.driverDir));
+    if (l !== undefined && l.driverDir !== undefined && !l.driverDirExists)
+      problems.push(problem('LAYER_DIR_MISSING', `driver directory of cache-id ${l.cacheId} does not exist`, l.driverDir));
     return {
       diffId: img.diffIds[i]!,
       chainId,
@@ -222,7 +223,10 @@ export function inspectImage(store: Store, img: ImageRecord): ImageInspect {
   let lastTag = GO_ZERO_TIME;
   if (img.lastUpdated !== undefined) {
     const t = parseGoTime(img.lastUpdated);
-    if (t === undefined) problems.push(problem('IMAGE_LASTUPDATED_INVALID', `lastUpdated ${JSON.stringify(img.lastUpdated)} is not an RFC 3339 time: docker image inspect fails on it`));
+    if (t === undefined)
+      problems.push(
+        problem('IMAGE_LASTUPDATED_INVALID', `lastUpdated ${JSON.stringify(img.lastUpdated)} is not an RFC 3339 time: docker image inspect fails on it`),
+      );
     else lastTag = goRFC3339Nano(img.lastUpdated);
   }
   const top = chain[chain.length - 1];
@@ -244,15 +248,46 @@ export function inspectImage(store: Store, img: ImageRecord): ImageInspect {
     Os: typeof c.os === 'string' && c.os !== '' ? c.os : 'linux',
     Size: store.chainSize(img.chainId),
     VirtualSize: store.chainSize(img.chainId),
-    GraphDriver: { Data: topLayer?.cacheId === undefined ? null : store.adapter.graphDriverData(store.fs, topLayer.cacheId, (r) => store.shown(r)), Name: store.driver },
+    GraphDriver: {
+      Data: topLayer?.cacheId === undefined ? null : store.adapter.graphDriverData(store.fs, topLayer.cacheId, (r) => store.shown(r)),
+      Name: store.driver,
+    },
     RootFS: img.diffIds.length > 0 ? { Type: c.rootfs?.type ?? '', Layers: img.diffIds } : { Type: c.rootfs?.type ?? '' },
     Metadata: { LastTagTime: lastTag },
-    Dataroot: { restored: state === undefined, ...(state !== undefined ? { reason: REASONS[state]! } : {}), layers, problems, configPath: store.shown(img.contentPath) },
+    Dataroot: {
+      restored: state === undefined,
+      ...(state !== undefined ? { reason: REASONS[state]! } : {}),
+      layers,
+      problems,
+      configPath: store.shown(img.contentPath),
+    },
   };
   if (typeof c.variant === 'string' && c.variant !== '') out.Variant = c.variant;
   if (typeof c['os.version'] === 'string' && c['os.version'] !== '') out.OsVersion = c['os.version'];
   // Keep dockerd's field order: Variant and OsVersion sit between Architecture and Os.
-  return reorder(out, ['Id', 'RepoTags', 'RepoDigests', 'Parent', 'Comment', 'Created', 'Container', 'ContainerConfig', 'DockerVersion', 'Author', 'Config', 'Architecture', 'Variant', 'Os', 'OsVersion', 'Size', 'VirtualSize', 'GraphDriver', 'RootFS', 'Metadata', 'Dataroot']);
+  return reorder(out, [
+    'Id',
+    'RepoTags',
+    'RepoDigests',
+    'Parent',
+    'Comment',
+    'Created',
+    'Container',
+    'ContainerConfig',
+    'DockerVersion',
+    'Author',
+    'Config',
+    'Architecture',
+    'Variant',
+    'Os',
+    'OsVersion',
+    'Size',
+    'VirtualSize',
+    'GraphDriver',
+    'RootFS',
+    'Metadata',
+    'Dataroot',
+  ]);
 }
 
 function reorder<T extends object>(o: T, keys: string[]): T {
@@ -282,25 +317,37 @@ export function imageHistory(store: Store, img: ImageRecord): { history: History
     let size = 0;
     if (h.empty_layer !== true) {
       const chainId = chain[counter];
-      if (chainId === undefined) throw new DatarootError('IMAGE_HISTORY_INVALID', `${img.id}: too many non-empty layers in the history section`, { file: img.contentPath });
+      if (chainId === undefined)
+        throw new DatarootError('IMAGE_HISTORY_INVALID', `${img.id}: too many non-empty layers in the history section`, { file: img.contentPath });
       const l = store.layers.get(chainId);
       if (l === undefined) throw new DatarootError('LAYER_CHAIN_MISSING', `${img.id}: layer ${chainId} does not exist`, { file: img.contentPath });
       size = l.size ?? 0;
       counter++;
     }
-    items.unshift({ Comment: h.comment ?? '', Created: h.created === undefined ? 0 : createdUnix(h.created), CreatedBy: h.created_by ?? '', Id: '<missing>', Size: size, Tags: null });
+    items.unshift({
+      Comment: h.comment ?? '',
+      Created: h.created === undefined ? 0 : createdUnix(h.created),
+      CreatedBy: h.created_by ?? '',
+      Id: '<missing>',
+      Size: size,
+      Tags: null,
+    });
   }
   let cur: ImageRecord | undefined = img;
   for (const item of items) {
     if (cur === undefined) break;
     item.Id = cur.id;
-    const tags = store.refsOf(cur.id).filter((r) => r.tag !== undefined).map((r) => r.familiar);
+    const tags = store
+      .refsOf(cur.id)
+      .filter((r) => r.tag !== undefined)
+      .map((r) => r.familiar);
     item.Tags = tags.length > 0 ? tags : null;
     const parent: string | undefined = cur.parent;
     if (parent === undefined || parent === '') break;
     const next = store.lookupImage(parent);
     cur = next.image;
-    if (cur === undefined) problems.push(problem('IMAGE_PARENT_MISSING', `parent ${JSON.stringify(parent)} cannot be found: older history rows show <missing>`));
+    if (cur === undefined)
+      problems.push(problem('IMAGE_PARENT_MISSING', `parent ${JSON.stringify(parent)} cannot be found: older history rows show <missing>`));
   }
   return { history: items, problems };
 }

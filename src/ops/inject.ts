@@ -32,7 +32,16 @@ import {
 /** overlay2 layers extracted at once. */
 const PARALLEL_LAYERS = 3;
 
-export const INJECT_STEPS = ['layer-extracted', 'layer-dir', 'layer-linked', 'layerdb-staged', 'layerdb-committed', 'config-written', 'metadata-written', 'repositories-written'] as const;
+export const INJECT_STEPS = [
+  'layer-extracted',
+  'layer-dir',
+  'layer-linked',
+  'layerdb-staged',
+  'layerdb-committed',
+  'config-written',
+  'metadata-written',
+  'repositories-written',
+] as const;
 export type InjectStep = (typeof INJECT_STEPS)[number];
 
 export interface InjectOptions {
@@ -109,14 +118,19 @@ export async function loadSources(o: InjectOptions, work: string): Promise<Plann
     const dir = join(work, `src-${i}`);
     mkdirSync(dir);
     const { path: src, ref } = splitSource(source);
-    const a = await openImageArchive(src, { workDir: dir, ...(o.platform !== undefined ? { platform: o.platform } : {}), ...(o.preferOci === true ? { preferOci: true } : {}) });
+    const a = await openImageArchive(src, {
+      workDir: dir,
+      ...(o.platform !== undefined ? { platform: o.platform } : {}),
+      ...(o.preferOci === true ? { preferOci: true } : {}),
+    });
     if (ref !== undefined) {
       a.images = a.images.filter((img) => img.repoTags.some((t) => t === ref || t === `:${ref}` || sameTag(t, ref)));
       if (a.images.length === 0) throw new DatarootError('ARCHIVE_IMAGE_NOT_FOUND', `${src} has no image named ${ref}`, { file: src });
     }
     const refusals = a.problems.filter((p) => p.code !== 'ARCHIVE_PLATFORM_MISSING');
     if (refusals.length > 0) throw new DatarootError(refusals[0]!.code, `${src}: ${refusals[0]!.message}`, { file: src });
-    if (a.images.length === 0) throw new DatarootError('ARCHIVE_NO_IMAGES', `${src} holds no image${a.problems[0] !== undefined ? ` (${a.problems[0].message})` : ''}`, { file: src });
+    if (a.images.length === 0)
+      throw new DatarootError('ARCHIVE_NO_IMAGES', `${src} holds no image${a.problems[0] !== undefined ? ` (${a.problems[0].message})` : ''}`, { file: src });
     for (const img of a.images) planned.push({ img, source: a.source, sourceName: src, tags: [], warnings: [] });
   }
   if (o.config !== undefined) {
@@ -133,9 +147,11 @@ export async function loadSources(o: InjectOptions, work: string): Promise<Plann
     } catch (e) {
       throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config} is not a JSON object (${(e as Error).message})`, { file: o.config });
     }
-    if (config.rootfs === undefined || config.rootfs === null) throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config} has no rootfs: dockerd would reject it`, { file: o.config });
+    if (config.rootfs === undefined || config.rootfs === null)
+      throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config} has no rootfs: dockerd would reject it`, { file: o.config });
     const diffIds = (config.rootfs.diff_ids ?? []) as unknown;
-    if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === 'string' && DIGEST_RE.test(d))) throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config}: rootfs.diff_ids is not a list of sha256 digests`, { file: o.config });
+    if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === 'string' && DIGEST_RE.test(d)))
+      throw new DatarootError('ARCHIVE_CONFIG_INVALID', `${o.config}: rootfs.diff_ids is not a list of sha256 digests`, { file: o.config });
     const files = new Map<string, string>();
     const layers = (o.layers ?? []).map((p, i) => {
       files.set(`layer-${i}`, p);
@@ -143,7 +159,9 @@ export async function loadSources(o: InjectOptions, work: string): Promise<Plann
     });
     for (const p of o.layers ?? []) if (!existsSync(p)) throw new DatarootError('USAGE_LAYER_MISSING', `layer ${p} does not exist`, { file: p });
     if (diffIds.length !== layers.length) {
-      throw new DatarootError('ARCHIVE_LAYER_COUNT_MISMATCH', `${o.config} lists ${diffIds.length} diff_ids but ${layers.length} --layer files were given`, { file: o.config });
+      throw new DatarootError('ARCHIVE_LAYER_COUNT_MISMATCH', `${o.config} lists ${diffIds.length} diff_ids but ${layers.length} --layer files were given`, {
+        file: o.config,
+      });
     }
     const id = sha256Digest(bytes);
     planned.push({
@@ -179,7 +197,8 @@ function sameTag(a: string, b: string): boolean {
 
 /** Tags of each image: its own (familiar form) plus --tag (which needs exactly one image). */
 export function assignTags(planned: Planned[], extra: string[]): void {
-  if (extra.length > 0 && planned.length !== 1) throw new DatarootError('USAGE_TAG_AMBIGUOUS', `--tag needs exactly one image, the sources hold ${planned.length}`);
+  if (extra.length > 0 && planned.length !== 1)
+    throw new DatarootError('USAGE_TAG_AMBIGUOUS', `--tag needs exactly one image, the sources hold ${planned.length}`);
   for (const p of planned) {
     for (const t of p.img.repoTags) {
       if (t.startsWith(':')) {
@@ -215,9 +234,11 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     assignTags(planned, o.tags);
     for (const p of planned) {
       const i = p.img;
-      if (i.problems.length > 0) throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
+      if (i.problems.length > 0)
+        throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
       const os = i.config?.os;
-      if (os !== undefined && os !== '' && os !== 'linux') throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: dockerd on Linux would skip it`);
+      if (os !== undefined && os !== '' && os !== 'linux')
+        throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: dockerd on Linux would skip it`);
     }
     // Plan: which layers exist (reused) and which must be written, each chain once.
     const jobs = new Map<string, LayerJob>();
@@ -229,19 +250,42 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         const existing = store.layers.get(chainId);
         if (existing !== undefined) {
           if (!store.isLoadable(chainId) || !existing.driverDirExists || existing.cacheId === undefined) {
-            throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId} is in the store but broken (${store.loadable.get(chainId) ?? 'its driver directory is missing'}): run dataroot verify, then dataroot gc`);
+            throw new DatarootError(
+              'STORE_LAYER_BROKEN',
+              `layer ${chainId} is in the store but broken (${store.loadable.get(chainId) ?? 'its driver directory is missing'}): run dataroot verify, then dataroot gc`,
+            );
           }
           return { diffId, chainId, action: 'reuse' as const, ...(existing.cacheId !== undefined ? { cacheId: existing.cacheId } : {}) };
         }
         if (!jobs.has(chainId)) {
           const cacheId = newCacheId();
-          jobs.set(chainId, { chainId, diffId, parent: k === 0 ? undefined : chains[k - 1], layer: p.img.layers[k]!, source: p.source, cacheId, link: newLinkId(), staging: writer.staging(cacheId), size: 0, tarSplit: new Uint8Array() });
+          jobs.set(chainId, {
+            chainId,
+            diffId,
+            parent: k === 0 ? undefined : chains[k - 1],
+            layer: p.img.layers[k]!,
+            source: p.source,
+            cacheId,
+            link: newLinkId(),
+            staging: writer.staging(cacheId),
+            size: 0,
+            tarSplit: new Uint8Array(),
+          });
         }
         return { diffId, chainId, action: 'write' as const, cacheId: jobs.get(chainId)!.cacheId };
       });
       images.push({ id: p.img.id, source: p.sourceName, tags: p.tags, layers, configWritten: false, warnings: p.warnings });
     }
-    const result: InjectResult = { root: store.root.source, driver: d, dryRun: o.dryRun, images, layersWritten: jobs.size, layersReused: new Set(images.flatMap((i) => i.layers.filter((l) => l.action === 'reuse').map((l) => l.chainId))).size, bytesRead: 0, tagsChanged: [] };
+    const result: InjectResult = {
+      root: store.root.source,
+      driver: d,
+      dryRun: o.dryRun,
+      images,
+      layersWritten: jobs.size,
+      layersReused: new Set(images.flatMap((i) => i.layers.filter((l) => l.action === 'reuse').map((l) => l.chainId))).size,
+      bytesRead: 0,
+      tagsChanged: [],
+    };
     if (o.dryRun) {
       result.tagsChanged = planned.flatMap((p) => p.tags);
       for (const img of images) img.configWritten = !fs.exists(`${L.imageContentDir(d)}/${img.id.slice(7)}`);
@@ -250,7 +294,17 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     // Phase 1: extract every new layer into staging; nothing outside staging is written.
     const times = new DirTimes(fs);
     const home = dirOf(writer.final('x'));
-    times.remember(home, L.layerDbTmp(d), L.layerDbDir(d), `${L.driverHome(d)}/l`, `${L.driverHome(d)}/layers`, `${L.driverHome(d)}/mnt`, L.imageContentDir(d), L.imageMetadataDir(d), L.imageRoot(d));
+    times.remember(
+      home,
+      L.layerDbTmp(d),
+      L.layerDbDir(d),
+      `${L.driverHome(d)}/l`,
+      `${L.driverHome(d)}/layers`,
+      `${L.driverHome(d)}/mnt`,
+      L.imageContentDir(d),
+      L.imageMetadataDir(d),
+      L.imageRoot(d),
+    );
     const staged: string[] = [];
     const unregister: (() => void)[] = [];
     const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
@@ -295,7 +349,12 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
         await o.onStep?.('layer-dir');
         committed.push(...writer.attach(fs, job.cacheId, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent)));
         await o.onStep?.('layer-linked');
-        commitLayer(fs, d, { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit }, { staged: () => void o.onStep?.('layerdb-staged') });
+        commitLayer(
+          fs,
+          d,
+          { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit },
+          { staged: () => void o.onStep?.('layerdb-staged') },
+        );
         committed.push(`${L.layerDbDir(d)}/${job.chainId.slice(7)}`);
         await o.onStep?.('layerdb-committed');
       }
@@ -340,7 +399,13 @@ function parentOf(store: Store, writer: LayerWriter, jobs: Map<string, LayerJob>
     const top = store.fs.exists(j.staging) ? j.staging : writer.final(j.cacheId);
     const grand = j.parent === undefined ? undefined : parentOf(store, writer, jobs, j.parent);
     const lower = grand === undefined ? '' : grand.lower === '' ? `l/${grand.link}` : `l/${grand.link}:${grand.lower}`;
-    return { cacheId: j.cacheId, content: writer.contentOf(top), link: j.link, lower, ancestors: grand === undefined ? [] : [grand.cacheId, ...grand.ancestors] };
+    return {
+      cacheId: j.cacheId,
+      content: writer.contentOf(top),
+      link: j.link,
+      lower,
+      ancestors: grand === undefined ? [] : [grand.cacheId, ...grand.ancestors],
+    };
   }
   return writer.parentOf(store.fs, cacheIdOf(store, jobs, chainId), chainId);
 }
@@ -355,7 +420,14 @@ function dirOf(rel: string): string {
  * generated and every entry applied (overlay2: into diff/ with whiteouts converted; vfs: over a
  * copy of the parent with whiteouts executed). The sha256 must be the config's diffID.
  */
-async function extractLayer(store: Store, writer: LayerWriter, job: LayerJob, jobs: Map<string, LayerJob>, o: InjectOptions, read: (bytes: number) => void): Promise<void> {
+async function extractLayer(
+  store: Store,
+  writer: LayerWriter,
+  job: LayerJob,
+  jobs: Map<string, LayerJob>,
+  o: InjectOptions,
+  read: (bytes: number) => void,
+): Promise<void> {
   const parent = job.parent === undefined || writer.parallel ? undefined : parentOf(store, writer, jobs, job.parent);
   const { target, existing } = writer.prepare(store.fs, job.staging, parent);
   const { stream } = await openLayer(job.source, job.layer, { maxRatio: o.maxRatio, maxBytes: o.maxBytes, tap: (c) => read(c.length) });
@@ -363,7 +435,11 @@ async function extractLayer(store: Store, writer: LayerWriter, job: LayerJob, jo
   const extractor = new LayerExtractor(target, writer.whiteouts, existing);
   const lines: string[] = [];
   try {
-    await disassemble(new TarReader(hashing), (l) => lines.push(l), (e, data) => extractor.apply(e, data));
+    await disassemble(
+      new TarReader(hashing),
+      (l) => lines.push(l),
+      (e, data) => extractor.apply(e, data),
+    );
     await extractor.finish();
   } catch (e) {
     await extractor.abort();
@@ -374,7 +450,11 @@ async function extractLayer(store: Store, writer: LayerWriter, job: LayerJob, jo
     throw e;
   }
   const got = hashing.digest();
-  if (got !== job.diffId) throw new DatarootError('ARCHIVE_DIFFID_MISMATCH', `layer ${job.layer.member} has sha256 ${got}, but the config says ${job.diffId}: refused (docker load refuses it too)`);
+  if (got !== job.diffId)
+    throw new DatarootError(
+      'ARCHIVE_DIFFID_MISMATCH',
+      `layer ${job.layer.member} has sha256 ${got}, but the config says ${job.diffId}: refused (docker load refuses it too)`,
+    );
   job.tarSplit = gzipSync(Buffer.from(lines.join('')));
   job.size = writer.size(extractor);
 }

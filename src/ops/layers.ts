@@ -96,7 +96,9 @@ export function listLayers(store: Store): LayersResult {
 export function layerContentDir(store: Store, cacheId: string): string {
   const dir = store.adapter.contentDir(store.fs, cacheId);
   if (dir === undefined) {
-    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer ${cacheId}'s files where they cannot be read offline`, { driver: store.driver });
+    throw new DatarootError('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer ${cacheId}'s files where they cannot be read offline`, {
+      driver: store.driver,
+    });
   }
   return dir;
 }
@@ -155,7 +157,9 @@ export function tarSplitStream(fs: Confined, l: LayerRecord, maxBytes = Infinity
       n += c.length;
       if (n > maxBytes) {
         gz.destroy();
-        throw new DatarootError('TARSPLIT_TOO_LARGE', `the tar-split stream of ${l.chainId} decompresses to more than ${maxBytes} bytes`, { file: `${l.dir}/tar-split.json.gz` });
+        throw new DatarootError('TARSPLIT_TOO_LARGE', `the tar-split stream of ${l.chainId} decompresses to more than ${maxBytes} bytes`, {
+          file: `${l.dir}/tar-split.json.gz`,
+        });
       }
       yield c;
     }
@@ -181,9 +185,11 @@ export function findLayer(store: Store, q: string): LayerRecord {
  * at the end (a coded error then, as dockerd fails "could not verify layer data").
  */
 export async function* layerTar(store: Store, l: LayerRecord): AsyncGenerator<Uint8Array> {
-  if (l.cacheId === undefined || l.diffId === undefined) throw new DatarootError('LAYER_METADATA_INVALID', `layer ${l.chainId} has invalid metadata`, { file: l.dir });
+  if (l.cacheId === undefined || l.diffId === undefined)
+    throw new DatarootError('LAYER_METADATA_INVALID', `layer ${l.chainId} has invalid metadata`, { file: l.dir });
   if (!l.tarSplit) throw new DatarootError('TARSPLIT_MISSING', `layer ${l.chainId} has no tar-split.json.gz: it cannot be rebuilt`, { file: l.dir });
-  if (!l.driverDirExists) throw new DatarootError('LAYER_DIR_MISSING', `the driver directory of layer ${l.chainId} does not exist`, { file: l.driverDir ?? l.dir });
+  if (!l.driverDirExists)
+    throw new DatarootError('LAYER_DIR_MISSING', `the driver directory of layer ${l.chainId} does not exist`, { file: l.driverDir ?? l.dir });
   const base = layerContentDir(store, l.cacheId);
   const gz = tarSplitStream(store.fs, l);
   const files = layerFileSource(store.fs, base);
@@ -198,5 +204,6 @@ export async function* layerTar(store: Store, l: LayerRecord): AsyncGenerator<Ui
     throw new DatarootError('TARSPLIT_INVALID', `tar-split.json.gz of ${l.chainId} cannot be read: ${(e as Error).message}`, { file: l.dir });
   }
   const got = `sha256:${h.digest('hex')}`;
-  if (got !== l.diffId) throw new DatarootError('LAYER_DIFFID_MISMATCH', `the rebuilt layer has sha256 ${got}, not its diffID ${l.diffId}`, { file: store.shown(base) });
+  if (got !== l.diffId)
+    throw new DatarootError('LAYER_DIFFID_MISMATCH', `the rebuilt layer has sha256 ${got}, not its diffID ${l.diffId}`, { file: store.shown(base) });
 }

@@ -36,15 +36,20 @@ export function findLeftovers(store: Store): Leftover[] {
     out.push({ code, subject, message, path, remove });
   };
   // Image store.
-  for (const n of fs.names(L.imageContentDir(d))) if (!HEX64.test(n)) add('STAGING_LEFTOVER', n, `${n} in imagedb/content is not an image ID (an interrupted write?): dockerd ignores it`, `${L.imageContentDir(d)}/${n}`);
+  for (const n of fs.names(L.imageContentDir(d)))
+    if (!HEX64.test(n))
+      add('STAGING_LEFTOVER', n, `${n} in imagedb/content is not an image ID (an interrupted write?): dockerd ignores it`, `${L.imageContentDir(d)}/${n}`);
   for (const n of fs.names(L.imageMetadataDir(d))) {
     const dir = `${L.imageMetadataDir(d)}/${n}`;
-    if (HEX64.test(n) && !store.images.has(`sha256:${n}`)) add('ORPHAN_IMAGE_METADATA', `sha256:${n}`, 'metadata for an image whose config is gone: nothing reads it', dir);
-    else if (fs.isDir(dir)) for (const f of fs.names(dir)) if (isStagingName(f)) add('STAGING_LEFTOVER', f, `${n}/${f} is left by an interrupted write`, `${dir}/${f}`);
+    if (HEX64.test(n) && !store.images.has(`sha256:${n}`))
+      add('ORPHAN_IMAGE_METADATA', `sha256:${n}`, 'metadata for an image whose config is gone: nothing reads it', dir);
+    else if (fs.isDir(dir))
+      for (const f of fs.names(dir)) if (isStagingName(f)) add('STAGING_LEFTOVER', f, `${n}/${f} is left by an interrupted write`, `${dir}/${f}`);
   }
   for (const n of fs.names(L.imageRoot(d))) if (isStagingName(n)) add('STAGING_LEFTOVER', n, `${n} is left by an interrupted write`, `${L.imageRoot(d)}/${n}`);
   // Layer store.
-  for (const n of store.layerDb.other) add('STAGING_LEFTOVER', n, `layerdb/sha256/${n} is not a layer (a removal or write that did not finish): dockerd ignores it`, `${L.layerDbDir(d)}/${n}`);
+  for (const n of store.layerDb.other)
+    add('STAGING_LEFTOVER', n, `layerdb/sha256/${n} is not a layer (a removal or write that did not finish): dockerd ignores it`, `${L.layerDbDir(d)}/${n}`);
   for (const n of fs.names(L.layerDbTmp(d))) add('STAGING_LEFTOVER', n, `layerdb/tmp/${n} is a write-set that was never committed`, `${L.layerDbTmp(d)}/${n}`);
   const use = layerUsage(store);
   // BuildKit's build cache holds layers of its own (an exported result whose image is gone).
@@ -54,7 +59,13 @@ export function findLeftovers(store: Store): Leftover[] {
   for (const l of store.layers.values()) {
     if (used.has(l.chainId) || (!bk.complete && BUILDKIT_ID.test(l.cacheId ?? ''))) continue;
     const extra = l.cacheId !== undefined && fs.exists(a.layerDir(l.cacheId)) ? a.ownedPaths(fs, l.cacheId) : [];
-    add('ORPHAN_LAYER', l.chainId, 'no image or container uses this layer: dockerd keeps it (graphdriver stores are never garbage-collected) and it only takes space', l.dir, [l.dir, ...extra]);
+    add(
+      'ORPHAN_LAYER',
+      l.chainId,
+      'no image or container uses this layer: dockerd keeps it (graphdriver stores are never garbage-collected) and it only takes space',
+      l.dir,
+      [l.dir, ...extra],
+    );
   }
   // Container layers.
   const containerIds = new Set(store.containers.map((c) => c.id));
@@ -72,11 +83,21 @@ export function findLeftovers(store: Store): Leftover[] {
   const cacheIds = new Set([...store.layers.values()].map((l) => l.cacheId).filter((x): x is string => x !== undefined));
   for (const { name, rel } of a.layerDirNames(fs)) {
     if (isStagingName(name)) add('STAGING_LEFTOVER', name, `${name} is a layer directory an interrupted write left`, rel);
-    else if (!MOUNT_ID.test(name)) continue; // not a layer directory of the driver's: never removed
-    else if (bk.dirs.has(name) || (!bk.complete && BUILDKIT_ID.test(name))) continue; // BuildKit's build cache: see `builder du`
+    else if (!MOUNT_ID.test(name))
+      continue; // not a layer directory of the driver's: never removed
+    else if (bk.dirs.has(name) || (!bk.complete && BUILDKIT_ID.test(name)))
+      continue; // BuildKit's build cache: see `builder du`
     else if (!cacheIds.has(name) && !mountDirs.has(name)) {
       const why = bk.unloadableDirs.get(name);
-      add('ORPHAN_DRIVER_DIR', name, why !== undefined ? `used only by ${why}: it only takes space` : 'no layer, container or build-cache record refers to this driver directory: it only takes space', rel, a.ownedPaths(fs, name));
+      add(
+        'ORPHAN_DRIVER_DIR',
+        name,
+        why !== undefined
+          ? `used only by ${why}: it only takes space`
+          : 'no layer, container or build-cache record refers to this driver directory: it only takes space',
+        rel,
+        a.ownedPaths(fs, name),
+      );
     }
   }
   if (d === 'overlay2' || d === 'fuse-overlayfs') overlayLinkLeftovers(fs, d, out, add);
@@ -84,7 +105,12 @@ export function findLeftovers(store: Store): Leftover[] {
 }
 
 /** l/ links that lead nowhere, or are not links of the driver's form. */
-function overlayLinkLeftovers(fs: Confined, home: string, out: Leftover[], add: (code: Leftover['code'], subject: string, message: string, path: string) => void): void {
+function overlayLinkLeftovers(
+  fs: Confined,
+  home: string,
+  out: Leftover[],
+  add: (code: Leftover['code'], subject: string, message: string, path: string) => void,
+): void {
   const claimed = new Set(out.flatMap((o) => o.remove));
   for (const n of fs.names(`${home}/l`)) {
     const p = `${home}/l/${n}`;

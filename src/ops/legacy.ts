@@ -1,6 +1,16 @@
 import { DatarootError } from '../formats/errors.js';
 import type { ErrorCode } from '../formats/errorcodes.js';
-import { goField, goMap, imageReference19, isDigestRef19, isObj, humanDuration19, v19Config, v19EndpointSettings, v19HostConfig } from '../formats/docker/legacyapi.js';
+import {
+  goField,
+  goMap,
+  imageReference19,
+  isDigestRef19,
+  isObj,
+  humanDuration19,
+  v19Config,
+  v19EndpointSettings,
+  v19HostConfig,
+} from '../formats/docker/legacyapi.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { LIMITS } from '../io/confined.js';
 import { readJson, readText } from '../store/fsread.js';
@@ -153,17 +163,35 @@ function graphDriverData(ls: LegacyStore, id: string, problems: Problem[]): Reco
       if (ls.fs.exists(`${dir}/root`)) return { RootDir: ls.shown(`${dir}/root`) };
       const lower = readText(ls.fs, `${dir}/lower-id`, { max: LIMITS.meta });
       if (lower.value === undefined || !HEX64.test(lower.value)) {
-        problems.push(lower.problem ?? problem('LEGACY_LAYER_MISSING', `${dir}/lower-id is ${lower.value === undefined ? 'missing' : 'not an image ID'}: dockerd 1.9 fails this inspect`, `${dir}/lower-id`));
+        problems.push(
+          lower.problem ??
+            problem(
+              'LEGACY_LAYER_MISSING',
+              `${dir}/lower-id is ${lower.value === undefined ? 'missing' : 'not an image ID'}: dockerd 1.9 fails this inspect`,
+              `${dir}/lower-id`,
+            ),
+        );
         return null;
       }
-      return { LowerDir: ls.shown(`overlay/${lower.value}/root`), MergedDir: ls.shown(`${dir}/merged`), UpperDir: ls.shown(`${dir}/upper`), WorkDir: ls.shown(`${dir}/work`) };
+      return {
+        LowerDir: ls.shown(`overlay/${lower.value}/root`),
+        MergedDir: ls.shown(`${dir}/merged`),
+        UpperDir: ls.shown(`${dir}/upper`),
+        WorkDir: ls.shown(`${dir}/work`),
+      };
     }
     case 'devicemapper': {
       // v1.9.1 daemon/graphdriver/devmapper/driver.go GetMetadata: DeviceId, DeviceSize, DeviceName.
       const rel = `devicemapper/metadata/${id}`;
       const r = readJson(ls.fs, rel, { max: LIMITS.meta });
       if (r === undefined || !r.ok || !isObj(r.value)) {
-        problems.push(problem('LEGACY_LAYER_MISSING', `${rel} ${r === undefined ? 'does not exist' : 'does not decode'}: dockerd 1.9 fails this inspect ("Unknown device")`, rel));
+        problems.push(
+          problem(
+            'LEGACY_LAYER_MISSING',
+            `${rel} ${r === undefined ? 'does not exist' : 'does not decode'}: dockerd 1.9 fails this inspect ("Unknown device")`,
+            rel,
+          ),
+        );
         return null;
       }
       const deviceId = goField(r.value, 'device_id');
@@ -297,7 +325,11 @@ export function legacyHistory(ls: LegacyStore, img: LegacyImage): { history: V19
 
 export function requireLegacyImage(ls: LegacyStore, q: string): LegacyImage {
   const r = ls.lookupImage(q);
-  if (r.image === undefined) throw new DatarootError(r.error?.code ?? 'IMAGE_NOT_FOUND', r.error?.code === 'IMAGE_NOT_FOUND' ? `No such image: ${q}` : r.error?.message ?? `No such image: ${q}`);
+  if (r.image === undefined)
+    throw new DatarootError(
+      r.error?.code ?? 'IMAGE_NOT_FOUND',
+      r.error?.code === 'IMAGE_NOT_FOUND' ? `No such image: ${q}` : (r.error?.message ?? `No such image: ${q}`),
+    );
   return r.image;
 }
 
@@ -321,7 +353,8 @@ function stateOf(c: LegacyContainer): State19 {
   const s = c.config === undefined ? undefined : goField(c.config, 'State');
   if (!isObj(s)) return {};
   const o: State19 = {};
-  for (const k of ['Running', 'Paused', 'Restarting', 'OOMKilled', 'Dead', 'Pid', 'ExitCode', 'Error', 'StartedAt', 'FinishedAt'] as const) o[k] = goField(s, k);
+  for (const k of ['Running', 'Paused', 'Restarting', 'OOMKilled', 'Dead', 'Pid', 'ExitCode', 'Error', 'StartedAt', 'FinishedAt'] as const)
+    o[k] = goField(s, k);
   return o;
 }
 
@@ -491,7 +524,8 @@ export function containerLayerDir(ls: LegacyStore, id: string): string | undefin
  */
 export function inspectLegacyContainer(ls: LegacyStore, c: LegacyContainer): Obj {
   const cfg = c.config;
-  if (cfg === undefined) throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.json cannot be read'}`);
+  if (cfg === undefined)
+    throw new DatarootError(c.problems[0]?.code ?? 'CONTAINER_CONFIG_INVALID', `container ${c.id}: ${c.problems[0]?.message ?? 'config.json cannot be read'}`);
   const problems: Problem[] = [...c.problems];
   const s = stateOf(c);
   const time = (v: unknown): string => (typeof v === 'string' && v !== '' ? goRFC3339Nano(v) : GO_ZERO_TIME);
@@ -506,7 +540,13 @@ export function inspectLegacyContainer(ls: LegacyStore, c: LegacyContainer): Obj
     const child = ls.registered.find((x) => x.id === k.id);
     if (child === undefined) {
       linksOk = false;
-      problems.push(problem('LINKGRAPH_DANGLING', `link ${k.path} points to ${k.id}, which is not a loaded container: dockerd 1.9 shows no links for ${name}`, 'linkgraph.db'));
+      problems.push(
+        problem(
+          'LINKGRAPH_DANGLING',
+          `link ${k.path} points to ${k.id}, which is not a loaded container: dockerd 1.9 shows no links for ${name}`,
+          'linkgraph.db',
+        ),
+      );
       break;
     }
     links.push(`${str(goField(child.config!, 'Name'))}:${k.path}`);
@@ -525,7 +565,7 @@ export function inspectLegacyContainer(ls: LegacyStore, c: LegacyContainer): Obj
   const mounts: Obj[] = [];
   if (isObj(mps)) {
     for (const dest of Object.keys(mps).sort()) {
-      const m = isObj(mps[dest]) ? (mps[dest]) : {};
+      const m = isObj(mps[dest]) ? mps[dest] : {};
       const mname = str(goField(m, 'Name'));
       const driver = str(goField(m, 'Driver'));
       let source = str(goField(m, 'Source'));
@@ -543,13 +583,21 @@ export function inspectLegacyContainer(ls: LegacyStore, c: LegacyContainer): Obj
   }
   const ns = isObj(goField(cfg, 'NetworkSettings')) ? (goField(cfg, 'NetworkSettings') as Obj) : {};
   const nets = goField(ns, 'Networks');
-  const networks = isObj(nets) ? Object.fromEntries(Object.keys(nets).sort().map((k) => [k, v19EndpointSettings(nets[k])])) : null;
+  const networks = isObj(nets)
+    ? Object.fromEntries(
+        Object.keys(nets)
+          .sort()
+          .map((k) => [k, v19EndpointSettings(nets[k])]),
+      )
+    : null;
   const bridge = v19EndpointSettings(isObj(nets) ? nets['bridge'] : {});
   const ccfg = goField(cfg, 'Config');
   const args = goField(cfg, 'Args');
   const note = runningNote(s);
   const names = ls.links.names.get(c.id) ?? [];
-  const legacyKeys = Object.fromEntries(['ExecDriver', 'Volumes', 'VolumesRW', 'MqueuePath', 'ShmPath'].filter((k) => goField(cfg, k) !== undefined).map((k) => [k, goField(cfg, k)]));
+  const legacyKeys = Object.fromEntries(
+    ['ExecDriver', 'Volumes', 'VolumesRW', 'MqueuePath', 'ShmPath'].filter((k) => goField(cfg, k) !== undefined).map((k) => [k, goField(cfg, k)]),
+  );
   return {
     Id: c.id,
     Created: time(goField(cfg, 'Created')),
@@ -619,7 +667,11 @@ export function inspectLegacyContainer(ls: LegacyStore, c: LegacyContainer): Obj
 
 export function requireLegacyContainer(ls: LegacyStore, q: string): LegacyContainer {
   const r = ls.lookupContainer(q);
-  if (r.container === undefined) throw new DatarootError(r.error?.code ?? 'CONTAINER_NOT_FOUND', r.error?.code === 'CONTAINER_NOT_FOUND' ? `No such container: ${q}` : r.error?.message ?? `No such container: ${q}`);
+  if (r.container === undefined)
+    throw new DatarootError(
+      r.error?.code ?? 'CONTAINER_NOT_FOUND',
+      r.error?.code === 'CONTAINER_NOT_FOUND' ? `No such container: ${q}` : (r.error?.message ?? `No such container: ${q}`),
+    );
   return r.container;
 }
 
@@ -684,7 +736,14 @@ const ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): LegacyVerifyResult {
   const findings: Finding[] = [];
   const add = (p: Problem, subject: string, fix = ''): void => {
-    findings.push({ code: p.code, severity: ERROR_CODES.has(p.code) ? 'error' : 'warning', subject, message: p.message, paths: p.path !== undefined ? [ls.shown(p.path)] : [], fix });
+    findings.push({
+      code: p.code,
+      severity: ERROR_CODES.has(p.code) ? 'error' : 'warning',
+      subject,
+      message: p.message,
+      paths: p.path !== undefined ? [ls.shown(p.path)] : [],
+      fix,
+    });
   };
   let images = [...ls.images.values()];
   if (o.images !== undefined) {
@@ -699,7 +758,8 @@ export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): Le
     for (const p of img.problems) add(p, img.id);
     if (!img.gettable) continue;
     const p = ls.parentOf(img);
-    if (p.error !== undefined) add({ ...p.error, path: img.dir }, img.id, 'the parent image is gone: history stops here and VIRTUAL SIZE leaves out the missing layers');
+    if (p.error !== undefined)
+      add({ ...p.error, path: img.dir }, img.id, 'the parent image is gone: history stops here and VIRTUAL SIZE leaves out the missing layers');
     const seen = new Set<string>([img.id]);
     for (let cur = p.image; cur !== null; cur = ls.parentOf(cur).image) {
       if (seen.has(cur.id) || seen.size > 1000) {
@@ -712,7 +772,8 @@ export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): Le
   if (o.images === undefined) {
     for (const n of ls.otherGraphEntries) {
       if (n === '_tmp') {
-        if (ls.fs.names(`${GRAPH_DIR}/_tmp`).length > 0) add(problem('STAGING_LEFTOVER', 'graph/_tmp holds what an interrupted pull, build or delete of 1.9 left', `${GRAPH_DIR}/_tmp`), 'graph/_tmp');
+        if (ls.fs.names(`${GRAPH_DIR}/_tmp`).length > 0)
+          add(problem('STAGING_LEFTOVER', 'graph/_tmp holds what an interrupted pull, build or delete of 1.9 left', `${GRAPH_DIR}/_tmp`), 'graph/_tmp');
       } else add(problem('LEGACY_GRAPH_ENTRY', `graph/${n} is not an image ID: dockerd 1.9 ignores it`, `${GRAPH_DIR}/${n}`), `graph/${n}`);
     }
     const repos = ls.repositories;
@@ -724,7 +785,12 @@ export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): Le
         add(problem('REFERENCE_INVALID', `${ref}: the key holds ":" so 1.9 takes it as a digest, but it is not one`, ls.repositoriesFile), ref);
       }
       const g = ls.get(r.id);
-      if (g.image === undefined) add(problem('REFERENCE_DANGLING', `${ref} points to ${r.id.slice(0, 80)}, which does not load: ${g.error?.message ?? ''}`, ls.repositoriesFile), ref, 'remove the tag, or restore graph/<id> and its driver layer');
+      if (g.image === undefined)
+        add(
+          problem('REFERENCE_DANGLING', `${ref} points to ${r.id.slice(0, 80)}, which does not load: ${g.error?.message ?? ''}`, ls.repositoriesFile),
+          ref,
+          'remove the tag, or restore graph/<id> and its driver layer',
+        );
     }
     for (const p of ls.links.problems) add(p, 'linkgraph.db');
     const loaded = new Set(ls.containers.filter((c) => c.loaded).map((c) => c.id));
@@ -733,21 +799,39 @@ export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): Le
       if (c.loaded && !c.driverMatch) add(problem('CONTAINER_OTHER_DRIVER', otherDriver(ls, c), `${c.dir}/config.json`), c.id);
       if (!c.loaded || !c.driverMatch) continue;
       const imageId = str(goField(c.config!, 'Image'));
-      if (ls.get(imageId).image === undefined) add(problem('CONTAINER_IMAGE_MISSING', `its image ${imageId.slice(0, 80)} does not load from graph/`, `${c.dir}/config.json`), c.id);
+      if (ls.get(imageId).image === undefined)
+        add(problem('CONTAINER_IMAGE_MISSING', `its image ${imageId.slice(0, 80)} does not load from graph/`, `${c.dir}/config.json`), c.id);
       const layer = containerLayerDir(ls, c.id);
       if (layer !== undefined && !ls.fs.exists(layer)) add(problem('CONTAINER_LAYER_MISSING', `its ${ls.driver} layer ${layer} does not exist`, layer), c.id);
       if (ls.links.present && !ls.links.names.has(c.id) && ls.links.problems.length === 0) {
-        add(problem('CONTAINER_NAME_MISSING', 'linkgraph.db has no name for it: dockerd 1.9 gives it a new random name at its next start', 'linkgraph.db'), c.id);
+        add(
+          problem('CONTAINER_NAME_MISSING', 'linkgraph.db has no name for it: dockerd 1.9 gives it a new random name at its next start', 'linkgraph.db'),
+          c.id,
+        );
       }
     }
-    for (const n of ls.otherContainerEntries) add(problem('LEGACY_CONTAINER_ENTRY', `containers/${n} is not a container ID: dockerd 1.9 fails to load it and goes on`, `containers/${n}`), `containers/${n}`);
+    for (const n of ls.otherContainerEntries)
+      add(
+        problem('LEGACY_CONTAINER_ENTRY', `containers/${n} is not a container ID: dockerd 1.9 fails to load it and goes on`, `containers/${n}`),
+        `containers/${n}`,
+      );
     for (const e of ls.links.edges) {
       if (e.entityId === '0' || e.parentId === null) continue;
-      if (!loaded.has(e.entityId)) add(problem('LINKGRAPH_DANGLING', `edge ${JSON.stringify(e.name)} names ${e.entityId.slice(0, 80)}, which is not a container of this root`, 'linkgraph.db'), 'linkgraph.db');
+      if (!loaded.has(e.entityId))
+        add(
+          problem(
+            'LINKGRAPH_DANGLING',
+            `edge ${JSON.stringify(e.name)} names ${e.entityId.slice(0, 80)}, which is not a container of this root`,
+            'linkgraph.db',
+          ),
+          'linkgraph.db',
+        );
     }
     // Driver directories nothing names (an image of graph/ or a container, with its -init).
     const known = new Set<string>([...ls.images.keys(), ...ls.containers.map((c) => c.id), ...ls.containers.map((c) => `${c.id}-init`)]);
-    const dir = { aufs: 'aufs/layers', overlay: 'overlay', vfs: 'vfs/dir', btrfs: 'btrfs/subvolumes', devicemapper: 'devicemapper/metadata' }[ls.driver as 'aufs'];
+    const dir = { aufs: 'aufs/layers', overlay: 'overlay', vfs: 'vfs/dir', btrfs: 'btrfs/subvolumes', devicemapper: 'devicemapper/metadata' }[
+      ls.driver as 'aufs'
+    ];
     if (dir !== undefined) {
       for (const n of ls.fs.names(dir)) {
         if (known.has(n) || (ls.driver === 'devicemapper' && ['base', 'deviceset-metadata', 'transaction-metadata'].includes(n)) || n.startsWith('.')) continue;
@@ -755,7 +839,12 @@ export function verifyLegacy(ls: LegacyStore, o: { images?: string[] } = {}): Le
       }
     }
   }
-  const notApplicable = [...NOT_APPLICABLE, ...(ls.driver === 'zfs' ? ['zfs layers: dockerd asks `zfs list` whether a layer exists, which a directory cannot answer; every layer is taken as present'] : [])];
+  const notApplicable = [
+    ...NOT_APPLICABLE,
+    ...(ls.driver === 'zfs'
+      ? ['zfs layers: dockerd asks `zfs list` whether a layer exists, which a directory cannot answer; every layer is taken as present']
+      : []),
+  ];
   const errors = findings.filter((f) => f.severity === 'error').length;
   return {
     root: ls.root.source,

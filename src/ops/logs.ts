@@ -95,11 +95,16 @@ export async function readContainerLogs(store: LogSource, q: string, o: LogsOpti
   const plan = logPlanOf(store.fs, c);
   const name = c.config?.Name ?? c.id.slice(0, 12);
   if (plan.format === undefined) {
-    throw new DatarootError('LOGS_NOT_ON_DISK', `container ${name.replace(/^\//, '')} (${c.id.slice(0, 12)}) logs with ${plan.driver === '' ? 'no driver' : `the ${plan.driver} driver`}: ${plan.why ?? 'nothing on disk'}`, { driver: plan.driver });
+    throw new DatarootError(
+      'LOGS_NOT_ON_DISK',
+      `container ${name.replace(/^\//, '')} (${c.id.slice(0, 12)}) logs with ${plan.driver === '' ? 'no driver' : `the ${plan.driver} driver`}: ${plan.why ?? 'nothing on disk'}`,
+      { driver: plan.driver },
+    );
   }
   const notes = [...plan.notes];
   const st = c.config?.State;
-  if (st?.Dead === true || st?.RemovalInProgress === true) notes.push(`dockerd refuses the logs of a container that is ${st.Dead === true ? 'dead' : 'being removed'}; they are shown anyway`);
+  if (st?.Dead === true || st?.RemovalInProgress === true)
+    notes.push(`dockerd refuses the logs of a container that is ${st.Dead === true ? 'dead' : 'being removed'}; they are shown anyway`);
   if (plan.via === 'cache') notes.push(`read from the dual-logging cache (${plan.current}): the ${plan.driver} driver itself sent the logs elsewhere`);
   const problems: Problem[] = [];
   const files: LogFileUse[] = [];
@@ -114,7 +119,12 @@ export async function readContainerLogs(store: LogSource, q: string, o: LogsOpti
     let stop = false;
     for (const r of rotatedFiles(store.fs, plan, o.allRotated === true)) {
       if (stop) {
-        files.push({ file: r.rel, compressed: r.compressed, read: false, skipped: 'an older compressed rotation ended before --since, and dockerd 20.10 stops there (--all-rotated reads it)' });
+        files.push({
+          file: r.rel,
+          compressed: r.compressed,
+          read: false,
+          skipped: 'an older compressed rotation ended before --since, and dockerd 20.10 stops there (--all-rotated reads it)',
+        });
         continue;
       }
       if (r.compressed && o.since !== undefined && o.allRotated !== true) {
@@ -130,7 +140,12 @@ export async function readContainerLogs(store: LogSource, q: string, o: LogsOpti
           }
           if (last !== undefined && before(last, o.since)) {
             stop = true;
-            files.push({ file: r.rel, compressed: true, read: false, skipped: `its last entry (${v2s(last)}) is before --since: dockerd 20.10 stops reading rotations here (--all-rotated reads it and the newer ones)` });
+            files.push({
+              file: r.rel,
+              compressed: true,
+              read: false,
+              skipped: `its last entry (${v2s(last)}) is before --since: dockerd 20.10 stops reading rotations here (--all-rotated reads it and the newer ones)`,
+            });
             continue;
           }
         }
@@ -143,7 +158,13 @@ export async function readContainerLogs(store: LogSource, q: string, o: LogsOpti
     }
     if (!o.allRotated) {
       const extra = rotatedFiles(store.fs, plan, true).filter((r) => !files.some((x) => x.file === r.rel));
-      for (const r of extra) files.push({ file: r.rel, compressed: r.compressed, read: false, skipped: `rotation ${r.index} is beyond max-file (${plan.maxFiles}): dockerd does not read it (--all-rotated does)` });
+      for (const r of extra)
+        files.push({
+          file: r.rel,
+          compressed: r.compressed,
+          read: false,
+          skipped: `rotation ${r.index} is beyond max-file (${plan.maxFiles}): dockerd does not read it (--all-rotated does)`,
+        });
     }
     const cur = store.fs.openFile(plan.current, 'log file');
     if (cur !== undefined) {
@@ -218,7 +239,14 @@ async function applyTail(sources: Source[], plan: LogPlan, req: number, maxDecom
   }
 }
 
-async function* decodeAll(sources: Source[], plan: LogPlan, o: LogsOptions, problems: Problem[], maxDecompressed: number, opened: OpenFile[]): AsyncGenerator<LogRecord[]> {
+async function* decodeAll(
+  sources: Source[],
+  plan: LogPlan,
+  o: LogsOptions,
+  problems: Problem[],
+  maxDecompressed: number,
+  opened: OpenFile[],
+): AsyncGenerator<LogRecord[]> {
   try {
     for (const s of sources) {
       if (s.end <= s.start) continue;
@@ -264,7 +292,13 @@ async function* jsonRecords(s: Source, problems: Problem[], maxDecompressed: num
         if (it.bytes.every((c) => c === 0x20 || c === 0x09 || c === 0x0d)) continue;
         const d = decodeJsonLogLine(it.bytes);
         if (!d.ok) {
-          problems.push(problem(it.terminated ? 'LOG_LINE_INVALID' : 'LOG_LINE_TRUNCATED', `${it.terminated ? '' : 'the last line is cut short: '}offset ${it.offset}: ${d.message}`, s.file));
+          problems.push(
+            problem(
+              it.terminated ? 'LOG_LINE_INVALID' : 'LOG_LINE_TRUNCATED',
+              `${it.terminated ? '' : 'the last line is cut short: '}offset ${it.offset}: ${d.message}`,
+              s.file,
+            ),
+          );
           continue;
         }
         out.push({ stream: d.line.stream, time: d.line.time, line: d.line.log, attrs: d.line.attrs, file: s.file, offset: it.offset });
@@ -289,16 +323,35 @@ async function* localRecords(s: Source, problems: Problem[], maxDecompressed: nu
         }
         if (it.kind === 'too-large') {
           if (out.length > 0) yield out;
-          problems.push(problem('LOG_RECORD_TOO_LARGE', `the record at offset ${it.offset} claims ${it.size} bytes, more than dockerd's 1000000: dockerd stops reading here, and so does dataroot for this file`, s.file));
+          problems.push(
+            problem(
+              'LOG_RECORD_TOO_LARGE',
+              `the record at offset ${it.offset} claims ${it.size} bytes, more than dockerd's 1000000: dockerd stops reading here, and so does dataroot for this file`,
+              s.file,
+            ),
+          );
           return;
         }
         if (it.kind === 'truncated') {
           if (out.length > 0) yield out;
-          problems.push(problem('LOG_RECORD_TRUNCATED', `the file ends inside a record at offset ${it.offset} (${it.have} of ${it.need} bytes): dockerd ignores it`, s.file));
+          problems.push(
+            problem(
+              'LOG_RECORD_TRUNCATED',
+              `the file ends inside a record at offset ${it.offset} (${it.have} of ${it.need} bytes): dockerd ignores it`,
+              s.file,
+            ),
+          );
           return;
         }
         if (s.compressed && n++ < s.skip) continue;
-        if (it.footerMismatch) problems.push(problem('LOG_FRAME_MISMATCH', `the record at offset ${it.offset} has a footer that differs from its size (dockerd reads it forwards anyway; --tail would fail on it)`, s.file));
+        if (it.footerMismatch)
+          problems.push(
+            problem(
+              'LOG_FRAME_MISMATCH',
+              `the record at offset ${it.offset} has a footer that differs from its size (dockerd reads it forwards anyway; --tail would fail on it)`,
+              s.file,
+            ),
+          );
         let e;
         try {
           e = decodeLogEntry(it.message);
@@ -308,7 +361,15 @@ async function* localRecords(s: Source, problems: Problem[], maxDecompressed: nu
           continue;
         }
         const line = e.partial ? e.line : appendNewline(e.line);
-        out.push({ stream: e.source, time: instantFromNanos(e.timeNano), line, attrs: [], ...(e.partialMeta !== undefined && e.partial ? { partial: e.partialMeta } : {}), file: s.file, offset: it.offset });
+        out.push({
+          stream: e.source,
+          time: instantFromNanos(e.timeNano),
+          line,
+          attrs: [],
+          ...(e.partialMeta !== undefined && e.partial ? { partial: e.partialMeta } : {}),
+          file: s.file,
+          offset: it.offset,
+        });
       }
       if (out.length > 0) yield out;
     }

@@ -59,20 +59,34 @@ function overlayLinks(store: Store, id: string): string[] {
   const fs = store.fs;
   const read = (f: string): string | undefined => fs.readText(`${home}/${id}/${f}`, { max: LIMITS.meta, what: f })?.trim();
   const own = read('link');
-  if (own === undefined || !LINK_ID.test(own)) throw new DatarootError('OVERLAY_LINK_INVALID', `${home}/${id}/link is ${own === undefined ? 'missing' : JSON.stringify(own.slice(0, 80))}, not a 26-character l/ name`, { file: store.shown(`${home}/${id}/link`) });
+  if (own === undefined || !LINK_ID.test(own))
+    throw new DatarootError(
+      'OVERLAY_LINK_INVALID',
+      `${home}/${id}/link is ${own === undefined ? 'missing' : JSON.stringify(own.slice(0, 80))}, not a 26-character l/ name`,
+      { file: store.shown(`${home}/${id}/link`) },
+    );
   const lower = read('lower');
   const entries = [`l/${own}`, ...(lower === undefined || lower === '' ? [] : lower.split(':'))];
   for (const e of entries) {
-    if (!LOWER_ENTRY.test(e)) throw new DatarootError('OVERLAY_LOWER_INVALID', `${home}/${id}/lower names ${JSON.stringify(e.slice(0, 80))}, not an l/ link`, { file: store.shown(`${home}/${id}/lower`) });
+    if (!LOWER_ENTRY.test(e))
+      throw new DatarootError('OVERLAY_LOWER_INVALID', `${home}/${id}/lower names ${JSON.stringify(e.slice(0, 80))}, not an l/ link`, {
+        file: store.shown(`${home}/${id}/lower`),
+      });
     const target = fs.readlink(`${home}/${e}`);
-    if (target === undefined) throw new DatarootError('OVERLAY_LINK_BROKEN', `${home}/${e} is not a symlink: the mount would fail`, { file: store.shown(`${home}/${e}`) });
+    if (target === undefined)
+      throw new DatarootError('OVERLAY_LINK_BROKEN', `${home}/${e} is not a symlink: the mount would fail`, { file: store.shown(`${home}/${e}`) });
     const m = LINK_TARGET.exec(target);
-    if (m === null || !MOUNT_ID.test(m[1]!)) throw new DatarootError('SYMLINK_OUT_OF_ROOT', `${home}/${e} points to ${JSON.stringify(target)}, not ../<layer id>/diff: it is not mounted`, { file: store.shown(`${home}/${e}`), target });
+    if (m === null || !MOUNT_ID.test(m[1]!))
+      throw new DatarootError('SYMLINK_OUT_OF_ROOT', `${home}/${e} points to ${JSON.stringify(target)}, not ../<layer id>/diff: it is not mounted`, {
+        file: store.shown(`${home}/${e}`),
+        target,
+      });
     // The kernel follows the link and then the path: both components must be real directories.
     for (const d of [`${home}/${m[1]}`, `${home}/${m[1]}/diff`]) {
       const k = fs.kind(d);
       if (k === 'symlink') throw fs.symlinkError(d);
-      if (k !== 'dir') throw new DatarootError('LAYER_DIR_MISSING', `${d} (through ${home}/${e}) is ${k === 'missing' ? 'missing' : `a ${k}`}`, { file: store.shown(d) });
+      if (k !== 'dir')
+        throw new DatarootError('LAYER_DIR_MISSING', `${d} (through ${home}/${e}) is ${k === 'missing' ? 'missing' : `a ${k}`}`, { file: store.shown(d) });
     }
   }
   return entries;
@@ -97,7 +111,9 @@ function initSteps(layers: readonly ViewLayer[], v: VirtualLayer, dir: string): 
   const below = layers.slice(1);
   // The top layer's root directory gives the view's root its attributes: those of the image's root.
   const root = below.length > 0 ? resolveInView(below, '').found?.stat : undefined;
-  const steps: Step[] = [{ op: 'mkdir', path: dir, mode: (root?.mode ?? 0o755) & 0o7777, uid: root?.uid ?? 0, gid: root?.gid ?? 0, mtimeMs: root?.mtimeMs ?? 0, opaque: false }];
+  const steps: Step[] = [
+    { op: 'mkdir', path: dir, mode: (root?.mode ?? 0o755) & 0o7777, uid: root?.uid ?? 0, gid: root?.gid ?? 0, mtimeMs: root?.mtimeMs ?? 0, opaque: false },
+  ];
   const walk = (n: VirtualNode & { children: Map<string, VirtualNode> }, rel: string): void => {
     for (const [name, c] of [...n.children].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const p = rel === '' ? name : `${rel}/${name}`;
@@ -106,7 +122,15 @@ function initSteps(layers: readonly ViewLayer[], v: VirtualLayer, dir: string): 
         // A directory that exists below: the same attributes, so that the view shows them.
         const r = resolveInView(below, p);
         const st = r.found !== undefined && isDirStat(r.found.stat) ? r.found.stat : undefined;
-        steps.push({ op: 'mkdir', path: abs, mode: (st?.mode ?? 0o755) & 0o7777, uid: st?.uid ?? 0, gid: st?.gid ?? 0, mtimeMs: st?.mtimeMs ?? 0, opaque: false });
+        steps.push({
+          op: 'mkdir',
+          path: abs,
+          mode: (st?.mode ?? 0o755) & 0o7777,
+          uid: st?.uid ?? 0,
+          gid: st?.gid ?? 0,
+          mtimeMs: st?.mtimeMs ?? 0,
+          opaque: false,
+        });
         walk(c, p);
       } else if (c.kind === 'dir') {
         steps.push({ op: 'mkdir', path: abs, mode: c.stat.mode & 0o7777, uid: 0, gid: 0, mtimeMs: c.stat.mtimeMs, opaque: true });
@@ -125,7 +149,10 @@ export function planMount(store: Store, t: Target, target: string, runDir: strin
   const driver = store.driver;
   if (a.content === 'none') throw contentUnsupported(store);
   if (driver === 'aufs') {
-    throw new DatarootError('MOUNT_AUFS_UNSUPPORTED', 'an aufs root needs the aufs module to mount, and overlay over aufs layers would show their .wh. whiteout files as files: use dataroot export -o DIR');
+    throw new DatarootError(
+      'MOUNT_AUFS_UNSUPPORTED',
+      'an aufs root needs the aufs module to mount, and overlay over aufs layers would show their .wh. whiteout files as files: use dataroot export -o DIR',
+    );
   }
   const stateDir = stateDirFor(runDir, target);
   const problems: Problem[] = [];
@@ -183,7 +210,8 @@ export function planMount(store: Store, t: Target, target: string, runDir: strin
   // Relative to the root where they are its directories, so that the options stay short.
   const rel = [...(init !== undefined ? [init] : []), ...dirs];
   steps.push({ op: 'mount', type: 'overlay', cwd: rootAbs, source: 'overlay', options: `${FLAGS},lowerdir=${rel.join(':')}`, target });
-  if (Buffer.byteLength(rel.join(':')) + 40 > MOUNT_DATA_MAX) throw new DatarootError('MOUNT_TOO_MANY_LAYERS', 'the layer list does not fit the mount options: use export -o DIR');
+  if (Buffer.byteLength(rel.join(':')) + 40 > MOUNT_DATA_MAX)
+    throw new DatarootError('MOUNT_TOO_MANY_LAYERS', 'the layer list does not fit the mount options: use export -o DIR');
   return plan('overlay', dirs.length);
 }
 

@@ -95,7 +95,8 @@ export async function pack(o: PackOptions): Promise<PackResult> {
     const images = [];
     for (const [i, img] of o.images.entries()) {
       const what = o.images.length > 1 ? `image ${i + 1}: ` : '';
-      if (img.history.length > img.layers.length) throw new DatarootError('USAGE_TOO_MANY_HISTORY', `${what}${img.history.length} --history values for ${img.layers.length} layers`);
+      if (img.history.length > img.layers.length)
+        throw new DatarootError('USAGE_TOO_MANY_HISTORY', `${what}${img.history.length} --history values for ${img.layers.length} layers`);
       const layers: BuiltLayer[] = [];
       for (const spec of img.layers) layers.push(await build(spec));
       const diffIds = layers.map((l) => l.diffId);

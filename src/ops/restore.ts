@@ -1,4 +1,18 @@
-import { chmodSync, closeSync, constants, existsSync, lchownSync, linkSync, mkdirSync, statSync, openSync, readdirSync, rmdirSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  lchownSync,
+  linkSync,
+  mkdirSync,
+  statSync,
+  openSync,
+  readdirSync,
+  rmdirSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { entryPathBytes, entryPathProblem, type ManifestEntry } from '../formats/snapstore/manifest.js';
@@ -42,7 +56,8 @@ export interface RestoreOptions {
 }
 
 export async function restoreSnapshot(store: SnapshotStore, snap: RegisteredSnapshot, to: string, o: RestoreOptions): Promise<RestoreResult> {
-  if (!nativeAvailable()) throw new DatarootError('IO_NATIVE_UNAVAILABLE', "restore needs dataroot's native addon (owners, devices, xattrs and times; see dataroot info)");
+  if (!nativeAvailable())
+    throw new DatarootError('IO_NATIVE_UNAVAILABLE', "restore needs dataroot's native addon (owners, devices, xattrs and times; see dataroot info)");
   const existed = checkTarget(to, o.force);
   const plan = planRestore(store.readManifest(snap).entries(), to);
   checkObjects(store, plan);
@@ -55,8 +70,10 @@ function checkTarget(to: string, force: boolean): boolean {
   if (!existsSync(to)) return false;
   const st = statSync(to); // the target the user named (a symlink to a directory is followed, as before)
   if (!st.isDirectory()) throw new DatarootError('RESTORE_TARGET_INVALID', `${to} exists and is not a directory`, { file: to });
-  if (probeLock(`${to}/${LAYOUT.volumesDb}`) === 'held') throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${to}: stop it first (restore never writes under a live daemon)`, { file: to });
-  if (readdirSync(to).length > 0 && !force) throw new DatarootError('RESTORE_TARGET_NOT_EMPTY', `${to} is not empty (--force replaces its content)`, { file: to });
+  if (probeLock(`${to}/${LAYOUT.volumesDb}`) === 'held')
+    throw new DatarootError('STORE_DAEMON_RUNNING', `a running daemon holds ${to}: stop it first (restore never writes under a live daemon)`, { file: to });
+  if (readdirSync(to).length > 0 && !force)
+    throw new DatarootError('RESTORE_TARGET_NOT_EMPTY', `${to} is not empty (--force replaces its content)`, { file: to });
   return true;
 }
 
@@ -91,7 +108,12 @@ export function planRestore(entries: ManifestEntry[], to: string): Planned[] {
       if (i === 0) throw unsafe('RESTORE_PATH_UNSAFE', e, 'comes before the root');
       const slash = raw.lastIndexOf('/');
       const parent = slash < 0 ? '' : raw.slice(0, slash);
-      if (!dirs.has(parent)) throw unsafe('RESTORE_PARENT_NOT_DIR', e, `lies under ${JSON.stringify(parent)}, which is not a directory of the snapshot written before it (a symlink or a file cannot be written through)`);
+      if (!dirs.has(parent))
+        throw unsafe(
+          'RESTORE_PARENT_NOT_DIR',
+          e,
+          `lies under ${JSON.stringify(parent)}, which is not a directory of the snapshot written before it (a symlink or a file cannot be written through)`,
+        );
     }
     if (raws.has(raw)) throw unsafe('RESTORE_PATH_DUPLICATE', e, 'is listed twice');
     raws.add(raw);
@@ -109,7 +131,8 @@ export function planRestore(entries: ManifestEntry[], to: string): Planned[] {
 function firstOfLink(e: ManifestEntry, seen: Map<string, Planned>): string | Buffer {
   const first = seen.get(e.link!)?.e;
   if (first === undefined) throw unsafe('RESTORE_LINK_INVALID', e, `is a hard link to ${JSON.stringify(e.link)}, which no earlier entry of the snapshot is`);
-  if (first.type === 'dir' || first.link !== undefined) throw unsafe('RESTORE_LINK_INVALID', e, `is a hard link to ${JSON.stringify(e.link)}, which is ${first.type === 'dir' ? 'a directory' : 'itself a link'}`);
+  if (first.type === 'dir' || first.link !== undefined)
+    throw unsafe('RESTORE_LINK_INVALID', e, `is a hard link to ${JSON.stringify(e.link)}, which is ${first.type === 'dir' ? 'a directory' : 'itself a link'}`);
   return seen.get(e.link!)!.abs;
 }
 
@@ -120,7 +143,8 @@ function firstOfLink(e: ManifestEntry, seen: Map<string, Planned>): string | Buf
 function checkObjects(store: SnapshotStore, plan: Planned[]): void {
   for (const { e } of plan) {
     if (e.type !== 'file' || e.link !== undefined || e.sha256 === undefined) continue;
-    if (e.stored !== true) throw new DatarootError('SNAPSHOT_CONTENT_NOT_STORED', `${e.path} was recorded with --metadata-only: the snapshot cannot be restored`, { file: e.path });
+    if (e.stored !== true)
+      throw new DatarootError('SNAPSHOT_CONTENT_NOT_STORED', `${e.path} was recorded with --metadata-only: the snapshot cannot be restored`, { file: e.path });
     for (const _ of store.read(e.sha256, e.path)) void _;
   }
 }
@@ -181,7 +205,7 @@ async function writeTree(store: SnapshotStore, snap: RegisteredSnapshot, to: str
         result.files++;
         break;
       case 'symlink':
-        symlinkSync(e.targetBase64 !== undefined ? Buffer.from(e.targetBase64, 'base64') : e.target ?? '', abs);
+        symlinkSync(e.targetBase64 !== undefined ? Buffer.from(e.targetBase64, 'base64') : (e.target ?? ''), abs);
         break;
       case 'char':
       case 'block':

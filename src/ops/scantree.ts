@@ -1,8 +1,31 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { contentKind, identityLine, volatileLine, volatileOf, volatileTemplate, type ContentKind, type EntryType, type ManifestEntry } from '../formats/snapstore/manifest.js';
-import { batchPath, contentThreads, DirListing, fileBatch, LiveResults, listXattrs, nativeAvailable, packFiles, type FileBatch, scanDir, scanTree as scanTreeNative, type TreeScan, type TreeXattrs } from '../io/native.js';
+import {
+  contentKind,
+  identityLine,
+  volatileLine,
+  volatileOf,
+  volatileTemplate,
+  type ContentKind,
+  type EntryType,
+  type ManifestEntry,
+} from '../formats/snapstore/manifest.js';
+import {
+  batchPath,
+  contentThreads,
+  DirListing,
+  fileBatch,
+  LiveResults,
+  listXattrs,
+  nativeAvailable,
+  packFiles,
+  type FileBatch,
+  scanDir,
+  scanTree as scanTreeNative,
+  type TreeScan,
+  type TreeXattrs,
+} from '../io/native.js';
 import { devParts } from '../io/walk.js';
 import { isCarried, type CarriedEntry, type ManifestLines, type ManifestLinesAhead } from '../store/snapshots/manifest.js';
 import type { FileContent, PackWriter } from '../store/snapshots/packwriter.js';
@@ -113,8 +136,12 @@ export class Previous {
  * the previous snapshot does not already describe, handing new content to the pack. Hard links
  * are recorded once, with `link` on the others.
  */
-export async function scanTree(root: string, o: ScanOptions): Promise<{ entries: (ManifestEntry | CarriedEntry)[]; stats: ScanStats; lines?: ManifestLinesAhead }> {
-  if (o.pack !== undefined && !nativeAvailable()) throw new DatarootError('IO_NATIVE_UNAVAILABLE', "storing contents needs dataroot's native addon (see dataroot info)");
+export async function scanTree(
+  root: string,
+  o: ScanOptions,
+): Promise<{ entries: (ManifestEntry | CarriedEntry)[]; stats: ScanStats; lines?: ManifestLinesAhead }> {
+  if (o.pack !== undefined && !nativeAvailable())
+    throw new DatarootError('IO_NATIVE_UNAVAILABLE', "storing contents needs dataroot's native addon (see dataroot info)");
   const scan = new Scan(root, o);
   const early = scan.walk();
   o.onWalked?.();
@@ -192,7 +219,11 @@ class Scan {
       if (prevs === undefined) return scanTreeNative(this.root, { xattrs: this.xattrs, files, volatileTemplate: VOLATILE_TEMPLATE });
       const [text, vol] = prevs.lines.parts();
       const identity = text.subarray(prevs.lines.idStart, prevs.lines.idEnd);
-      const tree = scanTreeNative(this.root, { previous: { identity, volatile: vol, carry: prevs.carry }, xattrs: this.xattrs, volatileTemplate: VOLATILE_TEMPLATE });
+      const tree = scanTreeNative(this.root, {
+        previous: { identity, volatile: vol, carry: prevs.carry },
+        xattrs: this.xattrs,
+        volatileTemplate: VOLATILE_TEMPLATE,
+      });
       return tree === undefined ? undefined : { ...tree, identity };
     } catch (e) {
       throw vanished((e as DatarootError).details?.['file']?.toString() ?? this.root, e);
@@ -220,7 +251,13 @@ class Scan {
         const count = ops.readUInt32LE(at + 17);
         const run = { count, files: ops.readUInt32LE(at + 21), bytes: ops.readUInt32LE(at + 25) + ops.readUInt32LE(at + 29) * 0x100000000 };
         const carried = identity!.subarray(ops.readUInt32LE(at + 1), ops.readUInt32LE(at + 5));
-        this.walked.push({ entry: { carried, volatile: vol.subarray(ops.readUInt32LE(at + 9), ops.readUInt32LE(at + 13)), count }, abs: '', type: 'dir', size: 0, run });
+        this.walked.push({
+          entry: { carried, volatile: vol.subarray(ops.readUInt32LE(at + 9), ops.readUInt32LE(at + 13)), count },
+          abs: '',
+          type: 'dir',
+          size: 0,
+          run,
+        });
         this.stats.reused += run.files;
         at += 33;
         n += count - 1;
@@ -253,7 +290,7 @@ class Scan {
     }
     // As the walk here names it: each name as UTF-8 when it is, else as latin1.
     const names: string[] = [];
-    for (let p = 0; p <= relBytes.length; ) {
+    for (let p = 0; p <= relBytes.length;) {
       let q = relBytes.indexOf(0x2f, p);
       if (q < 0) q = relBytes.length;
       const c = relBytes.subarray(p, q);
@@ -274,9 +311,11 @@ class Scan {
       const { name, bytes, utf8 } = childName(children, k);
       const childRel = rel === '' ? name : `${rel}/${name}`;
       if (this.exclude.length > 0 && matchesAny(childRel, this.exclude)) continue;
-      const childRaw = relRaw !== undefined || !utf8 ? Buffer.concat([relRaw ?? Buffer.from(rel, 'utf8'), ...(rel === '' ? [] : [Buffer.from('/')]), bytes()]) : undefined;
+      const childRaw =
+        relRaw !== undefined || !utf8 ? Buffer.concat([relRaw ?? Buffer.from(rel, 'utf8'), ...(rel === '' ? [] : [Buffer.from('/')]), bytes()]) : undefined;
       const sep = typeof abs === 'string' && !abs.endsWith('/') ? '/' : '';
-      const childAbs = typeof abs === 'string' && utf8 ? `${abs}${sep}${name}` : Buffer.concat([Buffer.isBuffer(abs) ? abs : Buffer.from(abs), Buffer.from('/'), bytes()]);
+      const childAbs =
+        typeof abs === 'string' && utf8 ? `${abs}${sep}${name}` : Buffer.concat([Buffer.isBuffer(abs) ? abs : Buffer.from(abs), Buffer.from('/'), bytes()]);
       if (children.listing !== undefined) this.visit(childAbs, childRel, childRaw, children.listing, k);
       else this.visit(childAbs, childRel, childRaw, lstatOf(childAbs, bytes()), 0);
     }
@@ -314,7 +353,14 @@ class Scan {
     if (type === 'symlink') this.describeTarget(abs, entry);
     if (type !== 'dir' && nlink > 1) this.describeLink(entry, `${dev}:${ino}`);
     const prev = this.o.previous?.entry(rel);
-    const unchanged = prev !== undefined && prev.type === type && prev.size === entry.size && prev.mtime === entry.mtime && prev.ctime === entry.ctime && prev.ino === entry.ino && prev.dev === entry.dev;
+    const unchanged =
+      prev !== undefined &&
+      prev.type === type &&
+      prev.size === entry.size &&
+      prev.mtime === entry.mtime &&
+      prev.ctime === entry.ctime &&
+      prev.ino === entry.ino &&
+      prev.dev === entry.dev;
     // The native scan listed every entry's attributes already: taken in order, used or not.
     const scanned = listed?.next(abs.toString());
     if (unchanged && prev.xattrs !== undefined) entry.xattrs = prev.xattrs;
@@ -411,10 +457,15 @@ class Scan {
       return undefined;
     }
     const keep = todo.files.map((w) => this.o.pack !== undefined && !matchesAny((w.entry as ManifestEntry).path, this.metaOnly));
-    const same = early !== undefined && early.sizes.length / 8 === todo.files.length && todo.files.every((w, i) => w.size === u64At(early.sizes, i) && keep[i] === (this.o.pack !== undefined));
+    const same =
+      early !== undefined &&
+      early.sizes.length / 8 === todo.files.length &&
+      todo.files.every((w, i) => w.size === u64At(early.sizes, i) && keep[i] === (this.o.pack !== undefined));
     if (early !== undefined && !same) await early.results.catch(() => undefined);
     const lines = same && this.o.linesAhead === true ? await linesAhead(this.walked, todo, early, this.o.pack !== undefined) : undefined;
-    const results = same ? await early.results : await this.startNative(fileBatch(todo.files.map((w, i) => ({ abs: w.abs, keep: keep[i]! }))), todo.totalBytes, this.stats.files - todo.files.length);
+    const results = same
+      ? await early.results
+      : await this.startNative(fileBatch(todo.files.map((w, i) => ({ abs: w.abs, keep: keep[i]! }))), todo.totalBytes, this.stats.files - todo.files.length);
     todo.files.forEach((w, i) => {
       this.record(w.entry as ManifestEntry, results[i]!);
       if (this.o.pack !== undefined) (w.entry as ManifestEntry).stored = keep[i]!;
@@ -462,10 +513,16 @@ class Scan {
   private async startNative(batch: FileBatch, totalBytes: number, filesBefore: number, live?: LiveResults): Promise<FileContent[]> {
     const o = this.o;
     const progress = new Float64Array(2);
-    const timer = o.onProgress !== undefined ? setInterval(() => o.onProgress!({ files: filesBefore + progress[0]!, bytes: progress[1]!, totalBytes }), 100) : undefined;
+    const timer =
+      o.onProgress !== undefined ? setInterval(() => o.onProgress!({ files: filesBefore + progress[0]!, bytes: progress[1]!, totalBytes }), 100) : undefined;
     try {
       if (o.pack !== undefined) return await o.pack.files(batch, progress, live);
-      const r = await packFiles(batch, undefined, { tables: [], stride: 32 }, { level: 1, threads: contentThreads(), progress, ...(live !== undefined ? { live } : {}) });
+      const r = await packFiles(
+        batch,
+        undefined,
+        { tables: [], stride: 32 },
+        { level: 1, threads: contentThreads(), progress, ...(live !== undefined ? { live } : {}) },
+      );
       return r.results.map((f) => ({ hex: f.sha256, size: f.size, kind: f.kind }));
     } catch (err) {
       if (err instanceof DatarootError) throw err;
@@ -678,5 +735,9 @@ function u64At(b: Buffer, i: number): number {
 
 function vanished(abs: string | Buffer, e: unknown): DatarootError {
   const code = (e as NodeJS.ErrnoException).code?.replace(/^IO_/, '');
-  return new DatarootError('SNAPSHOT_SOURCE_CHANGED', `${abs.toString()} ${code === 'ENOENT' ? 'disappeared' : `cannot be read (${code ?? (e as Error).message})`} while the snapshot was taken`, { file: abs.toString() });
+  return new DatarootError(
+    'SNAPSHOT_SOURCE_CHANGED',
+    `${abs.toString()} ${code === 'ENOENT' ? 'disappeared' : `cannot be read (${code ?? (e as Error).message})`} while the snapshot was taken`,
+    { file: abs.toString() },
+  );
 }

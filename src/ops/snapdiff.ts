@@ -194,7 +194,13 @@ function worthReading(e: ManifestEntry | undefined): boolean {
 }
 
 /** detailOf with the contents read only when one of the two files may be JSON, BoltDB, gzip or text. */
-function detailFor(path: string, left: DiffSideData | undefined, right: DiffSideData | undefined, le: ManifestEntry | undefined, re: ManifestEntry | undefined): Detail | undefined {
+function detailFor(
+  path: string,
+  left: DiffSideData | undefined,
+  right: DiffSideData | undefined,
+  le: ManifestEntry | undefined,
+  re: ManifestEntry | undefined,
+): Detail | undefined {
   if (!worthReading(le) && !worthReading(re)) return detailOf(path, undefined, undefined, le, re);
   return detailOf(path, le !== undefined ? left?.content(le) : undefined, re !== undefined ? right?.content(re) : undefined, le, re);
 }
@@ -275,7 +281,14 @@ const empty = (): { added: string[]; removed: string[]; changed: string[] } => (
 
 /** The change in Docker's terms, from the paths and the semantic details. */
 function dockerSummary(entries: EntryDiff[]): Omit<DockerSummary, 'buildCache'> {
-  const s: Omit<DockerSummary, 'buildCache'> = { images: empty(), tags: empty(), layers: { added: [], removed: [] }, containers: empty(), volumes: empty(), networks: empty() };
+  const s: Omit<DockerSummary, 'buildCache'> = {
+    images: empty(),
+    tags: empty(),
+    layers: { added: [], removed: [] },
+    containers: empty(),
+    volumes: empty(),
+    networks: empty(),
+  };
   const put = (l: { added: string[]; removed: string[]; changed?: string[] }, change: EntryChange, id: string): void => {
     const list = change === 'added' ? l.added : change === 'removed' ? l.removed : l.changed;
     if (list !== undefined && !list.includes(id)) list.push(id);
@@ -283,10 +296,13 @@ function dockerSummary(entries: EntryDiff[]): Omit<DockerSummary, 'buildCache'> 
   for (const e of entries) {
     let m: RegExpExecArray | null;
     if ((m = /^image\/[^/]+\/imagedb\/content\/sha256\/([a-f0-9]{64})$/.exec(e.path)) !== null) put(s.images, e.change, `sha256:${m[1]}`);
-    else if ((m = /^image\/[^/]+\/layerdb\/sha256\/([a-f0-9]{64})$/.exec(e.path)) !== null && (e.change === 'added' || e.change === 'removed')) put(s.layers, e.change, `sha256:${m[1]}`);
+    else if ((m = /^image\/[^/]+\/layerdb\/sha256\/([a-f0-9]{64})$/.exec(e.path)) !== null && (e.change === 'added' || e.change === 'removed'))
+      put(s.layers, e.change, `sha256:${m[1]}`);
     else if ((m = /^containers\/([a-f0-9]{64})$/.exec(e.path)) !== null && (e.change === 'added' || e.change === 'removed')) put(s.containers, e.change, m[1]!);
-    else if ((m = /^containers\/([a-f0-9]{64})\//.exec(e.path)) !== null && !entries.some((x) => x.path === `containers/${m![1]}` && x.change === 'added')) put(s.containers, 'modified', m[1]!);
-    else if ((m = /^volumes\/([^/]+)$/.exec(e.path)) !== null && e.type === 'dir' && (e.change === 'added' || e.change === 'removed')) put(s.volumes, e.change, m[1]!);
+    else if ((m = /^containers\/([a-f0-9]{64})\//.exec(e.path)) !== null && !entries.some((x) => x.path === `containers/${m![1]}` && x.change === 'added'))
+      put(s.containers, 'modified', m[1]!);
+    else if ((m = /^volumes\/([^/]+)$/.exec(e.path)) !== null && e.type === 'dir' && (e.change === 'added' || e.change === 'removed'))
+      put(s.volumes, e.change, m[1]!);
     if (/^image\/[^/]+\/repositories\.json$/.test(e.path) && e.detail?.kind === 'json') {
       for (const c of e.detail.changes) {
         const t = /^Repositories\.(?:"[^"]*"|[A-Za-z_][A-Za-z0-9_]*)\.(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z0-9_]*))$/.exec(c.path);
@@ -299,7 +315,8 @@ function dockerSummary(entries: EntryDiff[]): Omit<DockerSummary, 'buildCache'> 
     if (e.detail?.kind === 'bolt') {
       if (isMetaDbPath(e.path)) containerdSummary(e.detail.changes, s);
       for (const c of e.detail.changes) {
-        if (e.path === 'volumes/metadata.db' && c.path[0] === 'volumes' && c.path.length === 1) put(s.volumes, c.change === 'changed' ? 'modified' : c.change, c.key);
+        if (e.path === 'volumes/metadata.db' && c.path[0] === 'volumes' && c.path.length === 1)
+          put(s.volumes, c.change === 'changed' ? 'modified' : c.change, c.key);
         const n = /^docker\/network\/v1\.0\/network\/([a-f0-9]+)\/$/.exec(c.key);
         if (e.path === 'network/files/local-kv.db' && n !== null) {
           const v = (c.right ?? c.left) as { json?: { name?: string } } | undefined;
@@ -325,7 +342,8 @@ export async function diffSides(left: DiffSideData, right: DiffSideData, o: { ti
     if (e.type === 'file' && e.link === undefined) {
       d.detail = detailFor(e.path, left, right, side === 'removed' ? e : undefined, side === 'added' ? e : undefined)!;
     }
-    if (e.type === 'char' || e.type === 'block') d.fields = { rdev: side === 'added' ? { left: undefined, right: e.rdev } : { left: e.rdev, right: undefined } };
+    if (e.type === 'char' || e.type === 'block')
+      d.fields = { rdev: side === 'added' ? { left: undefined, right: e.rdev } : { left: e.rdev, right: undefined } };
     if (e.type === 'symlink') d.fields = { target: side === 'added' ? { left: undefined, right: e.target } : { left: e.target, right: undefined } };
     entries.push(d);
   };
@@ -335,7 +353,9 @@ export async function diffSides(left: DiffSideData, right: DiffSideData, o: { ti
       entries.push({ path: a.path, change: 'type-changed', type: b.type, fields: { type: { left: a.type, right: b.type } } });
       return;
     }
-    const contentChanged = (a.type === 'file' && a.link === undefined && b.link === undefined && a.sha256 !== b.sha256) || (a.type === 'symlink' && (a.target !== b.target || a.targetBase64 !== b.targetBase64));
+    const contentChanged =
+      (a.type === 'file' && a.link === undefined && b.link === undefined && a.sha256 !== b.sha256) ||
+      (a.type === 'symlink' && (a.target !== b.target || a.targetBase64 !== b.targetBase64));
     const fields = metaFields(a, b, o.times);
     if (contentChanged) {
       const d: EntryDiff = { path: a.path, change: 'modified', type: a.type };
@@ -417,7 +437,14 @@ export async function diffSides(left: DiffSideData, right: DiffSideData, o: { ti
   }
   const counts: Record<EntryChange, number> = { added: 0, removed: 0, modified: 0, 'type-changed': 0, 'metadata-changed': 0 };
   for (const e of entries) counts[e.change]++;
-  return { left: left.label, right: right.label, equal: entries.length === 0, summary: { ...dockerSummary(entries), buildCache: buildCacheSummary(left, right) }, counts, entries };
+  return {
+    left: left.label,
+    right: right.label,
+    equal: entries.length === 0,
+    summary: { ...dockerSummary(entries), buildCache: buildCacheSummary(left, right) },
+    counts,
+    entries,
+  };
 }
 
 /** The build-cache records a side lists (from its metadata_v2.db alone), or null without one. */
@@ -438,7 +465,12 @@ function buildCacheIds(side: DiffSideData): string[] | null {
   try {
     const { items } = readMetaItems(BoltFile.open(new BufferSource(b), { file: METADATA_V2 }), METADATA_V2);
     // The content store is not consulted: a lazy record counts as listed.
-    return usageEntries(loadRecords(items.filter((it) => it.invalid === undefined), () => true).records).map((u) => u.id);
+    return usageEntries(
+      loadRecords(
+        items.filter((it) => it.invalid === undefined),
+        () => true,
+      ).records,
+    ).map((u) => u.id);
   } catch (err) {
     if (err instanceof DatarootError) return null;
     throw err;
@@ -450,5 +482,10 @@ function buildCacheSummary(left: DiffSideData, right: DiffSideData): DockerSumma
   const r = buildCacheIds(right);
   const ls = new Set(l ?? []);
   const rs = new Set(r ?? []);
-  return { left: l?.length ?? null, right: r?.length ?? null, added: [...rs].filter((x) => !ls.has(x)).sort(), removed: [...ls].filter((x) => !rs.has(x)).sort() };
+  return {
+    left: l?.length ?? null,
+    right: r?.length ?? null,
+    added: [...rs].filter((x) => !ls.has(x)).sort(),
+    removed: [...ls].filter((x) => !rs.has(x)).sort(),
+  };
 }

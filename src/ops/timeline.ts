@@ -147,7 +147,9 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
   const fs = store.fs;
   const drv = store.driver;
   const ev = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
-    time === undefined || isZeroInstant(time) ? [] : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
+    time === undefined || isZeroInstant(time)
+      ? []
+      : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
   const t = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
 
   // Images: created, history, lastUpdated.
@@ -164,14 +166,21 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
       const h = hist[i];
       if (h === null || typeof h !== 'object') continue;
       const by = typeof h.created_by === 'string' ? h.created_by : '';
-      yield* ev(t(h.created), 'image.history', obj, img.contentPath, `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`);
+      yield* ev(
+        t(h.created),
+        'image.history',
+        obj,
+        img.contentPath,
+        `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`,
+      );
     }
     if (img.lastUpdated !== undefined) yield* ev(t(img.lastUpdated.trim()), 'image.lastUpdated', obj, `${L.imageMetadataDir(drv)}/${img.hex}/lastUpdated`);
   }
 
   // Containers: created, started, finished, health checks, first and last log message.
   const containerObj = new Map<string, TimelineObject>();
-  for (const c of store.containers) containerObj.set(c.id, { type: 'container', id: c.id, ...(typeof c.config?.Name === 'string' ? { name: c.config.Name } : {}) });
+  for (const c of store.containers)
+    containerObj.set(c.id, { type: 'container', id: c.id, ...(typeof c.config?.Name === 'string' ? { name: c.config.Name } : {}) });
   yield* containerEvents(store, store.containers, problems);
 
   // Volumes: created (the ctime of _data, as the local driver reports CreatedAt).
@@ -182,13 +191,21 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
     if (r.kind !== 'network') continue;
     const id = r.ids[0] ?? '';
     const name = typeof r.value['name'] === 'string' ? r.value['name'] : undefined;
-    yield* ev(t(r.value['created']), 'network.created', { type: 'network', id, ...(name !== undefined ? { name } : {}) }, L.networkDb, typeof r.value['networkType'] === 'string' ? `driver ${r.value['networkType']}` : undefined);
+    yield* ev(
+      t(r.value['created']),
+      'network.created',
+      { type: 'network', id, ...(name !== undefined ? { name } : {}) },
+      L.networkDb,
+      typeof r.value['networkType'] === 'string' ? `driver ${r.value['networkType']}` : undefined,
+    );
   }
   yield* rest(store, o, problems, imageObj, containerObj);
 }
 
 const evOf = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
-  time === undefined || isZeroInstant(time) ? [] : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
+  time === undefined || isZeroInstant(time)
+    ? []
+    : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
 const tOf = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
 
 /** Docker containers' events (config.v2.json) and the first and last message of their logs. */
@@ -204,7 +221,13 @@ export async function* containerEvents(logs: LogSource, containers: ContainerRec
     const restarts = typeof cfg.RestartCount === 'number' && cfg.RestartCount > 0 ? `, restart count ${cfg.RestartCount}` : '';
     yield* ev(t(cfg.Created), 'container.created', obj, src, typeof cfg.Config?.Image === 'string' ? `image ${cfg.Config.Image}` : undefined);
     yield* ev(t(st.StartedAt), 'container.started', obj, src, `${st.Running === true ? 'recorded as running' : ''}${restarts}`.replace(/^, /, ''));
-    yield* ev(t(st.FinishedAt), 'container.finished', obj, src, `exit code ${st.ExitCode ?? 0}${st.OOMKilled === true ? ', OOM killed' : ''}${st.Error ? `, error ${JSON.stringify(st.Error)}` : ''}${restarts}`);
+    yield* ev(
+      t(st.FinishedAt),
+      'container.finished',
+      obj,
+      src,
+      `exit code ${st.ExitCode ?? 0}${st.OOMKilled === true ? ', OOM killed' : ''}${st.Error ? `, error ${JSON.stringify(st.Error)}` : ''}${restarts}`,
+    );
     const health = st.Health as { Log?: { Start?: unknown; End?: unknown; ExitCode?: unknown }[] } | null | undefined;
     if (health !== null && typeof health === 'object' && Array.isArray(health.Log)) {
       for (const h of health.Log) {
@@ -226,7 +249,13 @@ export function* volumeEvents(fs: Confined, volumes: VolumeRecord[]): Generator<
   }
 }
 
-function* rest(store: Store, o: TimelineOptions, problems: Problem[], imageObj: Map<string, TimelineObject>, containerObj: Map<string, TimelineObject>): Generator<TimelineItem> {
+function* rest(
+  store: Store,
+  o: TimelineOptions,
+  problems: Problem[],
+  imageObj: Map<string, TimelineObject>,
+  containerObj: Map<string, TimelineObject>,
+): Generator<TimelineItem> {
   const fs = store.fs;
   if (o.files === false) return;
   // File times: everything of the root but the driver homes (metadata, containers, volumes, …).
@@ -239,7 +268,9 @@ function* rest(store: Store, o: TimelineOptions, problems: Problem[], imageObj: 
   // Read-write layers of containers (and, with layers, every driver layer directory).
   const a = store.adapter;
   if (a.content === 'none') {
-    problems.push(problem('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer contents that cannot be read offline: no file times of layers`));
+    problems.push(
+      problem('STORE_DRIVER_CONTENT_UNSUPPORTED', `the ${store.driver} driver keeps layer contents that cannot be read offline: no file times of layers`),
+    );
     return;
   }
   const byMount = new Map<string, TimelineObject>();
@@ -249,7 +280,9 @@ function* rest(store: Store, o: TimelineOptions, problems: Problem[], imageObj: 
     if (m.initId !== undefined) byMount.set(m.initId, obj);
   }
   const byCache = new Map<string, TimelineObject>();
-  for (const l of store.layers.values()) if (l.cacheId !== undefined) byCache.set(l.cacheId, { type: 'layer', id: l.chainId, ...(l.diffId !== undefined ? { name: `diff ${short(l.diffId)}` } : {}) });
+  for (const l of store.layers.values())
+    if (l.cacheId !== undefined)
+      byCache.set(l.cacheId, { type: 'layer', id: l.chainId, ...(l.diffId !== undefined ? { name: `diff ${short(l.diffId)}` } : {}) });
   const seen = new Set<string>();
   for (const m of store.mounts) {
     if (m.mountId === undefined) continue;
@@ -288,20 +321,30 @@ async function* logEnds(store: LogSource, id: string, obj: TimelineObject, probl
     }
     if (rec === undefined) return;
     const text = new TextDecoder().decode(rec.line).replace(/\n$/, '');
-    yield { kind: 'event', event: { time: rec.time, event, object: obj, source: rec.file, detail: `${rec.stream}: ${text.length > 200 ? `${text.slice(0, 200)}…` : text}` } };
+    yield {
+      kind: 'event',
+      event: { time: rec.time, event, object: obj, source: rec.file, detail: `${rec.stream}: ${text.length > 200 ? `${text.slice(0, 200)}…` : text}` },
+    };
   }
 }
 
 /** Which object a file of the root belongs to, and its path there. */
-function attribute(store: Store, rel: string, images: Map<string, TimelineObject>, containers: Map<string, TimelineObject>): { object: TimelineObject; path?: string } {
+function attribute(
+  store: Store,
+  rel: string,
+  images: Map<string, TimelineObject>,
+  containers: Map<string, TimelineObject>,
+): { object: TimelineObject; path?: string } {
   const d = store.driver.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   let m: RegExpExecArray | null;
-  if ((m = new RegExp(`^image/${d}/imagedb/(?:content|metadata)/sha256/([a-f0-9]{64})(?:/|$)`).exec(rel)) !== null) return { object: images.get(m[1]!) ?? { type: 'image', id: `sha256:${m[1]}` } };
+  if ((m = new RegExp(`^image/${d}/imagedb/(?:content|metadata)/sha256/([a-f0-9]{64})(?:/|$)`).exec(rel)) !== null)
+    return { object: images.get(m[1]!) ?? { type: 'image', id: `sha256:${m[1]}` } };
   if ((m = new RegExp(`^image/${d}/layerdb/sha256/([a-f0-9]{64})(?:/|$)`).exec(rel)) !== null) {
     const l = store.layers.get(`sha256:${m[1]}`);
     return { object: { type: 'layer', id: `sha256:${m[1]}`, ...(l?.diffId !== undefined ? { name: `diff ${short(l.diffId)}` } : {}) } };
   }
-  if ((m = new RegExp(`^image/${d}/layerdb/mounts/([a-f0-9]{64})(?:/|$)`).exec(rel)) !== null) return { object: containers.get(m[1]!) ?? { type: 'container', id: m[1]! } };
+  if ((m = new RegExp(`^image/${d}/layerdb/mounts/([a-f0-9]{64})(?:/|$)`).exec(rel)) !== null)
+    return { object: containers.get(m[1]!) ?? { type: 'container', id: m[1]! } };
   if ((m = /^containers\/([a-f0-9]{64})(?:\/|$)/.exec(rel)) !== null) return { object: containers.get(m[1]!) ?? { type: 'container', id: m[1]! } };
   if ((m = /^volumes\/([^/]+)\/_data(\/.*)?$/.exec(rel)) !== null) return { object: { type: 'volume', id: m[1]! }, path: m[2] ?? '/' };
   if ((m = /^volumes\/([^/]+)(?:\/|$)/.exec(rel)) !== null && m[1] !== 'metadata.db') return { object: { type: 'volume', id: m[1]! } };
@@ -329,7 +372,8 @@ function* walkLayer(store: Store, id: string, obj: TimelineObject, problems: Pro
     problems.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${dir} is a ${k}, not a layer directory: not walked`, dir));
     return;
   }
-  const inside = (rel: string): string | undefined => (content === undefined ? undefined : rel === content ? '/' : rel.startsWith(`${content}/`) ? rel.slice(content.length) : undefined);
+  const inside = (rel: string): string | undefined =>
+    content === undefined ? undefined : rel === content ? '/' : rel.startsWith(`${content}/`) ? rel.slice(content.length) : undefined;
   const st = store.fs.lstatBig(dir)!;
   yield { kind: 'file', file: fileTimes(obj, dir, inside(dir), st) };
   for (const e of store.fs.walk(dir, (rel, err) => problems.push(problem(err.code, err.message, rel)), { bigint: true })) {

@@ -34,7 +34,9 @@ async function* items(cd: CdRoot, o: CdTimelineOptions, problems: Problem[]): As
   const at = (rel: string): string => (o.prefix === '' ? rel : rel === '' ? o.prefix : `${o.prefix}/${rel}`);
   const metaDb = at(CD.metaDb);
   const ev = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
-    time === undefined || isZeroInstant(time) ? [] : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
+    time === undefined || isZeroInstant(time)
+      ? []
+      : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
   const t = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
   const snapObj = new Map<string, TimelineObject>();
 
@@ -55,7 +57,13 @@ async function* items(cd: CdRoot, o: CdTimelineOptions, problems: Problem[]): As
         const h = hist[i] as { created?: unknown; created_by?: unknown; empty_layer?: unknown } | null;
         if (h === null || typeof h !== 'object') continue;
         const by = typeof h.created_by === 'string' ? h.created_by : '';
-        yield* ev(t(h.created), 'image.history', obj, src, `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`);
+        yield* ev(
+          t(h.created),
+          'image.history',
+          obj,
+          src,
+          `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`,
+        );
       }
     }
     // containerd's container records (Docker's live in config.v2.json, below).
@@ -68,7 +76,13 @@ async function* items(cd: CdRoot, o: CdTimelineOptions, problems: Problem[]): As
     for (const s of cd.snapshots(ns)) {
       const obj: TimelineObject = { type: 'snapshot', id: s.Name, name: `${ns}, ${s.snapshotter} ${s.backend?.id ?? '?'}` };
       if (s.backend?.id !== undefined) snapObj.set(`${s.snapshotter}/${s.backend.id}`, obj);
-      yield* ev(t(s.Created), 'snapshot.created', obj, metaDb, `${s.Kind}${s.Parent !== '' ? `, parent ${s.Parent.startsWith('sha256:') ? short(s.Parent) : s.Parent}` : ''}`);
+      yield* ev(
+        t(s.Created),
+        'snapshot.created',
+        obj,
+        metaDb,
+        `${s.Kind}${s.Parent !== '' ? `, parent ${s.Parent.startsWith('sha256:') ? short(s.Parent) : s.Parent}` : ''}`,
+      );
       if (s.Updated !== s.Created) yield* ev(t(s.Updated), 'snapshot.updated', obj, metaDb, s.Kind);
     }
     // Content: when each blob was recorded in the namespace.
@@ -77,7 +91,8 @@ async function* items(cd: CdRoot, o: CdTimelineOptions, problems: Problem[]): As
       yield* ev(t(b.CreatedAt), 'content.created', obj, metaDb, `${b.Size} bytes`);
       if (b.UpdatedAt !== b.CreatedAt) yield* ev(t(b.UpdatedAt), 'content.updated', obj, metaDb);
     }
-    for (const l of cd.meta.leases(ns)) yield* ev(t(l.CreatedAt), 'lease.created', { type: 'lease', id: l.ID, name: ns }, metaDb, `${l.resources.length} resources`);
+    for (const l of cd.meta.leases(ns))
+      yield* ev(t(l.CreatedAt), 'lease.created', { type: 'lease', id: l.ID, name: ns }, metaDb, `${l.resources.length} resources`);
   }
 
   const docker = o.docker;
@@ -153,7 +168,13 @@ function dockerObject(rel: string): { object: TimelineObject; path?: string } {
 }
 
 /** The files under `top` of a confined root (iterative walk, symlinks as entries), their sources prefixed. */
-function* walk(fs: Confined, top: string, attr: (rel: string) => { object: TimelineObject; path?: string }, prefix: string, problems: Problem[]): Generator<TimelineItem> {
+function* walk(
+  fs: Confined,
+  top: string,
+  attr: (rel: string) => { object: TimelineObject; path?: string },
+  prefix: string,
+  problems: Problem[],
+): Generator<TimelineItem> {
   const at = (rel: string): string => (prefix === '' ? rel : `${prefix}/${rel}`);
   const st = fs.lstatBig(top);
   if (st === undefined) return;

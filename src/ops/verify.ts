@@ -48,7 +48,16 @@ export interface VerifyResult {
 }
 
 /** Codes of the confined access layer: evidence that tries to lead a reader out of the root or to block it. */
-export const CONFINEMENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SYMLINK_OUT_OF_ROOT', 'SYMLINK_NOT_FOLLOWED', 'FILE_NOT_REGULAR', 'FILE_TOO_LARGE', 'PATH_NOT_A_DIRECTORY', 'ID_INVALID', 'JSON_TOO_DEEP', 'PATH_INVALID']);
+export const CONFINEMENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SYMLINK_OUT_OF_ROOT',
+  'SYMLINK_NOT_FOLLOWED',
+  'FILE_NOT_REGULAR',
+  'FILE_TOO_LARGE',
+  'PATH_NOT_A_DIRECTORY',
+  'ID_INVALID',
+  'JSON_TOO_DEEP',
+  'PATH_INVALID',
+]);
 
 const FIX: Partial<Record<ErrorCode, string>> = {
   IMAGE_ID_MISMATCH: 'restore the original config bytes (the ID is their sha256), or remove the image with its tags and metadata',
@@ -71,19 +80,20 @@ const FIX: Partial<Record<ErrorCode, string>> = {
   LAYER_FILE_MISSING: 'restore the file, or re-load the images that use the layer',
   LAYER_FILE_ADDED: 'remove the file from the layer directory, or re-load the images that use the layer',
   LAYER_SIZE_MISMATCH: 'informational: dockerd shows the recorded size; re-load the image to record the real one',
-  OVERLAY_LINK_BROKEN: 'recreate l/<link> -> ../<cache-id>/diff from the layer\'s link file',
-  OVERLAY_LOWER_INVALID: 'rewrite the lower file from the parent layers\' link files (nearest first)',
+  OVERLAY_LINK_BROKEN: "recreate l/<link> -> ../<cache-id>/diff from the layer's link file",
+  OVERLAY_LOWER_INVALID: "rewrite the lower file from the parent layers' link files (nearest first)",
   CONTAINER_IMAGE_MISSING: 'restore or re-load the image the container was created from',
   CONTAINER_LAYER_MISSING: 'remove the container (docker rm) or restore its layer directories',
   CONTAINER_CONFIG_INVALID: 'restore config.v2.json from a backup, or remove the container directory',
-  CONTAINER_OTHER_DRIVER: 'informational: the container belongs to another driver\'s store (a host that changed --storage-driver)',
+  CONTAINER_OTHER_DRIVER: "informational: the container belongs to another driver's store (a host that changed --storage-driver)",
   ORPHAN_LAYER: 'harmless; dataroot gc removes it',
   ORPHAN_DRIVER_DIR: 'harmless; dataroot gc removes it',
   ORPHAN_IMAGE_METADATA: 'harmless; dataroot gc removes it',
   ORPHAN_CONTAINER_LAYER: 'harmless; dataroot gc removes it',
   STAGING_LEFTOVER: 'left by an interrupted write; dataroot gc removes it',
   BOLT_CORRUPT: 'restore the file from a backup; dockerd may fail to start or lose the records on those pages',
-  SYMLINK_OUT_OF_ROOT: 'treat the root as tampered: a symlink where dockerd keeps a file or directory leads outside the root; remove it and restore the original',
+  SYMLINK_OUT_OF_ROOT:
+    'treat the root as tampered: a symlink where dockerd keeps a file or directory leads outside the root; remove it and restore the original',
   SYMLINK_NOT_FOLLOWED: 'treat the root as tampered: dockerd keeps no symlink there; replace it with the file or directory it stands for',
   FILE_NOT_REGULAR: 'treat the root as tampered: a FIFO, device, socket or directory stands where dockerd keeps a regular file',
   FILE_TOO_LARGE: 'treat the root as tampered (or restore the file): it is larger than any such file dockerd writes',
@@ -124,30 +134,62 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     }
     if (img.config === undefined || img.problems.length > 0) continue;
     const os = img.config.os;
-    if (os !== undefined && os !== '' && os !== 'linux') f.add('IMAGE_OS_UNSUPPORTED', img.id, `the image is for ${os}: dockerd on Linux skips it`, shown(img.contentPath));
+    if (os !== undefined && os !== '' && os !== 'linux')
+      f.add('IMAGE_OS_UNSUPPORTED', img.id, `the image is for ${os}: dockerd on Linux skips it`, shown(img.contentPath));
     if (img.parent !== undefined && !store.images.has(img.parent)) {
-      f.add('IMAGE_PARENT_MISSING', img.id, `metadata parent ${JSON.stringify(img.parent.slice(0, 100))} is not an image here: docker history shows <missing> rows and the image is not hidden as an intermediate`, shown(`${L.imageMetadataDir(d)}/${img.hex}/parent`));
+      f.add(
+        'IMAGE_PARENT_MISSING',
+        img.id,
+        `metadata parent ${JSON.stringify(img.parent.slice(0, 100))} is not an image here: docker history shows <missing> rows and the image is not hidden as an intermediate`,
+        shown(`${L.imageMetadataDir(d)}/${img.hex}/parent`),
+      );
     }
     if (img.lastUpdated !== undefined && parseGoTime(img.lastUpdated) === undefined) {
-      f.add('IMAGE_LASTUPDATED_INVALID', img.id, `lastUpdated ${JSON.stringify(img.lastUpdated.slice(0, 100))} is not an RFC 3339 time: docker image inspect fails on this image ("extra text")`, shown(`${L.imageMetadataDir(d)}/${img.hex}/lastUpdated`));
+      f.add(
+        'IMAGE_LASTUPDATED_INVALID',
+        img.id,
+        `lastUpdated ${JSON.stringify(img.lastUpdated.slice(0, 100))} is not an RFC 3339 time: docker image inspect fails on this image ("extra text")`,
+        shown(`${L.imageMetadataDir(d)}/${img.hex}/lastUpdated`),
+      );
     }
     if (img.chainId !== undefined && !store.isLoadable(img.chainId)) {
       const why = store.loadable.get(img.chainId) ?? `layer ${img.chainId} does not exist`;
-      f.add('LAYER_CHAIN_MISSING', img.id, `the image's layer chain does not load (${why}): dockerd skips the image at start ("layer does not exist, not restoring image"), yet its tags still resolve to it`, shown(img.contentPath));
+      f.add(
+        'LAYER_CHAIN_MISSING',
+        img.id,
+        `the image's layer chain does not load (${why}): dockerd skips the image at start ("layer does not exist, not restoring image"), yet its tags still resolve to it`,
+        shown(img.contentPath),
+      );
     }
   }
   // References.
   const repos = store.repositories;
   for (const p of repos.problems) {
-    f.add(CONFINEMENT_CODES.has(p.code) ? p.code : 'REPOSITORIES_INVALID', 'repositories.json', p.message.includes('dockerd') ? p.message : `${p.message}: dockerd drops or cannot resolve it`, shown(L.repositories(d)));
+    f.add(
+      CONFINEMENT_CODES.has(p.code) ? p.code : 'REPOSITORIES_INVALID',
+      'repositories.json',
+      p.message.includes('dockerd') ? p.message : `${p.message}: dockerd drops or cannot resolve it`,
+      shown(L.repositories(d)),
+    );
   }
   for (const r of repos.refs) {
     if (only !== undefined && !only.has(r.id)) continue;
-    if (!store.images.has(r.id)) f.add('TAG_DANGLING', r.familiar, `${r.familiar} points to ${r.id}, which is not in the image store: docker images hides it, docker run tries to pull, docker rmi says "No such image"`, shown(L.repositories(d)));
+    if (!store.images.has(r.id))
+      f.add(
+        'TAG_DANGLING',
+        r.familiar,
+        `${r.familiar} points to ${r.id}, which is not in the image store: docker images hides it, docker run tries to pull, docker rmi says "No such image"`,
+        shown(L.repositories(d)),
+      );
     // Both keys must be familiar: the outer one is looked up by FamiliarName, the inner one by FamiliarString.
     const rawName = r.familiar.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
     if (r.repo !== r.name || rawName !== r.name) {
-      f.add('TAG_NOT_FAMILIAR', r.familiar, `"${r.repo}" → "${r.familiar}" is not in familiar form (${r.name}): docker images lists it, but docker image inspect and docker run cannot resolve it`, shown(L.repositories(d)));
+      f.add(
+        'TAG_NOT_FAMILIAR',
+        r.familiar,
+        `"${r.repo}" → "${r.familiar}" is not in familiar form (${r.name}): docker images lists it, but docker image inspect and docker run cannot resolve it`,
+        shown(L.repositories(d)),
+      );
     }
   }
   // Layers.
@@ -157,13 +199,28 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     for (const p of l.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : 'LAYER_METADATA_INVALID', l.chainId, `${p.message}`, shown(p.path ?? l.dir));
     const want = expectedChainId(l);
     if (want !== undefined && want !== l.chainId && l.problems.length === 0) {
-      f.add('LAYER_CHAINID_MISMATCH', l.chainId, `the directory is named ${l.chainId} but sha256(parent + " " + diff) is ${want}: images that name this chain get other content`, shown(l.dir));
+      f.add(
+        'LAYER_CHAINID_MISMATCH',
+        l.chainId,
+        `the directory is named ${l.chainId} but sha256(parent + " " + diff) is ${want}: images that name this chain get other content`,
+        shown(l.dir),
+      );
     }
     if (l.cacheId !== undefined && !l.driverDirExists) {
-      f.add('LAYER_DIR_MISSING', l.chainId, `cache-id ${l.cacheId} has no driver directory: the image is listed but creating a container fails ("no such file or directory")`, shown(l.driverDir ?? l.dir));
+      f.add(
+        'LAYER_DIR_MISSING',
+        l.chainId,
+        `cache-id ${l.cacheId} has no driver directory: the image is listed but creating a container fails ("no such file or directory")`,
+        shown(l.driverDir ?? l.dir),
+      );
     }
     if (!l.tarSplit && l.problems.length === 0) {
-      f.add('TARSPLIT_MISSING', l.chainId, 'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")', shown(`${l.dir}/tar-split.json.gz`));
+      f.add(
+        'TARSPLIT_MISSING',
+        l.chainId,
+        'tar-split.json.gz is missing: the image runs, but docker save and docker push fail ("no such file or directory")',
+        shown(`${l.dir}/tar-split.json.gz`),
+      );
     }
     if (l.cacheId !== undefined && l.driverDirExists && store.adapter.content !== 'none') {
       const content = store.adapter.contentDir(store.fs, l.cacheId);
@@ -172,8 +229,14 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       if (k === 'symlink') {
         const target = store.fs.readlink(content!) ?? '';
         const code = symlinkTargetInside(content!, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED';
-        f.add(code, l.chainId, `the layer's files ${content} are a symlink to ${JSON.stringify(target)}: never followed; containers and docker save would read another tree`, shown(content!));
-      } else if (k !== 'dir' && k !== 'missing') f.add('PATH_NOT_A_DIRECTORY', l.chainId, `the layer's files ${content} are a ${k}, not a directory`, shown(content!));
+        f.add(
+          code,
+          l.chainId,
+          `the layer's files ${content} are a symlink to ${JSON.stringify(target)}: never followed; containers and docker save would read another tree`,
+          shown(content!),
+        );
+      } else if (k !== 'dir' && k !== 'missing')
+        f.add('PATH_NOT_A_DIRECTORY', l.chainId, `the layer's files ${content} are a ${k}, not a directory`, shown(content!));
       else if (k === 'missing') f.add('LAYER_DIR_MISSING', l.chainId, `${content} is missing: containers would see nothing of this layer`, shown(content!));
     }
     if ((d === 'overlay2' || d === 'fuse-overlayfs') && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
@@ -185,31 +248,61 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     const mountsSeen = new Set<string>();
     for (const c of store.containers) {
       for (const p of c.problems) {
-        if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID') f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
+        if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID')
+          f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
         else if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
       }
       const cfg = c.config;
       if (cfg === undefined) continue;
       const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
       if (driver !== d && !(driver === '' && d === 'aufs')) {
-        f.add('CONTAINER_OTHER_DRIVER', c.id, `${cfg.Name ?? c.id} was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${d} does not load it (verify --driver ${driver === '' ? 'aufs' : driver} checks it)`, shown(`${c.dir}/config.v2.json`));
+        f.add(
+          'CONTAINER_OTHER_DRIVER',
+          c.id,
+          `${cfg.Name ?? c.id} was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${d} does not load it (verify --driver ${driver === '' ? 'aufs' : driver} checks it)`,
+          shown(`${c.dir}/config.v2.json`),
+        );
         continue;
       }
       if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
-        f.add('CONTAINER_IMAGE_MISSING', c.id, `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`, shown(`${c.dir}/config.v2.json`));
+        f.add(
+          'CONTAINER_IMAGE_MISSING',
+          c.id,
+          `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`,
+          shown(`${c.dir}/config.v2.json`),
+        );
       }
       const m = store.mountOf(c.id);
       mountsSeen.add(c.id);
       for (const p of m?.problems ?? []) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
       if (m?.problems.some((p) => p.code === 'ID_INVALID') === true) continue;
-      if (m === undefined || m.mountId === undefined) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`, shown(`${L.mountsDir(d)}/${c.id}`));
+      if (m === undefined || m.mountId === undefined)
+        f.add(
+          'CONTAINER_LAYER_MISSING',
+          c.id,
+          `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`,
+          shown(`${L.mountsDir(d)}/${c.id}`),
+        );
       else {
         for (const dir of [m.mountId, ...(m.initId !== undefined ? [m.initId] : [])]) {
           const p = store.adapter.layerDir(dir);
           const k = store.fs.kind(p);
-          if (k === 'missing') f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
-          else if (k === 'symlink') f.add(symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's layer directory ${p} is a symlink: never followed`, shown(p));
-          else if (k !== store.adapter.layerDirKind) f.add(store.adapter.layerDirKind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR', c.id, `the container's layer ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'metadata'} ${p} is a ${k}, not a ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: starting it fails`, shown(p));
+          if (k === 'missing')
+            f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
+          else if (k === 'symlink')
+            f.add(
+              symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
+              c.id,
+              `the container's layer directory ${p} is a symlink: never followed`,
+              shown(p),
+            );
+          else if (k !== store.adapter.layerDirKind)
+            f.add(
+              store.adapter.layerDirKind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR',
+              c.id,
+              `the container's layer ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'metadata'} ${p} is a ${k}, not a ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: starting it fails`,
+              shown(p),
+            );
           else if (d === 'overlay2' || d === 'fuse-overlayfs') overlayOwnFiles(store, dir, c.id, f, dir !== m.mountId);
         }
         if (store.adapter.content !== 'none') {
@@ -217,17 +310,31 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
           for (const p of view.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : p.code, c.id, p.message, shown(p.path ?? c.dir));
           const top = view.dirs[0];
           const tk = top === undefined ? 'dir' : store.fs.kind(top);
-          if (tk === 'symlink') f.add(symlinkTargetInside(top!, store.fs.readlink(top!) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', c.id, `the container's files ${top} are a symlink: never followed`, shown(top!));
-          else if (tk !== 'dir' && tk !== 'missing') f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's files ${top} are a ${tk}, not a directory: starting it fails`, shown(top!));
+          if (tk === 'symlink')
+            f.add(
+              symlinkTargetInside(top!, store.fs.readlink(top!) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
+              c.id,
+              `the container's files ${top} are a symlink: never followed`,
+              shown(top!),
+            );
+          else if (tk !== 'dir' && tk !== 'missing')
+            f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's files ${top} are a ${tk}, not a directory: starting it fails`, shown(top!));
         }
-        if (m.parent !== undefined && !store.isLoadable(m.parent)) f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`, shown(`${L.mountsDir(d)}/${c.id}/parent`));
+        if (m.parent !== undefined && !store.isLoadable(m.parent))
+          f.add(
+            'CONTAINER_LAYER_MISSING',
+            c.id,
+            `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`,
+            shown(`${L.mountsDir(d)}/${c.id}/parent`),
+          );
       }
     }
     // The layer store loads every mount at start, whatever its container: an invalid ID there is a
     // finding even when no container of this driver uses it (docker rm and prune remove by it).
     for (const m of store.mounts) {
       if (mountsSeen.has(m.containerId)) continue;
-      for (const p of m.problems) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, m.containerId, p.message, shown(p.path ?? `${L.mountsDir(d)}/${m.containerId}`));
+      for (const p of m.problems)
+        if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, m.containerId, p.message, shown(p.path ?? `${L.mountsDir(d)}/${m.containerId}`));
     }
   }
   // BoltDB files, found by their magic.
@@ -237,15 +344,20 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       try {
         const b = openBoltIn(store.fs, file.path);
         if (b !== undefined)
-        try {
-          const problems = checkBolt(b.db);
-          if (problems.length > 0) {
-            const pages = [...new Set(problems.map((p) => p.page).filter((p) => p !== undefined))].slice(0, 20);
-            f.add('BOLT_CORRUPT', file.path, `${problems.length} errors found by bbolt's check (pages ${pages.join(', ')}): ${problems[0]!.message}`, shown(abs));
+          try {
+            const problems = checkBolt(b.db);
+            if (problems.length > 0) {
+              const pages = [...new Set(problems.map((p) => p.page).filter((p) => p !== undefined))].slice(0, 20);
+              f.add(
+                'BOLT_CORRUPT',
+                file.path,
+                `${problems.length} errors found by bbolt's check (pages ${pages.join(', ')}): ${problems[0]!.message}`,
+                shown(abs),
+              );
+            }
+          } finally {
+            b.close();
           }
-        } finally {
-          b.close();
-        }
       } catch (e) {
         f.add('BOLT_CORRUPT', file.path, e instanceof DatarootError ? e.oneLine() : String(e), shown(abs));
       }
@@ -261,13 +373,29 @@ function overlayLinks(store: Store, l: LayerRecord, f: Findings): void {
   const meta = (rel: string): string | undefined => metaText(fs, rel, LIMITS.meta, []);
   const link = meta(`${dir}/link`);
   if (link === undefined || !LINK_ID.test(link)) {
-    f.add('OVERLAY_LINK_BROKEN', l.chainId, `${l.cacheId}/link is ${link === undefined ? 'missing' : `not a 26-character link id (${JSON.stringify(link.slice(0, 80))})`}: layers above cannot name it in their lower`, store.shown(`${dir}/link`));
+    f.add(
+      'OVERLAY_LINK_BROKEN',
+      l.chainId,
+      `${l.cacheId}/link is ${link === undefined ? 'missing' : `not a 26-character link id (${JSON.stringify(link.slice(0, 80))})`}: layers above cannot name it in their lower`,
+      store.shown(`${dir}/link`),
+    );
   } else {
     const target = fs.readlink(`${home}/l/${link}`);
-    if (target === undefined) f.add('OVERLAY_LINK_BROKEN', l.chainId, `l/${link} is missing: mounting any layer or container above it fails, so docker run fails`, store.shown(`${home}/l/${link}`));
+    if (target === undefined)
+      f.add(
+        'OVERLAY_LINK_BROKEN',
+        l.chainId,
+        `l/${link} is missing: mounting any layer or container above it fails, so docker run fails`,
+        store.shown(`${home}/l/${link}`),
+      );
     else if (target !== `../${l.cacheId}/diff`) {
       const out = symlinkTargetInside(`${home}/l/${link}`, target) === undefined;
-      f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', l.chainId, `l/${link} points to ${JSON.stringify(target)}, not ../${l.cacheId}/diff: containers would see another ${out ? 'tree, outside the root' : "layer's files"}`, store.shown(`${home}/l/${link}`));
+      f.add(
+        out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN',
+        l.chainId,
+        `l/${link} points to ${JSON.stringify(target)}, not ../${l.cacheId}/diff: containers would see another ${out ? 'tree, outside the root' : "layer's files"}`,
+        store.shown(`${home}/l/${link}`),
+      );
     }
   }
   // lower = "l/<parent link>:<parent's lower>", nearest first; a base layer has none.
@@ -286,7 +414,12 @@ function overlayLinks(store: Store, l: LayerRecord, f: Findings): void {
   if (expected !== undefined) expected = parts.join(':');
   if (expected === undefined) return;
   if ((lower ?? '') !== expected) {
-    f.add('OVERLAY_LOWER_INVALID', l.chainId, `${l.cacheId}/lower is ${lower === undefined ? 'missing' : JSON.stringify(lower.slice(0, 200))} but the parent layers' links give ${JSON.stringify(expected)}: the mount shows the wrong lower layers or fails`, store.shown(`${dir}/lower`));
+    f.add(
+      'OVERLAY_LOWER_INVALID',
+      l.chainId,
+      `${l.cacheId}/lower is ${lower === undefined ? 'missing' : JSON.stringify(lower.slice(0, 200))} but the parent layers' links give ${JSON.stringify(expected)}: the mount shows the wrong lower layers or fails`,
+      store.shown(`${dir}/lower`),
+    );
   }
 }
 
@@ -302,18 +435,40 @@ function overlayOwnFiles(store: Store, id: string, subject: string, f: Findings,
   const lower = metaText(store.fs, `${dir}/lower`, LIMITS.meta, problems);
   for (const p of problems) f.add(p.code, subject, p.message, store.shown(p.path ?? dir));
   if (link !== undefined && !LINK_ID.test(link)) {
-    f.add('ID_INVALID', subject, `${id}/link is ${JSON.stringify(link.slice(0, 80))}, not a 26-character link id: docker rm would remove l/ by that name`, store.shown(`${dir}/link`));
+    f.add(
+      'ID_INVALID',
+      subject,
+      `${id}/link is ${JSON.stringify(link.slice(0, 80))}, not a 26-character link id: docker rm would remove l/ by that name`,
+      store.shown(`${dir}/link`),
+    );
   }
   // The container layer's own lower and diff are checked where its view is resolved; the init
   // layer's diff is a lower of that view, reached through an l/ link.
   if (!checkLower) return;
   const bad = lower !== undefined ? lower.split(':').find((e) => !LOWER_ENTRY.test(e)) : undefined;
-  if (bad !== undefined) f.add('OVERLAY_LOWER_INVALID', subject, `${id}/lower names ${JSON.stringify(bad.slice(0, 80))}, not an l/<26-character link>: mounting the layer fails`, store.shown(`${dir}/lower`));
+  if (bad !== undefined)
+    f.add(
+      'OVERLAY_LOWER_INVALID',
+      subject,
+      `${id}/lower names ${JSON.stringify(bad.slice(0, 80))}, not an l/<26-character link>: mounting the layer fails`,
+      store.shown(`${dir}/lower`),
+    );
   const k = store.fs.kind(`${dir}/diff`);
   if (k === 'symlink') {
     const target = store.fs.readlink(`${dir}/diff`) ?? '';
-    f.add(symlinkTargetInside(`${dir}/diff`, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', subject, `the init layer's files ${dir}/diff are a symlink to ${JSON.stringify(target)}: never followed`, store.shown(`${dir}/diff`));
-  } else if (k !== 'dir') f.add(k === 'missing' ? 'CONTAINER_LAYER_MISSING' : 'PATH_NOT_A_DIRECTORY', subject, `the init layer's files ${dir}/diff are ${k === 'missing' ? 'missing' : `a ${k}, not a directory`}: starting the container fails`, store.shown(`${dir}/diff`));
+    f.add(
+      symlinkTargetInside(`${dir}/diff`, target) === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
+      subject,
+      `the init layer's files ${dir}/diff are a symlink to ${JSON.stringify(target)}: never followed`,
+      store.shown(`${dir}/diff`),
+    );
+  } else if (k !== 'dir')
+    f.add(
+      k === 'missing' ? 'CONTAINER_LAYER_MISSING' : 'PATH_NOT_A_DIRECTORY',
+      subject,
+      `the init layer's files ${dir}/diff are ${k === 'missing' ? 'missing' : `a ${k}, not a directory`}: starting the container fails`,
+      store.shown(`${dir}/diff`),
+    );
 }
 
 /** The BoltDB files of the root (found by their magic), never through a symlink. */
@@ -334,10 +489,32 @@ function confinement(store: Store, f: Findings): void {
     if (kind === 'symlink') {
       const target = fs.readlink(rel) ?? '';
       const out = symlinkTargetInside(rel, target) === undefined;
-      f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED', rel, `${rel} is a symlink to ${JSON.stringify(target)} where dockerd keeps ${what}: never followed`, store.shown(rel));
+      f.add(
+        out ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
+        rel,
+        `${rel} is a symlink to ${JSON.stringify(target)} where dockerd keeps ${what}: never followed`,
+        store.shown(rel),
+      );
     } else f.add(kind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR', rel, `${rel} is a ${kind} where dockerd keeps ${what}`, store.shown(rel));
   };
-  const dirs = [L.imageRoot(d), `${L.imageRoot(d)}/imagedb`, `${L.imageRoot(d)}/imagedb/content`, L.imageContentDir(d), `${L.imageRoot(d)}/imagedb/metadata`, L.imageMetadataDir(d), `${L.imageRoot(d)}/layerdb`, L.layerDbDir(d), L.mountsDir(d), L.layerDbTmp(d), L.containersDir, L.volumesDir, 'network', 'network/files', d, `${d}/l`];
+  const dirs = [
+    L.imageRoot(d),
+    `${L.imageRoot(d)}/imagedb`,
+    `${L.imageRoot(d)}/imagedb/content`,
+    L.imageContentDir(d),
+    `${L.imageRoot(d)}/imagedb/metadata`,
+    L.imageMetadataDir(d),
+    `${L.imageRoot(d)}/layerdb`,
+    L.layerDbDir(d),
+    L.mountsDir(d),
+    L.layerDbTmp(d),
+    L.containersDir,
+    L.volumesDir,
+    'network',
+    'network/files',
+    d,
+    `${d}/l`,
+  ];
   const seen = new Set<string>();
   for (const rel of dirs) {
     if (seen.has(rel)) continue;
@@ -398,7 +575,12 @@ function confinement(store: Store, f: Findings): void {
     const target = fs.readlink(rel) ?? '';
     if (!LINK_TARGET.test(target)) {
       const out = symlinkTargetInside(rel, target) === undefined;
-      f.add(out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', rel, `${rel} points to ${JSON.stringify(target)}, not ../<layer>/diff: never followed`, store.shown(rel));
+      f.add(
+        out ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN',
+        rel,
+        `${rel} points to ${JSON.stringify(target)}, not ../<layer>/diff: never followed`,
+        store.shown(rel),
+      );
     }
   }
 }
@@ -501,7 +683,9 @@ function duSize(fs: Confined, base: string): number {
 
 /** --deep: rebuild each layer's tar from tar-split and the driver directory, as docker save does. */
 async function deep(store: Store, f: Findings, scope: Set<string> | undefined, opts: VerifyOptions): Promise<number> {
-  const layers = [...store.layers.values()].filter((l) => (scope === undefined || scope.has(l.chainId)) && l.problems.length === 0 && l.tarSplit && l.driverDirExists && l.diffId !== undefined);
+  const layers = [...store.layers.values()].filter(
+    (l) => (scope === undefined || scope.has(l.chainId)) && l.problems.length === 0 && l.tarSplit && l.driverDirExists && l.diffId !== undefined,
+  );
   const entriesOf = new Map<string, Entry[] | undefined>();
   const load = async (l: LayerRecord): Promise<Entry[] | undefined> => {
     if (entriesOf.has(l.chainId)) return entriesOf.get(l.chainId);
@@ -509,7 +693,12 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
     try {
       es = await tarSplitEntries(store.fs, l);
     } catch (e) {
-      f.add('TARSPLIT_INVALID', l.chainId, `${e instanceof DatarootError ? e.message : String(e)}: docker save and docker push of images using this layer fail`, store.shown(`${l.dir}/tar-split.json.gz`));
+      f.add(
+        'TARSPLIT_INVALID',
+        l.chainId,
+        `${e instanceof DatarootError ? e.message : String(e)}: docker save and docker push of images using this layer fail`,
+        store.shown(`${l.dir}/tar-split.json.gz`),
+      );
       es = undefined;
     }
     entriesOf.set(l.chainId, es);
@@ -518,7 +707,7 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
   let totalBytes = 0;
   for (const l of layers) {
     const es = await load(l);
-    if (es !== undefined) for (const e of es) totalBytes += e.type === 1 ? e.size : e.payload?.length ?? 0;
+    if (es !== undefined) for (const e of es) totalBytes += e.type === 1 ? e.size : (e.payload?.length ?? 0);
   }
   let done = 0;
   let bytes = 0;
@@ -537,7 +726,13 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
     if (!store.fs.isDir(base)) continue; // reported by the shallow checks
     // A name that escapes the layer is a hostile tar-split whatever the content.
     const escaping = es.filter((e): e is FileEntry => e.type === 1 && layerPath(e.name) === undefined);
-    for (const e of escaping) f.add('TARSPLIT_PATH_ESCAPE', l.chainId, `tar-split names ${JSON.stringify(td.decode(e.name).slice(0, 200))}, outside the layer: docker save would read a file of the host`, store.shown(`${l.dir}/tar-split.json.gz`));
+    for (const e of escaping)
+      f.add(
+        'TARSPLIT_PATH_ESCAPE',
+        l.chainId,
+        `tar-split names ${JSON.stringify(td.decode(e.name).slice(0, 200))}, outside the layer: docker save would read a file of the host`,
+        store.shown(`${l.dir}/tar-split.json.gz`),
+      );
     // Pass 1: the sha256 of the rebuilt tar (what docker save checks against the diffID).
     const hash = createHash('sha256');
     // A file longer or shorter than recorded also breaks the rebuild (dockerd copies whole files).
@@ -554,16 +749,36 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
     }
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== l.diffId || sizeIssues > 0) {
-      const what = got !== l.diffId ? `has sha256 ${got}, not its diffID ${l.diffId}` : `cannot be rebuilt to its diffID ${l.diffId} (${sizeIssues} files changed size or are missing)`;
-      f.add('LAYER_DIFFID_MISMATCH', l.chainId, `the rebuilt layer tar ${what}: docker save and docker push fail ("could not verify layer data")`, store.shown(base));
+      const what =
+        got !== l.diffId
+          ? `has sha256 ${got}, not its diffID ${l.diffId}`
+          : `cannot be rebuilt to its diffID ${l.diffId} (${sizeIssues} files changed size or are missing)`;
+      f.add(
+        'LAYER_DIFFID_MISMATCH',
+        l.chainId,
+        `the rebuilt layer tar ${what}: docker save and docker push fail ("could not verify layer data")`,
+        store.shown(base),
+      );
       // Pass 2: which files (CRC-64 per file, as tar-split checks).
       const named: AssembleIssue[] = [];
       for await (const _ of assemble(listEntries(es), layerFileSource(store.fs, base), { crc: true, onIssue: (i) => named.push(i) })) void _;
       for (const i of named) {
         if (i.kind === 'escape') continue;
         const rel = layerPath(i.name) ?? td.decode(i.name);
-        if (i.kind === 'missing') f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(rel)} is missing from the layer (or is not a regular file): docker save fails and containers do not see it`, store.shown(`${base}/${rel}`));
-        else f.add('LAYER_FILE_MODIFIED', l.chainId, `${JSON.stringify(rel)} was modified: ${i.message.replace(/^"[^"]*"(: )?/, '')}; containers see the new content, docker save fails ("file integrity checksum failed")`, store.shown(`${base}/${rel}`));
+        if (i.kind === 'missing')
+          f.add(
+            'LAYER_FILE_MISSING',
+            l.chainId,
+            `${JSON.stringify(rel)} is missing from the layer (or is not a regular file): docker save fails and containers do not see it`,
+            store.shown(`${base}/${rel}`),
+          );
+        else
+          f.add(
+            'LAYER_FILE_MODIFIED',
+            l.chainId,
+            `${JSON.stringify(rel)} was modified: ${i.message.replace(/^"[^"]*"(: )?/, '')}; containers see the new content, docker save fails ("file integrity checksum failed")`,
+            store.shown(`${base}/${rel}`),
+          );
       }
     }
     // The tree on disk against the tree the tar describes.
@@ -571,7 +786,8 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
     const full = store.adapter.content === 'full';
     if (full) {
       const ids: LayerRecord[] = [];
-      for (let p: LayerRecord | undefined = l, i = 0; p !== undefined && i < 200; p = p.parent === undefined ? undefined : store.layers.get(p.parent), i++) ids.unshift(p);
+      for (let p: LayerRecord | undefined = l, i = 0; p !== undefined && i < 200; p = p.parent === undefined ? undefined : store.layers.get(p.parent), i++)
+        ids.unshift(p);
       for (const x of ids) {
         const xs = x.tarSplit ? await load(x) : undefined;
         if (xs === undefined) {
@@ -586,19 +802,39 @@ async function deep(store: Store, f: Findings, scope: Set<string> | undefined, o
       const have = actualTree(store.fs, base, store.adapter.name === 'aufs');
       const reported = new Set(f.list.filter((x) => x.subject === l.chainId).flatMap((x) => x.paths));
       for (const p of have) {
-        if (!want.has(p)) f.add('LAYER_FILE_ADDED', l.chainId, `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`, store.shown(`${base}/${p}`));
+        if (!want.has(p))
+          f.add(
+            'LAYER_FILE_ADDED',
+            l.chainId,
+            `${JSON.stringify(p)} is in the layer directory but not in the layer's tar: containers see it, docker save does not carry it`,
+            store.shown(`${base}/${p}`),
+          );
       }
       for (const [p] of want) {
-        if (!have.has(p) && !reported.has(store.shown(`${base}/${p}`))) f.add('LAYER_FILE_MISSING', l.chainId, `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`, store.shown(`${base}/${p}`));
+        if (!have.has(p) && !reported.has(store.shown(`${base}/${p}`)))
+          f.add(
+            'LAYER_FILE_MISSING',
+            l.chainId,
+            `${JSON.stringify(p)} is in the layer's tar but not in its directory: containers do not see it`,
+            store.shown(`${base}/${p}`),
+          );
       }
     }
     // The recorded size: directory.Size of the layer's own dir (overlay2, fuse-overlayfs, aufs), or the
     // sum of the tar's file sizes for the drivers that apply layers naively (vfs, overlay, btrfs, zfs),
     // and so does BuildKit for every driver when it registers a result as a layer (RegisterByGraphID,
     // under its 25-character directory name).
-    const real = store.adapter.layerTree === 'apply' || BUILDKIT_ID.test(l.cacheId ?? '') ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0) : duSize(store.fs, base);
+    const real =
+      store.adapter.layerTree === 'apply' || BUILDKIT_ID.test(l.cacheId ?? '')
+        ? es.reduce((a, e) => a + (e.type === 1 ? e.size : 0), 0)
+        : duSize(store.fs, base);
     if (l.size !== undefined && real !== l.size) {
-      f.add('LAYER_SIZE_MISMATCH', l.chainId, `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`, store.shown(`${l.dir}/size`));
+      f.add(
+        'LAYER_SIZE_MISMATCH',
+        l.chainId,
+        `size records ${l.size} bytes but the layer holds ${real}: files were added or changed after the layer was registered (docker images shows the recorded size)`,
+        store.shown(`${l.dir}/size`),
+      );
     }
   }
   return bytes;

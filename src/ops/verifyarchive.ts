@@ -35,7 +35,6 @@ function finding(code: ErrorCode, subject: string, message: string, severity = s
   return { code, severity, subject, message, paths, fix: FIX[code] ?? 're-export the image' };
 }
 
-
 /**
  * `dataroot verify image.tar`: the checks `docker load` makes, without a daemon: the configs
  * parse and (in an OCI layout) match their digests, every blob matches its digest, every layer
@@ -54,11 +53,18 @@ export async function verifyArchive(path: string, opts: { platform?: string } = 
       for (const t of img.repoTags) {
         if (t.startsWith(':')) continue;
         const r = parseReference(t);
-        if (r === undefined || r.digest !== undefined) findings.push(finding('ARCHIVE_TAG_INVALID', img.label, `RepoTags entry ${JSON.stringify(t)} is not a name:tag reference: docker load refuses it`));
+        if (r === undefined || r.digest !== undefined)
+          findings.push(finding('ARCHIVE_TAG_INVALID', img.label, `RepoTags entry ${JSON.stringify(t)} is not a name:tag reference: docker load refuses it`));
       }
       const nameHex = /([a-f0-9]{64})(\.json)?$/.exec(img.configMember)?.[1];
       if (img.id !== '' && nameHex !== undefined && `sha256:${nameHex}` !== img.id && archive.kind === 'docker-save') {
-        findings.push(finding('ARCHIVE_CONFIG_DIGEST_MISMATCH', img.label, `${img.configMember} is named after ${nameHex} but its sha256 is ${img.id}: the image ID will be ${img.id}`));
+        findings.push(
+          finding(
+            'ARCHIVE_CONFIG_DIGEST_MISMATCH',
+            img.label,
+            `${img.configMember} is named after ${nameHex} but its sha256 is ${img.id}: the image ID will be ${img.id}`,
+          ),
+        );
       }
       await checkLayers(archive.source, img, findings, checkedLayers);
     }
@@ -89,19 +95,26 @@ async function checkLayers(source: ArchiveSource, img: ArchiveImage, findings: F
         // The same rules inject applies before it writes anything: what inject refuses, verify reports.
         const rules = new LayerCheck(true);
         const refused: DatarootError[] = [];
-        await disassemble(new TarReader(hashing(stream, h)), () => {}, async (e) => {
-          try {
-            rules.entry(e);
-          } catch (err) {
-            if (!(err instanceof DatarootError)) throw err;
-            if (refused.length < 5) refused.push(err);
-          }
-        });
+        await disassemble(
+          new TarReader(hashing(stream, h)),
+          () => {},
+          async (e) => {
+            try {
+              rules.entry(e);
+            } catch (err) {
+              if (!(err instanceof DatarootError)) throw err;
+              if (refused.length < 5) refused.push(err);
+            }
+          },
+        );
         diffId = `sha256:${h.digest('hex')}`;
         if (layer.digest !== undefined && `sha256:${blob.digest('hex')}` !== layer.digest) {
-          findings.push(finding('ARCHIVE_BLOB_DIGEST_MISMATCH', img.label, `layer blob ${layer.member} does not match its digest ${layer.digest}`, 'error', [layer.member]));
+          findings.push(
+            finding('ARCHIVE_BLOB_DIGEST_MISMATCH', img.label, `layer blob ${layer.member} does not match its digest ${layer.digest}`, 'error', [layer.member]),
+          );
         }
-        for (const r of refused) findings.push(finding(r.code, img.label, `layer ${layer.member}: ${r.message}: dataroot inject refuses it`, 'error', [layer.member]));
+        for (const r of refused)
+          findings.push(finding(r.code, img.label, `layer ${layer.member}: ${r.message}: dataroot inject refuses it`, 'error', [layer.member]));
       } catch (e) {
         const msg = e instanceof DatarootError ? e.message : String(e);
         findings.push(finding('ARCHIVE_LAYER_INVALID', img.label, `layer ${layer.member}: ${msg}`, 'error', [layer.member]));
@@ -110,7 +123,15 @@ async function checkLayers(source: ArchiveSource, img: ArchiveImage, findings: F
     }
     const want = img.diffIds[i];
     if (diffId !== undefined && want !== undefined && diffId !== want) {
-      findings.push(finding('ARCHIVE_DIFFID_MISMATCH', img.label, `layer ${i + 1} (${layer.member}) decompresses to sha256 ${diffId}, but the config says ${want}: docker load refuses the image`, 'error', [layer.member]));
+      findings.push(
+        finding(
+          'ARCHIVE_DIFFID_MISMATCH',
+          img.label,
+          `layer ${i + 1} (${layer.member}) decompresses to sha256 ${diffId}, but the config says ${want}: docker load refuses the image`,
+          'error',
+          [layer.member],
+        ),
+      );
     }
   }
 }

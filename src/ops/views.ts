@@ -37,7 +37,8 @@ export interface Target {
 /** A container by ID, name or prefix (as docker export takes it), else an image by reference or ID. */
 export function findTarget(store: Store, q: string): Target {
   const c = store.lookupContainer(q);
-  if (c.container !== undefined) return { kind: 'container', id: c.container.id, name: (c.container.config?.Name ?? '').replace(/^\//, ''), container: c.container };
+  if (c.container !== undefined)
+    return { kind: 'container', id: c.container.id, name: (c.container.config?.Name ?? '').replace(/^\//, ''), container: c.container };
   const i = store.lookupImage(q);
   if (i.image !== undefined) {
     const tag = store.refsOf(i.image.id)[0];
@@ -66,7 +67,12 @@ export function stackDirs(store: Store, id: string, what: string): { dirs: strin
   dirs.forEach((d, i) => {
     const k = store.fs.kind(d);
     if (k === 'symlink') throw store.fs.symlinkError(d);
-    if (k !== 'dir') throw new DatarootError(k === 'missing' ? 'LAYER_DIR_MISSING' : 'PATH_NOT_A_DIRECTORY', `${i === 0 ? what : 'lower layer'} ${store.shown(d)} is ${k === 'missing' ? 'missing' : `a ${k}`}`, { file: store.shown(d) });
+    if (k !== 'dir')
+      throw new DatarootError(
+        k === 'missing' ? 'LAYER_DIR_MISSING' : 'PATH_NOT_A_DIRECTORY',
+        `${i === 0 ? what : 'lower layer'} ${store.shown(d)} is ${k === 'missing' ? 'missing' : `a ${k}`}`,
+        { file: store.shown(d) },
+      );
   });
   return { dirs, rules: whiteouts };
 }
@@ -97,7 +103,8 @@ export function topCacheId(store: Store, img: ImageRecord): string | undefined {
   }
   const l = store.layers.get(img.chainId);
   if (l === undefined) throw new DatarootError('LAYER_MISSING', `layer ${img.chainId} of image ${img.id} is not in layerdb`);
-  if (l.cacheId === undefined) throw new DatarootError(l.problems[0]?.code ?? 'LAYER_METADATA_INVALID', `layer ${img.chainId}: ${l.problems[0]?.message ?? 'no cache-id'}`);
+  if (l.cacheId === undefined)
+    throw new DatarootError(l.problems[0]?.code ?? 'LAYER_METADATA_INVALID', `layer ${img.chainId}: ${l.problems[0]?.message ?? 'no cache-id'}`);
   return l.cacheId;
 }
 
@@ -151,7 +158,10 @@ export function dockerCreateLayer(below: readonly ViewLayer[], workingDir: strin
       if (c === undefined || (c.kind !== 'dir' && c.kind !== 'keep')) {
         const r = resolveInView(layers.slice(1), path);
         const parentNew = n.kind === 'dir';
-        c = !parentNew && c === undefined && r.found !== undefined && isDirStat(r.found.stat) ? { kind: 'keep', children: new Map() } : { kind: 'dir', stat: newStat(S_IFDIR, 0o755, now), children: new Map() };
+        c =
+          !parentNew && c === undefined && r.found !== undefined && isDirStat(r.found.stat)
+            ? { kind: 'keep', children: new Map() }
+            : { kind: 'dir', stat: newStat(S_IFDIR, 0o755, now), children: new Map() };
         kids.set(p, c);
       }
       n = c;
@@ -182,7 +192,10 @@ export function dockerCreateLayer(below: readonly ViewLayer[], workingDir: strin
   }
   if (workingDir !== undefined && workingDir !== '') {
     const parts = resolveScoped(layers, workingDir);
-    if (parts === undefined) problems.push(problem('WORKDIR_NOT_A_DIRECTORY', `the working directory ${workingDir} is not a directory in the image: docker create would refuse this image`));
+    if (parts === undefined)
+      problems.push(
+        problem('WORKDIR_NOT_A_DIRECTORY', `the working directory ${workingDir} is not a directory in the image: docker create would refuse this image`),
+      );
     else dirNode(parts);
   }
   return v;
@@ -311,8 +324,12 @@ export class NameLookup {
 export function trustedXattrProblem(layers: readonly ViewLayer[]): Problem | undefined {
   if (process.getuid?.() === 0) return undefined;
   const rules = layers.find((l): l is DiskLayer => l instanceof DiskLayer)?.rules;
-  if (rules === undefined || layers.filter((l) => l instanceof DiskLayer).length < 2 || !rules.opaqueXattrs.some((x) => x.startsWith('trusted.'))) return undefined;
-  return problem('XATTR_TRUSTED_UNREADABLE', 'not root: opaque directories (trusted.overlay.opaque) cannot be read, so what they hide in lower layers may show; run as root for an exact view');
+  if (rules === undefined || layers.filter((l) => l instanceof DiskLayer).length < 2 || !rules.opaqueXattrs.some((x) => x.startsWith('trusted.')))
+    return undefined;
+  return problem(
+    'XATTR_TRUSTED_UNREADABLE',
+    'not root: opaque directories (trusted.overlay.opaque) cannot be read, so what they hide in lower layers may show; run as root for an exact view',
+  );
 }
 
 /** The view of a target: for a container its layers; for an image, its layers under what docker create adds. */

@@ -76,7 +76,10 @@ export function volumeObject(store: Store, v: VolumeRecord, uses: VolumeUse[], w
 export function listVolumes(store: Store, withSize = true): { volumes: Obj[]; problems: Problem[] } {
   const { volumes, problems } = store.volumes;
   const use = usage(store);
-  return { volumes: volumes.map((v) => volumeObject(store, v, use.get(v.name) ?? [], withSize)), problems: [...problems, ...volumes.flatMap((v) => v.problems)] };
+  return {
+    volumes: volumes.map((v) => volumeObject(store, v, use.get(v.name) ?? [], withSize)),
+    problems: [...problems, ...volumes.flatMap((v) => v.problems)],
+  };
 }
 
 export function inspectVolume(store: Store, name: string): Obj {

@@ -136,7 +136,11 @@ export function opaque(fs: Confined, rel: string, rules: WhiteoutRules): boolean
   return rules.opaqueMarker && fs.kind(`${rel}/.wh..wh..opq`) !== 'missing';
 }
 
-type Resolution = { status: 'visible' | 'whiteout' | 'not-dir' | 'absent'; idx: number; dropped: Map<number, { why: 'opaque' | 'not-dir' | 'whiteout'; by: number }> };
+type Resolution = {
+  status: 'visible' | 'whiteout' | 'not-dir' | 'absent';
+  idx: number;
+  dropped: Map<number, { why: 'opaque' | 'not-dir' | 'whiteout'; by: number }>;
+};
 
 /**
  * How a union of layer dirs (topmost first) resolves a path, as overlayfs merges them (and as
@@ -201,7 +205,15 @@ function sightOf(store: Store, containerId: string, dir: string, inner: string):
 }
 
 /** How a view (its layer dirs, topmost first) shows `inner` of the layer dir `dir`. */
-export function sightInView(fs: Confined, ref: ContainerRef, dirs: string[], rules: WhiteoutRules, dir: string, inner: string, mounted: string | undefined): Sight {
+export function sightInView(
+  fs: Confined,
+  ref: ContainerRef,
+  dirs: string[],
+  rules: WhiteoutRules,
+  dir: string,
+  inner: string,
+  mounted: string | undefined,
+): Sight {
   const extra = mounted !== undefined ? { mountedOver: mounted } : {};
   const v = { dirs, whiteouts: rules };
   const store = { fs };
@@ -277,7 +289,8 @@ function layerPathOf(store: Store, parts: string[]): LayerPath | undefined {
   if (!/^[A-Za-z0-9._-]+$/.test(id) || id === '.' || id === '..') return undefined;
   const content = a.name === home ? a.contentDir(fs, id) : undefined;
   const rel = parts.join('/');
-  if (content !== undefined && (rel === content || rel.startsWith(`${content}/`))) return { id, content, inner: rel === content ? '/' : rel.slice(content.length) };
+  if (content !== undefined && (rel === content || rel.startsWith(`${content}/`)))
+    return { id, content, inner: rel === content ? '/' : rel.slice(content.length) };
   return { id };
 }
 
@@ -338,7 +351,12 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
   if (parts.length === 1) return { owner: 'store', summary: `the home of the ${home} graphdriver`, notes };
   const lp = layerPathOf(store, parts);
   if (lp === undefined) {
-    if ((home === 'overlay2' || home === 'fuse-overlayfs') && parts[1] === 'l') return { owner: 'store', summary: `${home}'s short links to layer diffs (l/<26 characters>), used in the lower chains to keep mount options short`, notes };
+    if ((home === 'overlay2' || home === 'fuse-overlayfs') && parts[1] === 'l')
+      return {
+        owner: 'store',
+        summary: `${home}'s short links to layer diffs (l/<26 characters>), used in the lower chains to keep mount options short`,
+        notes,
+      };
     return { owner: 'other', summary: `not a layer directory of ${home}`, notes };
   }
   if (lp.id === '') return { owner: 'other', summary: `${lp.via} is not a link to ../<id>/diff: it is not followed`, notes };
@@ -348,7 +366,12 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
   const inner = lp.inner;
   const through = lp.via !== undefined && lp.content !== undefined ? { st: statOf(store.fs, `${lp.content}${lp.inner === '/' ? '' : lp.inner}`) } : undefined;
   if (through !== undefined) st = through.st;
-  const typeWord = st === undefined ? 'nothing (the path does not exist)' : st.isCharacterDevice() && st.rdev === 0 ? 'a whiteout (0/0 character device)' : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
+  const typeWord =
+    st === undefined
+      ? 'nothing (the path does not exist)'
+      : st.isCharacterDevice() && st.rdev === 0
+        ? 'a whiteout (0/0 character device)'
+        : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
   // An image layer (its cache-id)?
   const layer = [...store.layers.values()].find((l) => l.cacheId === lp.id);
   if (layer !== undefined) {
@@ -358,8 +381,16 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
     const res: Part & { through?: { st: Stats | undefined } } = {
       ...(through !== undefined ? { through } : {}),
       owner: inContent ? 'image-layer' : 'layer-dir',
-      summary: inContent ? `${typeWord} in image layer ${short(layer.chainId)}, ${inner} in the layer` : `a file of the driver's directory of image layer ${short(layer.chainId)} (not in its tree)`,
-      layer: { chainId: layer.chainId, ...(layer.diffId !== undefined ? { diffId: layer.diffId } : {}), cacheId: lp.id, ...(layer.parent !== undefined ? { parent: layer.parent } : {}), dir: store.adapter.layerDir(lp.id) },
+      summary: inContent
+        ? `${typeWord} in image layer ${short(layer.chainId)}, ${inner} in the layer`
+        : `a file of the driver's directory of image layer ${short(layer.chainId)} (not in its tree)`,
+      layer: {
+        chainId: layer.chainId,
+        ...(layer.diffId !== undefined ? { diffId: layer.diffId } : {}),
+        cacheId: lp.id,
+        ...(layer.parent !== undefined ? { parent: layer.parent } : {}),
+        dir: store.adapter.layerDir(lp.id),
+      },
       ...(inner !== undefined ? { pathInLayer: inner } : {}),
       images,
       notes,
@@ -390,9 +421,13 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
         const l = [...store.layers.values()].find((x) => x.cacheId !== undefined && store.adapter.contentDir(store.fs, x.cacheId) === d);
         return l !== undefined ? `image layer ${short(l.chainId)}` : d.endsWith('-init/diff') ? 'the init layer' : d;
       };
-      const isWh = st !== undefined && ((v.whiteouts.charDevice && st.isCharacterDevice() && st.rdev === 0) || (v.whiteouts.prefixFiles && parts[parts.length - 1]!.startsWith('.wh.')));
-      if (isWh) out.container!.effect = `deletes ${inner!.replace(/\.wh\.([^/]*)$/, '$1')} of the image${below.status === 'visible' ? ` (from ${lowerName(v.dirs[below.idx + 1]!)})` : ''}`;
-      else if (st?.isDirectory() === true && opaque(store.fs, `${lp.content}${inner}`, v.whiteouts)) out.container!.effect = `an opaque directory: hides what the image has under ${inner}`;
+      const isWh =
+        st !== undefined &&
+        ((v.whiteouts.charDevice && st.isCharacterDevice() && st.rdev === 0) || (v.whiteouts.prefixFiles && parts[parts.length - 1]!.startsWith('.wh.')));
+      if (isWh)
+        out.container!.effect = `deletes ${inner!.replace(/\.wh\.([^/]*)$/, '$1')} of the image${below.status === 'visible' ? ` (from ${lowerName(v.dirs[below.idx + 1]!)})` : ''}`;
+      else if (st?.isDirectory() === true && opaque(store.fs, `${lp.content}${inner}`, v.whiteouts))
+        out.container!.effect = `an opaque directory: hides what the image has under ${inner}`;
       else if (below.status === 'visible') out.container!.effect = `replaces the image's ${inner} (from ${lowerName(v.dirs[below.idx + 1]!)})`;
       else out.container!.effect = `added by the container (the image has no ${inner})`;
       const mo = mountedOver(store, m.containerId, inner!);
@@ -401,7 +436,13 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
     return out;
   }
   notes.push('no layer of layerdb has this cache-id and no container this mount-id: an orphan (verify and layers list it), or a BuildKit snapshot');
-  return { ...(through !== undefined ? { through } : {}), owner: 'other', summary: `${typeWord} in driver directory ${lp.id}, which no layer or container uses`, ...(inner !== undefined ? { pathInLayer: inner } : {}), notes };
+  return {
+    ...(through !== undefined ? { through } : {}),
+    owner: 'other',
+    summary: `${typeWord} in driver directory ${lp.id}, which no layer or container uses`,
+    ...(inner !== undefined ? { pathInLayer: inner } : {}),
+    notes,
+  };
 }
 
 const CONTAINER_FILES: [RegExp, string][] = [
@@ -436,7 +477,12 @@ export function containerPath(store: DockerMeta, parts: string[]): Part {
 
 export function volumePath(store: DockerMeta, parts: string[]): Part {
   if (parts.length === 1) return { owner: 'store', summary: "the local volume driver's home", notes: [] };
-  if (parts[1] === 'metadata.db' && parts.length === 2) return { owner: 'store', summary: "the volume store's BoltDB (volumes/metadata.db: names, drivers, labels, options); dockerd holds its lock while it runs", notes: [] };
+  if (parts[1] === 'metadata.db' && parts.length === 2)
+    return {
+      owner: 'store',
+      summary: "the volume store's BoltDB (volumes/metadata.db: names, drivers, labels, options); dockerd holds its lock while it runs",
+      notes: [],
+    };
   const name = parts[1]!;
   const v = store.volumes.volumes.find((x) => x.name === name);
   const inData = parts[2] === '_data';
@@ -446,7 +492,13 @@ export function volumePath(store: DockerMeta, parts: string[]): Part {
     for (const mp of Object.values(c.config?.MountPoints ?? {})) {
       if (mp === null || typeof mp !== 'object' || mp.Type !== 'volume' || mp.Name !== name) continue;
       const dest = (mp.Destination ?? '').replace(/\/+$/, '');
-      mountedBy.push({ id: c.id, name: c.config?.Name ?? '', destination: mp.Destination ?? '', pathInContainer: inner === undefined || inner === '/' ? dest || '/' : `${dest}${inner}`, rw: mp.RW === true });
+      mountedBy.push({
+        id: c.id,
+        name: c.config?.Name ?? '',
+        destination: mp.Destination ?? '',
+        pathInContainer: inner === undefined || inner === '/' ? dest || '/' : `${dest}${inner}`,
+        rw: mp.RW === true,
+      });
     }
   }
   return {
@@ -480,7 +532,17 @@ function imagePath(store: Store, parts: string[]): Part {
     return {
       owner: 'layer-metadata',
       summary: `layer ${short(chainId)}: ${m[2] === undefined ? 'its layerdb entry' : `its ${m[2]}`}`,
-      ...(l?.cacheId !== undefined ? { layer: { chainId, ...(l.diffId !== undefined ? { diffId: l.diffId } : {}), cacheId: l.cacheId, ...(l.parent !== undefined ? { parent: l.parent } : {}), dir: store.adapter.layerDir(l.cacheId) } } : {}),
+      ...(l?.cacheId !== undefined
+        ? {
+            layer: {
+              chainId,
+              ...(l.diffId !== undefined ? { diffId: l.diffId } : {}),
+              cacheId: l.cacheId,
+              ...(l.parent !== undefined ? { parent: l.parent } : {}),
+              dir: store.adapter.layerDir(l.cacheId),
+            },
+          }
+        : {}),
       images: imageRefs(store, chainId),
       containers: [...users].sort().map((id) => ({ ...containerRef(store, id), sees: 'unknown' as const })),
       notes: l === undefined ? [...notes, 'layerdb does not load this layer'] : notes,
@@ -488,9 +550,15 @@ function imagePath(store: Store, parts: string[]): Part {
   }
   if ((m = /^layerdb\/mounts\/([a-f0-9]{64})(?:\/(.*))?$/.exec(rest)) !== null) {
     const ref = containerRef(store, m[1]!);
-    return { owner: 'container', summary: `container ${ref.name} (${short(ref.id)}): its layer record (${m[2] ?? 'mount-id, init-id, parent'})`, container: { ...ref, role: 'layer record' }, notes };
+    return {
+      owner: 'container',
+      summary: `container ${ref.name} (${short(ref.id)}): its layer record (${m[2] ?? 'mount-id, init-id, parent'})`,
+      container: { ...ref, role: 'layer record' },
+      notes,
+    };
   }
   if (rest === 'repositories.json') return { owner: 'store', summary: 'the tag store (repositories.json: every tag and digest reference)', notes };
-  if (rest === 'layerdb/tmp' || rest.startsWith('layerdb/tmp/')) return { owner: 'store', summary: "layerdb's staging (write-set-*: a layer being committed)", notes };
+  if (rest === 'layerdb/tmp' || rest.startsWith('layerdb/tmp/'))
+    return { owner: 'store', summary: "layerdb's staging (write-set-*: a layer being committed)", notes };
   return { owner: 'store', summary: `the ${drv} image store (${rest === '' ? 'its directory' : rest})`, notes };
 }

@@ -11,7 +11,21 @@ import { MOBY_NS } from './containerddocker.js';
 import type { LogSource } from './logs.js';
 import type { ContainerRecord } from '../store/containers.js';
 import { problem, type Problem } from '../store/problems.js';
-import { containerPath, mountedOver, opaque, resolveInView, sightInView, statOf, volumePath, type ContainerRef, type DockerMeta, type ImageRef, type Part, type Sight, type WhichResult } from './which.js';
+import {
+  containerPath,
+  mountedOver,
+  opaque,
+  resolveInView,
+  sightInView,
+  statOf,
+  volumePath,
+  type ContainerRef,
+  type DockerMeta,
+  type ImageRef,
+  type Part,
+  type Sight,
+  type WhichResult,
+} from './which.js';
 
 /**
  * `dataroot which` on containerd's root (a plain containerd, or the one Docker 29 keeps under
@@ -46,7 +60,12 @@ export function dockerMetaOf(fs: DockerMeta['fs']): DockerMeta & LogSource {
       if (hit !== undefined) return { container: hit };
       const hits = /^[a-f0-9]+$/.test(q) ? all.filter((c) => c.id.startsWith(q)) : [];
       if (hits.length === 1) return { container: hits[0]! };
-      return { error: hits.length > 1 ? problem('CONTAINER_AMBIGUOUS', `${q} matches ${hits.length} containers`) : problem('CONTAINER_NOT_FOUND', `No such container: ${q}`) };
+      return {
+        error:
+          hits.length > 1
+            ? problem('CONTAINER_AMBIGUOUS', `${q} matches ${hits.length} containers`)
+            : problem('CONTAINER_NOT_FOUND', `No such container: ${q}`),
+      };
     },
   };
   return meta;
@@ -56,11 +75,23 @@ export function dockerMetaOf(fs: DockerMeta['fs']): DockerMeta & LogSource {
 export function whichDockerOnly(meta: DockerMeta, rel: string): WhichResult {
   const parts = rel.split('/').filter(Boolean);
   const st = statOf(meta.fs, rel);
-  const base = { path: rel, exists: st !== undefined, ...(st !== undefined ? { type: kindOfStats(st) } : {}), ...(st?.isFile() === true ? { size: st.size } : {}) };
-  if (parts.length === 0) return { ...base, owner: 'store', summary: 'the data-root itself (its images and layers are in containerd/daemon: the containerd image store)', notes: [] };
+  const base = {
+    path: rel,
+    exists: st !== undefined,
+    ...(st !== undefined ? { type: kindOfStats(st) } : {}),
+    ...(st?.isFile() === true ? { size: st.size } : {}),
+  };
+  if (parts.length === 0)
+    return { ...base, owner: 'store', summary: 'the data-root itself (its images and layers are in containerd/daemon: the containerd image store)', notes: [] };
   if (parts[0] === 'containers') return { ...base, ...containerPath(meta, parts) };
   if (parts[0] === 'volumes') return { ...base, ...volumePath(meta, parts) };
-  if (parts[0] === 'containerd') return { ...base, owner: 'store', summary: 'the containerd that dockerd starts itself (containerd/daemon holds its root: images, content, snapshots)', notes: [] };
+  if (parts[0] === 'containerd')
+    return {
+      ...base,
+      owner: 'store',
+      summary: 'the containerd that dockerd starts itself (containerd/daemon holds its root: images, content, snapshots)',
+      notes: [],
+    };
   return { ...base, owner: 'other', summary: `not a path a Docker root on the containerd image store uses for images or containers (${parts[0]}/)`, notes: [] };
 }
 
@@ -86,7 +117,8 @@ export function whichContainerd(cd: CdRoot, rel: string, o: CdWhichOptions): Whi
   };
   if (parts.length === 0) return { ...base, owner: 'store', summary: `the root of containerd (${cd.location.shown})` };
   const top = parts[0]!;
-  if (top === 'io.containerd.metadata.v1.bolt') return { ...base, owner: 'store', summary: "containerd's metadata (meta.db: namespaces, images, containers, content and snapshot records, leases)" };
+  if (top === 'io.containerd.metadata.v1.bolt')
+    return { ...base, owner: 'store', summary: "containerd's metadata (meta.db: namespaces, images, containers, content and snapshot records, leases)" };
   if (top === 'io.containerd.content.v1.content') return { ...base, ...contentPath(cd, parts) };
   const sm = SNAPSHOTTER_DIR.exec(top);
   if (sm !== null) return { ...base, ...snapshotterPath(cd, sm[1]!, parts, st, o) };
@@ -104,11 +136,17 @@ function contentPath(cd: CdRoot, parts: string[]): Part {
     const n = parts[2];
     if (n === undefined) return { owner: 'store', summary: 'partial writes of the content store (ingests)', notes: [] };
     const ing = isIngestDir(n) ? cd.backendIngests().find((i) => i.dir.endsWith(`/${n}`)) : undefined;
-    return { owner: 'store', summary: `a partial write of the content store${ing !== undefined && ing.ref !== '' ? ` (ref ${ing.ref}, ${ing.offset} of ${ing.total} bytes)` : ''}`, notes: [] };
+    return {
+      owner: 'store',
+      summary: `a partial write of the content store${ing !== undefined && ing.ref !== '' ? ` (ref ${ing.ref}, ${ing.offset} of ${ing.total} bytes)` : ''}`,
+      notes: [],
+    };
   }
-  if (parts[1] !== 'blobs' || parts[2] !== 'sha256' || parts[3] === undefined) return { owner: 'store', summary: "containerd's content store (blobs by digest)", notes: [] };
+  if (parts[1] !== 'blobs' || parts[2] !== 'sha256' || parts[3] === undefined)
+    return { owner: 'store', summary: "containerd's content store (blobs by digest)", notes: [] };
   const digest = `sha256:${parts[3]}`;
-  if (!isBlobDigest(digest) || parts.length > 4) return { owner: 'other', summary: `${parts.slice(3).join('/')} is not a blob name (sha256 hex digits)`, notes: [] };
+  if (!isBlobDigest(digest) || parts.length > 4)
+    return { owner: 'other', summary: `${parts.slice(3).join('/')} is not a blob name (sha256 hex digits)`, notes: [] };
   const notes: string[] = [];
   const records = cd.blobRecords().get(digest) ?? [];
   if (records.length === 0) notes.push('no namespace has a content record for this blob: containerd does not serve it');
@@ -151,7 +189,8 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
   const notes: string[] = [];
   if (!FILE_SNAPSHOTTERS.includes(sn)) return { owner: 'other', summary: `the home of the ${sn} snapshotter, whose layout dataroot does not read`, notes };
   if (parts.length === 1) return { owner: 'store', summary: `the home of the ${sn} snapshotter`, notes };
-  if (parts[1] === 'metadata.db' && parts.length === 2) return { owner: 'store', summary: `the ${sn} snapshotter's metadata.db (snapshot ids, kinds, parents, sizes)`, notes };
+  if (parts[1] === 'metadata.db' && parts.length === 2)
+    return { owner: 'store', summary: `the ${sn} snapshotter's metadata.db (snapshot ids, kinds, parents, sizes)`, notes };
   if (parts[1] !== 'snapshots' || parts[2] === undefined) return { owner: 'other', summary: `not a snapshot directory of ${sn}`, notes };
   const id = parts[2];
   if (!isSnapshotId(id)) return { owner: 'other', summary: `${id} is not a snapshot id (digits): no snapshot of ${sn} lives there`, notes };
@@ -168,11 +207,27 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
   const s = findSnapshot(cd, sn, id);
   if (s === undefined) {
     const b = cd.snapshotter(sn)?.byId(id);
-    notes.push(b !== undefined ? `the ${sn} snapshotter has snapshot ${JSON.stringify(b.name)} there, but no namespace's meta.db record names it` : `the ${sn} snapshotter's metadata.db has no snapshot ${id}: an orphan directory`);
-    return { owner: 'other', summary: `a file of snapshot directory ${id} of ${sn}, which no snapshot record uses`, ...(inner !== undefined ? { pathInLayer: inner } : {}), notes };
+    notes.push(
+      b !== undefined
+        ? `the ${sn} snapshotter has snapshot ${JSON.stringify(b.name)} there, but no namespace's meta.db record names it`
+        : `the ${sn} snapshotter's metadata.db has no snapshot ${id}: an orphan directory`,
+    );
+    return {
+      owner: 'other',
+      summary: `a file of snapshot directory ${id} of ${sn}, which no snapshot record uses`,
+      ...(inner !== undefined ? { pathInLayer: inner } : {}),
+      notes,
+    };
   }
-  const typeWord = st === undefined ? 'nothing (the path does not exist)' : st.isCharacterDevice() && st.rdev === 0 ? 'a whiteout (0/0 character device)' : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
-  const snapInfo = { snapshot: { namespace: s.namespace, snapshotter: sn, key: s.Name, kind: s.Kind, id, parent: s.Parent === '' ? null : s.Parent, dir: cd.shown(fsDir) } };
+  const typeWord =
+    st === undefined
+      ? 'nothing (the path does not exist)'
+      : st.isCharacterDevice() && st.rdev === 0
+        ? 'a whiteout (0/0 character device)'
+        : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
+  const snapInfo = {
+    snapshot: { namespace: s.namespace, snapshotter: sn, key: s.Name, kind: s.Kind, id, parent: s.Parent === '' ? null : s.Parent, dir: cd.shown(fsDir) },
+  };
   const where = inner === undefined ? ` (not in its tree: ${parts.slice(3).join('/') || 'its directory'})` : '';
   const rules: WhiteoutRules = sn === 'native' ? WHITEOUTS.none : WHITEOUTS.overlay;
   const docker = s.namespace === MOBY_NS ? o.docker : undefined;
@@ -187,7 +242,13 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
     const ref = initOf ?? users[0]?.ref;
     if (ref === undefined) {
       notes.push(`no container names snapshot ${s.Name}`);
-      return { owner: 'other', summary: `${typeWord} in ${s.Kind.toLowerCase()} snapshot ${s.Name} (${sn}, namespace ${s.namespace}), which no container uses${where}`, ...snapInfo, ...(inner !== undefined ? { pathInLayer: inner } : {}), notes };
+      return {
+        owner: 'other',
+        summary: `${typeWord} in ${s.Kind.toLowerCase()} snapshot ${s.Name} (${sn}, namespace ${s.namespace}), which no container uses${where}`,
+        ...snapInfo,
+        ...(inner !== undefined ? { pathInLayer: inner } : {}),
+        notes,
+      };
     }
     const init = initOf !== undefined;
     const who = `container ${ref.name === '' ? ref.id : `${ref.name} (${short(ref.id)})`}`;
@@ -200,7 +261,13 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
       container: { ...ref, ...(inner !== undefined ? { pathInContainer: inner } : {}), role: init ? 'init snapshot' : 'read-write snapshot' },
       notes,
     };
-    if (users.length > 1) notes.push(`also named by ${users.slice(1).map((u) => u.ref.name || u.ref.id).join(', ')}`);
+    if (users.length > 1)
+      notes.push(
+        `also named by ${users
+          .slice(1)
+          .map((u) => u.ref.name || u.ref.id)
+          .join(', ')}`,
+      );
     if (!init && inner !== undefined && inner !== '/' && rules !== WHITEOUTS.none) {
       const dirs = viewDirs(cd, s, notes);
       if (dirs !== undefined && dirs.length > 1) {
@@ -211,7 +278,8 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
         };
         const isWh = st !== undefined && st.isCharacterDevice() && st.rdev === 0;
         if (isWh) out.container!.effect = `deletes ${inner} of the image${below.status === 'visible' ? ` (from ${lowerName(dirs[below.idx + 1]!)})` : ''}`;
-        else if (st?.isDirectory() === true && opaque(cd.fs, `${fsDir}${inner}`, rules)) out.container!.effect = `an opaque directory: hides what the image has under ${inner}`;
+        else if (st?.isDirectory() === true && opaque(cd.fs, `${fsDir}${inner}`, rules))
+          out.container!.effect = `an opaque directory: hides what the image has under ${inner}`;
         else if (below.status === 'visible') out.container!.effect = `replaces the image's ${inner} (from ${lowerName(dirs[below.idx + 1]!)})`;
         else out.container!.effect = `added by the container (the image has no ${inner})`;
       }
@@ -240,9 +308,22 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
   const label = isLayer ? `image layer ${short(s.Name)}` : `committed snapshot ${s.Name}`;
   const res: Part = {
     owner: inner !== undefined ? (isLayer ? 'image-layer' : 'other') : 'layer-dir',
-    summary: inner !== undefined ? `${typeWord} in ${label} (${sn}, namespace ${s.namespace}), ${inner} in the layer` : `a file of the snapshot directory of ${label} (${sn}, namespace ${s.namespace})${where}`,
+    summary:
+      inner !== undefined
+        ? `${typeWord} in ${label} (${sn}, namespace ${s.namespace}), ${inner} in the layer`
+        : `a file of the snapshot directory of ${label} (${sn}, namespace ${s.namespace})${where}`,
     ...snapInfo,
-    ...(isLayer ? { layer: { chainId: s.Name, ...(diffId !== undefined ? { diffId } : {}), cacheId: id, ...(s.Parent !== '' ? { parent: s.Parent } : {}), dir: cd.shown(fsDir) } } : {}),
+    ...(isLayer
+      ? {
+          layer: {
+            chainId: s.Name,
+            ...(diffId !== undefined ? { diffId } : {}),
+            cacheId: id,
+            ...(s.Parent !== '' ? { parent: s.Parent } : {}),
+            dir: cd.shown(fsDir),
+          },
+        }
+      : {}),
     ...(inner !== undefined ? { pathInLayer: inner } : {}),
     images,
     notes,

@@ -22,7 +22,11 @@ export interface WriteTarget {
  * whose store directories are symlinks or not directories (STORE_TARGET_UNSAFE), all before the
  * first write. A root that was never started is laid out first when a driver is given.
  */
-export async function withWritableStore<T>(target: WriteTarget, fn: (s: Store) => Promise<T>, opts: { create: boolean; lock: boolean } = { create: false, lock: true }): Promise<T> {
+export async function withWritableStore<T>(
+  target: WriteTarget,
+  fn: (s: Store) => Promise<T>,
+  opts: { create: boolean; lock: boolean } = { create: false, lock: true },
+): Promise<T> {
   const { root } = target;
   const g = target;
   let st;
@@ -32,7 +36,8 @@ export async function withWritableStore<T>(target: WriteTarget, fn: (s: Store) =
     st = undefined;
   }
   if (st?.isFile() === true) throw new DatarootError('STORE_NOT_WRITABLE', `${root} is an archive: write into a data-root directory`, { file: root });
-  if (st !== undefined && !st.isDirectory() && !st.isSymbolicLink()) throw new DatarootError('STORE_NOT_A_DATAROOT', `${root} is not a directory`, { file: root });
+  if (st !== undefined && !st.isDirectory() && !st.isSymbolicLink())
+    throw new DatarootError('STORE_NOT_A_DATAROOT', `${root} is not a directory`, { file: root });
   let createdRoot = false;
   if (st === undefined) {
     if (!opts.create) throw new DatarootError('STORE_NOT_FOUND', `data-root ${root} does not exist`, { file: root });
@@ -50,9 +55,16 @@ export async function withWritableStore<T>(target: WriteTarget, fn: (s: Store) =
       const drivers = fs.names('image').filter((x) => (WRITABLE_DRIVERS as readonly string[]).includes(x));
       const drv = g.driver ?? drivers[0];
       if (drv === undefined) {
-        throw new DatarootError(empty ? 'USAGE_DRIVER_REQUIRED' : 'STORE_NOT_A_DATAROOT', empty ? `${root} is empty: name the storage driver to lay it out (--driver ${WRITABLE_DRIVERS.join('|')})` : `${root} has no image store: name the storage driver (--driver ${WRITABLE_DRIVERS.join('|')})`, { file: root });
+        throw new DatarootError(
+          empty ? 'USAGE_DRIVER_REQUIRED' : 'STORE_NOT_A_DATAROOT',
+          empty
+            ? `${root} is empty: name the storage driver to lay it out (--driver ${WRITABLE_DRIVERS.join('|')})`
+            : `${root} has no image store: name the storage driver (--driver ${WRITABLE_DRIVERS.join('|')})`,
+          { file: root },
+        );
       }
-      if (!(WRITABLE_DRIVERS as readonly string[]).includes(drv)) throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes ${WRITABLE_DRIVERS.join(', ')} stores, not ${drv}`, { file: root });
+      if (!(WRITABLE_DRIVERS as readonly string[]).includes(drv))
+        throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject writes ${WRITABLE_DRIVERS.join(', ')} stores, not ${drv}`, { file: root });
       if (g.driver !== undefined && drivers.length > 0 && !drivers.includes(g.driver)) {
         throw new DatarootError('STORE_DRIVER_MISMATCH', `${root} holds a ${drivers.join(', ')} image store, not ${g.driver}`, { file: root });
       }
@@ -80,4 +92,3 @@ export async function withWritableStore<T>(target: WriteTarget, fn: (s: Store) =
     await lock?.release();
   }
 }
-

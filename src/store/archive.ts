@@ -58,7 +58,10 @@ class DirSource implements ArchiveSource {
 }
 
 class TarSource implements ArchiveSource {
-  constructor(private readonly idx: TarIndex, readonly path: string) {}
+  constructor(
+    private readonly idx: TarIndex,
+    readonly path: string,
+  ) {}
   get duplicates(): string[] {
     return this.idx.duplicates;
   }
@@ -140,12 +143,16 @@ export async function openImageArchive(path: string, o: OpenArchiveOptions): Pro
     const kind = compressionOf(headOf(path, 8));
     if (kind !== 'none') {
       tarPath = join(o.workDir, 'archive.tar');
-      await pipeline(Readable.from(decompress(kind, createReadStream(path), { what: path, maxBytes: o.maxBytes ?? 64 << 30, maxRatio: 1000, inputBytes: st.size })), createWriteStream(tarPath));
+      await pipeline(
+        Readable.from(decompress(kind, createReadStream(path), { what: path, maxBytes: o.maxBytes ?? 64 << 30, maxRatio: 1000, inputBytes: st.size })),
+        createWriteStream(tarPath),
+      );
     }
     source = new TarSource(await TarIndex.build(tarPath), path);
   } else throw new DatarootError('ARCHIVE_NOT_FOUND', `${path} is neither a file nor a directory`, { file: path });
   const problems: Problem[] = source.duplicates.map((d) => problem('ARCHIVE_DUPLICATE_ENTRY', `the archive holds ${d} more than once`));
-  if (o.preferOci === true && source.has('oci-layout') && source.has('index.json')) return { kind: 'oci', path, source, images: await ociImages(source, problems, o.platform ?? 'linux/amd64'), problems };
+  if (o.preferOci === true && source.has('oci-layout') && source.has('index.json'))
+    return { kind: 'oci', path, source, images: await ociImages(source, problems, o.platform ?? 'linux/amd64'), problems };
   if (source.has('manifest.json')) return { kind: 'docker-save', path, source, images: await dockerImages(source), problems };
   if (source.has('index.json')) return { kind: 'oci', path, source, images: await ociImages(source, problems, o.platform ?? 'linux/amd64'), problems };
   throw new DatarootError('ARCHIVE_NOT_AN_IMAGE', `${path} has neither manifest.json (docker save) nor index.json (OCI layout)`, { file: path });
@@ -159,7 +166,11 @@ function parseJson(b: Buffer, what: string): unknown {
   }
 }
 
-async function readConfig(source: ArchiveSource, member: string, problems: Problem[]): Promise<{ bytes: Buffer; config: ImageConfig | undefined; diffIds: string[] } | undefined> {
+async function readConfig(
+  source: ArchiveSource,
+  member: string,
+  problems: Problem[],
+): Promise<{ bytes: Buffer; config: ImageConfig | undefined; diffIds: string[] } | undefined> {
   if (!source.has(member)) {
     problems.push(problem('ARCHIVE_CONFIG_MISSING', `the image config ${member} is not in the archive`));
     return undefined;
@@ -172,7 +183,8 @@ async function readConfig(source: ArchiveSource, member: string, problems: Probl
     if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
     config = c;
     const d = config.rootfs?.diff_ids;
-    if (config.rootfs === undefined || config.rootfs === null) problems.push(problem('ARCHIVE_CONFIG_INVALID', `${member} has no rootfs: docker load refuses it`));
+    if (config.rootfs === undefined || config.rootfs === null)
+      problems.push(problem('ARCHIVE_CONFIG_INVALID', `${member} has no rootfs: docker load refuses it`));
     else if (d !== undefined && d !== null && !(Array.isArray(d) && d.every((x) => typeof x === 'string' && DIGEST_RE.test(x)))) {
       problems.push(problem('ARCHIVE_CONFIG_INVALID', `${member}: rootfs.diff_ids is not a list of sha256 digests`));
     } else diffIds = (d as string[] | null | undefined) ?? [];
@@ -195,20 +207,32 @@ async function dockerImages(source: ArchiveSource): Promise<ArchiveImage[]> {
   const out: ArchiveImage[] = [];
   for (const [i, raw] of (doc as DockerManifestEntry[]).entries()) {
     const ip: Problem[] = [];
-    if (raw === null || typeof raw !== 'object' || typeof raw.Config !== 'string' || !Array.isArray(raw.Layers) || !raw.Layers.every((l) => typeof l === 'string')) {
+    if (
+      raw === null ||
+      typeof raw !== 'object' ||
+      typeof raw.Config !== 'string' ||
+      !Array.isArray(raw.Layers) ||
+      !raw.Layers.every((l) => typeof l === 'string')
+    ) {
       throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `manifest.json entry ${i} needs "Config" (a path) and "Layers" (a list of paths)`);
     }
     const tags = raw.RepoTags === null || raw.RepoTags === undefined ? [] : raw.RepoTags;
-    if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `manifest.json entry ${i}: RepoTags is not a list of strings`);
+    if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string'))
+      throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `manifest.json entry ${i}: RepoTags is not a list of strings`);
     const cfg = await readConfig(source, raw.Config, ip);
-    const layers = (raw.Layers).map((member) => ({ member }));
+    const layers = raw.Layers.map((member) => ({ member }));
     for (const l of layers) if (!source.has(l.member)) ip.push(problem('ARCHIVE_LAYER_MISSING', `layer ${l.member} is not in the archive`));
     if (cfg !== undefined && cfg.config !== undefined && cfg.diffIds.length !== layers.length) {
-      ip.push(problem('ARCHIVE_LAYER_COUNT_MISMATCH', `${raw.Config} lists ${cfg.diffIds.length} diff_ids but the manifest has ${layers.length} layers: docker load refuses it`));
+      ip.push(
+        problem(
+          'ARCHIVE_LAYER_COUNT_MISMATCH',
+          `${raw.Config} lists ${cfg.diffIds.length} diff_ids but the manifest has ${layers.length} layers: docker load refuses it`,
+        ),
+      );
     }
     const id = cfg === undefined ? '' : sha256Digest(cfg.bytes);
     out.push({
-      label: (tags)[0] ?? (id || raw.Config),
+      label: tags[0] ?? (id || raw.Config),
       configMember: raw.Config,
       configBytes: cfg?.bytes ?? Buffer.alloc(0),
       id,
@@ -245,7 +269,8 @@ async function readBlob(source: ArchiveSource, d: Descriptor, what: string, prob
     return undefined;
   }
   const b = await source.readAll(name, 16 << 20);
-  if (sha256Digest(b) !== d.digest) problems.push(problem('ARCHIVE_BLOB_DIGEST_MISMATCH', `${what} ${name}: its sha256 is ${sha256Digest(b)}, not ${d.digest}`));
+  if (sha256Digest(b) !== d.digest)
+    problems.push(problem('ARCHIVE_BLOB_DIGEST_MISMATCH', `${what} ${name}: its sha256 is ${sha256Digest(b)}, not ${d.digest}`));
   return b;
 }
 
@@ -258,7 +283,8 @@ function platformOf(d: Descriptor): string {
 /** The images of an OCI layout: each manifest named by index.json (an index is resolved to one platform). */
 async function ociImages(source: ArchiveSource, problems: Problem[], platform: string): Promise<ArchiveImage[]> {
   const index = parseJson(await source.readAll('index.json', 16 << 20), 'index.json') as { manifests?: Descriptor[] };
-  if (index === null || typeof index !== 'object' || !Array.isArray(index.manifests)) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', 'index.json has no "manifests" list');
+  if (index === null || typeof index !== 'object' || !Array.isArray(index.manifests))
+    throw new DatarootError('ARCHIVE_MANIFEST_INVALID', 'index.json has no "manifests" list');
   const out: ArchiveImage[] = [];
   const visit = async (d: Descriptor, names: string[], depth: number): Promise<void> => {
     if (depth > 4) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', 'image indexes nested too deep');
@@ -269,7 +295,12 @@ async function ociImages(source: ArchiveSource, problems: Problem[], platform: s
       const idx = parseJson(b, `index ${d.digest}`) as { manifests?: Descriptor[] };
       const cands = (idx.manifests ?? []).filter((m) => platformOf(m) === platform || (platformOf(m) === '' && idx.manifests!.length === 1));
       if (cands.length === 0) {
-        problems.push(problem('ARCHIVE_PLATFORM_MISSING', `index ${d.digest} has no manifest for ${platform} (it has ${(idx.manifests ?? []).map(platformOf).join(', ') || 'none'})`));
+        problems.push(
+          problem(
+            'ARCHIVE_PLATFORM_MISSING',
+            `index ${d.digest} has no manifest for ${platform} (it has ${(idx.manifests ?? []).map(platformOf).join(', ') || 'none'})`,
+          ),
+        );
         return;
       }
       await visit(cands[0]!, names, depth + 1);
@@ -285,12 +316,14 @@ async function ociImages(source: ArchiveSource, problems: Problem[], platform: s
       return;
     }
     const man = parseJson(mb, `manifest ${d.digest}`) as { config?: Descriptor; layers?: Descriptor[] };
-    if (man.config === undefined || !Array.isArray(man.layers)) throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `manifest ${d.digest} has no config or layers`);
+    if (man.config === undefined || !Array.isArray(man.layers))
+      throw new DatarootError('ARCHIVE_MANIFEST_INVALID', `manifest ${d.digest} has no config or layers`);
     const cfgName = man.config.digest === undefined ? undefined : blobName(man.config.digest);
     const cfg = cfgName === undefined ? undefined : await readConfig(source, cfgName, ip);
-    if (cfg !== undefined && sha256Digest(cfg.bytes) !== man.config.digest) ip.push(problem('ARCHIVE_CONFIG_DIGEST_MISMATCH', `config ${cfgName}: its sha256 is ${sha256Digest(cfg.bytes)}, not ${man.config.digest}`));
+    if (cfg !== undefined && sha256Digest(cfg.bytes) !== man.config.digest)
+      ip.push(problem('ARCHIVE_CONFIG_DIGEST_MISMATCH', `config ${cfgName}: its sha256 is ${sha256Digest(cfg.bytes)}, not ${man.config.digest}`));
     const layers: ArchiveLayer[] = man.layers.map((l) => {
-      const member = l.digest === undefined ? '' : blobName(l.digest) ?? '';
+      const member = l.digest === undefined ? '' : (blobName(l.digest) ?? '');
       if (member === '' || !source.has(member)) ip.push(problem('ARCHIVE_LAYER_MISSING', `layer blob ${l.digest ?? '(no digest)'} is not in the layout`));
       const layer: ArchiveLayer = { member };
       if (l.mediaType !== undefined) layer.mediaType = l.mediaType;

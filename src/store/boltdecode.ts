@@ -104,7 +104,10 @@ export function goBinaryTime(b: Uint8Array): string | undefined {
   if (Number.isNaN(d.getTime())) return undefined;
   const iso = d.toISOString().replace(/\.\d{3}Z$/, '');
   const frac = nsec === 0 ? '' : `.${String(nsec).padStart(9, '0').replace(/0+$/, '')}`;
-  const zone = zoneMin === -1 || zoneMin === 0 ? 'Z' : `${zoneMin < 0 ? '-' : '+'}${String(Math.floor(Math.abs(zoneMin) / 60)).padStart(2, '0')}:${String(Math.abs(zoneMin) % 60).padStart(2, '0')}`;
+  const zone =
+    zoneMin === -1 || zoneMin === 0
+      ? 'Z'
+      : `${zoneMin < 0 ? '-' : '+'}${String(Math.floor(Math.abs(zoneMin) / 60)).padStart(2, '0')}:${String(Math.abs(zoneMin) % 60).padStart(2, '0')}`;
   return `${iso}${frac}${zone}`;
 }
 
@@ -169,7 +172,9 @@ function containerdAny(path: readonly string[], key: string, v: Uint8Array): Sho
   try {
     const a = decodeAny(v);
     const d = decodeAnyValue(a);
-    return { any: { typeUrl: a.typeUrl, [d.decoded === 'json' ? 'json' : d.decoded === 'proto' ? 'fields' : d.decoded === 'fields' ? 'protobuf' : 'empty']: d.value } };
+    return {
+      any: { typeUrl: a.typeUrl, [d.decoded === 'json' ? 'json' : d.decoded === 'proto' ? 'fields' : d.decoded === 'fields' ? 'protobuf' : 'empty']: d.value },
+    };
   } catch {
     return undefined;
   }

@@ -130,7 +130,13 @@ export function readMetaItems(db: BoltFile, file: string): { items: MetaItem[]; 
       else item.values.set(key, v.raw);
     });
     if (item.invalid !== undefined) {
-      problems.push(problem('BUILDKIT_METADATA_INVALID', `record ${JSON.stringify(id.slice(0, 80))} holds ${item.invalid}: Go's decoder rejects it, so dockerd's builder cannot load the build cache and dockerd does not start`, file));
+      problems.push(
+        problem(
+          'BUILDKIT_METADATA_INVALID',
+          `record ${JSON.stringify(id.slice(0, 80))} holds ${item.invalid}: Go's decoder rejects it, so dockerd's builder cannot load the build cache and dockerd does not start`,
+          file,
+        ),
+      );
     }
     items.push(item);
   }
@@ -250,7 +256,13 @@ export function loadRecords(items: readonly MetaItem[], hasBlob: (digest: string
       if (p.mutable) {
         if (p.refs > 0) return fail(it.id, `its parent ${pid} is a mutable record in use`);
         if (p.equalImmutable !== undefined) parent = p.equalImmutable;
-        else notes.push(problem('BUILDKIT_COMMIT_AT_START', `record ${it.id} has the mutable record ${pid} as parent: dockerd commits ${pid} at start into a new record (a new ID) and lists that instead`));
+        else
+          notes.push(
+            problem(
+              'BUILDKIT_COMMIT_AT_START',
+              `record ${it.id} has the mutable record ${pid} as parent: dockerd commits ${pid} at start into a new record (a new ID) and lists that instead`,
+            ),
+          );
       }
     }
     if (deletedOf(it)) return fail(it.id, 'it is marked deleted (a removal that did not finish)');
@@ -259,7 +271,8 @@ export function loadRecords(items: readonly MetaItem[], hasBlob: (digest: string
     const blob = blobOf(it);
     if (blobOnlyOf(it) && blob !== '' && !hasBlob(blob)) return fail(it.id, `its layer blob ${blob} is not in the content store (a lazy record)`);
     if (parent !== undefined) parent.refs++;
-    if (createdAtOf(it) === undefined) notes.push(problem('BUILDKIT_CREATED_AT_START', `record ${it.id} has no creation time: dockerd sets it to the time of its start`));
+    if (createdAtOf(it) === undefined)
+      notes.push(problem('BUILDKIT_CREATED_AT_START', `record ${it.id} has no creation time: dockerd sets it to the time of its start`));
     const rec: CacheRecord = { id: it.id, item: it, mutable: !committedOf(it), refs: 0 };
     if (parent !== undefined) rec.parent = parent;
     records.set(it.id, rec);
@@ -527,7 +540,14 @@ export function readBuildCache(store: Store): BuildCache {
   const problems: Problem[] = [];
   const present = fs.isDir(BUILDKIT_DIR);
   const kind = fs.kind(BUILDKIT_DIR);
-  if (kind !== 'dir' && kind !== 'missing') problems.push(problem(kind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `buildkit is a ${kind}, not a directory: the build cache is not read, and no directory that may be BuildKit's is taken for an orphan`, BUILDKIT_DIR));
+  if (kind !== 'dir' && kind !== 'missing')
+    problems.push(
+      problem(
+        kind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY',
+        `buildkit is a ${kind}, not a directory: the build cache is not read, and no directory that may be BuildKit's is taken for an orphan`,
+        BUILDKIT_DIR,
+      ),
+    );
   const empty: BuildCache = {
     present,
     complete: kind === 'missing',
@@ -549,7 +569,9 @@ export function readBuildCache(store: Store): BuildCache {
   const { file: metadataFile, items } = meta;
 
   // Record IDs are bolt keys, never paths; an ID of another form is reported (dockerd loads it all the same).
-  for (const it of items) if (!isRecordId(it.id)) problems.push(problem('ID_INVALID', `build-cache record ID ${JSON.stringify(it.id.slice(0, 80))} is not a BuildKit ID`, metadataFile));
+  for (const it of items)
+    if (!isRecordId(it.id))
+      problems.push(problem('ID_INVALID', `build-cache record ID ${JSON.stringify(it.id.slice(0, 80))} is not a BuildKit ID`, metadataFile));
   const load = loadRecords(
     items.filter((it) => it.invalid === undefined),
     (d) => content.has(d),
@@ -564,7 +586,12 @@ export function readBuildCache(store: Store): BuildCache {
 }
 
 /** The metadata: v2, else v1 as 20.10 migrates it; undefined when there is neither. */
-function readMetadata(store: Store, snaps: Map<string, SnapshotBucket>, content: Map<string, bigint>, problems: Problem[]): { file: string; items: MetaItem[] } | undefined {
+function readMetadata(
+  store: Store,
+  snaps: Map<string, SnapshotBucket>,
+  content: Map<string, bigint>,
+  problems: Problem[],
+): { file: string; items: MetaItem[] } | undefined {
   const fs = store.fs;
   if (fs.exists(METADATA_V2)) {
     const r = withBolt(fs, METADATA_V2, problems, (db) => readMetaItems(db, METADATA_V2));
@@ -635,7 +662,13 @@ class SnapshotKeys {
       const g: string = this.graphId(k).id;
       if (!isDirName(g) && !this.badIds.has(g)) {
         this.badIds.add(g);
-        this.problems.push(problem('ID_INVALID', `snapshot ${JSON.stringify(k.slice(0, 80))} names ${JSON.stringify(g.slice(0, 80))} as its directory, which is not a driver ID: it is never used as a path`, SNAPSHOTS_DB));
+        this.problems.push(
+          problem(
+            'ID_INVALID',
+            `snapshot ${JSON.stringify(k.slice(0, 80))} names ${JSON.stringify(g.slice(0, 80))} as its directory, which is not a driver ID: it is never used as a path`,
+            SNAPSHOTS_DB,
+          ),
+        );
       }
       k = this.snaps.get(g)?.parent;
     }
@@ -650,14 +683,16 @@ class SnapshotKeys {
     if (b?.size !== undefined) {
       // strconv.Atoi: an optional sign and decimal digits, within int64.
       const n = /^[+-]?[0-9]{1,40}$/.test(b.size) ? BigInt(b.size) : undefined;
-      if (n === undefined || n < INT64_MIN || n > INT64_MAX) return { kind: 'error', message: `snapshots.db: size ${JSON.stringify(b.size.slice(0, 40))} of ${key} is not a number` };
+      if (n === undefined || n < INT64_MIN || n > INT64_MAX)
+        return { kind: 'error', message: `snapshots.db: size ${JSON.stringify(b.size.slice(0, 40))} of ${key} is not a number` };
       if (n !== -1n) return { kind: 'snapshots-db', size: n };
     }
     const g = this.graphId(key);
     // Stat: the bucket of the directory must exist.
     const gb = this.snaps.get(g.id);
     if (gb === undefined) return { kind: 'error', message: `snapshot ${key} not found` };
-    if (!isDirName(g.id)) return { kind: 'error', message: `snapshot ${key} names ${JSON.stringify(g.id.slice(0, 80))} as its directory, which is not a driver ID` };
+    if (!isDirName(g.id))
+      return { kind: 'error', message: `snapshot ${key} names ${JSON.stringify(g.id.slice(0, 80))} as its directory, which is not a driver ID` };
     let parentDir: string | undefined;
     const p = gb.parent ?? '';
     if (p !== '') {
@@ -678,7 +713,11 @@ class SnapshotKeys {
  * Directories and layers the loaded records use (each snapshot and the snapshots below it), and
  * those only records dockerd deletes at start use, with the reason.
  */
-function referencedDirs(keys: SnapshotKeys, load: LoadResult, items: MetaItem[]): { dirs: Map<string, string>; layers: Set<string>; unloadableDirs: Map<string, string> } {
+function referencedDirs(
+  keys: SnapshotKeys,
+  load: LoadResult,
+  items: MetaItem[],
+): { dirs: Map<string, string>; layers: Set<string>; unloadableDirs: Map<string, string> } {
   const dirs = new Map<string, string>();
   const layers = new Set<string>();
   let seen = new Set<string>();
@@ -691,7 +730,8 @@ function referencedDirs(keys: SnapshotKeys, load: LoadResult, items: MetaItem[])
     if (it === undefined || it.invalid !== undefined) continue;
     const tmp = new Map<string, string>();
     keys.collect(snapshotIdOf(it), u.id, seen, tmp, undefined);
-    for (const d of tmp.keys()) if (!dirs.has(d) && !unloadableDirs.has(d)) unloadableDirs.set(d, `build-cache record ${u.id}, which dockerd deletes at start (${u.reason})`);
+    for (const d of tmp.keys())
+      if (!dirs.has(d) && !unloadableDirs.has(d)) unloadableDirs.set(d, `build-cache record ${u.id}, which dockerd deletes at start (${u.reason})`);
   }
   return { dirs, layers, unloadableDirs };
 }
@@ -744,7 +784,13 @@ function migrateV1(store: Store, items: MetaItem[], snaps: Map<string, SnapshotB
   const out = items.map((it): MetaItem => ({ ...it, values: new Map(it.values) }));
   const byId = new Map(out.map((it) => [it.id, it]));
   const fails = (why: string): void => {
-    problems.push(problem('BUILDKIT_MIGRATION_FAILS', `dockerd 20.10 migrates ${METADATA_V1} to ${METADATA_V2} at start and fails: ${why}; its builder does not start`, METADATA_V1));
+    problems.push(
+      problem(
+        'BUILDKIT_MIGRATION_FAILS',
+        `dockerd 20.10 migrates ${METADATA_V1} to ${METADATA_V2} at start and fails: ${why}; its builder does not start`,
+        METADATA_V1,
+      ),
+    );
   };
   /** snapshotter.Stat(key): committed state and parent, or why it fails. */
   const stat = (key: string): { committed: boolean; parent: string } | { error: string } => {

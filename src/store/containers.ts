@@ -72,7 +72,11 @@ const CONTAINER_SHAPE: Shape = {
     Config: { obj: { Image: S, Labels: { map: S }, Cmd: 'strslice', Entrypoint: 'strslice' } },
     Image: S,
     // A null State is a nil *State in dockerd: nothing can use the container.
-    State: { nonNull: { obj: { Running: B, Paused: B, Restarting: B, OOMKilled: B, RemovalInProgress: B, Dead: B, Pid: N, ExitCode: N, Error: S, StartedAt: S, FinishedAt: S } } },
+    State: {
+      nonNull: {
+        obj: { Running: B, Paused: B, Restarting: B, OOMKilled: B, RemovalInProgress: B, Dead: B, Pid: N, ExitCode: N, Error: S, StartedAt: S, FinishedAt: S },
+      },
+    },
     NetworkSettings: {
       obj: {
         Networks: { map: { obj: {} } },
@@ -94,7 +98,9 @@ const CONTAINER_SHAPE: Shape = {
     ProcessLabel: S,
     RestartCount: N,
     HasBeenStartedBefore: B,
-    MountPoints: { map: { nonNull: { obj: { Source: S, Destination: S, RW: B, Name: S, Driver: S, Type: S, Relabel: S, Propagation: S, Spec: { obj: {} } } } } },
+    MountPoints: {
+      map: { nonNull: { obj: { Source: S, Destination: S, RW: B, Name: S, Driver: S, Type: S, Relabel: S, Propagation: S, Spec: { obj: {} } } } },
+    },
     AppArmorProfile: S,
     HostnamePath: S,
     HostsPath: S,
@@ -125,21 +131,44 @@ export function readContainer(fs: Confined, id: string): ContainerRecord {
   const c = readJson(fs, `${dir}/config.v2.json`, o);
   let config: StoredContainer | undefined;
   if (c === undefined) problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.v2.json is missing: dockerd skips this container', `${dir}/config.v2.json`));
-  else if (!c.ok) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json cannot be read (${c.code !== undefined ? `${c.code}: ` : ''}${c.error}): dockerd skips this container`, `${dir}/config.v2.json`));
-  else if (!isObject(c.value)) problems.push(problem('CONTAINER_CONFIG_INVALID', 'config.v2.json is not a JSON object: dockerd skips this container', `${dir}/config.v2.json`));
+  else if (!c.ok)
+    problems.push(
+      problem(
+        'CONTAINER_CONFIG_INVALID',
+        `config.v2.json cannot be read (${c.code !== undefined ? `${c.code}: ` : ''}${c.error}): dockerd skips this container`,
+        `${dir}/config.v2.json`,
+      ),
+    );
+  else if (!isObject(c.value))
+    problems.push(problem('CONTAINER_CONFIG_INVALID', 'config.v2.json is not a JSON object: dockerd skips this container', `${dir}/config.v2.json`));
   else {
     const bad = shapeError(c.value, CONTAINER_SHAPE);
-    if (bad !== undefined) problems.push(problem('CONTAINER_CONFIG_INVALID', `config.v2.json does not decode as dockerd's container (${bad}): dockerd skips this container`, `${dir}/config.v2.json`));
+    if (bad !== undefined)
+      problems.push(
+        problem(
+          'CONTAINER_CONFIG_INVALID',
+          `config.v2.json does not decode as dockerd's container (${bad}): dockerd skips this container`,
+          `${dir}/config.v2.json`,
+        ),
+      );
     else config = c.value;
   }
   const h = readJson(fs, `${dir}/hostconfig.json`, o);
   let hostConfig: Record<string, unknown> | undefined;
   if (h === undefined) problems.push(problem('CONTAINER_HOSTCONFIG_MISSING', 'hostconfig.json is missing', `${dir}/hostconfig.json`));
-  else if (!h.ok) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json cannot be read (${h.code !== undefined ? `${h.code}: ` : ''}${h.error})`, `${dir}/hostconfig.json`));
+  else if (!h.ok)
+    problems.push(
+      problem(
+        'CONTAINER_HOSTCONFIG_INVALID',
+        `hostconfig.json cannot be read (${h.code !== undefined ? `${h.code}: ` : ''}${h.error})`,
+        `${dir}/hostconfig.json`,
+      ),
+    );
   else if (!isObject(h.value)) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', 'hostconfig.json is not a JSON object', `${dir}/hostconfig.json`));
   else {
     const bad = shapeError(h.value, HOSTCONFIG_SHAPE);
-    if (bad !== undefined) problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json does not decode as dockerd's host config (${bad})`, `${dir}/hostconfig.json`));
+    if (bad !== undefined)
+      problems.push(problem('CONTAINER_HOSTCONFIG_INVALID', `hostconfig.json does not decode as dockerd's host config (${bad})`, `${dir}/hostconfig.json`));
     else hostConfig = h.value;
   }
   return { id, dir, config, hostConfig, problems };

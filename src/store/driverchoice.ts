@@ -84,7 +84,8 @@ export function chooseDriver(r: OpenedRoot, flag?: string): DriverChoice {
   const byContent = (among: readonly string[]): string | undefined =>
     [...populated].filter((s) => among.includes(s.driver)).sort((a, b) => b.images + b.layers - (a.images + a.layers))[0]?.driver;
   if (flag !== undefined) {
-    if (!isKnownDriver(flag)) throw new DatarootError('STORE_DRIVER_UNKNOWN', `--driver ${flag}: dataroot knows ${DRIVER_PRIORITY.join(', ')} and windowsfilter`, { driver: flag });
+    if (!isKnownDriver(flag))
+      throw new DatarootError('STORE_DRIVER_UNKNOWN', `--driver ${flag}: dataroot knows ${DRIVER_PRIORITY.join(', ')} and windowsfilter`, { driver: flag });
     if (!r.imageStores.includes(flag)) notes.push(`--driver ${flag}: there is no image/${flag}/ store in this root`);
     return pick(flag, 'flag');
   }
@@ -102,17 +103,30 @@ export function chooseDriver(r: OpenedRoot, flag?: string): DriverChoice {
     const c = byContainers(all);
     const p = byContent(all);
     const first = DRIVER_PRIORITY.find((d) => r.imageStores.includes(d)) ?? DRIVER_PRIORITY.find((d) => r.imageTampered.includes(`image/${d}`));
-    choice = c !== undefined ? pick(c, 'containers') : p !== undefined ? pick(p, 'store-content') : first !== undefined ? pick(first, 'priority') : pick(stores[0]?.driver ?? 'overlay2', 'default');
+    choice =
+      c !== undefined
+        ? pick(c, 'containers')
+        : p !== undefined
+          ? pick(p, 'store-content')
+          : first !== undefined
+            ? pick(first, 'priority')
+            : pick(stores[0]?.driver ?? 'overlay2', 'default');
   }
   const chosen = stores.find((s) => s.driver === choice.driver);
   const other = populated.find((s) => s.driver !== choice.driver);
   if ((chosen === undefined || (chosen.images === 0 && chosen.layers === 0)) && other !== undefined) {
-    notes.push(`dockerd would use ${choice.driver}, whose store is empty; image/${other.driver}/ holds ${other.images} images (--driver ${other.driver} reads it)`);
+    notes.push(
+      `dockerd would use ${choice.driver}, whose store is empty; image/${other.driver}/ holds ${other.images} images (--driver ${other.driver} reads it)`,
+    );
   }
   if (!isKnownDriver(choice.driver)) {
-    throw new DatarootError('STORE_DRIVER_UNKNOWN', `image/${choice.driver}/ is the image store of an unknown graphdriver "${choice.driver}" (known: ${DRIVER_PRIORITY.join(', ')}, windowsfilter)`, {
-      driver: choice.driver,
-    });
+    throw new DatarootError(
+      'STORE_DRIVER_UNKNOWN',
+      `image/${choice.driver}/ is the image store of an unknown graphdriver "${choice.driver}" (known: ${DRIVER_PRIORITY.join(', ')}, windowsfilter)`,
+      {
+        driver: choice.driver,
+      },
+    );
   }
   return choice;
 }

@@ -57,7 +57,13 @@ export function overlayLowerDirs(fs: Confined, home: string, id: string): { dirs
   if (lower === undefined || lower === '') return { dirs, problems };
   for (const entry of lower.trim().split(':')) {
     if (!LOWER_ENTRY.test(entry)) {
-      problems.push(problem('OVERLAY_LOWER_INVALID', `${id}/lower names ${JSON.stringify(entry.slice(0, 80))}, not an l/<26-character link>: it is not followed`, `${home}/${id}/lower`));
+      problems.push(
+        problem(
+          'OVERLAY_LOWER_INVALID',
+          `${id}/lower names ${JSON.stringify(entry.slice(0, 80))}, not an l/<26-character link>: it is not followed`,
+          `${home}/${id}/lower`,
+        ),
+      );
       continue;
     }
     const rel = `${home}/${entry}`;
@@ -75,7 +81,13 @@ export function overlayLowerDirs(fs: Confined, home: string, id: string): { dirs
     const m = LINK_TARGET.exec(target);
     if (m === null) {
       const inside = symlinkTargetInside(rel, target);
-      problems.push(problem(inside === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN', `${entry} points to ${JSON.stringify(target)}, not ../<cache-id>/diff: it is not followed`, rel));
+      problems.push(
+        problem(
+          inside === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'OVERLAY_LINK_BROKEN',
+          `${entry} points to ${JSON.stringify(target)}, not ../<cache-id>/diff: it is not followed`,
+          rel,
+        ),
+      );
       continue;
     }
     dirs.push(`${home}/${m[1]}/diff`);
@@ -108,7 +120,10 @@ class Overlay2 implements DriverAdapter {
     return { dirs: [`${this.name}/${id}/diff`, ...dirs], whiteouts: this.name === 'fuse-overlayfs' ? WHITEOUTS.fuseOverlayfs : WHITEOUTS.overlay, problems };
   }
   layerDirNames(fs: Confined): { name: string; rel: string }[] {
-    return fs.names(this.name).filter((n) => n !== 'l').map((name) => ({ name, rel: `${this.name}/${name}` }));
+    return fs
+      .names(this.name)
+      .filter((n) => n !== 'l')
+      .map((name) => ({ name, rel: `${this.name}/${name}` }));
   }
   graphDriverData(fs: Confined, id: string, shown: (rel: string) => string): Record<string, string> | null {
     if (!fs.isDir(`${this.name}/${id}`)) return null;
@@ -143,7 +158,9 @@ class Overlay1 implements DriverAdapter {
     if (raw === undefined) return undefined;
     const lid = raw.trim();
     if (!MOUNT_ID.test(lid)) {
-      problems.push(problem('OVERLAY_LOWER_INVALID', `${id}/lower-id is ${JSON.stringify(lid.slice(0, 80))}, not a layer id: it is not followed`, `overlay/${id}/lower-id`));
+      problems.push(
+        problem('OVERLAY_LOWER_INVALID', `${id}/lower-id is ${JSON.stringify(lid.slice(0, 80))}, not a layer id: it is not followed`, `overlay/${id}/lower-id`),
+      );
       return undefined;
     }
     return lid;
@@ -200,7 +217,9 @@ class Aufs implements DriverAdapter {
       const p = line.trim();
       if (p === '') continue;
       if (!MOUNT_ID.test(p)) {
-        problems.push(problem('AUFS_LAYERS_INVALID', `layers/${id} names ${JSON.stringify(p.slice(0, 80))}, not a layer id: it is not followed`, `aufs/layers/${id}`));
+        problems.push(
+          problem('AUFS_LAYERS_INVALID', `layers/${id} names ${JSON.stringify(p.slice(0, 80))}, not a layer id: it is not followed`, `aufs/layers/${id}`),
+        );
         continue;
       }
       out.push(p);
@@ -225,7 +244,10 @@ class FullTree implements DriverAdapter {
   readonly content = 'full' as const;
   readonly layerDirKind = 'dir' as const;
   readonly layerTree = 'apply' as const;
-  constructor(readonly name: string, private readonly sub: string) {}
+  constructor(
+    readonly name: string,
+    private readonly sub: string,
+  ) {}
   layerDir(id: string): string {
     return `${this.name}/${this.sub}/${id}`;
   }
@@ -253,7 +275,10 @@ class NoContent implements DriverAdapter {
   readonly content = 'none' as const;
   readonly layerTree = 'apply' as const;
   readonly layerDirKind: 'dir' | 'file';
-  constructor(readonly name: string, private readonly sub: string) {
+  constructor(
+    readonly name: string,
+    private readonly sub: string,
+  ) {
     this.layerDirKind = name === 'devicemapper' ? 'file' : 'dir';
   }
   layerDir(id: string): string {

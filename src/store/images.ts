@@ -60,15 +60,21 @@ export interface Repositories {
 export function readRepositories(fs: Confined, driver: string): Repositories {
   const path = L.repositories(driver);
   const r = readText(fs, path, { max: LIMITS.repositories, what: 'repositories.json' });
-  if (r.problem !== undefined) return { refs: [], missing: false, problems: [problem(r.problem.code, `repositories.json: ${r.problem.message}: dockerd refuses to start with it`, path)] };
+  if (r.problem !== undefined)
+    return { refs: [], missing: false, problems: [problem(r.problem.code, `repositories.json: ${r.problem.message}: dockerd refuses to start with it`, path)] };
   const text = r.value;
   if (text === undefined) return { refs: [], problems: [], missing: true };
   let doc: unknown;
   try {
     doc = parseJsonBounded(text);
   } catch (e) {
-    if (e instanceof DatarootError) return { refs: [], missing: false, problems: [problem(e.code, `repositories.json: ${e.message}; dockerd refuses to start with it`, path)] };
-    return { refs: [], missing: false, problems: [problem('REPOSITORIES_INVALID', `repositories.json is not valid JSON (${(e as Error).message}); dockerd refuses to start with it`, path)] };
+    if (e instanceof DatarootError)
+      return { refs: [], missing: false, problems: [problem(e.code, `repositories.json: ${e.message}; dockerd refuses to start with it`, path)] };
+    return {
+      refs: [],
+      missing: false,
+      problems: [problem('REPOSITORIES_INVALID', `repositories.json is not valid JSON (${(e as Error).message}); dockerd refuses to start with it`, path)],
+    };
   }
   const repos = (doc as { Repositories?: unknown })?.Repositories;
   if (repos === null || typeof repos !== 'object') {
@@ -105,20 +111,31 @@ export function readImage(fs: Confined, driver: string, hex: string): ImageRecor
   const bytes = read.value;
   let config: ImageConfig | undefined;
   let diffIds: string[] = [];
-  if (bytes === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', `image config cannot be read${read.problem !== undefined ? `: ${read.problem.message} (${read.problem.code})` : ''}`, contentPath));
+  if (bytes === undefined)
+    problems.push(
+      problem(
+        'IMAGE_CONFIG_INVALID',
+        `image config cannot be read${read.problem !== undefined ? `: ${read.problem.message} (${read.problem.code})` : ''}`,
+        contentPath,
+      ),
+    );
   else {
     const actual = sha256Digest(bytes);
-    if (actual !== id) problems.push(problem('IMAGE_ID_MISMATCH', `sha256 of the config is ${actual}, not ${id}: dockerd skips it ("failed to verify")`, contentPath));
+    if (actual !== id)
+      problems.push(problem('IMAGE_ID_MISMATCH', `sha256 of the config is ${actual}, not ${id}: dockerd skips it ("failed to verify")`, contentPath));
     try {
       config = parseJsonBounded(bytes.toString('utf8')) as ImageConfig;
       if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('not an object');
       const d = config.rootfs?.diff_ids;
       if (config.rootfs === undefined) problems.push(problem('IMAGE_CONFIG_INVALID', 'config has no rootfs: dockerd rejects it', contentPath));
-      else if (d !== undefined && d !== null && !validDiffIds(d)) problems.push(problem('IMAGE_CONFIG_INVALID', 'rootfs.diff_ids is not a list of sha256 digests', contentPath));
-      else diffIds = (d) ?? [];
+      else if (d !== undefined && d !== null && !validDiffIds(d))
+        problems.push(problem('IMAGE_CONFIG_INVALID', 'rootfs.diff_ids is not a list of sha256 digests', contentPath));
+      else diffIds = d ?? [];
     } catch (e) {
       config = undefined;
-      problems.push(problem(e instanceof DatarootError ? e.code : 'IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath));
+      problems.push(
+        problem(e instanceof DatarootError ? e.code : 'IMAGE_CONFIG_INVALID', `config is not a JSON object (${(e as Error).message})`, contentPath),
+      );
     }
   }
   const meta = `${L.imageMetadataDir(driver)}/${hex}`;

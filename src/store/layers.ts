@@ -31,31 +31,54 @@ export function readLayer(fs: Confined, driver: string, adapter: DriverAdapter, 
   const text = (name: string): string | undefined => metaText(fs, `${dir}/${name}`, LIMITS.meta, problems);
   const diffRaw = text('diff');
   const diffId = diffRaw?.trim();
-  if (diffRaw === undefined) problems.push(problem('LAYER_METADATA_INVALID', 'diff is missing: dockerd skips this layer and every layer and image above it', `${dir}/diff`));
-  else if (!DIGEST_RE.test(diffId!)) problems.push(problem('LAYER_METADATA_INVALID', `diff is not a sha256 digest: ${JSON.stringify(diffRaw.slice(0, 100))}`, `${dir}/diff`));
+  if (diffRaw === undefined)
+    problems.push(problem('LAYER_METADATA_INVALID', 'diff is missing: dockerd skips this layer and every layer and image above it', `${dir}/diff`));
+  else if (!DIGEST_RE.test(diffId!))
+    problems.push(problem('LAYER_METADATA_INVALID', `diff is not a sha256 digest: ${JSON.stringify(diffRaw.slice(0, 100))}`, `${dir}/diff`));
   const sizeRaw = text('size');
   let size: number | undefined;
   if (sizeRaw === undefined) problems.push(problem('LAYER_METADATA_INVALID', 'size is missing: dockerd skips this layer', `${dir}/size`));
-  else if (!/^-?\d{1,18}$/.test(sizeRaw)) problems.push(problem('LAYER_METADATA_INVALID', `size ${JSON.stringify(sizeRaw.slice(0, 100))} is not a plain decimal (dockerd does not trim it): the layer is skipped`, `${dir}/size`));
+  else if (!/^-?\d{1,18}$/.test(sizeRaw))
+    problems.push(
+      problem(
+        'LAYER_METADATA_INVALID',
+        `size ${JSON.stringify(sizeRaw.slice(0, 100))} is not a plain decimal (dockerd does not trim it): the layer is skipped`,
+        `${dir}/size`,
+      ),
+    );
   else size = Number(sizeRaw);
   const cacheRaw = text('cache-id');
   const cacheTrim = cacheRaw?.trim();
   let cacheId: string | undefined;
-  if (cacheRaw === undefined || cacheTrim === '') problems.push(problem('LAYER_METADATA_INVALID', 'cache-id is missing or empty: dockerd skips this layer', `${dir}/cache-id`));
+  if (cacheRaw === undefined || cacheTrim === '')
+    problems.push(problem('LAYER_METADATA_INVALID', 'cache-id is missing or empty: dockerd skips this layer', `${dir}/cache-id`));
   else if (!MOUNT_ID.test(cacheTrim!)) {
-    problems.push(problem('ID_INVALID', `cache-id ${JSON.stringify(cacheTrim!.slice(0, 100))} is not a layer id (64 hex): it is never used as a path`, `${dir}/cache-id`));
+    problems.push(
+      problem('ID_INVALID', `cache-id ${JSON.stringify(cacheTrim!.slice(0, 100))} is not a layer id (64 hex): it is never used as a path`, `${dir}/cache-id`),
+    );
   } else cacheId = cacheTrim;
   const parentRaw = text('parent');
   const parent = parentRaw?.trim();
-  if (parentRaw !== undefined && !DIGEST_RE.test(parent!)) problems.push(problem('LAYER_METADATA_INVALID', `parent is not a sha256 digest: ${JSON.stringify(parentRaw.slice(0, 100))}`, `${dir}/parent`));
+  if (parentRaw !== undefined && !DIGEST_RE.test(parent!))
+    problems.push(problem('LAYER_METADATA_INVALID', `parent is not a sha256 digest: ${JSON.stringify(parentRaw.slice(0, 100))}`, `${dir}/parent`));
   const driverDir = cacheId !== undefined ? adapter.layerDir(cacheId) : undefined;
   const tsKind = fs.kind(`${dir}/tar-split.json.gz`);
-  if (tsKind !== 'missing' && tsKind !== 'file') problems.push(problem(tsKind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'FILE_NOT_REGULAR', `tar-split.json.gz is a ${tsKind}, not a file`, `${dir}/tar-split.json.gz`));
+  if (tsKind !== 'missing' && tsKind !== 'file')
+    problems.push(
+      problem(tsKind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'FILE_NOT_REGULAR', `tar-split.json.gz is a ${tsKind}, not a file`, `${dir}/tar-split.json.gz`),
+    );
   let driverDirExists = false;
   if (driverDir !== undefined) {
     const k = fs.kind(driverDir);
     driverDirExists = k === adapter.layerDirKind;
-    if (k !== adapter.layerDirKind && k !== 'missing') problems.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `the driver's entry ${driverDir} is a ${k}, not a ${adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: it is not followed`, driverDir));
+    if (k !== adapter.layerDirKind && k !== 'missing')
+      problems.push(
+        problem(
+          k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY',
+          `the driver's entry ${driverDir} is a ${k}, not a ${adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: it is not followed`,
+          driverDir,
+        ),
+      );
   }
   return {
     chainId: `sha256:${hex}`,
@@ -101,13 +124,19 @@ export function readMounts(fs: Confined, driver: string): MountRecord[] {
     const rawMount = text('mount-id');
     let mountId: string | undefined;
     if (rawMount === undefined) problems.push(problem('MOUNT_INVALID', 'mount-id is missing', `${dir}/mount-id`));
-    else if (!MOUNT_ID.test(rawMount)) problems.push(problem('ID_INVALID', `mount-id ${JSON.stringify(rawMount.slice(0, 100))} is not a layer id (64 hex): it is never used as a path`, `${dir}/mount-id`));
+    else if (!MOUNT_ID.test(rawMount))
+      problems.push(
+        problem('ID_INVALID', `mount-id ${JSON.stringify(rawMount.slice(0, 100))} is not a layer id (64 hex): it is never used as a path`, `${dir}/mount-id`),
+      );
     else mountId = rawMount;
     const rawInit = text('init-id');
     let initId: string | undefined;
     if (rawInit !== undefined) {
       if (MOUNT_ID.test(rawInit)) initId = rawInit;
-      else problems.push(problem('ID_INVALID', `init-id ${JSON.stringify(rawInit.slice(0, 100))} is not a layer id: it is never used as a path`, `${dir}/init-id`));
+      else
+        problems.push(
+          problem('ID_INVALID', `init-id ${JSON.stringify(rawInit.slice(0, 100))} is not a layer id: it is never used as a path`, `${dir}/init-id`),
+        );
     }
     const parentRaw = text('parent');
     return {

@@ -121,7 +121,9 @@ class OverlayLinks implements LayerWriter {
     const link = meta(fs, `${top}/link`, chainId);
     const lower = meta(fs, `${top}/lower`, chainId);
     if (!LINK_ID.test(link) || (lower !== '' && !lower.split(':').every((x) => LOWER_ENTRY.test(x)))) {
-      throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: its link or lower file is not of the driver's form: run dataroot verify`, { file: fs.abs(top) });
+      throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: its link or lower file is not of the driver's form: run dataroot verify`, {
+        file: fs.abs(top),
+      });
     }
     return { cacheId, content: this.contentOf(top), link, lower, ancestors: [] };
   }
@@ -167,7 +169,10 @@ class AufsWriter implements LayerWriter {
       .split('\n')
       .map((x) => x.trim())
       .filter((x) => x !== '');
-    if (!ancestors.every((a) => MOUNT_ID.test(a))) throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: aufs/layers/${cacheId} names something that is not a layer id`, { file: fs.abs(`aufs/layers/${cacheId}`) });
+    if (!ancestors.every((a) => MOUNT_ID.test(a)))
+      throw new DatarootError('STORE_LAYER_BROKEN', `layer ${chainId}: aufs/layers/${cacheId} names something that is not a layer id`, {
+        file: fs.abs(`aufs/layers/${cacheId}`),
+      });
     return { cacheId, content: this.final(cacheId), link: '', lower: '', ancestors };
   }
 }
@@ -196,7 +201,11 @@ class FullTreeWriter implements LayerWriter {
       const args = parent === undefined ? ['subvolume', 'create', fs.abs(staging)] : ['subvolume', 'snapshot', fs.abs(parent.content), fs.abs(staging)];
       const r = spawnSync('btrfs', args, { encoding: 'utf8' });
       if (r.error !== undefined || r.status !== 0) {
-        throw new DatarootError('STORE_BTRFS_FAILED', `btrfs ${args.slice(0, 2).join(' ')} failed: ${(r.stderr ?? r.error?.message ?? '').trim()} (the root must be on a btrfs file system, with btrfs-progs installed)`, { file: fs.abs(staging) });
+        throw new DatarootError(
+          'STORE_BTRFS_FAILED',
+          `btrfs ${args.slice(0, 2).join(' ')} failed: ${(r.stderr ?? r.error?.message ?? '').trim()} (the root must be on a btrfs file system, with btrfs-progs installed)`,
+          { file: fs.abs(staging) },
+        );
       }
       chmodSync(fs.abs(staging), 0o755);
       const existing = new Map<string, boolean>();
@@ -237,7 +246,10 @@ export function layerWriter(driver: string): LayerWriter {
     case 'btrfs':
       return new FullTreeWriter(driver);
     default:
-      throw new DatarootError('STORE_DRIVER_UNSUPPORTED', `inject cannot write a ${driver} store offline (its layers live in ${driver === 'zfs' ? 'zfs datasets' : driver === 'devicemapper' ? 'thin devices' : 'a format dataroot does not write'}): writable drivers are overlay2, fuse-overlayfs, overlay, aufs, btrfs and vfs`);
+      throw new DatarootError(
+        'STORE_DRIVER_UNSUPPORTED',
+        `inject cannot write a ${driver} store offline (its layers live in ${driver === 'zfs' ? 'zfs datasets' : driver === 'devicemapper' ? 'thin devices' : 'a format dataroot does not write'}): writable drivers are overlay2, fuse-overlayfs, overlay, aufs, btrfs and vfs`,
+      );
   }
 }
 

@@ -15,7 +15,21 @@ export type DriverName = (typeof KNOWN_DRIVERS)[number];
 export const DRIVER_PRIORITY = ['btrfs', 'zfs', 'overlay2', 'fuse-overlayfs', 'aufs', 'overlay', 'devicemapper', 'vfs'] as const;
 
 /** Top-level names a dockerd root holds after its first start. */
-export const ROOT_ENTRIES = ['image', 'containers', 'volumes', 'network', 'buildkit', 'plugins', 'runtimes', 'swarm', 'tmp', 'trust', 'containerd', 'graph', ...KNOWN_DRIVERS];
+export const ROOT_ENTRIES = [
+  'image',
+  'containers',
+  'volumes',
+  'network',
+  'buildkit',
+  'plugins',
+  'runtimes',
+  'swarm',
+  'tmp',
+  'trust',
+  'containerd',
+  'graph',
+  ...KNOWN_DRIVERS,
+];
 
 export function isKnownDriver(d: string): d is DriverName {
   return (KNOWN_DRIVERS as readonly string[]).includes(d);

@@ -145,13 +145,15 @@ function optObject(o: Record<string, unknown>, key: string, problems: Problem[],
 
 function optTime(o: Record<string, unknown>, key: string, problems: Problem[], where: string): string | undefined {
   const s = optString(o, key, problems, where);
-  if (s !== undefined && parseGoTime(s) === undefined) problems.push(problem('LEGACY_JSON_TYPE', `${key} ${JSON.stringify(s.slice(0, 60))} is not an RFC 3339 time: dockerd's JSON decode fails`, where));
+  if (s !== undefined && parseGoTime(s) === undefined)
+    problems.push(problem('LEGACY_JSON_TYPE', `${key} ${JSON.stringify(s.slice(0, 60))} is not an RFC 3339 time: dockerd's JSON decode fails`, where));
   return s;
 }
 
 function optInt(o: Record<string, unknown>, key: string, problems: Problem[], where: string): void {
   const v = goField(o, key);
-  if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isInteger(v))) problems.push(problem('LEGACY_JSON_TYPE', `${key} is not an integer: dockerd's JSON decode fails`, where));
+  if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isInteger(v)))
+    problems.push(problem('LEGACY_JSON_TYPE', `${key} is not an integer: dockerd's JSON decode fails`, where));
 }
 
 /** strconv.ParseInt(s, 10, 64): an optional sign and decimal digits, nothing else. */
@@ -169,7 +171,12 @@ export class LegacyStore {
   readonly driverNotes: string[];
   private cache = new Map<string, unknown>();
 
-  private constructor(readonly root: OpenedRoot, readonly driver: string, driverNotes: string[], readonly links: LinkGraph) {
+  private constructor(
+    readonly root: OpenedRoot,
+    readonly driver: string,
+    driverNotes: string[],
+    readonly links: LinkGraph,
+  ) {
     this.fs = root.fs;
     this.driverNotes = driverNotes;
     this.shownRoot = root.fromArchive ? archiveRootOf(root.fs) : realDir(root.dir);
@@ -185,7 +192,10 @@ export class LegacyStore {
     let driver: string | undefined;
     if (flag !== undefined) {
       driver = flag;
-      if (!drivers.includes(flag)) notes.push(`--driver ${flag}: there is no ${REPOSITORIES_PREFIX}${flag} in this root (it has ${drivers.map((d) => REPOSITORIES_PREFIX + d).join(', ') || 'none'})`);
+      if (!drivers.includes(flag))
+        notes.push(
+          `--driver ${flag}: there is no ${REPOSITORIES_PREFIX}${flag} in this root (it has ${drivers.map((d) => REPOSITORIES_PREFIX + d).join(', ') || 'none'})`,
+        );
     } else if (drivers.length === 1) driver = drivers[0]!;
     else {
       driver = DRIVERS_19.find((d) => drivers.includes(d) && root.fs.isDir(d)) ?? DRIVERS_19.find((d) => drivers.includes(d)) ?? drivers[0];
@@ -193,7 +203,11 @@ export class LegacyStore {
     }
     if (driver === undefined) throw new DatarootError('STORE_NO_IMAGE_STORE', `${root.source} has graph/ but no repositories-<driver>`, { file: root.source });
     if (!(DRIVERS_19 as readonly string[]).includes(driver)) {
-      throw new DatarootError('STORE_DRIVER_UNKNOWN', `${REPOSITORIES_PREFIX}${driver}: "${driver}" is not a graphdriver of Docker 1.9 (${DRIVERS_19.join(', ')})`, { driver });
+      throw new DatarootError(
+        'STORE_DRIVER_UNKNOWN',
+        `${REPOSITORIES_PREFIX}${driver}: "${driver}" is not a graphdriver of Docker 1.9 (${DRIVERS_19.join(', ')})`,
+        { driver },
+      );
     }
     const links = await readLinkGraph(root.fs);
     return new LegacyStore(root, driver, notes, links);
@@ -236,9 +250,21 @@ export class LegacyStore {
       case 'devicemapper': {
         const r = readJson(this.fs, `devicemapper/metadata/${id}`, { max: LIMITS.meta });
         if (r === undefined) return { exists: false };
-        if (!r.ok || !isObj(r.value)) return { exists: false, problem: problem(r.ok ? 'LEGACY_JSON_TYPE' : r.code ?? 'DEVMAPPER_METADATA_INVALID', `devicemapper/metadata/${id} does not decode: 1.9 does not see this device`, `devicemapper/metadata/${id}`) };
+        if (!r.ok || !isObj(r.value))
+          return {
+            exists: false,
+            problem: problem(
+              r.ok ? 'LEGACY_JSON_TYPE' : (r.code ?? 'DEVMAPPER_METADATA_INVALID'),
+              `devicemapper/metadata/${id} does not decode: 1.9 does not see this device`,
+              `devicemapper/metadata/${id}`,
+            ),
+          };
         const dev = goField(r.value, 'device_id');
-        if (typeof dev === 'number' && dev > 0xffffff) return { exists: false, problem: problem('DEVMAPPER_METADATA_INVALID', `device_id ${dev} is above 0xffffff: 1.9 ignores this device`, `devicemapper/metadata/${id}`) };
+        if (typeof dev === 'number' && dev > 0xffffff)
+          return {
+            exists: false,
+            problem: problem('DEVMAPPER_METADATA_INVALID', `device_id ${dev} is above 0xffffff: 1.9 ignores this device`, `devicemapper/metadata/${id}`),
+          };
         return { exists: true };
       }
       case 'zfs':
@@ -270,15 +296,35 @@ export class LegacyStore {
     const problems: Problem[] = [];
     const kind = this.fs.kind(dir);
     const files = { checksum: undefined as string | undefined, tarData: false, v1Compatibility: false, parentFile: false, migration: [] as string[] };
-    const base = { id, dir, json: undefined, jsonId: id, parent: '', size: -1, created: undefined, driverExists: false, restored: false, gettable: false, files, problems };
+    const base = {
+      id,
+      dir,
+      json: undefined,
+      jsonId: id,
+      parent: '',
+      size: -1,
+      created: undefined,
+      driverExists: false,
+      restored: false,
+      gettable: false,
+      files,
+      problems,
+    };
     if (kind !== 'dir') {
-      problems.push(problem(kind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${dir} is a ${kind}, not a directory: it is evidence, not followed`, dir));
+      problems.push(
+        problem(
+          kind === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY',
+          `${dir} is a ${kind}, not a directory: it is evidence, not followed`,
+          dir,
+        ),
+      );
       return base;
     }
     const drv = this.driverHas(id);
     if (drv.problem !== undefined) problems.push(drv.problem);
     const img: LegacyImage = { ...base, driverExists: drv.exists };
-    if (!drv.exists) problems.push(problem('LEGACY_LAYER_MISSING', `the ${this.driver} driver has no layer ${id}: dockerd 1.9 does not restore this image`, dir));
+    if (!drv.exists)
+      problems.push(problem('LEGACY_LAYER_MISSING', `the ${this.driver} driver has no layer ${id}: dockerd 1.9 does not restore this image`, dir));
 
     const where = `${dir}/${GRAPH_FILES.json}`;
     const j = readJson(this.fs, where, { max: LIMITS.config });
@@ -287,7 +333,13 @@ export class LegacyStore {
       problems.push(problem('LEGACY_IMAGE_JSON_MISSING', 'json is missing: dockerd 1.9 cannot load this image', where));
       ok = false;
     } else if (!j.ok) {
-      problems.push(problem(j.code === undefined || j.code === 'JSON_TOO_DEEP' ? j.code ?? 'LEGACY_IMAGE_JSON_INVALID' : j.code, `json cannot be read (${j.error}): dockerd 1.9 cannot load this image`, where));
+      problems.push(
+        problem(
+          j.code === undefined || j.code === 'JSON_TOO_DEEP' ? (j.code ?? 'LEGACY_IMAGE_JSON_INVALID') : j.code,
+          `json cannot be read (${j.error}): dockerd 1.9 cannot load this image`,
+          where,
+        ),
+      );
       ok = false;
     } else if (!isObj(j.value)) {
       problems.push(problem('LEGACY_IMAGE_JSON_INVALID', 'json is not a JSON object: dockerd 1.9 cannot load this image', where));
@@ -310,7 +362,9 @@ export class LegacyStore {
       img.parent = parent ?? '';
       if (img.parent === '' && parentId !== undefined && DIGEST_ANY.test(parentId)) img.parent = parentId.slice(parentId.indexOf(':') + 1);
       if (!HEX64.test(img.jsonId)) {
-        problems.push(problem('LEGACY_IMAGE_ID_INVALID', `id ${JSON.stringify(img.jsonId.slice(0, 80))} is not 64 hex: dockerd 1.9 cannot load this image`, where));
+        problems.push(
+          problem('LEGACY_IMAGE_ID_INVALID', `id ${JSON.stringify(img.jsonId.slice(0, 80))} is not 64 hex: dockerd 1.9 cannot load this image`, where),
+        );
         ok = false;
       }
     }
@@ -328,11 +382,23 @@ export class LegacyStore {
       problems.push(ls.problem);
       ok = false;
     } else if (ls.value === undefined) {
-      problems.push(problem('LEGACY_LAYERSIZE_MISSING', 'layersize is missing: dockerd 1.9 computes it from the driver at first use (shown here as -1)', `${dir}/${GRAPH_FILES.layersize}`));
+      problems.push(
+        problem(
+          'LEGACY_LAYERSIZE_MISSING',
+          'layersize is missing: dockerd 1.9 computes it from the driver at first use (shown here as -1)',
+          `${dir}/${GRAPH_FILES.layersize}`,
+        ),
+      );
     } else {
       const n = parseInt64(ls.value);
       if (n === undefined) {
-        problems.push(problem('LEGACY_LAYERSIZE_INVALID', `layersize ${JSON.stringify(ls.value.slice(0, 40))} is not a decimal integer (dockerd does not trim it): dockerd 1.9 cannot load this image`, `${dir}/${GRAPH_FILES.layersize}`));
+        problems.push(
+          problem(
+            'LEGACY_LAYERSIZE_INVALID',
+            `layersize ${JSON.stringify(ls.value.slice(0, 40))} is not a decimal integer (dockerd does not trim it): dockerd 1.9 cannot load this image`,
+            `${dir}/${GRAPH_FILES.layersize}`,
+          ),
+        );
         ok = false;
       } else img.size = n;
     }
@@ -341,7 +407,8 @@ export class LegacyStore {
     else files.checksum = ck.value;
     const fileKind = (name: string): boolean => {
       const k = this.fs.kind(`${dir}/${name}`);
-      if (k !== 'missing' && k !== 'file') problems.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'FILE_NOT_REGULAR', `${name} is a ${k}, not a file`, `${dir}/${name}`));
+      if (k !== 'missing' && k !== 'file')
+        problems.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'FILE_NOT_REGULAR', `${name} is a ${k}, not a file`, `${dir}/${name}`));
       return k === 'file';
     };
     files.tarData = fileKind(GRAPH_FILES.tarData);
@@ -349,18 +416,26 @@ export class LegacyStore {
     files.migration = MIGRATION_FILES.filter((f) => this.fs.exists(`${dir}/${f}`));
     img.restored = drv.exists && ok;
     img.gettable = img.restored && img.jsonId === id;
-    if (img.restored && !img.gettable) problems.push(problem('LEGACY_IMAGE_ID_MISMATCH', `json says id ${img.jsonId}: dockerd 1.9 fails to get it ("Image stored at '${id}' has wrong id")`, where));
+    if (img.restored && !img.gettable)
+      problems.push(
+        problem('LEGACY_IMAGE_ID_MISMATCH', `json says id ${img.jsonId}: dockerd 1.9 fails to get it ("Image stored at '${id}' has wrong id")`, where),
+      );
     return img;
   }
 
   /** IDs graph.restore registered (the truncindex), sorted. */
   get restoredIds(): string[] {
-    return this.once('restoredIds', () => [...this.images.values()].filter((i) => i.restored).map((i) => i.id).sort());
+    return this.once('restoredIds', () =>
+      [...this.images.values()]
+        .filter((i) => i.restored)
+        .map((i) => i.id)
+        .sort(),
+    );
   }
 
   /** graph.Get(name): a full restored ID or a unique prefix of one; the image must load with its own ID. */
   get(name: string): { image?: LegacyImage; error?: Problem } {
-    if (name === '') return { error: problem('IMAGE_NOT_FOUND', 'prefix can\'t be empty') };
+    if (name === '') return { error: problem('IMAGE_NOT_FOUND', "prefix can't be empty") };
     const hits = this.restoredIds.filter((id) => id.startsWith(name));
     if (hits.length > 1) return { error: problem('IMAGE_AMBIGUOUS', `Multiple IDs found with provided prefix: ${name}`) };
     if (hits.length === 0) return { error: problem('IMAGE_NOT_FOUND', `no such id: ${name}`) };
@@ -388,7 +463,12 @@ export class LegacyStore {
   parentOf(img: LegacyImage): { image: LegacyImage | null; error?: Problem } {
     if (img.parent === '') return { image: null };
     const r = this.get(img.parent);
-    return r.image !== undefined ? { image: r.image } : { image: null, error: problem('IMAGE_PARENT_MISSING', `parent ${JSON.stringify(img.parent.slice(0, 80))} of ${img.id}: ${r.error?.message ?? 'not found'}`) };
+    return r.image !== undefined
+      ? { image: r.image }
+      : {
+          image: null,
+          error: problem('IMAGE_PARENT_MISSING', `parent ${JSON.stringify(img.parent.slice(0, 80))} of ${img.id}: ${r.error?.message ?? 'not found'}`),
+        };
   }
 
   /** graph.GetParentsSize: the layer sizes of every parent (0 past a missing one). Bounded against a cycle. */
@@ -409,9 +489,19 @@ export class LegacyStore {
       const problems: Problem[] = [];
       const r = readJson(this.fs, file, { max: LIMITS.repositories });
       if (r === undefined) return { refs: [], problems, missing: true };
-      if (!r.ok) return { refs: [], problems: [problem(r.code ?? 'REPOSITORIES_INVALID', `${file} cannot be read (${r.error}): dockerd 1.9 does not start`, file)], missing: false };
+      if (!r.ok)
+        return {
+          refs: [],
+          problems: [problem(r.code ?? 'REPOSITORIES_INVALID', `${file} cannot be read (${r.error}): dockerd 1.9 does not start`, file)],
+          missing: false,
+        };
       const repos = isObj(r.value) ? goField(r.value, 'Repositories') : undefined;
-      if (repos !== undefined && repos !== null && !isObj(repos)) return { refs: [], problems: [problem('REPOSITORIES_INVALID', `${file}: Repositories is not an object: dockerd 1.9 does not start`, file)], missing: false };
+      if (repos !== undefined && repos !== null && !isObj(repos))
+        return {
+          refs: [],
+          problems: [problem('REPOSITORIES_INVALID', `${file}: Repositories is not an object: dockerd 1.9 does not start`, file)],
+          missing: false,
+        };
       const refs: LegacyRef[] = [];
       for (const repo of Object.keys((repos as Record<string, unknown> | null | undefined) ?? {}).sort()) {
         const tags = (repos as Record<string, unknown>)[repo];
@@ -460,7 +550,10 @@ export class LegacyStore {
     }
     const g = this.get(name);
     if (g.image !== undefined) return g;
-    return { error: g.error?.code === 'IMAGE_AMBIGUOUS' || g.error?.code === 'LEGACY_IMAGE_ID_MISMATCH' ? g.error : problem('IMAGE_NOT_FOUND', `No such image: ${name}`) };
+    return {
+      error:
+        g.error?.code === 'IMAGE_AMBIGUOUS' || g.error?.code === 'LEGACY_IMAGE_ID_MISMATCH' ? g.error : problem('IMAGE_NOT_FOUND', `No such image: ${name}`),
+    };
   }
 
   /** Every containers/<id> directory, as daemon.load reads it. */
@@ -490,7 +583,15 @@ export class LegacyStore {
       problems.push(problem('CONTAINER_CONFIG_MISSING', 'config.json is missing: dockerd 1.9 skips this container', where));
       loaded = false;
     } else if (!c.ok) {
-      problems.push(problem(c.code === 'JSON_TOO_DEEP' || c.code?.startsWith('SYMLINK') || c.code === 'FILE_NOT_REGULAR' || c.code === 'FILE_TOO_LARGE' ? c.code : 'CONTAINER_CONFIG_INVALID', `config.json cannot be read (${c.error}): dockerd 1.9 skips this container`, where));
+      problems.push(
+        problem(
+          c.code === 'JSON_TOO_DEEP' || c.code?.startsWith('SYMLINK') || c.code === 'FILE_NOT_REGULAR' || c.code === 'FILE_TOO_LARGE'
+            ? c.code
+            : 'CONTAINER_CONFIG_INVALID',
+          `config.json cannot be read (${c.error}): dockerd 1.9 skips this container`,
+          where,
+        ),
+      );
       loaded = false;
     } else if (!isObj(c.value)) {
       problems.push(problem('CONTAINER_CONFIG_INVALID', 'config.json is not a JSON object: dockerd 1.9 skips this container', where));
@@ -500,7 +601,23 @@ export class LegacyStore {
       const before = problems.length;
       const cid = optString(config, 'ID', problems, where);
       optTime(config, 'Created', problems, where);
-      for (const k of ['Path', 'Image', 'LogPath', 'Name', 'Driver', 'ExecDriver', 'MountLabel', 'ProcessLabel', 'AppArmorProfile', 'HostnamePath', 'HostsPath', 'ShmPath', 'MqueuePath', 'ResolvConfPath']) optString(config, k, problems, where);
+      for (const k of [
+        'Path',
+        'Image',
+        'LogPath',
+        'Name',
+        'Driver',
+        'ExecDriver',
+        'MountLabel',
+        'ProcessLabel',
+        'AppArmorProfile',
+        'HostnamePath',
+        'HostsPath',
+        'ShmPath',
+        'MqueuePath',
+        'ResolvConfPath',
+      ])
+        optString(config, k, problems, where);
       optObject(config, 'State', problems, where);
       optObject(config, 'Config', problems, where);
       optObject(config, 'NetworkSettings', problems, where);
@@ -517,7 +634,13 @@ export class LegacyStore {
         loaded = false;
       }
       if (cid !== undefined && cid !== id) {
-        problems.push(problem('CONTAINER_ID_MISMATCH', `config.json says ID ${JSON.stringify(cid.slice(0, 80))}: dockerd 1.9 skips it ("Container ${cid.slice(0, 80)} is stored at ${id}")`, where));
+        problems.push(
+          problem(
+            'CONTAINER_ID_MISMATCH',
+            `config.json says ID ${JSON.stringify(cid.slice(0, 80))}: dockerd 1.9 skips it ("Container ${cid.slice(0, 80)} is stored at ${id}")`,
+            where,
+          ),
+        );
         loaded = false;
       }
     }
@@ -542,9 +665,7 @@ export class LegacyStore {
   /** The containers daemon.restore registers, newest first (contStore.List sorts by Created). */
   get registered(): LegacyContainer[] {
     return this.once('registered', () =>
-      this.containers
-        .filter((c) => c.loaded && c.driverMatch)
-        .sort((a, b) => createdNs(b.config) - createdNs(a.config) || (a.id < b.id ? -1 : 1)),
+      this.containers.filter((c) => c.loaded && c.driverMatch).sort((a, b) => createdNs(b.config) - createdNs(a.config) || (a.id < b.id ? -1 : 1)),
     );
   }
 

@@ -70,7 +70,11 @@ export async function readLinkGraph(fs: Confined): Promise<LinkGraph> {
     db = await openSqlite(fs, LINKGRAPH, LINKGRAPH_MAX);
   } catch (e) {
     if (!(e instanceof DatarootError)) throw e;
-    return { ...EMPTY, present: fs.exists(LINKGRAPH), problems: [problem(e.code === 'SQLITE_ERROR' ? 'SQLITE_CORRUPT' : e.code, `linkgraph.db cannot be read: ${e.message}`, LINKGRAPH)] };
+    return {
+      ...EMPTY,
+      present: fs.exists(LINKGRAPH),
+      problems: [problem(e.code === 'SQLITE_ERROR' ? 'SQLITE_CORRUPT' : e.code, `linkgraph.db cannot be read: ${e.message}`, LINKGRAPH)],
+    };
   }
   if (db === undefined) return EMPTY;
   try {
@@ -94,7 +98,13 @@ function load(db: SqliteDb): LinkGraph {
     return { ...EMPTY, present: true, problems };
   }
   if (edgeRow[0] !== 'table' || /^\s*create\s+virtual\b/i.test(String(edgeRow[2] ?? ''))) {
-    problems.push(problem('LINKGRAPH_SCHEMA', `linkgraph.db's edge is a ${edgeRow[0] === 'table' ? 'virtual table' : String(edgeRow[0])}, not a table: it is not read`, LINKGRAPH));
+    problems.push(
+      problem(
+        'LINKGRAPH_SCHEMA',
+        `linkgraph.db's edge is a ${edgeRow[0] === 'table' ? 'virtual table' : String(edgeRow[0])}, not a table: it is not read`,
+        LINKGRAPH,
+      ),
+    );
     return { ...EMPTY, present: true, problems };
   }
 
@@ -107,7 +117,7 @@ function load(db: SqliteDb): LinkGraph {
       nulls++;
       continue;
     }
-    edges.push({ entityId, parentId: r[1] === null ? null : scanString(r[1]) ?? null, name });
+    edges.push({ entityId, parentId: r[1] === null ? null : (scanString(r[1]) ?? null), name });
   }
 
   // dockerd's query for the children of an entity (graphdb.go `children`), memoised per parent.
@@ -147,7 +157,13 @@ function load(db: SqliteDb): LinkGraph {
     for (const s of sub.rows) walked.push({ path: joinPath(p, s.name), id: s.id });
   }
   if (walkFailed) {
-    problems.push(problem('LINKGRAPH_ROW_INVALID', 'linkgraph.db has an edge with a NULL entity_id or name: dockerd 1.9 cannot walk the names, so no container shows a name in docker ps', LINKGRAPH));
+    problems.push(
+      problem(
+        'LINKGRAPH_ROW_INVALID',
+        'linkgraph.db has an edge with a NULL entity_id or name: dockerd 1.9 cannot walk the names, so no container shows a name in docker ps',
+        LINKGRAPH,
+      ),
+    );
   } else {
     for (const w of walked) {
       const list = names.get(w.id) ?? [];

@@ -74,7 +74,13 @@ export function logPlanOf(fs: Confined, c: ContainerRecord): LogPlan {
     case 'local':
       return { ...base, format: 'local', current: `${dir}/local-logs/container.log`, maxFiles: atoi(config['max-file']) ?? 5 };
     case 'journald':
-      return { ...base, format: undefined, current: '', maxFiles: 0, why: `the journald driver keeps this container's logs in the host's journal, not in the data-root (journalctl CONTAINER_ID=${c.id.slice(0, 12)} on the host reads them)` };
+      return {
+        ...base,
+        format: undefined,
+        current: '',
+        maxFiles: 0,
+        why: `the journald driver keeps this container's logs in the host's journal, not in the data-root (journalctl CONTAINER_ID=${c.id.slice(0, 12)} on the host reads them)`,
+      };
     case 'none':
       return { ...base, format: undefined, current: '', maxFiles: 0, why: 'the none driver keeps no logs' };
     case '':
@@ -85,11 +91,23 @@ export function logPlanOf(fs: Confined, c: ContainerRecord): LogPlan {
   if (READERS.has(driver)) return { ...base, format: undefined, current: '', maxFiles: 0, why: `the ${driver} driver keeps no file in the data-root` };
   // The dual-logging cache: the local driver's New() with the driver's own options map.
   if (parseBool(config['cache-disabled']) === true) {
-    return { ...base, format: undefined, current: '', maxFiles: 0, why: `the ${driver} driver sends logs elsewhere and its dual-logging cache is disabled (cache-disabled=${config['cache-disabled']}): the data-root keeps none` };
+    return {
+      ...base,
+      format: undefined,
+      current: '',
+      maxFiles: 0,
+      why: `the ${driver} driver sends logs elsewhere and its dual-logging cache is disabled (cache-disabled=${config['cache-disabled']}): the data-root keeps none`,
+    };
   }
   const cache = `${dir}/container-cached.log`;
   if (!fs.exists(cache) && !fs.exists(`${cache}.1`) && !fs.exists(`${cache}.1.gz`)) {
-    return { ...base, format: undefined, current: '', maxFiles: 0, why: `the ${driver} driver sends logs elsewhere and its dual-logging cache (container-cached.log) is absent` };
+    return {
+      ...base,
+      format: undefined,
+      current: '',
+      maxFiles: 0,
+      why: `the ${driver} driver sends logs elsewhere and its dual-logging cache (container-cached.log) is absent`,
+    };
   }
   return { ...base, via: 'cache', format: 'local', current: cache, maxFiles: atoi(config['max-file']) ?? 5 };
 }
@@ -134,4 +152,3 @@ export function rotatedFiles(fs: Confined, plan: LogPlan, all: boolean): Rotated
   }
   return out;
 }
-

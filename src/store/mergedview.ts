@@ -80,7 +80,11 @@ function isWhiteoutDevice(st: EntryStat): boolean {
 /** A layer directory of the root, with its driver's whiteout convention. */
 export class DiskLayer implements ViewLayer {
   readonly tree: RawTree;
-  constructor(fs: Confined, readonly dir: string, readonly rules: WhiteoutRules) {
+  constructor(
+    fs: Confined,
+    readonly dir: string,
+    readonly rules: WhiteoutRules,
+  ) {
     this.tree = new RawTree(fs, dir);
   }
   get label(): string {
@@ -350,7 +354,8 @@ export function resolveInView(layers: readonly ViewLayer[], path: ByteStr, watch
       }
     }
     if (lost === undefined && watch !== undefined && active.includes(watch) && !merged.includes(watch) && cut !== undefined) lost = { ...cut };
-    if (first === undefined) return { merged: [], ...(lost !== undefined ? { lost } : {}), missing: cut?.why === 'whiteout' ? { why: 'whiteout', by: cut.by } : { why: 'absent' } };
+    if (first === undefined)
+      return { merged: [], ...(lost !== undefined ? { lost } : {}), missing: cut?.why === 'whiteout' ? { why: 'whiteout', by: cut.by } : { why: 'absent' } };
     if (k === parts.length - 1) return { found: first, merged, ...(lost !== undefined ? { lost } : {}) };
     if (!isDirStat(first.stat)) return { merged: [], ...(lost !== undefined ? { lost } : {}), missing: { why: 'notdir', by: first.layer } };
     active = merged;
@@ -358,4 +363,3 @@ export function resolveInView(layers: readonly ViewLayer[], path: ByteStr, watch
   }
   return { merged: [] };
 }
-

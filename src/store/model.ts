@@ -31,7 +31,10 @@ export class Store {
   readonly adapter: DriverAdapter;
   private cache = new Map<string, unknown>();
 
-  constructor(readonly root: OpenedRoot, readonly choice: DriverChoice) {
+  constructor(
+    readonly root: OpenedRoot,
+    readonly choice: DriverChoice,
+  ) {
     this.L = root.layout;
     this.fs = root.fs;
     this.driver = choice.driver;

@@ -32,7 +32,10 @@ export function readNetworkKv(fs: Confined): { records: KvRecord[]; problems: Pr
         if (isBucketEntry(e)) return;
         const key = utf8(e.key);
         if (!key.startsWith(PREFIX) || e.value.length <= 8) return;
-        const parts = key.slice(PREFIX.length).split('/').filter((p) => p !== '');
+        const parts = key
+          .slice(PREFIX.length)
+          .split('/')
+          .filter((p) => p !== '');
         const index = Number(new DataView(e.value.buffer, e.value.byteOffset, 8).getBigUint64(0, true));
         try {
           const value = parseJsonBounded(utf8(e.value.subarray(8)));

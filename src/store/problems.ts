@@ -14,6 +14,7 @@ export function problem(code: ErrorCode, message: string, path?: string): Proble
 /** A problem from an error met while reading an item: a coded error keeps its code, anything else takes `code`. */
 export function problemFrom(e: unknown, code: ErrorCode, path?: string): Problem {
   const err = e as { code?: unknown; message?: unknown; name?: unknown };
-  if (err !== null && typeof err === 'object' && err.name === 'DatarootError' && typeof err.code === 'string') return problem(err.code as ErrorCode, String(err.message), path);
+  if (err !== null && typeof err === 'object' && err.name === 'DatarootError' && typeof err.code === 'string')
+    return problem(err.code as ErrorCode, String(err.message), path);
   return problem(code, e instanceof Error ? e.message : String(e), path);
 }

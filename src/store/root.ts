@@ -115,7 +115,14 @@ export async function openRoot(source: string, o: OpenRootOptions = {}): Promise
     const imageStores = fs.names('image').filter((d) => fs.isDir(`image/${d}`));
     const image = fs.lstat('image');
     const imageTampered =
-      image === undefined ? [] : !image.isDirectory() ? ['image'] : fs.names('image').filter((d) => isKnownDriver(d) && !imageStores.includes(d)).map((d) => `image/${d}`);
+      image === undefined
+        ? []
+        : !image.isDirectory()
+          ? ['image']
+          : fs
+              .names('image')
+              .filter((d) => isKnownDriver(d) && !imageStores.includes(d))
+              .map((d) => `image/${d}`);
     return { source, dir, fs, layout: LAYOUT, fromArchive, imageStores, imageTampered, unpackSkipped, close };
   } catch (e) {
     close();
@@ -141,4 +148,3 @@ export function realDir(dir: string): string {
     return dir;
   }
 }
-

@@ -36,7 +36,13 @@ export interface WhiteoutRules {
 
 export const WHITEOUTS = {
   overlay: { charDevice: true, prefixFiles: false, opaqueXattrs: ['trusted.overlay.opaque'], opaqueMarker: false, hidden: [] },
-  fuseOverlayfs: { charDevice: true, prefixFiles: true, opaqueXattrs: ['trusted.overlay.opaque', 'user.fuseoverlayfs.opaque', 'user.overlay.opaque'], opaqueMarker: true, hidden: [] },
+  fuseOverlayfs: {
+    charDevice: true,
+    prefixFiles: true,
+    opaqueXattrs: ['trusted.overlay.opaque', 'user.fuseoverlayfs.opaque', 'user.overlay.opaque'],
+    opaqueMarker: true,
+    hidden: [],
+  },
   aufs: { charDevice: false, prefixFiles: true, opaqueXattrs: [], opaqueMarker: true, hidden: ['.wh..wh.plnk', '.wh..wh.aufs', '.wh..wh.orph'] },
   none: { charDevice: false, prefixFiles: false, opaqueXattrs: [], opaqueMarker: false, hidden: [] },
 } as const satisfies Record<string, WhiteoutRules>;

@@ -39,24 +39,24 @@ export function readVolumes(fs: Confined): { volumes: VolumeRecord[]; problems: 
     try {
       const b = fs.kind(L.volumesDb) === 'file' && fs.lstat(L.volumesDb)?.size === 0 ? undefined : openBoltIn(fs, L.volumesDb);
       if (b !== undefined)
-      try {
-        const ref = b.db.bucketAt([new TextEncoder().encode('volumes')]);
-        if (ref !== undefined) {
-          b.db.forEachEntry(ref, b.db.newSeen(), (e) => {
-            if (isBucketEntry(e) || e.value.length === 0) return;
-            const name = utf8(e.key);
-            try {
-              const v = parseJsonBounded(utf8(e.value));
-              if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-              meta.set(name, v);
-            } catch {
-              problems.push(problem('VOLUME_METADATA_INVALID', `metadata of volume ${name} is not JSON`, L.volumesDb));
-            }
-          });
+        try {
+          const ref = b.db.bucketAt([new TextEncoder().encode('volumes')]);
+          if (ref !== undefined) {
+            b.db.forEachEntry(ref, b.db.newSeen(), (e) => {
+              if (isBucketEntry(e) || e.value.length === 0) return;
+              const name = utf8(e.key);
+              try {
+                const v = parseJsonBounded(utf8(e.value));
+                if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+                meta.set(name, v);
+              } catch {
+                problems.push(problem('VOLUME_METADATA_INVALID', `metadata of volume ${name} is not JSON`, L.volumesDb));
+              }
+            });
+          }
+        } finally {
+          b.close();
         }
-      } finally {
-        b.close();
-      }
     } catch (e) {
       problems.push(problemFrom(e, 'VOLUME_DB_UNREADABLE', L.volumesDb));
     }
@@ -69,14 +69,20 @@ export function readVolumes(fs: Confined): { volumes: VolumeRecord[]; problems: 
     const vp: Problem[] = [];
     // A name from metadata.db becomes a path only when it is one component.
     const safe = isSafeVolumeName(name);
-    if (!safe) vp.push(problem('ID_INVALID', `volume name ${JSON.stringify(name.slice(0, 100))} is not a valid volume name: its directory is not looked up`, L.volumesDb));
+    if (!safe)
+      vp.push(
+        problem('ID_INVALID', `volume name ${JSON.stringify(name.slice(0, 100))} is not a valid volume name: its directory is not looked up`, L.volumesDb),
+      );
     const dataDir = safe ? `${L.volumesDir}/${name}/_data` : '';
     let createdAt: Date | undefined;
     if (safe) {
       const k = fs.kind(dataDir);
       if (k === 'dir') createdAt = fs.lstat(dataDir)?.ctime;
       else if (k === 'missing') vp.push(problem('VOLUME_DATA_MISSING', `${name}/_data does not exist`, dataDir));
-      else vp.push(problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${name}/_data is a ${k}, not a directory: it is not followed`, dataDir));
+      else
+        vp.push(
+          problem(k === 'symlink' ? 'SYMLINK_NOT_FOLLOWED' : 'PATH_NOT_A_DIRECTORY', `${name}/_data is a ${k}, not a directory: it is not followed`, dataDir),
+        );
     }
     const opts = safe ? readJson(fs, `${L.volumesDir}/${name}/opts.json`, { max: LIMITS.objectJson }) : undefined;
     return {

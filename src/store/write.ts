@@ -95,11 +95,16 @@ export function validateTarget(fs: Confined, driver: string): void {
         throw new DatarootError('STORE_TARGET_UNSAFE', `${rel}: ${e.message}; refusing to write into this root`, { file: fs.abs(rel) });
       }
     }
-    throw new DatarootError('STORE_TARGET_UNSAFE', `${rel} is a ${k}, not a directory${k === 'symlink' ? ` (to ${JSON.stringify(fs.readlink(rel) ?? '')})` : ''}: refusing to write into this root`, { file: fs.abs(rel) });
+    throw new DatarootError(
+      'STORE_TARGET_UNSAFE',
+      `${rel} is a ${k}, not a directory${k === 'symlink' ? ` (to ${JSON.stringify(fs.readlink(rel) ?? '')})` : ''}: refusing to write into this root`,
+      { file: fs.abs(rel) },
+    );
   }
   for (const rel of [L.repositories(driver), L.volumesDb]) {
     const k = fs.kind(rel);
-    if (k !== 'missing' && k !== 'file') throw new DatarootError('STORE_TARGET_UNSAFE', `${rel} is a ${k}, not a regular file: refusing to write into this root`, { file: fs.abs(rel) });
+    if (k !== 'missing' && k !== 'file')
+      throw new DatarootError('STORE_TARGET_UNSAFE', `${rel} is a ${k}, not a regular file: refusing to write into this root`, { file: fs.abs(rel) });
   }
 }
 
@@ -214,13 +219,16 @@ export function readRepositoriesForWrite(fs: Confined, driver: string): RepoDoc 
   if (text === undefined) return { Repositories: {} };
   try {
     const doc = parseJsonBounded(text) as RepoDoc;
-    if (doc === null || typeof doc !== 'object' || typeof doc.Repositories !== 'object' || doc.Repositories === null || Array.isArray(doc.Repositories)) throw new Error('no Repositories object');
+    if (doc === null || typeof doc !== 'object' || typeof doc.Repositories !== 'object' || doc.Repositories === null || Array.isArray(doc.Repositories))
+      throw new Error('no Repositories object');
     for (const [k, inner] of Object.entries(doc.Repositories)) {
       if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) throw new Error(`repository ${JSON.stringify(k)} is not an object`);
     }
     return doc;
   } catch (e) {
-    throw new DatarootError('REPOSITORIES_INVALID', `${path} is not a valid reference store (${(e as Error).message}); refusing to rewrite it`, { file: fs.abs(path) });
+    throw new DatarootError('REPOSITORIES_INVALID', `${path} is not a valid reference store (${(e as Error).message}); refusing to rewrite it`, {
+      file: fs.abs(path),
+    });
   }
 }
 

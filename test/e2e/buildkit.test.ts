@@ -91,7 +91,16 @@ function toV1(root: string): void {
     const key = snap ? (JSON.parse(snap) as { value: string }).value : '';
     if (key.startsWith('sha256:')) rename.set(id, key);
   }
-  const keep = ['cache.createdAt', 'cache.lastUsedAt', 'cache.usageCount', 'cache.description', 'cache.recordType', 'cache.cachePolicy', 'cache.equalMutable', 'snapshot.size'];
+  const keep = [
+    'cache.createdAt',
+    'cache.lastUsedAt',
+    'cache.usageCount',
+    'cache.description',
+    'cache.recordType',
+    'cache.cachePolicy',
+    'cache.equalMutable',
+    'snapshot.size',
+  ];
   const ops: BoltEditOp[] = [];
   for (const [id, v] of recs) {
     for (const k of keep) {
@@ -140,7 +149,9 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'Dockerfile'), dockerfile);
       for (const [n, c] of Object.entries(files)) writeFileSync(join(dir, n), c);
-      return dk(d, ['build', '--network', 'none', '--progress', 'plain', ...(tag !== undefined ? ['-t', tag] : []), dir], { check: tag !== undefined && !name.startsWith('fail') });
+      return dk(d, ['build', '--network', 'none', '--progress', 'plain', ...(tag !== undefined ? ['-t', tag] : []), dir], {
+        check: tag !== undefined && !name.startsWith('fail'),
+      });
     };
     const APP = [
       'FROM base:busybox AS build',
@@ -159,7 +170,12 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
       await d.start();
       d.importBusybox('base:busybox');
       build('app', APP, { 'hello.txt': 'hello\n' }, 'bk/app:1');
-      build('cachemount', 'FROM base:busybox\nRUN --mount=type=cache,target=/cache echo cached >> /cache/log && dd if=/dev/zero of=/cache/blob bs=1k count=50 && cp /cache/log /log\n', {}, 'bk/cm:1');
+      build(
+        'cachemount',
+        'FROM base:busybox\nRUN --mount=type=cache,target=/cache echo cached >> /cache/log && dd if=/dev/zero of=/cache/blob bs=1k count=50 && cp /cache/log /log\n',
+        {},
+        'bk/cm:1',
+      );
       failedBuild = build('fail', 'FROM base:busybox\nRUN echo partial > /p && dd if=/dev/zero of=/q bs=1k count=10 && false\n', {}, 'bk/fail:1');
       build('gone', 'FROM base:busybox\nRUN echo gone > /gone && dd if=/dev/zero of=/gonefile bs=1k count=20\n', {}, 'bk/gone:1');
       dk(d, ['rmi', 'bk/gone:1']);
@@ -205,7 +221,9 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
       expect([...j['BuildCache']].sort(byId)).toEqual([...df2.api['BuildCache']].sort(byId));
       expect(j['BuilderSize']).toBe(df2.api['BuilderSize']);
       // The rows in the CLI's order: the 12-character IDs of docker's table, top to bottom.
-      const dockerIds = section(df2.verbose).slice(3).map((l) => cells(l)[0]);
+      const dockerIds = section(df2.verbose)
+        .slice(3)
+        .map((l) => cells(l)[0]);
       expect((j['BuildCache'] as Obj[]).map((b) => String(b['ID']).slice(0, 12))).toEqual(dockerIds);
     });
 
@@ -261,7 +279,9 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
       const orphanDirs = (v['findings'] as Obj[]).filter((f) => f['code'] === 'ORPHAN_DRIVER_DIR');
       const base = (p: string): string => p.split('/').pop()!;
       expect(orphanDirs.map((f) => f['subject']).sort()).toEqual([base(stage.dir), 'zzzzzzzzzzzzzzzzzzzzzzzzz'].sort());
-      expect(orphanDirs.find((f) => f['subject'] === base(stage.dir))!['message']).toContain(`used only by build-cache record ${stage.id}, which dockerd deletes at start (it is marked deleted`);
+      expect(orphanDirs.find((f) => f['subject'] === base(stage.dir))!['message']).toContain(
+        `used only by build-cache record ${stage.id}, which dockerd deletes at start (it is marked deleted`,
+      );
       const g = JSON.parse((await run(['--json', 'gc', '--dry-run', '--root', copy])).stdout) as Obj;
       const removed = g['removed'] as string[];
       for (const p of [stray, stage.dir, gone.dir]) expect(removed, p).toContain(join(copy, p));
@@ -345,4 +365,3 @@ describe.runIf(needs('dockerd', 'busybox', 'go') && existsSync(DOCKER_20))('Buil
     }, 120_000);
   });
 });
-

@@ -62,7 +62,8 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
     usage = {};
     for (const r of ctrRows(d.ctr(['snapshots', 'usage', '-b'], { ns: 'moby' }).stdout)) usage[r[0]!] = { size: Number(r[1]), inodes: Number(r[2]) };
     content = {};
-    for (const dg of d.ctr(['content', 'ls', '-q'], { ns: 'moby' }).stdout.split('\n').filter(Boolean)) content[dg] = Buffer.byteLength(d.ctr(['content', 'get', dg], { ns: 'moby' }).stdout, 'latin1');
+    for (const dg of d.ctr(['content', 'ls', '-q'], { ns: 'moby' }).stdout.split('\n').filter(Boolean))
+      content[dg] = Buffer.byteLength(d.ctr(['content', 'get', dg], { ns: 'moby' }).stdout, 'latin1');
     const file = join(work, 'diff.tar');
     spawnSync('sh', ['-c', `ctr -a '${d.sock}' -n moby snapshots diff ${CID} > '${file}'`]);
     diffTar = spawnSync('tar', ['-tf', file], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
@@ -87,7 +88,9 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
     expect(a.Descriptor.annotations['io.containerd.image.name']).toMatch(/^docker\.io\/library\/app:/);
     // Content present: manifest + config + layers (sizes of the blobs); snapshots: the chain's usage.
     const manifest = JSON.parse(readFileSync(join(dockerRoot, 'containerd/daemon/io.containerd.content.v1.content/blobs/sha256', app[2]!.slice(7)), 'utf8'));
-    const cfg = JSON.parse(readFileSync(join(dockerRoot, 'containerd/daemon/io.containerd.content.v1.content/blobs/sha256', manifest.config.digest.slice(7)), 'utf8'));
+    const cfg = JSON.parse(
+      readFileSync(join(dockerRoot, 'containerd/daemon/io.containerd.content.v1.content/blobs/sha256', manifest.config.digest.slice(7)), 'utf8'),
+    );
     const contentSize = content[app[2]!]! + manifest.config.size + manifest.layers.reduce((s: number, l: Obj) => s + l.size, 0);
     const snaps = chainIds(cfg.rootfs.diff_ids).reduce((s, k) => s + usage[k]!.size, 0);
     expect(a.Size).toBe(contentSize + snaps);
@@ -105,7 +108,9 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
   it('image inspect and history: the config of the platform manifest, RootFS, LastTagTime, per-layer snapshot sizes', async () => {
     const [img] = await json(['image', 'inspect', 'app:1']);
     const manifest = JSON.parse(readFileSync(join(dockerRoot, 'containerd/daemon/io.containerd.content.v1.content/blobs/sha256', c.target.slice(7)), 'utf8'));
-    const cfg = JSON.parse(readFileSync(join(dockerRoot, 'containerd/daemon/io.containerd.content.v1.content/blobs/sha256', manifest.config.digest.slice(7)), 'utf8'));
+    const cfg = JSON.parse(
+      readFileSync(join(dockerRoot, 'containerd/daemon/io.containerd.content.v1.content/blobs/sha256', manifest.config.digest.slice(7)), 'utf8'),
+    );
     expect(img.Id).toBe(c.target);
     expect(img.RootFS).toEqual({ Type: 'layers', Layers: cfg.rootfs.diff_ids });
     expect(img.Config.Env).toEqual(cfg.config.Env);

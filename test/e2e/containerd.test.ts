@@ -38,7 +38,10 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     scn = await buildCdScenario(d, work);
     // containerd's own differ as the oracle of container diff: the tar of changes of each
     // container snapshot against its parent (whiteouts name deletions).
-    for (const [ns, id] of [['moby', 'c-changes'], ['default', 'c-default']] as const) {
+    for (const [ns, id] of [
+      ['moby', 'c-changes'],
+      ['default', 'c-default'],
+    ] as const) {
       const file = join(work, `${id}.diff`);
       spawnSync('sh', ['-c', `ctr -a '${d.sock}' -n ${ns} snapshots diff ${id} > '${file}'`]);
       const tar = spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
@@ -46,7 +49,11 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     }
     const blobsBefore = d.ctr(['content', 'ls', '-q'], { ns: 'default' }).stdout;
     leaveGarbage(d, scn);
-    looseBlob = d.ctr(['content', 'ls', '-q'], { ns: 'default' }).stdout.split('\n').filter(Boolean).find((x) => !blobsBefore.includes(x));
+    looseBlob = d
+      .ctr(['content', 'ls', '-q'], { ns: 'default' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .find((x) => !blobsBefore.includes(x));
     rec = recordCtr(d, NS);
     await d.stop();
   });
@@ -70,7 +77,10 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(ours.map((n: Obj) => n.Name)).toEqual(theirs.map((r) => r[0]));
     for (const r of theirs) {
       const n = ours.find((x: Obj) => x.Name === r[0]);
-      const labels = Object.entries(n.Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort().join(',');
+      const labels = Object.entries(n.Labels ?? {})
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .sort()
+        .join(',');
       expect(labels).toBe(r[1] ?? '');
     }
   });
@@ -85,7 +95,12 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
       // SIZE is "1.9 MiB": two cells after splitting on spaces.
       expect(progressBytes(o.Dataroot.size)).toBe(`${r[3]} ${r[4]}`);
       expect(o.Dataroot.platforms).toBe(r[5]);
-      expect(Object.entries(o.Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort().join(',') || '-').toBe(r[6]);
+      expect(
+        Object.entries(o.Labels ?? {})
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .sort()
+          .join(',') || '-',
+      ).toBe(r[6]);
     }
     const check = ctrRows(rec.check[ns]!);
     for (const r of check) {
@@ -106,26 +121,33 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     for (const [i, r] of theirs.entries()) {
       expect(goHumanSize(ours[i].Size)).toBe(r[1]);
       const labels = (r[3] === '-' ? [] : r[3]!.split(',')).sort();
-      expect(Object.entries(ours[i].Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort()).toEqual(labels);
+      expect(
+        Object.entries(ours[i].Labels ?? {})
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .sort(),
+      ).toEqual(labels);
       expect(ours[i].Dataroot.state).toBe('present');
     }
   });
 
-  it.each(NS)('snapshots (%s): KEY, PARENT, KIND as ctr snapshots ls; every field of ctr snapshots info; SIZE and INODES as ctr snapshots usage -b', async (ns) => {
-    const ours = await json(['snapshots', '-n', ns]);
-    const theirs = ctrRows(rec.snapshots[ns]!);
-    expect(ours.map((s: Obj) => [s.Name, ...(s.Parent !== undefined ? [s.Parent] : []), s.Kind])).toEqual(theirs);
-    for (const s of ours) {
-      const { Dataroot: _d, ...info } = s;
-      expect(info).toEqual(rec.info[ns]![s.Name]);
-    }
-    const usage = ctrRows(rec.usage[ns]!);
-    for (const u of usage) {
-      const s = ours.find((x: Obj) => x.Name === u[0]);
-      expect([String(s.Dataroot.usage.Size), String(s.Dataroot.usage.Inodes)], u[0]).toEqual([u[1], u[2]]);
-      expect(s.Dataroot.id).toMatch(/^[1-9][0-9]*$/);
-    }
-  });
+  it.each(NS)(
+    'snapshots (%s): KEY, PARENT, KIND as ctr snapshots ls; every field of ctr snapshots info; SIZE and INODES as ctr snapshots usage -b',
+    async (ns) => {
+      const ours = await json(['snapshots', '-n', ns]);
+      const theirs = ctrRows(rec.snapshots[ns]!);
+      expect(ours.map((s: Obj) => [s.Name, ...(s.Parent !== undefined ? [s.Parent] : []), s.Kind])).toEqual(theirs);
+      for (const s of ours) {
+        const { Dataroot: _d, ...info } = s;
+        expect(info).toEqual(rec.info[ns]![s.Name]);
+      }
+      const usage = ctrRows(rec.usage[ns]!);
+      for (const u of usage) {
+        const s = ours.find((x: Obj) => x.Name === u[0]);
+        expect([String(s.Dataroot.usage.Size), String(s.Dataroot.usage.Inodes)], u[0]).toEqual([u[1], u[2]]);
+        expect(s.Dataroot.id).toMatch(/^[1-9][0-9]*$/);
+      }
+    },
+  );
 
   it.each(NS)('snapshots --tree (%s) prints what ctr snapshots tree prints', async (ns) => {
     const r = await cd(['snapshots', '--tree', '-n', ns]);
@@ -149,19 +171,28 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(first).toEqual(rec.containers[ns]![ids[0]!]);
   });
 
-  it('container diff: deletions as containerd\'s own differ whites them out, additions and changes as it writes them', async () => {
+  it("container diff: deletions as containerd's own differ whites them out, additions and changes as it writes them", async () => {
     for (const [key, tar] of Object.entries(diffTars)) {
       const [ns, id] = key.split('/') as [string, string];
       const r = await cd(['container', 'diff', id, '-n', ns]);
       expect(r.code, r.stderr).toBe(0);
       const lines = r.stdout.split('\n').filter(Boolean);
-      const deleted = lines.filter((l) => l.startsWith('D ')).map((l) => l.slice(2)).sort();
-      const whiteouts = tar.filter((p) => /(^|\/)\.wh\.[^/]+$/.test(p) && !p.endsWith('.wh..wh..opq')).map((p) => `/${p.replace(/\.wh\./, '')}`).sort();
+      const deleted = lines
+        .filter((l) => l.startsWith('D '))
+        .map((l) => l.slice(2))
+        .sort();
+      const whiteouts = tar
+        .filter((p) => /(^|\/)\.wh\.[^/]+$/.test(p) && !p.endsWith('.wh..wh..opq'))
+        .map((p) => `/${p.replace(/\.wh\./, '')}`)
+        .sort();
       const opaque = tar.filter((p) => p.endsWith('.wh..wh..opq')).map((p) => `/${p.replace(/\/\.wh\.\.wh\.\.opq$/, '')}`);
       // An opaque directory hides what the parent had inside it: each such name is deleted in ours.
       const deletedOutsideOpaque = deleted.filter((p) => !opaque.some((o) => p.startsWith(`${o}/`)));
       expect(deletedOutsideOpaque, key).toEqual(whiteouts.filter((p) => !opaque.some((o) => p.startsWith(`${o}/`))));
-      const files = tar.filter((p) => !p.endsWith('/') && !/\.wh\./.test(p)).map((p) => `/${p}`).sort();
+      const files = tar
+        .filter((p) => !p.endsWith('/') && !/\.wh\./.test(p))
+        .map((p) => `/${p}`)
+        .sort();
       const addedOrChanged = lines.filter((l) => !l.startsWith('D ')).map((l) => l.slice(2));
       for (const f of files) expect(addedOrChanged, `${key}: ${f}`).toContain(f);
     }
@@ -176,7 +207,12 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(ours.map((l: Obj) => l.ID)).toEqual(theirs.map((r) => r[0]));
     for (const [i, r] of theirs.entries()) {
       expect(Math.floor(Date.parse(ours[i].CreatedAt) / 1000)).toBe(Math.floor(Date.parse(r[1]!) / 1000));
-      expect(Object.entries(ours[i].Labels ?? {}).map(([k, v]) => `${k}=${String(v)}`).sort().join(',') || '-').toBe(r[2]);
+      expect(
+        Object.entries(ours[i].Labels ?? {})
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .sort()
+          .join(',') || '-',
+      ).toBe(r[2]);
     }
   });
 
@@ -249,7 +285,12 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
       const { code, out } = await verify(root);
       expect(code).toBe(1);
       const errs = out.findings.filter((f: Obj) => f.severity === 'error');
-      expect(errs.filter((f: Obj) => f.code === 'CONTAINERD_BLOB_DIGEST_MISMATCH').map((f: Obj) => f.subject).sort()).toEqual([`blob sha256:${blobs[0]}`, `blob sha256:${blobs[1]}`]);
+      expect(
+        errs
+          .filter((f: Obj) => f.code === 'CONTAINERD_BLOB_DIGEST_MISMATCH')
+          .map((f: Obj) => f.subject)
+          .sort(),
+      ).toEqual([`blob sha256:${blobs[0]}`, `blob sha256:${blobs[1]}`]);
       expect(errs.some((f: Obj) => f.code === 'CONTAINERD_BLOB_SIZE_MISMATCH' && f.subject === `blob sha256:${blobs[1]}`)).toBe(true);
       expect(errs.some((f: Obj) => f.code === 'CONTAINERD_SNAPSHOT_DIR_MISSING' && f.paths[0].endsWith(`/snapshots/${snaps[0]}/fs`))).toBe(true);
       // The human output names the tampered blob too.
@@ -320,14 +361,30 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     expect(gc.records.some((r: Obj) => r.type === 'snapshot' && r.key === 'overlayfs/loose-view')).toBe(true);
     expect(gc.records.some((r: Obj) => r.type === 'content' && r.key === looseBlob)).toBe(true);
     const snapDirs = (): string[] => readdirSync(join(d.root, 'io.containerd.snapshotter.v1.overlayfs/snapshots')).sort();
-    const blobFiles = (): string[] => readdirSync(join(d.root, 'io.containerd.content.v1.content/blobs/sha256')).map((x) => `sha256:${x}`).sort();
+    const blobFiles = (): string[] =>
+      readdirSync(join(d.root, 'io.containerd.content.v1.content/blobs/sha256'))
+        .map((x) => `sha256:${x}`)
+        .sort();
     const keys = (): string[] => NS.flatMap((ns) => ctrRows(d.ctr(['snapshots', 'ls'], { ns }).stdout).map((r) => `${ns}/overlayfs/${r[0]}`)).sort();
-    const contentKeys = (): string[] => NS.flatMap((ns) => d.ctr(['content', 'ls', '-q'], { ns }).stdout.split('\n').filter(Boolean).map((x) => `${ns}/${x}`)).sort();
+    const contentKeys = (): string[] =>
+      NS.flatMap((ns) =>
+        d
+          .ctr(['content', 'ls', '-q'], { ns })
+          .stdout.split('\n')
+          .filter(Boolean)
+          .map((x) => `${ns}/${x}`),
+      ).sort();
     const dirsBefore = snapDirs();
     const blobsBefore = blobFiles();
     const before = copyRoot();
     await d.start();
-    const keysBefore = NS.flatMap((ns) => [...(rec.snapshots[ns] ?? '').split('\n').slice(1).filter(Boolean).map((l) => `${ns}/overlayfs/${l.split(/\s+/)[0]}`)]);
+    const keysBefore = NS.flatMap((ns) => [
+      ...(rec.snapshots[ns] ?? '')
+        .split('\n')
+        .slice(1)
+        .filter(Boolean)
+        .map((l) => `${ns}/overlayfs/${l.split(/\s+/)[0]}`),
+    ]);
     // The collector runs 100 ms after start; wait until it has.
     let keysAfter: string[] = [];
     for (let i = 0; i < 50; i++) {
@@ -339,14 +396,25 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('containerd e2e: d
     keysAfter = keys();
     const contentAfter = contentKeys();
     await d.stop();
-    const predictedSnapshots = gc.records.filter((r: Obj) => r.type === 'snapshot').map((r: Obj) => `${r.namespace}/${r.key}`).sort();
+    const predictedSnapshots = gc.records
+      .filter((r: Obj) => r.type === 'snapshot')
+      .map((r: Obj) => `${r.namespace}/${r.key}`)
+      .sort();
     const goneSnapshots = keysBefore.filter((k) => !keysAfter.includes(k)).sort();
     expect(goneSnapshots).toEqual(predictedSnapshots);
-    const predictedContent = gc.records.filter((r: Obj) => r.type === 'content').map((r: Obj) => `${r.namespace}/${r.key}`).sort();
+    const predictedContent = gc.records
+      .filter((r: Obj) => r.type === 'content')
+      .map((r: Obj) => `${r.namespace}/${r.key}`)
+      .sort();
     const contentBefore = NS.flatMap((ns) => ctrRows(rec.content[ns]!, /\t+/).map((r) => `${ns}/${r[0]}`));
     expect(contentBefore.filter((k) => !contentAfter.includes(k)).sort()).toEqual(predictedContent);
     expect(blobsBefore.filter((b) => !blobFiles().includes(b)).sort()).toEqual([...gc.blobFiles].sort());
-    expect(dirsBefore.filter((x) => !snapDirs().includes(x)).map((x) => `io.containerd.snapshotter.v1.overlayfs/snapshots/${x}`).sort()).toEqual([...gc.snapshotDirs].sort());
+    expect(
+      dirsBefore
+        .filter((x) => !snapDirs().includes(x))
+        .map((x) => `io.containerd.snapshotter.v1.overlayfs/snapshots/${x}`)
+        .sort(),
+    ).toEqual([...gc.snapshotDirs].sort());
     expect(gc.blobFiles).toContain(looseBlob);
     // diff of the root before and after, in Docker terms: the collected containerd objects.
     const r = await run(['--json', 'diff', before, d.root]);

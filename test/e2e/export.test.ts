@@ -42,7 +42,6 @@ function sha(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-
 for (const driver of DRIVERS) {
   describe.runIf(needs('dockerd', 'docker', 'busybox', ...driverTools(driver)))(`export e2e (${driver})`, () => {
     const d = new Dockerd(driver);
@@ -126,7 +125,20 @@ for (const driver of DRIVERS) {
       const mine = listTar(out);
       // Entries docker create made (init layer, their parents) carry the time of that create; all else is equal.
       expect(listingLines(mine, false)).toEqual(listingLines(theirs, false));
-      const created = new Set(['.dockerenv', 'dev/', 'dev/console', 'dev/pts/', 'dev/shm/', 'proc/', 'sys/', 'etc/', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf', 'etc/mtab']);
+      const created = new Set([
+        '.dockerenv',
+        'dev/',
+        'dev/console',
+        'dev/pts/',
+        'dev/shm/',
+        'proc/',
+        'sys/',
+        'etc/',
+        'etc/hosts',
+        'etc/hostname',
+        'etc/resolv.conf',
+        'etc/mtab',
+      ]);
       const timeDiff = mine.filter((e, i) => e.mtime !== theirs[i]!.mtime).map((e) => e.name);
       expect(timeDiff.filter((n) => !created.has(n))).toEqual([]);
       // The created container c2 exports the same as the image.
@@ -154,7 +166,12 @@ for (const driver of DRIVERS) {
       const r = await run(['--json', 'find', ...args, '--root', d.root]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      return r.stdout === '' ? [] : r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Obj);
+      return r.stdout === ''
+        ? []
+        : r.stdout
+            .trimEnd()
+            .split('\n')
+            .map((l) => JSON.parse(l) as Obj);
     };
     const sights = (h: Obj, key: 'containers' | 'images'): Record<string, string> => Object.fromEntries((h[key] as Obj[]).map((s) => [s.name, s.sees]));
 
@@ -180,16 +197,23 @@ for (const driver of DRIVERS) {
       expect(byName['c3'].by).toBe(`read-write layer of container ${ids.c3}`);
       // The changed copy lives in c1's read-write layer, and only c1 has it.
       const changed = await find(['--sha256', hex('keep\nmore\n')]);
-      expect(changed.map((x) => [x.path, x.where.kind, x.where.container.id, sights(x, 'containers')])).toEqual([['/etc/keep', 'container-layer', ids.c1, { c1: 'sees' }]]);
+      expect(changed.map((x) => [x.path, x.where.kind, x.where.container.id, sights(x, 'containers')])).toEqual([
+        ['/etc/keep', 'container-layer', ids.c1, { c1: 'sees' }],
+      ]);
     });
 
     it('find: files in a read-write layer and in a volume, by content and by name; a directory an opaque one replaced', async () => {
       const rw = await find(['--sha256', `sha256:${hex('PLANTED-RW\n')}`]);
-      expect(rw.map((h) => [h.path, h.where.kind, h.where.container, sights(h, 'containers')])).toEqual([['/planted-rw', 'container-layer', { id: ids.c1, name: 'c1' }, { c1: 'sees' }]]);
+      expect(rw.map((h) => [h.path, h.where.kind, h.where.container, sights(h, 'containers')])).toEqual([
+        ['/planted-rw', 'container-layer', { id: ids.c1, name: 'c1' }, { c1: 'sees' }],
+      ]);
       const vol = await find(['--name', 'planted-*']);
       const byPath = Object.fromEntries(vol.map((h) => [h.path, h]));
       expect(Object.keys(byPath).sort()).toEqual(['/opt/planted-img', '/planted-rw', '/planted-vol']);
-      expect(byPath['/planted-vol']).toMatchObject({ where: { kind: 'volume', volume: 'vol1' }, containers: [{ id: ids.c1, name: 'c1', sees: 'sees', at: '/vol/planted-vol' }] });
+      expect(byPath['/planted-vol']).toMatchObject({
+        where: { kind: 'volume', volume: 'vol1' },
+        containers: [{ id: ids.c1, name: 'c1', sees: 'sees', at: '/vol/planted-vol' }],
+      });
       const old = await find(['--path', '/opt/opq/*']);
       const oldHit = old.find((h) => h.path === '/opt/opq/old')!;
       expect(sights(oldHit, 'images')['exp/app:1']).toBe('deletes');
@@ -203,7 +227,10 @@ for (const driver of DRIVERS) {
     it.runIf(process.getuid?.() === 0)('mount: the container and the image, read-only, show the tree export writes; umount takes them down', async () => {
       const runDir = join(work, 'run');
       const env = { DATAROOT_RUN_DIR: runDir };
-      for (const [what, tar, withTime] of [['c1', 'c1.mine.tar', true], ['exp/app:1', 'img.mine.tar', false]] as const) {
+      for (const [what, tar, withTime] of [
+        ['c1', 'c1.mine.tar', true],
+        ['exp/app:1', 'img.mine.tar', false],
+      ] as const) {
         const mnt = join(work, `mnt-${what.replace(/\W/g, '_')}`);
         mkdirSync(mnt);
         const m = await run(['mount', what, mnt, '--root', d.root], env);

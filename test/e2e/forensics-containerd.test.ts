@@ -34,10 +34,18 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox', 'mactime'))('forens
   beforeAll(async () => {
     await d.start();
     scn = await buildCdScenario(d, work);
-    for (const [ns, key] of [['moby', 'c-changes'], ['default', 'c-default'], ['default', 'work-committed']] as const) {
+    for (const [ns, key] of [
+      ['moby', 'c-changes'],
+      ['default', 'c-default'],
+      ['default', 'work-committed'],
+    ] as const) {
       info[`snap/${ns}/${key}`] = JSON.parse(d.ctr(['snapshots', 'info', key], { ns }).stdout) as Obj;
     }
-    for (const [ns, id] of [['moby', 'c-changes'], ['default', 'c-default']] as const) info[`ctr/${ns}/${id}`] = JSON.parse(d.ctr(['containers', 'info', id], { ns }).stdout) as Obj;
+    for (const [ns, id] of [
+      ['moby', 'c-changes'],
+      ['default', 'c-default'],
+    ] as const)
+      info[`ctr/${ns}/${id}`] = JSON.parse(d.ctr(['containers', 'info', id], { ns }).stdout) as Obj;
     await d.stop();
   }, 300_000);
   afterAll(async () => {
@@ -50,7 +58,11 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox', 'mactime'))('forens
     const [c] = (await json(['containerd', 'container', 'inspect', 'c-changes', '--namespace', 'moby'])) as Obj[];
     const dir = (c!['Dataroot']['snapshot']['dir'] as string).slice(d.root.length + 1);
     const [added] = (await json(['which', `${dir}/new.txt`])) as Obj[];
-    expect(added).toMatchObject({ exists: true, owner: 'container-layer', container: { id: 'c-changes', pathInContainer: '/new.txt', effect: 'added by the container (the image has no /new.txt)' } });
+    expect(added).toMatchObject({
+      exists: true,
+      owner: 'container-layer',
+      container: { id: 'c-changes', pathInContainer: '/new.txt', effect: 'added by the container (the image has no /new.txt)' },
+    });
     const keep = ((await json(['which', `${dir}/etc/keep`])) as Obj[])[0]!;
     expect(keep['container']['effect']).toMatch(/^replaces the image's \/etc\/keep/);
     const gone = ((await json(['which', `${dir}/app/hello`])) as Obj[])[0]!;
@@ -63,21 +75,39 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox', 'mactime'))('forens
     const inLayer = ((await json(['which', `${(layer['Dataroot']['dir'] as string).slice(d.root.length + 1)}/app/hello`])) as Obj[])[0]!;
     expect(inLayer).toMatchObject({ owner: 'image-layer', pathInLayer: '/app/hello', layer: { chainId: layer['Name'] } });
     expect(inLayer['images'].flatMap((i: Obj) => i['tags'])).toContain('docker.io/library/app:1');
-    expect(inLayer['containers']).toContainEqual({ id: 'c-changes', name: '', sees: 'deleted', by: (c!['Dataroot']['snapshot']['dir'] as string).slice(d.root.length + 1) });
+    expect(inLayer['containers']).toContainEqual({
+      id: 'c-changes',
+      name: '',
+      sees: 'deleted',
+      by: (c!['Dataroot']['snapshot']['dir'] as string).slice(d.root.length + 1),
+    });
   });
 
   it('timeline: snapshot and container times are what ctr reported; mactime -b reads the body file; the root is unchanged', async () => {
     const before = fingerprint(d.root);
     const r = await dr(['timeline', '--format', 'jsonl', '--no-files']);
     expect(r.code, r.stderr).toBe(0);
-    const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
-    for (const [ns, key] of [['moby', 'c-changes'], ['default', 'c-default'], ['default', 'work-committed']] as const) {
+    const ev = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Obj);
+    for (const [ns, key] of [
+      ['moby', 'c-changes'],
+      ['default', 'c-default'],
+      ['default', 'work-committed'],
+    ] as const) {
       const want = info[`snap/${ns}/${key}`]!;
       const got = ev.filter((e) => e['event'] === 'snapshot.created' && e['object']['id'] === key && (e['object']['name'] as string).startsWith(`${ns},`));
-      expect(got.map((e) => Date.parse(e['time'])), `${ns}/${key}`).toEqual([Date.parse(want['Created'])]);
+      expect(
+        got.map((e) => Date.parse(e['time'])),
+        `${ns}/${key}`,
+      ).toEqual([Date.parse(want['Created'])]);
       expect(got[0]!['time'].replace(/0+Z$/, 'Z')).toBe((want['Created'] as string).replace(/0+Z$/, 'Z'));
     }
-    for (const [ns, id] of [['moby', 'c-changes'], ['default', 'c-default']] as const) {
+    for (const [ns, id] of [
+      ['moby', 'c-changes'],
+      ['default', 'c-default'],
+    ] as const) {
       const want = info[`ctr/${ns}/${id}`]!;
       const got = ev.filter((e) => e['event'] === 'container.created' && e['object']['name'] === `${ns}/${id}`);
       expect(got.map((e) => (e['time'] as string).replace(/0+Z$/, 'Z'))).toEqual([(want['CreatedAt'] as string).replace(/0+Z$/, 'Z')]);

@@ -36,7 +36,24 @@ const SCRIPT = [
 
 /** Containers and their logging options. */
 const LOGGERS: Record<string, string[]> = {
-  jf: ['--log-driver', 'json-file', '--log-opt', 'max-size=4k', '--log-opt', 'max-file=6', '--log-opt', 'compress=true', '--label', 'team=blue green', '--log-opt', 'labels=team', '--env', 'GREETING=hé llo&co', '--log-opt', 'env=GREETING'],
+  jf: [
+    '--log-driver',
+    'json-file',
+    '--log-opt',
+    'max-size=4k',
+    '--log-opt',
+    'max-file=6',
+    '--log-opt',
+    'compress=true',
+    '--label',
+    'team=blue green',
+    '--log-opt',
+    'labels=team',
+    '--env',
+    'GREETING=hé llo&co',
+    '--log-opt',
+    'env=GREETING',
+  ],
   jfplain: ['--log-driver', 'json-file', '--log-opt', 'max-size=3k', '--log-opt', 'max-file=4'],
   jfone: ['--log-driver', 'json-file'],
   lc: ['--log-driver', 'local', '--log-opt', 'max-size=3k', '--log-opt', 'max-file=5'],
@@ -103,7 +120,14 @@ function containerStderr(s: string, expected?: string): string | undefined {
 
 function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];
-  for (const d of diffIds) out.push(out.length === 0 ? d : `sha256:${createHash('sha256').update(`${out[out.length - 1]} ${d}`).digest('hex')}`);
+  for (const d of diffIds)
+    out.push(
+      out.length === 0
+        ? d
+        : `sha256:${createHash('sha256')
+            .update(`${out[out.length - 1]} ${d}`)
+            .digest('hex')}`,
+    );
   return out;
 }
 
@@ -181,9 +205,13 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'mactime'))('forensics e2e 
       const what = `logs ${c} ${flags.join(' ')}`;
       expect(got.status, `${what} (docker)`).toBe(0);
       expect(r.code, `${what}: ${r.stderr.slice(0, 500)}`).toBe(0);
-      if (!r.stdoutBytes.equals(got.stdout)) bad.push(`${what}: stdout differs (${r.stdoutBytes.length} vs ${got.stdout.length} bytes): ${JSON.stringify(r.stdout.slice(-200))} vs ${JSON.stringify(got.stdout.toString().slice(-200))}`);
+      if (!r.stdoutBytes.equals(got.stdout))
+        bad.push(
+          `${what}: stdout differs (${r.stdoutBytes.length} vs ${got.stdout.length} bytes): ${JSON.stringify(r.stdout.slice(-200))} vs ${JSON.stringify(got.stdout.toString().slice(-200))}`,
+        );
       const err = containerStderr(r.stderr, got.stderr.toString());
-      if (err === undefined || !Buffer.from(err).equals(got.stderr)) bad.push(`${what}: stderr differs: ${JSON.stringify(r.stderr.slice(-300))} vs ${JSON.stringify(got.stderr.toString().slice(-300))}`);
+      if (err === undefined || !Buffer.from(err).equals(got.stderr))
+        bad.push(`${what}: stderr differs: ${JSON.stringify(r.stderr.slice(-300))} vs ${JSON.stringify(got.stderr.toString().slice(-300))}`);
     }
     expect(bad).toEqual([]);
   });
@@ -202,9 +230,17 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'mactime'))('forensics e2e 
   it('logs --json: one record per message, the same lines', async () => {
     const r = await run(['--json', 'logs', 'lc', '--root', d.root]);
     expect(r.code).toBe(0);
-    const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
+    const recs = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Obj);
     const docker = recorded.find((x) => x.c === 'lc' && x.flags.length === 0)!.got;
-    expect(recs.filter((x) => x['stream'] === 'stdout').map((x) => x['line']).join('')).toBe(docker.stdout.toString());
+    expect(
+      recs
+        .filter((x) => x['stream'] === 'stdout')
+        .map((x) => x['line'])
+        .join(''),
+    ).toBe(docker.stdout.toString());
     expect(recs.some((x) => x['partial'] !== undefined)).toBe(true);
     expect(recs.every((x) => typeof x['file'] === 'string' && typeof x['offset'] === 'number')).toBe(true);
   });
@@ -219,7 +255,10 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'mactime'))('forensics e2e 
   it('timeline: container, image, volume and network events at the times docker inspect reported', async () => {
     const r = await run(['timeline', '--format', 'jsonl', '--root', d.root]);
     expect(r.code, r.stderr).toBe(0);
-    const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
+    const ev = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Obj);
     const at = (event: string, id: string): string[] => ev.filter((e) => e['event'] === event && e['object']['id'] === id).map((e) => e['unix']);
     const unix = (t: string): string => {
       const p = parseRFC3339(t)!;
@@ -239,13 +278,20 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'mactime'))('forensics e2e 
     expect([...times].sort((a, b) => Number(a.split('.')[0]) - Number(b.split('.')[0]) || Number(a.split('.')[1]) - Number(b.split('.')[1]))).toEqual(times);
     expect(ev.some((e) => e['event'] === 'file.mtime' && e['object']['id'] === inspect['rw']!['Id'] && e['path'] === '/root/planted-in-rw')).toBe(true);
     expect(ev.some((e) => e['event'] === 'file.mtime' && e['object']['type'] === 'volume' && e['path'] === '/planted-in-volume')).toBe(true);
-    expect(ev.some((e) => e['event'] === 'log.last' && e['object']['id'] === inspect['jfone']!['Id'] && String(e['detail']).includes('no final newline'))).toBe(true);
+    expect(ev.some((e) => e['event'] === 'log.last' && e['object']['id'] === inspect['jfone']!['Id'] && String(e['detail']).includes('no final newline'))).toBe(
+      true,
+    );
     // Image layers only with --layers.
     expect(ev.some((e) => e['path'] === '/opt/d/f')).toBe(false);
     const withLayers = await run(['timeline', '--format', 'jsonl', '--layers', '--root', d.root]);
-    const layerEv = withLayers.stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
+    const layerEv = withLayers.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Obj);
     const chain1 = chainIds(images['img1']!['RootFS']['Layers']).at(-1);
-    expect(layerEv.some((e) => e['event'] === 'file.mtime' && e['path'] === '/opt/d/f' && e['object']['type'] === 'layer' && e['object']['id'] === chain1)).toBe(true);
+    expect(
+      layerEv.some((e) => e['event'] === 'file.mtime' && e['path'] === '/opt/d/f' && e['object']['type'] === 'layer' && e['object']['id'] === chain1),
+    ).toBe(true);
   });
 
   it('timeline: mactime -b parses the body file, and the events carry the inspect times', async () => {
@@ -333,7 +379,9 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'mactime'))('forensics e2e 
       const res = await which(join(d.root, 'volumes/vol1/_data/planted-in-volume'));
       expect(res['owner']).toBe('volume');
       expect(res['volume']['name']).toBe('vol1');
-      expect(res['volume']['mountedBy']).toEqual([{ id: inspect['vol']!['Id'], name: '/vol', destination: '/data', pathInContainer: '/data/planted-in-volume', rw: true }]);
+      expect(res['volume']['mountedBy']).toEqual([
+        { id: inspect['vol']!['Id'], name: '/vol', destination: '/data', pathInContainer: '/data/planted-in-volume', rw: true },
+      ]);
       const c = await which(`containers/${inspect['jf']!['Id']}/config.v2.json`);
       expect(c['owner']).toBe('container');
       expect(c['container']['id']).toBe(inspect['jf']!['Id']);
@@ -348,4 +396,3 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'mactime'))('forensics e2e 
     });
   });
 });
-

@@ -29,7 +29,9 @@ describe.runIf(needs('dockerd', 'docker', 'gcc'))('foundation e2e with a real do
 
     beforeAll(async () => {
       ctxDir = mkdtempSync(join(tmpdir(), 'dataroot-ctx-'));
-      const cc = spawnSync('gcc', ['-nostdlib', '-static', '-s', '-Wl,--build-id=none', '-Wl,-n', '-o', join(ctxDir, 'hello'), HELLO_SRC], { encoding: 'utf8' });
+      const cc = spawnSync('gcc', ['-nostdlib', '-static', '-s', '-Wl,--build-id=none', '-Wl,-n', '-o', join(ctxDir, 'hello'), HELLO_SRC], {
+        encoding: 'utf8',
+      });
       if (cc.status !== 0) throw new Error(cc.stderr);
       writeFileSync(join(ctxDir, 'Dockerfile'), 'FROM scratch\nCOPY hello /hello\n');
       await d.start();
@@ -40,7 +42,11 @@ describe.runIf(needs('dockerd', 'docker', 'gcc'))('foundation e2e with a real do
       expect(out).toBe('hello from dataroot\n');
       const info = JSON.parse(d.docker(['info', '--format', '{{json .}}']).stdout) as { Images: number; Containers: number };
       const layers = JSON.parse(d.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'e2e/hello:1']).stdout) as string[];
-      const networks = d.docker(['network', 'ls', '--no-trunc', '--format', '{{json .}}']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { ID: string; Name: string });
+      const networks = d
+        .docker(['network', 'ls', '--no-trunc', '--format', '{{json .}}'])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { ID: string; Name: string });
       const volumes = d.docker(['volume', 'ls', '--format', '{{.Name}}']).stdout.trim().split('\n');
       const running = await run(['--json', 'info', '--root', d.root]);
       rec = {

@@ -75,8 +75,15 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'zstd'))
       expect(got['Id'], ref).toBe(want.id);
       expect(got['RootFS']['Layers'], ref).toEqual(want.layers);
       expect(d.docker(['run', '--rm', ref, ...RUNS[ref]!]).stdout, ref).toBe(want.output);
-      const hist = d.docker(['image', 'history', '--no-trunc', '--format', '{{json .}}', ref]).stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
-      expect(hist.map((h) => ({ ...h, CreatedSince: undefined })), ref).toEqual((want.history as Obj[]).map((h) => ({ ...h, CreatedSince: undefined })));
+      const hist = d
+        .docker(['image', 'history', '--no-trunc', '--format', '{{json .}}', ref])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Obj);
+      expect(
+        hist.map((h) => ({ ...h, CreatedSince: undefined })),
+        ref,
+      ).toEqual((want.history as Obj[]).map((h) => ({ ...h, CreatedSince: undefined })));
     };
 
     /** docker save of the image on the target: every layer tar's sha256 is its diffID. */
@@ -117,7 +124,11 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'zstd'))
       await loaded.start();
       loaded.docker(['load', '-i', join(work, 'rich.tar')]);
       for (const ref of Object.keys(RUNS)) {
-        seen[ref]!.history = loaded.docker(['image', 'history', '--no-trunc', '--format', '{{json .}}', ref]).stdout.trim().split('\n').map((l) => JSON.parse(l) as Obj);
+        seen[ref]!.history = loaded
+          .docker(['image', 'history', '--no-trunc', '--format', '{{json .}}', ref])
+          .stdout.trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Obj);
       }
       await loaded.cleanup();
     });
@@ -138,7 +149,11 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'zstd'))
         expect(JSON.parse(v.stdout).findings).toEqual([]);
         await d.start();
         const listed = d.docker(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']).stdout.trim().split('\n').sort();
-        expect(listed).toEqual(Object.keys(RUNS).map((ref) => `${ref} ${seen[ref]!.id.slice(7, 19)}`).sort());
+        expect(listed).toEqual(
+          Object.keys(RUNS)
+            .map((ref) => `${ref} ${seen[ref]!.id.slice(7, 19)}`)
+            .sort(),
+        );
         for (const ref of Object.keys(RUNS)) checkImage(d, ref);
         for (const ref of ['rich/app:1', 'rich/other:1']) checkSave(d, ref);
         d.docker(['rmi', 'rich/other:1']);
@@ -156,7 +171,17 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'zstd'))
         expect(a.code).toBe(0);
         // skopeo rewrites the config as an OCI config: the image ID is that config's digest.
         const ociConfig = (JSON.parse(sh(`skopeo inspect --raw oci-archive:${work}/app-oci.tar`)) as Obj)['config']['digest'];
-        const b = await run(['--json', 'inject', `${join(work, 'layout')}:other-umoci`, '--platform', 'linux/amd64', '--tag', 'rich/other:umoci', '--root', d.root]);
+        const b = await run([
+          '--json',
+          'inject',
+          `${join(work, 'layout')}:other-umoci`,
+          '--platform',
+          'linux/amd64',
+          '--tag',
+          'rich/other:umoci',
+          '--root',
+          d.root,
+        ]);
         expect(b.code).toBe(0);
         const umociId = (JSON.parse(b.stdout) as Obj)['images'].find((i: Obj) => i['tags'].includes('rich/other:umoci'))['id'];
         await d.start();
@@ -178,7 +203,9 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'zstd'))
     it('hand-made: a config with no layers, and a config with two layer tars (gzip and zstd)', async () => {
       await target('hand', async (d) => {
         const emptyCfg = join(work, `empty-${driver}.json`);
-        const cfgBytes = Buffer.from('{\n  "architecture": "amd64",\n  "os": "linux",\n  "config": {"Labels": {"made": "by hand"}},\n  "rootfs": {"type": "layers", "diff_ids": []}\n}\n');
+        const cfgBytes = Buffer.from(
+          '{\n  "architecture": "amd64",\n  "os": "linux",\n  "config": {"Labels": {"made": "by hand"}},\n  "rootfs": {"type": "layers", "diff_ids": []}\n}\n',
+        );
         spawnSync('sh', ['-c', `cat > ${emptyCfg}`], { input: cfgBytes });
         const e = await run(['inject', '--config', emptyCfg, '--tag', 'hand/empty:1', '--root', d.root]);
         expect(e.code).toBe(0);
@@ -192,15 +219,24 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'zstd'))
           { name: 'bin/ls', type: 'symlink', linkname: 'busybox' },
           { name: 'gone', data: 'to be deleted\n' },
         ]);
-        const l2 = layerTar([
-          { name: 'msg', data: 'hello from a hand-made layer\n' },
-          { name: '.wh.gone' },
-        ]);
+        const l2 = layerTar([{ name: 'msg', data: 'hello from a hand-made layer\n' }, { name: '.wh.gone' }]);
         const dir = join(work, `hand-${driver}`);
         const { id } = writeImageDir(dir, { layers: [l1, l2], tags: [], config: { config: { Cmd: ['/bin/cat', '/msg'] } } });
         const cfg = readdirSync(dir).find((n) => n.endsWith('.json') && n !== 'manifest.json')!;
         spawnSync('sh', ['-c', `gzip -c ${dir}/0/layer.tar > ${dir}/l1.tar.gz && zstd -q -c ${dir}/1/layer.tar > ${dir}/l2.tar.zst`]);
-        const r = await run(['inject', '--config', join(dir, cfg), '--layer', join(dir, 'l1.tar.gz'), '--layer', join(dir, 'l2.tar.zst'), '--tag', 'hand/made:1', '--root', d.root]);
+        const r = await run([
+          'inject',
+          '--config',
+          join(dir, cfg),
+          '--layer',
+          join(dir, 'l1.tar.gz'),
+          '--layer',
+          join(dir, 'l2.tar.zst'),
+          '--tag',
+          'hand/made:1',
+          '--root',
+          d.root,
+        ]);
         expect(r.stderr).toBe('');
         expect(r.code).toBe(0);
         await d.start();

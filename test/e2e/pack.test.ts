@@ -145,14 +145,32 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'gcc'))(
     symlinkSync('busybox', join(rootfs, 'bin', 'cat'));
     const out = join(work, 'two.tar');
     const r = await dr([
-      'pack', '-o', out,
-      '--image', '-t', 'hello:scratch', '--layer', `${hello}:/hello`, '--entrypoint', '/hello',
-      '--image', '-t', 'hello:busybox', '--layer', rootfs, '--layer', `${hello}:/hello`, '--cmd', '/hello',
+      'pack',
+      '-o',
+      out,
+      '--image',
+      '-t',
+      'hello:scratch',
+      '--layer',
+      `${hello}:/hello`,
+      '--entrypoint',
+      '/hello',
+      '--image',
+      '-t',
+      'hello:busybox',
+      '--layer',
+      rootfs,
+      '--layer',
+      `${hello}:/hello`,
+      '--cmd',
+      '/hello',
     ]);
     const [one, two] = r.images as Obj[];
     const helloLayer = one!.layers[0].diffId;
     expect(two!.layers[1].diffId).toBe(helloLayer);
-    const members = sh(`tar -tf ${out}`).split('\n').filter((n) => n.endsWith('layer.tar'));
+    const members = sh(`tar -tf ${out}`)
+      .split('\n')
+      .filter((n) => n.endsWith('layer.tar'));
     expect(members).toHaveLength(2);
     const loaded = load(out);
     expect(loaded).toContain('Loaded image: hello:scratch');
@@ -269,14 +287,28 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'skopeo', 'umoci', 'gcc'))(
       expect(exports[0]!.listing).not.toMatch(/opt\/d\/sub/);
       expect(exports[0]!.listing).toMatch(/^h.* keep-link link to keep$/m);
       expect(exports[0]!.listing).toMatch(/^p.* fifo$/m);
-      expect(d.docker(['run', '--rm', 'squash/flat:1', 'sh', '-c', 'cat /opt/d/new; ls /bin/cat 2>&1; ls -l /keep | cut -c1-10']).stdout).toBe("changed\nls: /bin/cat: No such file or directory\n-rw-r-----\n");
+      expect(d.docker(['run', '--rm', 'squash/flat:1', 'sh', '-c', 'cat /opt/d/new; ls /bin/cat 2>&1; ls -l /keep | cut -c1-10']).stdout).toBe(
+        'changed\nls: /bin/cat: No such file or directory\n-rw-r-----\n',
+      );
     });
   });
 
   it('--into-root writes the packed image into a stopped root that dockerd then runs', async () => {
     const root = new Dockerd('overlay2');
     try {
-      const r = await dr(['pack', '--layer', `${hello}:/hello`, '--entrypoint', '/hello', '-t', 'seeded/hello:1', '--into-root', root.root, '--driver', 'overlay2']);
+      const r = await dr([
+        'pack',
+        '--layer',
+        `${hello}:/hello`,
+        '--entrypoint',
+        '/hello',
+        '-t',
+        'seeded/hello:1',
+        '--into-root',
+        root.root,
+        '--driver',
+        'overlay2',
+      ]);
       expect(r.injected.images[0].tags).toEqual(['seeded/hello:1']);
       await root.start();
       expect(root.docker(['run', '--rm', 'seeded/hello:1']).stdout).toBe('hello from dataroot\n');

@@ -25,7 +25,9 @@ function sh(cmd: string): string {
 /** Every entry of a tree: type, mode, owner, size, mtime, link target, device numbers, link count; xattrs; file hashes. */
 function treeFacts(root: string): { find: string; xattrs: string; sums: string } {
   return {
-    find: sh(`cd ${root} && find . -printf '%y %m %U %G %s %T@ %l %n %p\\n' | sed 's/ /|/g' | sort`) + sh(`cd ${root} && find . \\( -type c -o -type b \\) -exec stat -c '%n %t %T' {} + | sort`),
+    find:
+      sh(`cd ${root} && find . -printf '%y %m %U %G %s %T@ %l %n %p\\n' | sed 's/ /|/g' | sort`) +
+      sh(`cd ${root} && find . \\( -type c -o -type b \\) -exec stat -c '%n %t %T' {} + | sort`),
     xattrs: sh(`cd ${root} && getfattr -R -h -d -m - --absolute-names . 2>/dev/null | grep -v '^$' | sort || true`),
     sums: sh(`cd ${root} && find . -type f -print0 | sort -z | xargs -0 -r sha256sum`),
   };
@@ -104,7 +106,11 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
     const byPath = new Map((r['entries'] as Obj[]).map((e) => [e['path'], e]));
     const repos = byPath.get('image/overlay2/repositories.json')!;
     expect(repos['change']).toBe('modified');
-    expect(repos['detail'].changes).toContainEqual({ change: 'added', path: 'Repositories."localhost/buildtest"', right: { 'localhost/buildtest:v5': imageId } });
+    expect(repos['detail'].changes).toContainEqual({
+      change: 'added',
+      path: 'Repositories."localhost/buildtest"',
+      right: { 'localhost/buildtest:v5': imageId },
+    });
     expect(byPath.get(`image/overlay2/imagedb/content/sha256/${imageId.slice(7)}`)?.['change']).toBe('added');
     expect([...byPath.keys()].filter((p) => p.startsWith(`image/overlay2/imagedb/metadata/sha256/${imageId.slice(7)}`)).length).toBeGreaterThan(0);
     // dockerd 20.10's legacy builder creates (never starts) a container for LABEL: no sandbox, so
@@ -127,7 +133,14 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
     const r = diffs['volume']!;
     expect(r['summary'].volumes.added).toEqual(['snapvol']);
     const db = (r['entries'] as Obj[]).find((e) => e['path'] === 'volumes/metadata.db')!;
-    expect(db['detail'].changes).toContainEqual(expect.objectContaining({ change: 'added', path: ['volumes'], key: 'snapvol', right: { json: { Name: 'snapvol', Driver: 'local', Labels: { purpose: 'test' }, Options: null } } }));
+    expect(db['detail'].changes).toContainEqual(
+      expect.objectContaining({
+        change: 'added',
+        path: ['volumes'],
+        key: 'snapvol',
+        right: { json: { Name: 'snapvol', Driver: 'local', Labels: { purpose: 'test' }, Options: null } },
+      }),
+    );
     expect((r['entries'] as Obj[]).some((e) => e['path'] === 'volumes/snapvol/_data' && e['change'] === 'added')).toBe(true);
   });
 
@@ -163,7 +176,10 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
     const rd = new Dockerd('overlay2', to);
     try {
       await d.start();
-      const want = { images: d.docker(['images', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}']).stdout, ps: d.docker(['ps', '-a', '--format', '{{.ID}} {{.Names}} {{.Status}}']).stdout.replace(/ \d+ \w+ ago/g, '') };
+      const want = {
+        images: d.docker(['images', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}']).stdout,
+        ps: d.docker(['ps', '-a', '--format', '{{.ID}} {{.Names}} {{.Status}}']).stdout.replace(/ \d+ \w+ ago/g, ''),
+      };
       await d.stop();
       await rd.start();
       expect(rd.docker(['images', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}']).stdout).toBe(want.images);
@@ -258,7 +274,10 @@ describe.runIf(needs('dockerd', 'docker', 'busybox', 'getfattr'))('snapshot and 
       sh(`cp -a ${d.root} ${root}`);
       const pause = join(work, 'snap-paused');
       const before = readdirSync(join(store, 'packs')).sort();
-      const child = spawn(process.execPath, [BIN, 'snapshot', '--root', root, '--store', store, '--name', 'vanished'], { env: { ...process.env, DATAROOT_SNAPSHOT_PAUSE_FILE: pause }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'snapshot', '--root', root, '--store', store, '--name', 'vanished'], {
+        env: { ...process.env, DATAROOT_SNAPSHOT_PAUSE_FILE: pause },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       const done = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));

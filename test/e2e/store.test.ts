@@ -62,7 +62,11 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
     it('the scenario is as rich as the issue asks', () => {
       expect(rec.imagesAll.length).toBeGreaterThanOrEqual(10);
       expect(rec.containersAll.map((c: Obj) => c['State']).sort()).toEqual(['created', 'exited', 'exited', 'exited', 'exited', 'exited']);
-      expect(Object.values(diffs).flat().some((l) => l.startsWith('D '))).toBe(true);
+      expect(
+        Object.values(diffs)
+          .flat()
+          .some((l) => l.startsWith('D ')),
+      ).toBe(true);
       expect((rec.imagesAll as Obj[]).some((i) => i['RepoTags']?.[0] === '<none>:<none>')).toBe(true);
     });
 
@@ -210,62 +214,76 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('store e2e: dataroot reads
           .sort();
         expect(ids).toEqual(want);
         expect(t.docker(['run', '--rm', 'rich/other:1']).stdout).toBe('hi\n');
-        const ls = t.docker(['run', '--rm', '--user', 'root', 'rich/app:1', 'sh', '-c', 'ls /opt/dir; test -e /etc/gone || echo gone-is-gone; cat /etc/keep']).stdout;
+        const ls = t.docker([
+          'run',
+          '--rm',
+          '--user',
+          'root',
+          'rich/app:1',
+          'sh',
+          '-c',
+          'ls /opt/dir; test -e /etc/gone || echo gone-is-gone; cat /etc/keep',
+        ]).stdout;
         expect(ls).toBe('b\ngone-is-gone\nkeep\n');
       } finally {
         await t.cleanup();
       }
     });
 
-    it.runIf(driver === 'overlay2')('aufs (no module here): the same root laid out as dockerd\'s aufs driver keeps it reads the same, rebuilds every layer to its diffID, and inject writes aufs layers', async () => {
-      const work = mkdtempSync(join(tmpdir(), 'dataroot-aufs-'));
-      try {
-        const a = join(work, 'root');
-        const rw = new Set<string>();
-        const mounts = join(d.root, 'image/overlay2/layerdb/mounts');
-        for (const c of readdirSync(mounts)) {
-          const m = readFileSync(join(mounts, c, 'mount-id'), 'utf8');
-          rw.add(m);
-          rw.add(`${m}-init`);
+    it.runIf(driver === 'overlay2')(
+      "aufs (no module here): the same root laid out as dockerd's aufs driver keeps it reads the same, rebuilds every layer to its diffID, and inject writes aufs layers",
+      async () => {
+        const work = mkdtempSync(join(tmpdir(), 'dataroot-aufs-'));
+        try {
+          const a = join(work, 'root');
+          const rw = new Set<string>();
+          const mounts = join(d.root, 'image/overlay2/layerdb/mounts');
+          for (const c of readdirSync(mounts)) {
+            const m = readFileSync(join(mounts, c, 'mount-id'), 'utf8');
+            rw.add(m);
+            rw.add(`${m}-init`);
+          }
+          overlay2ToAufs(d.root, a, rw);
+          const info = await json(['info', '--root', a]);
+          expect(info['driver']).toBe('aufs');
+          const norm = (o: Obj): Obj => ({ ...api(o), GraphDriver: null });
+          for (const [id, want] of Object.entries(rec.imageInspect)) {
+            const [got] = (await json(['image', 'inspect', id, '--root', a])) as Obj[];
+            expect(norm(got!)).toEqual(norm(want));
+            expect(got!['GraphDriver']).toEqual({ Data: null, Name: 'aufs' });
+          }
+          for (const c of scn.containers) {
+            const r = await run(['container', 'diff', c, '--root', a]);
+            expect(r.code, `${c}: ${r.stderr}`).toBe(0);
+            expect(r.stdout.split('\n').filter(Boolean).sort(), c).toEqual(diffs[c]);
+          }
+          const v = await run(['--json', 'verify', '--deep', '--root', a]);
+          expect((JSON.parse(v.stdout) as Obj)['findings']).toEqual([]);
+          expect(v.code).toBe(0);
+          for (const l of (await json(['layers', '--root', a])) as Obj[]) {
+            const out = join(work, 'layer.tar');
+            const r = await run(['layer', 'tar', String(l['chainId']), '-o', out, '--root', a]);
+            expect(r.code, r.stderr).toBe(0);
+            expect(`sha256:${createHash('sha256').update(readFileSync(out)).digest('hex')}`).toBe(l['diffId']);
+          }
+          // inject writes aufs layers: parents listed, whiteouts kept as files, rebuilt to their diffIDs.
+          const fresh = join(work, 'fresh');
+          const inj = await run(['inject', saved, '--root', fresh, '--driver', 'aufs']);
+          expect(inj.code, inj.stderr).toBe(0);
+          const v2 = await run(['--json', 'verify', '--deep', '--root', fresh]);
+          expect((JSON.parse(v2.stdout) as Obj)['findings']).toEqual([]);
+          const layers = (await json(['layers', '--root', fresh])) as Obj[];
+          expect(layers.length).toBeGreaterThanOrEqual(4);
+          const wh = spawnSync('find', [join(fresh, 'aufs/diff'), '-name', '.wh.*'], { encoding: 'utf8' })
+            .stdout.split('\n')
+            .filter(Boolean);
+          expect(wh.some((p) => p.endsWith('/.wh.gone'))).toBe(true);
+          expect(wh.some((p) => p.endsWith('/.wh..wh..opq'))).toBe(true);
+        } finally {
+          rmSync(work, { recursive: true, force: true });
         }
-        overlay2ToAufs(d.root, a, rw);
-        const info = await json(['info', '--root', a]);
-        expect(info['driver']).toBe('aufs');
-        const norm = (o: Obj): Obj => ({ ...api(o), GraphDriver: null });
-        for (const [id, want] of Object.entries(rec.imageInspect)) {
-          const [got] = (await json(['image', 'inspect', id, '--root', a])) as Obj[];
-          expect(norm(got!)).toEqual(norm(want));
-          expect(got!['GraphDriver']).toEqual({ Data: null, Name: 'aufs' });
-        }
-        for (const c of scn.containers) {
-          const r = await run(['container', 'diff', c, '--root', a]);
-          expect(r.code, `${c}: ${r.stderr}`).toBe(0);
-          expect(r.stdout.split('\n').filter(Boolean).sort(), c).toEqual(diffs[c]);
-        }
-        const v = await run(['--json', 'verify', '--deep', '--root', a]);
-        expect((JSON.parse(v.stdout) as Obj)['findings']).toEqual([]);
-        expect(v.code).toBe(0);
-        for (const l of (await json(['layers', '--root', a])) as Obj[]) {
-          const out = join(work, 'layer.tar');
-          const r = await run(['layer', 'tar', String(l['chainId']), '-o', out, '--root', a]);
-          expect(r.code, r.stderr).toBe(0);
-          expect(`sha256:${createHash('sha256').update(readFileSync(out)).digest('hex')}`).toBe(l['diffId']);
-        }
-        // inject writes aufs layers: parents listed, whiteouts kept as files, rebuilt to their diffIDs.
-        const fresh = join(work, 'fresh');
-        const inj = await run(['inject', saved, '--root', fresh, '--driver', 'aufs']);
-        expect(inj.code, inj.stderr).toBe(0);
-        const v2 = await run(['--json', 'verify', '--deep', '--root', fresh]);
-        expect((JSON.parse(v2.stdout) as Obj)['findings']).toEqual([]);
-        const layers = (await json(['layers', '--root', fresh])) as Obj[];
-        expect(layers.length).toBeGreaterThanOrEqual(4);
-        const wh = spawnSync('find', [join(fresh, 'aufs/diff'), '-name', '.wh.*'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-        expect(wh.some((p) => p.endsWith('/.wh.gone'))).toBe(true);
-        expect(wh.some((p) => p.endsWith('/.wh..wh..opq'))).toBe(true);
-      } finally {
-        rmSync(work, { recursive: true, force: true });
-      }
-    });
+      },
+    );
 
     it('every read command leaves every byte and mtime of the root unchanged', async () => {
       const before = fingerprint(d.root);

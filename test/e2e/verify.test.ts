@@ -120,7 +120,8 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('verify e2e', () => {
       return c.slice(7);
     };
     const cacheOf = (root: string, ref: string) => readFileSync(join(L(root), topChain(root, ref), 'cache-id'), 'utf8');
-    const layerContent = (root: string, ref: string) => (driver === 'vfs' ? join(root, 'vfs', 'dir', cacheOf(root, ref)) : join(root, 'overlay2', cacheOf(root, ref), 'diff'));
+    const layerContent = (root: string, ref: string) =>
+      driver === 'vfs' ? join(root, 'vfs', 'dir', cacheOf(root, ref)) : join(root, 'overlay2', cacheOf(root, ref), 'diff');
     const listed = (dd: Dockerd) => dd.docker(['images', '--format', '{{.Repository}}:{{.Tag}}']).stdout;
     const tryRun = (dd: Dockerd, ...args: string[]) => {
       const r = dd.docker(['run', '--rm', ...args], { check: false });
@@ -287,7 +288,11 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('verify e2e', () => {
         ['truncated', () => readFileSync(join(L(d.root), topChain(d.root, 'rich/other:1'), 'tar-split.json.gz')).subarray(0, 40), 'TARSPLIT_INVALID'],
         ['not gzip', () => Buffer.from('{"type":2,"payload":null,"position":0}\n'), 'TARSPLIT_INVALID'],
         ['a file entry of impossible size', () => gzipSync('{"type":1,"name":"hi","size":-3,"payload":null,"position":0}\n'), 'TARSPLIT_INVALID'],
-        ['a path escaping the layer', () => gzipSync('{"type":1,"name":"../../../../etc/passwd","size":5,"payload":"AAAAAAAAAAA=","position":0}\n'), 'TARSPLIT_PATH_ESCAPE'],
+        [
+          'a path escaping the layer',
+          () => gzipSync('{"type":1,"name":"../../../../etc/passwd","size":5,"payload":"AAAAAAAAAAA=","position":0}\n'),
+          'TARSPLIT_PATH_ESCAPE',
+        ],
       ])('%s', async (_name, make, code) => {
         const findings = await corrupt(_name, make());
         expect(findings.map((f) => f['code'])).toContain(code);
@@ -295,5 +300,3 @@ describe.runIf(needs('dockerd', 'docker', 'busybox'))('verify e2e', () => {
     });
   });
 });
-
-

@@ -1,6 +1,19 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createGzip } from 'node:zlib';
-import { createWriteStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mknod, S_IFCHR, S_IFIFO } from '../../src/io/native.js';
@@ -103,7 +116,8 @@ describe('1. archive roots are unpacked as evidence, never as a system', () => {
       for (const n of readdirSync(d)) {
         const st = lstatSync(join(d, n));
         if ((st.mode & 0o6000) !== 0) modes.push(`${n} has setuid/setgid`);
-        if ((st.isCharacterDevice() || st.isFIFO() || st.isBlockDevice()) && (st.mode & 0o777) !== 0) modes.push(`${n} is a device with mode ${(st.mode & 0o777).toString(8)}`);
+        if ((st.isCharacterDevice() || st.isFIFO() || st.isBlockDevice()) && (st.mode & 0o777) !== 0)
+          modes.push(`${n} is a device with mode ${(st.mode & 0o777).toString(8)}`);
         if (st.isDirectory()) walk(join(d, n));
       }
     };
@@ -150,8 +164,14 @@ describe('1. archive roots are unpacked as evidence, never as a system', () => {
     const file = createWriteStream(out);
     gz.pipe(file);
     const size = 600 * 2 ** 20;
-    const header = tarBytes([{ entry: { name: new TextEncoder().encode('volumes/metadata.db'), mode: 0o600, uid: 0, gid: 0, size: 0, mtime: 0, type: TYPE.REG } }]).subarray(0, 512);
-    const big = Buffer.from(tarBytes([{ entry: { name: new TextEncoder().encode('zeros'), mode: 0o600, uid: 0, gid: 0, size, mtime: 0, type: TYPE.REG }, data: new Uint8Array(0) }]).subarray(0, 512));
+    const header = tarBytes([
+      { entry: { name: new TextEncoder().encode('volumes/metadata.db'), mode: 0o600, uid: 0, gid: 0, size: 0, mtime: 0, type: TYPE.REG } },
+    ]).subarray(0, 512);
+    const big = Buffer.from(
+      tarBytes([
+        { entry: { name: new TextEncoder().encode('zeros'), mode: 0o600, uid: 0, gid: 0, size, mtime: 0, type: TYPE.REG }, data: new Uint8Array(0) },
+      ]).subarray(0, 512),
+    );
     gz.write(header);
     gz.write(big);
     const chunk = Buffer.alloc(1 << 20);
@@ -169,39 +189,53 @@ describe('1. archive roots are unpacked as evidence, never as a system', () => {
 });
 
 describe('cleanup on every exit', () => {
-  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('%s mid-inject (a layer extracted into staging): staging and the temp dir are removed, the root keeps nothing of it', async (sig) => {
-    const root = H.root();
-    const before = fingerprint(root);
-    const dir = join(H.work, `img-signal-${sig}`);
-    writeImageDir(dir, { layers: [layerTar([{ name: 'a/', type: 'dir' }, { name: 'a/b', data: 'b'.repeat(100_000) }])], tags: [`signal/${sig.toLowerCase()}:1`] });
-    const pause = join(H.work, `pause-inject-${sig}`);
-    // A private TMPDIR: other processes' temp dirs are not this one's.
-    const tmp = join(H.work, `tmp-inject-${sig}`);
-    mkdirSync(tmp);
-    const p = spawnBin(['inject', dir, '--root', root], { DATAROOT_INJECT_PAUSE_AT: 'layer-extracted', DATAROOT_INJECT_PAUSE_FILE: pause, TMPDIR: tmp });
-    for (let i = 0; i < 400 && !existsSync(pause); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(existsSync(pause)).toBe(true);
-    // The layer is in staging now.
-    expect(readdirSync(join(root, 'overlay2')).some((n) => n.includes('.dataroot-staging'))).toBe(true);
-    expect(readdirSync(tmp).filter((n) => n.startsWith('dataroot-inject-')).length).toBe(1);
-    p.kill(sig);
-    const r = await p.done;
-    expect(r.signal ?? `exit ${r.code}`).toBe(sig);
-    rmSync(pause, { force: true });
-    expect(readdirSync(join(root, 'overlay2')).filter((n) => n.includes('.dataroot-staging'))).toEqual([]);
-    expect(readdirSync(tmp)).toEqual([]);
-    expect(H.sentinelChanged()).toBeUndefined();
-    // Only directory times may differ from before (the staging dir came and went).
-    const after = fingerprint(root);
-    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
-  });
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)(
+    '%s mid-inject (a layer extracted into staging): staging and the temp dir are removed, the root keeps nothing of it',
+    async (sig) => {
+      const root = H.root();
+      const before = fingerprint(root);
+      const dir = join(H.work, `img-signal-${sig}`);
+      writeImageDir(dir, {
+        layers: [
+          layerTar([
+            { name: 'a/', type: 'dir' },
+            { name: 'a/b', data: 'b'.repeat(100_000) },
+          ]),
+        ],
+        tags: [`signal/${sig.toLowerCase()}:1`],
+      });
+      const pause = join(H.work, `pause-inject-${sig}`);
+      // A private TMPDIR: other processes' temp dirs are not this one's.
+      const tmp = join(H.work, `tmp-inject-${sig}`);
+      mkdirSync(tmp);
+      const p = spawnBin(['inject', dir, '--root', root], { DATAROOT_INJECT_PAUSE_AT: 'layer-extracted', DATAROOT_INJECT_PAUSE_FILE: pause, TMPDIR: tmp });
+      for (let i = 0; i < 400 && !existsSync(pause); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(pause)).toBe(true);
+      // The layer is in staging now.
+      expect(readdirSync(join(root, 'overlay2')).some((n) => n.includes('.dataroot-staging'))).toBe(true);
+      expect(readdirSync(tmp).filter((n) => n.startsWith('dataroot-inject-')).length).toBe(1);
+      p.kill(sig);
+      const r = await p.done;
+      expect(r.signal ?? `exit ${r.code}`).toBe(sig);
+      rmSync(pause, { force: true });
+      expect(readdirSync(join(root, 'overlay2')).filter((n) => n.includes('.dataroot-staging'))).toEqual([]);
+      expect(readdirSync(tmp)).toEqual([]);
+      expect(H.sentinelChanged()).toBeUndefined();
+      // Only directory times may differ from before (the staging dir came and went).
+      const after = fingerprint(root);
+      expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    },
+  );
 
-  it('a reader that goes away (EPIPE) still removes an archive root\'s temp dir', async () => {
+  it("a reader that goes away (EPIPE) still removes an archive root's temp dir", async () => {
     const root = H.root('fresh');
     const archive = join(H.work, 'epipe.tar.gz');
     expect(spawnSync('tar', ['--numeric-owner', '-czf', archive, '-C', root, '.']).status).toBe(0);
     const pause = join(H.work, 'pause-epipe');
-    const child = spawn(process.execPath, [BIN, 'files', '--root', archive], { env: { ...process.env, DATAROOT_UNPACK_PAUSE_AT: 'done', DATAROOT_UNPACK_PAUSE_FILE: pause }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'files', '--root', archive], {
+      env: { ...process.env, DATAROOT_UNPACK_PAUSE_AT: 'done', DATAROOT_UNPACK_PAUSE_FILE: pause },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     for (let i = 0; i < 400 && !existsSync(pause); i++) await new Promise((r) => setTimeout(r, 50));
     const dir = readFileSync(pause, 'utf8');
@@ -214,7 +248,7 @@ describe('cleanup on every exit', () => {
 });
 
 describe('2. gc never deletes outside the root', () => {
-  it('an orphan layer whose cache-id is ../../../../outside/victim, and a mount whose mount-id is the same: only the root\'s own entries go', async () => {
+  it("an orphan layer whose cache-id is ../../../../outside/victim, and a mount whose mount-id is the same: only the root's own entries go", async () => {
     const root = H.root();
     const layers = join(root, 'image/overlay2/layerdb/sha256');
     const orphan = join(layers, 'f'.repeat(64));
@@ -253,7 +287,15 @@ describe('5. inject refuses hostile layers and targets before it writes', () => 
   it('a whiteout of ".." (.wh...) into a vfs root: refused, vfs/dir intact; verify ARCHIVE refuses it too', async () => {
     const root = H.root('after-build-vfs');
     const dir = join(H.work, 'img-whdotdot');
-    writeImageDir(dir, { layers: [layerTar([{ name: 'a/', type: 'dir' }, { name: 'a/.wh...', data: '' }])], tags: ['evil/wh:1'] });
+    writeImageDir(dir, {
+      layers: [
+        layerTar([
+          { name: 'a/', type: 'dir' },
+          { name: 'a/.wh...', data: '' },
+        ]),
+      ],
+      tags: ['evil/wh:1'],
+    });
     const tar = join(H.work, 'whdotdot.tar');
     tarOf(dir, tar);
     await refusedWrite(root, ['inject', tar], 'ARCHIVE_LAYER_UNSAFE');
@@ -267,7 +309,7 @@ describe('5. inject refuses hostile layers and targets before it writes', () => 
     expect(v.stdout).toContain('ARCHIVE_LAYER_UNSAFE');
   });
 
-  it("a parent layer whose cache-id leads outside: refused, nothing copied from outside", async () => {
+  it('a parent layer whose cache-id leads outside: refused, nothing copied from outside', async () => {
     const root = H.root('after-build-vfs');
     const chain = readdirSync(join(root, 'image/vfs/layerdb/sha256'))[0]!;
     // The layer as docker save exports it, to build an image on top of it.
@@ -325,7 +367,7 @@ describe('6. read commands never follow a symlink or ../ out of the root', () =>
     await read(root, ['verify', '--deep'], { code: [1], shows: 'SYMLINK_OUT_OF_ROOT' });
   });
 
-  it("an overlay2/l link of an image layer pointing to a directory outside: never walked", async () => {
+  it('an overlay2/l link of an image layer pointing to a directory outside: never walked', async () => {
     const root = H.root();
     const link = readFileSync(join(root, 'overlay2', LAYER_CACHE, 'link'), 'utf8');
     replaceWithSymlink(join(root, 'overlay2/l', link), H.canaryDir);
@@ -343,7 +385,12 @@ describe('6. read commands never follow a symlink or ../ out of the root', () =>
 
   it.each([
     ['config.v2.json', (root: string) => join(root, 'containers', CONTAINER, 'config.v2.json'), ['containers'], 'SYMLINK_OUT_OF_ROOT'],
-    ['an image config', (root: string) => join(root, 'image/overlay2/imagedb/content/sha256', readdirSync(join(root, 'image/overlay2/imagedb/content/sha256'))[0]!), ['images', '-a'], 'SYMLINK_OUT_OF_ROOT'],
+    [
+      'an image config',
+      (root: string) => join(root, 'image/overlay2/imagedb/content/sha256', readdirSync(join(root, 'image/overlay2/imagedb/content/sha256'))[0]!),
+      ['images', '-a'],
+      'SYMLINK_OUT_OF_ROOT',
+    ],
     ['a layer cache-id file', (root: string) => join(root, 'image/overlay2/layerdb/sha256', LAYER_CHAIN, 'cache-id'), ['layers'], 'SYMLINK_OUT_OF_ROOT'],
     ['local-kv.db', (root: string) => join(root, 'network/files/local-kv.db'), ['networks'], 'SYMLINK_OUT_OF_ROOT'],
     ['the containers directory', (root: string) => join(root, 'containers'), ['verify'], 'SYMLINK_OUT_OF_ROOT'],

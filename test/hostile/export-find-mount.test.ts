@@ -66,7 +66,12 @@ describe('export, find and mount on hostile evidence', () => {
     expect(lstatSync(join(dir, 'pipe')).isFIFO()).toBe(true);
     // find lists them as symlinks (their targets are data) and reads nothing behind them.
     const fr = await read(root, ['--json', 'find', '--name', 'evil-*'], [0]);
-    expect(fr.stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['symlink', 'symlink', 'symlink']);
+    expect(
+      fr.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).type),
+    ).toEqual(['symlink', 'symlink', 'symlink']);
     await read(root, ['find', '--sha256', '0'.repeat(64)], [0]);
   });
 

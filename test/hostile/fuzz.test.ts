@@ -177,12 +177,20 @@ describe.runIf(canRun())('hostile data-root fuzzer', () => {
         exits.set(String(c.code), (exits.get(String(c.code)) ?? 0) + 1);
         if (c.errorCode !== undefined) codes.set(c.errorCode, (codes.get(c.errorCode) ?? 0) + 1);
         if (slow.length < 5 || c.ms > slow[4]!.ms) {
-          slow.push({ ms: c.ms, what: `case ${r.i}: ${c.args.join(' ')}${c.bin ? ' (binary)' : ''}${c.archive ? ' (archive root)' : ''} after ${r.mutations.map((x) => x.slice(0, 60)).join(' | ')}` });
+          slow.push({
+            ms: c.ms,
+            what: `case ${r.i}: ${c.args.join(' ')}${c.bin ? ' (binary)' : ''}${c.archive ? ' (archive root)' : ''} after ${r.mutations.map((x) => x.slice(0, 60)).join(' | ')}`,
+          });
           slow.sort((a, b) => b.ms - a.ms).splice(5);
         }
       }
     }
-    const top = (m: Map<string, number>, n = 100): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `${k} ${v}`).join(', ');
+    const top = (m: Map<string, number>, n = 100): string =>
+      [...m]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, n)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
     console.log(
       [
         `hostile fuzz: seed ${SEED}, ${reports.length} cases, ${runs} command runs (${binRuns} through the binary, ${archiveRuns} on archive roots) in ${seconds.toFixed(0)} s; slowest case ${slowestCase.ms.toFixed(0)} ms (case ${slowestCase.i}), slowest command ${slow[0]?.ms.toFixed(0)} ms; peak RSS ${maxRss} MB; time in commands ${(cmdTime / 1000).toFixed(0)} s, around them ${(overhead / 1000).toFixed(0)} s`,
@@ -198,14 +206,22 @@ describe.runIf(canRun())('hostile data-root fuzzer', () => {
     // Failures, grouped by kind, one example each with its replay line.
     const groups = new Map<string, Failure[]>();
     for (const f of failures) {
-      const key = f.what.replace(/`[^`]*`/, (s) => s.split(' ').slice(0, 2).join(' ')).replace(/\d+/g, 'N').slice(0, 140);
+      const key = f.what
+        .replace(/`[^`]*`/, (s) => s.split(' ').slice(0, 2).join(' '))
+        .replace(/\d+/g, 'N')
+        .slice(0, 140);
       groups.set(key, [...(groups.get(key) ?? []), f]);
     }
     const text = [...groups.values()]
       .slice(0, 40)
       .map((fs) => {
         const f = fs[0]!;
-        return `- ${f.what}\n  case ${f.i} (${fs.length} like it: ${fs.slice(0, 8).map((x) => x.i).join(',')}), base ${f.base}, mutations: ${f.mutations.join(' | ')}\n  replay: DATAROOT_FUZZ_SEED=${SEED} DATAROOT_FUZZ_ONLY=${f.i} npx vitest run test/hostile/fuzz.test.ts`;
+        return `- ${f.what}\n  case ${f.i} (${fs.length} like it: ${fs
+          .slice(0, 8)
+          .map((x) => x.i)
+          .join(
+            ',',
+          )}), base ${f.base}, mutations: ${f.mutations.join(' | ')}\n  replay: DATAROOT_FUZZ_SEED=${SEED} DATAROOT_FUZZ_ONLY=${f.i} npx vitest run test/hostile/fuzz.test.ts`;
       })
       .join('\n');
     expect(failures.length, `${failures.length} failures in ${groups.size} groups:\n${text}`).toBe(0);
@@ -213,13 +229,47 @@ describe.runIf(canRun())('hostile data-root fuzzer', () => {
     if (ONLY === undefined && cases.length >= 1000) {
       // The run reached what it claims to: every command family and mutation, all three exits.
       expect(reports.length).toBe(cases.length);
-      for (const f of ['info', 'files', 'images', 'image inspect', 'history', 'layers', 'containers', 'container inspect', 'container diff', 'volumes', 'volume inspect', 'networks', 'network inspect', 'cat', 'bolt', 'verify', 'verify --deep', 'layer tar', 'gc --dry-run', 'gc']) {
+      for (const f of [
+        'info',
+        'files',
+        'images',
+        'image inspect',
+        'history',
+        'layers',
+        'containers',
+        'container inspect',
+        'container diff',
+        'volumes',
+        'volume inspect',
+        'networks',
+        'network inspect',
+        'cat',
+        'bolt',
+        'verify',
+        'verify --deep',
+        'layer tar',
+        'gc --dry-run',
+        'gc',
+      ]) {
         expect(families.get(f) ?? 0, f).toBeGreaterThan(runs / 100);
       }
       for (const x of ['0', '1', '2']) expect(exits.get(x) ?? 0, `exit ${x}`).toBeGreaterThan(runs / 20);
       expect(binRuns).toBeGreaterThan(cases.length / 200);
       expect(archiveRuns).toBeGreaterThan(cases.length / 200);
-      for (const n of ['symlink-out-file', 'symlink-out-dir', 'special-file', 'truncate', 'id-rewrite', 'json-type', 'json-deep', 'json-huge', 'json-escapes', 'bolt-hostile', 'whiteout-names', 'weird-names']) {
+      for (const n of [
+        'symlink-out-file',
+        'symlink-out-dir',
+        'special-file',
+        'truncate',
+        'id-rewrite',
+        'json-type',
+        'json-deep',
+        'json-huge',
+        'json-escapes',
+        'bolt-hostile',
+        'whiteout-names',
+        'weird-names',
+      ]) {
         expect(muts.get(n) ?? 0, n).toBeGreaterThan(cases.length / 100);
       }
     }

@@ -97,7 +97,11 @@ export async function bounded(args: string[], ms = 20_000, env: NodeJS.ProcessEn
 }
 
 /** Runs the built binary (a real process: real file descriptors, signals), killed after `ms`. */
-export function spawnBin(args: string[], env: NodeJS.ProcessEnv = {}, ms = 60_000): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>; pid: number; kill(sig: NodeJS.Signals): void } {
+export function spawnBin(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  ms = 60_000,
+): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>; pid: number; kill(sig: NodeJS.Signals): void } {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

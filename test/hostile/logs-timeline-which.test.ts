@@ -176,7 +176,10 @@ describe('timeline and which on hostile roots', () => {
     symlinkSync(H.canaryFile, join(root, 'overlay2', rw, 'diff', 'escape'));
     symlinkSync(H.canaryDir, join(root, 'volumes', 'logvol', '_data', 'escape-dir'));
     const r = await read(root, ['timeline', '--format', 'jsonl'], { code: [0] });
-    const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path?: string; file?: { type: string } });
+    const ev = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { path?: string; file?: { type: string } });
     expect(ev.find((e) => e.path === '/pipe')?.file?.type).toBe('fifo');
     expect(ev.find((e) => e.path === '/escape')?.file?.type).toBe('symlink');
     expect(ev.some((e) => (e.path ?? '').startsWith('/escape-dir/'))).toBe(false);
@@ -240,7 +243,10 @@ describe('timeline and which on hostile roots', () => {
     writeFileSync(join(OV, 'x', 'y'), 'not a snapshot');
     mknod(join(root, 'io.containerd.content.v1.content', 'blobs', 'sha256', 'ab'.repeat(32)), S_IFIFO | 0o600, 0, 0);
     const r = await read(root, ['timeline', '--format', 'jsonl', '--layers'], { code: [0, 1] });
-    const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { source: string; file?: { type: string } });
+    const ev = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { source: string; file?: { type: string } });
     expect(ev.find((e) => e.source === 'io.containerd.snapshotter.v1.overlayfs/snapshots/5')?.file?.type).toBe('symlink');
     expect(ev.some((e) => e.source.startsWith('io.containerd.snapshotter.v1.overlayfs/snapshots/5/'))).toBe(false);
     expect(ev.some((e) => e.source.startsWith('io.containerd.snapshotter.v1.overlayfs/snapshots/x'))).toBe(false);

@@ -45,28 +45,36 @@ describe('hostile fuzz regressions', () => {
   it('--json output stays valid JSON when evidence holds C1 or DEL characters (json-escapes)', async () => {
     // The terminal filter turned a raw U+009B into the text `\233` inside a JSON string.
     const cfg = `containers/${OVERLAY_CONTAINER}/hostconfig.json`;
-    await withFile(cfg, jsonEdit((v) => (v['NetworkMode'] = 'x\u009b2Jy\u007fz')), async () => {
-      const before = fingerprint(overlay.dir);
-      const r = await run(['container', 'inspect', 'sample', '--json', '--root', overlay.dir]);
-      expect(r.code).toBe(0);
-      const doc = JSON.parse(r.stdout) as { HostConfig: { NetworkMode: string } }[];
-      expect(doc[0]!.HostConfig.NetworkMode).toBe('x\u009b2Jy\u007fz');
-      expect(r.stdout).not.toMatch(/[\u007f-\u009f]/);
-      expect(fingerprint(overlay.dir)).toEqual(before);
-    });
+    await withFile(
+      cfg,
+      jsonEdit((v) => (v['NetworkMode'] = 'x\u009b2Jy\u007fz')),
+      async () => {
+        const before = fingerprint(overlay.dir);
+        const r = await run(['container', 'inspect', 'sample', '--json', '--root', overlay.dir]);
+        expect(r.code).toBe(0);
+        const doc = JSON.parse(r.stdout) as { HostConfig: { NetworkMode: string } }[];
+        expect(doc[0]!.HostConfig.NetworkMode).toBe('x\u009b2Jy\u007fz');
+        expect(r.stdout).not.toMatch(/[\u007f-\u009f]/);
+        expect(fingerprint(overlay.dir)).toEqual(before);
+      },
+    );
   });
 
   it('a config.v2.json whose Name is a number is CONTAINER_CONFIG_INVALID, not INTERNAL (plant-json)', async () => {
     const cfg = `containers/${OVERLAY_CONTAINER}/config.v2.json`;
-    await withFile(cfg, jsonEdit((v) => (v['Name'] = 7)), async () => {
-      const r = await run(['ps', '--root', overlay.dir]);
-      expect(r.stderr).not.toMatch(/INTERNAL/);
-      expect(r.stderr).toMatch(/^dataroot: CONTAINER_CONFIG_INVALID: .*Name is a number, where a string is expected/m);
-      expect(r.code).toBe(1);
-      const j = await run(['ps', '--json', '--root', overlay.dir]);
-      expect(JSON.parse(j.stdout)).toEqual([]);
-      expect(j.code).toBe(1);
-    });
+    await withFile(
+      cfg,
+      jsonEdit((v) => (v['Name'] = 7)),
+      async () => {
+        const r = await run(['ps', '--root', overlay.dir]);
+        expect(r.stderr).not.toMatch(/INTERNAL/);
+        expect(r.stderr).toMatch(/^dataroot: CONTAINER_CONFIG_INVALID: .*Name is a number, where a string is expected/m);
+        expect(r.code).toBe(1);
+        const j = await run(['ps', '--json', '--root', overlay.dir]);
+        expect(JSON.parse(j.stdout)).toEqual([]);
+        expect(j.code).toBe(1);
+      },
+    );
   });
 
   it('wrong types in the fields of config.v2.json that dataroot reads are findings, for every container command (json-type)', async () => {
@@ -81,7 +89,15 @@ describe('hostile fuzz regressions', () => {
     ];
     for (const [what, edit] of edits) {
       await withFile(cfg, jsonEdit(edit), async () => {
-        for (const args of [['ps'], ['container', 'inspect', 'sample'], ['container', 'diff', 'sample'], ['volumes'], ['verify'], ['info'], ['gc', '--dry-run']]) {
+        for (const args of [
+          ['ps'],
+          ['container', 'inspect', 'sample'],
+          ['container', 'diff', 'sample'],
+          ['volumes'],
+          ['verify'],
+          ['info'],
+          ['gc', '--dry-run'],
+        ]) {
           const r = await run([...args, '--root', overlay.dir]);
           expect(r.stderr, `${what}: ${args.join(' ')}`).not.toMatch(/INTERNAL/);
           expect([0, 1, 2], `${what}: ${args.join(' ')}`).toContain(r.code);
@@ -94,13 +110,17 @@ describe('hostile fuzz regressions', () => {
 
   it('a null State in config.v2.json is CONTAINER_CONFIG_INVALID, not INTERNAL (plant-json)', async () => {
     const cfg = `containers/${OVERLAY_CONTAINER}/config.v2.json`;
-    await withFile(cfg, jsonEdit((v) => (v['State'] = null)), async () => {
-      for (const args of [['ps'], ['container', 'inspect', OVERLAY_CONTAINER], ['info'], ['verify']]) {
-        const r = await run([...args, '--root', overlay.dir]);
-        expect(r.stderr, args.join(' ')).not.toMatch(/INTERNAL/);
-        if (args[0] === 'ps' || args[1] === 'inspect') expect(r.stderr, args.join(' ')).toMatch(/CONTAINER_CONFIG_INVALID: .*State is null/);
-      }
-    });
+    await withFile(
+      cfg,
+      jsonEdit((v) => (v['State'] = null)),
+      async () => {
+        for (const args of [['ps'], ['container', 'inspect', OVERLAY_CONTAINER], ['info'], ['verify']]) {
+          const r = await run([...args, '--root', overlay.dir]);
+          expect(r.stderr, args.join(' ')).not.toMatch(/INTERNAL/);
+          if (args[0] === 'ps' || args[1] === 'inspect') expect(r.stderr, args.join(' ')).toMatch(/CONTAINER_CONFIG_INVALID: .*State is null/);
+        }
+      },
+    );
   });
 
   it('container diff of a layer 1,200 directories deep is not cubic in the depth (deep-dirs)', async () => {
@@ -144,8 +164,20 @@ describe('hostile fuzz regressions', () => {
       ['the link a symlink out', `${layer}/link`, (abs) => symlinkSync('/etc/hostname', abs), 'SYMLINK_OUT_OF_ROOT', /link is a symlink to "\/etc\/hostname"/],
       ['the link a path', `${layer}/link`, (abs) => writeFileSync(abs, '../../../victim'), 'ID_INVALID', /link is "\.\.\/\.\.\/\.\.\/victim"/],
       ["the init layer's link a FIFO", `${layer}-init/link`, (abs) => mknod(abs, S_IFIFO | 0o644, 0, 0), 'FILE_NOT_REGULAR', /-init\/link is a FIFO/],
-      ["the init layer's lower not l/ links", `${layer}-init/lower`, (abs) => writeFileSync(abs, '\u001b]0;x\u0007'), 'OVERLAY_LOWER_INVALID', /-init\/lower names/],
-      ["the init layer's diff a symlink out", `${layer}-init/diff`, (abs) => symlinkSync('/etc', abs), 'SYMLINK_OUT_OF_ROOT', /init layer's files .*-init\/diff are a symlink to "\/etc"/],
+      [
+        "the init layer's lower not l/ links",
+        `${layer}-init/lower`,
+        (abs) => writeFileSync(abs, '\u001b]0;x\u0007'),
+        'OVERLAY_LOWER_INVALID',
+        /-init\/lower names/,
+      ],
+      [
+        "the init layer's diff a symlink out",
+        `${layer}-init/diff`,
+        (abs) => symlinkSync('/etc', abs),
+        'SYMLINK_OUT_OF_ROOT',
+        /init layer's files .*-init\/diff are a symlink to "\/etc"/,
+      ],
     ];
     for (const [what, rel, make, code, message] of cases) {
       const abs = join(overlay.dir, rel);
@@ -180,7 +212,9 @@ describe('hostile fuzz regressions', () => {
         await withFile(cfg, jsonEdit(edit), () =>
           withFile(`${mount}/${file}`, '../../../outside/victim', async () => {
             const r = await run(['verify', '--root', overlay.dir]);
-            expect(r.stdout, `${what}, ${file}`).toMatch(new RegExp(`^ERROR +ID_INVALID ${OVERLAY_CONTAINER}\n +${file} "\\.\\./\\.\\./\\.\\./outside/victim" is not a layer id`, 'm'));
+            expect(r.stdout, `${what}, ${file}`).toMatch(
+              new RegExp(`^ERROR +ID_INVALID ${OVERLAY_CONTAINER}\n +${file} "\\.\\./\\.\\./\\.\\./outside/victim" is not a layer id`, 'm'),
+            );
             expect(r.code).toBe(1);
           }),
         );

@@ -1,6 +1,19 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -27,7 +40,13 @@ function listing(dir: string): string[] {
   const out: string[] = [];
   const walk = (p: string, rel: string): void => {
     const st = lstatSync(p);
-    const what = st.isFile() ? createHash('sha256').update(readFileSync(p)).digest('hex') : st.isSymbolicLink() ? `-> ${readlinkSync(p)}` : st.isDirectory() ? 'dir' : 'other';
+    const what = st.isFile()
+      ? createHash('sha256').update(readFileSync(p)).digest('hex')
+      : st.isSymbolicLink()
+        ? `-> ${readlinkSync(p)}`
+        : st.isDirectory()
+          ? 'dir'
+          : 'other';
     out.push(`${rel} ${what} ${st.mtimeMs} ${st.mode.toString(8)}`);
     if (st.isDirectory()) for (const n of readdirSync(p).sort()) walk(join(p, n), `${rel}/${n}`);
   };
@@ -88,7 +107,21 @@ function editRegistry(store: string, edit: (s: Record<string, unknown>) => void)
   writeFileSync(regPath, JSON.stringify(reg));
 }
 
-const fileEntry = (path: string, extra: Partial<ManifestEntry> = {}): ManifestEntry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: '0', atime: '0', ctime: '0', ino: '9', dev: '1', nlink: 1, ...extra });
+const fileEntry = (path: string, extra: Partial<ManifestEntry> = {}): ManifestEntry => ({
+  path,
+  type: 'file',
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  size: 0,
+  mtime: '0',
+  atime: '0',
+  ctime: '0',
+  ino: '9',
+  dev: '1',
+  nlink: 1,
+  ...extra,
+});
 const dirEntry = (path: string): ManifestEntry => ({ ...fileEntry(path), type: 'dir', mode: 0o755 });
 
 describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
@@ -111,7 +144,10 @@ describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
 
     it.each([
       ['a path ../x', (es: ManifestEntry[]) => [...es, fileEntry('../sentinel/evil')]],
-      ['a path ../x hidden in pathBase64', (es: ManifestEntry[]) => [...es, fileEntry('innocent', { pathBase64: Buffer.from('../sentinel/evil').toString('base64') })]],
+      [
+        'a path ../x hidden in pathBase64',
+        (es: ManifestEntry[]) => [...es, fileEntry('innocent', { pathBase64: Buffer.from('../sentinel/evil').toString('base64') })],
+      ],
       ['an absolute path', (es: ManifestEntry[]) => [...es, fileEntry(join(work, 'sentinel', 'evil'))]],
       ['a path with an inner ..', (es: ManifestEntry[]) => [...es, fileEntry('d/../../sentinel/evil')]],
     ])('%s: RESTORE_PATH_UNSAFE', (name, edit) => {
@@ -122,8 +158,14 @@ describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
     });
 
     it.each([
-      ['a file through a symlink to a directory outside', (es: ManifestEntry[]) => [...es, { ...fileEntry('out'), type: 'symlink' as const, mode: 0o777, target: sentinel }, fileEntry('out/evil')]],
-      ['a directory through a symlink', (es: ManifestEntry[]) => [...es, { ...fileEntry('out'), type: 'symlink' as const, mode: 0o777, target: sentinel }, dirEntry('out/evil-dir')]],
+      [
+        'a file through a symlink to a directory outside',
+        (es: ManifestEntry[]) => [...es, { ...fileEntry('out'), type: 'symlink' as const, mode: 0o777, target: sentinel }, fileEntry('out/evil')],
+      ],
+      [
+        'a directory through a symlink',
+        (es: ManifestEntry[]) => [...es, { ...fileEntry('out'), type: 'symlink' as const, mode: 0o777, target: sentinel }, dirEntry('out/evil-dir')],
+      ],
       ['a file under a file', (es: ManifestEntry[]) => [...es, fileEntry('g/evil')]],
       ['a path before its parent directory', (es: ManifestEntry[]) => [es[0]!, fileEntry('later/evil'), ...es.slice(1), dirEntry('later')]],
     ])('%s: RESTORE_PARENT_NOT_DIR', (name, edit) => {
@@ -155,7 +197,10 @@ describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
       const store = goodStore('mode');
       const to = target('mode');
       const pause = join(work, 'restore-pause');
-      const child = spawn(process.execPath, [BIN, 'restore', 'good', '--store', store, '--to', to], { env: { ...process.env, DATAROOT_RESTORE_PAUSE_FILE: pause }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'restore', 'good', '--store', store, '--to', to], {
+        env: { ...process.env, DATAROOT_RESTORE_PAUSE_FILE: pause },
+        stdio: 'ignore',
+      });
       const done = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
       for (let i = 0; i < 600 && !existsSync(pause); i++) await new Promise((r) => setTimeout(r, 50));
       expect(statSync(to).mode & 0o777).toBe(0o700);
@@ -239,7 +284,10 @@ describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
       const tree = join(work, `sig-snap-${sig}-tree`);
       writeFileSync(join(tree, 'new-file'), 'new content that makes a pack\n');
       const pause = join(work, `pause-${sig}`);
-      const child = spawn(process.execPath, [BIN, 'snapshot', '--root', tree, '--store', store, '--name', 'second'], { env: { ...process.env, DATAROOT_SNAPSHOT_PAUSE_FILE: pause }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'snapshot', '--root', tree, '--store', store, '--name', 'second'], {
+        env: { ...process.env, DATAROOT_SNAPSHOT_PAUSE_FILE: pause },
+        stdio: 'ignore',
+      });
       const done = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, s) => res(s)));
       await waitFor(pause);
       expect(readdirSync(join(store, 'packs')).length).toBe(before.length + 1); // the new pack is there, being written
@@ -256,7 +304,10 @@ describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
       const store = goodStore(`sig-restore-${sig}`);
       const to = join(work, `sig-restore-${sig}-to`);
       const pause = join(work, `rpause-${sig}`);
-      const child = spawn(process.execPath, [BIN, 'restore', 'good', '--store', store, '--to', to], { env: { ...process.env, DATAROOT_RESTORE_PAUSE_FILE: pause }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'restore', 'good', '--store', store, '--to', to], {
+        env: { ...process.env, DATAROOT_RESTORE_PAUSE_FILE: pause },
+        stdio: 'ignore',
+      });
       const done = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, s) => res(s)));
       await waitFor(pause);
       expect(readdirSync(to).length).toBeGreaterThan(0);
@@ -266,7 +317,10 @@ describe.runIf(nativeAvailable())('hostile snapshot stores', () => {
       expect(existsSync(to)).toBe(false);
       // into a target that existed: emptied again, kept
       mkdirSync(to);
-      const again = spawn(process.execPath, [BIN, 'restore', 'good', '--store', store, '--to', to], { env: { ...process.env, DATAROOT_RESTORE_PAUSE_FILE: pause }, stdio: 'ignore' });
+      const again = spawn(process.execPath, [BIN, 'restore', 'good', '--store', store, '--to', to], {
+        env: { ...process.env, DATAROOT_RESTORE_PAUSE_FILE: pause },
+        stdio: 'ignore',
+      });
       const done2 = new Promise<NodeJS.Signals | null>((res) => again.on('exit', (_c, s) => res(s)));
       await waitFor(pause);
       again.kill(sig);

@@ -220,7 +220,9 @@ export interface Verified {
 export async function verifyBatch(files: string[], o: { shape?: boolean; hash?: boolean; touch?: boolean } = {}): Promise<Verified[]> {
   const bin = await buildOracleAsync();
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['verify', ...(o.shape ? ['-shape'] : []), ...(o.hash ? ['-hash'] : []), ...(o.touch ? ['-touch'] : []), ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['verify', ...(o.shape ? ['-shape'] : []), ...(o.hash ? ['-hash'] : []), ...(o.touch ? ['-touch'] : []), ...files], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));

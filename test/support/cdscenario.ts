@@ -39,7 +39,10 @@ export function chainIdOf(d: Containerd, ns: string, image: string): string {
     .find((r) => r[0] === image);
   if (row === undefined) throw new Error(`no image ${image} in ${ns}`);
   let desc = { mediaType: row[1]!, digest: row[2]! };
-  let j = JSON.parse(d.ctr(['content', 'get', desc.digest], { ns }).stdout) as { manifests?: { mediaType: string; digest: string }[]; config?: { digest: string } };
+  let j = JSON.parse(d.ctr(['content', 'get', desc.digest], { ns }).stdout) as {
+    manifests?: { mediaType: string; digest: string }[];
+    config?: { digest: string };
+  };
   if (j.manifests !== undefined) {
     desc = j.manifests[0]!;
     j = JSON.parse(d.ctr(['content', 'get', desc.digest], { ns }).stdout);
@@ -57,7 +60,31 @@ export async function buildCdScenario(d: Containerd, work: string, o: { interrup
   mkdirSync(join(l2, 'etc'), { recursive: true });
   writeFileSync(join(l2, 'app', 'hello'), 'hello from layer 2\n');
   writeFileSync(join(l2, 'etc', '.wh.gone'), '');
-  await pack(['-o', join(work, 'base.tar'), '--layer', rootfs, '--cmd', '/bin/sh', '-t', 'base:1', '--image', '--layer', rootfs, '--layer', l2, '--env', 'APP_MODE=prod', '--label', 'org.example.role=app', '--cmd', '["cat","/app/hello"]', '-t', 'app:1', '-t', 'app:latest']);
+  await pack([
+    '-o',
+    join(work, 'base.tar'),
+    '--layer',
+    rootfs,
+    '--cmd',
+    '/bin/sh',
+    '-t',
+    'base:1',
+    '--image',
+    '--layer',
+    rootfs,
+    '--layer',
+    l2,
+    '--env',
+    'APP_MODE=prod',
+    '--label',
+    'org.example.role=app',
+    '--cmd',
+    '["cat","/app/hello"]',
+    '-t',
+    'app:1',
+    '-t',
+    'app:latest',
+  ]);
   await pack(['--format', 'oci', '--gzip', '-o', join(work, 'oci.tar'), '--layer', rootfs, '--layer', l2, '-t', 'ociimg:2']);
 
   d.ctr(['images', 'import', join(work, 'base.tar')], { ns: 'moby' });
@@ -66,7 +93,11 @@ export async function buildCdScenario(d: Containerd, work: string, o: { interrup
   d.ctr(['namespaces', 'label', 'k8s.io', 'team=platform']);
 
   // Containers that add, change and delete files, kept after they exit.
-  d.run('moby', 'docker.io/library/app:1', 'c-changes', ['sh', '-c', 'echo new > /new.txt && echo more >> /etc/keep && rm /app/hello && rm -rf /opt/dir && mkdir -p /opt/dir && echo b > /opt/dir/b && mkdir -p /tmp/d/e && echo f > /tmp/d/e/f']);
+  d.run('moby', 'docker.io/library/app:1', 'c-changes', [
+    'sh',
+    '-c',
+    'echo new > /new.txt && echo more >> /etc/keep && rm /app/hello && rm -rf /opt/dir && mkdir -p /opt/dir && echo b > /opt/dir/b && mkdir -p /tmp/d/e && echo f > /tmp/d/e/f',
+  ]);
   d.run('moby', 'docker.io/library/base:1', 'c-exit', ['true'], ['--label', 'role=probe']);
   d.run('default', 'docker.io/library/base:1', 'c-default', ['sh', '-c', 'echo x > /root/x']);
 
@@ -138,7 +169,20 @@ export interface CtrRecord {
 }
 
 export function recordCtr(d: Containerd, namespaces: string[]): CtrRecord {
-  const rec: CtrRecord = { namespaces: d.ctr(['namespaces', 'ls']).stdout, images: {}, check: {}, content: {}, snapshots: {}, usage: {}, tree: {}, info: {}, containers: {}, containersLs: {}, leases: {}, active: {} };
+  const rec: CtrRecord = {
+    namespaces: d.ctr(['namespaces', 'ls']).stdout,
+    images: {},
+    check: {},
+    content: {},
+    snapshots: {},
+    usage: {},
+    tree: {},
+    info: {},
+    containers: {},
+    containersLs: {},
+    leases: {},
+    active: {},
+  };
   for (const ns of namespaces) {
     rec.images[ns] = d.ctr(['images', 'ls'], { ns }).stdout;
     rec.check[ns] = d.ctr(['images', 'check'], { ns, check: false }).stdout;
@@ -169,7 +213,12 @@ export function ctrRows(text: string, sep: RegExp = / +/): string[][] {
     .split('\n')
     .slice(1)
     .filter((l) => l.trim() !== '')
-    .map((l) => l.trim().split(sep).map((c) => c.trim()));
+    .map((l) =>
+      l
+        .trim()
+        .split(sep)
+        .map((c) => c.trim()),
+    );
 }
 
 /**

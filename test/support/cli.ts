@@ -14,10 +14,18 @@ export async function run(args: string[], env: NodeJS.ProcessEnv = {}, stdin?: U
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const sink = (into: Buffer[]) => ({ write: (c: string | Uint8Array) => into.push(Buffer.from(c)) });
-  const input = stdin === undefined ? undefined : (async function* () {
-    yield typeof stdin === 'string' ? Buffer.from(stdin) : stdin;
-  })();
-  const code = await main(['node', 'dataroot', ...args], { stdout: sink(out), stderr: sink(err), env: { ...env }, ...(input !== undefined ? { stdin: input } : {}) });
+  const input =
+    stdin === undefined
+      ? undefined
+      : (async function* () {
+          yield typeof stdin === 'string' ? Buffer.from(stdin) : stdin;
+        })();
+  const code = await main(['node', 'dataroot', ...args], {
+    stdout: sink(out),
+    stderr: sink(err),
+    env: { ...env },
+    ...(input !== undefined ? { stdin: input } : {}),
+  });
   const stdoutBytes = Buffer.concat(out);
   return { code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes };
 }
@@ -27,6 +35,11 @@ export const SAMPLES = fileURLToPath(new URL('../../snapshots/', import.meta.url
 
 /** Runs the built binary as a user would (npm test builds first). */
 export function runBin(args: string[], env: NodeJS.ProcessEnv = {}, input?: string | Uint8Array): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 30, ...(input !== undefined ? { input } : {}) });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 30,
+    ...(input !== undefined ? { input } : {}),
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

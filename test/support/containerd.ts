@@ -183,7 +183,8 @@ export function busyboxRootfs(dir: string): void {
   for (const d of ['bin', 'tmp', 'etc', 'root', 'var', 'opt/dir/sub']) mkdirSync(join(dir, d), { recursive: true });
   chmodSync(join(dir, 'tmp'), 0o1777);
   spawnSync('cp', ['/bin/busybox', join(dir, 'bin', 'busybox')]);
-  for (const a of ['sh', 'echo', 'cat', 'rm', 'mkdir', 'ls', 'true', 'mv', 'touch', 'sleep', 'chmod', 'ln']) spawnSync('ln', ['-sf', 'busybox', join(dir, 'bin', a)]);
+  for (const a of ['sh', 'echo', 'cat', 'rm', 'mkdir', 'ls', 'true', 'mv', 'touch', 'sleep', 'chmod', 'ln'])
+    spawnSync('ln', ['-sf', 'busybox', join(dir, 'bin', a)]);
   writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
   writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
   writeFileSync(join(dir, 'etc', 'keep'), 'keep\n');

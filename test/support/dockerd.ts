@@ -26,7 +26,10 @@ export class Dockerd {
   readonly log: string;
   private running = false;
 
-  constructor(readonly driver: Driver, dir?: string) {
+  constructor(
+    readonly driver: Driver,
+    dir?: string,
+  ) {
     this.dir = dir ?? mkdtempSync(join(tmpdir(), 'dataroot-dockerd-'));
     this.root = join(this.dir, 'root');
     this.exec = join(this.dir, 'exec');
@@ -65,11 +68,16 @@ export class Dockerd {
     const child = spawn(
       'dockerd',
       [
-        '--data-root', this.root,
-        '--exec-root', this.exec,
-        '--pidfile', this.pidfile,
-        '-H', `unix://${this.sock}`,
-        '--storage-driver', this.driver,
+        '--data-root',
+        this.root,
+        '--exec-root',
+        this.exec,
+        '--pidfile',
+        this.pidfile,
+        '-H',
+        `unix://${this.sock}`,
+        '--storage-driver',
+        this.driver,
         '--iptables=false',
         '--ip6tables=false',
         '--bridge=none',

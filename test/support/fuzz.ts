@@ -27,7 +27,7 @@ export function mutate(base: Uint8Array, rnd: () => number): Uint8Array {
   const v = new DataView(f.buffer);
   const ps = v.getUint32(24, true) || 4096;
   const pages = Math.max(1, Math.floor(f.length / ps));
-  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const page = () => Math.floor(rnd() * pages) * ps;
   const n = 1 + Math.floor(rnd() * 3);
   for (let m = 0; m < n; m++) {
@@ -106,4 +106,3 @@ export function toHighWaterMark(bytes: Uint8Array): Uint8Array {
   const db = BoltFile.open(new BufferSource(bytes));
   return bytes.slice(0, db.hwm * db.pageSize);
 }
-

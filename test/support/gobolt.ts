@@ -11,7 +11,11 @@ const ORACLE_SRC = fileURLToPath(new URL('../oracle/boltoracle/main.go', import.
 function goBuild(src: string, name: string): { dir: string; bin: string; env: NodeJS.ProcessEnv } {
   const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
   const dir = join(tmpdir(), `dataroot-go-${name}-${hash}`);
-  return { dir, bin: join(dir, name), env: { ...process.env, GOPATH: `${dir}/gopath:/usr/share/gocode`, GO111MODULE: 'off', GOCACHE: join(dir, 'cache'), GOFLAGS: '' } };
+  return {
+    dir,
+    bin: join(dir, name),
+    env: { ...process.env, GOPATH: `${dir}/gopath:/usr/share/gocode`, GO111MODULE: 'off', GOCACHE: join(dir, 'cache'), GOFLAGS: '' },
+  };
 }
 
 /**

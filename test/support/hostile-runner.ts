@@ -72,7 +72,8 @@ const RSS_LIMIT_MB = 2048;
 /** To the parent over IPC; run by hand (no IPC), the failures are printed. */
 function send(m: unknown): void {
   if (process.send !== undefined) process.send(m);
-  else if ((m as CaseReport).t === 'done' && ((m as CaseReport).failures.length > 0 || process.env['DATAROOT_FUZZ_VERBOSE'] === '1')) console.log(JSON.stringify(m));
+  else if ((m as CaseReport).t === 'done' && ((m as CaseReport).failures.length > 0 || process.env['DATAROOT_FUZZ_VERBOSE'] === '1'))
+    console.log(JSON.stringify(m));
 }
 
 interface Base {
@@ -101,16 +102,31 @@ async function discover(dir: string, driver: 'overlay2' | 'vfs'): Promise<Target
   const tags = images.flatMap((x) => (x['RepoTags'] as string[] | null) ?? []);
   return {
     images: [...tags, ...ids, ...ids.map((x) => x.slice(7, 19)), 'no/such:image', 'sha256:0000'],
-    containers: [...containers.flatMap((x) => [String(x['Id']), String(x['Id']).slice(0, 12), ...((x['Names'] as string[]) ?? []).map((n) => n.replace(/^\//, ''))]), 'nosuch'],
+    containers: [
+      ...containers.flatMap((x) => [String(x['Id']), String(x['Id']).slice(0, 12), ...((x['Names'] as string[]) ?? []).map((n) => n.replace(/^\//, ''))]),
+      'nosuch',
+    ],
     layers: [...layers.flatMap((x) => [String(x['chainId']), String(x['diffId']).slice(7, 19)]), 'ffffffff'],
     volumes: [...volumes.map((x) => String(x['Name'])), 'nosuchvol'],
     networks: [...networks.flatMap((x) => [String(x['Name']), String(x['Id']).slice(0, 12)]), 'nosuchnet'],
-    bolts: ['volumes/metadata.db', 'network/files/local-kv.db', 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db', 'buildkit/cache.db', 'buildkit/metadata_v2.db', 'buildkit/snapshots.db', 'buildkit/containerdmeta.db'],
+    bolts: [
+      'volumes/metadata.db',
+      'network/files/local-kv.db',
+      'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db',
+      'buildkit/cache.db',
+      'buildkit/metadata_v2.db',
+      'buildkit/snapshots.db',
+      'buildkit/containerdmeta.db',
+    ],
   };
 }
 
 function errorCode(c: Cmd, stderr: string): string | undefined {
-  const last = stderr.split('\n').filter((l) => l !== '').pop() ?? '';
+  const last =
+    stderr
+      .split('\n')
+      .filter((l) => l !== '')
+      .pop() ?? '';
   if (c.json && last.startsWith('{')) {
     try {
       return String((JSON.parse(last) as { error: { code: string } }).error.code);
@@ -123,11 +139,16 @@ function errorCode(c: Cmd, stderr: string): string | undefined {
 
 async function main(): Promise<void> {
   const seed = Number(process.argv[2]);
-  const cases = (process.argv[3] ?? '').split(',').filter((s) => s !== '').map(Number);
+  const cases = (process.argv[3] ?? '')
+    .split(',')
+    .filter((s) => s !== '')
+    .map(Number);
   /** Replaying chosen cases: the outside tree is checked after every command, the restore after every case. */
   const careful = process.env['DATAROOT_FUZZ_ONLY'] !== undefined;
   // On tmpfs when there is one: a case is mostly small file-system operations.
-  const parent = process.env['DATAROOT_FUZZ_DIR'] ?? (existsSync('/dev/shm') && statfsSync('/dev/shm').bavail * statfsSync('/dev/shm').bsize > 2 ** 30 ? '/dev/shm' : tmpdir());
+  const parent =
+    process.env['DATAROOT_FUZZ_DIR'] ??
+    (existsSync('/dev/shm') && statfsSync('/dev/shm').bavail * statfsSync('/dev/shm').bsize > 2 ** 30 ? '/dev/shm' : tmpdir());
   const work = mkdtempSync(join(parent, 'dataroot-fuzz-'));
   // Everything of the case lives under work: outside/ (canary, sentinel), <base>/root, out/, tmp/.
   const tmp = join(work, 'tmp');
@@ -135,7 +156,10 @@ async function main(): Promise<void> {
   process.env['TMPDIR'] = tmp;
   send({ t: 'ready', work });
   const bases: Base[] = [];
-  for (const [name, file] of [['overlay2', 'after-build.tar.gz'], ['vfs', 'after-build-vfs.tar.gz']] as const) {
+  for (const [name, file] of [
+    ['overlay2', 'after-build.tar.gz'],
+    ['vfs', 'after-build-vfs.tar.gz'],
+  ] as const) {
     const dir = join(work, `base-${name}`);
     mkdirSync(dir);
     const r = spawnSync('tar', ['--numeric-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-xzf', join(SAMPLES, file), '-C', dir]);
@@ -144,7 +168,9 @@ async function main(): Promise<void> {
     const root = join(work, name, 'root');
     copyTree(dir, root);
     const entries = listTree(dir);
-    const containerLayers = new Set(entries.filter((e) => /\/layerdb\/mounts\/[0-9a-f]{64}\/(mount-id|init-id)$/.test(e.rel)).map((e) => readFileSync(join(dir, e.rel), 'utf8').trim()));
+    const containerLayers = new Set(
+      entries.filter((e) => /\/layerdb\/mounts\/[0-9a-f]{64}\/(mount-id|init-id)$/.test(e.rel)).map((e) => readFileSync(join(dir, e.rel), 'utf8').trim()),
+    );
     bases.push({ name, dir, root, shape: shapeOf(dir), entries, containerLayers, targets: await discover(dir, name) });
   }
   const outside = makeOutside(work, readFileSync(join(bases[0]!.dir, 'volumes/metadata.db')));
@@ -173,7 +199,13 @@ async function main(): Promise<void> {
     // proves it is taken just before the commands: what is done meanwhile overlaps its wait.
     const mark = join(outDir, 'mark');
     const c0 = ctimeMark(mark);
-    const cmds = planCommands(rnd, base.targets, base.entries.map((e) => e.rel), outFile, CMDS_PER_CASE);
+    const cmds = planCommands(
+      rnd,
+      base.targets,
+      base.entries.map((e) => e.rel),
+      outFile,
+      CMDS_PER_CASE,
+    );
     // Writers last: the root is compared before them.
     cmds.sort((a, b) => Number(a.writes === true) - Number(b.writes === true));
     const useArchive = rnd() < 1 / ARCHIVE_EVERY && !mutations.some((x) => x.includes('sparse')) && tarRoot(root, archive);
@@ -230,7 +262,13 @@ async function main(): Promise<void> {
           killSignal: 'SIGKILL',
           maxBuffer: 1 << 30,
         });
-        r = { code: p.status, signal: p.signal, stdout: p.stdout ?? Buffer.alloc(0), stderr: (p.stderr ?? Buffer.alloc(0)).toString('utf8'), ms: performance.now() - t0 };
+        r = {
+          code: p.status,
+          signal: p.signal,
+          stdout: p.stdout ?? Buffer.alloc(0),
+          stderr: (p.stderr ?? Buffer.alloc(0)).toString('utf8'),
+          ms: performance.now() - t0,
+        };
         if (p.error !== undefined) failures.push(`${args.join(' ')}: ${p.error.message}`);
       } else {
         const x = await run(args);
@@ -259,7 +297,9 @@ async function main(): Promise<void> {
       failures.push(`left in TMPDIR: ${left.join(', ')}`);
       for (const n of left) removeTree(join(tmp, n));
     }
-    const strays = readdirSync(caseDir).filter((n) => !['root', 'root.tar', 'root.tar.gz'].includes(n)).concat(readdirSync(outDir).filter((n) => n !== 'layer.tar' && n !== 'tick' && n !== 'mark'));
+    const strays = readdirSync(caseDir)
+      .filter((n) => !['root', 'root.tar', 'root.tar.gz'].includes(n))
+      .concat(readdirSync(outDir).filter((n) => n !== 'layer.tar' && n !== 'tick' && n !== 'mark'));
     if (strays.length > 0) {
       failures.push(`written next to the root: ${strays.map((x) => JSON.stringify(x)).join(', ')}`);
       for (const n of readdirSync(caseDir)) if (!['root', 'root.tar', 'root.tar.gz'].includes(n)) removeTree(join(caseDir, n));

@@ -108,7 +108,14 @@ export function makeOutside(work: string, boltSample?: Buffer): Outside {
       Driver: `canary${token}`,
     }),
   );
-  put('canary.json.gz', gzipSync(Buffer.from(`{"type":1,"name":"canary${token}","payload":null,"position":0}\n{"type":2,"payload":"${Buffer.from(`CANARY_${token}`).toString('base64')}","position":1}\n`)));
+  put(
+    'canary.json.gz',
+    gzipSync(
+      Buffer.from(
+        `{"type":1,"name":"canary${token}","payload":null,"position":0}\n{"type":2,"payload":"${Buffer.from(`CANARY_${token}`).toString('base64')}","position":1}\n`,
+      ),
+    ),
+  );
   put('canary.id', `${hex}\n`);
   // A BoltDB file whose volume name is part of the token (same length: the file stays valid).
   if (boltSample !== undefined) {
@@ -261,7 +268,9 @@ export function listTree(root: string): Entry[] {
   const stack = [''];
   while (stack.length > 0) {
     const rel = stack.pop()!;
-    const names = readdirSync(rel === '' ? root : `${root}/${rel}`).sort().reverse();
+    const names = readdirSync(rel === '' ? root : `${root}/${rel}`)
+      .sort()
+      .reverse();
     for (const name of names) {
       const r = rel === '' ? name : `${rel}/${name}`;
       const st = lstatSync(`${root}/${r}`);
@@ -359,7 +368,10 @@ export function fingerprintRoot(root: string): Map<string, string> {
     const st = lstatSync(abs, { bigint: true });
     let extra = '';
     if (st.isSymbolicLink()) extra = readlinkSync(abs, 'buffer').toString('hex');
-    out.set(rel.toString('latin1'), `mode=${st.mode.toString(8)} ${st.uid}:${st.gid} size=${st.size} ino=${st.ino} mtime=${st.mtimeNs} ctime=${st.ctimeNs} rdev=${st.rdev} ${extra}`);
+    out.set(
+      rel.toString('latin1'),
+      `mode=${st.mode.toString(8)} ${st.uid}:${st.gid} size=${st.size} ino=${st.ino} mtime=${st.mtimeNs} ctime=${st.ctimeNs} rdev=${st.rdev} ${extra}`,
+    );
     if (st.isDirectory()) for (const n of readdirSync(abs, 'buffer')) stack.push(rel.length === 0 ? n : Buffer.concat([rel, Buffer.from('/'), n]));
   }
   return out;
@@ -394,11 +406,17 @@ export function ctimeAfter(marker: string, c0: bigint): bigint {
 export function changedSinceMark(root: string, mark: string, limit = 6): string[] {
   const r = spawnSync('find', [root, '-cnewer', mark, '-print0'], { maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`find ${root}: ${r.stderr.toString()}`);
-  const names = r.stdout.toString('latin1').split('\0').filter((n) => n !== '');
-  return names.slice(0, limit).map((n) => {
-    const st = lstatSync(Buffer.from(n, 'latin1'), { bigint: true });
-    return `${JSON.stringify(n.slice(root.length + 1) || '.')} (mode ${st.mode.toString(8)}, size ${st.size}, mtime ${st.mtimeNs}, ctime ${st.ctimeNs} after the commands began)`;
-  }).concat(names.length > limit ? [`… ${names.length - limit} more`] : []);
+  const names = r.stdout
+    .toString('latin1')
+    .split('\0')
+    .filter((n) => n !== '');
+  return names
+    .slice(0, limit)
+    .map((n) => {
+      const st = lstatSync(Buffer.from(n, 'latin1'), { bigint: true });
+      return `${JSON.stringify(n.slice(root.length + 1) || '.')} (mode ${st.mode.toString(8)}, size ${st.size}, mtime ${st.mtimeNs}, ctime ${st.ctimeNs} after the commands began)`;
+    })
+    .concat(names.length > limit ? [`… ${names.length - limit} more`] : []);
 }
 
 /**
@@ -413,7 +431,10 @@ export function changedSince(root: string, tick: bigint, limit = 6): string[] {
     const rel = stack.pop()!;
     const abs = rel.length === 0 ? rootB : Buffer.concat([rootB, Buffer.from('/'), rel]);
     const st = lstatSync(abs, { bigint: true });
-    if (st.ctimeNs >= tick) out.push(`${JSON.stringify(rel.toString('latin1') || '.')} (mode ${st.mode.toString(8)}, size ${st.size}, mtime ${st.mtimeNs}, ctime ${st.ctimeNs} after the commands began)`);
+    if (st.ctimeNs >= tick)
+      out.push(
+        `${JSON.stringify(rel.toString('latin1') || '.')} (mode ${st.mode.toString(8)}, size ${st.size}, mtime ${st.mtimeNs}, ctime ${st.ctimeNs} after the commands began)`,
+      );
     if (st.isDirectory()) for (const n of readdirSync(abs, 'buffer')) stack.push(rel.length === 0 ? n : Buffer.concat([rel, Buffer.from('/'), n]));
   }
   return out;
@@ -467,7 +488,8 @@ export interface Mutation {
 const ID_FILES = /(^|\/)(cache-id|mount-id|init-id|parent|link|lower|diff|size|lastUpdated|committed)$/;
 const JSON_FILES = /(repositories\.json|config\.v2\.json|hostconfig\.json|opts\.json|imagedb\/content\/sha256\/[0-9a-f]{64})$/;
 const BOLT_FILES = /\.db$/;
-const INTERESTING = /(^|\/)(overlay2\/l\/|diff$|_data$|layerdb\/|imagedb\/|containers\/[0-9a-f]{64}$|vfs\/dir\/|overlay2\/[0-9a-f]{64}(-init)?$|network\/files|volumes\/[^/]+$|image\/[^/]+$|tar-split)/;
+const INTERESTING =
+  /(^|\/)(overlay2\/l\/|diff$|_data$|layerdb\/|imagedb\/|containers\/[0-9a-f]{64}$|vfs\/dir\/|overlay2\/[0-9a-f]{64}(-init)?$|network\/files|volumes\/[^/]+$|image\/[^/]+$|tar-split)/;
 
 function kindNow(p: string): Entry['kind'] | undefined {
   try {
@@ -594,7 +616,25 @@ function randomHex(rnd: Rnd, n = 64): string {
 
 /** A JSON value of a different type than `v`. */
 function otherType(rnd: Rnd, v: unknown): unknown {
-  const choices: unknown[] = [null, 0, -1, 1.5, 1e308, -0, 2 ** 53 + 2, 'str', '', '\u001b[31mX', [], [1, 'a', null], {}, { a: { b: [] } }, true, false, 'x'.repeat(100_000)];
+  const choices: unknown[] = [
+    null,
+    0,
+    -1,
+    1.5,
+    1e308,
+    -0,
+    2 ** 53 + 2,
+    'str',
+    '',
+    '\u001b[31mX',
+    [],
+    [1, 'a', null],
+    {},
+    { a: { b: [] } },
+    true,
+    false,
+    'x'.repeat(100_000),
+  ];
   const t = (x: unknown): string => (x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x);
   const others = choices.filter((c) => t(c) !== t(v));
   return pick(rnd, others);
@@ -628,7 +668,17 @@ function deepText(rnd: Rnd, n: number): string {
   return '['.repeat(n); // unterminated
 }
 
-const ESCAPES = ['\u001b]0;pwned\u0007', '\u001b[2J\u001b[H', '\u009b31m', '\u001b]8;;http://x\u001b\\link\u001b]8;;\u001b\\', '\r\u001b[K', '\u0007\u0008\u007f', '\n', '\u0085', '\u2028'];
+const ESCAPES = [
+  '\u001b]0;pwned\u0007',
+  '\u001b[2J\u001b[H',
+  '\u009b31m',
+  '\u001b]8;;http://x\u001b\\link\u001b]8;;\u001b\\',
+  '\r\u001b[K',
+  '\u0007\u0008\u007f',
+  '\n',
+  '\u0085',
+  '\u2028',
+];
 
 function escaped(rnd: Rnd, s: string): string {
   const e = pick(rnd, ESCAPES);
@@ -709,7 +759,10 @@ export const MUTATIONS: Mutation[] = [
       const to = target(m);
       if (e === undefined || to === undefined) return undefined;
       touch(m, e.rel);
-      const t = m.rnd() < 0.5 ? posix.relative(posix.dirname(`/${e.rel}`), `/${to.rel}`) || '.' : pick(m.rnd, ['.', '..', '../..', './.', `${'../'.repeat(depthOf(e.rel))}${to.rel}`]);
+      const t =
+        m.rnd() < 0.5
+          ? posix.relative(posix.dirname(`/${e.rel}`), `/${to.rel}`) || '.'
+          : pick(m.rnd, ['.', '..', '../..', './.', `${'../'.repeat(depthOf(e.rel))}${to.rel}`]);
       replaceWith(`${m.root}/${e.rel}`, () => symlinkSync(t, `${m.root}/${e.rel}`));
       return `${e.rel} -> ${t}`;
     },
@@ -863,7 +916,10 @@ export const MUTATIONS: Mutation[] = [
     name: 'json-huge',
     weight: 3,
     apply(m) {
-      const e = target(m, (x) => x.kind === 'file' && (JSON_FILES.test(x.rel) || BOLT_FILES.test(x.rel) || /tar-split/.test(x.rel) || ID_FILES.test(x.rel) || m.rnd() < 0.1));
+      const e = target(
+        m,
+        (x) => x.kind === 'file' && (JSON_FILES.test(x.rel) || BOLT_FILES.test(x.rel) || /tar-split/.test(x.rel) || ID_FILES.test(x.rel) || m.rnd() < 0.1),
+      );
       if (e === undefined) return undefined;
       const size = m.rnd() < 0.85 ? 600 * MB + int(m.rnd, 0, 4095) : pick(m.rnd, [127 * MB, 31 * MB, 65 << 10, 8 * MB + 1]);
       const prefix = pick(m.rnd, ['', '{"Repositories":{"a":{"a:1":"', '["', '{"ID":"', 'x']);
@@ -912,7 +968,11 @@ export const MUTATIONS: Mutation[] = [
       } else if (how === 'history') {
         const o = v as Record<string, unknown>;
         o['history'] = pick(m.rnd, [
-          Array.from({ length: int(m.rnd, 1, 50) }, () => ({ created_by: escaped(m.rnd, 'x'), empty_layer: m.rnd() < 0.5, created: pick(m.rnd, ['x', '', '9999-99-99T99:99:99Z', 5, null]) })),
+          Array.from({ length: int(m.rnd, 1, 50) }, () => ({
+            created_by: escaped(m.rnd, 'x'),
+            empty_layer: m.rnd() < 0.5,
+            created: pick(m.rnd, ['x', '', '9999-99-99T99:99:99Z', 5, null]),
+          })),
           [null, 1, 'x'],
           Array.from({ length: 20_000 }, () => ({ empty_layer: true })),
         ]);
@@ -920,7 +980,16 @@ export const MUTATIONS: Mutation[] = [
         what = 'hostile history';
       } else {
         const o = v as { rootfs?: { diff_ids?: unknown } };
-        o.rootfs = { ...(o.rootfs ?? {}), diff_ids: pick(m.rnd, [[`sha256:${'../'.repeat(3)}x`], [`sha256:${randomHex(m.rnd)}`], Array.from({ length: 200 }, () => `sha256:${randomHex(m.rnd)}`), ['sha256:' + 'f'.repeat(64), 'sha256:' + 'f'.repeat(64)], []]) };
+        o.rootfs = {
+          ...(o.rootfs ?? {}),
+          diff_ids: pick(m.rnd, [
+            [`sha256:${'../'.repeat(3)}x`],
+            [`sha256:${randomHex(m.rnd)}`],
+            Array.from({ length: 200 }, () => `sha256:${randomHex(m.rnd)}`),
+            ['sha256:' + 'f'.repeat(64), 'sha256:' + 'f'.repeat(64)],
+            [],
+          ]),
+        };
         text = JSON.stringify(o);
         what = 'hostile rootfs.diff_ids';
       }
@@ -959,7 +1028,10 @@ export const MUTATIONS: Mutation[] = [
       const abs = `${m.root}/${e.rel}`;
       let lines: string[];
       try {
-        lines = gunzipSync(readFileSync(abs), { maxOutputLength: 64 << 20 }).toString('utf8').split('\n').filter((l) => l !== '');
+        lines = gunzipSync(readFileSync(abs), { maxOutputLength: 64 << 20 })
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== '');
       } catch {
         return undefined;
       }
@@ -988,7 +1060,9 @@ export const MUTATIONS: Mutation[] = [
           what = `size ${o.size}`;
         } else {
           // A symlink in the layer dir to outside, and the tar-split entry through it.
-          const diffDir = m.entries.find((x) => x.kind === 'dir' && /^(overlay2\/[0-9a-f]{64}\/diff|vfs\/dir\/[0-9a-f]{64})$/.test(x.rel) && realDir(m.root, x.rel));
+          const diffDir = m.entries.find(
+            (x) => x.kind === 'dir' && /^(overlay2\/[0-9a-f]{64}\/diff|vfs\/dir\/[0-9a-f]{64})$/.test(x.rel) && realDir(m.root, x.rel),
+          );
           if (diffDir === undefined) return undefined;
           touch(m, `${diffDir.rel}/lnk`);
           rmSync(`${m.root}/${diffDir.rel}/lnk`, { recursive: true, force: true });
@@ -1029,7 +1103,10 @@ export const MUTATIONS: Mutation[] = [
       if (imgs.length === 0) return undefined;
       const a = pick(m.rnd, imgs);
       const b = pick(m.rnd, imgs);
-      for (const [x, y] of [[a, b], [b, a]] as const) {
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ] as const) {
         touch(m, `${x.rel}/parent`);
         rmSync(`${m.root}/${x.rel}/parent`, { force: true, recursive: true });
         writeFileSync(`${m.root}/${x.rel}/parent`, `sha256:${posix.basename(y.rel)}`);
@@ -1051,7 +1128,9 @@ export const MUTATIONS: Mutation[] = [
       if (names.length === 0) return undefined;
       const name = pick(m.rnd, names);
       const fit = (x: string): string => (x.length >= name.length ? x.slice(0, name.length) : x + '.'.repeat(name.length - x.length));
-      const repl = fit(pick(m.rnd, ['../../../', '../../..', '/tmp/x/y', '\u001b]0;x\u0007', '\u009b2J', '..', '.', '/', 'a/b', '\n\r\t', '"},{"x":', '\\u0000']));
+      const repl = fit(
+        pick(m.rnd, ['../../../', '../../..', '/tmp/x/y', '\u001b]0;x\u0007', '\u009b2J', '..', '.', '/', 'a/b', '\n\r\t', '"},{"x":', '\\u0000']),
+      );
       const from = Buffer.from(name);
       const to = Buffer.from(repl);
       if (to.length !== from.length) return undefined;
@@ -1067,7 +1146,14 @@ export const MUTATIONS: Mutation[] = [
     weight: 4,
     apply(m) {
       const store = m.driver === 'overlay2' ? 'image/overlay2' : 'image/vfs';
-      const places = [`${store}/layerdb/tmp`, `${store}/imagedb/content/sha256`, `${store}/layerdb/sha256`, `${store}/imagedb/metadata/sha256`, store, m.driver === 'overlay2' ? 'overlay2' : 'vfs/dir'];
+      const places = [
+        `${store}/layerdb/tmp`,
+        `${store}/imagedb/content/sha256`,
+        `${store}/layerdb/sha256`,
+        `${store}/imagedb/metadata/sha256`,
+        store,
+        m.driver === 'overlay2' ? 'overlay2' : 'vfs/dir',
+      ];
       const dir = pick(m.rnd, places);
       if (!realDir(m.root, dir)) return undefined;
       const name = pick(m.rnd, ['.dataroot-staging-1', '.tmp-x', 'write-set-123', `${randomHex(m.rnd)}-removing`, randomHex(m.rnd), '.dataroot-inject-x']);
@@ -1103,12 +1189,37 @@ export const MUTATIONS: Mutation[] = [
       const how = pick(m.rnd, ['keys', 'ids', 'many', 'long'] as const);
       const repos: Record<string, Record<string, unknown>> = { ...(doc.Repositories ?? {}) };
       if (how === 'keys') {
-        for (const k of ['localhost/../x:1', 'x:y:z', 'UPPER/case:1', 'a//b:1', ':', '@', 'x@sha256:zz', `x@sha256:${randomHex(m.rnd)}`, 'docker.io/library/x:1', '-x:1', 'x:-1', '\u001b]0;x\u0007:1', 'ü:1', 'x:' + 'a'.repeat(200)].filter(() => m.rnd() < 0.4)) {
+        for (const k of [
+          'localhost/../x:1',
+          'x:y:z',
+          'UPPER/case:1',
+          'a//b:1',
+          ':',
+          '@',
+          'x@sha256:zz',
+          `x@sha256:${randomHex(m.rnd)}`,
+          'docker.io/library/x:1',
+          '-x:1',
+          'x:-1',
+          '\u001b]0;x\u0007:1',
+          'ü:1',
+          'x:' + 'a'.repeat(200),
+        ].filter(() => m.rnd() < 0.4)) {
           const name = k.replace(/[:@].*$/, '') || k;
           repos[name] = { ...(repos[name] ?? {}), [k]: id };
         }
       } else if (how === 'ids') {
-        repos['localhost/x'] = { 'localhost/x:1': pick(m.rnd, ['sha256:../../../outside/canarydir', `sha256:${'../'.repeat(3)}x`, '../../x', 'sha256:', `sha512:${randomHex(m.rnd, 128)}`, `sha256:${randomHex(m.rnd).toUpperCase()}`, id.slice(0, 20)]) };
+        repos['localhost/x'] = {
+          'localhost/x:1': pick(m.rnd, [
+            'sha256:../../../outside/canarydir',
+            `sha256:${'../'.repeat(3)}x`,
+            '../../x',
+            'sha256:',
+            `sha512:${randomHex(m.rnd, 128)}`,
+            `sha256:${randomHex(m.rnd).toUpperCase()}`,
+            id.slice(0, 20),
+          ]),
+        };
       } else if (how === 'many') {
         const inner: Record<string, string> = {};
         for (let k = 0; k < 20_000; k++) inner[`localhost/many:t${k}`] = id;
@@ -1281,7 +1392,11 @@ export const MUTATIONS: Mutation[] = [
       if (layers.length === 0 || !realDir(m.root, 'overlay2/l')) return undefined;
       const l = pick(m.rnd, layers);
       const id = Array.from({ length: 26 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[int(m.rnd, 0, 31)]).join('');
-      const t = escapeTo(m, `overlay2/l/${id}`, pick(m.rnd, ['canarydir', 'canarydir/diff', `${m.out.entries.find((e) => /^[0-9a-f]{64}$/.test(e))}/diff`, 'sentinel/victim']));
+      const t = escapeTo(
+        m,
+        `overlay2/l/${id}`,
+        pick(m.rnd, ['canarydir', 'canarydir/diff', `${m.out.entries.find((e) => /^[0-9a-f]{64}$/.test(e))}/diff`, 'sentinel/victim']),
+      );
       touch(m, `overlay2/l/${id}`);
       try {
         symlinkSync(t, `${m.root}/overlay2/l/${id}`);
@@ -1333,7 +1448,11 @@ export const MUTATIONS: Mutation[] = [
         Created: pick(m.rnd, ['not a date', 1e20, '0001-01-01T00:00:00Z', '+275760-09-13T00:00:00.001Z']),
       };
       writeFileSync(`${m.root}/containers/${id}/config.v2.json`, JSON.stringify(cfg));
-      if (m.rnd() < 0.5) writeFileSync(`${m.root}/containers/${id}/hostconfig.json`, JSON.stringify(pick(m.rnd, [{ Binds: [`${m.out.dir}/canarydir:/x`] }, [], 'x', { PortBindings: 'x', Binds: 'y' }])));
+      if (m.rnd() < 0.5)
+        writeFileSync(
+          `${m.root}/containers/${id}/hostconfig.json`,
+          JSON.stringify(pick(m.rnd, [{ Binds: [`${m.out.dir}/canarydir:/x`] }, [], 'x', { PortBindings: 'x', Binds: 'y' }])),
+        );
       const store = m.driver === 'overlay2' ? 'image/overlay2' : 'image/vfs';
       if (m.rnd() < 0.5 && realDir(m.root, `${store}/layerdb/mounts`)) {
         touch(m, `${store}/layerdb/mounts/${id}`);
@@ -1398,7 +1517,8 @@ const EVIDENCE = new RegExp(
   ].join('|'),
 );
 /** ID files whose every hostile value is invalid or names nothing (a finding either way). */
-const ID_EVIDENCE = /^(image\/(overlay2|vfs)\/layerdb\/(sha256|mounts)\/[0-9a-f]{64}\/(cache-id|mount-id|init-id|diff)|overlay2\/[0-9a-f]{64}(-init)?\/(link|lower))$/;
+const ID_EVIDENCE =
+  /^(image\/(overlay2|vfs)\/layerdb\/(sha256|mounts)\/[0-9a-f]{64}\/(cache-id|mount-id|init-id|diff)|overlay2\/[0-9a-f]{64}(-init)?\/(link|lower))$/;
 
 /**
  * The paths whose mutation `verify` must report (a symlink, a FIFO, a device or a socket where
@@ -1418,7 +1538,13 @@ export function expectedFindings(root: string, mutations: string[], containerLay
     else if (name === 'json-huge' && EVIDENCE.test(rel) && kind === 'file' && lstatSync(`${root}/${rel}`).size >= 600 * MB) out.push(m);
     // A container's own lower is checked by verify against its view (an empty one is a finding
     // only when the layers below need one): other rewrites of ID files are findings.
-    else if (name === 'id-rewrite' && ID_EVIDENCE.test(rel) && kind === 'file' && !(rel.endsWith('/lower') && containerLayers.has(rel.split('/')[1]!) && !rel.split('/')[1]!.endsWith('-init'))) out.push(m);
+    else if (
+      name === 'id-rewrite' &&
+      ID_EVIDENCE.test(rel) &&
+      kind === 'file' &&
+      !(rel.endsWith('/lower') && containerLayers.has(rel.split('/')[1]!) && !rel.split('/')[1]!.endsWith('-init'))
+    )
+      out.push(m);
   }
   return out;
 }
@@ -1472,7 +1598,16 @@ export function planCommands(rnd: Rnd, t: Targets, entries: string[], outFile: s
   const gens: [number, string, () => string[]][] = [
     [2, 'info', () => ['info']],
     [2, 'files', () => (rnd() < 0.5 ? ['files'] : ['files', '--type', one(['json', 'bolt', 'gz', 'all']), ...(rnd() < 0.3 ? ['--sort'] : [])])],
-    [3, 'images', () => ['images', ...(rnd() < 0.7 ? ['-a'] : []), ...(rnd() < 0.3 ? ['--digests'] : []), ...(rnd() < 0.2 ? ['--filter', one(['dangling=true', 'dangling=false', 'reference=*/*', `before=${one(t.images)}`])] : [])]],
+    [
+      3,
+      'images',
+      () => [
+        'images',
+        ...(rnd() < 0.7 ? ['-a'] : []),
+        ...(rnd() < 0.3 ? ['--digests'] : []),
+        ...(rnd() < 0.2 ? ['--filter', one(['dangling=true', 'dangling=false', 'reference=*/*', `before=${one(t.images)}`])] : []),
+      ],
+    ],
     [3, 'image inspect', () => ['image', 'inspect', ...Array.from({ length: int(rnd, 1, 2) }, () => one(t.images))]],
     [2, 'history', () => ['history', one(t.images)]],
     [2, 'layers', () => ['layers']],
@@ -1483,8 +1618,21 @@ export function planCommands(rnd: Rnd, t: Targets, entries: string[], outFile: s
     [2, 'volume inspect', () => ['volume', 'inspect', one(t.volumes)]],
     [2, 'networks', () => ['networks']],
     [2, 'network inspect', () => ['network', 'inspect', one(t.networks)]],
-    [3, 'cat', () => ['cat', ...(rnd() < 0.3 ? ['--raw'] : []), ...(rnd() < 0.2 ? ['-l'] : []), rnd() < 0.9 ? one(entries) : one(['../outside/canary.txt', '/../outside/canary.txt', '.', 'image/../../outside/canary.txt', '..weird'])]],
-    [3, 'bolt', () => ['bolt', one(['dump', 'dump', 'check', 'stats', 'info', 'buckets', 'pages']), one(t.bolts), ...(rnd() < 0.2 ? ['--format', 'ndjson'] : [])]],
+    [
+      3,
+      'cat',
+      () => [
+        'cat',
+        ...(rnd() < 0.3 ? ['--raw'] : []),
+        ...(rnd() < 0.2 ? ['-l'] : []),
+        rnd() < 0.9 ? one(entries) : one(['../outside/canary.txt', '/../outside/canary.txt', '.', 'image/../../outside/canary.txt', '..weird']),
+      ],
+    ],
+    [
+      3,
+      'bolt',
+      () => ['bolt', one(['dump', 'dump', 'check', 'stats', 'info', 'buckets', 'pages']), one(t.bolts), ...(rnd() < 0.2 ? ['--format', 'ndjson'] : [])],
+    ],
     [4, 'verify', () => ['verify', ...(rnd() < 0.2 ? ['--image', one(t.images)] : [])]],
     [3, 'verify --deep', () => ['verify', '--deep']],
     [2, 'layer tar', () => ['layer', 'tar', one(t.layers), ...(rnd() < 0.7 ? ['-o', outFile] : [])]],
@@ -1502,7 +1650,14 @@ export function planCommands(rnd: Rnd, t: Targets, entries: string[], outFile: s
     if (g[1] === 'bolt' && args[1] !== 'dump') args = args.filter((a, k) => a !== '--format' && args[k - 1] !== '--format');
     const family = g[1];
     const binary = args.includes('--raw') || (family === 'layer tar' && !args.includes('-o'));
-    out.push({ args: json ? [...args, '--json'] : args, family, json, binary, ...(family === 'gc' ? { writes: true } : {}), ...(args.includes('-o') ? { output: outFile } : {}) });
+    out.push({
+      args: json ? [...args, '--json'] : args,
+      family,
+      json,
+      binary,
+      ...(family === 'gc' ? { writes: true } : {}),
+      ...(args.includes('-o') ? { output: outFile } : {}),
+    });
   }
   return out;
 }
@@ -1540,16 +1695,24 @@ export function checkOutcome(c: Cmd, r: Outcome, o: Outside, extraOutput?: Buffe
   const stdout = r.stdout.toString('utf8');
   const stdoutLatin = r.stdout.toString('latin1');
   if (r.code !== 0 && r.code !== 1 && r.code !== 2) bad.push(`exit ${r.code}${r.signal ? ` (signal ${r.signal})` : ''}`);
-  for (const [name, text] of [['stdout', stdout], ['stdout', stdoutLatin], ['stderr', r.stderr], ['output file', extraOutput?.toString('latin1') ?? '']] as const) {
+  for (const [name, text] of [
+    ['stdout', stdout],
+    ['stdout', stdoutLatin],
+    ['stderr', r.stderr],
+    ['output file', extraOutput?.toString('latin1') ?? ''],
+  ] as const) {
     const leak = findLeak(o, text);
     if (leak !== undefined && !bad.some((b) => b.startsWith(`canary in ${name}`))) bad.push(`canary in ${name}: ${leak}`);
   }
   if (/\bINTERNAL\b/.test(r.stderr)) bad.push(`INTERNAL error: ${firstLines(r.stderr)}`);
-  if (/^\s+at .+[:(].*\d+:\d+\)?$/m.test(r.stderr) || /^(Range|Type|Reference|Syntax)?Error: /m.test(r.stderr)) bad.push(`stack trace on stderr: ${firstLines(r.stderr)}`);
+  if (/^\s+at .+[:(].*\d+:\d+\)?$/m.test(r.stderr) || /^(Range|Type|Reference|Syntax)?Error: /m.test(r.stderr))
+    bad.push(`stack trace on stderr: ${firstLines(r.stderr)}`);
   // Terminal safety: no raw control characters from evidence (cat --raw writes bytes by design).
   const raw = c.binary === true;
-  if (RAW_CONTROL.test(r.stderr)) bad.push(`raw control character on stderr: ${JSON.stringify(r.stderr.match(new RegExp(`.{0,40}${RAW_CONTROL.source}.{0,20}`))?.[0])}`);
-  if (!raw && RAW_CONTROL.test(stdout)) bad.push(`raw control character on stdout: ${JSON.stringify(stdout.match(new RegExp(`.{0,40}${RAW_CONTROL.source}.{0,20}`))?.[0])}`);
+  if (RAW_CONTROL.test(r.stderr))
+    bad.push(`raw control character on stderr: ${JSON.stringify(r.stderr.match(new RegExp(`.{0,40}${RAW_CONTROL.source}.{0,20}`))?.[0])}`);
+  if (!raw && RAW_CONTROL.test(stdout))
+    bad.push(`raw control character on stdout: ${JSON.stringify(stdout.match(new RegExp(`.{0,40}${RAW_CONTROL.source}.{0,20}`))?.[0])}`);
   // stderr: coded lines only (problems, notes, warnings), one JSON error object per line with --json.
   const lines = r.stderr.split('\n').filter((l) => l !== '');
   for (const l of lines) {
@@ -1588,7 +1751,13 @@ export function checkOutcome(c: Cmd, r: Outcome, o: Outside, extraOutput?: Buffe
         bad.push(`exit 2 with a partial JSON document on stdout: ${JSON.stringify(stdout.slice(0, 120))}`);
       }
     }
-  } else if ((r.code === 0 || r.code === 1) && c.json && !c.output && !raw && !(r.code === 1 && stdout === '' && lines.some((l) => /"code":"[A-Z_]+_(NOT_FOUND|AMBIGUOUS)"/.test(l)))) {
+  } else if (
+    (r.code === 0 || r.code === 1) &&
+    c.json &&
+    !c.output &&
+    !raw &&
+    !(r.code === 1 && stdout === '' && lines.some((l) => /"code":"[A-Z_]+_(NOT_FOUND|AMBIGUOUS)"/.test(l)))
+  ) {
     try {
       JSON.parse(stdout);
     } catch (e) {
@@ -1619,11 +1788,20 @@ export function prependHostile(file: string, rnd: Rnd, o: Outside): string[] {
   const choices: (() => Spec[])[] = [
     () => [{ name: `${'../'.repeat(int(rnd, 1, 2))}escape`, data: 'x' }],
     () => [{ name: `${sentinel}/abs-write`, data: 'x' }],
-    () => [{ name: 'lnk', type: 'symlink', linkname: sentinel }, { name: 'lnk/through', data: 'x' }],
-    () => [{ name: 'lnk2', type: 'symlink', linkname: '../../outside/sentinel' }, { name: 'lnk2/victim/data', data: 'overwritten' }],
+    () => [
+      { name: 'lnk', type: 'symlink', linkname: sentinel },
+      { name: 'lnk/through', data: 'x' },
+    ],
+    () => [
+      { name: 'lnk2', type: 'symlink', linkname: '../../outside/sentinel' },
+      { name: 'lnk2/victim/data', data: 'overwritten' },
+    ],
     () => [{ name: 'hl', type: 'link', linkname: `${o.dir}/canary.txt` }],
     () => [{ name: 'hl2', type: 'link', linkname: '../../outside/canary.txt' }],
-    () => [{ name: 'suid', data: '#!/bin/sh\n', mode: 0o4755 }, { name: 'sgid', data: 'x', mode: 0o2755 }],
+    () => [
+      { name: 'suid', data: '#!/bin/sh\n', mode: 0o4755 },
+      { name: 'sgid', data: 'x', mode: 0o2755 },
+    ],
     () => [{ name: 'image/overlay2/repositories.json', type: 'fifo' }],
     () => [{ name: 'volumes/metadata.db', type: 'char' }],
     () => [{ name: 'network/files/local-kv.db', type: 'symlink', linkname: `${o.dir}/canary.db` }],
@@ -1638,7 +1816,14 @@ export function prependHostile(file: string, rnd: Rnd, o: Outside): string[] {
   for (let k = 0; k < n; k++) {
     const c = pick(rnd, choices)();
     specs.push(...c);
-    what.push(c.map((x) => `${x.type ?? 'file'} ${JSON.stringify(x.name.slice(0, 60))}${x.linkname !== undefined ? ` -> ${x.linkname}` : ''}${x.mode !== undefined ? ` mode ${x.mode.toString(8)}` : ''}`).join(' + '));
+    what.push(
+      c
+        .map(
+          (x) =>
+            `${x.type ?? 'file'} ${JSON.stringify(x.name.slice(0, 60))}${x.linkname !== undefined ? ` -> ${x.linkname}` : ''}${x.mode !== undefined ? ` mode ${x.mode.toString(8)}` : ''}`,
+        )
+        .join(' + '),
+    );
   }
   let head: Buffer;
   try {

@@ -56,7 +56,15 @@ function put(root: string, rel: string, content: string | Buffer, mode = 0o600):
 }
 
 /** A runconfig.Config of 1.9 as json.Marshal writes it (runconfig/config.go field order). */
-function runconfig(o: { Cmd?: string[] | null; Env?: string[] | null; Image?: string; Labels?: Record<string, string> | null; ExposedPorts?: Record<string, object>; Entrypoint?: string[] | null; Hostname?: string }): Record<string, unknown> {
+function runconfig(o: {
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  Image?: string;
+  Labels?: Record<string, string> | null;
+  ExposedPorts?: Record<string, object>;
+  Entrypoint?: string[] | null;
+  Hostname?: string;
+}): Record<string, unknown> {
   return {
     Hostname: o.Hostname ?? '',
     Domainname: '',
@@ -91,9 +99,22 @@ interface ImageSpec {
 }
 
 export const IMAGES: ImageSpec[] = [
-  { id: IDS.BASE, parent: '', created: CREATED.BASE, size: SIZES.BASE, cmd: ['/bin/sh', '-c', '#(nop) ADD file:8cf517d90fe79547c474641cc1e6425850e04abbd8856718f7e4a184ea878538 in /'] },
+  {
+    id: IDS.BASE,
+    parent: '',
+    created: CREATED.BASE,
+    size: SIZES.BASE,
+    cmd: ['/bin/sh', '-c', '#(nop) ADD file:8cf517d90fe79547c474641cc1e6425850e04abbd8856718f7e4a184ea878538 in /'],
+  },
   { id: IDS.MID, parent: IDS.BASE, created: CREATED.MID, size: SIZES.MID, cmd: ['/bin/sh', '-c', '#(nop) CMD ["sh"]'] },
-  { id: IDS.TOP, parent: IDS.MID, created: CREATED.TOP, size: SIZES.TOP, cmd: ['/bin/sh', '-c', '#(nop) LABEL com.example.role=top'], labels: { 'com.example.role': 'top' } },
+  {
+    id: IDS.TOP,
+    parent: IDS.MID,
+    created: CREATED.TOP,
+    size: SIZES.TOP,
+    cmd: ['/bin/sh', '-c', '#(nop) LABEL com.example.role=top'],
+    labels: { 'com.example.role': 'top' },
+  },
   { id: IDS.DANGLING, parent: IDS.BASE, created: CREATED.DANGLING, size: SIZES.DANGLING, cmd: ['/bin/sh', '-c', 'echo old > /v'], comment: 'an old build' },
   { id: IDS.APP, parent: IDS.TOP, created: CREATED.APP, size: SIZES.APP, cmd: ['/bin/sh', '-c', 'echo app > /app'], parentId: APP_PARENT_ID },
 ];
@@ -111,7 +132,11 @@ export function imageJson(s: ImageSpec): string {
     container: hex('c0c0'),
     container_config: runconfig({ Cmd: s.cmd, Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Hostname: 'c0c0c0c0c0c0' }),
     docker_version: '1.9.1',
-    config: runconfig({ Cmd: ['sh'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], ...(s.labels !== undefined ? { Labels: s.labels } : {}) }),
+    config: runconfig({
+      Cmd: ['sh'],
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      ...(s.labels !== undefined ? { Labels: s.labels } : {}),
+    }),
     architecture: 'amd64',
     os: 'linux',
     ...(s.parentId !== undefined ? { parent_id: s.parentId } : {}),
@@ -146,7 +171,18 @@ export function containers(driver: string, root = '/var/lib/docker'): ContainerS
       configImage: 'busybox',
       created: CREATED.WEB,
       driver,
-      state: { Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 4242, ExitCode: 0, Error: '', StartedAt: '2015-11-10T11:00:01.5Z', FinishedAt: ZERO },
+      state: {
+        Running: true,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: 4242,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: '2015-11-10T11:00:01.5Z',
+        FinishedAt: ZERO,
+      },
       path: 'sh',
       args: ['-c', 'while true; do sleep 1; done'],
       ports: { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '8080' }] },
@@ -162,7 +198,18 @@ export function containers(driver: string, root = '/var/lib/docker'): ContainerS
       configImage: 'myreg:5000/app:1.0',
       created: CREATED.DB,
       driver,
-      state: { Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: '2015-11-10T10:00:01Z', FinishedAt: '2015-11-10T10:30:00Z' },
+      state: {
+        Running: false,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: 0,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: '2015-11-10T10:00:01Z',
+        FinishedAt: '2015-11-10T10:30:00Z',
+      },
       path: '/app',
       args: [],
       mounts: { '/var/lib/db': { Name: 'f00dvol', Destination: '/var/lib/db', Driver: 'local', RW: true, Source: '', Relabel: '' } },
@@ -177,7 +224,18 @@ export function containers(driver: string, root = '/var/lib/docker'): ContainerS
       configImage: IDS.DANGLING.slice(0, 12),
       created: CREATED.LONELY,
       driver,
-      state: { Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO, FinishedAt: ZERO },
+      state: {
+        Running: false,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: 0,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: ZERO,
+        FinishedAt: ZERO,
+      },
       path: 'echo',
       args: ['hello world'],
       ip: '',
@@ -189,7 +247,18 @@ export function containers(driver: string, root = '/var/lib/docker'): ContainerS
       configImage: 'busybox',
       created: CREATED.OTHER,
       driver: driver === 'devicemapper' ? 'aufs' : 'devicemapper',
-      state: { Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO, FinishedAt: ZERO },
+      state: {
+        Running: false,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: 0,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: ZERO,
+        FinishedAt: ZERO,
+      },
       path: 'true',
       args: [],
       ip: '',
@@ -210,7 +279,15 @@ export function containerJson(c: ContainerSpec, root: string): string {
     Created: c.created,
     Path: c.path,
     Args: c.args,
-    Config: { ...runconfig({ Cmd: [c.path, ...c.args], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Image: c.configImage, Hostname: c.id.slice(0, 12), ...(c.ports !== undefined ? { ExposedPorts: { '80/tcp': {} } } : {}) }) },
+    Config: {
+      ...runconfig({
+        Cmd: [c.path, ...c.args],
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        Image: c.configImage,
+        Hostname: c.id.slice(0, 12),
+        ...(c.ports !== undefined ? { ExposedPorts: { '80/tcp': {} } } : {}),
+      }),
+    },
     Image: c.image,
     NetworkSettings: {
       Bridge: '',
@@ -218,7 +295,21 @@ export function containerJson(c: ContainerSpec, root: string): string {
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
-      Networks: c.ip === '' ? null : { bridge: { EndpointID: hex('e0e0'), Gateway: '172.17.0.1', IPAddress: c.ip, IPPrefixLen: 16, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '02:42:ac:11:00:03' } },
+      Networks:
+        c.ip === ''
+          ? null
+          : {
+              bridge: {
+                EndpointID: hex('e0e0'),
+                Gateway: '172.17.0.1',
+                IPAddress: c.ip,
+                IPPrefixLen: 16,
+                IPv6Gateway: '',
+                GlobalIPv6Address: '',
+                GlobalIPv6PrefixLen: 0,
+                MacAddress: '02:42:ac:11:00:03',
+              },
+            },
       Ports: c.ports ?? null,
       SandboxKey: c.ip === '' ? '' : `/var/run/docker/netns/${hex('5a0d').slice(0, 12)}`,
       SecondaryIPAddresses: null,
@@ -332,7 +423,8 @@ export function sqlite3(file: string, sql: string): string {
 export function writeLinkGraph(file: string, named: { id: string; name: string }[], links: { parent: string; alias: string; child: string }[]): void {
   let sql = GRAPHDB_SCHEMA;
   sql += `BEGIN; DELETE FROM entity where id = '0'; INSERT INTO entity (id) VALUES ('0'); DELETE FROM edge where entity_id='0' and name='/'; INSERT INTO edge (entity_id, name) VALUES('0', '/'); COMMIT;\n`;
-  for (const n of named) sql += `INSERT INTO entity (id) VALUES(${sqlQuote(n.id)}); INSERT INTO edge (parent_id, name, entity_id) VALUES ('0', ${sqlQuote(n.name)}, ${sqlQuote(n.id)});\n`;
+  for (const n of named)
+    sql += `INSERT INTO entity (id) VALUES(${sqlQuote(n.id)}); INSERT INTO edge (parent_id, name, entity_id) VALUES ('0', ${sqlQuote(n.name)}, ${sqlQuote(n.id)});\n`;
   for (const l of links) sql += `INSERT INTO edge (parent_id, name, entity_id) VALUES (${sqlQuote(l.parent)}, ${sqlQuote(l.alias)}, ${sqlQuote(l.child)});\n`;
   sqlite3(file, sql);
 }
@@ -373,7 +465,11 @@ function driverLayer(root: string, driver: LegacyDriver, id: string, parentChain
       break;
     case 'devicemapper':
       // deviceset.go saveMetadata: metadata/<hash> is json of devInfo (device_id, size, transaction_id, initialized, deleted).
-      put(root, `devicemapper/metadata/${id}`, JSON.stringify({ device_id: deviceId, size: 10737418240, transaction_id: deviceId, initialized: false, deleted: false }));
+      put(
+        root,
+        `devicemapper/metadata/${id}`,
+        JSON.stringify({ device_id: deviceId, size: 10737418240, transaction_id: deviceId, initialized: false, deleted: false }),
+      );
       break;
   }
 }
@@ -401,7 +497,8 @@ export function writeLegacyRoot(root: string, driver: LegacyDriver, shownRoot = 
     if (img.id === IDS.TOP) put(root, `graph/${img.id}/checksum`, DIGEST);
     driverLayer(root, driver, img.id, ancestors(img.id), true, dev++);
   }
-  if (driver === 'devicemapper') put(root, 'devicemapper/metadata/base', JSON.stringify({ device_id: 0, size: 10737418240, transaction_id: 0, initialized: true, deleted: false }));
+  if (driver === 'devicemapper')
+    put(root, 'devicemapper/metadata/base', JSON.stringify({ device_id: 0, size: 10737418240, transaction_id: 0, initialized: true, deleted: false }));
   put(root, `repositories-${driver}`, repositoriesJson());
   const cs = containers(driver, shownRoot);
   for (const c of cs) {
@@ -455,7 +552,12 @@ export function writeMigratedRoot(root: string, shownRoot = '/var/lib/docker'): 
   const chainOf: Record<string, string> = {};
   const diffOf = (id: string): string => `sha256:${sha256hex(`layer ${id}`)}`;
   const order = [IDS.BASE, IDS.MID, IDS.TOP, IDS.DANGLING, IDS.APP];
-  const sortKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+  const sortKeys = (o: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, o[k]]),
+    );
   for (const id of order) {
     const img = byId.get(id)!;
     const chain: string[] = [];
@@ -474,7 +576,11 @@ export function writeMigratedRoot(root: string, shownRoot = '/var/lib/docker'): 
     if (chainIds.length > 1) put(root, `image/overlay/layerdb/sha256/${hexChain}/parent`, chainIds[chainIds.length - 2]!);
     // The tar-split the migration generated (.migration-tardata, renamed into the layer): here the
     // stream of an empty tar, one segment of 1024 zero bytes (the diffIDs above are synthetic).
-    put(root, `image/overlay/layerdb/sha256/${hexChain}/tar-split.json.gz`, gzipSync(`${JSON.stringify({ type: 2, payload: Buffer.alloc(1024).toString('base64'), position: 0 })}\n`));
+    put(
+      root,
+      `image/overlay/layerdb/sha256/${hexChain}/tar-split.json.gz`,
+      gzipSync(`${JSON.stringify({ type: 2, payload: Buffer.alloc(1024).toString('base64'), position: 0 })}\n`),
+    );
     const v1 = JSON.parse(imageJson(img)) as Record<string, unknown>;
     for (const k of ['id', 'parent', 'Size', 'parent_id', 'layer_id', 'throwaway']) delete v1[k];
     v1['rootfs'] = { type: 'layers', diff_ids: diffIds };

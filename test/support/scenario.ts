@@ -76,10 +76,29 @@ export function buildRichScenario(d: Dockerd): Scenario {
     d.docker(['run', '--name', 'c-exit0', 'rich/app:1']);
     d.docker(['run', '--name', 'c-exit3', 'base:busybox', 'sh', '-c', 'exit 3'], { check: false });
     d.docker(['create', '--name', 'c-created', 'rich/other:1']);
-    d.docker(['run', '--name', 'c-vol', '-v', 'richvol:/data', '-v', `${bindDir}:/host:ro`, 'base:busybox', 'sh', '-c', 'echo x > /data/x && cat /host/host.txt']);
+    d.docker([
+      'run',
+      '--name',
+      'c-vol',
+      '-v',
+      'richvol:/data',
+      '-v',
+      `${bindDir}:/host:ro`,
+      'base:busybox',
+      'sh',
+      '-c',
+      'echo x > /data/x && cat /host/host.txt',
+    ]);
     d.docker(['run', '--name', 'c-net', '--network', 'richnet1', 'base:busybox', 'true']);
     d.docker([
-      'run', '--name', 'c-changes', '--user', 'root', 'rich/app:1', 'sh', '-c',
+      'run',
+      '--name',
+      'c-changes',
+      '--user',
+      'root',
+      'rich/app:1',
+      'sh',
+      '-c',
       'echo new > /srv/new.txt && echo more >> /etc/keep && rm /srv/file.txt && mkdir -p /tmp/d/e && echo f > /tmp/d/e/f && rm /opt/dir/b',
     ]);
     return {
@@ -115,7 +134,14 @@ export async function record(d: Dockerd): Promise<Recorded> {
   const imagesAll = (await api(d, '/images/json?all=1')) as any[];
   const imagesTop = (await api(d, '/images/json')) as any[];
   const imagesFiltered: Record<string, unknown[]> = {};
-  for (const [k, v] of [['dangling', 'true'], ['dangling', 'false'], ['label', 'org.example.role=app'], ['label', 'org.example.role'], ['reference', 'rich/*'], ['reference', 'base']] as const) {
+  for (const [k, v] of [
+    ['dangling', 'true'],
+    ['dangling', 'false'],
+    ['label', 'org.example.role=app'],
+    ['label', 'org.example.role'],
+    ['reference', 'rich/*'],
+    ['reference', 'base'],
+  ] as const) {
     imagesFiltered[`${k}=${v}`] = (await api(d, `/images/json?filters=${encodeURIComponent(JSON.stringify({ [k]: [v] }))}`)) as unknown[];
   }
   const imageInspect: Record<string, any> = {};
@@ -137,5 +163,18 @@ export async function record(d: Dockerd): Promise<Recorded> {
   const networks = (await api(d, '/networks')) as any[];
   const networkInspect: Record<string, any> = {};
   for (const n of networks) networkInspect[n.Id] = await api(d, `/networks/${n.Id}`);
-  return { imagesAll, imagesTop, imagesFiltered, imageInspect, history, containersAll, containerInspect, changes, volumes, volumeInspect, networks, networkInspect };
+  return {
+    imagesAll,
+    imagesTop,
+    imagesFiltered,
+    imageInspect,
+    history,
+    containersAll,
+    containerInspect,
+    changes,
+    volumes,
+    volumeInspect,
+    networks,
+    networkInspect,
+  };
 }

@@ -88,7 +88,19 @@ export function listTar(file: string): ListedEntry[] {
 /** One line per entry (without mtime when `withTime` is false), for readable comparisons. */
 export function listingLines(entries: ListedEntry[], withTime = true): string[] {
   return entries.map((e) =>
-    [e.name, e.type, e.mode.toString(8), `${e.uid}:${e.gid}`, `${e.uname}:${e.gname}`, e.size, withTime ? e.mtime : '-', e.link, e.dev, JSON.stringify(e.xattrs), e.sha256.slice(0, 16)].join(' '),
+    [
+      e.name,
+      e.type,
+      e.mode.toString(8),
+      `${e.uid}:${e.gid}`,
+      `${e.uname}:${e.gname}`,
+      e.size,
+      withTime ? e.mtime : '-',
+      e.link,
+      e.dev,
+      JSON.stringify(e.xattrs),
+      e.sha256.slice(0, 16),
+    ].join(' '),
   );
 }
 
@@ -127,7 +139,6 @@ export function listTree(root: string): ListedEntry[] {
   walk('');
   return out;
 }
-
 
 /** A listing without what only a tar carries (user and group names, PAX xattrs). */
 export function withoutNames(es: ListedEntry[]): ListedEntry[] {

@@ -227,11 +227,16 @@ function checkKeyOrder(db: BoltFile, root: number, add: (page: number | undefine
     }
     if (i > 0 && prev !== undefined) {
       const c = compareBytes(prev, key);
-      if (c > 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found <) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
-      else if (c === 0) add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found =) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
+      if (c > 0)
+        add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found <) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
+      else if (c === 0)
+        add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be > (found =) than previous element (hex)${keyText(prev)}. Stack: ${s()}`);
     }
     if (max !== undefined && compareBytes(key, max) >= 0) {
-      add(pgid, `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be < than key of the next element in ancestor (hex)${keyText(prev ?? new Uint8Array())}. Pages stack: ${s()}`);
+      add(
+        pgid,
+        `key[${i}]=(hex)${keyText(key)} on ${kind} page(${pgid}) needs to be < than key of the next element in ancestor (hex)${keyText(prev ?? new Uint8Array())}. Pages stack: ${s()}`,
+      );
     }
   };
   /** A branch page whose children are being walked; `running` is the last key seen below it. */

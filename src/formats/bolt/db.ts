@@ -73,17 +73,9 @@ function metaError(m: Meta, file: string | undefined): DatarootError {
     case 'version mismatch':
       return new DatarootError('BOLT_BAD_META', `version mismatch: expected 2, got ${m.version}`, details);
     case 'checksum error':
-      return new DatarootError(
-        'BOLT_BAD_META',
-        `meta checksum error: stored ${m.checksum.toString(16)}, computed ${m.computedChecksum.toString(16)}`,
-        details,
-      );
+      return new DatarootError('BOLT_BAD_META', `meta checksum error: stored ${m.checksum.toString(16)}, computed ${m.computedChecksum.toString(16)}`, details);
     default:
-      return new DatarootError(
-        'BOLT_NOT_BOLT',
-        `invalid database: magic at offset 16 is ${m.magic.toString(16).padStart(8, '0')}, expected ed0cdaed`,
-        details,
-      );
+      return new DatarootError('BOLT_NOT_BOLT', `invalid database: magic at offset 16 is ${m.magic.toString(16).padStart(8, '0')}, expected ed0cdaed`, details);
   }
 }
 
@@ -164,7 +156,16 @@ export class BoltFile {
     }
     const meta1 = decodeMeta(src.read(pageSize, META_OFFSET + META_SIZE));
     // The meta with the strictly greater txid is tried first; meta 0 wins ties.
-    const order: [Meta, 0 | 1][] = meta1.txid > meta0.txid ? [[meta1, 1], [meta0, 0]] : [[meta0, 0], [meta1, 1]];
+    const order: [Meta, 0 | 1][] =
+      meta1.txid > meta0.txid
+        ? [
+            [meta1, 1],
+            [meta0, 0],
+          ]
+        : [
+            [meta0, 0],
+            [meta1, 1],
+          ];
     const chosen = order.find(([m]) => m.problem === undefined);
     if (chosen === undefined) throw metaError(meta0, file);
     const [meta, metaIndex] = chosen;
@@ -261,10 +262,7 @@ export class BoltFile {
     const vsize = v.getUint32(e + 12, true);
     const end = start + ksize + vsize;
     if (end > len) {
-      throw corrupt(
-        `leaf page ${p.pgid}: element ${i} points to bytes ${start}..${end}, past the page (${len} bytes)`,
-        this.details({ page: p.pgid }),
-      );
+      throw corrupt(`leaf page ${p.pgid}: element ${i} points to bytes ${start}..${end}, past the page (${len} bytes)`, this.details({ page: p.pgid }));
     }
     return { flags, key: p.bytes.subarray(start, start + ksize), value: p.bytes.subarray(start + ksize, end) };
   }
@@ -403,7 +401,8 @@ export class BoltFile {
     if (count === FREELIST_COUNT_ESCAPE) {
       if (start + 8 > p.bytes.length) throw corrupt(`freelist page ${id} has no room for its count`, this.details({ page: id }));
       const n = u64(p.view, start).n;
-      if (n < 0 || start + 8 + n * 8 > p.bytes.length) throw corrupt(`freelist page ${id} claims ${n} ids, more than its span holds`, this.details({ page: id }));
+      if (n < 0 || start + 8 + n * 8 > p.bytes.length)
+        throw corrupt(`freelist page ${id} claims ${n} ids, more than its span holds`, this.details({ page: id }));
       count = n;
       start += 8;
     } else if (start + count * 8 > p.bytes.length) {

@@ -1,13 +1,5 @@
 import { view } from '../bytes.js';
-import {
-  MAGIC,
-  MAGIC_SWAPPED,
-  META_CHECKSUM_SPAN,
-  META_OFFSET,
-  META_SIZE,
-  PGID_NO_FREELIST,
-  VERSION,
-} from './constants.js';
+import { MAGIC, MAGIC_SWAPPED, META_CHECKSUM_SPAN, META_OFFSET, META_SIZE, PGID_NO_FREELIST, VERSION } from './constants.js';
 
 /** Field offsets inside the meta struct (after the 16-byte page header). */
 const M_MAGIC = 0;

@@ -197,7 +197,11 @@ export class DumpRecords {
     if (this.prepared) return;
     for (const g of this.groups.values()) {
       if (g.path !== '' && !this.declared.has(g.path)) {
-        throw new DatarootError('BOLT_LOAD_MISSING_BUCKET', `line ${g.line}: bucket ${g.path} (hex path) has no bucket line {"path":[…],"key":…,"bucket":true}`, { line: g.line });
+        throw new DatarootError(
+          'BOLT_LOAD_MISSING_BUCKET',
+          `line ${g.line}: bucket ${g.path} (hex path) has no bucket line {"path":[…],"key":…,"bucket":true}`,
+          { line: g.line },
+        );
       }
       g.ids.sort((a, b) => this.compare(a, b));
       for (let i = 1; i < g.ids.length; i++) {

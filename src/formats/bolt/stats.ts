@@ -341,7 +341,9 @@ function bucketStats(db: BoltFile, idx: PageIndex, root: number, inline: { keys:
           f.depths.push(depth + 1);
         }
       } else {
-        throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: invalid page type ${pageTypeName(flags === 0xff ? 0 : flags ?? 0)} inside a bucket tree`, { page: pgid });
+        throw new DatarootError('BOLT_CORRUPT', `page ${pgid}: invalid page type ${pageTypeName(flags === 0xff ? 0 : (flags ?? 0))} inside a bucket tree`, {
+          page: pgid,
+        });
       }
       s.Depth = Math.max(s.Depth, depth + 1);
       continue;

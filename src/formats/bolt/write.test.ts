@@ -58,7 +58,7 @@ describe('hand-checked bytes (bbolt-format.md §2-§5)', () => {
     const page = (n: number): Uint8Array => file.subarray(n * 512, (n + 1) * 512);
     const meta = (id: number, txid: number): Uint8Array => {
       const m = hex(`
-        ${id.toString(16).padStart(2, "0")}00000000000000 0400 0000 00000000
+        ${id.toString(16).padStart(2, '0')}00000000000000 0400 0000 00000000
         edda0ced 02000000 00020000 00000000
         0300000000000000 0000000000000000
         0200000000000000 0400000000000000
@@ -73,10 +73,18 @@ describe('hand-checked bytes (bbolt-format.md §2-§5)', () => {
     // root {pgid 3, sequence 0}; freelist page 2; high-water mark 4; txid; FNV-1a checksum of bytes 16..72.
     expect(toHex(page(0).subarray(0, 80))).toBe(toHex(meta(0, 2)));
     expect(toHex(page(1).subarray(0, 80))).toBe(toHex(meta(1, 1)));
-    expect(page(0).subarray(80).every((b) => b === 0)).toBe(true);
+    expect(
+      page(0)
+        .subarray(80)
+        .every((b) => b === 0),
+    ).toBe(true);
     // Page 2: the freelist, empty: id 2, flags 0x10, count 0.
     expect(toHex(page(2).subarray(0, 16))).toBe('0200000000000000' + '1000' + '0000' + '00000000');
-    expect(page(2).subarray(16).every((b) => b === 0)).toBe(true);
+    expect(
+      page(2)
+        .subarray(16)
+        .every((b) => b === 0),
+    ).toBe(true);
     // Page 3: the root bucket's leaf: one element, flagged bucket (1), pos 16 (its data follows the
     // element array: 16 + 16 = 32, minus the element's own offset 16), ksize 1, vsize 50;
     // then "a" and the inline bucket: bucket header {root 0, sequence 7}, its page header
@@ -90,7 +98,11 @@ describe('hand-checked bytes (bbolt-format.md §2-§5)', () => {
       00000000 10000000 01000000 01000000
       6b 76`);
     expect(toHex(page(3).subarray(0, want.length))).toBe(toHex(want));
-    expect(page(3).subarray(want.length).every((b) => b === 0)).toBe(true);
+    expect(
+      page(3)
+        .subarray(want.length)
+        .every((b) => b === 0),
+    ).toBe(true);
     expect(checkBolt(BoltFile.open(new BufferSource(file)))).toEqual([]);
   });
 
@@ -130,14 +142,18 @@ describe('the split rule', () => {
   });
 
   it('a node of at most 4 elements is never split, however large (one page with overflow)', () => {
-    const big = { entries: [{ key: enc('b'), bucket: { entries: Array.from({ length: 4 }, (_, i) => ({ key: enc(`k${i}`), value: new Uint8Array(3000) })) } }] };
+    const big = {
+      entries: [{ key: enc('b'), bucket: { entries: Array.from({ length: 4 }, (_, i) => ({ key: enc(`k${i}`), value: new Uint8Array(3000) })) } }],
+    };
     const db = BoltFile.open(new BufferSource(buildBolt(big, { pageSize: 1024 })));
     const p = db.page(db.bucketAt([enc('b')])!.root);
     expect([p.count, p.overflow]).toEqual([4, Math.ceil((16 + 4 * (16 + 2 + 3000)) / 1024) - 1]);
   });
 
   it('inline exactly when 16 + Σ(16 + key + value) <= pageSize / 4 and there are no sub-buckets', () => {
-    const sized = (total: number): BoltTreeBucket => ({ entries: [{ key: enc('b'), bucket: { entries: [{ key: enc('k'), value: new Uint8Array(total - 16 - 16 - 1) }] } }] });
+    const sized = (total: number): BoltTreeBucket => ({
+      entries: [{ key: enc('b'), bucket: { entries: [{ key: enc('k'), value: new Uint8Array(total - 16 - 16 - 1) }] } }],
+    });
     const inline = (t: BoltTreeBucket): boolean => BoltFile.open(new BufferSource(buildBolt(t, { pageSize: 4096 }))).bucketAt([enc('b')])!.inline !== undefined;
     expect(inline(sized(1024))).toBe(true);
     expect(inline(sized(1025))).toBe(false);
@@ -158,14 +174,18 @@ describe('writer input checks: coded errors', () => {
     ['a sequence over 2^64-1', (v) => v.bucket(enc('b'), 2n ** 64n), 'BOLT_WRITE_BAD_SEQUENCE'],
     ['end() at the top level', (v) => v.end(), 'BOLT_WRITE_STATE'],
     ['finish() with a bucket open', (v) => (v.bucket(enc('b'), 0n), v.finish()), 'BOLT_WRITE_STATE'],
-    ['too many elements for one page', (v) => {
-      const x = new BoltWriter(new MemorySink(), { pageSize: 1 << 24 });
-      x.bucket(enc('b'), 0n);
-      for (let i = 0; i < 70000; i++) x.put(new Uint8Array([i >> 16, (i >> 8) & 255, i & 255]), new Uint8Array(0));
-      x.end();
-      void v;
-      x.finish();
-    }, 'BOLT_WRITE_PAGE_ELEMENTS'],
+    [
+      'too many elements for one page',
+      (v) => {
+        const x = new BoltWriter(new MemorySink(), { pageSize: 1 << 24 });
+        x.bucket(enc('b'), 0n);
+        for (let i = 0; i < 70000; i++) x.put(new Uint8Array([i >> 16, (i >> 8) & 255, i & 255]), new Uint8Array(0));
+        x.end();
+        void v;
+        x.finish();
+      },
+      'BOLT_WRITE_PAGE_ELEMENTS',
+    ],
   ])('%s', (_name, fn, want) => {
     expect(code(() => fn(w()))).toBe(want);
   });
@@ -206,7 +226,17 @@ describe('writer input checks: coded errors', () => {
 describe('edits streamed through a rewrite', () => {
   const base: BoltTreeBucket = {
     entries: [
-      { key: enc('a'), bucket: { sequence: 3n, entries: [{ key: enc('k1'), value: enc('v1') }, { key: enc('k3'), value: enc('v3') }, { key: enc('sub'), bucket: { entries: [{ key: enc('x'), value: enc('1') }] } }] } },
+      {
+        key: enc('a'),
+        bucket: {
+          sequence: 3n,
+          entries: [
+            { key: enc('k1'), value: enc('v1') },
+            { key: enc('k3'), value: enc('v3') },
+            { key: enc('sub'), bucket: { entries: [{ key: enc('x'), value: enc('1') }] } },
+          ],
+        },
+      },
       { key: enc('c'), bucket: { entries: [] } },
     ],
   };
@@ -238,8 +268,26 @@ describe('edits streamed through a rewrite', () => {
     const want = buildBolt(
       {
         entries: [
-          { key: enc('a'), bucket: { sequence: 3n, entries: [{ key: enc('k2'), value: enc('v2') }, { key: enc('k3'), value: enc('V3') }] } },
-          { key: enc('b'), bucket: { sequence: 9n, entries: [{ key: enc('n'), bucket: { entries: [{ key: enc('deep'), value: enc('') }] } }, { key: enc('z'), value: enc('last') }] } },
+          {
+            key: enc('a'),
+            bucket: {
+              sequence: 3n,
+              entries: [
+                { key: enc('k2'), value: enc('v2') },
+                { key: enc('k3'), value: enc('V3') },
+              ],
+            },
+          },
+          {
+            key: enc('b'),
+            bucket: {
+              sequence: 9n,
+              entries: [
+                { key: enc('n'), bucket: { entries: [{ key: enc('deep'), value: enc('') }] } },
+                { key: enc('z'), value: enc('last') },
+              ],
+            },
+          },
           { key: enc('c'), bucket: { sequence: 2n ** 64n - 1n, entries: [] } },
           { key: enc('d'), bucket: { entries: [] } },
         ],
@@ -261,8 +309,22 @@ describe('edits streamed through a rewrite', () => {
     ['a bucket over a value', [{ op: 'bucket', path: p('a'), key: enc('k1') }], 'BOLT_KEY_EXISTS'],
     ['a missing bucket deleted', [{ op: 'deleteBucket', path: p(), key: enc('zz') }], 'BOLT_BUCKET_NOT_FOUND'],
     ['a value at the top level', [{ op: 'put', path: p(), key: enc('v'), value: enc('') }], 'BOLT_EDIT_TOP_LEVEL_VALUE'],
-    ['two edits of one key', [{ op: 'delete', path: p('a'), key: enc('k1') }, { op: 'put', path: p('a'), key: enc('k1'), value: enc('') }], 'BOLT_EDIT_CONFLICT'],
-    ['an edit inside a deleted bucket', [{ op: 'deleteBucket', path: p('a'), key: enc('sub') }, { op: 'put', path: p('a', 'sub'), key: enc('y'), value: enc('') }], 'BOLT_EDIT_CONFLICT'],
+    [
+      'two edits of one key',
+      [
+        { op: 'delete', path: p('a'), key: enc('k1') },
+        { op: 'put', path: p('a'), key: enc('k1'), value: enc('') },
+      ],
+      'BOLT_EDIT_CONFLICT',
+    ],
+    [
+      'an edit inside a deleted bucket',
+      [
+        { op: 'deleteBucket', path: p('a'), key: enc('sub') },
+        { op: 'put', path: p('a', 'sub'), key: enc('y'), value: enc('') },
+      ],
+      'BOLT_EDIT_CONFLICT',
+    ],
   ])('%s', (_n, edits, want) => {
     expect(code(() => apply(edits))).toBe(want);
   });
@@ -298,7 +360,17 @@ describe('NDJSON dumps read back', () => {
       {
         entries: [
           { key: enc('a'), bucket: { sequence: 5n, entries: [] } },
-          { key: enc('b'), bucket: { sequence: 2n ** 64n - 1n, entries: [{ key: enc('k1'), value: hex('00ff') }, { key: enc('k2'), value: enc('') }, { key: enc('s'), bucket: { entries: [{ key: enc('x'), value: hex('01') }] } }] } },
+          {
+            key: enc('b'),
+            bucket: {
+              sequence: 2n ** 64n - 1n,
+              entries: [
+                { key: enc('k1'), value: hex('00ff') },
+                { key: enc('k2'), value: enc('') },
+                { key: enc('s'), bucket: { entries: [{ key: enc('x'), value: hex('01') }] } },
+              ],
+            },
+          },
         ],
       },
       { pageSize: 1024 },
@@ -316,17 +388,27 @@ describe('NDJSON dumps read back', () => {
     ['a sequence over 2^64-1', '{"path":[],"key":"61","bucket":true,"sequence":"18446744073709551616"}', 'BOLT_LOAD_BAD_LINE'],
     ['a value line without a value', '{"path":[],"key":"61","bucket":true}\n{"path":["61"],"key":"6b"}', 'BOLT_LOAD_BAD_LINE'],
     ['a value at the top level', '{"path":[],"key":"61","value":"00"}', 'BOLT_LOAD_TOP_LEVEL_VALUE'],
-    ['a duplicate key', '{"path":[],"key":"61","bucket":true}\n{"path":["61"],"key":"6b","value":"00"}\n{"path":["61"],"key":"6B","value":"01"}', 'BOLT_LOAD_DUPLICATE_KEY'],
-    ['a key and a bucket of one name', '{"path":[],"key":"61","bucket":true}\n{"path":["61"],"key":"6b","value":"00"}\n{"path":["61"],"key":"6b","bucket":true}', 'BOLT_LOAD_DUPLICATE_KEY'],
+    [
+      'a duplicate key',
+      '{"path":[],"key":"61","bucket":true}\n{"path":["61"],"key":"6b","value":"00"}\n{"path":["61"],"key":"6B","value":"01"}',
+      'BOLT_LOAD_DUPLICATE_KEY',
+    ],
+    [
+      'a key and a bucket of one name',
+      '{"path":[],"key":"61","bucket":true}\n{"path":["61"],"key":"6b","value":"00"}\n{"path":["61"],"key":"6b","bucket":true}',
+      'BOLT_LOAD_DUPLICATE_KEY',
+    ],
     ['a key in a bucket with no bucket line', '{"path":["61"],"key":"6b","value":"00"}', 'BOLT_LOAD_MISSING_BUCKET'],
     ['text that is not UTF-8', '{"path":[],"key":"61","bucket":true}\n\xff', 'BOLT_LOAD_BAD_LINE'],
   ])('%s', async (_n, text, want) => {
     const bytes = text.includes('\xff') ? new Uint8Array([...enc(text.replace('\xff', '')), 0xff]) : enc(text);
     expect(
       await codeAsync(async () => {
-        const r = await readDumpRecords((async function* () {
-          yield bytes;
-        })());
+        const r = await readDumpRecords(
+          (async function* () {
+            yield bytes;
+          })(),
+        );
         r.prepare();
       }),
     ).toBe(want);

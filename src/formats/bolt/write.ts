@@ -241,7 +241,10 @@ export class BoltWriter implements BoltVisitor {
     }
     this.checkKey(f, key);
     if (value.length > MAX_VALUE_SIZE) {
-      throw fail('BOLT_WRITE_VALUE_TOO_LARGE', `the value of key ${hexShort(key)} (hex) is ${value.length} bytes: bbolt's limit is ${MAX_VALUE_SIZE} (ErrValueTooLarge)`);
+      throw fail(
+        'BOLT_WRITE_VALUE_TOO_LARGE',
+        `the value of key ${hexShort(key)} (hex) is ${value.length} bytes: bbolt's limit is ${MAX_VALUE_SIZE} (ErrValueTooLarge)`,
+      );
     }
     this.add(f.leaf, key, value, 0);
     this.counts.keys++;

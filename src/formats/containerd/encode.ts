@@ -25,7 +25,7 @@ export function encodeUvarint(n: bigint | number): Uint8Array {
 export function encodeVarint(n: bigint | number): Uint8Array {
   const x = BigInt(n);
   if (x < -(1n << 63n) || x >= 1n << 63n) throw new RangeError(`varint ${x} is outside int64`);
-  return encodeUvarint(x >= 0n ? x << 1n : ((-x) << 1n) - 1n);
+  return encodeUvarint(x >= 0n ? x << 1n : (-x << 1n) - 1n);
 }
 
 /** A point in time: Unix seconds and nanoseconds within the second. */

@@ -113,7 +113,12 @@ export function parseConfig(j: unknown): ImageConfigView | undefined {
   if (!isObj(j)) return undefined;
   const rootfs = isObj(j['rootfs']) ? j['rootfs'] : {};
   const diffIds = Array.isArray(rootfs['diff_ids']) ? rootfs['diff_ids'].filter((d): d is string => typeof d === 'string') : [];
-  const out: ImageConfigView = { os: typeof j['os'] === 'string' ? j['os'] : '', architecture: typeof j['architecture'] === 'string' ? j['architecture'] : '', diffIds, raw: j };
+  const out: ImageConfigView = {
+    os: typeof j['os'] === 'string' ? j['os'] : '',
+    architecture: typeof j['architecture'] === 'string' ? j['architecture'] : '',
+    diffIds,
+    raw: j,
+  };
   if (typeof j['variant'] === 'string' && j['variant'] !== '') out.variant = j['variant'];
   if (typeof j['created'] === 'string') out.created = j['created'];
   return out;

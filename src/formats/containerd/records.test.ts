@@ -12,7 +12,6 @@ import { encodeBinaryTime, encodeUvarint, encodeVarint, s } from './encode.js';
 import { blobRecordEdits, dockerSchema2Manifest, goString, imageRecordEdits, manifestGcLabels } from './records.js';
 import { decodeBinaryTime, formatBinaryTime, uvarintExact, varintExact } from './values.js';
 
-
 describe('containerd value encoders', () => {
   it.each([
     [0, '00'],
@@ -43,10 +42,18 @@ describe('containerd value encoders', () => {
 });
 
 describe('containerd records', () => {
-  it("the synthesized manifest is byte for byte the one ctr import 1.6 made for the same archive (digest from a real import)", () => {
+  it('the synthesized manifest is byte for byte the one ctr import 1.6 made for the same archive (digest from a real import)', () => {
     const m = dockerSchema2Manifest({ digest: 'sha256:ad5bc30bdc4abcfd4b1b1b5c708e9bb073236a24643604a72fc563a0e70f4f81', size: 523 }, [
-      { mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest: 'sha256:aa5f5b11006850750062583c2e298de6091ce414941bde70dcfbc7f8e1947a89', size: 1999360 },
-      { mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest: 'sha256:bced9c19664d1c8eec1bbe07936911a7745fddb82b922114096138e114ea1490', size: 3584 },
+      {
+        mediaType: 'application/vnd.docker.image.rootfs.diff.tar',
+        digest: 'sha256:aa5f5b11006850750062583c2e298de6091ce414941bde70dcfbc7f8e1947a89',
+        size: 1999360,
+      },
+      {
+        mediaType: 'application/vnd.docker.image.rootfs.diff.tar',
+        digest: 'sha256:bced9c19664d1c8eec1bbe07936911a7745fddb82b922114096138e114ea1490',
+        size: 3584,
+      },
     ]);
     expect(m.length).toBe(578);
     expect(sha256Digest(encodeUtf8(m))).toBe('sha256:2d39ca7f48afc419076c20c55b98cca18b19c5b9a5b7025da13e55ad4040e0c0');
@@ -57,7 +64,11 @@ describe('containerd records', () => {
   });
 
   it('gc labels of a manifest: config and l.<i>', () => {
-    expect(manifestGcLabels('sha256:c', ['sha256:a', 'sha256:b'])).toEqual({ 'containerd.io/gc.ref.content.config': 'sha256:c', 'containerd.io/gc.ref.content.l.0': 'sha256:a', 'containerd.io/gc.ref.content.l.1': 'sha256:b' });
+    expect(manifestGcLabels('sha256:c', ['sha256:a', 'sha256:b'])).toEqual({
+      'containerd.io/gc.ref.content.config': 'sha256:c',
+      'containerd.io/gc.ref.content.l.0': 'sha256:a',
+      'containerd.io/gc.ref.content.l.1': 'sha256:b',
+    });
   });
 
   it('records applied to a file, an old record pruned and recreated: the tree read back', () => {
@@ -67,7 +78,22 @@ describe('containerd records', () => {
         entries: [
           {
             key: s('v1'),
-            bucket: { entries: [{ key: s('version'), value: encodeVarint(3) }, { key: s('moby'), bucket: { entries: [{ key: s('images'), bucket: { entries: [{ key: s('docker.io/library/a:1'), bucket: { entries: [{ key: s('stale'), value: s('x') }] } }] } }] } }] },
+            bucket: {
+              entries: [
+                { key: s('version'), value: encodeVarint(3) },
+                {
+                  key: s('moby'),
+                  bucket: {
+                    entries: [
+                      {
+                        key: s('images'),
+                        bucket: { entries: [{ key: s('docker.io/library/a:1'), bucket: { entries: [{ key: s('stale'), value: s('x') }] } }] },
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
           },
         ],
       },
@@ -80,7 +106,13 @@ describe('containerd records', () => {
       { op: 'bucket' as const, path: [s('v1'), s('moby')], key: s('content') },
       { op: 'bucket' as const, path: [s('v1'), s('moby'), s('content')], key: s('blob') },
       ...blobRecordEdits('moby', { digest: 'sha256:aa', size: 578, labels: { 'containerd.io/gc.ref.content.config': 'sha256:c' }, created: t, updated: t }),
-      ...imageRecordEdits('moby', { name: 'docker.io/library/a:1', target: { digest: 'sha256:aa', mediaType: 'm', size: 578, annotations: {} }, labels: {}, created: t, updated: t }),
+      ...imageRecordEdits('moby', {
+        name: 'docker.io/library/a:1',
+        target: { digest: 'sha256:aa', mediaType: 'm', size: 578, annotations: {} },
+        labels: {},
+        created: t,
+        updated: t,
+      }),
     ];
     const ev = new EditVisitor(w, edits);
     const pv = new PruneVisitor(ev, [[s('v1'), s('moby'), s('images'), s('docker.io/library/a:1')]]);

@@ -93,8 +93,12 @@ export function manifestGcLabels(config: string, layers: readonly string[]): Rec
  * (images/archive/importer.go: Go's json.Marshal of schemaVersion, mediaType, config, layers;
  * each descriptor mediaType, digest, size): the same bytes, so the same digest as `ctr import`.
  */
-export function dockerSchema2Manifest(config: { digest: string; size: number }, layers: readonly { mediaType: string; digest: string; size: number }[]): string {
-  const desc = (mediaType: string, d: { digest: string; size: number }): string => `{"mediaType":${goString(mediaType)},"digest":${goString(d.digest)},"size":${d.size}}`;
+export function dockerSchema2Manifest(
+  config: { digest: string; size: number },
+  layers: readonly { mediaType: string; digest: string; size: number }[],
+): string {
+  const desc = (mediaType: string, d: { digest: string; size: number }): string =>
+    `{"mediaType":${goString(mediaType)},"digest":${goString(d.digest)},"size":${d.size}}`;
   return `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":${desc('application/vnd.docker.container.image.v1+json', config)},"layers":[${layers.map((l) => desc(l.mediaType, l)).join(',')}]}`;
 }
 

@@ -41,7 +41,8 @@ export function readFields(b: Uint8Array): WireField[] {
         const len = uvarintAt(b, off);
         if (len === undefined) throw truncatedOrInvalid(b, off, `field ${field} length`);
         off = len.next;
-        if (len.value > BigInt(b.length - off)) throw new DatarootError('PROTO_TRUNCATED', `field ${field}: ${len.value} bytes announced at ${off}, ${b.length - off} left`, { offset: off });
+        if (len.value > BigInt(b.length - off))
+          throw new DatarootError('PROTO_TRUNCATED', `field ${field}: ${len.value} bytes announced at ${off}, ${b.length - off} left`, { offset: off });
         const n = Number(len.value);
         out.push({ field, wire, bytes: b.subarray(off, off + n) });
         off += n;

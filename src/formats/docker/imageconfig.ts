@@ -38,7 +38,8 @@ export function rfc3339(seconds: number): string {
 /** `80`, `80/tcp`, `53/udp` → `80/tcp` …; a clear error for anything else. */
 export function portKey(spec: string): string {
   const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/.exec(spec);
-  if (m === null || Number(m[1]) > 65535 || Number(m[1]) === 0) throw new DatarootError('USAGE_BAD_PORT', `--expose ${JSON.stringify(spec)}: use PORT or PORT/tcp|udp|sctp`);
+  if (m === null || Number(m[1]) > 65535 || Number(m[1]) === 0)
+    throw new DatarootError('USAGE_BAD_PORT', `--expose ${JSON.stringify(spec)}: use PORT or PORT/tcp|udp|sctp`);
   return `${Number(m[1])}/${m[2] ?? 'tcp'}`;
 }
 
@@ -62,7 +63,8 @@ export function commandWords(flag: string, s: string): string[] {
     } catch {
       throw new DatarootError('USAGE_BAD_COMMAND', `${flag} ${JSON.stringify(s)} starts with [ but is not a JSON array`);
     }
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new DatarootError('USAGE_BAD_COMMAND', `${flag}: the JSON form must be an array of strings`);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+      throw new DatarootError('USAGE_BAD_COMMAND', `${flag}: the JSON form must be an array of strings`);
     return v;
   }
   const words: string[] = [];

@@ -82,8 +82,15 @@ function objList(v: Json, fields: [string, 'str' | 'num'][]): Obj[] | null {
 
 /** runconfig.LxcConfig (v1.9.1 runconfig/hostconfig.go:158): a list of {Key, Value}, or a map on input. */
 function lxcConf(v: Json): Obj[] | null {
-  if (Array.isArray(v)) return objList(v, [['Key', 'str'], ['Value', 'str']]);
-  if (isObj(v)) return Object.keys(v).sort().map((k) => ({ Key: k, Value: str(v[k]) }));
+  if (Array.isArray(v))
+    return objList(v, [
+      ['Key', 'str'],
+      ['Value', 'str'],
+    ]);
+  if (isObj(v))
+    return Object.keys(v)
+      .sort()
+      .map((k) => ({ Key: k, Value: str(v[k]) }));
   return null;
 }
 

@@ -35,7 +35,13 @@ export function parseReference(s: string): Reference | undefined {
   }
   const name = rest;
   if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/i.test(name)) return undefined;
-  return { familiar: s, name: familiarName(name), tag, digest, normalized: `${normalizeName(name)}${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}` };
+  return {
+    familiar: s,
+    name: familiarName(name),
+    tag,
+    digest,
+    normalized: `${normalizeName(name)}${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`,
+  };
 }
 
 /** `foo` → `docker.io/library/foo`; `user/app` → `docker.io/user/app`; a name with a domain stays. */

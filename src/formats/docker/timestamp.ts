@@ -120,7 +120,7 @@ export function parseRFC3339(s: string): Instant | undefined {
   return { sec, nsec, off };
 }
 
-const UNITS: Record<string, bigint> = { ns: 1n, us: 1000n, 'µs': 1000n, 'μs': 1000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
+const UNITS: Record<string, bigint> = { ns: 1n, us: 1000n, µs: 1000n, μs: 1000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
 
 /** Go's time.ParseDuration, in nanoseconds (e.g. `1h30m`, `-1.5h`, `300ms`); undefined when it does not parse. */
 export function parseGoDuration(s: string): bigint | undefined {
@@ -233,7 +233,8 @@ export function dockerTimestamp(value: string, nowMs: number, localOffset: numbe
 export function queryEscape(bytes: Uint8Array): string {
   let out = '';
   for (const b of bytes) {
-    if ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x5f || b === 0x2e || b === 0x7e) out += String.fromCharCode(b);
+    if ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x5f || b === 0x2e || b === 0x7e)
+      out += String.fromCharCode(b);
     else if (b === 0x20) out += '+';
     else out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }

@@ -37,6 +37,7 @@ export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
  */
 export function parseJsonBounded(text: string, limit = MAX_JSON_DEPTH): unknown {
   const value: unknown = JSON.parse(text);
-  if (value !== null && typeof value === 'object' && jsonDepth(text, limit) > limit) throw new DatarootError('JSON_TOO_DEEP', `JSON nested deeper than ${limit} levels`);
+  if (value !== null && typeof value === 'object' && jsonDepth(text, limit) > limit)
+    throw new DatarootError('JSON_TOO_DEEP', `JSON nested deeper than ${limit} levels`);
   return value;
 }

@@ -26,7 +26,11 @@ export type JsonLogResult = { ok: true; line: JsonLogLine } | { ok: false; code:
 const MAX_DEPTH = 10000;
 
 class Fail {
-  constructor(readonly code: 'LOG_LINE_SYNTAX' | 'LOG_LINE_TYPE', readonly message: string, readonly at: number) {}
+  constructor(
+    readonly code: 'LOG_LINE_SYNTAX' | 'LOG_LINE_TYPE',
+    readonly message: string,
+    readonly at: number,
+  ) {}
 }
 
 const TD = new TextDecoder('utf-8');
@@ -75,7 +79,10 @@ function hex4(b: Uint8Array, i: number): number {
 
 /** Go's key folding for struct fields (ASCII case, and ſ and K, which fold to s and k). */
 function foldKey(k: string): string {
-  return k.toLowerCase().replace(/ſ/g, 's').replace(/\u212a/g, 'k');
+  return k
+    .toLowerCase()
+    .replace(/ſ/g, 's')
+    .replace(/\u212a/g, 'k');
 }
 
 class Parser {

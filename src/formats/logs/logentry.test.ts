@@ -62,7 +62,9 @@ function* byteAtATime(b: Uint8Array): Generator<Uint8Array> {
 }
 
 describe('streaming: frames and lines, whatever the chunking', () => {
-  const recs = [0, 1, 2].map((i) => frame(encodeLogEntry({ source: 'stdout', timeNano: BigInt(i), line: enc.encode(`line ${i}`), partial: false, partialMeta: undefined })));
+  const recs = [0, 1, 2].map((i) =>
+    frame(encodeLogEntry({ source: 'stdout', timeNano: BigInt(i), line: enc.encode(`line ${i}`), partial: false, partialMeta: undefined })),
+  );
   const all = Uint8Array.from(recs.flatMap((r) => [...r]));
 
   it('frames fed one byte at a time equal frames fed whole', async () => {
@@ -96,7 +98,11 @@ describe('streaming: frames and lines, whatever the chunking', () => {
     const text = enc.encode('a\n\nbc\nlast');
     const whole = await collect(lines([text], 100));
     expect(await collect(lines(byteAtATime(text), 100))).toEqual(whole);
-    expect(whole.map((l) => (l.kind === 'line' ? [Buffer.from(l.bytes).toString(), l.offset, l.terminated] : l.kind === 'blank' ? ['blank', l.offset, l.count] : l.kind))).toEqual([
+    expect(
+      whole.map((l) =>
+        l.kind === 'line' ? [Buffer.from(l.bytes).toString(), l.offset, l.terminated] : l.kind === 'blank' ? ['blank', l.offset, l.count] : l.kind,
+      ),
+    ).toEqual([
       ['a', 0, true],
       ['blank', 2, 1],
       ['bc', 3, true],

@@ -31,7 +31,11 @@ export const MAX_RECORD = 1_000_000;
 export const FRAME_WORD = 4;
 
 export class LogEntryError extends Error {
-  constructor(readonly code: 'LOG_RECORD_INVALID', message: string, readonly at: number) {
+  constructor(
+    readonly code: 'LOG_RECORD_INVALID',
+    message: string,
+    readonly at: number,
+  ) {
     super(message);
   }
 }

@@ -97,7 +97,14 @@ export function headSample(head: Uint8Array): HeadSample {
     if (c < minByte) minByte = c;
     if (firstNonSpace === 0 && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) firstNonSpace = c;
   }
-  return { length: n, byte0: n > 0 ? head[0]! : -1, byte1: n > 1 ? head[1]! : -1, word16: n >= 20 ? view(head).getUint32(16, true) : -1, minByte, firstNonSpace };
+  return {
+    length: n,
+    byte0: n > 0 ? head[0]! : -1,
+    byte1: n > 1 ? head[1]! : -1,
+    word16: n >= 20 ? view(head).getUint32(16, true) : -1,
+    minByte,
+    firstNonSpace,
+  };
 }
 
 /** A file's kind from the sample of its head: BoltDB magic at 16, gzip magic, binary, JSON, text. */
@@ -114,11 +121,43 @@ export function contentKind(head: Uint8Array): ContentKind {
   return kindOfSample(headSample(head));
 }
 
-type Identity = [string, EntryType, number, number, number, number, string | null, 0 | 1 | null, string | null, [number, number] | null, string | null, Record<string, string> | null, string | null, string | null, ContentKind | null];
+type Identity = [
+  string,
+  EntryType,
+  number,
+  number,
+  number,
+  number,
+  string | null,
+  0 | 1 | null,
+  string | null,
+  [number, number] | null,
+  string | null,
+  Record<string, string> | null,
+  string | null,
+  string | null,
+  ContentKind | null,
+];
 
 export function identityLine(e: ManifestEntry): string {
   const x = e.xattrs === undefined ? null : Object.fromEntries(Object.entries(e.xattrs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const id: Identity = [e.path, e.type, e.mode, e.uid, e.gid, e.size, e.sha256 ?? null, e.stored === undefined ? null : e.stored ? 1 : 0, e.target ?? null, e.rdev ?? null, e.link ?? null, x, e.pathBase64 ?? null, e.targetBase64 ?? null, e.kind ?? null];
+  const id: Identity = [
+    e.path,
+    e.type,
+    e.mode,
+    e.uid,
+    e.gid,
+    e.size,
+    e.sha256 ?? null,
+    e.stored === undefined ? null : e.stored ? 1 : 0,
+    e.target ?? null,
+    e.rdev ?? null,
+    e.link ?? null,
+    x,
+    e.pathBase64 ?? null,
+    e.targetBase64 ?? null,
+    e.kind ?? null,
+  ];
   return JSON.stringify(id);
 }
 
@@ -163,17 +202,39 @@ export function decodeEntry(idLine: string, volLine: string): ManifestEntry {
   }
   if (!Array.isArray(id) || id.length < 14 || !Array.isArray(v) || v.length !== 6) throw lineCorrupt('has the wrong number of fields');
   const [path, type, mode, uid, gid, size, sha256, stored, target, rdev, link, xattrs, pathBase64, targetBase64, kind] = id as unknown[];
-  if (typeof path !== 'string' || !ENTRY_TYPES.includes(type as EntryType) || !isInt(mode) || mode < 0 || mode > 0o7777 || !isInt(uid) || uid < 0 || !isInt(gid) || gid < 0 || !isInt(size) || size < 0) {
+  if (
+    typeof path !== 'string' ||
+    !ENTRY_TYPES.includes(type as EntryType) ||
+    !isInt(mode) ||
+    mode < 0 ||
+    mode > 0o7777 ||
+    !isInt(uid) ||
+    uid < 0 ||
+    !isInt(gid) ||
+    gid < 0 ||
+    !isInt(size) ||
+    size < 0
+  ) {
     throw lineCorrupt(`has an impossible path, type, mode, owner or size (${idLine.slice(0, 120)})`);
   }
-  if (!isOptStr(sha256) || (sha256 !== null && !/^[0-9a-f]{64}$/.test(sha256)) || !(stored === null || stored === 0 || stored === 1) || !isOptStr(target) || !isOptStr(link) || !isOptStr(pathBase64) || !isOptStr(targetBase64)) {
+  if (
+    !isOptStr(sha256) ||
+    (sha256 !== null && !/^[0-9a-f]{64}$/.test(sha256)) ||
+    !(stored === null || stored === 0 || stored === 1) ||
+    !isOptStr(target) ||
+    !isOptStr(link) ||
+    !isOptStr(pathBase64) ||
+    !isOptStr(targetBase64)
+  ) {
     throw lineCorrupt(`has an impossible field (${idLine.slice(0, 120)})`);
   }
   if (rdev !== null && !(Array.isArray(rdev) && rdev.length === 2 && rdev.every((x) => isInt(x) && x >= 0))) throw lineCorrupt('has impossible device numbers');
-  if (xattrs !== null && (typeof xattrs !== 'object' || Array.isArray(xattrs) || !Object.values(xattrs).every((x) => typeof x === 'string'))) throw lineCorrupt('has impossible xattrs');
+  if (xattrs !== null && (typeof xattrs !== 'object' || Array.isArray(xattrs) || !Object.values(xattrs).every((x) => typeof x === 'string')))
+    throw lineCorrupt('has impossible xattrs');
   if (kind !== null && kind !== undefined && !CONTENT_KINDS.includes(kind as ContentKind)) throw lineCorrupt('has an unknown content kind');
   const [mtime, atime, ctime, ino, dev, nlink] = v as unknown[];
-  if (!isDec(mtime) || !isDec(atime) || !isDec(ctime) || !isDec(ino) || !isDec(dev) || !isInt(nlink)) throw lineCorrupt(`has impossible times (${volLine.slice(0, 120)})`);
+  if (!isDec(mtime) || !isDec(atime) || !isDec(ctime) || !isDec(ino) || !isDec(dev) || !isInt(nlink))
+    throw lineCorrupt(`has impossible times (${volLine.slice(0, 120)})`);
   const e: ManifestEntry = { path, type: type as EntryType, mode, uid, gid, size, mtime, atime, ctime, ino, dev, nlink };
   if (sha256 !== null) e.sha256 = sha256;
   if (stored !== null) e.stored = stored === 1;
@@ -196,8 +257,10 @@ export function decodeHeader(line: string): ManifestHeader {
     throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', 'the manifest has no JSON header line');
   }
   const o = h as Partial<ManifestHeader> | null;
-  if (o === null || typeof o !== 'object' || o.format !== 'dataroot-snapshot' || o.version !== 2) throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', 'not a version 2 dataroot manifest');
-  if (!isInt(o.count) || o.count < 0 || !isInt(o.identityBytes) || o.identityBytes < 0) throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', 'the manifest header has impossible counts');
+  if (o === null || typeof o !== 'object' || o.format !== 'dataroot-snapshot' || o.version !== 2)
+    throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', 'not a version 2 dataroot manifest');
+  if (!isInt(o.count) || o.count < 0 || !isInt(o.identityBytes) || o.identityBytes < 0)
+    throw new DatarootError('SNAPSHOT_MANIFEST_CORRUPT', 'the manifest header has impossible counts');
   return o as ManifestHeader;
 }
 
@@ -213,8 +276,7 @@ export const MANIFEST_HEAD = 28;
 export const MANIFEST_PART_MAX = 2 ** 31;
 
 export type ManifestFile =
-  | { kind: 'zstd'; identitySize: number; volatileSize: number; identityFrame: Uint8Array; volatileFrame: Uint8Array }
-  | { kind: 'gzip'; stream: Uint8Array };
+  { kind: 'zstd'; identitySize: number; volatileSize: number; identityFrame: Uint8Array; volatileFrame: Uint8Array } | { kind: 'gzip'; stream: Uint8Array };
 
 /** The container around two compressed parts. */
 export function encodeManifestFile(identitySize: number, volatileSize: number, identityFrame: Uint8Array, volatileFrame: Uint8Array): Uint8Array {

@@ -67,7 +67,8 @@ export function decodeChunk(table: Uint8Array, i: number): Chunk {
   const stored = u64(v, at + 8);
   const raw = u64(v, at + 16);
   const method = table[at + 24]!;
-  if (raw > CHUNK || stored > 2 * CHUNK + 1024 || offset < PACK_MAGIC.length) throw corrupt(`chunk ${i} of a pack record is impossible (offset ${offset}, stored ${stored}, raw ${raw})`);
+  if (raw > CHUNK || stored > 2 * CHUNK + 1024 || offset < PACK_MAGIC.length)
+    throw corrupt(`chunk ${i} of a pack record is impossible (offset ${offset}, stored ${stored}, raw ${raw})`);
   switch (method) {
     case METHOD_RAW:
       if (stored !== raw) throw corrupt(`raw chunk ${i} of a pack record stores ${stored} bytes for ${raw}`);

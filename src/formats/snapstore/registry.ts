@@ -146,7 +146,11 @@ export function decodeStoreMarker(text: string, file = 'dataroot-store.json'): S
   if (!isObj(m) || m['format'] !== STORE_FORMAT) throw new DatarootError('SNAPSHOT_NOT_A_STORE', `${file} does not mark a dataroot snapshot store`, { file });
   const version = m['version'];
   if (typeof version !== 'number' || !STORE_VERSIONS_READ.includes(version)) {
-    throw new DatarootError('SNAPSHOT_NOT_A_STORE', `a version ${String(version)} dataroot snapshot store; this dataroot reads versions ${STORE_VERSIONS_READ.join(' and ')}`, { file });
+    throw new DatarootError(
+      'SNAPSHOT_NOT_A_STORE',
+      `a version ${String(version)} dataroot snapshot store; this dataroot reads versions ${STORE_VERSIONS_READ.join(' and ')}`,
+      { file },
+    );
   }
   return { format: STORE_FORMAT, version, ...(typeof m['created'] === 'string' ? { created: m['created'] } : {}) };
 }

@@ -2,7 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { DatarootError } from '../errors.js';
 import { toHex } from '../bytes.js';
 import { decodeIndex, encodeIndex, indexEntry, searchIndex } from './index.js';
-import { contentKind, decodeEntry, decodeHeader, decodeManifestFile, encodeManifestFile, entryPathBytes, entryPathProblem, headSample, identityLine, kindOfSample, volatileLine, type ManifestEntry } from './manifest.js';
+import {
+  contentKind,
+  decodeEntry,
+  decodeHeader,
+  decodeManifestFile,
+  encodeManifestFile,
+  entryPathBytes,
+  entryPathProblem,
+  headSample,
+  identityLine,
+  kindOfSample,
+  volatileLine,
+  type ManifestEntry,
+} from './manifest.js';
 import { decodeChunk, decodeRecordHead, encodeRecord, METHOD_RAW, METHOD_ZSTD, METHOD_ZSTD_SLICE, RECORD_HEAD } from './pack.js';
 import { decodeRegistry, decodeStoreMarker, encodeRegistry, encodeStoreMarker, type Registry } from './registry.js';
 
@@ -38,7 +51,14 @@ describe('pack records (hand-checked bytes)', () => {
     );
     const head = decodeRecordHead(rec.subarray(0, RECORD_HEAD));
     expect(head).toEqual({ sha256: '11'.repeat(32), size: 5, chunks: 2 });
-    expect(decodeChunk(rec.subarray(RECORD_HEAD), 1)).toEqual({ method: METHOD_ZSTD_SLICE, offset: 0x1000, stored: 0x20, raw: 0x01020a, start: 0x010203, len: 7 });
+    expect(decodeChunk(rec.subarray(RECORD_HEAD), 1)).toEqual({
+      method: METHOD_ZSTD_SLICE,
+      offset: 0x1000,
+      stored: 0x20,
+      raw: 0x01020a,
+      start: 0x010203,
+      len: 7,
+    });
   });
 
   it.each([
@@ -71,7 +91,16 @@ describe('pack index (hand-checked bytes)', () => {
       { sha256: fill(0xaa), offset: 0x10, size: 3 },
     ]);
     expect(toHex(b)).toBe(
-      ['4452494458310a00', '0200000000000000', 'aa'.repeat(32), '1000000000000000', '0300000000000000', 'bb'.repeat(32), '0020000000000000', '0100000000000000'].join(''),
+      [
+        '4452494458310a00',
+        '0200000000000000',
+        'aa'.repeat(32),
+        '1000000000000000',
+        '0300000000000000',
+        'bb'.repeat(32),
+        '0020000000000000',
+        '0100000000000000',
+      ].join(''),
     );
     const ix = decodeIndex(b);
     expect(ix.count).toBe(2);
@@ -89,12 +118,34 @@ describe('pack index (hand-checked bytes)', () => {
     const huge = b.slice();
     huge.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 8);
     expect(code(() => decodeIndex(huge))).toBe('SNAPSHOT_STORE_CORRUPT');
-    expect(() => encodeIndex([{ sha256: fill(1), offset: 8, size: 1 }, { sha256: fill(1), offset: 9, size: 1 }])).toThrow(RangeError);
+    expect(() =>
+      encodeIndex([
+        { sha256: fill(1), offset: 8, size: 1 },
+        { sha256: fill(1), offset: 9, size: 1 },
+      ]),
+    ).toThrow(RangeError);
   });
 });
 
 describe('manifest lines and container (hand-checked)', () => {
-  const e: ManifestEntry = { path: 'a/b', type: 'file', mode: 0o644, uid: 0, gid: 1, size: 3, mtime: '1700000000000000001', atime: '2', ctime: '3', ino: '42', dev: '2049', nlink: 1, sha256: 'ab'.repeat(32), stored: true, kind: 'text', xattrs: { 'user.z': 'eg==', 'user.a': 'YQ==' } };
+  const e: ManifestEntry = {
+    path: 'a/b',
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 1,
+    size: 3,
+    mtime: '1700000000000000001',
+    atime: '2',
+    ctime: '3',
+    ino: '42',
+    dev: '2049',
+    nlink: 1,
+    sha256: 'ab'.repeat(32),
+    stored: true,
+    kind: 'text',
+    xattrs: { 'user.z': 'eg==', 'user.a': 'YQ==' },
+  };
 
   it('an identity line and a volatile line', () => {
     expect(identityLine(e)).toBe(`["a/b","file",420,0,1,3,"${'ab'.repeat(32)}",1,null,null,null,{"user.a":"YQ==","user.z":"eg=="},null,null,"text"]`);
@@ -116,7 +167,13 @@ describe('manifest lines and container (hand-checked)', () => {
   it('the container: "DRM2", three u64 sizes, two frames', () => {
     const b = encodeManifestFile(1, 2, Uint8Array.of(0xf1), Uint8Array.of(0xf2, 0xf3));
     expect(toHex(b)).toBe('44524d32' + '0100000000000000' + '0200000000000000' + '0100000000000000' + 'f1' + 'f2f3');
-    expect(decodeManifestFile(b)).toEqual({ kind: 'zstd', identitySize: 1, volatileSize: 2, identityFrame: Uint8Array.of(0xf1), volatileFrame: Uint8Array.of(0xf2, 0xf3) });
+    expect(decodeManifestFile(b)).toEqual({
+      kind: 'zstd',
+      identitySize: 1,
+      volatileSize: 2,
+      identityFrame: Uint8Array.of(0xf1),
+      volatileFrame: Uint8Array.of(0xf2, 0xf3),
+    });
     expect(decodeManifestFile(Uint8Array.of(0x1f, 0x8b, 8))).toMatchObject({ kind: 'gzip' });
     expect(code(() => decodeManifestFile(b.subarray(0, 20)))).toBe('SNAPSHOT_MANIFEST_CORRUPT');
     const big = b.slice();
@@ -170,7 +227,19 @@ describe('content kinds', () => {
 });
 
 describe('registry and marker (every path-shaped name checked)', () => {
-  const snap = { name: 'one', created: 't', source: '/r', manifest: 'snapshots/one.manifest', manifestSha256: 'a'.repeat(64), entries: 1, logicalBytes: 0, newBytes: 0, storedBytes: 0, packs: ['mib3x-0a1b2c3d'], options: { exclude: [], metadataOnly: [], live: false } };
+  const snap = {
+    name: 'one',
+    created: 't',
+    source: '/r',
+    manifest: 'snapshots/one.manifest',
+    manifestSha256: 'a'.repeat(64),
+    entries: 1,
+    logicalBytes: 0,
+    newBytes: 0,
+    storedBytes: 0,
+    packs: ['mib3x-0a1b2c3d'],
+    options: { exclude: [], metadataOnly: [], live: false },
+  };
   const reg = (s: object): string => JSON.stringify({ format: 'dataroot-snapshot-store', version: 1, snapshots: [s] });
 
   it('round-trips, as hand-checked text', () => {
@@ -181,7 +250,9 @@ describe('registry and marker (every path-shaped name checked)', () => {
         '   "options": {\n    "exclude": [],\n    "metadataOnly": [],\n    "live": false\n   }\n  }\n ]\n}\n',
     );
     expect(decodeRegistry(encodeRegistry(r))).toEqual(r);
-    expect(encodeStoreMarker({ format: 'dataroot-snapshot-store', version: 2, created: 'c' })).toBe('{"format":"dataroot-snapshot-store","version":2,"created":"c"}\n');
+    expect(encodeStoreMarker({ format: 'dataroot-snapshot-store', version: 2, created: 'c' })).toBe(
+      '{"format":"dataroot-snapshot-store","version":2,"created":"c"}\n',
+    );
   });
 
   it.each([
@@ -204,4 +275,3 @@ describe('registry and marker (every path-shaped name checked)', () => {
     expect(code(() => decodeStoreMarker('nope'))).toBe('SNAPSHOT_NOT_A_STORE');
   });
 });
-

@@ -16,7 +16,21 @@ const te = new TextEncoder();
 const SRC = fileURLToPath(new URL('../../../test/oracle/gotar/main.go', import.meta.url));
 
 function h(name: string | Uint8Array, o: Partial<GoHeader> = {}): GoHeader {
-  return { name: typeof name === 'string' ? te.encode(name) : name, linkname: new Uint8Array(), mode: 0o100644, uid: 0, gid: 0, size: 0, mtime: 1_700_000_000, type: 0x30, uname: te.encode('root'), gname: te.encode('root'), devmajor: 0, devminor: 0, ...o };
+  return {
+    name: typeof name === 'string' ? te.encode(name) : name,
+    linkname: new Uint8Array(),
+    mode: 0o100644,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtime: 1_700_000_000,
+    type: 0x30,
+    uname: te.encode('root'),
+    gname: te.encode('root'),
+    devmajor: 0,
+    devminor: 0,
+    ...o,
+  };
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -24,7 +38,23 @@ const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 function oracle(cases: GoHeader[]): string[] {
   const bin = buildGoProgram(SRC, 'gotar');
   const input = cases
-    .map((c) => JSON.stringify({ name: b64(c.name), linkname: b64(c.linkname), mode: c.mode, uid: c.uid, gid: c.gid, size: c.size, mtime: c.mtime, type: c.type, uname: b64(c.uname), gname: b64(c.gname), devmajor: c.devmajor, devminor: c.devminor, xattrs: Object.fromEntries([...(c.xattrs ?? [])].map(([k, v]) => [k, b64(v)])) }))
+    .map((c) =>
+      JSON.stringify({
+        name: b64(c.name),
+        linkname: b64(c.linkname),
+        mode: c.mode,
+        uid: c.uid,
+        gid: c.gid,
+        size: c.size,
+        mtime: c.mtime,
+        type: c.type,
+        uname: b64(c.uname),
+        gname: b64(c.gname),
+        devmajor: c.devmajor,
+        devminor: c.devminor,
+        xattrs: Object.fromEntries([...(c.xattrs ?? [])].map(([k, v]) => [k, b64(v)])),
+      }),
+    )
     .join('\n');
   const r = spawnSync(bin, [], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(r.stderr);
@@ -69,7 +99,11 @@ describe.runIf(needs('go'))('goTarHeader = Go archive/tar (Format PAX)', () => {
       h('u2', { uname: te.encode('ü'), gname: te.encode('') }),
       h('dev/null', { type: 0x33, mode: 0o20666, devmajor: 1, devminor: 3 }),
       h('dev/loop', { type: 0x34, mode: 0o60660, devmajor: 259, devminor: 1_048_575 }),
-      h('opt/ping', { mode: 0o104755, size: 10, xattrs: new Map([['security.capability', Uint8Array.from([1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])]]) }),
+      h('opt/ping', {
+        mode: 0o104755,
+        size: 10,
+        xattrs: new Map([['security.capability', Uint8Array.from([1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])]]),
+      }),
       h(`${'p'.repeat(101)}/`, { mode: 0o40755, type: 0x35, xattrs: new Map([['security.capability', Uint8Array.from([1, 2, 3])]]) }),
       h('hard', { type: 0x31, linkname: te.encode('etc/passwd') }),
       h('fifo', { type: 0x36, mode: 0o10644 }),

@@ -113,19 +113,24 @@ export class LayerCheck {
       return { rel, whiteout: target };
     }
     if (!EXTRACTED.has(e.type)) {
-      throw new DatarootError('ARCHIVE_LAYER_INVALID', `entry ${JSON.stringify(rel)} has tar type ${JSON.stringify(String.fromCharCode(e.type))}, which dockerd does not extract`);
+      throw new DatarootError(
+        'ARCHIVE_LAYER_INVALID',
+        `entry ${JSON.stringify(rel)} has tar type ${JSON.stringify(String.fromCharCode(e.type))}, which dockerd does not extract`,
+      );
     }
     if (rel === '' && e.type !== TYPE.DIR) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', 'the layer replaces its own root directory with a non-directory');
     if (e.type === TYPE.SYMLINK && this.symlinks === 'inside') {
       const target = new TextDecoder().decode(e.linkname);
-      if (!symlinkStaysInside(rel, target)) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
+      if (!symlinkStaysInside(rel, target))
+        throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} leads outside the layer`);
     }
     let linkTarget: string | undefined;
     if (e.type === TYPE.LINK) {
       linkTarget = safeRel(e.linkname);
       if (linkTarget === '') throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points at the layer root`);
       const isDir = this.present.get(linkTarget);
-      if (isDir === undefined) throw new DatarootError('ARCHIVE_LAYER_INVALID', `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(linkTarget)}, which is not in the layer`);
+      if (isDir === undefined)
+        throw new DatarootError('ARCHIVE_LAYER_INVALID', `hard link ${JSON.stringify(rel)} points to ${JSON.stringify(linkTarget)}, which is not in the layer`);
       if (isDir) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `hard link ${JSON.stringify(rel)} points to a directory`);
     }
     const existing = rel === '' ? true : this.present.get(rel);
@@ -142,7 +147,11 @@ export class LayerCheck {
       cur = cur === '' ? parts[i]! : `${cur}/${parts[i]!}`;
       const isDir = this.present.get(cur);
       if (isDir === undefined) this.present.set(cur, true);
-      else if (!isDir) throw new DatarootError('ARCHIVE_LAYER_UNSAFE', `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`);
+      else if (!isDir)
+        throw new DatarootError(
+          'ARCHIVE_LAYER_UNSAFE',
+          `${JSON.stringify(rel)} goes through ${JSON.stringify(cur)}, which is not a directory (a symlink would lead outside the layer)`,
+        );
     }
   }
 

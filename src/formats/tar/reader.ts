@@ -119,7 +119,8 @@ class RandomQueue implements Queue {
     return parts.length === 0 ? new Uint8Array() : concat(parts);
   }
   async rest(limit: number): Promise<Uint8Array> {
-    if (this.src.size - this.offset > limit) throw new DatarootError('TAR_TRAILING_DATA', `more than ${limit} bytes follow the end of the archive`, { offset: this.offset });
+    if (this.src.size - this.offset > limit)
+      throw new DatarootError('TAR_TRAILING_DATA', `more than ${limit} bytes follow the end of the archive`, { offset: this.offset });
     return this.take(this.src.size - this.offset);
   }
   async skip(n: number, what: string): Promise<void> {
@@ -173,7 +174,8 @@ class ByteQueue implements Queue {
   async *stream(n: number, what: string): AsyncGenerator<Uint8Array> {
     let need = n;
     while (need > 0) {
-      if (!(await this.fill())) throw new DatarootError('TAR_TRUNCATED', `the archive ends inside ${what} (${need} of ${n} bytes missing)`, { offset: this.offset });
+      if (!(await this.fill()))
+        throw new DatarootError('TAR_TRUNCATED', `the archive ends inside ${what} (${need} of ${n} bytes missing)`, { offset: this.offset });
       const k = Math.min(need, this.chunk.length - this.pos);
       const part = this.chunk.subarray(this.pos, this.pos + k);
       this.pos += k;
@@ -236,7 +238,8 @@ function paxNumber(v: Uint8Array | undefined, key: string, offset: number): numb
   if (v === undefined) return undefined;
   const s = utf8.decode(v);
   const n = key === 'mtime' || key === 'atime' || key === 'ctime' ? Number(s) : /^-?\d+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isFinite(n) || (key !== 'mtime' && !Number.isSafeInteger(n))) throw new DatarootError('TAR_BAD_PAX', `PAX ${key}=${JSON.stringify(s)} is not a number`, { offset });
+  if (!Number.isFinite(n) || (key !== 'mtime' && !Number.isSafeInteger(n)))
+    throw new DatarootError('TAR_BAD_PAX', `PAX ${key}=${JSON.stringify(s)} is not a number`, { offset });
   return key === 'mtime' ? Math.floor(n) : n;
 }
 
@@ -297,12 +300,14 @@ export class TarReader {
       const at = this.q.offset;
       const block = await this.q.take(BLOCK);
       if (block.length === 0) return this.finish(raw, at);
-      if (block.length < BLOCK) throw new DatarootError('TAR_TRUNCATED', `the archive ends inside a header (${block.length} of ${BLOCK} bytes)`, { offset: at });
+      if (block.length < BLOCK)
+        throw new DatarootError('TAR_TRUNCATED', `the archive ends inside a header (${block.length} of ${BLOCK} bytes)`, { offset: at });
       raw.push(block);
       if (isZeroBlock(block)) {
         const second = await this.q.take(BLOCK);
         raw.push(second);
-        if (second.length === BLOCK && !isZeroBlock(second)) throw new DatarootError('TAR_BAD_HEADER', 'a zero block is followed by a non-zero block', { offset: at + BLOCK });
+        if (second.length === BLOCK && !isZeroBlock(second))
+          throw new DatarootError('TAR_BAD_HEADER', 'a zero block is followed by a non-zero block', { offset: at + BLOCK });
         return this.finish(raw, at, true);
       }
       const h = decodeHeader(block, at);
@@ -328,7 +333,8 @@ export class TarReader {
         }
         case TYPE.GNU_LONGNAME:
         case TYPE.GNU_LONGLINK: {
-          if (h.size > this.maxMeta) throw new DatarootError('TAR_BAD_HEADER', `a GNU long name of ${h.size} bytes is larger than ${this.maxMeta}`, { offset: at });
+          if (h.size > this.maxMeta)
+            throw new DatarootError('TAR_BAD_HEADER', `a GNU long name of ${h.size} bytes is larger than ${this.maxMeta}`, { offset: at });
           const data = await this.q.exact(h.size, 'a GNU long name');
           raw.push(data);
           raw.push(await this.q.exact(padding(h.size), 'the padding of a GNU long name'));
@@ -346,7 +352,8 @@ export class TarReader {
           if (merged.has('linkpath')) link = merged.get('linkpath')!;
           if (longName !== undefined) name = longName;
           if (longLink !== undefined) link = longLink;
-          if ([...merged.keys()].some((k) => k.startsWith('GNU.sparse.'))) throw new DatarootError('TAR_UNSUPPORTED', 'PAX sparse files are not supported', { offset: at });
+          if ([...merged.keys()].some((k) => k.startsWith('GNU.sparse.')))
+            throw new DatarootError('TAR_UNSUPPORTED', 'PAX sparse files are not supported', { offset: at });
           return this.entry(h, merged, name, link, raw, at, false);
         }
       }
@@ -356,7 +363,7 @@ export class TarReader {
   private entry(h: RawHeader, pax: Map<string, Uint8Array>, name: Uint8Array, link: Uint8Array, raw: Uint8Array[], at: number, global: boolean): TarEntry {
     let type = h.type;
     if (type === TYPE.REGA) type = name.length > 0 && name[name.length - 1] === 0x2f ? TYPE.DIR : TYPE.REG;
-    const size = global ? 0 : paxNumber(pax.get('size'), 'size', at) ?? h.size;
+    const size = global ? 0 : (paxNumber(pax.get('size'), 'size', at) ?? h.size);
     if (size < 0) throw new DatarootError('TAR_BAD_HEADER', `negative size ${size}`, { offset: at });
     const dataSize = global || isHeaderOnly(type) ? 0 : size;
     const xattrs = new Map<string, Uint8Array>();
@@ -365,7 +372,26 @@ export class TarReader {
     this.pendingPad = padding(dataSize);
     if (global) {
       // Go returns a global header with its name, type and records only (zero values elsewhere).
-      return { name, linkname: new Uint8Array(), type, mode: 0, uid: 0, gid: 0, size: 0, dataSize: 0, mtime: GO_ZERO_UNIX, uname: '', gname: '', devmajor: 0, devminor: 0, format: h.format, pax, xattrs, offset: at, raw: concat(raw) };
+      return {
+        name,
+        linkname: new Uint8Array(),
+        type,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        dataSize: 0,
+        mtime: GO_ZERO_UNIX,
+        uname: '',
+        gname: '',
+        devmajor: 0,
+        devminor: 0,
+        format: h.format,
+        pax,
+        xattrs,
+        offset: at,
+        raw: concat(raw),
+      };
     }
     return {
       name,

@@ -80,7 +80,9 @@ describe('tar header codec', () => {
     expect(split.pax).toEqual([]);
     const d = decodeHeader(split.block);
     expect(`${new TextDecoder().decode(d.prefix)}/${new TextDecoder().decode(d.name)}`).toBe(long);
-    expect(encodeHeader({ name: te.encode('x'.repeat(300)), mode: 0, uid: 0, gid: 0, size: 0, mtime: 0, type: TYPE.REG }).pax.map(([k]) => k)).toEqual(['path']);
+    expect(encodeHeader({ name: te.encode('x'.repeat(300)), mode: 0, uid: 0, gid: 0, size: 0, mtime: 0, type: TYPE.REG }).pax.map(([k]) => k)).toEqual([
+      'path',
+    ]);
     expect(encodeHeader({ name: te.encode('x'), mode: 0, uid: 9_000_000, gid: 0, size: 0, mtime: 0, type: TYPE.REG }).pax.map(([k]) => k)).toEqual(['uid']);
   });
 });
@@ -91,9 +93,11 @@ describe('tar reader on bad input', () => {
     await expect(new TarReader(feed(h.subarray(0, 100))).next()).rejects.toMatchObject({ code: 'TAR_TRUNCATED' });
     const tr = new TarReader(feed(new Uint8Array([...h, ...te.encode('hel')])));
     await tr.next();
-    await expect((async () => {
-      for await (const _ of tr.data()) void _;
-    })()).rejects.toMatchObject({ code: 'TAR_TRUNCATED' });
+    await expect(
+      (async () => {
+        for await (const _ of tr.data()) void _;
+      })(),
+    ).rejects.toMatchObject({ code: 'TAR_TRUNCATED' });
     const big = handHeader();
     big.set(te.encode('77777777777\0'), 124);
     let sum = 0;
@@ -130,8 +134,12 @@ describe('CRC-64/ISO (Go hash/crc64 with crc64.ISO)', () => {
 describe('tar-split entries', () => {
   it('encode as Go json.Encoder does (HTML escaped, size and name omitted when empty, null payload)', () => {
     expect(encodeEntry({ type: 2, payload: te.encode('ab'), position: 0 })).toBe('{"type":2,"payload":"YWI=","position":0}\n');
-    expect(encodeEntry({ type: 1, name: te.encode('a<b>&c\u2028'), size: 0, crc: null, position: 3 })).toBe('{"type":1,"name":"a\\u003cb\\u003e\\u0026c\\u2028","payload":null,"position":3}\n');
-    expect(encodeEntry({ type: 1, name: new Uint8Array([0xff, 0x41]), size: 1, crc: new Uint8Array(8), position: 1 })).toBe('{"type":1,"name_raw":"/0E=","size":1,"payload":"AAAAAAAAAAA=","position":1}\n');
+    expect(encodeEntry({ type: 1, name: te.encode('a<b>&c\u2028'), size: 0, crc: null, position: 3 })).toBe(
+      '{"type":1,"name":"a\\u003cb\\u003e\\u0026c\\u2028","payload":null,"position":3}\n',
+    );
+    expect(encodeEntry({ type: 1, name: new Uint8Array([0xff, 0x41]), size: 1, crc: new Uint8Array(8), position: 1 })).toBe(
+      '{"type":1,"name_raw":"/0E=","size":1,"payload":"AAAAAAAAAAA=","position":1}\n',
+    );
     expect(goJsonString('\b\f\u0001')).toBe('"\\u0008\\u000c\\u0001"');
   });
 

@@ -65,8 +65,26 @@ export class Crc64 {
     for (; i + 8 <= n; i += 8) {
       const a = (lo ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24))) >>> 0;
       const b = (hi ^ (data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24))) >>> 0;
-      hi = (h7[a & 0xff]! ^ h6[(a >>> 8) & 0xff]! ^ h5[(a >>> 16) & 0xff]! ^ h4[a >>> 24]! ^ h3[b & 0xff]! ^ h2[(b >>> 8) & 0xff]! ^ h1[(b >>> 16) & 0xff]! ^ h0[b >>> 24]!) >>> 0;
-      lo = (l7[a & 0xff]! ^ l6[(a >>> 8) & 0xff]! ^ l5[(a >>> 16) & 0xff]! ^ l4[a >>> 24]! ^ l3[b & 0xff]! ^ l2[(b >>> 8) & 0xff]! ^ l1[(b >>> 16) & 0xff]! ^ l0[b >>> 24]!) >>> 0;
+      hi =
+        (h7[a & 0xff]! ^
+          h6[(a >>> 8) & 0xff]! ^
+          h5[(a >>> 16) & 0xff]! ^
+          h4[a >>> 24]! ^
+          h3[b & 0xff]! ^
+          h2[(b >>> 8) & 0xff]! ^
+          h1[(b >>> 16) & 0xff]! ^
+          h0[b >>> 24]!) >>>
+        0;
+      lo =
+        (l7[a & 0xff]! ^
+          l6[(a >>> 8) & 0xff]! ^
+          l5[(a >>> 16) & 0xff]! ^
+          l4[a >>> 24]! ^
+          l3[b & 0xff]! ^
+          l2[(b >>> 8) & 0xff]! ^
+          l1[(b >>> 16) & 0xff]! ^
+          l0[b >>> 24]!) >>>
+        0;
     }
     for (; i < n; i++) {
       const idx = (lo ^ data[i]!) & 0xff;

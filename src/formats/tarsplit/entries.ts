@@ -125,7 +125,8 @@ export function decodeEntry(line: string, lineNo: number): Entry {
     throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo} of the tar-split stream is not JSON`, { line: lineNo });
   }
   const o = v as { type?: unknown; name?: unknown; name_raw?: unknown; size?: unknown; payload?: unknown; position?: unknown };
-  if (o === null || typeof o !== 'object') throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo} of the tar-split stream is not an object`, { line: lineNo });
+  if (o === null || typeof o !== 'object')
+    throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo} of the tar-split stream is not an object`, { line: lineNo });
   const position = typeof o.position === 'number' ? o.position : 0;
   const payload = o.payload === null || o.payload === undefined ? null : typeof o.payload === 'string' ? unbase64(o.payload) : undefined;
   if (payload === undefined) throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo}: payload is not base64`, { line: lineNo });
@@ -141,7 +142,8 @@ export function decodeEntry(line: string, lineNo: number): Entry {
     if (raw === undefined) throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo}: name_raw is not base64`, { line: lineNo });
     name = raw;
   } else name = te.encode(typeof o.name === 'string' ? o.name : '');
-  if (payload !== null && payload.length !== 8 && size > 0) throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo}: the CRC-64 payload has ${payload.length} bytes, not 8`, { line: lineNo });
+  if (payload !== null && payload.length !== 8 && size > 0)
+    throw new DatarootError('TARSPLIT_INVALID', `line ${lineNo}: the CRC-64 payload has ${payload.length} bytes, not 8`, { line: lineNo });
   return { type: 1, name, size, crc: payload, position };
 }
 

@@ -48,7 +48,8 @@ export class TarSplitWriter {
   /** A file entry; a second entry with the same cleaned name is refused, as the packer does. */
   file(name: Uint8Array, size: number, crc: Uint8Array | null): void {
     const key = cleanPath(latin1.decode(name));
-    if (this.seen.has(key)) throw new DatarootError('TAR_DUPLICATE_PATH', `the archive holds ${JSON.stringify(new TextDecoder().decode(name))} twice: dockerd refuses such a layer`);
+    if (this.seen.has(key))
+      throw new DatarootError('TAR_DUPLICATE_PATH', `the archive holds ${JSON.stringify(new TextDecoder().decode(name))} twice: dockerd refuses such a layer`);
     this.seen.add(key);
     this.sink(encodeEntry({ type: 1, name, size, crc, position: this.position++ }));
   }
@@ -166,7 +167,11 @@ export type EntryHandler = (e: import('../tar/reader.js').TarEntry, data: AsyncI
  * does, and hands each entry with its data to `onEntry`. Data the handler does not read is read
  * here (the CRC-64 needs it). Returns the archive's end (zero blocks, trailing bytes, length).
  */
-export async function disassemble(tr: import('../tar/reader.js').TarReader, sink: (line: string) => void, onEntry?: EntryHandler): Promise<import('../tar/reader.js').TarEnd> {
+export async function disassemble(
+  tr: import('../tar/reader.js').TarReader,
+  sink: (line: string) => void,
+  onEntry?: EntryHandler,
+): Promise<import('../tar/reader.js').TarEnd> {
   const w = new TarSplitWriter(sink);
   for (;;) {
     const e = await tr.next();

@@ -13,7 +13,7 @@ import { decodeBinaryTime, formatBinaryTime, varintNumber, ZERO_TIME, type Binar
  * values can stay views into them.
  */
 export function boltReadOptions(_size: number): { chunkSize: number; maxChunks: number } {
-  const k = Number(process.env["DATAROOT_BOLT_CHUNK"] ?? 65536);
+  const k = Number(process.env['DATAROOT_BOLT_CHUNK'] ?? 65536);
   return { chunkSize: k, maxChunks: Math.ceil((64 << 20) / k) };
 }
 

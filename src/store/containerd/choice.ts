@@ -20,7 +20,19 @@ const PRIOR = ['overlay2', 'fuse-overlayfs', 'btrfs', 'zfs', 'aufs', 'devicemapp
 export function chooseImageStore(r: OpenedRoot, hasContainerd: boolean): StoreChoice {
   const graph = r.imageStores.length > 0 || r.imageTampered.length > 0;
   const prior = PRIOR.filter((d) => r.fs.isDir(d) && r.fs.names(d).length > 0);
-  if (prior.length > 0) return { uses: 'graphdriver', reason: `${prior.join(', ')}/ holds a prior graphdriver's layers: dockerd 29 keeps using the graphdriver (daemon/image_store_choice.go, "graphdriver-prior")`, graphdriver: graph, containerd: hasContainerd };
-  if (hasContainerd || !graph) return { uses: 'containerd', reason: 'no prior graphdriver directory: dockerd 29 uses the containerd image store by default', graphdriver: graph, containerd: hasContainerd };
+  if (prior.length > 0)
+    return {
+      uses: 'graphdriver',
+      reason: `${prior.join(', ')}/ holds a prior graphdriver's layers: dockerd 29 keeps using the graphdriver (daemon/image_store_choice.go, "graphdriver-prior")`,
+      graphdriver: graph,
+      containerd: hasContainerd,
+    };
+  if (hasContainerd || !graph)
+    return {
+      uses: 'containerd',
+      reason: 'no prior graphdriver directory: dockerd 29 uses the containerd image store by default',
+      graphdriver: graph,
+      containerd: hasContainerd,
+    };
   return { uses: 'graphdriver', reason: 'only a graphdriver store is present', graphdriver: graph, containerd: hasContainerd };
 }

@@ -102,14 +102,16 @@ export function gcPlan(cd: CdRoot, now = Date.now()): GcPlan {
       if (c.Snapshotter !== '') roots.push({ type: 'snapshot', namespace: ns, key: `${c.Snapshotter}/${c.SnapshotKey}` });
       labelRefs(ns, c.Labels, roots);
     }
-    for (const [sn, list] of cd.meta.snapshots(ns)) for (const s of list) if (s.labels?.[GC_ROOT] !== undefined) roots.push({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` });
+    for (const [sn, list] of cd.meta.snapshots(ns))
+      for (const s of list) if (s.labels?.[GC_ROOT] !== undefined) roots.push({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` });
   }
 
   // Indexes for the reference lookups.
   const blobLabels = new Map<string, Record<string, string> | null>();
   for (const ns of nss) for (const b of cd.meta.blobs(ns)) blobLabels.set(`${ns}\0${b.Digest}`, b.Labels);
   const snaps = new Map<string, { parent: string; labels: Record<string, string> | null }>();
-  for (const ns of nss) for (const [sn, list] of cd.meta.snapshots(ns)) for (const s of list) snaps.set(`${ns}\0${sn}/${s.key}`, { parent: s.parent, labels: s.labels });
+  for (const ns of nss)
+    for (const [sn, list] of cd.meta.snapshots(ns)) for (const s of list) snaps.set(`${ns}\0${sn}/${s.key}`, { parent: s.parent, labels: s.labels });
   const ingests = new Map<string, string | null>();
   for (const ns of nss) for (const i of cd.meta.ingests(ns)) ingests.set(`${ns}\0${i.key}`, i.expected);
 
@@ -144,10 +146,16 @@ export function gcPlan(cd: CdRoot, now = Date.now()): GcPlan {
   // Sweep: every record not marked.
   const records: GcNode[] = [];
   for (const ns of nss) {
-    for (const l of cd.meta.leases(ns)) if (!marked.has(id({ type: 'lease', namespace: ns, key: l.ID }))) records.push({ type: 'lease', namespace: ns, key: l.ID });
-    for (const [sn, list] of cd.meta.snapshots(ns)) for (const s of list) if (!marked.has(id({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` }))) records.push({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` });
-    for (const i of cd.meta.ingests(ns)) if (!marked.has(id({ type: 'ingest', namespace: ns, key: i.key }))) records.push({ type: 'ingest', namespace: ns, key: i.key });
-    for (const b of cd.meta.blobs(ns)) if (!marked.has(id({ type: 'content', namespace: ns, key: b.Digest }))) records.push({ type: 'content', namespace: ns, key: b.Digest });
+    for (const l of cd.meta.leases(ns))
+      if (!marked.has(id({ type: 'lease', namespace: ns, key: l.ID }))) records.push({ type: 'lease', namespace: ns, key: l.ID });
+    for (const [sn, list] of cd.meta.snapshots(ns))
+      for (const s of list)
+        if (!marked.has(id({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` })))
+          records.push({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` });
+    for (const i of cd.meta.ingests(ns))
+      if (!marked.has(id({ type: 'ingest', namespace: ns, key: i.key }))) records.push({ type: 'ingest', namespace: ns, key: i.key });
+    for (const b of cd.meta.blobs(ns))
+      if (!marked.has(id({ type: 'content', namespace: ns, key: b.Digest }))) records.push({ type: 'content', namespace: ns, key: b.Digest });
   }
   const gone = new Set(records.map(id));
   const plan: GcPlan = { records, blobFiles: [], ingestDirs: [], backendSnapshots: [], snapshotDirs: [], contentSweep: false, snapshotterSweeps: [] };
@@ -176,7 +184,9 @@ export function gcPlan(cd: CdRoot, now = Date.now()): GcPlan {
     const db = cd.snapshotter(sn);
     if (db === undefined) continue;
     const seen = new Set<string>();
-    for (const ns of nss) for (const s of cd.meta.snapshots(ns).get(sn) ?? []) if (!gone.has(id({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` })) && s.name !== '') seen.add(s.name);
+    for (const ns of nss)
+      for (const s of cd.meta.snapshots(ns).get(sn) ?? [])
+        if (!gone.has(id({ type: 'snapshot', namespace: ns, key: `${sn}/${s.key}` })) && s.name !== '') seen.add(s.name);
     // pruneBranch: unseen snapshots go, children first; one with a kept child stays (Remove fails).
     const children = new Map<string, string[]>();
     for (const s of db.snapshots.values()) if (s.parent !== '') children.set(s.parent, [...(children.get(s.parent) ?? []), s.name]);
@@ -202,7 +212,8 @@ export function gcPlan(cd: CdRoot, now = Date.now()): GcPlan {
     }
     if (sn === 'overlayfs' || sn === 'native') {
       const known = new Set([...db.snapshots.values()].filter((s) => !removed.has(s.name)).map((s) => s.id));
-      for (const d of cd.fs.names(`io.containerd.snapshotter.v1.${sn}/snapshots`)) if (!known.has(d)) plan.snapshotDirs.push(`io.containerd.snapshotter.v1.${sn}/snapshots/${d}`);
+      for (const d of cd.fs.names(`io.containerd.snapshotter.v1.${sn}/snapshots`))
+        if (!known.has(d)) plan.snapshotDirs.push(`io.containerd.snapshotter.v1.${sn}/snapshots/${d}`);
     }
   }
   return plan;

@@ -11,7 +11,8 @@ export const CD = {
   snapshotterDb: (name: string): string => `io.containerd.snapshotter.v1.${name}/metadata.db`,
   /** The directory of a snapshot of the overlayfs or native snapshotter (id already checked). */
   snapshotDir: (name: string, id: string): string => `io.containerd.snapshotter.v1.${name}/snapshots/${id}`,
-  snapshotFs: (name: string, id: string): string => (name === 'native' ? `io.containerd.snapshotter.v1.${name}/snapshots/${id}` : `io.containerd.snapshotter.v1.${name}/snapshots/${id}/fs`),
+  snapshotFs: (name: string, id: string): string =>
+    name === 'native' ? `io.containerd.snapshotter.v1.${name}/snapshots/${id}` : `io.containerd.snapshotter.v1.${name}/snapshots/${id}/fs`,
   /** `sha256:<hex>` (checked) → its blob file. */
   blob: (digest: string): string => `io.containerd.content.v1.content/blobs/sha256/${digest.slice(7)}`,
 } as const;

@@ -22,7 +22,14 @@ export function containerdIn(r: OpenedRoot, how: 'flag' | 'auto'): { fs: Confine
   if (hasMetaDb(r.fs, DOCKER_CONTAINERD_ROOT)) {
     const fs = r.fs.sub(DOCKER_CONTAINERD_ROOT);
     if (fs === undefined) return undefined;
-    return { fs, location: { dir: `${r.dir}/${DOCKER_CONTAINERD_ROOT}`, shown: `${shownBase ?? '/var/lib/docker'}/${DOCKER_CONTAINERD_ROOT}`, how: how === 'flag' ? 'flag' : 'docker-daemon' } };
+    return {
+      fs,
+      location: {
+        dir: `${r.dir}/${DOCKER_CONTAINERD_ROOT}`,
+        shown: `${shownBase ?? '/var/lib/docker'}/${DOCKER_CONTAINERD_ROOT}`,
+        how: how === 'flag' ? 'flag' : 'docker-daemon',
+      },
+    };
   }
   return undefined;
 }

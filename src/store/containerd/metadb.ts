@@ -206,9 +206,10 @@ export class MetaDb {
         .filter((e) => e.bucket !== undefined)
         .map((e) => {
           const problems: Problem[] = [];
-          if (!isIdentifier(e.key)) problems.push(problem('CONTAINERD_NAMESPACE_INVALID', `namespace ${JSON.stringify(e.key)} is not a valid containerd identifier`));
+          if (!isIdentifier(e.key))
+            problems.push(problem('CONTAINERD_NAMESPACE_INVALID', `namespace ${JSON.stringify(e.key)} is not a valid containerd identifier`));
           const lb = sub(this.db, e.bucket, 'labels');
-          const labels = lb === undefined ? null : stringMap(this.db, new Map([['labels', { key: 'labels', bucket: lb }]]), 'labels') ?? null;
+          const labels = lb === undefined ? null : (stringMap(this.db, new Map([['labels', { key: 'labels', bucket: lb }]]), 'labels') ?? null);
           return { name: e.key, labels, problems };
         }),
     );
@@ -248,7 +249,8 @@ export class MetaDb {
       const { created, updated } = timesOf(r, `image ${e.key}`, problems);
       const t = r.get('target')?.bucket;
       const target: CdDescriptor = { mediaType: '', digest: '', size: 0 };
-      if (t === undefined) problems.push(problem('CONTAINERD_IMAGE_NO_TARGET', `image ${e.key} has no target bucket (containerd: "unable to read target bucket")`));
+      if (t === undefined)
+        problems.push(problem('CONTAINERD_IMAGE_NO_TARGET', `image ${e.key} has no target bucket (containerd: "unable to read target bucket")`));
       else {
         const tr = record(this.db, t);
         target.mediaType = str(tr, 'mediatype') ?? '';
@@ -256,11 +258,23 @@ export class MetaDb {
         const size = varint(tr, 'size');
         target.size = size === undefined || Number.isNaN(size) ? 0 : size;
         if (Number.isNaN(size)) problems.push(problem('CONTAINERD_VARINT_INVALID', `image ${e.key}: target size is not a varint`));
-        if (!isBlobDigest(target.digest)) problems.push(problem('CONTAINERD_DIGEST_INVALID', `image ${e.key}: target digest ${JSON.stringify(target.digest.slice(0, 80))} is not sha256:<64 hex>`));
+        if (!isBlobDigest(target.digest))
+          problems.push(
+            problem('CONTAINERD_DIGEST_INVALID', `image ${e.key}: target digest ${JSON.stringify(target.digest.slice(0, 80))} is not sha256:<64 hex>`),
+          );
       }
       const ann = stringMap(this.db, r, 'annotations');
       if (ann !== undefined) target.annotations = ann;
-      return { namespace: ns, Name: e.key, Labels: nullable(stringMap(this.db, r, 'labels')), Target: target, CreatedAt: created.text, UpdatedAt: updated.text, updatedMs: updated.ms, problems };
+      return {
+        namespace: ns,
+        Name: e.key,
+        Labels: nullable(stringMap(this.db, r, 'labels')),
+        Target: target,
+        CreatedAt: created.text,
+        UpdatedAt: updated.text,
+        updatedMs: updated.ms,
+        problems,
+      };
     });
   }
 
@@ -268,16 +282,35 @@ export class MetaDb {
     return this.records(`blobs/${ns}`, ns, ['content', 'blob'], (e, r, problems) => {
       const { created, updated } = timesOf(r, `blob ${e.key}`, problems);
       const size = varint(r, 'size');
-      if (size === undefined || Number.isNaN(size)) problems.push(problem('CONTAINERD_VARINT_INVALID', `blob ${e.key}: size is ${size === undefined ? 'missing' : 'not a varint'}`));
-      if (!isBlobDigest(e.key)) problems.push(problem('CONTAINERD_DIGEST_INVALID', `content record ${JSON.stringify(e.key.slice(0, 80))} is not named sha256:<64 hex>`));
-      return { namespace: ns, Digest: e.key, Size: size === undefined || Number.isNaN(size) ? 0 : size, CreatedAt: created.text, UpdatedAt: updated.text, createdMs: created.ms, Labels: nullable(stringMap(this.db, r, 'labels')), problems };
+      if (size === undefined || Number.isNaN(size))
+        problems.push(problem('CONTAINERD_VARINT_INVALID', `blob ${e.key}: size is ${size === undefined ? 'missing' : 'not a varint'}`));
+      if (!isBlobDigest(e.key))
+        problems.push(problem('CONTAINERD_DIGEST_INVALID', `content record ${JSON.stringify(e.key.slice(0, 80))} is not named sha256:<64 hex>`));
+      return {
+        namespace: ns,
+        Digest: e.key,
+        Size: size === undefined || Number.isNaN(size) ? 0 : size,
+        CreatedAt: created.text,
+        UpdatedAt: updated.text,
+        createdMs: created.ms,
+        Labels: nullable(stringMap(this.db, r, 'labels')),
+        problems,
+      };
     });
   }
 
   ingests(ns: string): CdIngestRecord[] {
     return this.records(`ingests/${ns}`, ns, ['content', 'ingests'], (e, r, problems) => {
       const exp = time(r, 'expireat');
-      return { namespace: ns, key: e.key, ref: str(r, 'ref') ?? '', expireAt: r.has('expireat') ? exp.text : null, expireMs: exp.ms, expected: str(r, 'expected') ?? null, problems };
+      return {
+        namespace: ns,
+        key: e.key,
+        ref: str(r, 'ref') ?? '',
+        expireAt: r.has('expireat') ? exp.text : null,
+        expireMs: exp.ms,
+        expected: str(r, 'expected') ?? null,
+        problems,
+      };
     });
   }
 
@@ -361,7 +394,15 @@ export class MetaDb {
           for (const k of keysOf(this.db, sn.bucket)) resources.push({ ID: k, Type: `snapshots/${sn.key}` });
         }
       }
-      return { namespace: ns, ID: e.key, CreatedAt: created.text, createdMs: created.ms, Labels: nullable(stringMap(this.db, r, 'labels')), resources, problems };
+      return {
+        namespace: ns,
+        ID: e.key,
+        CreatedAt: created.text,
+        createdMs: created.ms,
+        Labels: nullable(stringMap(this.db, r, 'labels')),
+        resources,
+        problems,
+      };
     });
   }
 
@@ -388,4 +429,3 @@ export class MetaDb {
     return this.nsBucket(ns, 'snapshots', snapshotter)?.sequence;
   }
 }
-

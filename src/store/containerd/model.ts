@@ -1,7 +1,22 @@
 import type { Stats } from 'node:fs';
 import { chainIds } from '../../formats/digest/digest.js';
 import { isBlobDigest, isIngestDir, isSnapshotId } from '../../formats/containerd/identifiers.js';
-import { childrenOf, formatPlatform, hostPlatform, hostRank, isConfigType, isIndexType, isManifestType, matchesHost, normalizePlatform, parseConfig, parseManifest, type Descriptor, type ImageConfigView, type Platform } from '../../formats/containerd/oci.js';
+import {
+  childrenOf,
+  formatPlatform,
+  hostPlatform,
+  hostRank,
+  isConfigType,
+  isIndexType,
+  isManifestType,
+  matchesHost,
+  normalizePlatform,
+  parseConfig,
+  parseManifest,
+  type Descriptor,
+  type ImageConfigView,
+  type Platform,
+} from '../../formats/containerd/oci.js';
 import { DatarootError } from '../../formats/errors.js';
 import { parseJsonBounded } from '../../formats/json/bounded.js';
 import { LIMITS, type Confined } from '../../io/confined.js';
@@ -82,7 +97,8 @@ export class CdRoot {
   namespaceNames(only?: string): string[] {
     const all = this.meta.namespaces().map((n) => n.name);
     if (only === undefined) return all;
-    if (!all.includes(only)) throw new DatarootError('CONTAINERD_NAMESPACE_NOT_FOUND', `namespace ${JSON.stringify(only)} does not exist (namespaces: ${all.join(', ') || 'none'})`);
+    if (!all.includes(only))
+      throw new DatarootError('CONTAINERD_NAMESPACE_NOT_FOUND', `namespace ${JSON.stringify(only)} does not exist (namespaces: ${all.join(', ') || 'none'})`);
     return [only];
   }
 
@@ -112,8 +128,10 @@ export class CdRoot {
         for (const r of list) {
           const problems = [...r.problems];
           const b = db?.snapshots.get(r.name);
-          if (db === undefined && FILE_SNAPSHOTTERS.includes(sn)) problems.push(problem('CONTAINERD_SNAPSHOTTER_DB_MISSING', `${CD.snapshotterDb(sn)} does not exist: snapshot ${r.key} has no backend record`));
-          else if (db !== undefined && b === undefined) problems.push(problem('CONTAINERD_SNAPSHOT_BACKEND_MISSING', `snapshot ${r.key}: the ${sn} snapshotter has no snapshot ${JSON.stringify(r.name)}`));
+          if (db === undefined && FILE_SNAPSHOTTERS.includes(sn))
+            problems.push(problem('CONTAINERD_SNAPSHOTTER_DB_MISSING', `${CD.snapshotterDb(sn)} does not exist: snapshot ${r.key} has no backend record`));
+          else if (db !== undefined && b === undefined)
+            problems.push(problem('CONTAINERD_SNAPSHOT_BACKEND_MISSING', `snapshot ${r.key}: the ${sn} snapshotter has no snapshot ${JSON.stringify(r.name)}`));
           if (b !== undefined) problems.push(...b.problems);
           // overlayInfo: backend labels, then the metadata labels over them.
           let labels: Record<string, string> | null = b?.labels ?? null;
@@ -147,7 +165,10 @@ export class CdRoot {
   /** The names under a snapshotter's `snapshots/` directory (one listing). */
   snapshotDirIds(snapshotter: string): Set<string> {
     // Snapshotter names come from the evidence: only the ones whose layout is known become paths.
-    return this.once(`snapdirs/${snapshotter}`, () => new Set(FILE_SNAPSHOTTERS.includes(snapshotter) ? this.fs.names(`${CD.snapshotterDir(snapshotter)}/snapshots`) : []));
+    return this.once(
+      `snapdirs/${snapshotter}`,
+      () => new Set(FILE_SNAPSHOTTERS.includes(snapshotter) ? this.fs.names(`${CD.snapshotterDir(snapshotter)}/snapshots`) : []),
+    );
   }
 
   /** The tree of a snapshot's files: `snapshots/<id>/fs` (overlayfs) or `snapshots/<id>` (native). */
@@ -343,7 +364,17 @@ export interface ResolvedImage {
 }
 
 function resolveManifest(root: CdRoot, ns: string, desc: Descriptor, snapshotter: string): ResolvedManifest {
-  const m: ResolvedManifest = { desc, platform: desc.platform, state: 'missing', layers: [], diffIds: [], chainIds: [], unpacked: false, pseudo: false, matchesHost: false };
+  const m: ResolvedManifest = {
+    desc,
+    platform: desc.platform,
+    state: 'missing',
+    layers: [],
+    diffIds: [],
+    chainIds: [],
+    unpacked: false,
+    pseudo: false,
+    matchesHost: false,
+  };
   if (desc.annotations?.['vnd.docker.reference.type'] !== undefined) m.pseudo = true;
   if (desc.platform?.os === 'unknown' && desc.platform.architecture === 'unknown') m.pseudo = true;
   const r = root.readJson(desc.digest);
@@ -355,7 +386,12 @@ function resolveManifest(root: CdRoot, ns: string, desc: Descriptor, snapshotter
   }
   const man = parseManifest(r.json);
   for (const l of man?.layers ?? []) m.layers.push({ desc: l, present: root.blobPresent(l.digest), size: l.size });
-  if (man !== undefined && man.layers.length > 0 && !man.layers.some((l) => l.mediaType.startsWith('application/vnd.oci.image.layer.') || l.mediaType.startsWith('application/vnd.docker.image.rootfs.'))) m.pseudo = true;
+  if (
+    man !== undefined &&
+    man.layers.length > 0 &&
+    !man.layers.some((l) => l.mediaType.startsWith('application/vnd.oci.image.layer.') || l.mediaType.startsWith('application/vnd.docker.image.rootfs.'))
+  )
+    m.pseudo = true;
   if (man?.config !== undefined) {
     const c = root.readJson(man.config.digest, MAX_CONFIG);
     m.config = { desc: man.config, state: c.state };
@@ -385,8 +421,22 @@ function resolveManifest(root: CdRoot, ns: string, desc: Descriptor, snapshotter
 function resolveImage(root: CdRoot, img: CdImageRecord, snapshotter: string): ResolvedImage {
   const problems = [...img.problems];
   const t = img.Target;
-  const targetDesc: Descriptor = { mediaType: t.mediaType, digest: t.digest, size: t.size, ...(t.annotations !== undefined ? { annotations: t.annotations } : {}) };
-  const out: ResolvedImage = { record: img, kind: isIndexType(t.mediaType) ? 'index' : isManifestType(t.mediaType) ? 'manifest' : 'other', targetState: 'missing', manifests: [], best: undefined, ctrSize: 0, platforms: undefined, problems };
+  const targetDesc: Descriptor = {
+    mediaType: t.mediaType,
+    digest: t.digest,
+    size: t.size,
+    ...(t.annotations !== undefined ? { annotations: t.annotations } : {}),
+  };
+  const out: ResolvedImage = {
+    record: img,
+    kind: isIndexType(t.mediaType) ? 'index' : isManifestType(t.mediaType) ? 'manifest' : 'other',
+    targetState: 'missing',
+    manifests: [],
+    best: undefined,
+    ctrSize: 0,
+    platforms: undefined,
+    problems,
+  };
   if (!isBlobDigest(t.digest)) {
     out.targetState = 'invalid';
     return out;
@@ -441,7 +491,15 @@ function ctrImageSize(root: CdRoot, r: ResolvedImage, target: Descriptor): numbe
     const j = root.readJson(d.digest);
     if (j.state !== 'present' || depth > 8) return 0;
     const kids = childrenOf(d.mediaType, j.json).filter((c) => c.platform === undefined || matchesHost(c.platform, root.host));
-    kids.sort((a, b) => (a.platform === undefined ? (b.platform === undefined ? 0 : 1) : b.platform === undefined ? -1 : hostRank(a.platform, root.host) - hostRank(b.platform, root.host)));
+    kids.sort((a, b) =>
+      a.platform === undefined
+        ? b.platform === undefined
+          ? 0
+          : 1
+        : b.platform === undefined
+          ? -1
+          : hostRank(a.platform, root.host) - hostRank(b.platform, root.host),
+    );
     const first = kids[0];
     if (first === undefined) return 0;
     let s = first.size;

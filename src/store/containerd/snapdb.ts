@@ -45,7 +45,11 @@ export class SnapshotterDb {
   readonly sequence: bigint;
   private idIndex: Map<string, BackendSnapshot> | undefined;
 
-  private constructor(readonly name: string, bolt: OpenBolt, readonly file: string) {
+  private constructor(
+    readonly name: string,
+    bolt: OpenBolt,
+    readonly file: string,
+  ) {
     const db = bolt.db;
     const top = record(db, db.rootBucket());
     const v1 = top.get('v1')?.bucket;
@@ -69,7 +73,12 @@ export class SnapshotterDb {
         const idn = idv === undefined ? undefined : uvarintNumber(idv);
         let id: string | undefined = idn === undefined ? undefined : String(idn);
         if (id === undefined || !isSnapshotId(id)) {
-          problems.push(problem('CONTAINERD_SNAPSHOT_ID_INVALID', `snapshot ${e.key}: id ${idv === undefined ? 'missing' : toHex(idv)} is not a snapshot number: its directory is not looked at`));
+          problems.push(
+            problem(
+              'CONTAINERD_SNAPSHOT_ID_INVALID',
+              `snapshot ${e.key}: id ${idv === undefined ? 'missing' : toHex(idv)} is not a snapshot number: its directory is not looked at`,
+            ),
+          );
           id = undefined;
         }
         const kb = r.get('kind')?.value;
