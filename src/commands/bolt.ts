@@ -207,13 +207,11 @@ function parsePageId(v: string): number {
   return Number(v);
 }
 
-export function registerBolt(program: Command, ctx: Ctx): void {
-  const bolt = program
-    .command('bolt')
-    .description('BoltDB (bbolt) files in pure TypeScript: reads never lock or write; compact, put, delete and load write a new file and rename it into place');
-  const globals = (cmd: Command): GlobalOpts => cmd.optsWithGlobals<GlobalOpts>();
-  const hexOpt = new Option('--hex', 'bucket names and keys are given in hex');
+const globals = (cmd: Command): GlobalOpts => cmd.optsWithGlobals<GlobalOpts>();
+const hexOpt = (): Option => new Option('--hex', 'bucket names and keys are given in hex');
 
+/** `dataroot bolt info`. */
+function addInfo(bolt: Command, ctx: Ctx): void {
   bolt
     .command('info')
     .argument('<file>')
@@ -246,7 +244,10 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         );
       });
     });
+}
 
+/** `dataroot bolt buckets`. */
+function addBuckets(bolt: Command, ctx: Ctx): void {
   bolt
     .command('buckets')
     .argument('<file>')
@@ -262,12 +263,15 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         else ctx.stdout.write(names.map((n) => `${n}\n`).join(''));
       });
     });
+}
 
+/** `dataroot bolt keys`. */
+function addKeys(bolt: Command, ctx: Ctx): void {
   bolt
     .command('keys')
     .argument('<file>')
     .argument('<bucket...>', 'bucket path')
-    .addOption(hexOpt)
+    .addOption(hexOpt())
     .description('keys of a bucket (sub-bucket names included)')
     .action(async (file: string, path: string[], o: PathOpts, cmd: Command) => {
       const g = globals(cmd);
@@ -279,12 +283,15 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         else ctx.stdout.write(keys.map((k) => `${k.key}\n`).join(''));
       });
     });
+}
 
+/** `dataroot bolt get`. */
+function addGet(bolt: Command, ctx: Ctx): void {
   bolt
     .command('get')
     .argument('<file>')
     .argument('<path...>', 'bucket path, then the key')
-    .addOption(hexOpt)
+    .addOption(hexOpt())
     .addOption(new Option('--values <mode>', 'auto | hex | base64 | utf8 | json | redacted').argParser(parseValueMode).default('auto'))
     .option('--raw', 'no Docker-aware decoding; print the bytes as text or hex', false)
     .description('the value of one key')
@@ -305,12 +312,15 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         ctx.stdout.write(typeof shown === 'string' ? `${shown}\n` : `${JSON.stringify(shown, null, 2)}\n`);
       });
     });
+}
 
+/** `dataroot bolt dump`. */
+function addDump(bolt: Command, ctx: Ctx): void {
   bolt
     .command('dump')
     .argument('<file>')
     .argument('[bucket...]', 'start at this bucket path')
-    .addOption(hexOpt)
+    .addOption(hexOpt())
     .addOption(new Option('--format <format>', 'json | ndjson').choices(['json', 'ndjson']).default('json'))
     .addOption(new Option('--values <mode>', 'auto | hex | base64 | utf8 | json | redacted').argParser(parseValueMode).default('auto'))
     .option('--raw', 'no Docker-aware decoding', false)
@@ -336,7 +346,10 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         o.format === 'ndjson' ? { recycle: true, chunkSize: 512 << 10, maxChunks: 4 } : {},
       );
     });
+}
 
+/** `dataroot bolt pages`. */
+function addPages(bolt: Command, ctx: Ctx): void {
   bolt
     .command('pages')
     .argument('<file>')
@@ -360,7 +373,10 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         emitJson(ctx, rows);
       });
     });
+}
 
+/** `dataroot bolt page`. */
+function addPage(bolt: Command, ctx: Ctx): void {
   bolt
     .command('page')
     .argument('<file>')
@@ -376,7 +392,10 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         else ctx.stdout.write(text);
       });
     });
+}
 
+/** `dataroot bolt stats`. */
+function addStats(bolt: Command, ctx: Ctx): void {
   bolt
     .command('stats')
     .argument('<file>')
@@ -393,7 +412,10 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         emitJson(ctx, { buckets: r.buckets, ...r.stats, pageSize: b.db.pageSize, freePages: free, freeBytes: free * b.db.pageSize, highWaterMark: b.db.hwm });
       });
     });
+}
 
+/** `dataroot bolt check`. */
+function addCheck(bolt: Command, ctx: Ctx): void {
   bolt
     .command('check')
     .argument('<file>')
@@ -407,7 +429,10 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         if (problems.length > 0) ctx.exitCode = 1;
       });
     });
+}
 
+/** `dataroot bolt diff`. */
+function addDiff(bolt: Command, ctx: Ctx): void {
   bolt
     .command('diff')
     .argument('<a>')
@@ -426,6 +451,21 @@ export function registerBolt(program: Command, ctx: Ctx): void {
         }),
       );
     });
+}
 
+export function registerBolt(program: Command, ctx: Ctx): void {
+  const bolt = program
+    .command('bolt')
+    .description('BoltDB (bbolt) files in pure TypeScript: reads never lock or write; compact, put, delete and load write a new file and rename it into place');
+  addInfo(bolt, ctx);
+  addBuckets(bolt, ctx);
+  addKeys(bolt, ctx);
+  addGet(bolt, ctx);
+  addDump(bolt, ctx);
+  addPages(bolt, ctx);
+  addPage(bolt, ctx);
+  addStats(bolt, ctx);
+  addCheck(bolt, ctx);
+  addDiff(bolt, ctx);
   registerBoltWrite(bolt, ctx);
 }

@@ -92,9 +92,10 @@ async function valueOf(o: PutOpts, inline: string | undefined, ctx: Ctx): Promis
   return readRegularFile(resolve(ctx.cwd, o.valueFile), MAX_VALUE_SIZE, 'value file');
 }
 
-export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
-  const globals = (cmd: Command): GlobalOpts => cmd.optsWithGlobals<GlobalOpts>();
+const globals = (cmd: Command): GlobalOpts => cmd.optsWithGlobals<GlobalOpts>();
 
+/** `dataroot bolt compact`. */
+function addCompact(bolt: Command, ctx: Ctx): void {
   bolt
     .command('compact')
     .argument('<src>')
@@ -129,7 +130,10 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
         close();
       }
     });
+}
 
+/** `dataroot bolt put`. */
+function addPut(bolt: Command, ctx: Ctx): void {
   bolt
     .command('put')
     .argument('<file>')
@@ -206,7 +210,10 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
       const extra = created.length > 0 && !o.bucket ? ` (created buckets ${created.map(showKey).join('/')})` : '';
       ctx.stdout.write(`${what} ${where}${extra}: ${file} rewritten, ${summary(r)}\n`);
     });
+}
 
+/** `dataroot bolt delete`. */
+function addDelete(bolt: Command, ctx: Ctx): void {
   bolt
     .command('delete')
     .argument('<file>')
@@ -234,7 +241,10 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
       if (g.json) return emitJson(ctx, jsonReport(r, { file, path: names.slice(0, -1), key: names[names.length - 1], bucket: o.bucket === true }));
       ctx.stdout.write(`deleted ${o.bucket ? 'bucket ' : ''}${showPath([...path, key])}: ${file} rewritten, ${summary(r)}\n`);
     });
+}
 
+/** `dataroot bolt load`. */
+function addLoad(bolt: Command, ctx: Ctx): void {
   bolt
     .command('load')
     .argument('<file>')
@@ -250,4 +260,11 @@ export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
       if (g.json) return emitJson(ctx, jsonReport(r, { file }));
       ctx.stdout.write(`loaded ${r.records} records (${r.keys} keys, ${r.buckets} buckets) into ${file}, ${summary(r)}\n`);
     });
+}
+
+export function registerBoltWrite(bolt: Command, ctx: Ctx): void {
+  addCompact(bolt, ctx);
+  addPut(bolt, ctx);
+  addDelete(bolt, ctx);
+  addLoad(bolt, ctx);
 }
