@@ -76,7 +76,7 @@ export async function exercise(bytes: Uint8Array): Promise<string> {
   try {
     const db = BoltFile.open(new BufferSource(bytes));
     const results: string[] = [];
-    for (const step of [
+    const steps: (() => unknown)[] = [
       () => dumpNdjson(db, new ChunkWriter(() => {}, 1 << 16)),
       () => dumpTree(db, { values: 'auto', docker: true, kind: 'generic' }),
       () => checkBolt(db),
@@ -85,9 +85,11 @@ export async function exercise(bytes: Uint8Array): Promise<string> {
       // The root bucket's root page: always in use in a valid file (a fixed id such as 3 may be a
       // free page holding stale bytes, and its garbage header an honest BOLT_CORRUPT).
       () => renderPage(db, db.rootBucket().root, 'auto'),
-    ]) {
+    ];
+    for (const step of steps) {
       try {
-        step();
+        // (dbStats is async: its outcome counts only once it settles.)
+        await step();
         results.push('ok');
       } catch (e) {
         if (!(e instanceof DatarootError)) throw e;
