@@ -20,6 +20,7 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .alias('ps')
     .description('every container (like docker ps -a); --json gives the API objects')
     .option('--no-trunc', 'do not truncate IDs and commands')
+    .option('-a, --all', 'accepted as docker ps takes it: every container is listed anyway')
     .action(async (o: { trunc: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withDockerStores(g, ctx, async (st) => {

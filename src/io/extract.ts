@@ -172,6 +172,11 @@ export class LayerExtractor {
           ev.onSkip?.(`${rel}: xattr ${k} not set (no privilege)`);
           continue;
         }
+        // Without the addon no xattr can be set, nor read back: the commands that need them say so.
+        if (ev !== undefined && err instanceof DatarootError && err.code === 'IO_NATIVE_UNAVAILABLE') {
+          ev.onSkip?.(`${rel}: xattr ${k} not set (no native addon)`);
+          continue;
+        }
         throw err;
       }
     }

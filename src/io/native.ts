@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, type BigIntStats } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lutimesSync, readFileSync, type BigIntStats } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -186,14 +187,47 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 
-/** mknod(2): character or block devices and FIFOs; `mode` is the permission bits with the type. */
+/**
+ * mknod(2): character or block devices and FIFOs; `mode` is the permission bits with the type.
+ * Without the addon, coreutils' mknod(1) makes the node (an argument vector, no shell; `-m` sets the
+ * permission bits as given, whatever the umask).
+ */
 export function mknod(path: string, mode: number, major: number, minor: number): void {
+  if (!nativeAvailable()) {
+    mknodTool(path, mode, major, minor);
+    return;
+  }
   const a = load();
   wrap('mknod', path, () => a.mknod(path, mode, major, minor));
 }
 
-/** utimensat(2) without following symlinks, with whole nanoseconds (Node's utimes rounds through a double). */
+function mknodTool(path: string, mode: number, major: number, minor: number): void {
+  const type = mode & 0o170000;
+  const letter = type === S_IFCHR ? 'c' : type === S_IFBLK ? 'b' : type === S_IFIFO ? 'p' : undefined;
+  if (letter === undefined) throw new DatarootError('IO_EINVAL', `mknod ${path}: type ${type.toString(8)} is not a device or FIFO`, { file: path });
+  const args = ['-m', (mode & 0o7777).toString(8), '--', path, letter, ...(letter === 'p' ? [] : [String(major), String(minor)])];
+  const r = spawnSync('mknod', args, { encoding: 'utf8', timeout: 30_000 });
+  if (r.error !== undefined)
+    throw new DatarootError('IO_NATIVE_UNAVAILABLE', `mknod ${path}: the native addon is not available and mknod(1) cannot run (${r.error.message})`, {
+      file: path,
+    });
+  if (r.status !== 0) {
+    const msg = r.stderr.trim();
+    const code = /Operation not permitted/.test(msg) ? 'IO_EPERM' : /File exists/.test(msg) ? 'IO_EEXIST' : /No such file/.test(msg) ? 'IO_ENOENT' : 'IO_EIO';
+    throw new DatarootError(code, `mknod ${path}: ${msg || `mknod(1) exited with ${r.status}`}`, { file: path });
+  }
+}
+
+/**
+ * utimensat(2) without following symlinks, with whole nanoseconds (Node's utimes rounds through a
+ * double). Without the addon, Node's lutimes sets them to about a microsecond.
+ */
 export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  if (!nativeAvailable()) {
+    const sec = (ns: bigint): number => Number(ns / 1000n) / 1e6;
+    wrap('utimensat', path, () => lutimesSync(path, sec(atimeNs), sec(mtimeNs)));
+    return;
+  }
   const a = load();
   const split = (ns: bigint): [number, number] => {
     let s = ns / 1_000_000_000n;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.js';
 
@@ -42,4 +42,18 @@ export function runBin(args: string[], env: NodeJS.ProcessEnv = {}, input?: stri
     ...(input !== undefined ? { input } : {}),
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * runBin without blocking the test worker's event loop (vitest's RPC with the main process times out
+ * after 60 s of a blocked loop): for tests that run many commands.
+ */
+export function runBinAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
+      if (err === null) resolve({ code: 0, stdout, stderr });
+      else if (typeof err.code === 'number') resolve({ code: err.code, stdout, stderr });
+      else reject(new Error(`${BIN}: ${err.message}`));
+    });
+  });
 }
