@@ -6,10 +6,13 @@ import { requireOutputDir } from '../io/atomic.js';
 import { cleanupOnSignal } from '../io/cleanup.js';
 import { TarFile, TarFileOut, TarStream } from '../io/tarsink.js';
 import { exportDir, exportTar, type DirExportSummary, type ExportSummary } from '../ops/export.js';
-import { findTarget } from '../ops/views.js';
+import { dockerCdView } from '../ops/cdviews.js';
+import { graphView, type TargetView } from '../ops/views.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, emitJson } from './render.js';
-import { reportProblems, requireContent, withStore } from './storectx.js';
+import { withDockerStores } from './cddocker.js';
+import { legacyUnsupported } from './legacy.js';
+import { reportProblems, requireContent } from './storectx.js';
 
 export interface ExportOpts {
   output?: string;
@@ -39,13 +42,21 @@ function isDirOutput(out: string): boolean {
 
 /** `dataroot export`: runs the export; with no -o the tar goes to stdout. */
 export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ctx): Promise<ExportResult | undefined> {
-  return withStore(g, ctx, async (s) => {
-    requireContent(s);
-    const t = findTarget(s, q);
+  return withDockerStores(g, ctx, async (st) => {
+    if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
+    // The store dockerd would use (a root with both: see noteBothStores).
+    const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
+    let view: TargetView;
+    if (useCd) view = dockerCdView(st.containerd!, q);
+    else {
+      const s = st.graph!();
+      requireContent(s);
+      view = graphView(s, q);
+    }
     if (o.output === undefined || o.output === '-') {
       if (ctx.stdoutTTY === true)
         throw new DatarootError('USAGE_OUTPUT_IS_TERMINAL', 'refusing to write a tar archive to a terminal: use -o FILE.tar, -o DIR, or redirect stdout');
-      const summary = await exportTar(s, t, new TarStream((b) => ctx.stdout.write(b)));
+      const summary = await exportTar(view, new TarStream((b) => ctx.stdout.write(b)));
       reportProblems(ctx, summary.problems);
       return undefined;
     }
@@ -54,7 +65,7 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     if (isSymlink(out))
       throw new DatarootError('OUTPUT_IS_SYMLINK', `${out} is a symlink: give a real directory, or a file path that does not name a symlink`, { file: out });
     if (o.output.endsWith('/') || isDirOutput(out)) {
-      const r = await exportDir(s, t, out.replace(/\/+$/, '') || '/');
+      const r = await exportDir(view, out.replace(/\/+$/, '') || '/');
       return { ...r, output: out, format: 'dir' as const };
     }
     requireOutputDir(out);
@@ -62,7 +73,7 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     const unregister = cleanupOnSignal(() => file.abort());
     let r: ExportSummary;
     try {
-      r = await exportTar(s, t, new TarFileOut(file.fd));
+      r = await exportTar(view, new TarFileOut(file.fd));
       file.commit();
     } catch (e) {
       file.abort();

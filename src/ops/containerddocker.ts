@@ -32,7 +32,7 @@ export function isDangling(img: CdImageRecord): boolean {
 }
 
 /** reference.FamiliarString of a normalized name; undefined when it does not parse as a reference. */
-function familiar(name: string): string | undefined {
+export function familiarName(name: string): string | undefined {
   const r = parseReference(name);
   if (r === undefined) return undefined;
   return `${r.name}${r.tag !== undefined ? `:${r.tag}` : ''}${r.digest !== undefined ? `@${r.digest}` : ''}`;
@@ -116,7 +116,7 @@ export function listDockerImages(ctx: DockerCdContext, o: { all: boolean }): { i
       continue;
     }
     unique.set(d, img);
-    const f = familiar(img.Name);
+    const f = familiarName(img.Name);
     if (f !== undefined) tags.set(d, [...(tags.get(d) ?? []), f]);
   }
   const containers = containersOf(ctx);
@@ -273,7 +273,7 @@ export function inspectDockerImage(ctx: DockerCdContext, img: CdImageRecord): Ob
   const repoDigests: string[] = [];
   for (const t of tagged) {
     if (isDangling(t)) continue;
-    const f = familiar(t.Name);
+    const f = familiarName(t.Name);
     if (f === undefined) {
       repoTags.push(t.Name);
       continue;
@@ -380,7 +380,7 @@ export function dockerHistory(ctx: DockerCdContext, img: CdImageRecord): { histo
     const t = cd.meta
       .images(MOBY_NS)
       .filter((i) => i.Target.digest === cur!.Target.digest && !isDangling(i))
-      .map((i) => familiar(i.Name))
+      .map((i) => familiarName(i.Name))
       .filter((x): x is string => x !== undefined);
     item['Tags'] = t.length > 0 ? t : null;
     const p: string | undefined = cur.Labels?.[PARENT_LABEL];

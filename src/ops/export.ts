@@ -5,10 +5,9 @@ import { shownPath, type ByteStr } from '../io/rawtree.js';
 import { cleanupOnSignal } from '../io/cleanup.js';
 import type { TarOut } from '../io/tarsink.js';
 import { TreeWriter, type NotPreserved } from '../io/treewriter.js';
-import type { Store } from '../store/model.js';
 import { fileType, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, walkView, type EntryStat, type ViewLayer } from '../store/mergedview.js';
 import type { Problem } from '../store/problems.js';
-import { NameLookup, targetLayers, type Target } from './views.js';
+import { NameLookup, type TargetView } from './views.js';
 
 /**
  * Offline `docker export`: the merged file system of a container (or of an image, as `docker
@@ -110,9 +109,9 @@ function latin1(s: ByteStr): Uint8Array {
   return Buffer.from(s, 'latin1');
 }
 
-function newSummary(t: Target): ExportSummary {
+function newSummary(v: TargetView): ExportSummary {
   return {
-    target: { kind: t.kind, id: t.id, name: t.name },
+    target: { ...v.target },
     entries: 0,
     files: 0,
     dirs: 0,
@@ -137,11 +136,11 @@ class Breather {
   }
 }
 
-/** Streams the export of a target into a tar sink. */
-export async function exportTar(store: Store, t: Target, sink: TarOut): Promise<ExportSummary> {
-  const summary = newSummary(t);
+/** Streams the export of a target's view into a tar sink. */
+export async function exportTar(view: TargetView, sink: TarOut): Promise<ExportSummary> {
+  const summary = newSummary(view);
   const breathe = new Breather();
-  const { layers, problems } = targetLayers(store, t);
+  const { layers, problems } = view;
   summary.problems.push(...problems);
   const names = new NameLookup(layers);
   try {
@@ -197,10 +196,10 @@ export interface DirExportSummary extends ExportSummary {
   notPreserved: NotPreserved;
 }
 
-/** Writes the export of a target into a new or empty directory; what was written is removed on failure or a signal. */
-export async function exportDir(store: Store, t: Target, target: string): Promise<DirExportSummary> {
-  const summary = newSummary(t);
-  const { layers, problems } = targetLayers(store, t);
+/** Writes the export of a target's view into a new or empty directory; what was written is removed on failure or a signal. */
+export async function exportDir(view: TargetView, target: string): Promise<DirExportSummary> {
+  const summary = newSummary(view);
+  const { layers, problems } = view;
   summary.problems.push(...problems);
   const w = new TreeWriter(target);
   const unregister = cleanupOnSignal(() => w.abort());

@@ -349,3 +349,17 @@ export function targetLayers(store: Store, t: Target, now = Date.now()): { layer
   if (p !== undefined) problems.push(p);
   return { layers: [init, ...below], problems };
 }
+
+/** What export works on: the target, the layers of its view (topmost first), and what is wrong with it. */
+export interface TargetView {
+  target: { kind: 'container' | 'image'; id: string; name: string };
+  layers: ViewLayer[];
+  problems: Problem[];
+}
+
+/** The view of a container (or else an image) of a graphdriver store, by ID, name or reference. */
+export function graphView(store: Store, q: string, now = Date.now()): TargetView {
+  const t = findTarget(store, q);
+  const { layers, problems } = targetLayers(store, t, now);
+  return { target: { kind: t.kind, id: t.id, name: t.name }, layers, problems };
+}

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,44 @@ import { needs } from '../support/env.js';
  */
 
 type Obj = Record<string, any>;
+
+/** A tree as path -> type, permissions and content (sha256) or link target, for comparing views. */
+function treeOf(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    for (const n of readdirSync(join(dir, rel)).sort()) {
+      const r = rel === '' ? n : `${rel}/${n}`;
+      const st = lstatSync(join(dir, r));
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isDirectory()) {
+        out[r] = `dir ${mode}`;
+        walk(r);
+      } else if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(dir, r))}`;
+      else if (st.isFile())
+        out[r] = `file ${mode} ${createHash('sha256')
+          .update(readFileSync(join(dir, r)))
+          .digest('hex')}`;
+      else out[r] = `other ${st.mode.toString(8)} ${st.rdev}`;
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** The kernel's view of a snapshot: containerd's own mount spec (ctr snapshots mounts) mounted read-only, walked, unmounted. */
+function kernelView(d: Containerd, key: string, mnt: string): Record<string, string> {
+  mkdirSync(mnt, { recursive: true });
+  const cmd = d.ctr(['snapshots', 'mounts', mnt, key], { ns: 'moby' }).stdout.trim();
+  expect(cmd).toMatch(/^mount -t overlay overlay /);
+  const m = spawnSync('sh', ['-c', `${cmd} -o ro`], { encoding: 'utf8' });
+  expect(m.status, m.stderr).toBe(0);
+  try {
+    return treeOf(mnt);
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+}
+
 const CID = 'c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc';
 
 describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the containerd image store (assembled root)', () => {
@@ -30,6 +69,8 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
   let content: Record<string, number>;
   let c: DockerCdContainer;
   let diffTar: string[];
+  let kernelContainer: Record<string, string>;
+  let kernelImage: Record<string, string>;
   const json = async (args: string[]): Promise<any> => {
     const r = await run(['--root', dockerRoot, '--json', ...args]);
     expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
@@ -67,6 +108,10 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
     const file = join(work, 'diff.tar');
     spawnSync('sh', ['-c', `ctr -a '${d.sock}' -n moby snapshots diff ${CID} > '${file}'`]);
     diffTar = spawnSync('tar', ['-tf', file], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    kernelContainer = kernelView(d, CID, join(work, 'mnt-container'));
+    d.ctr(['snapshots', 'view', 'export-oracle', c.chainId], { ns: 'moby' });
+    kernelImage = kernelView(d, 'export-oracle', join(work, 'mnt-image'));
+    d.ctr(['snapshots', 'rm', 'export-oracle'], { ns: 'moby' });
     await d.stop();
     placeContainerdRoot(d.root, dockerRoot);
     writeDockerContainer(dockerRoot, c);
@@ -153,6 +198,37 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
     expect(lines.some((l) => l.includes('.dockerenv') || l.includes('/etc/hostname'))).toBe(false);
     const whiteouts = diffTar.filter((p) => /(^|\/)\.wh\.[^/]+$/.test(p) && !p.endsWith('.wh..wh..opq')).map((p) => `D /${p.replace(/\.wh\./, '')}`);
     for (const w of whiteouts) expect(lines).toContain(w);
+  });
+
+  it("export: the container as the kernel mounts its snapshot from containerd's own mount spec: every entry, mode, link target and content, as a tar and as a directory", async () => {
+    const dir = join(work, 'export-dir');
+    const r = await run(['--root', dockerRoot, 'export', 'web', '-o', `${dir}/`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(Object.keys(kernelContainer)).toContain('new.txt');
+    expect(Object.keys(kernelContainer)).not.toContain('app/hello');
+    expect(treeOf(dir)).toEqual(kernelContainer);
+    const tarFile = join(work, 'export.tar');
+    const t = await run(['--root', dockerRoot, 'export', 'web', '-o', tarFile]);
+    expect(t.code, t.stderr).toBe(0);
+    const x = join(work, 'export-x');
+    mkdirSync(x);
+    const u = spawnSync('tar', ['-xpf', tarFile, '-C', x], { encoding: 'utf8' });
+    expect(u.status, u.stderr).toBe(0);
+    expect(treeOf(x)).toEqual(kernelContainer);
+  });
+
+  it('export of an image: its unpacked snapshot chain as the kernel mounts it, under what docker create adds', async () => {
+    const dir = join(work, 'export-image');
+    const r = await run(['--root', dockerRoot, 'export', 'app:1', '-o', `${dir}/`]);
+    expect(r.code, r.stderr).toBe(0);
+    const ours = treeOf(dir);
+    const init = ['.dockerenv', 'dev', 'dev/console', 'dev/pts', 'dev/shm', 'etc/hostname', 'etc/hosts', 'etc/mtab', 'etc/resolv.conf', 'proc', 'sys'];
+    for (const [path, what] of Object.entries(kernelImage)) if (!init.includes(path)) expect(ours[path], path).toBe(what);
+    expect(Object.keys(ours).filter((p) => kernelImage[p] === undefined)).toEqual(expect.arrayContaining(['.dockerenv', 'etc/hosts']));
+    for (const p of Object.keys(ours)) if (kernelImage[p] === undefined) expect(init, p).toContain(p);
+    const missing = await run(['--root', dockerRoot, 'export', 'no-such-thing', '-o', join(work, 'none.tar')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('TARGET_NOT_FOUND');
   });
 
   it('verify: no errors on the assembled root; a flipped byte in a layer blob is named, exit 1', async () => {
