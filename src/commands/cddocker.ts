@@ -25,6 +25,8 @@ export interface Stores {
   choice: StoreChoice;
   /** A pre-1.10 root (graph/, repositories-<driver>): read by the legacy reader instead. */
   legacy?: LegacyStore | undefined;
+  /** Whether a root was unpacked from an archive (into a temporary directory removed at exit). */
+  fromArchive?: boolean;
 }
 
 export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Stores) => T | Promise<T>): Promise<T> {
@@ -82,11 +84,12 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
     const graph = r !== undefined && (hasGraph || g.driver !== undefined) ? () => storeOf(r, g, ctx) : undefined;
     const docker = r?.fs;
     const containerd: DockerCdContext | undefined = cdRoot === undefined ? undefined : { cd: cdRoot, docker, snapshotter: 'overlayfs' };
+    const fromArchive = opened.some((o) => o.fromArchive);
     if (graph === undefined && containerd === undefined) {
       // Neither: let the graphdriver path say what is missing.
-      return await fn({ graph: () => storeOf(r!, g, ctx), containerd: undefined, choice });
+      return await fn({ graph: () => storeOf(r!, g, ctx), containerd: undefined, choice, fromArchive });
     }
-    return await fn({ graph, containerd, choice });
+    return await fn({ graph, containerd, choice, fromArchive });
   } finally {
     cdRoot?.close();
     for (const o of opened.reverse()) o.close();

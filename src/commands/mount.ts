@@ -3,11 +3,14 @@ import { lstatSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { isMountPoint, runMountPlan, runUnmount } from '../io/mounter.js';
-import { planMount, planScript, stateDirFor } from '../ops/mount.js';
-import { findTarget } from '../ops/views.js';
+import { dockerCdView } from '../ops/cdviews.js';
+import { planMount, planScript, planViewMount, stateDirFor, type MountPlan } from '../ops/mount.js';
+import { findTarget, type TargetView } from '../ops/views.js';
+import { withDockerStores } from './cddocker.js';
+import { legacyUnsupported } from './legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson } from './render.js';
-import { reportProblems, requireContent, withStore } from './storectx.js';
+import { reportProblems, requireContent } from './storectx.js';
 
 /** dataroot's run directory (mount records and init layers): DATAROOT_RUN_DIR, else /run/dataroot. */
 function runDir(ctx: Ctx): string {
@@ -47,15 +50,27 @@ export function registerMount(program: Command, ctx: Ctx): void {
       if (o.print !== true) requireRootLinux('dataroot mount');
       const target = targetDir(ctx, dir);
       if (o.print !== true && isMountPoint(target)) throw new DatarootError('MOUNT_TARGET_BUSY', `${target} is a mount point already`, { file: target });
-      await withStore(g, ctx, (s) => {
-        if (s.root.fromArchive && o.print !== true)
+      await withDockerStores(g, ctx, (st) => {
+        if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
+        if (st.fromArchive === true && o.print !== true)
           throw new DatarootError(
             'MOUNT_ARCHIVE_ROOT',
             'an archive root is unpacked into a temporary directory removed at exit: unpack it yourself, or use export',
           );
-        requireContent(s);
-        const t = findTarget(s, q);
-        const plan = planMount(s, t, target, runDir(ctx));
+        let plan: MountPlan;
+        let t: TargetView['target'];
+        if (st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd')) {
+          // Docker's containerd image store: the snapshot directories, stacked as containerd mounts them.
+          const view = dockerCdView(st.containerd, q);
+          t = view.target;
+          plan = planViewMount(view, st.containerd.cd.fs.base, st.containerd.snapshotter, target, runDir(ctx));
+        } else {
+          const s = st.graph!();
+          requireContent(s);
+          const found = findTarget(s, q);
+          t = found;
+          plan = planMount(s, found, target, runDir(ctx));
+        }
         if (o.print === true) {
           if (g.json) emitJson(ctx, plan);
           else ctx.stdout.write(planScript(plan));

@@ -3,10 +3,10 @@ import { DatarootError } from '../formats/errors.js';
 import { LIMITS } from '../io/confined.js';
 import type { MountStep } from '../io/mounter.js';
 import { LINK_ID, LINK_TARGET, LOWER_ENTRY, MOUNT_ID } from '../store/ids.js';
-import { isDirStat, resolveInView, type ViewLayer, type VirtualLayer, type VirtualNode } from '../store/mergedview.js';
+import { DiskLayer, isDirStat, resolveInView, VirtualLayer, type ViewLayer, type VirtualNode } from '../store/mergedview.js';
 import type { Store } from '../store/model.js';
 import type { Problem } from '../store/problems.js';
-import { dockerCreateLayer, imageLayers, mountIdOf, stackDirs, topCacheId, type Target, contentUnsupported } from './views.js';
+import { dockerCreateLayer, imageLayers, mountIdOf, stackDirs, topCacheId, type Target, type TargetView, contentUnsupported } from './views.js';
 
 /**
  * `dataroot mount`: a read-only mount of the view `export` writes, for analysts who want their
@@ -143,6 +143,70 @@ function initSteps(layers: readonly ViewLayer[], v: VirtualLayer, dir: string): 
   return steps;
 }
 
+/**
+ * Steps that mount the lower directories `all` (topmost first, relative to `cwd` or absolute)
+ * read-only at `target`: one overlay, or two when the list does not fit one mount's options (the
+ * bottom ones merged first), or a bind mount of `single` when there is one directory (an overlay
+ * needs two).
+ */
+function overlaySteps(steps: Step[], all: string[], cwd: string, single: string, stateDir: string, target: string): 'overlay' | 'bind' {
+  if (all.length === 1) {
+    steps.push({ op: 'mount', type: 'bind', cwd, source: single, options: `bind,${FLAGS}`, target });
+    return 'bind';
+  }
+  const { outer, inner } = splitLowers(all, Buffer.byteLength(`,${FLAGS}`));
+  if (inner !== undefined) {
+    const innerDir = `${stateDir}/lower`;
+    steps.push({ op: 'mkdir', path: innerDir, mode: 0o700, uid: 0, gid: 0, mtimeMs: 0, opaque: false });
+    steps.push({ op: 'mount', type: 'overlay', cwd, source: 'overlay', options: `${FLAGS},lowerdir=${inner.join(':')}`, target: innerDir });
+    outer.push(innerDir);
+  }
+  steps.push({ op: 'mount', type: 'overlay', cwd, source: 'overlay', options: `${FLAGS},lowerdir=${outer.join(':')}`, target });
+  return 'overlay';
+}
+
+/**
+ * The plan to mount a view of snapshot directories (Docker's containerd image store: overlayfs
+ * snapshots stacked, a native one a full tree) read-only at `target`. The directories are given
+ * relative to their common parent, the mount run there, so that the options stay short.
+ */
+export function planViewMount(view: TargetView, base: string, snapshotter: string, target: string, runDir: string): MountPlan {
+  const stateDir = stateDirFor(runDir, target);
+  const steps: Step[] = [];
+  let layers = view.layers;
+  let init: string | undefined;
+  const top = layers[0];
+  if (top instanceof VirtualLayer) {
+    init = `${stateDir}/init`;
+    steps.push(...initSteps(layers, top, init));
+    layers = layers.slice(1);
+  }
+  const dirs = layers.map((l) => {
+    if (!(l instanceof DiskLayer)) throw new DatarootError('INTERNAL', `a view layer below the top is not a directory: ${l.label}`);
+    return l.dir;
+  });
+  const prefix = commonParent(dirs);
+  const cwd = prefix === '' ? base : `${base}/${prefix}`;
+  const rel = dirs.map((d) => (prefix === '' ? d : d.slice(prefix.length + 1)));
+  const all = [...(init !== undefined ? [init] : []), ...rel];
+  if (all.length === 0) throw new DatarootError('MOUNT_NOTHING', 'the image has no layers');
+  const kind = overlaySteps(steps, all, cwd, init ?? `${base}/${dirs[0]!}`, stateDir, target);
+  return { target, stateDir, driver: snapshotter, kind, layers: dirs.length, steps, problems: [...view.problems] };
+}
+
+/** The longest directory all of `dirs` are below ('' when none is shared). */
+function commonParent(dirs: string[]): string {
+  if (dirs.length === 0) return '';
+  let parts = dirs[0]!.split('/').slice(0, -1);
+  for (const d of dirs.slice(1)) {
+    const p = d.split('/');
+    let i = 0;
+    while (i < parts.length && i < p.length - 1 && parts[i] === p[i]) i++;
+    parts = parts.slice(0, i);
+  }
+  return parts.join('/');
+}
+
 /** The plan to mount `t` read-only at `target` (an absolute path). */
 export function planMount(store: Store, t: Target, target: string, runDir: string, now = Date.now()): MountPlan {
   const a = store.adapter;
@@ -179,20 +243,7 @@ export function planMount(store: Store, t: Target, target: string, runDir: strin
       steps.push({ op: 'mount', type: 'fuse-overlayfs', cwd: home, source: 'fuse-overlayfs', options: `lowerdir=${all.join(':')},${FLAGS}`, target });
       return plan('fuse-overlayfs', links.length);
     }
-    // A single lower layer: an overlay needs two, so it is a read-only bind mount of that directory.
-    if (all.length === 1) {
-      steps.push({ op: 'mount', type: 'bind', cwd: home, source: init ?? `${home}/${id}/diff`, options: `bind,${FLAGS}`, target });
-      return plan('bind', links.length);
-    }
-    const { outer, inner } = splitLowers(all, Buffer.byteLength(`,${FLAGS}`));
-    if (inner !== undefined) {
-      const innerDir = `${stateDir}/lower`;
-      steps.push({ op: 'mkdir', path: innerDir, mode: 0o700, uid: 0, gid: 0, mtimeMs: 0, opaque: false });
-      steps.push({ op: 'mount', type: 'overlay', cwd: home, source: 'overlay', options: `${FLAGS},lowerdir=${inner.join(':')}`, target: innerDir });
-      outer.push(innerDir);
-    }
-    steps.push({ op: 'mount', type: 'overlay', cwd: home, source: 'overlay', options: `${FLAGS},lowerdir=${outer.join(':')}`, target });
-    return plan('overlay', links.length);
+    return plan(overlaySteps(steps, all, home, init ?? `${home}/${id}/diff`, stateDir, target), links.length);
   }
 
   // overlay (v1), vfs, btrfs, zfs: the directories of the view, topmost first.

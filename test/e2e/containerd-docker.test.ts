@@ -231,6 +231,41 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
     expect(missing.stderr).toContain('TARGET_NOT_FOUND');
   });
 
+  it.runIf(process.getuid?.() === 0)(
+    'mount: the container and the image read-only, as export shows them (snapshot directories relative to their parent)',
+    async () => {
+      const env = { DATAROOT_RUN_DIR: join(work, 'run') };
+      const mnt = join(work, 'mnt-dataroot');
+      mkdirSync(mnt);
+      const printed = await run(['--root', dockerRoot, '--json', 'mount', 'web', mnt, '--print'], env);
+      expect(printed.code, printed.stderr).toBe(0);
+      const plan = JSON.parse(printed.stdout);
+      expect(plan).toMatchObject({ driver: 'overlayfs', kind: 'overlay' });
+      expect(plan.steps.at(-1).cwd).toBe(join(dockerRoot, 'containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots'));
+      expect(plan.steps.at(-1).options).toMatch(/^ro,nodev,nosuid,noexec,lowerdir=\d+\/fs(:\d+\/fs)+$/);
+      for (const [q, want] of [
+        ['web', kernelContainer],
+        ['app:1', undefined],
+      ] as const) {
+        const m = await run(['--root', dockerRoot, 'mount', q, mnt], env);
+        expect(m.code, m.stderr).toBe(0);
+        try {
+          const seen = treeOf(mnt);
+          if (want !== undefined) expect(seen).toEqual(want);
+          else {
+            const exported = join(work, 'export-image-2');
+            expect((await run(['--root', dockerRoot, 'export', q, '-o', `${exported}/`])).code).toBe(0);
+            // Times of the init layer differ (each is made when asked for): entries, modes and contents do not.
+            expect(seen).toEqual(treeOf(exported));
+          }
+        } finally {
+          const u = await run(['umount', mnt], env);
+          expect(u.code, u.stderr).toBe(0);
+        }
+      }
+    },
+  );
+
   it('verify: no errors on the assembled root; a flipped byte in a layer blob is named, exit 1', async () => {
     const ok = await run(['--root', dockerRoot, '--json', 'verify']);
     const out = JSON.parse(ok.stdout);
