@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
-import { Finder, findHits, parseTime, type FindHit, type FindQuery, type ViewSight } from '../ops/find.js';
+import { Finder, findHits, GraphScope, parseTime, type FindHit, type FindQuery, type ViewSight } from '../ops/find.js';
+import { CdScope } from '../ops/findcd.js';
+import { withDockerStores } from './cddocker.js';
+import { legacyUnsupported } from './legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, jsonText, paint } from './render.js';
-import { reportProblems, shortId, withStore } from './storectx.js';
+import { reportProblems, shortId } from './storectx.js';
 
 export interface FindOpts {
   name?: string;
@@ -57,10 +60,12 @@ export function registerFind(program: Command, ctx: Ctx): void {
       if (o.path !== undefined) q.path = o.path;
       if (o.sha256 !== undefined) q.sha256 = o.sha256;
       if (o.newer !== undefined) q.newer = parseTime(o.newer);
-      await withStore(g, ctx, (s) => {
-        const finder = new Finder(s, q);
+      await withDockerStores(g, ctx, (st) => {
+        if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
+        const cd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd') ? st.containerd : undefined;
+        const finder = new Finder(q, (problems) => (cd !== undefined ? new CdScope(cd, problems) : new GraphScope(st.graph!(), problems)));
         let n = 0;
-        for (const h of findHits(s, q, finder)) {
+        for (const h of findHits(finder)) {
           n++;
           if (g.json) {
             ctx.stdout.write(`${jsonText(h)}\n`);

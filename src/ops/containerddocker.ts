@@ -78,7 +78,8 @@ export interface DockerCdContext {
   snapshotter: string;
 }
 
-function containersOf(ctx: DockerCdContext): ContainerRecord[] {
+/** The data-root's containers (config.v2.json), none without a data-root. */
+export function containersOf(ctx: DockerCdContext): ContainerRecord[] {
   return ctx.docker === undefined ? [] : readContainers(ctx.docker);
 }
 

@@ -19,6 +19,8 @@ import {
   type EntryStat,
   type ViewEntry,
 } from '../store/mergedview.js';
+import type { Confined } from '../io/confined.js';
+import type { ContainerRecord } from '../store/containers.js';
 import type { Store } from '../store/model.js';
 import { WHITEOUTS, type WhiteoutRules } from '../store/rootfs.js';
 import type { Problem } from '../store/problems.js';
@@ -84,8 +86,10 @@ export interface FindHit {
   images: ViewSight[];
 }
 
-interface Source {
+export interface Source {
   kind: FindHit['where']['kind'];
+  /** The root `dir` is relative to (the data-root, or containerd's root for its snapshots). */
+  fs: Confined;
   dir: string;
   rules: WhiteoutRules;
   /** For a full tree: the tree below it (an entry equal to the one there is not this layer's). */
@@ -126,50 +130,61 @@ function sameEntry(a: EntryStat, b: EntryStat): boolean {
   return a.size === b.size && Math.floor(a.mtimeMs / 1000) === Math.floor(b.mtimeMs / 1000) && a.rdev === b.rdev;
 }
 
-interface ViewInfo {
+export interface ViewInfo {
   id: string;
   name: string;
   layers: DiskLayer[] | undefined;
   error?: string;
 }
 
-export class Finder {
-  private readonly nameRe: RegExp | undefined;
-  private readonly pathRe: RegExp | undefined;
-  private readonly want: string | undefined;
-  private readonly hashes = new Map<string, string>();
-  private readonly buf = Buffer.allocUnsafe(1 << 20);
-  readonly problems: Problem[] = [];
+/**
+ * What find searches, and how a hit is placed: the sources and the views over them. A
+ * graphdriver store (GraphScope) or Docker's containerd image store (ops/findcd.ts).
+ */
+export interface FindScope {
+  /** Every source: image layers (bottom first), then containers' init and read-write layers, then volumes. */
+  sources(): Source[];
+  /** An entry's path as the engine saw it (absolute). */
+  shown(src: Source, rel: string): string;
+  /** How a layer directory is named in a sight ("image layer …", "read-write layer of container …"). */
+  label(src: { fs: Confined; dir: string }): string | undefined;
+  /** The images whose layer chain holds a layer, with their tags. */
+  imagesWith(chainId: string): { id: string; tags: string[] }[];
+  /** The containers whose view holds an image layer. */
+  containersOver(chainId: string): string[];
+  containerName(id: string): string;
+  containerView(id: string): ViewInfo;
+  imageView(id: string): ViewInfo;
+  /** Containers with their mount points (who mounts a volume). */
+  readonly containers: readonly ContainerRecord[];
+}
+
+/** Whether a source directory can be searched: a real directory (a symlink there is reported, never followed). */
+export function usableDir(fs: Confined, dir: string, shown: string, problems: Problem[]): boolean {
+  const k = fs.kind(dir);
+  if (k === 'dir') return true;
+  if (k === 'symlink') {
+    const e = fs.symlinkError(dir);
+    problems.push({ code: e.code, message: e.message, path: shown });
+  } else if (k !== 'missing') problems.push({ code: 'PATH_NOT_A_DIRECTORY', message: `${dir} is a ${k}, not a directory: it is not searched`, path: shown });
+  return false;
+}
+
+/** The sources and views of a graphdriver store (layerdb, mounts, the driver's directories, volumes). */
+export class GraphScope implements FindScope {
   private readonly labels = new Map<string, string>();
   private readonly cviews = new Map<string, ViewInfo>();
   private readonly iviews = new Map<string, ViewInfo>();
   /** chainIDs under each container's layer (its image's chain). */
   private readonly chainOf = new Map<string, Set<string>>();
   private readonly tagsOf = new Map<string, string[]>();
-  hashed = 0;
 
   constructor(
     private readonly store: Store,
-    private readonly q: FindQuery,
+    private readonly problems: Problem[],
   ) {
-    if (q.name === undefined && q.path === undefined && q.sha256 === undefined && q.newer === undefined) {
-      throw new DatarootError('USAGE_FIND_NOTHING', 'find needs at least one of --name, --path, --sha256, --newer');
-    }
-    this.nameRe = q.name !== undefined ? globToRegExp(q.name) : undefined;
-    this.pathRe = q.path !== undefined ? globToRegExp(q.path) : undefined;
-    if (q.sha256 !== undefined) {
-      const m = /^(?:sha256:)?([0-9a-fA-F]{64})$/.exec(q.sha256);
-      if (m === null) throw new DatarootError('USAGE_INVALID_SHA256', `--sha256 ${JSON.stringify(q.sha256)} is not 64 hex digits`);
-      this.want = m[1]!.toLowerCase();
-    }
     if (store.adapter.content === 'none') throw contentUnsupported(store);
-    if (process.getuid?.() !== 0 && ['overlay2', 'overlay', 'fuse-overlayfs'].includes(store.driver)) {
-      this.problems.push({
-        code: 'XATTR_TRUSTED_UNREADABLE',
-        message:
-          'not root: opaque directories (trusted.overlay.opaque) cannot be read, so sees/shadows/deletes may miss what they delete; run as root for an exact answer',
-      });
-    }
+    if (process.getuid?.() !== 0 && ['overlay2', 'overlay', 'fuse-overlayfs'].includes(store.driver)) problems.push(trustedUnreadable());
     for (const img of store.images.values())
       this.tagsOf.set(
         img.id,
@@ -177,9 +192,22 @@ export class Finder {
       );
   }
 
+  get containers(): readonly ContainerRecord[] {
+    return this.store.containers;
+  }
+
+  shown(_src: Source, rel: string): string {
+    return this.store.shown(rel);
+  }
+
+  label(src: { dir: string }): string | undefined {
+    return this.labels.get(src.dir);
+  }
+
   /** Every source: image layers (bottom first), then containers' init and read-write layers, then volumes. */
   sources(): Source[] {
     const s = this.store;
+    const fs = s.fs;
     const a = s.adapter;
     const full = a.content === 'full';
     const out: Source[] = [];
@@ -204,6 +232,7 @@ export class Finder {
       const base = ld.full && parent !== undefined ? layerDirOf(parent)?.dir : undefined;
       out.push({
         kind: 'image-layer',
+        fs,
         dir: ld.dir,
         rules: ld.full ? WHITEOUTS.none : this.rules(),
         ...(base !== undefined ? { base } : {}),
@@ -226,6 +255,7 @@ export class Finder {
           initTree = ld.dir;
           out.push({
             kind: 'init-layer',
+            fs,
             dir: ld.dir,
             rules: ld.full ? WHITEOUTS.none : this.rules(),
             ...(ld.full && parentTree !== undefined ? { base: parentTree } : {}),
@@ -240,6 +270,7 @@ export class Finder {
           const base = initTree ?? parentTree;
           out.push({
             kind: 'container-layer',
+            fs,
             dir: ld.dir,
             rules: ld.full ? WHITEOUTS.none : this.rules(),
             ...(ld.full && base !== undefined ? { base } : {}),
@@ -252,26 +283,110 @@ export class Finder {
     for (const v of s.volumes.volumes) {
       const dir = v.dataDir === '' ? `volumes/${v.name}/_data` : v.dataDir;
       if (!this.usable(dir)) continue;
-      out.push({ kind: 'volume', dir, rules: WHITEOUTS.none, volume: v.name });
+      out.push({ kind: 'volume', fs, dir, rules: WHITEOUTS.none, volume: v.name });
     }
     return out;
   }
 
-  /** Whether a source directory can be searched: a real directory (a symlink there is reported, never followed). */
   private usable(dir: string): boolean {
-    const k = this.store.fs.kind(dir);
-    if (k === 'dir') return true;
-    if (k === 'symlink') {
-      const e = this.store.fs.symlinkError(dir);
-      this.problems.push({ code: e.code, message: e.message, path: this.store.shown(dir) });
-    } else if (k !== 'missing')
-      this.problems.push({ code: 'PATH_NOT_A_DIRECTORY', message: `${dir} is a ${k}, not a directory: it is not searched`, path: this.store.shown(dir) });
-    return false;
+    return usableDir(this.store.fs, dir, this.store.shown(dir), this.problems);
   }
 
   private rules(): WhiteoutRules {
     const a = this.store.adapter;
     return a.name === 'aufs' ? WHITEOUTS.aufs : a.name === 'fuse-overlayfs' ? WHITEOUTS.fuseOverlayfs : WHITEOUTS.overlay;
+  }
+
+  imagesWith(chainId: string): { id: string; tags: string[] }[] {
+    const s = this.store;
+    return [...s.images.values()].filter((i) => s.chainOf(i).includes(chainId)).map((i) => ({ id: i.id, tags: this.tagsOf.get(i.id) ?? [] }));
+  }
+
+  containersOver(chainId: string): string[] {
+    return [...this.chainOf].filter(([, c]) => c.has(chainId)).map(([id]) => id);
+  }
+
+  containerName(id: string): string {
+    return (this.store.containers.find((c) => c.id === id)?.config?.Name ?? '').replace(/^\//, '');
+  }
+
+  containerView(id: string): ViewInfo {
+    let v = this.cviews.get(id);
+    if (v !== undefined) return v;
+    const m = this.store.mountOf(id);
+    v = { id, name: this.containerName(id), layers: undefined };
+    if (m?.mountId !== undefined) v = { ...v, ...this.stack(m.mountId) };
+    this.cviews.set(id, v);
+    return v;
+  }
+
+  imageView(id: string): ViewInfo {
+    let v = this.iviews.get(id);
+    if (v !== undefined) return v;
+    const s = this.store;
+    const img = s.images.get(id)!;
+    v = { id, name: this.tagsOf.get(id)?.[0] ?? id.slice(7, 19), layers: undefined };
+    const top = img.chainId !== undefined ? s.layers.get(img.chainId)?.cacheId : undefined;
+    if (top !== undefined) v = { ...v, ...this.stack(top) };
+    this.iviews.set(id, v);
+    return v;
+  }
+
+  private stack(id: string): { layers?: DiskLayer[]; error?: string } {
+    const s = this.store;
+    const { dirs, whiteouts, problems } = s.adapter.viewDirs(s.fs, id);
+    if (problems.length > 0) return { error: problems[0]!.message };
+    return layersOf(s.fs, dirs, whiteouts);
+  }
+}
+
+/** The layers of a view's directories, or why they cannot be read. */
+export function layersOf(fs: Confined, dirs: string[], rules: WhiteoutRules): { layers?: DiskLayer[]; error?: string } {
+  try {
+    return { layers: dirs.map((d) => new DiskLayer(fs, d, rules)) };
+  } catch (e) {
+    if (e instanceof DatarootError) return { error: e.message };
+    throw e;
+  }
+}
+
+/** Without CAP_SYS_ADMIN, overlay's opaque directories cannot be seen. */
+export function trustedUnreadable(): Problem {
+  return {
+    code: 'XATTR_TRUSTED_UNREADABLE',
+    message:
+      'not root: opaque directories (trusted.overlay.opaque) cannot be read, so sees/shadows/deletes may miss what they delete; run as root for an exact answer',
+  };
+}
+
+/** The query's matching, hashing and placing of hits, over the sources of a scope. */
+export class Finder {
+  private readonly nameRe: RegExp | undefined;
+  private readonly pathRe: RegExp | undefined;
+  private readonly want: string | undefined;
+  private readonly hashes = new Map<string, string>();
+  private readonly buf = Buffer.allocUnsafe(1 << 20);
+  readonly problems: Problem[];
+  readonly scope: FindScope;
+  hashed = 0;
+
+  /** `scope` is made with the finder's problem list, into which both write. */
+  constructor(
+    private readonly q: FindQuery,
+    scope: (problems: Problem[]) => FindScope,
+  ) {
+    if (q.name === undefined && q.path === undefined && q.sha256 === undefined && q.newer === undefined) {
+      throw new DatarootError('USAGE_FIND_NOTHING', 'find needs at least one of --name, --path, --sha256, --newer');
+    }
+    this.nameRe = q.name !== undefined ? globToRegExp(q.name) : undefined;
+    this.pathRe = q.path !== undefined ? globToRegExp(q.path) : undefined;
+    if (q.sha256 !== undefined) {
+      const m = /^(?:sha256:)?([0-9a-fA-F]{64})$/.exec(q.sha256);
+      if (m === null) throw new DatarootError('USAGE_INVALID_SHA256', `--sha256 ${JSON.stringify(q.sha256)} is not 64 hex digits`);
+      this.want = m[1]!.toLowerCase();
+    }
+    this.problems = [];
+    this.scope = scope(this.problems);
   }
 
   private sha(layer: DiskLayer, path: ByteStr, st: EntryStat): string {
@@ -301,8 +416,8 @@ export class Finder {
     let layer: DiskLayer;
     let base: DiskLayer | undefined;
     try {
-      layer = new DiskLayer(this.store.fs, src.dir, src.rules);
-      if (src.base !== undefined && this.store.fs.kind(src.base) === 'dir') base = new DiskLayer(this.store.fs, src.base, WHITEOUTS.none);
+      layer = new DiskLayer(src.fs, src.dir, src.rules);
+      if (src.base !== undefined && src.fs.kind(src.base) === 'dir') base = new DiskLayer(src.fs, src.base, WHITEOUTS.none);
     } catch (e) {
       if (!(e instanceof DatarootError)) throw e;
       this.problems.push({ code: e.code, message: e.message, path: src.dir });
@@ -316,7 +431,7 @@ export class Finder {
       } catch (err) {
         // A directory that cannot be read (a path past PATH_MAX, no permission): reported, the next source searched.
         if (!(err instanceof DatarootError)) throw err;
-        this.problems.push({ code: err.code, message: `${err.message}: the rest of ${src.dir} is not searched`, path: this.store.shown(src.dir) });
+        this.problems.push({ code: err.code, message: `${err.message}: the rest of ${src.dir} is not searched`, path: this.scope.shown(src, src.dir) });
         return;
       }
       if (next.done === true) return;
@@ -346,16 +461,16 @@ export class Finder {
   }
 
   private hit(src: Source, layer: DiskLayer, path: ByteStr, st: EntryStat, sha: string | undefined): FindHit {
-    const s = this.store;
+    const sc = this.scope;
     const t = fileType(st);
-    const where: FindHit['where'] = { kind: src.kind, file: s.shown(layer.where(path)) };
+    const where: FindHit['where'] = { kind: src.kind, file: sc.shown(src, layer.where(path)) };
     if (src.chainId !== undefined) {
       where.chainId = src.chainId;
       if (src.diffId !== undefined) where.diffId = src.diffId;
-      where.cacheId = src.cacheId!;
-      where.images = [...s.images.values()].filter((i) => s.chainOf(i).includes(src.chainId!)).map((i) => ({ id: i.id, tags: this.tagsOf.get(i.id) ?? [] }));
+      if (src.cacheId !== undefined) where.cacheId = src.cacheId;
+      where.images = sc.imagesWith(src.chainId);
     }
-    if (src.containerId !== undefined) where.container = { id: src.containerId, name: this.containerName(src.containerId) };
+    if (src.containerId !== undefined) where.container = { id: src.containerId, name: sc.containerName(src.containerId) };
     if (src.volume !== undefined) where.volume = src.volume;
     const hit: FindHit = {
       path: `/${shownPath(path)}`,
@@ -373,58 +488,19 @@ export class Finder {
     };
     if (src.kind === 'volume') hit.containers = this.volumeSights(src.volume!, hit.path);
     else {
-      const cids = src.containerId !== undefined ? [src.containerId] : [...this.chainOf].filter(([, c]) => c.has(src.chainId!)).map(([id]) => id);
-      for (const cid of cids.sort()) hit.containers.push(this.sight(this.containerView(cid), src.dir, layer, path, st));
-      if (src.chainId !== undefined) for (const img of where.images ?? []) hit.images.push(this.sight(this.imageView(img.id), src.dir, layer, path, st));
+      const cids = src.containerId !== undefined ? [src.containerId] : sc.containersOver(src.chainId!);
+      for (const cid of cids.sort()) hit.containers.push(this.sight(sc.containerView(cid), src, layer, path, st));
+      if (src.chainId !== undefined) for (const img of where.images ?? []) hit.images.push(this.sight(sc.imageView(img.id), src, layer, path, st));
     }
     return hit;
   }
 
-  private containerName(id: string): string {
-    return (this.store.containers.find((c) => c.id === id)?.config?.Name ?? '').replace(/^\//, '');
-  }
-
-  private containerView(id: string): ViewInfo {
-    let v = this.cviews.get(id);
-    if (v !== undefined) return v;
-    const s = this.store;
-    const m = s.mountOf(id);
-    v = { id, name: this.containerName(id), layers: undefined };
-    if (m?.mountId !== undefined) v = { ...v, ...this.stack(m.mountId) };
-    this.cviews.set(id, v);
-    return v;
-  }
-
-  private imageView(id: string): ViewInfo {
-    let v = this.iviews.get(id);
-    if (v !== undefined) return v;
-    const s = this.store;
-    const img = s.images.get(id)!;
-    v = { id, name: this.tagsOf.get(id)?.[0] ?? id.slice(7, 19), layers: undefined };
-    const top = img.chainId !== undefined ? s.layers.get(img.chainId)?.cacheId : undefined;
-    if (top !== undefined) v = { ...v, ...this.stack(top) };
-    this.iviews.set(id, v);
-    return v;
-  }
-
-  private stack(id: string): { layers?: DiskLayer[]; error?: string } {
-    const s = this.store;
-    const { dirs, whiteouts, problems } = s.adapter.viewDirs(s.fs, id);
-    if (problems.length > 0) return { error: problems[0]!.message };
-    try {
-      return { layers: dirs.map((d) => new DiskLayer(s.fs, d, whiteouts)) };
-    } catch (e) {
-      if (e instanceof DatarootError) return { error: e.message };
-      throw e;
-    }
-  }
-
   /** Whether a view shows this layer's entry at the path, another entry, or nothing. */
-  private sight(v: ViewInfo, dir: string, layer: DiskLayer, path: ByteStr, st: EntryStat): ViewSight {
+  private sight(v: ViewInfo, src: Source, layer: DiskLayer, path: ByteStr, st: EntryStat): ViewSight {
     const base = { id: v.id, name: v.name };
     if (v.layers === undefined) return { ...base, sees: 'unknown', by: `its layers cannot be read: ${v.error ?? 'no layer'}` };
-    const idx = v.layers.findIndex((l) => l.dir === dir);
-    const label = (i: number): string => this.labels.get(v.layers![i]!.dir) ?? v.layers![i]!.dir;
+    const idx = v.layers.findIndex((l) => l.dir === src.dir && l.tree.fs.base === src.fs.base);
+    const label = (i: number): string => this.scope.label({ fs: src.fs, dir: v.layers![i]!.dir }) ?? v.layers![i]!.dir;
     if (idx >= 0) {
       const r = resolveInView(v.layers, path, idx);
       if (r.found !== undefined && (r.found.layer === idx || r.merged.includes(idx))) return { ...base, sees: 'sees' };
@@ -444,7 +520,7 @@ export class Finder {
   /** The containers that mount a volume, with the path the file has inside them. */
   private volumeSights(volume: string, path: string): ViewSight[] {
     const out: ViewSight[] = [];
-    for (const c of this.store.containers) {
+    for (const c of this.scope.containers) {
       for (const mp of Object.values(c.config?.MountPoints ?? {})) {
         if (mp?.Type !== 'volume' || mp.Name !== volume) continue;
         const dest = (mp.Destination ?? '').replace(/\/+$/, '');
@@ -456,6 +532,6 @@ export class Finder {
 }
 
 /** Every hit, source by source (image layers bottom first, then containers, then volumes). */
-export function* findHits(store: Store, q: FindQuery, finder = new Finder(store, q)): Generator<FindHit> {
-  for (const src of finder.sources()) yield* finder.search(src);
+export function* findHits(finder: Finder): Generator<FindHit> {
+  for (const src of finder.scope.sources()) yield* finder.search(src);
 }

@@ -266,6 +266,49 @@ describe.runIf(needs('containerd', 'ctr', 'runc', 'busybox'))('Docker with the c
     },
   );
 
+  it('find: files planted in the read-write snapshot, in an image layer and in a volume, each attributed; what the container and image see of them', async () => {
+    const [ci] = await json(['container', 'inspect', 'web']);
+    const [img] = await json(['image', 'inspect', 'app:1']);
+    const top = img.Dataroot.layers.at(-1);
+    expect(top.chainId).toBe(c.chainId);
+    const vol = join(dockerRoot, 'volumes', 'evidence', '_data');
+    const planted = [join(ci.Dataroot.snapshot.dir, 'planted-c'), join(top.snapshot.dir, 'planted-i'), join(vol, 'planted-v')];
+    mkdirSync(vol, { recursive: true });
+    for (const f of planted) writeFileSync(f, 'indicator of compromise\n');
+    try {
+      const sha = createHash('sha256').update('indicator of compromise\n').digest('hex');
+      const r = await run(['--root', dockerRoot, '--json', 'find', '--sha256', sha]);
+      expect(r.code, r.stderr).toBe(0);
+      const hits = r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      expect(hits.map((h: Obj) => [h.path, h.where.kind, h.where.file])).toEqual([
+        ['/planted-i', 'image-layer', planted[1]],
+        ['/planted-c', 'container-layer', planted[0]],
+        ['/planted-v', 'volume', planted[2]],
+      ]);
+      const [i, cl, v] = hits;
+      expect(i.where).toMatchObject({ chainId: c.chainId, images: [{ id: c.target, tags: expect.arrayContaining(['app:1']) }] });
+      expect(i.containers).toEqual([{ id: CID, name: 'web', sees: 'sees' }]);
+      expect(i.images).toEqual([{ id: c.target, name: expect.stringMatching(/^app:/), sees: 'sees' }]);
+      expect(cl.where.container).toEqual({ id: CID, name: 'web' });
+      expect(cl.containers).toEqual([{ id: CID, name: 'web', sees: 'sees' }]);
+      expect(v.where.volume).toBe('evidence');
+      // A file of the image the container deleted: the container's rw snapshot deletes it.
+      const del = await run(['--root', dockerRoot, '--json', 'find', '--path', '/app/hello']);
+      const [h] = del.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      expect(h.where.kind).toBe('image-layer');
+      expect(h.containers).toEqual([{ id: CID, name: 'web', sees: 'deletes', by: `read-write layer of container ${CID}` }]);
+    } finally {
+      for (const f of planted) rmSync(f, { force: true });
+      rmSync(join(dockerRoot, 'volumes', 'evidence'), { recursive: true, force: true });
+    }
+  });
+
   it('verify: no errors on the assembled root; a flipped byte in a layer blob is named, exit 1', async () => {
     const ok = await run(['--root', dockerRoot, '--json', 'verify']);
     const out = JSON.parse(ok.stdout);
