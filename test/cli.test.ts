@@ -303,6 +303,10 @@ describe('demo', () => {
     // which on the containerd samples: through a whiteout, and a whiteout's effect.
     expect(r.stdout).toContain('(sample): has it deleted (whiteout in io.containerd.snapshotter.v1.overlayfs/snapshots/2/fs)');
     expect(r.stdout).toContain('deletes /etc/release of the image (from image layer c285b6dfa93d)');
+    // find on the containerd image store: the container's read-write snapshot deletes /etc/release.
+    expect(r.stdout).toMatch(
+      /\/etc\/release {2}file 9 B {2}0644 0:0 [^\n]*\n {2}in image layer c285b6dfa93d [^\n]*\n {2}container web deletes it \(by the read-write layer of container 5a3c0d1e2f3a\)/,
+    );
     // diff shows the added network's subnet, decoded from the JSON string libnetwork keeps it in.
     expect(r.stdout).toContain('json.ipamV4Config<json>[0].PreferredPool = "172.30.0.0/24"');
     for (const c of [

@@ -162,6 +162,11 @@ const TOUR: Step[] = [
   { sample: 'docker-containerd', why: "the container's read-write snapshot against its -init parent", args: ['container', 'diff', 'web'] },
   {
     sample: 'docker-containerd',
+    why: 'find across image-layer snapshots, containers and volumes: who sees, shadows or deletes each hit',
+    args: ['find', '--path', '/etc/*'],
+  },
+  {
+    sample: 'docker-containerd',
     why: "a whiteout in the container's read-write snapshot: which image layer's file it deletes",
     args: ['which', 'containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots/4/fs/etc/release'],
   },
