@@ -19,6 +19,7 @@ const NEEDS_ADDON = [
   'inject',
   'pack/edit --into-root',
   'container diff and verify --deep of overlay2 roots (opaque directories)',
+  'export, mount and find of layers with xattrs (file capabilities, opaque directories)',
 ];
 
 /** npm's own node-gyp (npm sets npm_config_node_gyp for scripts), else the one on PATH. */

@@ -113,6 +113,7 @@ export const NEEDS_ADDON = [
   'inject',
   'pack/edit --into-root',
   'container diff and verify --deep of overlay2 roots (opaque directories)',
+  'export, mount and find of layers with xattrs (file capabilities, opaque directories)',
 ];
 
 export interface AddonState {
