@@ -11,7 +11,8 @@ import { compressionOf, decompress, HashingStream } from '../io/streams.js';
 import { openBoltIn } from '../store/bolt.js';
 import { gcPlan, type GcPlan } from '../store/containerd/gc.js';
 import { CD, FILE_SNAPSHOTTERS } from '../store/containerd/layout.js';
-import type { CdRoot, CdSnapshot } from '../store/containerd/model.js';
+import type { CdImageRecord } from '../store/containerd/metadb.js';
+import type { CdRoot, CdSnapshot, ResolvedManifest } from '../store/containerd/model.js';
 import type { Finding, Severity } from './verify.js';
 import { severityOf, type ErrorCode } from '../formats/errorcodes.js';
 
@@ -195,8 +196,26 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
   const nss = cd.namespaceNames();
   checked.namespaces = nss.length;
   for (const n of cd.meta.namespaces()) for (const p of n.problems) f.add(p.code, `namespace ${n.name}`, p.message);
+  checkBoltFiles(cd, nss, f, checked);
+  checkBlobs(cd, nss, f, checked);
+  for (const ns of nss)
+    for (const img of cd.meta.images(ns)) {
+      checked.images++;
+      const m = checkImage(cd, ns, img, f);
+      if (m !== undefined) await checkUnpackedChain(cd, ns, `image ${ns}/${img.Name}`, m, o.deep, f, checked);
+    }
+  checkSnapshotsAndContainers(cd, nss, f, checked);
+  const gc = collectorFindings(cd, nss, f, o.now);
+  const sev = (x: Finding): number => (x.severity === 'error' ? 0 : 1);
+  f.list.sort((a, b) => sev(a) - sev(b) || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0) || (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
+  const errors = f.list.filter((x) => x.severity === 'error').length;
+  return { store: 'containerd', root: cd.location.shown, deep: o.deep, checked, gc, findings: f.list, errors, warnings: f.list.length - errors };
+}
 
-  // BoltDB files.
+type Checked = CdVerifyResult['checked'];
+
+/** meta.db and the snapshotters' metadata.db through bbolt's check; a snapshotter whose records have no metadata.db. */
+function checkBoltFiles(cd: CdRoot, nss: string[], f: Findings, checked: Checked): void {
   const bolts = [
     CD.metaDb,
     ...cd
@@ -226,8 +245,10 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
       );
     }
   }
+}
 
-  // Blobs: each file hashes to its name and has the size its records say.
+/** Blobs: each file hashes to its name and has the size its records say; every gc.ref label resolves. */
+function checkBlobs(cd: CdRoot, nss: string[], f: Findings, checked: Checked): void {
   const records = cd.blobRecords();
   const files = cd.blobFiles();
   for (const n of files.other)
@@ -277,94 +298,101 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
       }
     }
   }
+}
 
-  // Images: index → manifest → config → layers, and the unpacked chain.
-  for (const ns of nss) {
-    for (const img of cd.meta.images(ns)) {
-      checked.images++;
-      const subject = `image ${ns}/${img.Name}`;
-      for (const p of img.problems) f.add(p.code, subject, p.message);
-      const r = cd.resolve(img);
-      if (r.targetState === 'missing') {
-        f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `its target ${img.Target.digest} is not in the content store`, [cd.shown(CD.blob(img.Target.digest))]);
-        continue;
-      }
-      if (r.targetState === 'invalid') {
-        f.add('CONTAINERD_IMAGE_TARGET_INVALID', subject, `its target ${img.Target.digest} (${img.Target.mediaType}) cannot be read as JSON`);
-        continue;
-      }
-      const m = r.best ?? (r.kind === 'manifest' ? r.manifests[0] : r.manifests.find((x) => x.matchesHost));
-      if (m === undefined) {
-        if (r.kind === 'index')
-          f.add('CONTAINERD_IMAGE_NO_PLATFORM', subject, `its index has no manifest for ${cd.host.os}/${cd.host.architecture} that is present`);
-        continue;
-      }
-      if (m.state === 'missing') {
-        f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `manifest ${m.desc.digest} is not in the content store`, [cd.shown(CD.blob(m.desc.digest))]);
-        continue;
-      }
-      if (m.config === undefined || m.config.state === 'missing') {
-        f.add(
-          'CONTAINERD_IMAGE_BLOB_MISSING',
-          subject,
-          `config ${m.config?.desc.digest ?? '(none)'} is not in the content store`,
-          m.config === undefined ? [] : [cd.shown(CD.blob(m.config.desc.digest))],
-        );
-        continue;
-      }
-      for (const l of m.layers)
-        if (!l.present)
-          f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `layer ${l.desc.digest} is not in the content store`, [cd.shown(CD.blob(l.desc.digest))]);
-      if (m.layers.length !== m.diffIds.length && m.layers.every((l) => isLayerType(l.desc.mediaType))) {
-        f.add('CONTAINERD_IMAGE_LAYER_COUNT', subject, `the manifest lists ${m.layers.length} layers, the config ${m.diffIds.length} diffIDs`);
-      }
-      // The unpacked chain (overlayfs by default; the snapshotter of the image's gc label otherwise).
-      const cfgLabels =
-        cd
-          .blobRecords()
-          .get(m.config.desc.digest)
-          ?.find((b) => b.namespace === ns)?.Labels ?? {};
-      const snLabel = Object.keys(cfgLabels).find((k) => k.startsWith('containerd.io/gc.ref.snapshot.'));
-      const sn = snLabel === undefined ? 'overlayfs' : snLabel.slice('containerd.io/gc.ref.snapshot.'.length).split('/')[0]!;
-      const top = m.chainIds[m.chainIds.length - 1];
-      const topSnap = top === undefined ? undefined : cd.snapshotByKey(ns, sn, top);
-      if (topSnap === undefined) continue; // not unpacked: containerd unpacks it on use
-      for (let i = m.chainIds.length - 1; i >= 0; i--) {
-        const key = m.chainIds[i]!;
-        const s = cd.snapshotByKey(ns, sn, key);
-        if (s === undefined) {
-          f.add(
-            'CONTAINERD_SNAPSHOT_CHAIN_BROKEN',
-            subject,
-            `layer ${i} (diffID ${m.diffIds[i]}) has no snapshot ${key} in ${sn}, but the layers above it are unpacked`,
-          );
-          break;
-        }
-        const wantParent = i === 0 ? '' : m.chainIds[i - 1]!;
-        if (s.Parent !== wantParent)
-          f.add(
-            'CONTAINERD_SNAPSHOT_CHAIN_BROKEN',
-            subject,
-            `snapshot ${key} has parent ${JSON.stringify(s.Parent)}, the diffIDs make it ${JSON.stringify(wantParent)}`,
-          );
-        if (s.Kind !== 'Committed') f.add('CONTAINERD_SNAPSHOT_CHAIN_BROKEN', subject, `snapshot ${key} is ${s.Kind}, not committed`);
-        if (o.deep && sn === 'overlayfs' && i < m.layers.length && m.layers[i]!.present) {
-          const fsDir = cd.snapshotFs(s);
-          if (fsDir !== undefined && cd.fs.isDir(fsDir)) {
-            checked.layers++;
-            try {
-              await layerAgainstSnapshot(cd, m.layers[i]!.desc.digest, m.diffIds[i]!, fsDir, f, `${subject} layer ${i}`);
-            } catch (e) {
-              if (!(e instanceof DatarootError)) throw e;
-              f.add(e.code, `${subject} layer ${i}`, e.message, [cd.shown(CD.blob(m.layers[i]!.desc.digest))]);
-            }
-          }
+/** An image: index → manifest → config → layers present; the manifest to check the unpacked chain of, when there is one. */
+function checkImage(cd: CdRoot, ns: string, img: CdImageRecord, f: Findings): ResolvedManifest | undefined {
+  const subject = `image ${ns}/${img.Name}`;
+  for (const p of img.problems) f.add(p.code, subject, p.message);
+  const r = cd.resolve(img);
+  if (r.targetState === 'missing') {
+    f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `its target ${img.Target.digest} is not in the content store`, [cd.shown(CD.blob(img.Target.digest))]);
+    return;
+  }
+  if (r.targetState === 'invalid') {
+    f.add('CONTAINERD_IMAGE_TARGET_INVALID', subject, `its target ${img.Target.digest} (${img.Target.mediaType}) cannot be read as JSON`);
+    return;
+  }
+  const m = r.best ?? (r.kind === 'manifest' ? r.manifests[0] : r.manifests.find((x) => x.matchesHost));
+  if (m === undefined) {
+    if (r.kind === 'index')
+      f.add('CONTAINERD_IMAGE_NO_PLATFORM', subject, `its index has no manifest for ${cd.host.os}/${cd.host.architecture} that is present`);
+    return;
+  }
+  if (m.state === 'missing') {
+    f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `manifest ${m.desc.digest} is not in the content store`, [cd.shown(CD.blob(m.desc.digest))]);
+    return;
+  }
+  if (m.config === undefined || m.config.state === 'missing') {
+    f.add(
+      'CONTAINERD_IMAGE_BLOB_MISSING',
+      subject,
+      `config ${m.config?.desc.digest ?? '(none)'} is not in the content store`,
+      m.config === undefined ? [] : [cd.shown(CD.blob(m.config.desc.digest))],
+    );
+    return;
+  }
+  for (const l of m.layers)
+    if (!l.present) f.add('CONTAINERD_IMAGE_BLOB_MISSING', subject, `layer ${l.desc.digest} is not in the content store`, [cd.shown(CD.blob(l.desc.digest))]);
+  if (m.layers.length !== m.diffIds.length && m.layers.every((l) => isLayerType(l.desc.mediaType))) {
+    f.add('CONTAINERD_IMAGE_LAYER_COUNT', subject, `the manifest lists ${m.layers.length} layers, the config ${m.diffIds.length} diffIDs`);
+  }
+  return m;
+}
+
+/**
+ * The unpacked chain of an image's manifest (overlayfs by default; the snapshotter of the image's
+ * gc label otherwise): each layer's snapshot committed, with the parent its diffIDs give; with
+ * `deep`, each layer rebuilt from its snapshot against the blob.
+ */
+async function checkUnpackedChain(cd: CdRoot, ns: string, subject: string, m: ResolvedManifest, deep: boolean, f: Findings, checked: Checked): Promise<void> {
+  if (m.config === undefined) return;
+  const cfgLabels =
+    cd
+      .blobRecords()
+      .get(m.config.desc.digest)
+      ?.find((b) => b.namespace === ns)?.Labels ?? {};
+  const snLabel = Object.keys(cfgLabels).find((k) => k.startsWith('containerd.io/gc.ref.snapshot.'));
+  const sn = snLabel === undefined ? 'overlayfs' : snLabel.slice('containerd.io/gc.ref.snapshot.'.length).split('/')[0]!;
+  const top = m.chainIds[m.chainIds.length - 1];
+  const topSnap = top === undefined ? undefined : cd.snapshotByKey(ns, sn, top);
+  if (topSnap === undefined) return; // not unpacked: containerd unpacks it on use
+  for (let i = m.chainIds.length - 1; i >= 0; i--) {
+    const key = m.chainIds[i]!;
+    const s = cd.snapshotByKey(ns, sn, key);
+    if (s === undefined) {
+      f.add(
+        'CONTAINERD_SNAPSHOT_CHAIN_BROKEN',
+        subject,
+        `layer ${i} (diffID ${m.diffIds[i]}) has no snapshot ${key} in ${sn}, but the layers above it are unpacked`,
+      );
+      break;
+    }
+    const wantParent = i === 0 ? '' : m.chainIds[i - 1]!;
+    if (s.Parent !== wantParent)
+      f.add(
+        'CONTAINERD_SNAPSHOT_CHAIN_BROKEN',
+        subject,
+        `snapshot ${key} has parent ${JSON.stringify(s.Parent)}, the diffIDs make it ${JSON.stringify(wantParent)}`,
+      );
+    if (s.Kind !== 'Committed') f.add('CONTAINERD_SNAPSHOT_CHAIN_BROKEN', subject, `snapshot ${key} is ${s.Kind}, not committed`);
+    if (deep && sn === 'overlayfs' && i < m.layers.length && m.layers[i]!.present) {
+      const fsDir = cd.snapshotFs(s);
+      if (fsDir !== undefined && cd.fs.isDir(fsDir)) {
+        checked.layers++;
+        try {
+          await layerAgainstSnapshot(cd, m.layers[i]!.desc.digest, m.diffIds[i]!, fsDir, f, `${subject} layer ${i}`);
+        } catch (e) {
+          if (!(e instanceof DatarootError)) throw e;
+          f.add(e.code, `${subject} layer ${i}`, e.message, [cd.shown(CD.blob(m.layers[i]!.desc.digest))]);
         }
       }
     }
   }
+}
 
-  // Snapshots: backend record, directory, parent.
+/** Snapshots (backend record, directory, parent), containers' snapshots, leases. */
+function checkSnapshotsAndContainers(cd: CdRoot, nss: string[], f: Findings, checked: Checked): void {
   for (const ns of nss) {
     for (const s of cd.snapshots(ns)) {
       checked.snapshots++;
@@ -383,9 +411,13 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
     }
     for (const l of cd.meta.leases(ns)) for (const p of l.problems) f.add(p.code, `lease ${ns}/${l.ID}`, p.message);
   }
+}
 
-  // What the collector deletes at the next start.
-  const gc = gcPlan(cd, o.now);
+/** What containerd's collector deletes at its next start, orphaned blob files, leftover ingests. */
+function collectorFindings(cd: CdRoot, nss: string[], f: Findings, now: number | undefined): GcPlan {
+  const records = cd.blobRecords();
+  const files = cd.blobFiles();
+  const gc = gcPlan(cd, now);
   for (const r of gc.records) {
     f.add(
       'CONTAINERD_GC_WOULD_DELETE',
@@ -418,11 +450,7 @@ export async function verifyContainerd(cd: CdRoot, o: { deep: boolean; now?: num
       [cd.shown(i.dir)],
     );
   }
-
-  const sev = (x: Finding): number => (x.severity === 'error' ? 0 : 1);
-  f.list.sort((a, b) => sev(a) - sev(b) || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0) || (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
-  const errors = f.list.filter((x) => x.severity === 'error').length;
-  return { store: 'containerd', root: cd.location.shown, deep: o.deep, checked, gc, findings: f.list, errors, warnings: f.list.length - errors };
+  return gc;
 }
 
 function snapshotFindings(cd: CdRoot, s: CdSnapshot, f: Findings): void {

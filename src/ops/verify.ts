@@ -121,10 +121,21 @@ function chainsOf(store: Store, ids: string[]): Set<string> {
 
 /** Checks that need no layer content: metadata, references, links, orphans, containers, BoltDB. */
 function shallow(store: Store, f: Findings, only: Set<string> | undefined): void {
+  checkImages(store, f, only);
+  checkReferences(store, f, only);
+  checkLayers(store, f, only);
+  if (only !== undefined) return;
+  // Leftovers and orphans (what gc removes).
+  for (const x of findLeftovers(store)) f.add(x.code, x.subject, x.message, store.shown(x.path));
+  checkContainers(store, f);
+  checkBoltFiles(store, f);
+}
+
+/** Image configs: readable, for this OS, their metadata parent, lastUpdated and layer chain. */
+function checkImages(store: Store, f: Findings, only: Set<string> | undefined): void {
   const L = store.L;
   const d = store.driver;
   const shown = (p: string): string => store.shown(p);
-  // Image configs.
   for (const img of store.images.values()) {
     if (only !== undefined && !only.has(img.id)) continue;
     for (const p of img.problems) {
@@ -162,7 +173,13 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       );
     }
   }
-  // References.
+}
+
+/** repositories.json: readable, every tag pointing to an image here, in familiar form. */
+function checkReferences(store: Store, f: Findings, only: Set<string> | undefined): void {
+  const L = store.L;
+  const d = store.driver;
+  const shown = (p: string): string => store.shown(p);
   const repos = store.repositories;
   for (const p of repos.problems) {
     f.add(
@@ -192,7 +209,12 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
       );
     }
   }
-  // Layers.
+}
+
+/** layerdb: metadata, chainIDs, driver directories, tar-split, and overlay2's links. */
+function checkLayers(store: Store, f: Findings, only: Set<string> | undefined): void {
+  const d = store.driver;
+  const shown = (p: string): string => store.shown(p);
   const scope = only === undefined ? undefined : chainsOf(store, [...only]);
   for (const l of store.layers.values()) {
     if (scope !== undefined && !scope.has(l.chainId)) continue;
@@ -241,126 +263,129 @@ function shallow(store: Store, f: Findings, only: Set<string> | undefined): void
     }
     if ((d === 'overlay2' || d === 'fuse-overlayfs') && l.cacheId !== undefined && l.driverDirExists) overlayLinks(store, l, f);
   }
-  // Leftovers and orphans (what gc removes).
-  if (only === undefined) for (const x of findLeftovers(store)) f.add(x.code, x.subject, x.message, shown(x.path));
-  // Containers and their layers.
-  if (only === undefined) {
-    const mountsSeen = new Set<string>();
-    for (const c of store.containers) {
-      for (const p of c.problems) {
-        if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID')
-          f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
-        else if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
+}
+
+/** Containers: config.v2.json, driver, image, read-write and init layers; and every mount the layer store loads. */
+function checkContainers(store: Store, f: Findings): void {
+  const L = store.L;
+  const d = store.driver;
+  const shown = (p: string): string => store.shown(p);
+  const mountsSeen = new Set<string>();
+  for (const c of store.containers) {
+    for (const p of c.problems) {
+      if (p.code === 'CONTAINER_CONFIG_MISSING' || p.code === 'CONTAINER_CONFIG_INVALID')
+        f.add('CONTAINER_CONFIG_INVALID', c.id, `${p.message}`, shown(p.path ?? c.dir));
+      else if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
+    }
+    const cfg = c.config;
+    if (cfg === undefined) continue;
+    const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
+    if (driver !== d && !(driver === '' && d === 'aufs')) {
+      f.add(
+        'CONTAINER_OTHER_DRIVER',
+        c.id,
+        `${cfg.Name ?? c.id} was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${d} does not load it (verify --driver ${driver === '' ? 'aufs' : driver} checks it)`,
+        shown(`${c.dir}/config.v2.json`),
+      );
+      continue;
+    }
+    if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
+      f.add(
+        'CONTAINER_IMAGE_MISSING',
+        c.id,
+        `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`,
+        shown(`${c.dir}/config.v2.json`),
+      );
+    }
+    const m = store.mountOf(c.id);
+    mountsSeen.add(c.id);
+    for (const p of m?.problems ?? []) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
+    if (m?.problems.some((p) => p.code === 'ID_INVALID') === true) continue;
+    if (m === undefined || m.mountId === undefined)
+      f.add(
+        'CONTAINER_LAYER_MISSING',
+        c.id,
+        `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`,
+        shown(`${L.mountsDir(d)}/${c.id}`),
+      );
+    else {
+      for (const dir of [m.mountId, ...(m.initId !== undefined ? [m.initId] : [])]) {
+        const p = store.adapter.layerDir(dir);
+        const k = store.fs.kind(p);
+        if (k === 'missing') f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
+        else if (k === 'symlink')
+          f.add(
+            symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
+            c.id,
+            `the container's layer directory ${p} is a symlink: never followed`,
+            shown(p),
+          );
+        else if (k !== store.adapter.layerDirKind)
+          f.add(
+            store.adapter.layerDirKind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR',
+            c.id,
+            `the container's layer ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'metadata'} ${p} is a ${k}, not a ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: starting it fails`,
+            shown(p),
+          );
+        else if (d === 'overlay2' || d === 'fuse-overlayfs') overlayOwnFiles(store, dir, c.id, f, dir !== m.mountId);
       }
-      const cfg = c.config;
-      if (cfg === undefined) continue;
-      const driver = typeof cfg.Driver === 'string' ? cfg.Driver : '';
-      if (driver !== d && !(driver === '' && d === 'aufs')) {
-        f.add(
-          'CONTAINER_OTHER_DRIVER',
-          c.id,
-          `${cfg.Name ?? c.id} was made on the ${driver === '' ? 'aufs' : driver} driver: dockerd on ${d} does not load it (verify --driver ${driver === '' ? 'aufs' : driver} checks it)`,
-          shown(`${c.dir}/config.v2.json`),
-        );
-        continue;
+      if (store.adapter.content !== 'none') {
+        const view = store.adapter.viewDirs(store.fs, m.mountId);
+        for (const p of view.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : p.code, c.id, p.message, shown(p.path ?? c.dir));
+        const top = view.dirs[0];
+        const tk = top === undefined ? 'dir' : store.fs.kind(top);
+        if (tk === 'symlink')
+          f.add(
+            symlinkTargetInside(top!, store.fs.readlink(top!) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
+            c.id,
+            `the container's files ${top} are a symlink: never followed`,
+            shown(top!),
+          );
+        else if (tk !== 'dir' && tk !== 'missing')
+          f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's files ${top} are a ${tk}, not a directory: starting it fails`, shown(top!));
       }
-      if (cfg.Image !== undefined && cfg.Image !== '' && !store.images.has(cfg.Image)) {
-        f.add(
-          'CONTAINER_IMAGE_MISSING',
-          c.id,
-          `${cfg.Name ?? c.id} was created from ${cfg.Image}, which is gone: docker ps shows the ID, the container still starts from its layers`,
-          shown(`${c.dir}/config.v2.json`),
-        );
-      }
-      const m = store.mountOf(c.id);
-      mountsSeen.add(c.id);
-      for (const p of m?.problems ?? []) if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, c.id, p.message, shown(p.path ?? c.dir));
-      if (m?.problems.some((p) => p.code === 'ID_INVALID') === true) continue;
-      if (m === undefined || m.mountId === undefined)
+      if (m.parent !== undefined && !store.isLoadable(m.parent))
         f.add(
           'CONTAINER_LAYER_MISSING',
           c.id,
-          `${cfg.Name ?? c.id} has no read-write layer (layerdb/mounts/${c.id}): dockerd cannot mount it, starting it fails`,
-          shown(`${L.mountsDir(d)}/${c.id}`),
+          `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`,
+          shown(`${L.mountsDir(d)}/${c.id}/parent`),
         );
-      else {
-        for (const dir of [m.mountId, ...(m.initId !== undefined ? [m.initId] : [])]) {
-          const p = store.adapter.layerDir(dir);
-          const k = store.fs.kind(p);
-          if (k === 'missing')
-            f.add('CONTAINER_LAYER_MISSING', c.id, `${cfg.Name ?? c.id}: the driver directory ${dir} is missing: starting it fails`, shown(p));
-          else if (k === 'symlink')
-            f.add(
-              symlinkTargetInside(p, store.fs.readlink(p) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
-              c.id,
-              `the container's layer directory ${p} is a symlink: never followed`,
-              shown(p),
-            );
-          else if (k !== store.adapter.layerDirKind)
-            f.add(
-              store.adapter.layerDirKind === 'dir' ? 'PATH_NOT_A_DIRECTORY' : 'FILE_NOT_REGULAR',
-              c.id,
-              `the container's layer ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'metadata'} ${p} is a ${k}, not a ${store.adapter.layerDirKind === 'dir' ? 'directory' : 'file'}: starting it fails`,
-              shown(p),
-            );
-          else if (d === 'overlay2' || d === 'fuse-overlayfs') overlayOwnFiles(store, dir, c.id, f, dir !== m.mountId);
-        }
-        if (store.adapter.content !== 'none') {
-          const view = store.adapter.viewDirs(store.fs, m.mountId);
-          for (const p of view.problems) f.add(CONFINEMENT_CODES.has(p.code) ? p.code : p.code, c.id, p.message, shown(p.path ?? c.dir));
-          const top = view.dirs[0];
-          const tk = top === undefined ? 'dir' : store.fs.kind(top);
-          if (tk === 'symlink')
-            f.add(
-              symlinkTargetInside(top!, store.fs.readlink(top!) ?? '') === undefined ? 'SYMLINK_OUT_OF_ROOT' : 'SYMLINK_NOT_FOLLOWED',
-              c.id,
-              `the container's files ${top} are a symlink: never followed`,
-              shown(top!),
-            );
-          else if (tk !== 'dir' && tk !== 'missing')
-            f.add('PATH_NOT_A_DIRECTORY', c.id, `the container's files ${top} are a ${tk}, not a directory: starting it fails`, shown(top!));
-        }
-        if (m.parent !== undefined && !store.isLoadable(m.parent))
-          f.add(
-            'CONTAINER_LAYER_MISSING',
-            c.id,
-            `${cfg.Name ?? c.id} sits on layer ${m.parent}, which does not load: dockerd skips its layer and cannot start it`,
-            shown(`${L.mountsDir(d)}/${c.id}/parent`),
-          );
-      }
-    }
-    // The layer store loads every mount at start, whatever its container: an invalid ID there is a
-    // finding even when no container of this driver uses it (docker rm and prune remove by it).
-    for (const m of store.mounts) {
-      if (mountsSeen.has(m.containerId)) continue;
-      for (const p of m.problems)
-        if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, m.containerId, p.message, shown(p.path ?? `${L.mountsDir(d)}/${m.containerId}`));
     }
   }
-  // BoltDB files, found by their magic.
-  if (only === undefined) {
-    for (const file of boltFiles(store)) {
-      const abs = file.path;
-      try {
-        const b = openBoltIn(store.fs, file.path);
-        if (b !== undefined)
-          try {
-            const problems = checkBolt(b.db);
-            if (problems.length > 0) {
-              const pages = [...new Set(problems.map((p) => p.page).filter((p) => p !== undefined))].slice(0, 20);
-              f.add(
-                'BOLT_CORRUPT',
-                file.path,
-                `${problems.length} errors found by bbolt's check (pages ${pages.join(', ')}): ${problems[0]!.message}`,
-                shown(abs),
-              );
-            }
-          } finally {
-            b.close();
+  // The layer store loads every mount at start, whatever its container: an invalid ID there is a
+  // finding even when no container of this driver uses it (docker rm and prune remove by it).
+  for (const m of store.mounts) {
+    if (mountsSeen.has(m.containerId)) continue;
+    for (const p of m.problems)
+      if (CONFINEMENT_CODES.has(p.code)) f.add(p.code, m.containerId, p.message, shown(p.path ?? `${L.mountsDir(d)}/${m.containerId}`));
+  }
+}
+
+/** BoltDB files, found by their magic, through bbolt's check. */
+function checkBoltFiles(store: Store, f: Findings): void {
+  const shown = (p: string): string => store.shown(p);
+  for (const file of boltFiles(store)) {
+    const abs = file.path;
+    try {
+      const b = openBoltIn(store.fs, file.path);
+      if (b !== undefined)
+        try {
+          const problems = checkBolt(b.db);
+          if (problems.length > 0) {
+            const pages = [...new Set(problems.map((p) => p.page).filter((p) => p !== undefined))].slice(0, 20);
+            f.add(
+              'BOLT_CORRUPT',
+              file.path,
+              `${problems.length} errors found by bbolt's check (pages ${pages.join(', ')}): ${problems[0]!.message}`,
+              shown(abs),
+            );
           }
-      } catch (e) {
-        f.add('BOLT_CORRUPT', file.path, e instanceof DatarootError ? e.oneLine() : String(e), shown(abs));
-      }
+        } finally {
+          b.close();
+        }
+    } catch (e) {
+      f.add('BOLT_CORRUPT', file.path, e instanceof DatarootError ? e.oneLine() : String(e), shown(abs));
     }
   }
 }

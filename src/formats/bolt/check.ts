@@ -21,194 +21,230 @@ const keyText = (k: Uint8Array): string => printableText(k) ?? toHex(k);
  * with its page id.
  */
 export function checkBolt(db: BoltFile): CheckProblem[] {
-  const problems: CheckProblem[] = [];
-  const add = (page: number | undefined, message: string): void => {
-    problems.push({ page, message });
+  return new BoltChecker(db).run();
+}
+
+/** The sub-buckets of one bucket, in key order (copies: the page memory may be reused), and the next to check. */
+interface BucketFrame {
+  children: [Uint8Array, Uint8Array][];
+  next: number;
+}
+
+/** A branch page on the way down a bucket's page tree: its child ids and the next to visit. */
+interface PageFrame {
+  pgid: number;
+  kids: number[];
+  next: number;
+  /** The branch entry that could not be read after the last kid, reported once the kids are walked. */
+  error: string | undefined;
+}
+
+/**
+ * One run of the check. Buckets are checked depth-first with an explicit stack of frames, and
+ * pages with an explicit stack too: a file may nest buckets and branch pages as deep as it likes.
+ * Labels are built only for a message.
+ */
+class BoltChecker {
+  private readonly problems: CheckProblem[] = [];
+  private readonly hwm: number;
+  private readonly freed: Uint8Array;
+  private readonly reachable: Uint8Array;
+  private readonly frames: BucketFrame[] = [];
+  /** The keys from the root to the bucket whose sub-buckets the top frame lists. */
+  private readonly labelKeys: Uint8Array[] = [];
+  private readonly orderMarks: PageMarks;
+  private readonly entryMarks: PageMarks;
+  /** A bucket root reached twice (a sub-bucket pointing back into its own tree) is walked once. */
+  private readonly bucketRoots = new Set<number>();
+
+  constructor(private readonly db: BoltFile) {
+    this.hwm = db.hwm;
+    this.freed = new Uint8Array(this.hwm + 1);
+    this.reachable = new Uint8Array(this.hwm + 1);
+    this.orderMarks = new PageMarks(db.hwm);
+    this.entryMarks = new PageMarks(db.hwm);
+  }
+
+  run(): CheckProblem[] {
+    if (!this.markFreed()) return this.problems;
+    this.markMeta();
+    this.walkBuckets();
+    for (let i = 0; i < this.hwm; i++) if (this.reachable[i] !== 1 && this.freed[i] !== 1) this.add(i, `page ${i}: unreachable unfreed`);
+    return this.problems;
+  }
+
+  private readonly add = (page: number | undefined, message: string): void => {
+    this.problems.push({ page, message });
   };
-  const hwm = db.hwm;
-  const freed = new Uint8Array(hwm + 1);
-  const reachable = new Uint8Array(hwm + 1);
 
-  let freeIds: number[];
-  try {
-    freeIds = db.freePages();
-  } catch (e) {
-    if (e instanceof DatarootError) {
-      const page = typeof e.details.page === 'number' ? e.details.page : undefined;
-      add(page, `freelist: ${e.message}`);
-      return problems;
-    }
-    throw e;
-  }
-  for (const id of freeIds) {
-    const slot = id >= 0 && id <= hwm ? id : hwm;
-    if (id >= 0 && id <= hwm && freed[slot] === 1) add(id, `page ${id}: already freed`);
-    if (id >= 0 && id <= hwm) freed[slot] = 1;
-  }
-
-  reachable[0] = 1;
-  reachable[1] = 1;
-  if (hasFreelist(db.meta)) {
-    const fl = Number(db.meta.freelist);
-    const h = db.header(fl);
-    for (let i = 0; i <= h.overflow && fl + i <= hwm; i++) reachable[fl + i] = 1;
-  }
-
-  // Buckets are checked depth-first with an explicit stack of frames (each the sub-buckets of one
-  // bucket, in key order), and pages with an explicit stack too: a file may nest buckets and
-  // branch pages as deep as it likes. Labels are built only for a message.
-  interface BucketFrame {
-    /** The sub-buckets' keys and values (copies: the page memory may be reused). */
-    children: [Uint8Array, Uint8Array][];
-    next: number;
-  }
-  const frames: BucketFrame[] = [];
-  const labelKeys: Uint8Array[] = [];
-  const label = (extra?: Uint8Array): string => {
+  private label(extra?: Uint8Array): string {
     let s = '';
-    for (const k of labelKeys) s += `/${keyText(k)}`;
+    for (const k of this.labelKeys) s += `/${keyText(k)}`;
     return extra === undefined ? s : `${s}/${keyText(extra)}`;
-  };
-  const orderMarks = new PageMarks(db.hwm);
-  const entryMarks = new PageMarks(db.hwm);
-
-  // A bucket root reached twice (a sub-bucket pointing back into its own tree) is walked once:
-  // its pages already report "multiple references", and walking it again would never end.
-  const bucketRoots = new Set<number>();
-  /** Checks one bucket's pages and key order; true (with its frame pushed) when it has sub-buckets to check. */
-  const checkBucket = (b: BucketRef): boolean => {
-    if (b.inline !== undefined) return false;
-    if (bucketRoots.has(b.root)) {
-      add(b.root, `page ${b.root}: multiple references`);
-      return false;
-    }
-    bucketRoots.add(b.root);
-    visitPages(b.root);
-    orderMarks.clear();
-    checkKeyOrder(db, b.root, add, orderMarks);
-    // Then every sub-bucket, in key order; entries that cannot be read end this bucket's list.
-    const children: [Uint8Array, Uint8Array][] = [];
-    entryMarks.clear();
-    try {
-      db.forEachEntry(b, entryMarks, (e) => {
-        if (isBucketEntry(e)) children.push([copyBytes(e.key), copyBytes(e.value)]);
-      });
-    } catch (e) {
-      if (e instanceof DatarootError) add(typeof e.details.page === 'number' ? e.details.page : undefined, `bucket ${label()}: ${e.message}`);
-      else throw e;
-    }
-    if (children.length === 0) return false;
-    frames.push({ children, next: 0 });
-    return true;
-  };
-
-  /** bbolt's page walk of one bucket tree: reachability, header ids, freed and type problems. */
-  interface PageFrame {
-    pgid: number;
-    kids: number[];
-    next: number;
-    /** The branch entry that could not be read after the last kid, reported once the kids are walked. */
-    error: string | undefined;
   }
-  const visitPages = (root: number): void => {
-    const pageFrames: PageFrame[] = [];
-    /** The branch pages above the page being visited, for the messages. */
-    const stack: number[] = [];
-    const visit = (pgid: number): void => {
-      if (pgid < 0 || pgid >= db.pagesInFile) {
-        add(pgid, `page ${pgid < 0 ? 'beyond 2^53' : pgid}: out of bounds: ${hwm} (stack: [${stack.join(' ')}])`);
-        return;
-      }
-      let p: Page;
-      try {
-        p = db.page(pgid);
-      } catch (e) {
-        if (e instanceof DatarootError) {
-          add(pgid, `page ${pgid}: ${e.message}`);
-          return;
-        }
-        throw e;
-      }
-      const id = p.headerId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(p.headerId) : -1;
-      if (id !== pgid) add(pgid, `page ${pgid}: header says page ${p.headerId}`);
-      if (pgid > hwm) add(pgid, `page ${pgid}: out of bounds: ${hwm}`);
-      let again = false;
-      for (let i = 0; i <= p.overflow; i++) {
-        const x = pgid + i;
-        if (x > hwm) break;
-        if (reachable[x] === 1) {
-          add(x, `page ${x}: multiple references`);
-          again = true;
-        }
-        reachable[x] = 1;
-      }
-      if (pgid <= hwm && freed[pgid] === 1) add(pgid, `page ${pgid}: reachable freed`);
-      else if (p.flags !== FLAG_BRANCH && p.flags !== FLAG_LEAF) {
-        add(pgid, `page ${pgid}: invalid type: ${pageTypeName(p.flags)}`);
-        return;
-      }
-      if (again) return; // never walk a page twice: a cycle would not end
-      if (p.flags === FLAG_BRANCH) {
-        // The child ids are read now; one that cannot be read ends the list, and is reported
-        // after the children before it are walked.
-        const kids: number[] = [];
-        let error: string | undefined;
-        for (let i = 0; i < p.count; i++) {
-          try {
-            kids.push(db.branchEntry(p, i).pgid);
-          } catch (e) {
-            if (e instanceof DatarootError) {
-              error = e.message;
-              break;
-            }
-            throw e;
-          }
-        }
-        stack.push(pgid);
-        pageFrames.push({ pgid, kids, next: 0, error });
-      }
-    };
-    visit(root);
-    while (pageFrames.length > 0) {
-      const f = pageFrames[pageFrames.length - 1]!;
-      if (f.next < f.kids.length) {
-        visit(f.kids[f.next++]!);
-        continue;
-      }
-      if (f.error !== undefined) add(f.pgid, f.error);
-      pageFrames.pop();
-      stack.pop();
-    }
-  };
 
-  // labelKeys holds the keys from the root to the bucket whose sub-buckets the top frame lists.
-  checkBucket(db.rootBucket());
-  while (frames.length > 0) {
-    const f = frames[frames.length - 1]!;
-    if (f.next >= f.children.length) {
-      frames.pop();
-      labelKeys.pop();
-      continue;
-    }
-    const [k, v] = f.children[f.next++]!;
-    let child: BucketRef;
+  /** The free page set, its duplicates reported ("already freed"); false when it cannot be read. */
+  private markFreed(): boolean {
+    let freeIds: number[];
     try {
-      child = db.openBucket(v, () => `bucket ${label(k)}`);
+      freeIds = this.db.freePages();
     } catch (e) {
       if (e instanceof DatarootError) {
-        add(undefined, e.message);
-        continue;
+        const page = typeof e.details.page === 'number' ? e.details.page : undefined;
+        this.add(page, `freelist: ${e.message}`);
+        return false;
       }
       throw e;
     }
-    labelKeys.push(k);
-    if (!checkBucket(child)) labelKeys.pop();
+    const hwm = this.hwm;
+    for (const id of freeIds) {
+      const slot = id >= 0 && id <= hwm ? id : hwm;
+      if (id >= 0 && id <= hwm && this.freed[slot] === 1) this.add(id, `page ${id}: already freed`);
+      if (id >= 0 && id <= hwm) this.freed[slot] = 1;
+    }
+    return true;
   }
 
-  for (let i = 0; i < hwm; i++) {
-    if (reachable[i] !== 1 && freed[i] !== 1) add(i, `page ${i}: unreachable unfreed`);
+  /** The meta pages and the freelist's span are reachable. */
+  private markMeta(): void {
+    this.reachable[0] = 1;
+    this.reachable[1] = 1;
+    if (hasFreelist(this.db.meta)) {
+      const fl = Number(this.db.meta.freelist);
+      const h = this.db.header(fl);
+      for (let i = 0; i <= h.overflow && fl + i <= this.hwm; i++) this.reachable[fl + i] = 1;
+    }
   }
-  return problems;
+
+  /** Every bucket from the root, depth-first in key order. */
+  private walkBuckets(): void {
+    const db = this.db;
+    this.checkBucket(db.rootBucket());
+    while (this.frames.length > 0) {
+      const f = this.frames[this.frames.length - 1]!;
+      if (f.next >= f.children.length) {
+        this.frames.pop();
+        this.labelKeys.pop();
+        continue;
+      }
+      const [k, v] = f.children[f.next++]!;
+      let child: BucketRef;
+      try {
+        child = db.openBucket(v, () => `bucket ${this.label(k)}`);
+      } catch (e) {
+        if (e instanceof DatarootError) {
+          this.add(undefined, e.message);
+          continue;
+        }
+        throw e;
+      }
+      this.labelKeys.push(k);
+      if (!this.checkBucket(child)) this.labelKeys.pop();
+    }
+  }
+
+  /** Checks one bucket's pages and key order; true (with its frame pushed) when it has sub-buckets to check. */
+  private checkBucket(b: BucketRef): boolean {
+    if (b.inline !== undefined) return false;
+    if (this.bucketRoots.has(b.root)) {
+      // Its pages already report "multiple references"; walking it again would never end.
+      this.add(b.root, `page ${b.root}: multiple references`);
+      return false;
+    }
+    this.bucketRoots.add(b.root);
+    this.visitPages(b.root);
+    this.orderMarks.clear();
+    checkKeyOrder(this.db, b.root, this.add, this.orderMarks);
+    // Then every sub-bucket, in key order; entries that cannot be read end this bucket's list.
+    const children: [Uint8Array, Uint8Array][] = [];
+    this.entryMarks.clear();
+    try {
+      this.db.forEachEntry(b, this.entryMarks, (e) => {
+        if (isBucketEntry(e)) children.push([copyBytes(e.key), copyBytes(e.value)]);
+      });
+    } catch (e) {
+      if (e instanceof DatarootError) this.add(typeof e.details.page === 'number' ? e.details.page : undefined, `bucket ${this.label()}: ${e.message}`);
+      else throw e;
+    }
+    if (children.length === 0) return false;
+    this.frames.push({ children, next: 0 });
+    return true;
+  }
+
+  /** bbolt's page walk of one bucket tree: reachability, header ids, freed and type problems. */
+  private visitPages(root: number): void {
+    const pageFrames: PageFrame[] = [];
+    /** The branch pages above the page being visited, for the messages. */
+    const stack: number[] = [];
+    this.visit(root, stack, pageFrames);
+    while (pageFrames.length > 0) {
+      const f = pageFrames[pageFrames.length - 1]!;
+      if (f.next < f.kids.length) {
+        this.visit(f.kids[f.next++]!, stack, pageFrames);
+        continue;
+      }
+      if (f.error !== undefined) this.add(f.pgid, f.error);
+      pageFrames.pop();
+      stack.pop();
+    }
+  }
+
+  /** One page: its problems; a branch page's children pushed to be visited. */
+  private visit(pgid: number, stack: number[], pageFrames: PageFrame[]): void {
+    const db = this.db;
+    const hwm = this.hwm;
+    if (pgid < 0 || pgid >= db.pagesInFile) {
+      this.add(pgid, `page ${pgid < 0 ? 'beyond 2^53' : pgid}: out of bounds: ${hwm} (stack: [${stack.join(' ')}])`);
+      return;
+    }
+    let p: Page;
+    try {
+      p = db.page(pgid);
+    } catch (e) {
+      if (e instanceof DatarootError) {
+        this.add(pgid, `page ${pgid}: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    const id = p.headerId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(p.headerId) : -1;
+    if (id !== pgid) this.add(pgid, `page ${pgid}: header says page ${p.headerId}`);
+    if (pgid > hwm) this.add(pgid, `page ${pgid}: out of bounds: ${hwm}`);
+    let again = false;
+    for (let i = 0; i <= p.overflow; i++) {
+      const x = pgid + i;
+      if (x > hwm) break;
+      if (this.reachable[x] === 1) {
+        this.add(x, `page ${x}: multiple references`);
+        again = true;
+      }
+      this.reachable[x] = 1;
+    }
+    if (pgid <= hwm && this.freed[pgid] === 1) this.add(pgid, `page ${pgid}: reachable freed`);
+    else if (p.flags !== FLAG_BRANCH && p.flags !== FLAG_LEAF) {
+      this.add(pgid, `page ${pgid}: invalid type: ${pageTypeName(p.flags)}`);
+      return;
+    }
+    if (again) return; // never walk a page twice: a cycle would not end
+    if (p.flags !== FLAG_BRANCH) return;
+    // The child ids are read now; one that cannot be read ends the list, and is reported after
+    // the children before it are walked.
+    const kids: number[] = [];
+    let error: string | undefined;
+    for (let i = 0; i < p.count; i++) {
+      try {
+        kids.push(db.branchEntry(p, i).pgid);
+      } catch (e) {
+        if (e instanceof DatarootError) {
+          error = e.message;
+          break;
+        }
+        throw e;
+      }
+    }
+    stack.push(pgid);
+    pageFrames.push({ pgid, kids, next: 0, error });
+  }
 }
 
 /**
