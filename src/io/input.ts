@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { concatBytes } from '../formats/bytes.js';
 import { DatarootError } from '../formats/errors.js';
 import { ioError } from './pagesource.js';
 
@@ -51,11 +52,5 @@ export async function readStreamBounded(input: AsyncIterable<Uint8Array>, max: n
     if (len > max) throw new DatarootError('IO_FILE_TOO_LARGE', `${what} holds more than ${max} bytes`);
     parts.push(c);
   }
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts, len);
 }
