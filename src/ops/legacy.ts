@@ -1,16 +1,7 @@
 import { DatarootError } from '../formats/errors.js';
 import type { ErrorCode } from '../formats/errorcodes.js';
-import {
-  goField,
-  goMap,
-  imageReference19,
-  isDigestRef19,
-  isObj,
-  humanDuration19,
-  v19Config,
-  v19EndpointSettings,
-  v19HostConfig,
-} from '../formats/docker/legacyapi.js';
+import { goField, isObj } from '../formats/docker/godecode.js';
+import { goMap, imageReference19, isDigestRef19, humanDuration19, v19Config, v19EndpointSettings, v19HostConfig } from '../formats/docker/legacyapi.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { LIMITS } from '../io/confined.js';
 import { readJson, readText } from '../store/fsread.js';
