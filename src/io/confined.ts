@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   closeSync,
   constants,
   fstatSync,
@@ -693,7 +694,17 @@ export function removeTree(path: string): void {
     unlinkSync(path);
     return;
   }
-  const stack: { dir: string; listed: boolean }[] = [{ dir: path, listed: false }];
+  removeDirTree(path);
+}
+
+/**
+ * Empties and removes a directory, depth first with an explicit stack (no recursion, whatever the
+ * depth); whatever is not a directory, a link too, is unlinked. A directory named by bytes has its
+ * names read as bytes (they need not be UTF-8). `makeWritable` makes each directory 0700 before
+ * it is listed (for a tree the caller made, finished with modes that forbid writing).
+ */
+export function removeDirTree(dir: string | Buffer, makeWritable = false): void {
+  const stack: { dir: string | Buffer; listed: boolean }[] = [{ dir, listed: false }];
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
     if (top.listed) {
@@ -702,12 +713,20 @@ export function removeTree(path: string): void {
       continue;
     }
     top.listed = true;
-    for (const d of readdirSync(top.dir, { withFileTypes: true })) {
-      const p = `${top.dir}/${d.name}`;
-      if (d.isDirectory()) stack.push({ dir: p, listed: false });
-      else unlinkSync(p);
+    if (makeWritable) chmodSync(top.dir, 0o700);
+    for (const e of dirEntries(top.dir)) {
+      if (e.isDir) stack.push({ dir: e.path, listed: false });
+      else unlinkSync(e.path);
     }
   }
+}
+
+const SLASH = Buffer.from('/');
+
+/** A directory's entries as paths (joined as the directory is named, string or bytes) and whether each is a directory. */
+function dirEntries(dir: string | Buffer): { path: string | Buffer; isDir: boolean }[] {
+  if (typeof dir === 'string') return readdirSync(dir, { withFileTypes: true }).map((d) => ({ path: `${dir}/${d.name}`, isDir: d.isDirectory() }));
+  return readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }).map((d) => ({ path: Buffer.concat([dir, SLASH, d.name]), isDir: d.isDirectory() }));
 }
 
 /** Reads up to `size` bytes (at most `max`) from an fd from offset 0. */
