@@ -1,6 +1,6 @@
 import { DatarootError } from '../formats/errors.js';
 import { parseReference } from '../formats/docker/reference.js';
-import { GO_ZERO_TIME, goRFC3339Nano } from '../formats/docker/gotime.js';
+import { goRFC3339Nano } from '../formats/docker/gotime.js';
 import { goSummaryEndpoint } from '../formats/docker/apitypes.js';
 import type { CdImageRecord } from '../store/containerd/metadb.js';
 import type { CdRoot, ResolvedImage, ResolvedManifest } from '../store/containerd/model.js';
@@ -8,7 +8,7 @@ import { readContainers, stateString, type ContainerRecord } from '../store/cont
 import type { Confined } from '../io/confined.js';
 import { problem, type Problem } from '../store/problems.js';
 import { snapshotChanges } from './containerd.js';
-import { commandOf, inspectNetworkSettings, inspectState, mountPoints, portsOf, runningNote, statusString, type ChangeDetail } from './containers.js';
+import { commandOf, inspectHead, inspectNetworkSettings, mountPoints, portsOf, runningNote, statusString, type ChangeDetail } from './containers.js';
 import { createdUnix } from './images.js';
 
 /**
@@ -465,7 +465,6 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
       `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`,
     );
   const { cd } = ctx;
-  const state = inspectState(cfg);
   const problems: Problem[] = [...c.problems];
   const snapshotter = cfg.Driver !== undefined && cfg.Driver !== '' ? cfg.Driver : ctx.snapshotter;
   const snap = cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
@@ -482,19 +481,7 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
   const note = runningNote(c);
   const manifest = (cfg as { ImageManifest?: Obj }).ImageManifest;
   return {
-    Id: c.id,
-    Created: cfg.Created === undefined ? GO_ZERO_TIME : goRFC3339Nano(cfg.Created),
-    Path: cfg.Path ?? '',
-    Args: cfg.Args ?? null,
-    State: state,
-    Image: imageId,
-    ResolvConfPath: cfg.ResolvConfPath ?? '',
-    HostnamePath: cfg.HostnamePath ?? '',
-    HostsPath: cfg.HostsPath ?? '',
-    LogPath: cfg.LogPath ?? '',
-    Name: cfg.Name ?? '',
-    RestartCount: cfg.RestartCount ?? 0,
-    Driver: cfg.Driver ?? '',
+    ...inspectHead(c.id, cfg),
     Platform: cfg.OS ?? '',
     ...(manifest !== undefined && manifest !== null ? { ImageManifestDescriptor: manifest } : {}),
     MountLabel: cfg.MountLabel ?? '',

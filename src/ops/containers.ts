@@ -171,7 +171,7 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
 }
 
 /** The State of `docker container inspect`, from config.v2.json's State. */
-export function inspectState(cfg: StoredContainer): Obj {
+function inspectState(cfg: StoredContainer): Obj {
   const s = cfg.State ?? {};
   const state: Obj = {
     Status: stateString(cfg.State),
@@ -188,6 +188,25 @@ export function inspectState(cfg: StoredContainer): Obj {
   };
   if (s.Health !== null && s.Health !== undefined) state['Health'] = s.Health;
   return state;
+}
+
+/** The fields `docker container inspect` begins with (Id … Driver), the same on every store. */
+export function inspectHead(id: string, cfg: StoredContainer): Obj {
+  return {
+    Id: id,
+    Created: cfg.Created === undefined ? GO_ZERO_TIME : goRFC3339Nano(cfg.Created),
+    Path: cfg.Path ?? '',
+    Args: cfg.Args ?? null,
+    State: inspectState(cfg),
+    Image: cfg.Image ?? '',
+    ResolvConfPath: cfg.ResolvConfPath ?? '',
+    HostnamePath: cfg.HostnamePath ?? '',
+    HostsPath: cfg.HostsPath ?? '',
+    LogPath: cfg.LogPath ?? '',
+    Name: cfg.Name ?? '',
+    RestartCount: cfg.RestartCount ?? 0,
+    Driver: cfg.Driver ?? '',
+  };
 }
 
 /** The NetworkSettings of `docker container inspect`: every endpoint, and the bridge's at the top level as the API keeps it. */
@@ -230,7 +249,6 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
       { file: `${c.dir}/config.v2.json` },
     );
   }
-  const state = inspectState(cfg);
   const mount = store.mountOf(c.id);
   const problems: Problem[] = [...c.problems, ...(mount?.problems ?? [])];
   if (mount === undefined) problems.push(problem('CONTAINER_LAYER_MISSING', `layerdb/mounts/${c.id} does not exist: dockerd cannot mount this container`));
@@ -241,19 +259,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   if (imageId !== '' && !store.images.has(imageId)) problems.push(problem('CONTAINER_IMAGE_MISSING', `image ${imageId} is not in the image store`));
   const note = runningNote(c);
   return {
-    Id: c.id,
-    Created: cfg.Created === undefined ? GO_ZERO_TIME : goRFC3339Nano(cfg.Created),
-    Path: cfg.Path ?? '',
-    Args: cfg.Args ?? null,
-    State: state,
-    Image: imageId,
-    ResolvConfPath: cfg.ResolvConfPath ?? '',
-    HostnamePath: cfg.HostnamePath ?? '',
-    HostsPath: cfg.HostsPath ?? '',
-    LogPath: cfg.LogPath ?? '',
-    Name: cfg.Name ?? '',
-    RestartCount: cfg.RestartCount ?? 0,
-    Driver: cfg.Driver ?? '',
+    ...inspectHead(c.id, cfg),
     // container.FromDisk: an empty OS is the host's (linux).
     Platform: typeof cfg.OS === 'string' && cfg.OS !== '' ? cfg.OS : 'linux',
     MountLabel: cfg.MountLabel ?? '',
