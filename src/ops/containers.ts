@@ -50,7 +50,7 @@ export function mountPoints(mps: Record<string, StoredMountPoint> | null | undef
 }
 
 /** container.State.String(): the STATUS column of `docker ps` (relative to `now`). */
-export function statusString(s: StoredState | undefined, now: number): string {
+function statusString(s: StoredState | undefined, now: number): string {
   if (s === undefined) return '';
   const since = (t: string | undefined): string => {
     const p = t === undefined ? undefined : parseGoTime(t);
@@ -71,14 +71,14 @@ export function statusString(s: StoredState | undefined, now: number): string {
 }
 
 /** The Command column: Path and Args, args with a space quoted in single quotes. */
-export function commandOf(c: ContainerRecord): string {
+function commandOf(c: ContainerRecord): string {
   const path = c.config?.Path ?? '';
   const args = c.config?.Args ?? [];
   if (args.length === 0) return path;
   return `${path} ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
 }
 
-export function portsOf(ports: unknown): Obj[] {
+function portsOf(ports: unknown): Obj[] {
   const out: Obj[] = [];
   if (ports === null || typeof ports !== 'object') return out;
   for (const [key, bindings] of Object.entries(ports as Record<string, unknown>)) {
@@ -122,6 +122,31 @@ export interface ContainerListResult {
   problems: Problem[];
 }
 
+/**
+ * A container as `docker ps -a` shows it, without the Dataroot section (the caller's): `image` is
+ * the IMAGE column; `manifest` is the ImageManifestDescriptor a containerd-store root records.
+ */
+export function containerSummary(c: ContainerRecord, cfg: StoredContainer, image: string, now: number, manifest?: Obj | null): ContainerSummary {
+  const networks: Obj = {};
+  for (const [name, ep] of Object.entries(cfg.NetworkSettings?.Networks ?? {})) if (ep !== null) networks[name] = goSummaryEndpoint(ep);
+  return {
+    Id: c.id,
+    Names: [cfg.Name ?? ''],
+    Image: image,
+    ImageID: cfg.Image ?? '',
+    ...(manifest !== undefined && manifest !== null ? { ImageManifestDescriptor: manifest } : {}),
+    Command: commandOf(c),
+    Created: createdUnix(cfg.Created),
+    Ports: portsOf(cfg.NetworkSettings?.Ports),
+    Labels: cfg.Config?.Labels ?? null,
+    State: stateString(cfg.State),
+    Status: statusString(cfg.State, now),
+    HostConfig: { NetworkMode: (c.hostConfig?.['NetworkMode'] as string | undefined) ?? '' },
+    NetworkSettings: { Networks: networks },
+    Mounts: mountPoints(cfg.MountPoints),
+  };
+}
+
 /** `docker ps -a` over the stored containers, newest first. */
 export function listContainers(store: Store, now = Date.now()): ContainerListResult {
   const problems: Problem[] = [];
@@ -146,23 +171,9 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
       const r = store.lookupImage(image);
       if (r.image === undefined || r.image.id !== imageId) image = imageId;
     }
-    const networks: Obj = {};
-    for (const [name, ep] of Object.entries(cfg.NetworkSettings?.Networks ?? {})) if (ep !== null) networks[name] = goSummaryEndpoint(ep);
     const note = runningNote(c);
     containers.push({
-      Id: c.id,
-      Names: [cfg.Name ?? ''],
-      Image: image,
-      ImageID: imageId,
-      Command: commandOf(c),
-      Created: createdUnix(cfg.Created),
-      Ports: portsOf(cfg.NetworkSettings?.Ports),
-      Labels: cfg.Config?.Labels ?? null,
-      State: stateString(cfg.State),
-      Status: statusString(cfg.State, now),
-      HostConfig: { NetworkMode: (c.hostConfig?.['NetworkMode'] as string | undefined) ?? '' },
-      NetworkSettings: { Networks: networks },
-      Mounts: mountPoints(cfg.MountPoints),
+      ...containerSummary(c, cfg, image, now),
       ...(note !== undefined || c.problems.length > 0 ? { Dataroot: { ...(note !== undefined ? { note } : {}), problems: c.problems } } : {}),
     });
   }
