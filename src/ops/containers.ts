@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import type { Confined } from '../io/confined.js';
+import { kindOfStats, type Confined } from '../io/confined.js';
 import { goEndpointSettings, goSummaryEndpoint, humanDuration } from '../formats/docker/apitypes.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { stateString, type ContainerRecord, type StoredContainer, type StoredMountPoint, type StoredState } from '../store/containers.js';
@@ -383,15 +383,10 @@ export function changesBetween(newRoot: FsNode, oldRoot: FsNode | undefined): Ch
   return changes.sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));
 }
 
+/** The type word of a node (kindOfStats; a stat of no known type counts as a file). */
 function typeOf(n: FsNode): string {
-  const s = n.stat;
-  if (s.isDirectory()) return 'dir';
-  if (s.isSymbolicLink()) return 'symlink';
-  if (s.isCharacterDevice()) return 'char';
-  if (s.isBlockDevice()) return 'block';
-  if (s.isFIFO()) return 'fifo';
-  if (s.isSocket()) return 'socket';
-  return 'file';
+  const k = kindOfStats(n.stat);
+  return k === 'unknown' ? 'file' : k;
 }
 
 function nodeAt(root: FsNode, path: string): FsNode | undefined {

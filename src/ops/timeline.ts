@@ -5,7 +5,7 @@ import { isKnownDriver, LAYOUT as L } from '../store/layout.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import { readContainerLogs, type LogRecord, type LogSource } from './logs.js';
-import type { Confined } from '../io/confined.js';
+import { kindOfStats, type Confined } from '../io/confined.js';
 import type { ContainerRecord } from '../store/containers.js';
 import type { VolumeRecord } from '../store/volumes.js';
 
@@ -69,24 +69,13 @@ export interface TimelineOptions {
   files?: boolean;
 }
 
-function typeOf(st: BigIntStats): string {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isSocket()) return 'socket';
-  return 'unknown';
-}
-
 export function fileTimes(object: TimelineObject, source: string, path: string | undefined, st: BigIntStats): FileTimes {
   const b = st.birthtimeNs;
   return {
     object,
     source,
     ...(path !== undefined ? { path } : {}),
-    file: { type: typeOf(st), mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), inode: st.ino.toString() },
+    file: { type: kindOfStats(st), mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), inode: st.ino.toString() },
     atime: instantFromNanos(st.atimeNs),
     mtime: instantFromNanos(st.mtimeNs),
     ctime: instantFromNanos(st.ctimeNs),
