@@ -22,6 +22,7 @@ import {
 import { basename, dirname } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { ioErrorCode } from '../formats/errorcodes.js';
+import { resolveLexically } from '../formats/relpath.js';
 import { openBeneath as openBeneathNative } from './native.js';
 import { writeNewFileSync } from './atomic.js';
 
@@ -108,15 +109,7 @@ export function pathParts(rel: string): string[] {
 /** Where a symlink's target points, lexically, relative to the base; undefined when it leaves it. */
 export function symlinkTargetInside(rel: string, target: string): string | undefined {
   if (target.startsWith('/')) return undefined;
-  const stack = pathParts(dirname(`/${rel}`).slice(1));
-  for (const p of target.split('/')) {
-    if (p === '' || p === '.') continue;
-    if (p === '..') {
-      if (stack.length === 0) return undefined;
-      stack.pop();
-    } else stack.push(p);
-  }
-  return stack.join('/');
+  return resolveLexically(pathParts(dirname(`/${rel}`).slice(1)), target)?.join('/');
 }
 
 export interface ReadOptions {
