@@ -25,6 +25,7 @@ import { ioErrorCode } from '../formats/errorcodes.js';
 import { resolveLexically } from '../formats/relpath.js';
 import { openBeneath as openBeneathNative } from './native.js';
 import { writeNewFileSync } from './atomic.js';
+import { preadFully } from './pread.js';
 
 /**
  * The confined access layer. Every read and write of evidence (a data-root, an unpacked archive, a
@@ -499,13 +500,7 @@ export class Confined {
     if (f === undefined) return undefined;
     try {
       const buf = Buffer.alloc(Math.min(n, f.size));
-      let got = 0;
-      while (got < buf.length) {
-        const k = readSync(f.fd, buf, got, buf.length - got, got);
-        if (k === 0) break;
-        got += k;
-      }
-      return buf.subarray(0, got);
+      return buf.subarray(0, preadFully(f.fd, buf, 0));
     } finally {
       f.close();
     }
@@ -726,12 +721,7 @@ function dirEntries(dir: string | Buffer): { path: string | Buffer; isDir: boole
 function readFd(fd: number, size: number, max: number, file: string): Buffer {
   const want = Math.min(size, max);
   const buf = Buffer.allocUnsafe(want);
-  let got = 0;
-  while (got < want) {
-    const k = readSync(fd, buf, got, want - got, got);
-    if (k === 0) break;
-    got += k;
-  }
+  const got = preadFully(fd, buf, 0);
   // A file that grew past its bound while being read is refused too.
   if (got === max && size >= max) {
     const probe = Buffer.allocUnsafe(1);
