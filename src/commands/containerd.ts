@@ -20,7 +20,7 @@ import type { Problem } from '../store/problems.js';
 import { withContainerd } from './cdctx.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson } from './render.js';
-import { reportMissing, reportProblems } from './storectx.js';
+import { inspectQueries, reportProblems } from './storectx.js';
 import { CTR_TAB_TABLE, CTR_TABLE, tabwrite } from './tabwriter.js';
 import { safeText } from './render.js';
 
@@ -228,19 +228,7 @@ function addInspect<T>(
       .description(description),
   ).action(async (qs: string[], _o: object, cmd: Command) => {
     const o = cmd.optsWithGlobals<Opts>();
-    await withContainerd(o, ctx, (root) => {
-      const out: T[] = [];
-      for (const q of qs) {
-        try {
-          const x = one(root, o, q);
-          out.push(x);
-          reportProblems(ctx, problems(x));
-        } catch (e) {
-          reportMissing(ctx, e, o.json === true);
-        }
-      }
-      emitJson(ctx, out);
-    });
+    await withContainerd(o, ctx, (root) => inspectQueries(ctx, o.json === true, qs, (q) => one(root, o, q), problems));
   });
 }
 

@@ -3,7 +3,7 @@ import { CHANGE_LETTER, containerChanges, inspectContainer, listContainers, requ
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, writeTable } from './render.js';
 import type { Problem } from '../store/problems.js';
-import { ago, reportMissing, reportProblems } from './storectx.js';
+import { ago, inspectQueries, reportProblems } from './storectx.js';
 import { dockerContainerChanges, findDockerContainer, inspectDockerContainer, listDockerContainers } from '../ops/containerddocker.js';
 import { noteBothStores, withDockerStores } from './cddocker.js';
 import { inspectLegacyContainer, listLegacyContainers, requireLegacyContainer } from '../ops/legacy.js';
@@ -72,26 +72,22 @@ export function registerContainers(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withDockerStores(g, ctx, (st) => {
         const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
-        const out: unknown[] = [];
-        for (const q of qs) {
-          try {
-            const ls = st.legacy;
-            const c =
-              ls !== undefined
-                ? inspectLegacyContainer(ls, requireLegacyContainer(ls, q))
-                : useCd
-                  ? inspectDockerContainer(st.containerd!, findDockerContainer(st.containerd!, q))
-                  : (() => {
-                      const s = st.graph!();
-                      return inspectContainer(s, requireContainer(s, q));
-                    })();
-            out.push(c);
-            reportProblems(ctx, (c['Dataroot'] as { problems: Problem[] }).problems);
-          } catch (e) {
-            reportMissing(ctx, e, g.json === true);
-          }
-        }
-        emitJson(ctx, out);
+        const ls = st.legacy;
+        inspectQueries(
+          ctx,
+          g.json === true,
+          qs,
+          (q) =>
+            ls !== undefined
+              ? inspectLegacyContainer(ls, requireLegacyContainer(ls, q))
+              : useCd
+                ? inspectDockerContainer(st.containerd!, findDockerContainer(st.containerd!, q))
+                : (() => {
+                    const s = st.graph!();
+                    return inspectContainer(s, requireContainer(s, q));
+                  })(),
+          (c) => (c['Dataroot'] as { problems: Problem[] }).problems,
+        );
       });
     });
 

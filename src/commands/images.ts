@@ -5,7 +5,7 @@ import { imageHistory, inspectImage, listImages, requireImage, type ImageFilters
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson, writeTable } from './render.js';
 import type { Problem } from '../store/problems.js';
-import { ago, reportMissing, reportProblems, shortId } from './storectx.js';
+import { ago, inspectQueries, reportProblems, shortId } from './storectx.js';
 import { dockerHistory, inspectDockerImage, listDockerImages, resolveDockerImage, type CdImageSummary } from '../ops/containerddocker.js';
 import { goPathMatch } from '../ops/images.js';
 import { noteBothStores, withDockerStores } from './cddocker.js';
@@ -188,26 +188,22 @@ export function registerImages(program: Command, ctx: Ctx): void {
     .action(async (refs: string[], _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withDockerStores(g, ctx, (st) => {
-        const out: unknown[] = [];
-        for (const q of refs) {
-          try {
-            const ls = st.legacy;
-            const x =
-              ls !== undefined
-                ? (inspectLegacyImage(ls, requireLegacyImage(ls, q)) as { Dataroot: unknown })
-                : findEither<{ Dataroot: unknown }>(
-                    st,
-                    q,
-                    (s) => inspectImage(s, requireImage(s, q)),
-                    (c) => inspectDockerImage(c, resolveDockerImage(c, q)) as { Dataroot: unknown },
-                  );
-            out.push(x);
-            reportProblems(ctx, (x.Dataroot as { problems: Problem[] }).problems);
-          } catch (e) {
-            reportMissing(ctx, e, g.json === true);
-          }
-        }
-        emitJson(ctx, out);
+        const ls = st.legacy;
+        inspectQueries(
+          ctx,
+          g.json === true,
+          refs,
+          (q) =>
+            ls !== undefined
+              ? (inspectLegacyImage(ls, requireLegacyImage(ls, q)) as { Dataroot: unknown })
+              : findEither<{ Dataroot: unknown }>(
+                  st,
+                  q,
+                  (s) => inspectImage(s, requireImage(s, q)),
+                  (c) => inspectDockerImage(c, resolveDockerImage(c, q)) as { Dataroot: unknown },
+                ),
+          (x) => (x.Dataroot as { problems: Problem[] }).problems,
+        );
       });
     });
 

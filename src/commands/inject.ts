@@ -198,16 +198,20 @@ export function registerInject(program: Command, ctx: Ctx): void {
             'USAGE_UNPACK_NEEDS_CONTAINERD',
             '--unpack writes containerd snapshots: the target is a graphdriver store (dockerd stores layers unpacked already)',
           );
+        // What both stores take: the sources, tags, platform and limits.
+        const request = {
+          sources: sources.map((s) => resolve(ctx.cwd, s)),
+          ...(o.config !== undefined ? { config: resolve(ctx.cwd, o.config), layers: o.layer.map((l) => resolve(ctx.cwd, l)) } : {}),
+          tags: o.tag,
+          platform: o.platform,
+          dryRun: o.dryRun,
+          maxRatio: o.maxRatio,
+          maxBytes: o.maxBytes,
+        };
         if (cd !== undefined) {
           const r = await injectContainerd(cd, {
             unpack: o.unpack,
-            sources: sources.map((s) => resolve(ctx.cwd, s)),
-            ...(o.config !== undefined ? { config: resolve(ctx.cwd, o.config), layers: o.layer.map((l) => resolve(ctx.cwd, l)) } : {}),
-            tags: o.tag,
-            platform: o.platform,
-            dryRun: o.dryRun,
-            maxRatio: o.maxRatio,
-            maxBytes: o.maxBytes,
+            ...request,
             namespace: o.namespace,
             ...(crashAt !== undefined || pauseAt !== undefined ? { onStep: (s: CdInjectStep) => testHook(s, crashAt, pauseAt, pauseFile) } : {}),
           });
@@ -225,13 +229,7 @@ export function registerInject(program: Command, ctx: Ctx): void {
           async (store) => {
             const progress = ctx.stderrTTY && !g.json ? new Progress(ctx, 'inject') : undefined;
             const r = await inject(store, {
-              sources: sources.map((s) => resolve(ctx.cwd, s)),
-              ...(o.config !== undefined ? { config: resolve(ctx.cwd, o.config), layers: o.layer.map((l) => resolve(ctx.cwd, l)) } : {}),
-              tags: o.tag,
-              platform: o.platform,
-              dryRun: o.dryRun,
-              maxRatio: o.maxRatio,
-              maxBytes: o.maxBytes,
+              ...request,
               ...(progress !== undefined ? { onProgress: (p) => progress.update(p.bytes, p.totalBytes, `layer ${p.layer}/${p.layers}`) } : {}),
               ...(crashAt !== undefined || pauseAt !== undefined ? { onStep: (s: InjectStep) => testHook(s, crashAt, pauseAt, pauseFile) } : {}),
             });

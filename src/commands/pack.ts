@@ -35,6 +35,15 @@ interface OptSpec {
 
 type Parsed = { name: string; value: string | undefined }[];
 
+/** The help of --entrypoint and --cmd. */
+const COMMAND_HELP = 'a JSON array, or words split like a shell ("" clears)';
+
+/** The limits on a layer tar's decompressed size, the same for pack and edit. */
+const LIMIT_OPTS: OptSpec[] = [
+  { flags: '--max-ratio <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n times its size (default 500)' },
+  { flags: '--max-bytes <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n bytes (default 100 GiB)' },
+];
+
 const PACK_OPTS: OptSpec[] = [
   { flags: '-o, --output <OUT.tar>', group: 'Output', help: 'the archive to write (replaced if it exists)' },
   {
@@ -50,8 +59,7 @@ const PACK_OPTS: OptSpec[] = [
     group: 'Output',
     help: 'also (or, without -o, only) write the images into the data-root R (global --driver names the driver of a root never started)',
   },
-  { flags: '--max-ratio <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n times its size (default 500)' },
-  { flags: '--max-bytes <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n bytes (default 100 GiB)' },
+  ...LIMIT_OPTS,
   { flags: '--image', group: 'Per image', help: 'start the next image (options before the first --image make an image too; shared layers are stored once)' },
   {
     flags: '--layer <SRC[:DEST]>',
@@ -65,8 +73,8 @@ const PACK_OPTS: OptSpec[] = [
     help: "the config, byte for byte (its sha256 is the image ID; its diff_ids must be the layers'); excludes the flags below",
   },
   { flags: '-t, --tag <NAME:TAG>', group: 'Per image', help: 'repeatable' },
-  { flags: '--entrypoint <CMD>', group: 'Per image', help: 'a JSON array, or words split like a shell ("" clears)' },
-  { flags: '--cmd <CMD>', group: 'Per image', help: 'a JSON array, or words split like a shell ("" clears)' },
+  { flags: '--entrypoint <CMD>', group: 'Per image', help: COMMAND_HELP },
+  { flags: '--cmd <CMD>', group: 'Per image', help: COMMAND_HELP },
   { flags: '--env <K=V>', group: 'Per image', help: 'repeatable' },
   { flags: '--label <K=V>', group: 'Per image', help: 'repeatable' },
   { flags: '--expose <PORT[/PROTO]>', group: 'Per image', help: 'repeatable' },
@@ -85,8 +93,8 @@ const EDIT_OPTS: OptSpec[] = [
   { flags: '--set-label <K=V>', group: 'Operations, applied in the order given', help: 'set a label' },
   { flags: '--rm-label <K>', group: 'Operations, applied in the order given', help: 'remove a label' },
   { flags: '--set-env <K=V>', group: 'Operations, applied in the order given', help: 'set an environment variable' },
-  { flags: '--entrypoint <CMD>', group: 'Operations, applied in the order given', help: 'a JSON array, or words split like a shell ("" clears)' },
-  { flags: '--cmd <CMD>', group: 'Operations, applied in the order given', help: 'a JSON array, or words split like a shell ("" clears)' },
+  { flags: '--entrypoint <CMD>', group: 'Operations, applied in the order given', help: COMMAND_HELP },
+  { flags: '--cmd <CMD>', group: 'Operations, applied in the order given', help: COMMAND_HELP },
   {
     flags: '--add-layer <TAR|DIR[:DEST]>',
     group: 'Operations, applied in the order given',
@@ -100,8 +108,7 @@ const EDIT_OPTS: OptSpec[] = [
   { flags: '--image <REF|ID>', group: 'Output', help: 'which image of a multi-image archive to edit' },
   { flags: '--mtime <SECONDS|DATE>', group: 'Output', help: "time of new history entries and new layers' files (default 0)" },
   { flags: '--into-root <R>', group: 'Output', help: 'also (or, without -o, only) write the result into the data-root R' },
-  { flags: '--max-ratio <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n times its size (default 500)' },
-  { flags: '--max-bytes <n>', group: 'Output', help: 'refuse a layer tar that decompresses to more than n bytes (default 100 GiB)' },
+  ...LIMIT_OPTS,
 ];
 
 /** The long name of a table entry: `--layer-tar`. */

@@ -82,20 +82,32 @@ export async function inspectEach<T, L = T>(
   problems?: (x: T) => readonly Problem[],
   legacy?: { find: (ls: LegacyStore, q: string) => L; problems: (x: L) => readonly Problem[] },
 ): Promise<void> {
-  const each = <S, X>(s: S, f: (s: S, q: string) => X, p?: (x: X) => readonly Problem[]): void => {
-    const out: X[] = [];
-    for (const q of queries) {
-      try {
-        const x = f(s, q);
-        out.push(x);
-        if (p !== undefined) reportProblems(ctx, p(x));
-      } catch (e) {
-        reportMissing(ctx, e, g.json === true);
-      }
+  const json = g.json === true;
+  await withStore(
+    g,
+    ctx,
+    (s) => inspectQueries(ctx, json, queries, (q) => find(s, q), problems),
+    legacy === undefined ? undefined : (ls) => inspectQueries(ctx, json, queries, (q) => legacy.find(ls, q), legacy.problems),
+  );
+}
+
+/**
+ * The loop of an inspect command, once the store is open: one JSON array with an object per query
+ * found (its `problems` reported as well); each query that finds nothing is reported on stderr
+ * (exit 1) and the rest still printed.
+ */
+export function inspectQueries<X>(ctx: Ctx, json: boolean, queries: string[], find: (q: string) => X, problems?: (x: X) => readonly Problem[]): void {
+  const out: X[] = [];
+  for (const q of queries) {
+    try {
+      const x = find(q);
+      out.push(x);
+      if (problems !== undefined) reportProblems(ctx, problems(x));
+    } catch (e) {
+      reportMissing(ctx, e, json);
     }
-    emitJson(ctx, out);
-  };
-  await withStore(g, ctx, (s) => each(s, find, problems), legacy === undefined ? undefined : (ls) => each(ls, legacy.find, legacy.problems));
+  }
+  emitJson(ctx, out);
 }
 
 /** `12 minutes ago`, as the docker CLI prints CREATED. */

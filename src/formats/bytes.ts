@@ -29,6 +29,22 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
+/** The parts one after another, in a new array; `total` is their summed length when the caller keeps it. */
+export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  const out = new Uint8Array(total ?? parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** concatBytes, except that a single part is returned as it is (no copy). */
+export function joinBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  return parts.length === 1 ? parts[0]! : concatBytes(parts, total);
+}
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

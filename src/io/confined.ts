@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   closeSync,
   constants,
   fstatSync,
@@ -21,8 +22,10 @@ import {
 import { basename, dirname } from 'node:path';
 import { DatarootError } from '../formats/errors.js';
 import { ioErrorCode } from '../formats/errorcodes.js';
+import { resolveLexically } from '../formats/relpath.js';
 import { openBeneath as openBeneathNative } from './native.js';
 import { writeNewFileSync } from './atomic.js';
+import { preadFully } from './pread.js';
 
 /**
  * The confined access layer. Every read and write of evidence (a data-root, an unpacked archive, a
@@ -107,15 +110,7 @@ export function pathParts(rel: string): string[] {
 /** Where a symlink's target points, lexically, relative to the base; undefined when it leaves it. */
 export function symlinkTargetInside(rel: string, target: string): string | undefined {
   if (target.startsWith('/')) return undefined;
-  const stack = pathParts(dirname(`/${rel}`).slice(1));
-  for (const p of target.split('/')) {
-    if (p === '' || p === '.') continue;
-    if (p === '..') {
-      if (stack.length === 0) return undefined;
-      stack.pop();
-    } else stack.push(p);
-  }
-  return stack.join('/');
+  return resolveLexically(pathParts(dirname(`/${rel}`).slice(1)), target)?.join('/');
 }
 
 export interface ReadOptions {
@@ -505,13 +500,7 @@ export class Confined {
     if (f === undefined) return undefined;
     try {
       const buf = Buffer.alloc(Math.min(n, f.size));
-      let got = 0;
-      while (got < buf.length) {
-        const k = readSync(f.fd, buf, got, buf.length - got, got);
-        if (k === 0) break;
-        got += k;
-      }
-      return buf.subarray(0, got);
+      return buf.subarray(0, preadFully(f.fd, buf, 0));
     } finally {
       f.close();
     }
@@ -693,7 +682,17 @@ export function removeTree(path: string): void {
     unlinkSync(path);
     return;
   }
-  const stack: { dir: string; listed: boolean }[] = [{ dir: path, listed: false }];
+  removeDirTree(path);
+}
+
+/**
+ * Empties and removes a directory, depth first with an explicit stack (no recursion, whatever the
+ * depth); whatever is not a directory, a link too, is unlinked. A directory named by bytes has its
+ * names read as bytes (they need not be UTF-8). `makeWritable` makes each directory 0700 before
+ * it is listed (for a tree the caller made, finished with modes that forbid writing).
+ */
+export function removeDirTree(dir: string | Buffer, makeWritable = false): void {
+  const stack: { dir: string | Buffer; listed: boolean }[] = [{ dir, listed: false }];
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
     if (top.listed) {
@@ -702,24 +701,27 @@ export function removeTree(path: string): void {
       continue;
     }
     top.listed = true;
-    for (const d of readdirSync(top.dir, { withFileTypes: true })) {
-      const p = `${top.dir}/${d.name}`;
-      if (d.isDirectory()) stack.push({ dir: p, listed: false });
-      else unlinkSync(p);
+    if (makeWritable) chmodSync(top.dir, 0o700);
+    for (const e of dirEntries(top.dir)) {
+      if (e.isDir) stack.push({ dir: e.path, listed: false });
+      else unlinkSync(e.path);
     }
   }
+}
+
+const SLASH = Buffer.from('/');
+
+/** A directory's entries as paths (joined as the directory is named, string or bytes) and whether each is a directory. */
+function dirEntries(dir: string | Buffer): { path: string | Buffer; isDir: boolean }[] {
+  if (typeof dir === 'string') return readdirSync(dir, { withFileTypes: true }).map((d) => ({ path: `${dir}/${d.name}`, isDir: d.isDirectory() }));
+  return readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }).map((d) => ({ path: Buffer.concat([dir, SLASH, d.name]), isDir: d.isDirectory() }));
 }
 
 /** Reads up to `size` bytes (at most `max`) from an fd from offset 0. */
 function readFd(fd: number, size: number, max: number, file: string): Buffer {
   const want = Math.min(size, max);
   const buf = Buffer.allocUnsafe(want);
-  let got = 0;
-  while (got < want) {
-    const k = readSync(fd, buf, got, want - got, got);
-    if (k === 0) break;
-    got += k;
-  }
+  const got = preadFully(fd, buf, 0);
   // A file that grew past its bound while being read is refused too.
   if (got === max && size >= max) {
     const probe = Buffer.allocUnsafe(1);

@@ -1,6 +1,8 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { concatBytes } from '../formats/bytes.js';
 import { DatarootError } from '../formats/errors.js';
 import { ioError } from './pagesource.js';
+import { preadFully } from './pread.js';
 
 /**
  * The whole of a regular file given as input (a value to store), at most `max` bytes. Opened
@@ -30,12 +32,7 @@ export function readRegularFile(path: string, max: number, what = 'input file'):
     }
     if (st.size > max) throw new DatarootError('IO_FILE_TOO_LARGE', `${what} ${path} is ${st.size} bytes; the limit is ${max}`, { file: path });
     const out = new Uint8Array(st.size);
-    let done = 0;
-    while (done < out.length) {
-      const n = readSync(fd, out, done, out.length - done, done);
-      if (n === 0) throw new DatarootError('IO_SHORT_READ', `${path} shrank while it was read`, { file: path });
-      done += n;
-    }
+    if (preadFully(fd, out, 0) < out.length) throw new DatarootError('IO_SHORT_READ', `${path} shrank while it was read`, { file: path });
     return out;
   } finally {
     closeSync(fd);
@@ -51,11 +48,5 @@ export async function readStreamBounded(input: AsyncIterable<Uint8Array>, max: n
     if (len > max) throw new DatarootError('IO_FILE_TOO_LARGE', `${what} holds more than ${max} bytes`);
     parts.push(c);
   }
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts, len);
 }

@@ -3,6 +3,7 @@ import { createGunzip } from 'node:zlib';
 import { DatarootError } from '../formats/errors.js';
 import { FRAME_WORD } from '../formats/logs/logentry.js';
 import type { OpenFile } from './confined.js';
+import { preadFully } from './pread.js';
 
 /**
  * Byte access to container log files opened by the confined layer (regular files only, never
@@ -155,13 +156,5 @@ export function tailFrames(
 
 /** Positional reads of an open file, for the tail readers. */
 export function fileReader(f: OpenFile): (buf: Uint8Array, pos: number) => number {
-  return (buf, pos) => {
-    let got = 0;
-    while (got < buf.length) {
-      const n = readSync(f.fd, buf, got, buf.length - got, pos + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got;
-  };
+  return (buf, pos) => preadFully(f.fd, buf, pos);
 }

@@ -1,6 +1,7 @@
-import { closeSync, fstatSync, openSync, readSync, constants } from 'node:fs';
+import { closeSync, fstatSync, openSync, constants } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import type { ByteSource } from '../formats/bolt/source.js';
+import { preadFully } from './pread.js';
 
 export interface FileSourceOptions {
   /** Bytes per cached chunk (default 1 MiB). */
@@ -126,16 +127,12 @@ export class FileSource implements ByteSource {
   }
 
   private readInto(buf: Buffer, position: number): void {
-    let done = 0;
-    while (done < buf.length) {
-      const n = readSync(this.fd, buf, done, buf.length - done, position + done);
-      if (n === 0) {
-        throw new DatarootError('IO_SHORT_READ', `the file ended at ${position + done} while reading (it shrank?)`, {
-          file: this.path,
-          offset: position + done,
-        });
-      }
-      done += n;
+    const done = preadFully(this.fd, buf, position);
+    if (done < buf.length) {
+      throw new DatarootError('IO_SHORT_READ', `the file ended at ${position + done} while reading (it shrank?)`, {
+        file: this.path,
+        offset: position + done,
+      });
     }
   }
 

@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { DatarootError } from '../formats/errors.js';
+import { resolveLexically } from '../formats/relpath.js';
 import { TYPE } from '../formats/tar/header.js';
 import { TarReader, type RandomAccess } from '../formats/tar/reader.js';
 import { fileChunks } from './streams.js';
@@ -52,15 +53,7 @@ export function memberName(raw: string): string {
 
 /** Resolves `target` relative to the directory of `from` (archive paths); undefined when it escapes. */
 export function resolveMemberPath(from: string, target: string): string | undefined {
-  const base = target.startsWith('/') ? [] : from.split('/').slice(0, -1);
-  for (const part of target.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (base.length === 0) return undefined;
-      base.pop();
-    } else base.push(part);
-  }
-  return base.join('/');
+  return resolveLexically(target.startsWith('/') ? [] : from.split('/').slice(0, -1), target)?.join('/');
 }
 
 /**

@@ -13,14 +13,12 @@ import {
   openSync,
   readdirSync,
   readSync,
-  rmdirSync,
   rmSync,
   symlinkSync,
-  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import { fsError } from './confined.js';
+import { fsError, removeDirTree } from './confined.js';
 import { mknod, nativeAvailable, setXattr, S_IFIFO } from './native.js';
 import { isUtf8, shownPath, type ByteStr } from './rawtree.js';
 
@@ -269,22 +267,7 @@ function removeOwnTree(path: Buffer): void {
     rmSync(path, { force: true });
     return;
   }
-  const stack: { dir: Buffer; listed: boolean }[] = [{ dir: path, listed: false }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (top.listed) {
-      rmdirSync(top.dir);
-      stack.pop();
-      continue;
-    }
-    top.listed = true;
-    chmodSync(top.dir, 0o700);
-    for (const d of readdirSync(top.dir, { withFileTypes: true, encoding: 'buffer' })) {
-      const p = Buffer.concat([top.dir, SLASH, d.name]);
-      if (d.isDirectory()) stack.push({ dir: p, listed: false });
-      else unlinkSync(p);
-    }
-  }
+  removeDirTree(path, true);
 }
 
 export { S_IFIFO };

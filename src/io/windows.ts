@@ -1,6 +1,7 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
 import { ioError } from './pagesource.js';
+import { preadFully } from './pread.js';
 
 /**
  * The first `length` bytes of a file as consecutive windows, read synchronously into one reused
@@ -20,17 +21,13 @@ export function* readWindowsSync(path: string, length: number, windowSize: numbe
     const whole = new Uint8Array(buf.buffer, buf.byteOffset, windowSize);
     for (let pos = 0; pos < length;) {
       const len = Math.min(windowSize, length - pos);
-      let done = 0;
-      while (done < len) {
-        let n: number;
-        try {
-          n = readSync(fd, buf, done, len - done, pos + done);
-        } catch (e) {
-          throw ioError(e as NodeJS.ErrnoException, path);
-        }
-        if (n === 0) throw new DatarootError('IO_SHORT_READ', `the file ended at ${pos + done} (it shrank?)`, { file: path, offset: pos + done });
-        done += n;
+      let done: number;
+      try {
+        done = preadFully(fd, buf.subarray(0, len), pos);
+      } catch (e) {
+        throw ioError(e as NodeJS.ErrnoException, path);
       }
+      if (done < len) throw new DatarootError('IO_SHORT_READ', `the file ended at ${pos + done} (it shrank?)`, { file: path, offset: pos + done });
       yield len === windowSize ? whole : whole.subarray(0, len);
       pos += len;
     }

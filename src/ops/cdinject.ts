@@ -32,7 +32,7 @@ import { openLayer, type ArchiveLayer, type ArchiveSource } from '../store/archi
 import { boltReadOptions, record, stringMap, sub, type Entry } from '../store/containerd/boltread.js';
 import { CD, KNOWN_DB_VERSIONS } from '../store/containerd/layout.js';
 import { varintNumber } from '../formats/containerd/values.js';
-import { assignTags, loadSources, type InjectOptions, type Planned } from './inject.js';
+import { loadInjectable, type InjectOptions, type Planned } from './inject.js';
 import { lockForWrite } from './boltwrite.js';
 import { extractSnapshot, metaSnapshotEdits, planSnapshots, SNAPSHOTTER, snapdbEdits, type UnpackLayer } from './cdunpack.js';
 import { hostPageSize } from '../io/host.js';
@@ -261,11 +261,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
   {
     const db = openMeta(fs);
     try {
-      const v1 = lookupBucket(db, db.rootBucket(), [V1]);
-      if (v1 === undefined)
-        throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
-          file: fs.abs(CD.metaDb),
-        });
+      const v1 = schemaBucket(db, fs);
       const v = record(db, v1).get('version')?.value;
       const n = v === undefined ? undefined : varintNumber(v);
       if (n === undefined || !KNOWN_DB_VERSIONS.includes(n))
@@ -287,16 +283,7 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
   const untrack: (() => void)[] = [];
   try {
     const { onStep: _step, namespace: _ns, ...common } = o;
-    const planned = await loadSources({ ...common, preferOci: true }, work);
-    assignTags(planned, o.tags);
-    for (const p of planned) {
-      const i = p.img;
-      if (i.problems.length > 0)
-        throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
-      const os = i.config?.os;
-      if (os !== undefined && os !== '' && os !== 'linux')
-        throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: containerd on Linux would not run it`);
-    }
+    const planned = await loadInjectable({ ...common, preferOci: true }, work, 'containerd on Linux would not run it');
     // Before anything is staged: the tombstone that makes containerd clean up after a crash.
     // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
     if (!o.dryRun) fs.mkdirs(CD.blobsDir, 0o755);
@@ -523,6 +510,16 @@ function openMeta(fs: Confined): BoltFile {
   return b.db;
 }
 
+/** meta.db's schema bucket `v1`; a root where containerd never made it is refused. */
+function schemaBucket(db: BoltFile, fs: Confined): BucketRef {
+  const v1 = lookupBucket(db, db.rootBucket(), [V1]);
+  if (v1 === undefined)
+    throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
+      file: fs.abs(CD.metaDb),
+    });
+  return v1;
+}
+
 function closeMeta(db: BoltFile): void {
   metaSources.get(db)?.();
 }
@@ -538,11 +535,7 @@ async function rewriteMetaDb(
 ): Promise<void> {
   const db = openMeta(fs);
   try {
-    const v1 = lookupBucket(db, db.rootBucket(), [V1]);
-    if (v1 === undefined)
-      throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
-        file: fs.abs(CD.metaDb),
-      });
+    schemaBucket(db, fs);
     const now = utcFromMs(Date.now());
     const ns = o.namespace;
     const made = new Set<string>();
@@ -652,10 +645,7 @@ async function commitMetaDb(
 async function writeTombstone(fs: Confined, ns: string, ref: string, box: LockBox, snapshot: boolean): Promise<void> {
   const db = openMeta(fs);
   try {
-    if (lookupBucket(db, db.rootBucket(), [V1]) === undefined)
-      throw new DatarootError('CONTAINERD_SCHEMA_UNKNOWN', `${fs.abs(CD.metaDb)} has no schema bucket v1: containerd never initialised it`, {
-        file: fs.abs(CD.metaDb),
-      });
+    schemaBucket(db, fs);
     const path = [V1, ns, 'content', 'ingests'];
     if (isValueAt(db, path.slice(0, -1), 'ingests'))
       throw new DatarootError('CONTAINERD_METADB_UNEXPECTED', `meta.db: ${path.join('/')} is a value, not a bucket`);

@@ -1,14 +1,13 @@
 import { DatarootError } from '../formats/errors.js';
 import { parseReference } from '../formats/docker/reference.js';
-import { GO_ZERO_TIME, goRFC3339Nano } from '../formats/docker/gotime.js';
-import { goSummaryEndpoint } from '../formats/docker/apitypes.js';
+import { goRFC3339Nano } from '../formats/docker/gotime.js';
 import type { CdImageRecord } from '../store/containerd/metadb.js';
 import type { CdRoot, ResolvedImage, ResolvedManifest } from '../store/containerd/model.js';
-import { readContainers, stateString, type ContainerRecord } from '../store/containers.js';
+import { readContainers, type ContainerRecord } from '../store/containers.js';
 import type { Confined } from '../io/confined.js';
 import { problem, type Problem } from '../store/problems.js';
 import { snapshotChanges } from './containerd.js';
-import { commandOf, inspectNetworkSettings, inspectState, mountPoints, portsOf, runningNote, statusString, type ChangeDetail } from './containers.js';
+import { containerSummary, inspectHead, inspectNetworkSettings, mountPoints, runningNote, type ChangeDetail } from './containers.js';
 import { createdUnix } from './images.js';
 
 /**
@@ -411,25 +410,9 @@ export function listDockerContainers(ctx: DockerCdContext, now = Date.now()): { 
       const hit = imgs.find((i) => i.Name === want);
       if (hit === undefined || hit.Target.digest !== imageId) image = imageId;
     }
-    const networks: Obj = {};
-    for (const [name, ep] of Object.entries(cfg.NetworkSettings?.Networks ?? {})) if (ep !== null) networks[name] = goSummaryEndpoint(ep);
     const note = runningNote(c);
-    const manifest = (cfg as { ImageManifest?: Obj }).ImageManifest;
     out.push({
-      Id: c.id,
-      Names: [cfg.Name ?? ''],
-      Image: image,
-      ImageID: imageId,
-      ...(manifest !== undefined && manifest !== null ? { ImageManifestDescriptor: manifest } : {}),
-      Command: commandOf(c),
-      Created: createdUnix(cfg.Created),
-      Ports: portsOf(cfg.NetworkSettings?.Ports),
-      Labels: cfg.Config?.Labels ?? null,
-      State: stateString(cfg.State),
-      Status: statusString(cfg.State, now),
-      HostConfig: { NetworkMode: (c.hostConfig?.['NetworkMode'] as string | undefined) ?? '' },
-      NetworkSettings: { Networks: networks },
-      Mounts: mountPoints(cfg.MountPoints),
+      ...containerSummary(c, cfg, image, now, (cfg as { ImageManifest?: Obj }).ImageManifest),
       Dataroot: { store: 'containerd', ...(note !== undefined ? { note } : {}), problems: c.problems },
     });
   }
@@ -466,7 +449,6 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
       `container ${c.id}: ${c.problems[0]?.message ?? 'config.v2.json cannot be read'}`,
     );
   const { cd } = ctx;
-  const state = inspectState(cfg);
   const problems: Problem[] = [...c.problems];
   const snapshotter = cfg.Driver !== undefined && cfg.Driver !== '' ? cfg.Driver : ctx.snapshotter;
   const snap = cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
@@ -483,19 +465,7 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
   const note = runningNote(c);
   const manifest = (cfg as { ImageManifest?: Obj }).ImageManifest;
   return {
-    Id: c.id,
-    Created: cfg.Created === undefined ? GO_ZERO_TIME : goRFC3339Nano(cfg.Created),
-    Path: cfg.Path ?? '',
-    Args: cfg.Args ?? null,
-    State: state,
-    Image: imageId,
-    ResolvConfPath: cfg.ResolvConfPath ?? '',
-    HostnamePath: cfg.HostnamePath ?? '',
-    HostsPath: cfg.HostsPath ?? '',
-    LogPath: cfg.LogPath ?? '',
-    Name: cfg.Name ?? '',
-    RestartCount: cfg.RestartCount ?? 0,
-    Driver: cfg.Driver ?? '',
+    ...inspectHead(c.id, cfg),
     Platform: cfg.OS ?? '',
     ...(manifest !== undefined && manifest !== null ? { ImageManifestDescriptor: manifest } : {}),
     MountLabel: cfg.MountLabel ?? '',

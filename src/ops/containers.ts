@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { DatarootError } from '../formats/errors.js';
-import type { Confined } from '../io/confined.js';
+import { kindOfStats, type Confined } from '../io/confined.js';
 import { goEndpointSettings, goSummaryEndpoint, humanDuration } from '../formats/docker/apitypes.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { stateString, type ContainerRecord, type StoredContainer, type StoredMountPoint, type StoredState } from '../store/containers.js';
@@ -50,7 +50,7 @@ export function mountPoints(mps: Record<string, StoredMountPoint> | null | undef
 }
 
 /** container.State.String(): the STATUS column of `docker ps` (relative to `now`). */
-export function statusString(s: StoredState | undefined, now: number): string {
+function statusString(s: StoredState | undefined, now: number): string {
   if (s === undefined) return '';
   const since = (t: string | undefined): string => {
     const p = t === undefined ? undefined : parseGoTime(t);
@@ -71,14 +71,14 @@ export function statusString(s: StoredState | undefined, now: number): string {
 }
 
 /** The Command column: Path and Args, args with a space quoted in single quotes. */
-export function commandOf(c: ContainerRecord): string {
+function commandOf(c: ContainerRecord): string {
   const path = c.config?.Path ?? '';
   const args = c.config?.Args ?? [];
   if (args.length === 0) return path;
   return `${path} ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
 }
 
-export function portsOf(ports: unknown): Obj[] {
+function portsOf(ports: unknown): Obj[] {
   const out: Obj[] = [];
   if (ports === null || typeof ports !== 'object') return out;
   for (const [key, bindings] of Object.entries(ports as Record<string, unknown>)) {
@@ -122,6 +122,31 @@ export interface ContainerListResult {
   problems: Problem[];
 }
 
+/**
+ * A container as `docker ps -a` shows it, without the Dataroot section (the caller's): `image` is
+ * the IMAGE column; `manifest` is the ImageManifestDescriptor a containerd-store root records.
+ */
+export function containerSummary(c: ContainerRecord, cfg: StoredContainer, image: string, now: number, manifest?: Obj | null): ContainerSummary {
+  const networks: Obj = {};
+  for (const [name, ep] of Object.entries(cfg.NetworkSettings?.Networks ?? {})) if (ep !== null) networks[name] = goSummaryEndpoint(ep);
+  return {
+    Id: c.id,
+    Names: [cfg.Name ?? ''],
+    Image: image,
+    ImageID: cfg.Image ?? '',
+    ...(manifest !== undefined && manifest !== null ? { ImageManifestDescriptor: manifest } : {}),
+    Command: commandOf(c),
+    Created: createdUnix(cfg.Created),
+    Ports: portsOf(cfg.NetworkSettings?.Ports),
+    Labels: cfg.Config?.Labels ?? null,
+    State: stateString(cfg.State),
+    Status: statusString(cfg.State, now),
+    HostConfig: { NetworkMode: (c.hostConfig?.['NetworkMode'] as string | undefined) ?? '' },
+    NetworkSettings: { Networks: networks },
+    Mounts: mountPoints(cfg.MountPoints),
+  };
+}
+
 /** `docker ps -a` over the stored containers, newest first. */
 export function listContainers(store: Store, now = Date.now()): ContainerListResult {
   const problems: Problem[] = [];
@@ -146,23 +171,9 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
       const r = store.lookupImage(image);
       if (r.image === undefined || r.image.id !== imageId) image = imageId;
     }
-    const networks: Obj = {};
-    for (const [name, ep] of Object.entries(cfg.NetworkSettings?.Networks ?? {})) if (ep !== null) networks[name] = goSummaryEndpoint(ep);
     const note = runningNote(c);
     containers.push({
-      Id: c.id,
-      Names: [cfg.Name ?? ''],
-      Image: image,
-      ImageID: imageId,
-      Command: commandOf(c),
-      Created: createdUnix(cfg.Created),
-      Ports: portsOf(cfg.NetworkSettings?.Ports),
-      Labels: cfg.Config?.Labels ?? null,
-      State: stateString(cfg.State),
-      Status: statusString(cfg.State, now),
-      HostConfig: { NetworkMode: (c.hostConfig?.['NetworkMode'] as string | undefined) ?? '' },
-      NetworkSettings: { Networks: networks },
-      Mounts: mountPoints(cfg.MountPoints),
+      ...containerSummary(c, cfg, image, now),
       ...(note !== undefined || c.problems.length > 0 ? { Dataroot: { ...(note !== undefined ? { note } : {}), problems: c.problems } } : {}),
     });
   }
@@ -171,7 +182,7 @@ export function listContainers(store: Store, now = Date.now()): ContainerListRes
 }
 
 /** The State of `docker container inspect`, from config.v2.json's State. */
-export function inspectState(cfg: StoredContainer): Obj {
+function inspectState(cfg: StoredContainer): Obj {
   const s = cfg.State ?? {};
   const state: Obj = {
     Status: stateString(cfg.State),
@@ -188,6 +199,25 @@ export function inspectState(cfg: StoredContainer): Obj {
   };
   if (s.Health !== null && s.Health !== undefined) state['Health'] = s.Health;
   return state;
+}
+
+/** The fields `docker container inspect` begins with (Id … Driver), the same on every store. */
+export function inspectHead(id: string, cfg: StoredContainer): Obj {
+  return {
+    Id: id,
+    Created: cfg.Created === undefined ? GO_ZERO_TIME : goRFC3339Nano(cfg.Created),
+    Path: cfg.Path ?? '',
+    Args: cfg.Args ?? null,
+    State: inspectState(cfg),
+    Image: cfg.Image ?? '',
+    ResolvConfPath: cfg.ResolvConfPath ?? '',
+    HostnamePath: cfg.HostnamePath ?? '',
+    HostsPath: cfg.HostsPath ?? '',
+    LogPath: cfg.LogPath ?? '',
+    Name: cfg.Name ?? '',
+    RestartCount: cfg.RestartCount ?? 0,
+    Driver: cfg.Driver ?? '',
+  };
 }
 
 /** The NetworkSettings of `docker container inspect`: every endpoint, and the bridge's at the top level as the API keeps it. */
@@ -230,7 +260,6 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
       { file: `${c.dir}/config.v2.json` },
     );
   }
-  const state = inspectState(cfg);
   const mount = store.mountOf(c.id);
   const problems: Problem[] = [...c.problems, ...(mount?.problems ?? [])];
   if (mount === undefined) problems.push(problem('CONTAINER_LAYER_MISSING', `layerdb/mounts/${c.id} does not exist: dockerd cannot mount this container`));
@@ -241,19 +270,7 @@ export function inspectContainer(store: Store, c: ContainerRecord): Obj {
   if (imageId !== '' && !store.images.has(imageId)) problems.push(problem('CONTAINER_IMAGE_MISSING', `image ${imageId} is not in the image store`));
   const note = runningNote(c);
   return {
-    Id: c.id,
-    Created: cfg.Created === undefined ? GO_ZERO_TIME : goRFC3339Nano(cfg.Created),
-    Path: cfg.Path ?? '',
-    Args: cfg.Args ?? null,
-    State: state,
-    Image: imageId,
-    ResolvConfPath: cfg.ResolvConfPath ?? '',
-    HostnamePath: cfg.HostnamePath ?? '',
-    HostsPath: cfg.HostsPath ?? '',
-    LogPath: cfg.LogPath ?? '',
-    Name: cfg.Name ?? '',
-    RestartCount: cfg.RestartCount ?? 0,
-    Driver: cfg.Driver ?? '',
+    ...inspectHead(c.id, cfg),
     // container.FromDisk: an empty OS is the host's (linux).
     Platform: typeof cfg.OS === 'string' && cfg.OS !== '' ? cfg.OS : 'linux',
     MountLabel: cfg.MountLabel ?? '',
@@ -366,15 +383,10 @@ export function changesBetween(newRoot: FsNode, oldRoot: FsNode | undefined): Ch
   return changes.sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));
 }
 
+/** The type word of a node (kindOfStats; a stat of no known type counts as a file). */
 function typeOf(n: FsNode): string {
-  const s = n.stat;
-  if (s.isDirectory()) return 'dir';
-  if (s.isSymbolicLink()) return 'symlink';
-  if (s.isCharacterDevice()) return 'char';
-  if (s.isBlockDevice()) return 'block';
-  if (s.isFIFO()) return 'fifo';
-  if (s.isSocket()) return 'socket';
-  return 'file';
+  const k = kindOfStats(n.stat);
+  return k === 'unknown' ? 'file' : k;
 }
 
 function nodeAt(root: FsNode, path: string): FsNode | undefined {

@@ -70,7 +70,7 @@ function familiarMatch(pattern: string, r: RefEntry): boolean {
 }
 
 /** filters.MatchKVList: every `k` or `k=v` of the filter is in the labels. */
-function matchLabels(filters: string[], labels: Record<string, string> | null | undefined): boolean {
+export function matchLabels(filters: string[], labels: Record<string, unknown> | null | undefined): boolean {
   if (filters.length === 0) return true;
   if (labels === null || labels === undefined) return false;
   return filters.every((f) => {

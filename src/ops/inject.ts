@@ -112,7 +112,7 @@ interface LayerJob {
 }
 
 /** Reads the images of every source: archives, OCI layouts, or a hand-made config with layer tars. */
-export async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
+async function loadSources(o: InjectOptions, work: string): Promise<Planned[]> {
   const planned: Planned[] = [];
   for (const [i, source] of o.sources.entries()) {
     const dir = join(work, `src-${i}`);
@@ -195,8 +195,25 @@ function sameTag(a: string, b: string): boolean {
   }
 }
 
+/**
+ * The images of every source with their tags (loadSources, assignTags), refused before anything is
+ * written when one has a problem or is not a Linux image (`notLinux` says what the daemon would do
+ * with it).
+ */
+export async function loadInjectable(o: InjectOptions, work: string, notLinux: string): Promise<Planned[]> {
+  const planned = await loadSources(o, work);
+  assignTags(planned, o.tags);
+  for (const p of planned) {
+    const i = p.img;
+    if (i.problems.length > 0) throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
+    const os = i.config?.os;
+    if (os !== undefined && os !== '' && os !== 'linux') throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: ${notLinux}`);
+  }
+  return planned;
+}
+
 /** Tags of each image: its own (familiar form) plus --tag (which needs exactly one image). */
-export function assignTags(planned: Planned[], extra: string[]): void {
+function assignTags(planned: Planned[], extra: string[]): void {
   if (extra.length > 0 && planned.length !== 1)
     throw new DatarootError('USAGE_TAG_AMBIGUOUS', `--tag needs exactly one image, the sources hold ${planned.length}`);
   for (const p of planned) {
@@ -230,16 +247,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
   const work = mkdtempSync(join(tmpdir(), 'dataroot-inject-'));
   const dropWork = removeOnExit(work);
   try {
-    const planned = await loadSources(o, work);
-    assignTags(planned, o.tags);
-    for (const p of planned) {
-      const i = p.img;
-      if (i.problems.length > 0)
-        throw new DatarootError(i.problems[0]!.code, `${p.sourceName} (${i.label}): ${i.problems[0]!.message}`, { file: p.sourceName });
-      const os = i.config?.os;
-      if (os !== undefined && os !== '' && os !== 'linux')
-        throw new DatarootError('ARCHIVE_OS_UNSUPPORTED', `${i.label} is a ${os} image: dockerd on Linux would skip it`);
-    }
+    const planned = await loadInjectable(o, work, 'dockerd on Linux would skip it');
     // Plan: which layers exist (reused) and which must be written, each chain once.
     const jobs = new Map<string, LayerJob>();
     const images: InjectedImage[] = [];

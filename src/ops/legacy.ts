@@ -1,16 +1,7 @@
 import { DatarootError } from '../formats/errors.js';
 import type { ErrorCode } from '../formats/errorcodes.js';
-import {
-  goField,
-  goMap,
-  imageReference19,
-  isDigestRef19,
-  isObj,
-  humanDuration19,
-  v19Config,
-  v19EndpointSettings,
-  v19HostConfig,
-} from '../formats/docker/legacyapi.js';
+import { goField, isObj } from '../formats/docker/godecode.js';
+import { goMap, imageReference19, isDigestRef19, humanDuration19, v19Config, v19EndpointSettings, v19HostConfig } from '../formats/docker/legacyapi.js';
 import { GO_ZERO_TIME, goRFC3339Nano, isGoZeroTime, parseGoTime } from '../formats/docker/gotime.js';
 import { LIMITS } from '../io/confined.js';
 import { readJson, readText } from '../store/fsread.js';
@@ -18,6 +9,7 @@ import { HEX64 } from '../store/layout.js';
 import { GRAPH_DIR, type LegacyContainer, type LegacyImage, type LegacyStore } from '../store/legacy.js';
 import { problem, type Problem } from '../store/problems.js';
 import type { Finding, VerifyResult } from './verify.js';
+import { matchLabels } from './images.js';
 
 /**
  * The commands of a pre-1.10 root, as Docker 1.9 (API 1.21) answered them: `docker images`,
@@ -68,17 +60,6 @@ function labelsOf(img: LegacyImage): Record<string, unknown> | null | undefined 
   const c = img.json === undefined ? undefined : goField(img.json, 'config');
   if (!isObj(c)) return undefined; // image.Config == nil
   return goMap(goField(c, 'Labels'));
-}
-
-/** filters.MatchKVList: every `k` or `k=v` of the filter is among the labels. */
-function matchLabels(filters: string[], labels: Record<string, unknown> | null | undefined): boolean {
-  if (filters.length === 0) return true;
-  if (labels === null || labels === undefined) return false;
-  return filters.every((f) => {
-    const eq = f.indexOf('=');
-    if (eq < 0) return Object.prototype.hasOwnProperty.call(labels, f);
-    return labels[f.slice(0, eq)] === f.slice(eq + 1);
-  });
 }
 
 function newImage(ls: LegacyStore, img: LegacyImage): V19Image {

@@ -5,7 +5,7 @@ import { isKnownDriver, LAYOUT as L } from '../store/layout.js';
 import type { Store } from '../store/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import { readContainerLogs, type LogRecord, type LogSource } from './logs.js';
-import type { Confined } from '../io/confined.js';
+import { kindOfStats, type Confined } from '../io/confined.js';
 import type { ContainerRecord } from '../store/containers.js';
 import type { VolumeRecord } from '../store/volumes.js';
 
@@ -69,24 +69,13 @@ export interface TimelineOptions {
   files?: boolean;
 }
 
-function typeOf(st: BigIntStats): string {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isSocket()) return 'socket';
-  return 'unknown';
-}
-
 export function fileTimes(object: TimelineObject, source: string, path: string | undefined, st: BigIntStats): FileTimes {
   const b = st.birthtimeNs;
   return {
     object,
     source,
     ...(path !== undefined ? { path } : {}),
-    file: { type: typeOf(st), mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), inode: st.ino.toString() },
+    file: { type: kindOfStats(st), mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), inode: st.ino.toString() },
     atime: instantFromNanos(st.atimeNs),
     mtime: instantFromNanos(st.mtimeNs),
     ctime: instantFromNanos(st.ctimeNs),
@@ -132,6 +121,39 @@ export function objectLabel(o: TimelineObject): string {
   }
 }
 
+/** An event, or none when the time is missing or Go's zero time (an empty detail is left out). */
+export function eventItems(time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] {
+  return time === undefined || isZeroInstant(time)
+    ? []
+    : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
+}
+
+/** The time a JSON value states in RFC 3339; undefined when it is not a string or does not parse. */
+export function timeOf(s: unknown): Instant | undefined {
+  return typeof s === 'string' ? parseRFC3339(s) : undefined;
+}
+
+/** An image config's history as image.history events, one a step (`created_by` cut at 300 characters). */
+export function historyEvents(history: unknown, obj: TimelineObject, source: string): TimelineItem[] {
+  const hist: unknown[] = Array.isArray(history) ? history : [];
+  const out: TimelineItem[] = [];
+  for (let i = 0; i < hist.length; i++) {
+    const h = hist[i] as { created?: unknown; created_by?: unknown; empty_layer?: unknown } | null;
+    if (h === null || typeof h !== 'object') continue;
+    const by = typeof h.created_by === 'string' ? h.created_by : '';
+    out.push(
+      ...eventItems(
+        timeOf(h.created),
+        'image.history',
+        obj,
+        source,
+        `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`,
+      ),
+    );
+  }
+  return out;
+}
+
 export interface TimelineRun {
   items: AsyncGenerator<TimelineItem>;
   /** Findings met while walking (filled as the items are consumed). */
@@ -146,11 +168,6 @@ export function timeline(store: Store, o: TimelineOptions): TimelineRun {
 async function* items(store: Store, o: TimelineOptions, problems: Problem[]): AsyncGenerator<TimelineItem> {
   const fs = store.fs;
   const drv = store.driver;
-  const ev = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
-    time === undefined || isZeroInstant(time)
-      ? []
-      : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
-  const t = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
 
   // Images: created, history, lastUpdated.
   const imageObj = new Map<string, TimelineObject>();
@@ -160,21 +177,10 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
     imageObj.set(img.hex, obj);
     const cfg = img.config;
     if (cfg === undefined) continue;
-    yield* ev(t(cfg.created), 'image.created', obj, img.contentPath, tags.length > 0 ? `tags ${tags.join(', ')}` : undefined);
-    const hist = Array.isArray(cfg.history) ? cfg.history : [];
-    for (let i = 0; i < hist.length; i++) {
-      const h = hist[i];
-      if (h === null || typeof h !== 'object') continue;
-      const by = typeof h.created_by === 'string' ? h.created_by : '';
-      yield* ev(
-        t(h.created),
-        'image.history',
-        obj,
-        img.contentPath,
-        `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`,
-      );
-    }
-    if (img.lastUpdated !== undefined) yield* ev(t(img.lastUpdated.trim()), 'image.lastUpdated', obj, `${L.imageMetadataDir(drv)}/${img.hex}/lastUpdated`);
+    yield* eventItems(timeOf(cfg.created), 'image.created', obj, img.contentPath, tags.length > 0 ? `tags ${tags.join(', ')}` : undefined);
+    yield* historyEvents(cfg.history, obj, img.contentPath);
+    if (img.lastUpdated !== undefined)
+      yield* eventItems(timeOf(img.lastUpdated.trim()), 'image.lastUpdated', obj, `${L.imageMetadataDir(drv)}/${img.hex}/lastUpdated`);
   }
 
   // Containers: created, started, finished, health checks, first and last log message.
@@ -191,8 +197,8 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
     if (r.kind !== 'network') continue;
     const id = r.ids[0] ?? '';
     const name = typeof r.value['name'] === 'string' ? r.value['name'] : undefined;
-    yield* ev(
-      t(r.value['created']),
+    yield* eventItems(
+      timeOf(r.value['created']),
       'network.created',
       { type: 'network', id, ...(name !== undefined ? { name } : {}) },
       L.networkDb,
@@ -202,16 +208,8 @@ async function* items(store: Store, o: TimelineOptions, problems: Problem[]): As
   yield* rest(store, o, problems, imageObj, containerObj);
 }
 
-const evOf = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
-  time === undefined || isZeroInstant(time)
-    ? []
-    : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
-const tOf = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
-
 /** Docker containers' events (config.v2.json) and the first and last message of their logs. */
 export async function* containerEvents(logs: LogSource, containers: ContainerRecord[], problems: Problem[]): AsyncGenerator<TimelineItem> {
-  const ev = evOf;
-  const t = tOf;
   for (const c of containers) {
     const cfg = c.config;
     const obj: TimelineObject = { type: 'container', id: c.id, ...(typeof cfg?.Name === 'string' ? { name: cfg.Name } : {}) };
@@ -219,10 +217,10 @@ export async function* containerEvents(logs: LogSource, containers: ContainerRec
     const src = `${c.dir}/config.v2.json`;
     const st = cfg.State ?? {};
     const restarts = typeof cfg.RestartCount === 'number' && cfg.RestartCount > 0 ? `, restart count ${cfg.RestartCount}` : '';
-    yield* ev(t(cfg.Created), 'container.created', obj, src, typeof cfg.Config?.Image === 'string' ? `image ${cfg.Config.Image}` : undefined);
-    yield* ev(t(st.StartedAt), 'container.started', obj, src, `${st.Running === true ? 'recorded as running' : ''}${restarts}`.replace(/^, /, ''));
-    yield* ev(
-      t(st.FinishedAt),
+    yield* eventItems(timeOf(cfg.Created), 'container.created', obj, src, typeof cfg.Config?.Image === 'string' ? `image ${cfg.Config.Image}` : undefined);
+    yield* eventItems(timeOf(st.StartedAt), 'container.started', obj, src, `${st.Running === true ? 'recorded as running' : ''}${restarts}`.replace(/^, /, ''));
+    yield* eventItems(
+      timeOf(st.FinishedAt),
       'container.finished',
       obj,
       src,
@@ -232,7 +230,7 @@ export async function* containerEvents(logs: LogSource, containers: ContainerRec
     if (health !== null && typeof health === 'object' && Array.isArray(health.Log)) {
       for (const h of health.Log) {
         if (h === null || typeof h !== 'object') continue;
-        yield* ev(t(h.Start), 'container.health', obj, src, `health check started (exit code ${String(h.ExitCode)})`);
+        yield* eventItems(timeOf(h.Start), 'container.health', obj, src, `health check started (exit code ${String(h.ExitCode)})`);
       }
     }
     for await (const it of logEnds(logs, c.id, obj, problems)) yield it;
@@ -245,7 +243,7 @@ export function* volumeEvents(fs: Confined, volumes: VolumeRecord[]): Generator<
     if (v.dataDir === '') continue;
     const st = fs.lstatBig(v.dataDir);
     if (st === undefined) continue;
-    yield* evOf(instantFromNanos(st.ctimeNs), 'volume.created', { type: 'volume', id: v.name }, v.dataDir, `driver ${v.driver}`);
+    yield* eventItems(instantFromNanos(st.ctimeNs), 'volume.created', { type: 'volume', id: v.name }, v.dataDir, `driver ${v.driver}`);
   }
 }
 

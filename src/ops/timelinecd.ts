@@ -1,4 +1,3 @@
-import { isZeroInstant, parseRFC3339, type Instant } from '../formats/docker/timestamp.js';
 import { isBlobDigest, isSnapshotId } from '../formats/containerd/identifiers.js';
 import type { Confined } from '../io/confined.js';
 import { CD, FILE_SNAPSHOTTERS } from '../store/containerd/layout.js';
@@ -6,7 +5,18 @@ import type { CdRoot, CdSnapshot } from '../store/containerd/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import { MOBY_NS } from './containerddocker.js';
 import type { LogSource } from './logs.js';
-import { containerEvents, fileTimes, volumeEvents, type TimelineItem, type TimelineObject, type TimelineOptions, type TimelineRun } from './timeline.js';
+import {
+  containerEvents,
+  eventItems,
+  fileTimes,
+  historyEvents,
+  timeOf,
+  volumeEvents,
+  type TimelineItem,
+  type TimelineObject,
+  type TimelineOptions,
+  type TimelineRun,
+} from './timeline.js';
 import type { DockerMeta } from './which.js';
 
 /**
@@ -33,11 +43,6 @@ export function timelineContainerd(cd: CdRoot, o: CdTimelineOptions): TimelineRu
 async function* items(cd: CdRoot, o: CdTimelineOptions, problems: Problem[]): AsyncGenerator<TimelineItem> {
   const at = (rel: string): string => (o.prefix === '' ? rel : rel === '' ? o.prefix : `${o.prefix}/${rel}`);
   const metaDb = at(CD.metaDb);
-  const ev = (time: Instant | undefined, event: string, object: TimelineObject, source: string, detail?: string): TimelineItem[] =>
-    time === undefined || isZeroInstant(time)
-      ? []
-      : [{ kind: 'event', event: { time, event, object, source, ...(detail !== undefined && detail !== '' ? { detail } : {}) } }];
-  const t = (s: unknown): Instant | undefined => (typeof s === 'string' ? parseRFC3339(s) : undefined);
   const snapObj = new Map<string, TimelineObject>();
 
   for (const ns of cd.namespaceNames()) {
@@ -45,54 +50,42 @@ async function* items(cd: CdRoot, o: CdTimelineOptions, problems: Problem[]): As
     // Images: the record's times; the config's created and history of the host's manifest.
     for (const img of cd.meta.images(ns)) {
       const obj: TimelineObject = { type: 'image', id: img.Target.digest, name: named(img.Name) };
-      yield* ev(t(img.CreatedAt), 'image.recorded', obj, metaDb, `namespace ${ns}, target ${img.Target.mediaType}`);
-      if (img.UpdatedAt !== img.CreatedAt) yield* ev(t(img.UpdatedAt), 'image.updated', obj, metaDb, `namespace ${ns}`);
+      yield* eventItems(timeOf(img.CreatedAt), 'image.recorded', obj, metaDb, `namespace ${ns}, target ${img.Target.mediaType}`);
+      if (img.UpdatedAt !== img.CreatedAt) yield* eventItems(timeOf(img.UpdatedAt), 'image.updated', obj, metaDb, `namespace ${ns}`);
       const best = cd.resolve(img).best;
       const view = best?.config?.view;
       if (best?.config === undefined || view === undefined) continue;
       const src = at(CD.blob(best.config.desc.digest));
-      yield* ev(t(view.created), 'image.created', obj, src);
-      const hist = Array.isArray(view.raw['history']) ? (view.raw['history'] as unknown[]) : [];
-      for (let i = 0; i < hist.length; i++) {
-        const h = hist[i] as { created?: unknown; created_by?: unknown; empty_layer?: unknown } | null;
-        if (h === null || typeof h !== 'object') continue;
-        const by = typeof h.created_by === 'string' ? h.created_by : '';
-        yield* ev(
-          t(h.created),
-          'image.history',
-          obj,
-          src,
-          `step ${i + 1}/${hist.length}${h.empty_layer === true ? ' (no layer)' : ''}: ${by.length > 300 ? `${by.slice(0, 300)}…` : by}`,
-        );
-      }
+      yield* eventItems(timeOf(view.created), 'image.created', obj, src);
+      yield* historyEvents(view.raw['history'], obj, src);
     }
     // containerd's container records (Docker's live in config.v2.json, below).
     for (const c of cd.meta.containers(ns)) {
       const obj: TimelineObject = { type: 'container', id: c.ID, name: `${ns}/${c.ID}` };
-      yield* ev(t(c.CreatedAt), 'container.created', obj, metaDb, `image ${c.Image}, snapshot ${c.SnapshotKey}`);
-      if (c.UpdatedAt !== c.CreatedAt) yield* ev(t(c.UpdatedAt), 'container.updated', obj, metaDb);
+      yield* eventItems(timeOf(c.CreatedAt), 'container.created', obj, metaDb, `image ${c.Image}, snapshot ${c.SnapshotKey}`);
+      if (c.UpdatedAt !== c.CreatedAt) yield* eventItems(timeOf(c.UpdatedAt), 'container.updated', obj, metaDb);
     }
     // Snapshots: created, updated (a commit).
     for (const s of cd.snapshots(ns)) {
       const obj: TimelineObject = { type: 'snapshot', id: s.Name, name: `${ns}, ${s.snapshotter} ${s.backend?.id ?? '?'}` };
       if (s.backend?.id !== undefined) snapObj.set(`${s.snapshotter}/${s.backend.id}`, obj);
-      yield* ev(
-        t(s.Created),
+      yield* eventItems(
+        timeOf(s.Created),
         'snapshot.created',
         obj,
         metaDb,
         `${s.Kind}${s.Parent !== '' ? `, parent ${s.Parent.startsWith('sha256:') ? short(s.Parent) : s.Parent}` : ''}`,
       );
-      if (s.Updated !== s.Created) yield* ev(t(s.Updated), 'snapshot.updated', obj, metaDb, s.Kind);
+      if (s.Updated !== s.Created) yield* eventItems(timeOf(s.Updated), 'snapshot.updated', obj, metaDb, s.Kind);
     }
     // Content: when each blob was recorded in the namespace.
     for (const b of cd.meta.blobs(ns)) {
       const obj: TimelineObject = { type: 'blob', id: b.Digest, name: ns };
-      yield* ev(t(b.CreatedAt), 'content.created', obj, metaDb, `${b.Size} bytes`);
-      if (b.UpdatedAt !== b.CreatedAt) yield* ev(t(b.UpdatedAt), 'content.updated', obj, metaDb);
+      yield* eventItems(timeOf(b.CreatedAt), 'content.created', obj, metaDb, `${b.Size} bytes`);
+      if (b.UpdatedAt !== b.CreatedAt) yield* eventItems(timeOf(b.UpdatedAt), 'content.updated', obj, metaDb);
     }
     for (const l of cd.meta.leases(ns))
-      yield* ev(t(l.CreatedAt), 'lease.created', { type: 'lease', id: l.ID, name: ns }, metaDb, `${l.resources.length} resources`);
+      yield* eventItems(timeOf(l.CreatedAt), 'lease.created', { type: 'lease', id: l.ID, name: ns }, metaDb, `${l.resources.length} resources`);
   }
 
   const docker = o.docker;

@@ -294,6 +294,13 @@ function layerPathOf(store: Store, parts: string[]): LayerPath | undefined {
   return { id };
 }
 
+/** What a path in a layer is, in words: nothing, a whiteout (a 0/0 character device), a directory, a file, … */
+export function layerEntryWord(st: Stats | undefined): string {
+  if (st === undefined) return 'nothing (the path does not exist)';
+  if (st.isCharacterDevice() && st.rdev === 0) return 'a whiteout (0/0 character device)';
+  return `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
+}
+
 export function statOf(fs: Confined, rel: string): Stats | undefined {
   try {
     return rel === '' ? fs.lstat('.') : fs.lstat(rel);
@@ -366,12 +373,7 @@ function driverPath(store: Store, parts: string[], st0: Stats | undefined): Part
   const inner = lp.inner;
   const through = lp.via !== undefined && lp.content !== undefined ? { st: statOf(store.fs, `${lp.content}${lp.inner === '/' ? '' : lp.inner}`) } : undefined;
   if (through !== undefined) st = through.st;
-  const typeWord =
-    st === undefined
-      ? 'nothing (the path does not exist)'
-      : st.isCharacterDevice() && st.rdev === 0
-        ? 'a whiteout (0/0 character device)'
-        : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
+  const typeWord = layerEntryWord(st);
   // An image layer (its cache-id)?
   const layer = [...store.layers.values()].find((l) => l.cacheId === lp.id);
   if (layer !== undefined) {

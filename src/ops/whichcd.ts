@@ -13,6 +13,7 @@ import type { ContainerRecord } from '../store/containers.js';
 import { problem, type Problem } from '../store/problems.js';
 import {
   containerPath,
+  layerEntryWord,
   mountedOver,
   opaque,
   resolveInView,
@@ -219,12 +220,7 @@ function snapshotterPath(cd: CdRoot, sn: string, parts: string[], st: ReturnType
       notes,
     };
   }
-  const typeWord =
-    st === undefined
-      ? 'nothing (the path does not exist)'
-      : st.isCharacterDevice() && st.rdev === 0
-        ? 'a whiteout (0/0 character device)'
-        : `a ${kindOfStats(st) === 'dir' ? 'directory' : kindOfStats(st)}`;
+  const typeWord = layerEntryWord(st);
   const snapInfo = {
     snapshot: { namespace: s.namespace, snapshotter: sn, key: s.Name, kind: s.Kind, id, parent: s.Parent === '' ? null : s.Parent, dir: cd.shown(fsDir) },
   };

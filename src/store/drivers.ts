@@ -95,6 +95,19 @@ export function overlayLowerDirs(fs: Confined, home: string, id: string): { dirs
   return { dirs, problems };
 }
 
+/**
+ * GraphDriver.Data of a layer an overlay driver mounts, as dockerd reports it: LowerDir (the lower
+ * directories joined by `:`, when there are any), then MergedDir, UpperDir (`dir`/`upper`) and WorkDir.
+ */
+function overlayMountData(lower: string[], dir: string, upper: string, shown: (rel: string) => string): Record<string, string> {
+  const data: Record<string, string> = {};
+  if (lower.length > 0) data['LowerDir'] = lower.map(shown).join(':');
+  data['MergedDir'] = shown(`${dir}/merged`);
+  data['UpperDir'] = shown(`${dir}/${upper}`);
+  data['WorkDir'] = shown(`${dir}/work`);
+  return data;
+}
+
 class Overlay2 implements DriverAdapter {
   readonly content = 'diff' as const;
   readonly layerDirKind = 'dir' as const;
@@ -127,13 +140,7 @@ class Overlay2 implements DriverAdapter {
   }
   graphDriverData(fs: Confined, id: string, shown: (rel: string) => string): Record<string, string> | null {
     if (!fs.isDir(`${this.name}/${id}`)) return null;
-    const data: Record<string, string> = {};
-    const { dirs } = overlayLowerDirs(fs, this.name, id);
-    if (dirs.length > 0) data['LowerDir'] = dirs.map(shown).join(':');
-    data['MergedDir'] = shown(`${this.name}/${id}/merged`);
-    data['UpperDir'] = shown(`${this.name}/${id}/diff`);
-    data['WorkDir'] = shown(`${this.name}/${id}/work`);
-    return data;
+    return overlayMountData(overlayLowerDirs(fs, this.name, id).dirs, `${this.name}/${id}`, 'diff', shown);
   }
 }
 
@@ -185,12 +192,7 @@ class Overlay1 implements DriverAdapter {
     if (!fs.isDir(`overlay/${id}`)) return null;
     if (fs.isDir(`overlay/${id}/root`)) return { RootDir: shown(`overlay/${id}/root`) };
     const lid = this.lowerId(fs, id, []);
-    const data: Record<string, string> = {};
-    if (lid !== undefined) data['LowerDir'] = shown(`overlay/${lid}/root`);
-    data['MergedDir'] = shown(`overlay/${id}/merged`);
-    data['UpperDir'] = shown(`overlay/${id}/upper`);
-    data['WorkDir'] = shown(`overlay/${id}/work`);
-    return data;
+    return overlayMountData(lid !== undefined ? [`overlay/${lid}/root`] : [], `overlay/${id}`, 'upper', shown);
   }
 }
 

@@ -1,5 +1,6 @@
 import { DatarootError } from '../formats/errors.js';
-import { goField, isObj, normalizeLocalName19, parseRepositoryTag19, truncateId19 } from '../formats/docker/legacyapi.js';
+import { goField, isObj } from '../formats/docker/godecode.js';
+import { normalizeLocalName19, parseRepositoryTag19, truncateId19 } from '../formats/docker/legacyapi.js';
 import { parseGoTime } from '../formats/docker/gotime.js';
 import { LIMITS, type Confined } from '../io/confined.js';
 import { readJson, readText } from './fsread.js';

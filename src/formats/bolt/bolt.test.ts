@@ -4,7 +4,7 @@ import { BufferSource } from './source.js';
 import { fnv1a64 } from './meta.js';
 import { checkBolt } from './check.js';
 import { dbStats } from './stats.js';
-import { DatarootError } from '../errors.js';
+import { errorCode } from '../../../test/support/errors.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -35,16 +35,6 @@ function emptyDb(ps = 4096): Uint8Array {
   v.setBigUint64(3 * ps, 3n, true);
   v.setUint16(3 * ps + 8, 0x02, true);
   return f;
-}
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DatarootError) return e.code;
-    throw e;
-  }
-  return 'no error';
 }
 
 describe('FNV-1a 64 (the meta checksum)', () => {
@@ -108,7 +98,7 @@ describe('BoltFile.open on hand-built bytes', () => {
       'BOLT_BAD_META',
     ],
   ])('%s is a coded error', (_name, make, want) => {
-    expect(code(() => BoltFile.open(new BufferSource(make())))).toBe(want);
+    expect(errorCode(() => BoltFile.open(new BufferSource(make())))).toBe(want);
   });
 
   it('reads an inline bucket whose leaf page sits inside a value at an odd offset', async () => {
@@ -156,7 +146,7 @@ describe('BoltFile.open on hand-built bytes', () => {
     v.setBigUint64(p + 24, 3n, true); // child: itself
     f[p + 32] = 0x61;
     const db = BoltFile.open(new BufferSource(f));
-    expect(code(() => db.forEachEntry(db.rootBucket(), db.newSeen(), () => {}))).toBe('BOLT_CORRUPT');
+    expect(errorCode(() => db.forEachEntry(db.rootBucket(), db.newSeen(), () => {}))).toBe('BOLT_CORRUPT');
     const problems = checkBolt(db).map((x) => x.message);
     expect(problems).toContain('page 3: multiple references');
   });

@@ -1,5 +1,5 @@
 import { DatarootError } from '../errors.js';
-import { toHex } from '../bytes.js';
+import { concatBytes, toHex } from '../bytes.js';
 import type { BoltVisitor } from './write.js';
 
 /**
@@ -297,23 +297,13 @@ export async function readDumpRecords(input: AsyncIterable<Uint8Array>, into = n
       if (partLen === 0) take(chunk.subarray(start, end));
       else {
         parts.push(chunk.subarray(start, end));
-        take(concat(parts, partLen + (end - start)));
+        take(concatBytes(parts, partLen + (end - start)));
         parts = [];
         partLen = 0;
       }
       start = nl + 1;
     }
   }
-  if (partLen > 0) take(concat(parts, partLen));
+  if (partLen > 0) take(concatBytes(parts, partLen));
   return into;
-}
-
-function concat(parts: Uint8Array[], len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -9,29 +9,10 @@ import { EditVisitor, type BoltEdit } from './edit.js';
 import { DumpRecords, readDumpRecords } from './ndjson.js';
 import { DatarootError } from '../errors.js';
 import { toHex } from '../bytes.js';
+import { errorCode, errorCodeAsync } from '../../../test/support/errors.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const hex = (s: string): Uint8Array => new Uint8Array((s.replace(/\s+/g, '').match(/../g) ?? []).map((h) => parseInt(h, 16)));
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DatarootError) return e.code;
-    throw e;
-  }
-  return 'no error';
-}
-
-async function codeAsync(fn: () => Promise<unknown>): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    if (e instanceof DatarootError) return e.code;
-    throw e;
-  }
-  return 'no error';
-}
 
 /** Every entry of a file as NDJSON lines, read with the reader (a visitor that prints). */
 function dumpLines(bytes: Uint8Array): string[] {
@@ -187,18 +168,18 @@ describe('writer input checks: coded errors', () => {
       'BOLT_WRITE_PAGE_ELEMENTS',
     ],
   ])('%s', (_name, fn, want) => {
-    expect(code(() => fn(w()))).toBe(want);
+    expect(errorCode(() => fn(w()))).toBe(want);
   });
 
   it.each([[0], [100], [3000], [1 << 25]])('page size %i is refused', (ps) => {
-    expect(code(() => new BoltWriter(new MemorySink(), { pageSize: ps }))).toBe('BOLT_WRITE_BAD_PAGE_SIZE');
+    expect(errorCode(() => new BoltWriter(new MemorySink(), { pageSize: ps }))).toBe('BOLT_WRITE_BAD_PAGE_SIZE');
   });
 
   it(`buckets nested deeper than ${MAX_BUCKET_DEPTH} levels are refused, without recursion`, () => {
     const v = w();
     let opened = 0;
     expect(
-      code(() => {
+      errorCode(() => {
         for (let i = 0; i <= MAX_BUCKET_DEPTH; i++) {
           v.bucket(enc('d'), 0n);
           opened++;
@@ -326,7 +307,7 @@ describe('edits streamed through a rewrite', () => {
       'BOLT_EDIT_CONFLICT',
     ],
   ])('%s', (_n, edits, want) => {
-    expect(code(() => apply(edits))).toBe(want);
+    expect(errorCode(() => apply(edits))).toBe(want);
   });
 });
 
@@ -403,7 +384,7 @@ describe('NDJSON dumps read back', () => {
   ])('%s', async (_n, text, want) => {
     const bytes = text.includes('\xff') ? new Uint8Array([...enc(text.replace('\xff', '')), 0xff]) : enc(text);
     expect(
-      await codeAsync(async () => {
+      await errorCodeAsync(async () => {
         const r = await readDumpRecords(
           (async function* () {
             yield bytes;
@@ -437,6 +418,6 @@ describe('the tree walker on hostile files', () => {
     const v = new DataView(file.buffer, root.pgid * 1024);
     v.setBigUint64(16 + 16 + 8, v.getBigUint64(16 + 8, true), true);
     const visitor: BoltVisitor = { bucket: () => {}, put: () => {}, end: () => {} };
-    expect(code(() => walkBolt(BoltFile.open(new BufferSource(file)), visitor))).toBe('BOLT_CORRUPT');
+    expect(errorCode(() => walkBolt(BoltFile.open(new BufferSource(file)), visitor))).toBe('BOLT_CORRUPT');
   });
 });

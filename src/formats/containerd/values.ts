@@ -2,6 +2,7 @@
  * The scalar encodings containerd writes into its BoltDB files (pure, over Uint8Array):
  * Go's `binary.PutUvarint`/`PutVarint` (LEB128, zig-zag for signed) and `time.MarshalBinary`.
  */
+import { civilFromDays } from '../docker/timestamp.js';
 
 /** Go's binary.Uvarint over the whole value: undefined unless it is one varint that uses every byte. */
 export function uvarintExact(b: Uint8Array): bigint | undefined {
@@ -93,19 +94,6 @@ export function decodeBinaryTime(b: Uint8Array): BinaryTime | undefined {
 
 const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
 
-/** Days since 1970-01-01 → [year, month, day] (Howard Hinnant's civil_from_days). */
-function civil(days: number): [number, number, number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const m = mp < 10 ? mp + 3 : mp - 9;
-  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
-}
-
 /**
  * time.RFC3339Nano as Go prints the time (in its stored zone: `Z` for UTC, else `+hh:mm`),
  * trailing zeros of the fraction dropped.
@@ -115,7 +103,7 @@ export function formatBinaryTime(t: BinaryTime): string {
   if (!Number.isSafeInteger(local)) return `${t.unix}s`;
   const days = Math.floor(local / 86400);
   const secs = local - days * 86400;
-  const [y, mo, d] = civil(days);
+  const { y, m: mo, d } = civilFromDays(days);
   const year = y >= 0 && y < 10000 ? String(y).padStart(4, '0') : String(y);
   let frac = '';
   if (t.nanos !== 0) {

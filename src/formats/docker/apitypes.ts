@@ -5,64 +5,51 @@
  * (an exact match first) and drops unknown fields; these helpers do the same.
  */
 
-type Json = unknown;
-type Obj = Record<string, Json>;
+import { goBool, goField, goStrings, goStrSlice, goString, isObj, type Json, type Obj } from './godecode.js';
 
-function isObj(v: Json): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** Go's field lookup: the exact key, else the first key equal ignoring case. */
-function field(o: Obj, name: string): Json {
-  if (Object.prototype.hasOwnProperty.call(o, name)) return o[name];
-  const lower = name.toLowerCase();
-  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
-  return undefined;
-}
-
-const str = (v: Json): string => (typeof v === 'string' ? v : '');
-const bool = (v: Json): boolean => v === true;
-const strList = (v: Json): string[] | null => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null);
-/** strslice.StrSlice: a JSON string decodes to a one-element list. */
-const strSlice = (v: Json): string[] | null => (typeof v === 'string' ? [v] : strList(v));
 const map = (v: Json): Obj | null => (isObj(v) ? v : null);
 const nonEmptyMap = (v: Json): Obj | undefined => (isObj(v) && Object.keys(v).length > 0 ? v : undefined);
+
+/** The fields container.Config begins with, the same since Docker 1.9: Hostname … AttachStderr. */
+export function containerConfigHead(o: Obj): Obj {
+  return {
+    Hostname: goString(goField(o, 'Hostname')),
+    Domainname: goString(goField(o, 'Domainname')),
+    User: goString(goField(o, 'User')),
+    AttachStdin: goBool(goField(o, 'AttachStdin')),
+    AttachStdout: goBool(goField(o, 'AttachStdout')),
+    AttachStderr: goBool(goField(o, 'AttachStderr')),
+  };
+}
 
 /** api/types/container.Config as dockerd encodes it (image Config/ContainerConfig, container Config). */
 export function goContainerConfig(raw: Json): Obj {
   const o = isObj(raw) ? raw : {};
-  const out: Obj = {
-    Hostname: str(field(o, 'Hostname')),
-    Domainname: str(field(o, 'Domainname')),
-    User: str(field(o, 'User')),
-    AttachStdin: bool(field(o, 'AttachStdin')),
-    AttachStdout: bool(field(o, 'AttachStdout')),
-    AttachStderr: bool(field(o, 'AttachStderr')),
-  };
-  const exposed = nonEmptyMap(field(o, 'ExposedPorts'));
+  const out = containerConfigHead(o);
+  const exposed = nonEmptyMap(goField(o, 'ExposedPorts'));
   if (exposed !== undefined) out['ExposedPorts'] = exposed;
-  out['Tty'] = bool(field(o, 'Tty'));
-  out['OpenStdin'] = bool(field(o, 'OpenStdin'));
-  out['StdinOnce'] = bool(field(o, 'StdinOnce'));
-  out['Env'] = strList(field(o, 'Env'));
-  out['Cmd'] = strSlice(field(o, 'Cmd'));
-  const hc = field(o, 'Healthcheck');
+  out['Tty'] = goBool(goField(o, 'Tty'));
+  out['OpenStdin'] = goBool(goField(o, 'OpenStdin'));
+  out['StdinOnce'] = goBool(goField(o, 'StdinOnce'));
+  out['Env'] = goStrings(goField(o, 'Env'));
+  out['Cmd'] = goStrSlice(goField(o, 'Cmd'));
+  const hc = goField(o, 'Healthcheck');
   if (isObj(hc)) out['Healthcheck'] = hc;
-  if (bool(field(o, 'ArgsEscaped'))) out['ArgsEscaped'] = true;
-  out['Image'] = str(field(o, 'Image'));
-  out['Volumes'] = map(field(o, 'Volumes'));
-  out['WorkingDir'] = str(field(o, 'WorkingDir'));
-  out['Entrypoint'] = strSlice(field(o, 'Entrypoint'));
-  if (bool(field(o, 'NetworkDisabled'))) out['NetworkDisabled'] = true;
-  const mac = str(field(o, 'MacAddress'));
+  if (goBool(goField(o, 'ArgsEscaped'))) out['ArgsEscaped'] = true;
+  out['Image'] = goString(goField(o, 'Image'));
+  out['Volumes'] = map(goField(o, 'Volumes'));
+  out['WorkingDir'] = goString(goField(o, 'WorkingDir'));
+  out['Entrypoint'] = goStrSlice(goField(o, 'Entrypoint'));
+  if (goBool(goField(o, 'NetworkDisabled'))) out['NetworkDisabled'] = true;
+  const mac = goString(goField(o, 'MacAddress'));
   if (mac !== '') out['MacAddress'] = mac;
-  out['OnBuild'] = strList(field(o, 'OnBuild'));
-  out['Labels'] = map(field(o, 'Labels'));
-  const stopSignal = str(field(o, 'StopSignal'));
+  out['OnBuild'] = goStrings(goField(o, 'OnBuild'));
+  out['Labels'] = map(goField(o, 'Labels'));
+  const stopSignal = goString(goField(o, 'StopSignal'));
   if (stopSignal !== '') out['StopSignal'] = stopSignal;
-  const stopTimeout = field(o, 'StopTimeout');
+  const stopTimeout = goField(o, 'StopTimeout');
   if (typeof stopTimeout === 'number') out['StopTimeout'] = stopTimeout;
-  const shell = strSlice(field(o, 'Shell'));
+  const shell = goStrSlice(goField(o, 'Shell'));
   if (shell !== null && shell.length > 0) out['Shell'] = shell;
   return out;
 }
@@ -71,19 +58,19 @@ export function goContainerConfig(raw: Json): Obj {
 export function goEndpointSettings(raw: Json): Obj {
   const o = isObj(raw) ? raw : {};
   return {
-    IPAMConfig: isObj(field(o, 'IPAMConfig')) ? field(o, 'IPAMConfig') : null,
-    Links: strList(field(o, 'Links')),
-    Aliases: strList(field(o, 'Aliases')),
-    NetworkID: str(field(o, 'NetworkID')),
-    EndpointID: str(field(o, 'EndpointID')),
-    Gateway: str(field(o, 'Gateway')),
-    IPAddress: str(field(o, 'IPAddress')),
-    IPPrefixLen: typeof field(o, 'IPPrefixLen') === 'number' ? field(o, 'IPPrefixLen') : 0,
-    IPv6Gateway: str(field(o, 'IPv6Gateway')),
-    GlobalIPv6Address: str(field(o, 'GlobalIPv6Address')),
-    GlobalIPv6PrefixLen: typeof field(o, 'GlobalIPv6PrefixLen') === 'number' ? field(o, 'GlobalIPv6PrefixLen') : 0,
-    MacAddress: str(field(o, 'MacAddress')),
-    DriverOpts: map(field(o, 'DriverOpts')),
+    IPAMConfig: isObj(goField(o, 'IPAMConfig')) ? goField(o, 'IPAMConfig') : null,
+    Links: goStrings(goField(o, 'Links')),
+    Aliases: goStrings(goField(o, 'Aliases')),
+    NetworkID: goString(goField(o, 'NetworkID')),
+    EndpointID: goString(goField(o, 'EndpointID')),
+    Gateway: goString(goField(o, 'Gateway')),
+    IPAddress: goString(goField(o, 'IPAddress')),
+    IPPrefixLen: typeof goField(o, 'IPPrefixLen') === 'number' ? goField(o, 'IPPrefixLen') : 0,
+    IPv6Gateway: goString(goField(o, 'IPv6Gateway')),
+    GlobalIPv6Address: goString(goField(o, 'GlobalIPv6Address')),
+    GlobalIPv6PrefixLen: typeof goField(o, 'GlobalIPv6PrefixLen') === 'number' ? goField(o, 'GlobalIPv6PrefixLen') : 0,
+    MacAddress: goString(goField(o, 'MacAddress')),
+    DriverOpts: map(goField(o, 'DriverOpts')),
   };
 }
 

@@ -6,27 +6,10 @@
  * when empty, keys matched case-insensitively (an exact match first), unknown keys dropped.
  */
 
-type Json = unknown;
-type Obj = Record<string, Json>;
+import { containerConfigHead } from './apitypes.js';
+import { goBool, goField, goStrings, goStrSlice, goString, isObj, type Json, type Obj } from './godecode.js';
 
-export function isObj(v: Json): v is Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** encoding/json's field lookup: the exact key, else the first key equal ignoring case. */
-export function goField(o: Obj, name: string): Json {
-  if (Object.prototype.hasOwnProperty.call(o, name)) return o[name];
-  const lower = name.toLowerCase();
-  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
-  return undefined;
-}
-
-const str = (v: Json): string => (typeof v === 'string' ? v : '');
-const bool = (v: Json): boolean => v === true;
 const num = (v: Json): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-const strList = (v: Json): string[] | null => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null);
-/** pkg/stringutils.StrSlice (v1.9.1 strslice.go): a JSON string decodes to a one-element list; a nil pointer encodes as null. */
-const strSlice = (v: Json): string[] | null => (typeof v === 'string' ? [v] : strList(v));
 /** A Go map: encoding/json writes its keys sorted. */
 export function goMap(v: Json): Obj | null {
   if (!isObj(v)) return null;
@@ -39,33 +22,26 @@ const map = goMap;
 /** runconfig.Config of v1.9.1 (runconfig/config.go), as json.Marshal writes it. */
 export function v19Config(raw: Json): Obj {
   const o = isObj(raw) ? raw : {};
-  const out: Obj = {
-    Hostname: str(goField(o, 'Hostname')),
-    Domainname: str(goField(o, 'Domainname')),
-    User: str(goField(o, 'User')),
-    AttachStdin: bool(goField(o, 'AttachStdin')),
-    AttachStdout: bool(goField(o, 'AttachStdout')),
-    AttachStderr: bool(goField(o, 'AttachStderr')),
-  };
+  const out = containerConfigHead(o);
   const exposed = goField(o, 'ExposedPorts');
   if (isObj(exposed) && Object.keys(exposed).length > 0) out['ExposedPorts'] = goMap(exposed);
-  const publish = str(goField(o, 'PublishService'));
+  const publish = goString(goField(o, 'PublishService'));
   if (publish !== '') out['PublishService'] = publish;
-  out['Tty'] = bool(goField(o, 'Tty'));
-  out['OpenStdin'] = bool(goField(o, 'OpenStdin'));
-  out['StdinOnce'] = bool(goField(o, 'StdinOnce'));
-  out['Env'] = strList(goField(o, 'Env'));
-  out['Cmd'] = strSlice(goField(o, 'Cmd'));
-  out['Image'] = str(goField(o, 'Image'));
+  out['Tty'] = goBool(goField(o, 'Tty'));
+  out['OpenStdin'] = goBool(goField(o, 'OpenStdin'));
+  out['StdinOnce'] = goBool(goField(o, 'StdinOnce'));
+  out['Env'] = goStrings(goField(o, 'Env'));
+  out['Cmd'] = goStrSlice(goField(o, 'Cmd'));
+  out['Image'] = goString(goField(o, 'Image'));
   out['Volumes'] = map(goField(o, 'Volumes'));
-  out['WorkingDir'] = str(goField(o, 'WorkingDir'));
-  out['Entrypoint'] = strSlice(goField(o, 'Entrypoint'));
-  if (bool(goField(o, 'NetworkDisabled'))) out['NetworkDisabled'] = true;
-  const mac = str(goField(o, 'MacAddress'));
+  out['WorkingDir'] = goString(goField(o, 'WorkingDir'));
+  out['Entrypoint'] = goStrSlice(goField(o, 'Entrypoint'));
+  if (goBool(goField(o, 'NetworkDisabled'))) out['NetworkDisabled'] = true;
+  const mac = goString(goField(o, 'MacAddress'));
   if (mac !== '') out['MacAddress'] = mac;
-  out['OnBuild'] = strList(goField(o, 'OnBuild'));
+  out['OnBuild'] = goStrings(goField(o, 'OnBuild'));
   out['Labels'] = map(goField(o, 'Labels'));
-  const stop = str(goField(o, 'StopSignal'));
+  const stop = goString(goField(o, 'StopSignal'));
   if (stop !== '') out['StopSignal'] = stop;
   return out;
 }
@@ -75,7 +51,7 @@ function objList(v: Json, fields: [string, 'str' | 'num'][]): Obj[] | null {
   return v.map((e) => {
     const o = isObj(e) ? e : {};
     const out: Obj = {};
-    for (const [k, t] of fields) out[k] = t === 'str' ? str(goField(o, k)) : num(goField(o, k));
+    for (const [k, t] of fields) out[k] = t === 'str' ? goString(goField(o, k)) : num(goField(o, k));
     return out;
   });
 }
@@ -90,7 +66,7 @@ function lxcConf(v: Json): Obj[] | null {
   if (isObj(v))
     return Object.keys(v)
       .sort()
-      .map((k) => ({ Key: k, Value: str(v[k]) }));
+      .map((k) => ({ Key: k, Value: goString(v[k]) }));
   return null;
 }
 
@@ -105,8 +81,8 @@ export function v19HostConfig(raw: Json): Obj {
   const swappiness = goField(o, 'MemorySwappiness');
   const cs = goField(o, 'ConsoleSize');
   return {
-    Binds: strList(goField(o, 'Binds')),
-    ContainerIDFile: str(goField(o, 'ContainerIDFile')),
+    Binds: goStrings(goField(o, 'Binds')),
+    ContainerIDFile: goString(goField(o, 'ContainerIDFile')),
     LxcConf: lxcConf(goField(o, 'LxcConf')),
     Memory: num(goField(o, 'Memory')),
     MemoryReservation: num(goField(o, 'MemoryReservation')),
@@ -114,45 +90,45 @@ export function v19HostConfig(raw: Json): Obj {
     KernelMemory: num(goField(o, 'KernelMemory')),
     CpuShares: num(goField(o, 'CpuShares')),
     CpuPeriod: num(goField(o, 'CpuPeriod')),
-    CpusetCpus: str(goField(o, 'CpusetCpus')),
-    CpusetMems: str(goField(o, 'CpusetMems')),
+    CpusetCpus: goString(goField(o, 'CpusetCpus')),
+    CpusetMems: goString(goField(o, 'CpusetMems')),
     CpuQuota: num(goField(o, 'CpuQuota')),
     BlkioWeight: num(goField(o, 'BlkioWeight')),
-    OomKillDisable: bool(goField(o, 'OomKillDisable')),
+    OomKillDisable: goBool(goField(o, 'OomKillDisable')),
     MemorySwappiness: typeof swappiness === 'number' ? swappiness : null,
-    Privileged: bool(goField(o, 'Privileged')),
+    Privileged: goBool(goField(o, 'Privileged')),
     PortBindings: map(goField(o, 'PortBindings')),
-    Links: strList(goField(o, 'Links')),
-    PublishAllPorts: bool(goField(o, 'PublishAllPorts')),
-    Dns: strList(goField(o, 'Dns')),
-    DnsOptions: strList(goField(o, 'DnsOptions')),
-    DnsSearch: strList(goField(o, 'DnsSearch')),
-    ExtraHosts: strList(goField(o, 'ExtraHosts')),
-    VolumesFrom: strList(goField(o, 'VolumesFrom')),
+    Links: goStrings(goField(o, 'Links')),
+    PublishAllPorts: goBool(goField(o, 'PublishAllPorts')),
+    Dns: goStrings(goField(o, 'Dns')),
+    DnsOptions: goStrings(goField(o, 'DnsOptions')),
+    DnsSearch: goStrings(goField(o, 'DnsSearch')),
+    ExtraHosts: goStrings(goField(o, 'ExtraHosts')),
+    VolumesFrom: goStrings(goField(o, 'VolumesFrom')),
     Devices: objList(goField(o, 'Devices'), [
       ['PathOnHost', 'str'],
       ['PathInContainer', 'str'],
       ['CgroupPermissions', 'str'],
     ]),
-    NetworkMode: str(goField(o, 'NetworkMode')),
-    IpcMode: str(goField(o, 'IpcMode')),
-    PidMode: str(goField(o, 'PidMode')),
-    UTSMode: str(goField(o, 'UTSMode')),
-    CapAdd: strSlice(goField(o, 'CapAdd')),
-    CapDrop: strSlice(goField(o, 'CapDrop')),
-    GroupAdd: strList(goField(o, 'GroupAdd')),
-    RestartPolicy: { Name: str(goField(rp, 'Name')), MaximumRetryCount: num(goField(rp, 'MaximumRetryCount')) },
-    SecurityOpt: strList(goField(o, 'SecurityOpt')),
-    ReadonlyRootfs: bool(goField(o, 'ReadonlyRootfs')),
+    NetworkMode: goString(goField(o, 'NetworkMode')),
+    IpcMode: goString(goField(o, 'IpcMode')),
+    PidMode: goString(goField(o, 'PidMode')),
+    UTSMode: goString(goField(o, 'UTSMode')),
+    CapAdd: goStrSlice(goField(o, 'CapAdd')),
+    CapDrop: goStrSlice(goField(o, 'CapDrop')),
+    GroupAdd: goStrings(goField(o, 'GroupAdd')),
+    RestartPolicy: { Name: goString(goField(rp, 'Name')), MaximumRetryCount: num(goField(rp, 'MaximumRetryCount')) },
+    SecurityOpt: goStrings(goField(o, 'SecurityOpt')),
+    ReadonlyRootfs: goBool(goField(o, 'ReadonlyRootfs')),
     Ulimits: objList(goField(o, 'Ulimits'), [
       ['Name', 'str'],
       ['Hard', 'num'],
       ['Soft', 'num'],
     ]),
-    LogConfig: { Type: str(goField(lc, 'Type')), Config: map(goField(lc, 'Config')) },
-    CgroupParent: str(goField(o, 'CgroupParent')),
+    LogConfig: { Type: goString(goField(lc, 'Type')), Config: map(goField(lc, 'Config')) },
+    CgroupParent: goString(goField(o, 'CgroupParent')),
     ConsoleSize: Array.isArray(cs) && cs.length === 2 ? [num(cs[0]), num(cs[1])] : [0, 0],
-    VolumeDriver: str(goField(o, 'VolumeDriver')),
+    VolumeDriver: goString(goField(o, 'VolumeDriver')),
   };
 }
 
@@ -160,14 +136,14 @@ export function v19HostConfig(raw: Json): Obj {
 export function v19EndpointSettings(raw: Json): Obj {
   const o = isObj(raw) ? raw : {};
   return {
-    EndpointID: str(goField(o, 'EndpointID')),
-    Gateway: str(goField(o, 'Gateway')),
-    IPAddress: str(goField(o, 'IPAddress')),
+    EndpointID: goString(goField(o, 'EndpointID')),
+    Gateway: goString(goField(o, 'Gateway')),
+    IPAddress: goString(goField(o, 'IPAddress')),
     IPPrefixLen: num(goField(o, 'IPPrefixLen')),
-    IPv6Gateway: str(goField(o, 'IPv6Gateway')),
-    GlobalIPv6Address: str(goField(o, 'GlobalIPv6Address')),
+    IPv6Gateway: goString(goField(o, 'IPv6Gateway')),
+    GlobalIPv6Address: goString(goField(o, 'GlobalIPv6Address')),
     GlobalIPv6PrefixLen: num(goField(o, 'GlobalIPv6PrefixLen')),
-    MacAddress: str(goField(o, 'MacAddress')),
+    MacAddress: goString(goField(o, 'MacAddress')),
   };
 }
 

@@ -47,6 +47,7 @@ export function daysFromCivil(y: number, m: number, d: number): number {
   return era * 146097 + doe - 719468;
 }
 
+/** Days since 1970-01-01 → the proleptic Gregorian date (Howard Hinnant's civil_from_days). */
 export function civilFromDays(z0: number): { y: number; m: number; d: number } {
   const z = z0 + 719468;
   const era = Math.floor(z / 146097);

@@ -203,11 +203,7 @@ class Parser {
           this.i++;
           stack.pop();
         } else {
-          if (c === 0x7b) {
-            this.string();
-            this.ws();
-            this.expect(0x3a, "':'");
-          }
+          if (c === 0x7b) this.memberName();
           continue;
         }
       } else if (c === 0x22) this.string();
@@ -220,12 +216,7 @@ class Parser {
         const d = this.b[this.i];
         if (d === 0x2c) {
           this.i++;
-          if (top === 0x7b) {
-            this.ws();
-            this.string();
-            this.ws();
-            this.expect(0x3a, "':'");
-          }
+          if (top === 0x7b) this.memberName();
           break;
         }
         if (d === (top === 0x7b ? 0x7d : 0x5d)) {
@@ -249,6 +240,27 @@ class Parser {
     if (len === text.length && /\d$/.test(m[0])) while (this.b[this.i + len] !== undefined && /[0-9]/.test(String.fromCharCode(this.b[this.i + len]!))) len++;
     this.i += len;
     return m[0];
+  }
+
+  /** An object member's name and its colon, with the blanks around them (the cursor before the name). */
+  memberName(): Uint8Array {
+    this.ws();
+    const name = this.string();
+    this.ws();
+    this.expect(0x3a, "':'");
+    this.ws();
+    return name;
+  }
+
+  /** After an object member: true past a comma (another member follows), false past the closing brace. */
+  moreMembers(): boolean {
+    this.ws();
+    if (this.b[this.i] === 0x2c) {
+      this.i++;
+      return true;
+    }
+    this.expect(0x7d, "',' or '}'");
+    return false;
   }
 
   /** A string or null (null: undefined); another type is a type failure after the value is skipped. */
@@ -277,12 +289,8 @@ export function decodeJsonLogLine(b: Uint8Array): JsonLogResult {
     p.ws();
     if (b[p.i] === 0x7d) p.i++;
     else {
-      for (;;) {
-        p.ws();
-        const key = foldKey(TD.decode(p.string()));
-        p.ws();
-        p.expect(0x3a, "':'");
-        p.ws();
+      do {
+        const key = foldKey(TD.decode(p.memberName()));
         switch (key) {
           case 'log': {
             const v = p.stringOrNull('log');
@@ -328,36 +336,18 @@ export function decodeJsonLogLine(b: Uint8Array): JsonLogResult {
               p.i++;
               break;
             }
-            for (;;) {
-              p.ws();
-              const k = TD.decode(p.string());
-              p.ws();
-              p.expect(0x3a, "':'");
-              p.ws();
+            do {
+              const k = TD.decode(p.memberName());
               const v = p.stringOrNull(`attrs.${k}`);
               if (v instanceof Fail) typeFail ??= v;
               else attrs.set(k, v === undefined ? '' : TD.decode(v));
-              p.ws();
-              if (b[p.i] === 0x2c) {
-                p.i++;
-                continue;
-              }
-              p.expect(0x7d, "',' or '}'");
-              break;
-            }
+            } while (p.moreMembers());
             break;
           }
           default:
             p.skipValue();
         }
-        p.ws();
-        if (b[p.i] === 0x2c) {
-          p.i++;
-          continue;
-        }
-        p.expect(0x7d, "',' or '}'");
-        break;
-      }
+      } while (p.moreMembers());
     }
     p.ws();
     if (p.i !== b.length) throw p.syntax('text after the object');

@@ -79,15 +79,20 @@ function skipField(b: Uint8Array, wire: number, i: number, end: number, at: numb
   }
 }
 
+/** The field key at `at`: field number and wire type, and the index after it; a field number below 1 is refused (`where` names the message). */
+function fieldKey(b: Uint8Array, at: number, where: string): { field: number; wire: number; next: number } {
+  const [key, next] = varint(b, at);
+  const field = Number(key >> 3n);
+  if (field <= 0) throw new LogEntryError('LOG_RECORD_INVALID', `illegal tag ${field} at byte ${at}${where}`, at);
+  return { field, wire: Number(key & 7n), next };
+}
+
 function decodeMeta(b: Uint8Array, into: PartialMeta): void {
   let i = 0;
   while (i < b.length) {
     const at = i;
-    const [key, j] = varint(b, i);
-    i = j;
-    const field = Number(key >> 3n);
-    const wire = Number(key & 7n);
-    if (field <= 0) throw new LogEntryError('LOG_RECORD_INVALID', `illegal tag ${field} at byte ${at} of partial_log_metadata`, at);
+    const { field, wire, next } = fieldKey(b, at, ' of partial_log_metadata');
+    i = next;
     if (field === 1 && wire === 0) {
       const [v, k] = varint(b, i);
       into.last = v !== 0n;
@@ -111,11 +116,8 @@ export function decodeLogEntry(b: Uint8Array): LogEntry {
   let i = 0;
   while (i < b.length) {
     const at = i;
-    const [key, j] = varint(b, i);
-    i = j;
-    const field = Number(key >> 3n);
-    const wire = Number(key & 7n);
-    if (field <= 0) throw new LogEntryError('LOG_RECORD_INVALID', `illegal tag ${field} at byte ${at}`, at);
+    const { field, wire, next } = fieldKey(b, at, '');
+    i = next;
     switch (field) {
       case 1:
       case 3:

@@ -1,3 +1,4 @@
+import { joinBytes } from '../bytes.js';
 import { FRAME_WORD, MAX_RECORD } from './logentry.js';
 
 /**
@@ -6,17 +7,6 @@ import { FRAME_WORD, MAX_RECORD } from './logentry.js';
  * whatever the file holds: a line past `maxLine` is reported and skipped, a record past dockerd's
  * 1,000,000 bytes stops the file as it stops dockerd.
  */
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 export type LineItem =
   /** A line without its newline; `terminated` is false for bytes after the last newline. */
@@ -64,7 +54,7 @@ export async function* lines(src: AsyncIterable<Uint8Array> | Iterable<Uint8Arra
       pos += end - i;
       if (nl < 0) break;
       if (skipping) batch.push({ kind: 'too-long', offset: start, length: pending });
-      else batch.push({ kind: 'line', offset: start, bytes: concat(parts, pending), terminated: true });
+      else batch.push({ kind: 'line', offset: start, bytes: joinBytes(parts, pending), terminated: true });
       parts = [];
       pending = 0;
       skipping = false;
@@ -76,7 +66,7 @@ export async function* lines(src: AsyncIterable<Uint8Array> | Iterable<Uint8Arra
   }
   if (pending > 0) {
     if (skipping) yield [{ kind: 'too-long', offset: start, length: pending }];
-    else yield [{ kind: 'line', offset: start, bytes: concat(parts, pending), terminated: false }];
+    else yield [{ kind: 'line', offset: start, bytes: joinBytes(parts, pending), terminated: false }];
   }
 }
 

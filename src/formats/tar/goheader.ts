@@ -7,20 +7,13 @@
  * in, blocks out. Go 1.19's `allowedFormats`, `writeUSTARHeader`, `writePAXHeader` and
  * `writeRawFile` are the reference (read, not copied).
  */
-import { BLOCK, TYPE, padding } from './header.js';
+import { BLOCK, TYPE, paxData, withPaxHeader, type TarFields } from './header.js';
 
-export interface GoHeader {
-  /** The name as bytes (a directory's ends with `/`). */
-  name: Uint8Array;
+/** A header's fields: the name as bytes (a directory's ends with `/`), mtime in seconds (moby truncates to seconds). */
+export interface GoHeader extends TarFields {
   linkname: Uint8Array;
   /** Permission bits with the file type bits (moby's fillGo18FileTypeBits): 0o100644, 0o40755. */
   mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Seconds since the epoch (moby truncates to seconds). */
-  mtime: number;
-  type: number;
   uname: Uint8Array;
   gname: Uint8Array;
   devmajor: number;
@@ -89,30 +82,6 @@ function setMagicAndChecksum(b: Uint8Array): void {
   for (const c of b) sum += c;
   putOctal(b, 148, 7, sum);
   b[155] = 0x20;
-}
-
-/** One PAX record, "%d %s=%s\n" with its self-including length. */
-function paxRecord(key: string, value: Uint8Array): Uint8Array {
-  const k = te.encode(key);
-  let size = k.length + value.length + 3;
-  size += String(size).length;
-  let head = te.encode(String(size));
-  if (head.length + 1 + k.length + 1 + value.length + 1 !== size) {
-    size = head.length + 1 + k.length + 1 + value.length + 1;
-    head = te.encode(String(size));
-  }
-  const out = new Uint8Array(head.length + 1 + k.length + 1 + value.length + 1);
-  let o = 0;
-  out.set(head, o);
-  o += head.length;
-  out[o++] = 0x20;
-  out.set(k, o);
-  o += k.length;
-  out[o++] = 0x3d;
-  out.set(value, o);
-  o += value.length;
-  out[o] = 0x0a;
-  return out;
 }
 
 /** The V7 fields and the USTAR names and device numbers (Go's templateV7Plus), octal numbers. */
@@ -210,28 +179,18 @@ export function goTarHeader(h: GoHeader): Uint8Array {
     setMagicAndChecksum(b);
     return b;
   }
-  // PAX: records sorted by key (Go sorts the keys as strings: byte order for these ASCII keys).
-  const keys = [...pax.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const records = keys.map((k) => paxRecord(k, pax.get(k)!));
-  const dataLen = records.reduce((a, r) => a + r.length, 0);
+  // PAX: the `x` header and its records, then the main header with what does not fit cut.
+  const data = paxData(pax);
   const xh = new Uint8Array(BLOCK);
   xh[156] = TYPE.PAX;
   putString(xh, 0, NAME, paxHeaderName(h.name));
   putOctal(xh, 100, 8, 0);
   putOctal(xh, 108, 8, 0);
   putOctal(xh, 116, 8, 0);
-  putOctal(xh, 124, 12, dataLen);
+  putOctal(xh, 124, 12, data.length);
   putOctal(xh, 136, 12, 0);
   setMagicAndChecksum(xh);
   const main = template(h, h.name, toAscii);
   setMagicAndChecksum(main);
-  const out = new Uint8Array(BLOCK + dataLen + padding(dataLen) + BLOCK);
-  out.set(xh, 0);
-  let o = BLOCK;
-  for (const r of records) {
-    out.set(r, o);
-    o += r.length;
-  }
-  out.set(main, BLOCK + dataLen + padding(dataLen));
-  return out;
+  return withPaxHeader(xh, data, main);
 }

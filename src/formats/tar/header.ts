@@ -14,6 +14,7 @@
  *   156     1  typeflag
  *   157   100  linkname
  */
+import { concatBytes } from '../bytes.js';
 import { DatarootError } from '../errors.js';
 
 export const BLOCK = 512;
@@ -42,17 +43,21 @@ export function isHeaderOnly(type: number): boolean {
 
 export type TarFormat = 'ustar' | 'gnu' | 'v7';
 
-/** One header block as stored (names still split, before PAX/GNU long-name overrides). */
-export interface RawHeader {
+/** The fields of every header, read or written: the name as bytes, the numbers, the type flag. */
+export interface TarFields {
   name: Uint8Array;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number;
+  type: number;
+}
+
+/** One header block as stored (names still split, before PAX/GNU long-name overrides). */
+export interface RawHeader extends TarFields {
   checksum: number;
   checksumValid: boolean;
-  type: number;
   linkname: Uint8Array;
   format: TarFormat;
   uname: Uint8Array;
@@ -199,15 +204,26 @@ export function paxRecord(key: string, value: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The data of a PAX header: a record for each pair, sorted by key (as Go sorts them; byte order
+ * for these ASCII keys), so that the same entry always gives the same bytes.
+ */
+export function paxData(pairs: Iterable<readonly [string, Uint8Array]>): Uint8Array {
+  const sorted = [...pairs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return concatBytes(sorted.map(([k, v]) => paxRecord(k, v)));
+}
+
+/** An entry's header blocks behind a PAX header: the `x` block, its data padded to a block, the entry's own block. */
+export function withPaxHeader(xh: Uint8Array, data: Uint8Array, main: Uint8Array): Uint8Array {
+  const out = new Uint8Array(BLOCK + data.length + padding(data.length) + BLOCK);
+  out.set(xh, 0);
+  out.set(data, BLOCK);
+  out.set(main, BLOCK + data.length + padding(data.length));
+  return out;
+}
+
 /** What a writer puts in a header (names as bytes; numbers already validated). */
-export interface HeaderFields {
-  name: Uint8Array;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  type: number;
+export interface HeaderFields extends TarFields {
   linkname?: Uint8Array;
   uname?: string;
   gname?: string;

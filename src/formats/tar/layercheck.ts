@@ -1,4 +1,5 @@
 import { DatarootError } from '../errors.js';
+import { resolveLexically } from '../relpath.js';
 import { TYPE } from './header.js';
 import type { TarEntry } from './reader.js';
 
@@ -60,15 +61,7 @@ export function whiteoutTarget(rel: string): string | undefined {
 /** Whether a relative symlink target resolves, lexically from the link's directory, inside the layer. */
 export function symlinkStaysInside(rel: string, target: string): boolean {
   if (target.startsWith('/')) return true; // resolved inside the container's root
-  const stack = rel.split('/').slice(0, -1);
-  for (const p of target.split('/')) {
-    if (p === '' || p === '.') continue;
-    if (p === '..') {
-      if (stack.length === 0) return false;
-      stack.pop();
-    } else stack.push(p);
-  }
-  return true;
+  return resolveLexically(rel.split('/').slice(0, -1), target) !== undefined;
 }
 
 const EXTRACTED = new Set<number>([TYPE.DIR, TYPE.REG, TYPE.CONT, TYPE.SYMLINK, TYPE.LINK, TYPE.CHAR, TYPE.BLOCK, TYPE.FIFO]);

@@ -7,6 +7,7 @@
  * PAX over ustar prefix/name, `\0` regular files ending in `/` are directories, header-only types
  * carry no data whatever their size field says, and global PAX headers are returned as entries.
  */
+import { joinBytes } from '../bytes.js';
 import { DatarootError } from '../errors.js';
 import { BLOCK, TYPE, decodeHeader, isHeaderOnly, isZeroBlock, padding, parsePax, type RawHeader, type TarFormat } from './header.js';
 
@@ -65,19 +66,6 @@ const utf8 = new TextDecoder();
 /** Go's zero time.Time as Unix seconds. */
 const GO_ZERO_UNIX = -62135596800;
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Positional reads of a file-like source (the io layer supplies one over a file descriptor). */
 export interface RandomAccess {
   readonly size: number;
@@ -116,7 +104,7 @@ class RandomQueue implements Queue {
   async exact(n: number, what: string): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     for await (const p of this.stream(n, what)) parts.push(p);
-    return parts.length === 0 ? new Uint8Array() : concat(parts);
+    return joinBytes(parts);
   }
   async rest(limit: number): Promise<Uint8Array> {
     if (this.src.size - this.offset > limit)
@@ -163,7 +151,7 @@ class ByteQueue implements Queue {
       this.pos += k;
       need -= k;
     }
-    const out = parts.length === 0 ? new Uint8Array() : concat(parts);
+    const out = joinBytes(parts);
     this.offset += out.length;
     // A copy when a part aliases a chunk that a later read may still share: parts are views of
     // chunks the source produced and never reuses (Node streams allocate fresh buffers).
@@ -188,7 +176,7 @@ class ByteQueue implements Queue {
   async exact(n: number, what: string): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     for await (const p of this.stream(n, what)) parts.push(p);
-    return parts.length === 0 ? new Uint8Array() : concat(parts);
+    return joinBytes(parts);
   }
 
   async skip(n: number, what: string): Promise<void> {
@@ -206,7 +194,7 @@ class ByteQueue implements Queue {
       this.pos = this.chunk.length;
       this.offset += part.length;
     }
-    return parts.length === 0 ? new Uint8Array() : concat(parts);
+    return joinBytes(parts);
   }
 }
 
@@ -390,7 +378,7 @@ export class TarReader {
         pax,
         xattrs,
         offset: at,
-        raw: concat(raw),
+        raw: joinBytes(raw),
       };
     }
     return {
@@ -413,14 +401,14 @@ export class TarReader {
       pax,
       xattrs,
       offset: at,
-      raw: raw.length === 1 ? raw[0]! : concat(raw),
+      raw: joinBytes(raw),
     };
   }
 
   private async finish(raw: Uint8Array[], at: number, zeroBlocks = false): Promise<undefined> {
     const remainder = zeroBlocks ? await this.q.rest(this.maxRemainder) : new Uint8Array();
     void at;
-    this.end = { raw: raw.length === 0 ? new Uint8Array() : concat(raw), remainder, length: this.q.offset };
+    this.end = { raw: joinBytes(raw), remainder, length: this.q.offset };
     return undefined;
   }
 }

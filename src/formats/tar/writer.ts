@@ -3,7 +3,8 @@
  * (long names, large ids, xattrs). Pure: it returns the blocks; the caller streams them. Output is
  * a function of the fields only, so equal inputs give equal bytes.
  */
-import { BLOCK, TYPE, encodeHeader, padding, paxRecord, type HeaderFields } from './header.js';
+import { concatBytes } from '../bytes.js';
+import { BLOCK, TYPE, encodeHeader, padding, paxData, withPaxHeader, type HeaderFields } from './header.js';
 
 const te = new TextEncoder();
 
@@ -17,21 +18,10 @@ export function entryHeader(e: WriteEntry): Uint8Array {
   const { block, pax } = encodeHeader(e);
   for (const [k, v] of e.xattrs ?? []) pax.push([`SCHILY.xattr.${k}`, v]);
   if (pax.length === 0) return block;
-  // Records in key order: the same entry always gives the same bytes.
-  pax.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const parts = pax.map(([k, v]) => paxRecord(k, v));
-  const size = parts.reduce((a, p) => a + p.length, 0);
+  const data = paxData(pax);
   const name = te.encode(`PaxHeaders/${new TextDecoder().decode(e.name).split('/').pop()!.slice(0, 80)}`);
-  const { block: xh } = encodeHeader({ name, mode: 0o644, uid: 0, gid: 0, size, mtime: e.mtime, type: TYPE.PAX });
-  const out = new Uint8Array(BLOCK + size + padding(size) + BLOCK);
-  out.set(xh, 0);
-  let o = BLOCK;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  out.set(block, BLOCK + size + padding(size));
-  return out;
+  const { block: xh } = encodeHeader({ name, mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: e.mtime, type: TYPE.PAX });
+  return withPaxHeader(xh, data, block);
 }
 
 /** Zero bytes that pad `size` bytes of data to a block boundary. */
@@ -55,11 +45,5 @@ export function tarBytes(entries: { entry: WriteEntry; data?: Uint8Array }[]): U
     }
   }
   parts.push(tarEnd());
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

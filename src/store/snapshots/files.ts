@@ -1,5 +1,6 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync } from 'node:fs';
 import { DatarootError } from '../../formats/errors.js';
+import { preadFully } from '../../io/pread.js';
 
 /**
  * How the snapshot store opens its own files: a store may have been copied from elsewhere and
@@ -40,12 +41,7 @@ export function readStoreFile(path: string, max: number, missing: () => Dataroot
     const size = fstatSync(fd).size;
     if (size > max) throw new DatarootError('SNAPSHOT_STORE_FILE_TOO_LARGE', `${path} is ${size} bytes, more than the ${max} a file of its kind may have`, { file: path });
     const b = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) {
-      const k = readSync(fd, b, n, size - n, n);
-      if (k === 0) break;
-      n += k;
-    }
+    const n = preadFully(fd, b, 0);
     return n === size ? b : b.subarray(0, n);
   } finally {
     closeSync(fd);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import { DatarootError } from '../../formats/errors.js';
@@ -20,6 +20,7 @@ import {
   type Registry,
 } from '../../formats/snapstore/registry.js';
 import { fsyncDir, writeFileAtomicSync } from '../../io/atomic.js';
+import { preadFully } from '../../io/pread.js';
 import { zstdDecompress } from '../../io/zstd.js';
 import { checkStoreDir, LIMITS, openStoreFile, readStoreFile } from './files.js';
 import { decodeManifest, decodeManifestAsync, encodeManifestAsync, type ManifestLines } from './manifest.js';
@@ -253,12 +254,8 @@ export class SnapshotStore {
 
   private pread(pack: string, pos: number, len: number): Buffer {
     const b = Buffer.allocUnsafe(len);
-    let done = 0;
-    while (done < len) {
-      const n = readSync(this.fd(pack), b, done, len - done, pos + done);
-      if (n === 0) throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `pack ${pack} ends inside an object`, { file: join(this.dir, 'packs', `${pack}.pack`) });
-      done += n;
-    }
+    if (preadFully(this.fd(pack), b, pos) < len)
+      throw new DatarootError('SNAPSHOT_OBJECT_CORRUPT', `pack ${pack} ends inside an object`, { file: join(this.dir, 'packs', `${pack}.pack`) });
     return b;
   }
 
