@@ -16,7 +16,9 @@ export const CTR_TABLE: TabOptions = { minwidth: 1, tabwidth: 8, padding: 1, pad
 /** `ctr content ls`: tabwriter.NewWriter(os.Stdout, 1, 8, 1, '\t', 0). */
 export const CTR_TAB_TABLE: TabOptions = { minwidth: 1, tabwidth: 8, padding: 1, padchar: '\t' };
 
-const runes = (s: string): number => [...s].length;
+/** Code points of a cell (what Go's tabwriter counts); without surrogates, the UTF-16 length. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+const runes = (s: string): number => (SURROGATE.test(s) ? [...s].length : s.length);
 
 /** Lines of text with tab-separated cells (as ctr's Fprintf writes them) → the aligned output. */
 export function tabwrite(lines: string[], o: TabOptions): string {

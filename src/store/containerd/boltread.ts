@@ -51,7 +51,12 @@ export function entries(db: BoltFile, b: BucketRef): Entry[] {
 
 /** The entries as a map (bucket entries and values), for records with known keys. */
 export function record(db: BoltFile, b: BucketRef): Map<string, Entry> {
-  return new Map(entries(db, b).map((e) => [e.key, e]));
+  const out = new Map<string, Entry>();
+  db.forEachEntry(b, undefined, (e) => {
+    const key = text(e.key);
+    out.set(key, isBucketEntry(e) ? { key, bucket: db.openBucket(e.value, key) } : { key, value: e.value });
+  });
+  return out;
 }
 
 export function sub(db: BoltFile, b: BucketRef | undefined, ...names: string[]): BucketRef | undefined {
