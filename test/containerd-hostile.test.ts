@@ -57,6 +57,37 @@ describe('hostile containerd roots', () => {
     expect(e.stderr).toMatch(/^dataroot: STORE_NOT_A_DATAROOT|^dataroot: CONTAINERD_ROOT_NOT_FOUND/);
   });
 
+  it('a snapshot parent chain that comes back to itself: export, mount and container diff refuse it, verify names it, find goes on', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'dataroot-cdcycle-'));
+    dirs.push(d);
+    expect(spawnSync('tar', ['-xzf', join(SAMPLES, 'docker-containerd.tar.gz'), '-C', d]).status).toBe(0);
+    const snaps = JSON.parse((await run(['--containerd-root', join(d, 'containerd/daemon'), '--json', 'containerd', 'snapshots', '-n', 'moby'])).stdout);
+    const bottom = snaps.find((s: Obj) => s.Parent === undefined).Name;
+    const init = snaps.find((s: Obj) => s.Name.endsWith('-init')).Name;
+    // The image's bottom layer made a child of the container's init snapshot: web -> init -> ... -> bottom -> init.
+    const meta = join(d, 'containerd/daemon/io.containerd.metadata.v1.bolt/meta.db');
+    expect((await run(['bolt', 'put', meta, 'v1', 'moby', 'snapshots', 'overlayfs', bottom, 'parent', init])).code).toBe(0);
+    for (const args of [
+      ['export', 'web', '-o', join(d, 'web.tar')],
+      ['mount', 'web', d, '--print'],
+      ['container', 'diff', 'web'],
+    ]) {
+      const r = await run(['--root', d, ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^dataroot: CONTAINERD_SNAPSHOT_CYCLE: snapshot [0-9a-f]{64}: its parent chain comes back to /);
+    }
+    const v = await run(['--root', d, '--json', 'verify']);
+    expect(v.code).toBe(1);
+    expect(JSON.parse(v.stdout).findings.filter((f: Obj) => f.code === 'CONTAINERD_SNAPSHOT_CYCLE').length).toBe(snaps.length);
+    const f = await run(['--root', d, '--json', 'find', '--path', '/etc/release']);
+    expect(f.code).toBe(0);
+    const [hit] = f.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(hit.containers[0]).toMatchObject({ name: 'web', sees: 'unknown' });
+  });
+
   it('the samples read clean: both archives verify without errors', async () => {
     for (const s of ['containerd.tar.gz', 'docker-containerd.tar.gz']) {
       const r = await run(['--root', join(SAMPLES, s), '--json', 'verify', '--deep']);

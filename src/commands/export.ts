@@ -10,7 +10,7 @@ import { dockerCdView } from '../ops/cdviews.js';
 import { graphView, type TargetView } from '../ops/views.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, emitJson } from './render.js';
-import { withDockerStores } from './cddocker.js';
+import { noteBothStores, withDockerStores } from './cddocker.js';
 import { legacyUnsupported } from './legacy.js';
 import { reportProblems, requireContent } from './storectx.js';
 
@@ -44,19 +44,18 @@ function isDirOutput(out: string): boolean {
 export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ctx): Promise<ExportResult | undefined> {
   return withDockerStores(g, ctx, async (st) => {
     if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
-    // The store dockerd would use (a root with both: see noteBothStores).
-    const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
-    let view: TargetView;
-    if (useCd) view = dockerCdView(st.containerd!, q);
-    else {
+    noteBothStores(ctx, st);
+    // The view of the store dockerd would use, read once the output is known to be acceptable.
+    const viewOf = (): TargetView => {
+      if (st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd')) return dockerCdView(st.containerd, q);
       const s = st.graph!();
       requireContent(s);
-      view = graphView(s, q);
-    }
+      return graphView(s, q);
+    };
     if (o.output === undefined || o.output === '-') {
       if (ctx.stdoutTTY === true)
         throw new DatarootError('USAGE_OUTPUT_IS_TERMINAL', 'refusing to write a tar archive to a terminal: use -o FILE.tar, -o DIR, or redirect stdout');
-      const summary = await exportTar(view, new TarStream((b) => ctx.stdout.write(b)));
+      const summary = await exportTar(viewOf(), new TarStream((b) => ctx.stdout.write(b)));
       reportProblems(ctx, summary.problems);
       return undefined;
     }
@@ -65,10 +64,11 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     if (isSymlink(out))
       throw new DatarootError('OUTPUT_IS_SYMLINK', `${out} is a symlink: give a real directory, or a file path that does not name a symlink`, { file: out });
     if (o.output.endsWith('/') || isDirOutput(out)) {
-      const r = await exportDir(view, out.replace(/\/+$/, '') || '/');
+      const r = await exportDir(viewOf(), out.replace(/\/+$/, '') || '/');
       return { ...r, output: out, format: 'dir' as const };
     }
     requireOutputDir(out);
+    const view = viewOf();
     const file = new TarFile(out);
     const unregister = cleanupOnSignal(() => file.abort());
     let r: ExportSummary;

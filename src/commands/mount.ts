@@ -6,7 +6,7 @@ import { isMountPoint, runMountPlan, runUnmount } from '../io/mounter.js';
 import { dockerCdView } from '../ops/cdviews.js';
 import { planMount, planScript, planViewMount, stateDirFor, type MountPlan } from '../ops/mount.js';
 import { findTarget, type TargetView } from '../ops/views.js';
-import { withDockerStores } from './cddocker.js';
+import { noteBothStores, withDockerStores } from './cddocker.js';
 import { legacyUnsupported } from './legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson } from './render.js';
@@ -57,13 +57,14 @@ export function registerMount(program: Command, ctx: Ctx): void {
             'MOUNT_ARCHIVE_ROOT',
             'an archive root is unpacked into a temporary directory removed at exit: unpack it yourself, or use export',
           );
+        noteBothStores(ctx, st);
         let plan: MountPlan;
         let t: TargetView['target'];
         if (st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd')) {
           // Docker's containerd image store: the snapshot directories, stacked as containerd mounts them.
           const view = dockerCdView(st.containerd, q);
           t = view.target;
-          plan = planViewMount(view, st.containerd.cd.fs.base, st.containerd.snapshotter, target, runDir(ctx));
+          plan = planViewMount(view, st.containerd.cd.fs.base, view.snapshotter, target, runDir(ctx));
         } else {
           const s = st.graph!();
           requireContent(s);

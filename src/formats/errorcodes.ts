@@ -139,6 +139,7 @@ export const ERROR_CATALOG = {
   CONTAINERD_SNAPSHOT_BROKEN: error("a snapshot record of meta.db has no backend in the snapshotter's metadata.db"),
   CONTAINERD_SNAPSHOT_CHAIN_BROKEN: error('a layer snapshot is missing below unpacked layers'),
   CONTAINERD_SNAPSHOT_CONTENT_MISMATCH: error("a snapshot's files differ from its layer's"),
+  CONTAINERD_SNAPSHOT_CYCLE: error("a snapshot's parent chain comes back to itself or is longer than any image: the view cannot be built"),
   CONTAINERD_SNAPSHOT_DIR_MISSING: error("a snapshot's directory does not exist"),
   CONTAINERD_SNAPSHOT_ID_INVALID: error("a snapshot has no readable ID in its snapshotter's metadata.db"),
   CONTAINERD_SNAPSHOT_MISSING: error("a container's snapshot does not exist"),

@@ -7,7 +7,7 @@ import type { TarEntry } from '../formats/tar/reader.js';
 import { LayerCheck, safeRel, symlinkStaysInside } from '../formats/tar/layercheck.js';
 
 export { safeRel };
-import { lutimesNs, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+import { lutimesNs, lutimesPortable, mknod, mknodPortable, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
 import { removeTree } from './confined.js';
 
 /** How whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied. */
@@ -147,6 +147,12 @@ export class LayerExtractor {
     removeTree(this.abs(rel));
   }
 
+  /** Times of a path: evidence is unpacked without the addon too (to the microsecond); a layer written into a root needs it. */
+  private setTimes(path: string, atime: bigint, mtime: bigint): void {
+    if (this.evidence === undefined) lutimesNs(path, atime, mtime);
+    else lutimesPortable(path, atime, mtime);
+  }
+
   /** Owner, xattrs, mode and times as the header says (a directory's times are set at the end). */
   private meta(rel: string, e: TarEntry): void {
     const path = this.abs(rel);
@@ -186,7 +192,7 @@ export class LayerExtractor {
     const mtime = e.mtimeNs ?? nsOf(e.mtime);
     const atime = e.atimeNs !== undefined && e.atimeNs > mtime ? e.atimeNs : mtime;
     if (e.type === TYPE.DIR) this.dirTimes.push({ rel, atime, mtime });
-    else lutimesNs(path, atime, mtime);
+    else this.setTimes(path, atime, mtime);
   }
 
   /**
@@ -315,7 +321,8 @@ export class LayerExtractor {
       case TYPE.FIFO: {
         const kind = e.type === TYPE.CHAR ? S_IFCHR : e.type === TYPE.BLOCK ? S_IFBLK : S_IFIFO;
         try {
-          mknod(path, kind | (ev === undefined ? e.mode & 0o7777 : 0), e.devmajor, e.devminor);
+          // Evidence is unpacked without the addon too (mknod(1)); a layer written into a root needs it.
+          (ev === undefined ? mknod : mknodPortable)(path, kind | (ev === undefined ? e.mode & 0o7777 : 0), e.devmajor, e.devminor);
         } catch (err) {
           if (ev === undefined || !(err instanceof DatarootError && err.code === 'IO_EPERM')) throw err;
           ev.onSkip?.(`${rel}: device ${e.devmajor}/${e.devminor} not created (no privilege)`);
@@ -352,7 +359,7 @@ export class LayerExtractor {
   /** Waits for the writes in flight, then sets directory times (entries created inside change them). */
   async finish(): Promise<void> {
     await this.drain();
-    for (const d of this.dirTimes.reverse()) lutimesNs(this.abs(d.rel), d.atime, d.mtime);
+    for (const d of this.dirTimes.reverse()) this.setTimes(this.abs(d.rel), d.atime, d.mtime);
   }
 
   /** Waits for the writes in flight, ignoring their errors (before removing a refused layer). */

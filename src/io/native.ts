@@ -188,47 +188,62 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 
-/**
- * mknod(2): character or block devices and FIFOs; `mode` is the permission bits with the type.
- * Without the addon, coreutils' mknod(1) makes the node (an argument vector, no shell; `-m` sets the
- * permission bits as given, whatever the umask).
- */
+/** mknod(2): character or block devices and FIFOs; `mode` is the permission bits with the type. */
 export function mknod(path: string, mode: number, major: number, minor: number): void {
-  if (!nativeAvailable()) {
-    mknodTool(path, mode, major, minor);
-    return;
-  }
   const a = load();
   wrap('mknod', path, () => a.mknod(path, mode, major, minor));
 }
 
-function mknodTool(path: string, mode: number, major: number, minor: number): void {
+/** Device nodes made by mknod(1) in this process (one process each: bounded, so an archive of millions cannot stall). */
+let toolNodes = 0;
+const MAX_TOOL_NODES = 20_000;
+
+/**
+ * mknod(2) where the addon is loaded; else coreutils' mknod(1) (an argument vector, no shell, the C
+ * locale so that its message can be classified; `-m` sets the permission bits whatever the umask).
+ * For unpacking evidence only: what writes into a real root needs the addon.
+ */
+export function mknodPortable(path: string, mode: number, major: number, minor: number): void {
+  if (nativeAvailable()) {
+    mknod(path, mode, major, minor);
+    return;
+  }
+  if (++toolNodes > MAX_TOOL_NODES)
+    throw new DatarootError(
+      'IO_NATIVE_UNAVAILABLE',
+      `more than ${MAX_TOOL_NODES} device nodes to make without the native addon (one mknod(1) process each): build the addon (see dataroot info)`,
+      { file: path },
+    );
   const type = mode & 0o170000;
   const letter = type === S_IFCHR ? 'c' : type === S_IFBLK ? 'b' : type === S_IFIFO ? 'p' : undefined;
   if (letter === undefined) throw new DatarootError('IO_EINVAL', `mknod ${path}: type ${type.toString(8)} is not a device or FIFO`, { file: path });
   const args = ['-m', (mode & 0o7777).toString(8), '--', path, letter, ...(letter === 'p' ? [] : [String(major), String(minor)])];
-  const r = spawnSync('mknod', args, { encoding: 'utf8', timeout: 30_000 });
-  if (r.error !== undefined)
-    throw new DatarootError('IO_NATIVE_UNAVAILABLE', `mknod ${path}: the native addon is not available and mknod(1) cannot run (${r.error.message})`, {
-      file: path,
-    });
+  const r = spawnSync('mknod', args, { encoding: 'utf8', timeout: 30_000, env: { ...process.env, LC_ALL: 'C' } });
+  if (r.error !== undefined) {
+    const why = (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 'mknod(1) did not finish in 30 s' : `mknod(1) cannot run (${r.error.message})`;
+    throw new DatarootError('IO_NATIVE_UNAVAILABLE', `mknod ${path}: the native addon is not available and ${why}`, { file: path });
+  }
   if (r.status !== 0) {
     const msg = r.stderr.trim();
     const code = /Operation not permitted/.test(msg) ? 'IO_EPERM' : /File exists/.test(msg) ? 'IO_EEXIST' : /No such file/.test(msg) ? 'IO_ENOENT' : 'IO_EIO';
-    throw new DatarootError(code, `mknod ${path}: ${msg || `mknod(1) exited with ${r.status}`}`, { file: path });
+    throw new DatarootError(code, `mknod ${path}: ${msg || (r.signal !== null ? `mknod(1) killed by ${r.signal}` : `mknod(1) exited with ${r.status}`)}`, {
+      file: path,
+    });
   }
 }
 
-/**
- * utimensat(2) without following symlinks, with whole nanoseconds (Node's utimes rounds through a
- * double). Without the addon, Node's lutimes sets them to about a microsecond.
- */
-export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void {
-  if (!nativeAvailable()) {
-    const sec = (ns: bigint): number => Number(ns / 1000n) / 1e6;
-    wrap('utimensat', path, () => lutimesSync(path, sec(atimeNs), sec(mtimeNs)));
+/** lutimesNs where the addon is loaded; else Node's lutimes (about a microsecond). For unpacking evidence only. */
+export function lutimesPortable(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  if (nativeAvailable()) {
+    lutimesNs(path, atimeNs, mtimeNs);
     return;
   }
+  const sec = (ns: bigint): number => Number(ns / 1000n) / 1e6;
+  wrap('utimensat', path, () => lutimesSync(path, sec(atimeNs), sec(mtimeNs)));
+}
+
+/** utimensat(2) without following symlinks, with whole nanoseconds (Node's utimes rounds through a double). */
+export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void {
   const a = load();
   const split = (ns: bigint): [number, number] => {
     let s = ns / 1_000_000_000n;

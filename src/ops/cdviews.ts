@@ -26,7 +26,7 @@ function notFound(e: unknown, code: string): boolean {
 }
 
 /** A container by ID, name or prefix, else an image by reference or ID (TARGET_NOT_FOUND when neither). */
-export function dockerCdView(ctx: DockerCdContext, q: string, now = Date.now()): TargetView {
+export function dockerCdView(ctx: DockerCdContext, q: string, now = Date.now()): TargetView & { snapshotter: string } {
   let container;
   try {
     container = findDockerContainer(ctx, q);
@@ -44,6 +44,7 @@ export function dockerCdView(ctx: DockerCdContext, q: string, now = Date.now()):
       target: { kind: 'container', id: container.id, name: (container.config?.Name ?? '').replace(/^\//, '') },
       layers,
       problems: p !== undefined ? [p] : [],
+      snapshotter,
     };
   }
   let img;
@@ -54,9 +55,13 @@ export function dockerCdView(ctx: DockerCdContext, q: string, now = Date.now()):
     throw e;
   }
   const resolved = ctx.cd.resolve(img, ctx.snapshotter);
-  const m = resolved.best;
+  // The host's manifest; else (evidence from another architecture) the one that is unpacked.
+  const m = resolved.best ?? resolved.manifests.find((x) => x.unpacked);
   if (m === undefined)
-    throw new DatarootError('IMAGE_NO_PLATFORM', `image ${img.Name} has no present manifest for ${ctx.cd.host.os}/${ctx.cd.host.architecture}`);
+    throw new DatarootError(
+      'IMAGE_NO_PLATFORM',
+      `image ${img.Name} has no present manifest for ${ctx.cd.host.os}/${ctx.cd.host.architecture}, and none of another platform is unpacked`,
+    );
   const problems: Problem[] = [];
   const top = m.chainIds[m.chainIds.length - 1];
   let below: ViewLayer[] = [];
@@ -77,5 +82,6 @@ export function dockerCdView(ctx: DockerCdContext, q: string, now = Date.now()):
     target: { kind: 'image', id: img.Target.digest, name: familiarName(img.Name) ?? img.Target.digest.slice(7, 19) },
     layers: [init, ...below],
     problems,
+    snapshotter: ctx.snapshotter,
   };
 }

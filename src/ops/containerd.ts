@@ -444,12 +444,23 @@ export function findContainer(cd: CdRoot, only: string | undefined, q: string): 
   throw new DatarootError('CONTAINER_NOT_FOUND', `No such container: ${q}`);
 }
 
+/** The longest parent chain followed (dockerd and containerd stop images at 128 layers; other tools build more). */
+export const MAX_SNAPSHOT_CHAIN = 512;
+
 /** The directories of a snapshot's view, topmost first (overlayfs: its fs over its parents'; native: its own full tree). */
 export function snapshotViewDirs(cd: CdRoot, s: CdSnapshot): { dirs: string[]; full: boolean } {
   const dirs: string[] = [];
   const full = s.snapshotter === 'native';
+  const seen = new Set<string>();
   let cur: CdSnapshot | undefined = s;
-  for (let depth = 0; cur !== undefined && depth < 512; depth++) {
+  for (let depth = 0; cur !== undefined; depth++) {
+    // A parent chain that comes back to a snapshot, or longer than any image has layers: tampered.
+    if (seen.has(cur.Name) || depth >= MAX_SNAPSHOT_CHAIN)
+      throw new DatarootError(
+        'CONTAINERD_SNAPSHOT_CYCLE',
+        `snapshot ${s.Name}: its parent chain ${seen.has(cur.Name) ? `comes back to ${cur.Name}` : `is longer than ${MAX_SNAPSHOT_CHAIN}`}`,
+      );
+    seen.add(cur.Name);
     const d = cd.snapshotFs(cur);
     if (d === undefined)
       throw new DatarootError('CONTAINERD_SNAPSHOT_ID_INVALID', `snapshot ${cur.Name} has no readable id in ${cur.snapshotter}'s metadata.db`);

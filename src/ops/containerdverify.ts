@@ -13,6 +13,7 @@ import { gcPlan, type GcPlan } from '../store/containerd/gc.js';
 import { CD, FILE_SNAPSHOTTERS } from '../store/containerd/layout.js';
 import type { CdImageRecord } from '../store/containerd/metadb.js';
 import type { CdRoot, CdSnapshot, ResolvedManifest } from '../store/containerd/model.js';
+import { MAX_SNAPSHOT_CHAIN } from './containerd.js';
 import type { Finding, Severity } from './verify.js';
 import { severityOf, type ErrorCode } from '../formats/errorcodes.js';
 
@@ -461,6 +462,21 @@ function snapshotFindings(cd: CdRoot, s: CdSnapshot, f: Findings): void {
   }
   if (s.Parent !== '' && cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent) === undefined)
     f.add('CONTAINERD_SNAPSHOT_PARENT_MISSING', subject, `its parent ${s.Parent} does not exist`);
+  const seen = new Set<string>([s.Name]);
+  for (let p = cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent); p !== undefined; p = cd.snapshotByKey(s.namespace, s.snapshotter, p.Parent)) {
+    if (seen.has(p.Name) || seen.size >= MAX_SNAPSHOT_CHAIN) {
+      f.add(
+        'CONTAINERD_SNAPSHOT_CYCLE',
+        subject,
+        seen.has(p.Name)
+          ? `its parent chain comes back to ${p.Name}: containerd's mount of it never ends`
+          : `its parent chain is longer than ${MAX_SNAPSHOT_CHAIN} snapshots`,
+      );
+      break;
+    }
+    seen.add(p.Name);
+    if (p.Parent === '') break;
+  }
   const dir = cd.snapshotFs(s);
   if (dir !== undefined && !cd.fs.isDir(dir))
     f.add('CONTAINERD_SNAPSHOT_DIR_MISSING', subject, `${dir} does not exist: containerd cannot mount the snapshot or anything above it`, [cd.shown(dir)]);

@@ -6,7 +6,7 @@ import type { Problem } from '../store/problems.js';
 import { DOCKER_CONTAINERD_ROOT } from '../store/containerd/layout.js';
 import { WHITEOUTS } from '../store/rootfs.js';
 import { readVolumes } from '../store/volumes.js';
-import { snapshotViewDirs } from './containerd.js';
+import { MAX_SNAPSHOT_CHAIN, snapshotViewDirs } from './containerd.js';
 import { containersOf, familiarName, isDangling, MOBY_NS, type DockerCdContext } from './containerddocker.js';
 import { layersOf, trustedUnreadable, usableDir, type FindScope, type Source, type ViewInfo } from './find.js';
 
@@ -23,8 +23,8 @@ export class CdScope implements FindScope {
   private readonly holders = new Map<string, { id: string; tags: string[] }[]>();
   /** Target digest -> the top chainID of its host manifest. */
   private readonly tops = new Map<string, string>();
-  private readonly chainIdsOf = new Map<string, string[]>();
   private readonly diffIdOf = new Map<string, string>();
+  private chains: Map<string, Set<string>> | undefined;
   readonly containers: readonly ContainerRecord[];
 
   constructor(
@@ -36,79 +36,103 @@ export class CdScope implements FindScope {
     const cd = ctx.cd;
     const images = cd.namespaceNames().includes(MOBY_NS) ? cd.meta.images(MOBY_NS) : [];
     for (const img of images) {
-      const m = cd.resolve(img, ctx.snapshotter).best;
-      if (m === undefined) continue;
+      const r = cd.resolve(img, ctx.snapshotter);
       const id = img.Target.digest;
-      const top = m.chainIds[m.chainIds.length - 1];
-      if (top !== undefined) this.tops.set(id, top);
-      this.chainIdsOf.set(id, m.chainIds);
-      m.chainIds.forEach((k, i) => {
-        const d = m.diffIds[i];
-        if (d !== undefined) this.diffIdOf.set(k, d);
-        const list = this.holders.get(k) ?? [];
-        let entry = list.find((e) => e.id === id);
-        if (entry === undefined) list.push((entry = { id, tags: [] }));
-        const tag = isDangling(img) ? undefined : familiarName(img.Name);
-        if (tag !== undefined && !entry.tags.includes(tag)) entry.tags.push(tag);
-        this.holders.set(k, list);
-      });
+      // Every platform's manifest: evidence from another architecture than the analyst's is searched too.
+      const unpacked = r.manifests.filter((m) => m.chainIds.length > 0 && this.snap(m.chainIds[m.chainIds.length - 1]!) !== undefined);
+      const view = r.best !== undefined && unpacked.includes(r.best) ? r.best : unpacked[0];
+      if (view !== undefined) this.tops.set(id, view.chainIds[view.chainIds.length - 1]!);
+      const tag = isDangling(img) ? undefined : familiarName(img.Name);
+      for (const m of r.manifests)
+        m.chainIds.forEach((k, i) => {
+          const d = m.diffIds[i];
+          if (d !== undefined) this.diffIdOf.set(k, d);
+          const list = this.holders.get(k) ?? [];
+          let entry = list.find((e) => e.id === id);
+          if (entry === undefined) list.push((entry = { id, tags: [] }));
+          if (tag !== undefined && !entry.tags.includes(tag)) entry.tags.push(tag);
+          this.holders.set(k, list);
+        });
     }
   }
 
-  private snap(key: string): CdSnapshot | undefined {
-    return this.ctx.cd.snapshotByKey(MOBY_NS, this.ctx.snapshotter, key);
+  /** A snapshot of namespace moby, in the store's snapshotter or the one a container names. */
+  private snap(key: string, snapshotter = this.ctx.snapshotter): CdSnapshot | undefined {
+    return this.ctx.cd.snapshotByKey(MOBY_NS, snapshotter, key);
+  }
+
+  /** The snapshotter of a container's snapshots: its config.v2.json Driver, else the store's. */
+  private snapshotterOf(c: ContainerRecord): string {
+    const d = c.config?.Driver;
+    return d !== undefined && d !== '' ? d : this.ctx.snapshotter;
+  }
+
+  /** The parents of a snapshot, nearest first; a chain that comes back or runs past the bound ends (verify names it). */
+  private parents(s: CdSnapshot | undefined): CdSnapshot[] {
+    const out: CdSnapshot[] = [];
+    const seen = new Set<string>();
+    for (let p = s; p !== undefined && p.Parent !== '' && out.length < MAX_SNAPSHOT_CHAIN;) {
+      seen.add(p.Name);
+      p = this.snap(p.Parent, p.snapshotter);
+      if (p === undefined || seen.has(p.Name)) break;
+      out.push(p);
+    }
+    return out;
   }
 
   sources(): Source[] {
     const cd = this.ctx.cd;
-    const full = this.ctx.snapshotter === 'native';
-    const rules = full ? WHITEOUTS.none : WHITEOUTS.overlay;
     const out: Source[] = [];
     const dirOf = (s: CdSnapshot | undefined): string | undefined => {
       const d = s === undefined ? undefined : cd.snapshotFs(s);
       return d !== undefined && usableDir(cd.fs, d, cd.shown(d), this.problems) ? d : undefined;
     };
-    const baseOf = (s: CdSnapshot): { base: string } | Record<string, never> => {
-      const p = full && s.Parent !== '' ? this.snap(s.Parent) : undefined;
-      const d = p === undefined ? undefined : cd.snapshotFs(p);
-      return d !== undefined ? { base: d } : {};
+    const source = (s: CdSnapshot, dir: string): Pick<Source, 'fs' | 'dir' | 'rules' | 'base'> => {
+      const full = s.snapshotter === 'native';
+      const p = full && s.Parent !== '' ? this.snap(s.Parent, s.snapshotter) : undefined;
+      const base = p === undefined ? undefined : cd.snapshotFs(p);
+      return { fs: cd.fs, dir, rules: full ? WHITEOUTS.none : WHITEOUTS.overlay, ...(base !== undefined ? { base } : {}) };
     };
-    // Image layers, bottom first (by the depth of their chain).
-    const depth = (key: string): number => {
-      let n = 0;
-      for (let s = this.snap(key); s !== undefined && s.Parent !== '' && n < 1000; s = this.snap(s.Parent)) n++;
-      return n;
-    };
-    const layers = [...this.holders.keys()].sort((a, b) => depth(a) - depth(b) || (a < b ? -1 : 1));
-    for (const chainId of layers) {
-      const s = this.snap(chainId);
-      const dir = dirOf(s);
-      if (s === undefined || dir === undefined) continue;
-      const diffId = this.diffIdOf.get(chainId);
-      out.push({
-        kind: 'image-layer',
-        fs: cd.fs,
-        dir,
-        rules,
-        ...baseOf(s),
-        chainId,
-        ...(diffId !== undefined ? { diffId } : {}),
-        ...(s.backend?.id !== undefined ? { cacheId: s.backend.id } : {}),
-      });
-      this.labels.set(dir, `image layer ${chainId}`);
-    }
+    // Containers' snapshots first (they are not image layers), then every committed snapshot of
+    // the namespace as an image layer, bottom first: those no image names (deleted or untagged
+    // images, leftovers) are searched too.
+    const containerSources: Source[] = [];
+    const taken = new Set<string>();
     for (const c of this.containers) {
+      const sn = this.snapshotterOf(c);
       for (const [key, kind, what] of [
         [`${c.id}-init`, 'init-layer', 'init layer'],
         [c.id, 'container-layer', 'read-write layer'],
       ] as const) {
-        const s = this.snap(key);
+        const s = this.snap(key, sn);
         const dir = dirOf(s);
         if (s === undefined || dir === undefined) continue;
-        out.push({ kind, fs: cd.fs, dir, rules, ...baseOf(s), containerId: c.id });
+        taken.add(`${sn}/${key}`);
+        containerSources.push({ kind, ...source(s, dir), containerId: c.id });
         this.labels.set(dir, `${what} of container ${c.id}`);
       }
     }
+    const depthOf = new Map<string, number>();
+    const committed = cd.namespaceNames().includes(MOBY_NS)
+      ? cd.snapshots(MOBY_NS).filter((s) => s.Kind === 'Committed' && !taken.has(`${s.snapshotter}/${s.Name}`))
+      : [];
+    for (const s of committed) depthOf.set(`${s.snapshotter}/${s.Name}`, this.parents(s).length);
+    const depth = (s: CdSnapshot): number => depthOf.get(`${s.snapshotter}/${s.Name}`) ?? 0;
+    committed.sort((a, b) => depth(a) - depth(b) || (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+    for (const s of committed) {
+      const dir = dirOf(s);
+      if (dir === undefined) continue;
+      const diffId = this.diffIdOf.get(s.Name);
+      out.push({
+        kind: 'image-layer',
+        ...source(s, dir),
+        chainId: s.Name,
+        ...(diffId !== undefined ? { diffId } : {}),
+        ...(s.backend?.id !== undefined ? { cacheId: s.backend.id } : {}),
+      });
+      this.labels.set(dir, `image layer ${s.Name}`);
+    }
+    out.push(...containerSources);
     const docker = this.ctx.docker;
     if (docker !== undefined) {
       const vols = readVolumes(docker);
@@ -139,18 +163,15 @@ export class CdScope implements FindScope {
   }
 
   containersOver(chainId: string): string[] {
-    return this.containers.filter((c) => this.chainOfContainer(c).includes(chainId)).map((c) => c.id);
-  }
-
-  /** The image chain under a container: its -init snapshot's parents. */
-  private chainOfContainer(c: ContainerRecord): string[] {
-    const out: string[] = [];
-    const init = this.snap(`${c.id}-init`);
-    for (let s = init === undefined ? undefined : this.snap(init.Parent); s !== undefined && out.length < 1000; s = this.snap(s.Parent)) {
-      out.push(s.Name);
-      if (s.Parent === '') break;
+    if (this.chains === undefined) {
+      // Each container's image chain: its -init snapshot's parents.
+      this.chains = new Map();
+      for (const c of this.containers) {
+        const init = this.snap(`${c.id}-init`, this.snapshotterOf(c));
+        this.chains.set(c.id, new Set(this.parents(init).map((p) => p.Name)));
+      }
     }
-    return out;
+    return this.containers.filter((c) => this.chains!.get(c.id)?.has(chainId) === true).map((c) => c.id);
   }
 
   containerName(id: string): string {
@@ -158,7 +179,8 @@ export class CdScope implements FindScope {
   }
 
   containerView(id: string): ViewInfo {
-    return this.view(`c/${id}`, id, this.containerName(id), id);
+    const c = this.containers.find((x) => x.id === id);
+    return this.view(`c/${id}`, id, this.containerName(id), id, c === undefined ? undefined : this.snapshotterOf(c));
   }
 
   imageView(id: string): ViewInfo {
@@ -166,11 +188,11 @@ export class CdScope implements FindScope {
     return this.view(`i/${id}`, id, name, this.tops.get(id));
   }
 
-  private view(cacheKey: string, id: string, name: string, key: string | undefined): ViewInfo {
+  private view(cacheKey: string, id: string, name: string, key: string | undefined, snapshotter?: string): ViewInfo {
     let v = this.views.get(cacheKey);
     if (v !== undefined) return v;
     v = { id, name, layers: undefined };
-    const s = key === undefined ? undefined : this.snap(key);
+    const s = key === undefined ? undefined : this.snap(key, snapshotter);
     if (s !== undefined) {
       try {
         const view = snapshotViewDirs(this.ctx.cd, s);

@@ -54,18 +54,20 @@ export function isWhiteout(st: BigIntStats): boolean {
   return st.isCharacterDevice() && st.rdev === 0n;
 }
 
-function xattrOf(fs: Confined, rel: string, name: string): Buffer | undefined {
+/** An xattr of the evidence, undefined when it cannot be read; `strict`: without the addon, IO_NATIVE_UNAVAILABLE. */
+function xattrOf(fs: Confined, rel: string, name: string, strict = false): Buffer | undefined {
   try {
     return getXattr(fs.abs(rel), name);
   } catch (e) {
-    if (e instanceof DatarootError) return undefined;
+    if (e instanceof DatarootError && !(strict && e.code === 'IO_NATIVE_UNAVAILABLE')) return undefined;
     throw e;
   }
 }
 
 function isOpaqueDir(fs: Confined, rel: string, rules: WhiteoutRules): boolean {
+  // Without the addon opaque directories cannot be seen: a view read so would show what they hide.
   for (const x of rules.opaqueXattrs) {
-    const v = xattrOf(fs, rel, x);
+    const v = xattrOf(fs, rel, x, true);
     if (v !== undefined && v.length === 1 && v[0] === 0x79) return true;
   }
   return rules.opaqueMarker && fs.kind(`${rel}/${WH_OPQ}`) !== 'missing';
