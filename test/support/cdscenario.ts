@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -228,12 +229,26 @@ export function ctrRows(text: string, sep: RegExp = / +/): string[][] {
  */
 export function leaveGarbage(d: Containerd, scn: CdScenario): void {
   // ctr's view carries a gc.root label until it is cleared here. A collection scheduled by an
-  // earlier deletion (ctr snapshots diff's temporary snapshots) may still run in between on a busy
-  // machine and take the view: then it is made again.
+  // earlier deletion (ctr snapshots diff's temporary snapshots) may still run after that on a busy
+  // machine and take the view or the blob: the garbage is then made again, until both outlast a
+  // pause longer than containerd's scheduling delay.
   for (let attempt = 1; ; attempt++) {
-    d.ctr(['snapshots', 'view', 'loose-view', scn.baseChain], { ns: 'default', check: attempt === 5 });
-    const r = d.ctr(['snapshots', 'label', 'loose-view', 'containerd.io/gc.root='], { ns: 'default', check: attempt === 5 });
-    if (r.status === 0) break;
+    const last = attempt === 8;
+    if (!d.ctr(['snapshots', 'ls'], { ns: 'default' }).stdout.includes('loose-view')) {
+      d.ctr(['snapshots', 'view', 'loose-view', scn.baseChain], { ns: 'default', check: last });
+      d.ctr(['snapshots', 'label', 'loose-view', 'containerd.io/gc.root='], { ns: 'default', check: last });
+    }
+    if (!hasLooseBlob(d)) d.ctr(['content', 'ingest', 'loose-blob'], { ns: 'default', input: LOOSE_BLOB, check: last });
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    const viewLeft = d.ctr(['snapshots', 'info', 'loose-view'], { ns: 'default', check: false });
+    const labelled = viewLeft.status === 0 && !viewLeft.stdout.includes('containerd.io/gc.root');
+    if ((labelled && hasLooseBlob(d)) || last) return;
   }
-  d.ctr(['content', 'ingest', 'loose-blob'], { ns: 'default', input: 'nothing references this blob\n' });
+}
+
+const LOOSE_BLOB = 'nothing references this blob\n';
+
+function hasLooseBlob(d: Containerd): boolean {
+  const digest = `sha256:${createHash('sha256').update(LOOSE_BLOB).digest('hex')}`;
+  return d.ctr(['content', 'ls', '-q'], { ns: 'default' }).stdout.split('\n').includes(digest);
 }
