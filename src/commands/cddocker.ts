@@ -96,6 +96,11 @@ export async function withDockerStores<T>(g: GlobalOpts, ctx: Ctx, fn: (s: Store
   }
 }
 
+/** The containerd store when it is the one dockerd 29 would use (the only one, or chosen over the graphdriver store); else undefined. */
+export function chosenContainerd(s: Stores): DockerCdContext | undefined {
+  return s.containerd !== undefined && (s.graph === undefined || s.choice.uses === 'containerd') ? s.containerd : undefined;
+}
+
 /** A note on stderr when both stores are present: which one dockerd 29 uses. */
 export function noteBothStores(ctx: Ctx, s: Stores): void {
   if (s.graph !== undefined && s.containerd !== undefined) {

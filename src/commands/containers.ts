@@ -5,7 +5,7 @@ import { emitJson, writeTable } from './render.js';
 import type { Problem } from '../store/problems.js';
 import { ago, inspectQueries, reportProblems } from './storectx.js';
 import { dockerContainerChanges, findDockerContainer, inspectDockerContainer, listDockerContainers } from '../ops/containerddocker.js';
-import { noteBothStores, withDockerStores } from './cddocker.js';
+import { chosenContainerd, noteBothStores, withDockerStores } from './cddocker.js';
 import { inspectLegacyContainer, listLegacyContainers, requireLegacyContainer } from '../ops/legacy.js';
 import { renderLegacyContainers } from './legacy.js';
 import { legacyUnsupported } from './legacy.js';
@@ -71,7 +71,7 @@ export function registerContainers(program: Command, ctx: Ctx): void {
     .action(async (qs: string[], _o: object, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withDockerStores(g, ctx, (st) => {
-        const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
+        const cd = chosenContainerd(st);
         const ls = st.legacy;
         inspectQueries(
           ctx,
@@ -80,8 +80,8 @@ export function registerContainers(program: Command, ctx: Ctx): void {
           (q) =>
             ls !== undefined
               ? inspectLegacyContainer(ls, requireLegacyContainer(ls, q))
-              : useCd
-                ? inspectDockerContainer(st.containerd!, findDockerContainer(st.containerd!, q))
+              : cd !== undefined
+                ? inspectDockerContainer(cd, findDockerContainer(cd, q))
                 : (() => {
                     const s = st.graph!();
                     return inspectContainer(s, requireContainer(s, q));
@@ -99,13 +99,14 @@ export function registerContainers(program: Command, ctx: Ctx): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       await withDockerStores(g, ctx, (st) => {
         if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
-        const useCd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd');
-        const changes = useCd
-          ? dockerContainerChanges(st.containerd!, findDockerContainer(st.containerd!, q))
-          : (() => {
-              const s = st.graph!();
-              return containerChanges(s, requireContainer(s, q), g.json === true);
-            })();
+        const cd = chosenContainerd(st);
+        const changes =
+          cd !== undefined
+            ? dockerContainerChanges(cd, findDockerContainer(cd, q))
+            : (() => {
+                const s = st.graph!();
+                return containerChanges(s, requireContainer(s, q), g.json === true);
+              })();
         if (g.json) emitJson(ctx, changes);
         else ctx.stdout.write(changes.map((c) => `${CHANGE_LETTER[c.Kind]} ${c.Path}\n`).join(''));
       });

@@ -10,7 +10,7 @@ import { dockerCdView } from '../ops/cdviews.js';
 import { graphView, type TargetView } from '../ops/views.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, emitJson } from './render.js';
-import { noteBothStores, withDockerStores } from './cddocker.js';
+import { chosenContainerd, noteBothStores, withDockerStores } from './cddocker.js';
 import { legacyUnsupported } from './legacy.js';
 import { reportProblems, requireContent } from './storectx.js';
 
@@ -47,7 +47,8 @@ export async function runExport(q: string, o: ExportOpts, g: GlobalOpts, ctx: Ct
     noteBothStores(ctx, st);
     // The view of the store dockerd would use, read once the output is known to be acceptable.
     const viewOf = (): TargetView => {
-      if (st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd')) return dockerCdView(st.containerd, q);
+      const cd = chosenContainerd(st);
+      if (cd !== undefined) return dockerCdView(cd, q);
       const s = st.graph!();
       requireContent(s);
       return graphView(s, q);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Finder, findHits, GraphScope, parseTime, type FindHit, type FindQuery, type ViewSight } from '../ops/find.js';
 import { CdScope } from '../ops/findcd.js';
-import { noteBothStores, withDockerStores } from './cddocker.js';
+import { chosenContainerd, noteBothStores, withDockerStores } from './cddocker.js';
 import { legacyUnsupported } from './legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { bytesHuman, jsonText, paint } from './render.js';
@@ -63,7 +63,7 @@ export function registerFind(program: Command, ctx: Ctx): void {
       await withDockerStores(g, ctx, (st) => {
         if (st.legacy !== undefined) throw legacyUnsupported(st.legacy.root);
         noteBothStores(ctx, st);
-        const cd = st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd') ? st.containerd : undefined;
+        const cd = chosenContainerd(st);
         const finder = new Finder(q, (problems) => (cd !== undefined ? new CdScope(cd, problems) : new GraphScope(st.graph!(), problems)));
         let n = 0;
         for (const h of findHits(finder)) {

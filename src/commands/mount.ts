@@ -6,7 +6,7 @@ import { isMountPoint, runMountPlan, runUnmount } from '../io/mounter.js';
 import { dockerCdView } from '../ops/cdviews.js';
 import { planMount, planScript, planViewMount, stateDirFor, type MountPlan } from '../ops/mount.js';
 import { findTarget, type TargetView } from '../ops/views.js';
-import { noteBothStores, withDockerStores } from './cddocker.js';
+import { chosenContainerd, noteBothStores, withDockerStores } from './cddocker.js';
 import { legacyUnsupported } from './legacy.js';
 import type { Ctx, GlobalOpts } from './context.js';
 import { emitJson } from './render.js';
@@ -60,11 +60,12 @@ export function registerMount(program: Command, ctx: Ctx): void {
         noteBothStores(ctx, st);
         let plan: MountPlan;
         let t: TargetView['target'];
-        if (st.containerd !== undefined && (st.graph === undefined || st.choice.uses === 'containerd')) {
+        const cd = chosenContainerd(st);
+        if (cd !== undefined) {
           // Docker's containerd image store: the snapshot directories, stacked as containerd mounts them.
-          const view = dockerCdView(st.containerd, q);
+          const view = dockerCdView(cd, q);
           t = view.target;
-          plan = planViewMount(view, st.containerd.cd.fs.base, view.snapshotter, target, runDir(ctx));
+          plan = planViewMount(view, cd.cd.fs.base, view.snapshotter, target, runDir(ctx));
         } else {
           const s = st.graph!();
           requireContent(s);

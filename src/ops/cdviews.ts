@@ -4,7 +4,7 @@ import { DiskLayer, type ViewLayer } from '../store/mergedview.js';
 import type { Problem } from '../store/problems.js';
 import { WHITEOUTS } from '../store/rootfs.js';
 import { snapshotViewDirs } from './containerd.js';
-import { familiarName, findDockerContainer, MOBY_NS, resolveDockerImage, type DockerCdContext } from './containerddocker.js';
+import { familiarName, findDockerContainer, MOBY_NS, resolveDockerImage, snapshotterOf, type DockerCdContext } from './containerddocker.js';
 import { dockerCreateLayer, trustedXattrProblem, type TargetView } from './views.js';
 
 /**
@@ -34,7 +34,7 @@ export function dockerCdView(ctx: DockerCdContext, q: string, now = Date.now()):
     if (!notFound(e, 'CONTAINER_NOT_FOUND')) throw e;
   }
   if (container !== undefined) {
-    const snapshotter = container.config?.Driver !== undefined && container.config.Driver !== '' ? container.config.Driver : ctx.snapshotter;
+    const snapshotter = snapshotterOf(ctx, container);
     const s = ctx.cd.snapshotByKey(MOBY_NS, snapshotter, container.id);
     if (s === undefined)
       throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${container.id} has no snapshot ${container.id} in ${snapshotter} (namespace moby)`);

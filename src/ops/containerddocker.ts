@@ -77,6 +77,12 @@ export interface DockerCdContext {
   snapshotter: string;
 }
 
+/** The snapshotter of a container's snapshots: its config.v2.json Driver, else the store's. */
+export function snapshotterOf(ctx: DockerCdContext, c: ContainerRecord): string {
+  const d = c.config?.Driver;
+  return d !== undefined && d !== '' ? d : ctx.snapshotter;
+}
+
 /** The data-root's containers (config.v2.json), none without a data-root. */
 export function containersOf(ctx: DockerCdContext): ContainerRecord[] {
   return ctx.docker === undefined ? [] : readContainers(ctx.docker);
@@ -450,7 +456,7 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
     );
   const { cd } = ctx;
   const problems: Problem[] = [...c.problems];
-  const snapshotter = cfg.Driver !== undefined && cfg.Driver !== '' ? cfg.Driver : ctx.snapshotter;
+  const snapshotter = snapshotterOf(ctx, c);
   const snap = cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
   if (snap === undefined)
     problems.push(
@@ -500,7 +506,7 @@ export function inspectDockerContainer(ctx: DockerCdContext, c: ContainerRecord)
 
 /** `docker container diff` on a containerd-store root: the rw snapshot against its parent (`<id>-init`), as image_changes.go diffs them. */
 export function dockerContainerChanges(ctx: DockerCdContext, c: ContainerRecord): ChangeDetail[] {
-  const snapshotter = c.config?.Driver !== undefined && c.config.Driver !== '' ? c.config.Driver : ctx.snapshotter;
+  const snapshotter = snapshotterOf(ctx, c);
   const s = ctx.cd.snapshotByKey(MOBY_NS, snapshotter, c.id);
   if (s === undefined) throw new DatarootError('CONTAINER_LAYER_MISSING', `container ${c.id} has no snapshot ${c.id} in ${snapshotter} (namespace moby)`);
   return snapshotChanges(ctx.cd, s);

@@ -7,7 +7,7 @@ import { DOCKER_CONTAINERD_ROOT } from '../store/containerd/layout.js';
 import { WHITEOUTS } from '../store/rootfs.js';
 import { readVolumes } from '../store/volumes.js';
 import { MAX_SNAPSHOT_CHAIN, snapshotViewDirs } from './containerd.js';
-import { containersOf, familiarName, isDangling, MOBY_NS, type DockerCdContext } from './containerddocker.js';
+import { containersOf, familiarName, isDangling, MOBY_NS, snapshotterOf, type DockerCdContext } from './containerddocker.js';
 import { layersOf, trustedUnreadable, usableDir, type FindScope, type Source, type ViewInfo } from './find.js';
 
 /**
@@ -61,12 +61,6 @@ export class CdScope implements FindScope {
     return this.ctx.cd.snapshotByKey(MOBY_NS, snapshotter, key);
   }
 
-  /** The snapshotter of a container's snapshots: its config.v2.json Driver, else the store's. */
-  private snapshotterOf(c: ContainerRecord): string {
-    const d = c.config?.Driver;
-    return d !== undefined && d !== '' ? d : this.ctx.snapshotter;
-  }
-
   /** The parents of a snapshot, nearest first; a chain that comes back or runs past the bound ends (verify names it). */
   private parents(s: CdSnapshot | undefined): CdSnapshot[] {
     const out: CdSnapshot[] = [];
@@ -99,7 +93,7 @@ export class CdScope implements FindScope {
     const containerSources: Source[] = [];
     const taken = new Set<string>();
     for (const c of this.containers) {
-      const sn = this.snapshotterOf(c);
+      const sn = snapshotterOf(this.ctx, c);
       for (const [key, kind, what] of [
         [`${c.id}-init`, 'init-layer', 'init layer'],
         [c.id, 'container-layer', 'read-write layer'],
@@ -167,7 +161,7 @@ export class CdScope implements FindScope {
       // Each container's image chain: its -init snapshot's parents.
       this.chains = new Map();
       for (const c of this.containers) {
-        const init = this.snap(`${c.id}-init`, this.snapshotterOf(c));
+        const init = this.snap(`${c.id}-init`, snapshotterOf(this.ctx, c));
         this.chains.set(c.id, new Set(this.parents(init).map((p) => p.Name)));
       }
     }
@@ -180,7 +174,7 @@ export class CdScope implements FindScope {
 
   containerView(id: string): ViewInfo {
     const c = this.containers.find((x) => x.id === id);
-    return this.view(`c/${id}`, id, this.containerName(id), id, c === undefined ? undefined : this.snapshotterOf(c));
+    return this.view(`c/${id}`, id, this.containerName(id), id, c === undefined ? undefined : snapshotterOf(this.ctx, c));
   }
 
   imageView(id: string): ViewInfo {
