@@ -157,6 +157,29 @@ describe.runIf(nativeAvailable())('the content pipeline', () => {
     );
   });
 
+  it('a first snapshot of thousands of entries: the identity section, put together in pieces while the contents are read, is the one its entries encode to', async () => {
+    const big = join(work, 'thousands');
+    for (let d = 0; d < 30; d++) {
+      mkdirSync(join(big, `d${d}`), { recursive: true });
+      for (let i = 0; i < 200; i++) writeFileSync(join(big, `d${d}`, `f${i}`), i % 2 === 0 ? randomBytes(200 + i) : fill(300 + i, d));
+    }
+    // large files keep the threads busy for many polls while the small ones come in
+    for (let i = 0; i < 4; i++) writeFileSync(join(big, `large${i}`), fill(24 << 20, i));
+    const store = SnapshotStore.open(join(work, 'store-thousands'), { create: true });
+    const r = await takeSnapshot(store, big, { name: 'many', exclude: [], metadataOnly: [], live: false });
+    const m = store.readManifest(r.snapshot);
+    const identity = m.parts()[0].subarray(m.idStart, m.idEnd).toString('utf8');
+    expect(m.header.count).toBe(1 + 30 + 30 * 200 + 4);
+    expect(identity.split('\n').length - 1).toBe(m.header.count);
+    expect(identity).toBe(
+      m
+        .entries()
+        .map((e) => `${identityLine(e)}\n`)
+        .join(''),
+    );
+    rmSync(big, { recursive: true, force: true });
+  });
+
   it('small files share zstd frames (method 3) or raw groups, larger ones have frames of their own, large ones a frame a 4 MiB', async () => {
     const dir = join(work, 'store-methods');
     const nat = await snapshot(dir, tree, 'native', []);

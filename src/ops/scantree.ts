@@ -558,14 +558,17 @@ async function linesAhead(walked: Walked[], todo: Todo, early: EarlyRead, stored
   }
   // The identity section is put together in walk order as lines come in, a few thousand at a time.
   const parts: Buffer[] = [];
+  // identity[emitted, ready) are lines not yet put together; ready only moves forward, so each
+  // line is looked at once however often the results are polled.
   let emitted = 0;
+  let ready = 0;
   const emit = (all: boolean): void => {
-    const from = emitted;
-    while (emitted < walked.length && identity[emitted] !== undefined) emitted++;
-    if (emitted - from >= 2000 || (all && emitted > from)) {
-      parts.push(Buffer.from(`${identity.slice(from, emitted).join('\n')}\n`));
-      identity.fill(undefined, from, emitted);
-    } else emitted = from;
+    while (ready < walked.length && identity[ready] !== undefined) ready++;
+    if (ready - emitted >= 2000 || (all && ready > emitted)) {
+      parts.push(Buffer.from(`${identity.slice(emitted, ready).join('\n')}\n`));
+      identity.fill(undefined, emitted, ready);
+      emitted = ready;
+    }
   };
   const volatileText = allFull ? Buffer.from(volatile.join('')) : undefined;
   let settled = false;
