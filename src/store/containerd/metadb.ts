@@ -1,4 +1,5 @@
-import type { BoltFile, BucketRef } from '../../formats/bolt/db.js';
+import { isBucketEntry, type BoltFile, type BucketRef } from '../../formats/bolt/db.js';
+import { encodeUtf8 } from '../../formats/bytes.js';
 
 import { decodeAny, type AnyValue } from '../../formats/containerd/any.js';
 import { isBlobDigest, isIdentifier } from '../../formats/containerd/identifiers.js';
@@ -312,6 +313,20 @@ export class MetaDb {
         problems,
       };
     });
+  }
+
+  /**
+   * Whether the namespace has a snapshot record `key` in a snapshotter: one lookup, without reading
+   * every record (an image list asks it of each image's top chainID). The same answer as
+   * snapshots(ns), which it uses when that was read already.
+   */
+  hasSnapshot(ns: string, snapshotter: string, key: string): boolean {
+    const read = this.cache.get(`snapshots/${ns}`) as Map<string, CdSnapshotRecord[]> | undefined;
+    if (read !== undefined) return read.get(snapshotter)?.some((r) => r.key === key) ?? false;
+    const b = this.once(`snapshotbucket/${ns}/${snapshotter}`, () => this.nsBucket(ns, 'snapshots', snapshotter));
+    if (b === undefined) return false;
+    const e = this.db.lookup(b, encodeUtf8(key));
+    return e !== undefined && isBucketEntry(e);
   }
 
   /** Snapshot records of a namespace, by snapshotter name. */

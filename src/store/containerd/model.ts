@@ -162,6 +162,12 @@ export class CdRoot {
     return index.get(key);
   }
 
+  /** Whether snapshotByKey would find the key: one lookup when the namespace's snapshots were not read. */
+  hasSnapshot(ns: string, snapshotter: string, key: string): boolean {
+    const index = this.cache.get(`snapindex/${ns}/${snapshotter}`) as Map<string, CdSnapshot> | undefined;
+    return index !== undefined ? index.has(key) : this.meta.hasSnapshot(ns, snapshotter, key);
+  }
+
   /** The names under a snapshotter's `snapshots/` directory (one listing). */
   snapshotDirIds(snapshotter: string): Set<string> {
     // Snapshotter names come from the evidence: only the ones whose layout is known become paths.
@@ -412,7 +418,7 @@ function resolveManifest(root: CdRoot, ns: string, desc: Descriptor, snapshotter
   const top = m.chainIds[m.chainIds.length - 1];
   if (top !== undefined) {
     // Unpacked when the top chainID is a snapshot of the namespace in that snapshotter.
-    m.unpacked = root.snapshotByKey(ns, snapshotter, top) !== undefined;
+    m.unpacked = root.hasSnapshot(ns, snapshotter, top);
   }
   m.matchesHost = m.platform !== undefined && matchesHost(m.platform, root.host);
   return m;
