@@ -89,8 +89,8 @@ export class FileSource implements ByteSource {
     const last = Math.floor((offset + length - 1) / cs);
     if (length > 0 && first === last) {
       const chunk = this.chunk(first);
-      const start = offset - first * cs;
-      return chunk.subarray(start, start + length);
+      // a plain view (Buffer#subarray builds a Buffer through its constructor: slower, per page)
+      return new Uint8Array(chunk.buffer, chunk.byteOffset + offset - first * cs, length);
     }
     const out = Buffer.allocUnsafe(length);
     this.readInto(out, offset);

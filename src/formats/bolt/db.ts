@@ -79,9 +79,11 @@ function metaError(m: Meta, file: string | undefined): DatarootError {
   }
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 function u64(v: DataView, off: number): { n: number; big: bigint } {
   const big = v.getBigUint64(off, true);
-  const n = big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : -1;
+  const n = big <= MAX_SAFE ? Number(big) : -1;
   return { n, big };
 }
 
