@@ -239,6 +239,68 @@ function ensurePath(db: BoltFile, path: readonly string[], made: Set<string>): B
 }
 
 export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promise<CdInjectResult> {
+  checkTarget(fs, o);
+  const box: LockBox = { lock: o.dryRun ? undefined : await lockForWrite(fs.abs(CD.metaDb)) };
+  let orig: string | undefined;
+  let restorable = true;
+  const work = mkdtempSync(join(tmpdir(), 'dataroot-cdinject-'));
+  const dropWork = removeOnExit(work);
+  const stager = new BlobStager(fs, o);
+  try {
+    const { onStep: _step, namespace: _ns, ...common } = o;
+    const planned = await loadInjectable({ ...common, preferOci: true }, work, 'containerd on Linux would not run it');
+    // Before anything is staged: the tombstone that makes containerd clean up after a crash.
+    // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
+    if (!o.dryRun) {
+      fs.mkdirs(CD.blobsDir, 0o755);
+      // The file as it was, kept by a hard link in an ingest directory (containerd's GC removes it
+      // after a crash): a run refused while staging puts it back, so that nothing changed.
+      orig = newIngest(fs, 'meta.db.orig');
+      fs.link(CD.metaDb, `${orig}/data`);
+      box.keep = box.lock;
+      await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box, o.unpack === true);
+    }
+    const plans: ImagePlan[] = [];
+    for (const p of planned) plans.push(await planImage(stager, p, o));
+    const result = resultOf(fs, o, plans, stager.blobs);
+    if (o.dryRun) {
+      result.imagesReplaced = replacedNames(fs, o, plans);
+      return result;
+    }
+    // Blobs into place. From here a failure leaves what was committed to containerd's GC (the
+    // tombstone makes it run), not to a restore.
+    restorable = false;
+    await stager.commit();
+    // --unpack: the snapshots, then the snapshotter's metadata.db.
+    let extra: ((db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]) | undefined;
+    if (o.unpack === true) extra = await unpackAll(fs, o, plans, stager.blobs, result, stager.staged, stager.untrack);
+    // The new meta.db: the old tree, the records of this run replacing any of the same names.
+    await rewriteMetaDb(fs, o, plans, stager.blobs, result, box, extra);
+    return result;
+  } catch (e) {
+    stager.dropStaged();
+    if (orig !== undefined && restorable && fs.kind(`${orig}/data`) === 'file') {
+      fs.rename(`${orig}/data`, CD.metaDb);
+      fs.fsyncDir('io.containerd.metadata.v1.bolt');
+    }
+    throw e;
+  } finally {
+    for (const u of stager.untrack) u();
+    if (orig !== undefined) {
+      try {
+        fs.remove(orig);
+      } catch {
+        /* containerd's GC aborts it */
+      }
+    }
+    dropWork();
+    await box.lock?.release();
+    if (box.keep !== box.lock) await box.keep?.release();
+  }
+}
+
+/** The target before anything is locked or written: a valid namespace, meta.db a file at a known schema, directories where containerd keeps them. */
+function checkTarget(fs: Confined, o: CdInjectOptions): void {
   if (!isIdentifier(o.namespace))
     throw new DatarootError(
       'USAGE_BAD_NAMESPACE',
@@ -258,246 +320,224 @@ export async function injectContainerd(fs: Confined, o: CdInjectOptions): Promis
       throw new DatarootError('STORE_TARGET_UNSAFE', `${fs.abs(d)} is a ${k}, where containerd keeps a directory: refused`, { file: fs.abs(d) });
   }
   // The schema: v1, at a version containerd 1.x to 2.x writes (their records are the same).
-  {
-    const db = openMeta(fs);
-    try {
-      const v1 = schemaBucket(db, fs);
-      const v = record(db, v1).get('version')?.value;
-      const n = v === undefined ? undefined : varintNumber(v);
-      if (n === undefined || !KNOWN_DB_VERSIONS.includes(n))
-        throw new DatarootError(
-          'CONTAINERD_SCHEMA_UNKNOWN',
-          `${fs.abs(CD.metaDb)} is at schema v1 version ${n ?? '(none)'}; inject writes versions ${KNOWN_DB_VERSIONS.join(', ')} (containerd 1.x to 2.x)`,
-          { file: fs.abs(CD.metaDb) },
-        );
-    } finally {
-      closeMeta(db);
-    }
-  }
-  const box: LockBox = { lock: o.dryRun ? undefined : await lockForWrite(fs.abs(CD.metaDb)) };
-  let orig: string | undefined;
-  let restorable = true;
-  const work = mkdtempSync(join(tmpdir(), 'dataroot-cdinject-'));
-  const dropWork = removeOnExit(work);
-  const staged: string[] = [];
-  const untrack: (() => void)[] = [];
+  const db = openMeta(fs);
   try {
-    const { onStep: _step, namespace: _ns, ...common } = o;
-    const planned = await loadInjectable({ ...common, preferOci: true }, work, 'containerd on Linux would not run it');
-    // Before anything is staged: the tombstone that makes containerd clean up after a crash.
-    // containerd's content GC walks blobs/ and gives up when it is absent (a root that never stored a blob).
-    if (!o.dryRun) fs.mkdirs(CD.blobsDir, 0o755);
+    const v1 = schemaBucket(db, fs);
+    const v = record(db, v1).get('version')?.value;
+    const n = v === undefined ? undefined : varintNumber(v);
+    if (n === undefined || !KNOWN_DB_VERSIONS.includes(n))
+      throw new DatarootError(
+        'CONTAINERD_SCHEMA_UNKNOWN',
+        `${fs.abs(CD.metaDb)} is at schema v1 version ${n ?? '(none)'}; inject writes versions ${KNOWN_DB_VERSIONS.join(', ')} (containerd 1.x to 2.x)`,
+        { file: fs.abs(CD.metaDb) },
+      );
+  } finally {
+    closeMeta(db);
+  }
+}
+
+/**
+ * The blobs of one run: each staged in an ingest directory of its own (as containerd's local
+ * store writes them), checked against the digest and size it must have, written once however
+ * many images share it, and not rewritten when the store has it; then renamed into place.
+ */
+class BlobStager {
+  /** Every blob of this run, by digest (a layer shared by two images is written once). */
+  readonly blobs = new Map<string, BlobJob>();
+  /** Ingest directories staged and not yet committed (removed on a failure). */
+  readonly staged: string[] = [];
+  /** Ends the tracking of staged directories (their removal on a signal). */
+  readonly untrack: (() => void)[] = [];
+
+  constructor(
+    private readonly fs: Confined,
+    private readonly o: CdInjectOptions,
+  ) {}
+
+  /** Writes a blob into a new ingest directory (nothing in a dry run); what is already here is checked, not rewritten. */
+  readonly stage: Stage = async (what, write, expect) => {
+    const { fs, o, blobs } = this;
+    if (expect !== undefined && (blobs.has(expect.digest) || fs.kind(CD.blob(expect.digest)) === 'file')) {
+      // Already written by this run or present: the stored blob is checked, not rewritten.
+      if (!blobs.has(expect.digest)) await checkStored(fs, expect.digest, expect.size);
+      return { digest: expect.digest, size: expect.size ?? blobs.get(expect.digest)?.size ?? 0 };
+    }
+    let dir: string | undefined;
+    let fd: number | undefined;
     if (!o.dryRun) {
-      // The file as it was, kept by a hard link in an ingest directory (containerd's GC removes it
-      // after a crash): a run refused while staging puts it back, so that nothing changed.
-      orig = newIngest(fs, 'meta.db.orig');
-      fs.link(CD.metaDb, `${orig}/data`);
-      box.keep = box.lock;
-      await writeTombstone(fs, o.namespace, `dataroot-inject-${process.pid}-${Date.now().toString(36)}`, box, o.unpack === true);
+      dir = newIngest(fs, what);
+      this.staged.push(dir);
+      const t = trackStaging(fs.abs(dir));
+      this.untrack.push(() => t.done());
+      fd = fs.createExclusive(`${dir}/data`, 0o644);
     }
-    const result: CdInjectResult = {
-      root: fs.base,
-      store: 'containerd',
-      namespace: o.namespace,
-      dryRun: o.dryRun,
-      images: [],
-      blobsWritten: 0,
-      blobsReused: 0,
-      bytesWritten: 0,
-      imagesReplaced: [],
-      snapshots: [],
-    };
-    /** Every blob of this run, by digest (a layer shared by two images is written once). */
-    const blobs = new Map<string, BlobJob>();
-    const plans: ImagePlan[] = [];
+    const f = new BlobFile(fd);
+    try {
+      await write(f);
+    } catch (e) {
+      f.abort();
+      throw e;
+    }
+    const digest = f.finish();
+    if (expect !== undefined && digest !== expect.digest)
+      throw new DatarootError('ARCHIVE_BLOB_DIGEST_MISMATCH', `${what}: its sha256 is ${digest}, not ${expect.digest}`);
+    if (expect?.size !== undefined && f.size !== expect.size)
+      throw new DatarootError('ARCHIVE_BLOB_SIZE_MISMATCH', `${what}: ${f.size} bytes, the descriptor says ${expect.size}`);
+    if (dir !== undefined) await o.onStep?.('blob-staged');
+    if (expect === undefined && (blobs.has(digest) || fs.kind(CD.blob(digest)) === 'file')) {
+      if (!blobs.has(digest)) await checkStored(fs, digest, f.size);
+      if (dir !== undefined) fs.remove(dir);
+      return { digest, size: f.size };
+    }
+    return { digest, size: f.size, ...(dir !== undefined ? { dir } : {}) };
+  };
 
-    const stage = async (
-      what: string,
-      write: (f: BlobFile) => Promise<void>,
-      expect?: { digest: string; size?: number },
-    ): Promise<{ digest: string; size: number; dir?: string }> => {
-      if (expect !== undefined && (blobs.has(expect.digest) || fs.kind(CD.blob(expect.digest)) === 'file')) {
-        // Already written by this run or present: the stored blob is checked, not rewritten.
-        if (!blobs.has(expect.digest)) await checkStored(fs, expect.digest, expect.size);
-        return { digest: expect.digest, size: expect.size ?? blobs.get(expect.digest)?.size ?? 0 };
-      }
-      let dir: string | undefined;
-      let fd: number | undefined;
-      if (!o.dryRun) {
-        dir = newIngest(fs, what);
-        staged.push(dir);
-        const t = trackStaging(fs.abs(dir));
-        untrack.push(() => t.done());
-        fd = fs.createExclusive(`${dir}/data`, 0o644);
-      }
-      const f = new BlobFile(fd);
-      try {
-        await write(f);
-      } catch (e) {
-        f.abort();
-        throw e;
-      }
-      const digest = f.finish();
-      if (expect !== undefined && digest !== expect.digest)
-        throw new DatarootError('ARCHIVE_BLOB_DIGEST_MISMATCH', `${what}: its sha256 is ${digest}, not ${expect.digest}`);
-      if (expect?.size !== undefined && f.size !== expect.size)
-        throw new DatarootError('ARCHIVE_BLOB_SIZE_MISMATCH', `${what}: ${f.size} bytes, the descriptor says ${expect.size}`);
-      if (dir !== undefined) await o.onStep?.('blob-staged');
-      if (expect === undefined && (blobs.has(digest) || fs.kind(CD.blob(digest)) === 'file')) {
-        if (!blobs.has(digest)) await checkStored(fs, digest, f.size);
-        if (dir !== undefined) fs.remove(dir);
-        return { digest, size: f.size };
-      }
-      return { digest, size: f.size, ...(dir !== undefined ? { dir } : {}) };
-    };
-    const add = (digest: string, mediaType: string, size: number, dir: string | undefined, labels: Record<string, string> = {}): BlobJob => {
-      let j = blobs.get(digest);
-      if (j === undefined) {
-        j = {
-          digest,
-          mediaType,
-          size,
-          labels: {},
-          action: dir !== undefined || (o.dryRun && fs.kind(CD.blob(digest)) !== 'file') ? 'write' : 'reuse',
-          ...(dir !== undefined ? { staged: dir } : {}),
-        };
-        blobs.set(digest, j);
-      }
-      Object.assign(j.labels, labels);
-      return j;
-    };
-    const bytes =
-      (b: Uint8Array) =>
-      async (f: BlobFile): Promise<void> =>
-        f.write(b);
+  /** A staged (or present) blob as a job of this run, its labels merged into the job's. */
+  add(digest: string, mediaType: string, size: number, dir: string | undefined, labels: Record<string, string> = {}): BlobJob {
+    let j = this.blobs.get(digest);
+    if (j === undefined) {
+      j = {
+        digest,
+        mediaType,
+        size,
+        labels: {},
+        action: dir !== undefined || (this.o.dryRun && this.fs.kind(CD.blob(digest)) !== 'file') ? 'write' : 'reuse',
+        ...(dir !== undefined ? { staged: dir } : {}),
+      };
+      this.blobs.set(digest, j);
+    }
+    Object.assign(j.labels, labels);
+    return j;
+  }
 
-    for (const p of planned) {
-      const img = p.img;
-      const jobs: BlobJob[] = [];
-      const chains = chainIds(img.diffIds);
-      const unpackLayers: ImagePlan['layers'] = [];
-      // The config: its exact bytes.
-      const cfg = await stage(`config ${img.id}`, bytes(img.configBytes), { digest: img.id, size: img.configBytes.length });
-      let target: ImagePlan['target'];
-      if (img.manifestDigest !== undefined) {
-        // An OCI layout: its manifest and layers as they are.
-        const m = await readManifest(p.source, img.manifestDigest);
-        const layers = img.layers.map((l, k) => ({ l, diffId: img.diffIds[k]! }));
-        const layerDigests: string[] = [];
-        for (const { l, diffId } of layers) {
-          const r = await stageLayer(stage, p.source, l, diffId, o);
-          layerDigests.push(r.digest);
-          unpackLayers.push({ digest: r.digest, unpack: { chainId: chains[unpackLayers.length]!, diffId, source: p.source, layer: l } });
-          jobs.push(add(r.digest, l.mediaType ?? MT.dockerLayer, r.size, r.dir));
-        }
-        const ms = await stage(`manifest ${img.manifestDigest}`, bytes(m.bytes), { digest: img.manifestDigest, size: m.bytes.length });
-        jobs.unshift(add(img.id, m.configMediaType, cfg.size, cfg.dir));
-        jobs.unshift(add(ms.digest, m.mediaType, ms.size, ms.dir, manifestGcLabels(img.id, layerDigests)));
-        target = { digest: ms.digest, mediaType: m.mediaType, size: ms.size };
-      } else {
-        // docker save, or --config with --layer: the manifest containerd's importer makes.
-        const descs: { mediaType: string; digest: string; size: number }[] = [];
-        for (const [k, l] of img.layers.entries()) {
-          const r = await stageLayer(stage, p.source, l, img.diffIds[k]!, o);
-          unpackLayers.push({ digest: r.digest, unpack: { chainId: chains[k]!, diffId: img.diffIds[k]!, source: p.source, layer: l } });
-          const desc = { mediaType: r.compressed ? MT.dockerLayerGzip : MT.dockerLayer, digest: r.digest, size: r.size };
-          descs.push(desc);
-          jobs.push(add(r.digest, desc.mediaType, r.size, r.dir));
-        }
-        const manifest = encodeUtf8(dockerSchema2Manifest({ digest: img.id, size: cfg.size }, descs));
-        const md = sha256Digest(manifest);
-        const ms = await stage(`manifest ${md}`, bytes(manifest), { digest: md, size: manifest.length });
-        jobs.unshift(add(img.id, MT.dockerConfig, cfg.size, cfg.dir));
-        jobs.unshift(
-          add(
-            md,
-            MT.dockerManifest,
-            ms.size,
-            ms.dir,
-            manifestGcLabels(
-              img.id,
-              descs.map((d) => d.digest),
-            ),
-          ),
-        );
-        target = { digest: md, mediaType: MT.dockerManifest, size: ms.size };
-      }
-      plans.push({ planned: p, names: namesOf(p, target.digest), target, configDigest: img.id, blobs: jobs, layers: unpackLayers });
-    }
-    for (const j of blobs.values()) {
-      if (j.action === 'write') {
-        result.blobsWritten++;
-        result.bytesWritten += j.size;
-      } else result.blobsReused++;
-    }
-    result.images = plans.map((pl) => ({
-      id: pl.target.digest,
-      configDigest: pl.configDigest,
-      mediaType: pl.target.mediaType,
-      names: pl.names,
-      source: pl.planned.sourceName,
-      blobs: pl.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, action: b.action })),
-      warnings: pl.planned.warnings,
-    }));
-    if (o.dryRun) {
-      const old = openMeta(fs);
-      try {
-        result.imagesReplaced = plans.flatMap((pl) =>
-          pl.names.filter((n) => lookupBucket(old, old.rootBucket(), [V1, o.namespace, 'images', n]) !== undefined),
-        );
-      } finally {
-        closeMeta(old);
-      }
-      return result;
-    }
-
-    // Blobs into place: renamed from their ingest directory, which then goes. From here a failure
-    // leaves what was committed to containerd's GC (the tombstone makes it run), not to a restore.
-    restorable = false;
-    for (const j of blobs.values()) {
+  /** Each staged blob renamed from its ingest directory into blobs/sha256, the directory then removed; both directories synced. */
+  async commit(): Promise<void> {
+    const fs = this.fs;
+    for (const j of this.blobs.values()) {
       if (j.staged === undefined) continue;
       fs.mkdirs(CD.blobsDir, 0o755);
       fs.rename(`${j.staged}/data`, CD.blob(j.digest));
       fs.remove(j.staged);
-      await o.onStep?.('blob-committed');
+      await this.o.onStep?.('blob-committed');
     }
     fs.fsyncDir(CD.blobsDir);
     fs.fsyncDir(CD.ingestDir);
-    for (const u of untrack) u();
-    untrack.length = 0;
-    staged.length = 0;
+    for (const u of this.untrack) u();
+    this.untrack.length = 0;
+    this.staged.length = 0;
+  }
 
-    // --unpack: the snapshots, then the snapshotter's metadata.db.
-    let extra: ((db: BoltFile, ensure: (path: string[]) => BoltEdit[]) => BoltEdit[]) | undefined;
-    if (o.unpack === true) extra = await unpackAll(fs, o, plans, blobs, result, staged, untrack);
-    // The new meta.db: the old tree, the records of this run replacing any of the same names.
-    await rewriteMetaDb(fs, o, plans, blobs, result, box, extra);
-    return result;
-  } catch (e) {
-    for (const d of staged) {
+  /** After a failure: the ingest directories not committed go (best effort). */
+  dropStaged(): void {
+    for (const d of this.staged) {
       try {
-        fs.remove(d);
+        this.fs.remove(d);
       } catch {
         /* best effort: containerd's GC aborts ingests no record names */
       }
     }
-    if (orig !== undefined && restorable && fs.kind(`${orig}/data`) === 'file') {
-      fs.rename(`${orig}/data`, CD.metaDb);
-      fs.fsyncDir('io.containerd.metadata.v1.bolt');
+  }
+}
+
+const blobOf =
+  (b: Uint8Array) =>
+  async (f: BlobFile): Promise<void> =>
+    f.write(b);
+
+/** One image's blobs staged (config, layers, manifest) and what its records and snapshots will be. */
+async function planImage(stager: BlobStager, p: Planned, o: CdInjectOptions): Promise<ImagePlan> {
+  const img = p.img;
+  const jobs: BlobJob[] = [];
+  const chains = chainIds(img.diffIds);
+  const unpackLayers: ImagePlan['layers'] = [];
+  // The config: its exact bytes.
+  const cfg = await stager.stage(`config ${img.id}`, blobOf(img.configBytes), { digest: img.id, size: img.configBytes.length });
+  let target: ImagePlan['target'];
+  if (img.manifestDigest !== undefined) {
+    // An OCI layout: its manifest and layers as they are.
+    const m = await readManifest(p.source, img.manifestDigest);
+    const layerDigests: string[] = [];
+    for (const [k, l] of img.layers.entries()) {
+      const diffId = img.diffIds[k]!;
+      const r = await stageLayer(stager.stage, p.source, l, diffId, o);
+      layerDigests.push(r.digest);
+      unpackLayers.push({ digest: r.digest, unpack: { chainId: chains[k]!, diffId, source: p.source, layer: l } });
+      jobs.push(stager.add(r.digest, l.mediaType ?? MT.dockerLayer, r.size, r.dir));
     }
-    throw e;
+    const ms = await stager.stage(`manifest ${img.manifestDigest}`, blobOf(m.bytes), { digest: img.manifestDigest, size: m.bytes.length });
+    jobs.unshift(stager.add(img.id, m.configMediaType, cfg.size, cfg.dir));
+    jobs.unshift(stager.add(ms.digest, m.mediaType, ms.size, ms.dir, manifestGcLabels(img.id, layerDigests)));
+    target = { digest: ms.digest, mediaType: m.mediaType, size: ms.size };
+  } else {
+    // docker save, or --config with --layer: the manifest containerd's importer makes.
+    const descs: { mediaType: string; digest: string; size: number }[] = [];
+    for (const [k, l] of img.layers.entries()) {
+      const r = await stageLayer(stager.stage, p.source, l, img.diffIds[k]!, o);
+      unpackLayers.push({ digest: r.digest, unpack: { chainId: chains[k]!, diffId: img.diffIds[k]!, source: p.source, layer: l } });
+      const desc = { mediaType: r.compressed ? MT.dockerLayerGzip : MT.dockerLayer, digest: r.digest, size: r.size };
+      descs.push(desc);
+      jobs.push(stager.add(r.digest, desc.mediaType, r.size, r.dir));
+    }
+    const manifest = encodeUtf8(dockerSchema2Manifest({ digest: img.id, size: cfg.size }, descs));
+    const md = sha256Digest(manifest);
+    const ms = await stager.stage(`manifest ${md}`, blobOf(manifest), { digest: md, size: manifest.length });
+    jobs.unshift(stager.add(img.id, MT.dockerConfig, cfg.size, cfg.dir));
+    jobs.unshift(
+      stager.add(
+        md,
+        MT.dockerManifest,
+        ms.size,
+        ms.dir,
+        manifestGcLabels(
+          img.id,
+          descs.map((d) => d.digest),
+        ),
+      ),
+    );
+    target = { digest: md, mediaType: MT.dockerManifest, size: ms.size };
+  }
+  return { planned: p, names: namesOf(p, target.digest), target, configDigest: img.id, blobs: jobs, layers: unpackLayers };
+}
+
+/** What the run did (or, dry, would do): the images and their blobs, what was written and reused. */
+function resultOf(fs: Confined, o: CdInjectOptions, plans: ImagePlan[], blobs: Map<string, BlobJob>): CdInjectResult {
+  const result: CdInjectResult = {
+    root: fs.base,
+    store: 'containerd',
+    namespace: o.namespace,
+    dryRun: o.dryRun,
+    images: [],
+    blobsWritten: 0,
+    blobsReused: 0,
+    bytesWritten: 0,
+    imagesReplaced: [],
+    snapshots: [],
+  };
+  for (const j of blobs.values()) {
+    if (j.action === 'write') {
+      result.blobsWritten++;
+      result.bytesWritten += j.size;
+    } else result.blobsReused++;
+  }
+  result.images = plans.map((pl) => ({
+    id: pl.target.digest,
+    configDigest: pl.configDigest,
+    mediaType: pl.target.mediaType,
+    names: pl.names,
+    source: pl.planned.sourceName,
+    blobs: pl.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, action: b.action })),
+    warnings: pl.planned.warnings,
+  }));
+  return result;
+}
+
+/** The names of this run that already have an image record in the namespace (a dry run's report). */
+function replacedNames(fs: Confined, o: CdInjectOptions, plans: ImagePlan[]): string[] {
+  const old = openMeta(fs);
+  try {
+    return plans.flatMap((pl) => pl.names.filter((n) => lookupBucket(old, old.rootBucket(), [V1, o.namespace, 'images', n]) !== undefined));
   } finally {
-    for (const u of untrack) u();
-    if (orig !== undefined) {
-      try {
-        fs.remove(orig);
-      } catch {
-        /* containerd's GC aborts it */
-      }
-    }
-    dropWork();
-    await box.lock?.release();
-    if (box.keep !== box.lock) await box.keep?.release();
+    closeMeta(old);
   }
 }
 
