@@ -237,7 +237,6 @@ function assignTags(planned: Planned[], extra: string[]): void {
  * links, layerdb entries, configs, metadata, and last repositories.json.
  */
 export async function inject(store: Store, o: InjectOptions): Promise<InjectResult> {
-  const L = store.L;
   const fs = store.fs;
   const d = store.driver;
   const writer = layerWriter(d);
@@ -248,42 +247,7 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
   const dropWork = removeOnExit(work);
   try {
     const planned = await loadInjectable(o, work, 'dockerd on Linux would skip it');
-    // Plan: which layers exist (reused) and which must be written, each chain once.
-    const jobs = new Map<string, LayerJob>();
-    const images: InjectedImage[] = [];
-    for (const p of planned) {
-      const chains = chainIds(p.img.diffIds);
-      const layers: InjectedLayer[] = chains.map((chainId, k) => {
-        const diffId = p.img.diffIds[k]!;
-        const existing = store.layers.get(chainId);
-        if (existing !== undefined) {
-          if (!store.isLoadable(chainId) || !existing.driverDirExists || existing.cacheId === undefined) {
-            throw new DatarootError(
-              'STORE_LAYER_BROKEN',
-              `layer ${chainId} is in the store but broken (${store.loadable.get(chainId) ?? 'its driver directory is missing'}): run dataroot verify, then dataroot gc`,
-            );
-          }
-          return { diffId, chainId, action: 'reuse' as const, ...(existing.cacheId !== undefined ? { cacheId: existing.cacheId } : {}) };
-        }
-        if (!jobs.has(chainId)) {
-          const cacheId = newCacheId();
-          jobs.set(chainId, {
-            chainId,
-            diffId,
-            parent: k === 0 ? undefined : chains[k - 1],
-            layer: p.img.layers[k]!,
-            source: p.source,
-            cacheId,
-            link: newLinkId(),
-            staging: writer.staging(cacheId),
-            size: 0,
-            tarSplit: new Uint8Array(),
-          });
-        }
-        return { diffId, chainId, action: 'write' as const, cacheId: jobs.get(chainId)!.cacheId };
-      });
-      images.push({ id: p.img.id, source: p.sourceName, tags: p.tags, layers, configWritten: false, warnings: p.warnings });
-    }
+    const { jobs, images } = planLayers(store, writer, planned);
     const result: InjectResult = {
       root: store.root.source,
       driver: d,
@@ -296,99 +260,181 @@ export async function inject(store: Store, o: InjectOptions): Promise<InjectResu
     };
     if (o.dryRun) {
       result.tagsChanged = planned.flatMap((p) => p.tags);
-      for (const img of images) img.configWritten = !fs.exists(`${L.imageContentDir(d)}/${img.id.slice(7)}`);
+      for (const img of images) img.configWritten = !fs.exists(`${store.L.imageContentDir(d)}/${img.id.slice(7)}`);
       return result;
     }
-    // Phase 1: extract every new layer into staging; nothing outside staging is written.
-    const times = new DirTimes(fs);
-    const home = dirOf(writer.final('x'));
-    times.remember(
-      home,
-      L.layerDbTmp(d),
-      L.layerDbDir(d),
-      `${L.driverHome(d)}/l`,
-      `${L.driverHome(d)}/layers`,
-      `${L.driverHome(d)}/mnt`,
-      L.imageContentDir(d),
-      L.imageMetadataDir(d),
-      L.imageRoot(d),
-    );
-    const staged: string[] = [];
-    const unregister: (() => void)[] = [];
-    const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
-    let n = 0;
-    // overlay2 layers are independent directories: several are extracted at once, so file
-    // creation (the slow part, serialised per directory by the kernel) proceeds in several
-    // directory trees together. vfs layers start from their parent's copy: one at a time.
-    const queue = [...jobs.values()];
-    const worker = async (): Promise<void> => {
-      for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
-        staged.push(job.staging);
-        // A signal mid-extraction removes the staging dir (the exit handler), not the root's content.
-        const abs = fs.abs(job.staging);
-        const tracked = trackStaging(abs);
-        unregister.push(() => tracked.done());
-        await extractLayer(store, writer, job, jobs, o, (bytes) => {
-          result.bytesRead += bytes;
-          o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
-        });
-        n++;
-        await o.onStep?.('layer-extracted');
-      }
-    };
-    const settled = await Promise.allSettled(Array.from({ length: writer.parallel ? PARALLEL_LAYERS : 1 }, () => worker()));
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) {
-      queue.length = 0;
-      removeStaging(fs, staged);
-      times.restore();
-      throw failed.reason;
-    }
-    // The files of each layer directory besides its tree (overlay2: link, lower of its parents' links, work).
-    for (const job of jobs.values()) writer.finish(fs, job.staging, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent));
-    // Phase 2: rename into place, in the order of the recipe.
-    const committed: string[] = [];
-    try {
-      for (const job of jobs.values()) {
-        const final = writer.final(job.cacheId);
-        fs.rename(job.staging, final);
-        committed.push(final);
-        fs.fsyncDir(home);
-        await o.onStep?.('layer-dir');
-        committed.push(...writer.attach(fs, job.cacheId, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent)));
-        await o.onStep?.('layer-linked');
-        commitLayer(
-          fs,
-          d,
-          { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit },
-          { staged: () => void o.onStep?.('layerdb-staged') },
-        );
-        committed.push(`${L.layerDbDir(d)}/${job.chainId.slice(7)}`);
-        await o.onStep?.('layerdb-committed');
-      }
-    } catch (e) {
-      removeStaging(fs, [...staged, ...committed]);
-      times.restore();
-      throw e;
-    } finally {
-      for (const u of unregister) u();
-    }
-    for (const [k, img] of images.entries()) {
-      img.configWritten = writeImageConfig(fs, d, img.id, planned[k]!.img.configBytes);
-      await o.onStep?.('config-written');
-    }
-    const tags = images.flatMap((img) => img.tags.map((ref) => ({ ref, id: img.id })));
-    const current = new Map(store.repositories.refs.map((r) => [r.familiar, r.id]));
-    for (const img of images) {
-      if (img.tags.some((t) => current.get(t) !== img.id)) writeLastUpdated(fs, d, img.id);
-    }
-    await o.onStep?.('metadata-written');
-    result.tagsChanged = mergeTags(fs, d, tags);
-    await o.onStep?.('repositories-written');
+    const times = rememberTimes(store, writer);
+    const staging = await extractAll(store, writer, jobs, o, result, times);
+    await commitAll(store, writer, jobs, o, staging, times);
+    await writeImages(store, images, planned, o, result);
     return result;
   } finally {
     dropWork();
   }
+}
+
+/** Which layers exist (reused, checked loadable) and which must be written, each chain once. */
+function planLayers(store: Store, writer: LayerWriter, planned: Planned[]): { jobs: Map<string, LayerJob>; images: InjectedImage[] } {
+  const jobs = new Map<string, LayerJob>();
+  const images: InjectedImage[] = [];
+  for (const p of planned) {
+    const chains = chainIds(p.img.diffIds);
+    const layers: InjectedLayer[] = chains.map((chainId, k) => {
+      const diffId = p.img.diffIds[k]!;
+      const existing = store.layers.get(chainId);
+      if (existing !== undefined) {
+        if (!store.isLoadable(chainId) || !existing.driverDirExists || existing.cacheId === undefined) {
+          throw new DatarootError(
+            'STORE_LAYER_BROKEN',
+            `layer ${chainId} is in the store but broken (${store.loadable.get(chainId) ?? 'its driver directory is missing'}): run dataroot verify, then dataroot gc`,
+          );
+        }
+        return { diffId, chainId, action: 'reuse' as const, ...(existing.cacheId !== undefined ? { cacheId: existing.cacheId } : {}) };
+      }
+      if (!jobs.has(chainId)) {
+        const cacheId = newCacheId();
+        jobs.set(chainId, {
+          chainId,
+          diffId,
+          parent: k === 0 ? undefined : chains[k - 1],
+          layer: p.img.layers[k]!,
+          source: p.source,
+          cacheId,
+          link: newLinkId(),
+          staging: writer.staging(cacheId),
+          size: 0,
+          tarSplit: new Uint8Array(),
+        });
+      }
+      return { diffId, chainId, action: 'write' as const, cacheId: jobs.get(chainId)!.cacheId };
+    });
+    images.push({ id: p.img.id, source: p.sourceName, tags: p.tags, layers, configWritten: false, warnings: p.warnings });
+  }
+  return { jobs, images };
+}
+
+/** The times of the directories a run adds entries to, put back when it fails. */
+function rememberTimes(store: Store, writer: LayerWriter): DirTimes {
+  const { L, driver: d } = store;
+  const times = new DirTimes(store.fs);
+  times.remember(
+    dirOf(writer.final('x')),
+    L.layerDbTmp(d),
+    L.layerDbDir(d),
+    `${L.driverHome(d)}/l`,
+    `${L.driverHome(d)}/layers`,
+    `${L.driverHome(d)}/mnt`,
+    L.imageContentDir(d),
+    L.imageMetadataDir(d),
+    L.imageRoot(d),
+  );
+  return times;
+}
+
+/** Staging directories of a run, and how to stop their removal on a signal once they are committed. */
+interface Staging {
+  staged: string[];
+  unregister: (() => void)[];
+}
+
+/**
+ * Phase 1: every new layer extracted into its staging directory; nothing outside staging is
+ * written. overlay2 layers are independent directories: several are extracted at once, so file
+ * creation (the slow part, serialised per directory by the kernel) proceeds in several directory
+ * trees together. vfs layers start from their parent's copy: one at a time. On a failure the
+ * staging directories go and the directory times are put back.
+ */
+async function extractAll(
+  store: Store,
+  writer: LayerWriter,
+  jobs: Map<string, LayerJob>,
+  o: InjectOptions,
+  result: InjectResult,
+  times: DirTimes,
+): Promise<Staging> {
+  const fs = store.fs;
+  const staging: Staging = { staged: [], unregister: [] };
+  const totalBytes = [...jobs.values()].reduce((a, j) => a + (j.source.size(j.layer.member) ?? 0), 0);
+  let n = 0;
+  const queue = [...jobs.values()];
+  const worker = async (): Promise<void> => {
+    for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
+      staging.staged.push(job.staging);
+      // A signal mid-extraction removes the staging dir (the exit handler), not the root's content.
+      const tracked = trackStaging(fs.abs(job.staging));
+      staging.unregister.push(() => tracked.done());
+      await extractLayer(store, writer, job, jobs, o, (bytes) => {
+        result.bytesRead += bytes;
+        o.onProgress?.({ layer: n, layers: jobs.size, bytes: result.bytesRead, totalBytes });
+      });
+      n++;
+      await o.onStep?.('layer-extracted');
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: writer.parallel ? PARALLEL_LAYERS : 1 }, () => worker()));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) {
+    queue.length = 0;
+    removeStaging(fs, staging.staged);
+    times.restore();
+    for (const u of staging.unregister) u();
+    throw failed.reason;
+  }
+  // The files of each layer directory besides its tree (overlay2: link, lower of its parents' links, work).
+  for (const job of jobs.values()) writer.finish(fs, job.staging, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent));
+  return staging;
+}
+
+/**
+ * Phase 2: each layer renamed into place, in the order of the recipe: its directory, its links,
+ * its layerdb entry. On a failure what was staged or committed goes and the times are put back.
+ */
+async function commitAll(store: Store, writer: LayerWriter, jobs: Map<string, LayerJob>, o: InjectOptions, staging: Staging, times: DirTimes): Promise<void> {
+  const { fs, L, driver: d } = store;
+  const home = dirOf(writer.final('x'));
+  const committed: string[] = [];
+  try {
+    for (const job of jobs.values()) {
+      const final = writer.final(job.cacheId);
+      fs.rename(job.staging, final);
+      committed.push(final);
+      fs.fsyncDir(home);
+      await o.onStep?.('layer-dir');
+      committed.push(...writer.attach(fs, job.cacheId, job.link, job.parent === undefined ? undefined : parentOf(store, writer, jobs, job.parent)));
+      await o.onStep?.('layer-linked');
+      commitLayer(
+        fs,
+        d,
+        { chainId: job.chainId, diffId: job.diffId, size: job.size, cacheId: job.cacheId, parent: job.parent, tarSplit: job.tarSplit },
+        { staged: () => void o.onStep?.('layerdb-staged') },
+      );
+      committed.push(`${L.layerDbDir(d)}/${job.chainId.slice(7)}`);
+      await o.onStep?.('layerdb-committed');
+    }
+  } catch (e) {
+    removeStaging(fs, [...staging.staged, ...committed]);
+    times.restore();
+    throw e;
+  } finally {
+    for (const u of staging.unregister) u();
+  }
+}
+
+/** The images' configs, their lastUpdated metadata where a tag moves to them, then repositories.json. */
+async function writeImages(store: Store, images: InjectedImage[], planned: Planned[], o: InjectOptions, result: InjectResult): Promise<void> {
+  const { fs, driver: d } = store;
+  for (const [k, img] of images.entries()) {
+    img.configWritten = writeImageConfig(fs, d, img.id, planned[k]!.img.configBytes);
+    await o.onStep?.('config-written');
+  }
+  const tags = images.flatMap((img) => img.tags.map((ref) => ({ ref, id: img.id })));
+  const current = new Map(store.repositories.refs.map((r) => [r.familiar, r.id]));
+  for (const img of images) {
+    if (img.tags.some((t) => current.get(t) !== img.id)) writeLastUpdated(fs, d, img.id);
+  }
+  await o.onStep?.('metadata-written');
+  result.tagsChanged = mergeTags(fs, d, tags);
+  await o.onStep?.('repositories-written');
 }
 
 /** The cache-id of a chain: a layer of this run, or one already in the store. */
