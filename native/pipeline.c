@@ -731,7 +731,7 @@ static void *pf_flusher(void *arg) {
   pthread_mutex_lock(&j->flush_lock);
   while (!j->flush_stop) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_nsec += 50 * 1000 * 1000;
     if (until.tv_nsec >= 1000000000L) {
       until.tv_sec++;
@@ -742,7 +742,9 @@ static void *pf_flusher(void *arg) {
     uint64_t end = __atomic_load_n(&j->end, __ATOMIC_RELAXED);
     if (end - synced < PF_FLUSH_EVERY) continue;
     pthread_mutex_unlock(&j->flush_lock);
-    /* a failure here is the caller's fsync's to report: it syncs the whole pack again */
+    /* a failure here is the caller's fsync's to report: it syncs the whole pack again, through a
+     * descriptor opened before the run, which Linux (4.13 and later) tells of a write-back error
+     * even when this call saw it first */
     fdatasync(fd);
     synced = end;
     pthread_mutex_lock(&j->flush_lock);
@@ -902,7 +904,11 @@ napi_value js_pack_files(napi_env env, napi_callback_info info) {
   if (j == NULL) return throw_errno(env, "packFiles", "", ENOMEM);
   pthread_mutex_init(&j->lock, NULL);
   pthread_mutex_init(&j->flush_lock, NULL);
-  pthread_cond_init(&j->flush_cond, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the flusher's waits: not moved by clock steps */
+  pthread_cond_init(&j->flush_cond, &ca);
+  pthread_condattr_destroy(&ca);
   j->fd = -1;
   j->buffered_fd = -1;
   j->failed = -1;

@@ -317,11 +317,21 @@ export class MetaDb {
 
   /**
    * Whether the namespace has a snapshot record `key` in a snapshotter: one lookup, without reading
-   * every record (an image list asks it of each image's top chainID). The same answer as
-   * snapshots(ns), which it uses when that was read already.
+   * every record (an image list asks it of each image's top chainID), as containerd's own Stat
+   * seeks it. The same answer as snapshots(ns) on a sound file, which it uses when that was read
+   * already; on a file whose keys are out of order it answers as bbolt's seek would.
    */
   hasSnapshot(ns: string, snapshotter: string, key: string): boolean {
     const read = this.cache.get(`snapshots/${ns}`) as Map<string, CdSnapshotRecord[]> | undefined;
+    // A key that is not ASCII (a config's diffID may hold anything) is compared as snapshots()
+    // compares it, as decoded text: bytes that are not UTF-8 decode to U+FFFD there.
+    // eslint-disable-next-line no-control-regex
+    if (read === undefined && /[^\x00-\x7f]/.test(key))
+      return (
+        this.snapshots(ns)
+          .get(snapshotter)
+          ?.some((r) => r.key === key) ?? false
+      );
     if (read !== undefined) return read.get(snapshotter)?.some((r) => r.key === key) ?? false;
     const b = this.once(`snapshotbucket/${ns}/${snapshotter}`, () => this.nsBucket(ns, 'snapshots', snapshotter));
     if (b === undefined) return false;

@@ -28,16 +28,20 @@ describe('CdRoot.hasSnapshot (the one-lookup answer an image list uses)', () => 
       for (const img of full.meta.images(ns)) {
         for (const m of full.resolve(img).manifests) for (const c of chainIds(m.diffIds)) queries.push([ns, 'overlayfs', c]);
       }
-      queries.push([ns, 'overlayfs', ''], [ns, 'no-such-snapshotter', 'k']);
+      queries.push([ns, 'overlayfs', ''], [ns, 'no-such-snapshotter', 'k'], [ns, 'overlayfs', 'sha256:é'], [ns, 'overlayfs', '\uD800']);
     }
     const present = queries.filter(([ns, sn, k]) => full.snapshotByKey(ns, sn, k) !== undefined).length;
     expect(present).toBeGreaterThan(5);
     expect(queries.length - present).toBeGreaterThan(5);
     const fresh = open();
     for (const [ns, sn, k] of queries) expect(fresh.hasSnapshot(ns, sn, k), `${ns} ${sn} ${k}`).toBe(full.snapshotByKey(ns, sn, k) !== undefined);
-    // and once the records were read, from them
+    // and once the records were read, from them: meta.db's records only, then the merged index
+    const metaRead = open();
+    for (const ns of metaRead.namespaceNames()) metaRead.meta.snapshots(ns);
+    for (const [ns, sn, k] of queries) expect(metaRead.hasSnapshot(ns, sn, k), `${ns} ${sn} ${k}`).toBe(full.snapshotByKey(ns, sn, k) !== undefined);
     for (const [ns, sn, k] of queries) expect(full.hasSnapshot(ns, sn, k), `${ns} ${sn} ${k}`).toBe(full.snapshotByKey(ns, sn, k) !== undefined);
     full.close();
     fresh.close();
+    metaRead.close();
   });
 });
