@@ -3,7 +3,7 @@ import { formatPlatform, hostRank, matchesHost } from '../formats/containerd/oci
 import { DatarootError } from '../formats/errors.js';
 import { parseReference } from '../formats/docker/reference.js';
 import type { CdContainerRecord, CdImageRecord } from '../store/containerd/metadb.js';
-import type { CdRoot, CdSnapshot, ResolvedImage, ResolvedManifest, Usage } from '../store/containerd/model.js';
+import { MAX_SNAPSHOT_CHAIN, type CdRoot, type CdSnapshot, type ResolvedImage, type ResolvedManifest, type Usage } from '../store/containerd/model.js';
 import { problem, type Problem } from '../store/problems.js';
 import { buildView, WHITEOUTS } from '../store/rootfs.js';
 import { changesBetween, type ChangeDetail } from './containers.js';
@@ -444,23 +444,11 @@ export function findContainer(cd: CdRoot, only: string | undefined, q: string): 
   throw new DatarootError('CONTAINER_NOT_FOUND', `No such container: ${q}`);
 }
 
-/** The longest parent chain followed (dockerd and containerd stop images at 128 layers; other tools build more). */
-export const MAX_SNAPSHOT_CHAIN = 512;
-
 /** The directories of a snapshot's view, topmost first (overlayfs: its fs over its parents'; native: its own full tree). */
 export function snapshotViewDirs(cd: CdRoot, s: CdSnapshot): { dirs: string[]; full: boolean } {
-  const dirs: string[] = [];
   const full = s.snapshotter === 'native';
-  const seen = new Set<string>();
-  let cur: CdSnapshot | undefined = s;
-  for (let depth = 0; cur !== undefined; depth++) {
-    // A parent chain that comes back to a snapshot, or longer than any image has layers: tampered.
-    if (seen.has(cur.Name) || depth >= MAX_SNAPSHOT_CHAIN)
-      throw new DatarootError(
-        'CONTAINERD_SNAPSHOT_CYCLE',
-        `snapshot ${s.Name}: its parent chain ${seen.has(cur.Name) ? `comes back to ${cur.Name}` : `is longer than ${MAX_SNAPSHOT_CHAIN}`}`,
-      );
-    seen.add(cur.Name);
+  const chain = full ? { parents: [] } : cd.parentChain(s);
+  const dirs = [s, ...chain.parents].map((cur) => {
     const d = cd.snapshotFs(cur);
     if (d === undefined)
       throw new DatarootError('CONTAINERD_SNAPSHOT_ID_INVALID', `snapshot ${cur.Name} has no readable id in ${cur.snapshotter}'s metadata.db`);
@@ -471,13 +459,16 @@ export function snapshotViewDirs(cd: CdRoot, s: CdSnapshot): { dirs: string[]; f
         `snapshot ${cur.Name}: ${cd.shown(d)} is ${k === 'missing' ? 'missing' : `a ${k}`}`,
         { file: cd.shown(d) },
       );
-    dirs.push(d);
-    if (full) break;
-    if (cur.Parent === '') break;
-    const parent: CdSnapshot | undefined = cd.snapshotByKey(cur.namespace, cur.snapshotter, cur.Parent);
-    if (parent === undefined) throw new DatarootError('CONTAINERD_SNAPSHOT_MISSING', `snapshot ${cur.Name}: its parent ${cur.Parent} does not exist`);
-    cur = parent;
-  }
+    return d;
+  });
+  const end = chain.end;
+  if (end?.kind === 'missing') throw new DatarootError('CONTAINERD_SNAPSHOT_MISSING', `snapshot ${end.of.Name}: its parent ${end.parent} does not exist`);
+  // A parent chain that comes back to a snapshot, or longer than any image has layers: tampered.
+  if (end !== undefined)
+    throw new DatarootError(
+      'CONTAINERD_SNAPSHOT_CYCLE',
+      `snapshot ${s.Name}: its parent chain ${end.kind === 'cycle' ? `comes back to ${end.at}` : `is longer than ${MAX_SNAPSHOT_CHAIN}`}`,
+    );
   return { dirs, full };
 }
 

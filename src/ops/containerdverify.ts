@@ -12,8 +12,7 @@ import { openBoltIn } from '../store/bolt.js';
 import { gcPlan, type GcPlan } from '../store/containerd/gc.js';
 import { CD, FILE_SNAPSHOTTERS } from '../store/containerd/layout.js';
 import type { CdImageRecord } from '../store/containerd/metadb.js';
-import type { CdRoot, CdSnapshot, ResolvedManifest } from '../store/containerd/model.js';
-import { MAX_SNAPSHOT_CHAIN } from './containerd.js';
+import { MAX_SNAPSHOT_CHAIN, type CdRoot, type CdSnapshot, type ResolvedManifest } from '../store/containerd/model.js';
 import type { Finding, Severity } from './verify.js';
 import { severityOf, type ErrorCode } from '../formats/errorcodes.js';
 
@@ -462,21 +461,9 @@ function snapshotFindings(cd: CdRoot, s: CdSnapshot, f: Findings): void {
   }
   if (s.Parent !== '' && cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent) === undefined)
     f.add('CONTAINERD_SNAPSHOT_PARENT_MISSING', subject, `its parent ${s.Parent} does not exist`);
-  const seen = new Set<string>([s.Name]);
-  for (let p = cd.snapshotByKey(s.namespace, s.snapshotter, s.Parent); p !== undefined; p = cd.snapshotByKey(s.namespace, s.snapshotter, p.Parent)) {
-    if (seen.has(p.Name) || seen.size >= MAX_SNAPSHOT_CHAIN) {
-      f.add(
-        'CONTAINERD_SNAPSHOT_CYCLE',
-        subject,
-        seen.has(p.Name)
-          ? `its parent chain comes back to ${p.Name}: containerd's mount of it never ends`
-          : `its parent chain is longer than ${MAX_SNAPSHOT_CHAIN} snapshots`,
-      );
-      break;
-    }
-    seen.add(p.Name);
-    if (p.Parent === '') break;
-  }
+  const end = cd.parentChain(s).end;
+  if (end?.kind === 'cycle') f.add('CONTAINERD_SNAPSHOT_CYCLE', subject, `its parent chain comes back to ${end.at}: containerd's mount of it never ends`);
+  else if (end?.kind === 'too-long') f.add('CONTAINERD_SNAPSHOT_CYCLE', subject, `its parent chain is longer than ${MAX_SNAPSHOT_CHAIN} snapshots`);
   const dir = cd.snapshotFs(s);
   if (dir !== undefined && !cd.fs.isDir(dir))
     f.add('CONTAINERD_SNAPSHOT_DIR_MISSING', subject, `${dir} does not exist: containerd cannot mount the snapshot or anything above it`, [cd.shown(dir)]);

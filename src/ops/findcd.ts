@@ -6,7 +6,7 @@ import type { Problem } from '../store/problems.js';
 import { DOCKER_CONTAINERD_ROOT } from '../store/containerd/layout.js';
 import { WHITEOUTS } from '../store/rootfs.js';
 import { readVolumes } from '../store/volumes.js';
-import { MAX_SNAPSHOT_CHAIN, snapshotViewDirs } from './containerd.js';
+import { snapshotViewDirs } from './containerd.js';
 import { containersOf, familiarName, isDangling, MOBY_NS, snapshotterOf, type DockerCdContext } from './containerddocker.js';
 import { layersOf, trustedUnreadable, usableDir, type FindScope, type Source, type ViewInfo } from './find.js';
 
@@ -61,17 +61,9 @@ export class CdScope implements FindScope {
     return this.ctx.cd.snapshotByKey(MOBY_NS, snapshotter, key);
   }
 
-  /** The parents of a snapshot, nearest first; a chain that comes back or runs past the bound ends (verify names it). */
+  /** The parents of a snapshot, nearest first, as far as they resolve (a chain that comes back or runs past the bound ends: verify names it). */
   private parents(s: CdSnapshot | undefined): CdSnapshot[] {
-    const out: CdSnapshot[] = [];
-    const seen = new Set<string>();
-    for (let p = s; p !== undefined && p.Parent !== '' && out.length < MAX_SNAPSHOT_CHAIN;) {
-      seen.add(p.Name);
-      p = this.snap(p.Parent, p.snapshotter);
-      if (p === undefined || seen.has(p.Name)) break;
-      out.push(p);
-    }
-    return out;
+    return s === undefined ? [] : this.ctx.cd.parentChain(s).parents;
   }
 
   sources(): Source[] {

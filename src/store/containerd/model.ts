@@ -56,6 +56,15 @@ export interface CdSnapshot {
   problems: Problem[];
 }
 
+/** The longest parent chain followed (dockerd and containerd stop images at 128 layers; other tools build more). */
+export const MAX_SNAPSHOT_CHAIN = 512;
+
+/** A snapshot's parents, nearest first, as far as they resolve; `end` says why the walk stopped early. */
+export interface ParentChain {
+  parents: CdSnapshot[];
+  end?: { kind: 'missing'; of: CdSnapshot; parent: string } | { kind: 'cycle'; at: string } | { kind: 'too-long' };
+}
+
 export interface Usage {
   Size: number;
   Inodes: number;
@@ -160,6 +169,26 @@ export class CdRoot {
   snapshotByKey(ns: string, snapshotter: string, key: string): CdSnapshot | undefined {
     const index = this.once(`snapindex/${ns}/${snapshotter}`, () => new Map(this.snapshots(ns, snapshotter).map((s) => [s.Name, s])));
     return index.get(key);
+  }
+
+  /**
+   * The parents of a snapshot in its namespace and snapshotter, nearest first. The chain is the
+   * evidence's: one that names a missing parent, comes back to a snapshot, or runs past
+   * MAX_SNAPSHOT_CHAIN (with the snapshot itself) ends there, and says so.
+   */
+  parentChain(s: CdSnapshot): ParentChain {
+    const parents: CdSnapshot[] = [];
+    const seen = new Set([s.Name]);
+    for (let cur = s; cur.Parent !== '';) {
+      const p = this.snapshotByKey(cur.namespace, cur.snapshotter, cur.Parent);
+      if (p === undefined) return { parents, end: { kind: 'missing', of: cur, parent: cur.Parent } };
+      if (seen.has(p.Name)) return { parents, end: { kind: 'cycle', at: p.Name } };
+      if (parents.length + 2 > MAX_SNAPSHOT_CHAIN) return { parents, end: { kind: 'too-long' } };
+      seen.add(p.Name);
+      parents.push(p);
+      cur = p;
+    }
+    return { parents };
   }
 
   /** Whether snapshotByKey would find the key: one lookup when the namespace's snapshots were not read. */
